@@ -1,0 +1,38 @@
+# Two commands for a newcomer: `make lab` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SUBMISSIONS ?=
+
+.PHONY: lab test venv kernel release grade simulator bench clean
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+kernel: $(STAMP)
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (Production AI Patterns)" >/dev/null
+
+## make lab: set up and start JupyterLab on notebooks/
+lab: kernel
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+
+## make test: set up and run the whole test suite
+test: kernel
+	$(PY) -m pytest
+
+## run the simulated Anthropic API on http://127.0.0.1:8765
+simulator: $(STAMP)
+	$(PY) -m course_utils.mock_provider --port 8765
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_simulator.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis
