@@ -1,0 +1,162 @@
+"""From a skill's reply to what the API returns: content blocks, stop reason, usage and deltas.
+
+This is where the API's output rules live, applied the same way to every skill:
+``max_tokens`` cuts text at a token boundary (``stop_reason: "max_tokens"``), ``stop_sequences``
+end the text before the sequence (``stop_reason: "stop_sequence"``), tool_use blocks get ids, and
+output tokens are counted with the same tokenizer as input tokens.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from ..tokens import count_text, encoding
+from .skills.base import Reply, TextOut, ToolUseOut
+
+__all__ = ["Generated", "finalize", "text_deltas", "json_deltas", "tool_use_id"]
+
+# The API counts a few tokens of framing even for an empty answer.
+_EMPTY_OUTPUT_TOKENS = 1
+
+
+@dataclass
+class Generated:
+    """The model's output for one request, ready to serialise or stream."""
+
+    content: list[dict[str, Any]]
+    stop_reason: str
+    stop_sequence: str | None
+    output_tokens: int
+    skill: str
+    block_tokens: list[list[str]] = field(default_factory=list)
+    """Per content block, the pieces to stream (text deltas or partial JSON)."""
+
+
+def tool_use_id(seed: int, body_key: str, index: int) -> str:
+    """A deterministic ``toolu_`` id, so a streamed and a non-streamed reply are identical."""
+    digest = hashlib.sha256(f"{seed}:{body_key}:{index}".encode()).hexdigest()
+    return "toolu_01" + _b58(int(digest[:30], 16))[:22]
+
+
+_B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+
+
+def _b58(n: int) -> str:
+    out = []
+    while n:
+        n, r = divmod(n, 58)
+        out.append(_B58[r])
+    return "".join(reversed(out)) or "1"
+
+
+def text_deltas(text: str) -> list[str]:
+    """Split text into token-sized pieces whose concatenation is exactly ``text``.
+
+    Single tokens can hold part of a multi-byte character, so bytes are accumulated until they
+    decode, as a real server has to.
+    """
+    enc = encoding()
+    pieces: list[str] = []
+    pending = b""
+    for token in enc.encode(text, disallowed_special=()):
+        pending += enc.decode_single_token_bytes(token)
+        try:
+            pieces.append(pending.decode("utf-8"))
+            pending = b""
+        except UnicodeDecodeError:
+            continue
+    if pending:
+        pieces.append(pending.decode("utf-8", errors="replace"))
+    return pieces
+
+
+def json_deltas(payload: str, size: int = 12) -> list[str]:
+    """Chunk a JSON string into ``input_json_delta`` pieces (the API streams partial JSON)."""
+    return [payload[i : i + size] for i in range(0, len(payload), size)] or [""]
+
+
+def _truncate(text: str, budget: int) -> tuple[str, bool]:
+    """Cut ``text`` to at most ``budget`` tokens; returns (text, was_cut)."""
+    pieces = text_deltas(text)
+    if len(pieces) <= budget:
+        return text, False
+    return "".join(pieces[:budget]), True
+
+
+def finalize(
+    reply: Reply,
+    *,
+    max_tokens: int,
+    stop_sequences: tuple[str, ...] = (),
+    seed: int = 0,
+    body_key: str = "",
+) -> Generated:
+    """Apply the API's output rules to a skill reply."""
+    content: list[dict[str, Any]] = []
+    streams: list[list[str]] = []
+    budget = max_tokens
+    stop_reason = reply.stop_reason
+    stop_sequence: str | None = None
+    used = 0
+    for index, block in enumerate(reply.blocks):
+        if budget <= 0:
+            stop_reason = "max_tokens"
+            break
+        if isinstance(block, TextOut):
+            text = block.text
+            hit = _first_stop(text, stop_sequences)
+            if hit is not None:
+                text, stop_sequence = text[: hit[0]], hit[1]
+            text, cut = _truncate(text, budget)
+            pieces = text_deltas(text)
+            if text:
+                content.append({"type": "text", "text": text})
+                streams.append(pieces)
+            used += len(pieces)
+            budget -= len(pieces)
+            if cut:
+                stop_reason, stop_sequence = "max_tokens", None
+                break
+            if stop_sequence is not None:
+                stop_reason = "stop_sequence"
+                break
+        elif isinstance(block, ToolUseOut):
+            payload = json.dumps(block.input, separators=(",", ":"))
+            cost = count_text(block.name) + count_text(payload) + 3
+            if cost > budget:
+                # A tool call cut short is useless; the API reports max_tokens without it.
+                stop_reason = "max_tokens"
+                break
+            content.append(
+                {"type": "tool_use", "id": tool_use_id(seed, body_key, index), "name": block.name, "input": block.input}
+            )
+            streams.append(json_deltas(payload))
+            used += cost
+            budget -= cost
+    return Generated(
+        content=content,
+        stop_reason=stop_reason,
+        stop_sequence=stop_sequence,
+        output_tokens=max(used, _EMPTY_OUTPUT_TOKENS),
+        skill=reply.skill,
+        block_tokens=streams,
+    )
+
+
+def _first_stop(text: str, stops: tuple[str, ...]) -> tuple[int, str] | None:
+    best: tuple[int, str] | None = None
+    for s in stops:
+        i = text.find(s)
+        if i >= 0 and (best is None or i < best[0]):
+            best = (i, s)
+    return best
+
+
+def iter_stream_pieces(gen: Generated) -> Iterator[tuple[int, dict[str, Any], str]]:
+    """(block index, block, piece) for every delta, in order."""
+    for index, (block, pieces) in enumerate(zip(gen.content, gen.block_tokens)):
+        for piece in pieces:
+            yield index, block, piece

@@ -1,0 +1,116 @@
+"""The usage ledger: one row per request the simulator served.
+
+Check cells grade behaviour from it (how many attempts, how far apart, whether anything was
+billed twice), and notebooks plot it. It is the simulator's view, so it cannot be fooled by what
+student code returns.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal
+from typing import Any, Iterable
+
+__all__ = ["LedgerRow", "Ledger", "LEDGER_COLUMNS"]
+
+
+@dataclass
+class LedgerRow:
+    """What the simulator records about one request."""
+
+    request_id: str
+    endpoint: str
+    method: str
+    api_key: str | None
+    model: str | None = None
+    arrival: float = 0.0
+    """Wall-clock time (epoch seconds) the request arrived."""
+    finish: float | None = None
+    status: int | None = None
+    error_type: str | None = None
+    stream: bool = False
+    batch: bool = False
+    max_tokens: int | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cost_usd: Decimal = Decimal(0)
+    fault: str | None = None
+    custom_id: str | None = None
+    batch_id: str | None = None
+    disconnected: bool = False
+    """The client went away before the response was complete."""
+    skill: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+LEDGER_COLUMNS = [f for f in LedgerRow.__dataclass_fields__ if f != "extra"]
+
+
+class Ledger:
+    """A thread-safe append-only list of :class:`LedgerRow` (the server's loop writes, notebooks read)."""
+
+    def __init__(self) -> None:
+        self._rows: list[LedgerRow] = []
+        self._lock = threading.Lock()
+
+    def add(self, row: LedgerRow) -> LedgerRow:
+        with self._lock:
+            self._rows.append(row)
+        return row
+
+    def rows(self) -> list[LedgerRow]:
+        with self._lock:
+            return list(self._rows)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._rows.clear()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._rows)
+
+    def records(self) -> list[dict[str, Any]]:
+        """Rows as JSON-ready dicts (cost as a string to keep it exact)."""
+        out = []
+        for r in self.rows():
+            d = {k: v for k, v in asdict(r).items() if k != "extra"}
+            d["cost_usd"] = str(r.cost_usd)
+            out.append(d)
+        return out
+
+    def dataframe(self) -> "Any":
+        """One row per request as a pandas DataFrame (cost as float dollars for plotting)."""
+        import pandas as pd
+
+        recs = self.records()
+        df = pd.DataFrame.from_records(recs, columns=LEDGER_COLUMNS)
+        df["cost_usd"] = df["cost_usd"].astype(float)
+        df["latency_s"] = df["finish"] - df["arrival"]
+        return df
+
+    def usage_summary(self) -> list[dict[str, Any]]:
+        """Totals per (api_key, model): requests, errors, tokens and exact cost."""
+        totals: dict[tuple[Any, Any], dict[str, Any]] = {}
+        for r in self.rows():
+            if not r.endpoint.startswith("/v1/messages"):
+                continue
+            t = totals.setdefault(
+                (r.api_key, r.model),
+                {"api_key": r.api_key, "model": r.model, "requests": 0, "errors": 0, "input_tokens": 0,
+                 "output_tokens": 0, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
+                 "cost_usd": Decimal(0)},
+            )
+            t["requests"] += 1
+            t["errors"] += int((r.status or 0) >= 400)
+            for k in ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"):
+                t[k] += getattr(r, k)
+            t["cost_usd"] += r.cost_usd
+        return [{**t, "cost_usd": str(t["cost_usd"])} for t in totals.values()]
+
+    def extend(self, rows: Iterable[LedgerRow]) -> None:
+        with self._lock:
+            self._rows.extend(rows)

@@ -1,0 +1,135 @@
+"""The request pipeline's stages. Each does one job and may refuse the request with an APIError.
+
+Order matters and mirrors the API: authenticate, validate, then decide faults, look up the prompt
+cache, admit against rate limits, and generate. Stages that hold resources (a rate-limit
+reservation) settle them in ``after``, which runs whatever the outcome.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from typing import Protocol
+
+from ..models import UnknownModelError, get_model
+from ..tokens import count_request
+from .config import SimulatorConfig
+from .errors import AuthenticationFailed, InvalidRequest, NotFound
+from .exchange import Exchange
+from .generation import finalize
+from .latency import plan_latency
+from .request import parse_messages_request
+
+__all__ = ["Stage", "Authenticate", "Validate", "Generate", "body_key"]
+
+
+class Stage(Protocol):
+    """One step of the pipeline."""
+
+    async def before(self, ex: Exchange) -> None:
+        """Inspect or enrich the exchange; raise an APIError to refuse the request."""
+
+    def after(self, ex: Exchange, status: int) -> None:
+        """Called once the response is complete (or failed) with its HTTP status."""
+
+
+def body_key(body: dict) -> str:
+    """A stable hash of a request body, ignoring ``stream`` (streamed and plain replies match)."""
+    canonical = json.dumps({k: v for k, v in body.items() if k != "stream"}, sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class Authenticate:
+    """401 without a key, 400 without ``anthropic-version`` (both as the API does)."""
+
+    def __init__(self, require_version: bool = True) -> None:
+        self.require_version = require_version
+
+    async def before(self, ex: Exchange) -> None:
+        if not ex.api_key:
+            raise AuthenticationFailed("x-api-key header is required")
+        if self.require_version and "anthropic-version" not in ex.headers:
+            raise InvalidRequest("anthropic-version: header is required")
+
+    def after(self, ex: Exchange, status: int) -> None:
+        return None
+
+
+class Validate:
+    """Parse the body, resolve the model, and enforce the context window and output limits."""
+
+    def __init__(self, config: SimulatorConfig, *, for_count: bool = False) -> None:
+        self.config = config
+        self.for_count = for_count
+
+    async def before(self, ex: Exchange) -> None:
+        req = parse_messages_request(ex.body, for_count=self.for_count)
+        try:
+            model = get_model(req.model)
+        except UnknownModelError:
+            raise NotFound(f"model: {req.model}") from None
+        ex.request, ex.model = req, model
+        ex.row.model, ex.row.stream, ex.row.max_tokens = model.id, req.stream, req.max_tokens
+        ex.input_tokens_total = count_request(ex.body)
+        ex.usage = {
+            "input_tokens": ex.input_tokens_total,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+            "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
+        }
+        if self.for_count:
+            return
+        assert req.max_tokens is not None
+        if req.max_tokens > model.max_output:
+            raise InvalidRequest(
+                f"max_tokens: {req.max_tokens} > {model.max_output}, which is the maximum allowed number of "
+                f"output tokens for {model.id}"
+            )
+        if ex.input_tokens_total > model.context_window:
+            raise InvalidRequest(f"prompt is too long: {ex.input_tokens_total} tokens > {model.context_window} maximum")
+        ex.output_budget = min(req.max_tokens, model.context_window - ex.input_tokens_total)
+        ex.body_key = body_key(ex.body)
+        ex.rng = random.Random(f"{self.config.seed}:{model.id}:{ex.body_key}")
+
+    def after(self, ex: Exchange, status: int) -> None:
+        return None
+
+
+class Generate:
+    """Ask the skills for a reply, apply the output rules, and plan the latency."""
+
+    def __init__(self, config: SimulatorConfig, scripted: list) -> None:
+        self.config = config
+        self.scripted = scripted
+
+    async def before(self, ex: Exchange) -> None:
+        from .skills import SkillContext, respond
+
+        assert ex.request is not None and ex.model is not None and ex.rng is not None
+        reply = respond(
+            SkillContext(request=ex.request, model=ex.model, rng=ex.rng, seed=self.config.seed, scripted=list(self.scripted))
+        )
+        gen = finalize(
+            reply,
+            max_tokens=ex.output_budget,
+            stop_sequences=ex.request.stop_sequences,
+            seed=self.config.seed,
+            body_key=ex.body_key,
+        )
+        if gen.stop_reason == "max_tokens" and ex.output_budget < (ex.request.max_tokens or 0):
+            gen.stop_reason = "model_context_window_exceeded"
+        ex.generated = gen
+        ex.row.skill = gen.skill
+        # A separate RNG keeps latency draws from changing the content's randomness.
+        lat_rng = random.Random(f"latency:{self.config.seed}:{ex.body_key}")
+        ex.latency = plan_latency(
+            ex.model,
+            lat_rng,
+            uncached_input_tokens=ex.usage["input_tokens"] + ex.usage["cache_creation_input_tokens"],
+            cached_input_tokens=ex.usage["cache_read_input_tokens"],
+            time_scale=self.config.time_scale,
+        )
+
+    def after(self, ex: Exchange, status: int) -> None:
+        return None
