@@ -1,0 +1,35 @@
+"""Shared fixtures: one simulator per test module, with no latency unless a test asks for it."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import pytest
+
+from course_utils import MockServer, mock_server
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[MockServer]:
+    """A private simulator for this module (seed 0, latency off)."""
+    with mock_server(seed=0, time_scale=0.0) as srv:
+        yield srv
+
+
+@pytest.fixture()
+def sim(server: MockServer) -> MockServer:
+    """The module's simulator, with a clean ledger for this test."""
+    server.reset()
+    return server
+
+
+@pytest.fixture()
+def client(sim: MockServer):
+    """A strict sync SDK client: response validation on, no SDK retries (tests see every error)."""
+    return sim.client(max_retries=0, _strict_response_validation=True)
+
+
+@pytest.fixture()
+def aclient(sim: MockServer):
+    """A strict async SDK client."""
+    return sim.async_client(max_retries=0, _strict_response_validation=True)
