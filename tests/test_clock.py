@@ -1,0 +1,58 @@
+"""The virtual clock that lets tests run hours of simulated time instantly."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from course_utils.clock import SystemClock, VirtualClock
+
+
+def test_auto_advance_wakes_concurrent_sleepers_in_deadline_order():
+    clock = VirtualClock(start=1000.0)
+    woke: list[tuple[str, float]] = []
+
+    async def sleeper(name: str, seconds: float) -> None:
+        await clock.sleep(seconds)
+        woke.append((name, clock.time()))
+
+    async def main() -> None:
+        await asyncio.gather(sleeper("b", 2.0), sleeper("a", 1.0), sleeper("c", 30.0))
+
+    t0 = time.monotonic()
+    asyncio.run(main())
+    assert [n for n, _ in woke] == ["a", "b", "c"]
+    assert [t for _, t in woke] == [1001.0, 1002.0, 1030.0]  # concurrent: max, not sum
+    assert time.monotonic() - t0 < 1.0
+
+
+def test_manual_advance_only_wakes_due_sleepers():
+    clock = VirtualClock(start=0.0, auto_advance=False)
+
+    async def main() -> list[str]:
+        done: list[str] = []
+
+        async def s(name: str, secs: float) -> None:
+            await clock.sleep(secs)
+            done.append(name)
+
+        tasks = [asyncio.create_task(s("one", 1)), asyncio.create_task(s("five", 5))]
+        await asyncio.sleep(0)
+        await clock.advance(2)
+        first = list(done)
+        await clock.advance(10)
+        await asyncio.gather(*tasks)
+        return first + ["|"] + done
+
+    assert asyncio.run(main()) == ["one", "|", "one", "five"]
+
+
+def test_monotonic_and_sync_sleep():
+    clock = VirtualClock(start=50.0)
+    clock.sleep_sync(2.5)
+    assert clock.time() == 52.5 and clock.monotonic() == 2.5
+
+
+def test_system_clock_reads_real_time():
+    c = SystemClock()
+    assert abs(c.time() - time.time()) < 1
