@@ -200,6 +200,16 @@ class Simulator:
             "service_tier": "standard",
         }
 
+    def _delta_usage_json(self, ex: Exchange, output_tokens: int) -> dict[str, Any]:
+        """``message_delta`` usage: cumulative counts, without the TTL breakdown (as the API sends it)."""
+        u = ex.usage
+        return {
+            "input_tokens": u["input_tokens"],
+            "cache_creation_input_tokens": u["cache_creation_input_tokens"],
+            "cache_read_input_tokens": u["cache_read_input_tokens"],
+            "output_tokens": output_tokens,
+        }
+
     def _message_json(self, ex: Exchange, *, final: bool) -> dict[str, Any]:
         gen = ex.generated
         assert gen is not None and ex.model is not None
@@ -259,7 +269,7 @@ class Simulator:
                 {
                     "type": "message_delta",
                     "delta": {"stop_reason": gen.stop_reason, "stop_sequence": gen.stop_sequence},
-                    "usage": self._usage_json(ex, gen.output_tokens),
+                    "usage": self._delta_usage_json(ex, gen.output_tokens),
                 }
             )
             yield sse_event({"type": "message_stop"})
