@@ -29,7 +29,8 @@ from .generation import iter_stream_pieces
 from .ledger import Ledger, LedgerRow
 from .request import parse_json_body
 from .sse import sse_event
-from .stages import Authenticate, Generate, Stage, Validate
+from .cache import PromptCache
+from .stages import Authenticate, Generate, PromptCaching, Stage, Validate
 
 __all__ = ["Simulator", "create_app", "DroppedConnection"]
 
@@ -58,7 +59,8 @@ class Simulator:
         self.scripted: list[tuple[Any, str]] = []
         self.auth = Authenticate(self.config.require_version_header)
         # Stages between validation and generation (faults, prompt cache, rate limits) plug in here.
-        self.middle: list[Stage] = []
+        self.cache = PromptCache(clock)
+        self.middle: list[Stage] = [PromptCaching(self.cache)]
         self._validate = Validate(self.config)
         self._validate_count = Validate(self.config, for_count=True)
         self._generate = Generate(self.config, self.scripted)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..models import UnknownModelError, get_model
 from ..tokens import count_request
@@ -21,7 +21,10 @@ from .generation import finalize
 from .latency import plan_latency
 from .request import parse_messages_request
 
-__all__ = ["Stage", "Authenticate", "Validate", "Generate", "body_key"]
+if TYPE_CHECKING:
+    from .cache import PromptCache
+
+__all__ = ["Stage", "Authenticate", "Validate", "Generate", "PromptCaching", "body_key"]
 
 
 class Stage(Protocol):
@@ -133,3 +136,26 @@ class Generate:
 
     def after(self, ex: Exchange, status: int) -> None:
         return None
+
+
+class PromptCaching:
+    """Split input tokens into cache reads, cache writes and plain input, as the API reports them.
+
+    ``before`` only peeks (a request refused later, e.g. by a rate limit, must not touch the
+    cache); the cache is written when the request succeeds.
+    """
+
+    def __init__(self, cache: "PromptCache") -> None:
+        self.cache = cache
+
+    async def before(self, ex: Exchange) -> None:
+        assert ex.model is not None
+        usage = self.cache.peek(ex.api_key or "", ex.model.id, ex.body, ex.model.min_cache_tokens)
+        ex.usage = usage.as_usage()
+
+    def after(self, ex: Exchange, status: int) -> None:
+        if status == 200 and ex.model is not None and ex.usage:
+            self.cache.lookup_and_store(ex.api_key or "", ex.model.id, ex.body, ex.model.min_cache_tokens)
+
+    def reset(self) -> None:
+        self.cache.clear()
