@@ -155,11 +155,12 @@ def test_models_list_paginates_and_retrieves(client):
     [
         (dict(max_tokens=10, messages=[]), "at least one message"),
         (dict(max_tokens=0, messages=USER), "max_tokens"),
-        (dict(max_tokens=10**6, messages=USER), "maximum allowed number of output tokens"),
+        # an explicit timeout skips the SDK's own "use streaming" guard for huge max_tokens
+        (dict(max_tokens=200_000, messages=USER, timeout=30), "maximum allowed number of output tokens"),
         (dict(max_tokens=10, messages=[{"role": "system", "content": "x"}]), "messages.0.role"),
         (dict(max_tokens=10, messages=[{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1"}]}]),
          "tool_use_id"),
-        (dict(max_tokens=10, messages=USER, temperature=3), "temperature"),
+        (dict(max_tokens=10, messages=USER, extra_body={"temperature": 3}), "temperature"),
     ],
 )
 def test_invalid_requests_get_precise_400s(client, kwargs, message):
@@ -176,7 +177,9 @@ def test_unknown_model_is_404(client):
 
 
 def test_missing_key_is_401(sim):
-    c = anthropic.Anthropic(base_url=sim.base_url, api_key="", max_retries=0)
+    # The SDK sends the key as "Authorization: Bearer ..."; omit it to send no credentials at all.
+    c = anthropic.Anthropic(base_url=sim.base_url, api_key="k", max_retries=0,
+                            default_headers={"Authorization": anthropic.omit})
     with pytest.raises(anthropic.AuthenticationError) as err:
         c.messages.create(model=HAIKU, max_tokens=10, messages=USER)
     assert err.value.body["error"]["type"] == "authentication_error"

@@ -37,9 +37,16 @@ class Stage(Protocol):
         """Called once the response is complete (or failed) with its HTTP status."""
 
 
+# Output controls change where an answer is cut or how it is delivered, not what the model says.
+_NOT_PROMPT = frozenset({"stream", "max_tokens", "stop_sequences", "metadata"})
+
+
 def body_key(body: dict) -> str:
-    """A stable hash of a request body, ignoring ``stream`` (streamed and plain replies match)."""
-    canonical = json.dumps({k: v for k, v in body.items() if k != "stream"}, sort_keys=True, default=str)
+    """A stable hash of what the model is asked (the prompt), ignoring output controls.
+
+    So a streamed and a plain reply match, and a smaller ``max_tokens`` cuts the same answer.
+    """
+    canonical = json.dumps({k: v for k, v in body.items() if k not in _NOT_PROMPT}, sort_keys=True, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
