@@ -1,0 +1,389 @@
+"""Rate limits as the Messages API enforces them: token buckets per organization and model.
+
+What the simulator reproduces (https://platform.claude.com/docs/en/api/rate-limits):
+
+* Three limits per model: requests (RPM), input tokens (ITPM) and output tokens (OTPM) per minute.
+  Each is a *token bucket* whose capacity is the per-minute limit and which refills continuously
+  (capacity / 60 per second), not a window that resets on the minute. A burst can spend the whole
+  bucket at once; after that, capacity trickles back.
+* Limits apply separately to each model, and (here) to each API key, standing in for an
+  organization, so tenants can be given different tiers with :meth:`RateLimiter.set_tier`.
+* ITPM counts uncached input only: ``input_tokens`` and cache writes count, cache reads do not.
+* OTPM is estimated from ``max_tokens`` when the request is admitted and corrected to the
+  actual output when it finishes (:meth:`RateLimiter.settle`). A ``max_tokens`` above the OTPM
+  capacity reserves the whole bucket (the estimate is capped so such a request stays admissible
+  once the bucket is full) and the excess is charged at settlement, taking the bucket negative.
+* A refusal is a 429 ``rate_limit_error`` that names the limit exceeded, with ``retry-after``
+  (whole seconds, rounded up: a retry at exactly that moment is admitted if nothing else spent
+  the capacity meanwhile) and the ``anthropic-ratelimit-*`` headers.
+* A request whose uncached input alone exceeds the ITPM capacity can never be admitted. It gets
+  the same 429 with an explanation, no ``retry-after``, and ``x-should-retry: false``, which the
+  official SDKs honour, so they fail fast instead of retrying a hopeless request.
+
+Deliberate simplification: ``*-remaining`` headers are exact integer floors so students see them
+count down request by request (the API rounds token counts to the nearest thousand).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import threading
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from ..clock import Clock
+from .errors import RateLimited
+
+__all__ = [
+    "TokenBucket",
+    "RateLimits",
+    "TIERS",
+    "TIERS_SOURCE",
+    "get_tier",
+    "Admission",
+    "RateLimiter",
+    "rfc3339",
+]
+
+TIERS_SOURCE = "https://platform.claude.com/docs/en/api/rate-limits"
+
+# Time slack (seconds) when comparing a bucket level with a demand: wall-clock epoch floats have a
+# resolution of ~2e-7 s, and "retry at exactly retry-after" must not fail by a rounding error.
+_TIME_SLACK_S = 1e-6
+
+
+def rfc3339(epoch_seconds: float) -> str:
+    """Format an epoch time as the API's reset timestamps, e.g. ``2026-11-27T02:51:04Z``.
+
+    Rounded *up* to the second so the moment named has really been reached.
+    """
+    if math.isinf(epoch_seconds):
+        epoch_seconds = 253402300799  # 9999-12-31T23:59:59Z: "never" in a parseable form
+    return datetime.fromtimestamp(math.ceil(epoch_seconds - _TIME_SLACK_S), tz=timezone.utc).strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
+
+
+class TokenBucket:
+    """A continuously refilling token bucket.
+
+    Starts full. The level may go negative through :meth:`take_unchecked` (charging usage that
+    was only known after the fact); it then needs longer to recover.
+    """
+
+    def __init__(self, capacity: float, refill_per_second: float, clock: Clock) -> None:
+        if capacity < 0 or refill_per_second < 0:
+            raise ValueError("capacity and refill_per_second must be >= 0")
+        self.capacity = float(capacity)
+        self.refill_per_second = float(refill_per_second)
+        self._clock = clock
+        self._level = float(capacity)
+        self._last = clock.monotonic()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def per_minute(cls, limit: float, clock: Clock) -> "TokenBucket":
+        """A bucket for a per-minute limit: capacity ``limit``, refilled at ``limit / 60`` per second."""
+        return cls(limit, limit / 60.0, clock)
+
+    def _refill(self) -> None:
+        now = self._clock.monotonic()
+        if now > self._last:
+            self._level = min(self.capacity, self._level + (now - self._last) * self.refill_per_second)
+        self._last = max(self._last, now)
+
+    def _tolerance(self) -> float:
+        return self.refill_per_second * _TIME_SLACK_S + 1e-9
+
+    def available(self) -> float:
+        """Tokens available now (fractional; negative after an overdraft)."""
+        with self._lock:
+            self._refill()
+            return self._level
+
+    def remaining(self) -> int:
+        """Whole tokens available now, never below zero (what the ``*-remaining`` headers show)."""
+        with self._lock:
+            self._refill()
+            return max(0, math.floor(self._level + self._tolerance()))
+
+    def try_take(self, n: float) -> bool:
+        """Take ``n`` tokens if they are all available now; otherwise take nothing and return False."""
+        with self._lock:
+            self._refill()
+            if self._level + self._tolerance() >= n:
+                self._level -= n
+                return True
+            return False
+
+    def time_until(self, n: float) -> float:
+        """Seconds until ``n`` tokens are available (0 if they are now; ``inf`` if ``n`` > capacity)."""
+        with self._lock:
+            self._refill()
+            return self._time_until_locked(n)
+
+    def _time_until_locked(self, n: float) -> float:
+        if n > self.capacity + 1e-9:
+            return math.inf
+        deficit = n - self._level
+        if deficit <= self._tolerance():
+            return 0.0
+        if self.refill_per_second <= 0:
+            return math.inf
+        return deficit / self.refill_per_second
+
+    def take_unchecked(self, n: float) -> None:
+        """Take ``n`` tokens regardless of the level (may go negative); a negative ``n`` refunds.
+
+        Refunds never fill the bucket beyond its capacity.
+        """
+        with self._lock:
+            self._refill()
+            self._level = min(self.capacity, self._level - n)
+
+    def reset_at(self, n: float | None = None) -> float:
+        """Wall-clock epoch time at which ``n`` tokens (default: a full bucket) will be available."""
+        with self._lock:
+            self._refill()
+            wait = self._time_until_locked(self.capacity if n is None else n)
+        return self._clock.time() + wait
+
+    def __repr__(self) -> str:
+        return f"TokenBucket(level={self.available():.1f}/{self.capacity:g}, refill={self.refill_per_second:g}/s)"
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """Per-minute limits for one model, as the API's tier tables list them."""
+
+    requests_per_minute: int
+    input_tokens_per_minute: int
+    output_tokens_per_minute: int
+
+    def __post_init__(self) -> None:
+        for name in ("requests_per_minute", "input_tokens_per_minute", "output_tokens_per_minute"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+
+
+_UNLIMITED = 10**12
+
+TIERS: dict[str, RateLimits] = {
+    # Low on purpose: a notebook fanning out 50-100 short requests runs into it, which is the lesson.
+    "default": RateLimits(50, 20_000, 8_000),
+    # Usage tiers 1-4 for Claude Opus 4.x / Sonnet 4.x (see TIERS_SOURCE). Haiku 4.5 is listed
+    # higher at tiers 1, 3 and 4 (50K/10K, 1M/200K, 4M/800K ITPM/OTPM); set it per key if needed.
+    "tier-1": RateLimits(50, 30_000, 8_000),
+    "tier-2": RateLimits(1_000, 450_000, 90_000),
+    "tier-3": RateLimits(2_000, 800_000, 160_000),
+    "tier-4": RateLimits(4_000, 2_000_000, 400_000),
+    "unlimited": RateLimits(_UNLIMITED, _UNLIMITED, _UNLIMITED),
+}
+
+
+def get_tier(tier: str | RateLimits) -> RateLimits:
+    """Resolve a tier name (a key of :data:`TIERS`) or pass a :class:`RateLimits` through."""
+    if isinstance(tier, RateLimits):
+        return tier
+    try:
+        return TIERS[tier]
+    except KeyError:
+        raise ValueError(f"Unknown rate-limit tier {tier!r}; known tiers: {', '.join(TIERS)}") from None
+
+
+@dataclass
+class _Buckets:
+    limits: RateLimits
+    requests: TokenBucket
+    input: TokenBucket
+    output: TokenBucket
+
+    @classmethod
+    def create(cls, limits: RateLimits, clock: Clock) -> "_Buckets":
+        return cls(
+            limits,
+            TokenBucket.per_minute(limits.requests_per_minute, clock),
+            TokenBucket.per_minute(limits.input_tokens_per_minute, clock),
+            TokenBucket.per_minute(limits.output_tokens_per_minute, clock),
+        )
+
+
+@dataclass
+class Admission:
+    """A request let through: what it was charged, and the headers its response should carry."""
+
+    api_key: str
+    model: str
+    input_tokens: int
+    """Uncached input tokens charged against ITPM."""
+    output_reserved: int
+    """Output tokens reserved against OTPM until :meth:`RateLimiter.settle`."""
+    headers: dict[str, str]
+    """``anthropic-ratelimit-*`` headers as of admission (after this request was charged)."""
+    admitted_at: float
+    settled: bool = False
+    _buckets: _Buckets | None = field(default=None, repr=False, compare=False)
+
+
+_UNITS = {"requests": "requests", "input": "input tokens", "output": "output tokens"}
+_DOCS = "https://docs.claude.com/en/api/rate-limits"
+_SALES = "https://claude.com/contact-sales"
+
+
+def _org_id(api_key: str) -> str:
+    # A stable stand-in for the organization id the API names; never echo the key itself.
+    return str(uuid.UUID(bytes=hashlib.sha256(api_key.encode()).digest()[:16], version=4))
+
+
+class RateLimiter:
+    """Token-bucket rate limits per (API key, model), with per-key tiers.
+
+    Safe to call from several threads: every operation holds one lock, so an admission checks
+    and charges its three buckets atomically.
+    """
+
+    def __init__(self, clock: Clock, default_tier: str | RateLimits = "default") -> None:
+        self._clock = clock
+        self._default = get_tier(default_tier)
+        self._tiers: dict[str, RateLimits] = {}
+        self._buckets: dict[tuple[str, str], _Buckets] = {}
+        self._lock = threading.Lock()
+
+    # ----- configuration -------------------------------------------------------------------------
+    def set_tier(self, api_key: str, tier: str | RateLimits) -> None:
+        """Give ``api_key`` its own limits; its buckets start afresh (full) at the new limits."""
+        limits = get_tier(tier)
+        with self._lock:
+            self._tiers[api_key] = limits
+            self._drop_key(api_key)
+
+    def set_default_tier(self, tier: str | RateLimits) -> None:
+        """Change the limits of every key without a tier of its own (their buckets start afresh)."""
+        limits = get_tier(tier)
+        with self._lock:
+            self._default = limits
+            for key in [k for k in self._buckets if k[0] not in self._tiers]:
+                del self._buckets[key]
+
+    def limits_for(self, api_key: str) -> RateLimits:
+        """The limits that apply to ``api_key``."""
+        with self._lock:
+            return self._tiers.get(api_key, self._default)
+
+    def reset(self) -> None:
+        """Refill every bucket (forget all usage); per-key tiers are kept."""
+        with self._lock:
+            self._buckets.clear()
+
+    def _drop_key(self, api_key: str) -> None:
+        for key in [k for k in self._buckets if k[0] == api_key]:
+            del self._buckets[key]
+
+    def _get(self, api_key: str, model: str) -> _Buckets:
+        buckets = self._buckets.get((api_key, model))
+        if buckets is None:
+            buckets = _Buckets.create(self._tiers.get(api_key, self._default), self._clock)
+            self._buckets[(api_key, model)] = buckets
+        return buckets
+
+    # ----- admission -----------------------------------------------------------------------------
+    def admit(
+        self,
+        api_key: str,
+        model: str,
+        input_tokens: int,
+        max_tokens: int,
+        cache_read_tokens: int = 0,
+    ) -> Admission:
+        """Charge a request against the limits, or refuse it with :class:`RateLimited` (429).
+
+        ``input_tokens`` is the whole prompt, including any part that will be read from the
+        prompt cache; ``cache_read_tokens`` of it are not charged (cache reads don't count
+        towards ITPM). Charges 1 request, the uncached input, and reserves ``max_tokens``
+        (capped at the OTPM capacity) of output until :meth:`settle`.
+        """
+        uncached = max(0, int(input_tokens) - max(0, int(cache_read_tokens)))
+        with self._lock:
+            b = self._get(api_key, model)
+            if uncached > b.limits.input_tokens_per_minute:
+                headers = self._headers_locked(b)
+                headers["x-should-retry"] = "false"
+                raise RateLimited(
+                    f"This request would exceed your organization's rate limit of "
+                    f"{b.limits.input_tokens_per_minute:,} input tokens per minute (org: {_org_id(api_key)}, "
+                    f"model: {model}): its {uncached:,} uncached input tokens are more than the limit allows "
+                    f"in a minute, so retrying cannot succeed. Shorten the prompt, cache its stable prefix "
+                    f"(cache reads do not count towards this limit), or use a higher rate-limit tier. "
+                    f"For details, refer to: {_DOCS}.",
+                    headers=headers,
+                )
+            out_reserve = min(max(0, int(max_tokens)), b.limits.output_tokens_per_minute)
+            demands = [("requests", b.requests, 1), ("input", b.input, uncached), ("output", b.output, out_reserve)]
+            waits = [(bucket.time_until(n), name) for name, bucket, n in demands]
+            wait, binding = max(waits)
+            if wait > 0:
+                headers = self._headers_locked(b)
+                # Whole seconds, rounded up, never 0: an earlier retry would be refused again.
+                headers["retry-after"] = str(max(1, math.ceil(wait - _TIME_SLACK_S)))
+                limit = {
+                    "requests": b.limits.requests_per_minute,
+                    "input": b.limits.input_tokens_per_minute,
+                    "output": b.limits.output_tokens_per_minute,
+                }[binding]
+                raise RateLimited(
+                    f"This request would exceed your organization's rate limit of {limit:,} {_UNITS[binding]} "
+                    f"per minute (org: {_org_id(api_key)}, model: {model}). For details, refer to: {_DOCS}. "
+                    f"You can see the response headers for current usage. Please reduce the prompt length or "
+                    f"the maximum tokens requested, or try again later. You may also contact sales at {_SALES} "
+                    f"to discuss your options for a rate limit increase.",
+                    headers=headers,
+                )
+            for _, bucket, n in demands:
+                bucket.take_unchecked(n)
+            return Admission(
+                api_key=api_key,
+                model=model,
+                input_tokens=uncached,
+                output_reserved=out_reserve,
+                headers=self._headers_locked(b),
+                admitted_at=self._clock.time(),
+                _buckets=b,
+            )
+
+    def settle(self, admission: Admission, actual_output_tokens: int) -> None:
+        """Replace the output reservation by the output actually generated.
+
+        Refunds the difference when the reply was shorter than reserved and charges the excess
+        when it was longer. Settling twice is a no-op, so callers may settle in a ``finally``.
+        """
+        with self._lock:
+            if admission.settled:
+                return
+            admission.settled = True
+            if admission._buckets is not None:
+                admission._buckets.output.take_unchecked(max(0, int(actual_output_tokens)) - admission.output_reserved)
+
+    # ----- headers -------------------------------------------------------------------------------
+    def headers(self, api_key: str, model: str) -> dict[str, str]:
+        """The ``anthropic-ratelimit-*`` headers for ``api_key`` and ``model`` right now."""
+        with self._lock:
+            return self._headers_locked(self._get(api_key, model))
+
+    def _headers_locked(self, b: _Buckets) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for prefix, bucket in (("requests", b.requests), ("input-tokens", b.input), ("output-tokens", b.output)):
+            out.update(_bucket_headers(prefix, bucket))
+        # "tokens-*" mirror whichever token limit is closer to refusing requests right now.
+        tightest = min((b.input, b.output), key=lambda bk: (bk.remaining(), -bk.reset_at()))
+        out.update(_bucket_headers("tokens", tightest))
+        return out
+
+
+def _bucket_headers(prefix: str, bucket: TokenBucket) -> dict[str, str]:
+    return {
+        f"anthropic-ratelimit-{prefix}-limit": str(int(bucket.capacity)),
+        f"anthropic-ratelimit-{prefix}-remaining": str(bucket.remaining()),
+        f"anthropic-ratelimit-{prefix}-reset": rfc3339(bucket.reset_at()),
+    }

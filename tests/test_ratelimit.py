@@ -1,0 +1,333 @@
+"""Rate limits: continuously refilling token buckets, per key and model, with the API's headers."""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+from datetime import datetime, timezone
+
+import pytest
+
+from course_utils.clock import VirtualClock
+from course_utils.mock_provider.errors import RateLimited
+from course_utils.mock_provider.ratelimit import (
+    TIERS,
+    RateLimiter,
+    RateLimits,
+    TokenBucket,
+    get_tier,
+    rfc3339,
+)
+
+MODEL = "claude-sonnet-5-5"
+RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
+
+
+@pytest.fixture()
+def clock() -> VirtualClock:
+    return VirtualClock(start=1_800_000_000.0)
+
+
+# ----- TokenBucket ---------------------------------------------------------------------------------
+def test_bucket_starts_full_and_refills_continuously(clock):
+    bucket = TokenBucket(60, 1.0, clock)
+    assert bucket.available() == 60
+    assert bucket.try_take(60)
+    assert bucket.available() == pytest.approx(0)
+    clock.advance_sync(0.5)
+    assert bucket.available() == pytest.approx(0.5)  # no waiting for a window boundary
+    clock.advance_sync(10)
+    assert bucket.available() == pytest.approx(10.5)
+    clock.advance_sync(1000)
+    assert bucket.available() == 60  # never beyond capacity
+
+
+def test_try_take_is_all_or_nothing(clock):
+    bucket = TokenBucket.per_minute(60, clock)
+    assert bucket.try_take(50)
+    assert not bucket.try_take(11)
+    assert bucket.available() == pytest.approx(10)
+
+
+def test_time_until(clock):
+    bucket = TokenBucket(100, 2.0, clock)
+    assert bucket.time_until(100) == 0
+    bucket.try_take(100)
+    assert bucket.time_until(10) == pytest.approx(5.0)
+    assert bucket.time_until(101) == math.inf
+    clock.advance_sync(5)
+    assert bucket.time_until(10) == 0
+    assert bucket.try_take(10)
+
+
+def test_take_unchecked_overdraws_and_refunds_cap_at_capacity(clock):
+    bucket = TokenBucket(10, 1.0, clock)
+    bucket.take_unchecked(15)
+    assert bucket.available() == pytest.approx(-5)
+    assert bucket.remaining() == 0
+    assert bucket.time_until(1) == pytest.approx(6)
+    bucket.take_unchecked(-100)
+    assert bucket.available() == 10
+
+
+def test_reset_at_is_wall_time_when_full(clock):
+    bucket = TokenBucket(60, 1.0, clock)
+    assert bucket.reset_at() == clock.time()
+    bucket.try_take(30)
+    assert bucket.reset_at() == pytest.approx(clock.time() + 30)
+    assert bucket.reset_at(40) == pytest.approx(clock.time() + 10)
+
+
+def test_bucket_rejects_negative_configuration(clock):
+    with pytest.raises(ValueError):
+        TokenBucket(-1, 1, clock)
+
+
+# ----- tiers ---------------------------------------------------------------------------------------
+def test_tiers():
+    assert {"default", "tier-1", "tier-2", "tier-3", "tier-4", "unlimited"} <= set(TIERS)
+    assert TIERS["tier-1"] == RateLimits(50, 30_000, 8_000)
+    assert TIERS["tier-4"] == RateLimits(4_000, 2_000_000, 400_000)
+    for a, b in zip(["tier-1", "tier-2", "tier-3"], ["tier-2", "tier-3", "tier-4"]):
+        assert TIERS[a].input_tokens_per_minute < TIERS[b].input_tokens_per_minute
+    custom = RateLimits(1, 2, 3)
+    assert get_tier(custom) is custom
+    with pytest.raises(ValueError, match="tier-1"):
+        get_tier("platinum")
+    with pytest.raises(ValueError):
+        RateLimits(0, 1, 1)
+
+
+# ----- RateLimiter ---------------------------------------------------------------------------------
+def test_requests_count_down_and_refuse_with_the_api_message(clock):
+    rl = RateLimiter(clock)
+    seen = []
+    for _ in range(50):
+        adm = rl.admit("sk-secret", MODEL, input_tokens=10, max_tokens=10)
+        rl.settle(adm, 10)
+        seen.append(int(adm.headers["anthropic-ratelimit-requests-remaining"]))
+    assert seen == list(range(49, -1, -1))
+    with pytest.raises(RateLimited) as err:
+        rl.admit("sk-secret", MODEL, input_tokens=10, max_tokens=10)
+    e = err.value
+    assert "sk-secret" not in e.message  # the organization is named by an id, never by the key
+    assert e.status == 429 and e.type == "rate_limit_error"
+    assert "would exceed your organization's rate limit of 50 requests per minute" in e.message
+    assert f"model: {MODEL}" in e.message and "(org: " in e.message
+    assert e.headers["retry-after"] == "2"  # one request refills in 60/50 = 1.2 s, rounded up
+    assert e.headers["anthropic-ratelimit-requests-remaining"] == "0"
+
+
+def test_input_tokens_count_down(clock):
+    rl = RateLimiter(clock)
+    a = rl.admit("k", MODEL, input_tokens=1_000, max_tokens=100)
+    b = rl.admit("k", MODEL, input_tokens=1_000, max_tokens=100)
+    assert a.headers["anthropic-ratelimit-input-tokens-remaining"] == "19000"
+    assert b.headers["anthropic-ratelimit-input-tokens-remaining"] == "18000"
+    assert b.headers["anthropic-ratelimit-output-tokens-remaining"] == "7800"
+
+
+@pytest.mark.parametrize(
+    "kwargs,limit_text",
+    [
+        (dict(input_tokens=15_000, max_tokens=10), "20,000 input tokens per minute"),
+        (dict(input_tokens=10, max_tokens=5_000), "8,000 output tokens per minute"),
+    ],
+)
+def test_retry_exactly_after_retry_after_is_admitted(clock, kwargs, limit_text):
+    rl = RateLimiter(clock)
+    rl.admit("k", MODEL, **kwargs)
+    with pytest.raises(RateLimited) as err:
+        rl.admit("k", MODEL, **kwargs)
+    assert limit_text in err.value.message
+    retry_after = int(err.value.headers["retry-after"])
+    assert retry_after >= 1
+    clock.advance_sync(retry_after - 1)
+    with pytest.raises(RateLimited):  # one second early is still too early
+        rl.admit("k", MODEL, **kwargs)
+    clock.advance_sync(1)
+    rl.admit("k", MODEL, **kwargs)
+
+
+def test_retry_after_rounds_up_fractional_waits(clock):
+    rl = RateLimiter(clock, default_tier=RateLimits(7, 10**6, 10**6))  # 1 request per 60/7 = 8.57 s
+    for _ in range(7):
+        rl.admit("k", MODEL, 1, 1)
+    with pytest.raises(RateLimited) as err:
+        rl.admit("k", MODEL, 1, 1)
+    assert err.value.headers["retry-after"] == "9"
+    clock.advance_sync(9)
+    rl.admit("k", MODEL, 1, 1)
+
+
+def test_refused_request_consumes_nothing(clock):
+    rl = RateLimiter(clock)
+    rl.admit("k", MODEL, input_tokens=19_000, max_tokens=10)
+    before = rl.headers("k", MODEL)
+    with pytest.raises(RateLimited):
+        rl.admit("k", MODEL, input_tokens=5_000, max_tokens=10)
+    after = rl.headers("k", MODEL)
+    assert after["anthropic-ratelimit-requests-remaining"] == before["anthropic-ratelimit-requests-remaining"]
+    assert after["anthropic-ratelimit-output-tokens-remaining"] == before["anthropic-ratelimit-output-tokens-remaining"]
+
+
+def test_cache_reads_do_not_count_against_itpm(clock):
+    rl = RateLimiter(clock)
+    adm = rl.admit("k", MODEL, input_tokens=50_000, max_tokens=10, cache_read_tokens=49_000)
+    assert adm.input_tokens == 1_000
+    assert adm.headers["anthropic-ratelimit-input-tokens-remaining"] == "19000"
+
+
+def test_prompt_larger_than_itpm_is_refused_without_retry(clock):
+    rl = RateLimiter(clock)
+    with pytest.raises(RateLimited) as err:
+        rl.admit("k", MODEL, input_tokens=25_000, max_tokens=10)
+    assert "retry-after" not in err.value.headers
+    assert err.value.headers["x-should-retry"] == "false"
+    assert "20,000 input tokens per minute" in err.value.message and "cannot succeed" in err.value.message
+    # The same prompt mostly served from the cache fits.
+    rl.admit("k", MODEL, input_tokens=25_000, max_tokens=10, cache_read_tokens=24_000)
+
+
+def test_settle_refunds_and_charges_output(clock):
+    rl = RateLimiter(clock)
+    adm = rl.admit("k", MODEL, input_tokens=10, max_tokens=4_000)
+    assert adm.output_reserved == 4_000
+    assert rl.headers("k", MODEL)["anthropic-ratelimit-output-tokens-remaining"] == "4000"
+    rl.settle(adm, 250)
+    assert rl.headers("k", MODEL)["anthropic-ratelimit-output-tokens-remaining"] == "7750"
+    rl.settle(adm, 4_000)  # settling twice changes nothing
+    assert rl.headers("k", MODEL)["anthropic-ratelimit-output-tokens-remaining"] == "7750"
+
+
+def test_max_tokens_above_otpm_reserves_the_bucket_and_overdraws_at_settlement(clock):
+    rl = RateLimiter(clock)
+    adm = rl.admit("k", MODEL, input_tokens=10, max_tokens=32_000)
+    assert adm.output_reserved == 8_000
+    rl.settle(adm, 10_000)  # 2,000 more than the bucket held: the bucket goes negative
+    assert rl.headers("k", MODEL)["anthropic-ratelimit-output-tokens-remaining"] == "0"
+    with pytest.raises(RateLimited) as err:
+        rl.admit("k", MODEL, input_tokens=10, max_tokens=1)
+    # 2,001 tokens at 8,000/60 per second = 15.0075 s
+    assert err.value.headers["retry-after"] == "16"
+
+
+def test_per_key_tiers_are_isolated(clock):
+    rl = RateLimiter(clock)
+    rl.set_tier("big", "tier-4")
+    rl.set_tier("tiny", RateLimits(1, 100, 100))
+    assert rl.limits_for("big") == TIERS["tier-4"]
+    assert rl.limits_for("someone-else") == TIERS["default"]
+    rl.admit("tiny", MODEL, 10, 10)
+    with pytest.raises(RateLimited, match="1 requests per minute"):
+        rl.admit("tiny", MODEL, 10, 10)
+    for _ in range(100):
+        rl.admit("big", MODEL, 10, 10)
+    assert rl.headers("big", MODEL)["anthropic-ratelimit-requests-limit"] == "4000"
+    assert rl.headers("big", MODEL)["anthropic-ratelimit-requests-remaining"] == "3900"
+    assert rl.headers("other", MODEL)["anthropic-ratelimit-requests-remaining"] == "50"
+
+
+def test_set_tier_starts_buckets_afresh(clock):
+    rl = RateLimiter(clock)
+    for _ in range(50):
+        rl.admit("k", MODEL, 1, 1)
+    rl.set_tier("k", "tier-2")
+    assert rl.headers("k", MODEL)["anthropic-ratelimit-requests-remaining"] == "1000"
+
+
+def test_per_model_buckets_are_isolated(clock):
+    rl = RateLimiter(clock)
+    for _ in range(50):
+        rl.admit("k", MODEL, 1, 1)
+    with pytest.raises(RateLimited):
+        rl.admit("k", MODEL, 1, 1)
+    rl.admit("k", "claude-haiku-5-5", 1, 1)
+    assert rl.headers("k", "claude-haiku-5-5")["anthropic-ratelimit-requests-remaining"] == "49"
+
+
+def test_headers_format_and_reset_timestamps(clock):
+    rl = RateLimiter(clock)
+    h = rl.headers("k", MODEL)
+    for prefix in ("requests", "input-tokens", "output-tokens", "tokens"):
+        for suffix in ("limit", "remaining", "reset"):
+            assert f"anthropic-ratelimit-{prefix}-{suffix}" in h
+    now = datetime.fromtimestamp(clock.time(), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert h["anthropic-ratelimit-requests-reset"] == now  # full: resets "now"
+    rl.admit("k", MODEL, input_tokens=10_000, max_tokens=10)
+    h = rl.headers("k", MODEL)
+    for key, value in h.items():
+        if key.endswith("-reset"):
+            assert RFC3339.match(value), value
+    # Half the input bucket refills in 30 s; one request in 1.2 s (rounded up to the second).
+    expect = datetime.fromtimestamp(clock.time() + 30, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert h["anthropic-ratelimit-input-tokens-reset"] == expect
+    assert h["anthropic-ratelimit-requests-reset"] == rfc3339(clock.time() + 1.2)
+    assert rfc3339(1_800_000_000.2) == "2027-01-15T08:00:01Z"
+
+
+def test_tokens_headers_mirror_the_most_restrictive_limit(clock):
+    rl = RateLimiter(clock)
+    rl.admit("k", MODEL, input_tokens=100, max_tokens=10)  # output (7,990 left) is tighter
+    h = rl.headers("k", MODEL)
+    assert h["anthropic-ratelimit-tokens-limit"] == "8000"
+    assert h["anthropic-ratelimit-tokens-remaining"] == "7990"
+    rl.admit("k", MODEL, input_tokens=15_000, max_tokens=10)  # now input (4,900 left) is tighter
+    h = rl.headers("k", MODEL)
+    assert h["anthropic-ratelimit-tokens-limit"] == "20000"
+    assert h["anthropic-ratelimit-tokens-remaining"] == "4900"
+
+
+def test_refill_over_time_shows_in_headers(clock):
+    rl = RateLimiter(clock)
+    for _ in range(10):
+        rl.admit("k", MODEL, 1, 1)
+    assert rl.headers("k", MODEL)["anthropic-ratelimit-requests-remaining"] == "40"
+    clock.advance_sync(6)  # 50/60 per second * 6 s = 5 requests
+    assert rl.headers("k", MODEL)["anthropic-ratelimit-requests-remaining"] == "45"
+
+
+def test_fanout_of_short_requests_hits_the_default_limit(clock):
+    rl = RateLimiter(clock)
+    admitted = refused = 0
+    for _ in range(80):
+        try:
+            rl.admit("k", MODEL, input_tokens=200, max_tokens=100)
+            admitted += 1
+        except RateLimited:
+            refused += 1
+    assert admitted == 50 and refused == 30
+
+
+def test_unlimited_and_reset(clock):
+    rl = RateLimiter(clock, default_tier="unlimited")
+    for _ in range(1000):
+        rl.admit("k", MODEL, 100_000, 64_000)
+    rl = RateLimiter(clock)
+    for _ in range(50):
+        rl.admit("k", MODEL, 1, 1)
+    rl.reset()
+    assert rl.headers("k", MODEL)["anthropic-ratelimit-requests-remaining"] == "50"
+    rl.set_default_tier("tier-1")
+    assert rl.headers("k", MODEL)["anthropic-ratelimit-input-tokens-limit"] == "30000"
+
+
+def test_concurrent_admissions_never_oversubscribe(clock):
+    rl = RateLimiter(clock)
+    admitted: list[int] = []
+
+    def worker() -> None:
+        for _ in range(20):
+            try:
+                rl.admit("k", MODEL, 1, 1)
+                admitted.append(1)
+            except RateLimited:
+                pass
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(admitted) == 50
