@@ -57,8 +57,9 @@ def configure(*, provider: str | None = None, seed: int | None = None, time_scal
     if _shared is not None:
         if seed is not None:
             _shared.config.seed = int(seed)
+            _shared.simulator.faults.seed = int(seed)
         if time_scale is not None:
-            _shared.config.time_scale = float(time_scale)
+            _shared.set_time_scale(float(time_scale))
 
 
 def _normalise(provider: str) -> str:

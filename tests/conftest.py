@@ -11,8 +11,8 @@ from course_utils import MockServer, mock_server
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[MockServer]:
-    """A private simulator for this module (seed 0, latency off)."""
-    with mock_server(seed=0, time_scale=0.0) as srv:
+    """A private simulator for this module (seed 0, latency off, no rate limits: tests of limits make their own)."""
+    with mock_server(seed=0, time_scale=0.0, rate_limit_tier="unlimited") as srv:
         yield srv
 
 

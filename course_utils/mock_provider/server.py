@@ -50,12 +50,14 @@ class MockServer:
         time_scale: float = 1.0,
         scenario: str = "calm",
         state_dir: str | Path | None = None,
+        rate_limit_tier: str = "default",
         port: int = 0,
         clock: Clock = SYSTEM_CLOCK,
         log_level: str = "warning",
     ) -> None:
         config = SimulatorConfig(
-            seed=seed, time_scale=time_scale, scenario=scenario, state_dir=Path(state_dir) if state_dir else None
+            seed=seed, time_scale=time_scale, scenario=scenario, state_dir=Path(state_dir) if state_dir else None,
+            rate_limit_tier=rate_limit_tier,
         )
         self.simulator = Simulator(config, clock=clock)
         self._port = port
@@ -80,7 +82,7 @@ class MockServer:
             create_app(self.simulator),
             log_level=self._log_level,
             access_log=False,
-            lifespan="off",
+            lifespan="on",
             timeout_graceful_shutdown=2,
             backlog=2048,
         )
@@ -137,8 +139,20 @@ class MockServer:
         self.simulator.script(pattern, reply)
 
     def reset(self) -> None:
-        """Clear the ledger, scripted replies and per-request state."""
+        """Clear the ledger, scripted replies, prompt cache and rate-limit buckets."""
         self.simulator.reset()
+
+    def set_scenario(self, scenario: Any) -> Any:
+        """Switch the fault scenario: a preset (calm, flaky, overloaded, outage, rate-limited), a dict or a Scenario."""
+        return self.simulator.set_scenario(scenario)
+
+    def set_rate_limits(self, api_key: str, tier: Any) -> None:
+        """Give ``api_key`` its own limits: a tier name (see ``ratelimit.TIERS``) or a ``RateLimits``."""
+        self.simulator.set_rate_limits(api_key, tier)
+
+    def set_time_scale(self, time_scale: float) -> None:
+        """Change the latency scale (1 = realistic, 0 = instant) of a running server."""
+        self.simulator.set_time_scale(time_scale)
 
     def client(self, api_key: str = "sim-key-default", **kwargs: Any) -> Any:
         """An ``anthropic.Anthropic`` client pointed at this server."""

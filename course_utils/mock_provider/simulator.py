@@ -8,7 +8,9 @@ into a Starlette ASGI app.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import math
 import secrets
 import time
 import traceback
@@ -29,8 +31,11 @@ from .generation import iter_stream_pieces
 from .ledger import Ledger, LedgerRow
 from .request import parse_json_body
 from .sse import sse_event
+from .batches import BatchStore
 from .cache import PromptCache
-from .stages import Authenticate, Generate, PromptCaching, Stage, Validate
+from .faults import FaultInjector, Scenario, get_scenario
+from .ratelimit import RateLimiter, RateLimits
+from .stages import Authenticate, EnforceRateLimits, Generate, InjectFaults, PromptCaching, Stage, Validate
 
 __all__ = ["Simulator", "create_app", "DroppedConnection"]
 
@@ -60,7 +65,18 @@ class Simulator:
         self.auth = Authenticate(self.config.require_version_header)
         # Stages between validation and generation (faults, prompt cache, rate limits) plug in here.
         self.cache = PromptCache(clock)
-        self.middle: list[Stage] = [PromptCaching(self.cache)]
+        self._initial_scenario = self.config.scenario
+        self.faults = FaultInjector(self.config.scenario, seed=self.config.seed, clock=clock,
+                                    time_scale=self.config.time_scale)
+        self.limiter = RateLimiter(clock, self.config.rate_limit_tier)
+        self._rate_limits = EnforceRateLimits(self.limiter)
+        # Order as the API: a fault can strike any valid request; the cache split decides what
+        # counts against input-token limits; admission comes last before generation.
+        self.middle: list[Stage] = [InjectFaults(self.faults), PromptCaching(self.cache), self._rate_limits]
+        self.batches = BatchStore(
+            clock, self.config.state_dir, self.config.time_scale, self._process_batch_request,
+            on_result=self._bill_batch_result, seed=self.config.seed,
+        )
         self._validate = Validate(self.config)
         self._validate_count = Validate(self.config, for_count=True)
         self._generate = Generate(self.config, self.scripted)
@@ -70,10 +86,31 @@ class Simulator:
         """Register a scripted reply: when the last user turn matches ``pattern``, answer ``reply``."""
         self.scripted.append((pattern, reply))
 
+    def set_scenario(self, scenario: "str | Scenario | dict[str, Any]") -> Scenario:
+        """Switch the fault scenario at runtime: a preset name, a :class:`Scenario`, or a dict."""
+        resolved = Scenario.from_dict(scenario) if isinstance(scenario, dict) else get_scenario(scenario)
+        self.faults.set_scenario(resolved)
+        self.config.scenario = resolved.name
+        return resolved
+
+    def set_time_scale(self, time_scale: float) -> None:
+        """Change how fast simulated latency and batch processing run (0 = instant)."""
+        if time_scale < 0:
+            raise ValueError("time_scale must be >= 0")
+        self.config.time_scale = float(time_scale)
+        self.faults.time_scale = float(time_scale)
+        self.batches.time_scale = float(time_scale)
+
+    def set_rate_limits(self, api_key: str, tier: "str | RateLimits") -> None:
+        """Give one API key (a tenant) its own limits: a tier name or a :class:`RateLimits`."""
+        self.limiter.set_tier(api_key, tier)
+
     def reset(self) -> None:
-        """Forget the ledger and scripted replies (and stage state, where stages support it)."""
+        """Back to a fresh server: empty ledger, no scripted replies, empty cache, full rate-limit
+        buckets, the scenario it was started with. Batches are kept (they are the client's data)."""
         self.ledger.clear()
         self.scripted.clear()
+        self.set_scenario(self._initial_scenario)
         for stage in self.middle:
             reset = getattr(stage, "reset", None)
             if reset:
@@ -136,7 +173,7 @@ class Simulator:
 
     def _error_response(self, ex: Exchange, err: APIError) -> JSONResponse:
         self._finish(ex, err.status, err)
-        headers = {**ex.response_headers, **err.headers}
+        headers = {**ex.response_headers, **self._rate_limits.headers(ex), **err.headers}
         if err.status >= 500 or err.status == 429:
             headers.setdefault("x-should-retry", "true")
         return JSONResponse(err.body(ex.request_id), status_code=err.status, headers=headers)
@@ -163,6 +200,13 @@ class Simulator:
             await self._read_body(request, ex)
             await self._run_stages(ex)
             self._record_usage(ex)
+            if ex.fault is not None and ex.fault.delay_s:
+                if not await self._hold(ex.fault.delay_s, request):
+                    ex.row.disconnected = True
+                    self._finish(ex, 499)
+                    return Response(status_code=499)
+            if ex.fault is not None and ex.fault.kind == "disconnect" and not ex.request.stream:
+                return StreamingResponse(self._drop(ex), media_type="application/json", headers=ex.response_headers)
             if ex.request is not None and ex.request.stream:
                 return StreamingResponse(
                     self._stream(ex),
@@ -177,6 +221,23 @@ class Simulator:
             return self._error_response(ex, err)
         except Exception as exc:  # noqa: BLE001 - a bug is a 500 api_error with a log line, never a crash
             return self._internal_error(ex, exc)
+
+    async def _hold(self, seconds: float, request: Request) -> bool:
+        """Wait ``seconds`` of real time (a slow or timed-out response); False if the client left."""
+        deadline = self.clock.monotonic() + seconds
+        while self.clock.monotonic() < deadline:
+            if await request.is_disconnected():
+                return False
+            await self.clock.sleep(min(0.25, deadline - self.clock.monotonic()))
+        return True
+
+    async def _drop(self, ex: Exchange) -> AsyncIterator[bytes]:
+        """Start a response, then drop the connection: what a network failure looks like to the client."""
+        ex.row.disconnected = True
+        ex.row.output_tokens = 0
+        self._finish(ex, 200)
+        yield b'{"id":"'
+        raise DroppedConnection(ex.request_id)
 
     def _record_usage(self, ex: Exchange) -> None:
         row, usage, gen = ex.row, ex.usage, ex.generated
@@ -232,12 +293,24 @@ class Simulator:
         fault = ex.fault
         emitted = 0
         status = 200
+        pieces = list(iter_stream_pieces(gen))
+        # A mid-stream fault strikes after `after_tokens` deltas, or at the last one if the reply is shorter.
+        fire_at = min(fault.after_tokens, len(pieces)) if fault is not None and fault.after_tokens is not None else None
         try:
             yield sse_event({"type": "message_start", "message": self._message_json(ex, final=False)})
             start = self.clock.monotonic()
             await self.clock.sleep(plan.ttft)
             open_index = -1
-            for index, block, piece in iter_stream_pieces(gen):
+            for position in range(len(pieces) + 1):
+                if fire_at is not None and position == fire_at:
+                    if fault.kind == "disconnect":
+                        raise DroppedConnection(ex.request_id)
+                    status = fault.status or 529
+                    yield sse_event({"type": "error", "error": {"type": fault.error_type, "message": fault.message}})
+                    return
+                if position == len(pieces):
+                    break
+                index, block, piece = pieces[position]
                 if index != open_index:
                     if open_index >= 0:
                         yield sse_event({"type": "content_block_stop", "index": open_index})
@@ -245,13 +318,6 @@ class Simulator:
                     if open_index < 0:
                         yield sse_event({"type": "ping"})
                     open_index = index
-                if fault is not None and getattr(fault, "after_tokens", None) is not None and emitted >= fault.after_tokens:
-                    if fault.kind == "disconnect":
-                        raise DroppedConnection(ex.request_id)
-                    if fault.kind == "stream_error":
-                        status = fault.status
-                        yield sse_event({"type": "error", "error": {"type": fault.error_type, "message": fault.message}})
-                        return
                 delta = (
                     {"type": "text_delta", "text": piece}
                     if block["type"] == "text"
@@ -353,6 +419,126 @@ class Simulator:
         ex = self._exchange(request, request.url.path)
         return self._error_response(ex, NotFound(f"Not found: {request.method} {request.url.path}"))
 
+    # ----- Message Batches -----------------------------------------------------------------------
+    async def _process_batch_request(self, params: dict[str, Any], custom_id: str) -> dict[str, Any]:
+        """Run one batch item through validation and the skills; invalid params become ``errored``."""
+        rid = _new_id("req")
+        ex = Exchange(request_id=rid, api_key=None, headers={}, body=params,
+                      row=LedgerRow(request_id=rid, endpoint="/v1/messages/batches", method="BATCH", api_key=None))
+        try:
+            if not isinstance(params, dict):
+                raise InvalidRequest("params: Input should be a valid object")
+            if params.get("stream"):
+                raise InvalidRequest("stream: streaming is not supported for requests in a Message Batch")
+            await self._validate.before(ex)
+            await self._generate.before(ex)
+        except APIError as err:
+            return {"type": "errored", "error": err.body(rid)}
+        message = self._message_json(ex, final=True)
+        message["usage"]["service_tier"] = "batch"
+        return {"type": "succeeded", "message": message}
+
+    def _bill_batch_result(self, api_key: str, custom_id: str, params: dict[str, Any], result: dict[str, Any]) -> None:
+        """One ledger row per finished batch request; only ``succeeded`` ones are billed (at the discount)."""
+        now = self.clock.time()
+        kind = result.get("type")
+        row = LedgerRow(
+            request_id=_new_id("req"), endpoint="/v1/messages/batches", method="BATCH", api_key=api_key,
+            model=params.get("model") if isinstance(params, dict) else None, arrival=now, finish=now,
+            batch=True, custom_id=custom_id,
+        )
+        if kind == "succeeded":
+            usage = result["message"]["usage"]
+            row.status = 200
+            row.input_tokens = usage["input_tokens"]
+            row.output_tokens = usage["output_tokens"]
+            row.cache_creation_input_tokens = usage.get("cache_creation_input_tokens") or 0
+            row.cache_read_input_tokens = usage.get("cache_read_input_tokens") or 0
+            row.extra["cache_creation"] = usage.get("cache_creation")
+            row.cost_usd = self._cost(row)
+        elif kind == "errored":
+            error_type = result["error"]["error"]["type"]
+            row.status = 404 if error_type == "not_found_error" else 400 if error_type == "invalid_request_error" else 500
+            row.error_type = error_type
+        else:
+            row.error_type = kind
+        self.ledger.add(row)
+
+    async def _batch_call(self, request: Request, action: Any, *, read_body: bool = False) -> Response:
+        ex = self._exchange(request, "/v1/messages/batches")
+        try:
+            await self.auth.before(ex)
+            if read_body:
+                await self._read_body(request, ex)
+            result = action(ex)
+            if isinstance(result, dict) and result.get("type") == "message_batch":
+                result = self._with_results_url(request, result)
+            elif isinstance(result, dict) and "data" in result:
+                result = {**result, "data": [self._with_results_url(request, b) for b in result["data"]]}
+            self._finish(ex, 200)
+            return JSONResponse(result, headers=ex.response_headers)
+        except APIError as err:
+            return self._error_response(ex, err)
+        except Exception as exc:  # noqa: BLE001
+            return self._internal_error(ex, exc)
+
+    @staticmethod
+    def _with_results_url(request: Request, batch: dict[str, Any]) -> dict[str, Any]:
+        # The results URL must point at this server, whatever address the client used to reach it.
+        if batch.get("results_url"):
+            base = str(request.base_url).rstrip("/")
+            batch = {**batch, "results_url": f"{base}/v1/messages/batches/{batch['id']}/results"}
+        return batch
+
+    async def create_batch(self, request: Request) -> Response:
+        def create(ex: Exchange) -> Any:
+            requests = ex.body.get("requests")
+            if requests is None:
+                raise InvalidRequest("requests: Field required")
+            self.batches.time_scale = self.config.time_scale
+            return self.batches.create(ex.api_key or "", requests, body_bytes=int(request.headers.get("content-length") or 0) or None)
+
+        return await self._batch_call(request, create, read_body=True)
+
+    async def list_batches(self, request: Request) -> Response:
+        params = request.query_params
+
+        def list_(ex: Exchange) -> Any:
+            limit = _int_param(params.get("limit"), "limit", default=20, lo=1, hi=1000)
+            return self.batches.list(ex.api_key or "", limit=limit, before_id=params.get("before_id"),
+                                     after_id=params.get("after_id"))
+
+        return await self._batch_call(request, list_)
+
+    async def get_batch(self, request: Request) -> Response:
+        bid = request.path_params["batch_id"]
+        return await self._batch_call(request, lambda ex: self.batches.retrieve(bid, api_key=ex.api_key))
+
+    async def cancel_batch(self, request: Request) -> Response:
+        bid = request.path_params["batch_id"]
+        return await self._batch_call(request, lambda ex: self.batches.cancel(bid, api_key=ex.api_key))
+
+    async def delete_batch(self, request: Request) -> Response:
+        bid = request.path_params["batch_id"]
+        return await self._batch_call(request, lambda ex: self.batches.delete(bid, api_key=ex.api_key))
+
+    async def batch_results(self, request: Request) -> Response:
+        ex = self._exchange(request, "/v1/messages/batches/{id}/results")
+        try:
+            await self.auth.before(ex)
+            lines = list(self.batches.results(request.path_params["batch_id"], api_key=ex.api_key))
+            self._finish(ex, 200)
+            body = "".join(line + "\n" for line in lines)
+            return Response(body, media_type="application/x-jsonl", headers=ex.response_headers)
+        except APIError as err:
+            return self._error_response(ex, err)
+        except Exception as exc:  # noqa: BLE001
+            return self._internal_error(ex, exc)
+
+    async def run_batches(self) -> None:
+        """Process batches in the background for as long as the server runs."""
+        await self.batches.run()
+
     # ----- introspection (outside /v1/) ----------------------------------------------------------
     async def mock_requests(self, request: Request) -> Response:
         return JSONResponse(self.ledger.records())
@@ -365,6 +551,21 @@ class Simulator:
             {"status": "ok", "seed": self.config.seed, "time_scale": self.config.time_scale,
              "scenario": self.config.scenario, "requests": len(self.ledger)}
         )
+
+    async def mock_scenario(self, request: Request) -> Response:
+        """GET: the current scenario. POST ``{"scenario": "flaky"}`` or a custom scenario object."""
+        if request.method == "POST":
+            ex = self._exchange(request, "/mock/scenario")
+            try:
+                await self._read_body(request, ex)
+                spec = ex.body.get("scenario", ex.body)
+                self.set_scenario(spec)
+            except APIError as err:
+                return self._error_response(ex, err)
+            except (KeyError, ValueError, TypeError) as exc:
+                return self._error_response(ex, InvalidRequest(f"scenario: {exc}"))
+        status = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in self.faults.status().items()}
+        return JSONResponse({"scenario": self.faults.scenario.to_dict(), "status": status})
 
     async def mock_reset(self, request: Request) -> Response:
         self.reset()
@@ -413,19 +614,46 @@ def create_app(sim: Simulator) -> Starlette:
     routes = [
         Route("/v1/messages", sim.messages, methods=["POST"]),
         Route("/v1/messages/count_tokens", sim.count_tokens, methods=["POST"]),
+        Route("/v1/messages/batches", sim.create_batch, methods=["POST"]),
+        Route("/v1/messages/batches", sim.list_batches, methods=["GET"]),
+        Route("/v1/messages/batches/{batch_id:str}", sim.get_batch, methods=["GET"]),
+        Route("/v1/messages/batches/{batch_id:str}", sim.delete_batch, methods=["DELETE"]),
+        Route("/v1/messages/batches/{batch_id:str}/cancel", sim.cancel_batch, methods=["POST"]),
+        Route("/v1/messages/batches/{batch_id:str}/results", sim.batch_results, methods=["GET"]),
         Route("/v1/models", sim.list_models, methods=["GET"]),
         Route("/v1/models/{model_id:str}", sim.get_model, methods=["GET"]),
         Route("/mock/requests", sim.mock_requests, methods=["GET"]),
         Route("/mock/usage", sim.mock_usage, methods=["GET"]),
         Route("/mock/health", sim.mock_health, methods=["GET"]),
         Route("/mock/reset", sim.mock_reset, methods=["POST"]),
+        Route("/mock/scenario", sim.mock_scenario, methods=["GET", "POST"]),
     ]
-    app = Starlette(routes=routes)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # Batches are processed in the background; a restarted server resumes unfinished ones.
+        task = asyncio.create_task(sim.run_batches())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    app = Starlette(routes=routes, lifespan=lifespan)
 
     async def fallback(request: Request, exc: Exception) -> Response:
         return await sim.not_found(request)
 
+    async def crashed(request: Request, exc: Exception) -> Response:
+        # Last line of defence: a bug is a 500 api_error envelope with a log line, never a bare crash.
+        if isinstance(exc, DroppedConnection):
+            raise exc  # an injected drop: let the server abort the connection
+        ex = sim._exchange(request, request.url.path)
+        return sim._internal_error(ex, exc)
+
     app.add_exception_handler(404, fallback)
     app.add_exception_handler(405, fallback)
+    app.add_exception_handler(Exception, crashed)
     app.state.simulator = sim
     return app

@@ -23,8 +23,10 @@ from .request import parse_messages_request
 
 if TYPE_CHECKING:
     from .cache import PromptCache
+    from .faults import FaultInjector
+    from .ratelimit import RateLimiter
 
-__all__ = ["Stage", "Authenticate", "Validate", "Generate", "PromptCaching", "body_key"]
+__all__ = ["Stage", "Authenticate", "Validate", "Generate", "PromptCaching", "InjectFaults", "EnforceRateLimits", "body_key"]
 
 
 class Stage(Protocol):
@@ -166,3 +168,69 @@ class PromptCaching:
 
     def reset(self) -> None:
         self.cache.clear()
+
+
+class InjectFaults:
+    """Decide, per the scenario or the ``x-mock-fault`` header, whether this request fails and how.
+
+    Errors that replace the response (529, 500, 429) are raised here; faults that act later
+    (mid-stream errors, drops, delays) ride on ``ex.fault`` for the delivery code.
+    """
+
+    def __init__(self, injector: "FaultInjector") -> None:
+        self.injector = injector
+
+    async def before(self, ex: Exchange) -> None:
+        from .faults import InvalidFault
+
+        try:
+            fault = self.injector.decide(ex.body_key, ex.headers.get("x-mock-fault"))
+        except InvalidFault as exc:
+            raise InvalidRequest(f"x-mock-fault: {exc}") from None
+        if fault is None:
+            return
+        assert ex.request is not None
+        if not ex.request.stream:
+            fault = fault.for_non_streaming()
+        ex.fault = fault
+        ex.row.fault = fault.kind
+        error = fault.error() if (fault.after_tokens is None or not ex.request.stream) else None
+        if error is not None:
+            raise error
+
+    def after(self, ex: Exchange, status: int) -> None:
+        return None
+
+    def reset(self) -> None:
+        self.injector.reset()
+
+
+class EnforceRateLimits:
+    """Admit the request against its key's per-model buckets, and settle output tokens afterwards."""
+
+    def __init__(self, limiter: "RateLimiter") -> None:
+        self.limiter = limiter
+
+    async def before(self, ex: Exchange) -> None:
+        assert ex.request is not None and ex.model is not None
+        ex.admission = self.limiter.admit(
+            ex.api_key or "",
+            ex.model.id,
+            input_tokens=ex.input_tokens_total,
+            max_tokens=ex.request.max_tokens or 0,
+            cache_read_tokens=ex.usage.get("cache_read_input_tokens", 0),
+        )
+        ex.response_headers.update(ex.admission.headers)
+
+    def after(self, ex: Exchange, status: int) -> None:
+        if ex.admission is not None:
+            self.limiter.settle(ex.admission, ex.row.output_tokens)
+
+    def headers(self, ex: Exchange) -> dict[str, str]:
+        """Current rate-limit headers for this request's key and model (for error responses)."""
+        if ex.model is None or not ex.api_key:
+            return {}
+        return self.limiter.headers(ex.api_key, ex.model.id)
+
+    def reset(self) -> None:
+        self.limiter.reset()
