@@ -23,18 +23,27 @@ def main(argv: list[str] | None = None) -> int:
         help="multiply simulated latency and batch processing time (1 = realistic, 0 = instant)",
     )
     parser.add_argument("--scenario", default="calm", help="fault scenario preset (default: calm)")
+    parser.add_argument("--rate-limit-tier", default="default",
+                        help="rate limits every key gets unless configured otherwise (default, tier-1..tier-4, unlimited)")
     parser.add_argument("--state-dir", type=Path, default=None, help="keep batch state in this folder (SQLite)")
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     args = parser.parse_args(argv)
     if args.time_scale < 0:
         parser.error("--time-scale must be >= 0")
+    from .faults import SCENARIOS
+    from .ratelimit import TIERS
+
+    if args.scenario not in SCENARIOS:
+        parser.error(f"--scenario must be one of: {', '.join(SCENARIOS)}")
+    if args.rate_limit_tier not in TIERS:
+        parser.error(f"--rate-limit-tier must be one of: {', '.join(TIERS)}")
 
     import uvicorn
 
     from .simulator import Simulator, create_app
 
     sim = Simulator(SimulatorConfig(seed=args.seed, time_scale=args.time_scale, scenario=args.scenario,
-                                    state_dir=args.state_dir))
+                                    state_dir=args.state_dir, rate_limit_tier=args.rate_limit_tier))
     print(f"Simulated Anthropic API on http://{HOST}:{args.port}  (seed={args.seed}, time_scale={args.time_scale})")
     print(f"  export ANTHROPIC_BASE_URL=http://{HOST}:{args.port}")
     uvicorn.run(create_app(sim), host=HOST, port=args.port, log_level=args.log_level, access_log=False)

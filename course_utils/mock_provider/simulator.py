@@ -60,6 +60,8 @@ class Simulator:
     def __init__(self, config: SimulatorConfig | None = None, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self.config = config or SimulatorConfig()
         self.clock = clock
+        self.loop: asyncio.AbstractEventLoop | None = None
+        """The event loop serving requests (set when the app starts), for introspection."""
         self.ledger = Ledger()
         self.scripted: list[tuple[Any, str]] = []
         self.auth = Authenticate(self.config.require_version_header)
@@ -549,7 +551,8 @@ class Simulator:
     async def mock_health(self, request: Request) -> Response:
         return JSONResponse(
             {"status": "ok", "seed": self.config.seed, "time_scale": self.config.time_scale,
-             "scenario": self.config.scenario, "requests": len(self.ledger)}
+             "scenario": self.config.scenario, "requests": len(self.ledger),
+             "tasks": len(asyncio.all_tasks())}
         )
 
     async def mock_scenario(self, request: Request) -> Response:
@@ -632,6 +635,7 @@ def create_app(sim: Simulator) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # Batches are processed in the background; a restarted server resumes unfinished ones.
+        sim.loop = asyncio.get_running_loop()
         task = asyncio.create_task(sim.run_batches())
         try:
             yield
