@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import socket
 import statistics
 import subprocess
@@ -31,8 +32,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start(cmd: list[str], port: int) -> subprocess.Popen:
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def _start(cmd: list[str], port: int, env: dict[str, str] | None = None) -> subprocess.Popen:
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, **(env or {})})
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         try:
@@ -82,9 +84,12 @@ def main() -> None:
     sim_port, bare_port = _free_port(), _free_port()
     py = sys.executable
     sim = _start([py, "-m", "course_utils.mock_provider", "--port", str(sim_port), "--time-scale", "0",
+                  "--rate-limit-tier", "unlimited",
                   "--log-level", "warning"], sim_port)
+    probe = anthropic.Anthropic(base_url=f"http://127.0.0.1:{sim_port}", api_key="bench", max_retries=0)
+    reply_tokens = probe.messages.create(model="claude-haiku-5-5", max_tokens=96, messages=PROMPT).usage.output_tokens
     bare = _start([py, "-m", "uvicorn", "benchmarks.bare_app:app", "--port", str(bare_port), "--host", "127.0.0.1",
-                   "--log-level", "warning", "--no-access-log"], bare_port)
+                   "--log-level", "warning", "--no-access-log"], bare_port, env={"BARE_TOKENS": str(reply_tokens)})
     try:
         results: dict[tuple[str, str], list[float]] = {}
         for _ in range(args.rounds):
@@ -99,7 +104,8 @@ def main() -> None:
         sim.terminate()
         bare.terminate()
 
-    print(f"concurrency {args.concurrency}, {args.requests} requests/round, {args.rounds} rounds, medians:")
+    print(f"concurrency {args.concurrency}, {args.requests} requests/round, {args.rounds} rounds, "
+          f"{reply_tokens}-token replies from both servers, medians:")
     print(f"{'metric':<16}{'bare ceiling':>14}{'simulator':>12}{'ratio':>8}")
     for metric in ("req/s", "stream tok/s"):
         b = statistics.median(results[("bare", metric)])

@@ -8,6 +8,7 @@ into a Starlette ASGI app.
 from __future__ import annotations
 
 import asyncio
+import json
 import contextlib
 import logging
 import math
@@ -298,6 +299,9 @@ class Simulator:
         pieces = list(iter_stream_pieces(gen))
         # A mid-stream fault strikes after `after_tokens` deltas, or at the last one if the reply is shorter.
         fire_at = min(fault.after_tokens, len(pieces)) if fault is not None and fault.after_tokens is not None else None
+        # Events due at the same moment go out in one write; a sleep (pacing) flushes them first,
+        # so at realistic time scales every delta is its own chunk, as on the wire from the API.
+        out: list[bytes] = []
         try:
             yield sse_event({"type": "message_start", "message": self._message_json(ex, final=False)})
             start = self.clock.monotonic()
@@ -305,6 +309,9 @@ class Simulator:
             open_index = -1
             for position in range(len(pieces) + 1):
                 if fire_at is not None and position == fire_at:
+                    if out:
+                        yield b"".join(out)
+                        out.clear()
                     if fault.kind == "disconnect":
                         raise DroppedConnection(ex.request_id)
                     status = fault.status or 529
@@ -315,34 +322,29 @@ class Simulator:
                 index, block, piece = pieces[position]
                 if index != open_index:
                     if open_index >= 0:
-                        yield sse_event({"type": "content_block_stop", "index": open_index})
-                    yield sse_event({"type": "content_block_start", "index": index, "content_block": _empty(block)})
+                        out.append(sse_event({"type": "content_block_stop", "index": open_index}))
+                    out.append(sse_event({"type": "content_block_start", "index": index, "content_block": _empty(block)}))
                     if open_index < 0:
-                        yield sse_event({"type": "ping"})
+                        out.append(_PING)
                     open_index = index
-                delta = (
-                    {"type": "text_delta", "text": piece}
-                    if block["type"] == "text"
-                    else {"type": "input_json_delta", "partial_json": piece}
-                )
-                yield sse_event({"type": "content_block_delta", "index": index, "delta": delta})
+                out.append(_delta_event(index, block["type"], piece))
                 emitted += 1
                 # Pace against a schedule rather than sleeping per token: cheap at small time scales.
                 ahead = start + plan.ttft + plan.per_token * emitted - self.clock.monotonic()
                 if ahead > 0.002:
+                    yield b"".join(out)
+                    out.clear()
                     await self.clock.sleep(ahead)
-            if open_index < 0:
-                yield sse_event({"type": "ping"})
-            else:
-                yield sse_event({"type": "content_block_stop", "index": open_index})
-            yield sse_event(
+            out.append(_PING if open_index < 0 else sse_event({"type": "content_block_stop", "index": open_index}))
+            out.append(sse_event(
                 {
                     "type": "message_delta",
                     "delta": {"stop_reason": gen.stop_reason, "stop_sequence": gen.stop_sequence},
                     "usage": self._delta_usage_json(ex, gen.output_tokens),
                 }
-            )
-            yield sse_event({"type": "message_stop"})
+            ))
+            out.append(_MESSAGE_STOP)
+            yield b"".join(out)
             emitted = gen.output_tokens
         except (asyncio.CancelledError, GeneratorExit):
             ex.row.disconnected = True
@@ -573,6 +575,20 @@ class Simulator:
     async def mock_reset(self, request: Request) -> Response:
         self.reset()
         return JSONResponse({"status": "reset"})
+
+
+_PING = sse_event({"type": "ping"})
+_MESSAGE_STOP = sse_event({"type": "message_stop"})
+
+
+def _delta_event(index: int, block_type: str, piece: str) -> bytes:
+    """A content_block_delta event, formatted directly (the hot path of every stream)."""
+    if block_type == "text":
+        body = f'{{"type":"content_block_delta","index":{index},"delta":{{"type":"text_delta","text":{json.dumps(piece)}}}}}'
+    else:
+        body = (f'{{"type":"content_block_delta","index":{index},'
+                f'"delta":{{"type":"input_json_delta","partial_json":{json.dumps(piece)}}}}}')
+    return f"event: content_block_delta\ndata: {body}\n\n".encode()
 
 
 def _empty(block: dict[str, Any]) -> dict[str, Any]:
