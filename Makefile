@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SUBMISSIONS ?=
 
-.PHONY: lab test venv kernel release grade simulator bench clean
+.PHONY: lab test venv kernel release check-release grade simulator bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,19 @@ lab: kernel
 ## make test: set up and run the whole test suite
 test: kernel
 	$(PY) -m pytest
+
+## make release: regenerate notebooks/ from solutions/ (and normalise solution metadata)
+release: $(STAMP)
+	$(PY) -m course_utils.authoring release
+
+## make check-release: fail if notebooks/ is out of date with solutions/
+check-release: $(STAMP)
+	$(PY) -m course_utils.authoring check
+
+## make grade SUBMISSIONS=path/to/folder: grade every notebook there (results in SUBMISSIONS/graded/)
+grade: kernel
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=path/to/folder [GRADE_ARGS='--jobs 4']"; exit 2; }
+	$(PY) -m course_utils.grading "$(SUBMISSIONS)" $(GRADE_ARGS)
 
 ## run the simulated Anthropic API on http://127.0.0.1:8765
 simulator: $(STAMP)

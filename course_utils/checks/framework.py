@@ -1,0 +1,225 @@
+"""The vocabulary of a lesson's check module: :class:`Exercise`, :class:`Case`, :class:`CaseFailed`.
+
+A lesson module (``course_utils/checks/lessonNN.py``) declares its exercises and their cases::
+
+    from .framework import Exercise, expect_equal
+
+    window = Exercise("1.2", "Sliding window", points=3,
+                      signature="sliding_window(turns, budget) -> list",
+                      hints=["Start from the newest turn.", "Count each turn with tokens.count_text ..."])
+
+    @window.case("keeps the newest turns that fit")
+    def _(sliding_window):
+        expect_equal(sliding_window(TURNS, 100), TURNS[-3:], hint="The oldest turns go first.")
+
+    EXERCISES = [window]
+
+A case receives whatever the notebook passed to ``check(id, ...)`` and either returns (passed) or
+raises :class:`CaseFailed` (a wrong answer). Any other exception came from the student's code and
+is explained to them. Cases may be ``async def``; they run on a private event loop in a worker
+thread, never on the notebook kernel's loop.
+
+Scoring: an exercise is worth ``points``; partial credit is the fraction of cases passed times
+``points`` (3 of 4 cases on a 2-point exercise scores 1.5).
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+__all__ = [
+    "CaseFailed",
+    "Case",
+    "Exercise",
+    "CaseResult",
+    "CheckResult",
+    "STATUSES",
+    "MISSING",
+    "expect",
+    "expect_equal",
+    "call",
+    "run_awaitable",
+    "describe",
+]
+
+STATUSES = ("passed", "failed", "not_attempted", "error", "timeout")
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "<not given>"
+
+
+MISSING: Any = _Missing()
+"""Placeholder for ``expected``/``got`` when a failure has nothing meaningful to show."""
+
+
+class CaseFailed(AssertionError):
+    """The student's answer is wrong in this case: what was expected, what came back, and a hint.
+
+    Subclasses ``AssertionError`` so a case can also be written with plain ``assert`` statements,
+    but raise this for a useful message.
+    """
+
+    def __init__(self, message: str = "", *, expected: Any = MISSING, got: Any = MISSING, hint: str | None = None):
+        self.message = message
+        self.expected = expected
+        self.got = got
+        self.hint = hint
+        super().__init__(message or f"expected {expected!r}, got {got!r}")
+
+
+@dataclass
+class Case:
+    """One graded scenario: ``run(*answer, **kw)`` returns normally (pass) or raises :class:`CaseFailed`."""
+
+    name: str
+    run: Callable[..., Any]
+
+
+@dataclass
+class Exercise:
+    """A graded exercise: its cases, its worth and its hints (a nudge first, then more specific)."""
+
+    id: str
+    title: str
+    points: float = 1.0
+    cases: list[Case] = field(default_factory=list)
+    hints: list[str] = field(default_factory=list)
+    signature: str | None = None
+    """How the check calls the answer, e.g. ``"first_request(client, question) -> str"``; quoted when
+    the student's function has the wrong signature."""
+    time_limit: float | None = None
+    """Seconds for the whole check; ``None`` uses the framework default (30 s)."""
+
+    @property
+    def lesson(self) -> int:
+        return int(self.id.split(".", 1)[0])
+
+    def case(self, name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Decorator: append the function as a case named ``name`` (cases run in declaration order)."""
+
+        def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+            self.cases.append(Case(name, fn))
+            return fn
+
+        return register
+
+    def hint(self, level: int) -> str | None:
+        """The hint for the ``level``-th failure (0-based), staying on the last one once exhausted."""
+        if not self.hints:
+            return None
+        return self.hints[min(level, len(self.hints) - 1)]
+
+
+@dataclass
+class CaseResult:
+    """How one case went, for the verdict and the results registry."""
+
+    name: str
+    passed: bool
+    message: str = ""
+    outcome: str = "passed"
+    """One of passed, failed, not_attempted, error, timeout, skipped."""
+    hint: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "passed": self.passed, "message": self.message}
+
+
+@dataclass
+class CheckResult:
+    """What one ``check()`` call found; ``to_dict()`` is the results contract the grader reads."""
+
+    exercise: str
+    title: str
+    status: str
+    points: float
+    max_points: float
+    cases: list[CaseResult] = field(default_factory=list)
+    feedback: str = ""
+    _shown_in: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "exercise": self.exercise,
+            "title": self.title,
+            "status": self.status,
+            "points": float(self.points),
+            "max_points": float(self.max_points),
+            "cases": [c.to_dict() for c in self.cases],
+            "feedback": self.feedback,
+        }
+
+    def __str__(self) -> str:
+        return self.feedback
+
+    def _ipython_display_(self) -> None:
+        # check() already printed the verdict; when it is also the cell's last expression, showing it
+        # again would print it twice. Displayed later (``result`` in another cell), show it once.
+        try:
+            from IPython import get_ipython
+
+            count = getattr(get_ipython(), "execution_count", None)
+        except Exception:
+            count = None
+        if count is None or count != self._shown_in:
+            print(self.feedback)
+
+
+def expect(condition: Any, message: str = "", *, expected: Any = MISSING, got: Any = MISSING, hint: str | None = None) -> None:
+    """Raise :class:`CaseFailed` unless ``condition`` is true."""
+    if not condition:
+        raise CaseFailed(message, expected=expected, got=got, hint=hint)
+
+
+def expect_equal(got: Any, expected: Any, message: str = "", *, hint: str | None = None) -> None:
+    """Raise :class:`CaseFailed` unless ``got == expected`` (and of the expected type for exact types)."""
+    # For scalars a wrong type is its own mistake (e.g. "5" for 5), worth naming explicitly.
+    wrong_type = type(expected) in (bool, int, float, str) and type(got) is not type(expected)
+    if wrong_type and not (isinstance(expected, float) and isinstance(got, int)):
+        kind = f"wrong type: expected a {type(expected).__name__}, got a {type(got).__name__}"
+        raise CaseFailed(
+            f"{message}: {kind}" if message else kind,
+            expected=expected,
+            got=got,
+            hint=hint,
+        )
+    if got != expected:
+        raise CaseFailed(message, expected=expected, got=got, hint=hint)
+
+
+def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call the student's function, running it to completion if it is ``async``.
+
+    Cases run in a worker thread with no event loop, so awaiting here on a fresh private loop never
+    touches the notebook kernel's loop.
+    """
+    result = fn(*args, **kwargs)
+    if inspect.isawaitable(result):
+        return run_awaitable(result)
+    return result
+
+
+def run_awaitable(awaitable: Any) -> Any:
+    """Run ``awaitable`` on a private event loop in the current (worker) thread, then close the loop."""
+    from .runner import private_loop  # registers the loop so a timeout can cancel it
+
+    with private_loop() as loop:
+        return loop.run_until_complete(_as_coroutine(awaitable))
+
+
+async def _as_coroutine(awaitable: Any) -> Any:
+    return await awaitable
+
+
+def describe(value: Any, limit: int = 300) -> str:
+    """Short printable form of an expected/got value for the verdict (``repr``, truncated)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 20] + f"... ({len(text)} chars)"

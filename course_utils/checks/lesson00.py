@@ -1,0 +1,158 @@
+"""Checks for lesson 00 (Orientation): 0.1 ``first_request`` and 0.2 ``request_cost``."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from ..pricing import cost as reference_cost
+from .framework import CaseFailed, Exercise, expect, expect_equal
+from .sim import probe
+
+MODEL = "claude-haiku-5-5"
+MAX_TOKENS = 300
+"""The contract of exercise 0.1 (stated in its docstring in the notebook)."""
+
+# ---------------------------------------------------------------------------------------------
+# 0.1 first_request(client, question) -> str
+# ---------------------------------------------------------------------------------------------
+first_request = Exercise(
+    "0.1",
+    "Your first request",
+    points=2,
+    signature="first_request(client, question) -> str",
+    hints=[
+        "Call client.messages.create(...) once, with model, max_tokens and a single user message, "
+        "then return the text of the reply.",
+        "message = client.messages.create(model=MODEL, max_tokens=MAX_TOKENS, "
+        "messages=[{\"role\": \"user\", \"content\": question}]); the text is message.content[0].text.",
+    ],
+)
+
+# Scripted replies make the expected text known to the check, so a hard-coded answer cannot pass.
+QUESTIONS = {
+    "In one sentence: what does HTTP status 429 mean?": "429 means the client sent too many requests; slow down and retry later.",
+    "Name one reason to stream a long response.": "Streaming shows the first words in well under a second instead of after the whole reply.",
+    "What is a token, roughly?": "A token is a few characters of text; English averages about four characters per token.",
+}
+
+
+def _describe_return(value: Any) -> str | None:
+    """A hint for the common wrong return types."""
+    kind = type(value).__name__
+    if kind == "Message":
+        return "You returned the whole Message object; return message.content[0].text (a str)."
+    if isinstance(value, list):
+        return "You returned message.content, a list of content blocks; return the first block's .text."
+    if kind == "TextBlock":
+        return "You returned a TextBlock; return its .text."
+    return None
+
+
+@first_request.case("returns the reply's text for several questions")
+def _returns_text(fn) -> None:
+    p = probe()
+    for question, reply in QUESTIONS.items():
+        p.script(question, reply)
+    client = p.client()
+    for question, reply in QUESTIONS.items():
+        got = fn(client, question)
+        if not isinstance(got, str):
+            raise CaseFailed(f"for {question!r}: not a str", expected=reply, got=got,
+                             hint=_describe_return(got) or "Return the reply text as a str.")
+        expect_equal(got.strip(), reply, f"for {question!r}: not the model's reply",
+                     hint="Return the text the API sent back for this question, not a fixed string.")
+
+
+@first_request.case("makes exactly one request per call")
+def _one_request(fn) -> None:
+    p = probe()
+    client = p.client()
+    for n, question in enumerate(QUESTIONS, start=1):
+        fn(client, question)
+        made = len(p.requests())
+        expect(made == n, f"after {n} call(s) the ledger shows {made} request(s) to /v1/messages",
+               expected=f"{n} request(s)", got=f"{made} request(s)",
+               hint="Each call costs money: send one messages.create per question and reuse its result.")
+
+
+@first_request.case(f"uses model {MODEL} and max_tokens={MAX_TOKENS}")
+def _model_and_budget(fn) -> None:
+    p = probe()
+    fn(p.client(), "What is a token, roughly?")
+    rows = p.requests()
+    expect(len(rows) >= 1, "no request reached the API", expected="1 request", got="0 requests",
+           hint="Use the client passed in as the first argument.")
+    row = rows.iloc[-1]
+    expect_equal(row["model"], MODEL, "wrong model in the request", hint=f"Use model={MODEL!r}, as the docstring says.")
+    expect_equal(int(row["max_tokens"]), MAX_TOKENS, "wrong max_tokens in the request",
+                 hint=f"Pass max_tokens={MAX_TOKENS}: it caps the reply's length, and so its cost.")
+
+
+# ---------------------------------------------------------------------------------------------
+# 0.2 request_cost(usage, model) -> Decimal
+# ---------------------------------------------------------------------------------------------
+request_cost = Exercise(
+    "0.2",
+    "What did that request cost?",
+    points=2,
+    signature="request_cost(usage, model) -> Decimal",
+    hints=[
+        "Each token class has its own rate in pricing.price(model): input, cache writes, cache reads "
+        "and output. Multiply each count by its rate and divide by one million.",
+        "cost = (input_tokens * input_per_mtok + cache_creation_input_tokens * cache_write_5m_per_mtok "
+        "+ cache_read_input_tokens * cache_read_per_mtok + output_tokens * output_per_mtok) / 1_000_000, "
+        "all as Decimal; treat a missing (None) cache field as 0.",
+    ],
+)
+
+
+def _usage(input_tokens: int, output_tokens: int, cache_write: int | None = None, cache_read: int | None = None) -> Any:
+    from anthropic.types import Usage
+
+    return Usage(
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cache_creation_input_tokens=cache_write,
+        cache_read_input_tokens=cache_read,
+    )
+
+
+def _expect_cost(fn, usage: Any, model: str, what: str, hint: str) -> None:
+    expected = reference_cost(usage, model)
+    got = fn(usage, model)
+    if not isinstance(got, Decimal):
+        raise CaseFailed(f"{what}: not a Decimal", expected=expected, got=got,
+                         hint="Money is Decimal in this course: floats drift when you add many small costs. "
+                              "Use the Decimal rates from pricing.price(model) and keep the arithmetic in Decimal.")
+    expect_equal(got, expected, f"{what}: wrong cost", hint=hint)
+
+
+@request_cost.case("input and output tokens on claude-haiku-5-5")
+def _plain(fn) -> None:
+    _expect_cost(fn, _usage(1_200, 300), "claude-haiku-5-5", "1,200 in / 300 out",
+                 "Input and output tokens have different rates; output costs several times more.")
+
+
+@request_cost.case("output is priced at the output rate")
+def _output_only(fn) -> None:
+    _expect_cost(fn, _usage(0, 2_000), "claude-sonnet-5-5", "0 in / 2,000 out on claude-sonnet-5-5",
+                 "Use the model's output_per_mtok for output_tokens.")
+
+
+@request_cost.case("cache writes and cache reads are billed at their own rates")
+def _cache(fn) -> None:
+    _expect_cost(fn, _usage(50, 200, cache_write=6_000), "claude-haiku-5-5", "a request that writes the cache",
+                 "cache_creation_input_tokens are billed at the cache-write rate (1.25x input for the 5-minute TTL).")
+    _expect_cost(fn, _usage(50, 200, cache_read=6_000), "claude-haiku-5-5", "a request that reads the cache",
+                 "cache_read_input_tokens are billed at the cache-read rate (for this model a tenth of the input rate).")
+
+
+@request_cost.case("uses the price of the model asked for")
+def _models(fn) -> None:
+    for model in ("claude-opus-5-5", "claude-sonnet-4-6", "claude-haiku-4-5"):
+        _expect_cost(fn, _usage(3_000, 700, cache_write=1_000, cache_read=2_000), model, model,
+                     "Look the rates up with pricing.price(model) rather than typing one model's prices in.")
+
+
+EXERCISES = [first_request, request_cost]

@@ -1,0 +1,118 @@
+"""Run one case of student code in a worker thread, within a time limit.
+
+The notebook kernel's thread already runs an event loop, so student code never runs there: each
+case gets a daemon thread, and ``async`` code gets a private event loop inside that thread. When
+the time limit passes, the check reports a timeout at once; the worker is then asked to stop (its
+asyncio tasks are cancelled and an exception is injected into a busy Python loop) and abandoned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import inspect
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+__all__ = ["Outcome", "run_with_limit", "private_loop", "CheckAbandoned"]
+
+
+class CheckAbandoned(BaseException):
+    """Injected into a worker that ran past its time limit. A ``BaseException`` so that student
+    code's ``except Exception`` cannot swallow it."""
+
+
+@dataclass
+class Outcome:
+    """What a worker produced: a value, an exception, or nothing in time."""
+
+    value: Any = None
+    error: BaseException | None = None
+    timed_out: bool = False
+    seconds: float = 0.0
+
+
+class _Worker(threading.Thread):
+    def __init__(self, fn: Callable[..., Any], args: tuple, kwargs: dict) -> None:
+        super().__init__(name="course-check", daemon=True)
+        self.fn, self.args, self.kwargs = fn, args, kwargs
+        self.outcome = Outcome()
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def run(self) -> None:
+        _local.worker = self
+        try:
+            value = self.fn(*self.args, **self.kwargs)
+            if inspect.isawaitable(value):  # an ``async def`` case
+                with private_loop() as loop:
+                    value = loop.run_until_complete(_await(value))
+            self.outcome.value = value
+        except CheckAbandoned:
+            pass
+        except BaseException as exc:  # noqa: BLE001 - everything the student raises is reported
+            self.outcome.error = exc
+
+    def stop(self) -> None:
+        """Best effort: cancel asyncio work, then interrupt pure-Python loops."""
+        loop = self.loop
+        if loop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(_cancel_all, loop)
+            except RuntimeError:
+                pass
+        if self.ident is not None and self.is_alive():
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self.ident), ctypes.py_object(CheckAbandoned))
+
+
+_local = threading.local()
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
+
+
+def _cancel_all(loop: asyncio.AbstractEventLoop) -> None:
+    for task in asyncio.all_tasks(loop):
+        task.cancel()
+
+
+@contextmanager
+def private_loop() -> Iterator[asyncio.AbstractEventLoop]:
+    """A fresh event loop for the current worker thread, closed (tasks cancelled) afterwards."""
+    loop = asyncio.new_event_loop()
+    worker = getattr(_local, "worker", None)
+    if worker is not None:
+        worker.loop = loop
+    asyncio.set_event_loop(loop)
+    try:
+        yield loop
+    finally:
+        try:
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
+            if worker is not None:
+                worker.loop = None
+
+
+def run_with_limit(fn: Callable[..., Any], args: tuple = (), kwargs: dict | None = None, *, limit: float) -> Outcome:
+    """Run ``fn(*args, **kwargs)`` in a worker thread; give up after ``limit`` seconds."""
+    worker = _Worker(fn, args, kwargs or {})
+    started = time.perf_counter()
+    worker.start()
+    worker.join(max(limit, 0.0))
+    if worker.is_alive():
+        worker.stop()
+        worker.join(0.2)  # usually enough for the injected exception to land
+        return Outcome(timed_out=True, seconds=time.perf_counter() - started)
+    worker.outcome.seconds = time.perf_counter() - started
+    return worker.outcome
