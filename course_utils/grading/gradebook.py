@@ -1,0 +1,66 @@
+"""The gradebook CSV: one row per submission, one column per exercise, a ``max`` row on top."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from .grade import SubmissionGrade
+
+__all__ = ["exercise_columns", "write_gradebook", "MAX_ROW"]
+
+MAX_ROW = "max"
+
+
+def exercise_columns(grades: list[SubmissionGrade]) -> list[tuple[int | None, str, str]]:
+    """``(lesson, exercise id, column name)`` in lesson order, then each lesson's exercise order.
+
+    Column names are the bare exercise ids unless two lessons in the batch share an id; then
+    they are prefixed with the lesson number (``03:1.2``).
+    """
+    order: dict[int | None, list[str]] = {}
+    for g in sorted(grades, key=lambda g: (g.lesson is None, g.lesson or 0)):
+        ids = order.setdefault(g.lesson, [])
+        for e in g.exercises:
+            if e["exercise"] not in ids:
+                ids.append(e["exercise"])
+    all_ids = [i for ids in order.values() for i in ids]
+    clash = len(all_ids) != len(set(all_ids))
+    return [
+        (lesson, ex, f"{lesson:02d}:{ex}" if clash and lesson is not None else ex)
+        for lesson, ids in order.items()
+        for ex in ids
+    ]
+
+
+def _fmt(x: float | None) -> str:
+    return "" if x is None else f"{float(x):g}"
+
+
+def write_gradebook(grades: list[SubmissionGrade], path: Path) -> list[str]:
+    """Write ``gradebook.csv``; returns its header. Blank = exercise not part of that submission's lesson."""
+    cols = exercise_columns(grades)
+    header = ["submission"] + [c[2] for c in cols] + ["total"]
+    maxima: dict[tuple[int | None, str], float | None] = {}
+    for g in grades:
+        for e in g.exercises:
+            if e.get("max_points") is not None:
+                maxima.setdefault((g.lesson, e["exercise"]), e["max_points"])
+    lessons = {g.lesson for g in grades if g.exercises}
+    max_row = [MAX_ROW] + [_fmt(maxima.get((c[0], c[1]))) for c in cols]
+    # The max total is only meaningful when the batch is a single lesson.
+    single = len(lessons) == 1 and all(maxima.get((c[0], c[1])) is not None for c in cols)
+    max_row.append(_fmt(sum(float(maxima[(c[0], c[1])]) for c in cols)) if single else "")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerow(max_row)
+        for g in grades:
+            mine = {(g.lesson, e["exercise"]): e for e in g.exercises}
+            w.writerow(
+                [g.name]
+                + [_fmt(mine[(c[0], c[1])]["points"]) if (c[0], c[1]) in mine else "" for c in cols]
+                + [_fmt(g.total)]
+            )
+    return header
