@@ -299,3 +299,24 @@ def test_mock_endpoints(client, sim):
         assert health["status"] == "ok"
         assert http.post("/mock/reset").json() == {"status": "reset"}
         assert http.get("/mock/requests").json() == []
+
+
+def test_a_scenario_can_make_batch_requests_expire(sim):
+    c = sim.client(max_retries=0)
+    sim.set_scenario({"name": "expiring", "batch_expire_fraction": 0.5})
+    sim.set_time_scale(0.002)
+    try:
+        reqs = [{"custom_id": f"e{i}", "params": {"model": HAIKU, "max_tokens": 10, "messages": ASK}} for i in range(20)]
+        batch = c.messages.batches.create(requests=reqs)
+        deadline = time.monotonic() + 10
+        while (batch := c.messages.batches.retrieve(batch.id)).processing_status != "ended":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        counts = batch.request_counts
+        assert 3 <= counts.expired <= 17 and counts.succeeded + counts.expired == 20
+        ledger = sim.ledger()
+        expired = ledger[ledger["error_type"] == "expired"]
+        assert len(expired) == counts.expired and expired["cost_usd"].sum() == 0
+    finally:
+        sim.set_scenario("calm")
+        sim.set_time_scale(0)

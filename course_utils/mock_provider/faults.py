@@ -192,6 +192,10 @@ class Scenario:
     """``retry-after`` of randomly drawn (and forced) ``rate_limit`` faults."""
     after_tokens: tuple[int, int] = (3, 30)
     """Range (inclusive) of text deltas sent before a mid-stream fault strikes."""
+    batch_expire_fraction: float = 0.0
+    """Share of a Message Batch's requests that are never processed and come back ``expired``."""
+    batch_slow_factor: float = 1.0
+    """Stretch of a batch's processing window (past 24 h, the late requests expire)."""
 
     def __post_init__(self) -> None:
         for name in _PROBABILITIES:
@@ -201,6 +205,8 @@ class Scenario:
         total = sum(getattr(self, name) for name in _PROBABILITIES)
         if total > 1.0 + 1e-9:
             raise ValueError(f"scenario {self.name!r}: fault probabilities sum to {total:g}, more than 1")
+        if not 0.0 <= self.batch_expire_fraction <= 1.0 or self.batch_slow_factor <= 0:
+            raise ValueError(f"scenario {self.name!r}: batch_expire_fraction must be in [0, 1], batch_slow_factor > 0")
         if self.slow_s < 0 or self.retry_after_s < 1:
             raise ValueError(f"scenario {self.name!r}: slow_s must be >= 0 and retry_after_s >= 1")
         lo, hi = self.after_tokens
@@ -266,10 +272,12 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("calm", "No faults: every request succeeds (the default)."),
         Scenario(
             "flaky",
-            "About 13% of requests fail: 529 overloaded, 500 api_error, or an error event mid-stream.",
+            "About 13% of requests fail: 529 overloaded, 500 api_error, or an error event mid-stream; "
+            "5% of batch requests expire.",
             p_overloaded=0.06,
             p_api_error=0.04,
             p_stream_error=0.03,
+            batch_expire_fraction=0.05,
         ),
         Scenario("overloaded", "About 40% of requests get 529 overloaded_error.", p_overloaded=0.4),
         Scenario(

@@ -32,7 +32,7 @@ from .generation import iter_stream_pieces
 from .ledger import Ledger, LedgerRow
 from .request import parse_json_body
 from .sse import sse_event
-from .batches import BatchStore
+from .batches import BatchOptions, BatchStore
 from .cache import PromptCache
 from .faults import FaultInjector, Scenario, get_scenario
 from .ratelimit import RateLimiter, RateLimits
@@ -500,7 +500,10 @@ class Simulator:
             if requests is None:
                 raise InvalidRequest("requests: Field required")
             self.batches.time_scale = self.config.time_scale
-            return self.batches.create(ex.api_key or "", requests, body_bytes=int(request.headers.get("content-length") or 0) or None)
+            sc = self.faults.scenario
+            options = BatchOptions(expire_fraction=sc.batch_expire_fraction, slow_factor=sc.batch_slow_factor)
+            size = int(request.headers.get("content-length") or 0) or None
+            return self.batches.create(ex.api_key or "", requests, options=options, body_bytes=size)
 
         return await self._batch_call(request, create, read_body=True)
 
