@@ -93,10 +93,12 @@ class Ledger:
         return df
 
     def usage_summary(self) -> list[dict[str, Any]]:
-        """Totals per (api_key, model): requests, errors, tokens and exact cost."""
+        """Totals per (api_key, model) over model calls (messages and batch requests): requests,
+        errors, tokens and exact cost. Token counting, model listing and batch bookkeeping calls
+        are free and left out."""
         totals: dict[tuple[Any, Any], dict[str, Any]] = {}
         for r in self.rows():
-            if not r.endpoint.startswith("/v1/messages"):
+            if not (r.endpoint == "/v1/messages" or (r.batch and r.custom_id is not None)):
                 continue
             t = totals.setdefault(
                 (r.api_key, r.model),

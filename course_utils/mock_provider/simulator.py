@@ -16,7 +16,7 @@ import secrets
 import time
 import traceback
 from decimal import Decimal
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -197,33 +197,45 @@ class Simulator:
         await self._generate.before(ex)
 
     # ----- handlers ------------------------------------------------------------------------------
-    async def messages(self, request: Request) -> Response:
-        ex = self._exchange(request, "/v1/messages")
-        try:
-            await self._read_body(request, ex)
-            await self._run_stages(ex)
-            self._record_usage(ex)
-            if ex.fault is not None and ex.fault.delay_s:
-                if not await self._hold(ex.fault.delay_s, request):
-                    ex.row.disconnected = True
-                    self._finish(ex, 499)
-                    return Response(status_code=499)
-            if ex.fault is not None and ex.fault.kind == "disconnect" and not ex.request.stream:
-                return StreamingResponse(self._drop(ex), media_type="application/json", headers=ex.response_headers)
-            if ex.request is not None and ex.request.stream:
-                return StreamingResponse(
-                    self._stream(ex),
-                    media_type="text/event-stream",
-                    headers={**ex.response_headers, "cache-control": "no-cache"},
-                )
-            await self._deliver_delay(ex, request)
-            body = self._message_json(ex, final=True)
-            self._finish(ex, 200)
-            return JSONResponse(body, headers=ex.response_headers)
-        except APIError as err:
-            return self._error_response(ex, err)
-        except Exception as exc:  # noqa: BLE001 - a bug is a 500 api_error with a log line, never a crash
-            return self._internal_error(ex, exc)
+    def endpoint(self, name: str, handler: Callable[[Request, Exchange], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+        """Wrap a handler: every request gets an exchange and a ledger row, every API error its
+        envelope, and any bug a 500 ``api_error`` with a log line instead of a crash."""
+
+        async def serve(request: Request) -> Response:
+            ex = self._exchange(request, name)
+            try:
+                return await handler(request, ex)
+            except APIError as err:
+                return self._error_response(ex, err)
+            except Exception as exc:  # noqa: BLE001
+                return self._internal_error(ex, exc)
+
+        return serve
+
+    def _ok(self, ex: Exchange, body: Any) -> JSONResponse:
+        self._finish(ex, 200)
+        return JSONResponse(body, headers=ex.response_headers)
+
+    async def messages(self, request: Request, ex: Exchange) -> Response:
+        await self._read_body(request, ex)
+        await self._run_stages(ex)
+        self._record_usage(ex)
+        if ex.fault is not None and ex.fault.delay_s:
+            if not await self._hold(ex.fault.delay_s, request):
+                ex.row.disconnected = True
+                self._finish(ex, 499)
+                return Response(status_code=499)
+        assert ex.request is not None
+        if ex.fault is not None and ex.fault.kind == "disconnect" and not ex.request.stream:
+            return StreamingResponse(self._drop(ex), media_type="application/json", headers=ex.response_headers)
+        if ex.request.stream:
+            return StreamingResponse(
+                self._stream(ex),
+                media_type="text/event-stream",
+                headers={**ex.response_headers, "cache-control": "no-cache"},
+            )
+        await self._deliver_delay(ex, request)
+        return self._ok(ex, self._message_json(ex, final=True))
 
     async def _hold(self, seconds: float, request: Request) -> bool:
         """Wait ``seconds`` of real time (a slow or timed-out response); False if the client left."""
@@ -359,65 +371,43 @@ class Simulator:
                 ex.row.output_tokens = max(ex.row.output_tokens, 1)
             self._finish(ex, status)
 
-    async def count_tokens(self, request: Request) -> Response:
-        ex = self._exchange(request, "/v1/messages/count_tokens")
-        try:
-            await self._read_body(request, ex)
-            await self._run_stages(ex, count_only=True)
-            ex.row.input_tokens = ex.input_tokens_total
-            self._finish(ex, 200)
-            return JSONResponse({"input_tokens": ex.input_tokens_total}, headers=ex.response_headers)
-        except APIError as err:
-            return self._error_response(ex, err)
-        except Exception as exc:  # noqa: BLE001
-            return self._internal_error(ex, exc)
+    async def count_tokens(self, request: Request, ex: Exchange) -> Response:
+        await self._read_body(request, ex)
+        await self._run_stages(ex, count_only=True)
+        ex.row.input_tokens = ex.input_tokens_total
+        return self._ok(ex, {"input_tokens": ex.input_tokens_total})
 
-    async def list_models(self, request: Request) -> Response:
-        ex = self._exchange(request, "/v1/models")
-        try:
-            await self.auth.before(ex)
-            params = request.query_params
-            limit = _int_param(params.get("limit"), "limit", default=20, lo=1, hi=1000)
-            models = [_model_json(m) for m in catalog().values()]
-            ids = [m["id"] for m in models]
-            if params.get("after_id"):
-                start = _index_of(ids, params["after_id"], "after_id") + 1
-                page = models[start : start + limit]
-            elif params.get("before_id"):
-                end = _index_of(ids, params["before_id"], "before_id")
-                page = models[max(0, end - limit) : end]
-            else:
-                page = models[:limit]
-            has_more = bool(page) and (
-                ids.index(page[-1]["id"]) < len(ids) - 1 if not params.get("before_id") else ids.index(page[0]["id"]) > 0
-            )
-            body = {
-                "data": page,
-                "has_more": has_more,
-                "first_id": page[0]["id"] if page else None,
-                "last_id": page[-1]["id"] if page else None,
-            }
-            self._finish(ex, 200)
-            return JSONResponse(body, headers=ex.response_headers)
-        except APIError as err:
-            return self._error_response(ex, err)
-        except Exception as exc:  # noqa: BLE001
-            return self._internal_error(ex, exc)
+    async def list_models(self, request: Request, ex: Exchange) -> Response:
+        await self.auth.before(ex)
+        params = request.query_params
+        limit = _int_param(params.get("limit"), "limit", default=20, lo=1, hi=1000)
+        models = [_model_json(m) for m in catalog().values()]
+        ids = [m["id"] for m in models]
+        if params.get("after_id"):
+            start = _index_of(ids, params["after_id"], "after_id") + 1
+            page = models[start : start + limit]
+        elif params.get("before_id"):
+            end = _index_of(ids, params["before_id"], "before_id")
+            page = models[max(0, end - limit) : end]
+        else:
+            page = models[:limit]
+        has_more = bool(page) and (
+            ids.index(page[-1]["id"]) < len(ids) - 1 if not params.get("before_id") else ids.index(page[0]["id"]) > 0
+        )
+        return self._ok(ex, {
+            "data": page,
+            "has_more": has_more,
+            "first_id": page[0]["id"] if page else None,
+            "last_id": page[-1]["id"] if page else None,
+        })
 
-    async def get_model(self, request: Request) -> Response:
-        ex = self._exchange(request, "/v1/models/{model_id}")
-        try:
-            await self.auth.before(ex)
-            model_id = request.path_params["model_id"]
-            spec = catalog().get(model_id)
-            if spec is None:
-                raise NotFound(f"model: {model_id}")
-            self._finish(ex, 200)
-            return JSONResponse(_model_json(spec), headers=ex.response_headers)
-        except APIError as err:
-            return self._error_response(ex, err)
-        except Exception as exc:  # noqa: BLE001
-            return self._internal_error(ex, exc)
+    async def get_model(self, request: Request, ex: Exchange) -> Response:
+        await self.auth.before(ex)
+        model_id = request.path_params["model_id"]
+        spec = catalog().get(model_id)
+        if spec is None:
+            raise NotFound(f"model: {model_id}")
+        return self._ok(ex, _model_json(spec))
 
     async def not_found(self, request: Request) -> Response:
         ex = self._exchange(request, request.url.path)
@@ -468,23 +458,16 @@ class Simulator:
             row.error_type = kind
         self.ledger.add(row)
 
-    async def _batch_call(self, request: Request, action: Any, *, read_body: bool = False) -> Response:
-        ex = self._exchange(request, "/v1/messages/batches")
-        try:
-            await self.auth.before(ex)
-            if read_body:
-                await self._read_body(request, ex)
-            result = action(ex)
-            if isinstance(result, dict) and result.get("type") == "message_batch":
-                result = self._with_results_url(request, result)
-            elif isinstance(result, dict) and "data" in result:
-                result = {**result, "data": [self._with_results_url(request, b) for b in result["data"]]}
-            self._finish(ex, 200)
-            return JSONResponse(result, headers=ex.response_headers)
-        except APIError as err:
-            return self._error_response(ex, err)
-        except Exception as exc:  # noqa: BLE001
-            return self._internal_error(ex, exc)
+    async def _batch_call(self, request: Request, ex: Exchange, action: Any, *, read_body: bool = False) -> Response:
+        await self.auth.before(ex)
+        if read_body:
+            await self._read_body(request, ex)
+        result = action(ex)
+        if isinstance(result, dict) and result.get("type") == "message_batch":
+            result = self._with_results_url(request, result)
+        elif isinstance(result, dict) and "data" in result:
+            result = {**result, "data": [self._with_results_url(request, b) for b in result["data"]]}
+        return self._ok(ex, result)
 
     @staticmethod
     def _with_results_url(request: Request, batch: dict[str, Any]) -> dict[str, Any]:
@@ -494,7 +477,7 @@ class Simulator:
             batch = {**batch, "results_url": f"{base}/v1/messages/batches/{batch['id']}/results"}
         return batch
 
-    async def create_batch(self, request: Request) -> Response:
+    async def create_batch(self, request: Request, ex: Exchange) -> Response:
         def create(ex: Exchange) -> Any:
             requests = ex.body.get("requests")
             if requests is None:
@@ -505,9 +488,9 @@ class Simulator:
             size = int(request.headers.get("content-length") or 0) or None
             return self.batches.create(ex.api_key or "", requests, options=options, body_bytes=size)
 
-        return await self._batch_call(request, create, read_body=True)
+        return await self._batch_call(request, ex, create, read_body=True)
 
-    async def list_batches(self, request: Request) -> Response:
+    async def list_batches(self, request: Request, ex: Exchange) -> Response:
         params = request.query_params
 
         def list_(ex: Exchange) -> Any:
@@ -515,32 +498,26 @@ class Simulator:
             return self.batches.list(ex.api_key or "", limit=limit, before_id=params.get("before_id"),
                                      after_id=params.get("after_id"))
 
-        return await self._batch_call(request, list_)
+        return await self._batch_call(request, ex, list_)
 
-    async def get_batch(self, request: Request) -> Response:
+    async def get_batch(self, request: Request, ex: Exchange) -> Response:
         bid = request.path_params["batch_id"]
-        return await self._batch_call(request, lambda ex: self.batches.retrieve(bid, api_key=ex.api_key))
+        return await self._batch_call(request, ex, lambda ex: self.batches.retrieve(bid, api_key=ex.api_key))
 
-    async def cancel_batch(self, request: Request) -> Response:
+    async def cancel_batch(self, request: Request, ex: Exchange) -> Response:
         bid = request.path_params["batch_id"]
-        return await self._batch_call(request, lambda ex: self.batches.cancel(bid, api_key=ex.api_key))
+        return await self._batch_call(request, ex, lambda ex: self.batches.cancel(bid, api_key=ex.api_key))
 
-    async def delete_batch(self, request: Request) -> Response:
+    async def delete_batch(self, request: Request, ex: Exchange) -> Response:
         bid = request.path_params["batch_id"]
-        return await self._batch_call(request, lambda ex: self.batches.delete(bid, api_key=ex.api_key))
+        return await self._batch_call(request, ex, lambda ex: self.batches.delete(bid, api_key=ex.api_key))
 
-    async def batch_results(self, request: Request) -> Response:
-        ex = self._exchange(request, "/v1/messages/batches/{id}/results")
-        try:
-            await self.auth.before(ex)
-            lines = list(self.batches.results(request.path_params["batch_id"], api_key=ex.api_key))
-            self._finish(ex, 200)
-            body = "".join(line + "\n" for line in lines)
-            return Response(body, media_type="application/x-jsonl", headers=ex.response_headers)
-        except APIError as err:
-            return self._error_response(ex, err)
-        except Exception as exc:  # noqa: BLE001
-            return self._internal_error(ex, exc)
+    async def batch_results(self, request: Request, ex: Exchange) -> Response:
+        await self.auth.before(ex)
+        lines = list(self.batches.results(request.path_params["batch_id"], api_key=ex.api_key))
+        self._finish(ex, 200)
+        body = "".join(line + "\n" for line in lines)
+        return Response(body, media_type="application/x-jsonl", headers=ex.response_headers)
 
     async def run_batches(self) -> None:
         """Process batches in the background for as long as the server runs."""
@@ -633,17 +610,19 @@ def _index_of(ids: list[str], value: str, name: str) -> int:
 
 def create_app(sim: Simulator) -> Starlette:
     """The ASGI app serving ``sim`` with the API's paths."""
+    api = sim.endpoint
+    batch = "/v1/messages/batches"
     routes = [
-        Route("/v1/messages", sim.messages, methods=["POST"]),
-        Route("/v1/messages/count_tokens", sim.count_tokens, methods=["POST"]),
-        Route("/v1/messages/batches", sim.create_batch, methods=["POST"]),
-        Route("/v1/messages/batches", sim.list_batches, methods=["GET"]),
-        Route("/v1/messages/batches/{batch_id:str}", sim.get_batch, methods=["GET"]),
-        Route("/v1/messages/batches/{batch_id:str}", sim.delete_batch, methods=["DELETE"]),
-        Route("/v1/messages/batches/{batch_id:str}/cancel", sim.cancel_batch, methods=["POST"]),
-        Route("/v1/messages/batches/{batch_id:str}/results", sim.batch_results, methods=["GET"]),
-        Route("/v1/models", sim.list_models, methods=["GET"]),
-        Route("/v1/models/{model_id:str}", sim.get_model, methods=["GET"]),
+        Route("/v1/messages", api("/v1/messages", sim.messages), methods=["POST"]),
+        Route("/v1/messages/count_tokens", api("/v1/messages/count_tokens", sim.count_tokens), methods=["POST"]),
+        Route(batch, api(batch, sim.create_batch), methods=["POST"]),
+        Route(batch, api(batch, sim.list_batches), methods=["GET"]),
+        Route(batch + "/{batch_id:str}", api(batch, sim.get_batch), methods=["GET"]),
+        Route(batch + "/{batch_id:str}", api(batch, sim.delete_batch), methods=["DELETE"]),
+        Route(batch + "/{batch_id:str}/cancel", api(batch, sim.cancel_batch), methods=["POST"]),
+        Route(batch + "/{batch_id:str}/results", api(batch + "/{id}/results", sim.batch_results), methods=["GET"]),
+        Route("/v1/models", api("/v1/models", sim.list_models), methods=["GET"]),
+        Route("/v1/models/{model_id:str}", api("/v1/models/{model_id}", sim.get_model), methods=["GET"]),
         Route("/mock/requests", sim.mock_requests, methods=["GET"]),
         Route("/mock/usage", sim.mock_usage, methods=["GET"]),
         Route("/mock/health", sim.mock_health, methods=["GET"]),
