@@ -6,6 +6,7 @@ notebooks exist yet.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ import time
 import pytest
 
 from _notebooks import ROOT, SOLUTIONS, STUDENTS, params, read
+from course_utils.mock_provider.config import FORCE_TIME_SCALE_ENV
 
 pytestmark = pytest.mark.notebooks
 
@@ -77,5 +79,7 @@ def test_solutions_reproduce_their_outputs_nbval():
         "-o", "addopts=", "-o", "testpaths=",
         *[str(p.relative_to(ROOT)) for p in SOLUTIONS],
     ]
-    run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60 * 30)
+    # The kernels inherit the forced CI time scale, as when the outputs were stored.
+    env = {**os.environ, FORCE_TIME_SCALE_ENV: str(CI_PARAMETERS["time_scale"])}
+    run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60 * 30, env=env)
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]

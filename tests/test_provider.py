@@ -48,3 +48,13 @@ def test_configure_sets_provider_and_rejects_unknown_names():
     assert course_utils.current_provider() == "simulator"
     with pytest.raises(course_utils.ProviderConfigError, match="simulator"):
         course_utils.configure(provider="openai")
+
+
+def test_forced_time_scale_overrides_what_a_notebook_asks_for(monkeypatch):
+    from course_utils.mock_provider.config import FORCE_TIME_SCALE_ENV
+
+    monkeypatch.setenv(FORCE_TIME_SCALE_ENV, "0.02")
+    server = course_utils.MockServer(time_scale=1.0)
+    assert server.config.time_scale == 0.02
+    monkeypatch.delenv(FORCE_TIME_SCALE_ENV)
+    assert course_utils.MockServer(time_scale=1.0).config.time_scale == 1.0

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from .generate import NOTEBOOKS_DIR, ROOT, SOLUTIONS_DIR, release, stale
 from .markers import MarkerError
+from ..mock_provider.config import CI_TIME_SCALE, FORCE_TIME_SCALE_ENV
 
 
 def _rel(path: Path) -> str:
@@ -46,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
             print("check: notebooks/ is up to date with solutions/")
             return 0
         from .execute import execute_solutions  # heavy imports only when needed
+
+        # Stored solution outputs come from a run at the CI time scale (the kernel inherits this),
+        # so nbval can reproduce them in seconds; students still run at their own time_scale.
+        os.environ.setdefault(FORCE_TIME_SCALE_ENV, str(CI_TIME_SCALE))
 
         for path, seconds in execute_solutions(args.solutions, args.names, timeout=args.timeout):
             print(f"executed {_rel(path)} in {seconds:.1f} s")

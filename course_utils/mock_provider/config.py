@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["SimulatorConfig", "MAX_REQUEST_BYTES"]
+__all__ = ["SimulatorConfig", "MAX_REQUEST_BYTES", "FORCE_TIME_SCALE_ENV", "effective_time_scale", "CI_TIME_SCALE"]
+
+FORCE_TIME_SCALE_ENV = "COURSE_FORCE_TIME_SCALE"
+"""When set, every simulator in the process uses this time scale, whatever a notebook asks for.
+
+Authoring (``python -m course_utils.authoring execute``) and nbval set it, so a solution notebook
+whose parameters cell says ``time_scale = 1.0`` for students still runs in seconds in CI.
+"""
+CI_TIME_SCALE = 0.02
+
+
+def effective_time_scale(requested: float) -> float:
+    """``requested``, unless ``COURSE_FORCE_TIME_SCALE`` overrides it."""
+    forced = os.environ.get(FORCE_TIME_SCALE_ENV, "").strip()
+    return float(forced) if forced else float(requested)
 
 MAX_REQUEST_BYTES = 32 * 1024 * 1024
 """The Messages API's request size limit (larger bodies get 413 request_too_large)."""

@@ -12,7 +12,7 @@ from typing import Any
 import uvicorn
 
 from ..clock import SYSTEM_CLOCK, Clock
-from .config import SimulatorConfig
+from .config import SimulatorConfig, effective_time_scale
 from .simulator import DroppedConnection, Simulator, create_app
 
 __all__ = ["MockServer", "mock_server", "HOST"]
@@ -56,7 +56,7 @@ class MockServer:
         log_level: str = "warning",
     ) -> None:
         config = SimulatorConfig(
-            seed=seed, time_scale=time_scale, scenario=scenario, state_dir=Path(state_dir) if state_dir else None,
+            seed=seed, time_scale=effective_time_scale(time_scale), scenario=scenario, state_dir=Path(state_dir) if state_dir else None,
             rate_limit_tier=rate_limit_tier,
         )
         self.simulator = Simulator(config, clock=clock)
@@ -152,7 +152,7 @@ class MockServer:
 
     def set_time_scale(self, time_scale: float) -> None:
         """Change the latency scale (1 = realistic, 0 = instant) of a running server."""
-        self.simulator.set_time_scale(time_scale)
+        self.simulator.set_time_scale(effective_time_scale(time_scale))
 
     def client(self, api_key: str = "sim-key-default", **kwargs: Any) -> Any:
         """An ``anthropic.Anthropic`` client pointed at this server."""
