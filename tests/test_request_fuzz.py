@@ -71,7 +71,42 @@ def test_raw_bytes_never_500(http, raw):
     _assert_well_formed(http.post("/v1/messages", content=raw))
 
 
-@pytest.mark.parametrize("raw", [b"", b"{", b"[]", b"null", b'"text"', b"\xff\xfe", b'{"model": NaN}'])
+schema = st.recursive(
+    st.fixed_dictionaries({"type": st.sampled_from(["string", "number", "integer", "boolean", "null", "weird"])},
+                          optional={"enum": st.lists(json_leaf, max_size=3), "description": st.text(max_size=10)}),
+    lambda kids: st.one_of(
+        st.fixed_dictionaries({"type": st.just("object"), "properties": st.dictionaries(st.text(max_size=6), kids,
+                                                                                         max_size=3)},
+                              optional={"required": st.lists(st.text(max_size=6), max_size=3)}),
+        st.fixed_dictionaries({"type": st.just("array"), "items": kids}),
+        st.fixed_dictionaries({"type": st.lists(st.sampled_from(["string", "null", "object"]), max_size=2)}),
+    ),
+    max_leaves=6,
+)
+tool = st.fixed_dictionaries({"name": st.sampled_from(["get_weather", "lookup_order", "x"]), "input_schema": schema},
+                             optional={"description": st.text(max_size=30)})
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(tools=st.lists(tool, min_size=1, max_size=2, unique_by=lambda t: t["name"]),
+       choice=st.sampled_from([None, {"type": "auto"}, {"type": "any"}, {"type": "tool", "name": "get_weather"},
+                               {"type": "tool", "name": ["get_weather"]}]),
+       question=st.text(max_size=40))
+def test_arbitrary_tool_schemas_never_500(http, tools, choice, question):
+    body = {"model": "claude-haiku-5-5", "max_tokens": 200, "tools": tools,
+            "messages": [{"role": "user", "content": question or "What is the weather in Lisbon?"}]}
+    if choice is not None:
+        body["tool_choice"] = choice
+    _assert_well_formed(http.post("/v1/messages", content=json.dumps(body)))
+
+
+DEEP = ('{"model": "claude-haiku-5-5", "metadata": ' + '{"a": ' * 200 + "1" + "}" * 200 + "}").encode()
+
+
+@pytest.mark.parametrize("raw", [
+    b"", b"{", b"[]", b"null", b'"text"', b"\xff\xfe", b'{"model": NaN}', b'{"model": Infinity}',
+    b"[" * 50_000, DEEP, b'{"model": "claude-haiku-5-5", "max_tokens": 5, "messages": [{"role": "user", "content": "\\ud800"}]}',
+])
 def test_malformed_json_gets_invalid_request(http, raw):
     r = http.post("/v1/messages", content=raw)
     assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_request_error"

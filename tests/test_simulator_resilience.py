@@ -320,3 +320,23 @@ def test_a_scenario_can_make_batch_requests_expire(sim):
     finally:
         sim.set_scenario("calm")
         sim.set_time_scale(0)
+
+
+def test_mid_stream_error_is_recorded_with_its_type(client, sim):
+    with pytest.raises(anthropic.APIStatusError):
+        with client.messages.stream(model=HAIKU, max_tokens=100, extra_headers={"x-mock-fault": "stream_error"},
+                                    messages=[{"role": "user", "content": "Write a long essay about queues."}]) as s:
+            for _ in s.text_stream:
+                pass
+    time.sleep(0.1)
+    row = sim.ledger().iloc[-1]
+    assert row["status"] == 529 and row["error_type"] == "overloaded_error" and row["fault"] == "stream_error"
+
+
+def test_batch_create_accepts_bodies_over_the_messages_limit(client):
+    # 32 MB caps /v1/messages; a batch may be up to 256 MB.
+    text = "word " * 400_000  # ~2 MB per request
+    reqs = [{"custom_id": f"big{i}", "params": {"model": HAIKU, "max_tokens": 5,
+                                                 "messages": [{"role": "user", "content": text}]}} for i in range(18)]
+    batch = client.with_options(timeout=120).messages.batches.create(requests=reqs)
+    assert batch.request_counts.processing == 18

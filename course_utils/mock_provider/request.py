@@ -88,12 +88,44 @@ def parse_json_body(raw: bytes) -> dict[str, Any]:
     if not raw.strip():
         raise InvalidRequest("Request body is empty; expected a JSON object.")
     try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        body = json.loads(raw, parse_constant=_reject_constant)
+    except (UnicodeDecodeError, json.JSONDecodeError, ValueError) as exc:
         raise InvalidRequest(f"There was an issue with your request body: invalid JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidRequest("There was an issue with your request body: JSON nested too deeply.") from None
     if not isinstance(body, dict):
         raise InvalidRequest(f"Request body must be a JSON object, got {type(body).__name__}.")
+    try:
+        _check_strings(body, "", 0)
+    except RecursionError:
+        raise InvalidRequest("There was an issue with your request body: JSON nested too deeply.") from None
     return body
+
+
+def _reject_constant(name: str) -> Any:
+    # NaN and Infinity are not JSON; Python's parser accepts them unless told otherwise.
+    raise ValueError(f"{name} is not valid JSON")
+
+
+_MAX_DEPTH = 64
+
+
+def _check_strings(value: Any, path: str, depth: int) -> None:
+    """Reject what JSON can encode but text cannot hold (lone surrogates), and absurd nesting."""
+    if depth > _MAX_DEPTH:
+        raise InvalidRequest(f"{path or 'body'}: JSON nested more than {_MAX_DEPTH} levels deep")
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidRequest(f"{path or 'body'}: string is not valid UTF-8 (lone surrogate)") from None
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _check_strings(k, path, depth + 1)
+            _check_strings(v, f"{path}.{k}" if path else str(k), depth + 1)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_strings(v, f"{path}.{i}", depth + 1)
 
 
 def _type_name(v: Any) -> str:
@@ -160,7 +192,7 @@ def _block(raw: Any, path: str, role: str) -> dict[str, Any]:
             block["content"] = [_block(c, f"{path}.content.{i}", "user") for i, c in enumerate(content)]
         elif not isinstance(content, str):
             raise InvalidRequest(f"{path}.content: Input should be a valid string or list of content blocks")
-    elif btype == "image":
+    elif btype in ("image", "document"):
         _check_type(_require(raw, "source", f"{path}."), dict, f"{path}.source", "object")
     return block
 
@@ -272,6 +304,7 @@ def _tool_choice(raw: Any, tools: tuple[dict[str, Any], ...]) -> dict[str, Any] 
         raise InvalidRequest("tool_choice.type: Input should be 'auto', 'any', 'tool' or 'none'")
     if kind == "tool":
         name = _require(raw, "name", "tool_choice.")
+        _check_type(name, str, "tool_choice.name", "string")
         if name not in {t["name"] for t in tools}:
             raise InvalidRequest(f"tool_choice: Tool '{name}' not found in provided tools")
     if kind in ("any", "tool") and not tools:
@@ -306,6 +339,21 @@ def parse_messages_request(body: Mapping[str, Any], *, for_count: bool = False) 
     metadata = body.get("metadata")
     if metadata is not None:
         _check_type(metadata, dict, "metadata", "object")
+    if body.get("top_k") is not None:
+        _check_type(body["top_k"], int, "top_k", "integer")
+        if body["top_k"] < 0:
+            raise InvalidRequest("top_k: Input should be greater than or equal to 0")
+    if body.get("top_p") is not None:
+        _check_type(body["top_p"], (int, float), "top_p", "number")
+        if not 0.0 <= float(body["top_p"]) <= 1.0:
+            raise InvalidRequest("top_p: Input should be less than or equal to 1 and greater than or equal to 0")
+    thinking = body.get("thinking")
+    if thinking is not None:
+        _check_type(thinking, dict, "thinking", "object")
+        if thinking.get("type") not in ("enabled", "disabled", "adaptive"):
+            raise InvalidRequest("thinking.type: Input should be 'enabled', 'disabled' or 'adaptive'")
+        if "budget_tokens" in thinking:
+            _check_type(thinking["budget_tokens"], int, "thinking.budget_tokens", "integer")
     tools = _tools(body.get("tools"))
     return MessagesRequest(
         model=model,

@@ -25,6 +25,7 @@ from starlette.routing import Route
 
 from ..clock import SYSTEM_CLOCK, Clock
 from ..models import catalog
+from .batches import MAX_BATCH_BYTES
 from .config import MAX_REQUEST_BYTES, SimulatorConfig
 from .errors import APIError, InternalError, InvalidRequest, NotFound, RequestTooLarge
 from .exchange import Exchange
@@ -41,6 +42,15 @@ from .stages import Authenticate, EnforceRateLimits, Generate, InjectFaults, Pro
 __all__ = ["Simulator", "create_app", "DroppedConnection"]
 
 log = logging.getLogger("course_utils.mock_provider")
+
+
+def mask_key(api_key: str | None) -> str | None:
+    """How a key appears in the ledger: simulator keys as they are (they name tenants), anything
+    that looks like a real Anthropic key reduced to its last four characters, so a student who
+    points a real key at the simulator never sees it printed back."""
+    if api_key and api_key.startswith("sk-ant-"):
+        return f"sk-ant-...{api_key[-4:]}"
+    return api_key
 
 
 class DroppedConnection(Exception):
@@ -127,19 +137,19 @@ class Simulator:
             api_key = headers["authorization"][7:].strip() or None
         rid = _new_id("req")
         row = LedgerRow(
-            request_id=rid, endpoint=endpoint, method=request.method, api_key=api_key, arrival=self.clock.time()
+            request_id=rid, endpoint=endpoint, method=request.method, api_key=mask_key(api_key), arrival=self.clock.time()
         )
         return Exchange(request_id=rid, api_key=api_key, headers=headers, row=row, response_headers={"request-id": rid})
 
-    async def _read_body(self, request: Request, ex: Exchange) -> None:
+    async def _read_body(self, request: Request, ex: Exchange, limit: int = MAX_REQUEST_BYTES) -> None:
         declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
-            raise RequestTooLarge(f"Request exceeds the maximum allowed number of bytes ({MAX_REQUEST_BYTES}).")
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise RequestTooLarge(f"Request exceeds the maximum allowed number of bytes ({limit}).")
         raw = bytearray()
         async for chunk in request.stream():
             raw.extend(chunk)
-            if len(raw) > MAX_REQUEST_BYTES:
-                raise RequestTooLarge(f"Request exceeds the maximum allowed number of bytes ({MAX_REQUEST_BYTES}).")
+            if len(raw) > limit:
+                raise RequestTooLarge(f"Request exceeds the maximum allowed number of bytes ({limit}).")
         ex.body = parse_json_body(bytes(raw))
 
     def _finish(self, ex: Exchange, status: int, error: APIError | None = None) -> None:
@@ -327,6 +337,7 @@ class Simulator:
                     if fault.kind == "disconnect":
                         raise DroppedConnection(ex.request_id)
                     status = fault.status or 529
+                    ex.row.error_type = fault.error_type
                     yield sse_event({"type": "error", "error": {"type": fault.error_type, "message": fault.message}})
                     return
                 if position == len(pieces):
@@ -375,13 +386,15 @@ class Simulator:
         await self._read_body(request, ex)
         await self._run_stages(ex, count_only=True)
         ex.row.input_tokens = ex.input_tokens_total
+        ex.response_headers.update(self._rate_limits.headers(ex))
         return self._ok(ex, {"input_tokens": ex.input_tokens_total})
 
     async def list_models(self, request: Request, ex: Exchange) -> Response:
         await self.auth.before(ex)
         params = request.query_params
         limit = _int_param(params.get("limit"), "limit", default=20, lo=1, hi=1000)
-        models = [_model_json(m) for m in catalog().values()]
+        # The API lists the most recently released models first.
+        models = [_model_json(m) for m in sorted(catalog().values(), key=lambda m: m.created_at, reverse=True)]
         ids = [m["id"] for m in models]
         if params.get("after_id"):
             start = _index_of(ids, params["after_id"], "after_id") + 1
@@ -461,7 +474,7 @@ class Simulator:
     async def _batch_call(self, request: Request, ex: Exchange, action: Any, *, read_body: bool = False) -> Response:
         await self.auth.before(ex)
         if read_body:
-            await self._read_body(request, ex)
+            await self._read_body(request, ex, limit=MAX_BATCH_BYTES)
         result = action(ex)
         if isinstance(result, dict) and result.get("type") == "message_batch":
             result = self._with_results_url(request, result)
