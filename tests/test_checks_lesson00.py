@@ -148,8 +148,11 @@ def test_0_2_solution_passes():
     assert result.status == "passed", result.feedback
 
 
-def test_0_2_calling_pricing_cost_passes():
-    assert checks.check("0.2", pricing.cost).status == "passed"
+def test_0_2_calling_pricing_cost_is_rejected():
+    # The exercise says "without calling pricing.cost"; the check enforces it.
+    result = checks.check("0.2", lambda usage, model: pricing.cost(usage, model))
+    assert result.status == "failed" and "pricing.cost" in result.feedback
+    assert pricing.cost({"input_tokens": 1_000_000}, "claude-haiku-5-5") > 0  # restored afterwards
 
 
 @pytest.mark.parametrize(
