@@ -170,9 +170,10 @@ def test_gradebook_columns_max_row_and_blanks(tmp_path: Path) -> None:
     header = write_gradebook(grades, tmp_path / "g.csv")
     rows = list(csv.reader(open(tmp_path / "g.csv", encoding="utf-8")))
     assert header == rows[0] == ["submission", "1.1", "1.2", "total"]
-    assert rows[1] == ["max", "1", "2", "3"]
-    assert rows[2] == ["bob", "1", "0.5", "1.5"]
-    assert rows[4] == ["junk", "", "", "0"]
+    assert rows[1] == ["bob", "1", "0.5", "1.5"]
+    assert rows[3] == ["junk", "", "", "0"]
+    maxima = list(csv.reader(open(tmp_path / "max_points.csv", encoding="utf-8")))
+    assert maxima == [["submission", "1.1", "1.2", "total"], ["max", "1", "2", "3"]]
 
 
 def test_gradebook_prefixes_clashing_ids_across_lessons(tmp_path: Path) -> None:
@@ -220,7 +221,8 @@ EXPECTED = {
     "missing_cell": (["passed", "not_attempted", "passed"], 2, {"99.2": "No answer cell"}),
     "tampered_checks": (["failed", "not_attempted", "not_attempted"], 0, {}),
     "deleted_checks": (["passed", "passed", "passed"], 4, {}),
-    "shadowed_check": (["failed", "passed", "passed"], 3, {}),
+    "shadowed_check": (["not_attempted", "passed", "passed"], 3, {"99.1": "flagged"}),
+    "patched_checks": (["not_attempted", "passed", "passed"], 3, {"99.1": "flagged"}),
     "99_no_metadata": (["passed", "passed", "passed"], 4, {}),
     "99_empty": (["not_attempted"] * 3, 0, {"99.1": "No answer cell"}),
 }
@@ -310,8 +312,8 @@ def test_gradebook_of_the_batch(graded) -> None:
     out, _, _ = graded
     rows = list(csv.reader(open(out / "gradebook.csv", encoding="utf-8")))
     assert rows[0] == ["submission", *IDS, "total"]
-    assert rows[1] == ["max", "1", "2", "1", "4"]
-    table = {r[0]: r[1:] for r in rows[2:]}
+    assert list(csv.reader(open(out / "max_points.csv", encoding="utf-8")))[1] == ["max", "1", "2", "1", "4"]
+    table = {r[0]: r[1:] for r in rows[1:]}
     assert table["syntax_error"] == ["0", "2", "1", "3"]
     assert table["random_bytes"] == ["", "", "", "0"]
 

@@ -26,7 +26,8 @@ the batch continues.
 
 EPILOG = """\
 outputs (in --out, default SUBMISSIONS/graded/):
-  gradebook.csv        submission, one column per exercise, total; the first row "max" holds max points
+  gradebook.csv        submission, one column per exercise, total (one row per submission)
+  max_points.csv       the same columns with the maximum points
   report.md / .html    summary table and one section per submission
   feedback/NAME.md     per student: the checks' messages and the reason for anything scored zero
   results.json         everything above as data

@@ -118,6 +118,9 @@ def assemble(structure: LessonStructure, restored: Restored, run: Execution) -> 
         reasons: list[str] = []
         if ex in restored.missing:
             reasons.append("No answer cell for this exercise was found in the submission.")
+        if ex in restored.flagged:
+            reasons.append(f"Your answer cell {restored.flagged[ex]}, which exercise code has no reason to do, so it "
+                           "was not run; flagged for the instructor to review.")
         for i in ex_cells:
             c = run.cells[i]
             if c.neutralised:
@@ -132,7 +135,7 @@ def assemble(structure: LessonStructure, restored: Restored, run: Execution) -> 
             entry["exercise"] = ex
             if entry.get("max_points") is None:
                 entry["max_points"] = skel.get("max_points")
-            if entry["status"] == "passed":
+            if entry["status"] == "passed" and ex not in restored.flagged:
                 reasons = []
         else:
             status, why = "error", ""

@@ -1,4 +1,5 @@
-"""The gradebook CSV: one row per submission, one column per exercise, a ``max`` row on top."""
+"""The gradebook: ``gradebook.csv`` has one row per submission only (so spreadsheets can average
+columns); the maximum points sit beside it in ``max_points.csv``."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from pathlib import Path
 
 from .grade import SubmissionGrade
 
-__all__ = ["exercise_columns", "write_gradebook", "MAX_ROW"]
+__all__ = ["exercise_columns", "write_gradebook", "MAX_ROW", "MAX_POINTS_FILE"]
 
 MAX_ROW = "max"
+MAX_POINTS_FILE = "max_points.csv"
 
 
 def exercise_columns(grades: list[SubmissionGrade]) -> list[tuple[int | None, str, str]]:
@@ -52,10 +54,13 @@ def write_gradebook(grades: list[SubmissionGrade], path: Path) -> list[str]:
     single = len(lessons) == 1 and all(maxima.get((c[0], c[1])) is not None for c in cols)
     max_row.append(_fmt(sum(float(maxima[(c[0], c[1])]) for c in cols)) if single else "")
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as f:
+    with open(path.with_name(MAX_POINTS_FILE), "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(header)
         w.writerow(max_row)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(header)
         for g in grades:
             mine = {(g.lesson, e["exercise"]): e for e in g.exercises}
             w.writerow(

@@ -26,6 +26,8 @@ from .lessons import (
     metadata_exercise_id,
 )
 
+from .tamper import suspicious
+
 __all__ = ["Restored", "restore", "stub_source", "match_exercise_cells", "SETUP_TAG", "EXPORT_TAG"]
 
 SETUP_TAG = "grader-setup"
@@ -50,6 +52,7 @@ class Restored:
     roles: list[tuple[str, str | None]]  # per cell: (kind, exercise id)
     notes: list[str] = field(default_factory=list)  # submission-level remarks for the feedback
     missing: list[str] = field(default_factory=list)  # exercise ids with no cell in the submission
+    flagged: dict[str, str] = field(default_factory=dict)  # exercise id -> why its cell was not run
 
 
 def stub_source(source: str, exercise: str, why: str = "not found in the submission") -> str:
@@ -237,6 +240,7 @@ def restore(
     roles: list[tuple[str, str | None]] = []
     notes: list[str] = []
     missing: list[str] = []
+    flagged: dict[str, str] = {}
     for oc, cell in zip(structure.cells, nb.cells):
         if cell.cell_type == "code":
             cell.outputs = []
@@ -251,6 +255,12 @@ def restore(
             else:
                 cell.source = m.source or ""
                 how = m.how
+                why = suspicious(cell.source)
+                if why:
+                    # Never run code that reaches into the checks; grade it as not attempted, flagged.
+                    flagged[oc.exercise or "?"] = why
+                    cell.source = stub_source(structure.nb.cells[oc.index].source, oc.exercise or "?", "flagged for review")
+                    how = "flagged"
             cell.metadata["grading"] = {"exercise": oc.exercise, "from_submission": how}
         elif oc.kind == "check" and cell.cell_type == "code":
             # An exercise cell may rebind `check`; the official one is re-imported right before use.
@@ -277,4 +287,7 @@ def restore(
     roles.insert(0, ("setup", None))
     nb.cells.append(_code_cell(export_source(results_path), EXPORT_TAG))
     roles.append(("export", None))
-    return Restored(nb, roles, notes, missing)
+    for ex, why in flagged.items():
+        notes.append(f"Exercise {ex}: the answer cell {why}, which exercise code has no reason to do; "
+                     "it was not run and scores zero. Flagged for the instructor to review.")
+    return Restored(nb, roles, notes, missing, flagged)
