@@ -79,7 +79,7 @@ def parse_ts(s: str) -> float:
 
 def test_lifecycle_in_progress_to_ended(clock: VirtualClock) -> None:
     results_seen: list[tuple] = []
-    store = make_store(clock, on_result=lambda k, cid, p, r: results_seen.append((k, cid, r["type"])))
+    store = make_store(clock, on_result=lambda k, cid, p, r, bid: results_seen.append((k, cid, r["type"])))
     batch = store.create(KEY, reqs(10))
     assert batch["id"].startswith("msgbatch_") and batch["type"] == "message_batch"
     assert batch["processing_status"] == "in_progress"
@@ -198,7 +198,7 @@ def test_oversize_batches_rejected(clock: VirtualClock) -> None:
 
 def test_cancel_midway(clock: VirtualClock) -> None:
     seen: list[str] = []
-    store = make_store(clock, on_result=lambda k, cid, p, r: seen.append(r["type"]))
+    store = make_store(clock, on_result=lambda k, cid, p, r, bid: seen.append(r["type"]))
     batch = store.create(KEY, reqs(20), options=BatchOptions(processing_seconds=100))
 
     async def go():
@@ -370,7 +370,7 @@ def test_async_on_result_and_concurrency(clock: VirtualClock) -> None:
         active -= 1
         return await fake_process(params, custom_id)
 
-    async def bill(api_key, custom_id, params, result):
+    async def bill(api_key, custom_id, params, result, batch_id):
         if result["type"] == "succeeded":
             billed.append(custom_id)
 

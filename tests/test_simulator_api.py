@@ -316,3 +316,15 @@ def test_real_looking_keys_are_masked_in_the_ledger(sim):
 def test_count_tokens_carries_rate_limit_headers(client):
     raw = client.messages.with_raw_response.count_tokens(model=HAIKU, messages=USER)
     assert "anthropic-ratelimit-requests-limit" in raw.headers
+
+
+def test_fast_delta_encoding_matches_the_generic_encoder():
+    from course_utils.mock_provider.simulator import _delta_event
+    from course_utils.mock_provider.sse import sse_event
+
+    for piece in ("plain", 'quo"te\\n', "héllo wörld ✓", "日本語", ""):
+        assert _delta_event(0, "text", piece) == sse_event(
+            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}})
+        assert _delta_event(3, "tool_use", piece) == sse_event(
+            {"type": "content_block_delta", "index": 3, "delta": {"type": "input_json_delta", "partial_json": piece}})
+    assert "✓".encode() in _delta_event(0, "text", "✓")  # raw UTF-8 on the wire, as the API sends it

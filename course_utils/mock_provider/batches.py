@@ -63,8 +63,8 @@ _log = logging.getLogger(__name__)
 
 ProcessFn = Callable[[dict[str, Any], str], Awaitable[dict[str, Any]]]
 """``process(params, custom_id)`` -> the JSONL ``result`` object (succeeded or errored)."""
-OnResultFn = Callable[[str, str, dict[str, Any], dict[str, Any]], Any]
-"""``on_result(api_key, custom_id, params, result)``; may be sync or async."""
+OnResultFn = Callable[[str, str, dict[str, Any], dict[str, Any], str], Any]
+"""``on_result(api_key, custom_id, params, result, batch_id)``; may be sync or async."""
 
 
 @dataclass(frozen=True)
@@ -502,13 +502,15 @@ class BatchStore:
             )
             stored = cur.rowcount == 1
         if stored:
-            await self._emit(api_key, custom_id, params, result)
+            await self._emit(api_key, custom_id, params, result, batch_id)
 
-    async def _emit(self, api_key: str, custom_id: str, params: dict[str, Any], result: dict[str, Any]) -> None:
+    async def _emit(
+        self, api_key: str, custom_id: str, params: dict[str, Any], result: dict[str, Any], batch_id: str
+    ) -> None:
         if self.on_result is None:
             return
         try:
-            out = self.on_result(api_key, custom_id, params, result)
+            out = self.on_result(api_key, custom_id, params, result, batch_id)
             if inspect.isawaitable(out):
                 await out
         except Exception:  # noqa: BLE001 - a billing bug must not stall every batch
@@ -540,8 +542,8 @@ class BatchStore:
                 self._db.execute(
                     "UPDATE batches SET status='ended', ended_at=? WHERE id=?", (min(now, last or now), batch_id)
                 )
-        for api_key, cid, _batch_id, params in canceled:
-            await self._emit(api_key, cid, params, {"type": "canceled"})
+        for api_key, cid, batch_id, params in canceled:
+            await self._emit(api_key, cid, params, {"type": "canceled"}, batch_id)
 
     def _next_event(self) -> float | None:
         with self._lock:

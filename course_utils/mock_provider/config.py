@@ -18,9 +18,12 @@ CI_TIME_SCALE = 0.02
 
 
 def effective_time_scale(requested: float) -> float:
-    """``requested``, unless ``COURSE_FORCE_TIME_SCALE`` overrides it."""
+    """``requested``, capped by ``COURSE_FORCE_TIME_SCALE`` when that is set.
+
+    A cap, not a replacement: a server that asks for less latency (a check server at 0) keeps it.
+    """
     forced = os.environ.get(FORCE_TIME_SCALE_ENV, "").strip()
-    return float(forced) if forced else float(requested)
+    return min(float(forced), float(requested)) if forced else float(requested)
 
 MAX_REQUEST_BYTES = 32 * 1024 * 1024
 """The Messages API's request size limit (larger bodies get 413 request_too_large)."""

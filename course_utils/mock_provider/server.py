@@ -104,7 +104,9 @@ class MockServer:
             self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout)
-        if self._socket is not None:
+        # Closing the socket under a server that is still shutting down breaks its shutdown; a
+        # daemon thread that overran the timeout keeps its socket and dies with the process.
+        if self._socket is not None and (self._thread is None or not self._thread.is_alive()):
             self._socket.close()
         self._server = self._thread = self._socket = None
 

@@ -445,14 +445,16 @@ class Simulator:
         message["usage"]["service_tier"] = "batch"
         return {"type": "succeeded", "message": message}
 
-    def _bill_batch_result(self, api_key: str, custom_id: str, params: dict[str, Any], result: dict[str, Any]) -> None:
+    def _bill_batch_result(
+        self, api_key: str, custom_id: str, params: dict[str, Any], result: dict[str, Any], batch_id: str
+    ) -> None:
         """One ledger row per finished batch request; only ``succeeded`` ones are billed (at the discount)."""
         now = self.clock.time()
         kind = result.get("type")
         row = LedgerRow(
             request_id=_new_id("req"), endpoint="/v1/messages/batches", method="BATCH", api_key=api_key,
             model=params.get("model") if isinstance(params, dict) else None, arrival=now, finish=now,
-            batch=True, custom_id=custom_id,
+            batch=True, custom_id=custom_id, batch_id=batch_id,
         )
         if kind == "succeeded":
             usage = result["message"]["usage"]
@@ -577,10 +579,10 @@ _MESSAGE_STOP = sse_event({"type": "message_stop"})
 def _delta_event(index: int, block_type: str, piece: str) -> bytes:
     """A content_block_delta event, formatted directly (the hot path of every stream)."""
     if block_type == "text":
-        body = f'{{"type":"content_block_delta","index":{index},"delta":{{"type":"text_delta","text":{json.dumps(piece)}}}}}'
+        body = f'{{"type":"content_block_delta","index":{index},"delta":{{"type":"text_delta","text":{json.dumps(piece, ensure_ascii=False)}}}}}'
     else:
         body = (f'{{"type":"content_block_delta","index":{index},'
-                f'"delta":{{"type":"input_json_delta","partial_json":{json.dumps(piece)}}}}}')
+                f'"delta":{{"type":"input_json_delta","partial_json":{json.dumps(piece, ensure_ascii=False)}}}}}')
     return f"event: content_block_delta\ndata: {body}\n\n".encode()
 
 
@@ -630,9 +632,9 @@ def create_app(sim: Simulator) -> Starlette:
         Route("/v1/messages/count_tokens", api("/v1/messages/count_tokens", sim.count_tokens), methods=["POST"]),
         Route(batch, api(batch, sim.create_batch), methods=["POST"]),
         Route(batch, api(batch, sim.list_batches), methods=["GET"]),
-        Route(batch + "/{batch_id:str}", api(batch, sim.get_batch), methods=["GET"]),
-        Route(batch + "/{batch_id:str}", api(batch, sim.delete_batch), methods=["DELETE"]),
-        Route(batch + "/{batch_id:str}/cancel", api(batch, sim.cancel_batch), methods=["POST"]),
+        Route(batch + "/{batch_id:str}", api(batch + "/{id}", sim.get_batch), methods=["GET"]),
+        Route(batch + "/{batch_id:str}", api(batch + "/{id}", sim.delete_batch), methods=["DELETE"]),
+        Route(batch + "/{batch_id:str}/cancel", api(batch + "/{id}/cancel", sim.cancel_batch), methods=["POST"]),
         Route(batch + "/{batch_id:str}/results", api(batch + "/{id}/results", sim.batch_results), methods=["GET"]),
         Route("/v1/models", api("/v1/models", sim.list_models), methods=["GET"]),
         Route("/v1/models/{model_id:str}", api("/v1/models/{model_id}", sim.get_model), methods=["GET"]),

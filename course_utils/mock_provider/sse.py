@@ -10,4 +10,4 @@ __all__ = ["sse_event"]
 
 def sse_event(data: dict[str, Any]) -> bytes:
     """Frame one event; the event name is the payload's ``type``."""
-    return f"event: {data['type']}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+    return f"event: {data['type']}\ndata: {json.dumps(data, separators=(',', ':'), ensure_ascii=False)}\n\n".encode()
