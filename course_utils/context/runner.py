@@ -1,0 +1,167 @@
+"""Play a scripted conversation through a context strategy and record what every turn cost.
+
+Per turn: the prompt's tokens (cached, written to the cache, plain), output tokens, dollars
+(including the strategy's own summarization calls), latency, and for fact questions whether the
+reply was right. A "prompt is too long" error ends the run where it happened, as it ends a real
+session.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal
+from typing import Any, Callable
+
+import anthropic
+
+from .. import pricing
+from ..clock import SYSTEM_CLOCK, Clock
+from .conversation import Conversation, is_correct
+from .strategies import ContextStrategy
+
+__all__ = ["TurnRecord", "RunResult", "run_conversation", "is_overflow", "error_message"]
+
+
+def _n(usage: Any, name: str) -> int:
+    value = getattr(usage, name, None) if not isinstance(usage, dict) else usage.get(name)
+    return int(value or 0)
+
+
+@dataclass
+class TurnRecord:
+    """What one turn sent, cost and answered."""
+
+    turn: int
+    kind: str
+    prompt_tokens: int = 0
+    """Every input token of the request: plain + cache writes + cache reads."""
+    input_tokens: int = 0
+    cache_write_tokens: int = 0
+    cache_read_tokens: int = 0
+    output_tokens: int = 0
+    messages_sent: int = 0
+    side_calls: int = 0
+    side_cost: Decimal = Decimal(0)
+    cost: Decimal = Decimal(0)
+    """This turn's request plus the strategy's side calls, in USD."""
+    latency_s: float = 0.0
+    expected: str | None = None
+    answer: str = ""
+    correct: bool | None = None
+    error: str | None = None
+
+
+@dataclass
+class RunResult:
+    """One strategy's run: a record per turn that was attempted, and the history it left."""
+
+    strategy: str
+    model: str
+    records: list[TurnRecord] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def completed(self) -> int:
+        """Turns answered without an error."""
+        return sum(r.error is None for r in self.records)
+
+    @property
+    def total_cost(self) -> Decimal:
+        return sum((r.cost for r in self.records), Decimal(0))
+
+    @property
+    def recall_accuracy(self) -> float | None:
+        """Fraction of fact questions answered correctly (None when none were asked)."""
+        asked = [r.correct for r in self.records if r.correct is not None]
+        return sum(asked) / len(asked) if asked else None
+
+    @property
+    def overflowed_at(self) -> int | None:
+        """The turn whose request was too long for the context window, if any."""
+        for r in self.records:
+            if r.error and is_overflow_message(r.error):
+                return r.turn
+        return None
+
+    def frame(self) -> Any:
+        """The records as a pandas DataFrame (cost as float for plotting; exact totals via ``total_cost``)."""
+        import pandas as pd
+
+        df = pd.DataFrame([asdict(r) for r in self.records])
+        if len(df):
+            df["cost"] = df["cost"].astype(float)
+            df["side_cost"] = df["side_cost"].astype(float)
+            df["cumulative_cost"] = df["cost"].cumsum()
+        df.insert(0, "strategy", self.strategy)
+        return df
+
+
+def error_message(exc: anthropic.APIStatusError) -> str:
+    """The API's own error message ("prompt is too long: ..."), without the SDK's envelope."""
+    body = exc.body if isinstance(exc.body, dict) else {}
+    error = body.get("error") if isinstance(body.get("error"), dict) else body
+    return str(error.get("message") or exc.message)
+
+
+def is_overflow_message(message: str) -> bool:
+    return "prompt is too long" in message
+
+
+def is_overflow(exc: BaseException) -> bool:
+    """Whether an SDK error is the context-window overflow ("prompt is too long", HTTP 400)."""
+    return isinstance(exc, anthropic.BadRequestError) and is_overflow_message(str(exc))
+
+
+def run_conversation(
+    client: Any,
+    strategy: ContextStrategy,
+    conversation: Conversation,
+    *,
+    model: str,
+    max_tokens: int = 150,
+    clock: Clock = SYSTEM_CLOCK,
+    on_turn: Callable[[TurnRecord], None] | None = None,
+) -> RunResult:
+    """Play every user turn of ``conversation`` through ``strategy``; stop at the first API error."""
+    strategy.reset()
+    result = RunResult(strategy.name, model)
+    history = result.history
+    for scripted in conversation.turns:
+        history.append({"role": "user", "content": scripted.user})
+        record = TurnRecord(scripted.turn, scripted.kind, expected=scripted.expected)
+        side_before = len(strategy.side_calls)
+        started = clock.monotonic()
+        try:
+            prompt = strategy.build(conversation.system, history)
+            record.messages_sent = len(prompt.messages)
+            reply = client.messages.create(**prompt.body(model, max_tokens))
+        except anthropic.APIStatusError as exc:
+            record.error = error_message(exc)
+        record.latency_s = clock.monotonic() - started
+        for call in strategy.side_calls[side_before:]:
+            record.side_calls += 1
+            record.side_cost += pricing.cost(call.usage, call.model)
+        record.cost = record.side_cost
+        if record.error is not None:
+            history.pop()  # the turn never happened
+            result.records.append(record)
+            result.error = record.error
+            if on_turn:
+                on_turn(record)
+            break
+        usage = reply.usage
+        record.input_tokens = _n(usage, "input_tokens")
+        record.cache_write_tokens = _n(usage, "cache_creation_input_tokens")
+        record.cache_read_tokens = _n(usage, "cache_read_input_tokens")
+        record.prompt_tokens = record.input_tokens + record.cache_write_tokens + record.cache_read_tokens
+        record.output_tokens = _n(usage, "output_tokens")
+        record.cost += pricing.cost(usage, model)
+        record.answer = "".join(getattr(b, "text", "") for b in reply.content)
+        if scripted.kind == "question" and scripted.expected:
+            record.correct = is_correct(record.answer, scripted.expected)
+        history.append({"role": "assistant", "content": record.answer or "(no reply)"})
+        result.records.append(record)
+        if on_turn:
+            on_turn(record)
+    return result
