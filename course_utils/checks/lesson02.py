@@ -1,0 +1,592 @@
+"""Checks for lesson 02 (Streaming responses).
+
+2.1 ``parse_sse`` (an incremental SSE parser), 2.2 ``stream_metrics`` (TTFT and tokens per
+second), 2.3 ``bounded_relay`` (backpressure without losing text), 2.4 ``relay_text``
+(cancel the upstream when the client leaves; graded from the simulator's ledger).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import inspect
+import random
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from ..clock import VirtualClock
+from ..streaming.sse import format_comment, format_event, iter_sse
+from .framework import CaseFailed, Exercise, expect, expect_equal, run_awaitable
+from .sim import Probe, probe
+
+DATA = Path(__file__).resolve().parents[2] / "data"
+RECORDED = ["lesson02_stream_text.sse", "lesson02_stream_tool_use.sse", "lesson02_stream_error.sse"]
+MODEL = "claude-haiku-5-5"
+
+
+# ---------------------------------------------------------------------------------------------
+# 2.1 parse_sse(chunks) -> iterator of (event, data)
+# ---------------------------------------------------------------------------------------------
+parse_sse = Exercise(
+    "2.1",
+    "An SSE parser that survives any chunking",
+    points=3,
+    signature="parse_sse(chunks) -> iterator of (event, data)",
+    hints=[
+        "The network decides where reads end: keep a buffer of what has not formed a complete line yet, "
+        "and dispatch an event only at the blank line that ends it. Lines starting with ':' are comments.",
+        "buffer += chunk; while a line ending (\\r\\n, \\n or \\r) is in the buffer: take the line; "
+        "empty line -> yield (event or 'message', '\\n'.join(data_lines)) if there are data lines, then reset; "
+        "':...' -> skip; 'data: x' -> data_lines.append(x); 'event: x' -> event = x. "
+        "Beware a '\\r' at the very end of a chunk: its '\\n' may come in the next one.",
+    ],
+)
+
+
+def _recorded() -> dict[str, bytes]:
+    return {name: (DATA / name).read_bytes() for name in RECORDED}
+
+
+def _handwritten() -> bytes:
+    """Edge cases the API itself does not send but a relay or proxy may: comments, multi-line data,
+    an event without a name, an id, multi-byte UTF-8, a comment-only block between events."""
+    return b"".join([
+        format_comment("connected"),
+        format_event({"text": "caf\u00e9 \u2014 \u6771\u4eac \U0001F600"}, event="delta", id="1"),
+        format_comment("heartbeat"),
+        b"data: line one\ndata: line two\ndata:\n\n",
+        b"event: ping\n\n",  # no data: not dispatched
+        b": a comment\nevent: delta\n: inside an event\ndata: {\"text\": \"ok\"}\n\n",
+        format_event({"done": True}, event="end"),
+    ])
+
+
+def _crlf(raw: bytes) -> bytes:
+    return raw.replace(b"\n", b"\r\n")
+
+
+def _with_heartbeats(raw: bytes, rng: random.Random) -> bytes:
+    parts = raw.split(b"\n\n")
+    out = []
+    for part in parts[:-1]:
+        out.append(part + b"\n\n")
+        if rng.random() < 0.3:
+            out.append(format_comment("heartbeat"))
+    out.append(parts[-1])
+    return b"".join(out)
+
+
+def _random_chunks(raw: bytes, rng: random.Random, max_size: int = 40) -> list[bytes]:
+    chunks, pos = [], 0
+    while pos < len(raw):
+        size = rng.randint(1, max_size)
+        chunks.append(raw[pos : pos + size])
+        pos += size
+    return chunks
+
+
+def _as_pair(item: Any) -> tuple[Any, Any]:
+    if isinstance(item, dict):
+        return item.get("event"), item.get("data")
+    if hasattr(item, "event") and hasattr(item, "data"):
+        return item.event, item.data
+    if isinstance(item, (tuple, list)) and len(item) == 2:
+        return item[0], item[1]
+    raise CaseFailed("each item must be an (event, data) pair", expected="('content_block_delta', '{...}')",
+                     got=item, hint="Yield a tuple (event_name, data_string) per event.")
+
+
+def _parse(fn: Any, chunks: Iterable[bytes]) -> list[tuple[Any, Any]]:
+    out = fn(iter(list(chunks)))
+    if out is None:
+        raise CaseFailed("parse_sse returned None", expected="an iterator of (event, data)", got=None,
+                         hint="Make parse_sse a generator: `yield (event, data)` for each event.")
+    return [_as_pair(item) for item in out]
+
+
+def _expected(raw: bytes) -> list[tuple[str, str]]:
+    return [(e.event, e.data) for e in iter_sse([raw])]
+
+
+def _compare(got: list, expected: list, what: str) -> None:
+    if got == expected:
+        return
+    comments_as_events = [g for g in got if g not in expected and g[1] in ("", None)]
+    if len(got) == len(expected) - 1 and got == expected[:-1]:
+        raise CaseFailed(f"{what}: the last event is missing", expected=expected[-1], got="nothing",
+                         hint="An event is complete at its blank line: yield it then, not when the next event starts.")
+    if comments_as_events:
+        raise CaseFailed(f"{what}: an event with empty data came out of a comment-only block (a heartbeat)",
+                         expected=f"{len(expected)} events", got=f"{len(got)} events",
+                         hint="Lines starting with ':' are comments: skip them, and dispatch nothing for a block "
+                              "without data lines.")
+    first_bad = next((i for i, (g, e) in enumerate(zip(got, expected)) if g != e), min(len(got), len(expected)))
+    raise CaseFailed(
+        f"{what}: {len(got)} events instead of {len(expected)}; first difference at event {first_bad}",
+        expected=expected[first_bad] if first_bad < len(expected) else "no more events",
+        got=got[first_bad] if first_bad < len(got) else "no more events",
+        hint="Chunks are not events: an event can span several reads and one read can hold several events. "
+             "Buffer bytes and split on line endings.",
+    )
+
+
+@parse_sse.case("parses recorded API streams read in one piece")
+def _whole(fn) -> None:
+    for name, raw in _recorded().items():
+        _compare(_parse(fn, [raw]), _expected(raw), name)
+
+
+@parse_sse.case("gives the same events when every read is one byte")
+def _bytewise(fn) -> None:
+    for name, raw in list(_recorded().items())[:2] + [("handwritten", _handwritten())]:
+        _compare(_parse(fn, [raw[i : i + 1] for i in range(len(raw))]), _expected(raw), f"{name}, one byte per read")
+
+
+@parse_sse.case("gives the same events for random chunkings, \\r\\n line endings and heartbeats")
+def _adversarial(fn) -> None:
+    rng = random.Random(2)
+    sources = {**_recorded(), "handwritten": _handwritten()}
+    for name, raw in sources.items():
+        for variant, data in (("\\n", _with_heartbeats(raw, rng)), ("\\r\\n", _crlf(_with_heartbeats(raw, rng)))):
+            for trial in range(3):
+                chunks = _random_chunks(data, rng, max_size=rng.choice([3, 17, 200]))
+                _compare(_parse(fn, chunks), _expected(data), f"{name} with {variant} line endings, chunking #{trial}")
+
+
+@parse_sse.case("ignores comments and keeps multi-line data")
+def _comments(fn) -> None:
+    raw = _handwritten()
+    _compare(_parse(fn, [raw]), _expected(raw), "comments, multi-line data, unicode")
+
+
+@parse_sse.case("yields each event as soon as its blank line has arrived")
+def _incremental(fn) -> None:
+    raw = (DATA / RECORDED[0]).read_bytes()
+    events = raw.split(b"\n\n")[:-1]
+    pulled = 0
+
+    def chunks() -> Iterator[bytes]:
+        nonlocal pulled
+        for block in events:
+            pulled += 1
+            yield block + b"\n\n"
+        raise CaseFailed("", expected="", got="")  # never reached when the parser is lazy enough
+
+    try:
+        out = fn(chunks())
+    except CaseFailed:
+        raise CaseFailed("parse_sse read the whole stream before returning", expected="a generator of events",
+                         got="a finished result", hint="Use `yield` inside the loop over chunks, so the caller gets "
+                                                      "each event while the stream is still open.") from None
+    expect(out is not None and hasattr(out, "__next__"), "parse_sse must return an iterator (a generator)",
+           expected="a generator", got=type(out).__name__,
+           hint="Use `yield` so the caller gets each event while the stream is still open.")
+    for n in range(1, 4):
+        try:
+            next(out)
+        except CaseFailed:
+            raise CaseFailed("parse_sse read the whole stream before yielding anything",
+                             expected="the first event after the first read", got="nothing until the stream ended",
+                             hint="A relay must forward each event while the stream is open: yield events from inside "
+                                  "the loop over chunks.") from None
+        expect(pulled <= n, f"event {n} was yielded only after {pulled} reads",
+               expected=f"at most {n} reads", got=f"{pulled} reads",
+               hint="Yield each event at its blank line, in the same loop iteration that read it.")
+
+
+# ---------------------------------------------------------------------------------------------
+# 2.2 stream_metrics(events, clock) -> dict
+# ---------------------------------------------------------------------------------------------
+stream_metrics = Exercise(
+    "2.2",
+    "Stream metrics: time to first token and tokens per second",
+    points=2,
+    signature="stream_metrics(events, clock) -> dict",
+    hints=[
+        "Read clock.monotonic() at the start and as each event arrives. The first token is the first "
+        "content_block_delta with text, not message_start; the token count is in the usage of message_delta.",
+        "ttft_s = time of the first text delta - start; total_s = time the loop ends - start; "
+        "output_tokens = the last message_delta's usage.output_tokens; tokens_per_s = output_tokens / (total_s - ttft_s).",
+    ],
+)
+
+
+def _sdk_events(p: Probe, prompt: str, max_tokens: int = 200) -> list[Any]:
+    client = p.client()
+    stream = client.messages.create(model=MODEL, max_tokens=max_tokens, stream=True,
+                                    messages=[{"role": "user", "content": prompt}])
+    try:
+        return list(stream)
+    finally:
+        stream.close()
+
+
+def _coalesce(events: list[Any], every: int) -> list[Any]:
+    """Merge runs of ``every`` text deltas into one event, as a proxy or a fast network read does."""
+    out: list[Any] = []
+    run: list[Any] = []
+
+    def flush() -> None:
+        if run:
+            text = "".join(e.delta.text for e in run)
+            out.append(run[0].model_copy(update={"delta": run[0].delta.model_copy(update={"text": text})}))
+            run.clear()
+
+    for e in events:
+        if e.type == "content_block_delta" and e.delta.type == "text_delta":
+            run.append(e)
+            if len(run) == every:
+                flush()
+        else:
+            flush()
+            out.append(e)
+    flush()
+    return out
+
+
+def _timed(events: list[Any], clock: VirtualClock, *, headers_s: float, ttft_s: float, gap_s: float) -> Iterator[Any]:
+    """Deliver events on a schedule: message_start after ``headers_s``, first text at ``ttft_s``."""
+    t0 = clock.monotonic()
+    seen_text = False
+    for e in events:
+        if e.type == "message_start":
+            at = t0 + headers_s
+        elif e.type == "content_block_delta" and not seen_text:
+            seen_text = True
+            at = t0 + ttft_s
+        else:
+            at = clock.monotonic() + gap_s
+        clock.advance_sync(max(0.0, at - clock.monotonic()))
+        yield e
+
+
+def _expected_metrics(events: list[Any], headers_s: float, ttft_s: float, gap_s: float) -> dict[str, float]:
+    clock = VirtualClock()
+    t0 = clock.monotonic()
+    first = None
+    for e in _timed(events, clock, headers_s=headers_s, ttft_s=ttft_s, gap_s=gap_s):
+        if first is None and e.type == "content_block_delta" and getattr(e.delta, "text", ""):
+            first = clock.monotonic() - t0
+    total = clock.monotonic() - t0
+    tokens = [e for e in events if e.type == "message_delta"][-1].usage.output_tokens
+    return {"ttft_s": first, "total_s": total, "output_tokens": tokens, "tokens_per_s": tokens / (total - first)}
+
+
+def _metrics_case(fn: Any, prompt: str, *, every: int, headers_s: float, ttft_s: float, gap_s: float) -> None:
+    p = probe()
+    events = _coalesce(_sdk_events(p, prompt), every)
+    expected = _expected_metrics(events, headers_s, ttft_s, gap_s)
+    clock = VirtualClock()
+    got = fn(_timed(events, clock, headers_s=headers_s, ttft_s=ttft_s, gap_s=gap_s), clock)
+    expect(isinstance(got, dict), "stream_metrics must return a dict", expected="a dict", got=got,
+           hint="Return {'ttft_s': ..., 'total_s': ..., 'output_tokens': ..., 'tokens_per_s': ...}.")
+    missing = {"ttft_s", "total_s", "output_tokens", "tokens_per_s"} - set(got)
+    expect(not missing, f"missing keys {sorted(missing)}", expected=sorted(expected), got=sorted(got),
+           hint="Return all four figures.")
+    billed = int(p.requests()["output_tokens"].iloc[-1])
+    expect_equal(int(got["output_tokens"]), billed, "output_tokens is not what the ledger billed for this stream",
+                 hint="Text deltas are not tokens (a delta can carry several): read usage.output_tokens from the "
+                      "message_delta event; it is cumulative, the last one is the total.")
+
+    def close(key: str, why: str) -> None:
+        value = got[key]
+        ok = isinstance(value, (int, float)) and abs(value - expected[key]) <= 1e-6 * max(1.0, abs(expected[key]))
+        expect(ok, f"wrong {key}", expected=round(expected[key], 6),
+               got=round(value, 6) if isinstance(value, float) else value, hint=why)
+
+    if isinstance(got["ttft_s"], (int, float)) and abs(got["ttft_s"] - headers_s) < 1e-9:
+        raise CaseFailed("ttft_s is the time of message_start", expected=round(expected["ttft_s"], 6),
+                         got=got["ttft_s"], hint="message_start arrives before the model has produced any text; the "
+                                                 "first token is the first content_block_delta with text.")
+    close("ttft_s", "Measure from the clock reading at the start to the first text delta, with the clock passed in.")
+    close("total_s", "Measure from the start to when the stream is exhausted, with the clock passed in.")
+    close("tokens_per_s", "Tokens per second is the generation rate: output_tokens / (total_s - ttft_s); the time to "
+                          "first token is waiting, not generating.")
+
+
+@stream_metrics.case("figures of a stream with one token per delta")
+def _metrics_plain(fn) -> None:
+    _metrics_case(fn, "Explain in a paragraph why streaming makes a chat feel faster.", every=1,
+                  headers_s=0.25, ttft_s=0.8, gap_s=0.012)
+
+
+@stream_metrics.case("figures of a stream whose deltas carry several tokens")
+def _metrics_coalesced(fn) -> None:
+    _metrics_case(fn, "Describe the water cycle in detail.", every=3, headers_s=0.4, ttft_s=1.3, gap_s=0.05)
+
+
+# ---------------------------------------------------------------------------------------------
+# 2.3 bounded_relay(source, send, maxsize) -> None
+# ---------------------------------------------------------------------------------------------
+bounded_relay = Exercise(
+    "2.3",
+    "A bounded relay: memory stays bounded, no text is lost",
+    points=3,
+    signature="async bounded_relay(source, send, maxsize) -> None",
+    hints=[
+        "Put an asyncio.Queue(maxsize=maxsize) between a reader task (source -> queue) and the sender "
+        "(queue -> send). await queue.put(...) pauses the reader when the queue is full.",
+        "reader: async for text in source: await queue.put(text); then await queue.put(None) as the end marker. "
+        "Sender: while (text := await queue.get()) is not None: await send(text). Await the reader at the end, "
+        "and cancel it in a finally if sending failed.",
+    ],
+    time_limit=30.0,
+)
+
+
+class _Upstream:
+    """A fast upstream that counts how far its reader has got ahead of the client."""
+
+    def __init__(self, n: int) -> None:
+        self.deltas = [f"w{i} " for i in range(n)]
+        self.pulled = 0
+        self.sent = 0
+        self.sent_text: list[str] = []
+        self.max_ahead = 0
+
+    async def source(self) -> Any:
+        for text in self.deltas:
+            self.pulled += 1
+            self.max_ahead = max(self.max_ahead, self.pulled - self.sent)
+            yield text
+
+    def sender(self, delay: float) -> Any:
+        async def send(text: str) -> None:
+            if delay:
+                await asyncio.sleep(delay)
+            else:
+                await asyncio.sleep(0)
+            self.sent_text.append(text)
+            self.sent += text.count(" ")
+
+        return send
+
+
+def _run_relay(fn: Any, up: _Upstream, maxsize: int, delay: float) -> None:
+    async def go() -> None:
+        await asyncio.wait_for(fn(up.source(), up.sender(delay), maxsize), timeout=20)
+
+    try:
+        run_awaitable(go())
+    except asyncio.TimeoutError:
+        raise CaseFailed("bounded_relay did not finish", expected="return after the last delta was sent",
+                         got="still running after 20 s",
+                         hint="Put an end marker (None) in the queue when the source is exhausted, and stop at it.") from None
+
+
+def _no_text_lost(up: _Upstream, what: str) -> None:
+    sent = "".join(up.sent_text)
+    want = "".join(up.deltas)
+    if sent != want:
+        missing = len(want) - len(sent)
+        raise CaseFailed(f"{what}: the client did not get exactly the upstream text",
+                         expected=f"{len(want)} characters ending {want[-12:]!r}",
+                         got=f"{len(sent)} characters ending {sent[-12:]!r}",
+                         hint="Never drop a delta when the queue is full (wait for room instead), and send everything "
+                              "still queued after the source ends." if missing > 0 else
+                         "Send each delta once, in order.")
+
+
+@bounded_relay.case("a fast client gets all the text, in order")
+def _fast(fn) -> None:
+    up = _Upstream(120)
+    _run_relay(fn, up, maxsize=8, delay=0.0)
+    _no_text_lost(up, "fast client")
+
+
+@bounded_relay.case("a slow client: the upstream never runs more than maxsize deltas ahead")
+def _slow(fn) -> None:
+    for maxsize in (4, 1):
+        up = _Upstream(60)
+        _run_relay(fn, up, maxsize=maxsize, delay=0.003)
+        _no_text_lost(up, f"slow client, maxsize={maxsize}")
+        # In flight beyond the queue: one delta in the reader's hand, one in the sender's.
+        limit = maxsize + 2
+        expect(up.max_ahead <= limit, f"with maxsize={maxsize} the upstream was read {up.max_ahead} deltas ahead "
+               "of the client", expected=f"at most {limit}", got=up.max_ahead,
+               hint="Bound the queue (asyncio.Queue(maxsize=maxsize)) and `await queue.put(...)`, so reading "
+                    "pauses while the client is behind; an unbounded buffer grows with every slow client.")
+
+
+# ---------------------------------------------------------------------------------------------
+# 2.4 relay_text(client, request) -> async iterator of str (cancel upstream on disconnect)
+# ---------------------------------------------------------------------------------------------
+relay_text = Exercise(
+    "2.4",
+    "Cancel the upstream when the client disconnects",
+    points=3,
+    signature="relay_text(client, request) -> async iterator of text",
+    hints=[
+        "When the browser leaves, the server closes your generator (or cancels the task iterating it). "
+        "Whatever you do then must close the upstream HTTP response at once, not read it to the end.",
+        "async with client.messages.stream(**request) as stream: async for text in stream.text_stream: yield text. "
+        "Leaving the `async with` (on aclose or cancellation too) closes the response, and the provider stops "
+        "generating.",
+    ],
+    time_limit=40.0,
+)
+
+LATENCY_SCALE = 0.1
+"""The 2.4 simulator paces output (Haiku: ~1,500 tokens/s at this scale), so stopping early shows."""
+_LONG_PROMPT = "Lesson 02 check: write the long relay essay."
+_LONG_REPLY = " ".join(
+    f"Paragraph {i}: a relay forwards each delta as it arrives, and a client that leaves must stop the model."
+    for i in range(1, 41)
+)
+_lock = threading.Lock()
+_latency_server: Any = None
+
+
+def latency_server() -> Any:
+    """A private simulator with output pacing (the shared check server has no latency)."""
+    global _latency_server
+    with _lock:
+        if _latency_server is None:
+            from ..mock_provider.server import mock_server
+
+            server = mock_server(seed=0, time_scale=LATENCY_SCALE, rate_limit_tier="unlimited").start()
+            # The check needs pacing even when COURSE_FORCE_TIME_SCALE shrinks every simulator for CI:
+            # at 0.02 a whole reply is generated before a disconnect can be seen. So set it directly.
+            server.simulator.set_time_scale(LATENCY_SCALE)
+            server.script(_LONG_PROMPT, _LONG_REPLY)
+            atexit.register(server.stop)
+            _latency_server = server
+        return _latency_server
+
+
+def _latency_probe() -> Probe:
+    return Probe(latency_server(), f"sim-key-check02-{uuid.uuid4().hex[:12]}")
+
+
+def _request() -> dict[str, Any]:
+    return {"model": MODEL, "max_tokens": 1024, "messages": [{"role": "user", "content": _LONG_PROMPT}]}
+
+
+def _full_tokens() -> int:
+    from ..tokens import count_text
+
+    return count_text(_LONG_REPLY)
+
+
+async def _ledger_row(p: Probe, timeout: float = 6.0) -> Any:
+    """The probe's finished request; the simulator records a stream when it ends (or is cut off).
+
+    Polled while the event loop keeps running, as a server's would after a client leaves: a
+    background task or an unclosed response would go on reading in the meantime.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rows = p.requests()
+        if len(rows):
+            return rows.iloc[-1]
+        await asyncio.sleep(0.02)
+    raise CaseFailed("the upstream request was still open several seconds after the client left",
+                     expected="the request closed right away", got=f"still streaming after {timeout:g} s",
+                     hint="Close the stream when the generator is closed: use `async with client.messages.stream(...)` "
+                          "(or call `await stream.close()` in a finally).")
+
+
+async def _expect_cancelled(p: Probe, received: int, how: str) -> None:
+    row = await _ledger_row(p)
+    full = _full_tokens()
+    billed = int(row["output_tokens"])
+    limit = max(60, full // 4)
+    expect(billed <= limit, f"after the client {how} the model generated {billed} of {full} output tokens",
+           expected=f"at most {limit} (the client read {received} deltas)", got=f"{billed} billed",
+           hint="Don't read the rest of the reply after the client has gone (not even to log it): every token "
+                "generated for nobody is billed. Leave the stream's `async with` so the request is cancelled.")
+    expect(bool(row["disconnected"]), "the ledger does not show the upstream request as disconnected",
+           expected="disconnected=True", got=f"disconnected={bool(row['disconnected'])}",
+           hint="Close the upstream response before it completes.")
+
+
+async def _open(fn: Any, client: Any) -> Any:
+    gen = fn(client, _request())
+    if inspect.iscoroutine(gen):
+        # An `async def` without `yield` (e.g. the unedited stub): run it so NotImplementedError shows.
+        await gen
+        raise CaseFailed("relay_text must be an async generator", expected="an async iterator",
+                         got="a coroutine", hint="`yield` each text delta inside the `async def`.")
+    expect(hasattr(gen, "__anext__"), "relay_text must be an async generator", expected="an async iterator",
+           got=type(gen).__name__, hint="Define it with `async def` and `yield` each text delta.")
+    return gen
+
+
+@relay_text.case("relays the whole reply when the client reads to the end")
+def _complete(fn) -> None:
+    p = _latency_probe()
+
+    async def go() -> str:
+        parts = []
+        async with p.async_client() as client:
+            async for text in await _open(fn, client):
+                parts.append(text)
+        return "".join(parts)
+
+    text = run_awaitable(go())
+    row = run_awaitable(_ledger_row(p))
+    expect(isinstance(text, str) and text.strip() == _LONG_REPLY, "the relayed text is not the model's reply",
+           expected=f"{len(_LONG_REPLY)} characters", got=f"{len(text)} characters",
+           hint="Yield every text delta, in order (stream.text_stream yields exactly those).")
+    expect(int(row["output_tokens"]) == _full_tokens() and not bool(row["disconnected"]),
+           "a client that read everything should see a complete, normal request",
+           expected=f"{_full_tokens()} output tokens", got=f"{int(row['output_tokens'])}",
+           hint="Make exactly one streaming request and read it to the end.")
+
+
+@relay_text.case("the client closes the stream early: the upstream stops (read from the ledger)")
+def _aclose(fn) -> None:
+    p = _latency_probe()
+
+    async def go() -> None:
+        async with p.async_client() as client:
+            gen = await _open(fn, client)
+            n = 0
+            async for _ in gen:
+                n += 1
+                if n == 10:
+                    break
+            await gen.aclose()
+            await _expect_cancelled(p, n, "closed the stream")
+
+    run_awaitable(go())
+
+
+@relay_text.case("the client's task is cancelled (a browser tab closed): the upstream stops")
+def _cancelled(fn) -> None:
+    p = _latency_probe()
+
+    async def go() -> None:
+        got = 0
+        ten = asyncio.Event()
+
+        client = p.async_client()
+
+        async def client_task() -> None:
+            nonlocal got
+            async for _ in await _open(fn, client):
+                got += 1
+                if got == 10:
+                    ten.set()
+
+        task = asyncio.create_task(client_task())
+        waiter = asyncio.create_task(ten.wait())
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        task.cancel()
+        waiter.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        try:
+            await _expect_cancelled(p, got, "disconnected")
+        finally:
+            await client.close()
+
+    run_awaitable(go())
+
+
+EXERCISES = [parse_sse, stream_metrics, bounded_relay, relay_text]

@@ -1,0 +1,39 @@
+"""Streaming responses (lesson 02): consume a model stream, parse SSE, relay it to browsers.
+
+* :mod:`.consume` — read the SDK's stream (sync and async) and time it: time to first token,
+  tokens per second, total.
+* :mod:`.sse` — an incremental Server-Sent Events parser that is correct on any chunking, and the
+  writer side (events, comments).
+* :mod:`.backpressure` — a bounded queue between a fast upstream and a slow client, with the two
+  policies that keep memory bounded (pause the upstream, coalesce deltas).
+* :mod:`.relay` — a Starlette app that turns the model's stream into browser SSE (headers,
+  heartbeats, an end event, error events, cancellation on disconnect) and a threaded server for it.
+* :mod:`.wire` — raw HTTP bytes from a real socket, to see chunked transfer encoding.
+"""
+
+from __future__ import annotations
+
+from .backpressure import POLICIES, DeltaQueue, QueueStats, relay_deltas
+from .consume import StreamResult, aconsume_stream, consume_stream, timing_from_events
+from .relay import RelayConfig, RelayServer, create_relay_app
+from .sse import SSEEvent, SSEParser, aiter_sse, format_comment, format_event, iter_sse
+
+__all__ = [
+    "SSEEvent",
+    "SSEParser",
+    "iter_sse",
+    "aiter_sse",
+    "format_event",
+    "format_comment",
+    "StreamResult",
+    "consume_stream",
+    "aconsume_stream",
+    "timing_from_events",
+    "DeltaQueue",
+    "QueueStats",
+    "POLICIES",
+    "relay_deltas",
+    "RelayConfig",
+    "RelayServer",
+    "create_relay_app",
+]

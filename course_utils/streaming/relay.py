@@ -1,0 +1,319 @@
+"""A streaming relay: the model's stream, re-served as Server-Sent Events to browser clients.
+
+``GET /stream?prompt=...`` answers ``text/event-stream`` with:
+
+* ``event: delta`` (``data: {"text": ...}``, ``id:`` = characters sent so far) per piece of text;
+* ``: heartbeat`` comment lines whenever nothing was sent for ``heartbeat_s`` (proxies and load
+  balancers close connections that look idle, typically after 30 to 60 s);
+* ``event: end`` with the stop reason and the output tokens: without it a browser's
+  ``EventSource`` treats the closed connection as a failure and *reconnects*, asking (and paying
+  for) the same question again;
+* ``event: error`` when the upstream fails mid-stream, saying how much text was already sent, so
+  the client can mark the answer as partial instead of silently showing half a reply as whole.
+
+Headers: ``Cache-Control: no-cache`` (no cache may store or coalesce the stream) and
+``X-Accel-Buffering: no`` (nginx and friends would otherwise buffer the whole response, which is
+the "streaming that arrives all at once" bug).
+
+Between the upstream reader and the client sits a bounded :class:`~.backpressure.DeltaQueue`, and
+a client that disconnects cancels the upstream request, so the provider stops generating (and
+billing) output tokens. ``cancel_on_disconnect=False`` gives the naive relay for comparison.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from ..clock import SYSTEM_CLOCK, Clock
+from .backpressure import DeltaQueue
+from .sse import format_comment, format_event
+
+__all__ = ["RelayConfig", "RelayRecord", "create_relay_app", "RelayServer", "SSE_HEADERS", "HOST"]
+
+HOST = "127.0.0.1"
+STATIC = Path(__file__).with_name("static")
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+"""Sent with every event stream (the media type comes from the response itself)."""
+
+log = logging.getLogger("course_utils.streaming.relay")
+
+
+@dataclass
+class RelayConfig:
+    """How the relay asks the model and serves the stream."""
+
+    model: str = "claude-haiku-5-5"
+    max_tokens: int = 400
+    heartbeat_s: float = 15.0
+    queue_size: int = 32
+    policy: str = "pause"
+    cancel_on_disconnect: bool = True
+    """False = the naive relay: after the client leaves, keep reading the upstream to the end."""
+    forward_fault_header: bool = True
+    """Pass ``x-mock-fault`` (header or ``?fault=`` query) to the upstream: a simulator teaching knob."""
+    clock: Clock = SYSTEM_CLOCK
+
+
+@dataclass
+class RelayRecord:
+    """The relay's own account of one stream: what it sent, and how it ended."""
+
+    id: str
+    prompt: str
+    status: str = "streaming"
+    """``streaming``, ``completed``, ``upstream_error`` or ``client_disconnected``."""
+    sent_chars: int = 0
+    sent_text: str = ""
+    received_chars: int = 0
+    output_tokens: int | None = None
+    stop_reason: str | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+    heartbeats: int = 0
+    upstream_closed: bool = False
+    queue: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_HEARTBEAT = object()
+
+
+def _error_type(exc: BaseException) -> tuple[str, str]:
+    """The API error type of an upstream failure (an ``event: error`` or a dropped connection)."""
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        err = body.get("error") if isinstance(body.get("error"), dict) else body
+        if isinstance(err, dict) and err.get("type"):
+            return str(err["type"]), str(err.get("message", ""))
+    name = type(exc).__name__
+    if "Protocol" in name or "Connect" in name or "Read" in name:
+        return "upstream_disconnected", "the connection to the model was lost mid-stream"
+    return "api_error", f"{name}: {exc}"
+
+
+async def _items_or_heartbeats(queue: DeltaQueue, interval: float, clock: Clock) -> AsyncIterator[Any]:
+    """Yield queued deltas, or ``_HEARTBEAT`` whenever ``interval`` passes without one; stop at the end."""
+    pending: asyncio.Future[Any] | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(queue.get())
+            tick = asyncio.ensure_future(clock.sleep(interval))
+            try:
+                done, _ = await asyncio.wait({pending, tick}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                tick.cancel()
+            if pending in done:
+                item, pending = pending.result(), None
+                if item is None:
+                    return
+                yield item
+            else:
+                yield _HEARTBEAT
+    finally:
+        if pending is not None and not pending.done():
+            pending.cancel()
+
+
+async def _drain(queue: DeltaQueue) -> None:
+    while await queue.get() is not None:
+        pass
+
+
+def create_relay_app(upstream: Callable[[], Any], config: RelayConfig | None = None) -> Starlette:
+    """The relay as a Starlette app. ``upstream()`` returns an ``AsyncAnthropic`` client; it is
+    called once at startup, inside the server's event loop, and closed at shutdown."""
+    cfg = config or RelayConfig()
+    state: dict[str, Any] = {"client": None, "background": set()}
+    records: list[RelayRecord] = []
+
+    async def read_upstream(record: RelayRecord, queue: DeltaQueue, headers: dict[str, str]) -> None:
+        try:
+            async with state["client"].messages.stream(
+                model=cfg.model, max_tokens=cfg.max_tokens,
+                messages=[{"role": "user", "content": record.prompt}], extra_headers=headers or None,
+            ) as stream:
+                async for event in stream:
+                    if event.type == "content_block_delta" and event.delta.type == "text_delta":
+                        record.received_chars += len(event.delta.text)
+                        await queue.put(event.delta.text)
+                    elif event.type == "message_delta":
+                        record.output_tokens = event.usage.output_tokens
+                        record.stop_reason = event.delta.stop_reason
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any upstream failure becomes an error event
+            record.error_type, record.error_message = _error_type(exc)
+        finally:
+            # Leaving the `async with` closed the HTTP response: the provider sees the disconnect.
+            record.upstream_closed = True
+            await queue.close()
+
+    async def events(record: RelayRecord, headers: dict[str, str]) -> AsyncIterator[bytes]:
+        queue = DeltaQueue(cfg.queue_size, cfg.policy, clock=cfg.clock)
+        reader = asyncio.create_task(read_upstream(record, queue, headers))
+        finished = False
+        try:
+            yield format_comment("connected")
+            async with contextlib.aclosing(_items_or_heartbeats(queue, cfg.heartbeat_s, cfg.clock)) as items:
+                async for item in items:
+                    if item is _HEARTBEAT:
+                        record.heartbeats += 1
+                        yield format_comment("heartbeat")
+                        continue
+                    record.sent_text += item
+                    record.sent_chars += len(item)
+                    yield format_event({"text": item}, event="delta", id=str(record.sent_chars))
+            await reader  # already finished: the queue is closed only when the reader ends
+            if record.error_type is not None:
+                record.status = "upstream_error"
+                yield format_event({"type": record.error_type, "message": record.error_message, "partial": True,
+                                    "sent_chars": record.sent_chars}, event="error")
+            else:
+                record.status = "completed"
+                yield format_event({"stop_reason": record.stop_reason, "output_tokens": record.output_tokens,
+                                    "sent_chars": record.sent_chars}, event="end")
+            finished = True
+        finally:
+            record.queue = queue.stats.summary()
+            if not finished:
+                record.status = "client_disconnected"
+                if not reader.done():
+                    if cfg.cancel_on_disconnect:
+                        # Don't await it: the server may keep cancelling this task while it unwinds.
+                        reader.cancel()
+                    else:
+                        # The naive relay "finishes the reply so it can be logged": the model keeps
+                        # generating, and billing, for nobody.
+                        drain = asyncio.ensure_future(_drain(queue))
+                        state["background"].add(drain)
+                        drain.add_done_callback(state["background"].discard)
+
+    async def stream(request: Request) -> Response:
+        prompt = request.query_params.get("prompt", "").strip()
+        if not prompt:
+            return JSONResponse({"error": "the query parameter `prompt` is required"}, status_code=400)
+        headers: dict[str, str] = {}
+        fault = request.headers.get("x-mock-fault") or request.query_params.get("fault")
+        if cfg.forward_fault_header and fault:
+            headers["x-mock-fault"] = fault
+        record = RelayRecord(id=uuid.uuid4().hex[:12], prompt=prompt)
+        records.append(record)
+        return StreamingResponse(events(record, headers), media_type="text/event-stream", headers=SSE_HEADERS)
+
+    async def page(request: Request) -> Response:
+        return HTMLResponse((STATIC / "chat.html").read_text(encoding="utf-8"))
+
+    async def list_records(request: Request) -> Response:
+        return JSONResponse([r.to_dict() for r in records])
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        state["client"] = upstream()
+        try:
+            yield
+        finally:
+            for task in list(state["background"]):
+                task.cancel()
+            close = getattr(state["client"], "close", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    await close()
+
+    app = Starlette(routes=[
+        Route("/", page, methods=["GET"]),
+        Route("/stream", stream, methods=["GET"]),
+        Route("/records", list_records, methods=["GET"]),
+    ], lifespan=lifespan)
+    app.state.records = records
+    app.state.config = cfg
+    return app
+
+
+class RelayServer:
+    """The relay served by uvicorn on 127.0.0.1 in a daemon thread (the simulator's pattern).
+
+    ``with RelayServer(lambda: server.async_client()) as relay: relay.url`` — stops cleanly on exit.
+    """
+
+    def __init__(self, upstream: Callable[[], Any], config: RelayConfig | None = None, *, port: int = 0) -> None:
+        self.app = create_relay_app(upstream, config)
+        self._port = port
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._socket: socket.socket | None = None
+
+    def start(self, timeout: float = 10.0) -> "RelayServer":
+        """Bind a free port on 127.0.0.1 and serve until :meth:`stop`."""
+        if self._thread is not None:
+            return self
+        # IPPROTO_TCP so asyncio sets TCP_NODELAY: small SSE writes must not wait for delayed ACKs.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((HOST, self._port))
+        sock.listen(128)
+        self._socket = sock
+        config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="on",
+                                timeout_graceful_shutdown=1)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, name="sse-relay",
+                                        daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the relay failed to start")
+            time.sleep(0.005)
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Shut down (open streams get ``timeout_graceful_shutdown`` to finish) and join the thread."""
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self._socket is not None:
+            self._socket.close()
+        self._server = self._thread = self._socket = None
+
+    def __enter__(self) -> "RelayServer":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def port(self) -> int:
+        if self._socket is None:
+            raise RuntimeError("relay not started")
+        return self._socket.getsockname()[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def records(self) -> list[RelayRecord]:
+        """The relay's account of every stream it served."""
+        return list(self.app.state.records)

@@ -1,0 +1,469 @@
+"""Lesson 02 checks: the solutions pass, plausible wrong answers are rejected, stubs are not attempted."""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import time
+
+import pytest
+
+import course_utils.checks as checks
+from course_utils.streaming.sse import iter_sse
+
+
+@pytest.fixture(autouse=True)
+def _fresh_registry():
+    checks.reset()
+    yield
+    checks.reset()
+
+
+def _assert_rejected(exercise, answer, phrase):
+    result = checks.check(exercise, answer, quiet=True)
+    assert result.status == "failed", result.feedback
+    assert result.points < result.max_points
+    assert phrase in result.feedback, result.feedback
+
+
+# ----- 2.1 ------------------------------------------------------------------------------------
+def parse_sse(chunks):
+    """The notebook's solution: buffer text, split lines on any line ending, dispatch at blank lines."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    buffer, event, data, pending_cr = "", "", [], False
+    for chunk in chunks:
+        text = decoder.decode(chunk)
+        if not text:
+            continue
+        if pending_cr and text.startswith("\n"):
+            text = text[1:]
+        pending_cr = False
+        buffer += text
+        while True:
+            ends = [p for p in (buffer.find("\r"), buffer.find("\n")) if p >= 0]
+            if not ends:
+                break
+            i = min(ends)
+            line = buffer[:i]
+            if buffer[i] == "\r" and i + 1 == len(buffer):
+                pending_cr, buffer = True, ""
+            elif buffer[i] == "\r" and buffer[i + 1] == "\n":
+                buffer = buffer[i + 2 :]
+            else:
+                buffer = buffer[i + 1 :]
+            if line == "":
+                if data:
+                    yield (event or "message", "\n".join(data))
+                event, data = "", []
+            elif not line.startswith(":"):
+                field, _, value = line.partition(":")
+                value = value[1:] if value.startswith(" ") else value
+                if field == "data":
+                    data.append(value)
+                elif field == "event":
+                    event = value
+
+
+def reference_parser(chunks):
+    return iter_sse(chunks)
+
+
+def one_event_per_chunk(chunks):
+    for chunk in chunks:
+        event, data = "message", []
+        for line in chunk.decode("utf-8", "replace").splitlines():
+            if line.startswith("event:"):
+                event = line[6:].strip()
+            elif line.startswith("data:"):
+                data.append(line[5:].lstrip())
+        if data:
+            yield (event, "\n".join(data))
+
+
+def comments_become_events(chunks):
+    """Splits on blank lines but dispatches every block, so a heartbeat becomes an empty event."""
+    buffer = b""
+    for chunk in chunks:
+        buffer += chunk.replace(b"\r\n", b"\n")
+        while b"\n\n" in buffer:
+            block, buffer = buffer.split(b"\n\n", 1)
+            event, data = "message", []
+            for line in block.decode().split("\n"):
+                if line.startswith("event:"):
+                    event = line[6:].strip()
+                elif line.startswith("data:"):
+                    data.append(line[5:].lstrip())
+            yield (event, "\n".join(data))
+
+
+def drops_trailing_event(chunks):
+    """Dispatches an event when the next one starts, so the last one never comes out."""
+    text = b""
+    current = None
+    for chunk in chunks:
+        text += chunk
+        *lines, rest = text.split(b"\n")
+        text = rest
+        for raw in lines:
+            line = raw.decode("utf-8", "replace").rstrip("\r")
+            if line.startswith("event:"):
+                if current and current[1]:
+                    yield (current[0], "\n".join(current[1]))
+                current = (line[6:].strip(), [])
+            elif line.startswith("data:") and current is not None:
+                current[1].append(line[5:].lstrip())
+
+
+def reads_everything_first(chunks):
+    return list(iter_sse([b"".join(chunks)]))
+
+
+def no_crlf(chunks):
+    """Correct for \\n streams, but only \\n\\n ends an event."""
+    buffer = b""
+    for chunk in chunks:
+        buffer += chunk
+        while b"\n\n" in buffer:
+            block, buffer = buffer.split(b"\n\n", 1)
+            event, data = "", []
+            for line in block.decode().split("\n"):
+                if line.startswith(":"):
+                    continue
+                field, _, value = line.partition(":")
+                value = value[1:] if value.startswith(" ") else value
+                if field == "data":
+                    data.append(value)
+                elif field == "event":
+                    event = value
+            if data:
+                yield (event or "message", "\n".join(data))
+
+
+def stub_2_1(chunks):
+    raise NotImplementedError("Exercise 2.1: Buffer bytes and dispatch at blank lines.")
+
+
+@pytest.mark.parametrize("answer", [parse_sse, reference_parser])
+def test_2_1_solution_passes(answer):
+    result = checks.check("2.1", answer, quiet=True)
+    assert result.status == "passed", result.feedback
+    assert result.points == 3
+
+
+@pytest.mark.parametrize(
+    "answer, phrase",
+    [
+        (one_event_per_chunk, "Chunks are not events"),
+        (comments_become_events, "comment-only block"),
+        (drops_trailing_event, "the last event is missing"),
+        (reads_everything_first, "whole stream before"),
+        (no_crlf, "\\r\\n line endings"),
+    ],
+)
+def test_2_1_wrong_answers_are_rejected(answer, phrase):
+    _assert_rejected("2.1", answer, phrase)
+
+
+def test_2_1_stub_is_not_attempted():
+    result = checks.check("2.1", stub_2_1, quiet=True)
+    assert result.status == "not_attempted" and result.points == 0
+
+
+# ----- 2.2 ------------------------------------------------------------------------------------
+def stream_metrics(events, clock):
+    start = clock.monotonic()
+    ttft, tokens = None, 0
+    for event in events:
+        if event.type == "content_block_delta" and getattr(event.delta, "text", "") and ttft is None:
+            ttft = clock.monotonic() - start
+        elif event.type == "message_delta":
+            tokens = event.usage.output_tokens
+    total = clock.monotonic() - start
+    return {"ttft_s": ttft, "total_s": total, "output_tokens": tokens, "tokens_per_s": tokens / (total - ttft)}
+
+
+def reference_metrics(events, clock):
+    from course_utils.streaming.consume import timing_from_events
+
+    r = timing_from_events(events, clock)
+    return {"ttft_s": r.ttft_s, "total_s": r.total_s, "output_tokens": r.output_tokens, "tokens_per_s": r.tokens_per_s}
+
+
+def ttft_at_message_start(events, clock):
+    start = clock.monotonic()
+    first, tokens = None, 0
+    for event in events:
+        if first is None:
+            first = clock.monotonic() - start
+        if event.type == "message_delta":
+            tokens = event.usage.output_tokens
+    total = clock.monotonic() - start
+    return {"ttft_s": first, "total_s": total, "output_tokens": tokens, "tokens_per_s": tokens / (total - first)}
+
+
+def counts_deltas(events, clock):
+    out = stream_metrics_counting(events, clock)
+    return out
+
+
+def stream_metrics_counting(events, clock):
+    start = clock.monotonic()
+    ttft, deltas = None, 0
+    for event in events:
+        if event.type == "content_block_delta":
+            deltas += 1
+            if ttft is None:
+                ttft = clock.monotonic() - start
+    total = clock.monotonic() - start
+    return {"ttft_s": ttft, "total_s": total, "output_tokens": deltas, "tokens_per_s": deltas / (total - ttft)}
+
+
+def rate_over_total(events, clock):
+    out = stream_metrics(events, clock)
+    out["tokens_per_s"] = out["output_tokens"] / out["total_s"]
+    return out
+
+
+def wall_clock(events, clock):
+    start = time.monotonic()
+    ttft, tokens = None, 0
+    for event in events:
+        if event.type == "content_block_delta" and ttft is None:
+            ttft = time.monotonic() - start
+        elif event.type == "message_delta":
+            tokens = event.usage.output_tokens
+    total = time.monotonic() - start
+    return {"ttft_s": ttft, "total_s": total, "output_tokens": tokens, "tokens_per_s": tokens / max(total - ttft, 1e-9)}
+
+
+def stub_2_2(events, clock):
+    raise NotImplementedError("Exercise 2.2")
+
+
+@pytest.mark.parametrize("answer", [stream_metrics, reference_metrics])
+def test_2_2_solution_passes(answer):
+    result = checks.check("2.2", answer, quiet=True)
+    assert result.status == "passed", result.feedback
+
+
+@pytest.mark.parametrize(
+    "answer, phrase",
+    [
+        (ttft_at_message_start, "time of message_start"),
+        (counts_deltas, "not what the ledger billed"),
+        (rate_over_total, "wrong tokens_per_s"),
+        (wall_clock, "wrong ttft_s"),
+    ],
+)
+def test_2_2_wrong_answers_are_rejected(answer, phrase):
+    _assert_rejected("2.2", answer, phrase)
+
+
+def test_2_2_stub_is_not_attempted():
+    result = checks.check("2.2", stub_2_2, quiet=True)
+    assert result.status == "not_attempted" and result.points == 0
+
+
+# ----- 2.3 ------------------------------------------------------------------------------------
+async def bounded_relay(source, send, maxsize):
+    queue = asyncio.Queue(maxsize=maxsize)
+
+    async def reader():
+        try:
+            async for text in source:
+                await queue.put(text)
+        finally:
+            await queue.put(None)
+
+    task = asyncio.create_task(reader())
+    try:
+        while (text := await queue.get()) is not None:
+            await send(text)
+        await task
+    finally:
+        task.cancel()
+
+
+async def reference_relay(source, send, maxsize):
+    from course_utils.streaming.backpressure import relay_deltas
+
+    await relay_deltas(source, send, maxsize=maxsize, policy="pause")
+
+
+async def unbounded_queue(source, send, maxsize):
+    queue = asyncio.Queue()  # "maxsize is just a hint"
+
+    async def reader():
+        async for text in source:
+            await queue.put(text)
+        await queue.put(None)
+
+    task = asyncio.create_task(reader())
+    while (text := await queue.get()) is not None:
+        await send(text)
+    await task
+
+
+async def drops_when_full(source, send, maxsize):
+    queue = asyncio.Queue(maxsize=maxsize)
+
+    async def reader():
+        async for text in source:
+            try:
+                queue.put_nowait(text)
+            except asyncio.QueueFull:
+                pass  # the client is slow: skip this delta
+        await queue.put(None)
+
+    task = asyncio.create_task(reader())
+    while (text := await queue.get()) is not None:
+        await send(text)
+    await task
+
+
+async def loses_the_tail(source, send, maxsize):
+    """A writer task drains the queue; when the source ends, the writer is cancelled (with text still queued)."""
+    queue = asyncio.Queue(maxsize=maxsize)
+
+    async def writer():
+        while True:
+            await send(await queue.get())
+
+    task = asyncio.create_task(writer())
+    async for text in source:
+        await queue.put(text)
+    task.cancel()
+
+
+async def buffers_everything(source, send, maxsize):
+    texts = [text async for text in source]
+    for text in texts:
+        await send(text)
+
+
+async def stub_2_3(source, send, maxsize):
+    raise NotImplementedError("Exercise 2.3")
+
+
+@pytest.mark.parametrize("answer", [bounded_relay, reference_relay])
+def test_2_3_solution_passes(answer):
+    result = checks.check("2.3", answer, quiet=True)
+    assert result.status == "passed", result.feedback
+
+
+@pytest.mark.parametrize(
+    "answer, phrase",
+    [
+        (unbounded_queue, "deltas ahead of the client"),
+        (drops_when_full, "did not get exactly the upstream text"),
+        (loses_the_tail, "did not get exactly the upstream text"),
+        (buffers_everything, "deltas ahead of the client"),
+    ],
+)
+def test_2_3_wrong_answers_are_rejected(answer, phrase):
+    _assert_rejected("2.3", answer, phrase)
+
+
+def test_2_3_stub_is_not_attempted():
+    result = checks.check("2.3", stub_2_3, quiet=True)
+    assert result.status == "not_attempted" and result.points == 0
+
+
+# ----- 2.4 ------------------------------------------------------------------------------------
+async def relay_text(client, request):
+    async with client.messages.stream(**request) as stream:
+        async for text in stream.text_stream:
+            yield text
+
+
+async def drains_to_log(client, request):
+    """Keeps reading after the client left, "so the full reply can be stored"."""
+    async with client.messages.stream(**request) as stream:
+        try:
+            async for text in stream.text_stream:
+                yield text
+        finally:
+            async for _ in stream.text_stream:
+                pass
+
+
+async def never_closes(client, request):
+    """Iterates a raw stream and never closes it: the response stays open after the client leaves."""
+    stream = await client.messages.create(**request, stream=True)
+    _leaked.append(stream)  # e.g. kept for logging; the HTTP response is never closed
+    async for event in stream:
+        if event.type == "content_block_delta" and event.delta.type == "text_delta":
+            yield event.delta.text
+
+
+_leaked: list = []
+
+
+async def background_reader(client, request):
+    """Reads upstream in a background task into a queue; closing the generator leaves the task running."""
+    queue: asyncio.Queue = asyncio.Queue()
+
+    async def read():
+        async with client.messages.stream(**request) as stream:
+            async for text in stream.text_stream:
+                await queue.put(text)
+        await queue.put(None)
+
+    _leaked.append(asyncio.create_task(read()))
+    while (text := await queue.get()) is not None:
+        yield text
+
+
+async def stub_2_4(client, request):
+    """As the student notebook has it: the body replaced, so no `yield` (a coroutine function)."""
+    raise NotImplementedError("Exercise 2.4")
+
+
+async def stub_2_4_generator(client, request):
+    raise NotImplementedError("Exercise 2.4")
+    yield  # pragma: no cover
+
+
+async def forgets_to_yield(client, request):
+    async with client.messages.stream(**request) as stream:
+        return await stream.get_final_text()
+
+
+def test_2_4_solution_passes():
+    result = checks.check("2.4", relay_text, quiet=True)
+    assert result.status == "passed", result.feedback
+    assert result.points == 3
+
+
+@pytest.mark.parametrize(
+    "answer, phrase",
+    [
+        (drains_to_log, "output tokens"),
+        (never_closes, "output tokens"),
+    ],
+)
+def test_2_4_wrong_answers_are_rejected(answer, phrase):
+    _assert_rejected("2.4", answer, phrase)
+    _leaked.clear()
+
+
+def test_2_4_background_reader_is_rejected():
+    # The reader task dies with the check's private loop, which also closes its connection; what the
+    # check sees depends on whether the reply finished first, so only the verdict is asserted.
+    result = checks.check("2.4", background_reader, quiet=True)
+    _leaked.clear()
+    assert result.status == "failed", result.feedback
+
+
+@pytest.mark.parametrize("stub", [stub_2_4, stub_2_4_generator])
+def test_2_4_stub_is_not_attempted(stub):
+    result = checks.check("2.4", stub, quiet=True)
+    assert result.status == "not_attempted" and result.points == 0, result.feedback
+
+
+def test_2_4_a_coroutine_is_rejected():
+    _assert_rejected("2.4", forgets_to_yield, "must be an async generator")
+
+
+def test_lesson02_exercises_are_listed():
+    assert [(e.id, e.points) for e in checks.exercises(2)] == [("2.1", 3), ("2.2", 2), ("2.3", 3), ("2.4", 3)]
