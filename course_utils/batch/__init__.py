@@ -1,0 +1,34 @@
+"""Message Batches done properly: requests with stable custom_ids, a polling loop with a deadline,
+a resumable job record, results joined by custom_id and triaged, idempotent resubmission, costs.
+
+Modules, one job each: :mod:`.requests`, :mod:`.poll`, :mod:`.jobstore`, :mod:`.results`,
+:mod:`.resubmit`, :mod:`.job` (the steps together), :mod:`.costs`, :mod:`.progress`.
+"""
+
+from .costs import billed_twice, ledger_cost, sync_vs_batch
+from .job import collect_batch, latest_results, submit_job, wait_and_collect
+from .jobstore import OUTCOMES, RETRYABLE_OUTCOMES, JobStore
+from .poll import PollSchedule, PollTimeout, counts_of, format_counts, poll_batch, poll_batches
+from .progress import CountsProgress
+from .requests import (
+    CUSTOM_ID_PATTERN,
+    MAX_BATCH_BYTES,
+    MAX_BATCH_REQUESTS,
+    batch_size_bytes,
+    build_batches,
+    build_requests,
+    chunk_requests,
+    custom_id_for,
+)
+from .results import classify, iter_results, join_results, results_frame
+from .resubmit import resubmit_retryable
+
+__all__ = [
+    "JobStore", "OUTCOMES", "RETRYABLE_OUTCOMES",
+    "PollSchedule", "PollTimeout", "poll_batch", "poll_batches", "counts_of", "format_counts", "CountsProgress",
+    "CUSTOM_ID_PATTERN", "MAX_BATCH_BYTES", "MAX_BATCH_REQUESTS",
+    "custom_id_for", "build_requests", "chunk_requests", "build_batches", "batch_size_bytes",
+    "classify", "iter_results", "results_frame", "join_results",
+    "resubmit_retryable", "submit_job", "collect_batch", "wait_and_collect", "latest_results",
+    "sync_vs_batch", "ledger_cost", "billed_twice",
+]

@@ -1,0 +1,101 @@
+"""A batch job end to end: submit (recorded first), wait (resumable), collect the triaged results.
+
+Every step reads and writes the :class:`~.jobstore.JobStore`, so each can be re-run after a
+crash: ``submit_job`` skips chunks already submitted, ``wait_and_collect`` polls whatever the
+record says is still open, and collecting a batch twice changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator, Sequence
+
+from ..clock import SYSTEM_CLOCK, Clock
+from .jobstore import JobStore
+from .poll import PollSchedule, PollTimeout, ProgressFn, counts_of, poll_batches
+from .results import classify, iter_results
+
+__all__ = ["submit_job", "collect_batch", "wait_and_collect", "latest_results"]
+
+
+def submit_job(client: Any, store: JobStore, job_id: str, chunks: Sequence[Sequence[dict[str, Any]]]) -> list[str]:
+    """Create the job's batches (one per chunk) and record each id as soon as it exists.
+
+    Re-running it for the same job submits only requests that were never submitted, so a crash
+    between two chunks costs nothing twice. Returns the ids of the batches created by this call.
+    """
+    store.create_job(job_id, [r["custom_id"] for chunk in chunks for r in chunk])
+    items = store.items(job_id)
+    submitted = set(items.loc[items["batch_id"].notna(), "custom_id"])
+    created = []
+    for chunk in chunks:
+        todo = [r for r in chunk if r["custom_id"] not in submitted]
+        if not todo:
+            continue
+        batch = client.messages.batches.create(requests=todo)
+        store.record_batch(job_id, batch.id, [r["custom_id"] for r in todo])
+        created.append(batch.id)
+    return created
+
+
+def collect_batch(client: Any, store: JobStore, job_id: str, batch_id: str) -> dict[str, int]:
+    """Stream an ended batch's results into the job record; returns the count per outcome."""
+    outcomes: dict[str, tuple[str, str | None]] = {}
+    for line in iter_results(client, batch_id):
+        outcomes[line["custom_id"]] = classify(line["result"])
+    items = store.items(job_id)
+    for cid in items.loc[items["batch_id"] == batch_id, "custom_id"]:
+        outcomes.setdefault(cid, ("missing", None))  # a result line never came: do not lose the item
+    store.record_outcomes(batch_id, outcomes)
+    store.mark_batch(batch_id, "collected")
+    tally: dict[str, int] = {}
+    for outcome, _ in outcomes.values():
+        tally[outcome] = tally.get(outcome, 0) + 1
+    return tally
+
+
+def wait_and_collect(
+    client: Any,
+    store: JobStore,
+    job_id: str,
+    *,
+    deadline_s: float,
+    clock: Clock = SYSTEM_CLOCK,
+    schedule: PollSchedule = PollSchedule(),
+    on_progress: ProgressFn | None = None,
+) -> dict[str, int]:
+    """Poll the job's open batches (from the record, so it works in a fresh process) and collect them.
+
+    Returns :meth:`JobStore.summary`. On :class:`~.poll.PollTimeout` the batches that did end are
+    collected before the exception propagates; the rest stay open for the next run.
+    """
+    open_ids = store.open_batches(job_id)
+    if open_ids:
+        try:
+            ended = poll_batches(client, open_ids, deadline_s=deadline_s, clock=clock, schedule=schedule,
+                                 on_progress=on_progress)
+        except PollTimeout as exc:
+            _collect_ended(client, store, job_id, exc.batches)
+            raise
+        _collect_ended(client, store, job_id, ended)
+    return store.summary(job_id)
+
+
+def _collect_ended(client: Any, store: JobStore, job_id: str, batches: dict[str, Any]) -> None:
+    for bid, batch in batches.items():
+        if batch.processing_status == "ended":
+            store.mark_batch(bid, "ended", counts_of(batch))
+            collect_batch(client, store, job_id, bid)
+
+
+def latest_results(client: Any, store: JobStore, job_id: str) -> Iterator[dict[str, Any]]:
+    """Stream the result line that counts for each item: the one from its latest batch.
+
+    A resubmitted item has a line in every batch it went through (``expired`` first, then
+    ``succeeded``); only the latest one is its answer.
+    """
+    items = store.items(job_id)
+    latest = dict(zip(items["custom_id"], items["batch_id"]))
+    for bid in store.batches(job_id)["batch_id"]:
+        for line in iter_results(client, bid):
+            if latest.get(line["custom_id"]) == bid:
+                yield line

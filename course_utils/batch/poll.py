@@ -1,0 +1,136 @@
+"""Polling Message Batches: growing intervals, an overall deadline, progress from request_counts.
+
+A batch takes minutes to hours. Polling at a fixed short interval wastes requests (and rate
+limit) for the whole run; polling with no deadline hides a stuck job until someone notices the
+morning report is missing. The schedule here starts short (small batches finish fast), grows
+geometrically up to a cap, and every wait is clipped so the last poll lands on the deadline.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Sequence
+
+import anthropic
+
+from ..clock import SYSTEM_CLOCK, Clock
+
+__all__ = ["PollSchedule", "PollTimeout", "poll_batches", "poll_batch", "counts_of", "format_counts"]
+
+ProgressFn = Callable[[Any, float], None]
+"""``on_progress(batch, elapsed_s)``, called after every successful retrieve."""
+
+_TRANSIENT = (anthropic.APIConnectionError, anthropic.RateLimitError, anthropic.InternalServerError)
+
+
+@dataclass(frozen=True)
+class PollSchedule:
+    """Waits between polls: ``initial`` seconds, times ``factor`` each poll, capped at ``max_interval``.
+
+    ``jitter`` spreads each wait by up to that fraction either way, so many pollers started by the
+    same cron line do not hit the API in lockstep.
+    """
+
+    initial: float = 5.0
+    factor: float = 1.5
+    max_interval: float = 300.0
+    jitter: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.initial <= 0 or self.factor < 1.0 or self.max_interval < self.initial or not 0 <= self.jitter < 1:
+            raise ValueError("need initial > 0, factor >= 1, max_interval >= initial and 0 <= jitter < 1")
+
+    def intervals(self, rng: random.Random | None = None) -> Iterator[float]:
+        """The endless sequence of waits."""
+        rng = rng or random.Random(0)
+        wait = self.initial
+        while True:
+            spread = 1.0 + (rng.uniform(-self.jitter, self.jitter) if self.jitter else 0.0)
+            yield wait * spread
+            wait = min(self.max_interval, wait * self.factor)
+
+
+class PollTimeout(TimeoutError):
+    """The deadline passed before every batch ended; ``batches`` holds their last known state."""
+
+    def __init__(self, message: str, batches: dict[str, Any]):
+        super().__init__(message)
+        self.batches = batches
+
+
+def counts_of(batch: Any) -> dict[str, int]:
+    """``request_counts`` of an SDK ``MessageBatch`` (or its dict form) as a plain dict."""
+    counts = batch["request_counts"] if isinstance(batch, dict) else batch.request_counts
+    if not isinstance(counts, dict):
+        counts = counts.model_dump()
+    keys = ("processing", "succeeded", "errored", "canceled", "expired")
+    return {k: int(counts.get(k, 0) or 0) for k in keys}
+
+
+def format_counts(batch: Any) -> str:
+    """One line such as ``in_progress: processing=120 succeeded=0 errored=0 canceled=0 expired=0``."""
+    status = batch["processing_status"] if isinstance(batch, dict) else batch.processing_status
+    return f"{status}: " + " ".join(f"{k}={v}" for k, v in counts_of(batch).items())
+
+
+def poll_batches(
+    client: Any,
+    batch_ids: Sequence[str],
+    *,
+    deadline_s: float,
+    clock: Clock = SYSTEM_CLOCK,
+    schedule: PollSchedule = PollSchedule(),
+    on_progress: ProgressFn | None = None,
+    rng: random.Random | None = None,
+) -> dict[str, Any]:
+    """Poll until every batch in ``batch_ids`` has ``processing_status == "ended"``.
+
+    Returns ``{batch_id: MessageBatch}``. Raises :class:`PollTimeout` once ``deadline_s`` seconds
+    (on ``clock``) have passed; the batches keep running server-side, so a later call (or another
+    process) can resume polling them. A transient error on one retrieve is a missed poll, not a
+    failure: the next poll tries again.
+    """
+    if deadline_s <= 0:
+        raise ValueError("deadline_s must be > 0")
+    started = clock.monotonic()
+    deadline = started + deadline_s
+    latest: dict[str, Any] = {}
+    waits = schedule.intervals(rng)
+    while True:
+        for bid in batch_ids:
+            if bid in latest and _ended(latest[bid]):
+                continue
+            try:
+                latest[bid] = client.messages.batches.retrieve(bid)
+            except _TRANSIENT:
+                continue
+            if on_progress is not None:
+                on_progress(latest[bid], clock.monotonic() - started)
+        if len(latest) == len(batch_ids) and all(_ended(b) for b in latest.values()):
+            return latest
+        remaining = deadline - clock.monotonic()
+        if remaining <= 0:
+            pending = [bid for bid in batch_ids if not (bid in latest and _ended(latest[bid]))]
+            raise PollTimeout(f"{len(pending)} batch(es) still not ended after {deadline_s:g} s: {pending}", latest)
+        clock.sleep_sync(min(next(waits), remaining))
+
+
+def poll_batch(
+    client: Any,
+    batch_id: str,
+    *,
+    deadline_s: float,
+    clock: Clock = SYSTEM_CLOCK,
+    schedule: PollSchedule = PollSchedule(),
+    on_progress: ProgressFn | None = None,
+) -> Any:
+    """:func:`poll_batches` for one batch: returns its ended ``MessageBatch``."""
+    return poll_batches(
+        client, [batch_id], deadline_s=deadline_s, clock=clock, schedule=schedule, on_progress=on_progress
+    )[batch_id]
+
+
+def _ended(batch: Any) -> bool:
+    status = batch["processing_status"] if isinstance(batch, dict) else batch.processing_status
+    return status == "ended"

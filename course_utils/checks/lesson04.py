@@ -1,0 +1,622 @@
+"""Checks for lesson 04 (Batch processing).
+
+4.1 ``build_batches``, 4.2 ``poll_until_ended``, 4.3 ``join_and_triage``, 4.4 ``resubmit_failures``.
+4.2 runs the student's poller against a private simulator that shares a virtual clock with it, so
+the ledger's arrival times of ``GET /v1/messages/batches/{id}`` are the poller's own schedule
+(hours of batch life in a fraction of a second).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any, Iterator
+
+import pandas as pd
+
+from ..batch.jobstore import JobStore
+from ..batch.job import collect_batch
+from ..batch.requests import CUSTOM_ID_PATTERN, batch_size_bytes, chunk_requests
+from ..batch.results import join_results
+from .framework import CaseFailed, Exercise, call, expect, expect_equal
+from .sim import probe
+
+MODEL = "claude-haiku-5-5"
+ID_COLUMN = "review_id"
+
+
+def make_params(row: Any) -> dict[str, Any]:
+    """The Messages body for one review (the notebook's enrichment prompt, short)."""
+    return {
+        "model": MODEL,
+        "max_tokens": 8,
+        "system": "Classify the sentiment of the product review as one of: positive, negative, neutral. "
+                  "Answer with the label only.",
+        "messages": [{"role": "user", "content": str(row["text"]).strip()}],
+    }
+
+
+@contextlib.contextmanager
+def _instant(p: Any) -> Iterator[None]:
+    """Batches on the check server end at once, as its time_scale=0 intends.
+
+    ``COURSE_FORCE_TIME_SCALE`` (set by CI and authoring) also reaches the check server, which would
+    make each batch here take seconds; restore whatever was in effect afterwards.
+    """
+    sim = p.server.simulator
+    before = sim.config.time_scale
+    sim.set_time_scale(0.0)
+    try:
+        yield
+    finally:
+        sim.set_time_scale(before)
+
+
+def _reviews(n: int, *, empty: tuple[int, ...] = ()) -> pd.DataFrame:
+    return pd.DataFrame({
+        ID_COLUMN: [f"B0C{i % 7}K{i:03d}/R{i:05d}" for i in range(n)],
+        "text": ["" if i in empty else f"Review {i}: the kettle {'works' if i % 2 else 'leaks'}." for i in range(n)],
+    })
+
+
+# =============================================================================================
+# 4.1 build_batches(df, make_params, *, max_requests, max_bytes) -> list[list[dict]]
+# =============================================================================================
+build = Exercise(
+    "4.1",
+    "Batch requests with stable custom_ids, chunked to the limits",
+    points=3,
+    signature="build_batches(df, make_params, *, max_requests=..., max_bytes=...) -> list[list[dict]]",
+    hints=[
+        "Derive each custom_id from the row's review_id (never its position or a random uuid), make it match "
+        "^[a-zA-Z0-9_-]{1,64}$, then cut the list into batches that respect BOTH limits.",
+        "custom_id = custom_id_for(row['review_id']) (a slug plus a hash of the exact key); walk the requests "
+        "in order and start a new batch when adding the next one would exceed max_requests or make "
+        "batch_size_bytes(batch) exceed max_bytes.",
+    ],
+)
+
+
+def _flatten(batches: Any) -> list[dict[str, Any]]:
+    if not isinstance(batches, list) or not all(isinstance(b, list) for b in batches):
+        raise CaseFailed("build_batches must return a list of batches (lists of request dicts)",
+                         expected="list[list[dict]]", got=type(batches).__name__,
+                         hint="Return [[{'custom_id': ..., 'params': ...}, ...], ...], even when one batch suffices.")
+    return [r for b in batches for r in b]
+
+
+def _ids_by_review(fn: Any, df: pd.DataFrame, **limits: Any) -> dict[str, str]:
+    reqs = _flatten(call(fn, df, make_params, **limits))
+    expect_equal(len(reqs), len(df), "every review must become exactly one request",
+                 hint="One request per row, none dropped or repeated.")
+    by_text: dict[str, str] = {}
+    for req in reqs:
+        # Params identify the row: the text is unique in these test frames.
+        by_text[req["params"]["messages"][0]["content"]] = req["custom_id"]
+    return {rid: by_text[str(t).strip()] for rid, t in zip(df[ID_COLUMN], df["text"])}
+
+
+@build.case("one valid request per row, accepted by the API")
+def _valid(fn) -> None:
+    df = _reviews(12)
+    reqs = _flatten(call(fn, df, make_params))
+    expect_equal(len(reqs), 12, "wrong number of requests", hint="One request per row.")
+    for req in reqs:
+        expect(isinstance(req, dict) and set(req) >= {"custom_id", "params"}, "a request lacks custom_id or params",
+               got=req, hint="Each request is {'custom_id': ..., 'params': make_params(row)}.")
+        expect(isinstance(req["custom_id"], str) and CUSTOM_ID_PATTERN.match(req["custom_id"]) is not None,
+               "a custom_id does not match ^[a-zA-Z0-9_-]{1,64}$", got=req["custom_id"],
+               hint="review_id contains '/', which the API rejects: sanitise it (and add a hash so it stays unique).")
+    expect_equal(len({r["custom_id"] for r in reqs}), 12, "custom_ids are not unique",
+                 hint="Two requests with the same custom_id could never be told apart in the results.")
+    p = probe()
+    try:
+        p.client().messages.batches.create(requests=reqs)
+    except Exception as exc:  # the API's own verdict, quoted
+        raise CaseFailed("the Message Batches API rejected the batch", got=str(exc)[:300],
+                         hint="Every request needs a valid custom_id and a params dict.") from None
+
+
+@build.case("custom_ids are deterministic and do not depend on row order")
+def _stable(fn) -> None:
+    df = _reviews(15)
+    first = _ids_by_review(fn, df)
+    again = _ids_by_review(fn, df)
+    expect(first == again, "the same rows got different custom_ids on a second run",
+           hint="A rerun (or a resubmission) must produce the same custom_id for the same review: no uuid4, "
+                "no counters that persist between calls.")
+    shuffled = _ids_by_review(fn, df.sample(frac=1, random_state=7))
+    moved = [rid for rid in first if shuffled[rid] != first[rid]]
+    expect(not moved, "custom_ids changed when the rows were reordered (they depend on position)",
+           got=f"{len(moved)} of {len(first)} reviews changed id",
+           hint="Derive the custom_id from the review_id column, not from the row number: results come back "
+                "in any order and the input may be sorted differently tomorrow.")
+
+
+@build.case("look-alike and very long review ids stay distinct")
+def _distinct(fn) -> None:
+    long = "B0" + "X" * 70
+    df = pd.DataFrame({ID_COLUMN: ["B01/R1", "B01-R1", "B01 R1", long + "/R1", long + "/R2"],
+                       "text": [f"text {i}" for i in range(5)]})
+    reqs = _flatten(call(fn, df, make_params))
+    ids = [r["custom_id"] for r in reqs]
+    expect(len(set(ids)) == len(ids), "two different review ids were mapped to the same custom_id",
+           got=ids, hint="Replacing invalid characters or cutting at 64 characters can merge different ids; "
+                         "add a hash of the exact review_id.")
+    expect(all(CUSTOM_ID_PATTERN.match(i) for i in ids), "a custom_id is invalid (too long or bad characters)",
+           got=ids, hint="At most 64 characters of [a-zA-Z0-9_-].")
+
+
+@build.case("duplicate review ids are refused with ValueError")
+def _duplicates(fn) -> None:
+    df = pd.DataFrame({ID_COLUMN: ["a/1", "b/2", "a/1"], "text": ["x", "y", "z"]})
+    try:
+        call(fn, df, make_params)
+    except ValueError:
+        return
+    raise CaseFailed("two rows with the same review_id were accepted", expected="ValueError",
+                     hint="Duplicate keys would give two requests the same custom_id: raise ValueError instead.")
+
+
+@build.case("batches respect max_requests and max_bytes, and are no more than needed")
+def _chunked(fn) -> None:
+    df = _reviews(30)
+    for limits in ({"max_requests": 7}, {"max_bytes": 1500}, {"max_requests": 4, "max_bytes": 1200}):
+        full = {"max_requests": 100_000, "max_bytes": 256 * 1024 * 1024, **limits}
+        batches = call(fn, df, make_params, **full)
+        reqs = _flatten(batches)
+        expect_equal(len(reqs), 30, f"with {limits}: requests lost or repeated while chunking",
+                     hint="Every request goes into exactly one batch.")
+        for b in batches:
+            expect(1 <= len(b) <= full["max_requests"], f"with {limits}: a batch has {len(b)} requests",
+                   expected=f"1..{full['max_requests']}", got=len(b),
+                   hint="Start a new batch when the current one holds max_requests requests.")
+            expect(batch_size_bytes(b) <= full["max_bytes"], f"with {limits}: a batch is {batch_size_bytes(b)} bytes",
+                   expected=f"<= {full['max_bytes']}", got=batch_size_bytes(b),
+                   hint="Measure with batch_size_bytes(batch) and start a new batch before it exceeds max_bytes.")
+        needed = len(chunk_requests(reqs, max_requests=full["max_requests"], max_bytes=full["max_bytes"]))
+        expect(len(batches) <= needed, f"with {limits}: {len(batches)} batches where {needed} suffice",
+               expected=needed, got=len(batches),
+               hint="Fill each batch as far as the limits allow: every extra batch is another job to poll.")
+
+
+# =============================================================================================
+# 4.2 poll_until_ended(client, batch_id, *, clock, deadline_s, on_progress=None) -> MessageBatch
+# =============================================================================================
+poll = Exercise(
+    "4.2",
+    "Poll with growing intervals and a deadline",
+    points=3,
+    signature="poll_until_ended(client, batch_id, *, clock, deadline_s, on_progress=None) -> MessageBatch",
+    hints=[
+        "Loop: retrieve, report, return if ended; otherwise check the deadline and sleep with clock.sleep_sync, "
+        "making each wait longer than the last (up to a cap).",
+        "start = clock.monotonic(); wait = 1.0; loop: batch = client.messages.batches.retrieve(batch_id); "
+        "on_progress(batch) if given; if ended return it; left = deadline_s - (clock.monotonic() - start); "
+        "if left <= 0: raise TimeoutError; clock.sleep_sync(min(wait, left)); wait = min(wait * 2, 60).",
+    ],
+    time_limit=60,
+)
+
+
+class _RanAway(BaseException):
+    """Raised inside the student's sleep when it polls far past its deadline (BaseException: not swallowed)."""
+
+
+class LockstepClock:
+    """Virtual time shared by a private simulator and the poller under test.
+
+    ``sleep_sync`` (the poller's) moves time forward and makes the simulator process whatever became
+    due, synchronously, so the next retrieve sees it. The simulator's own waits (``sleep``) just
+    wait for the poller to move time.
+    """
+
+    def __init__(self, start: float = 1_800_000_000.0, *, limit_s: float | None = None) -> None:
+        self._start = self._now = float(start)
+        self.limit_s = limit_s
+        self.server: Any = None
+        self.sleeps: list[float] = []
+
+    def time(self) -> float:
+        return self._now
+
+    def monotonic(self) -> float:
+        return self._now - self._start
+
+    def sleep_sync(self, seconds: float) -> None:
+        self.sleeps.append(float(seconds))
+        self._now += max(0.0, float(seconds))
+        if self.limit_s is not None and self.monotonic() > self.limit_s:
+            raise _RanAway(self.monotonic())
+        self.drive()
+
+    async def sleep(self, seconds: float) -> None:
+        target = self._now + max(0.0, seconds)
+        while self._now < target:
+            await asyncio.sleep(0.005)
+
+    def drive(self) -> None:
+        """Let the simulator process everything due by now, and wait for it."""
+        sim = self.server.simulator if self.server is not None else None
+        if sim is not None and sim.loop is not None:
+            asyncio.run_coroutine_threadsafe(sim.batches.tick(), sim.loop).result(timeout=10)
+
+
+def _lockstep(limit_s: float | None = None, scenario: dict[str, Any] | None = None) -> tuple[Any, LockstepClock, str]:
+    from ..mock_provider.server import mock_server
+
+    clock = LockstepClock(limit_s=limit_s)
+    server = mock_server(seed=0, time_scale=1.0, clock=clock, rate_limit_tier="unlimited")
+    clock.server = server
+    server.start()
+    # The schedule is part of what is graded: run batch processing at full scale even when CI forces a
+    # faster one (Simulator.set_time_scale, unlike the server's, is not overridden by the CI setting).
+    server.simulator.set_time_scale(1.0)
+    if scenario:
+        server.set_scenario(scenario)
+    return server, clock, "sim-key-check-poll"
+
+
+def _submit(server: Any, key: str, n: int) -> str:
+    reqs = [{"custom_id": f"r{i}", "params": make_params({"text": f"review {i}"})} for i in range(n)]
+    return server.client(api_key=key, max_retries=0).messages.batches.create(requests=reqs).id
+
+
+def _poll_times(server: Any, key: str) -> list[float]:
+    df = server.ledger()
+    rows = df[(df["api_key"] == key) & (df["endpoint"] == "/v1/messages/batches/{id}") & (df["method"] == "GET")]
+    return sorted(float(t) for t in rows["arrival"])
+
+
+def _run_poller(fn: Any, server: Any, clock: LockstepClock, key: str, batch_id: str, deadline_s: float,
+                on_progress: Any = None, *, should_end: bool = True) -> Any:
+    client = server.client(api_key=key, max_retries=0)
+    kwargs: dict[str, Any] = {"clock": clock, "deadline_s": deadline_s}
+    if on_progress is not None:
+        kwargs["on_progress"] = on_progress
+    try:
+        return call(fn, client, batch_id, **kwargs)
+    except TimeoutError:
+        if not should_end:
+            raise
+        raise CaseFailed(f"raised TimeoutError after {clock.monotonic():,.0f} s of the clock, before the batch "
+                         f"ended (deadline_s={deadline_s:g}; it needs a few minutes)",
+                         expected="the ended batch", got="TimeoutError",
+                         hint="Sleep between polls with clock.sleep_sync(seconds): the check's clock only moves when "
+                              "you sleep on it, and the deadline is measured with clock.monotonic().") from None
+    except _RanAway as stop:
+        raise CaseFailed(f"still polling {stop.args[0]:,.0f} s after the start, with deadline_s={deadline_s:g}",
+                         expected=f"TimeoutError by {deadline_s:g} s", got="no deadline",
+                         hint="Keep track of the time since the start (clock.monotonic()) and raise TimeoutError "
+                              "once deadline_s has passed: a poller without a deadline hides a stuck job.") from None
+
+
+@poll.case("returns the batch once it has ended")
+def _returns_ended(fn) -> None:
+    server, clock, key = _lockstep(limit_s=20_000)
+    try:
+        batch_id = _submit(server, key, 10)
+        batch = _run_poller(fn, server, clock, key, batch_id, deadline_s=3_600)
+        status = getattr(batch, "processing_status", None)
+        expect(status == "ended", "did not return the ended batch", expected="a MessageBatch with status ended",
+               got=status if status else type(batch).__name__,
+               hint="Return the MessageBatch from the retrieve that showed processing_status == 'ended'.")
+        expect_equal(batch.id, batch_id, "returned another batch", hint="Retrieve the batch_id you were given.")
+        polls = _poll_times(server, key)
+        expect(len(polls) >= 2, "the ledger shows fewer than two polls of an in-progress batch",
+               got=len(polls), hint="Retrieve, and while it is not ended sleep (clock.sleep_sync) and retrieve again.")
+        expect(len(polls) <= 40, f"{len(polls)} polls for a batch that takes about a minute",
+               expected="a few polls", got=len(polls),
+               hint="Sleep between polls with clock.sleep_sync(...): every poll is a request against your rate limit.")
+    finally:
+        server.stop()
+
+
+@poll.case("intervals between polls grow (the ledger's spacing of GET requests)")
+def _growing(fn) -> None:
+    server, clock, key = _lockstep(limit_s=20_000)
+    try:
+        batch_id = _submit(server, key, 60)  # 210 s of processing: room for several polls
+        _run_poller(fn, server, clock, key, batch_id, deadline_s=3_600)
+        polls = _poll_times(server, key)
+        gaps = [b - a for a, b in zip(polls, polls[1:])]
+        expect(len(gaps) >= 3, "too few polls to see the schedule", got=len(polls),
+               hint="Start with a short wait (a second or a few) so short batches are noticed quickly.")
+        third = max(1, len(gaps) // 3)
+        early = sorted(gaps[:third])[third // 2]
+        late = sorted(gaps[-third:])[third // 2]
+        shown = ", ".join(f"{g:.1f}" for g in gaps[:8]) + (" ..." if len(gaps) > 8 else "")
+        expect(late >= 1.8 * max(early, 1e-9) and late > 0, "the polls are evenly spaced, not growing",
+               expected="gaps that grow (e.g. 1, 2, 4, 8 s ...)", got=f"gaps of {shown} s",
+               hint="A fixed interval polls a four-hour batch thousands of times; multiply the wait by a factor "
+                    "(e.g. 1.5 or 2) after every poll, with a cap.")
+    finally:
+        server.stop()
+
+
+@poll.case("gives up at the deadline with TimeoutError")
+def _deadline(fn) -> None:
+    deadline = 900.0
+    server, clock, key = _lockstep(limit_s=3 * deadline, scenario={"name": "slow-batches", "batch_slow_factor": 1000})
+    try:
+        batch_id = _submit(server, key, 5)  # 45 s x 1000: far past the deadline
+        try:
+            got = _run_poller(fn, server, clock, key, batch_id, deadline_s=deadline, should_end=False)
+        except TimeoutError:
+            got = None
+        expect(got is None, "returned instead of raising TimeoutError when the deadline passed",
+               expected="TimeoutError", got=getattr(got, "processing_status", got),
+               hint="When deadline_s has passed and the batch is still in progress, raise TimeoutError.")
+        polls = _poll_times(server, key)
+        last = polls[-1] - polls[0] if polls else 0.0
+        expect(last <= deadline * 1.25, f"kept polling until {last:,.0f} s with deadline_s={deadline:g}",
+               expected=f"<= {deadline:g} s", got=f"{last:,.0f} s",
+               hint="Clip the last sleep to the time left (min(wait, deadline - elapsed)).")
+        expect(last >= deadline * 0.5, f"gave up after {last:,.0f} s of a {deadline:g} s deadline",
+               expected=f"about {deadline:g} s", got=f"{last:,.0f} s",
+               hint="Use the deadline: keep polling (with growing waits) until it has passed.")
+    finally:
+        server.stop()
+
+
+@poll.case("reports request_counts on every poll")
+def _progress(fn) -> None:
+    server, clock, key = _lockstep(limit_s=20_000)
+    try:
+        batch_id = _submit(server, key, 10)
+        seen: list[Any] = []
+        _run_poller(fn, server, clock, key, batch_id, deadline_s=3_600, on_progress=seen.append)
+        polls = _poll_times(server, key)
+        expect_equal(len(seen), len(polls), "on_progress was not called once per poll",
+                     hint="Call on_progress(batch) after every retrieve, so the display shows request_counts.")
+        expect(hasattr(seen[-1], "request_counts"), "on_progress did not get the batch", got=type(seen[-1]).__name__,
+               hint="Pass the MessageBatch itself; it carries request_counts.")
+    finally:
+        server.stop()
+
+
+# =============================================================================================
+# 4.3 join_and_triage(inputs, results) -> DataFrame
+# =============================================================================================
+triage = Exercise(
+    "4.3",
+    "Join results by custom_id and triage them",
+    points=3,
+    signature="join_and_triage(inputs, results) -> DataFrame",
+    hints=[
+        "Results come back in any order: build a table keyed by custom_id and merge it into the inputs "
+        "(a left join, so inputs without a result stay). Then map each result type to an outcome.",
+        "outcome: succeeded -> 'succeeded'; errored with error.error.type 'invalid_request_error' (a 4xx type) -> "
+        "'invalid'; errored with another type, or expired -> 'retry'; canceled -> 'canceled'; no result -> "
+        "'missing'. text = the message's text for succeeded results, else None.",
+    ],
+)
+
+
+def _line(cid: str, kind: str, error_type: str | None = None, text: str = "ok") -> dict[str, Any]:
+    if kind == "succeeded":
+        result: dict[str, Any] = {"type": "succeeded", "message": {
+            "id": "msg_x", "type": "message", "role": "assistant", "model": MODEL, "stop_reason": "end_turn",
+            "content": [{"type": "text", "text": text}], "usage": {"input_tokens": 9, "output_tokens": 1}}}
+    elif kind == "errored":
+        result = {"type": "errored", "error": {"type": "error", "error": {"type": error_type, "message": "m"},
+                                               "request_id": None}}
+    else:
+        result = {"type": kind}
+    return {"custom_id": cid, "result": result}
+
+
+def _check_frame(got: Any, inputs: pd.DataFrame) -> pd.DataFrame:
+    expect(isinstance(got, pd.DataFrame), "join_and_triage must return a DataFrame", got=type(got).__name__,
+           hint="Return the inputs with 'outcome' and 'text' columns added.")
+    for col in ("custom_id", "outcome", "text"):
+        expect(col in got.columns, f"the result has no {col!r} column", got=list(got.columns),
+               hint="Keep the input columns and add 'outcome' and 'text'.")
+    expect(len(got) == len(inputs) and list(got["custom_id"]) == list(inputs["custom_id"]),
+           "the rows are not the inputs, once each, in their order", got=f"{len(got)} rows",
+           expected=f"{len(inputs)} rows", hint="A left join on custom_id keeps every input row, in order; an input "
+                                               "with no result gets outcome 'missing' rather than disappearing.")
+    return got
+
+
+@triage.case("joins a real batch's results by custom_id (they come back in any order)")
+def _joins(fn) -> None:
+    p = probe()
+    with _instant(p):
+        _joins_body(fn, p)
+
+
+def _joins_body(fn: Any, p: Any) -> None:
+    inputs = _reviews(16).assign(custom_id=[f"rev-{i:03d}" for i in range(16)])
+    for i, t in enumerate(inputs["text"]):
+        p.script(t, f"label-{i:03d}")
+    client = p.client()
+    batch = client.messages.batches.create(requests=[
+        {"custom_id": c, "params": make_params({"text": t})} for c, t in zip(inputs["custom_id"], inputs["text"])])
+    for _ in range(500):
+        if client.messages.batches.retrieve(batch.id).processing_status == "ended":
+            break
+        time.sleep(0.01)
+    lines = [line.model_dump() for line in client.messages.batches.results(batch.id)]
+    got = _check_frame(call(fn, inputs.copy(), lines), inputs)
+    wrong = [(c, t) for c, t, want in zip(got["custom_id"], got["text"], [f"label-{i:03d}" for i in range(16)])
+             if t != want]
+    expect(not wrong, f"{len(wrong)} of 16 reviews got another review's reply",
+           got=wrong[:3], hint="Never join by position: the results file is not in input order. Merge on custom_id.")
+    expect(set(got["outcome"]) == {"succeeded"}, "succeeded results not marked 'succeeded'",
+           got=sorted(set(map(str, got["outcome"]))), hint="result.type 'succeeded' -> outcome 'succeeded'.")
+
+
+@triage.case("triages every result type")
+def _types(fn) -> None:
+    inputs = pd.DataFrame({"custom_id": list("abcdefg"), "review": list("ABCDEFG")})
+    lines = [_line("g", "canceled"), _line("c", "errored", "api_error"), _line("a", "succeeded", text="positive"),
+             _line("e", "expired"), _line("b", "errored", "invalid_request_error"),
+             _line("d", "errored", "overloaded_error")]
+    got = _check_frame(call(fn, inputs.copy(), lines), inputs)
+    want = {"a": "succeeded", "b": "invalid", "c": "retry", "d": "retry", "e": "retry", "g": "canceled", "f": "missing"}
+    outcomes = dict(zip(got["custom_id"], got["outcome"]))
+    for cid, expected in want.items():
+        what = {"a": "succeeded", "b": "errored with invalid_request_error", "c": "errored with api_error",
+                "d": "errored with overloaded_error", "e": "expired", "f": "(no result line)", "g": "canceled"}[cid]
+        hint = {
+            "invalid": "An invalid request fails the same way every time: report it, never resubmit it.",
+            "retry": "Server-side errors (api_error, overloaded_error) and expired requests may succeed next time: 'retry'.",
+            "missing": "An input without a result must not vanish: mark it 'missing' so it is retried and alerted on.",
+        }.get(expected, "Map each result type to its outcome as the docstring says.")
+        expect_equal(str(outcomes.get(cid)), expected, f"a result {what} was triaged wrong", hint=hint)
+    expect_equal(got.loc[got["custom_id"] == "a", "text"].iloc[0], "positive", "the succeeded text is wrong",
+                 hint="text is the concatenated text of the message's content blocks.")
+
+
+# =============================================================================================
+# 4.4 resubmit_failures(client, store, job_id, params_by_id) -> list[str]
+# =============================================================================================
+resubmit = Exercise(
+    "4.4",
+    "Resubmit exactly the retryable failures, once",
+    points=3,
+    signature="resubmit_failures(client, store, job_id, params_by_id) -> list[str]",
+    hints=[
+        "Pick the items whose outcome is 'retry' or 'missing' from store.items(job_id), submit them in a new "
+        "batch under their original custom_ids, and record that batch in the store right away.",
+        "todo = items[items.outcome.isin(['retry', 'missing'])].custom_id; if empty return []; batch = "
+        "client.messages.batches.create(requests=[{'custom_id': c, 'params': params_by_id[c]} for c in todo]); "
+        "store.record_batch(job_id, batch.id, list(todo)) (this marks them 'pending', so a second run finds "
+        "nothing); return [batch.id].",
+    ],
+)
+
+
+def _wait(client: Any, batch_ids: list[str]) -> None:
+    for _ in range(1000):
+        if all(client.messages.batches.retrieve(b).processing_status == "ended" for b in batch_ids):
+            return
+        time.sleep(0.01)
+    raise RuntimeError("check: a batch did not end")
+
+
+def _batch_rows(p: Any) -> pd.DataFrame:
+    df = p.requests(endpoint=None)
+    return df[df["batch"].astype(bool)] if len(df) else df
+
+
+def _posts(p: Any) -> int:
+    df = p.requests(endpoint="/v1/messages/batches")
+    return int((df["method"] == "POST").sum()) if len(df) else 0
+
+
+def _call_resubmit(fn: Any, client: Any, store: JobStore, job_id: str, params: dict[str, Any]) -> list[str]:
+    got = call(fn, client, store, job_id, params)
+    expect(isinstance(got, list), "resubmit_failures must return a list of batch ids", got=got,
+           hint="Return [batch.id] after submitting, or [] when there was nothing to resubmit.")
+    return got
+
+
+@resubmit.case("resubmits retry and missing items only, under their custom_ids")
+def _only_retryable(fn) -> None:
+    p = probe()
+    with _instant(p):
+        _only_retryable_body(fn, p)
+
+
+def _only_retryable_body(fn: Any, p: Any) -> None:
+    client = p.client()
+    store = JobStore()
+    outcomes = {"ok1": ("succeeded", None), "ok2": ("succeeded", None), "bad1": ("invalid", "invalid_request_error"),
+                "exp1": ("retry", "expired"), "err1": ("retry", "api_error"), "gone1": ("missing", None),
+                "cxl1": ("canceled", "canceled")}
+    store.create_job("nightly", list(outcomes))
+    store.record_batch("nightly", "msgbatch_earlier", list(outcomes))
+    store.record_outcomes("msgbatch_earlier", outcomes)
+    params = {cid: make_params({"text": f"review {cid}"}) for cid in outcomes}
+    params["bad1"] = make_params({"text": ""})
+    new = _call_resubmit(fn, client, store, "nightly", params)
+    expect(len(new) >= 1 and _posts(p) >= 1, "nothing was resubmitted", got=new,
+           hint="Items with outcome 'retry' or 'missing' must go out again.")
+    _wait(client, new)
+    sent = set(_batch_rows(p)["custom_id"])
+    want = {"exp1", "err1", "gone1"}
+    expect(not (sent & {"bad1"}), "an invalid request was resubmitted", got=sorted(sent),
+           hint="An invalid request fails again and fills the report twice a night: never resubmit 'invalid'.")
+    expect(not (sent & {"ok1", "ok2"}), "succeeded requests were resubmitted (billed twice)", got=sorted(sent),
+           hint="Only failures go out again; a succeeded review resubmitted is paid for twice.")
+    expect(not (sent & {"cxl1"}), "a canceled request was resubmitted", got=sorted(sent),
+           hint="Canceled means someone stopped it on purpose: report it, do not resubmit it automatically.")
+    expect(sent == want, "the resubmitted custom_ids are not exactly the retryable ones",
+           expected=sorted(want), got=sorted(sent),
+           hint="Resubmit outcome 'retry' (expired and server errors) and 'missing', keeping each original "
+                "custom_id so the new results join to the same reviews.")
+
+
+@resubmit.case("running it twice submits nothing new (idempotent)")
+def _idempotent(fn) -> None:
+    p = probe()
+    with _instant(p):
+        _idempotent_body(fn, p)
+
+
+def _idempotent_body(fn: Any, p: Any) -> None:
+    client = p.client()
+    store = JobStore()
+    outcomes = {"a": ("retry", "expired"), "b": ("succeeded", None), "c": ("retry", "overloaded_error")}
+    store.create_job("j", list(outcomes))
+    store.record_batch("j", "msgbatch_first", list(outcomes))
+    store.record_outcomes("msgbatch_first", outcomes)
+    params = {cid: make_params({"text": f"review {cid}"}) for cid in outcomes}
+    first = _call_resubmit(fn, client, store, "j", params)
+    posts = _posts(p)
+    second = _call_resubmit(fn, client, store, "j", params)
+    expect(_posts(p) == posts and not second, "the second run submitted another batch",
+           expected="[] and no new POST /v1/messages/batches", got=f"{second} ({_posts(p) - posts} new POST)",
+           hint="Record the new batch with store.record_batch(job_id, batch.id, custom_ids): that marks the items "
+                "'pending', so the next run does not pick them again.")
+    expect(set(store.open_batches("j")) >= set(first), "the new batch is not in the job record",
+           got=store.open_batches("j"), hint="store.record_batch(...) right after batches.create, before anything else.")
+
+
+@resubmit.case("after a run with expirations: every review enriched or reported, none billed twice (ledger)")
+def _ledger(fn) -> None:
+    p = probe()
+    with _instant(p):
+        _ledger_body(fn, p)
+
+
+def _ledger_body(fn: Any, p: Any) -> None:
+    client = p.client()
+    p.server.set_rate_limits(p.api_key, "unlimited")
+    inputs = _reviews(20, empty=(3, 11))
+    reqs = [{"custom_id": f"rev-{i:03d}", "params": make_params(row)} for i, row in enumerate(inputs.to_dict("records"))]
+    params = {r["custom_id"]: r["params"] for r in reqs}
+    store = JobStore()
+    store.create_job("j", list(params))
+    p.server.set_scenario({"name": "expiring", "batch_expire_fraction": 0.3})
+    try:
+        first = client.messages.batches.create(requests=reqs)
+        store.record_batch("j", first.id, list(params))
+        _wait(client, [first.id])
+    finally:
+        p.server.set_scenario("calm")
+    collect_batch(client, store, "j", first.id)
+    invalid_first = set(store.items("j").query("outcome == 'invalid'")["custom_id"])
+    new = _call_resubmit(fn, client, store, "j", params)
+    _wait(client, new)
+    for bid in new:
+        collect_batch(client, store, "j", bid)
+    rows = _batch_rows(p)
+    billed = rows[rows["status"] == 200]["custom_id"].value_counts()
+    twice = sorted(billed[billed > 1].index)
+    expect(not twice, "reviews were billed twice", got=twice,
+           hint="Resubmit only failures; a succeeded review must never go out again.")
+    again = sorted(set(rows["custom_id"][rows["custom_id"].duplicated()]) & invalid_first)
+    expect(not again, "invalid requests were resubmitted", got=again,
+           hint="outcome 'invalid' is final: report it.")
+    summary = store.summary("j")
+    expect(set(summary) <= {"succeeded", "invalid"} and summary.get("invalid") == 2,
+           "after one resubmission not every review is enriched or reported invalid",
+           expected="{'succeeded': 18, 'invalid': 2}", got=summary,
+           hint="Every expired request must be resubmitted (outcome 'retry').")
+
+
+EXERCISES = [build, poll, triage, resubmit]
