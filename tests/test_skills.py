@@ -395,3 +395,23 @@ def test_respond_never_crashes_on_odd_requests():
                      [U([{"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": ""}}])]):
         assert respond(ctx_for(messages)).blocks
         assert respond(ctx_for(messages, tools=odd_tools, tool_choice={"type": "any"})).blocks
+
+
+@pytest.mark.parametrize("question, expected", [
+    ("Which city do I live in?", "You live in Lisbon."),
+    ("Do you remember where I live?", "You live in Lisbon."),
+    ("What's my dog's name?", "Your dog's name is Rex."),
+    ("Remind me of my order number.", "Your order number is 48213."),
+])
+def test_recall_understands_more_ways_of_asking(question, expected):
+    import random as _random
+
+    from course_utils.mock_provider.request import parse_messages_request as _parse
+    from course_utils.mock_provider.skills import SkillContext as _Ctx, respond as _respond
+    from course_utils.models import get_model as _get_model
+
+    msgs = [{"role": "user", "content": "Hi! I live in Lisbon and my dog is called Rex. My order number is 48213."},
+            {"role": "assistant", "content": "Noted."}, {"role": "user", "content": question}]
+    req = _parse({"model": "claude-haiku-5-5", "max_tokens": 100, "messages": msgs})
+    reply = _respond(_Ctx(request=req, model=_get_model("claude-haiku-5-5"), rng=_random.Random(0)))
+    assert reply.skill == "recall" and reply.blocks[0].text == expected

@@ -46,6 +46,7 @@ _LIVE = re.compile(
 )
 _NAME = re.compile(r"\b(?:I'm|I am|call me|this is|name's|the user is|you are)\s+([A-Z][a-z][\w'-]*(?:\s+[A-Z][a-z][\w'-]*)?)")
 _JOB = re.compile(r"\b(?:I|the user)\s+(?:work|works)\s+as\s+(?:an?\s+)?([\w -]+?)" + _VALUE_END, re.I)
+_CALLED = re.compile(r"\bmy\s+([a-z][\w-]*)(?:'s name is|\s+is\s+(?:called|named))\s+([A-Z][\w'-]*)", re.I)
 _COLON = re.compile(r"^\s*(?:[-*•]\s*)?([A-Za-z][A-Za-z' ]{0,30}?)\s*:\s*(\S.*?)\s*$", re.M)
 _NOT_NAMES = {"Sorry", "Not", "Just", "Here", "Happy", "Glad", "Fine", "Good", "Back", "Sure", "Ready", "Done"}
 
@@ -71,6 +72,9 @@ def extract_facts(text: str) -> list[tuple[tuple[str, ...], str, str]]:
                 continue
             value = nm.group(1)
         found.append((m.start(), _norm_key(key), key.lower(), value))
+    for m in _CALLED.finditer(text):
+        # "my dog is called Rex" / "my dog's name is Rex": the dog's name is the fact.
+        found.append((m.start() + 1, _norm_key(m.group(1)), f"{m.group(1).lower()}'s name", m.group(2)))
     for m in _LIVE.finditer(text):
         found.append((m.start(), _norm_key("location"), "location", m.group(1).strip(" ,")))
     for m in _NAME.finditer(text):
@@ -93,9 +97,12 @@ def extract_facts(text: str) -> list[tuple[tuple[str, ...], str, str]]:
 _PERSONAL = [
     # (pattern over the question, fact key it asks for; None = take the captured key)
     (re.compile(r"\bwho am i\b|\bwhat(?:'s| is| was)? my name\b|\bwhat am i called\b|\bmy name\b", re.I), "name"),
-    (re.compile(r"\bwhere (?:do|did) i (?:live|stay|reside)\b|\bwhere am i (?:from|based)\b|\bwhere (?:do|did) i come from\b", re.I), "location"),
+    (re.compile(r"\bwhere (?:do |did )?i (?:live|stay|reside)\b|\bwhere am i (?:from|based)\b|\bwhere i(?:'m| am) (?:from|based)\b"
+                r"|\bwhere (?:do|did) i come from\b|\b(?:city|town|country|place)\b[^?]*\bi\s+(?:live|am from|am based)\b", re.I),
+     "location"),
+    (re.compile(r"\bmy\s+([\w-]+)'s\s+name\b", re.I), None),
     (re.compile(r"\bwhat (?:do i do|is my job)\b|\bwhere do i work\b", re.I), "job"),
-    (re.compile(r"\bmy\s+((?:[\w-]+\s+){0,2}?[\w-]+)\s*(?:was|is|were|are)?\s*\??\s*$", re.I), None),
+    (re.compile(r"\bmy\s+((?:[\w-]+\s+){0,2}?[\w-]+)\s*(?:was|is|were|are)?\s*(?:again)?\s*[?.!]?\s*$", re.I), None),
     (re.compile(r"\b(?:what|what's|whats|which|when|where|who|how many|how much)\b[^?]*?\bmy\s+((?:[\w-]+\s+){0,2}?[\w-]+?)\s*(?:again\s*)?(?:\bwas\b|\bis\b|\bwere\b|\?|$)", re.I), None),
     (re.compile(r"\b(?:remember|recall|know)\s+my\s+((?:[\w-]+\s+){0,2}?[\w-]+?)\s*(?:\?|$|\bis\b|\bwas\b)", re.I), None),
 ]
@@ -165,7 +172,19 @@ def answer_question(req: MessagesRequest) -> str | None:
             return f"You mentioned: \"{sentence}\""
         return f"{NO_INFO} You haven't told me your {key} in this conversation."
     sentence = _best_sentence(question, context)
-    return sentence
+    return _to_second_person(sentence) if sentence else None
+
+
+_SWAPS = [(r"\bI am\b", "you are"), (r"\bI'm\b", "you're"), (r"\bI've\b", "you've"), (r"\bI\b", "you"),
+          (r"\bmy\b", "your"), (r"\bme\b", "you"), (r"\bmine\b", "yours")]
+
+
+def _to_second_person(sentence: str) -> str:
+    """Say a user's own sentence back to them ('My order is late' -> 'Your order is late')."""
+    out = sentence
+    for pattern, repl in _SWAPS:
+        out = re.sub(pattern, repl, out, flags=re.I)
+    return out[:1].upper() + out[1:]
 
 
 def _last_question(text: str) -> str:
