@@ -41,6 +41,8 @@ class ModelSpec:
     min_cache_tokens: int
     """Shortest prefix that prompt caching will cache for this model."""
     tier: str
+    forced_tool_use: bool = True
+    """Whether ``tool_choice`` of type ``any``/``tool`` is accepted (Sonnet 5.5 refuses it)."""
 
 
 @lru_cache(maxsize=1)
@@ -61,6 +63,7 @@ def catalog() -> dict[str, ModelSpec]:
                 verbosity=float(row["verbosity"]),
                 min_cache_tokens=int(row["min_cache_tokens"]),
                 tier=row["tier"],
+                forced_tool_use=row.get("forced_tool_use", "true").strip().lower() == "true",
             )
     return rows
 

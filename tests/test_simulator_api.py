@@ -328,3 +328,15 @@ def test_fast_delta_encoding_matches_the_generic_encoder():
         assert _delta_event(3, "tool_use", piece) == sse_event(
             {"type": "content_block_delta", "index": 3, "delta": {"type": "input_json_delta", "partial_json": piece}})
     assert "✓".encode() in _delta_event(0, "text", "✓")  # raw UTF-8 on the wire, as the API sends it
+
+
+def test_sonnet_5_5_refuses_forced_tool_use(client):
+    tools = [{"name": "lookup", "description": "Look up an order", "input_schema": {"type": "object", "properties": {}}}]
+    ask = [{"role": "user", "content": "Where is order 4417?"}]
+    for choice in ({"type": "any"}, {"type": "tool", "name": "lookup"}):
+        with pytest.raises(anthropic.BadRequestError, match="forced tool use"):
+            client.messages.create(model="claude-sonnet-5-5", max_tokens=50, tools=tools, tool_choice=choice, messages=ask)
+    assert client.messages.create(model="claude-sonnet-5-5", max_tokens=50, tools=tools, messages=ask,
+                                  tool_choice={"type": "auto"}).content
+    assert client.messages.create(model=HAIKU, max_tokens=50, tools=tools, messages=ask,
+                                  tool_choice={"type": "any"}).stop_reason == "tool_use"

@@ -81,6 +81,12 @@ class Validate:
             model = get_model(req.model)
         except UnknownModelError:
             raise NotFound(f"model: {req.model}") from None
+        if req.tool_choice and req.tool_choice.get("type") in ("any", "tool") and not model.forced_tool_use:
+            # Documented breaking change of Claude Sonnet 5.5: forced tool use returns an error.
+            raise InvalidRequest(
+                f"tool_choice: forced tool use (type '{req.tool_choice['type']}') is not supported on {model.id}; "
+                "use tool_choice {\"type\": \"auto\"} and describe in the prompt which tool to use"
+            )
         ex.request, ex.model = req, model
         ex.row.model, ex.row.stream, ex.row.max_tokens = model.id, req.stream, req.max_tokens
         ex.input_tokens_total = count_request(ex.body)
