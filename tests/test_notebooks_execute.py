@@ -65,6 +65,7 @@ def test_student_notebook_executes(path, tmp_path, capsys):
     _report(capsys, path, seconds)
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors, f"{errors[0].ename}: {errors[0].evalue}"
+    assert seconds < LESSON_BUDGET, f"{path.name} took {seconds:.1f} s at time_scale={CI_PARAMETERS['time_scale']}"
 
 
 def test_solutions_reproduce_their_outputs_nbval():
