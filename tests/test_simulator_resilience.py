@@ -340,3 +340,24 @@ def test_batch_create_accepts_bodies_over_the_messages_limit(client):
                                                  "messages": [{"role": "user", "content": text}]}} for i in range(18)]
     batch = client.with_options(timeout=120).messages.batches.create(requests=reqs)
     assert batch.request_counts.processing == 18
+
+
+def test_a_scenario_can_make_batch_requests_fail_transiently(sim):
+    c = sim.client(max_retries=0)
+    sim.set_scenario({"name": "erroring", "batch_error_fraction": 0.5})
+    sim.set_time_scale(0.002)
+    try:
+        reqs = [{"custom_id": f"t{i}", "params": {"model": HAIKU, "max_tokens": 10, "messages": ASK}} for i in range(20)]
+        reqs.append({"custom_id": "invalid", "params": {"model": HAIKU, "max_tokens": 10, "messages": []}})
+        batch = c.messages.batches.create(requests=reqs)
+        deadline = time.monotonic() + 10
+        while (batch := c.messages.batches.retrieve(batch.id)).processing_status != "ended":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        results = {r.custom_id: r.result for r in c.messages.batches.results(batch.id)}
+        transient = [k for k, r in results.items() if r.type == "errored" and r.error.error.type == "overloaded_error"]
+        assert 3 <= len(transient) <= 17
+        assert results["invalid"].error.error.type == "invalid_request_error"  # validation comes first
+    finally:
+        sim.set_scenario("calm")
+        sim.set_time_scale(0)

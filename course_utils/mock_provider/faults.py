@@ -196,6 +196,8 @@ class Scenario:
     """Share of a Message Batch's requests that are never processed and come back ``expired``."""
     batch_slow_factor: float = 1.0
     """Stretch of a batch's processing window (past 24 h, the late requests expire)."""
+    batch_error_fraction: float = 0.0
+    """Share of valid batch requests that come back ``errored`` with a transient ``overloaded_error``."""
 
     def __post_init__(self) -> None:
         for name in _PROBABILITIES:
@@ -205,6 +207,8 @@ class Scenario:
         total = sum(getattr(self, name) for name in _PROBABILITIES)
         if total > 1.0 + 1e-9:
             raise ValueError(f"scenario {self.name!r}: fault probabilities sum to {total:g}, more than 1")
+        if not 0.0 <= self.batch_error_fraction <= 1.0:
+            raise ValueError(f"scenario {self.name!r}: batch_error_fraction must be in [0, 1]")
         if not 0.0 <= self.batch_expire_fraction <= 1.0 or self.batch_slow_factor <= 0:
             raise ValueError(f"scenario {self.name!r}: batch_expire_fraction must be in [0, 1], batch_slow_factor > 0")
         if self.slow_s < 0 or self.retry_after_s < 1:
@@ -273,11 +277,12 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(
             "flaky",
             "About 13% of requests fail: 529 overloaded, 500 api_error, or an error event mid-stream; "
-            "5% of batch requests expire.",
+            "5% of batch requests expire and 3% come back errored with overloaded_error.",
             p_overloaded=0.06,
             p_api_error=0.04,
             p_stream_error=0.03,
             batch_expire_fraction=0.05,
+            batch_error_fraction=0.03,
         ),
         Scenario("overloaded", "About 40% of requests get 529 overloaded_error.", p_overloaded=0.4),
         Scenario(
@@ -406,6 +411,11 @@ class FaultInjector:
             }
 
     # ----- decisions ---------------------------------------------------------------------------
+    def batch_error(self, custom_id: str, request_key: str) -> bool:
+        """Whether this valid batch request fails transiently (same seed and request: same answer)."""
+        sc = self._scenario
+        return sc.batch_error_fraction > 0 and _unit(self.seed, sc.name, "batch", custom_id, request_key) < sc.batch_error_fraction
+
     def decide(self, request_key: str, forced: str | None = None) -> Fault | None:
         """The fault for this request, or None to serve it normally.
 

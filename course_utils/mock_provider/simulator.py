@@ -27,7 +27,7 @@ from ..clock import SYSTEM_CLOCK, Clock
 from ..models import catalog
 from .batches import MAX_BATCH_BYTES
 from .config import MAX_REQUEST_BYTES, SimulatorConfig
-from .errors import APIError, InternalError, InvalidRequest, NotFound, RequestTooLarge
+from .errors import APIError, InternalError, InvalidRequest, NotFound, Overloaded, RequestTooLarge
 from .exchange import Exchange
 from .generation import iter_stream_pieces
 from .ledger import Ledger, LedgerRow
@@ -438,6 +438,9 @@ class Simulator:
             if params.get("stream"):
                 raise InvalidRequest("stream: streaming is not supported for requests in a Message Batch")
             await self._validate.before(ex)
+            if self.faults.batch_error(custom_id, ex.body_key):
+                # A transient failure: the same request may succeed when resubmitted.
+                raise Overloaded("Overloaded")
             await self._generate.before(ex)
         except APIError as err:
             return {"type": "errored", "error": err.body(rid)}
