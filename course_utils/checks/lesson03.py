@@ -1,0 +1,433 @@
+"""Checks for lesson 03 (Async LLM calls): 3.1 ``bounded_map``, 3.2 ``collect_outcomes``,
+3.3 ``run_workers`` and 3.4 ``dispatch``.
+
+3.1 and 3.4 grade through the simulator's ledger: how many requests were really in flight at
+once (overlap of arrival/finish), how many 429s, how close to the rate limit the requests came.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import random
+import threading
+import time
+import uuid
+from typing import Any
+
+from ..concurrency.fanout import max_in_flight
+from ..concurrency.workload import classify_body, load_tickets
+from ..mock_provider.ratelimit import RateLimits
+from .framework import CaseFailed, Exercise, expect, expect_equal
+from .sim import Probe, probe
+
+BIG = 10**9
+
+# A check server with latency, so requests in flight overlap measurably (the shared check server
+# answers instantly). One per process, like checks.sim.check_server.
+_lock = threading.Lock()
+_latency_server: Any = None
+
+
+def latency_probe() -> Probe:
+    """A probe on a private simulator with simulated latency (time_scale 0.05) and no rate limits."""
+    global _latency_server
+    with _lock:
+        if _latency_server is None:
+            from ..mock_provider.server import mock_server
+
+            _latency_server = mock_server(seed=0, time_scale=0.05).start()
+            atexit.register(_latency_server.stop)
+    p = Probe(_latency_server, f"sim-key-check-{uuid.uuid4().hex[:12]}")
+    _latency_server.set_rate_limits(p.api_key, "unlimited")
+    return p
+
+
+def _tickets(n: int) -> list[str]:
+    return list(load_tickets(n)["text"])
+
+
+async def _await_answer(fn: Any, *args: Any, limit: float, what: str) -> Any:
+    result = fn(*args)
+    if not asyncio.iscoroutine(result) and not isinstance(result, asyncio.Future):
+        raise CaseFailed(f"{what} returned {type(result).__name__}, not a coroutine",
+                         hint="Define the function with `async def` so callers can `await` it.")
+    try:
+        return await asyncio.wait_for(result, limit)
+    except asyncio.TimeoutError:
+        raise CaseFailed(f"{what} did not finish within {limit:g} s", hint=None) from None
+
+
+def _leftover_tasks() -> list[asyncio.Task[Any]]:
+    return [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]
+
+
+async def _settle() -> None:
+    for _ in range(3):
+        await asyncio.sleep(0)
+
+
+# ---------------------------------------------------------------------------------------------
+# 3.1 bounded_map(fn, items, limit) -> list
+# ---------------------------------------------------------------------------------------------
+bounded_map = Exercise(
+    "3.1",
+    "Bounded fan-out that keeps the order",
+    points=3,
+    signature="await bounded_map(fn, items, limit) -> list",
+    hints=[
+        "Start one task per item but let at most `limit` of them call fn at once (an asyncio.Semaphore), "
+        "and write each result into its item's slot so the order survives.",
+        "sem = asyncio.Semaphore(limit); results = [None] * len(items); async def one(i, x): async with sem: "
+        "results[i] = await fn(x); then await asyncio.gather(*(one(i, x) for i, x in enumerate(items))) "
+        "and return results.",
+    ],
+)
+
+
+@bounded_map.case("returns fn(item) for every item, in input order")
+async def _order(fn) -> None:
+    items = list(range(12))
+    rng = random.Random(3)
+    delays = {i: rng.uniform(0.0, 0.05) for i in items}  # finish order differs from input order
+    calls: list[int] = []
+
+    async def work(x: int) -> int:
+        calls.append(x)
+        await asyncio.sleep(delays[x])
+        return x * x
+
+    got = await _await_answer(fn, work, items, 4, limit=10, what="bounded_map")
+    if not isinstance(got, list):
+        raise CaseFailed("not a list", expected="a list of results", got=type(got).__name__,
+                         hint="Return a list with one result per item.")
+    if sorted(got) == sorted(x * x for x in items) and got != [x * x for x in items]:
+        raise CaseFailed("the results are in completion order, not input order", expected=[x * x for x in items],
+                         got=got, hint="asyncio.as_completed yields in finishing order; store each result at "
+                                       "its item's index instead (or use gather, which keeps the order).")
+    expect_equal(got, [x * x for x in items], "wrong results", hint="Return fn(item) for each item, in order.")
+    expect(sorted(calls) == items, "fn was not called exactly once per item", expected=items, got=sorted(calls),
+           hint="Call fn once per item; retries are not this function's job.")
+
+
+@bounded_map.case("never more than `limit` requests in flight, and really concurrent (ledger)")
+async def _in_flight(fn) -> None:
+    p = latency_probe()
+    client = p.async_client()
+    tickets = _tickets(16)
+
+    async def classify(ticket: str) -> str:
+        message = await client.messages.create(**classify_body(ticket))
+        return message.content[0].text
+
+    try:
+        got = await _await_answer(fn, classify, tickets, 4, limit=20, what="bounded_map")
+    finally:
+        await client.close()
+    rows = p.requests()
+    expect(len(rows) == len(tickets), f"the ledger shows {len(rows)} requests for {len(tickets)} tickets",
+           expected=len(tickets), got=len(rows), hint="Send exactly one request per item.")
+    peak = max_in_flight(zip(rows["arrival"], rows["finish"]))
+    expect(peak <= 4, f"up to {peak} requests were in flight at once with limit=4",
+           expected="at most 4", got=peak,
+           hint="Unbounded gather starts every request at once; acquire a semaphore (or use a fixed pool "
+                "of `limit` workers) around each call.")
+    expect(peak >= 2, "the requests ran one at a time (never more than 1 in flight)",
+           expected="up to 4 at once", got=peak,
+           hint="Awaiting each call in a loop is sequential; start tasks (gather / TaskGroup) so that "
+                "`limit` requests overlap.")
+    expect(isinstance(got, list) and len(got) == len(tickets), "one label per ticket expected",
+           expected=len(tickets), got=got)
+
+
+# ---------------------------------------------------------------------------------------------
+# 3.2 collect_outcomes(fn, items, timeout) -> list[tuple[value, error]]
+# ---------------------------------------------------------------------------------------------
+collect_outcomes = Exercise(
+    "3.2",
+    "Error isolation: every result and every error",
+    points=3,
+    signature="await collect_outcomes(fn, items, timeout) -> list[(value, error)]",
+    hints=[
+        "Run the items concurrently, but catch each item's exception inside its own task, so one "
+        "failure cannot throw away the others' results. Give each call its own timeout.",
+        "async def one(x): try: return (await asyncio.wait_for(fn(x), timeout), None) except Exception as "
+        "exc: return (None, exc); then return await asyncio.gather(*(one(x) for x in items)).",
+    ],
+)
+
+
+def _pairs(got: Any, n: int) -> list[tuple[Any, Any]]:
+    if not isinstance(got, list) or len(got) != n:
+        count = len(got) if isinstance(got, list) else type(got).__name__
+        raise CaseFailed(f"expected a list of {n} (value, error) pairs", expected=n, got=count,
+                         hint="Return one pair per item, failed items included: dropping a failure hides it.")
+    for pair in got:
+        if not (isinstance(pair, tuple) and len(pair) == 2):
+            raise CaseFailed("each entry must be a (value, error) tuple", got=pair,
+                             hint="Use (value, None) for a success and (None, exception) for a failure.")
+    return got
+
+
+async def _answer_or_failure(fn: Any, *args: Any, limit: float) -> Any:
+    try:
+        return await _await_answer(fn, *args, limit=limit, what="collect_outcomes")
+    except (CaseFailed, NotImplementedError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - the classic mistake, named
+        raise CaseFailed(f"collect_outcomes raised {type(exc).__name__}: {exc}",
+                         expected="a (value, error) pair for every item", got=f"{type(exc).__name__} raised",
+                         hint="Plain gather raises the first error and the finished results are lost; catch "
+                              "each item's exception inside its own task (or gather(..., return_exceptions=True)).")
+
+
+@collect_outcomes.case("keeps every value and every error, in input order")
+async def _values_and_errors(fn) -> None:
+    async def work(x: int) -> int:
+        await asyncio.sleep(0.01 * (x % 3))
+        if x % 4 == 1:
+            raise ValueError(f"bad item {x}")
+        return x + 100
+
+    items = list(range(10))
+    got = _pairs(await _answer_or_failure(fn, work, items, 5.0, limit=10), len(items))
+    for x, (value, error) in zip(items, got):
+        if x % 4 == 1:
+            expect(isinstance(error, ValueError), f"item {x} failed but its error is {error!r}",
+                   expected="ValueError('bad item ...')", got=(value, error),
+                   hint="Don't swallow errors: return the exception object as the pair's second element.")
+            expect(value is None, f"item {x} failed, so its value should be None", got=(value, error))
+        else:
+            expect_equal(value, x + 100, f"item {x}: wrong value", hint="Successful items keep their value, in order.")
+            expect(error is None, f"item {x} succeeded but has an error", got=(value, error))
+
+
+@collect_outcomes.case("API errors stay with their item; nothing is sent twice (ledger)")
+async def _api_errors(fn) -> None:
+    import anthropic
+
+    p = probe()
+    p.server.set_rate_limits(p.api_key, "unlimited")
+    client = p.async_client()
+    tickets = _tickets(8)
+    failing = {2, 5}
+
+    async def classify(i: int) -> str:
+        headers = {"x-mock-fault": "api_error"} if i in failing else None
+        message = await client.messages.create(**classify_body(tickets[i]), extra_headers=headers)
+        return message.content[0].text
+
+    try:
+        got = _pairs(await _answer_or_failure(fn, classify, list(range(8)), 5.0, limit=15), 8)
+    finally:
+        await client.close()
+    for i, (value, error) in enumerate(got):
+        if i in failing:
+            expect(isinstance(error, anthropic.APIStatusError), f"item {i} got a 500 but its error is {error!r}",
+                   expected="anthropic.InternalServerError", got=(value, error),
+                   hint="Keep the exception the call raised: callers decide from its type whether to retry.")
+        else:
+            expect(isinstance(value, str) and error is None, f"item {i} succeeded but its result is missing",
+                   expected="(label, None)", got=(value, error),
+                   hint="A failure elsewhere must not cost the successful items their results.")
+    sent = len(p.requests())
+    expect(sent == 8, f"the ledger shows {sent} requests for 8 items", expected=8, got=sent,
+           hint="Call fn once per item: a result already paid for should not be requested again.")
+
+
+@collect_outcomes.case("a slow item times out without holding up the rest")
+async def _timeout(fn) -> None:
+    async def work(x: int) -> int:
+        await asyncio.sleep(3.0 if x == 3 else 0.05)
+        return x
+
+    started = time.monotonic()
+    got = _pairs(await _answer_or_failure(fn, work, list(range(6)), 0.3, limit=10), 6)
+    elapsed = time.monotonic() - started
+    value, error = got[3]
+    expect(isinstance(error, (TimeoutError, asyncio.TimeoutError)), "the slow item did not time out",
+           expected="(None, TimeoutError())", got=(value, error),
+           hint="Wrap each call in asyncio.wait_for(fn(x), timeout) (or `async with asyncio.timeout(...)`).")
+    expect(elapsed < 2.0, f"collect_outcomes took {elapsed:.1f} s with timeout=0.3", expected="< 2 s",
+           got=f"{elapsed:.1f} s", hint="Run the items concurrently and give each one its own timeout.")
+    expect([v for v, _ in got[:3]] == [0, 1, 2], "the fast items lost their values", got=got)
+
+
+# ---------------------------------------------------------------------------------------------
+# 3.3 run_workers(fn, items, workers) -> list
+# ---------------------------------------------------------------------------------------------
+run_workers = Exercise(
+    "3.3",
+    "A worker pool over a queue",
+    points=3,
+    signature="await run_workers(fn, items, workers) -> list",
+    hints=[
+        "Put (index, item) pairs on an asyncio.Queue, start exactly `workers` tasks that loop taking from "
+        "it, and stop them when the queue is empty: no task may be left waiting after you return.",
+        "Each worker: while True: i, x = await queue.get(); try: results[i] = await fn(x) except Exception "
+        "as exc: results[i] = exc finally: queue.task_done(). Then await queue.join(), cancel the workers "
+        "and await asyncio.gather(*workers, return_exceptions=True) (or send one stop marker per worker).",
+    ],
+)
+
+
+class _Gauge:
+    def __init__(self, fail: set[int] | None = None) -> None:
+        self.now = self.peak = 0
+        self.fail = fail or set()
+
+    async def __call__(self, x: int) -> int:
+        self.now += 1
+        self.peak = max(self.peak, self.now)
+        try:
+            await asyncio.sleep(0.01)
+            if x in self.fail:
+                raise ValueError(f"bad item {x}")
+            return x * 2
+        finally:
+            self.now -= 1
+
+
+@run_workers.case("exactly `workers` jobs at a time, results in input order")
+async def _pool(fn) -> None:
+    gauge = _Gauge()
+    got = await _await_answer(fn, gauge, list(range(20)), 3, limit=10, what="run_workers")
+    expect_equal(got, [x * 2 for x in range(20)], "wrong results", hint="Store each result at its item's index.")
+    expect(gauge.peak <= 3, f"{gauge.peak} jobs ran at once with workers=3", expected="3", got=gauge.peak,
+           hint="Start exactly `workers` tasks that take jobs from the queue, not one task per item.")
+    expect(gauge.peak == 3, f"only {gauge.peak} job(s) ran at once with workers=3", expected="3", got=gauge.peak,
+           hint="Start all the workers before waiting for the queue to empty.")
+
+
+@run_workers.case("clean shutdown: no worker left pending")
+async def _shutdown(fn) -> None:
+    before = set(_leftover_tasks())
+    await _await_answer(fn, _Gauge(), list(range(8)), 4, limit=10, what="run_workers")
+    await _settle()
+    left = [t for t in _leftover_tasks() if t not in before]
+    expect(not left, f"{len(left)} task(s) were still pending after run_workers returned",
+           expected="0 pending tasks", got=len(left),
+           hint="Workers blocked in `await queue.get()` wait forever: cancel them (and await them) or send each "
+                "one a stop marker once the queue is drained.")
+
+
+@run_workers.case("a failing job does not stop the pool")
+async def _failure(fn) -> None:
+    gauge = _Gauge(fail={2, 7})
+    before = set(_leftover_tasks())
+    try:
+        got = await _await_answer(fn, gauge, list(range(10)), 3, limit=5, what="run_workers")
+    except NotImplementedError:
+        raise
+    except CaseFailed as failed:
+        raise CaseFailed(f"{failed.message} when two jobs raised",
+                         hint="A worker that dies on an exception never calls task_done(), so queue.join() waits "
+                              "forever: catch the job's exception inside the worker and store it.") from None
+    except Exception as exc:  # noqa: BLE001
+        raise CaseFailed(f"run_workers raised {type(exc).__name__}: {exc}",
+                         hint="Catch each job's exception inside the worker and store it as that job's result.")
+    finally:
+        for task in [t for t in _leftover_tasks() if t not in before]:
+            task.cancel()
+    expect(isinstance(got, list) and len(got) == 10, "expected 10 results", got=got)
+    expect(isinstance(got[2], ValueError) and isinstance(got[7], ValueError),
+           "a failed job's slot should hold its exception", expected="ValueError at indexes 2 and 7",
+           got=(got[2], got[7]), hint="results[i] = exc in the worker's except clause.")
+    expect(got[3] == 6 and got[9] == 18, "the other jobs' results are missing", got=got)
+
+
+# ---------------------------------------------------------------------------------------------
+# 3.4 dispatch(client, bodies, rpm) -> list of messages
+# ---------------------------------------------------------------------------------------------
+DISPATCH_RPM = 600
+DISPATCH_EXTRA = 40
+"""The check's workload: a burst of RPM requests, then 40 more at RPM/60 per second (4 s at best)."""
+
+dispatch = Exercise(
+    "3.4",
+    "A dispatcher that fills the rate limit, never over it",
+    points=4,
+    signature="await dispatch(client, bodies, rpm) -> list",
+    time_limit=45,
+    hints=[
+        "Keep a client-side token bucket (capacity rpm, refilling rpm/60 per second) and take one token "
+        "before each request; bound the requests in flight. If a 429 still comes, wait its retry-after.",
+        "bucket = TokenBucket(rpm, rpm / 60, level=rpm - 1) (one request in hand: the provider's bucket "
+        "starts a moment after yours); async def send(body): await bucket.acquire(1); return await "
+        "client.messages.create(**body); run send over bodies with bounded_gather(limit=32). On "
+        "anthropic.RateLimitError sleep float(exc.response.headers['retry-after']) and try again.",
+    ],
+)
+
+
+def _rate_probe(rpm: int) -> Probe:
+    p = probe()
+    p.server.set_rate_limits(p.api_key, RateLimits(rpm, BIG, BIG))
+    return p
+
+
+@dispatch.case(f"{DISPATCH_RPM + DISPATCH_EXTRA} requests at {DISPATCH_RPM} RPM: no 429, at least 90% of the allowed rate")
+async def _full_rate(fn) -> None:
+    import anthropic
+
+    p = _rate_probe(DISPATCH_RPM)
+    client = p.async_client()
+    n = DISPATCH_RPM + DISPATCH_EXTRA
+    texts = _tickets(n)
+    bodies = [classify_body(t) for t in texts]
+    ideal = DISPATCH_EXTRA / (DISPATCH_RPM / 60)
+    limit = ideal / 0.9 + 6.0  # the burst itself takes a few seconds to push through
+    try:
+        got = await _await_answer(fn, client, bodies, DISPATCH_RPM, limit=limit, what="dispatch")
+    except anthropic.RateLimitError:
+        rows = p.requests()
+        raise CaseFailed(f"dispatch raised RateLimitError; the ledger shows {int((rows['status'] == 429).sum())} x 429",
+                         expected="0 x 429", got=f"{int((rows['status'] == 429).sum())} x 429",
+                         hint="The SDK's own retries don't know the limit: they retry into the same wall. Take a "
+                              "token from a client-side bucket before each request instead.") from None
+    except CaseFailed as failed:
+        rows = p.requests()
+        raise CaseFailed(f"{failed.message}; the ledger shows {int((rows['status'] == 429).sum())} x 429 and "
+                         f"{int((rows['status'] == 200).sum())} of {n} done",
+                         hint="After the first burst, send as soon as the bucket has a token; a fixed pause "
+                              "after a 429 (or one request per 60/rpm seconds from the start) is too slow.") from None
+    finally:
+        await client.close()
+    rows = p.requests()
+    refused = int((rows["status"] == 429).sum())
+    expect(refused == 0, f"the provider answered {refused} request(s) with 429", expected="0 x 429", got=refused,
+           hint="Take a token from a client-side bucket before each request, so the provider never has to refuse one.")
+    ok = rows[rows["status"] == 200]
+    expect(len(ok) == n, f"{len(ok)} of {n} requests succeeded", expected=n, got=len(ok),
+           hint="Every body must be sent and succeed once.")
+    expect(isinstance(got, list) and len(got) == n, f"expected {n} results", got=len(got) if isinstance(got, list) else got)
+    span = float(ok["arrival"].max() - ok["arrival"].min())
+    efficiency = ideal / span if span > 0 else 1.0
+    expect(efficiency >= 0.9, f"the last request went out after {span:.1f} s; the limit allowed it after "
+                              f"{ideal:.1f} s ({efficiency:.0%} of the allowed rate)",
+           expected=">= 90%", got=f"{efficiency:.0%}",
+           hint="Spend the full bucket at once (a burst of rpm), then follow the refill rate; don't add safety "
+                "pauses larger than the wait the bucket asks for.")
+
+
+@dispatch.case("a workload that fits in the burst goes out at once")
+async def _burst(fn) -> None:
+    p = _rate_probe(DISPATCH_RPM)
+    client = p.async_client()
+    bodies = [classify_body(t) for t in _tickets(60)]
+    started = time.monotonic()
+    try:
+        await _await_answer(fn, client, bodies, DISPATCH_RPM, limit=10, what="dispatch")
+    finally:
+        await client.close()
+    elapsed = time.monotonic() - started
+    rows = p.requests()
+    expect(int((rows["status"] == 429).sum()) == 0, "429s on a workload under the limit",
+           got=int((rows["status"] == 429).sum()))
+    expect(elapsed < 3.0, f"60 requests under a limit of {DISPATCH_RPM} RPM took {elapsed:.1f} s",
+           expected="< 3 s (they all fit in the burst)", got=f"{elapsed:.1f} s",
+           hint="The provider's bucket starts full: pacing one request every 60/rpm seconds from the start "
+                "wastes the burst allowance.")
+
+
+EXERCISES = [bounded_map, collect_outcomes, run_workers, dispatch]

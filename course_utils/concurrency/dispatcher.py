@@ -1,0 +1,263 @@
+"""A rate-limit-aware dispatcher: as fast as the provider allows, and not one request faster.
+
+For each request it:
+
+1. **estimates the cost before sending**: 1 request, the input tokens counted offline with
+   :func:`course_utils.tokens.count_request`, and ``max_tokens`` of output (the API reserves
+   ``max_tokens`` against OTPM when it admits a request and refunds the unused part later);
+2. **waits in a client-side** :class:`~.buckets.RateBudget` until all three buckets can pay,
+   so bursts spend the provider's burst allowance and then follow its refill rate exactly;
+3. **stays in step with the provider**: every response's ``anthropic-ratelimit-*-limit`` headers
+   set the buckets' limits, and a ``*-remaining`` lower than the local estimate (another process
+   on the same key, a token estimate that was too low) lowers the local bucket to match;
+4. **honours ``retry-after``** if a 429 still happens: the request is refunded, every request
+   waits exactly the advised time (not a fixed 15 s pause), then it is retried.
+
+With ``limits=None`` the first request goes alone and the limits are read from its headers.
+The client is used with ``max_retries=0``: the SDK's own retries would hide the 429s from us.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping
+
+import anthropic
+
+from ..clock import SYSTEM_CLOCK, Clock
+from ..tokens import count_request
+from .buckets import Cost, RateBudget
+from .structured import Outcome, run_all
+
+__all__ = ["RateLimitedDispatcher", "DispatchStats", "estimate_cost", "retry_after_seconds"]
+
+HEADER_PREFIX = "anthropic-ratelimit-"
+_RETRYABLE_STATUS = {500, 529}
+
+
+def estimate_cost(body: Mapping[str, Any]) -> Cost:
+    """What a Messages request body will take from the rate limits, computed before sending it."""
+    return Cost(requests=1, input_tokens=count_request(body), output_tokens=int(body.get("max_tokens") or 0))
+
+
+def retry_after_seconds(headers: Mapping[str, str], default: float) -> float:
+    """The ``retry-after`` header in seconds (the API sends whole seconds), or ``default``."""
+    value = headers.get("retry-after")
+    try:
+        return max(0.0, float(value)) if value is not None else default
+    except ValueError:
+        return default
+
+
+@dataclass
+class DispatchStats:
+    """Counters of one dispatcher, for dashboards and the notebook's tables."""
+
+    sent: int = 0
+    """HTTP requests sent, retries included."""
+    succeeded: int = 0
+    failed: int = 0
+    rate_limited: int = 0
+    """429 responses received."""
+    retries: int = 0
+    waited_s: float = 0.0
+    """Seconds requests spent waiting for rate-limit capacity (summed over requests)."""
+    corrections: int = 0
+    """Times the provider's headers showed less capacity than the local estimate."""
+    arrivals: list[float] = field(default_factory=list, repr=False)
+    """Clock ``monotonic()`` reading at each send."""
+
+
+class RateLimitedDispatcher:
+    """Send Messages requests under a client-side copy of the provider's rate limits.
+
+    ``limits``: anything with ``requests_per_minute``, ``input_tokens_per_minute`` and
+    ``output_tokens_per_minute`` (e.g. ``ratelimit.RateLimits``), or ``None`` to learn them from
+    the first response. ``max_concurrency`` caps requests in flight (connections).
+    ``burst`` caps the local request bucket (``None``: spend the provider's whole burst; ``1``:
+    pace at the refill rate from the first request). ``max_attempts`` counts tries per request
+    for 429 and transient 500/529 errors.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        limits: Any | None = None,
+        max_concurrency: int = 64,
+        max_attempts: int = 6,
+        burst: float | None = None,
+        sync_headers: bool = True,
+        clock: Clock = SYSTEM_CLOCK,
+        backoff_s: float = 0.5,
+        rng: random.Random | None = None,
+    ) -> None:
+        with_options = getattr(client, "with_options", None)
+        self._client = with_options(max_retries=0) if with_options is not None else client
+        self._clock = clock
+        self._burst = burst
+        self._sync = sync_headers
+        self._max_attempts = max(1, max_attempts)
+        self._backoff_s = backoff_s
+        self._rng = rng or random.Random(0)
+        self._slots = asyncio.Semaphore(max_concurrency)
+        self._max_concurrency = max_concurrency
+        self.budget: RateBudget | None = (
+            RateBudget.from_limits(limits, clock=clock, burst=burst) if limits is not None else None
+        )
+        self.stats = DispatchStats()
+        self._first = asyncio.Lock()
+        self._warmed_up = False
+        self._corrected = {"requests": 0.0, "input-tokens": 0.0, "output-tokens": 0.0}
+
+    # ----- one request -----------------------------------------------------------------------
+    async def create(self, **body: Any) -> Any:
+        """``messages.create(**body)`` under the rate limits; returns the ``Message``.
+
+        Raises the last error when a request still fails after ``max_attempts`` (or at once for
+        non-retryable errors such as 400).
+        """
+        cost = estimate_cost(body)
+        if not self._warmed_up:
+            # The first request goes alone: its headers tell us the limits and how much of them
+            # someone else has already spent, before we fire a burst on a guess.
+            async with self._first:
+                if not self._warmed_up:
+                    try:
+                        return await self._attempts(body, cost)
+                    finally:
+                        self._warmed_up = True
+        return await self._attempts(body, cost)
+
+    async def _attempts(self, body: Mapping[str, Any], cost: Cost) -> Any:
+        for attempt in range(1, self._max_attempts + 1):
+            try:
+                return await self._send_once(body, cost)
+            except anthropic.RateLimitError as exc:
+                if attempt == self._max_attempts or exc.response.headers.get("x-should-retry") == "false":
+                    raise
+                self.stats.retries += 1
+            except anthropic.APIStatusError as exc:
+                if exc.status_code not in _RETRYABLE_STATUS or attempt == self._max_attempts:
+                    raise
+                self.stats.retries += 1
+                # Transient server trouble: exponential backoff with full jitter (lesson 05).
+                await self._clock.sleep(self._rng.uniform(0, self._backoff_s * 2 ** (attempt - 1)))
+        raise AssertionError("unreachable")
+
+    async def _send_once(self, body: Mapping[str, Any], cost: Cost) -> Any:
+        async with self._slots:
+            snapshot = None
+            if self.budget is not None:
+                self.stats.waited_s += await self.budget.acquire(cost)
+                snapshot = self._snapshot(cost)
+            self.stats.sent += 1
+            self.stats.arrivals.append(self._clock.monotonic())
+            try:
+                raw = await self._client.messages.with_raw_response.create(**body)
+            except anthropic.RateLimitError as exc:
+                self.stats.rate_limited += 1
+                if self.budget is not None:
+                    self.budget.refund(cost)  # refused, so never charged
+                self._observe(exc.response.headers, snapshot)
+                wait = retry_after_seconds(exc.response.headers, default=1.0)
+                if self.budget is not None:
+                    self.budget.pause_until(self._clock.monotonic() + wait)
+                else:
+                    await self._clock.sleep(wait)
+                raise
+            except anthropic.APIStatusError:
+                self.stats.failed += 1
+                raise
+            message = await raw.parse()
+            self._observe(raw.headers, snapshot)
+            if self.budget is not None:
+                self.budget.settle_output(cost.output_tokens, int(getattr(message.usage, "output_tokens", 0) or 0))
+            self.stats.succeeded += 1
+            return message
+
+    # ----- keeping in step with the provider ---------------------------------------------------
+    def _snapshot(self, cost: Cost) -> dict[str, Any]:
+        """What we believed when sending: each bucket's level right after this request was charged,
+        the corrections made so far, how many requests had been sent, and this request's cost."""
+        assert self.budget is not None
+        levels = {name: (bucket.level, self._corrected[name]) for name, bucket in self.budget.buckets().items()}
+        return {"levels": levels, "sent": self.stats.sent, "cost": self.budget.clamp(cost)}
+
+    def _observe(self, headers: Mapping[str, str], snapshot: dict[str, Any] | None) -> None:
+        limits = {}
+        for name in ("requests", "input-tokens", "output-tokens"):
+            value = headers.get(f"{HEADER_PREFIX}{name}-limit")
+            if value is not None:
+                limits[name] = float(value)
+        if self.budget is None:
+            if len(limits) < 3:
+                return
+            self.budget = RateBudget(limits["requests"], limits["input-tokens"], limits["output-tokens"],
+                                     clock=self._clock, burst=self._burst)
+            # Nothing was charged locally for this first request; its remaining already counts it.
+            self._lower_to_remaining(headers, {}, fresh=True)
+            return
+        for name, bucket in self.budget.buckets().items():
+            limit = limits.get(name)
+            if limit is not None and abs(limit / 60.0 - bucket.refill_per_second) > 1e-9:
+                bucket.set_limit(limit, capacity=min(limit, self._burst) if self._burst and name == "requests" else None)
+        if self._sync and snapshot is not None:
+            # The first request went alone: its remaining is exact. Taking it as of now (the
+            # provider charged it a little earlier) also puts our refill a little behind theirs,
+            # never ahead, which is what keeps a client at the limit from being refused.
+            self._lower_to_remaining(headers, snapshot, fresh=not self._warmed_up)
+
+    def _lower_to_remaining(self, headers: Mapping[str, str], snapshot: dict[str, Any], fresh: bool = False) -> None:
+        assert self.budget is not None
+        for name, bucket in self.budget.buckets().items():
+            value = headers.get(f"{HEADER_PREFIX}{name}-remaining")
+            if value is None:
+                continue
+            remaining = float(value)
+            if fresh:
+                removed = bucket.lower_to(remaining)
+                self._corrected[name] += removed
+                self.stats.corrections += int(removed >= 1)
+                continue
+            level_at_send, corrected_at_send = snapshot["levels"][name]
+            # Our requests sent after this one may have reached the provider first: each explains
+            # one request's worth of gap. remaining is floored (the API also rounds token counts).
+            overtaken = self.stats.sent - snapshot["sent"] - 1
+            cost: Cost = snapshot["cost"]
+            if name == "requests":
+                tolerance = 1.0 + overtaken * cost.requests
+            else:
+                per_request = cost.input_tokens if name == "input-tokens" else cost.output_tokens
+                tolerance = max(2.0, 0.005 * bucket.capacity) + overtaken * per_request
+            gap = level_at_send - remaining - tolerance
+            # Responses of requests sent before an earlier correction would report the same gap again.
+            new = gap - (self._corrected[name] - corrected_at_send)
+            if new > 0:
+                bucket.take(new)
+                self._corrected[name] += new
+                self.stats.corrections += 1
+
+    # ----- many requests -----------------------------------------------------------------------
+    async def run(
+        self,
+        bodies: Iterable[Mapping[str, Any]],
+        *,
+        timeout: float | None = None,
+        on_done: Callable[[Outcome[Any]], Any] | None = None,
+    ) -> list[Outcome[Any]]:
+        """Send every body; one :class:`Outcome` per body in input order (a message or an error)."""
+        started = self._clock.monotonic()
+
+        async def send(body: Mapping[str, Any]) -> Any:
+            return await self.create(**body)
+
+        # The semaphore inside create() bounds connections; run_all only needs to keep every outcome.
+        outcomes = await run_all(send, bodies, timeout=timeout, on_done=on_done, clock=self._clock)
+        self.elapsed_s = self._clock.monotonic() - started
+        return outcomes
+
+    elapsed_s: float = 0.0
+    """Clock seconds the last :meth:`run` took."""
