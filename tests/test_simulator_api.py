@@ -262,23 +262,26 @@ def test_ledger_records_each_request(client, sim):
 
 
 def test_streaming_disconnect_stops_billing(sim):
+    import time as _t
+
     c = sim.client(max_retries=0)
-    sim.config.time_scale = 0.05
+    body = dict(model=HAIKU, max_tokens=1000, messages=[{"role": "user", "content": "Write a long essay about caching."}])
+    full = c.messages.create(**body).usage.output_tokens
+    sim.reset()
+    sim.set_time_scale(0.5)  # ~75 tokens/s: the client hangs up long before the reply is done
     try:
-        body = dict(model=HAIKU, max_tokens=1000, messages=[{"role": "user", "content": "Write a long essay about caching."}])
         with c.messages.stream(**body) as stream:
             for i, _ in enumerate(stream.text_stream):
                 if i == 5:
                     break
-        full = c.messages.create(**body).usage.output_tokens
+        deadline = _t.monotonic() + 5
+        while len(sim.ledger()) == 0 and _t.monotonic() < deadline:
+            _t.sleep(0.05)
     finally:
-        sim.config.time_scale = 0.0
-    import time as _t
-    _t.sleep(0.3)
-    rows = sim.ledger()
-    streamed = rows[rows["stream"]].iloc[0]
-    assert bool(streamed["disconnected"])
-    assert streamed["output_tokens"] < full / 2
+        sim.set_time_scale(0.0)
+    streamed = sim.ledger().iloc[0]
+    assert bool(streamed["stream"]) and bool(streamed["disconnected"])
+    assert full > 100 and streamed["output_tokens"] < full / 2
 
 
 def test_models_are_listed_newest_first(client):

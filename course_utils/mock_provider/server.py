@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import logging
-import socket
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
-import uvicorn
-
 from ..clock import SYSTEM_CLOCK, Clock
+from ..serving import HOST, ThreadedServer
 from .config import SimulatorConfig, effective_time_scale
 from .simulator import DroppedConnection, Simulator, create_app
 
 __all__ = ["MockServer", "mock_server", "HOST"]
 
-HOST = "127.0.0.1"
-"""The simulator only ever listens on loopback."""
 
 
 class _QuietDrops(logging.Filter):
@@ -36,7 +30,7 @@ class _QuietDrops(logging.Filter):
 logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
 
 
-class MockServer:
+class MockServer(ThreadedServer):
     """A simulator served by uvicorn on 127.0.0.1 in a daemon thread.
 
     Safe to start from a Jupyter kernel (it runs its own event loop in its own thread) and from
@@ -56,77 +50,19 @@ class MockServer:
         log_level: str = "warning",
     ) -> None:
         config = SimulatorConfig(
-            seed=seed, time_scale=effective_time_scale(time_scale), scenario=scenario, state_dir=Path(state_dir) if state_dir else None,
-            rate_limit_tier=rate_limit_tier,
+            seed=seed, time_scale=effective_time_scale(time_scale), scenario=scenario,
+            state_dir=Path(state_dir) if state_dir else None, rate_limit_tier=rate_limit_tier,
         )
         self.simulator = Simulator(config, clock=clock)
-        self._port = port
-        self._log_level = log_level
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._socket: socket.socket | None = None
+        super().__init__(create_app(self.simulator), name="mock-anthropic", port=port, log_level=log_level)
 
-    # ----- lifecycle -----------------------------------------------------------------------------
     def start(self, timeout: float = 10.0) -> "MockServer":
         """Bind a port on 127.0.0.1 and serve until :meth:`stop`."""
-        if self._thread is not None:
-            return self
-        # proto=IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on accepted sockets whose proto
-        # says TCP, and without it every keep-alive response waits ~40 ms for a delayed ACK.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((HOST, self._port))
-        sock.listen(2048)
-        self._socket = sock
-        config = uvicorn.Config(
-            create_app(self.simulator),
-            log_level=self._log_level,
-            access_log=False,
-            lifespan="on",
-            timeout_graceful_shutdown=2,
-            backlog=2048,
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, name="mock-anthropic", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the simulated API failed to start")
-            time.sleep(0.005)
+        super().start(timeout)
         return self
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Shut the server down and wait for its thread."""
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout)
-        # Closing the socket under a server that is still shutting down breaks its shutdown; a
-        # daemon thread that overran the timeout keeps its socket and dies with the process.
-        if self._socket is not None and (self._thread is None or not self._thread.is_alive()):
-            self._socket.close()
-        self._server = self._thread = self._socket = None
 
     def __enter__(self) -> "MockServer":
         return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
-
-    # ----- what notebooks use --------------------------------------------------------------------
-    @property
-    def port(self) -> int:
-        if self._socket is None:
-            raise RuntimeError("server not started")
-        return self._socket.getsockname()[1]
-
-    @property
-    def base_url(self) -> str:
-        """Pass to ``anthropic.Anthropic(base_url=...)``."""
-        return f"http://{HOST}:{self.port}"
 
     @property
     def config(self) -> SimulatorConfig:
@@ -169,7 +105,7 @@ class MockServer:
         return anthropic.AsyncAnthropic(base_url=self.base_url, api_key=api_key, **kwargs)
 
     def __repr__(self) -> str:
-        where = self.base_url if self._socket is not None else "stopped"
+        where = self.base_url if self.running else "stopped"
         return f"MockServer({where}, seed={self.config.seed}, time_scale={self.config.time_scale})"
 
 

@@ -25,27 +25,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
-import threading
-import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from ..clock import SYSTEM_CLOCK, Clock
+from ..serving import HOST, ThreadedServer
 from .backpressure import DeltaQueue
 from .sse import format_comment, format_event
 
 __all__ = ["RelayConfig", "RelayRecord", "create_relay_app", "RelayServer", "SSE_HEADERS", "HOST"]
 
-HOST = "127.0.0.1"
 STATIC = Path(__file__).with_name("static")
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 """Sent with every event stream (the media type comes from the response itself)."""
@@ -247,71 +243,28 @@ def create_relay_app(upstream: Callable[[], Any], config: RelayConfig | None = N
     return app
 
 
-class RelayServer:
-    """The relay served by uvicorn on 127.0.0.1 in a daemon thread (the simulator's pattern).
+class RelayServer(ThreadedServer):
+    """The relay served by uvicorn on 127.0.0.1 in a daemon thread (as the simulator is).
 
     ``with RelayServer(lambda: server.async_client()) as relay: relay.url`` — stops cleanly on exit.
     """
 
     def __init__(self, upstream: Callable[[], Any], config: RelayConfig | None = None, *, port: int = 0) -> None:
-        self.app = create_relay_app(upstream, config)
-        self._port = port
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._socket: socket.socket | None = None
+        super().__init__(create_relay_app(upstream, config), name="sse-relay", port=port, backlog=128,
+                         graceful_timeout=1)
 
     def start(self, timeout: float = 10.0) -> "RelayServer":
         """Bind a free port on 127.0.0.1 and serve until :meth:`stop`."""
-        if self._thread is not None:
-            return self
-        # IPPROTO_TCP so asyncio sets TCP_NODELAY: small SSE writes must not wait for delayed ACKs.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((HOST, self._port))
-        sock.listen(128)
-        self._socket = sock
-        config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="on",
-                                timeout_graceful_shutdown=1)
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, name="sse-relay",
-                                        daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the relay failed to start")
-            time.sleep(0.005)
+        super().start(timeout)
         return self
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Shut down (open streams get ``timeout_graceful_shutdown`` to finish) and join the thread."""
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout)
-        if self._socket is not None:
-            self._socket.close()
-        self._server = self._thread = self._socket = None
 
     def __enter__(self) -> "RelayServer":
         return self.start()
 
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    @property
-    def port(self) -> int:
-        if self._socket is None:
-            raise RuntimeError("relay not started")
-        return self._socket.getsockname()[1]
-
     @property
     def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
+        """The relay's address (``http://127.0.0.1:<port>``)."""
+        return self.base_url
 
     @property
     def records(self) -> list[RelayRecord]:
