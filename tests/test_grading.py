@@ -364,15 +364,6 @@ def test_course_solution_full_marks_and_student_version_zero(tmp_path: Path, sol
         assert {e["status"] for e in stu["exercises"]} == {"not_attempted"}
 
 
-@pytest.mark.notebooks
-def test_orientation_lesson(tmp_path: Path) -> None:
-    solution = ROOT / "solutions" / "00_orientation.ipynb"
-    if not solution.exists():
-        pytest.skip("solutions/00_orientation.ipynb does not exist yet")
-    subs = _grade_course(tmp_path, {"orientation": solution})
-    assert subs["orientation"]["total"] == subs["orientation"]["max_total"] > 0
-
-
 def test_extend_checks_path_makes_fixture_lesson_importable() -> None:
     from course_utils import checks
 

@@ -42,16 +42,17 @@ def test_rate_limit_headers_count_down(limited):
 
 
 def test_429_retry_after_is_right_and_the_sdk_honours_it(limited):
-    c = limited.client(api_key="tight", max_retries=0)
-    for _ in range(3):
-        c.messages.create(model=HAIKU, max_tokens=20, messages=ASK)
+    # 120 RPM refills one request every 0.5 s, so retry-after is 1 s (whole seconds, rounded up).
+    limited.set_rate_limits("quick", RateLimits(120, 1_000_000, 1_000_000))
+    c = limited.client(api_key="quick", max_retries=0)
     with pytest.raises(anthropic.RateLimitError) as err:
-        c.messages.create(model=HAIKU, max_tokens=20, messages=ASK)
+        for _ in range(121):
+            c.messages.create(model=HAIKU, max_tokens=20, messages=ASK)
     assert err.value.body["error"]["type"] == "rate_limit_error"
     wait = int(err.value.response.headers["retry-after"])
-    assert 1 <= wait <= 20  # 3 RPM refills one request every 20 s
+    assert wait == 1
     # The SDK's own retry sleeps retry-after and then succeeds.
-    retrying = limited.client(api_key="tight", max_retries=2)
+    retrying = limited.client(api_key="quick", max_retries=2)
     t0 = time.monotonic()
     assert retrying.messages.create(model=HAIKU, max_tokens=20, messages=ASK).content
     assert time.monotonic() - t0 >= wait - 0.5
