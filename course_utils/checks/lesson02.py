@@ -8,19 +8,17 @@ second), 2.3 ``bounded_relay`` (backpressure without losing text), 2.4 ``relay_t
 from __future__ import annotations
 
 import asyncio
-import atexit
 import inspect
 import random
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from ..clock import VirtualClock
 from ..streaming.sse import format_comment, format_event, iter_sse
 from .framework import CaseFailed, Exercise, expect, expect_equal, run_awaitable
-from .sim import Probe, probe
+from .sim import Probe, paced_probe, paced_server, probe
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 RECORDED = ["lesson02_stream_text.sse", "lesson02_stream_tool_use.sse", "lesson02_stream_error.sse"]
@@ -436,29 +434,21 @@ _LONG_REPLY = " ".join(
     f"Paragraph {i}: a relay forwards each delta as it arrives, and a client that leaves must stop the model."
     for i in range(1, 41)
 )
-_lock = threading.Lock()
-_latency_server: Any = None
+_scripted = threading.Event()
 
 
 def latency_server() -> Any:
-    """A private simulator with output pacing (the shared check server has no latency)."""
-    global _latency_server
-    with _lock:
-        if _latency_server is None:
-            from ..mock_provider.server import mock_server
-
-            server = mock_server(seed=0, time_scale=LATENCY_SCALE, rate_limit_tier="unlimited").start()
-            # The check needs pacing even when COURSE_FORCE_TIME_SCALE shrinks every simulator for CI:
-            # at 0.02 a whole reply is generated before a disconnect can be seen. So set it directly.
-            server.simulator.set_time_scale(LATENCY_SCALE)
-            server.script(_LONG_PROMPT, _LONG_REPLY)
-            atexit.register(server.stop)
-            _latency_server = server
-        return _latency_server
+    """The paced check simulator, with the long reply this check streams scripted once."""
+    server = paced_server(LATENCY_SCALE)
+    if not _scripted.is_set():
+        server.script(_LONG_PROMPT, _LONG_REPLY)
+        _scripted.set()
+    return server
 
 
 def _latency_probe() -> Probe:
-    return Probe(latency_server(), f"sim-key-check02-{uuid.uuid4().hex[:12]}")
+    latency_server()
+    return paced_probe(LATENCY_SCALE, "check02")
 
 
 def _request() -> dict[str, Any]:

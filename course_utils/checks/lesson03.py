@@ -8,39 +8,22 @@ once (overlap of arrival/finish), how many 429s, how close to the rate limit the
 from __future__ import annotations
 
 import asyncio
-import atexit
 import random
-import threading
 import time
-import uuid
 from typing import Any
 
 from ..concurrency.fanout import max_in_flight
 from ..concurrency.workload import classify_body, load_tickets
 from ..mock_provider.ratelimit import RateLimits
 from .framework import CaseFailed, Exercise, expect, expect_equal
-from .sim import Probe, probe
+from .sim import Probe, paced_probe, probe
 
 BIG = 10**9
 
-# A check server with latency, so requests in flight overlap measurably (the shared check server
-# answers instantly). One per process, like checks.sim.check_server.
-_lock = threading.Lock()
-_latency_server: Any = None
-
-
 def latency_probe() -> Probe:
-    """A probe on a private simulator with simulated latency (time_scale 0.05) and no rate limits."""
-    global _latency_server
-    with _lock:
-        if _latency_server is None:
-            from ..mock_provider.server import mock_server
-
-            _latency_server = mock_server(seed=0, time_scale=0.05).start()
-            atexit.register(_latency_server.stop)
-    p = Probe(_latency_server, f"sim-key-check-{uuid.uuid4().hex[:12]}")
-    _latency_server.set_rate_limits(p.api_key, "unlimited")
-    return p
+    """A probe on a paced simulator (time_scale 0.05), so requests in flight overlap measurably
+    (the shared check server answers instantly)."""
+    return paced_probe(0.05, "check03")
 
 
 def _tickets(n: int) -> list[str]:

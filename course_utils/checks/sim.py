@@ -13,10 +13,11 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["check_server", "probe", "Probe"]
+__all__ = ["check_server", "probe", "Probe", "paced_server", "paced_probe"]
 
 _lock = threading.Lock()
 _server: Any = None
+_paced: dict[float, Any] = {}
 
 
 def check_server() -> Any:
@@ -68,3 +69,28 @@ def probe() -> Probe:
     server = check_server()
     server.reset()
     return Probe(server, f"sim-key-check-{uuid.uuid4().hex[:12]}")
+
+
+def paced_server(time_scale: float) -> Any:
+    """A process-wide simulator whose latency runs at exactly ``time_scale``, with no rate limits.
+
+    For checks that must see requests overlap or a client leave mid-stream: they need pacing
+    even in CI, where ``COURSE_FORCE_TIME_SCALE`` caps every other simulator's latency, so the
+    scale is set on the simulator directly.
+    """
+    with _lock:
+        server = _paced.get(time_scale)
+        if server is None:
+            from ..mock_provider.server import mock_server
+
+            server = mock_server(seed=0, time_scale=time_scale, rate_limit_tier="unlimited").start()
+            server.simulator.set_time_scale(time_scale)
+            atexit.register(server.stop)
+            _paced[time_scale] = server
+        return server
+
+
+def paced_probe(time_scale: float, tag: str = "check") -> Probe:
+    """A probe with its own API key on :func:`paced_server`."""
+    return Probe(paced_server(time_scale), f"sim-key-{tag}-{uuid.uuid4().hex[:12]}")
+
