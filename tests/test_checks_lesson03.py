@@ -285,17 +285,23 @@ def test_3_3_stub_is_not_attempted():
 
 # ----- 3.4 ------------------------------------------------------------------------------------
 async def dispatch(client, bodies, rpm):
-    bucket = TokenBucket(rpm, rpm / 60, level=rpm - 1)
+    """The notebook's solution: the first request alone, then a bucket that starts after it."""
+    if not bodies:
+        return []
+    bucket = None
 
     async def send(body):
         while True:
-            await bucket.acquire(1)
+            if bucket is not None:
+                await bucket.acquire(1)
             try:
                 return await client.messages.create(**body)
             except anthropic.RateLimitError as exc:
                 await asyncio.sleep(float(exc.response.headers.get("retry-after", 1)))
 
-    return await bounded_gather(send, bodies, limit=32)
+    first = await send(bodies[0])
+    bucket = TokenBucket(rpm, rpm / 60, level=rpm - 1)
+    return [first, *await bounded_gather(send, bodies[1:], limit=32)]
 
 
 async def dispatch_reference(client, bodies, rpm):
@@ -317,6 +323,19 @@ async def paced_from_the_start(client, bodies, rpm):
     return out
 
 
+async def bucket_started_before_connecting(client, bodies, rpm):
+    """The old solution's race, made visible: its bucket starts, then connection setup takes 0.5 s
+    before the first request reaches the provider, so the bucket runs 0.5 s ahead of the provider's."""
+    bucket = TokenBucket(rpm, rpm / 60, level=rpm - 1)
+    await asyncio.sleep(0.5)
+
+    async def send(body):
+        await bucket.acquire(1)
+        return await client.messages.create(**body)
+
+    return await bounded_gather(send, bodies, limit=32)
+
+
 async def stub_3_4(client, bodies, rpm):
     raise NotImplementedError("Exercise 3.4: Keep a token bucket.")
 
@@ -332,6 +351,7 @@ def test_3_4_solution_passes(answer):
     [
         (naive_gather_with_sdk_retries, "429"),
         (paced_from_the_start, "wastes the burst allowance"),
+        (bucket_started_before_connecting, "429"),
     ],
 )
 def test_3_4_wrong_answers_are_rejected(answer, phrase):

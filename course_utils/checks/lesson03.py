@@ -335,9 +335,10 @@ dispatch = Exercise(
     hints=[
         "Keep a client-side token bucket (capacity rpm, refilling rpm/60 per second) and take one token "
         "before each request; bound the requests in flight. If a 429 still comes, wait its retry-after.",
-        "bucket = TokenBucket(rpm, rpm / 60, level=rpm - 1) (one request in hand: the provider's bucket "
-        "starts a moment after yours); async def send(body): await bucket.acquire(1); return await "
-        "client.messages.create(**body); run send over bodies with bounded_gather(limit=32). On "
+        "The provider's bucket starts when your first request reaches it, so a bucket you start before "
+        "sending runs ahead of it. Send bodies[0] alone; then bucket = TokenBucket(rpm, rpm / 60, "
+        "level=rpm - 1); async def send(body): await bucket.acquire(1); return await "
+        "client.messages.create(**body); run send over bodies[1:] with bounded_gather(limit=32). On "
         "anthropic.RateLimitError sleep float(exc.response.headers['retry-after']) and try again.",
     ],
 )
