@@ -7,9 +7,15 @@ import copy
 import pytest
 
 import course_utils.checks as checks
+import course_utils.context
+import course_utils.context.strategies
 from course_utils import tokens
 from course_utils.checks.lesson01 import MAX_TOKENS, MODEL, SYSTEM
-from course_utils.context import compose_request, group_turns, transcript
+from course_utils.context import (
+    Prompt, SlidingWindow, account, compose_request, group_turns, request_tokens, sliding_window as reference_window,
+    transcript,
+)
+from course_utils.tokens import count_request as imported_count_request
 
 
 @pytest.fixture(autouse=True)
@@ -88,10 +94,59 @@ def test_1_1_solution_passes():
     assert result.status == "passed", result.feedback
 
 
-def test_1_1_reference_passes():
-    from course_utils.context import request_tokens
+def calls_count_request(body):
+    return tokens.count_request(body)
 
-    assert checks.check("1.1", request_tokens).status == "passed"
+
+def calls_account(body):
+    return account(body).total
+
+
+def calls_imported_count_request(body):
+    # Bound in this module's globals by ``from course_utils.tokens import count_request``.
+    return imported_count_request(body)
+
+
+def calls_prompt_tokens(body):
+    return Prompt(body.get("system"), body["messages"], body.get("tools")).tokens
+
+
+def swallows_the_refusal(body):
+    try:
+        return request_tokens(body)
+    except Exception:
+        return count_request_tokens(body)
+
+
+def clears_messages(body):
+    total = count_request_tokens(body)
+    body["messages"].clear()
+    return total
+
+
+def drops_system_after(body):
+    total = count_request_tokens(body)
+    body["system"] = None
+    return total
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [calls_count_request, lambda body: tokens.count_request(body), calls_account, request_tokens,
+     calls_imported_count_request, calls_prompt_tokens, swallows_the_refusal],
+    ids=["tokens.count_request", "lambda", "account", "request_tokens", "imported", "Prompt.tokens", "swallowed"],
+)
+def test_1_1_delegating_to_the_library_is_rejected(answer):
+    _assert_rejected("1.1", answer, "write it yourself")
+    result = checks.check("1.1", answer)
+    assert result.points == 0, result.feedback
+
+
+def test_1_1_the_library_is_restored_after_the_check():
+    checks.check("1.1", calls_count_request)
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "Hello"}]}
+    assert tokens.count_request(body) == request_tokens(body) == count_request_tokens(body)
+    assert course_utils.context.request_tokens is request_tokens and imported_count_request is tokens.count_request
 
 
 @pytest.mark.parametrize(
@@ -103,6 +158,8 @@ def test_1_1_reference_passes():
         (ignores_tools, "TOOLS_OVERHEAD"),
         (string_content_only, "tool_use and tool_result"),
         (returns_float, "not an int"),
+        (clears_messages, "modified the body"),
+        (drops_system_after, "modified the body"),
     ],
 )
 def test_1_1_wrong_answers_are_rejected(answer, phrase):
@@ -172,6 +229,40 @@ def oldest_first(body, budget):
     return {**body, "messages": [m for turn in kept for m in turn]}
 
 
+def calls_reference(body, budget):
+    return {**body, "messages": reference_window(body["messages"], budget, system=body.get("system"),
+                                                 tools=body.get("tools"))}
+
+
+def calls_strategy(body, budget):
+    prompt = SlidingWindow(budget).build(body.get("system"), body["messages"], body.get("tools"))
+    return {**body, "messages": prompt.messages}
+
+
+def calls_module_attribute(body, budget):
+    window = course_utils.context.strategies.sliding_window
+    return {**body, "messages": window(body["messages"], budget, system=body.get("system"), tools=body.get("tools"))}
+
+
+def clears_messages_2(body, budget):
+    trimmed = sliding_window(body, budget)
+    body["messages"].clear()
+    return trimmed
+
+
+def drops_system_after_2(body, budget):
+    trimmed = sliding_window(body, budget)
+    body["system"] = None
+    return trimmed
+
+
+@pytest.mark.parametrize("answer", [calls_reference, calls_strategy, calls_module_attribute],
+                         ids=["sliding_window", "SlidingWindow", "module attribute"])
+def test_1_2_delegating_to_the_library_is_rejected(answer):
+    _assert_rejected("1.2", answer, "write it yourself")
+    assert checks.check("1.2", answer).points == 0
+
+
 def test_1_2_solution_passes():
     result = checks.check("1.2", sliding_window)
     assert result.status == "passed", result.feedback
@@ -186,6 +277,8 @@ def test_1_2_solution_passes():
         (exceeds_budget, "over the budget"),
         (too_cautious, "expected the newest"),
         (oldest_first, "expected the newest"),
+        (clears_messages_2, "modified the body"),
+        (drops_system_after_2, "modified the body"),
     ],
 )
 def test_1_2_wrong_answers_are_rejected(answer, phrase):

@@ -244,6 +244,105 @@ def test_cache_layout_marks_the_stable_prefix_without_touching_history(history):
     assert validity_problems(prompt.messages) == []
 
 
+def _all_breakpoints(body) -> int:
+    """Every cache_control marker in a body: system blocks, tools and message blocks."""
+    found = sum("cache_control" in b for b in body.get("system") or [] if isinstance(b, dict))
+    found += sum("cache_control" in t for t in body.get("tools") or [])
+    for m in body["messages"]:
+        if isinstance(m["content"], list):
+            found += sum("cache_control" in b for b in m["content"])
+    return found
+
+
+def _user_prefixes(history: list) -> list[list]:
+    """Every prefix of ``history`` that ends with a user turn: what a strategy is asked to build from."""
+    starts = [i for i, m in enumerate(history) if m["role"] == "user" and isinstance(m["content"], str)]
+    return [history[:end] for end in starts[1:] + [len(history)] if history[end - 1]["role"] == "user"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(history=conversations(), kind=st.sampled_from(["window", "hybrid"]), size=st.integers(80, 900),
+       with_tools=st.booleans())
+def test_cache_layout_around_window_and_hybrid(history, kind, size, with_tools):
+    tools = BODIES[2]["tools"] if with_tools else None
+    inner = SlidingWindow(size) if kind == "window" else Hybrid(FakeSummarizer(), model=MODEL, threshold=size,
+                                                                clock=VirtualClock())
+    layout = CacheLayout(inner)
+    before = copy.deepcopy(history)
+    for prefix in _user_prefixes(history):
+        try:
+            prompt = layout.build(SYSTEM, prefix, tools)
+        except ContextBudgetExceeded:
+            assert kind == "window"  # not even the newest turn fits this budget
+            continue
+        body = prompt.body(MODEL, 100)
+        assert validity_problems(prompt.messages) == []
+        assert 1 <= _all_breakpoints(body) <= 4, "the API allows at most 4 cache_control blocks"
+        sent = prefix[len(prefix) - len(prompt.messages):]
+        # Only markers are added (the newest message's string content becomes one marked text block).
+        assert _strip(prompt.messages[:-1]) == sent[:-1]
+        assert request_tokens({"messages": prompt.messages}) == request_tokens({"messages": sent})
+    assert history == before, "the history passed in is left unchanged: no markers pile up turn after turn"
+
+
+def _strip(value):
+    if isinstance(value, dict):
+        return {k: _strip(v) for k, v in value.items() if k != "cache_control"}
+    if isinstance(value, list):
+        return [_strip(v) for v in value]
+    return value
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(history=conversations(), threshold=st.integers(80, 600), keep_recent=st.integers(0, 600),
+       window=st.integers(60, 700), hybrid=st.booleans())
+def test_summarizing_requests_fit_their_window(history, threshold, keep_recent, window, hybrid):
+    kind = Hybrid if hybrid else Summarizing
+    strategy = kind(FakeSummarizer(), model=MODEL, threshold=threshold, keep_recent=keep_recent, window=window,
+                    clock=VirtualClock())
+    for prefix in _user_prefixes(history):
+        try:
+            prompt = strategy.build(SYSTEM, prefix)
+        except ContextBudgetExceeded as exc:
+            newest = group_turns(prefix)[-1]
+            beside = strategy.compose(SYSTEM, newest)
+            assert beside.tokens > window and exc.budget == window
+            continue
+        assert prompt.tokens <= window
+        assert validity_problems(prompt.messages) == [] and _is_suffix(prompt.messages, prefix)
+
+
+def _long_turns(n: int, words: int) -> list[dict]:
+    history: list[dict] = []
+    for i in range(n):
+        history += [{"role": "user", "content": f"Setting {i}: " + "router light " * words},
+                    {"role": "assistant", "content": "Restart it and wait two minutes."}]
+    return history
+
+
+def test_summarizing_falls_back_to_a_window_when_the_newest_turn_is_large():
+    # keep_recent keeps every turn verbatim, so compaction folds nothing, and the big newest turn pushes the
+    # request past the window: the oldest turns are left out of this request (not folded, so a later
+    # compaction still summarizes them).
+    strategy = Hybrid(FakeSummarizer(), model=MODEL, threshold=1_200, keep_recent=3_000, window=1_300,
+                      clock=VirtualClock())
+    history = _long_turns(6, 40) + [{"role": "user", "content": "Newest: " + "router light " * 500}]
+    assert request_tokens({"system": SYSTEM, "messages": history}) > 1_300
+    prompt = strategy.build(SYSTEM, history)
+    assert prompt.tokens <= 1_300
+    assert 1 < len(group_turns(prompt.messages)) < len(group_turns(history))
+    assert _is_suffix(prompt.messages, history) and validity_problems(prompt.messages) == []
+    assert strategy.folded == 0, "left out of this request, not folded into the summary"
+
+
+def test_summarizing_raises_when_the_newest_turn_alone_overflows_the_model():
+    strategy = Summarizing(FakeSummarizer(), model=MODEL, threshold=2_500, clock=VirtualClock())
+    assert strategy.window == 4_096, "the default window is the model's context window from the catalog"
+    history = _long_turns(3, 20) + [{"role": "user", "content": "Paste: " + "router light " * 3_000}]
+    with pytest.raises(ContextBudgetExceeded, match="the budget is 4096"):
+        strategy.build(SYSTEM, history)
+
+
 # ----- the runner, against the simulator --------------------------------------------------------
 @pytest.fixture(scope="module")
 def conversation():

@@ -8,12 +8,15 @@
 from __future__ import annotations
 
 import copy
+import sys
+from contextlib import contextmanager
 from decimal import Decimal
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import anthropic
 
-from .. import pricing, tokens
+from .. import models, pricing, tokens
+from ..context import accounting, strategies
 from ..context import compose_request, group_turns, is_correct, load_conversation, sliding_window as reference_window
 from ..context.turns import validity_problems
 from .framework import CaseFailed, Exercise, call, expect, expect_equal
@@ -21,7 +24,7 @@ from .sim import probe
 
 MODEL = "sim-teaching-4k"
 """The 4,096-token teaching model every check of this lesson talks to."""
-CONTEXT_WINDOW = 4_096
+CONTEXT_WINDOW = models.get_model(MODEL).context_window
 MAX_TOKENS = 150
 COMPACT_THRESHOLD = 2_500
 """Exercise 1.3's threshold, in input tokens of the whole request."""
@@ -45,6 +48,81 @@ def _strip_cache_control(value: Any) -> Any:
     if isinstance(value, list):
         return [_strip_cache_control(v) for v in value]
     return value
+
+
+def _expect_unmodified(given: Any, original: Any, what: str) -> None:
+    """Both contracts say the body is not modified: ``given`` (what the answer got) must still equal ``original``."""
+    if given != original:
+        changed = sorted(k for k in set(given) | set(original) if given.get(k) != original.get(k)) \
+            if isinstance(given, dict) and isinstance(original, dict) else "the body"
+        raise CaseFailed(f"{what}: your function modified the body it was given (changed: {changed})",
+                         expected="the body left as it was", got=f"changed {changed}",
+                         hint="Do not write to body: build a new dict ({**body, 'messages': kept}) and leave the "
+                              "caller's request, its messages list and its system prompt untouched.")
+
+
+# The library functions an exercise must not delegate to: exercise 1.1 is to count, 1.2 to trim.
+_COUNTERS: dict[str, Callable[..., Any]] = {
+    "tokens.count_request": tokens.count_request,
+    "context.request_tokens": accounting.request_tokens,
+    "context.account": accounting.account,
+    "context.message_tokens": accounting.message_tokens,
+    "context.system_tokens": accounting.system_tokens,
+    "context.tools_tokens": accounting.tools_tokens,
+}
+_WINDOWS: dict[str, Callable[..., Any]] = {"context.sliding_window": strategies.sliding_window}
+
+
+@contextmanager
+def _without_library(fn: Any, forbidden: dict[str, Callable[..., Any]], task: str) -> Iterator[list[str]]:
+    """While the answer runs, replace the ``forbidden`` reference functions with stand-ins that refuse.
+
+    Swapped wherever an answer can reach them: every attribute of a ``course_utils`` module that is
+    one of them (``tokens.count_request``, the names ``course_utils.context`` re-exports, the module
+    globals the reference classes call), and the answer's own globals (``from ... import`` in the
+    notebook). The simulator is left alone. Yields the names called, so an answer that swallows the
+    refusal is still caught. The originals come back on exit, even on error.
+    """
+    called: list[str] = []
+
+    def stand_in(name: str) -> Callable[..., Any]:
+        def refuse(*args: Any, **kwargs: Any) -> Any:
+            called.append(name)
+            raise CaseFailed(f"write it yourself: the exercise is to {task} without the library, "
+                             f"but your function called {name}",
+                             hint=f"Use only the building blocks the exercise names; {name} already does the exercise for you.")
+        return refuse
+
+    by_id = {id(obj): (obj, stand_in(name)) for name, obj in forbidden.items()}
+    namespaces = [vars(m) for name, m in list(sys.modules.items())
+                  if m is not None and (name == "course_utils" or name.startswith("course_utils."))
+                  and not name.startswith("course_utils.mock_provider")]
+    answer_globals = getattr(getattr(fn, "__func__", fn), "__globals__", None)
+    if isinstance(answer_globals, dict):
+        namespaces.append(answer_globals)
+    swapped: list[tuple[dict[str, Any], str, Any]] = []
+    try:
+        for ns in namespaces:
+            for key, value in list(ns.items()):
+                hit = by_id.get(id(value))
+                if hit is not None and hit[0] is value:
+                    swapped.append((ns, key, value))
+                    ns[key] = hit[1]
+        yield called
+    finally:
+        for ns, key, value in reversed(swapped):
+            ns[key] = value
+
+
+def _call_without(fn: Any, forbidden: dict[str, Callable[..., Any]], task: str, *args: Any) -> Any:
+    """``call(fn, *args)`` with the ``forbidden`` library functions refused (see :func:`_without_library`)."""
+    with _without_library(fn, forbidden, task) as called:
+        got = call(fn, *args)
+    if called:  # the answer caught the refusal and carried on
+        raise CaseFailed(f"write it yourself: the exercise is to {task} without the library, "
+                         f"but your function called {called[0]}",
+                         hint=f"Use only the building blocks the exercise names; {called[0]} already does the exercise for you.")
+    return got
 
 
 # ---------------------------------------------------------------------------------------------
@@ -98,8 +176,10 @@ count_request_tokens = Exercise(
 def _expect_count(fn: Any, body: dict[str, Any], what: str, hint: str) -> None:
     p = _unlimited(probe())
     params = {k: v for k, v in body.items() if k != "max_tokens"}
-    expected = p.client().messages.count_tokens(**params).input_tokens
-    got = call(fn, copy.deepcopy(body))
+    expected = p.client().messages.count_tokens(**params).input_tokens  # before the library is swapped out
+    given = copy.deepcopy(body)
+    got = _call_without(fn, _COUNTERS, "count a request's tokens", given)
+    _expect_unmodified(given, body, what)
     if not isinstance(got, int) or isinstance(got, bool):
         raise CaseFailed(f"{what}: not an int", expected=expected, got=got, hint="Return the number of tokens as an int.")
     expect_equal(got, expected, f"{what}: your count differs from count_tokens by {got - expected:+d}", hint=hint)
@@ -185,9 +265,10 @@ def _edge_case() -> tuple[str, dict[str, Any], int]:
 _WINDOW_CASES.append(_edge_case())
 
 
-def _window(fn: Any, body: dict[str, Any], budget: int) -> dict[str, Any]:
+def _window(fn: Any, body: dict[str, Any], budget: int, what: str) -> dict[str, Any]:
     given = copy.deepcopy(body)
-    got = call(fn, given, budget)
+    got = _call_without(fn, _WINDOWS, "trim the conversation", given, budget)
+    _expect_unmodified(given, body, what)
     if not isinstance(got, dict) or not isinstance(got.get("messages"), list):
         raise CaseFailed("not a request body", expected="a dict like body, with a trimmed 'messages' list", got=got,
                          hint="Return a new body: {**body, 'messages': kept}.")
@@ -197,7 +278,7 @@ def _window(fn: Any, body: dict[str, Any], budget: int) -> dict[str, Any]:
 @window.case("keeps the system prompt and the tools")
 def _window_system(fn: Any) -> None:
     for what, body, budget in _WINDOW_CASES:
-        got = _window(fn, body, budget)
+        got = _window(fn, body, budget, what)
         expect(got.get("system") == body["system"], f"{what}: the system prompt was changed or dropped",
                expected="the same system prompt", got=got.get("system"),
                hint="Only messages are trimmed: the system prompt carries the instructions and must stay.")
@@ -208,7 +289,7 @@ def _window_system(fn: Any) -> None:
 @window.case("never exceeds the budget (the whole request, counted)")
 def _window_budget(fn: Any) -> None:
     for what, body, budget in _WINDOW_CASES:
-        got = _window(fn, body, budget)
+        got = _window(fn, body, budget, what)
         used = tokens.count_request(got)
         expect(used <= budget, f"{what}: the trimmed request counts {used} tokens, over the budget of {budget}",
                expected=f"<= {budget} tokens", got=f"{used} tokens",
@@ -220,7 +301,7 @@ def _window_valid(fn: Any) -> None:
     p = _unlimited(probe())
     client = p.client()
     for what, body, budget in _WINDOW_CASES:
-        got = _window(fn, body, budget)
+        got = _window(fn, body, budget, what)
         problems = validity_problems(got["messages"])
         expect(not problems, f"{what}: the trimmed messages are not a valid conversation: {'; '.join(problems[:2])}",
                expected="a valid message list", got=f"{len(got['messages'])} messages",
@@ -236,7 +317,7 @@ def _window_valid(fn: Any) -> None:
 @window.case("keeps the newest whole turns that fit, dropping oldest first")
 def _window_newest(fn: Any) -> None:
     for what, body, budget in _WINDOW_CASES:
-        got = _window(fn, body, budget)
+        got = _window(fn, body, budget, what)
         expected = reference_window(body["messages"], budget, system=body["system"], tools=body.get("tools"))
         if got["messages"] != expected:
             kept, want = len(group_turns(got["messages"])), len(group_turns(expected))
@@ -382,6 +463,9 @@ breakpoints = Exercise(
 )
 
 CACHE_TURNS = 6
+_RATES = pricing.price(MODEL)
+_WRITE_X = float(_RATES.cache_write_5m_per_mtok / _RATES.input_per_mtok)
+_READ_X = float(_RATES.cache_read_per_mtok / _RATES.input_per_mtok)
 
 
 def _cache_bodies() -> list[dict[str, Any]]:
@@ -442,7 +526,8 @@ def _cache_cost(fn: Any) -> None:
     mine, plain = pricing.format_usd(with_cache, places=6), pricing.format_usd(without, places=6)
     expect(with_cache < without, f"{CACHE_TURNS} turns cost {mine} with your breakpoints, {plain} without",
            expected=f"less than {plain}", got=mine,
-           hint="Cache writes cost 1.25x input; only reads (0.1x) save money, and only a stable prefix is read back.")
+           hint=f"Cache writes cost {_WRITE_X:g}x input; only reads ({_READ_X:g}x) save money, and only a stable "
+                "prefix is read back.")
 
 
 EXERCISES = [count_request_tokens, window, compaction, breakpoints]

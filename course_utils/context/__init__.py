@@ -7,7 +7,9 @@
 * :mod:`.runner` — plays the scripted conversation through a strategy and records every turn.
 """
 
-from .accounting import AccountingCheck, RequestTokens, account, compare_with_api, message_tokens, request_tokens
+from .accounting import (
+    ESTIMATE_MARGIN, AccountingCheck, RequestTokens, account, compare_with_api, message_tokens, request_tokens,
+)
 from .conversation import Conversation, ScriptedTurn, is_correct, load_conversation
 from .runner import RunResult, TurnRecord, is_overflow, run_conversation
 from .strategies import (
@@ -27,7 +29,8 @@ from .strategies import (
 from .turns import group_turns, transcript, validity_problems
 
 __all__ = [
-    "AccountingCheck", "RequestTokens", "account", "compare_with_api", "message_tokens", "request_tokens",
+    "ESTIMATE_MARGIN", "AccountingCheck", "RequestTokens", "account", "compare_with_api", "message_tokens",
+    "request_tokens",
     "Conversation", "ScriptedTurn", "is_correct", "load_conversation",
     "RunResult", "TurnRecord", "is_overflow", "run_conversation",
     "SUMMARY_HEADER", "CacheLayout", "ContextBudgetExceeded", "ContextStrategy", "FullHistory", "Hybrid",

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
 
 from ..clock import SYSTEM_CLOCK, Clock
+from ..models import UnknownModelError, get_model
 from .accounting import message_tokens, request_tokens
 from .turns import Message, group_turns, transcript
 
@@ -153,6 +154,14 @@ class SlidingWindow:
         self.side_calls.clear()
 
 
+def _context_window(model: str) -> int | None:
+    """The model's context window from the catalog, or ``None`` for a model it does not list."""
+    try:
+        return get_model(model).context_window
+    except UnknownModelError:
+        return None
+
+
 def _system_blocks(system: Any) -> list[dict[str, Any]]:
     if not system:
         return []
@@ -169,6 +178,11 @@ class Summarizing:
     prompt (after the instructions), so the facts in it stay visible to the model. After a
     compaction the newest turns within ``keep_recent`` tokens stay verbatim (always at least the
     current turn); ``keep_recent=0`` keeps only the current turn.
+
+    ``window`` caps the input tokens of every request (default: the model's context window from
+    the catalog, none for a model it does not list). A newest turn too big to sit beside the
+    summary cannot be summarized away, so then the request falls back to a sliding window over the
+    unfolded turns, and raises :class:`ContextBudgetExceeded` when not even the newest turn fits.
     """
 
     name = "summarization"
@@ -181,11 +195,13 @@ class Summarizing:
         threshold: int,
         keep_recent: int = 0,
         summary_max_tokens: int = 400,
+        window: int | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.client = client
         self.model = model
         self.threshold = int(threshold)
+        self.window = int(window) if window is not None else _context_window(model)
         self.keep_recent = int(keep_recent)
         self.summary_max_tokens = int(summary_max_tokens)
         self.clock = clock
@@ -210,14 +226,25 @@ class Summarizing:
             self.reset()
         prompt = self.compose(system, history[self.folded :], tools)
         if prompt.tokens <= self.threshold:
-            return prompt
+            return self._fit(prompt)
         turns = group_turns(history[self.folded :])
         keep = self._turns_to_keep(turns)
         fold = [m for turn in turns[: len(turns) - keep] for m in turn]
         if fold:
             self.summary = self._summarize(fold)
             self.folded += len(fold)
-        return self.compose(system, history[self.folded :], tools)
+        return self._fit(self.compose(system, history[self.folded :], tools))
+
+    def _fit(self, prompt: Prompt) -> Prompt:
+        """``prompt`` itself when it fits ``window``; else the newest whole turns that fit beside the summary.
+
+        Only this request is trimmed: the turns left out stay unfolded, so the next compaction
+        still summarizes them. Raises :class:`ContextBudgetExceeded` when not even the newest turn fits.
+        """
+        if self.window is None or prompt.tokens <= self.window:
+            return prompt
+        kept = sliding_window(prompt.messages, self.window, system=prompt.system, tools=prompt.tools)
+        return Prompt(prompt.system, kept, prompt.tools)
 
     def _turns_to_keep(self, turns: list[list[Message]]) -> int:
         kept, used = 1, sum(message_tokens(m) for m in turns[-1])
