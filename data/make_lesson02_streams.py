@@ -1,14 +1,18 @@
-"""Record the raw SSE streams lesson 02 parses: ``python data/make_lesson02_streams.py``.
+"""Record the raw SSE streams lesson 02 parses: ``python data/make_lesson02_streams.py [OUT_DIR]``.
 
 Each file is the body of one ``POST /v1/messages`` with ``"stream": true`` served by the course
 simulator (seed 0, no latency), read from a plain socket and de-chunked, byte for byte as the
 server wrote it. Message ids are random per run, so they are replaced by fixed ones of the same
 shape; everything else (text, token counts, event order) is determined by the seed and the request.
+
+The tool-use recording forces the tool (``tool_choice: {"type": "tool"}``), so it uses Haiku: like
+the real API, the simulator refuses forced tool use with 400 on models that do not allow it.
 """
 
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 from course_utils import mock_server
@@ -24,7 +28,7 @@ WEATHER_TOOL = {
 STREAMS = {
     "lesson02_stream_text.sse": ({"model": "claude-haiku-5-5", "max_tokens": 120, "messages": [
         {"role": "user", "content": "Explain in a paragraph why streaming makes a chat feel faster."}]}, None),
-    "lesson02_stream_tool_use.sse": ({"model": "claude-sonnet-5-5", "max_tokens": 200, "tools": [WEATHER_TOOL],
+    "lesson02_stream_tool_use.sse": ({"model": "claude-haiku-5-5", "max_tokens": 200, "tools": [WEATHER_TOOL],
         "tool_choice": {"type": "tool", "name": "get_weather"},
         "messages": [{"role": "user", "content": "What's the weather in Lisbon?"}]}, None),
     "lesson02_stream_error.sse": ({"model": "claude-haiku-5-5", "max_tokens": 200, "messages": [
@@ -37,7 +41,9 @@ def _fixed_ids(body: bytes) -> bytes:
     return _IDS.sub(lambda m: m.group(1) + b"_01" + b"Lesson02RecordedStream"[:22], body)
 
 
-def main() -> None:
+def record(out_dir: Path = HERE) -> list[Path]:
+    """Record every stream of ``STREAMS`` into ``out_dir``; returns the files written."""
+    written = []
     with mock_server(seed=0, time_scale=0.0, rate_limit_tier="unlimited") as server:
         for name, (request, extra) in STREAMS.items():
             headers = dict(HEADERS)
@@ -47,8 +53,16 @@ def main() -> None:
                               body={**request, "stream": True}, headers=headers)
             assert raw.status_line.startswith("HTTP/1.1 200"), raw.status_line
             body = _fixed_ids(b"".join(decode_chunked(raw.body)))
-            (HERE / name).write_bytes(body)
-            print(f"wrote data/{name}: {len(body)} bytes")
+            path = Path(out_dir) / name
+            path.write_bytes(body)
+            written.append(path)
+    return written
+
+
+def main() -> None:
+    out_dir = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE
+    for path in record(out_dir):
+        print(f"wrote {path}: {path.stat().st_size} bytes")
 
 
 if __name__ == "__main__":

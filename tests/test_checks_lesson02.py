@@ -266,22 +266,27 @@ def test_2_2_stub_is_not_attempted():
 
 # ----- 2.3 ------------------------------------------------------------------------------------
 async def bounded_relay(source, send, maxsize):
+    """The notebook's solution: the reader hands an upstream error to the sender through the queue."""
     queue = asyncio.Queue(maxsize=maxsize)
 
     async def reader():
         try:
             async for text in source:
                 await queue.put(text)
-        finally:
+        except Exception as exc:
+            await queue.put(exc)
+        else:
             await queue.put(None)
 
     task = asyncio.create_task(reader())
     try:
-        while (text := await queue.get()) is not None:
-            await send(text)
-        await task
+        while (item := await queue.get()) is not None:
+            if isinstance(item, Exception):
+                raise item
+            await send(item)
     finally:
         task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 async def reference_relay(source, send, maxsize):
@@ -341,6 +346,68 @@ async def buffers_everything(source, send, maxsize):
         await send(text)
 
 
+async def passthrough(source, send, maxsize):
+    """No queue at all: memory is trivially bounded, but the user waits for the model and the network in turn."""
+    async for text in source:
+        await send(text)
+
+
+async def never_cancels_reader(source, send, maxsize):
+    """Right while everything goes well; when send raises (or the source does), the reader task is left behind."""
+    queue = asyncio.Queue(maxsize=maxsize)
+
+    async def reader():
+        async for text in source:
+            await queue.put(text)
+        await queue.put(None)
+
+    task = asyncio.create_task(reader())
+    while (text := await queue.get()) is not None:
+        await send(text)
+    await task
+
+
+async def end_marker_in_finally(source, send, maxsize):
+    """Puts the end marker in the reader's `finally`: cancelled while the queue is full, the reader blocks
+    there forever (the client has gone, nobody will make room)."""
+    queue = asyncio.Queue(maxsize=maxsize)
+
+    async def reader():
+        try:
+            async for text in source:
+                await queue.put(text)
+        finally:
+            await queue.put(None)
+
+    task = asyncio.create_task(reader())
+    try:
+        while (text := await queue.get()) is not None:
+            await send(text)
+        await task
+    finally:
+        task.cancel()
+
+
+async def swallows_upstream_error(source, send, maxsize):
+    """Ends the relay quietly when the upstream fails, so the caller believes the answer is complete."""
+    queue = asyncio.Queue(maxsize=maxsize)
+
+    async def reader():
+        try:
+            async for text in source:
+                await queue.put(text)
+        except Exception:
+            pass
+        await queue.put(None)
+
+    task = asyncio.create_task(reader())
+    try:
+        while (text := await queue.get()) is not None:
+            await send(text)
+    finally:
+        task.cancel()
+
+
 async def stub_2_3(source, send, maxsize):
     raise NotImplementedError("Exercise 2.3")
 
@@ -358,6 +425,10 @@ def test_2_3_solution_passes(answer):
         (drops_when_full, "did not get exactly the upstream text"),
         (loses_the_tail, "did not get exactly the upstream text"),
         (buffers_everything, "deltas ahead of the client"),
+        (passthrough, "took turns instead of overlapping"),
+        (never_cancels_reader, "still running after bounded_relay returned"),
+        (end_marker_in_finally, "still running after bounded_relay returned"),
+        (swallows_upstream_error, "error was swallowed"),
     ],
 )
 def test_2_3_wrong_answers_are_rejected(answer, phrase):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import time
 from pathlib import Path
@@ -20,6 +21,7 @@ from course_utils.streaming import (
     RelayServer,
     SSEEvent,
     SSEParser,
+    aconsume_stream,
     consume_stream,
     format_comment,
     format_event,
@@ -28,6 +30,7 @@ from course_utils.streaming import (
     timing_from_events,
 )
 from course_utils.streaming.backpressure import run_simulation
+from course_utils.streaming.consume import atiming_from_events
 from course_utils.streaming.wire import decode_chunked, raw_request
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -58,6 +61,17 @@ def test_recorded_streams_parse_to_the_api_event_order():
 def test_any_chunking_gives_the_same_events(path, cuts, newline):
     raw = path.read_bytes().replace(b"\n", newline)
     assert _events(raw, cuts) == _events(raw)
+
+
+def test_the_recorder_reproduces_the_committed_streams(tmp_path):
+    """data/make_lesson02_streams.py, run again, writes the committed files byte for byte."""
+    spec = importlib.util.spec_from_file_location("make_lesson02_streams", DATA / "make_lesson02_streams.py")
+    recorder = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recorder)
+    written = recorder.record(tmp_path)
+    assert sorted(p.name for p in written) == sorted(p.name for p in RECORDED)
+    for path in written:
+        assert path.read_bytes() == (DATA / path.name).read_bytes(), f"{path.name} differs from the recording"
 
 
 _text = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n\x00"), max_size=30)
@@ -133,6 +147,40 @@ def test_consume_stream_against_the_simulator(sim, client):
     assert result.text == result.message.content[0].text
     assert result.output_tokens == result.message.usage.output_tokens == int(sim.ledger()["output_tokens"].iloc[-1])
     assert result.ttft_s is not None and result.ttft_s <= result.total_s
+
+
+def test_aconsume_stream_against_the_simulator(sim, aclient):
+    seen = []
+
+    async def go():
+        async with aclient:
+            return await aconsume_stream(aclient, on_text=seen.append, model="claude-haiku-5-5", max_tokens=80,
+                                         messages=[{"role": "user", "content": "Explain streaming in a paragraph."}])
+
+    result = _run(go())
+    assert result.text == result.message.content[0].text == "".join(seen)
+    assert result.output_tokens == result.message.usage.output_tokens == int(sim.ledger()["output_tokens"].iloc[-1])
+    assert result.stop_reason == result.message.stop_reason
+    assert result.ttft_s is not None and result.ttft_s <= result.total_s
+    assert len(result.delta_times) == len(seen) and sum(result.delta_sizes) == len(result.text)
+
+
+def test_atiming_on_a_virtual_clock():
+    clock = VirtualClock()
+    start = SimpleNamespace(type="message_start", message=SimpleNamespace(usage=SimpleNamespace(output_tokens=1)))
+    end = SimpleNamespace(type="message_delta", delta=SimpleNamespace(stop_reason="max_tokens"),
+                          usage=SimpleNamespace(output_tokens=12))
+    schedule = [(0.3, start), (0.7, _delta("Hi")), (1.2, _delta(" there")), (1.5, end)]
+
+    async def events():
+        for at, event in schedule:
+            await clock.sleep(at - clock.monotonic())
+            yield event
+
+    result = _run(atiming_from_events(events(), clock))
+    assert result.ttft_s == pytest.approx(0.7) and result.total_s == pytest.approx(1.5)
+    assert result.text == "Hi there" and result.stop_reason == "max_tokens"
+    assert result.tokens_per_s == pytest.approx(12 / 0.8)
 
 
 # ----- backpressure ----------------------------------------------------------------------------

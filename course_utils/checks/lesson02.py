@@ -1,7 +1,8 @@
 """Checks for lesson 02 (Streaming responses).
 
 2.1 ``parse_sse`` (an incremental SSE parser), 2.2 ``stream_metrics`` (TTFT and tokens per
-second), 2.3 ``bounded_relay`` (backpressure without losing text), 2.4 ``relay_text``
+second), 2.3 ``bounded_relay`` (backpressure without losing text; reading overlaps sending, a
+client that leaves stops the reader, an upstream error propagates), 2.4 ``relay_text``
 (cancel the upstream when the client leaves; graded from the simulator's ledger).
 """
 
@@ -327,9 +328,11 @@ bounded_relay = Exercise(
     hints=[
         "Put an asyncio.Queue(maxsize=maxsize) between a reader task (source -> queue) and the sender "
         "(queue -> send). await queue.put(...) pauses the reader when the queue is full.",
-        "reader: async for text in source: await queue.put(text); then await queue.put(None) as the end marker. "
-        "Sender: while (text := await queue.get()) is not None: await send(text). Await the reader at the end, "
-        "and cancel it in a finally if sending failed.",
+        "reader: async for text in source: await queue.put(text); then await queue.put(None) as the end marker "
+        "(if the source raises, put the exception instead, and raise it in the sender). Sender: while "
+        "(item := await queue.get()) is not None: await send(item). In a finally, cancel the reader task and "
+        "await it, so a client that left also stops the upstream. Don't put the end marker in the reader's "
+        "finally: cancelled while the queue is full, that put waits forever.",
     ],
     time_limit=30.0,
 )
@@ -407,6 +410,160 @@ def _slow(fn) -> None:
                "of the client", expected=f"at most {limit}", got=up.max_ahead,
                hint="Bound the queue (asyncio.Queue(maxsize=maxsize)) and `await queue.put(...)`, so reading "
                     "pauses while the client is behind; an unbounded buffer grows with every slow client.")
+
+
+class _PacedUpstream(_Upstream):
+    """An upstream producing a delta every ``gap`` s and a client taking ``delay`` s per write, both on
+    a virtual clock: the relay's own code only hands items over, so its virtual duration is exact."""
+
+    def __init__(self, n: int, clock: VirtualClock, gap: float) -> None:
+        super().__init__(n)
+        self.clock, self.gap = clock, gap
+
+    async def source(self) -> Any:
+        for text in self.deltas:
+            await self.clock.sleep(self.gap)
+            self.pulled += 1
+            self.max_ahead = max(self.max_ahead, self.pulled - self.sent)
+            yield text
+
+    def sender(self, delay: float) -> Any:
+        async def send(text: str) -> None:
+            await self.clock.sleep(delay)
+            self.sent_text.append(text)
+            self.sent += 1
+
+        return send
+
+
+@bounded_relay.case("a paced upstream and a slow client: reading overlaps sending")
+def _overlap(fn) -> None:
+    n, gap, delay, maxsize = 40, 0.01, 0.02, 4
+    clock = VirtualClock()
+    up = _PacedUpstream(n, clock, gap)
+
+    async def go() -> float:
+        t0 = clock.monotonic()
+        await asyncio.wait_for(fn(up.source(), up.sender(delay), maxsize), timeout=20)
+        return clock.monotonic() - t0
+
+    try:
+        took = run_awaitable(go())
+    except asyncio.TimeoutError:
+        raise CaseFailed("bounded_relay did not finish", expected="return after the last delta was sent",
+                         got="still running after 20 s", hint="Stop at the end marker.") from None
+    _no_text_lost(up, "paced upstream")
+    upstream_s, client_s = n * gap, n * delay
+    # Overlapped, the client's own time dominates (plus one gap); in turn, the two times add up.
+    limit = client_s + upstream_s / 2
+    expect(took <= limit + 1e-9, f"the relay took {took:.2f} s (virtual) to pass {n} deltas: the upstream "
+           f"({upstream_s:.2f} s) and the client ({client_s:.2f} s) took turns instead of overlapping",
+           expected=f"at most {limit:.2f} s (about the client's {client_s:.2f} s)",
+           got=f"{took:.2f} s; the upstream was at most {up.max_ahead} delta(s) ahead of the client",
+           hint="Read the source in a background task that fills the queue while `await send(...)` waits on the "
+                "client; reading a delta, sending it, then reading the next one makes the user wait for both.")
+
+
+def _pending(before: set) -> list:
+    """Tasks started since ``before`` that are still running."""
+    return [t for t in asyncio.all_tasks() - before if not t.done()]
+
+
+def _quiet_leaks() -> None:
+    """A wrong answer's abandoned task may die with an exception nobody retrieves; the verdict already
+    says what went wrong, so keep asyncio's "never retrieved" log off the student's output."""
+    asyncio.get_running_loop().set_exception_handler(lambda loop, context: None)
+
+
+@bounded_relay.case("the client disconnects (send raises): the upstream stops and no task is left running")
+def _send_fails(fn) -> None:
+    maxsize, fail_at, timeout = 4, 3, 5.0
+    up = _Upstream(500)
+    calls = 0
+
+    async def send(text: str) -> None:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0)
+        if calls >= fail_at:
+            raise ConnectionResetError("the client went away")
+        up.sent_text.append(text)
+        up.sent += 1
+
+    async def go() -> list:
+        _quiet_leaks()
+        before = asyncio.all_tasks()
+        try:
+            await asyncio.wait_for(fn(up.source(), send, maxsize), timeout=timeout)
+        except ConnectionResetError:
+            pass  # propagating the disconnect is fine, so is returning
+        for _ in range(20):  # let a cancelled task finish cancelling, and a leaked one keep reading
+            await asyncio.sleep(0)
+        left = _pending(before)
+        for task in left:
+            task.cancel()
+        await asyncio.gather(*left, return_exceptions=True)
+        return left
+
+    try:
+        left = run_awaitable(go())
+    except asyncio.TimeoutError:
+        raise CaseFailed("bounded_relay did not return after send raised", expected="return or raise at once",
+                         got=f"still running after {timeout:g} s",
+                         hint="Don't catch the send error and keep waiting: stop relaying when the client is gone.") from None
+    limit = calls + maxsize + 2
+    expect(up.pulled <= limit, f"after the client left the upstream was read {up.pulled} deltas",
+           expected=f"at most {limit} ({calls} send calls + the queue + one in hand)", got=up.pulled,
+           hint="When send fails, cancel the reader task: every delta read for nobody is billed.")
+    expect(not left, f"{len(left)} task(s) still running after bounded_relay returned (the client had left)",
+           expected="no task left behind", got=", ".join(repr(t.get_coro()) for t in left)[:200],
+           hint="Wrap the sending loop in try/finally and cancel the reader task there (then await it), so a "
+                "client that leaves also stops the upstream reader; otherwise it waits on a full queue forever.")
+
+
+class _UpstreamFailed(Exception):
+    """The model's stream broke mid-reply (an ``overloaded_error`` event, a dropped connection)."""
+
+
+@bounded_relay.case("the upstream fails mid-stream: the error reaches the caller, nothing hangs")
+def _source_fails(fn) -> None:
+    up = _Upstream(5)
+    timeout = 5.0
+
+    async def source() -> Any:
+        async for text in _Upstream.source(up):
+            yield text
+        raise _UpstreamFailed("overloaded_error after 5 deltas")
+
+    async def go() -> tuple[BaseException | None, list]:
+        _quiet_leaks()
+        before = asyncio.all_tasks()
+        error: BaseException | None = None
+        try:
+            await asyncio.wait_for(fn(source(), up.sender(0.0), 4), timeout=timeout)
+        except _UpstreamFailed as exc:
+            error = exc
+        for _ in range(20):
+            await asyncio.sleep(0)
+        left = _pending(before)
+        for task in left:
+            task.cancel()
+        await asyncio.gather(*left, return_exceptions=True)
+        return error, left
+
+    try:
+        error, left = run_awaitable(go())
+    except asyncio.TimeoutError:
+        raise CaseFailed("bounded_relay hung when the upstream failed", expected="the upstream's exception raised",
+                         got=f"still waiting after {timeout:g} s",
+                         hint="If the reader dies before putting the end marker, the sender waits forever: put the "
+                              "marker in a `finally`, then `await` the reader task so its exception is re-raised.") from None
+    expect(error is not None, "the upstream's error was swallowed", expected="_UpstreamFailed raised by bounded_relay",
+           got="bounded_relay returned normally",
+           hint="`await` the reader task after the sending loop: that re-raises its exception, so the caller can "
+                "tell the client the answer is partial.")
+    expect(not left, f"{len(left)} task(s) still running after the upstream failed", expected="no task left behind",
+           got=len(left), hint="Cancel the reader task in a `finally`.")
 
 
 # ---------------------------------------------------------------------------------------------
