@@ -71,6 +71,26 @@ async def batches_of_limit_plus_one(fn, items, limit):
     return out
 
 
+async def half_the_limit(fn, items, limit):
+    """Bounded, ordered, concurrent, but a semaphore of limit // 2: half the throughput it may have."""
+    slots = asyncio.Semaphore(max(2, limit // 2))
+
+    async def one(item):
+        async with slots:
+            return await fn(item)
+
+    return await asyncio.gather(*(one(item) for item in items))
+
+
+async def batches_of_limit(fn, items, limit):
+    """Never more than `limit` in flight, but each batch waits for its slowest call."""
+    out = []
+    items = list(items)
+    for start in range(0, len(items), limit):
+        out.extend(await asyncio.gather(*(fn(item) for item in items[start:start + limit])))
+    return out
+
+
 async def stub_3_1(fn, items, limit):
     raise NotImplementedError("Exercise 3.1: Use a semaphore.")
 
@@ -88,6 +108,8 @@ def test_3_1_solution_passes(answer):
         (batches_of_limit_plus_one, "requests were in flight at once with limit=4"),
         (sequential, "one at a time"),
         (completion_order, "completion order"),
+        (half_the_limit, "only 2 calls ran at once with limit=4"),
+        (batches_of_limit, "no new call started"),
     ],
 )
 def test_3_1_wrong_answers_are_rejected(answer, phrase):
@@ -150,6 +172,17 @@ async def retries_failures(fn, items, timeout):
     return await asyncio.gather(*(one(item) for item in items))
 
 
+async def sequential_with_timeouts(fn, items, timeout):
+    """Every pair right, each item with its own timeout, but one item at a time."""
+    out = []
+    for item in items:
+        try:
+            out.append((await asyncio.wait_for(fn(item), timeout), None))
+        except Exception as exc:  # noqa: BLE001
+            out.append((None, exc))
+    return out
+
+
 async def stub_3_2(fn, items, timeout):
     raise NotImplementedError("Exercise 3.2: Catch each item's error.")
 
@@ -167,6 +200,7 @@ def test_3_2_solution_passes():
         (drops_failures, "expected a list of 10 (value, error) pairs"),
         (no_timeout, "the slow item did not time out"),
         (retries_failures, "the ledger shows 10 requests for 8 items"),
+        (sequential_with_timeouts, "the items ran one at a time"),
     ],
 )
 def test_3_2_wrong_answers_are_rejected(answer, phrase):
@@ -253,6 +287,20 @@ async def worker_dies_on_error(fn, items, workers):
     return results
 
 
+async def semaphore_not_a_pool(fn, items, workers):
+    """At most `workers` at once and errors kept, but one task per item: no queue, no workers."""
+    slots = asyncio.Semaphore(workers)
+
+    async def one(item):
+        async with slots:
+            try:
+                return await fn(item)
+            except Exception as exc:  # noqa: BLE001
+                return exc
+
+    return await asyncio.gather(*(one(item) for item in items))
+
+
 async def one_worker(fn, items, workers):
     return await run_workers(fn, items, 1)
 
@@ -273,6 +321,7 @@ def test_3_3_solution_passes():
         (task_per_item, "jobs ran at once with workers=3"),
         (worker_dies_on_error, "did not finish within 5 s when two jobs raised"),
         (one_worker, "only 1 job(s) ran at once"),
+        (semaphore_not_a_pool, "20 different tasks ran the 20 jobs with workers=3"),
     ],
 )
 def test_3_3_wrong_answers_are_rejected(answer, phrase):
@@ -285,7 +334,9 @@ def test_3_3_stub_is_not_attempted():
 
 # ----- 3.4 ------------------------------------------------------------------------------------
 async def dispatch(client, bodies, rpm):
-    """The notebook's solution: the first request alone, then a bucket that starts after it."""
+    """The notebook's solution: the first request alone, then a bucket that starts after it with one
+    token of headroom (without it, a pause before the burst leaves both buckets full, and the requests
+    in transit then put ours a fraction of a token ahead: an occasional 429 at the end of the run)."""
     if not bodies:
         return []
     bucket = None
@@ -300,7 +351,7 @@ async def dispatch(client, bodies, rpm):
                 await asyncio.sleep(float(exc.response.headers.get("retry-after", 1)))
 
     first = await send(bodies[0])
-    bucket = TokenBucket(rpm, rpm / 60, level=rpm - 1)
+    bucket = TokenBucket(rpm - 1, rpm / 60, level=rpm - 2)
     return [first, *await bounded_gather(send, bodies[1:], limit=32)]
 
 
@@ -336,6 +387,38 @@ async def bucket_started_before_connecting(client, bodies, rpm):
     return await bounded_gather(send, bodies, limit=32)
 
 
+async def bucket_at_80_percent(client, bodies, rpm):
+    """The solution's structure with a "safety margin": the bucket refills at 80% of the limit."""
+    first = await client.messages.create(**bodies[0])
+    bucket = TokenBucket(rpm - 1, rpm / 60 * 0.8, level=rpm - 2)
+
+    async def send(body):
+        await bucket.acquire(1)
+        return await client.messages.create(**body)
+
+    return [first, *await bounded_gather(send, bodies[1:], limit=32)]
+
+
+async def cookbook_fixed_pause(client, bodies, rpm):
+    """The well-known cookbook processor: fire away, and after a 429 pause everything 15 s."""
+    pause = {"until": 0.0}
+    slots = asyncio.Semaphore(64)
+    loop = asyncio.get_running_loop()
+
+    async def send(body):
+        while True:
+            wait = pause["until"] - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            async with slots:
+                try:
+                    return await client.messages.create(**body)
+                except anthropic.RateLimitError:
+                    pause["until"] = loop.time() + 15
+
+    return await asyncio.gather(*(send(body) for body in bodies))
+
+
 async def stub_3_4(client, bodies, rpm):
     raise NotImplementedError("Exercise 3.4: Keep a token bucket.")
 
@@ -352,6 +435,8 @@ def test_3_4_solution_passes(answer):
         (naive_gather_with_sdk_retries, "429"),
         (paced_from_the_start, "wastes the burst allowance"),
         (bucket_started_before_connecting, "429"),
+        (bucket_at_80_percent, "of the allowed rate"),
+        (cookbook_fixed_pause, "429"),
     ],
 )
 def test_3_4_wrong_answers_are_rejected(answer, phrase):

@@ -375,6 +375,7 @@ class FakeProvider:
         self.key = key
         self.latency = latency
         self.log: list[tuple[float, int]] = []  # (time, status)
+        self.refusals: list[tuple[float, float]] = []  # (time of a 429, its retry-after in seconds)
         self.messages = SimpleNamespace(with_raw_response=SimpleNamespace(create=self._create))
 
     def with_options(self, **kwargs):
@@ -386,6 +387,7 @@ class FakeProvider:
             admission = self.limiter.admit(self.key, body["model"], count_request(body), body["max_tokens"])
         except RateLimited as exc:
             self.log.append((self.clock.monotonic(), 429))
+            self.refusals.append((self.clock.monotonic(), float(exc.headers["retry-after"])))
             request = httpx2.Request("POST", "http://sim/v1/messages")
             response = httpx2.Response(429, headers=exc.headers, request=request)
             raise anthropic.RateLimitError(exc.message, response=response, body=None) from None
@@ -407,6 +409,18 @@ class FakeProvider:
 
     def count(self, status):
         return sum(1 for _, s in self.log if s == status)
+
+    def assert_retry_after_honoured(self):
+        """After each 429 the key stays quiet for exactly its retry-after: the next request (a
+        retry or another request the pause held) goes out at 429 time + retry-after, not before
+        (retry-after ignored) and not later (a fixed pause such as the cookbook's 15 s)."""
+        assert self.refusals, "the scenario should have met at least one 429"
+        for refused_at, retry_after in self.refusals:
+            later = [t for t, _ in self.log if t > refused_at + 1e-9]
+            assert later, f"nothing was sent after the 429 at {refused_at:.3f} s"
+            assert min(later) == pytest.approx(refused_at + retry_after, abs=1e-6), (
+                f"429 at {refused_at:.3f} s with retry-after {retry_after:g} s: the next request went out at "
+                f"{min(later):.3f} s")
 
 
 BODY = classify_body("I was charged twice for my invoice.")
@@ -458,6 +472,7 @@ def test_without_header_sync_the_same_run_meets_429s_and_honours_retry_after():
     dispatcher, outcomes, _ = _run_dispatcher(provider, 150, limits=limits, sync_headers=False, max_attempts=20)
     assert all(o.ok for o in outcomes)  # every 429 was retried after retry-after
     assert provider.count(429) > 0 and dispatcher.stats.rate_limited == provider.count(429)
+    provider.assert_retry_after_honoured()
 
 
 def test_dispatcher_paces_on_input_tokens_estimated_before_sending():
@@ -485,6 +500,7 @@ def test_dispatcher_gives_up_after_max_attempts_and_keeps_other_results():
                                               max_attempts=1, max_concurrency=4)
     assert 2 <= sum(o.ok for o in outcomes) < 4  # the 429 paused the rest, so one more fit after it
     assert all(isinstance(o.error, anthropic.RateLimitError) for o in outcomes if not o.ok)
+    provider.assert_retry_after_honoured()
 
 
 def test_estimate_cost_and_retry_after():

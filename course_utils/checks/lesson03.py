@@ -123,6 +123,59 @@ async def _in_flight(fn) -> None:
            expected=len(tickets), got=got)
 
 
+REFILL_HOLD_S = 2.0
+"""How long the first call of the refill case waits for a call beyond the first ``limit`` to start.
+
+A bounded map refills a slot as soon as a fast call ends (a few tens of milliseconds); batches of
+``limit`` start nothing new while the batch's slowest call runs, so they wait the whole hold."""
+
+
+@bounded_map.case("keeps exactly `limit` calls running and refills a slot as soon as it frees")
+async def _refill(fn) -> None:
+    limit, items = 4, list(range(12))
+    running: set[int] = set()
+    started: list[int] = []
+    peak = 0
+    more_than_limit_started = asyncio.Event()
+    refilled: list[bool] = []
+
+    async def work(x: int) -> int:
+        # Structure, not timing: item 0 is slow until a call beyond the first `limit` starts,
+        # which a bounded map does as soon as one of the fast calls 1..3 ends.
+        nonlocal peak
+        started.append(x)
+        running.add(x)
+        peak = max(peak, len(running))
+        if len(started) > limit:
+            more_than_limit_started.set()
+        try:
+            if x == 0:
+                try:
+                    await asyncio.wait_for(more_than_limit_started.wait(), REFILL_HOLD_S)
+                except asyncio.TimeoutError:
+                    pass
+                refilled.append(more_than_limit_started.is_set())
+            else:
+                await asyncio.sleep(0.02)
+        finally:
+            running.discard(x)
+        return x * 3
+
+    got = await _await_answer(fn, work, items, limit, limit=REFILL_HOLD_S + 10, what="bounded_map")
+    expect_equal(got, [x * 3 for x in items], "wrong results", hint="Return fn(item) for each item, in order.")
+    expect(peak <= limit, f"{peak} calls ran at once with limit={limit}", expected=f"at most {limit}", got=peak,
+           hint="Acquire a semaphore of `limit` around each call.")
+    expect(peak == limit, f"only {peak} calls ran at once with limit={limit}", expected=limit, got=peak,
+           hint="Use the whole limit: asyncio.Semaphore(limit), not a smaller one; every slot left idle "
+                "is throughput lost.")
+    expect(bool(refilled) and refilled[0],
+           f"while the first call of a batch was slow, no new call started: {len(started)} of {len(items)} "
+           f"had started after {REFILL_HOLD_S:g} s",
+           expected=f"a new call as soon as one of the {limit} running calls ends", got="a batch waiting for its slowest call",
+           hint="Gathering batches of `limit` makes every batch wait for its slowest call. Start one task per "
+                "item and let a semaphore admit the next call the moment any running call ends.")
+
+
 # ---------------------------------------------------------------------------------------------
 # 3.2 collect_outcomes(fn, items, timeout) -> list[tuple[value, error]]
 # ---------------------------------------------------------------------------------------------
@@ -218,11 +271,19 @@ async def _api_errors(fn) -> None:
            hint="Call fn once per item: a result already paid for should not be requested again.")
 
 
-@collect_outcomes.case("a slow item times out without holding up the rest")
+@collect_outcomes.case("a slow item times out without holding up the rest; items run concurrently")
 async def _timeout(fn) -> None:
+    running = peak = 0
+
     async def work(x: int) -> int:
-        await asyncio.sleep(3.0 if x == 3 else 0.05)
-        return x
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        try:
+            await asyncio.sleep(3.0 if x == 3 else 0.05)
+            return x
+        finally:
+            running -= 1
 
     started = time.monotonic()
     got = _pairs(await _answer_or_failure(fn, work, list(range(6)), 0.3, limit=10), 6)
@@ -234,6 +295,10 @@ async def _timeout(fn) -> None:
     expect(elapsed < 2.0, f"collect_outcomes took {elapsed:.1f} s with timeout=0.3", expected="< 2 s",
            got=f"{elapsed:.1f} s", hint="Run the items concurrently and give each one its own timeout.")
     expect([v for v, _ in got[:3]] == [0, 1, 2], "the fast items lost their values", got=got)
+    # Counted, not timed: a loop that awaits one wait_for after another also beats a loose time limit.
+    expect(peak >= 2, "the items ran one at a time (never more than 1 running)", expected="several at once",
+           got=peak, hint="Awaiting each item in a loop is sequential: a slow item then delays all the items "
+                          "after it. Start every item as its own task (gather / TaskGroup).")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -255,11 +320,17 @@ run_workers = Exercise(
 
 
 class _Gauge:
+    """A job that counts how many run at once and which tasks run them."""
+
     def __init__(self, fail: set[int] | None = None) -> None:
         self.now = self.peak = 0
         self.fail = fail or set()
+        self.tasks: set[asyncio.Task[Any]] = set()
 
     async def __call__(self, x: int) -> int:
+        task = asyncio.current_task()
+        if task is not None:
+            self.tasks.add(task)
         self.now += 1
         self.peak = max(self.peak, self.now)
         try:
@@ -280,6 +351,10 @@ async def _pool(fn) -> None:
            hint="Start exactly `workers` tasks that take jobs from the queue, not one task per item.")
     expect(gauge.peak == 3, f"only {gauge.peak} job(s) ran at once with workers=3", expected="3", got=gauge.peak,
            hint="Start all the workers before waiting for the queue to empty.")
+    expect(len(gauge.tasks) == 3, f"{len(gauge.tasks)} different tasks ran the 20 jobs with workers=3",
+           expected="exactly 3 worker tasks", got=len(gauge.tasks),
+           hint="A semaphore with one task per item bounds concurrency but is not a pool: start exactly "
+                "`workers` tasks that each loop taking items from the queue and await fn(item) themselves.")
 
 
 @run_workers.case("clean shutdown: no worker left pending")
@@ -322,9 +397,10 @@ async def _failure(fn) -> None:
 # ---------------------------------------------------------------------------------------------
 # 3.4 dispatch(client, bodies, rpm) -> list of messages
 # ---------------------------------------------------------------------------------------------
-DISPATCH_RPM = 600
-DISPATCH_EXTRA = 40
-"""The check's workload: a burst of RPM requests, then 40 more at RPM/60 per second (4 s at best)."""
+DISPATCH_RPM = 300
+DISPATCH_EXTRA = 20
+"""The check's workload: a burst of RPM requests, then 20 more at RPM/60 per second (4 s at best). A burst of
+300 keeps the run light enough for a loaded CI machine to push through well within that time."""
 
 dispatch = Exercise(
     "3.4",
@@ -336,8 +412,9 @@ dispatch = Exercise(
         "Keep a client-side token bucket (capacity rpm, refilling rpm/60 per second) and take one token "
         "before each request; bound the requests in flight. If a 429 still comes, wait its retry-after.",
         "The provider's bucket starts when your first request reaches it, so a bucket you start before "
-        "sending runs ahead of it. Send bodies[0] alone; then bucket = TokenBucket(rpm, rpm / 60, "
-        "level=rpm - 1); async def send(body): await bucket.acquire(1); return await "
+        "sending runs ahead of it; and a full bucket stops refilling, so while both are full a request on "
+        "its way lets yours refill ahead of theirs. Send bodies[0] alone; then bucket = TokenBucket(rpm - 1, "
+        "rpm / 60, level=rpm - 2) (one token of headroom); async def send(body): await bucket.acquire(1); return await "
         "client.messages.create(**body); run send over bodies[1:] with bounded_gather(limit=32). On "
         "anthropic.RateLimitError sleep float(exc.response.headers['retry-after']) and try again.",
     ],
@@ -387,28 +464,61 @@ async def _full_rate(fn) -> None:
     expect(isinstance(got, list) and len(got) == n, f"expected {n} results", got=len(got) if isinstance(got, list) else got)
     span = float(ok["arrival"].max() - ok["arrival"].min())
     efficiency = ideal / span if span > 0 else 1.0
-    expect(efficiency >= 0.9, f"the last request went out after {span:.1f} s; the limit allowed it after "
-                              f"{ideal:.1f} s ({efficiency:.0%} of the allowed rate)",
-           expected=">= 90%", got=f"{efficiency:.0%}",
+    idle = _idle_capacity_s(ok, DISPATCH_RPM)
+    expect(idle <= MAX_IDLE_S,
+           f"after the burst, the provider had capacity for your requests but nothing was in flight for "
+           f"{idle:.1f} s; the last request went out after {span:.1f} s, the limit allowed it after {ideal:.1f} s "
+           f"({efficiency:.0%} of the allowed rate)",
+           expected=f"at most {MAX_IDLE_S:g} s idle (>= 90% of the allowed rate)", got=f"{idle:.1f} s idle",
            hint="Spend the full bucket at once (a burst of rpm), then follow the refill rate; don't add safety "
                 "pauses larger than the wait the bucket asks for.")
+
+
+IDLE_LEVEL = 3.0
+"""Tokens the provider's request bucket may hold while the client sends nothing: the one a paced
+client waits for, one of headroom and one of scheduling jitter."""
+MAX_IDLE_S = 0.1 * DISPATCH_EXTRA / (DISPATCH_RPM / 60)
+"""10% of the time the refill phase takes at the limit: at least 90% of the allowed rate."""
+
+
+def _idle_capacity_s(ok: Any, rpm: int) -> float:
+    """Seconds, once the burst is spent, during which the provider's request bucket (replayed from the
+    ledger's arrivals) held at least ``IDLE_LEVEL`` tokens while none of the client's requests was in flight.
+
+    Counted from the ledger rather than from the run's length, so a loaded machine that needs longer
+    to push the burst through (requests in flight all along) is not mistaken for a slow client, while
+    a bucket refilling below the limit, or a pause after each request, is.
+    """
+    rate = rpm / 60
+    rows = ok.sort_values("arrival")
+    arrivals = rows["arrival"].to_numpy(dtype=float)
+    finishes = rows["finish"].to_numpy(dtype=float)
+    level, idle, pacing, busy_until = float(rpm) - 1, 0.0, False, finishes[0]
+    for i in range(1, len(arrivals)):
+        if pacing:
+            has_room = arrivals[i - 1] + max(0.0, (IDLE_LEVEL - level) / rate)
+            idle += max(0.0, arrivals[i] - max(has_room, busy_until))
+        level = min(float(rpm), level + (arrivals[i] - arrivals[i - 1]) * rate) - 1
+        busy_until = max(busy_until, finishes[i])
+        pacing = pacing or level < IDLE_LEVEL
+    return idle
 
 
 @dispatch.case("a workload that fits in the burst goes out at once")
 async def _burst(fn) -> None:
     p = _rate_probe(DISPATCH_RPM)
     client = p.async_client()
-    bodies = [classify_body(t) for t in _tickets(60)]
+    bodies = [classify_body(t) for t in _tickets(40)]
     started = time.monotonic()
     try:
-        await _await_answer(fn, client, bodies, DISPATCH_RPM, limit=10, what="dispatch")
+        await _await_answer(fn, client, bodies, DISPATCH_RPM, limit=15, what="dispatch")
     finally:
         await client.close()
     elapsed = time.monotonic() - started
     rows = p.requests()
     expect(int((rows["status"] == 429).sum()) == 0, "429s on a workload under the limit",
            got=int((rows["status"] == 429).sum()))
-    expect(elapsed < 3.0, f"60 requests under a limit of {DISPATCH_RPM} RPM took {elapsed:.1f} s",
+    expect(elapsed < 3.0, f"40 requests under a limit of {DISPATCH_RPM} RPM took {elapsed:.1f} s",
            expected="< 3 s (they all fit in the burst)", got=f"{elapsed:.1f} s",
            hint="The provider's bucket starts full: pacing one request every 60/rpm seconds from the start "
                 "wastes the burst allowance.")
