@@ -24,7 +24,7 @@ KEY = "sk-test-batches"
 PARAMS = {"model": "claude-haiku-5-5", "max_tokens": 50, "messages": [{"role": "user", "content": "Hi"}]}
 
 
-async def fake_process(params: dict, custom_id: str) -> dict:
+async def fake_process(params: dict, custom_id: str, batch_id: str = "") -> dict:
     """A stand-in for the simulator: validate like /v1/messages, answer with a tiny message."""
     try:
         req = parse_messages_request(params)
@@ -146,7 +146,7 @@ def test_invalid_params_become_errored_results(clock: VirtualClock) -> None:
 
 
 def test_process_exceptions_become_errored(clock: VirtualClock) -> None:
-    async def boom(params, custom_id):
+    async def boom(params, custom_id, batch_id):
         if custom_id == "req-1":
             raise InvalidRequest("max_tokens: Field required")
         if custom_id == "req-2":
@@ -362,7 +362,7 @@ def test_async_on_result_and_concurrency(clock: VirtualClock) -> None:
     peak = 0
     billed: list[str] = []
 
-    async def slow(params, custom_id):
+    async def slow(params, custom_id, batch_id):
         nonlocal active, peak
         active += 1
         peak = max(peak, active)

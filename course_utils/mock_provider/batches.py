@@ -61,8 +61,8 @@ CANCEL_GRACE_SECONDS = 2.0
 _CUSTOM_ID_RE = re.compile(CUSTOM_ID_PATTERN)
 _log = logging.getLogger(__name__)
 
-ProcessFn = Callable[[dict[str, Any], str], Awaitable[dict[str, Any]]]
-"""``process(params, custom_id)`` -> the JSONL ``result`` object (succeeded or errored)."""
+ProcessFn = Callable[[dict[str, Any], str, str], Awaitable[dict[str, Any]]]
+"""``process(params, custom_id, batch_id)`` -> the JSONL ``result`` object (succeeded or errored)."""
 OnResultFn = Callable[[str, str, dict[str, Any], dict[str, Any], str], Any]
 """``on_result(api_key, custom_id, params, result, batch_id)``; may be sync or async."""
 
@@ -334,7 +334,7 @@ class BatchStore:
                     result: dict[str, Any] = {"type": "expired"}
                 else:
                     async with sem:
-                        result = await self._safe_process(params, custom_id)
+                        result = await self._safe_process(params, custom_id, batch_id)
                 await self._finish(batch_id, custom_id, api_key, params, result)
 
             await asyncio.gather(*(one(*row) for row in due))
@@ -475,9 +475,9 @@ class BatchStore:
             "results_url": f"{self.base_url}/v1/messages/batches/{row['id']}/results" if ended else None,
         }
 
-    async def _safe_process(self, params: dict[str, Any], custom_id: str) -> dict[str, Any]:
+    async def _safe_process(self, params: dict[str, Any], custom_id: str, batch_id: str) -> dict[str, Any]:
         try:
-            result = await self.process(params, custom_id)
+            result = await self.process(params, custom_id, batch_id)
         except APIError as exc:
             return {"type": "errored", "error": error_body(exc.type, exc.message, _request_id(custom_id))}
         except Exception:  # noqa: BLE001 - one bad request must not stop the batch

@@ -411,10 +411,15 @@ class FaultInjector:
             }
 
     # ----- decisions ---------------------------------------------------------------------------
-    def batch_error(self, custom_id: str, request_key: str) -> bool:
-        """Whether this valid batch request fails transiently (same seed and request: same answer)."""
+    def batch_error(self, batch_id: str, custom_id: str, request_key: str) -> bool:
+        """Whether this valid batch request fails transiently.
+
+        Seeded and reproducible; the batch id is part of the draw, so a request resubmitted in a new
+        batch is a fresh draw (as on the real API, where an overload passes), even across restarts.
+        """
         sc = self._scenario
-        return sc.batch_error_fraction > 0 and _unit(self.seed, sc.name, "batch", custom_id, request_key) < sc.batch_error_fraction
+        return (sc.batch_error_fraction > 0
+                and _unit(self.seed, sc.name, "batch", batch_id, custom_id, request_key) < sc.batch_error_fraction)
 
     def decide(self, request_key: str, forced: str | None = None) -> Fault | None:
         """The fault for this request, or None to serve it normally.

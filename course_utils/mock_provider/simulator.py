@@ -427,7 +427,7 @@ class Simulator:
         return self._error_response(ex, NotFound(f"Not found: {request.method} {request.url.path}"))
 
     # ----- Message Batches -----------------------------------------------------------------------
-    async def _process_batch_request(self, params: dict[str, Any], custom_id: str) -> dict[str, Any]:
+    async def _process_batch_request(self, params: dict[str, Any], custom_id: str, batch_id: str) -> dict[str, Any]:
         """Run one batch item through validation and the skills; invalid params become ``errored``."""
         rid = _new_id("req")
         ex = Exchange(request_id=rid, api_key=None, headers={}, body=params,
@@ -438,8 +438,8 @@ class Simulator:
             if params.get("stream"):
                 raise InvalidRequest("stream: streaming is not supported for requests in a Message Batch")
             await self._validate.before(ex)
-            if self.faults.batch_error(custom_id, ex.body_key):
-                # A transient failure: the same request may succeed when resubmitted.
+            if self.faults.batch_error(batch_id, custom_id, ex.body_key):
+                # A transient failure: the same request, resubmitted in a new batch, is a fresh draw.
                 raise Overloaded("Overloaded")
             await self._generate.before(ex)
         except APIError as err:
