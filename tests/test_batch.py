@@ -276,6 +276,62 @@ def test_timeout_keeps_the_batch_open_for_the_next_run():
     assert store.summary("j") == {"pending": 1}
 
 
+class FakeBatchesWithResults(FakeBatches):
+    """:class:`FakeBatches` whose batches have results (every item succeeded); logs polls and downloads by id."""
+
+    def __init__(self, clock, ends_at, items):
+        super().__init__(clock, ends_at)
+        self.items, self.polled, self.downloads = items, [], []
+
+    def retrieve(self, batch_id):
+        self.polled.append(batch_id)
+        return super().retrieve(batch_id)
+
+    def results(self, batch_id):
+        self.downloads.append(batch_id)
+        return [_line(cid, "succeeded", text=cid) for cid in self.items[batch_id]]
+
+
+class PollerKilled(Exception):
+    """Stands in for the poller process dying."""
+
+
+def test_an_interrupted_wait_resumes_polling_only_the_open_batches(tmp_path):
+    path = tmp_path / "jobs.sqlite3"
+    items = {"b1": ["a", "b"], "b2": ["c"], "b3": ["d", "e"]}
+    ends_at = {"b1": 10, "b2": 40, "b3": 300}
+    schedule = PollSchedule(initial=5, factor=2, max_interval=60)
+    clock = VirtualClock()
+    store = JobStore(path, clock=clock)
+    store.create_job("j", [cid for ids in items.values() for cid in ids])
+    for bid, ids in items.items():
+        store.record_batch("j", bid, ids)
+
+    def killed_once_b2_ended(batch, elapsed_s):
+        if batch.id == "b2" and batch.processing_status == "ended":
+            raise PollerKilled(elapsed_s)
+
+    first = FakeBatchesWithResults(clock, ends_at, items)
+    with pytest.raises(PollerKilled):
+        wait_and_collect(fake_client(first), store, "j", deadline_s=3_600, clock=clock, schedule=schedule,
+                         on_progress=killed_once_b2_ended)
+    assert sorted(first.downloads) == ["b1", "b2"]  # collected as each ended, before the crash
+    store.close()
+
+    store = JobStore(path, clock=clock)  # a new process: only the file is left
+    assert store.open_batches("j") == ["b3"]
+    assert store.summary("j") == {"succeeded": 3, "pending": 2}
+    states = store.batches("j").set_index("batch_id")
+    assert states["state"].to_dict() == {"b1": "collected", "b2": "collected", "b3": "in_progress"}
+    assert states.loc["b3", "counts"] is None and states.loc["b1", "counts"]["succeeded"] == 10
+    second = FakeBatchesWithResults(clock, ends_at, items)
+    summary = wait_and_collect(fake_client(second), store, "j", deadline_s=3_600, clock=clock, schedule=schedule)
+    assert set(second.polled) == {"b3"} and second.downloads == ["b3"]  # no batch polled or collected twice
+    assert summary == {"succeeded": 5}
+    assert set(store.batches("j")["state"]) == {"collected"} and store.open_batches("j") == []
+    store.close()
+
+
 def test_resubmission_sends_only_retryable_items_once(sim, client):
     df = reviews(12, empty={0, 5})
     requests = build_requests(df, params_for, id_column="review_id")

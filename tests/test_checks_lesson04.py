@@ -258,6 +258,11 @@ def expired_is_final(inputs, results):
     return _by_id(inputs, results, lambda r: "canceled" if r["type"] == "expired" else _outcome(r))
 
 
+def sorted_position(inputs, results):
+    # Sorts the results by custom_id and pastes them by position: right only if the inputs happen to be sorted.
+    return by_position_join(inputs, sorted(results, key=lambda r: r["custom_id"]))
+
+
 def inner_join(inputs, results):
     out = join_results(inputs, results)
     return out[out["outcome"] != "missing"]
@@ -270,6 +275,7 @@ def test_4_3_solution_passes():
 
 @pytest.mark.parametrize("answer, phrase", [
     (by_position_join, "another review's reply"),
+    (sorted_position, "another review's reply"),
     (all_errors_invalid, "errored with api_error"),
     (all_errors_retry, "errored with invalid_request_error"),
     (expired_is_final, "expired"),
@@ -316,6 +322,55 @@ with_canceled = _resubmit(["retry", "missing", "canceled"])
 new_custom_ids = _resubmit(["retry", "missing"], suffix="-retry")
 
 
+def expired_only(client, store, job_id, params_by_id):
+    items = store.items(job_id)
+    todo = list(items.loc[items["error_type"] == "expired", "custom_id"])
+    if not todo:
+        return []
+    batch = client.messages.batches.create(requests=[{"custom_id": c, "params": params_by_id[c]} for c in todo])
+    store.record_batch(job_id, batch.id, todo)
+    return [batch.id]
+
+
+def params_by_position(client, store, job_id, params_by_id):
+    # Takes each item's params from its row number in the job, as if params_by_id were in the same order.
+    items = store.items(job_id)
+    todo = items[items["outcome"].isin(["retry", "missing"])]
+    if todo.empty:
+        return []
+    bodies = list(params_by_id.values())
+    batch = client.messages.batches.create(
+        requests=[{"custom_id": c, "params": bodies[i]} for i, c in zip(todo.index, todo["custom_id"])])
+    store.record_batch(job_id, batch.id, list(todo["custom_id"]))
+    return [batch.id]
+
+
+def one_batch_per_item(client, store, job_id, params_by_id):
+    items = store.items(job_id)
+    new = []
+    for c in items.loc[items["outcome"].isin(["retry", "missing"]), "custom_id"]:
+        batch = client.messages.batches.create(requests=[{"custom_id": c, "params": params_by_id[c]}])
+        store.record_batch(job_id, batch.id, [c])
+        new.append(batch.id)
+    return new
+
+
+def test_4_4_ledger_case_runs_into_expirations_and_transient_errors():
+    from course_utils.checks import lesson04
+
+    seen = {}
+
+    def spy(client, store, job_id, params_by_id):
+        seen.update(store.items(job_id).groupby("error_type").size().to_dict())
+        return resubmit_failures(client, store, job_id, params_by_id)
+
+    p = lesson04.probe()
+    with lesson04._instant(p):
+        lesson04._ledger_body(spy, p)
+    assert seen.get("expired", 0) >= 1 and seen.get("overloaded_error", 0) >= 1, seen
+    assert seen.get("invalid_request_error", 0) >= 1, seen
+
+
 def test_4_4_solution_passes():
     for answer in (resubmit_failures, reference_resubmit):
         result = checks.check("4.4", answer)
@@ -329,6 +384,9 @@ def test_4_4_solution_passes():
     (forgets_missing, "not exactly the retryable ones"),
     (with_canceled, "a canceled request was resubmitted"),
     (new_custom_ids, "not exactly the retryable ones"),
+    (expired_only, "not exactly the retryable ones"),
+    (params_by_position, "another review's params"),
+    (one_batch_per_item, "not one new batch"),
 ])
 def test_4_4_wrong_answers_are_rejected(answer, phrase):
     _rejected("4.4", answer, phrase)

@@ -1,8 +1,9 @@
 """A batch job end to end: submit (recorded first), wait (resumable), collect the triaged results.
 
 Every step reads and writes the :class:`~.jobstore.JobStore`, so each can be re-run after a
-crash: ``submit_job`` skips chunks already submitted, ``wait_and_collect`` polls whatever the
-record says is still open, and collecting a batch twice changes nothing.
+crash: ``submit_job`` skips chunks already submitted, ``wait_and_collect`` collects each batch as
+soon as it ends and polls only what the record says is still open, and collecting a batch twice
+changes nothing.
 """
 
 from __future__ import annotations
@@ -65,26 +66,41 @@ def wait_and_collect(
 ) -> dict[str, int]:
     """Poll the job's open batches (from the record, so it works in a fresh process) and collect them.
 
-    Returns :meth:`JobStore.summary`. On :class:`~.poll.PollTimeout` the batches that did end are
-    collected before the exception propagates; the rest stay open for the next run.
+    Each batch is collected the moment a poll sees it ended, before ``on_progress`` hears of it:
+    a poller that dies later has already banked those results, and a restart polls only the
+    batches still open. Returns :meth:`JobStore.summary`. On :class:`~.poll.PollTimeout` the rest
+    stay open for the next run.
     """
     open_ids = store.open_batches(job_id)
+    collected: set[str] = set()
+
+    def collect_on_end(batch: Any, elapsed_s: float) -> None:
+        if batch.processing_status == "ended" and batch.id not in collected:
+            _collect(client, store, job_id, batch)
+            collected.add(batch.id)
+        if on_progress is not None:
+            on_progress(batch, elapsed_s)
+
     if open_ids:
         try:
             ended = poll_batches(client, open_ids, deadline_s=deadline_s, clock=clock, schedule=schedule,
-                                 on_progress=on_progress)
+                                 on_progress=collect_on_end)
         except PollTimeout as exc:
-            _collect_ended(client, store, job_id, exc.batches)
+            _collect_ended(client, store, job_id, exc.batches, skip=collected)
             raise
-        _collect_ended(client, store, job_id, ended)
+        _collect_ended(client, store, job_id, ended, skip=collected)
     return store.summary(job_id)
 
 
-def _collect_ended(client: Any, store: JobStore, job_id: str, batches: dict[str, Any]) -> None:
+def _collect(client: Any, store: JobStore, job_id: str, batch: Any) -> None:
+    store.mark_batch(batch.id, "ended", counts_of(batch))
+    collect_batch(client, store, job_id, batch.id)
+
+
+def _collect_ended(client: Any, store: JobStore, job_id: str, batches: dict[str, Any], *, skip: set[str]) -> None:
     for bid, batch in batches.items():
-        if batch.processing_status == "ended":
-            store.mark_batch(bid, "ended", counts_of(batch))
-            collect_batch(client, store, job_id, bid)
+        if batch.processing_status == "ended" and bid not in skip:
+            _collect(client, store, job_id, batch)
 
 
 def latest_results(client: Any, store: JobStore, job_id: str) -> Iterator[dict[str, Any]]:

@@ -137,7 +137,8 @@ class JobStore:
                 "ORDER BY submitted_at, batch_id",
                 self._db, params=(job_id,),
             )
-        df["counts"] = df["counts"].map(lambda s: json.loads(s) if s else None)
+        # A column of only NULLs comes back as float NaN, not None: test for text, not truthiness.
+        df["counts"] = df["counts"].map(lambda s: json.loads(s) if isinstance(s, str) else None)
         return df
 
     # ----- items ---------------------------------------------------------------------------------
