@@ -160,6 +160,16 @@ class CheckResult:
     def __str__(self) -> str:
         return self.feedback
 
+    def _repr_html_(self) -> str:
+        """The verdict as escaped HTML: green passed, red failed, grey not attempted, hint folded."""
+        from .report import verdict_html  # report imports this module
+
+        return verdict_html(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """IPython's plain text: the verdict text, as papermill and consoles show it."""
+        printer.text(self.feedback if not cycle else f"CheckResult({self.exercise!r})")
+
     def _ipython_display_(self) -> None:
         # check() already printed the verdict; when it is also the cell's last expression, showing it
         # again would print it twice. Displayed later (``result`` in another cell), show it once.
