@@ -1,7 +1,9 @@
 """The model catalog (``data/models.csv``): context windows, output limits, latency and quality.
 
 Shared by the simulator (latency, context checks, classification accuracy) and by lesson code
-(routing, budgets), so there is one table to edit.
+(routing, budgets), so there is one table to edit. The request rules each model enforces (which
+settings it refuses with a 400) come from ``data/model_rules.csv``, one row per model and rule with
+the documentation page it was read from.
 """
 
 from __future__ import annotations
@@ -11,10 +13,14 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-__all__ = ["ModelSpec", "DATA_DIR", "catalog", "get_model", "UnknownModelError", "DEFAULT_MODEL"]
+__all__ = ["ModelSpec", "DATA_DIR", "RULES", "catalog", "get_model", "UnknownModelError", "DEFAULT_MODEL"]
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 DEFAULT_MODEL = "claude-haiku-5-5"
+
+RULES: tuple[str, ...] = ("sampling_params", "assistant_prefill", "thinking_budget", "forced_tool_choice",
+                          "thinking_disabled")
+"""The request rules ``data/model_rules.csv`` states for every model (``allowed`` true or false)."""
 
 
 class UnknownModelError(KeyError):
@@ -41,13 +47,19 @@ class ModelSpec:
     min_cache_tokens: int
     """Shortest prefix that prompt caching will cache for this model."""
     tier: str
-    forced_tool_use: bool = True
-    """Whether ``tool_choice`` of type ``any``/``tool`` is accepted (Sonnet 5.5 refuses it)."""
+    refused: frozenset[str] = frozenset()
+    """The :data:`RULES` this model refuses with a 400 (e.g. ``forced_tool_choice`` on Sonnet 5.5)."""
+
+    @property
+    def forced_tool_use(self) -> bool:
+        """Whether ``tool_choice`` of type ``any``/``tool`` is accepted."""
+        return "forced_tool_choice" not in self.refused
 
 
 @lru_cache(maxsize=1)
 def catalog() -> dict[str, ModelSpec]:
     """All models, keyed by id, in catalog order."""
+    refused = _refused_rules()
     rows: dict[str, ModelSpec] = {}
     with open(DATA_DIR / "models.csv", newline="", encoding="utf-8") as fh:
         for row in csv.DictReader(fh):
@@ -63,9 +75,38 @@ def catalog() -> dict[str, ModelSpec]:
                 verbosity=float(row["verbosity"]),
                 min_cache_tokens=int(row["min_cache_tokens"]),
                 tier=row["tier"],
-                forced_tool_use=row.get("forced_tool_use", "true").strip().lower() == "true",
+                refused=refused.get(row["id"], frozenset()),
             )
+    missing = {m: set(RULES) - seen for m, seen in _stated_rules().items() if set(RULES) - seen}
+    unstated = [m for m in rows if m not in _stated_rules()]
+    if missing or unstated:
+        # Every model states every rule, so a new catalog row cannot silently accept everything.
+        raise ValueError(f"data/model_rules.csv: rules missing for {missing or unstated}")
     return rows
+
+
+def _read_rules() -> list[dict[str, str]]:
+    with open(DATA_DIR / "model_rules.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    for r in rows:
+        if r["rule"] not in RULES or r["allowed"] not in ("true", "false"):
+            raise ValueError(f"data/model_rules.csv: bad row {r}")
+    return rows
+
+
+def _refused_rules() -> dict[str, frozenset[str]]:
+    out: dict[str, set[str]] = {}
+    for r in _read_rules():
+        if r["allowed"] == "false":
+            out.setdefault(r["model"], set()).add(r["rule"])
+    return {m: frozenset(v) for m, v in out.items()}
+
+
+def _stated_rules() -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for r in _read_rules():
+        out.setdefault(r["model"], set()).add(r["rule"])
+    return out
 
 
 def get_model(model_id: str) -> ModelSpec:

@@ -8,7 +8,15 @@ from collections import Counter
 import pytest
 
 from course_utils.clock import VirtualClock
-from course_utils.mock_provider.errors import InternalError, Overloaded, RateLimited
+from course_utils.mock_provider.errors import (
+    BillingError,
+    GatewayTimeout,
+    InternalError,
+    Overloaded,
+    PermissionDenied,
+    RateLimited,
+    SpendLimitReached,
+)
 from course_utils.mock_provider.faults import (
     FAULT_KINDS,
     SCENARIOS,
@@ -66,6 +74,10 @@ def test_calm_never_faults(clock):
         ("stream_error", 529, "overloaded_error", Overloaded),
         ("timeout", None, None, None),
         ("disconnect", None, None, None),
+        ("timeout_error", 504, "timeout_error", GatewayTimeout),
+        ("billing_error", 402, "billing_error", BillingError),
+        ("permission_error", 403, "permission_error", PermissionDenied),
+        ("spend_limit", 429, "rate_limit_error", SpendLimitReached),
     ],
 )
 def test_forced_header_maps_to_the_right_fault(clock, kind, status, error_type, error_cls):
@@ -108,7 +120,31 @@ def test_invalid_forced_value(clock, value):
 def test_validate_forced():
     assert validate_forced(None) is None
     assert validate_forced(" disconnect ") == "disconnect"
-    assert set(FAULT_KINDS) == {"overloaded", "api_error", "rate_limit", "timeout", "disconnect", "stream_error"}
+    assert set(FAULT_KINDS) == {"overloaded", "api_error", "rate_limit", "timeout", "disconnect", "stream_error",
+                                "timeout_error", "billing_error", "permission_error", "spend_limit"}
+    assert "slow" not in FAULT_KINDS  # scenarios only
+
+
+def test_spend_limit_fault_has_the_documented_shape(clock):
+    """https://platform.claude.com/docs/api/rate-limits: rate_limit_error, details.error_code, no retry-after."""
+    err = FaultInjector("calm", clock=clock).decide("b", forced="spend_limit").error()
+    body = err.body("req_1")
+    assert body["error"]["type"] == "rate_limit_error"
+    assert body["error"]["details"] == {"error_code": "enforced_spend_limit_reached"}
+    assert body["error"]["message"].startswith("You have reached your API usage limits")
+    assert "retry-after" not in err.headers and err.headers["x-should-retry"] == "false"
+
+
+def test_a_fault_kind_is_one_declaration():
+    """Every kind's behaviour comes from FAULT_SPECS: forceable kinds, drawn kinds and Scenario fields agree."""
+    from dataclasses import fields as dc_fields
+
+    from course_utils.mock_provider.faults import FAULT_SPECS
+
+    assert FAULT_KINDS == tuple(k for k, spec in FAULT_SPECS.items() if spec.forceable)
+    scenario_fields = {f.name for f in dc_fields(Scenario)}
+    for spec in FAULT_SPECS.values():
+        assert spec.probability is None or spec.probability in scenario_fields
 
 
 # ----- determinism ---------------------------------------------------------------------------------

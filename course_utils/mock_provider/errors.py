@@ -3,6 +3,10 @@
 Every error response has the real shape::
 
     {"type": "error", "error": {"type": "invalid_request_error", "message": "..."}, "request_id": "req_..."}
+
+Some errors also carry ``error.details`` (the spend-limit 429's ``{"error_code": "enforced_spend_limit_reached"}``,
+https://platform.claude.com/docs/api/rate-limits). Types and statuses follow
+https://platform.claude.com/docs/en/api/errors.
 """
 
 from __future__ import annotations
@@ -14,11 +18,14 @@ __all__ = [
     "InvalidRequest",
     "AuthenticationFailed",
     "PermissionDenied",
+    "BillingError",
     "NotFound",
     "RequestTooLarge",
     "RateLimited",
     "InternalError",
     "Overloaded",
+    "GatewayTimeout",
+    "SpendLimitReached",
     "error_body",
 ]
 
@@ -29,18 +36,23 @@ class APIError(Exception):
     status: int = 500
     type: str = "api_error"
 
-    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None,
+                 details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.headers = dict(headers or {})
+        self.details = dict(details) if details else None
 
     def body(self, request_id: str) -> dict[str, Any]:
-        return error_body(self.type, self.message, request_id)
+        return error_body(self.type, self.message, request_id, details=self.details)
 
 
-def error_body(error_type: str, message: str, request_id: str) -> dict[str, Any]:
+def error_body(error_type: str, message: str, request_id: str, *, details: dict[str, Any] | None = None) -> dict[str, Any]:
     """The JSON envelope the API uses for every error (also used inside batch results and SSE)."""
-    return {"type": "error", "error": {"type": error_type, "message": message}, "request_id": request_id}
+    error: dict[str, Any] = {"type": error_type, "message": message}
+    if details:
+        error["details"] = dict(details)
+    return {"type": "error", "error": error, "request_id": request_id}
 
 
 class InvalidRequest(APIError):
@@ -49,6 +61,10 @@ class InvalidRequest(APIError):
 
 class AuthenticationFailed(APIError):
     status, type = 401, "authentication_error"
+
+
+class BillingError(APIError):
+    status, type = 402, "billing_error"
 
 
 class PermissionDenied(APIError):
@@ -73,3 +89,24 @@ class InternalError(APIError):
 
 class Overloaded(APIError):
     status, type = 529, "overloaded_error"
+
+
+class GatewayTimeout(APIError):
+    """504: "The request timed out while processing" (the API's, not the client's, timeout)."""
+
+    status, type = 504, "timeout_error"
+
+
+class SpendLimitReached(RateLimited):
+    """The 429 of a usage tier's monthly spend cap: ``rate_limit_error`` like a rate limit, but with
+    ``details.error_code = "enforced_spend_limit_reached"`` and no ``retry-after``, because retrying
+    fails until the month turns. ``x-should-retry: false`` keeps the official SDKs from retrying it.
+    """
+
+    def __init__(self, regain_access: str = "the first day of next month at 00:00 UTC") -> None:
+        super().__init__(
+            "You have reached your API usage limits: your organization has crossed its monthly API usage "
+            f"threshold, set based on your organization's API tier. You will regain access on {regain_access}.",
+            headers={"x-should-retry": "false"},
+            details={"error_code": "enforced_spend_limit_reached"},
+        )

@@ -7,23 +7,29 @@ request, whether this one fails and how. Decisions are a pure function of
 retry of a failed body draws afresh, so it can succeed. Outages are the exception by design: they
 follow the clock, because a circuit breaker can only be taught against time.
 
-Fault kinds (the values of the ``x-mock-fault`` request header, which forces one):
+Fault kinds are declared once each, in :data:`FAULT_SPECS` (a :class:`FaultKind` says the status, the error
+the response carries, whether it strikes mid-stream, holds the response, and which scenario probability draws
+it); adding a kind is one declaration there. The forceable ones are the values of the ``x-mock-fault`` header:
 
-============== ======================================================================================
-kind           how the pipeline applies it
-============== ======================================================================================
-overloaded     answer 529 ``overloaded_error`` (:meth:`Fault.error`)
-api_error      answer 500 ``api_error``
-rate_limit     answer 429 ``rate_limit_error`` with ``retry-after`` (:attr:`Fault.headers`)
-timeout        await ``delay_s`` *real* seconds (beyond the SDKs' 600 s default timeout), then
-               answer normally: the client's timeout is what the student should see fire
-disconnect     streaming: drop the connection after ``after_tokens`` text deltas;
-               non-streaming: close the connection without any response
-stream_error   streaming: HTTP 200, then an ``event: error`` (``overloaded_error``) after
-               ``after_tokens`` text deltas; non-streaming: a plain 529, which is how an overload
-               that strikes before the response starts looks to a non-streaming client
-slow           (scenarios only, not forceable) await ``delay_s`` real seconds, then answer normally
-============== ======================================================================================
+================== ==================================================================================
+kind               how the pipeline applies it
+================== ==================================================================================
+overloaded         answer 529 ``overloaded_error``
+api_error          answer 500 ``api_error``
+rate_limit         answer 429 ``rate_limit_error`` with ``retry-after``
+stream_error       streaming: HTTP 200, then an ``event: error`` (``overloaded_error``) after
+                   ``after_tokens`` text deltas; non-streaming: a plain 529
+disconnect         streaming: drop the connection after ``after_tokens`` text deltas;
+                   non-streaming: close the connection without any response
+timeout            await ``delay_s`` *real* seconds (beyond the SDKs' 600 s default timeout), then
+                   answer normally: the client's timeout is what the student should see fire
+timeout_error      answer 504 ``timeout_error`` (the API timed out while processing)
+billing_error      answer 402 ``billing_error``
+permission_error   answer 403 ``permission_error``
+spend_limit        answer the spend-cap 429: ``rate_limit_error`` with
+                   ``details.error_code = "enforced_spend_limit_reached"``, no ``retry-after``
+slow               (scenarios only, not forceable) await ``delay_s`` real seconds, then answer normally
+================== ==================================================================================
 
 Times: ``delay_s`` and ``retry_after`` are real seconds, never scaled, because they are what a
 client's timeouts and sleeps act on. Outage windows are in *simulated* seconds since the scenario
@@ -37,14 +43,26 @@ import hashlib
 import math
 import threading
 from collections import defaultdict
+import time
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from ..clock import SYSTEM_CLOCK, Clock
-from .errors import APIError, InternalError, Overloaded, RateLimited
+from .errors import (
+    APIError,
+    BillingError,
+    GatewayTimeout,
+    InternalError,
+    Overloaded,
+    PermissionDenied,
+    RateLimited,
+    SpendLimitReached,
+)
 
 __all__ = [
     "FAULT_KINDS",
+    "FAULT_SPECS",
+    "FaultKind",
     "TIMEOUT_DELAY_S",
     "Fault",
     "Burst",
@@ -56,13 +74,9 @@ __all__ = [
     "FaultInjector",
 ]
 
-FAULT_KINDS: tuple[str, ...] = ("overloaded", "api_error", "rate_limit", "timeout", "disconnect", "stream_error")
-"""The kinds a request can force with the ``x-mock-fault`` header."""
-
 TIMEOUT_DELAY_S = 900.0
 """Real seconds a ``timeout`` fault holds the response: past the official SDKs' 10-minute default."""
 
-_MID_STREAM = frozenset({"disconnect", "stream_error"})
 _RATE_LIMIT_MESSAGE = (
     "Number of request tokens has exceeded your per-minute rate limit "
     "(https://docs.claude.com/en/api/rate-limits); see the response headers for current usage. "
@@ -96,36 +110,89 @@ class Fault:
 
     def error(self) -> APIError | None:
         """The error response to send instead of a reply, or None (delays, disconnects, mid-stream)."""
-        if self.kind in ("overloaded", "stream_error"):
-            return Overloaded(self.message)
-        if self.kind == "api_error":
-            return InternalError(self.message)
-        if self.kind == "rate_limit":
-            return RateLimited(self.message, headers=self.headers)
-        return None
+        make = FAULT_SPECS[self.kind].error
+        return make(self) if make is not None else None
 
     def for_non_streaming(self) -> "Fault":
         """The same fault as a non-streaming request experiences it (no mid-stream position)."""
-        return replace(self, after_tokens=None) if self.kind in _MID_STREAM else self
+        return replace(self, after_tokens=None) if FAULT_SPECS[self.kind].mid_stream else self
+
+
+@dataclass(frozen=True)
+class FaultKind:
+    """The one declaration of a fault kind: what it answers and how it is drawn.
+
+    ``error`` builds the response that replaces the reply (None: the fault acts later, by holding,
+    dropping, or erroring mid-stream). ``probability`` names the :class:`Scenario` field that draws
+    it at random (None: it can only be forced with the header).
+    """
+
+    name: str
+    status: int | None
+    error_type: str | None
+    message: str
+    error: Callable[[Fault], APIError] | None = None
+    forceable: bool = True
+    mid_stream: bool = False
+    """Streams carry it as an ``after_tokens`` position (a non-streaming request gets it up front)."""
+    retry_after: bool = False
+    """The response carries ``retry-after`` (the scenario's ``retry_after_s``)."""
+    hold_s: float | None = None
+    """Real seconds the response is held; ``None`` with ``hold_from_scenario`` uses ``Scenario.slow_s``."""
+    hold_from_scenario: bool = False
+    probability: str | None = None
+
+
+def _spend_cap_regain_date(now: float) -> str:
+    """When a paused organisation regains access: 00:00 UTC on the first day of the next month."""
+    t = time.gmtime(now)
+    year, month = (t.tm_year + 1, 1) if t.tm_mon == 12 else (t.tm_year, t.tm_mon + 1)
+    return f"{year:04d}-{month:02d}-01 at 00:00 UTC"
+
+
+# In the order a scenario draws them (the order is part of the reproducible fault timeline).
+FAULT_SPECS: dict[str, FaultKind] = {k.name: k for k in (
+    FaultKind("overloaded", 529, "overloaded_error", "Overloaded", lambda f: Overloaded(f.message),
+              probability="p_overloaded"),
+    FaultKind("api_error", 500, "api_error", "Internal server error", lambda f: InternalError(f.message),
+              probability="p_api_error"),
+    FaultKind("rate_limit", 429, "rate_limit_error", _RATE_LIMIT_MESSAGE,
+              lambda f: RateLimited(f.message, headers=f.headers), retry_after=True, probability="p_rate_limit"),
+    FaultKind("stream_error", 529, "overloaded_error", "Overloaded", lambda f: Overloaded(f.message),
+              mid_stream=True, probability="p_stream_error"),
+    FaultKind("disconnect", None, None, "Connection dropped by the server", mid_stream=True,
+              probability="p_disconnect"),
+    FaultKind("timeout", None, None, "No response before the client's timeout", hold_s=TIMEOUT_DELAY_S,
+              probability="p_timeout"),
+    FaultKind("slow", None, None, "Slow response", forceable=False, hold_from_scenario=True, probability="slow_p"),
+    # Errors production code must tell apart (https://platform.claude.com/docs/en/api/errors); forced only.
+    FaultKind("timeout_error", 504, "timeout_error",
+              "The request timed out while processing. Consider using streaming for long-running requests.",
+              lambda f: GatewayTimeout(f.message)),
+    FaultKind("billing_error", 402, "billing_error", "Billing error", lambda f: BillingError(f.message)),
+    FaultKind("permission_error", 403, "permission_error", "Permission denied", lambda f: PermissionDenied(f.message)),
+    FaultKind("spend_limit", 429, "rate_limit_error", "Spend limit reached",
+              lambda f: SpendLimitReached(_spend_cap_regain_date(time.time()))),
+)}
+"""Every fault kind, declared once."""
+
+FAULT_KINDS: tuple[str, ...] = tuple(k.name for k in FAULT_SPECS.values() if k.forceable)
+"""The kinds a request can force with the ``x-mock-fault`` header."""
 
 
 def _make_fault(kind: str, *, after_tokens: int | None = None, retry_after: int = 1, delay_s: float | None = None,
                 cause: str = "scenario") -> Fault:
-    if kind == "overloaded":
-        return Fault(kind, 529, "overloaded_error", "Overloaded", cause=cause)
-    if kind == "api_error":
-        return Fault(kind, 500, "api_error", "Internal server error", cause=cause)
-    if kind == "rate_limit":
-        return Fault(kind, 429, "rate_limit_error", _RATE_LIMIT_MESSAGE, retry_after=retry_after, cause=cause)
-    if kind == "stream_error":
-        return Fault(kind, 529, "overloaded_error", "Overloaded", after_tokens=after_tokens, cause=cause)
-    if kind == "disconnect":
-        return Fault(kind, None, None, "Connection dropped by the server", after_tokens=after_tokens, cause=cause)
-    if kind == "timeout":
-        return Fault(kind, None, None, "No response before the client's timeout", delay_s=TIMEOUT_DELAY_S, cause=cause)
-    if kind == "slow":
-        return Fault(kind, None, None, "Slow response", delay_s=delay_s, cause=cause)
-    raise ValueError(f"unknown fault kind {kind!r}")
+    try:
+        spec = FAULT_SPECS[kind]
+    except KeyError:
+        raise ValueError(f"unknown fault kind {kind!r}") from None
+    return Fault(
+        kind, spec.status, spec.error_type, spec.message,
+        after_tokens=after_tokens if spec.mid_stream else None,
+        retry_after=retry_after if spec.retry_after else None,
+        delay_s=delay_s if spec.hold_from_scenario else spec.hold_s,
+        cause=cause,
+    )
 
 
 class InvalidFault(ValueError):
@@ -140,6 +207,9 @@ def validate_forced(value: str | None) -> str | None:
     if kind not in FAULT_KINDS:
         raise InvalidFault(f"x-mock-fault: {value!r} is not a fault kind; valid values are: {', '.join(FAULT_KINDS)}")
     return kind
+
+
+_DRAWN = tuple(k for k in FAULT_SPECS.values() if k.probability)
 
 
 @dataclass(frozen=True)
@@ -161,9 +231,7 @@ class Burst:
             raise ValueError("burst: every, length and retry_after_s must all be >= 1")
 
 
-_PROBABILITIES = (
-    "p_overloaded", "p_api_error", "p_rate_limit", "p_stream_error", "p_disconnect", "p_timeout", "slow_p",
-)
+_PROBABILITIES = tuple(k.probability for k in FAULT_SPECS.values() if k.probability)
 
 
 @dataclass(frozen=True)
@@ -442,25 +510,17 @@ class FaultInjector:
             if burst is not None:
                 return burst
             u = _unit(self.seed, sc.name, request_key, n, "kind")
-            for name, drawn in (
-                ("p_overloaded", "overloaded"),
-                ("p_api_error", "api_error"),
-                ("p_rate_limit", "rate_limit"),
-                ("p_stream_error", "stream_error"),
-                ("p_disconnect", "disconnect"),
-                ("p_timeout", "timeout"),
-                ("slow_p", "slow"),
-            ):
-                p = getattr(sc, name)
+            for spec in _DRAWN:
+                p = getattr(sc, spec.probability)
                 if u < p:
-                    return self._build(drawn, request_key, n, cause="scenario")
+                    return self._build(spec.name, request_key, n, cause="scenario")
                 u -= p
             return None
 
     def _build(self, kind: str, request_key: str, n: int, *, cause: str) -> Fault:
         sc = self._scenario
         after = None
-        if kind in _MID_STREAM:
+        if FAULT_SPECS[kind].mid_stream:
             lo, hi = sc.after_tokens
             after = lo + int(_unit(self.seed, sc.name, request_key, n, "after") * (hi - lo + 1))
         return _make_fault(kind, after_tokens=after, retry_after=sc.retry_after_s, delay_s=sc.slow_s, cause=cause)

@@ -1,9 +1,19 @@
 """Parsing and validating a Messages API request body into a :class:`MessagesRequest`.
 
 Validation follows the API: precise ``invalid_request_error`` messages that name the field
-(``messages.1.content.0.text: Field required``), unknown top-level fields accepted, consecutive
-turns of the same role merged, and a ``tool_result`` accepted only when the previous assistant
-turn holds its ``tool_use``.
+(``messages.1.content.0.text: Field required``), consecutive turns of the same role merged, and a
+``tool_result`` accepted only when the previous assistant turn holds its ``tool_use``.
+
+Unknown fields are refused, at the top level and inside messages, blocks, tools, ``tool_choice``,
+``thinking``, ``cache_control``, ``metadata`` and ``output_config``, with the API's wording
+``<path>: Extra inputs are not permitted`` (so ``max_tokens`` on count_tokens is a 400 too). The known
+fields are those of the installed SDK's request types (anthropic 2.14: ``MessageCreateParams``,
+``MessageCountTokensParams``, the block, tool and config params), plus ``stream`` and the sampling
+parameters the 4.x models still accept. Per-model rules (which *known* settings a model refuses)
+live in :mod:`.rules`.
+
+Contract: :func:`parse_json_body` and :func:`parse_messages_request` raise only
+:class:`~.errors.InvalidRequest` for bad input, never another exception, whatever the body holds.
 """
 
 from __future__ import annotations
@@ -14,10 +24,91 @@ from typing import Any, Mapping
 
 from .errors import InvalidRequest
 
-__all__ = ["Message", "MessagesRequest", "parse_json_body", "parse_messages_request", "text_of", "all_text"]
+__all__ = [
+    "KNOWN_BETAS",
+    "Message",
+    "MessagesRequest",
+    "parse_json_body",
+    "parse_messages_request",
+    "text_of",
+    "all_text",
+]
 
-_BLOCK_TYPES = {"text", "image", "document", "tool_use", "tool_result", "thinking", "redacted_thinking"}
 _ROLES = ("user", "assistant")
+
+# ----- the request schema: known fields at every level -------------------------------------------
+_CREATE_FIELDS = frozenset({
+    "model", "messages", "max_tokens", "system", "tools", "tool_choice", "stop_sequences", "stream", "metadata",
+    "thinking", "output_config", "service_tier", "cache_control", "container", "diagnostics", "inference_geo",
+    "speed", "user_profile_id", "workspace_id",
+    # Sampling parameters: gone from SDK 2.14's types, still accepted by the 4.x models (rules.py refuses
+    # them per model).
+    "temperature", "top_p", "top_k",
+})
+_COUNT_FIELDS = frozenset({
+    "model", "messages", "system", "tools", "tool_choice", "thinking", "output_config", "cache_control", "speed",
+    "user_profile_id", "workspace_id",
+})
+_BLOCK_FIELDS: dict[str, frozenset[str]] = {
+    "text": frozenset({"type", "text", "cache_control", "citations"}),
+    "image": frozenset({"type", "source", "cache_control", "transformations"}),
+    "document": frozenset({"type", "source", "cache_control", "citations", "context", "title"}),
+    "tool_use": frozenset({"type", "id", "name", "input", "cache_control", "caller", "toolset_name"}),
+    "tool_result": frozenset({"type", "tool_use_id", "content", "is_error", "cache_control", "toolset_name"}),
+    "thinking": frozenset({"type", "thinking", "signature"}),
+    "redacted_thinking": frozenset({"type", "data"}),
+}
+_BLOCK_TYPES = frozenset(_BLOCK_FIELDS)
+_CUSTOM_TOOL_FIELDS = frozenset({
+    "type", "name", "description", "input_schema", "cache_control", "strict", "input_examples", "allowed_callers",
+    "defer_loading", "eager_input_streaming",
+})
+_TOOL_CHOICE_FIELDS = {
+    "auto": frozenset({"type", "disable_parallel_tool_use"}),
+    "any": frozenset({"type", "disable_parallel_tool_use"}),
+    "tool": frozenset({"type", "name", "disable_parallel_tool_use"}),
+    "none": frozenset({"type"}),
+}
+_THINKING_FIELDS = {
+    "enabled": frozenset({"type", "budget_tokens", "display"}),
+    "adaptive": frozenset({"type", "display"}),
+    "between_tools": frozenset({"type", "display"}),
+    "disabled": frozenset({"type"}),
+}
+_EFFORTS = ("low", "medium", "high", "xhigh", "max")
+_SERVICE_TIERS = ("auto", "standard_only")
+_SPEEDS = ("standard", "fast")
+
+KNOWN_BETAS: frozenset[str] = frozenset({
+    # The literal values of the installed SDK's ``AnthropicBetaParam`` (anthropic 2.14).
+    "message-batches-2024-09-24", "prompt-caching-2024-07-31", "computer-use-2024-10-22", "computer-use-2025-01-24",
+    "pdfs-2024-09-25", "token-counting-2024-11-01", "token-efficient-tools-2025-02-19", "output-128k-2025-02-19",
+    "files-api-2025-04-14", "mcp-client-2025-04-04", "mcp-client-2025-11-20", "dev-full-thinking-2025-05-14",
+    "interleaved-thinking-2025-05-14", "code-execution-2025-05-22", "extended-cache-ttl-2025-04-11",
+    "context-1m-2025-08-07", "context-management-2025-06-27", "model-context-window-exceeded-2025-08-26",
+    "skills-2025-10-02", "fast-mode-2026-02-01", "output-300k-2026-03-24", "user-profiles-2026-03-24",
+    "user-profiles-2026-08-18", "user-profiles-2026-09-04", "advisor-tool-2026-03-01", "managed-agents-2026-04-01",
+    "dreaming-2026-04-21", "thinking-token-count-2026-05-13", "server-side-fallback-2026-06-01",
+    "server-side-fallback-2026-07-01", "fallback-credit-2026-06-01", "fallback-credit-2026-07-01",
+    "agent-memory-2026-07-22", "mid-conversation-tool-changes-2026-07-01", "compact-2026-01-12",
+    "computer-use-2025-11-24", "mcp-tunnels-2026-06-22", "structured-outputs-2025-11-13", "task-budgets-2026-03-13",
+    "thinking-display-updates-2026-08-18", "mid-conversation-output-config-2026-07-01",
+    "thinking-binding-controls-2026-08-01", "mid-conversation-system-clear-at-2026-08-21", "compact-2026-09-04",
+    "inline-tools-2026-09-15", "mcp-client-2026-09-15", "ce-plugins-2026-09-01", "spend-limit-reads-2026-09-26",
+    "telemetry-destinations-2026-08-11", "webhooks-2026-10-07", "admin-user-sign-out-2026-10-08",
+    "message-threads-2026-08-12", "analytics-usage-cost-2026-08-24", "experimental-claude-tag-2026-10-21",
+    "cache-diagnosis-2026-04-07", "ce-user-management-2026-07-13", "ce-claude-code-managed-settings-2026-10-06",
+    "efs-2026-10-01", "google-managed-data-controls-2026-09-01",
+})
+"""``anthropic-beta`` values the simulator accepts; any other value is a 400."""
+
+
+def _no_extra(obj: Mapping[str, Any], known: frozenset[str], path: str) -> None:
+    """Refuse the first field (in sorted order, so the message is stable) that ``known`` lacks."""
+    extra = sorted((k for k in obj if k not in known), key=str)
+    if extra:
+        where = f"{path}.{extra[0]}" if path else str(extra[0])
+        raise InvalidRequest(f"{where}: Extra inputs are not permitted")
 
 
 @dataclass(frozen=True)
@@ -47,7 +138,22 @@ class MessagesRequest:
     stream: bool = False
     temperature: float | None = None
     cache_control: dict[str, Any] | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    thinking: dict[str, Any] | None = None
+    output_config: dict[str, Any] | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def prefill(self) -> bool:
+        """Whether the conversation ends with an assistant turn (a prefill the model continues)."""
+        return bool(self.messages) and self.messages[-1].role == "assistant"
+
+    @property
+    def output_schema(self) -> dict[str, Any] | None:
+        """The JSON schema of ``output_config.format`` (structured outputs), or None."""
+        fmt = (self.output_config or {}).get("format")
+        return fmt.get("schema") if isinstance(fmt, dict) else None
 
     @property
     def system_text(self) -> str:
@@ -154,6 +260,7 @@ def _cache_control(value: Any, path: str) -> dict[str, Any] | None:
     if value is None:
         return None
     _check_type(value, dict, path, "object")
+    _no_extra(value, frozenset({"type", "ttl"}), path)
     if value.get("type") != "ephemeral":
         raise InvalidRequest(f"{path}.type: Input should be 'ephemeral'")
     ttl = value.get("ttl", "5m")
@@ -165,11 +272,13 @@ def _cache_control(value: Any, path: str) -> dict[str, Any] | None:
 def _block(raw: Any, path: str, role: str) -> dict[str, Any]:
     _check_type(raw, dict, path, "object")
     btype = _require(raw, "type", f"{path}.")
-    if btype not in _BLOCK_TYPES:
+    # A list or object as the tag is not hashable: compare only strings with the known tags.
+    if not isinstance(btype, str) or btype not in _BLOCK_TYPES:
         raise InvalidRequest(
             f"{path}.type: Input tag '{btype}' found using 'type' does not match any of the expected tags: "
             + ", ".join(f"'{t}'" for t in sorted(_BLOCK_TYPES))
         )
+    _no_extra(raw, _BLOCK_FIELDS[btype], path)
     block = dict(raw)
     if "cache_control" in raw:
         block["cache_control"] = _cache_control(raw["cache_control"], f"{path}.cache_control")
@@ -217,6 +326,7 @@ def _messages(raw: Any) -> tuple[Message, ...]:
     for i, m in enumerate(raw):
         path = f"messages.{i}"
         _check_type(m, dict, path, "object")
+        _no_extra(m, frozenset({"role", "content"}), path)
         role = _require(m, "role", f"{path}.")
         if role not in _ROLES:
             raise InvalidRequest(f"{path}.role: Input should be 'user' or 'assistant'")
@@ -279,6 +389,9 @@ def _tools(raw: Any) -> tuple[dict[str, Any], ...]:
     for i, t in enumerate(raw):
         path = f"tools.{i}"
         _check_type(t, dict, path, "object")
+        if t.get("type", "custom") == "custom":
+            # Server tools (``type`` like ``web_search_20250305``) have their own fields; custom ones are strict.
+            _no_extra(t, _CUSTOM_TOOL_FIELDS, path)
         name = _require(t, "name", f"{path}.")
         _check_type(name, str, f"{path}.name", "string")
         if not name or len(name) > 128 or not all(c.isalnum() or c in "_-" for c in name):
@@ -300,8 +413,11 @@ def _tool_choice(raw: Any, tools: tuple[dict[str, Any], ...]) -> dict[str, Any] 
         return None
     _check_type(raw, dict, "tool_choice", "object")
     kind = raw.get("type")
-    if kind not in ("auto", "any", "tool", "none"):
+    if not isinstance(kind, str) or kind not in _TOOL_CHOICE_FIELDS:
         raise InvalidRequest("tool_choice.type: Input should be 'auto', 'any', 'tool' or 'none'")
+    _no_extra(raw, _TOOL_CHOICE_FIELDS[kind], "tool_choice")
+    if "disable_parallel_tool_use" in raw:
+        _check_type(raw["disable_parallel_tool_use"], bool, "tool_choice.disable_parallel_tool_use", "boolean")
     if kind == "tool":
         name = _require(raw, "name", "tool_choice.")
         _check_type(name, str, "tool_choice.name", "string")
@@ -313,7 +429,9 @@ def _tool_choice(raw: Any, tools: tuple[dict[str, Any], ...]) -> dict[str, Any] 
 
 
 def parse_messages_request(body: Mapping[str, Any], *, for_count: bool = False) -> MessagesRequest:
-    """Validate a request body. ``for_count`` relaxes what count_tokens does not need (max_tokens)."""
+    """Validate a request body (``for_count``: a count_tokens body, which takes no ``max_tokens``,
+    ``stream``, sampling or output controls). Raises :class:`InvalidRequest` naming the field."""
+    _no_extra(body, _COUNT_FIELDS if for_count else _CREATE_FIELDS, "")
     model = _require(body, "model")
     _check_type(model, str, "model", "string")
     messages = _messages(_require(body, "messages"))
@@ -339,6 +457,11 @@ def parse_messages_request(body: Mapping[str, Any], *, for_count: bool = False) 
     metadata = body.get("metadata")
     if metadata is not None:
         _check_type(metadata, dict, "metadata", "object")
+        _no_extra(metadata, frozenset({"user_id"}), "metadata")
+        if metadata.get("user_id") is not None:
+            _check_type(metadata["user_id"], str, "metadata.user_id", "string")
+    _enum(body.get("service_tier"), _SERVICE_TIERS, "service_tier")
+    _enum(body.get("speed"), _SPEEDS, "speed")
     if body.get("top_k") is not None:
         _check_type(body["top_k"], int, "top_k", "integer")
         if body["top_k"] < 0:
@@ -347,13 +470,8 @@ def parse_messages_request(body: Mapping[str, Any], *, for_count: bool = False) 
         _check_type(body["top_p"], (int, float), "top_p", "number")
         if not 0.0 <= float(body["top_p"]) <= 1.0:
             raise InvalidRequest("top_p: Input should be less than or equal to 1 and greater than or equal to 0")
-    thinking = body.get("thinking")
-    if thinking is not None:
-        _check_type(thinking, dict, "thinking", "object")
-        if thinking.get("type") not in ("enabled", "disabled", "adaptive"):
-            raise InvalidRequest("thinking.type: Input should be 'enabled', 'disabled' or 'adaptive'")
-        if "budget_tokens" in thinking:
-            _check_type(thinking["budget_tokens"], int, "thinking.budget_tokens", "integer")
+    thinking = _thinking(body.get("thinking"))
+    output_config = _output_config(body.get("output_config"))
     tools = _tools(body.get("tools"))
     return MessagesRequest(
         model=model,
@@ -366,5 +484,47 @@ def parse_messages_request(body: Mapping[str, Any], *, for_count: bool = False) 
         stream=stream,
         temperature=float(temperature) if temperature is not None else None,
         cache_control=_cache_control(body.get("cache_control"), "cache_control"),
+        top_p=float(body["top_p"]) if body.get("top_p") is not None else None,
+        top_k=body.get("top_k"),
+        thinking=thinking,
+        output_config=output_config,
         raw=body,
     )
+
+
+def _enum(value: Any, allowed: tuple[str, ...], path: str) -> None:
+    if value is not None and (not isinstance(value, str) or value not in allowed):
+        raise InvalidRequest(f"{path}: Input should be " + " or ".join(f"'{a}'" for a in allowed))
+
+
+def _thinking(raw: Any) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    _check_type(raw, dict, "thinking", "object")
+    kind = raw.get("type")
+    if not isinstance(kind, str) or kind not in _THINKING_FIELDS:
+        raise InvalidRequest("thinking.type: Input should be 'enabled', 'disabled', 'adaptive' or 'between_tools'")
+    _no_extra(raw, _THINKING_FIELDS[kind], "thinking")
+    if kind == "enabled":
+        _check_type(_require(raw, "budget_tokens", "thinking."), int, "thinking.budget_tokens", "integer")
+    if raw.get("display") is not None:
+        _enum(raw["display"], ("summarized", "omitted"), "thinking.display")
+    return dict(raw)
+
+
+def _output_config(raw: Any) -> dict[str, Any] | None:
+    """``output_config``: ``effort`` and the structured-outputs ``format`` (a JSON schema)."""
+    if raw is None:
+        return None
+    _check_type(raw, dict, "output_config", "object")
+    _no_extra(raw, frozenset({"effort", "format"}), "output_config")
+    _enum(raw.get("effort"), _EFFORTS, "output_config.effort")
+    fmt = raw.get("format")
+    if fmt is not None:
+        _check_type(fmt, dict, "output_config.format", "object")
+        _no_extra(fmt, frozenset({"type", "schema"}), "output_config.format")
+        if fmt.get("type") != "json_schema":
+            raise InvalidRequest("output_config.format.type: Input should be 'json_schema'")
+        schema = _require(fmt, "schema", "output_config.format.")
+        _check_type(schema, dict, "output_config.format.schema", "object")
+    return dict(raw)

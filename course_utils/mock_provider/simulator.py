@@ -574,6 +574,10 @@ class Simulator:
         self.reset()
         return JSONResponse({"status": "reset"})
 
+    def revoke_key(self, api_key: str) -> None:
+        """From now on ``api_key`` gets 401 ``authentication_error`` (a revoked or expired key)."""
+        self.auth.revoke(api_key)
+
 
 _PING = sse_event({"type": "ping"})
 _MESSAGE_STOP = sse_event({"type": "message_stop"})

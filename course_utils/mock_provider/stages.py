@@ -19,7 +19,8 @@ from .errors import AuthenticationFailed, InvalidRequest, NotFound
 from .exchange import Exchange
 from .generation import finalize
 from .latency import plan_latency
-from .request import parse_messages_request
+from .request import KNOWN_BETAS, parse_messages_request
+from .rules import check_model_rules
 
 if TYPE_CHECKING:
     from .cache import PromptCache
@@ -53,16 +54,43 @@ def body_key(body: dict) -> str:
 
 
 class Authenticate:
-    """401 without a key, 400 without ``anthropic-version`` (both as the API does)."""
+    """401 without a key or with a revoked one, 400 without ``anthropic-version`` or with an unknown
+    ``anthropic-beta`` value (as the API does).
+
+    Every key is valid by default (the simulator has no accounts); :meth:`revoke` marks a key
+    invalid so code can be tested against the 401 of a revoked or expired key. Revocations last
+    for the life of the stage (they survive ``Simulator.reset``, like a real revocation).
+    """
 
     def __init__(self, require_version: bool = True) -> None:
         self.require_version = require_version
+        self._revoked: set[str] = set()
+
+    def revoke(self, api_key: str) -> None:
+        """From now on, requests with ``api_key`` get 401 ``authentication_error``."""
+        self._revoked.add(api_key)
+
+    def restore(self, api_key: str) -> None:
+        """Undo :meth:`revoke` (a new key with the same value, as far as the simulator can tell)."""
+        self._revoked.discard(api_key)
 
     async def before(self, ex: Exchange) -> None:
         if not ex.api_key:
             raise AuthenticationFailed("x-api-key header is required")
+        if ex.api_key in self._revoked:
+            # The API's default message for this error type (API reference, shared error models).
+            raise AuthenticationFailed("Authentication error")
         if self.require_version and "anthropic-version" not in ex.headers:
             raise InvalidRequest("anthropic-version: header is required")
+        beta = ex.headers.get("anthropic-beta")
+        if beta is not None:
+            unknown = [b for b in (v.strip() for v in beta.split(",")) if b not in KNOWN_BETAS]
+            if unknown:
+                raise InvalidRequest(
+                    "anthropic-beta: Unexpected value(s) "
+                    + ", ".join(f"`{b}`" for b in unknown)
+                    + " for the `anthropic-beta` header."
+                )
 
     def after(self, ex: Exchange, status: int) -> None:
         return None
@@ -81,12 +109,8 @@ class Validate:
             model = get_model(req.model)
         except UnknownModelError:
             raise NotFound(f"model: {req.model}") from None
-        if req.tool_choice and req.tool_choice.get("type") in ("any", "tool") and not model.forced_tool_use:
-            # Documented breaking change of Claude Sonnet 5.5: forced tool use returns an error.
-            raise InvalidRequest(
-                f"tool_choice: forced tool use (type '{req.tool_choice['type']}') is not supported on {model.id}; "
-                "use tool_choice {\"type\": \"auto\"} and describe in the prompt which tool to use"
-            )
+        # The per-model rules of data/model_rules.csv (sampling params, prefill, thinking, forced tools).
+        check_model_rules(req, model)
         ex.request, ex.model = req, model
         ex.row.model, ex.row.stream, ex.row.max_tokens = model.id, req.stream, req.max_tokens
         ex.input_tokens_total = count_request(ex.body)
