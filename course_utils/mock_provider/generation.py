@@ -4,6 +4,11 @@ This is where the API's output rules live, applied the same way to every skill:
 ``max_tokens`` cuts text at a token boundary (``stop_reason: "max_tokens"``), ``stop_sequences``
 end the text before the sequence (``stop_reason: "stop_sequence"``), tool_use blocks get ids, and
 output tokens are counted with the same tokenizer as input tokens.
+
+A tool call that ``max_tokens`` cuts short stays in the reply as its last block, the incomplete
+``tool_use`` (issue 13 item 10): its streamed ``input_json_delta`` pieces are the JSON that fit, and
+its ``input`` is that prefix read leniently (the longest prefix that closes into valid JSON), so code
+that checks ``stop_reason`` first sees ``max_tokens`` and code that doesn't sees a partial call.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from typing import Any, Iterator
 from ..tokens import count_text, encoding
 from .skills.base import Reply, TextOut, ToolUseOut
 
-__all__ = ["Generated", "finalize", "text_deltas", "json_deltas", "tool_use_id"]
+__all__ = ["Generated", "finalize", "text_deltas", "json_deltas", "tool_use_id", "partial_json_object"]
 
 # The API counts a few tokens of framing even for an empty answer.
 _EMPTY_OUTPUT_TOKENS = 1
@@ -127,7 +132,13 @@ def finalize(
             payload = json.dumps(block.input, separators=(",", ":"))
             cost = count_text(block.name) + count_text(payload) + 3
             if cost > budget:
-                # A tool call cut short is useless; the API reports max_tokens without it.
+                # Cut mid-call: the incomplete tool_use is the last block, holding the JSON that fit.
+                room = max(0, budget - count_text(block.name) - 3)
+                partial = "".join(text_deltas(payload)[:room])
+                content.append({"type": "tool_use", "id": tool_use_id(seed, body_key, index), "name": block.name,
+                                "input": partial_json_object(partial)})
+                streams.append(json_deltas(partial))
+                used += budget
                 stop_reason = "max_tokens"
                 break
             content.append(
@@ -144,6 +155,49 @@ def finalize(
         skill=reply.skill,
         block_tokens=streams,
     )
+
+
+def partial_json_object(prefix: str) -> dict[str, Any]:
+    """The object a truncated JSON text ``prefix`` starts, read leniently: the longest prefix that becomes
+    valid JSON once its open strings, arrays and objects are closed; ``{}`` if none does."""
+    for end in range(len(prefix), 0, -1):
+        closed = _close_json(prefix[:end])
+        if closed is None:
+            continue
+        try:
+            value = json.loads(closed)
+        except ValueError:
+            continue
+        return value if isinstance(value, dict) else {}
+    return {}
+
+
+def _close_json(text: str) -> str | None:
+    """``text`` with its open string and brackets closed, or None if it ends mid-token in a way that can't be."""
+    stack: list[str] = []
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "{[":
+            stack.append("}" if ch == "{" else "]")
+        elif ch in "}]":
+            if not stack:
+                return None
+            stack.pop()
+    if escaped:
+        return None
+    tail = text.rstrip()
+    if not in_string and tail.endswith((",", ":")):
+        return None  # a dangling separator: the shorter prefix will do
+    return text + ('"' if in_string else "") + "".join(reversed(stack))
 
 
 def _first_stop(text: str, stops: tuple[str, ...]) -> tuple[int, str] | None:
