@@ -5,7 +5,15 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SUBMISSIONS ?=
 
-.PHONY: lab test venv kernel release check-release grade simulator bench clean
+.PHONY: lab lab-solutions test test-browser browser-deps venv kernel release normalize check-release grade simulator bench clean
+
+# JupyterLab refuses to start as root without --allow-root (containers, cloud workspaces); a normal
+# user never gets the flag. Evaluated when the recipe runs, so `sudo make lab` is judged as root.
+ALLOW_ROOT = $$([ "$$(id -u)" -eq 0 ] && echo --allow-root)
+# make lab LAB_ARGS="--port 8899 --no-browser --ServerApp.token=secret"  (any `jupyter lab` option)
+LAB_ARGS ?=
+# The folder JupyterLab serves; `make lab-solutions` serves the whole course for authors.
+LAB_DIR ?= notebooks
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,9 +27,13 @@ venv: $(STAMP)
 kernel: $(STAMP)
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (Production AI Patterns)" >/dev/null
 
-## make lab: set up and start JupyterLab on notebooks/
+## make lab: set up and start JupyterLab on notebooks/ (options: LAB_ARGS="--port 8899 --no-browser")
 lab: kernel
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+	$(VENV)/bin/jupyter lab --notebook-dir=$(LAB_DIR) $(ALLOW_ROOT) $(LAB_ARGS)
+
+## make lab-solutions: JupyterLab on the whole course, opened at solutions/ (instructors and authors)
+lab-solutions: kernel
+	$(VENV)/bin/jupyter lab --notebook-dir=. --ServerApp.default_url=/lab/tree/solutions $(ALLOW_ROOT) $(LAB_ARGS)
 
 ## make test: set up and run the whole test suite
 test: kernel
@@ -31,9 +43,28 @@ test: kernel
 release: $(STAMP)
 	$(PY) -m course_utils.authoring release
 
+## make normalize: undo what JupyterLab autosave did to tracked notebooks, then release
+# Solutions whose code is unchanged get their committed outputs back; edited ones are re-executed
+# at the CI time scale (what nbval expects); notebooks/ is regenerated.
+normalize: kernel
+	$(PY) -m course_utils.autosave
+	$(PY) -m course_utils.authoring release
+
 ## make check-release: fail if notebooks/ is out of date with solutions/
 check-release: $(STAMP)
-	$(PY) -m course_utils.authoring check
+	@$(PY) -m course_utils.authoring check || { \
+	  echo "After editing or running notebooks in JupyterLab (autosave), run \`make normalize\` to fix this." >&2; \
+	  exit 1; }
+
+## make test-browser: every notebook in headless Chromium against `make lab` (Run All, widgets, screenshots)
+test-browser: kernel browser-deps
+	$(PY) -m pytest tests/browser/browser_notebooks.py -n 0 -s $(BROWSER_ARGS)
+
+# Debian's Chromium (Playwright cannot download its own browser offline); CI runs as root.
+browser-deps:
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" -eq 0 ]; then apt-get update && apt-get install -y chromium chromium-driver; \
+	  else echo "install Chromium first: sudo apt-get install -y chromium chromium-driver" >&2; exit 1; fi; }
 
 ## make grade SUBMISSIONS=path/to/folder: grade every notebook there (results in SUBMISSIONS/graded/)
 grade: kernel
