@@ -23,7 +23,7 @@ from course_utils.grading.grade import SubmissionGrade, extend_checks_path
 from course_utils.grading.gradebook import write_gradebook
 from course_utils.grading.lessons import identify_lesson, load_structure
 from course_utils.grading.report import feedback_markdown
-from course_utils.grading.restore import CHECK_IMPORT, EXPORT_TAG, SETUP_TAG, restore, stub_source
+from course_utils.grading.restore import CHECK_IMPORT, DEMO_TAG, EXPORT_TAG, SETUP_TAG, restore, stub_source
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -373,3 +373,63 @@ def test_extend_checks_path_makes_fixture_lesson_importable() -> None:
         assert [e.id for e in checks.exercises(99)] == IDS
     finally:
         checks.__path__[:] = saved
+
+
+# --- demo cells: skipped by the grader, never needed by what it runs ------------------------------
+
+
+def test_restore_skips_demo_cells_but_never_graded_ones(tmp_path: Path) -> None:
+    nb = read(SOLUTION)
+    demo = nbformat.v4.new_code_cell('raise SystemExit("a demo cell ran")')
+    demo.metadata["tags"] = [DEMO_TAG]
+    nb.cells.insert(3, demo)
+    for cell in nb.cells:  # mis-tagged exercise, check and parameters cells must still run
+        if "BEGIN SOLUTION 99.1" in cell.source or cell.source.startswith('check("99.1"') or "parameters" in cell.metadata.get("tags", []):
+            cell.metadata["tags"] = [*cell.metadata.get("tags", []), DEMO_TAG]
+    path = tmp_path / "99_fixture.ipynb"
+    nbformat.write(nb, str(path))
+    structure = load_structure(99, path)
+    restored = restored_from(structure, "perfect.ipynb", tmp_path)
+    sources = [c.source for c in restored.nb.cells]
+    assert not any("a demo cell ran" in s for s in sources)
+    assert len(restored.roles) == len(restored.nb.cells) == len(nb.cells) - 1 + 2  # minus the demo, plus plumbing
+    assert [k for k, _ in restored.roles].count("exercise") == 3 and [k for k, _ in restored.roles].count("check") == 3
+    assert "parameters" in [k for k, _ in restored.roles]
+    kept = restore(structure, read(SUBMISSIONS / "perfect.ipynb"), results_path=tmp_path / "r", exercises_path=tmp_path / "e",
+                   pid_path=tmp_path / "p", skip_demo=False)
+    assert any("a demo cell ran" in c.source for c in kept.nb.cells)
+
+
+def _names(source: str) -> tuple[set[str], set[str]]:
+    """(names a cell binds anywhere, global names it reads); top-level await allowed, as in IPython."""
+    import ast
+
+    tree = compile(source, "<cell>", "exec", flags=ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+    bound: set[str] = set()
+    read_: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            (read_ if isinstance(node.ctx, ast.Load) else bound).add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            bound.add(node.name)
+    return bound, read_
+
+
+@pytest.mark.parametrize("solution", [pytest.param(p, id=p.name) for p in COURSE_SOLUTIONS])
+def test_what_the_grader_runs_needs_no_demo_cell(solution: Path) -> None:
+    """A name read by a cell the grader runs is never bound only by a demo cell (it would be undefined)."""
+    cells = [c for c in read(solution).cells if c.cell_type == "code"]
+    demo = [c for c in cells if DEMO_TAG in (c.metadata.get("tags") or [])]
+    assert demo, "no demo cells tagged: the grader runs the whole lesson"
+    bound_by_demo = set().union(*(_names(c.source)[0] for c in demo))
+    run = [c for c in cells if c not in demo]
+    bound_by_run = set().union(*(_names(c.source)[0] for c in run))
+    for cell in run:
+        missing = (_names(cell.source)[1] & bound_by_demo) - bound_by_run
+        assert not missing, f"{sorted(missing)} come only from demo cells, yet this cell needs them:\n{cell.source[:300]}"

@@ -4,6 +4,11 @@ Only exercise cells (cells holding ``### BEGIN SOLUTION`` in the official notebo
 submission; check cells, the parameters cell and all other cells come from the official version,
 so deleting or editing a check cell gains nothing. The setup cell and the final export cell are
 the grader's plumbing, tagged so they are easy to tell apart in the executed notebook.
+
+Official cells tagged ``demo`` (:data:`DEMO_TAG`) are left out: they are the lesson's
+demonstrations, which no exercise, check or setup cell depends on, so they cannot change a grade
+and only cost time (most of a lesson's run time). The tag is read from the official notebook
+only; a submission's tags are never looked at.
 """
 
 from __future__ import annotations
@@ -28,11 +33,15 @@ from .lessons import (
 
 from .tamper import suspicious
 
-__all__ = ["Restored", "restore", "stub_source", "match_exercise_cells", "SETUP_TAG", "EXPORT_TAG"]
+__all__ = [
+    "Restored", "restore", "stub_source", "match_exercise_cells", "is_demo", "SETUP_TAG", "EXPORT_TAG", "DEMO_TAG",
+]
 
 SETUP_TAG = "grader-setup"
 CHECK_IMPORT = "from course_utils.checks import check  # [grader] always the official check"
 EXPORT_TAG = "grader-export"
+DEMO_TAG = "demo"
+"""Tag of official cells the grader skips (solutions/ authors add it; see the module docstring)."""
 
 
 @dataclass
@@ -169,6 +178,16 @@ def match_exercise_cells(structure: LessonStructure, student: NotebookNode) -> d
     return found
 
 
+def is_demo(cell: NotebookNode | dict, kind: str) -> bool:
+    """Whether the grader skips this official cell: tagged :data:`DEMO_TAG` and not graded itself.
+
+    Exercise, check and parameters cells always run, whatever their tags say, so a mis-tagged
+    cell can cost time but never a grade.
+    """
+    tags = (cell.get("metadata", {}) or {}).get("tags") or []
+    return DEMO_TAG in tags and kind not in ("exercise", "check", "parameters")
+
+
 def _code_cell(source: str, tag: str) -> NotebookNode:
     cell = nbformat.v4.new_code_cell(source)
     cell.metadata["tags"] = [tag]
@@ -232,8 +251,12 @@ def restore(
     exercises_path: Path,
     pid_path: Path,
     checks_dirs: list[Path] | None = None,
+    skip_demo: bool = True,
 ) -> Restored:
-    """The official notebook with the student's exercise cells substituted, plus grader plumbing."""
+    """The official notebook with the student's exercise cells substituted, plus grader plumbing.
+
+    With ``skip_demo`` (the default) official cells tagged :data:`DEMO_TAG` are left out.
+    """
     matches = match_exercise_cells(structure, student)
     nb = copy.deepcopy(structure.nb)
     nb.metadata.pop("papermill", None)
@@ -241,7 +264,11 @@ def restore(
     notes: list[str] = []
     missing: list[str] = []
     flagged: dict[str, str] = {}
+    kept: list[NotebookNode] = []
     for oc, cell in zip(structure.cells, nb.cells):
+        if skip_demo and is_demo(cell, oc.kind):
+            continue
+        kept.append(cell)
         if cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None
@@ -266,6 +293,7 @@ def restore(
             # An exercise cell may rebind `check`; the official one is re-imported right before use.
             cell.source = f"{CHECK_IMPORT}\n{cell.source}"
         roles.append((oc.kind, oc.exercise))
+    nb.cells = kept
     for ex in missing:
         notes.append(f"Exercise {ex}: no answer cell found in the submission (graded as not attempted).")
     used = {j for m in matches.values() for j in m.cells}
