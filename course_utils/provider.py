@@ -4,6 +4,11 @@
 The default provider is the local simulator (one shared server per process, started on first
 use). ``COURSE_PROVIDER=anthropic`` (or ``provider="anthropic"``) with ``ANTHROPIC_API_KEY`` set
 returns a client for the real API instead; nothing else in student code changes.
+
+The real-API client is configured exactly as the SDK configures itself: ``base_url`` and the
+other SDK options are passed through untouched, so ``ANTHROPIC_BASE_URL`` (a proxy, a gateway,
+or CI's stand-in simulator) applies whenever no ``base_url`` argument is given, as with
+``anthropic.Anthropic()``. The simulator provider ignores it: it always talks to the local server.
 """
 
 from __future__ import annotations
@@ -106,10 +111,12 @@ def _real_api_key() -> str:
 def client(provider: str | None = None, *, api_key: str | None = None, **kwargs: Any) -> anthropic.Anthropic:
     """An ``anthropic.Anthropic`` client for the chosen provider.
 
-    Extra keyword arguments go to the SDK (``max_retries``, ``timeout``, ...). With the simulator,
-    ``api_key`` only names the caller (lesson 07 gives each tenant its own).
+    Extra keyword arguments go to the SDK (``max_retries``, ``timeout``, ``base_url``, ...). With the
+    simulator, ``api_key`` only names the caller (lesson 07 gives each tenant its own). With the
+    real API, ``base_url`` defaults as in the SDK: ``ANTHROPIC_BASE_URL``, else api.anthropic.com.
     """
     if current_provider(provider) == ANTHROPIC:
+        # No base_url here unless the caller gave one: the SDK then reads ANTHROPIC_BASE_URL itself.
         return anthropic.Anthropic(api_key=api_key or _real_api_key(), **kwargs)
     return anthropic.Anthropic(base_url=shared_server().base_url, api_key=api_key or DEFAULT_SIM_KEY, **kwargs)
 
