@@ -1,7 +1,7 @@
 """Run a restored notebook in an isolated worker process, with limits, and read back what happened.
 
-Each submission runs in its own ``python -m course_utils.grading.worker`` process (its own
-session / process group) with its own kernel, so a fresh simulator per submission, and nothing a
+Each submission runs in its own worker process (:mod:`.worker`; its own session / process
+group) with its own kernel, so a fresh simulator per submission, and nothing a
 student does — an endless loop, ``os._exit``, a kernel that ignores interrupts — can reach the
 batch. A cell that kills or hangs the kernel is neutralised and the notebook re-run, so one such
 cell costs only its own exercise.
@@ -24,6 +24,7 @@ import nbformat
 
 from .restore import Restored
 from .engine import is_papermill_cell
+from .worker import SCRIPT as WORKER_SCRIPT
 
 __all__ = ["ExecSettings", "CellRun", "Execution", "execute_restored", "kill_all"]
 
@@ -201,7 +202,7 @@ def execute_restored(restored: Restored, workdir: Path, settings: ExecSettings, 
         remaining = settings.notebook_timeout - (time.monotonic() - started)
         with open(workdir / "worker.log", "ab") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "course_utils.grading.worker", str(workdir / "job.json")],
+                [sys.executable, str(WORKER_SCRIPT), str(workdir / "job.json")],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
