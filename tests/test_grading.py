@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -433,3 +434,58 @@ def test_what_the_grader_runs_needs_no_demo_cell(solution: Path) -> None:
     for cell in run:
         missing = (_names(cell.source)[1] & bound_by_demo) - bound_by_run
         assert not missing, f"{sorted(missing)} come only from demo cells, yet this cell needs them:\n{cell.source[:300]}"
+
+
+# --- warm kernels: forked from one zygote, still isolated ------------------------------------------
+
+POLLUTE = '''import os
+import course_utils
+course_utils.polluted_by = "aa"  # module state: in a shared interpreter the next kernel would see it
+os.environ["COURSE_POLLUTED_BY"] = "aa"
+print("kernel parent", os.getppid())
+
+
+def add(a, b):
+    return a + b
+'''
+DETECT = '''import os
+import course_utils
+print("kernel parent", os.getppid())
+
+
+def add(a, b):
+    # Wrong (so 99.1 fails) only if another submission's state leaked into this kernel.
+    leaked = getattr(course_utils, "polluted_by", None) or os.environ.get("COURSE_POLLUTED_BY")
+    return a + b + (1000 if leaked else 0)
+'''
+
+
+@pytest.mark.notebooks
+def test_warm_kernels_are_forked_yet_isolated(tmp_path: Path) -> None:
+    """Two submissions graded one after the other in kernels forked from the same zygote: what the
+    first does to modules and the environment does not exist in the second."""
+    folder = tmp_path / "subs"
+    folder.mkdir()
+    for name, answer in (("aa_pollute", POLLUTE), ("bb_detect", DETECT)):
+        nb = read(SOLUTION)
+        cell = next(c for c in nb.cells if "BEGIN SOLUTION 99.1" in c.source)
+        cell.source = answer
+        nbformat.write(nb, str(folder / f"{name}.ipynb"))
+    from course_utils import checks
+
+    saved = list(checks.__path__)
+    try:
+        assert main([str(folder), "--solutions", str(FIXTURE_SOLUTIONS), "--checks-dir", str(FIXTURE_CHECKS),
+                     "--jobs", "1", "--quiet"]) == 0
+    finally:
+        checks.__path__[:] = saved
+    out = folder / "graded"
+    subs = _by_name(json.loads((out / "results.json").read_text()))
+    assert subs["bb_detect"]["total"] == 4, json.dumps(subs["bb_detect"], indent=1)[:2000]
+    assert subs["aa_pollute"]["total"] == 4
+    parents = set()
+    for name in ("aa_pollute", "bb_detect"):
+        text = "".join(o.get("text", "") for c in read(out / "executed" / f"{name}.ipynb").cells
+                       if c.cell_type == "code" for o in c.outputs)
+        parents.update(re.findall(r"kernel parent (\d+)", text))
+    assert len(parents) == 1, f"the kernels were not forked from one zygote: parents {parents}"

@@ -18,8 +18,9 @@ Each submission is rebuilt from the official solution notebook (solutions/NN_slu
 student's exercise cells are kept, every check cell, the parameters cell and all other cells come
 from the official version, so editing or deleting checks gains nothing. The lesson is read from the
 generator's notebook metadata, else the filename prefix NN_, else the lesson text (or --lesson).
-Each notebook runs in its own kernel (a fresh simulator) with provider="simulator", seed=0 and
-time_scale=0.02, in parallel. A broken submission (syntax error, endless loop, crashed kernel, huge
+Official cells tagged "demo" are skipped (they cannot change a grade). Each notebook runs in its
+own kernel (a fresh process, forked from a pre-imported one; a fresh simulator) with
+provider="simulator", seed=0 and time_scale=0.02, in parallel. A broken submission (syntax error, endless loop, crashed kernel, huge
 output, missing cells, not a notebook at all) scores zero for what failed, with the reason, and
 the batch continues.
 """
@@ -68,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checks-dir", type=Path, action="append", default=[], metavar="DIR",
                    help="extra folder of lessonNN.py check modules, importable as course_utils.checks.lessonNN "
                         "(repeatable; for draft or fixture lessons)")
+    p.add_argument("--cold-kernels", action="store_true",
+                   help="start every kernel from scratch instead of forking it from a pre-imported one (slower)")
     p.add_argument("--keep-work", action="store_true", help="keep the per-submission work folders in --out")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
     return p
@@ -101,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.path[:0] = [str(p.resolve()) for p in args.pythonpath]
     options = GradeOptions(
         solutions=[s.resolve() for s in solutions], out_dir=out, jobs=args.jobs, settings=settings,
-        lesson=args.lesson, keep_work=args.keep_work,
+        lesson=args.lesson, keep_work=args.keep_work, warm_kernels=not args.cold_kernels,
     )
 
     def progress(g: SubmissionGrade, done: int, total: int) -> None:

@@ -26,7 +26,7 @@ from .restore import Restored
 from .engine import is_papermill_cell
 from .worker import SCRIPT as WORKER_SCRIPT
 
-__all__ = ["ExecSettings", "CellRun", "Execution", "execute_restored", "kill_all"]
+__all__ = ["ExecSettings", "CellRun", "Execution", "execute_restored", "kill_all", "child_env"]
 
 _live: dict[int, subprocess.Popen] = {}  # worker pid -> process, for kill_all() on Ctrl-C
 
@@ -72,7 +72,8 @@ class Execution:
     attempts: int
 
 
-def _child_env(settings: ExecSettings) -> dict[str, str]:
+def child_env(settings: ExecSettings) -> dict[str, str]:
+    """The environment of a worker and its kernel: no ANTHROPIC_* variables, the grading parameters."""
     env = dict(os.environ)
     # Grading never talks to the real API, whatever the grader's shell has configured.
     for key in [k for k in env if k.startswith("ANTHROPIC_")]:
@@ -178,7 +179,7 @@ def execute_restored(restored: Restored, workdir: Path, settings: ExecSettings, 
     neutralised: dict[int, str] = {}
     problems: list[str] = []
     started = time.monotonic()
-    env = _child_env(settings)
+    env = child_env(settings)
     attempts = 0
     outcome = "grader_error"
     while True:

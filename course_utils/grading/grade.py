@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
+import dataclasses
+import os
 import shutil
 import sys
 import tempfile
@@ -13,9 +16,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .discover import Submission, discover
-from .execute import ExecSettings, Execution, execute_restored, kill_all
+from .execute import ExecSettings, Execution, child_env, execute_restored, kill_all
 from .lessons import LessonStructure, find_solution, identify_lesson, load_structure
 from .restore import Restored, restore
+from .warm import WarmKernels
 
 __all__ = ["GradeOptions", "SubmissionGrade", "Batch", "grade_folder", "grade_submission", "STATUSES"]
 
@@ -32,6 +36,7 @@ class GradeOptions:
     settings: ExecSettings = field(default_factory=ExecSettings)
     lesson: int | None = None  # force every submission to this lesson
     keep_work: bool = False
+    warm_kernels: bool = True  # fork each (fresh) kernel from a pre-imported zygote; see .warm
 
 
 @dataclass
@@ -248,7 +253,7 @@ def grade_folder(
     workroot = Path(tempfile.mkdtemp(prefix="grading-", dir=options.out_dir if options.keep_work else None))
     grades: list[SubmissionGrade] = []
     try:
-        with cf.ThreadPoolExecutor(max_workers=max(1, options.jobs)) as pool:
+        with _kernels(options, bool(subs)) as options, cf.ThreadPoolExecutor(max_workers=max(1, options.jobs)) as pool:
             # Threads only wait: each submission's real work runs in its own worker process.
             futures = {pool.submit(grade_submission, s, options, workroot): s for s in subs}
             for fut in cf.as_completed(futures):
@@ -265,6 +270,20 @@ def grade_folder(
     grades.sort(key=lambda g: g.name.lower())
     _fill_max(grades)
     return Batch(Path(folder), options.out_dir, grades, ignored, round(time.monotonic() - started, 2))
+
+
+@contextlib.contextmanager
+def _kernels(options: GradeOptions, needed: bool):
+    """``options`` whose kernel spec forks warm kernels from a zygote running for this block (when
+    ``options.warm_kernels`` and there is anything to grade); else ``options`` unchanged."""
+    if not (options.warm_kernels and needed):
+        yield options
+        return
+    with WarmKernels(child_env(options.settings)) as warm:
+        env = dict(options.settings.env)
+        env["JUPYTER_PATH"] = os.pathsep.join(p for p in (warm.jupyter_path, env.get("JUPYTER_PATH") or os.environ.get("JUPYTER_PATH")) if p)
+        settings = dataclasses.replace(options.settings, kernel=warm.kernel_name, env=env)
+        yield dataclasses.replace(options, settings=settings)
 
 
 def default_solutions() -> list[Path]:
