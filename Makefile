@@ -58,7 +58,9 @@ check-release: $(STAMP)
 
 ## make test-browser: every notebook in headless Chromium against `make lab` (Run All, widgets, screenshots)
 test-browser: kernel browser-deps
-	$(PY) -m pytest tests/browser/browser_notebooks.py -n 0 -s $(BROWSER_ARGS)
+	@# Two notebooks at a time (one JupyterLab and one Chromium per worker); -rA prints each
+	@# notebook's report (timings, screenshot paths) after the run.
+	$(PY) -m pytest tests/browser/browser_notebooks.py -n 2 --dist load -rA $(BROWSER_ARGS)
 
 # Debian's Chromium (Playwright cannot download its own browser offline); CI runs as root.
 browser-deps:
