@@ -19,6 +19,7 @@ Contract: :func:`parse_json_body` and :func:`parse_messages_request` raise only
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -75,6 +76,7 @@ _THINKING_FIELDS = {
     "between_tools": frozenset({"type", "display"}),
     "disabled": frozenset({"type"}),
 }
+_SERVER_TOOL_TYPE = re.compile(r"[a-z][a-z0-9_]*_\d{8}")
 _EFFORTS = ("low", "medium", "high", "xhigh", "max")
 _SERVICE_TIERS = ("auto", "standard_only")
 _SPEEDS = ("standard", "fast")
@@ -389,8 +391,12 @@ def _tools(raw: Any) -> tuple[dict[str, Any], ...]:
     for i, t in enumerate(raw):
         path = f"tools.{i}"
         _check_type(t, dict, path, "object")
-        if t.get("type", "custom") == "custom":
-            # Server tools (``type`` like ``web_search_20250305``) have their own fields; custom ones are strict.
+        ttype = t.get("type", "custom")
+        if not isinstance(ttype, str) or not (ttype == "custom" or _SERVER_TOOL_TYPE.fullmatch(ttype)):
+            raise InvalidRequest(f"{path}.type: Input should be 'custom' or a versioned server tool type "
+                                 "(such as 'web_search_20250305')")
+        if ttype == "custom":
+            # Server tools have their own fields; custom ones are checked strictly.
             _no_extra(t, _CUSTOM_TOOL_FIELDS, path)
         name = _require(t, "name", f"{path}.")
         _check_type(name, str, f"{path}.name", "string")
