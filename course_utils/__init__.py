@@ -11,6 +11,7 @@ Start here::
 from __future__ import annotations
 
 from .clock import SYSTEM_CLOCK, Clock, SystemClock, VirtualClock
+from .content import blocks_of, text_of
 from .mock_provider.server import MockServer, mock_server
 from .provider import ProviderConfigError, async_client, client, configure, current_provider, shared_server
 
@@ -27,4 +28,6 @@ __all__ = [
     "SystemClock",
     "VirtualClock",
     "SYSTEM_CLOCK",
+    "text_of",
+    "blocks_of",
 ]

@@ -21,7 +21,8 @@ from typing import Any, Iterator
 from ..tokens import count_text, encoding
 from .skills.base import Reply, TextOut, ToolUseOut
 
-__all__ = ["Generated", "finalize", "text_deltas", "json_deltas", "tool_use_id", "partial_json_object"]
+__all__ = ["Generated", "finalize", "text_deltas", "json_deltas", "tool_use_id", "partial_json_object",
+           "RESPONSE_SHAPES", "apply_shape"]
 
 # The API counts a few tokens of framing even for an empty answer.
 _EMPTY_OUTPUT_TOKENS = 1
@@ -198,6 +199,51 @@ def _close_json(text: str) -> str | None:
     if not in_string and tail.endswith((",", ":")):
         return None  # a dangling separator: the shorter prefix will do
     return text + ('"' if in_string else "") + "".join(reversed(stack))
+
+
+RESPONSE_SHAPES = ("thinking", "refusal", "pause_turn")
+"""Reply shapes of the current models that a request can ask for (``x-mock-shape`` header):
+
+- ``thinking``: the reply starts with a ``thinking`` block whose text is empty, as at the 5.5 models'
+  default ``display`` (https://platform.claude.com/docs/en/models/opus-5-5/whats-new-opus-5-5). Not
+  streamed yet: the stream writer only knows text and tool_use blocks.
+- ``refusal``: the model stops early with ``stop_reason: "refusal"``; the text produced before the
+  refusal (the first third) is kept, tool calls are dropped.
+- ``pause_turn``: ``stop_reason: "pause_turn"`` (a server-tool loop paused); the content is kept and
+  the client is expected to send it back to continue.
+
+All from https://platform.claude.com/docs/build-with-claude/handling-stop-reasons.
+"""
+
+_THINKING_TOKENS = 8  # summarised/omitted thinking is still billed as output
+
+
+def apply_shape(gen: Generated, shape: str, *, seed: int = 0, body_key: str = "") -> Generated:
+    """``gen`` reshaped as one of :data:`RESPONSE_SHAPES` (a new object; ``gen`` is unchanged)."""
+    if shape == "thinking":
+        sig = hashlib.sha256(f"thinking:{seed}:{body_key}".encode()).hexdigest()[:48]
+        return Generated(
+            content=[{"type": "thinking", "thinking": "", "signature": sig}, *gen.content],
+            stop_reason=gen.stop_reason, stop_sequence=gen.stop_sequence,
+            output_tokens=gen.output_tokens + _THINKING_TOKENS, skill=gen.skill,
+            block_tokens=[[], *gen.block_tokens],
+        )
+    if shape == "refusal":
+        content, streams, used = [], [], 0
+        for block, pieces in zip(gen.content, gen.block_tokens):
+            if block["type"] != "text":
+                continue
+            keep = pieces[: max(1, len(pieces) // 3)]
+            content.append({"type": "text", "text": "".join(keep)})
+            streams.append(keep)
+            used += len(keep)
+            break
+        return Generated(content=content, stop_reason="refusal", stop_sequence=None,
+                         output_tokens=max(used, _EMPTY_OUTPUT_TOKENS), skill=gen.skill, block_tokens=streams)
+    if shape == "pause_turn":
+        return Generated(content=list(gen.content), stop_reason="pause_turn", stop_sequence=None,
+                         output_tokens=gen.output_tokens, skill=gen.skill, block_tokens=list(gen.block_tokens))
+    raise ValueError(f"unknown response shape {shape!r}")
 
 
 def _first_stop(text: str, stops: tuple[str, ...]) -> tuple[int, str] | None:

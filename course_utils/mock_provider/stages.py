@@ -17,7 +17,7 @@ from ..tokens import count_request
 from .config import SimulatorConfig
 from .errors import AuthenticationFailed, InvalidRequest, NotFound
 from .exchange import Exchange
-from .generation import finalize
+from .generation import RESPONSE_SHAPES, apply_shape, finalize
 from .latency import plan_latency
 from .request import KNOWN_BETAS, parse_messages_request
 from .rules import check_model_rules
@@ -161,6 +161,9 @@ class Generate:
         )
         if gen.stop_reason == "max_tokens" and ex.output_budget < (ex.request.max_tokens or 0):
             gen.stop_reason = "model_context_window_exceeded"
+        shape = _requested_shape(ex)
+        if shape is not None:
+            gen = apply_shape(gen, shape, seed=self.config.seed, body_key=ex.body_key)
         ex.generated = gen
         ex.row.skill = gen.skill
         # A separate RNG keeps latency draws from changing the content's randomness.
@@ -175,6 +178,22 @@ class Generate:
 
     def after(self, ex: Exchange, status: int) -> None:
         return None
+
+
+def _requested_shape(ex: Exchange) -> str | None:
+    """The ``x-mock-shape`` header (a reply shape of the current models, on request), validated."""
+    value = ex.headers.get("x-mock-shape")
+    if value is None:
+        return None
+    shape = value.strip()
+    if shape not in RESPONSE_SHAPES:
+        raise InvalidRequest(f"x-mock-shape: {value!r} is not a reply shape; valid values are: "
+                             + ", ".join(RESPONSE_SHAPES))
+    assert ex.request is not None
+    if shape == "thinking" and ex.request.stream:
+        raise InvalidRequest("x-mock-shape: thinking blocks are not streamed by the simulator yet; "
+                             "use a non-streaming request")
+    return shape
 
 
 class PromptCaching:
