@@ -10,17 +10,10 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from course_utils.authoring import (
-    KERNELSPEC,
-    MarkerError,
-    normalize_metadata,
-    release,
-    stale,
-    strip_code,
-    strip_markdown,
-)
+from course_utils.authoring import normalize_metadata, release, stale
 from course_utils.authoring.__main__ import main
 from course_utils.authoring.generate import ROOT
+from course_utils.notebook_format import KERNELSPEC, MarkerError, strip_code, strip_markdown
 
 SOLUTION_CELL = '''def sliding_window(turns, budget):
     """Keep the newest turns that fit in ``budget`` tokens."""

@@ -2,7 +2,8 @@
 
 ``python -m course_utils.authoring release`` writes ``notebooks/`` from ``solutions/``;
 ``python -m course_utils.authoring check`` fails when ``notebooks/`` is stale. See
-:mod:`.markers` for the marker syntax and :mod:`.normalize` for what metadata is kept.
+:mod:`course_utils.notebook_format` for the marker syntax and metadata, :mod:`.normalize` for what
+metadata a released notebook keeps.
 """
 
 from __future__ import annotations
@@ -18,8 +19,7 @@ from .generate import (
     stale,
     student_notebook,
 )
-from .markers import MarkerError, SolutionBlock, strip_code, strip_markdown
-from .normalize import KERNELSPEC, LANGUAGE_INFO, clear_outputs, normalize_metadata
+from .normalize import clear_outputs, normalize_metadata
 
 __all__ = [
     "release",
@@ -29,14 +29,8 @@ __all__ = [
     "solution_notebook",
     "lesson_files",
     "LessonFile",
-    "MarkerError",
-    "SolutionBlock",
-    "strip_code",
-    "strip_markdown",
     "normalize_metadata",
     "clear_outputs",
-    "KERNELSPEC",
-    "LANGUAGE_INFO",
     "SOLUTIONS_DIR",
     "NOTEBOOKS_DIR",
 ]

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from .generate import NOTEBOOKS_DIR, ROOT, SOLUTIONS_DIR, release, stale
-from .markers import MarkerError
+from ..notebook_format import MarkerError
 from ..mock_provider.config import CI_TIME_SCALE, FORCE_TIME_SCALE_ENV
 
 

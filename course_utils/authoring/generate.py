@@ -8,14 +8,13 @@ solution's own metadata; :func:`stale` lists what :func:`release` would change, 
 from __future__ import annotations
 
 import copy
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
 from nbformat import NotebookNode
 
-from .markers import MarkerError, strip_code, strip_markdown
+from ..notebook_format import MarkerError, lesson_notebooks, strip_code, strip_markdown, write_exercise, write_lesson
 from .normalize import clear_outputs, normalize_metadata
 
 __all__ = [
@@ -24,7 +23,6 @@ __all__ = [
     "NOTEBOOKS_DIR",
     "LessonFile",
     "lesson_files",
-    "course_block",
     "student_notebook",
     "solution_notebook",
     "render",
@@ -35,7 +33,6 @@ __all__ = [
 ROOT = Path(__file__).resolve().parents[2]
 SOLUTIONS_DIR = ROOT / "solutions"
 NOTEBOOKS_DIR = ROOT / "notebooks"
-_NAME = re.compile(r"^(?P<lesson>\d{2})_(?P<slug>[a-z0-9][a-z0-9_\-]*)\.ipynb$")
 
 
 @dataclass(frozen=True)
@@ -50,17 +47,10 @@ class LessonFile:
 
 def lesson_files(solutions_dir: Path = SOLUTIONS_DIR, notebooks_dir: Path = NOTEBOOKS_DIR) -> list[LessonFile]:
     """Every ``NN_slug.ipynb`` in ``solutions_dir``, in lesson order (other files are ignored)."""
-    found = []
-    for path in sorted(Path(solutions_dir).glob("*.ipynb")):
-        m = _NAME.match(path.name)
-        if m:
-            found.append(LessonFile(int(m["lesson"]), m["slug"], path, Path(notebooks_dir) / path.name))
-    return found
-
-
-def course_block(lesson: LessonFile, variant: str) -> dict:
-    """The notebook-level ``course`` metadata the grader uses to recognise a (renamed) submission."""
-    return {"lesson": lesson.lesson, "slug": lesson.slug, "variant": variant}
+    return [
+        LessonFile(name.lesson, name.slug, path, Path(notebooks_dir) / path.name)
+        for name, path in lesson_notebooks(solutions_dir)
+    ]
 
 
 def render(nb: NotebookNode) -> str:
@@ -71,21 +61,15 @@ def render(nb: NotebookNode) -> str:
 
 def solution_notebook(nb: NotebookNode, lesson: LessonFile) -> NotebookNode:
     """A normalised copy of a solution notebook (outputs kept), exercise cells stamped with their id."""
-    out = copy.deepcopy(nb)
-    normalize_metadata(out, course_block(lesson, "solution"))
+    out = normalize_metadata(copy.deepcopy(nb))
+    # The grader recognises a (renamed) submission by this block.
+    write_lesson(out, lesson.lesson, lesson.slug, "solution")
     for index, cell in enumerate(out.cells):
         if cell.cell_type != "code":
             continue
         _, blocks = strip_code(cell.source, f"{lesson.solution.name}, cell {index}")
-        course = dict(cell.metadata.get("course", {}))
-        course.pop("exercise", None)
-        if blocks:
-            # The first block's id names the cell; the grader maps submitted cells back by it.
-            course["exercise"] = blocks[0].exercise
-        if course:
-            cell.metadata["course"] = course
-        else:
-            cell.metadata.pop("course", None)
+        # The first block's id names the cell; the grader maps submitted cells back by it.
+        write_exercise(cell, blocks[0].exercise if blocks else None)
     return out
 
 
@@ -96,7 +80,7 @@ def student_notebook(nb: NotebookNode, lesson: LessonFile) -> NotebookNode:
     (a markdown cell left empty is dropped), outputs and execution counts are cleared.
     """
     out = solution_notebook(nb, lesson)
-    out.metadata["course"] = course_block(lesson, "student")
+    write_lesson(out, lesson.lesson, lesson.slug, "student")
     cells = []
     for index, cell in enumerate(out.cells):
         where = f"{lesson.solution.name}, cell {index}"

@@ -13,42 +13,28 @@ import re
 
 from nbformat import NotebookNode
 
+from ..notebook_format import CELL_METADATA_KEYS, KERNELSPEC, LANGUAGE_INFO, NOTEBOOK_METADATA_KEYS
+
 __all__ = [
-    "KERNELSPEC",
-    "LANGUAGE_INFO",
-    "NOTEBOOK_METADATA_KEYS",
-    "CELL_METADATA_KEYS",
     "normalize_metadata",
     "clear_outputs",
     "ensure_cell_ids",
 ]
 
-KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
-LANGUAGE_INFO = {
-    "name": "python",
-    "codemirror_mode": {"name": "ipython", "version": 3},
-    "file_extension": ".py",
-    "mimetype": "text/x-python",
-    "nbconvert_exporter": "python",
-    "pygments_lexer": "ipython3",
-}
-NOTEBOOK_METADATA_KEYS = ("kernelspec", "language_info", "course")
-CELL_METADATA_KEYS = ("tags", "course", "editable", "deletable", "slideshow", "jupyter", "collapsed")
 # Tags added by tools rather than authors.
 _TOOL_TAGS = {"injected-parameters"}
 _CELL_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
 
-def normalize_metadata(nb: NotebookNode, course: dict | None = None) -> NotebookNode:
+def normalize_metadata(nb: NotebookNode) -> NotebookNode:
     """Normalise notebook and cell metadata in place (outputs untouched) and return ``nb``.
 
-    ``course`` (e.g. ``{"lesson": 1, "slug": "context"}``) replaces the notebook's ``course`` block.
+    The ``course`` blocks are kept as they are; :func:`course_utils.notebook_format.write_lesson`
+    and :func:`~course_utils.notebook_format.write_exercise` are what set them.
     """
     meta = {k: v for k, v in nb.metadata.items() if k in NOTEBOOK_METADATA_KEYS}
     meta["kernelspec"] = dict(KERNELSPEC)
     meta["language_info"] = dict(LANGUAGE_INFO)
-    if course is not None:
-        meta["course"] = dict(course)
     nb.metadata = NotebookNode(meta)
     nb.nbformat, nb.nbformat_minor = 4, max(5, int(nb.get("nbformat_minor", 5)))
     for cell in nb.cells:

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
 from nbformat import NotebookNode
 
+from ..notebook_format import LESSON_PREFIX
+
 __all__ = ["Submission", "discover", "load_notebook", "MAX_SUBMISSION_BYTES"]
 
 MAX_SUBMISSION_BYTES = 100 * 1024 * 1024
 # Besides *.ipynb: files a student plausibly handed in by mistake (exported, zipped, renamed).
 _SUBMISSION_SUFFIXES = {".ipynb", ".json", ".py", ".zip", ".html", ".pdf"}
-_LESSON_PREFIX = re.compile(r"^\d{1,3}[_\-]")
 
 
 @dataclass
@@ -30,7 +30,7 @@ class Submission:
 
 def _is_submission(path: Path) -> bool:
     name = path.name.lower()
-    return ".ipynb" in name or path.suffix.lower() in _SUBMISSION_SUFFIXES or bool(_LESSON_PREFIX.match(name))
+    return ".ipynb" in name or path.suffix.lower() in _SUBMISSION_SUFFIXES or bool(LESSON_PREFIX.match(name))
 
 
 def _stem(path: Path) -> str:

@@ -15,69 +15,34 @@ from typing import Any, Iterable
 import nbformat
 from nbformat import NotebookNode
 
+from ..notebook_format import (
+    CODE_BEGIN,
+    CODE_END,
+    LESSON_PREFIX,
+    exercise_id_in_source,
+    has_solution_block,
+    lesson_notebooks,
+    read_exercise,
+    read_lesson,
+)
+
 __all__ = [
     "OfficialCell",
     "LessonStructure",
     "load_structure",
     "find_solution",
     "identify_lesson",
-    "exercise_id_in_source",
     "check_ids_in_source",
-    "metadata_exercise_id",
-    "metadata_lesson",
+    "is_check_source",
 ]
 
-BEGIN_RE = re.compile(r"^[ \t]*#+[ \t]*BEGIN SOLUTION\b[ \t]*(?:Exercise[ \t]+)?([0-9A-Za-z][\w.\-]*)?", re.M)
-END_RE = re.compile(r"^[ \t]*#+[ \t]*END SOLUTION\b", re.M)
-STUB_RE = re.compile(r"NotImplementedError\(\s*[rRuUfF]?[\"']{1,3}\s*Exercise\s+([0-9A-Za-z][\w\-]*(?:\.[\w\-]+)*)")
 CHECK_RE = re.compile(r"\bcheck\(\s*[rRuU]?[\"']([^\"']+)[\"']")
-PREFIX_RE = re.compile(r"^(\d{1,3})[_\-]")
 
-# Where the notebook generator may record what a notebook / cell is. The authoring package is
-# written concurrently, so several spellings are accepted; the first one present wins.
-_NB_META_KEYS = ("course", "course_utils", "workbook", "module07")
-_CELL_META_KEYS = ("exercise", "exercise_id")
-
-
-def metadata_lesson(nb: NotebookNode | dict) -> int | None:
-    """The lesson number the generator stamped into the notebook's metadata, if any."""
-    meta = nb.get("metadata", {}) or {}
-    candidates: list[Any] = [meta.get("lesson")]
-    for key in _NB_META_KEYS:
-        sub = meta.get(key)
-        if isinstance(sub, dict):
-            candidates.append(sub.get("lesson"))
-    for value in candidates:
-        try:
-            if value is not None and not isinstance(value, bool):
-                return int(value)
-        except (TypeError, ValueError):
-            continue
-    return None
-
-
-def metadata_exercise_id(cell: NotebookNode | dict) -> str | None:
-    """The exercise id the generator stamped into a cell's metadata, if any."""
-    meta = cell.get("metadata", {}) or {}
-    spots: list[dict] = [meta]
-    spots += [meta[k] for k in _NB_META_KEYS if isinstance(meta.get(k), dict)]
-    for spot in spots:
-        for key in _CELL_META_KEYS:
-            value = spot.get(key)
-            if isinstance(value, (str, int, float)) and not isinstance(value, bool) and str(value).strip():
-                return str(value).strip()
-    return None
-
-
-def exercise_id_in_source(source: str) -> str | None:
-    """The exercise id named by a solution marker or a student stub in ``source``."""
-    m = BEGIN_RE.search(source)
-    if m and m.group(1):
-        return m.group(1).rstrip(".:-")
-    m = STUB_RE.search(source)
-    if m:
-        return m.group(1).rstrip(".:-")
-    return None
+# ``restore.py`` still imports the marker patterns and the metadata reader under their old names
+# from here; these aliases go once it imports :mod:`course_utils.notebook_format` itself.
+BEGIN_RE = CODE_BEGIN
+END_RE = CODE_END
+metadata_exercise_id = read_exercise
 
 
 def check_ids_in_source(source: str) -> list[str]:
@@ -135,8 +100,8 @@ def load_structure(lesson: int, path: Path) -> LessonStructure:
     for i, cell in enumerate(nb.cells):
         src = cell.get("source", "")
         tags = cell.get("metadata", {}).get("tags", []) or []
-        if BEGIN_RE.search(src):
-            cells.append(OfficialCell(i, "exercise", metadata_exercise_id(cell) or exercise_id_in_source(src)))
+        if has_solution_block(src):
+            cells.append(OfficialCell(i, "exercise", read_exercise(cell) or exercise_id_in_source(src)))
         elif cell.cell_type == "code" and is_check_source(src):
             ids = check_ids_in_source(src)
             cells.append(OfficialCell(i, "check", ids[0] if ids else None))
@@ -158,22 +123,16 @@ def load_structure(lesson: int, path: Path) -> LessonStructure:
 
 
 def find_solution(lesson: int, solution_dirs: Iterable[Path]) -> Path | None:
-    """The official notebook ``NN_*.ipynb`` of ``lesson`` in the first directory that has one."""
-    for d in solution_dirs:
-        hits = sorted(Path(d).glob(f"{lesson:02d}_*.ipynb"))
-        if hits:
-            return hits[0]
-    return None
+    """The official notebook ``NN_slug.ipynb`` of ``lesson`` in the first directory that has one."""
+    return available_lessons(solution_dirs).get(lesson)
 
 
 def available_lessons(solution_dirs: Iterable[Path]) -> dict[int, Path]:
     """Every lesson number with an official notebook (first directory wins)."""
     found: dict[int, Path] = {}
     for d in solution_dirs:
-        for p in sorted(Path(d).glob("*.ipynb")):
-            m = PREFIX_RE.match(p.name)
-            if m:
-                found.setdefault(int(m.group(1)), p)
+        for name, path in lesson_notebooks(Path(d)):
+            found.setdefault(name.lesson, path)
     return found
 
 
@@ -197,12 +156,12 @@ def identify_lesson(
     if forced is not None:
         return forced, "--lesson"
     if nb is not None:
-        lesson = metadata_lesson(nb)
+        lesson = read_lesson(nb)
         if lesson is not None:
             return lesson, "notebook metadata"
-    m = PREFIX_RE.match(filename)
+    m = LESSON_PREFIX.match(filename)
     if m:
-        return int(m.group(1)), f"filename prefix {m.group(1)}_"
+        return int(m["lesson"]), f"filename prefix {m['lesson']}_"
     if nb is not None:
         mine = _markdown_set(nb)
         best, best_score = None, 0.0
