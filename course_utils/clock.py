@@ -1,7 +1,14 @@
 """Clocks: the single source of time for everything time-dependent.
 
-Production code takes a ``Clock`` so tests can swap in a :class:`VirtualClock` and run hours of
-simulated time (rate-limit windows, cache TTLs, batch processing, retry backoff) without sleeping.
+Production code takes a ``Clock`` (default :data:`SYSTEM_CLOCK`). The default clock reads the
+running event loop's time, so the same code runs on real time in a notebook and on virtual time
+inside :func:`virtual_loop` (checks and tests), where the loop's clock jumps ahead whenever every
+task is waiting: hours of rate-limit windows, retry backoff, cache TTLs and batch processing cost
+no wall time, and the outcome cannot depend on how busy the machine is.
+
+Virtual time comes from ``looptime`` (well kept, used by kopf): it virtualises the loop itself, so
+``asyncio.sleep``, ``asyncio.wait_for``, the SDK's retry sleeps and the simulator's latency all
+move together, which a clock object that only code calling ``clock.sleep`` sees could not do.
 """
 
 from __future__ import annotations
@@ -10,9 +17,19 @@ import asyncio
 import heapq
 import itertools
 import time
-from typing import Protocol, runtime_checkable
+from typing import Any, Awaitable, Protocol, TypeVar, runtime_checkable
 
-__all__ = ["Clock", "SystemClock", "VirtualClock", "SYSTEM_CLOCK"]
+import looptime
+
+__all__ = [
+    "Clock", "SystemClock", "VirtualClock", "SYSTEM_CLOCK",
+    "VIRTUAL_EPOCH", "virtual_loop", "run_virtual", "is_virtual", "shutdown_loop",
+]
+
+T = TypeVar("T")
+
+VIRTUAL_EPOCH = 1_800_000_000.0
+"""The epoch time at which every virtual loop starts (2027-01-15T08:00:00Z), on every machine."""
 
 
 @runtime_checkable
@@ -32,14 +49,33 @@ class Clock(Protocol):
         """Blocking sleep for synchronous code (threads, sync clients)."""
 
 
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def is_virtual(loop: asyncio.AbstractEventLoop | None) -> bool:
+    """True if ``loop`` runs on virtual time (made by :func:`virtual_loop`)."""
+    return isinstance(loop, looptime.LoopTimeEventLoop) and loop.looptime_on
+
+
 class SystemClock:
-    """The real clock."""
+    """Time as the current event loop sees it: real time, except inside a :func:`virtual_loop`.
+
+    ``monotonic()`` is the running loop's ``time()`` (which asyncio's own loops take from
+    ``time.monotonic()``), so durations measured here agree with the loop's timers;
+    ``time()`` is the epoch time, virtual inside a virtual loop. Outside any loop both are real.
+    """
 
     def time(self) -> float:
-        return time.time()
+        loop = _running_loop()
+        return VIRTUAL_EPOCH + loop.time() if is_virtual(loop) else time.time()
 
     def monotonic(self) -> float:
-        return time.monotonic()
+        loop = _running_loop()
+        return loop.time() if loop is not None else time.monotonic()
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds))
@@ -52,6 +88,58 @@ class SystemClock:
 
 
 SYSTEM_CLOCK = SystemClock()
+
+
+def virtual_loop(*, limit: float | None = None) -> asyncio.AbstractEventLoop:
+    """A new event loop on virtual time; :data:`SYSTEM_CLOCK` reads it as starting at :data:`VIRTUAL_EPOCH`.
+
+    Time moves only when every task waits on a timer, straight to the next timer. With ``limit``
+    (virtual seconds), every task still waiting when the loop's time reaches the end gets
+    ``asyncio.TimeoutError`` (``looptime.LoopTimeoutError``): a deterministic time limit.
+    Real I/O (sockets, threads) does not belong on it: the clock does not wait for it.
+    """
+    # The loop's own clock starts at 0: looptime's integer microseconds lose asyncio's float
+    # comparisons near 1.8e9 (a loop started there never wakes its timers).
+    return looptime.new_event_loop(start=0.0, end=limit)
+
+
+def run_virtual(awaitable: Awaitable[T], *, limit: float | None = None) -> T:
+    """Run ``awaitable`` to completion on a fresh :func:`virtual_loop` (for tests); like ``asyncio.run``."""
+    loop = virtual_loop(limit=limit)
+    try:
+        asyncio.set_event_loop(loop)
+        return loop.run_until_complete(_wrap(awaitable))
+    finally:
+        asyncio.set_event_loop(None)
+        shutdown_loop(loop)
+
+
+def shutdown_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel every task still on ``loop`` (and those their cancellation starts), then close it.
+
+    ``loop`` must not be running. Idempotent.
+    """
+    if loop.is_closed():
+        return
+    try:
+        for _ in range(10):  # cancelling a task can start others (cleanup waiters); drain those too
+            pending = asyncio.all_tasks(loop)
+            if not pending:
+                break
+            for task in pending:
+                task.cancel()
+            loop.run_until_complete(_gather(pending))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
+        loop.close()
+
+
+async def _gather(tasks: Any) -> None:
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _wrap(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
 
 
 class VirtualClock:

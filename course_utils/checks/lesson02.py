@@ -11,15 +11,13 @@ from __future__ import annotations
 import asyncio
 import inspect
 import random
-import threading
-import time
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from ..clock import VirtualClock
 from ..streaming.sse import format_comment, format_event, iter_sse
 from .framework import CaseFailed, Exercise, expect, expect_equal, run_awaitable
-from .sim import Probe, paced_probe, paced_server, probe
+from .sim import Probe, probe
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 RECORDED = ["lesson02_stream_text.sse", "lesson02_stream_tool_use.sse", "lesson02_stream_error.sse"]
@@ -584,28 +582,19 @@ relay_text = Exercise(
     time_limit=40.0,
 )
 
-LATENCY_SCALE = 0.1
-"""The 2.4 simulator paces output (Haiku: ~1,500 tokens/s at this scale), so stopping early shows."""
 _LONG_PROMPT = "Lesson 02 check: write the long relay essay."
 _LONG_REPLY = " ".join(
     f"Paragraph {i}: a relay forwards each delta as it arrives, and a client that leaves must stop the model."
     for i in range(1, 41)
 )
-_scripted = threading.Event()
-
-
-def latency_server() -> Any:
-    """The paced check simulator, with the long reply this check streams scripted once."""
-    server = paced_server(LATENCY_SCALE)
-    if not _scripted.is_set():
-        server.script(_LONG_PROMPT, _LONG_REPLY)
-        _scripted.set()
-    return server
 
 
 def _latency_probe() -> Probe:
-    latency_server()
-    return paced_probe(LATENCY_SCALE, "check02")
+    """A probe whose simulator paces output at the model's real speed (on virtual time), with the
+    long reply this check streams scripted, so a client that stops early shows in the bill."""
+    p = probe(tier="unlimited", tag="check02")
+    p.script(_LONG_PROMPT, _LONG_REPLY)
+    return p
 
 
 def _request() -> dict[str, Any]:
@@ -618,19 +607,20 @@ def _full_tokens() -> int:
     return count_text(_LONG_REPLY)
 
 
-async def _ledger_row(p: Probe, timeout: float = 6.0) -> Any:
+async def _ledger_row(p: Probe, timeout: float = 30.0) -> Any:
     """The probe's finished request; the simulator records a stream when it ends (or is cut off).
 
     Polled while the event loop keeps running, as a server's would after a client leaves: a
     background task or an unclosed response would go on reading in the meantime.
     """
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
         rows = p.requests()
         if len(rows):
             return rows.iloc[-1]
         await asyncio.sleep(0.02)
-    raise CaseFailed("the upstream request was still open several seconds after the client left",
+    raise CaseFailed(f"the upstream request was still open {timeout:g} s after the client left",
                      expected="the request closed right away", got=f"still streaming after {timeout:g} s",
                      hint="Close the stream when the generator is closed: use `async with client.messages.stream(...)` "
                           "(or call `await stream.close()` in a finally).")

@@ -9,9 +9,7 @@ the ledger's arrival times of ``GET /v1/messages/batches/{id}`` are the poller's
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import time
-from typing import Any, Iterator
+from typing import Any
 
 import pandas as pd
 
@@ -20,6 +18,8 @@ from ..batch.job import collect_batch
 from ..batch.requests import CUSTOM_ID_PATTERN, batch_size_bytes, chunk_requests
 from ..batch.results import join_results
 from .framework import CaseFailed, Exercise, call, expect, expect_equal
+from ..clock import VIRTUAL_EPOCH
+from ..mock_provider.inprocess import InProcessServer
 from .sim import probe
 
 MODEL = "claude-haiku-5-5"
@@ -35,22 +35,6 @@ def make_params(row: Any) -> dict[str, Any]:
                   "Answer with the label only.",
         "messages": [{"role": "user", "content": str(row["text"]).strip()}],
     }
-
-
-@contextlib.contextmanager
-def _instant(p: Any) -> Iterator[None]:
-    """Batches on the check server end at once, as its time_scale=0 intends.
-
-    ``COURSE_FORCE_TIME_SCALE`` (set by CI and authoring) also reaches the check server, which would
-    make each batch here take seconds; restore whatever was in effect afterwards.
-    """
-    sim = p.server.simulator
-    before = sim.config.time_scale
-    sim.set_time_scale(0.0)
-    try:
-        yield
-    finally:
-        sim.set_time_scale(before)
 
 
 def _reviews(n: int, *, empty: tuple[int, ...] = ()) -> pd.DataFrame:
@@ -205,57 +189,40 @@ class _RanAway(BaseException):
 
 
 class LockstepClock:
-    """Virtual time shared by a private simulator and the poller under test.
+    """The poller's clock is the private simulator's own virtual-time loop.
 
-    ``sleep_sync`` (the poller's) moves time forward and makes the simulator process whatever became
-    due, synchronously, so the next retrieve sees it. The simulator's own waits (``sleep``) just
-    wait for the poller to move time.
+    ``sleep_sync`` (the poller's) runs the simulator for exactly that long, so batch processing
+    due meanwhile happens before the next retrieve, and polling costs no wall time.
     """
 
-    def __init__(self, start: float = 1_800_000_000.0, *, limit_s: float | None = None) -> None:
-        self._start = self._now = float(start)
+    def __init__(self, server: InProcessServer, *, limit_s: float | None = None) -> None:
+        self.loop = server.sync_loop
+        self._start = self.loop.time()
         self.limit_s = limit_s
-        self.server: Any = None
         self.sleeps: list[float] = []
 
     def time(self) -> float:
-        return self._now
+        return VIRTUAL_EPOCH + self.loop.time()
 
     def monotonic(self) -> float:
-        return self._now - self._start
+        return self.loop.time() - self._start
 
     def sleep_sync(self, seconds: float) -> None:
         self.sleeps.append(float(seconds))
-        self._now += max(0.0, float(seconds))
-        if self.limit_s is not None and self.monotonic() > self.limit_s:
-            raise _RanAway(self.monotonic())
-        self.drive()
+        if self.limit_s is not None and self.monotonic() + max(0.0, float(seconds)) > self.limit_s:
+            raise _RanAway(self.monotonic() + max(0.0, float(seconds)))
+        self.loop.run_until_complete(asyncio.sleep(max(0.0, float(seconds))))
 
     async def sleep(self, seconds: float) -> None:
-        target = self._now + max(0.0, seconds)
-        while self._now < target:
-            await asyncio.sleep(0.005)
-
-    def drive(self) -> None:
-        """Let the simulator process everything due by now, and wait for it."""
-        sim = self.server.simulator if self.server is not None else None
-        if sim is not None and sim.loop is not None:
-            asyncio.run_coroutine_threadsafe(sim.batches.tick(), sim.loop).result(timeout=10)
+        await asyncio.sleep(max(0.0, seconds))
 
 
 def _lockstep(limit_s: float | None = None, scenario: dict[str, Any] | None = None) -> tuple[Any, LockstepClock, str]:
-    from ..mock_provider.server import mock_server
-
-    clock = LockstepClock(limit_s=limit_s)
-    server = mock_server(seed=0, time_scale=1.0, clock=clock, rate_limit_tier="unlimited")
-    clock.server = server
-    server.start()
-    # The schedule is part of what is graded: run batch processing at full scale even when CI forces a
-    # faster one (Simulator.set_time_scale, unlike the server's, is not overridden by the CI setting).
-    server.simulator.set_time_scale(1.0)
+    # Batch processing at its real schedule (time_scale 1): the schedule is part of what is graded.
+    server = InProcessServer(seed=0, time_scale=1.0, rate_limit_tier="unlimited")
     if scenario:
         server.set_scenario(scenario)
-    return server, clock, "sim-key-check-poll"
+    return server, LockstepClock(server, limit_s=limit_s), "sim-key-check-poll"
 
 
 def _submit(server: Any, key: str, n: int) -> str:
@@ -310,7 +277,7 @@ def _returns_ended(fn) -> None:
                expected="a few polls", got=len(polls),
                hint="Sleep between polls with clock.sleep_sync(...): every poll is a request against your rate limit.")
     finally:
-        server.stop()
+        server.close()
 
 
 @poll.case("intervals between polls grow (the ledger's spacing of GET requests)")
@@ -332,7 +299,7 @@ def _growing(fn) -> None:
                hint="A fixed interval polls a four-hour batch thousands of times; multiply the wait by a factor "
                     "(e.g. 1.5 or 2) after every poll, with a cap.")
     finally:
-        server.stop()
+        server.close()
 
 
 @poll.case("gives up at the deadline with TimeoutError")
@@ -357,7 +324,7 @@ def _deadline(fn) -> None:
                expected=f"about {deadline:g} s", got=f"{last:,.0f} s",
                hint="Use the deadline: keep polling (with growing waits) until it has passed.")
     finally:
-        server.stop()
+        server.close()
 
 
 @poll.case("reports request_counts on every poll")
@@ -373,7 +340,7 @@ def _progress(fn) -> None:
         expect(hasattr(seen[-1], "request_counts"), "on_progress did not get the batch", got=type(seen[-1]).__name__,
                hint="Pass the MessageBatch itself; it carries request_counts.")
     finally:
-        server.stop()
+        server.close()
 
 
 # =============================================================================================
@@ -422,9 +389,8 @@ def _check_frame(got: Any, inputs: pd.DataFrame) -> pd.DataFrame:
 
 @triage.case("joins a real batch's results by custom_id (they come back in any order)")
 def _joins(fn) -> None:
-    p = probe()
-    with _instant(p):
-        _joins_body(fn, p)
+    p = probe(time_scale=0.0)  # batches end at once
+    _joins_body(fn, p)
 
 
 def _is_null(value: Any) -> bool:
@@ -445,10 +411,7 @@ def _joins_body(fn: Any, p: Any) -> None:
     batch = client.messages.batches.create(requests=[
         {"custom_id": c, "params": make_params({"text": t})}
         for c, t in zip(inputs["custom_id"], inputs["text"]) if c != unsent])
-    for _ in range(500):
-        if client.messages.batches.retrieve(batch.id).processing_status == "ended":
-            break
-        time.sleep(0.01)
+    _wait(p, client, [batch.id])
     lines = [line.model_dump() for line in client.messages.batches.results(batch.id)]
     got = _check_frame(call(fn, inputs.copy(), lines), inputs)
     wrong = [(c, t) for c, t in zip(got["custom_id"], got["text"])
@@ -504,11 +467,12 @@ resubmit = Exercise(
 )
 
 
-def _wait(client: Any, batch_ids: list[str]) -> None:
+def _wait(p: Any, client: Any, batch_ids: list[str]) -> None:
+    """Let the probe's (virtual) time pass until every batch has ended."""
     for _ in range(1000):
         if all(client.messages.batches.retrieve(b).processing_status == "ended" for b in batch_ids):
             return
-        time.sleep(0.01)
+        p.server.sync_loop.run_until_complete(asyncio.sleep(1.0))
     raise RuntimeError("check: a batch did not end")
 
 
@@ -531,9 +495,8 @@ def _call_resubmit(fn: Any, client: Any, store: JobStore, job_id: str, params: d
 
 @resubmit.case("resubmits retry and missing items only, under their custom_ids")
 def _only_retryable(fn) -> None:
-    p = probe()
-    with _instant(p):
-        _only_retryable_body(fn, p)
+    p = probe(time_scale=0.0)  # batches end at once
+    _only_retryable_body(fn, p)
 
 
 def _only_retryable_body(fn: Any, p: Any) -> None:
@@ -553,7 +516,7 @@ def _only_retryable_body(fn: Any, p: Any) -> None:
     new = _call_resubmit(fn, client, store, "nightly", params)
     expect(len(new) >= 1 and _posts(p) >= 1, "nothing was resubmitted", got=new,
            hint="Items with outcome 'retry' or 'missing' must go out again.")
-    _wait(client, new)
+    _wait(p, client, new)
     sent = set(_batch_rows(p)["custom_id"])
     want = {"exp1", "err1", "gone1"}
     expect(not (sent & {"bad1"}), "an invalid request was resubmitted", got=sorted(sent),
@@ -583,9 +546,8 @@ def _only_retryable_body(fn: Any, p: Any) -> None:
 
 @resubmit.case("running it twice submits nothing new (idempotent)")
 def _idempotent(fn) -> None:
-    p = probe()
-    with _instant(p):
-        _idempotent_body(fn, p)
+    p = probe(time_scale=0.0)  # batches end at once
+    _idempotent_body(fn, p)
 
 
 def _idempotent_body(fn: Any, p: Any) -> None:
@@ -609,9 +571,8 @@ def _idempotent_body(fn: Any, p: Any) -> None:
 
 @resubmit.case("after a run with expirations and errors: every review enriched or reported, none billed twice (ledger)")
 def _ledger(fn) -> None:
-    p = probe()
-    with _instant(p):
-        _ledger_body(fn, p)
+    p = probe(time_scale=0.0)  # batches end at once
+    _ledger_body(fn, p)
 
 
 def _ledger_body(fn: Any, p: Any) -> None:
@@ -627,13 +588,13 @@ def _ledger_body(fn: Any, p: Any) -> None:
     try:
         first = client.messages.batches.create(requests=reqs)
         store.record_batch("j", first.id, list(params))
-        _wait(client, [first.id])
+        _wait(p, client, [first.id])
     finally:
         p.server.set_scenario("calm")
     collect_batch(client, store, "j", first.id)
     invalid_first = set(store.items("j").query("outcome == 'invalid'")["custom_id"])
     new = _call_resubmit(fn, client, store, "j", params)
-    _wait(client, new)
+    _wait(p, client, new)
     for bid in new:
         collect_batch(client, store, "j", bid)
     rows = _batch_rows(p)

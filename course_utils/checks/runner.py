@@ -1,9 +1,15 @@
 """Run one case of student code in a worker thread, within a time limit.
 
 The notebook kernel's thread already runs an event loop, so student code never runs there: each
-case gets a daemon thread, and ``async`` code gets a private event loop inside that thread. When
-the time limit passes, the check reports a timeout at once; the worker is then asked to stop (its
-asyncio tasks are cancelled and an exception is injected into a busy Python loop) and abandoned.
+case gets a daemon thread, and ``async`` code gets a private event loop inside that thread. That
+loop runs on virtual time (:func:`course_utils.clock.virtual_loop`): sleeps, timeouts, SDK retry
+waits and the in-process simulator's latency cost no wall time, and an answer that waits too long
+meets :data:`VIRTUAL_LIMIT` at the same virtual moment on every machine.
+
+The wall-clock ``limit`` is only a safety net for code that never yields (a busy loop), which
+fails on any machine: when it passes, the check reports a timeout at once; the worker is then
+asked to stop (its asyncio tasks are cancelled and an exception is injected into a busy Python
+loop) and abandoned.
 """
 
 from __future__ import annotations
@@ -17,7 +23,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-__all__ = ["Outcome", "run_with_limit", "private_loop", "CheckAbandoned"]
+from ..clock import shutdown_loop, virtual_loop
+
+__all__ = ["Outcome", "run_with_limit", "private_loop", "CheckAbandoned", "VIRTUAL_LIMIT"]
+
+VIRTUAL_LIMIT = 3600.0
+"""Virtual seconds an async case may run; past them every waiting task gets ``TimeoutError``."""
 
 
 class CheckAbandoned(BaseException):
@@ -81,8 +92,8 @@ def _cancel_all(loop: asyncio.AbstractEventLoop) -> None:
 
 @contextmanager
 def private_loop() -> Iterator[asyncio.AbstractEventLoop]:
-    """A fresh event loop for the current worker thread, closed (tasks cancelled) afterwards."""
-    loop = asyncio.new_event_loop()
+    """A fresh virtual-time event loop for the current worker thread, closed (tasks cancelled) afterwards."""
+    loop = virtual_loop(limit=VIRTUAL_LIMIT)
     worker = getattr(_local, "worker", None)
     if worker is not None:
         worker.loop = loop
@@ -90,18 +101,10 @@ def private_loop() -> Iterator[asyncio.AbstractEventLoop]:
     try:
         yield loop
     finally:
-        try:
-            pending = asyncio.all_tasks(loop)
-            for task in pending:
-                task.cancel()
-            if pending:
-                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-            loop.run_until_complete(loop.shutdown_asyncgens())
-        finally:
-            asyncio.set_event_loop(None)
-            loop.close()
-            if worker is not None:
-                worker.loop = None
+        asyncio.set_event_loop(None)
+        if worker is not None:
+            worker.loop = None
+        shutdown_loop(loop)
 
 
 def run_with_limit(fn: Callable[..., Any], args: tuple = (), kwargs: dict | None = None, *, limit: float) -> Outcome:

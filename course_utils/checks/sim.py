@@ -1,42 +1,28 @@
 """A simulator for checks: grade behaviour through the request ledger, not through return values.
 
-Checks never use the student's shared simulator (its ledger is theirs to explore) nor the real
-API (checks must be free and deterministic). Each :class:`Probe` gets its own API key, so the
-ledger rows it reads are exactly the requests the student's code made with the probe's client.
+Every :func:`probe` is a fresh in-process simulator (:class:`InProcessServer`) that SDK clients
+call without sockets. Async cases run on a virtual-time loop (see :mod:`.runner`), so the
+simulator's latency, rate limits and ``retry-after`` share the answer's clock: a check's verdict
+is a function of the answer and the seed only, never of how busy the machine is. Checks never use
+the student's own simulator (its ledger is theirs to explore) nor the real API.
 """
 
 from __future__ import annotations
 
-import atexit
-import threading
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["check_server", "probe", "Probe", "paced_server", "paced_probe"]
+from ..mock_provider.inprocess import InProcessServer
 
-_lock = threading.Lock()
-_server: Any = None
-_paced: dict[float, Any] = {}
-
-
-def check_server() -> Any:
-    """The process-wide simulator the checks use (seed 0, no simulated latency), started on first use."""
-    global _server
-    with _lock:
-        if _server is None:
-            from ..mock_provider.server import mock_server
-
-            _server = mock_server(seed=0, time_scale=0.0).start()
-            atexit.register(_server.stop)
-        return _server
+__all__ = ["probe", "Probe"]
 
 
 @dataclass
 class Probe:
-    """Clients with a private API key, and the ledger rows of their requests."""
+    """Clients with a private API key on a private simulator, and the ledger rows of their requests."""
 
-    server: Any
+    server: InProcessServer
     api_key: str
 
     def client(self, **kwargs: Any) -> Any:
@@ -64,33 +50,14 @@ class Probe:
         return df.reset_index(drop=True)
 
 
-def probe() -> Probe:
-    """A fresh probe on a reset check server (scripted replies from earlier checks are forgotten)."""
-    server = check_server()
-    server.reset()
-    return Probe(server, f"sim-key-check-{uuid.uuid4().hex[:12]}")
+def probe(*, time_scale: float = 1.0, tier: Any = None, tag: str = "check") -> Probe:
+    """A probe on a new simulator (seed 0) with realistic latency, free on virtual time.
 
-
-def paced_server(time_scale: float) -> Any:
-    """A process-wide simulator whose latency runs at exactly ``time_scale``, with no rate limits.
-
-    For checks that must see requests overlap or a client leave mid-stream: they need pacing
-    even in CI, where ``COURSE_FORCE_TIME_SCALE`` caps every other simulator's latency, so the
-    scale is set on the simulator directly.
+    ``tier`` gives the probe's key its own rate limits (e.g. ``"unlimited"``); ``time_scale`` 0
+    removes latency where a case wants none.
     """
-    with _lock:
-        server = _paced.get(time_scale)
-        if server is None:
-            from ..mock_provider.server import mock_server
-
-            server = mock_server(seed=0, time_scale=time_scale, rate_limit_tier="unlimited").start()
-            server.simulator.set_time_scale(time_scale)
-            atexit.register(server.stop)
-            _paced[time_scale] = server
-        return server
-
-
-def paced_probe(time_scale: float, tag: str = "check") -> Probe:
-    """A probe with its own API key on :func:`paced_server`."""
-    return Probe(paced_server(time_scale), f"sim-key-{tag}-{uuid.uuid4().hex[:12]}")
-
+    server = InProcessServer(seed=0, time_scale=time_scale)
+    p = Probe(server, f"sim-key-{tag}-{uuid.uuid4().hex[:12]}")
+    if tier is not None:
+        server.set_rate_limits(p.api_key, tier)
+    return p

@@ -9,10 +9,10 @@ from typing import Any
 from ..clock import SYSTEM_CLOCK, Clock
 from ..serving import HOST, ThreadedServer
 from .config import SimulatorConfig, effective_time_scale
+from .controls import SimulatorControls
 from .simulator import DroppedConnection, Simulator, create_app
 
 __all__ = ["MockServer", "mock_server", "HOST"]
-
 
 
 class _QuietDrops(logging.Filter):
@@ -30,7 +30,7 @@ class _QuietDrops(logging.Filter):
 logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
 
 
-class MockServer(ThreadedServer):
+class MockServer(SimulatorControls, ThreadedServer):
     """A simulator served by uvicorn on 127.0.0.1 in a daemon thread.
 
     Safe to start from a Jupyter kernel (it runs its own event loop in its own thread) and from
@@ -63,30 +63,6 @@ class MockServer(ThreadedServer):
 
     def __enter__(self) -> "MockServer":
         return self.start()
-
-    @property
-    def config(self) -> SimulatorConfig:
-        return self.simulator.config
-
-    def ledger(self) -> Any:
-        """Every request served so far, as a pandas DataFrame (one row per request)."""
-        return self.simulator.ledger.dataframe()
-
-    def script(self, pattern: Any, reply: str) -> None:
-        """Make the simulated model answer ``reply`` when the last user turn matches ``pattern``."""
-        self.simulator.script(pattern, reply)
-
-    def reset(self) -> None:
-        """Clear the ledger, scripted replies, prompt cache and rate-limit buckets."""
-        self.simulator.reset()
-
-    def set_scenario(self, scenario: Any) -> Any:
-        """Switch the fault scenario: a preset (calm, flaky, overloaded, outage, rate-limited), a dict or a Scenario."""
-        return self.simulator.set_scenario(scenario)
-
-    def set_rate_limits(self, api_key: str, tier: Any) -> None:
-        """Give ``api_key`` its own limits: a tier name (see ``ratelimit.TIERS``) or a ``RateLimits``."""
-        self.simulator.set_rate_limits(api_key, tier)
 
     def set_time_scale(self, time_scale: float) -> None:
         """Change the latency scale (1 = realistic, 0 = instant) of a running server."""

@@ -1,0 +1,157 @@
+"""A simulator served inside the caller's process and event loop: no thread, no socket, no port.
+
+SDK clients reach it through :mod:`course_utils.asgi_transport`. On a virtual-time loop
+(:func:`course_utils.clock.virtual_loop`) it therefore shares the caller's clock: simulated
+latency, rate-limit refill, ``retry-after``, outages and batch processing cost no wall time, and
+what the code under test observes cannot depend on how fast or busy the machine is. Checks and
+tests use it; notebooks use :class:`~course_utils.mock_provider.server.MockServer`, whose latency
+students can watch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+import weakref
+from typing import Any
+
+from ..asgi_transport import StreamingASGITransport, SyncASGITransport
+from ..clock import shutdown_loop, virtual_loop
+from .config import SimulatorConfig
+from .controls import SimulatorControls
+from .simulator import Simulator, create_app
+
+__all__ = ["InProcessServer", "BASE_URL"]
+
+_BATCHES = "/v1/messages/batches"
+
+BASE_URL = "http://simulator.invalid"
+"""The base URL in-process clients use (never resolved: no request leaves the process)."""
+
+
+class InProcessServer(SimulatorControls):
+    """A :class:`Simulator` that SDK clients call in-process.
+
+    ``time_scale`` is taken as given (the CI cap of ``COURSE_FORCE_TIME_SCALE`` does not apply:
+    on virtual time, realistic latency is free). The batch processor runs as a task on the loop of
+    the first async request; a sync client's requests run on the server's own virtual loop.
+
+    Each request spends a seeded, jittered transit time on the network before it reaches the
+    provider (median ``transit_s``), and a client's first request also sets up its connection
+    (``connect_s``, TCP and TLS handshakes), both scaled by ``time_scale``. A client-side limiter
+    started before its first request arrives, or kept with no headroom, then meets the provider's
+    limit the way it does in production, reproducibly.
+    """
+
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        time_scale: float = 1.0,
+        scenario: str = "calm",
+        rate_limit_tier: str = "default",
+        transit_s: float = 0.02,
+        connect_s: float = 0.15,
+    ) -> None:
+        config = SimulatorConfig(seed=seed, time_scale=time_scale, scenario=scenario, rate_limit_tier=rate_limit_tier)
+        self.simulator = Simulator(config)
+        self.transit_s = transit_s
+        self.connect_s = connect_s
+        self._network = random.Random(f"transit-{seed}")
+        self._app = create_app(self.simulator)
+        self._processors: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
+        self._sync_loop: asyncio.AbstractEventLoop | None = None
+
+    def _connection(self) -> Any:
+        """The ASGI app as one client's connection pool reaches it.
+
+        A request takes an idle connection if the pool has one and otherwise opens a new one,
+        paying ``connect_s``; the connection goes back to the pool when the response is done.
+        """
+        idle = 0
+
+        async def serve(scope: Any, receive: Any, send: Any) -> None:
+            nonlocal idle
+            if scope["path"].startswith(_BATCHES):
+                self._process_batches()
+            delay = self.transit_s * self._network.lognormvariate(0.0, 0.5)
+            if idle > 0:
+                idle -= 1
+            else:
+                delay += self.connect_s
+            try:
+                if delay > 0 and self.config.time_scale > 0:
+                    await asyncio.sleep(delay * self.config.time_scale)
+                await self._app(scope, receive, send)
+            finally:
+                idle += 1
+
+        return serve
+
+    def _process_batches(self) -> None:
+        # The batch processor a real server starts in its lifespan, started on this loop once a
+        # client uses batches (a background task on every loop would outlive short-lived loops).
+        loop = asyncio.get_running_loop()
+        task = self._processors.get(loop)
+        if task is None or task.done():
+            self.simulator.loop = loop
+            self._processors[loop] = loop.create_task(self.simulator.run_batches(), name="simulator-batches")
+
+    def async_client(self, api_key: str = "sim-key-default", **kwargs: Any) -> Any:
+        """An ``anthropic.AsyncAnthropic`` client served by this simulator on the running loop."""
+        import anthropic
+        import httpx2
+
+        http = httpx2.AsyncClient(transport=StreamingASGITransport(self._connection()), base_url=BASE_URL)
+        return _resolved(anthropic.AsyncAnthropic(base_url=BASE_URL, api_key=api_key, http_client=http, **kwargs))
+
+    def client(self, api_key: str = "sim-key-default", **kwargs: Any) -> Any:
+        """An ``anthropic.Anthropic`` client; each request runs the simulator on a private virtual loop."""
+        import anthropic
+        import httpx2
+
+        http = httpx2.Client(transport=SyncASGITransport(self._connection(), loop=self.sync_loop), base_url=BASE_URL)
+        return anthropic.Anthropic(base_url=BASE_URL, api_key=api_key, http_client=http, **kwargs)
+
+    @property
+    def sync_loop(self) -> asyncio.AbstractEventLoop:
+        """The virtual-time loop sync clients' requests run on (running it longer lets time pass)."""
+        if self._sync_loop is None:
+            self._sync_loop = virtual_loop()
+            # Also when the server is simply dropped, as checks do: stop its tasks, close the loop.
+            self._finalizer = weakref.finalize(self, _close_loop, self._sync_loop)
+        return self._sync_loop
+
+    def close(self) -> None:
+        """Stop the batch processors and release the private loop (the ledger stays readable)."""
+        for task in self._processors.values():
+            task.cancel()
+        self._processors.clear()
+        if self._sync_loop is not None:
+            self._finalizer()
+            self._sync_loop = None
+
+    def __repr__(self) -> str:
+        return f"InProcessServer(seed={self.config.seed}, time_scale={self.config.time_scale})"
+
+
+def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Shut a private loop down, whatever thread the finalizer runs in."""
+    if loop.is_closed() or loop.is_running():
+        return
+    # A finalizer may run while another loop runs in this thread; a loop that is not running can
+    # be run from any thread, so shut it down on a helper thread.
+    helper = threading.Thread(target=shutdown_loop, args=(loop,), name="close-simulator-loop")
+    helper.start()
+    helper.join()
+
+
+def _resolved(client: Any) -> Any:
+    # The async SDK client resolves its platform headers once, in a worker thread. A virtual
+    # clock cannot wait for a thread (time would jump ahead while it runs), so resolve them here,
+    # synchronously, before any request: the same value the SDK would compute.
+    from anthropic._base_client import get_platform
+
+    client._platform = get_platform()
+    return client
