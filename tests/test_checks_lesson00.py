@@ -9,6 +9,7 @@ import pytest
 import course_utils.checks as checks
 from course_utils import pricing
 from course_utils.checks.lesson00 import MAX_TOKENS, MODEL
+from course_utils.pricing import cost_breakdown
 
 
 @pytest.fixture(autouse=True)
@@ -153,6 +154,44 @@ def test_0_2_calling_pricing_cost_is_rejected():
     result = checks.check("0.2", lambda usage, model: pricing.cost(usage, model))
     assert result.status == "failed" and "pricing.cost" in result.feedback
     assert pricing.cost({"input_tokens": 1_000_000}, "claude-haiku-5-5") > 0  # restored afterwards
+
+
+def imports_cost_breakdown(usage, model):
+    # ``from course_utils.pricing import cost_breakdown`` in the notebook: a name in the answer's globals.
+    return sum(cost_breakdown(usage, model).values(), Decimal(0))
+
+
+def binds_cost_breakdown_as_default(usage, model, _breakdown=pricing.cost_breakdown):
+    return sum(_breakdown(usage, model).values(), Decimal(0))
+
+
+def _closes_over_cost():
+    price_it = pricing.cost
+
+    def request_cost_(usage, model):
+        return price_it(usage, model)
+
+    return request_cost_
+
+
+def swallows_the_refusal(usage, model):
+    try:
+        return pricing.cost(usage, model)
+    except Exception:
+        return request_cost(usage, model)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [imports_cost_breakdown, binds_cost_breakdown_as_default, _closes_over_cost(), swallows_the_refusal],
+    ids=["from pricing import cost_breakdown", "default argument", "closure", "swallowed"],
+)
+def test_0_2_reaching_the_library_by_any_route_is_rejected(answer):
+    result = checks.check("0.2", answer)
+    assert result.status == "failed" and result.points == 0, result.feedback
+    assert "write it yourself" in result.feedback and "pricing.cost" in result.feedback
+    assert cost_breakdown is pricing.cost_breakdown  # restored afterwards
+    assert binds_cost_breakdown_as_default.__defaults__ == (pricing.cost_breakdown,)
 
 
 @pytest.mark.parametrize(

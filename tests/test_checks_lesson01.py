@@ -11,6 +11,7 @@ import course_utils.context
 import course_utils.context.strategies
 from course_utils import tokens
 from course_utils.checks.lesson01 import MAX_TOKENS, MODEL, SYSTEM
+from course_utils.checks.sim import probe
 from course_utils.context import (
     Prompt, SlidingWindow, account, compose_request, group_turns, request_tokens, sliding_window as reference_window,
     transcript,
@@ -118,6 +119,30 @@ def swallows_the_refusal(body):
         return count_request_tokens(body)
 
 
+def binds_count_request_as_default(body, _count=tokens.count_request):
+    return _count(body)
+
+
+def _closes_over_account():
+    tally = account
+
+    def count_(body):
+        return tally(body).total
+
+    return count_
+
+
+def _asks_the_api():
+    # The notebook's client, reached through the answer's globals (a closure here).
+    client = probe().client()
+
+    def count_(body):
+        params = {k: v for k, v in body.items() if k != "max_tokens"}
+        return client.messages.count_tokens(**params).input_tokens
+
+    return count_
+
+
 def clears_messages(body):
     total = count_request_tokens(body)
     body["messages"].clear()
@@ -133,8 +158,10 @@ def drops_system_after(body):
 @pytest.mark.parametrize(
     "answer",
     [calls_count_request, lambda body: tokens.count_request(body), calls_account, request_tokens,
-     calls_imported_count_request, calls_prompt_tokens, swallows_the_refusal],
-    ids=["tokens.count_request", "lambda", "account", "request_tokens", "imported", "Prompt.tokens", "swallowed"],
+     calls_imported_count_request, calls_prompt_tokens, swallows_the_refusal, binds_count_request_as_default,
+     _closes_over_account(), _asks_the_api()],
+    ids=["tokens.count_request", "lambda", "account", "request_tokens", "imported", "Prompt.tokens", "swallowed",
+         "default argument", "closure", "API count_tokens"],
 )
 def test_1_1_delegating_to_the_library_is_rejected(answer):
     _assert_rejected("1.1", answer, "write it yourself")
@@ -144,6 +171,8 @@ def test_1_1_delegating_to_the_library_is_rejected(answer):
 
 def test_1_1_the_library_is_restored_after_the_check():
     checks.check("1.1", calls_count_request)
+    checks.check("1.1", binds_count_request_as_default)
+    assert binds_count_request_as_default.__defaults__ == (tokens.count_request,)
     body = {"model": MODEL, "messages": [{"role": "user", "content": "Hello"}]}
     assert tokens.count_request(body) == request_tokens(body) == count_request_tokens(body)
     assert course_utils.context.request_tokens is request_tokens and imported_count_request is tokens.count_request
@@ -256,8 +285,12 @@ def drops_system_after_2(body, budget):
     return trimmed
 
 
-@pytest.mark.parametrize("answer", [calls_reference, calls_strategy, calls_module_attribute],
-                         ids=["sliding_window", "SlidingWindow", "module attribute"])
+def binds_reference_as_default(body, budget, _window=course_utils.context.strategies.sliding_window):
+    return {**body, "messages": _window(body["messages"], budget, system=body.get("system"), tools=body.get("tools"))}
+
+
+@pytest.mark.parametrize("answer", [calls_reference, calls_strategy, calls_module_attribute, binds_reference_as_default],
+                         ids=["sliding_window", "SlidingWindow", "module attribute", "default argument"])
 def test_1_2_delegating_to_the_library_is_rejected(answer):
     _assert_rejected("1.2", answer, "write it yourself")
     assert checks.check("1.2", answer).points == 0

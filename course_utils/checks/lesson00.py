@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 from decimal import Decimal
-from typing import Any, Iterator
+from typing import Any
 
+from .. import pricing
 from ..pricing import cost as reference_cost
+from .forbid import forbid
 from .framework import CaseFailed, Exercise, expect, expect_equal
 from .sim import probe
 
@@ -119,36 +120,16 @@ def _usage(input_tokens: int, output_tokens: int, cache_write: int | None = None
     )
 
 
-class _NoShortcut(Exception):
-    """Raised when the answer calls pricing.cost / cost_breakdown, which the exercise rules out."""
-
-
-@contextlib.contextmanager
-def _without_pricing_shortcuts() -> Iterator[None]:
-    # The exercise is to do the arithmetic; during the check the ready-made functions refuse.
-    from .. import pricing
-
-    saved = pricing.cost, pricing.cost_breakdown
-
-    def refuse(*args: Any, **kwargs: Any) -> Any:
-        raise _NoShortcut()
-
-    pricing.cost = pricing.cost_breakdown = refuse  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        pricing.cost, pricing.cost_breakdown = saved
+# The exercise is to do the arithmetic: while the answer runs, the ready-made functions refuse.
+_SHORTCUTS = {"pricing.cost": pricing.cost, "pricing.cost_breakdown": pricing.cost_breakdown}
+_SHORTCUT_HINT = ("This exercise asks you to price each token class yourself with pricing.price(model); "
+                  "{name} does that arithmetic for you, and is what the check compares your answer with.")
 
 
 def _expect_cost(fn, usage: Any, model: str, what: str, hint: str) -> None:
     expected = reference_cost(usage, model)
-    try:
-        with _without_pricing_shortcuts():
-            got = fn(usage, model)
-    except _NoShortcut:
-        raise CaseFailed(f"{what}: called pricing.cost", expected="your own arithmetic", got="pricing.cost(...)",
-                         hint="This exercise asks you to price each token class yourself with pricing.price(model); "
-                              "pricing.cost is what the check compares your answer with.") from None
+    with forbid(fn, _SHORTCUTS, task="work out the cost", hint=_SHORTCUT_HINT):
+        got = fn(usage, model)
     if not isinstance(got, Decimal):
         raise CaseFailed(f"{what}: not a Decimal", expected=expected, got=got,
                          hint="Money is Decimal in this course: floats drift when you add many small costs. "

@@ -8,10 +8,8 @@
 from __future__ import annotations
 
 import copy
-import sys
-from contextlib import contextmanager
 from decimal import Decimal
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import anthropic
 
@@ -19,6 +17,7 @@ from .. import models, pricing, tokens
 from ..context import accounting, strategies
 from ..context import compose_request, group_turns, is_correct, load_conversation, sliding_window as reference_window
 from ..context.turns import validity_problems
+from .forbid import COUNT_TOKENS, ApiEndpoint, forbid
 from .framework import CaseFailed, Exercise, call, expect, expect_equal
 from .sim import probe
 
@@ -73,56 +72,11 @@ _COUNTERS: dict[str, Callable[..., Any]] = {
 _WINDOWS: dict[str, Callable[..., Any]] = {"context.sliding_window": strategies.sliding_window}
 
 
-@contextmanager
-def _without_library(fn: Any, forbidden: dict[str, Callable[..., Any]], task: str) -> Iterator[list[str]]:
-    """While the answer runs, replace the ``forbidden`` reference functions with stand-ins that refuse.
-
-    Swapped wherever an answer can reach them: every attribute of a ``course_utils`` module that is
-    one of them (``tokens.count_request``, the names ``course_utils.context`` re-exports, the module
-    globals the reference classes call), and the answer's own globals (``from ... import`` in the
-    notebook). The simulator is left alone. Yields the names called, so an answer that swallows the
-    refusal is still caught. The originals come back on exit, even on error.
-    """
-    called: list[str] = []
-
-    def stand_in(name: str) -> Callable[..., Any]:
-        def refuse(*args: Any, **kwargs: Any) -> Any:
-            called.append(name)
-            raise CaseFailed(f"write it yourself: the exercise is to {task} without the library, "
-                             f"but your function called {name}",
-                             hint=f"Use only the building blocks the exercise names; {name} already does the exercise for you.")
-        return refuse
-
-    by_id = {id(obj): (obj, stand_in(name)) for name, obj in forbidden.items()}
-    namespaces = [vars(m) for name, m in list(sys.modules.items())
-                  if m is not None and (name == "course_utils" or name.startswith("course_utils."))
-                  and not name.startswith("course_utils.mock_provider")]
-    answer_globals = getattr(getattr(fn, "__func__", fn), "__globals__", None)
-    if isinstance(answer_globals, dict):
-        namespaces.append(answer_globals)
-    swapped: list[tuple[dict[str, Any], str, Any]] = []
-    try:
-        for ns in namespaces:
-            for key, value in list(ns.items()):
-                hit = by_id.get(id(value))
-                if hit is not None and hit[0] is value:
-                    swapped.append((ns, key, value))
-                    ns[key] = hit[1]
-        yield called
-    finally:
-        for ns, key, value in reversed(swapped):
-            ns[key] = value
-
-
-def _call_without(fn: Any, forbidden: dict[str, Callable[..., Any]], task: str, *args: Any) -> Any:
-    """``call(fn, *args)`` with the ``forbidden`` library functions refused (see :func:`_without_library`)."""
-    with _without_library(fn, forbidden, task) as called:
-        got = call(fn, *args)
-    if called:  # the answer caught the refusal and carried on
-        raise CaseFailed(f"write it yourself: the exercise is to {task} without the library, "
-                         f"but your function called {called[0]}",
-                         hint=f"Use only the building blocks the exercise names; {called[0]} already does the exercise for you.")
-    return got
+def _call_without(fn: Any, forbidden: dict[str, Callable[..., Any]], task: str, *args: Any,
+                  endpoints: tuple[ApiEndpoint, ...] = ()) -> Any:
+    """``call(fn, *args)`` with the ``forbidden`` library functions (and API ``endpoints``) refused."""
+    with forbid(fn, forbidden, task=task, endpoints=endpoints):
+        return call(fn, *args)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -178,7 +132,7 @@ def _expect_count(fn: Any, body: dict[str, Any], what: str, hint: str) -> None:
     params = {k: v for k, v in body.items() if k != "max_tokens"}
     expected = p.client().messages.count_tokens(**params).input_tokens  # before the library is swapped out
     given = copy.deepcopy(body)
-    got = _call_without(fn, _COUNTERS, "count a request's tokens", given)
+    got = _call_without(fn, _COUNTERS, "count a request's tokens", given, endpoints=(COUNT_TOKENS,))
     _expect_unmodified(given, body, what)
     if not isinstance(got, int) or isinstance(got, bool):
         raise CaseFailed(f"{what}: not an int", expected=expected, got=got, hint="Return the number of tokens as an int.")

@@ -1,0 +1,299 @@
+"""``forbid``: while a student's answer runs, the reference implementation refuses to help.
+
+Some exercises are to write what the library already does (price a request, count its tokens, trim
+a conversation); an answer that just calls the library must not pass. Usage in a check::
+
+    with forbid(answer, {"pricing.cost": pricing.cost}, task="work out the cost"):
+        got = call(answer, usage, model)
+
+While the block runs, each forbidden function is swapped for a stand-in that raises
+:class:`ForbiddenCall` (a :class:`~.framework.CaseFailed`) by every route an answer can reach it:
+
+* an attribute of any ``course_utils`` module holding it (``pricing.cost``, a package re-export,
+  the module globals the library's own classes call);
+* a name in the answer's own namespace, under any alias (``from course_utils.pricing import cost
+  as c`` in the notebook), also in the namespaces of helpers the answer reaches;
+* a default argument (``def f(u, m, _c=cost)``), a closure cell, a ``functools.partial`` target,
+  and an attribute of the answer's classes or of a callable object passed as the answer;
+* for ``endpoints``, a request to that API path through any Anthropic SDK client, the notebook's
+  included (``client.messages.count_tokens``, ``with_raw_response``, the beta resource).
+
+A refusal the answer catches and swallows still fails the check: the context manager raises
+:class:`ForbiddenCall` on exit when any call was refused. Everything is put back in ``finally``,
+also when the answer raises. The simulator (``course_utils.mock_provider``) runs in the same
+process and is never patched: its modules are skipped, and a stand-in called while a simulator
+frame is on the stack (e.g. the ledger pricing a request) hands the call to the original.
+
+Not covered: an answer that copies the library's source, or reaches the simulator's internals
+directly. Those are not "calling the library" in the sense of the exercises.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import sysconfig
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from types import CellType, FunctionType, MethodType, ModuleType
+from typing import Any, Callable, Iterator, Mapping, Sequence
+from urllib.parse import urlsplit
+
+from .framework import CaseFailed
+
+__all__ = ["forbid", "ForbiddenCall", "ApiEndpoint", "COUNT_TOKENS"]
+
+_PACKAGE = "course_utils"
+_SIMULATOR = "course_utils.mock_provider"
+_INSTALLED = tuple({os.path.realpath(sysconfig.get_paths()[k]) for k in ("stdlib", "platstdlib", "purelib", "platlib")})
+
+
+class ForbiddenCall(CaseFailed):
+    """The answer called a function (or API endpoint) the exercise asks the student to write themselves."""
+
+
+@dataclass(frozen=True)
+class ApiEndpoint:
+    """An Anthropic API path an answer must not request, e.g. ``/v1/messages/count_tokens``."""
+
+    name: str
+    path: str
+
+
+COUNT_TOKENS = ApiEndpoint("the API's count_tokens (client.messages.count_tokens)", "/v1/messages/count_tokens")
+"""The token-counting endpoint: the answer to any exercise that is to count tokens."""
+
+
+@contextmanager
+def forbid(
+    answer: Any,
+    functions: Mapping[str, Callable[..., Any]],
+    *,
+    task: str,
+    endpoints: Sequence[ApiEndpoint] = (),
+    hint: str | None = None,
+) -> Iterator[list[str]]:
+    """Refuse ``functions`` (display name -> object) and ``endpoints`` while the block runs.
+
+    ``task`` completes "the exercise is to ... without the library"; ``hint`` may use ``{name}``
+    for what was called. Yields the list of refused names (in call order). Raises
+    :class:`ForbiddenCall` when the block ends and any call was refused, whatever the answer did
+    with the refusal.
+    """
+    called: list[str] = []
+
+    def refusal(name: str) -> ForbiddenCall:
+        advice = (hint or "Use only the building blocks the exercise names; {name} already does the exercise for you.")
+        return ForbiddenCall(
+            f"write it yourself: the exercise is to {task} without the library, but your function called {name}",
+            hint=advice.format(name=name),
+        )
+
+    def refuse(name: str) -> None:
+        called.append(name)
+        raise refusal(name)
+
+    stand_ins = {id(obj): (obj, _stand_in(name, obj, refuse)) for name, obj in functions.items()}
+    with ExitStack() as undo:
+        try:
+            _swap_references(answer, stand_ins, undo)
+            for endpoint in endpoints:
+                _refuse_endpoint(endpoint, refuse, undo)
+            yield called
+        except Exception:
+            if called:  # the answer caught the refusal, then failed otherwise: the refusal is the verdict
+                raise refusal(called[0]) from None
+            raise
+    if called:  # the answer swallowed the refusal and carried on
+        raise refusal(called[0])
+
+
+def _stand_in(name: str, original: Callable[..., Any], refuse: Callable[[str], None]) -> Callable[..., Any]:
+    """A function that refuses, except on behalf of the simulator (which must keep working)."""
+
+    def stand_in(*args: Any, **kwargs: Any) -> Any:
+        if _simulator_on_stack():
+            return original(*args, **kwargs)
+        refuse(name)
+
+    # Look like the original in a traceback, but give no ``__wrapped__`` route back to it.
+    stand_in.__name__ = getattr(original, "__name__", name)
+    stand_in.__qualname__ = getattr(original, "__qualname__", name)
+    stand_in.__doc__ = f"Refused during this check: {name}."
+    return stand_in
+
+
+def _simulator_on_stack() -> bool:
+    frame = sys._getframe(2)
+    while frame is not None:
+        if str(frame.f_globals.get("__name__", "")).startswith(_SIMULATOR):
+            return True
+        frame = frame.f_back
+    return False
+
+
+# ---------------------------------------------------------------------------------------------
+# Swapping every reference to a forbidden function
+# ---------------------------------------------------------------------------------------------
+StandIns = Mapping[int, "tuple[Any, Callable[..., Any]]"]
+
+
+def _replacement(value: Any, stand_ins: StandIns) -> Callable[..., Any] | None:
+    hit = stand_ins.get(id(value))
+    return hit[1] if hit is not None and hit[0] is value else None
+
+
+def _swap_references(answer: Any, stand_ins: StandIns, undo: ExitStack) -> None:
+    functions, classes, objects = _reachable(answer)
+    namespaces = {id(ns): ns for ns in _library_namespaces()}
+    for fn in functions:
+        if not _is_simulator(fn.__globals__):
+            namespaces.setdefault(id(fn.__globals__), fn.__globals__)
+    for ns in namespaces.values():
+        _swap_in_dict(ns, stand_ins, undo)
+    for obj in objects:
+        _swap_in_dict(vars(obj), stand_ins, undo)
+    for cls in classes:
+        for key, value in list(vars(cls).items()):
+            if (new := _replacement(value, stand_ins)) is not None:
+                setattr(cls, key, new)
+                undo.callback(setattr, cls, key, value)
+    for fn in functions:
+        _swap_in_function(fn, stand_ins, undo)
+
+
+def _swap_in_dict(ns: dict[str, Any], stand_ins: StandIns, undo: ExitStack) -> None:
+    for key, value in list(ns.items()):
+        if (new := _replacement(value, stand_ins)) is not None:
+            ns[key] = new
+            undo.callback(ns.__setitem__, key, value)
+
+
+def _swap_in_function(fn: FunctionType, stand_ins: StandIns, undo: ExitStack) -> None:
+    """Default arguments and closure cells of ``fn``."""
+    defaults = fn.__defaults__ or ()
+    if any(_replacement(v, stand_ins) for v in defaults):
+        fn.__defaults__ = tuple(_replacement(v, stand_ins) or v for v in defaults)
+        undo.callback(setattr, fn, "__defaults__", defaults)
+    kwdefaults = fn.__kwdefaults__ or {}
+    if any(_replacement(v, stand_ins) for v in kwdefaults.values()):
+        fn.__kwdefaults__ = {k: _replacement(v, stand_ins) or v for k, v in kwdefaults.items()}
+        undo.callback(setattr, fn, "__kwdefaults__", kwdefaults)
+    for cell in fn.__closure__ or ():
+        value = _cell_contents(cell)
+        if (new := _replacement(value, stand_ins)) is not None:
+            cell.cell_contents = new
+            undo.callback(setattr, cell, "cell_contents", value)
+
+
+def _cell_contents(cell: CellType) -> Any:
+    try:
+        return cell.cell_contents
+    except ValueError:  # an empty cell (a name assigned later in the enclosing function)
+        return None
+
+
+def _reachable(answer: Any) -> tuple[list[FunctionType], list[type], list[Any]]:
+    """The student's code the answer can run: functions, classes, and objects holding callables.
+
+    Followed: bound methods (and their ``self``), ``functools.partial``, default arguments, closure
+    cells, a callable object's attributes, and the functions and classes defined in the namespace
+    of every function found (helpers called by name). The library's internals are reached through
+    module namespaces instead; nothing of the simulator is ever collected.
+    """
+    functions: dict[int, FunctionType] = {}
+    classes: dict[int, type] = {}
+    objects: dict[int, Any] = {}
+    todo: list[Any] = [answer]
+    while todo:
+        obj = todo.pop()
+        if isinstance(obj, MethodType):
+            todo += [obj.__func__, obj.__self__]
+        elif isinstance(obj, (staticmethod, classmethod)):
+            todo.append(obj.__func__)
+        elif isinstance(obj, functools.partial):
+            todo += [obj.func, *obj.args, *obj.keywords.values()]
+        elif isinstance(obj, FunctionType):
+            if id(obj) in functions or _is_simulator(obj.__globals__):
+                continue
+            functions[id(obj)] = obj
+            todo += list(obj.__defaults__ or ()) + list((obj.__kwdefaults__ or {}).values())
+            todo += [_cell_contents(c) for c in obj.__closure__ or ()]
+            todo += [v for v in list(obj.__globals__.values()) if _defined_in(v, obj.__globals__)]
+        elif isinstance(obj, type):
+            if id(obj) in classes or str(getattr(obj, "__module__", "")).startswith(_PACKAGE):
+                continue
+            classes[id(obj)] = obj
+            todo += list(vars(obj).values())
+        elif _is_student_object(obj) and id(obj) not in objects:
+            objects[id(obj)] = obj
+            todo += [type(obj), *vars(obj).values()]
+    return list(functions.values()), list(classes.values()), list(objects.values())
+
+
+def _is_student_object(obj: Any) -> bool:
+    """An instance of a class the student wrote (a callable object, a pricer passed as a default)."""
+    if isinstance(obj, (ModuleType, type)) or not isinstance(getattr(obj, "__dict__", None), dict):
+        return False
+    module = str(getattr(type(obj), "__module__", ""))
+    if module == "builtins" or module.startswith(_PACKAGE):
+        return False
+    path = getattr(sys.modules.get(module), "__file__", None)
+    # A notebook's classes live in ``__main__`` (no file, or the kernel's); installed code is not the student's.
+    return not path or not os.path.realpath(path).startswith(_INSTALLED)
+
+
+def _defined_in(value: Any, namespace: dict[str, Any]) -> bool:
+    if isinstance(value, FunctionType):
+        return value.__globals__ is namespace
+    return isinstance(value, type) and getattr(value, "__module__", None) == namespace.get("__name__")
+
+
+def _is_simulator(namespace: dict[str, Any]) -> bool:
+    return str(namespace.get("__name__", "")).startswith(_SIMULATOR)
+
+
+def _library_namespaces() -> list[dict[str, Any]]:
+    """The globals of every loaded ``course_utils`` module except the simulator's."""
+    return [
+        vars(module)
+        for name, module in list(sys.modules.items())
+        if module is not None
+        and (name == _PACKAGE or name.startswith(_PACKAGE + "."))
+        and not (name == _SIMULATOR or name.startswith(_SIMULATOR + "."))
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Refusing an API endpoint
+# ---------------------------------------------------------------------------------------------
+def _refuse_endpoint(endpoint: ApiEndpoint, refuse: Callable[[str], None], undo: ExitStack) -> None:
+    """Wrap the SDK's ``request`` on both client bases, the one method every resource call goes through.
+
+    Patched on the classes (looked up at call time), so clients and ``with_raw_response`` wrappers
+    made before the check are covered too.
+    """
+    from anthropic._base_client import AsyncAPIClient, SyncAPIClient
+
+    def hits(options: Any) -> bool:
+        path = urlsplit(str(getattr(options, "url", ""))).path.rstrip("/")
+        return path.endswith(endpoint.path)
+
+    sync_request = SyncAPIClient.request
+    async_request = AsyncAPIClient.request
+
+    def request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
+        if hits(options):
+            refuse(endpoint.name)
+        return sync_request(self, cast_to, options, *args, **kwargs)
+
+    async def arequest(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
+        if hits(options):
+            refuse(endpoint.name)
+        return await async_request(self, cast_to, options, *args, **kwargs)
+
+    SyncAPIClient.request = request  # type: ignore[method-assign]
+    undo.callback(setattr, SyncAPIClient, "request", sync_request)
+    AsyncAPIClient.request = arequest  # type: ignore[method-assign]
+    undo.callback(setattr, AsyncAPIClient, "request", async_request)

@@ -1,0 +1,200 @@
+"""``forbid``: every route from a student's answer to a forbidden function is refused, then restored."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+
+import course_utils.context
+from course_utils import pricing, tokens
+from course_utils.checks.forbid import COUNT_TOKENS, ForbiddenCall, forbid
+from course_utils.checks.framework import CaseFailed
+from course_utils.checks.sim import probe
+from course_utils.context import accounting
+from course_utils.pricing import cost as imported_cost
+
+USAGE = {"input_tokens": 1_000, "output_tokens": 200}
+MODEL = "claude-haiku-5-5"
+FORBIDDEN = {"pricing.cost": pricing.cost, "pricing.cost_breakdown": pricing.cost_breakdown}
+ORIGINALS = (pricing.cost, pricing.cost_breakdown)
+
+
+def _run(answer, *args):
+    with forbid(answer, FORBIDDEN, task="work out the cost"):
+        return answer(*args)
+
+
+def module_attribute(usage, model):
+    return pricing.cost(usage, model)
+
+
+def imported_global(usage, model):
+    return imported_cost(usage, model)
+
+
+def default_argument(usage, model, _cost=pricing.cost):
+    return _cost(usage, model)
+
+
+def keyword_only_default(usage, model, *, _cost=pricing.cost_breakdown):
+    return sum(_cost(usage, model).values())
+
+
+def _closure():
+    price_it = pricing.cost
+
+    def answer(usage, model):
+        return price_it(usage, model)
+
+    return answer
+
+
+ALIAS = pricing.cost_breakdown  # the same function under another name
+
+
+def alias(usage, model):
+    return sum(ALIAS(usage, model).values())
+
+
+def _helper(usage, model, _c=pricing.cost):
+    return _c(usage, model)
+
+
+def through_a_helper(usage, model):
+    return _helper(usage, model)
+
+
+class Pricer:
+    rate = staticmethod(pricing.cost)
+
+    def __init__(self):
+        self.fn = pricing.cost
+
+    def __call__(self, usage, model):
+        return self.fn(usage, model)
+
+    def method(self, usage, model):
+        return self.rate(usage, model)
+
+
+ROUTES = {
+    "module attribute": module_attribute,
+    "from x import y": imported_global,
+    "default argument": default_argument,
+    "keyword-only default": keyword_only_default,
+    "closure": _closure(),
+    "alias": alias,
+    "helper's default": through_a_helper,
+    "lambda": lambda usage, model: pricing.cost(usage, model),
+    "partial": functools.partial(default_argument),
+    "callable object": Pricer(),
+    "bound method": Pricer().method,
+}
+
+
+def _assert_restored():
+    assert (pricing.cost, pricing.cost_breakdown) == ORIGINALS
+    assert imported_cost is ORIGINALS[0] and ALIAS is ORIGINALS[1]
+    assert default_argument.__defaults__ == (ORIGINALS[0],)
+    assert keyword_only_default.__kwdefaults__ == {"_cost": ORIGINALS[1]}
+    assert ROUTES["closure"].__closure__[0].cell_contents is ORIGINALS[0]
+    assert Pricer.__dict__["rate"].__func__ is ORIGINALS[0]
+    assert ROUTES["callable object"].fn is ORIGINALS[0]
+    assert pricing.cost(USAGE, MODEL) > 0
+
+
+@pytest.mark.parametrize("answer", list(ROUTES.values()), ids=list(ROUTES))
+def test_every_route_is_refused_and_restored(answer):
+    with pytest.raises(ForbiddenCall, match=r"write it yourself: the exercise is to work out the cost .* called pricing\.cost"):
+        _run(answer, USAGE, MODEL)
+    _assert_restored()
+
+
+def test_a_refusal_is_a_case_failure_with_a_hint():
+    with pytest.raises(CaseFailed) as info:
+        _run(module_attribute, USAGE, MODEL)
+    assert info.value.hint and "pricing.cost" in info.value.hint
+
+
+def test_a_swallowed_refusal_still_fails():
+    def swallows(usage, model):
+        try:
+            return pricing.cost(usage, model)
+        except Exception:
+            return 0
+
+    with pytest.raises(ForbiddenCall, match="pricing.cost"):
+        _run(swallows, USAGE, MODEL)
+    _assert_restored()
+
+
+def test_a_refusal_followed_by_another_error_is_reported_as_the_refusal():
+    def falls_over(usage, model):
+        try:
+            return pricing.cost_breakdown(usage, model)
+        except Exception:
+            raise KeyError("no fallback")
+
+    with pytest.raises(ForbiddenCall, match="pricing.cost_breakdown"):
+        _run(falls_over, USAGE, MODEL)
+    _assert_restored()
+
+
+def test_everything_is_restored_when_the_answer_raises_its_own_error():
+    def broken(usage, model):
+        raise ZeroDivisionError
+
+    with pytest.raises(ZeroDivisionError):
+        _run(broken, USAGE, MODEL)
+    _assert_restored()
+
+
+def test_an_answer_that_does_not_call_the_library_runs_normally():
+    def own_arithmetic(usage, model):
+        p = pricing.price(model)
+        return (usage["input_tokens"] * p.input_per_mtok + usage["output_tokens"] * p.output_per_mtok) / 1_000_000
+
+    assert _run(own_arithmetic, USAGE, MODEL) == ORIGINALS[0](USAGE, MODEL)
+
+
+def test_library_internals_and_reexports_refuse_too():
+    # request_tokens calls account() through its module's globals; the package re-exports both.
+    forbidden = {"context.account": accounting.account}
+    body = {"model": "sim-teaching-4k", "messages": [{"role": "user", "content": "Hi"}]}
+    for answer in (accounting.request_tokens, lambda b: course_utils.context.account(b).total):
+        with pytest.raises(ForbiddenCall, match="context.account"):
+            with forbid(answer, forbidden, task="count"):
+                answer(body)
+    assert course_utils.context.account is accounting.account
+    assert accounting.request_tokens(body) == tokens.count_request(body) > 0
+
+
+def test_the_simulator_is_never_refused():
+    # The ledger prices every request with pricing.cost; a check's answer may use the API meanwhile.
+    p = probe()
+
+    def asks_the_api(usage, model):
+        reply = p.client().messages.create(model=MODEL, max_tokens=20, messages=[{"role": "user", "content": "Hi"}])
+        return reply.usage.input_tokens
+
+    assert _run(asks_the_api, USAGE, MODEL) > 0
+    assert float(p.requests()["cost_usd"].iloc[-1]) > 0
+
+
+def test_the_count_tokens_endpoint_is_refused_through_any_client():
+    p = probe()
+    client = p.client()
+    raw = client.messages.with_raw_response  # made before the check: still covered
+    params = {"model": "sim-teaching-4k", "messages": [{"role": "user", "content": "Hi"}]}
+
+    for answer in (lambda: client.messages.count_tokens(**params).input_tokens,
+                   lambda: raw.count_tokens(**params).parse().input_tokens,
+                   lambda: client.beta.messages.count_tokens(**params).input_tokens):
+        with pytest.raises(ForbiddenCall, match="count_tokens"):
+            with forbid(answer, {}, task="count a request's tokens", endpoints=(COUNT_TOKENS,)):
+                answer()
+    # Other endpoints still work during the check, and count_tokens afterwards.
+    with forbid(lambda: None, {}, task="count", endpoints=(COUNT_TOKENS,)):
+        client.messages.create(max_tokens=5, **params)
+    assert client.messages.count_tokens(**params).input_tokens > 0
