@@ -1,0 +1,67 @@
+"""Same code, same grade: every time-dependent check gives the same verdict while all cores are busy.
+
+Checks run on virtual time against an in-process simulator (``course_utils.checks.sim``), so a
+verdict can depend only on the answer and the seed. This test proves it the way an instructor's
+laptop would break it: CPU burners on every core (subprocesses spinning, ended by PID) while the
+right and wrong answers of every time-dependent exercise are checked three times; verdicts,
+points and per-case outcomes must be identical each time (and the solution passes, the wrong
+answers fail, so the comparison is not between three identical errors).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from typing import Any, Callable
+
+import pytest
+
+import course_utils.checks as checks
+import test_checks_lesson02 as t2
+import test_checks_lesson03 as t3
+import test_checks_lesson04 as t4
+
+pytestmark = pytest.mark.load
+
+# Exercise -> the answers whose verdicts must not move: the solution and the wrong answers whose
+# rejection depends on time (rates, overlap, timeouts, cancellation, polling schedules).
+ANSWERS: dict[str, list[Callable[..., Any]]] = {
+    "2.3": [t2.bounded_relay, t2.unbounded_queue, t2.never_cancels_reader],
+    "2.4": [t2.relay_text, t2.drains_to_log, t2.never_closes],
+    "3.1": [t3.bounded_map, t3.sequential, t3.batches_of_limit],
+    "3.2": [t3.collect_outcomes, t3.no_timeout, t3.sequential_with_timeouts],
+    "3.3": [t3.run_workers, t3.task_per_item],
+    "3.4": [t3.dispatch, t3.bucket_started_before_connecting, t3.bucket_at_80_percent, t3.paced_from_the_start],
+    "4.2": [t4.poll_until_ended, t4.fixed_interval, t4.no_deadline],
+}
+RUNS = 3
+
+
+def _verdict(exercise: str, answer: Callable[..., Any]) -> tuple[Any, ...]:
+    result = checks.check(exercise, answer, quiet=True)
+    return result.status, result.points, tuple((c.name, c.outcome) for c in result.cases)
+
+
+@pytest.fixture
+def burners():
+    """One spinning process per core for the duration of the test; ended by PID."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)]
+    try:
+        yield procs
+    finally:
+        for p in procs:
+            p.kill()
+        for p in procs:
+            p.wait()
+
+
+@pytest.mark.parametrize("exercise", sorted(ANSWERS))
+def test_verdicts_are_identical_under_load(exercise, burners):
+    assert all(p.poll() is None for p in burners), "the CPU burners must be running"
+    solution, *wrong = ANSWERS[exercise]
+    for answer in ANSWERS[exercise]:
+        runs = [_verdict(exercise, answer) for _ in range(RUNS)]
+        assert runs.count(runs[0]) == RUNS, (exercise, answer.__name__, runs)
+        expected = ("passed",) if answer is solution else ("failed", "timeout")
+        assert runs[0][0] in expected, (exercise, answer.__name__, runs[0])
