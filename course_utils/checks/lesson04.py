@@ -196,6 +196,7 @@ class LockstepClock:
     """
 
     def __init__(self, server: InProcessServer, *, limit_s: float | None = None) -> None:
+        self.server = server
         self.loop = server.sync_loop
         self._start = self.loop.time()
         self.limit_s = limit_s
@@ -211,7 +212,7 @@ class LockstepClock:
         self.sleeps.append(float(seconds))
         if self.limit_s is not None and self.monotonic() + max(0.0, float(seconds)) > self.limit_s:
             raise _RanAway(self.monotonic() + max(0.0, float(seconds)))
-        self.loop.run_until_complete(asyncio.sleep(max(0.0, float(seconds))))
+        self.server.advance(seconds)
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds))
@@ -472,7 +473,7 @@ def _wait(p: Any, client: Any, batch_ids: list[str]) -> None:
     for _ in range(1000):
         if all(client.messages.batches.retrieve(b).processing_status == "ended" for b in batch_ids):
             return
-        p.server.sync_loop.run_until_complete(asyncio.sleep(1.0))
+        p.server.advance(1.0)
     raise RuntimeError("check: a batch did not end")
 
 

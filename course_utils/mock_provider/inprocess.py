@@ -14,6 +14,7 @@ import asyncio
 import random
 import threading
 import weakref
+from pathlib import Path
 from typing import Any
 
 from ..asgi_transport import StreamingASGITransport, SyncASGITransport
@@ -51,10 +52,12 @@ class InProcessServer(SimulatorControls):
         time_scale: float = 1.0,
         scenario: str = "calm",
         rate_limit_tier: str = "default",
+        state_dir: str | Path | None = None,
         transit_s: float = 0.02,
         connect_s: float = 0.15,
     ) -> None:
-        config = SimulatorConfig(seed=seed, time_scale=time_scale, scenario=scenario, rate_limit_tier=rate_limit_tier)
+        config = SimulatorConfig(seed=seed, time_scale=time_scale, scenario=scenario, rate_limit_tier=rate_limit_tier,
+                                 state_dir=Path(state_dir) if state_dir else None)
         self.simulator = Simulator(config)
         self.transit_s = transit_s
         self.connect_s = connect_s
@@ -122,6 +125,11 @@ class InProcessServer(SimulatorControls):
             # Also when the server is simply dropped, as checks do: stop its tasks, close the loop.
             self._finalizer = weakref.finalize(self, _close_loop, self._sync_loop)
         return self._sync_loop
+
+    def advance(self, seconds: float) -> None:
+        """Let ``seconds`` of virtual time pass on the sync side: the simulator's own loop runs that
+        long (batches progress, buckets refill), at no wall-time cost. Not for use inside a loop."""
+        self.sync_loop.run_until_complete(asyncio.sleep(max(0.0, float(seconds))))
 
     def close(self) -> None:
         """Stop the batch processors and release the private loop (the ledger stays readable)."""
