@@ -13,6 +13,7 @@ from pathlib import Path
 
 import nbformat
 from playwright.sync_api import Locator, Page
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 __all__ = [
     "open_notebook",
@@ -29,6 +30,7 @@ _WIDGET_AS_TEXT = re.compile(
     r"^\s*(VBox|HBox|Box|interactive|IntSlider|FloatSlider|SelectionSlider|Dropdown|Output|IntProgress|FloatProgress"
     r"|Button|HTML|Label)\(",
 )
+_STARTED = "() => [...document.querySelectorAll('.jp-InputArea-prompt')].some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))"
 _IDLE_AND_DONE = """() => {
     const indicator = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator')
         || document.querySelector('.jp-Notebook-ExecutionIndicator');
@@ -54,12 +56,17 @@ def open_notebook(page: Page, url: str, timeout_s: float = 120) -> None:
 def run_all(page: Page, timeout_s: float) -> float:
     """Run > Run All Cells, then wait until the kernel is idle and no cell is queued; return seconds."""
     started = time.monotonic()
-    _menu(page, "Run", "runmenu:run-all")
-    # The first cell gets its [*] at once; wait for it so "idle" is not the state before the run.
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('.jp-InputArea-prompt')].some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))",
-        timeout=30_000,
-    )
+    # Every queued cell gets its [*] at once; wait for that so "idle" is not the state before the
+    # run. On a loaded machine a click can land before the menu is ready: then choose it again.
+    for attempt in range(3):
+        _menu(page, "Run", "runmenu:run-all")
+        try:
+            page.wait_for_function(_STARTED, timeout=10_000)
+            break
+        except PlaywrightTimeout:
+            page.keyboard.press("Escape")  # close a menu left open
+            if attempt == 2:
+                raise
     deadline = started + timeout_s
     while True:
         remaining = deadline - time.monotonic()
