@@ -16,6 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+import looptime
+
+from .runner import VIRTUAL_LIMIT
+
 __all__ = ["Explanation", "explain", "student_frame", "is_signature_error"]
 
 _PACKAGE_DIR = str(Path(__file__).resolve().parents[1])  # course_utils/
@@ -31,7 +35,7 @@ _SIGNATURE = re.compile(
 class Explanation:
     """The verdict for an exception: its outcome, a paragraph, and where in the student's code."""
 
-    outcome: str  # "not_attempted" | "error"
+    outcome: str  # "not_attempted" | "error" | "timeout"
     text: str
     where: str | None = None
 
@@ -161,6 +165,14 @@ def explain(
             "error",
             f"The check could not call {fn}{wanted}: {exc}. Keep the parameters from the exercise's "
             "starter code (names, order and defaults); the checks call it exactly that way.",
+            None,
+        )
+    if isinstance(exc, looptime.LoopTimeoutError):  # the check's virtual time limit, not the student's own
+        return Explanation(
+            "timeout",
+            f"Took too long: your code was still waiting after {VIRTUAL_LIMIT / 60:g} minutes of (simulated) "
+            "time. Look for a sleep far longer than the API ever asks for, a poll with no deadline, or a "
+            "retry loop with no maximum.",
             None,
         )
     paragraph = _sdk_paragraph(exc)
