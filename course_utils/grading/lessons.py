@@ -10,14 +10,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Iterable
 
 import nbformat
 from nbformat import NotebookNode
 
 from ..notebook_format import (
-    CODE_BEGIN,
-    CODE_END,
     LESSON_PREFIX,
     exercise_id_in_source,
     has_solution_block,
@@ -37,13 +35,6 @@ __all__ = [
 ]
 
 CHECK_RE = re.compile(r"\bcheck\(\s*[rRuU]?[\"']([^\"']+)[\"']")
-
-# ``restore.py`` still imports the marker patterns and the metadata reader under their old names
-# from here; these aliases go once it imports :mod:`course_utils.notebook_format` itself.
-BEGIN_RE = CODE_BEGIN
-END_RE = CODE_END
-metadata_exercise_id = read_exercise
-
 
 def check_ids_in_source(source: str) -> list[str]:
     """Exercise ids of the ``check("id", ...)`` calls in ``source``."""

@@ -14,22 +14,14 @@ only; a submission's tags are never looked at.
 from __future__ import annotations
 
 import copy
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
 from nbformat import NotebookNode
 
-from .lessons import (
-    BEGIN_RE,
-    END_RE,
-    LessonStructure,
-    OfficialCell,
-    exercise_id_in_source,
-    is_check_source,
-    metadata_exercise_id,
-)
+from ..notebook_format import read_exercise, strip_code
+from .lessons import LessonStructure, OfficialCell, exercise_id_in_source, is_check_source
 
 from .tamper import suspicious
 
@@ -64,31 +56,15 @@ class Restored:
     flagged: dict[str, str] = field(default_factory=dict)  # exercise id -> why its cell was not run
 
 
-def stub_source(source: str, exercise: str, why: str = "not found in the submission") -> str:
+def stub_source(source: str, exercise: str) -> str:
     """The official exercise cell with each solution block replaced by ``raise NotImplementedError``.
 
     Used when a submission lacks an exercise cell: the function is then defined as a stub, so its
     check reports "not attempted" instead of failing on an undefined name.
     """
-    try:
-        # The generator's own stub, so a missing cell grades exactly like an untouched one.
-        from course_utils.authoring.markers import strip_code
-
-        return strip_code(source, f"exercise {exercise}")[0]
-    except Exception:
-        pass
-    out: list[str] = []
-    skipping = False
-    for line in source.splitlines():
-        if not skipping and BEGIN_RE.match(line):
-            indent = re.match(r"[ \t]*", line).group(0)
-            out.append(f'{indent}raise NotImplementedError("Exercise {exercise}: {why}")')
-            skipping = True
-        elif skipping and END_RE.match(line):
-            skipping = False
-        elif not skipping:
-            out.append(line)
-    return "\n".join(out)
+    # The generator's own stub, so a missing cell grades exactly like an untouched one. Official
+    # notebooks pass authoring, so their markers always parse.
+    return strip_code(source, f"exercise {exercise}")[0]
 
 
 def _norm(source: str) -> str:
@@ -114,7 +90,7 @@ def match_exercise_cells(structure: LessonStructure, student: NotebookNode) -> d
         src = c.get("source", "")
         if _norm(src) in official_texts and not exercise_id_in_source(src):
             return False
-        return not (is_check_source(src) and not exercise_id_in_source(src) and not metadata_exercise_id(c))
+        return not (is_check_source(src) and not exercise_id_in_source(src) and not read_exercise(c))
 
     claimed: set[int] = set()
     found: dict[int, Match] = {}
@@ -126,7 +102,7 @@ def match_exercise_cells(structure: LessonStructure, student: NotebookNode) -> d
     ex_cells = structure.exercise_cells
     # 1. metadata ids, 2. cell ids, 3. marker / stub text: each pass claims what it can.
     passes = [
-        ("cell metadata", lambda oc, j: metadata_exercise_id(scells[j]) == oc.exercise),
+        ("cell metadata", lambda oc, j: read_exercise(scells[j]) == oc.exercise),
         ("cell id", lambda oc, j: bool(official[oc.index].get("id")) and scells[j].get("id") == official[oc.index].get("id")),
         ("exercise id in the cell", lambda oc, j: exercise_id_in_source(scells[j].get("source", "")) == oc.exercise),
     ]
@@ -286,7 +262,7 @@ def restore(
                 if why:
                     # Never run code that reaches into the checks; grade it as not attempted, flagged.
                     flagged[oc.exercise or "?"] = why
-                    cell.source = stub_source(structure.nb.cells[oc.index].source, oc.exercise or "?", "flagged for review")
+                    cell.source = stub_source(structure.nb.cells[oc.index].source, oc.exercise or "?")
                     how = "flagged"
             cell.metadata["grading"] = {"exercise": oc.exercise, "from_submission": how}
         elif oc.kind == "check" and cell.cell_type == "code":
