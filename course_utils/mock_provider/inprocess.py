@@ -123,7 +123,9 @@ class InProcessServer(SimulatorControls):
         if self._sync_loop is None:
             self._sync_loop = virtual_loop()
             # Also when the server is simply dropped, as checks do: stop its tasks, close the loop.
-            self._finalizer = weakref.finalize(self, _close_loop, self._sync_loop)
+            # The finalizer holds the tasks itself: collected with the server, they would already be
+            # gone from asyncio.all_tasks() when it runs, and die pending.
+            self._finalizer = weakref.finalize(self, _close_loop, self._sync_loop, self._processors)
         return self._sync_loop
 
     def advance(self, seconds: float) -> None:
@@ -144,8 +146,8 @@ class InProcessServer(SimulatorControls):
         return f"InProcessServer(seed={self.config.seed}, time_scale={self.config.time_scale})"
 
 
-def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
-    """Shut a private loop down, whatever thread the finalizer runs in."""
+def _close_loop(loop: asyncio.AbstractEventLoop, tasks: dict[Any, asyncio.Task[None]]) -> None:
+    """Shut a private loop down (``tasks`` kept alive until then), whatever thread the finalizer runs in."""
     if loop.is_closed() or loop.is_running():
         return
     # A finalizer may run while another loop runs in this thread; a loop that is not running can
