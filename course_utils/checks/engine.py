@@ -11,7 +11,7 @@ from typing import Any
 from . import registry
 from .explain import explain
 from .framework import MISSING, CaseFailed, CaseResult, CheckResult, Exercise, describe
-from .report import format_verdict
+from .report import format_verdict, show
 from .runner import run_with_limit
 
 __all__ = ["check", "exercises", "find_exercise", "lesson_module", "DEFAULT_TIME_LIMIT"]
@@ -155,5 +155,5 @@ def check(exercise_id: str, *answer: Any, time_limit: float | None = None, quiet
     result._shown_in = _shown_in()
     registry.record(result)
     if not quiet:
-        print(result.feedback)
+        show(result)
     return result

@@ -180,7 +180,9 @@ class CheckResult:
         except Exception:
             count = None
         if count is None or count != self._shown_in:
-            print(self.feedback)
+            from .report import show  # report imports this module
+
+            show(self)
 
 
 def expect(condition: Any, message: str = "", *, expected: Any = MISSING, got: Any = MISSING, hint: str | None = None) -> None:
