@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SUBMISSIONS ?=
 
-.PHONY: lab lab-solutions test test-browser browser-deps venv kernel release normalize check-release grade simulator bench clean
+.PHONY: lab lab-solutions test test-browser browser-deps venv kernel release normalize check-release grade simulator bench bench-grading clean
 
 # JupyterLab refuses to start as root without --allow-root (containers, cloud workspaces); a normal
 # user never gets the flag. Evaluated when the recipe runs, so `sudo make lab` is judged as root.
@@ -79,6 +79,10 @@ simulator: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_simulator.py
+
+## make bench-grading: grade 100 copies of lesson 03's solution (grading throughput, figure in README)
+bench-grading: kernel
+	$(PY) benchmarks/grade_throughput.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -1,4 +1,9 @@
-"""Execute every notebook end to end at the CI time scale (papermill), and nbval the solutions.
+"""Execute every student notebook end to end at the CI time scale (papermill), and nbval the solutions.
+
+nbval re-executes every solution and fails on an error output or on any output that differs from
+the stored one, so solutions are executed once, there. How long a lesson takes is measured by
+``benchmarks/notebook_wait_times.py`` (figures in the README), not asserted here: a test's verdict
+must not depend on how busy the machine is.
 
 Slow by nature; marked ``notebooks`` (select or skip with ``-m``). Skips cleanly when no lesson
 notebooks exist yet.
@@ -20,7 +25,6 @@ pytestmark = pytest.mark.notebooks
 
 CI_PARAMETERS = {"provider": "simulator", "seed": 0, "time_scale": 0.02}
 CELL_TIMEOUT = 120
-LESSON_BUDGET = 60.0  # seconds per lesson at the CI time scale (see docs/LESSON-GUIDE)
 
 
 def _execute(path, tmp_path):
@@ -48,15 +52,6 @@ def _report(capsys, path, seconds):
         print(f"\n  executed {path.parent.name}/{path.name} in {seconds:.1f} s", end="")
 
 
-@pytest.mark.parametrize("path", params(SOLUTIONS))
-def test_solution_executes(path, tmp_path, capsys):
-    nb, seconds = _execute(path, tmp_path)
-    _report(capsys, path, seconds)
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
-    assert not errors, f"{errors[0].ename}: {errors[0].evalue}"
-    assert seconds < LESSON_BUDGET, f"{path.name} took {seconds:.1f} s at time_scale={CI_PARAMETERS['time_scale']}"
-
-
 @pytest.mark.parametrize("path", params(STUDENTS))
 def test_student_notebook_executes(path, tmp_path, capsys):
     # Stubs raise NotImplementedError only inside functions; check() turns that into a verdict,
@@ -65,7 +60,6 @@ def test_student_notebook_executes(path, tmp_path, capsys):
     _report(capsys, path, seconds)
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors, f"{errors[0].ename}: {errors[0].evalue}"
-    assert seconds < LESSON_BUDGET, f"{path.name} took {seconds:.1f} s at time_scale={CI_PARAMETERS['time_scale']}"
 
 
 def test_solutions_reproduce_their_outputs_nbval():
