@@ -1,4 +1,8 @@
-"""Load: 1,000 concurrent streaming requests with no errors, no leaked tasks and bounded memory."""
+"""Load: 500 concurrent streaming requests, two rounds, with no errors, no leaked tasks and bounded memory.
+
+The benchmark (benchmarks/load_streams.py) runs 1,000 and its figures are in the README; the test
+asserts the same properties at half the size, to keep `make test` within its time budget.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +16,10 @@ from load_streams import run_load  # noqa: E402
 
 
 @pytest.mark.load
-def test_thousand_concurrent_streams():
-    r = run_load(concurrency=1000, time_scale=0.01)
-    assert r.errors == 0 and r.completed == 2000
-    assert r.tokens_received > 2000 * 10
+def test_concurrent_streams_two_rounds():
+    r = run_load(concurrency=500, time_scale=0.01)
+    assert r.errors == 0 and r.completed == 1000
+    assert r.tokens_received > 1000 * 10
     assert r.server_tasks_after == r.server_tasks_idle, "every per-request task finished"
     # The second round reuses what the first allocated: memory is bounded, not growing per request.
     assert r.server_rss_mb_round2 - r.server_rss_mb_round1 < 0.25 * (r.server_rss_mb_round1 - r.server_rss_mb_start) + 20

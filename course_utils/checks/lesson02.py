@@ -585,7 +585,7 @@ relay_text = Exercise(
 _LONG_PROMPT = "Lesson 02 check: write the long relay essay."
 _LONG_REPLY = " ".join(
     f"Paragraph {i}: a relay forwards each delta as it arrives, and a client that leaves must stop the model."
-    for i in range(1, 21)
+    for i in range(1, 13)
 )
 
 
