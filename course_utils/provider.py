@@ -60,11 +60,8 @@ def configure(*, provider: str | None = None, seed: int | None = None, time_scal
     if time_scale is not None:
         _settings["time_scale"] = float(time_scale)
     if _shared is not None:
-        if seed is not None:
-            _shared.config.seed = int(seed)
-            _shared.simulator.faults.seed = int(seed)
-        if time_scale is not None:
-            _shared.set_time_scale(float(time_scale))
+        _shared.configure(seed=None if seed is None else int(seed),
+                          time_scale=None if time_scale is None else float(time_scale))
 
 
 def _normalise(provider: str) -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from course_utils.clock import VirtualClock
+from course_utils.mock_provider.config import SimulatorConfig
 from course_utils.mock_provider.batches import (
     BATCH_EXPIRY_SECONDS,
     MAX_BATCH_REQUESTS,
@@ -51,7 +52,8 @@ def reqs(n: int, prefix: str = "req") -> list[dict]:
 
 def make_store(clock, state_dir=None, **kw) -> BatchStore:
     kw.setdefault("process", fake_process)
-    return BatchStore(clock, state_dir, kw.pop("time_scale", 1.0), kw.pop("process"), **kw)
+    settings = SimulatorConfig(seed=kw.pop("seed", 0), time_scale=kw.pop("time_scale", 1.0), state_dir=state_dir)
+    return BatchStore(clock, settings, kw.pop("process"), **kw)
 
 
 async def drain(store: BatchStore, clock: VirtualClock, limit: int = 10_000) -> None:

@@ -17,6 +17,7 @@ from course_utils.mock_provider.errors import (
     RateLimited,
     SpendLimitReached,
 )
+from course_utils.mock_provider.config import SimulatorConfig
 from course_utils.mock_provider.faults import (
     FAULT_KINDS,
     SCENARIOS,
@@ -29,6 +30,12 @@ from course_utils.mock_provider.faults import (
     get_scenario,
     validate_forced,
 )
+
+
+def _injector(scenario="calm", *, seed=0, clock=None, time_scale=1.0):
+    """A fault injector reading its own settings (a simulator passes its shared SimulatorConfig)."""
+    kw = {} if clock is None else {"clock": clock}
+    return FaultInjector(scenario, SimulatorConfig(seed=seed, time_scale=time_scale), **kw)
 
 
 @pytest.fixture()
@@ -60,7 +67,7 @@ def test_unknown_scenario_lists_the_presets():
 
 
 def test_calm_never_faults(clock):
-    inj = FaultInjector("calm", seed=1, clock=clock)
+    inj = _injector("calm", seed=1, clock=clock)
     assert all(inj.decide(f"k{i}") is None for i in range(500))
 
 
@@ -81,7 +88,7 @@ def test_calm_never_faults(clock):
     ],
 )
 def test_forced_header_maps_to_the_right_fault(clock, kind, status, error_type, error_cls):
-    inj = FaultInjector("calm", clock=clock)
+    inj = _injector("calm", clock=clock)
     f = inj.decide("body", forced=kind)
     assert isinstance(f, Fault)
     assert (f.kind, f.status, f.error_type, f.cause) == (kind, status, error_type, "forced")
@@ -93,7 +100,7 @@ def test_forced_header_maps_to_the_right_fault(clock, kind, status, error_type, 
 
 
 def test_forced_fault_details(clock):
-    inj = FaultInjector("calm", clock=clock)
+    inj = _injector("calm", clock=clock)
     rl = inj.decide("b", forced="rate_limit")
     assert rl.retry_after == 1 and rl.headers == {"retry-after": "1"}
     assert rl.error().headers["retry-after"] == "1"
@@ -109,7 +116,7 @@ def test_forced_fault_details(clock):
 
 @pytest.mark.parametrize("value", ["", "Overloaded", "500", "rate-limit", "timeout,disconnect"])
 def test_invalid_forced_value(clock, value):
-    inj = FaultInjector("calm", clock=clock)
+    inj = _injector("calm", clock=clock)
     with pytest.raises(InvalidFault) as err:
         inj.decide("b", forced=value)
     assert isinstance(err.value, ValueError)
@@ -127,7 +134,7 @@ def test_validate_forced():
 
 def test_spend_limit_fault_has_the_documented_shape(clock):
     """https://platform.claude.com/docs/api/rate-limits: rate_limit_error, details.error_code, no retry-after."""
-    err = FaultInjector("calm", clock=clock).decide("b", forced="spend_limit").error()
+    err = _injector("calm", clock=clock).decide("b", forced="spend_limit").error()
     body = err.body("req_1")
     assert body["error"]["type"] == "rate_limit_error"
     assert body["error"]["details"] == {"error_code": "enforced_spend_limit_reached"}
@@ -150,16 +157,16 @@ def test_a_fault_kind_is_one_declaration():
 # ----- determinism ---------------------------------------------------------------------------------
 def test_same_seed_same_requests_same_faults(clock):
     keys = [f"body-{i % 37}" for i in range(400)]  # repeats, as retries of the same body are
-    a = _timeline(FaultInjector("flaky", seed=7, clock=clock), keys)
-    b = _timeline(FaultInjector("flaky", seed=7, clock=VirtualClock(start=5.0)), keys)
-    c = _timeline(FaultInjector("flaky", seed=8, clock=clock), keys)
+    a = _timeline(_injector("flaky", seed=7, clock=clock), keys)
+    b = _timeline(_injector("flaky", seed=7, clock=VirtualClock(start=5.0)), keys)
+    c = _timeline(_injector("flaky", seed=8, clock=clock), keys)
     assert a == b
     assert a != c
     assert any(a)
 
 
 def test_a_retry_of_the_same_body_draws_afresh(clock):
-    inj = FaultInjector("overloaded", seed=0, clock=clock)
+    inj = _injector("overloaded", seed=0, clock=clock)
     for i in range(200):
         if inj.decide(f"body-{i}") is not None:
             retries = [inj.decide(f"body-{i}") for _ in range(20)]
@@ -170,7 +177,7 @@ def test_a_retry_of_the_same_body_draws_afresh(clock):
 
 def test_set_scenario_restarts_counts(clock):
     keys = [f"k{i % 5}" for i in range(100)]
-    inj = FaultInjector("flaky", seed=3, clock=clock)
+    inj = _injector("flaky", seed=3, clock=clock)
     first = _timeline(inj, keys)
     inj.set_scenario("flaky")
     assert _timeline(inj, keys) == first
@@ -178,20 +185,20 @@ def test_set_scenario_restarts_counts(clock):
 
 # ----- probabilities -------------------------------------------------------------------------------
 def test_probabilities_are_roughly_honoured(clock):
-    inj = FaultInjector("flaky", seed=11, clock=clock)
+    inj = _injector("flaky", seed=11, clock=clock)
     kinds = Counter(f.kind if f else None for f in (inj.decide(f"req-{i}") for i in range(2000)))
     assert 0.04 * 2000 < kinds["overloaded"] < 0.08 * 2000
     assert 0.025 * 2000 < kinds["api_error"] < 0.055 * 2000
     assert 0.015 * 2000 < kinds["stream_error"] < 0.045 * 2000
     assert 0.10 * 2000 < 2000 - kinds[None] < 0.16 * 2000
 
-    inj = FaultInjector("overloaded", seed=11, clock=clock)
+    inj = _injector("overloaded", seed=11, clock=clock)
     n = sum(inj.decide(f"req-{i}") is not None for i in range(2000))
     assert 0.36 * 2000 < n < 0.44 * 2000
 
 
 def test_slow_responses(clock):
-    inj = FaultInjector(Scenario(slow_p=0.5, slow_s=45), seed=0, clock=clock)
+    inj = _injector(Scenario(slow_p=0.5, slow_s=45), seed=0, clock=clock)
     slow = [f for f in (inj.decide(f"r{i}") for i in range(400)) if f is not None]
     assert 150 < len(slow) < 250
     assert all(f.kind == "slow" and f.delay_s == 45 and f.error() is None for f in slow)
@@ -199,7 +206,7 @@ def test_slow_responses(clock):
 
 # ----- outages -------------------------------------------------------------------------------------
 def test_outage_opens_and_closes_on_simulated_time(clock):
-    inj = FaultInjector("outage", seed=0, clock=clock, time_scale=0.1)  # 10 simulated s per real s
+    inj = _injector("outage", seed=0, clock=clock, time_scale=0.1)  # 10 simulated s per real s
     assert inj.decide("a") is None
     clock.advance_sync(0.15)  # 1.5 simulated seconds
     assert not inj.outage_active() and inj.decide("a") is None
@@ -216,7 +223,7 @@ def test_outage_opens_and_closes_on_simulated_time(clock):
 
 
 def test_outage_at_realistic_time_scale_and_reset_origin(clock):
-    inj = FaultInjector("outage", clock=clock, time_scale=1.0)
+    inj = _injector("outage", clock=clock, time_scale=1.0)
     clock.advance_sync(5)
     assert inj.outage_active()
     inj.set_scenario("outage")  # the outage clock starts again
@@ -226,15 +233,15 @@ def test_outage_at_realistic_time_scale_and_reset_origin(clock):
 
 
 def test_changing_time_scale_keeps_elapsed_simulated_time(clock):
-    inj = FaultInjector("outage", clock=clock, time_scale=1.0)
+    inj = _injector("outage", clock=clock, time_scale=1.0)
     clock.advance_sync(1)
-    inj.time_scale = 0.1
+    inj.rescale(0.1)
     clock.advance_sync(0.05)  # +0.5 simulated
     assert inj.simulated_elapsed() == pytest.approx(1.5)
 
 
 def test_time_scale_zero_means_outages_are_already_over(clock):
-    inj = FaultInjector("outage", clock=clock, time_scale=0.0)
+    inj = _injector("outage", clock=clock, time_scale=0.0)
     assert not inj.outage_active()
     clock.advance_sync(3)
     assert inj.decide("a") is None
@@ -242,7 +249,7 @@ def test_time_scale_zero_means_outages_are_already_over(clock):
 
 # ----- 429 bursts ----------------------------------------------------------------------------------
 def test_rate_limited_bursts_by_window(clock):
-    inj = FaultInjector("rate-limited", seed=0, clock=clock)
+    inj = _injector("rate-limited", seed=0, clock=clock)
     kinds = [(f.kind if f else None) for f in (inj.decide(f"r{i}") for i in range(60))]
     # Windows of 10; every 3rd window (requests 20-29 and 50-59) is refused.
     assert kinds[:20] == [None] * 20
@@ -252,7 +259,7 @@ def test_rate_limited_bursts_by_window(clock):
 
 
 def test_burst_retry_after_is_correct(clock):
-    inj = FaultInjector(Scenario(burst=Burst(every=1, length=100, retry_after_s=3)), clock=clock)
+    inj = _injector(Scenario(burst=Burst(every=1, length=100, retry_after_s=3)), clock=clock)
     f = inj.decide("r")
     assert (f.kind, f.status, f.cause, f.retry_after) == ("rate_limit", 429, "burst", 3)
     clock.advance_sync(1.5)
@@ -280,7 +287,7 @@ def test_custom_scenario_from_dict(clock):
     assert sc.name == "mine" and sc.outages == ((1.0, 2.0), (10.0, 5.0))
     assert sc.burst == Burst(2, 5, 2) and sc.after_tokens == (1, 2)
     assert Scenario.from_dict(json.loads(json.dumps(sc.to_dict()))) == sc
-    inj = FaultInjector(sc, seed=0, clock=clock, time_scale=1.0)
+    inj = _injector(sc, seed=0, clock=clock, time_scale=1.0)
     assert inj.scenario is sc
 
 

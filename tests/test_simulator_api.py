@@ -270,7 +270,7 @@ def test_streaming_disconnect_stops_billing(sim):
     body = dict(model=HAIKU, max_tokens=1000, messages=[{"role": "user", "content": "Write a long essay about caching."}])
     full = c.messages.create(**body).usage.output_tokens
     sim.reset()
-    sim.set_time_scale(0.5)  # ~75 tokens/s: the client hangs up long before the reply is done
+    sim.configure(time_scale=0.5)  # ~75 tokens/s: the client hangs up long before the reply is done
     try:
         with c.messages.stream(**body) as stream:
             for i, _ in enumerate(stream.text_stream):
@@ -280,7 +280,7 @@ def test_streaming_disconnect_stops_billing(sim):
         while len(sim.ledger()) == 0 and _t.monotonic() < deadline:
             _t.sleep(0.05)
     finally:
-        sim.set_time_scale(0.0)
+        sim.configure(time_scale=0.0)
     streamed = sim.ledger().iloc[0]
     assert bool(streamed["stream"]) and bool(streamed["disconnected"])
     assert full > 100 and streamed["output_tokens"] < full / 2

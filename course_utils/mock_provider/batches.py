@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable, Iterator
 
 from ..clock import Clock
+from .config import SimulatorConfig
 from .errors import APIError, InvalidRequest, NotFound, RequestTooLarge, error_body
 
 __all__ = [
@@ -137,22 +138,21 @@ class BatchStore:
     def __init__(
         self,
         clock: Clock,
-        state_dir: Path | None,
-        time_scale: float,
+        settings: SimulatorConfig,
         process: ProcessFn,
         *,
         on_result: OnResultFn | None = None,
         options: BatchOptions | None = None,
-        seed: int = 0,
         base_url: str = "https://api.anthropic.com",
         max_concurrency: int = 16,
     ) -> None:
         self.clock = clock
-        self.time_scale = time_scale
+        # The simulator's settings, read when used: seed and time scale are never copied here.
+        self.settings = settings
+        state_dir = settings.state_dir
         self.process = process
         self.on_result = on_result
         self.options = options or BatchOptions()
-        self.seed = seed
         self.base_url = base_url.rstrip("/")
         self.max_concurrency = max(1, max_concurrency)
         self._lock = threading.RLock()
@@ -306,6 +306,14 @@ class BatchStore:
                 )
             ]
         return iter(lines)
+
+    @property
+    def seed(self) -> int:
+        return self.settings.seed
+
+    @property
+    def time_scale(self) -> float:
+        return self.settings.time_scale
 
     async def tick(self) -> float | None:
         """Process every request due by now and end finished batches.

@@ -35,6 +35,10 @@ class SimulatorControls:
         """Switch the fault scenario: a preset (calm, flaky, overloaded, outage, rate-limited), a dict or a Scenario."""
         return self.simulator.set_scenario(scenario)
 
+    def configure(self, *, seed: int | None = None, time_scale: float | None = None) -> None:
+        """Change the seed and/or time scale of the running simulator (see :meth:`Simulator.configure`)."""
+        self.simulator.configure(seed=seed, time_scale=time_scale)
+
     def set_rate_limits(self, api_key: str, tier: Any) -> None:
         """Give ``api_key`` its own limits: a tier name (see ``ratelimit.TIERS``) or a ``RateLimits``."""
         self.simulator.set_rate_limits(api_key, tier)

@@ -44,10 +44,11 @@ import math
 import threading
 from collections import defaultdict
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Callable, Mapping
 
 from ..clock import SYSTEM_CLOCK, Clock
+from .config import SimulatorConfig
 from .errors import (
     APIError,
     BillingError,
@@ -396,16 +397,23 @@ class _BurstState:
 class FaultInjector:
     """Decides, request by request, which fault (if any) to inject.
 
-    Thread-safe. ``time_scale`` may be changed at any time; simulated time already elapsed is kept.
+    Thread-safe. Reads the seed and time scale from the simulator's settings; when the scale
+    changes through :meth:`rescale`, simulated time already elapsed is kept.
     """
 
-    def __init__(self, scenario: "Scenario | str" = "calm", seed: int = 0, clock: Clock = SYSTEM_CLOCK,
-                 time_scale: float = 1.0) -> None:
-        self.seed = seed
+    def __init__(self, scenario: "Scenario | str" = "calm", settings: SimulatorConfig | None = None, *,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
+        # The simulator's settings, read at every draw: the seed and time scale are never copied.
+        self.settings = settings if settings is not None else SimulatorConfig()
         self._clock = clock
-        self._time_scale = float(time_scale)
+        self._scale = self.settings.time_scale  # the scale in effect since the last reading
         self._lock = threading.Lock()
         self.set_scenario(scenario)
+
+    @property
+    def seed(self) -> int:
+        """The simulator's seed (read from its settings)."""
+        return self.settings.seed
 
     # ----- configuration -------------------------------------------------------------------------
     @property
@@ -430,14 +438,17 @@ class FaultInjector:
 
     @property
     def time_scale(self) -> float:
-        """Real seconds per simulated second."""
-        return self._time_scale
+        """Real seconds per simulated second (read from the simulator's settings)."""
+        return self.settings.time_scale
 
-    @time_scale.setter
-    def time_scale(self, value: float) -> None:
+    def rescale(self, time_scale: float) -> None:
+        """Set the shared settings' time scale, keeping the simulated time elapsed at the old one.
+
+        (A scale changed in the settings directly takes effect at the next reading instead.)
+        """
         with self._lock:
-            self._advance()  # bank the simulated time elapsed at the old scale
-            self._time_scale = float(value)
+            self._advance()
+            self.settings.time_scale = self._scale = float(time_scale)
 
     # ----- simulated time and outages ----------------------------------------------------------
     def _advance(self) -> float:
@@ -445,9 +456,10 @@ class FaultInjector:
         real = max(0.0, now - self._last)
         self._last = now
         if real > 0:
-            self._sim_elapsed += real / self._time_scale if self._time_scale > 0 else math.inf
-        elif self._time_scale <= 0:
+            self._sim_elapsed += real / self._scale if self._scale > 0 else math.inf
+        elif self._scale <= 0:
             self._sim_elapsed = math.inf
+        self._scale = self.settings.time_scale
         return self._sim_elapsed
 
     def simulated_elapsed(self) -> float:

@@ -64,9 +64,15 @@ class MockServer(SimulatorControls, ThreadedServer):
     def __enter__(self) -> "MockServer":
         return self.start()
 
-    def set_time_scale(self, time_scale: float) -> None:
-        """Change the latency scale (1 = realistic, 0 = instant) of a running server."""
-        self.simulator.set_time_scale(effective_time_scale(time_scale))
+    def configure(self, *, seed: int | None = None, time_scale: float | None = None, cap: bool = True) -> None:
+        """Change the seed and/or time scale (1 = realistic, 0 = instant) of the running server.
+
+        The CI cap (``COURSE_FORCE_TIME_SCALE``) applies to ``time_scale`` as at start-up, unless
+        ``cap=False`` says this scale must hold exactly (a check or test that needs its pacing).
+        """
+        if time_scale is not None and cap:
+            time_scale = effective_time_scale(time_scale)
+        self.simulator.configure(seed=seed, time_scale=time_scale)
 
     def client(self, api_key: str = "sim-key-default", **kwargs: Any) -> Any:
         """An ``anthropic.Anthropic`` client pointed at this server."""

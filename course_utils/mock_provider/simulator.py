@@ -13,7 +13,6 @@ import contextlib
 import logging
 import math
 import secrets
-import time
 import traceback
 from decimal import Decimal
 from typing import Any, AsyncIterator, Awaitable, Callable
@@ -79,16 +78,15 @@ class Simulator:
         # Stages between validation and generation (faults, prompt cache, rate limits) plug in here.
         self.cache = PromptCache(clock)
         self._initial_scenario = self.config.scenario
-        self.faults = FaultInjector(self.config.scenario, seed=self.config.seed, clock=clock,
-                                    time_scale=self.config.time_scale)
+        self.faults = FaultInjector(self.config.scenario, self.config, clock=clock)
         self.limiter = RateLimiter(clock, self.config.rate_limit_tier)
         self._rate_limits = EnforceRateLimits(self.limiter)
         # Order as the API: a fault can strike any valid request; the cache split decides what
         # counts against input-token limits; admission comes last before generation.
         self.middle: list[Stage] = [InjectFaults(self.faults), PromptCaching(self.cache), self._rate_limits]
         self.batches = BatchStore(
-            clock, self.config.state_dir, self.config.time_scale, self._process_batch_request,
-            on_result=self._bill_batch_result, seed=self.config.seed,
+            clock, self.config, self._process_batch_request,
+            on_result=self._bill_batch_result,
         )
         self._validate = Validate(self.config)
         self._validate_count = Validate(self.config, for_count=True)
@@ -106,13 +104,20 @@ class Simulator:
         self.config.scenario = resolved.name
         return resolved
 
-    def set_time_scale(self, time_scale: float) -> None:
-        """Change how fast simulated latency and batch processing run (0 = instant)."""
-        if time_scale < 0:
-            raise ValueError("time_scale must be >= 0")
-        self.config.time_scale = float(time_scale)
-        self.faults.time_scale = float(time_scale)
-        self.batches.time_scale = float(time_scale)
+    def configure(self, *, seed: int | None = None, time_scale: float | None = None) -> None:
+        """The one way to change settings at run time; every component reads ``self.config``.
+
+        ``time_scale`` is taken as given (servers apply the CI cap before calling this): how fast
+        simulated latency, batch processing and outage windows run (1 = realistic, 0 = instant).
+        """
+        if seed is not None:
+            if isinstance(seed, bool) or not isinstance(seed, int):
+                raise ValueError(f"seed must be an integer, not {seed!r}")
+            self.config.seed = seed
+        if time_scale is not None:
+            if not isinstance(time_scale, (int, float)) or isinstance(time_scale, bool) or not time_scale >= 0:
+                raise ValueError(f"time_scale must be a number >= 0, not {time_scale!r}")
+            self.faults.rescale(float(time_scale))  # writes self.config.time_scale, banking elapsed time
 
     def set_rate_limits(self, api_key: str, tier: "str | RateLimits") -> None:
         """Give one API key (a tenant) its own limits: a tier name or a :class:`RateLimits`."""
@@ -500,7 +505,6 @@ class Simulator:
             requests = ex.body.get("requests")
             if requests is None:
                 raise InvalidRequest("requests: Field required")
-            self.batches.time_scale = self.config.time_scale
             sc = self.faults.scenario
             options = BatchOptions(expire_fraction=sc.batch_expire_fraction, slow_factor=sc.batch_slow_factor)
             size = int(request.headers.get("content-length") or 0) or None
