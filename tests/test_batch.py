@@ -336,7 +336,6 @@ def test_resubmission_sends_only_retryable_items_once(sim, client):
     df = reviews(12, empty={0, 5})
     requests = build_requests(df, params_for, id_column="review_id")
     params_by_id = {r["custom_id"]: r["params"] for r in requests}
-    ids = [r["custom_id"] for r in requests]
     store = JobStore()
     sim.set_scenario({"name": "expiring", "batch_expire_fraction": 0.3})
     try:

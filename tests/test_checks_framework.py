@@ -226,7 +226,7 @@ def test_check_never_raises(exercise_id, answer):
 
 
 def test_hints_escalate_within_the_session():
-    wrong = lambda a, b: a - b  # noqa: E731
+    wrong = lambda a, b: a - b
     feedback = [checks.check("98.1", wrong).feedback for _ in range(3)]
     assert "Hint 1/2: Use the + operator." in feedback[0]
     assert "Hint 2/2: return a + b" in feedback[1]

@@ -125,7 +125,7 @@ async def collect_outcomes(fn, items, timeout):
     async def one(item):
         try:
             return (await asyncio.wait_for(fn(item), timeout), None)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             return (None, exc)
 
     return await asyncio.gather(*(one(item) for item in items))
@@ -140,7 +140,7 @@ async def swallows_errors(fn, items, timeout):
     async def one(item):
         try:
             return (await asyncio.wait_for(fn(item), timeout), None)
-        except Exception:  # noqa: BLE001
+        except Exception:
             return (None, None)
 
     return await asyncio.gather(*(one(item) for item in items))
@@ -154,7 +154,7 @@ async def no_timeout(fn, items, timeout):
     async def one(item):
         try:
             return (await fn(item), None)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             return (None, exc)
 
     return await asyncio.gather(*(one(item) for item in items))
@@ -165,7 +165,7 @@ async def retries_failures(fn, items, timeout):
         for _ in range(2):
             try:
                 return (await asyncio.wait_for(fn(item), timeout), None)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 error = exc
         return (None, error)
 
@@ -178,7 +178,7 @@ async def sequential_with_timeouts(fn, items, timeout):
     for item in items:
         try:
             out.append((await asyncio.wait_for(fn(item), timeout), None))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             out.append((None, exc))
     return out
 
@@ -223,7 +223,7 @@ async def run_workers(fn, items, workers):
             index, item = await queue.get()
             try:
                 results[index] = await fn(item)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 results[index] = exc
             finally:
                 queue.task_done()
@@ -247,7 +247,7 @@ async def leaves_workers_pending(fn, items, workers):
             index, item = await queue.get()
             try:
                 results[index] = await fn(item)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 results[index] = exc
             finally:
                 queue.task_done()
@@ -262,7 +262,7 @@ async def task_per_item(fn, items, workers):
     async def one(item):
         try:
             return await fn(item)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             return exc
 
     return await asyncio.gather(*(one(item) for item in items))
@@ -295,7 +295,7 @@ async def semaphore_not_a_pool(fn, items, workers):
         async with slots:
             try:
                 return await fn(item)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 return exc
 
     return await asyncio.gather(*(one(item) for item in items))

@@ -6,7 +6,6 @@ import itertools
 import re
 import uuid
 
-import pandas as pd
 import pytest
 
 import course_utils.checks as checks
@@ -69,7 +68,7 @@ def raw_review_id(df, make_params, **limits):
 
 
 def sanitised_only(df, make_params, **limits):
-    clean = lambda i, row: re.sub(r"[^a-zA-Z0-9_-]", "-", row[ID_COLUMN])[:64]  # noqa: E731
+    clean = lambda i, row: re.sub(r"[^a-zA-Z0-9_-]", "-", row[ID_COLUMN])[:64]
     return chunk_requests(_requests(df, make_params, clean), **{**LIMITS, **limits})
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-from load_streams import run_load  # noqa: E402
+from load_streams import run_load
 
 
 @pytest.mark.load

@@ -386,7 +386,7 @@ async def _failure(fn) -> None:
         raise CaseFailed(f"{failed.message} when two jobs raised",
                          hint="A worker that dies on an exception never calls task_done(), so queue.join() waits "
                               "forever: catch the job's exception inside the worker and store it.") from None
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise CaseFailed(f"run_workers raised {type(exc).__name__}: {exc}",
                          hint="Catch each job's exception inside the worker and store it as that job's result.")
     finally:

@@ -16,7 +16,6 @@ import pandas as pd
 from ..batch.jobstore import JobStore
 from ..batch.job import collect_batch
 from ..batch.requests import CUSTOM_ID_PATTERN, batch_size_bytes, chunk_requests
-from ..batch.results import join_results
 from .framework import CaseFailed, Exercise, call, expect, expect_equal
 from ..clock import VIRTUAL_EPOCH
 from ..mock_provider.inprocess import InProcessServer

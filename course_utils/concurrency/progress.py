@@ -54,5 +54,5 @@ def _in_notebook() -> bool:
 
         shell = get_ipython()
         return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
-    except Exception:  # noqa: BLE001
+    except Exception:
         return False

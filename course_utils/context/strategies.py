@@ -14,7 +14,7 @@ request. Strategies that call the model themselves (summarization) record those 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
 
 from ..clock import SYSTEM_CLOCK, Clock

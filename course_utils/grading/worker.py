@@ -73,9 +73,8 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     engine.register()
     started = time.monotonic()
     outcome, message = "completed", ""
-    nb = None
     try:
-        nb = pm.execute_notebook(
+        pm.execute_notebook(
             job["input"],
             job["output"],
             parameters=job.get("parameters") or {},

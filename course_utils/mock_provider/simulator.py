@@ -222,7 +222,7 @@ class Simulator:
                 return await handler(request, ex)
             except APIError as err:
                 return self._error_response(ex, err)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 return self._internal_error(ex, exc)
 
         return serve

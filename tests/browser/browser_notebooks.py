@@ -35,8 +35,8 @@ from playwright.sync_api import Error as PlaywrightError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the helpers next to this file
 
-from _lab import LabServer, prepare_root, start_lab  # noqa: E402
-from _notebook_ui import controls, interact, open_notebook, run_all, save, widget_text_outputs  # noqa: E402
+from _lab import LabServer, prepare_root, start_lab
+from _notebook_ui import controls, interact, open_notebook, run_all, save, widget_text_outputs
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("BROWSER_ARTIFACTS", REPO / "tests" / "browser" / "artifacts"))
