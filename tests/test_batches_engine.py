@@ -16,7 +16,7 @@ from course_utils.mock_provider.batches import (
     MAX_BATCH_REQUESTS,
     BatchOptions,
     BatchStore,
-    rfc3339,
+    batch_timestamp,
 )
 from course_utils.mock_provider.errors import APIError, InvalidRequest, NotFound, RequestTooLarge
 from course_utils.mock_provider.request import parse_messages_request
@@ -110,8 +110,8 @@ def test_lifecycle_in_progress_to_ended(clock: VirtualClock) -> None:
 
 
 def test_timestamps_are_rfc3339() -> None:
-    assert rfc3339(1724179044.100435) == "2024-08-20T18:37:24.100435Z"
-    assert rfc3339(None) is None
+    assert batch_timestamp(1724179044.100435) == "2024-08-20T18:37:24.100435Z"
+    assert batch_timestamp(None) is None
 
 
 def test_results_contain_every_custom_id_once_in_non_positional_order(clock: VirtualClock) -> None:
@@ -209,7 +209,7 @@ def test_cancel_midway(clock: VirtualClock) -> None:
         await store.tick()
         canceling = store.cancel(batch["id"])
         assert canceling["processing_status"] == "canceling"
-        assert canceling["cancel_initiated_at"] == rfc3339(clock.time())
+        assert canceling["cancel_initiated_at"] == batch_timestamp(clock.time())
         assert canceling["request_counts"]["processing"] == 20
         await drain(store, clock)
 

@@ -22,7 +22,7 @@ from course_utils.concurrency import (
     Outcome,
     RateBudget,
     RateLimitedDispatcher,
-    RequestTooLarge,
+    ExceedsBucketCapacity,
     TokenBucket,
     WorkerPool,
     bounded_gather,
@@ -297,7 +297,7 @@ def test_token_bucket_acquire_waits_exactly_on_the_virtual_clock():
         clock = VirtualClock()
         bucket = TokenBucket(5, 1.0, clock=clock)
         waits = [await bucket.acquire(1) for _ in range(8)]
-        with pytest.raises(RequestTooLarge):
+        with pytest.raises(ExceedsBucketCapacity):
             await bucket.acquire(6)
         return waits, clock.monotonic()
 
@@ -334,7 +334,7 @@ def test_rate_budget_tokens_bind_fifo_and_pause():
         after_tokens = clock.monotonic()
         budget.pause_until(clock.monotonic() + 7)
         await budget.acquire(Cost(1, 0, 0))
-        with pytest.raises(RequestTooLarge):
+        with pytest.raises(ExceedsBucketCapacity):
             await budget.acquire(Cost(1, 601, 0))
         return after_tokens, clock.monotonic()
 

@@ -15,9 +15,9 @@ from course_utils.mock_provider.ratelimit import (
     TIERS,
     RateLimiter,
     RateLimits,
-    TokenBucket,
+    LimitBucket,
     get_tier,
-    rfc3339,
+    reset_timestamp,
 )
 
 MODEL = "claude-sonnet-5-5"
@@ -29,9 +29,9 @@ def clock() -> VirtualClock:
     return VirtualClock(start=1_800_000_000.0)
 
 
-# ----- TokenBucket ---------------------------------------------------------------------------------
+# ----- LimitBucket ---------------------------------------------------------------------------------
 def test_bucket_starts_full_and_refills_continuously(clock):
-    bucket = TokenBucket(60, 1.0, clock)
+    bucket = LimitBucket(60, 1.0, clock)
     assert bucket.available() == 60
     assert bucket.try_take(60)
     assert bucket.available() == pytest.approx(0)
@@ -44,14 +44,14 @@ def test_bucket_starts_full_and_refills_continuously(clock):
 
 
 def test_try_take_is_all_or_nothing(clock):
-    bucket = TokenBucket.per_minute(60, clock)
+    bucket = LimitBucket.per_minute(60, clock)
     assert bucket.try_take(50)
     assert not bucket.try_take(11)
     assert bucket.available() == pytest.approx(10)
 
 
 def test_time_until(clock):
-    bucket = TokenBucket(100, 2.0, clock)
+    bucket = LimitBucket(100, 2.0, clock)
     assert bucket.time_until(100) == 0
     bucket.try_take(100)
     assert bucket.time_until(10) == pytest.approx(5.0)
@@ -62,7 +62,7 @@ def test_time_until(clock):
 
 
 def test_take_unchecked_overdraws_and_refunds_cap_at_capacity(clock):
-    bucket = TokenBucket(10, 1.0, clock)
+    bucket = LimitBucket(10, 1.0, clock)
     bucket.take_unchecked(15)
     assert bucket.available() == pytest.approx(-5)
     assert bucket.remaining() == 0
@@ -72,7 +72,7 @@ def test_take_unchecked_overdraws_and_refunds_cap_at_capacity(clock):
 
 
 def test_reset_at_is_wall_time_when_full(clock):
-    bucket = TokenBucket(60, 1.0, clock)
+    bucket = LimitBucket(60, 1.0, clock)
     assert bucket.reset_at() == clock.time()
     bucket.try_take(30)
     assert bucket.reset_at() == pytest.approx(clock.time() + 30)
@@ -81,7 +81,7 @@ def test_reset_at_is_wall_time_when_full(clock):
 
 def test_bucket_rejects_negative_configuration(clock):
     with pytest.raises(ValueError):
-        TokenBucket(-1, 1, clock)
+        LimitBucket(-1, 1, clock)
 
 
 # ----- tiers ---------------------------------------------------------------------------------------
@@ -263,8 +263,8 @@ def test_headers_format_and_reset_timestamps(clock):
     # Half the input bucket refills in 30 s; one request in 1.2 s (rounded up to the second).
     expect = datetime.fromtimestamp(clock.time() + 30, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert h["anthropic-ratelimit-input-tokens-reset"] == expect
-    assert h["anthropic-ratelimit-requests-reset"] == rfc3339(clock.time() + 1.2)
-    assert rfc3339(1_800_000_000.2) == "2027-01-15T08:00:01Z"
+    assert h["anthropic-ratelimit-requests-reset"] == reset_timestamp(clock.time() + 1.2)
+    assert reset_timestamp(1_800_000_000.2) == "2027-01-15T08:00:01Z"
 
 
 def test_tokens_headers_mirror_the_most_restrictive_limit(clock):

@@ -15,6 +15,8 @@ from typing import Any, Callable, Iterable, Mapping
 
 import pandas as pd
 
+from ..api_facts import CUSTOM_ID_PATTERN
+
 __all__ = [
     "MAX_BATCH_REQUESTS",
     "MAX_BATCH_BYTES",
@@ -30,7 +32,6 @@ MAX_BATCH_REQUESTS = 100_000
 """At most this many requests in one Message Batch."""
 MAX_BATCH_BYTES = 256 * 1024 * 1024
 """At most this many bytes of request body in one Message Batch (256 MB)."""
-CUSTOM_ID_PATTERN = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
 _UNSAFE = re.compile(r"[^a-zA-Z0-9_-]+")
 

@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterator
 
 from ..clock import shutdown_loop, virtual_loop
 
-__all__ = ["Outcome", "run_with_limit", "private_loop", "CheckAbandoned", "VIRTUAL_LIMIT"]
+__all__ = ["RunOutcome", "run_with_limit", "private_loop", "CheckAbandoned", "VIRTUAL_LIMIT"]
 
 VIRTUAL_LIMIT = 3600.0
 """Virtual seconds an async case may run; past them every waiting task gets ``TimeoutError``."""
@@ -37,7 +37,7 @@ class CheckAbandoned(BaseException):
 
 
 @dataclass
-class Outcome:
+class RunOutcome:
     """What a worker produced: a value, an exception, or nothing in time."""
 
     value: Any = None
@@ -50,7 +50,7 @@ class _Worker(threading.Thread):
     def __init__(self, fn: Callable[..., Any], args: tuple, kwargs: dict) -> None:
         super().__init__(name="course-check", daemon=True)
         self.fn, self.args, self.kwargs = fn, args, kwargs
-        self.outcome = Outcome()
+        self.outcome = RunOutcome()
         self.loop: asyncio.AbstractEventLoop | None = None
 
     def run(self) -> None:
@@ -107,7 +107,7 @@ def private_loop() -> Iterator[asyncio.AbstractEventLoop]:
         shutdown_loop(loop)
 
 
-def run_with_limit(fn: Callable[..., Any], args: tuple = (), kwargs: dict | None = None, *, limit: float) -> Outcome:
+def run_with_limit(fn: Callable[..., Any], args: tuple = (), kwargs: dict | None = None, *, limit: float) -> RunOutcome:
     """Run ``fn(*args, **kwargs)`` in a worker thread; give up after ``limit`` seconds."""
     worker = _Worker(fn, args, kwargs or {})
     started = time.perf_counter()
@@ -116,6 +116,6 @@ def run_with_limit(fn: Callable[..., Any], args: tuple = (), kwargs: dict | None
     if worker.is_alive():
         worker.stop()
         worker.join(0.2)  # usually enough for the injected exception to land
-        return Outcome(timed_out=True, seconds=time.perf_counter() - started)
+        return RunOutcome(timed_out=True, seconds=time.perf_counter() - started)
     worker.outcome.seconds = time.perf_counter() - started
     return worker.outcome

@@ -17,7 +17,7 @@ module             what
 
 from __future__ import annotations
 
-from .buckets import Cost, RateBudget, RequestTooLarge, TokenBucket
+from .buckets import Cost, RateBudget, ExceedsBucketCapacity, TokenBucket
 from .dispatcher import DispatchStats, RateLimitedDispatcher, estimate_cost, retry_after_seconds
 from .fanout import bounded_gather, max_in_flight
 from .progress import Progress
@@ -37,7 +37,7 @@ __all__ = [
     "TokenBucket",
     "RateBudget",
     "Cost",
-    "RequestTooLarge",
+    "ExceedsBucketCapacity",
     "RateLimitedDispatcher",
     "DispatchStats",
     "estimate_cost",

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 
 from ..clock import SYSTEM_CLOCK, Clock
 
-__all__ = ["TokenBucket", "Cost", "RateBudget", "RequestTooLarge"]
+__all__ = ["TokenBucket", "Cost", "RateBudget", "ExceedsBucketCapacity"]
 
 _SLACK_S = 1e-6
 
 
-class RequestTooLarge(ValueError):
+class ExceedsBucketCapacity(ValueError):
     """A request needs more than a bucket can ever hold (e.g. more input tokens than the ITPM limit)."""
 
 
@@ -103,7 +103,7 @@ class TokenBucket:
         while True:
             wait = self.time_until(n)
             if wait == math.inf:
-                raise RequestTooLarge(f"{n:g} tokens can never fit in a bucket of {self.capacity:g}")
+                raise ExceedsBucketCapacity(f"{n:g} tokens can never fit in a bucket of {self.capacity:g}")
             if wait <= 0:
                 self._level -= n
                 return waited
@@ -192,7 +192,7 @@ class RateBudget:
         """Wait until every bucket can pay ``cost``, take it, and return the seconds waited."""
         cost = self.clamp(cost)
         if cost.input_tokens > self.input.capacity:
-            raise RequestTooLarge(
+            raise ExceedsBucketCapacity(
                 f"{cost.input_tokens:,} input tokens exceed the {self.input.capacity:,.0f} input tokens per minute "
                 "this key may ever send; shorten or split the prompt")
         waited = 0.0

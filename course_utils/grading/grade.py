@@ -21,9 +21,10 @@ from .lessons import LessonStructure, find_solution, identify_lesson, load_struc
 from .restore import Restored, restore
 from .warm import WarmKernels
 
+from ..checks.framework import STATUSES  # one list of verdict statuses, the checks' own
+
 __all__ = ["GradeOptions", "SubmissionGrade", "Batch", "grade_folder", "grade_submission", "STATUSES"]
 
-STATUSES = ("passed", "failed", "not_attempted", "error", "timeout")
 
 
 @dataclass

@@ -29,7 +29,6 @@ import inspect
 import json
 import logging
 import random
-import re
 import sqlite3
 import threading
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Iterator
 
+from ..api_facts import CUSTOM_ID_PATTERN
 from ..clock import Clock
 from .config import SimulatorConfig
 from .errors import APIError, InvalidRequest, NotFound, RequestTooLarge, error_body
@@ -50,16 +50,15 @@ __all__ = [
     "MAX_BATCH_BYTES",
     "CUSTOM_ID_PATTERN",
     "BATCH_EXPIRY_SECONDS",
-    "rfc3339",
+    "batch_timestamp",
 ]
 
 MAX_BATCH_REQUESTS = 100_000
 MAX_BATCH_BYTES = 256 * 1024 * 1024
-CUSTOM_ID_PATTERN = r"^[a-zA-Z0-9_-]{1,64}$"
 BATCH_EXPIRY_SECONDS = 24 * 3600.0
 CANCEL_GRACE_SECONDS = 2.0
 """How long (at time_scale=1) a canceling batch takes to finish in-flight requests."""
-_CUSTOM_ID_RE = re.compile(CUSTOM_ID_PATTERN)
+_CUSTOM_ID_RE = CUSTOM_ID_PATTERN
 _log = logging.getLogger(__name__)
 
 ProcessFn = Callable[[dict[str, Any], str, str], Awaitable[dict[str, Any]]]
@@ -90,7 +89,7 @@ class BatchOptions:
         return max(0.0, base * max(0.0, self.slow_factor) * max(0.0, time_scale))
 
 
-def rfc3339(ts: float | None) -> str | None:
+def batch_timestamp(ts: float | None) -> str | None:
     """An epoch timestamp as the API writes it (``2024-08-20T18:37:24.100435Z``)."""
     if ts is None:
         return None
@@ -404,7 +403,7 @@ class BatchStore:
             if not isinstance(cid, str):
                 raise InvalidRequest(f"requests.{i}.custom_id: Input should be a valid string")
             if not _CUSTOM_ID_RE.match(cid):
-                raise InvalidRequest(f"requests.{i}.custom_id: String should match pattern '{CUSTOM_ID_PATTERN}'")
+                raise InvalidRequest(f"requests.{i}.custom_id: String should match pattern '{CUSTOM_ID_PATTERN.pattern}'")
             if "params" not in item:
                 raise InvalidRequest(f"requests.{i}.params: Field required")
             if not isinstance(item["params"], dict):
@@ -475,11 +474,11 @@ class BatchStore:
             "type": "message_batch",
             "processing_status": row["status"],
             "request_counts": self._counts(row),
-            "ended_at": rfc3339(row["ended_at"]),
-            "created_at": rfc3339(row["created_at"]),
-            "expires_at": rfc3339(row["expires_at"]),
-            "archived_at": rfc3339(row["archived_at"]),
-            "cancel_initiated_at": rfc3339(row["cancel_initiated_at"]),
+            "ended_at": batch_timestamp(row["ended_at"]),
+            "created_at": batch_timestamp(row["created_at"]),
+            "expires_at": batch_timestamp(row["expires_at"]),
+            "archived_at": batch_timestamp(row["archived_at"]),
+            "cancel_initiated_at": batch_timestamp(row["cancel_initiated_at"]),
             "results_url": f"{self.base_url}/v1/messages/batches/{row['id']}/results" if ended else None,
         }
 

@@ -37,14 +37,14 @@ from ..clock import Clock
 from .errors import RateLimited
 
 __all__ = [
-    "TokenBucket",
+    "LimitBucket",
     "RateLimits",
     "TIERS",
     "TIERS_SOURCE",
     "get_tier",
     "Admission",
     "RateLimiter",
-    "rfc3339",
+    "reset_timestamp",
 ]
 
 TIERS_SOURCE = "https://platform.claude.com/docs/en/api/rate-limits"
@@ -54,7 +54,7 @@ TIERS_SOURCE = "https://platform.claude.com/docs/en/api/rate-limits"
 _TIME_SLACK_S = 1e-6
 
 
-def rfc3339(epoch_seconds: float) -> str:
+def reset_timestamp(epoch_seconds: float) -> str:
     """Format an epoch time as the API's reset timestamps, e.g. ``2026-11-27T02:51:04Z``.
 
     Rounded *up* to the second so the moment named has really been reached.
@@ -66,7 +66,7 @@ def rfc3339(epoch_seconds: float) -> str:
     )
 
 
-class TokenBucket:
+class LimitBucket:
     """A continuously refilling token bucket.
 
     Starts full. The level may go negative through :meth:`take_unchecked` (charging usage that
@@ -84,7 +84,7 @@ class TokenBucket:
         self._lock = threading.Lock()
 
     @classmethod
-    def per_minute(cls, limit: float, clock: Clock) -> "TokenBucket":
+    def per_minute(cls, limit: float, clock: Clock) -> "LimitBucket":
         """A bucket for a per-minute limit: capacity ``limit``, refilled at ``limit / 60`` per second."""
         return cls(limit, limit / 60.0, clock)
 
@@ -151,7 +151,7 @@ class TokenBucket:
         return self._clock.time() + wait
 
     def __repr__(self) -> str:
-        return f"TokenBucket(level={self.available():.1f}/{self.capacity:g}, refill={self.refill_per_second:g}/s)"
+        return f"LimitBucket(level={self.available():.1f}/{self.capacity:g}, refill={self.refill_per_second:g}/s)"
 
 
 @dataclass(frozen=True)
@@ -196,17 +196,17 @@ def get_tier(tier: str | RateLimits) -> RateLimits:
 @dataclass
 class _Buckets:
     limits: RateLimits
-    requests: TokenBucket
-    input: TokenBucket
-    output: TokenBucket
+    requests: LimitBucket
+    input: LimitBucket
+    output: LimitBucket
 
     @classmethod
     def create(cls, limits: RateLimits, clock: Clock) -> "_Buckets":
         return cls(
             limits,
-            TokenBucket.per_minute(limits.requests_per_minute, clock),
-            TokenBucket.per_minute(limits.input_tokens_per_minute, clock),
-            TokenBucket.per_minute(limits.output_tokens_per_minute, clock),
+            LimitBucket.per_minute(limits.requests_per_minute, clock),
+            LimitBucket.per_minute(limits.input_tokens_per_minute, clock),
+            LimitBucket.per_minute(limits.output_tokens_per_minute, clock),
         )
 
 
@@ -381,9 +381,9 @@ class RateLimiter:
         return out
 
 
-def _bucket_headers(prefix: str, bucket: TokenBucket) -> dict[str, str]:
+def _bucket_headers(prefix: str, bucket: LimitBucket) -> dict[str, str]:
     return {
         f"anthropic-ratelimit-{prefix}-limit": str(int(bucket.capacity)),
         f"anthropic-ratelimit-{prefix}-remaining": str(bucket.remaining()),
-        f"anthropic-ratelimit-{prefix}-reset": rfc3339(bucket.reset_at()),
+        f"anthropic-ratelimit-{prefix}-reset": reset_timestamp(bucket.reset_at()),
     }
