@@ -10,7 +10,7 @@ environment, so nothing is shrunk for CI. Solution notebooks are timed: they are
 notebook becomes once the exercises are done (the checks then run the student's code).
 
 For each cell it records the wall time and when its first visible output arrived (text, a plot,
-a table, a progress bar or a widget update). The budget (LESSON-GUIDE.md, issue 15):
+a table, a progress bar or a widget update). The budget (../shared/LESSON-GUIDE.md, issue 15):
 
 - a cell that takes over 20 s must show something within its first second (live progress);
 - a warm-up cell (its code says "warm-up": requests made so later measurements are warm) takes at most 5 s;

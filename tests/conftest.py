@@ -33,3 +33,13 @@ def client(sim: MockServer):
 def aclient(sim: MockServer):
     """A strict async SDK client."""
     return sim.async_client(max_retries=0, _strict_response_validation=True)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_check_registry():
+    """Every test starts and ends with an empty check registry (hints escalate with failures)."""
+    import course_utils.checks as checks
+
+    checks.reset()
+    yield
+    checks.reset()

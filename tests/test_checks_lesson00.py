@@ -12,13 +12,6 @@ from course_utils.checks.lesson00 import MAX_TOKENS, MODEL
 from course_utils.pricing import cost_breakdown
 
 
-@pytest.fixture(autouse=True)
-def _fresh_registry():
-    checks.reset()
-    yield
-    checks.reset()
-
-
 # ----- 0.1 ------------------------------------------------------------------------------------
 def first_request(client, question):
     message = client.messages.create(

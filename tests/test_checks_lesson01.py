@@ -7,6 +7,7 @@ import copy
 import pytest
 
 import course_utils.checks as checks
+from _checks import assert_rejected
 import course_utils.context
 import course_utils.context.strategies
 from course_utils import tokens
@@ -19,22 +20,8 @@ from course_utils.context import (
 from course_utils.tokens import count_request as imported_count_request
 
 
-@pytest.fixture(autouse=True)
-def _fresh_registry():
-    checks.reset()
-    yield
-    checks.reset()
-
-
 def _stub(*args, **kwargs):
     raise NotImplementedError("Exercise: not yet")
-
-
-def _assert_rejected(exercise, answer, phrase):
-    result = checks.check(exercise, answer)
-    assert result.status == "failed", result.feedback
-    assert result.points < result.max_points
-    assert phrase in result.feedback, result.feedback
 
 
 @pytest.mark.parametrize("exercise", ["1.1", "1.2", "1.3", "1.4"])
@@ -164,7 +151,7 @@ def drops_system_after(body):
          "default argument", "closure", "API count_tokens"],
 )
 def test_1_1_delegating_to_the_library_is_rejected(answer):
-    _assert_rejected("1.1", answer, "write it yourself")
+    assert_rejected("1.1", answer, "write it yourself")
     result = checks.check("1.1", answer)
     assert result.points == 0, result.feedback
 
@@ -192,7 +179,7 @@ def test_1_1_the_library_is_restored_after_the_check():
     ],
 )
 def test_1_1_wrong_answers_are_rejected(answer, phrase):
-    _assert_rejected("1.1", answer, phrase)
+    assert_rejected("1.1", answer, phrase)
 
 
 # ----- 1.2 ------------------------------------------------------------------------------------
@@ -292,7 +279,7 @@ def binds_reference_as_default(body, budget, _window=course_utils.context.strate
 @pytest.mark.parametrize("answer", [calls_reference, calls_strategy, calls_module_attribute, binds_reference_as_default],
                          ids=["sliding_window", "SlidingWindow", "module attribute", "default argument"])
 def test_1_2_delegating_to_the_library_is_rejected(answer):
-    _assert_rejected("1.2", answer, "write it yourself")
+    assert_rejected("1.2", answer, "write it yourself")
     assert checks.check("1.2", answer).points == 0
 
 
@@ -315,7 +302,7 @@ def test_1_2_solution_passes():
     ],
 )
 def test_1_2_wrong_answers_are_rejected(answer, phrase):
-    _assert_rejected("1.2", answer, phrase)
+    assert_rejected("1.2", answer, phrase)
 
 
 # ----- 1.3 ------------------------------------------------------------------------------------
@@ -398,7 +385,7 @@ def test_1_3_solution_passes():
     ],
 )
 def test_1_3_wrong_answers_are_rejected(answer, phrase):
-    _assert_rejected("1.3", answer, phrase)
+    assert_rejected("1.3", answer, phrase)
 
 
 def test_1_3_summarizing_every_turn_is_caught_by_the_ledger():
@@ -450,7 +437,7 @@ def test_1_4_solution_passes():
     ],
 )
 def test_1_4_wrong_answers_are_rejected(answer, phrase):
-    _assert_rejected("1.4", answer, phrase)
+    assert_rejected("1.4", answer, phrase)
 
 
 def test_1_4_breakpoint_on_the_changing_part_costs_more():

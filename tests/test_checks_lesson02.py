@@ -9,21 +9,8 @@ import time
 import pytest
 
 import course_utils.checks as checks
+from _checks import assert_rejected
 from course_utils.streaming.sse import iter_sse
-
-
-@pytest.fixture(autouse=True)
-def _fresh_registry():
-    checks.reset()
-    yield
-    checks.reset()
-
-
-def _assert_rejected(exercise, answer, phrase):
-    result = checks.check(exercise, answer, quiet=True)
-    assert result.status == "failed", result.feedback
-    assert result.points < result.max_points
-    assert phrase in result.feedback, result.feedback
 
 
 # ----- 2.1 ------------------------------------------------------------------------------------
@@ -161,7 +148,7 @@ def test_2_1_solution_passes(answer):
     ],
 )
 def test_2_1_wrong_answers_are_rejected(answer, phrase):
-    _assert_rejected("2.1", answer, phrase)
+    assert_rejected("2.1", answer, phrase)
 
 
 def test_2_1_stub_is_not_attempted():
@@ -256,7 +243,7 @@ def test_2_2_solution_passes(answer):
     ],
 )
 def test_2_2_wrong_answers_are_rejected(answer, phrase):
-    _assert_rejected("2.2", answer, phrase)
+    assert_rejected("2.2", answer, phrase)
 
 
 def test_2_2_stub_is_not_attempted():
@@ -432,7 +419,7 @@ def test_2_3_solution_passes(answer):
     ],
 )
 def test_2_3_wrong_answers_are_rejected(answer, phrase):
-    _assert_rejected("2.3", answer, phrase)
+    assert_rejected("2.3", answer, phrase)
 
 
 def test_2_3_stub_is_not_attempted():
@@ -514,7 +501,7 @@ def test_2_4_solution_passes():
     ],
 )
 def test_2_4_wrong_answers_are_rejected(answer, phrase):
-    _assert_rejected("2.4", answer, phrase)
+    assert_rejected("2.4", answer, phrase)
     _leaked.clear()
 
 
@@ -533,7 +520,7 @@ def test_2_4_stub_is_not_attempted(stub):
 
 
 def test_2_4_a_coroutine_is_rejected():
-    _assert_rejected("2.4", forgets_to_yield, "must be an async generator")
+    assert_rejected("2.4", forgets_to_yield, "must be an async generator")
 
 
 def test_lesson02_exercises_are_listed():

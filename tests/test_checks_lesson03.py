@@ -8,27 +8,9 @@ import anthropic
 import pytest
 
 import course_utils.checks as checks
+from _checks import assert_rejected, assert_not_attempted
 from course_utils.concurrency import RateLimitedDispatcher, TokenBucket, bounded_gather
 from course_utils.mock_provider.ratelimit import RateLimits
-
-
-@pytest.fixture(autouse=True)
-def _fresh_registry():
-    checks.reset()
-    yield
-    checks.reset()
-
-
-def _rejected(exercise, answer, phrase):
-    result = checks.check(exercise, answer)
-    assert result.status in ("failed", "timeout"), result.feedback
-    assert result.points < result.max_points
-    assert phrase in result.feedback, result.feedback
-
-
-def _not_attempted(exercise, answer):
-    result = checks.check(exercise, answer)
-    assert result.status == "not_attempted" and result.points == 0, result.feedback
 
 
 # ----- 3.1 ------------------------------------------------------------------------------------
@@ -113,11 +95,11 @@ def test_3_1_solution_passes(answer):
     ],
 )
 def test_3_1_wrong_answers_are_rejected(answer, phrase):
-    _rejected("3.1", answer, phrase)
+    assert_rejected("3.1", answer, phrase)
 
 
 def test_3_1_stub_is_not_attempted():
-    _not_attempted("3.1", stub_3_1)
+    assert_not_attempted("3.1", stub_3_1)
 
 
 # ----- 3.2 ------------------------------------------------------------------------------------
@@ -204,11 +186,11 @@ def test_3_2_solution_passes():
     ],
 )
 def test_3_2_wrong_answers_are_rejected(answer, phrase):
-    _rejected("3.2", answer, phrase)
+    assert_rejected("3.2", answer, phrase)
 
 
 def test_3_2_stub_is_not_attempted():
-    _not_attempted("3.2", stub_3_2)
+    assert_not_attempted("3.2", stub_3_2)
 
 
 # ----- 3.3 ------------------------------------------------------------------------------------
@@ -325,11 +307,11 @@ def test_3_3_solution_passes():
     ],
 )
 def test_3_3_wrong_answers_are_rejected(answer, phrase):
-    _rejected("3.3", answer, phrase)
+    assert_rejected("3.3", answer, phrase)
 
 
 def test_3_3_stub_is_not_attempted():
-    _not_attempted("3.3", stub_3_3)
+    assert_not_attempted("3.3", stub_3_3)
 
 
 # ----- 3.4 ------------------------------------------------------------------------------------
@@ -440,11 +422,11 @@ def test_3_4_solution_passes(answer):
     ],
 )
 def test_3_4_wrong_answers_are_rejected(answer, phrase):
-    _rejected("3.4", answer, phrase)
+    assert_rejected("3.4", answer, phrase)
 
 
 def test_3_4_stub_is_not_attempted():
-    _not_attempted("3.4", stub_3_4)
+    assert_not_attempted("3.4", stub_3_4)
 
 
 def test_lesson03_exercises_are_listed():

@@ -9,18 +9,12 @@ import uuid
 import pytest
 
 import course_utils.checks as checks
+from _checks import assert_rejected
 from course_utils.batch import build_batches as ref_build
 from course_utils.batch import chunk_requests, join_results, resubmit_retryable
 from course_utils.checks.lesson04 import ID_COLUMN
 
 LIMITS = {"max_requests": 100_000, "max_bytes": 256 * 1024 * 1024}
-
-
-@pytest.fixture(autouse=True)
-def _fresh_registry():
-    checks.reset()
-    yield
-    checks.reset()
 
 
 def _stub(exercise):
@@ -37,13 +31,6 @@ def test_stubs_are_not_attempted(exercise):
 
 def test_lesson04_exercises_are_listed():
     assert [(e.id, e.points) for e in checks.exercises(4)] == [("4.1", 3), ("4.2", 3), ("4.3", 3), ("4.4", 3)]
-
-
-def _rejected(exercise, answer, phrase):
-    result = checks.check(exercise, answer)
-    assert result.status == "failed", result.feedback
-    assert result.points < result.max_points
-    assert phrase in result.feedback, result.feedback
 
 
 # ----- 4.1 ------------------------------------------------------------------------------------
@@ -119,7 +106,7 @@ def test_4_1_solution_passes():
     (keeps_duplicates, "ValueError"),
 ])
 def test_4_1_wrong_answers_are_rejected(answer, phrase):
-    _rejected("4.1", answer, phrase)
+    assert_rejected("4.1", answer, phrase)
 
 
 # ----- 4.2 ------------------------------------------------------------------------------------
@@ -208,7 +195,7 @@ def test_4_2_solution_passes():
     (no_progress, "on_progress was not called"),
 ])
 def test_4_2_wrong_answers_are_rejected(answer, phrase):
-    _rejected("4.2", answer, phrase)
+    assert_rejected("4.2", answer, phrase)
 
 
 # ----- 4.3 ------------------------------------------------------------------------------------
@@ -281,7 +268,7 @@ def test_4_3_solution_passes():
     (inner_join, "once each, in their order"),
 ])
 def test_4_3_wrong_answers_are_rejected(answer, phrase):
-    _rejected("4.3", answer, phrase)
+    assert_rejected("4.3", answer, phrase)
 
 
 # ----- 4.4 ------------------------------------------------------------------------------------
@@ -386,4 +373,4 @@ def test_4_4_solution_passes():
     (one_batch_per_item, "not one new batch"),
 ])
 def test_4_4_wrong_answers_are_rejected(answer, phrase):
-    _rejected("4.4", answer, phrase)
+    assert_rejected("4.4", answer, phrase)
