@@ -518,7 +518,10 @@ def test_workload_tickets_and_bodies():
     assert set(load_tickets()["label"]) == set(LABELS) and len(load_tickets()) == 2000
     body = classify_body(tickets["text"][0])
     assert all(label in body["messages"][0]["content"] for label in LABELS)
-    assert label_of(SimpleNamespace(content=[SimpleNamespace(text=" Billing\n")])) == "billing"
+    assert label_of(SimpleNamespace(content=[SimpleNamespace(type="text", text=" Billing\n")])) == "billing"
+    # Read by type: a reply that starts with a thinking block still yields its label.
+    thinking = SimpleNamespace(type="thinking", thinking="The customer mentions an invoice.", signature="s")
+    assert label_of(SimpleNamespace(content=[thinking, SimpleNamespace(type="text", text="billing")])) == "billing"
 
 
 def test_progress_text_fallback_prints_sparingly(capsys):

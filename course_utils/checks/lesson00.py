@@ -27,7 +27,7 @@ first_request = Exercise(
         "Call client.messages.create(...) once, with model, max_tokens and a single user message, "
         "then return the text of the reply.",
         "message = client.messages.create(model=MODEL, max_tokens=MAX_TOKENS, "
-        "messages=[{\"role\": \"user\", \"content\": question}]); the text is message.content[0].text.",
+        "messages=[{\"role\": \"user\", \"content\": question}]); the text is in its text blocks: course_utils.text_of(message) (read blocks by type, never by position).",
     ],
 )
 
@@ -43,7 +43,7 @@ def _describe_return(value: Any) -> str | None:
     """A hint for the common wrong return types."""
     kind = type(value).__name__
     if kind == "Message":
-        return "You returned the whole Message object; return message.content[0].text (a str)."
+        return "You returned the whole Message object; return its text (a str): course_utils.text_of(message) joins the text blocks."
     if isinstance(value, list):
         return "You returned message.content, a list of content blocks; return the first block's .text."
     if kind == "TextBlock":

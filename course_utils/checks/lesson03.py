@@ -13,6 +13,7 @@ import asyncio
 import random
 from typing import Any
 
+from ..content import text_of
 from ..concurrency.fanout import max_in_flight
 from ..concurrency.workload import classify_body, load_tickets
 from ..mock_provider.ratelimit import RateLimits
@@ -107,7 +108,7 @@ async def _in_flight(fn) -> None:
 
     async def classify(ticket: str) -> str:
         message = await client.messages.create(**classify_body(ticket))
-        return message.content[0].text
+        return text_of(message)
 
     try:
         got = await _await_answer(fn, classify, tickets, 4, limit=20, what="bounded_map")
@@ -256,7 +257,7 @@ async def _api_errors(fn) -> None:
     async def classify(i: int) -> str:
         headers = {"x-mock-fault": "api_error"} if i in failing else None
         message = await client.messages.create(**classify_body(tickets[i]), extra_headers=headers)
-        return message.content[0].text
+        return text_of(message)
 
     try:
         got = _pairs(await _answer_or_failure(fn, classify, list(range(8)), 5.0, limit=15), 8)

@@ -18,6 +18,7 @@ from ..batch.job import collect_batch
 from ..batch.requests import CUSTOM_ID_PATTERN, batch_size_bytes, chunk_requests
 from .framework import CaseFailed, Exercise, call, expect, expect_equal
 from ..clock import VIRTUAL_EPOCH
+from ..content import text_of
 from ..mock_provider.inprocess import InProcessServer
 from .sim import probe
 
@@ -533,7 +534,7 @@ def _only_retryable_body(fn: Any, p: Any) -> None:
     for bid in new:
         for line in client.messages.batches.results(bid):
             result = line.result
-            replies[line.custom_id] = result.message.content[0].text if result.type == "succeeded" else result.type
+            replies[line.custom_id] = text_of(result.message) if result.type == "succeeded" else result.type
     swapped = {cid: replies.get(cid) for cid in sorted(want) if replies.get(cid) != f"label-{cid}"}
     expect(not swapped, "a resubmitted request went out with another review's params",
            expected={cid: f"label-{cid}" for cid in swapped}, got=swapped,

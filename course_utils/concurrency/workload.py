@@ -7,6 +7,8 @@ from typing import Any
 
 from ..models import DATA_DIR
 
+from ..content import text_of
+
 __all__ = ["LABELS", "TICKETS_CSV", "load_tickets", "classify_body", "label_of"]
 
 LABELS = ("billing", "bug", "account", "shipping")
@@ -34,4 +36,4 @@ def classify_body(ticket: str, *, model: str = "claude-haiku-5-5", max_tokens: i
 
 def label_of(message: Any) -> str:
     """The label a reply gave (its first text block, stripped and lower-cased)."""
-    return message.content[0].text.strip().lower()
+    return text_of(message).strip().lower()
