@@ -3,7 +3,7 @@
 The current models can start a reply with a ``thinking`` block, and can end it with
 ``stop_reason: "refusal"`` or ``"pause_turn"`` (https://platform.claude.com/docs/en/models/haiku-5-5/whats-new-haiku-5-5:
 "select content blocks by type, not position"; https://platform.claude.com/docs/build-with-claude/handling-stop-reasons).
-Code that reads ``message.content[0].text`` breaks on such replies; :func:`text_of` does not.
+Code that reads the first block's text by position breaks on such replies; :func:`text_of` does not.
 """
 
 from __future__ import annotations
