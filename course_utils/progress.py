@@ -59,6 +59,7 @@ class ProgressBar:
         self.last: ProgressEvent | None = None
         self._every = every
         self._next_pct = every
+        self._finished = False
         self._bar: Any = None
         if widget is None:
             widget = _in_notebook()
@@ -83,12 +84,12 @@ class ProgressBar:
         if not total:
             return
         pct = 100 * min(event.done, total) // total
-        if pct >= self._next_pct or event.done >= total:
+        finished = event.done >= total
+        if (pct >= self._next_pct or finished) and not self._finished:
             print(f"{self.label or 'progress'}: {min(event.done, total)}/{total} ({pct}%) after {event.elapsed_s:.1f} s")
             while self._next_pct <= pct:
                 self._next_pct += self._every
-            if event.done >= total:
-                self._next_pct = 10**9  # the final line is printed once
+            self._finished = finished  # the final line is printed once
 
 
 def _in_notebook() -> bool:
