@@ -12,15 +12,18 @@ default nbclient engine except that
 from __future__ import annotations
 
 import copy
-from typing import Any
+import inspect
+from typing import Any, Callable
 
-from nbclient.util import run_sync
 from papermill.clientwrap import PapermillNotebookClient
 from papermill.engines import NBClientEngine, papermill_engines
 from papermill.utils import merge_kwargs, remove_args
 from traitlets import Int
 
-__all__ = ["GraderClient", "GraderEngine", "register", "ENGINE_NAME", "last_client", "is_papermill_cell"]
+__all__ = [
+    "GraderClient", "GraderEngine", "register", "ENGINE_NAME", "TIMEOUT_ENAME", "timeout_reply", "last_client",
+    "is_papermill_cell",
+]
 
 PAPERMILL_TAGS = {"injected-parameters", "papermill-error-cell-tag"}
 
@@ -30,12 +33,33 @@ def is_papermill_cell(cell: Any) -> bool:
     return bool(PAPERMILL_TAGS & set(cell.get("metadata", {}).get("tags") or []))
 
 ENGINE_NAME = "course-grader"
+TIMEOUT_ENAME = "CellTimeoutError"
+"""The ``ename`` of the reply nbclient makes for a timed-out cell (``error_on_timeout``); see :func:`timeout_reply`."""
 _LAST: list["GraderClient"] = []
 
 
 def last_client() -> "GraderClient | None":
     """The client of the most recent run in this process (for post-mortem after an exception)."""
     return _LAST[-1] if _LAST else None
+
+
+def timeout_reply(seconds: float) -> dict[str, Any]:
+    """The ``error_on_timeout`` content to give nbclient, so a timed-out cell is recognised."""
+    return {"ename": TIMEOUT_ENAME, "evalue": f"cell did not finish within {seconds:g} s", "traceback": []}
+
+
+def _chain(first: Any, second: Callable[..., Any]) -> Callable[..., Any]:
+    """A hook that runs ``first`` (if set; awaited when it returns an awaitable), then ``second``."""
+    if first is None:
+        return second
+
+    async def both(**kwargs: Any) -> None:
+        result = first(**kwargs)
+        if inspect.isawaitable(result):
+            await result
+        second(**kwargs)
+
+    return both
 
 
 def _payload_size(content: dict[str, Any]) -> int:
@@ -57,21 +81,22 @@ class GraderClient(PapermillNotebookClient):
         self.current_index: int | None = None
         self.timed_out: list[int] = []
         self._used: dict[int, int] = {}
+        # nbclient's documented cell hooks (on_cell_start, on_cell_executed), chained after any the
+        # caller set, so an nbclient upgrade cannot silently bypass what a private override did.
+        self.on_cell_start = _chain(self.on_cell_start, self._note_running)
+        self.on_cell_executed = _chain(self.on_cell_executed, self._note_reply)
         _LAST.append(self)
 
-    async def async_execute_cell(self, cell, cell_index, execution_count=None, store_history=True):  # type: ignore[override]
+    def _note_running(self, cell: Any, cell_index: int, **_: Any) -> None:
         # Indices in the notebook the grader wrote (papermill's own cells don't count), taken now
         # because papermill may insert error-marker cells at the top after the run.
         self.current_index = cell_index - sum(1 for c in self.nb.cells[:cell_index] if is_papermill_cell(c))
-        return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
 
-    # nbclient binds the sync wrapper to its own coroutine at class creation; rebind to ours.
-    execute_cell = run_sync(async_execute_cell)
-
-    async def _async_handle_timeout(self, timeout, cell=None):  # type: ignore[override]
-        if self.current_index is not None and self.current_index not in self.timed_out:
+    def _note_reply(self, cell: Any, cell_index: int, execute_reply: Any = None, **_: Any) -> None:
+        # With interrupt_on_timeout, nbclient replies with the error_on_timeout content we gave it.
+        content = (execute_reply or {}).get("content") or {}
+        if content.get("ename") == TIMEOUT_ENAME and self.current_index not in self.timed_out:
             self.timed_out.append(self.current_index)
-        return await super()._async_handle_timeout(timeout, cell)
 
     def output(self, outs, msg, display_id, cell_index):  # type: ignore[override]
         content = msg.get("content", {})

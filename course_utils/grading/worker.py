@@ -87,11 +87,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
             execution_timeout=job["cell_timeout"],
             allow_errors=True,  # one broken exercise must not stop the others
             interrupt_on_timeout=True,  # a looping cell is interrupted, the kernel lives on
-            error_on_timeout={
-                "ename": "CellTimeoutError",
-                "evalue": f"cell did not finish within {job['cell_timeout']:g} s",
-                "traceback": [],
-            },
+            error_on_timeout=engine.timeout_reply(job["cell_timeout"]),
             max_output_bytes=job.get("max_output_bytes", 100_000),
             record_timing=True,
         )
