@@ -125,19 +125,19 @@ def test_input_tokens_count_down(clock):
     b = rl.admit("k", MODEL, input_tokens=1_000, max_tokens=100)
     assert a.headers["anthropic-ratelimit-input-tokens-remaining"] == "19000"
     assert b.headers["anthropic-ratelimit-input-tokens-remaining"] == "18000"
-    assert b.headers["anthropic-ratelimit-output-tokens-remaining"] == "7800"
+    assert b.headers["anthropic-ratelimit-output-tokens-remaining"] == "8000"  # max_tokens reserves nothing
 
 
 @pytest.mark.parametrize(
-    "kwargs,limit_text",
+    "kwargs,output,limit_text",
     [
-        (dict(input_tokens=15_000, max_tokens=10), "20,000 input tokens per minute"),
-        (dict(input_tokens=10, max_tokens=5_000), "8,000 output tokens per minute"),
+        (dict(input_tokens=15_000, max_tokens=10), 10, "20,000 input tokens per minute"),
+        (dict(input_tokens=10, max_tokens=10_000), 8_500, "8,000 output tokens per minute"),
     ],
 )
-def test_retry_exactly_after_retry_after_is_admitted(clock, kwargs, limit_text):
+def test_retry_exactly_after_retry_after_is_admitted(clock, kwargs, output, limit_text):
     rl = RateLimiter(clock)
-    rl.admit("k", MODEL, **kwargs)
+    rl.settle(rl.admit("k", MODEL, **kwargs), output)
     with pytest.raises(RateLimited) as err:
         rl.admit("k", MODEL, **kwargs)
     assert limit_text in err.value.message
@@ -190,27 +190,37 @@ def test_prompt_larger_than_itpm_is_refused_without_retry(clock):
     rl.admit("k", MODEL, input_tokens=25_000, max_tokens=10, cache_read_tokens=24_000)
 
 
-def test_settle_refunds_and_charges_output(clock):
+def test_otpm_counts_actual_output_not_max_tokens(clock):
+    # Rate-limits page: "counting only the actual tokens generated. The max_tokens parameter does
+    # not factor into OTPM rate limit calculations."
     rl = RateLimiter(clock)
-    adm = rl.admit("k", MODEL, input_tokens=10, max_tokens=4_000)
-    assert adm.output_reserved == 4_000
-    assert rl.headers("k", MODEL)["anthropic-ratelimit-output-tokens-remaining"] == "4000"
+    adm = rl.admit("k", MODEL, input_tokens=10, max_tokens=64_000)
+    assert adm.output_reserved == 0
+    assert rl.headers("k", MODEL)["anthropic-ratelimit-output-tokens-remaining"] == "8000"
+    # Many requests with a huge max_tokens are all admitted while little output is produced.
+    for _ in range(20):
+        rl.settle(rl.admit("k", MODEL, input_tokens=10, max_tokens=64_000), 100)
     rl.settle(adm, 250)
-    assert rl.headers("k", MODEL)["anthropic-ratelimit-output-tokens-remaining"] == "7750"
+    assert rl.headers("k", MODEL)["anthropic-ratelimit-output-tokens-remaining"] == str(8_000 - 2_000 - 250)
     rl.settle(adm, 4_000)  # settling twice changes nothing
-    assert rl.headers("k", MODEL)["anthropic-ratelimit-output-tokens-remaining"] == "7750"
+    assert rl.headers("k", MODEL)["anthropic-ratelimit-output-tokens-remaining"] == "5750"
 
 
-def test_max_tokens_above_otpm_reserves_the_bucket_and_overdraws_at_settlement(clock):
+def test_output_beyond_the_bucket_overdraws_and_blocks_until_repaid(clock):
     rl = RateLimiter(clock)
     adm = rl.admit("k", MODEL, input_tokens=10, max_tokens=32_000)
-    assert adm.output_reserved == 8_000
     rl.settle(adm, 10_000)  # 2,000 more than the bucket held: the bucket goes negative
     assert rl.headers("k", MODEL)["anthropic-ratelimit-output-tokens-remaining"] == "0"
     with pytest.raises(RateLimited) as err:
         rl.admit("k", MODEL, input_tokens=10, max_tokens=1)
-    # 2,001 tokens at 8,000/60 per second = 15.0075 s
+    assert "8,000 output tokens per minute" in err.value.message
+    # Admission needs 1 output token available: 2,001 tokens at 8,000/60 per second = 15.0075 s
     assert err.value.headers["retry-after"] == "16"
+    clock.advance_sync(15)
+    with pytest.raises(RateLimited):
+        rl.admit("k", MODEL, input_tokens=10, max_tokens=1)
+    clock.advance_sync(1)
+    rl.admit("k", MODEL, input_tokens=10, max_tokens=64_000)
 
 
 def test_per_key_tiers_are_isolated(clock):
@@ -269,7 +279,7 @@ def test_headers_format_and_reset_timestamps(clock):
 
 def test_tokens_headers_mirror_the_most_restrictive_limit(clock):
     rl = RateLimiter(clock)
-    rl.admit("k", MODEL, input_tokens=100, max_tokens=10)  # output (7,990 left) is tighter
+    rl.settle(rl.admit("k", MODEL, input_tokens=100, max_tokens=10), 10)  # output (7,990 left) is tighter
     h = rl.headers("k", MODEL)
     assert h["anthropic-ratelimit-tokens-limit"] == "8000"
     assert h["anthropic-ratelimit-tokens-remaining"] == "7990"
@@ -331,3 +341,99 @@ def test_concurrent_admissions_never_oversubscribe(clock):
     for t in threads:
         t.join()
     assert len(admitted) == 50
+
+
+# ----- burst capacity (short-interval enforcement) -------------------------------------------------
+def test_default_burst_is_one_constant_and_lenient_burst_spends_a_minute_at_once(clock):
+    from course_utils.mock_provider import ratelimit
+
+    rl = RateLimiter(clock, default_tier=RateLimits(60, 10**6, 10**6, burst_s=60))
+    for _ in range(60):
+        rl.admit("k", MODEL, 1)
+    with pytest.raises(RateLimited):
+        rl.admit("k", MODEL, 1)
+    assert RateLimiter(clock).default_burst_s == ratelimit.DEFAULT_BURST_S
+
+
+def test_short_interval_enforcement_admits_one_second_worth(clock):
+    # "a rate of 60 requests per minute (RPM) might be enforced as 1 request per second"
+    rl = RateLimiter(clock, default_tier=RateLimits(60, 10**6, 10**6, burst_s=1.0))
+    rl.admit("k", MODEL, 1)
+    with pytest.raises(RateLimited) as err:
+        rl.admit("k", MODEL, 1)
+    assert err.value.headers["retry-after"] == "1"
+    assert "60 requests per minute" in err.value.message
+    # The headers still report the per-minute view: 59 of 60 left, not "0 of 1".
+    assert err.value.headers["anthropic-ratelimit-requests-limit"] == "60"
+    assert err.value.headers["anthropic-ratelimit-requests-remaining"] == "59"
+    clock.advance_sync(1.0)
+    rl.admit("k", MODEL, 1)
+
+
+def test_pacing_at_the_limit_is_never_refused_under_short_intervals(clock):
+    rl = RateLimiter(clock, default_tier=RateLimits(120, 10**6, 10**6, burst_s=1.0))
+    for _ in range(240):  # two minutes at exactly 2 requests per second
+        rl.admit("k", MODEL, 1)
+        clock.advance_sync(0.5)
+    # ...but a burst of 3 is refused after the 2 that one second holds.
+    rl.admit("k", MODEL, 1)
+    rl.admit("k", MODEL, 1)
+    with pytest.raises(RateLimited):
+        rl.admit("k", MODEL, 1)
+
+
+def test_burst_holds_at_least_one_request(clock):
+    rl = RateLimiter(clock, default_tier=RateLimits(50, 10**6, 10**6, burst_s=1.0))  # 0.83 requests a second
+    rl.admit("k", MODEL, 1)
+    with pytest.raises(RateLimited) as err:
+        rl.admit("k", MODEL, 1)
+    assert err.value.headers["retry-after"] == "2"  # 1.2 s, rounded up
+    clock.advance_sync(1.2)
+    rl.admit("k", MODEL, 1)
+
+
+def test_a_prompt_bigger_than_the_token_burst_is_admitted_when_the_bucket_is_full(clock):
+    # ITPM 6,000 with a 1 s burst holds 100 tokens; a 1,000-token prompt still gets in, then
+    # overdraws, so the average stays at the limit (the next one waits 1,000 / 100 per second).
+    rl = RateLimiter(clock, default_tier=RateLimits(10**6, 6_000, 10**6, burst_s=1.0))
+    rl.admit("k", MODEL, 1_000)
+    with pytest.raises(RateLimited) as err:
+        rl.admit("k", MODEL, 1_000)
+    assert "6,000 input tokens per minute" in err.value.message
+    assert err.value.headers["retry-after"] == "10"
+    assert err.value.headers["anthropic-ratelimit-input-tokens-remaining"] == "5000"
+    clock.advance_sync(9)
+    with pytest.raises(RateLimited):
+        rl.admit("k", MODEL, 1_000)
+    clock.advance_sync(1)
+    rl.admit("k", MODEL, 1_000)
+    # A prompt bigger than the whole minute is still refused for good.
+    with pytest.raises(RateLimited) as err:
+        rl.admit("k", MODEL, 7_000)
+    assert err.value.headers["x-should-retry"] == "false"
+
+
+def test_set_default_burst_and_per_key_burst(clock):
+    rl = RateLimiter(clock, default_tier=RateLimits(60, 10**6, 10**6), burst_s=60)
+    rl.set_tier("strict", RateLimits(60, 10**6, 10**6, burst_s=1.0))
+    rl.set_tier("lenient", TIERS["default"].with_burst(60))
+    for _ in range(10):
+        rl.admit("k", MODEL, 1)
+    rl.admit("strict", MODEL, 1)
+    with pytest.raises(RateLimited):
+        rl.admit("strict", MODEL, 1)
+    rl.set_default_burst(1.0)
+    assert rl.burst_for("k") == 1.0 and rl.burst_for("strict") == 1.0 and rl.burst_for("lenient") == 60
+    rl.admit("k", MODEL, 1)
+    with pytest.raises(RateLimited):
+        rl.admit("k", MODEL, 1)
+    for _ in range(50):
+        rl.admit("lenient", MODEL, 1)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 61, "1", True, float("nan")])
+def test_burst_must_be_seconds_within_a_minute(clock, bad):
+    with pytest.raises(ValueError, match="burst_s"):
+        RateLimits(1, 1, 1, burst_s=bad)
+    with pytest.raises(ValueError, match="burst_s"):
+        RateLimiter(clock, burst_s=bad)

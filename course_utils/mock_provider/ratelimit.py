@@ -3,16 +3,28 @@
 What the simulator reproduces (https://platform.claude.com/docs/en/api/rate-limits):
 
 * Three limits per model: requests (RPM), input tokens (ITPM) and output tokens (OTPM) per minute.
-  Each is a *token bucket* whose capacity is the per-minute limit and which refills continuously
-  (capacity / 60 per second), not a window that resets on the minute. A burst can spend the whole
-  bucket at once; after that, capacity trickles back.
+  Each is a *token bucket* that refills continuously (limit / 60 per second), not a window that
+  resets on the minute.
+* **Burst capacity** (``burst_s``): how many seconds' worth of the per-minute rate the bucket that
+  admits requests holds. The docs: "a rate of 60 requests per minute (RPM) might be enforced as 1
+  request per second. Short bursts of requests can exceed the rate limit", so ``burst_s=1.0`` is
+  the documented short-interval enforcement, and ``burst_s=60`` the lenient variant in which a
+  burst may spend a whole minute's quota at once. The default is :data:`DEFAULT_BURST_S`; pick one
+  per key with ``RateLimits(..., burst_s=1.0)`` or for every key with
+  :meth:`RateLimiter.set_default_burst`. The bucket holds at least one request, and a request
+  bigger than the token burst capacity is admitted once that bucket is full (it then overdraws it,
+  so the average rate stays at the limit). The ``anthropic-ratelimit-*`` headers report the
+  minute-sized view (limit per minute, remaining in it, time it is full again) whatever the burst.
 * Limits apply separately to each model, and (here) to each API key, standing in for an
   organization, so tenants can be given different tiers with :meth:`RateLimiter.set_tier`.
 * ITPM counts uncached input only: ``input_tokens`` and cache writes count, cache reads do not.
-* OTPM is estimated from ``max_tokens`` when the request is admitted and corrected to the
-  actual output when it finishes (:meth:`RateLimiter.settle`). A ``max_tokens`` above the OTPM
-  capacity reserves the whole bucket (the estimate is capped so such a request stays admissible
-  once the bucket is full) and the excess is charged at settlement, taking the bucket negative.
+* OTPM counts the output actually produced; ``max_tokens`` reserves nothing. The docs: "OTPM rate
+  limits are evaluated in real time as output tokens are produced, counting only the actual tokens
+  generated. The ``max_tokens`` parameter does not factor into OTPM rate limit calculations." A
+  request is admitted while the output bucket is not exhausted (at least one token available), and
+  its output is charged when the reply finishes (:meth:`RateLimiter.settle`), possibly taking the
+  bucket negative. Simplification: the API charges tokens as they stream; the simulator charges a
+  reply's output at its end, so concurrent replies can overshoot OTPM by what is in flight.
 * A refusal is a 429 ``rate_limit_error`` that names the limit exceeded, with ``retry-after``
   (whole seconds, rounded up: a retry at exactly that moment is admitted if nothing else spent
   the capacity meanwhile) and the ``anthropic-ratelimit-*`` headers.
@@ -30,13 +42,14 @@ import hashlib
 import math
 import threading
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
 from ..clock import Clock
 from .errors import RateLimited
 
 __all__ = [
+    "DEFAULT_BURST_S",
     "LimitBucket",
     "RateLimits",
     "TIERS",
@@ -48,6 +61,13 @@ __all__ = [
 ]
 
 TIERS_SOURCE = "https://platform.claude.com/docs/en/api/rate-limits"
+
+DEFAULT_BURST_S = 60.0
+"""Burst capacity, in seconds' worth of each per-minute limit, for limits that do not set their own.
+
+60.0 = a whole minute's quota may be spent at once (lenient); 1.0 = short-interval enforcement, as
+the rate-limits page describes ("60 RPM might be enforced as 1 request per second").
+"""
 
 # Time slack (seconds) when comparing a bucket level with a demand: wall-clock epoch floats have a
 # resolution of ~2e-7 s, and "retry at exactly retry-after" must not fail by a rounding error.
@@ -156,16 +176,34 @@ class LimitBucket:
 
 @dataclass(frozen=True)
 class RateLimits:
-    """Per-minute limits for one model, as the API's tier tables list them."""
+    """Per-minute limits for one model, as the API's tier tables list them.
+
+    ``burst_s``: the burst capacity in seconds' worth of each limit (1.0 = short-interval
+    enforcement, 60 = a minute's quota at once); ``None`` = the limiter's default
+    (:data:`DEFAULT_BURST_S` unless :meth:`RateLimiter.set_default_burst` changed it).
+    """
 
     requests_per_minute: int
     input_tokens_per_minute: int
     output_tokens_per_minute: int
+    burst_s: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("requests_per_minute", "input_tokens_per_minute", "output_tokens_per_minute"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
+        if self.burst_s is not None:
+            _check_burst(self.burst_s)
+
+    def with_burst(self, burst_s: float | None) -> "RateLimits":
+        """The same limits with another burst capacity, e.g. ``TIERS["tier-1"].with_burst(1.0)``."""
+        return replace(self, burst_s=burst_s)
+
+
+def _check_burst(burst_s: float) -> float:
+    if isinstance(burst_s, bool) or not isinstance(burst_s, (int, float)) or not 0 < burst_s <= 60:
+        raise ValueError(f"burst_s must be a number of seconds in (0, 60], not {burst_s!r}")
+    return float(burst_s)
 
 
 _UNLIMITED = 10**12
@@ -193,20 +231,49 @@ def get_tier(tier: str | RateLimits) -> RateLimits:
         raise ValueError(f"Unknown rate-limit tier {tier!r}; known tiers: {', '.join(TIERS)}") from None
 
 
+class Limit:
+    """One per-minute limit: the burst bucket that admits requests, and the minute-sized view.
+
+    Both refill at ``per_minute / 60`` per second and are charged alike, so the burst bucket
+    (capacity ``per_minute * burst_s / 60``, at least ``floor``) is never fuller than the minute
+    bucket; with ``burst_s = 60`` they are one bucket. Headers report the minute bucket.
+    """
+
+    def __init__(self, per_minute: float, clock: Clock, burst_s: float, floor: float = 0.0) -> None:
+        self.per_minute = per_minute
+        self.minute = LimitBucket.per_minute(per_minute, clock)
+        capacity = max(floor, per_minute * burst_s / 60.0)
+        self.burst = self.minute if capacity >= per_minute else LimitBucket(capacity, per_minute / 60.0, clock)
+
+    def wait_for(self, need: float) -> float:
+        """Seconds until a demand of ``need`` is admissible: ``need`` available in the burst bucket,
+        or a full burst bucket if ``need`` is bigger than it."""
+        return self.burst.time_until(min(need, self.burst.capacity))
+
+    def charge(self, n: float) -> None:
+        """Charge ``n`` (may overdraw; negative refunds)."""
+        self.minute.take_unchecked(n)
+        if self.burst is not self.minute:
+            self.burst.take_unchecked(n)
+
+
 @dataclass
 class _Buckets:
     limits: RateLimits
-    requests: LimitBucket
-    input: LimitBucket
-    output: LimitBucket
+    burst_s: float
+    requests: Limit
+    input: Limit
+    output: Limit
 
     @classmethod
-    def create(cls, limits: RateLimits, clock: Clock) -> "_Buckets":
+    def create(cls, limits: RateLimits, clock: Clock, default_burst_s: float) -> "_Buckets":
+        burst_s = limits.burst_s if limits.burst_s is not None else default_burst_s
         return cls(
             limits,
-            LimitBucket.per_minute(limits.requests_per_minute, clock),
-            LimitBucket.per_minute(limits.input_tokens_per_minute, clock),
-            LimitBucket.per_minute(limits.output_tokens_per_minute, clock),
+            burst_s,
+            Limit(limits.requests_per_minute, clock, burst_s, floor=1.0),
+            Limit(limits.input_tokens_per_minute, clock, burst_s),
+            Limit(limits.output_tokens_per_minute, clock, burst_s),
         )
 
 
@@ -219,7 +286,7 @@ class Admission:
     input_tokens: int
     """Uncached input tokens charged against ITPM."""
     output_reserved: int
-    """Output tokens reserved against OTPM until :meth:`RateLimiter.settle`."""
+    """Always 0: OTPM counts actual output only (charged by :meth:`RateLimiter.settle`)."""
     headers: dict[str, str]
     """``anthropic-ratelimit-*`` headers as of admission (after this request was charged)."""
     admitted_at: float
@@ -238,20 +305,39 @@ def _org_id(api_key: str) -> str:
 
 
 class RateLimiter:
-    """Token-bucket rate limits per (API key, model), with per-key tiers.
+    """Token-bucket rate limits per (API key, model), with per-key tiers and a burst capacity.
 
     Safe to call from several threads: every operation holds one lock, so an admission checks
     and charges its three buckets atomically.
     """
 
-    def __init__(self, clock: Clock, default_tier: str | RateLimits = "default") -> None:
+    def __init__(
+        self, clock: Clock, default_tier: str | RateLimits = "default", *, burst_s: float | None = None
+    ) -> None:
         self._clock = clock
         self._default = get_tier(default_tier)
+        # Read at construction (not at import), so the module constant is the one place to change it.
+        self._default_burst_s = _check_burst(DEFAULT_BURST_S if burst_s is None else burst_s)
         self._tiers: dict[str, RateLimits] = {}
         self._buckets: dict[tuple[str, str], _Buckets] = {}
         self._lock = threading.Lock()
 
     # ----- configuration -------------------------------------------------------------------------
+    @property
+    def default_burst_s(self) -> float:
+        """Burst capacity (seconds' worth of each limit) of limits that do not set ``burst_s``."""
+        return self._default_burst_s
+
+    def set_default_burst(self, burst_s: float) -> None:
+        """Burst capacity for every limit without its own ``burst_s`` (1.0 = short-interval
+        enforcement, 60 = a minute's quota at once); the affected buckets start afresh (full)."""
+        burst_s = _check_burst(burst_s)
+        with self._lock:
+            self._default_burst_s = burst_s
+            for key, b in list(self._buckets.items()):
+                if b.limits.burst_s is None:
+                    del self._buckets[key]
+
     def set_tier(self, api_key: str, tier: str | RateLimits) -> None:
         """Give ``api_key`` its own limits; its buckets start afresh (full) at the new limits."""
         limits = get_tier(tier)
@@ -272,6 +358,11 @@ class RateLimiter:
         with self._lock:
             return self._tiers.get(api_key, self._default)
 
+    def burst_for(self, api_key: str) -> float:
+        """The burst capacity (seconds) that applies to ``api_key``."""
+        limits = self.limits_for(api_key)
+        return self._default_burst_s if limits.burst_s is None else limits.burst_s
+
     def reset(self) -> None:
         """Refill every bucket (forget all usage); per-key tiers are kept."""
         with self._lock:
@@ -284,7 +375,7 @@ class RateLimiter:
     def _get(self, api_key: str, model: str) -> _Buckets:
         buckets = self._buckets.get((api_key, model))
         if buckets is None:
-            buckets = _Buckets.create(self._tiers.get(api_key, self._default), self._clock)
+            buckets = _Buckets.create(self._tiers.get(api_key, self._default), self._clock, self._default_burst_s)
             self._buckets[(api_key, model)] = buckets
         return buckets
 
@@ -294,16 +385,18 @@ class RateLimiter:
         api_key: str,
         model: str,
         input_tokens: int,
-        max_tokens: int,
+        max_tokens: int = 0,
         cache_read_tokens: int = 0,
     ) -> Admission:
         """Charge a request against the limits, or refuse it with :class:`RateLimited` (429).
 
         ``input_tokens`` is the whole prompt, including any part that will be read from the
         prompt cache; ``cache_read_tokens`` of it are not charged (cache reads don't count
-        towards ITPM). Charges 1 request, the uncached input, and reserves ``max_tokens``
-        (capped at the OTPM capacity) of output until :meth:`settle`.
+        towards ITPM). Charges 1 request and the uncached input. ``max_tokens`` is accepted for
+        the caller's convenience and ignored: OTPM counts the output actually produced, charged by
+        :meth:`settle`; admission only needs the output bucket not to be exhausted.
         """
+        del max_tokens  # "does not factor into OTPM rate limit calculations" (rate-limits page)
         uncached = max(0, int(input_tokens) - max(0, int(cache_read_tokens)))
         with self._lock:
             b = self._get(api_key, model)
@@ -319,9 +412,13 @@ class RateLimiter:
                     f"For details, refer to: {_DOCS}.",
                     headers=headers,
                 )
-            out_reserve = min(max(0, int(max_tokens)), b.limits.output_tokens_per_minute)
-            demands = [("requests", b.requests, 1), ("input", b.input, uncached), ("output", b.output, out_reserve)]
-            waits = [(bucket.time_until(n), name) for name, bucket, n in demands]
+            # (name, limit, needed to be admitted, charged now)
+            demands = [
+                ("requests", b.requests, 1, 1),
+                ("input", b.input, uncached, uncached),
+                ("output", b.output, 1, 0),
+            ]
+            waits = [(limit.wait_for(need), name) for name, limit, need, _ in demands]
             wait, binding = max(waits)
             if wait > 0:
                 headers = self._headers_locked(b)
@@ -340,30 +437,30 @@ class RateLimiter:
                     f"to discuss your options for a rate limit increase.",
                     headers=headers,
                 )
-            for _, bucket, n in demands:
-                bucket.take_unchecked(n)
+            for _, limit_, _, charge in demands:
+                if charge:
+                    limit_.charge(charge)
             return Admission(
                 api_key=api_key,
                 model=model,
                 input_tokens=uncached,
-                output_reserved=out_reserve,
+                output_reserved=0,
                 headers=self._headers_locked(b),
                 admitted_at=self._clock.time(),
                 _buckets=b,
             )
 
     def settle(self, admission: Admission, actual_output_tokens: int) -> None:
-        """Replace the output reservation by the output actually generated.
+        """Charge the output the reply actually produced against OTPM (may overdraw the bucket).
 
-        Refunds the difference when the reply was shorter than reserved and charges the excess
-        when it was longer. Settling twice is a no-op, so callers may settle in a ``finally``.
+        Settling twice is a no-op, so callers may settle in a ``finally``.
         """
         with self._lock:
             if admission.settled:
                 return
             admission.settled = True
             if admission._buckets is not None:
-                admission._buckets.output.take_unchecked(max(0, int(actual_output_tokens)) - admission.output_reserved)
+                admission._buckets.output.charge(max(0, int(actual_output_tokens)))
 
     # ----- headers -------------------------------------------------------------------------------
     def headers(self, api_key: str, model: str) -> dict[str, str]:
@@ -373,10 +470,10 @@ class RateLimiter:
 
     def _headers_locked(self, b: _Buckets) -> dict[str, str]:
         out: dict[str, str] = {}
-        for prefix, bucket in (("requests", b.requests), ("input-tokens", b.input), ("output-tokens", b.output)):
-            out.update(_bucket_headers(prefix, bucket))
+        for prefix, limit in (("requests", b.requests), ("input-tokens", b.input), ("output-tokens", b.output)):
+            out.update(_bucket_headers(prefix, limit.minute))
         # "tokens-*" mirror whichever token limit is closer to refusing requests right now.
-        tightest = min((b.input, b.output), key=lambda bk: (bk.remaining(), -bk.reset_at()))
+        tightest = min((b.input.minute, b.output.minute), key=lambda bk: (bk.remaining(), -bk.reset_at()))
         out.update(_bucket_headers("tokens", tightest))
         return out
 
