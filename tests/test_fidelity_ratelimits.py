@@ -33,7 +33,7 @@ async def _call(client, **kw):
 
 def test_a_huge_max_tokens_is_admitted_and_only_the_output_produced_is_charged():
     srv = InProcessServer(seed=0, time_scale=0)
-    srv.set_rate_limits("k", RateLimits(BIG, BIG, 500))  # OTPM 500, far below max_tokens
+    srv.set_rate_limits("k", RateLimits(BIG, BIG, 500, burst_s=60))  # OTPM 500, far below max_tokens
 
     async def go() -> None:
         c = srv.async_client(api_key="k", max_retries=0)
@@ -53,7 +53,7 @@ def test_a_huge_max_tokens_is_admitted_and_only_the_output_produced_is_charged()
 
 def test_once_output_exhausts_otpm_requests_wait_for_it_to_refill():
     srv = InProcessServer(seed=0, time_scale=0)
-    srv.set_rate_limits("k", RateLimits(BIG, BIG, 60))  # one output token a second
+    srv.set_rate_limits("k", RateLimits(BIG, BIG, 60, burst_s=60))  # one output token a second
 
     async def go() -> None:
         c = srv.async_client(api_key="k", max_retries=0)

@@ -101,7 +101,7 @@ def test_tiers():
 
 # ----- RateLimiter ---------------------------------------------------------------------------------
 def test_requests_count_down_and_refuse_with_the_api_message(clock):
-    rl = RateLimiter(clock)
+    rl = RateLimiter(clock, burst_s=60)
     seen = []
     for _ in range(50):
         adm = rl.admit("sk-secret", MODEL, input_tokens=10, max_tokens=10)
@@ -120,7 +120,7 @@ def test_requests_count_down_and_refuse_with_the_api_message(clock):
 
 
 def test_input_tokens_count_down(clock):
-    rl = RateLimiter(clock)
+    rl = RateLimiter(clock, burst_s=60)
     a = rl.admit("k", MODEL, input_tokens=1_000, max_tokens=100)
     b = rl.admit("k", MODEL, input_tokens=1_000, max_tokens=100)
     assert a.headers["anthropic-ratelimit-input-tokens-remaining"] == "19000"
@@ -136,7 +136,7 @@ def test_input_tokens_count_down(clock):
     ],
 )
 def test_retry_exactly_after_retry_after_is_admitted(clock, kwargs, output, limit_text):
-    rl = RateLimiter(clock)
+    rl = RateLimiter(clock, burst_s=60)
     rl.settle(rl.admit("k", MODEL, **kwargs), output)
     with pytest.raises(RateLimited) as err:
         rl.admit("k", MODEL, **kwargs)
@@ -151,7 +151,7 @@ def test_retry_exactly_after_retry_after_is_admitted(clock, kwargs, output, limi
 
 
 def test_retry_after_rounds_up_fractional_waits(clock):
-    rl = RateLimiter(clock, default_tier=RateLimits(7, 10**6, 10**6))  # 1 request per 60/7 = 8.57 s
+    rl = RateLimiter(clock, default_tier=RateLimits(7, 10**6, 10**6), burst_s=60)  # 1 request per 60/7 = 8.57 s
     for _ in range(7):
         rl.admit("k", MODEL, 1, 1)
     with pytest.raises(RateLimited) as err:
@@ -162,7 +162,7 @@ def test_retry_after_rounds_up_fractional_waits(clock):
 
 
 def test_refused_request_consumes_nothing(clock):
-    rl = RateLimiter(clock)
+    rl = RateLimiter(clock, burst_s=60)
     rl.admit("k", MODEL, input_tokens=19_000, max_tokens=10)
     before = rl.headers("k", MODEL)
     with pytest.raises(RateLimited):
@@ -173,14 +173,14 @@ def test_refused_request_consumes_nothing(clock):
 
 
 def test_cache_reads_do_not_count_against_itpm(clock):
-    rl = RateLimiter(clock)
+    rl = RateLimiter(clock, burst_s=60)
     adm = rl.admit("k", MODEL, input_tokens=50_000, max_tokens=10, cache_read_tokens=49_000)
     assert adm.input_tokens == 1_000
     assert adm.headers["anthropic-ratelimit-input-tokens-remaining"] == "19000"
 
 
 def test_prompt_larger_than_itpm_is_refused_without_retry(clock):
-    rl = RateLimiter(clock)
+    rl = RateLimiter(clock, burst_s=60)
     with pytest.raises(RateLimited) as err:
         rl.admit("k", MODEL, input_tokens=25_000, max_tokens=10)
     assert "retry-after" not in err.value.headers
@@ -193,7 +193,7 @@ def test_prompt_larger_than_itpm_is_refused_without_retry(clock):
 def test_otpm_counts_actual_output_not_max_tokens(clock):
     # Rate-limits page: "counting only the actual tokens generated. The max_tokens parameter does
     # not factor into OTPM rate limit calculations."
-    rl = RateLimiter(clock)
+    rl = RateLimiter(clock, burst_s=60)
     adm = rl.admit("k", MODEL, input_tokens=10, max_tokens=64_000)
     assert adm.output_reserved == 0
     assert rl.headers("k", MODEL)["anthropic-ratelimit-output-tokens-remaining"] == "8000"
@@ -207,7 +207,7 @@ def test_otpm_counts_actual_output_not_max_tokens(clock):
 
 
 def test_output_beyond_the_bucket_overdraws_and_blocks_until_repaid(clock):
-    rl = RateLimiter(clock)
+    rl = RateLimiter(clock, burst_s=60)
     adm = rl.admit("k", MODEL, input_tokens=10, max_tokens=32_000)
     rl.settle(adm, 10_000)  # 2,000 more than the bucket held: the bucket goes negative
     assert rl.headers("k", MODEL)["anthropic-ratelimit-output-tokens-remaining"] == "0"
@@ -224,7 +224,7 @@ def test_output_beyond_the_bucket_overdraws_and_blocks_until_repaid(clock):
 
 
 def test_per_key_tiers_are_isolated(clock):
-    rl = RateLimiter(clock)
+    rl = RateLimiter(clock, burst_s=60)
     rl.set_tier("big", "tier-4")
     rl.set_tier("tiny", RateLimits(1, 100, 100))
     assert rl.limits_for("big") == TIERS["tier-4"]
@@ -240,7 +240,7 @@ def test_per_key_tiers_are_isolated(clock):
 
 
 def test_set_tier_starts_buckets_afresh(clock):
-    rl = RateLimiter(clock)
+    rl = RateLimiter(clock, burst_s=60)
     for _ in range(50):
         rl.admit("k", MODEL, 1, 1)
     rl.set_tier("k", "tier-2")
@@ -248,7 +248,7 @@ def test_set_tier_starts_buckets_afresh(clock):
 
 
 def test_per_model_buckets_are_isolated(clock):
-    rl = RateLimiter(clock)
+    rl = RateLimiter(clock, burst_s=60)
     for _ in range(50):
         rl.admit("k", MODEL, 1, 1)
     with pytest.raises(RateLimited):
@@ -258,7 +258,7 @@ def test_per_model_buckets_are_isolated(clock):
 
 
 def test_headers_format_and_reset_timestamps(clock):
-    rl = RateLimiter(clock)
+    rl = RateLimiter(clock, burst_s=60)
     h = rl.headers("k", MODEL)
     for prefix in ("requests", "input-tokens", "output-tokens", "tokens"):
         for suffix in ("limit", "remaining", "reset"):
@@ -278,7 +278,7 @@ def test_headers_format_and_reset_timestamps(clock):
 
 
 def test_tokens_headers_mirror_the_most_restrictive_limit(clock):
-    rl = RateLimiter(clock)
+    rl = RateLimiter(clock, burst_s=60)
     rl.settle(rl.admit("k", MODEL, input_tokens=100, max_tokens=10), 10)  # output (7,990 left) is tighter
     h = rl.headers("k", MODEL)
     assert h["anthropic-ratelimit-tokens-limit"] == "8000"
@@ -290,7 +290,7 @@ def test_tokens_headers_mirror_the_most_restrictive_limit(clock):
 
 
 def test_refill_over_time_shows_in_headers(clock):
-    rl = RateLimiter(clock)
+    rl = RateLimiter(clock, burst_s=60)
     for _ in range(10):
         rl.admit("k", MODEL, 1, 1)
     assert rl.headers("k", MODEL)["anthropic-ratelimit-requests-remaining"] == "40"
@@ -299,7 +299,7 @@ def test_refill_over_time_shows_in_headers(clock):
 
 
 def test_fanout_of_short_requests_hits_the_default_limit(clock):
-    rl = RateLimiter(clock)
+    rl = RateLimiter(clock, burst_s=60)
     admitted = refused = 0
     for _ in range(80):
         try:
@@ -311,10 +311,10 @@ def test_fanout_of_short_requests_hits_the_default_limit(clock):
 
 
 def test_unlimited_and_reset(clock):
-    rl = RateLimiter(clock, default_tier="unlimited")
+    rl = RateLimiter(clock, default_tier="unlimited", burst_s=60)
     for _ in range(1000):
         rl.admit("k", MODEL, 100_000, 64_000)
-    rl = RateLimiter(clock)
+    rl = RateLimiter(clock, burst_s=60)
     for _ in range(50):
         rl.admit("k", MODEL, 1, 1)
     rl.reset()
@@ -324,7 +324,7 @@ def test_unlimited_and_reset(clock):
 
 
 def test_concurrent_admissions_never_oversubscribe(clock):
-    rl = RateLimiter(clock)
+    rl = RateLimiter(clock, burst_s=60)
     admitted: list[int] = []
 
     def worker() -> None:
@@ -353,6 +353,23 @@ def test_default_burst_is_one_constant_and_lenient_burst_spends_a_minute_at_once
     with pytest.raises(RateLimited):
         rl.admit("k", MODEL, 1)
     assert RateLimiter(clock).default_burst_s == ratelimit.DEFAULT_BURST_S
+
+
+@pytest.mark.parametrize("default", [1.0, 60.0])
+def test_the_module_default_is_read_when_a_limiter_is_made(clock, monkeypatch, default):
+    from course_utils.mock_provider import ratelimit
+
+    monkeypatch.setattr(ratelimit, "DEFAULT_BURST_S", default)
+    rl = RateLimiter(clock, default_tier=RateLimits(60, 10**6, 10**6))
+    assert rl.default_burst_s == default and rl.burst_for("k") == default
+    admitted = 0
+    for _ in range(70):
+        try:
+            rl.admit("k", MODEL, 1)
+            admitted += 1
+        except RateLimited:
+            pass
+    assert admitted == (1 if default == 1.0 else 60)
 
 
 def test_short_interval_enforcement_admits_one_second_worth(clock):
