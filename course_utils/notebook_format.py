@@ -56,7 +56,6 @@ __all__ = [
     "parse_begin",
     "strip_code",
     "strip_markdown",
-    "has_markers",
     "has_solution_block",
     "exercise_id_in_source",
     # metadata
@@ -234,11 +233,6 @@ def strip_markdown(source: str, where: str) -> str:
         return source
     # Removing a passage can leave a run of blank lines; collapse it so the cell reads naturally.
     return re.sub(r"\n{3,}", "\n\n", "\n".join(out)).strip("\n")
-
-
-def has_markers(source: str) -> bool:
-    """Does ``source`` contain any solution marker (code or markdown)?"""
-    return any(p.match(line) for line in source.split("\n") for p in (CODE_BEGIN, CODE_END, MD_BEGIN, MD_END))
 
 
 def has_solution_block(source: str) -> bool:

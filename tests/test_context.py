@@ -407,7 +407,11 @@ def test_runner_records_correctness_and_measures_latency_on_the_injected_clock(s
                                                    "output_tokens": result.records[0].output_tokens}, MODEL)
 
 
-def test_is_correct_rejects_declines():
+def test_is_correct_judges_the_value_not_a_phrase():
     assert is_correct("Your order number is 4417.", "4417")
-    assert not is_correct("I don't have that information. 4417?", "4417")
+    assert is_correct("You are ada, from Lisbon.", "Ada")  # case does not matter
+    assert not is_correct("I don't have that information. You haven't told me your order number.", "4417")
+    assert not is_correct("I'm not able to see that in our conversation.", "Lisbon")  # any wording of a decline
     assert not is_correct("Your name is Bob.", "Ada")
+    assert not is_correct("We ship to Canada.", "Ada")  # inside another word
+    assert not is_correct("Order 44170 is on its way.", "4417")

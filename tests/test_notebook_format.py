@@ -15,7 +15,6 @@ from course_utils.notebook_format import (
     MarkerError,
     SolutionBlock,
     exercise_id_in_source,
-    has_markers,
     has_solution_block,
     lesson_filename,
     lesson_notebooks,
@@ -94,7 +93,7 @@ def test_stub_names_its_exercise_and_is_read_back(exercise, hint, indent):
     with pytest.raises(NotImplementedError) as info:
         namespace["f"]()
     assert str(info.value) == (f"Exercise {exercise}: {hint}" if hint else f"Exercise {exercise}")
-    assert not has_markers(stub) and not has_solution_block(stub)
+    assert not has_solution_block(stub) and "SOLUTION" not in stub
 
 
 def _shell_quote(text: str) -> str:

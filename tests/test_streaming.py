@@ -29,9 +29,8 @@ from course_utils.streaming import (
     relay_deltas,
     timing_from_events,
 )
-from course_utils.streaming.backpressure import run_simulation
+from course_utils.streaming import decode_chunked, raw_request, run_simulation
 from course_utils.streaming.consume import atiming_from_events
-from course_utils.streaming.wire import decode_chunked, raw_request
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 RECORDED = sorted(DATA.glob("lesson02_stream_*.sse"))
@@ -139,6 +138,9 @@ def test_timing_on_a_virtual_clock():
     assert result.tokens_per_s == pytest.approx(30 / 1.0)
     assert result.text == "Hello world" and seen == ["Hello", " world"]
     assert result.delta_times == pytest.approx([0.9, 1.0])
+    frame = result.frame()  # one row per text delta (the result-table convention)
+    assert list(frame.columns) == ["delta", "at_s", "chars"]
+    assert frame["at_s"].tolist() == pytest.approx([0.9, 1.0]) and frame["chars"].tolist() == [5, 6]
 
 
 def test_consume_stream_against_the_simulator(sim, client):
@@ -206,6 +208,29 @@ def test_policies_lose_no_text(policy):
         assert stats.coalesced > 0 and stats.gets < len(deltas) and stats.paused_s == 0
     if policy == "pause":
         assert stats.coalesced == 0 and stats.gets == len(deltas) and stats.paused_s > 0
+    trace = stats.frame()  # one row per sample (the result-table convention)
+    assert list(trace.columns) == ["t_s", "depth", "buffered_bytes"] and len(trace) == len(stats.trace)
+    assert trace["depth"].max() == stats.max_depth and trace["t_s"].is_monotonic_increasing
+
+
+def test_the_package_exports_what_notebooks_use_and_nothing_dead():
+    import course_utils.context as context
+    import course_utils.streaming as streaming
+
+    for package in (context, streaming):
+        for name in package.__all__:
+            assert getattr(package, name) is not None, name
+    for name in ("run_simulation", "complete_timed", "policy_table", "recorded_deltas", "describe_pace",
+                 "mean_gap_ms", "raw_request", "decode_chunked"):
+        assert name in streaming.__all__, name
+    for name in ("budget_plan", "format_budget_plan"):
+        assert name in context.__all__, name
+    import course_utils.context.runner as runner
+    import course_utils.streaming.consume as consume
+    import course_utils.streaming.sse as sse
+
+    assert not hasattr(streaming, "aiter_sse") and not hasattr(sse, "aiter_sse")
+    assert not hasattr(consume, "acomplete_timed") and not hasattr(runner, "is_overflow")
 
 
 def test_relay_deltas_keeps_order_and_reraises_upstream_errors():

@@ -5,13 +5,17 @@
 * :mod:`.strategies` — :class:`FullHistory`, :class:`SlidingWindow`, :class:`Summarizing`,
   :class:`Hybrid` and :class:`CacheLayout`, all behind one ``build(system, history)`` interface.
 * :mod:`.runner` — plays the scripted conversation through a strategy and records every turn.
+* :mod:`.display` — the Explore cell's budget plan (what each strategy keeps under a budget).
+
+Everything a notebook uses is exported here; import it from ``course_utils.context``.
 """
 
 from .accounting import (
     ESTIMATE_MARGIN, AccountingCheck, RequestTokens, account, compare_with_api, message_tokens, request_tokens,
 )
 from .conversation import Conversation, ScriptedTurn, is_correct, load_conversation
-from .runner import RunResult, TurnRecord, is_overflow, run_conversation
+from .display import budget_plan, budget_strip, format_budget_plan
+from .runner import RunResult, TurnRecord, error_message, run_conversation
 from .strategies import (
     SUMMARY_HEADER,
     CacheLayout,
@@ -32,7 +36,8 @@ __all__ = [
     "ESTIMATE_MARGIN", "AccountingCheck", "RequestTokens", "account", "compare_with_api", "message_tokens",
     "request_tokens",
     "Conversation", "ScriptedTurn", "is_correct", "load_conversation",
-    "RunResult", "TurnRecord", "is_overflow", "run_conversation",
+    "budget_plan", "budget_strip", "format_budget_plan",
+    "RunResult", "TurnRecord", "error_message", "run_conversation",
     "SUMMARY_HEADER", "CacheLayout", "ContextBudgetExceeded", "ContextStrategy", "FullHistory", "Hybrid",
     "Prompt", "SideCall", "SlidingWindow", "Summarizing", "compose_request", "sliding_window",
     "group_turns", "transcript", "validity_problems",

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from .. import tokens
+from ..clients import SyncClient
 from ..tokens import MESSAGE_OVERHEAD, REQUEST_OVERHEAD, SYSTEM_OVERHEAD, TOOLS_OVERHEAD
 
 __all__ = ["RequestTokens", "AccountingCheck", "message_tokens", "system_tokens", "tools_tokens",
@@ -94,7 +95,7 @@ def request_tokens(body: Mapping[str, Any]) -> int:
     return account(body).total
 
 
-def compare_with_api(client: Any, body: Mapping[str, Any]) -> AccountingCheck:
+def compare_with_api(client: SyncClient, body: Mapping[str, Any]) -> AccountingCheck:
     """Count ``body`` ourselves and with ``client.messages.count_tokens`` (one request, free of charge)."""
     params = {k: body[k] for k in COUNT_TOKENS_FIELDS if body.get(k)}
     api = client.messages.count_tokens(**params).input_tokens

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["ScriptedTurn", "Conversation", "load_conversation", "is_correct", "DATA_DIR"]
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"
-NO_INFO = "don't have that information"
 
 
 @dataclass(frozen=True)
@@ -53,5 +53,11 @@ def load_conversation(turns: int | None = None, data_dir: Path = DATA_DIR) -> Co
 
 
 def is_correct(answer: str, expected: str) -> bool:
-    """Whether a reply answers a fact question: it names the expected value and does not decline."""
-    return expected.lower() in answer.lower() and NO_INFO not in answer.lower()
+    """Whether a reply answers a fact question: it states the expected value, as a whole word.
+
+    Judged by the value alone, so the same rule holds for any model's wording: a reply that declines
+    ("I don't have that information", "You haven't told me your order number") cannot state a value
+    it does not have, and a value inside another word ("Ada" in "Canada", "4417" in "44170") does
+    not count.
+    """
+    return re.search(rf"(?<!\w){re.escape(expected.strip())}(?!\w)", answer, re.IGNORECASE) is not None

@@ -15,11 +15,12 @@ from typing import Any, Callable
 import anthropic
 
 from .. import pricing
+from ..clients import SyncClient
 from ..clock import SYSTEM_CLOCK, Clock
 from .conversation import Conversation, is_correct
 from .strategies import ContextStrategy
 
-__all__ = ["TurnRecord", "RunResult", "run_conversation", "is_overflow", "error_message"]
+__all__ = ["TurnRecord", "RunResult", "run_conversation", "error_message"]
 
 
 def _n(usage: Any, name: str) -> int:
@@ -108,13 +109,8 @@ def is_overflow_message(message: str) -> bool:
     return "prompt is too long" in message
 
 
-def is_overflow(exc: BaseException) -> bool:
-    """Whether an SDK error is the context-window overflow ("prompt is too long", HTTP 400)."""
-    return isinstance(exc, anthropic.BadRequestError) and is_overflow_message(str(exc))
-
-
 def run_conversation(
-    client: Any,
+    client: SyncClient,
     strategy: ContextStrategy,
     conversation: Conversation,
     *,

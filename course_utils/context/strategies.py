@@ -17,6 +17,7 @@ import copy
 from dataclasses import dataclass
 from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
 
+from ..clients import SyncClient
 from ..clock import SYSTEM_CLOCK, Clock
 from ..models import UnknownModelError, get_model
 from .accounting import message_tokens, request_tokens
@@ -189,7 +190,7 @@ class Summarizing:
 
     def __init__(
         self,
-        client: Any,
+        client: SyncClient,
         *,
         model: str,
         threshold: int,
@@ -277,7 +278,7 @@ class Hybrid(Summarizing):
 
     name = "hybrid"
 
-    def __init__(self, client: Any, *, model: str, threshold: int, keep_recent: int | None = None, **kwargs: Any) -> None:
+    def __init__(self, client: SyncClient, *, model: str, threshold: int, keep_recent: int | None = None, **kwargs: Any) -> None:
         super().__init__(client, model=model, threshold=threshold,
                          keep_recent=threshold // 4 if keep_recent is None else keep_recent, **kwargs)
 

@@ -9,31 +9,45 @@
 * :mod:`.relay` — a Starlette app that turns the model's stream into browser SSE (headers,
   heartbeats, an end event, error events, cancellation on disconnect) and a threaded server for it.
 * :mod:`.wire` — raw HTTP bytes from a real socket, to see chunked transfer encoding.
+* :mod:`.display` — the Explore cell's policy table (a recorded stream replayed on virtual time).
+
+Everything a notebook uses is exported here; import it from ``course_utils.streaming``.
 """
 
 from __future__ import annotations
 
-from .backpressure import POLICIES, DeltaQueue, QueueStats, relay_deltas
-from .consume import StreamResult, aconsume_stream, consume_stream, timing_from_events
+from .backpressure import POLICIES, DeltaQueue, QueueStats, relay_deltas, run_simulation, simulate_policy
+from .consume import StreamResult, aconsume_stream, complete_timed, consume_stream, timing_from_events
+from .display import describe_pace, mean_gap_ms, policy_table, recorded_deltas
 from .relay import RelayConfig, RelayServer, create_relay_app
-from .sse import SSEEvent, SSEParser, aiter_sse, format_comment, format_event, iter_sse
+from .sse import SSEEvent, SSEParser, format_comment, format_event, iter_sse
+from .wire import RawResponse, decode_chunked, raw_request
 
 __all__ = [
     "SSEEvent",
     "SSEParser",
     "iter_sse",
-    "aiter_sse",
     "format_event",
     "format_comment",
     "StreamResult",
     "consume_stream",
     "aconsume_stream",
+    "complete_timed",
     "timing_from_events",
     "DeltaQueue",
     "QueueStats",
     "POLICIES",
     "relay_deltas",
+    "simulate_policy",
+    "run_simulation",
+    "recorded_deltas",
+    "mean_gap_ms",
+    "policy_table",
+    "describe_pace",
     "RelayConfig",
     "RelayServer",
     "create_relay_app",
+    "RawResponse",
+    "raw_request",
+    "decode_chunked",
 ]

@@ -50,7 +50,15 @@ class QueueStats:
     sent_chars: int = 0
     trace: list[tuple[float, int, int]] = field(default_factory=list)
 
+    def frame(self) -> Any:
+        """The trace as a pandas DataFrame: one row per sample, ``t_s``, ``depth``, ``buffered_bytes``
+        (empty unless the queue was made with ``trace=True``)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.trace, columns=["t_s", "depth", "buffered_bytes"])
+
     def summary(self) -> dict[str, Any]:
+        """The headline figures (a row of a comparison table)."""
         return {"policy": self.policy, "maxsize": self.maxsize, "deltas_in": self.puts, "writes_out": self.gets,
                 "coalesced": self.coalesced, "max_depth": self.max_depth,
                 "max_buffered_bytes": self.max_buffered_bytes, "upstream_paused_s": self.paused_s}

@@ -14,10 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterable, Callable, Iterable
 
+from ..clients import AsyncClient, SyncClient
 from ..clock import SYSTEM_CLOCK, Clock
 
 __all__ = ["StreamResult", "timing_from_events", "atiming_from_events", "consume_stream", "aconsume_stream",
-           "complete_timed", "acomplete_timed"]
+           "complete_timed"]
 
 
 @dataclass
@@ -44,6 +45,13 @@ class StreamResult:
         if self.ttft_s is None or self.total_s <= self.ttft_s:
             return None
         return self.output_tokens / (self.total_s - self.ttft_s)
+
+    def frame(self) -> Any:
+        """One row per text delta: ``delta`` (0-based), ``at_s`` (seconds since the request) and ``chars``."""
+        import pandas as pd
+
+        return pd.DataFrame({"delta": range(len(self.delta_times)), "at_s": list(self.delta_times),
+                             "chars": list(self.delta_sizes)})
 
     def summary(self) -> dict[str, Any]:
         """The figures as a flat dict (a row of a pandas table)."""
@@ -110,7 +118,7 @@ async def atiming_from_events(events: AsyncIterable[Any], clock: Clock = SYSTEM_
     return timer.finish()
 
 
-def consume_stream(client: Any, *, clock: Clock = SYSTEM_CLOCK, on_text: Callable[[str], Any] | None = None,
+def consume_stream(client: SyncClient, *, clock: Clock = SYSTEM_CLOCK, on_text: Callable[[str], Any] | None = None,
                    **request: Any) -> StreamResult:
     """Stream ``request`` (``messages.create`` keyword arguments) with ``client`` and time it."""
     started = clock.monotonic()
@@ -120,7 +128,7 @@ def consume_stream(client: Any, *, clock: Clock = SYSTEM_CLOCK, on_text: Callabl
     return result
 
 
-async def aconsume_stream(client: Any, *, clock: Clock = SYSTEM_CLOCK,
+async def aconsume_stream(client: AsyncClient, *, clock: Clock = SYSTEM_CLOCK,
                           on_text: Callable[[str], Any] | None = None, **request: Any) -> StreamResult:
     """Async :func:`consume_stream` for an ``AsyncAnthropic`` client."""
     started = clock.monotonic()
@@ -137,15 +145,9 @@ def _blocking_result(message: Any, elapsed: float) -> StreamResult:
                         stop_reason=message.stop_reason, message=message, streamed=False)
 
 
-def complete_timed(client: Any, *, clock: Clock = SYSTEM_CLOCK, **request: Any) -> StreamResult:
+def complete_timed(client: SyncClient, *, clock: Clock = SYSTEM_CLOCK, **request: Any) -> StreamResult:
     """The naive baseline: one blocking ``messages.create``, timed the same way."""
     started = clock.monotonic()
     message = client.messages.create(**request)
     return _blocking_result(message, clock.monotonic() - started)
 
-
-async def acomplete_timed(client: Any, *, clock: Clock = SYSTEM_CLOCK, **request: Any) -> StreamResult:
-    """Async :func:`complete_timed`."""
-    started = clock.monotonic()
-    message = await client.messages.create(**request)
-    return _blocking_result(message, clock.monotonic() - started)

@@ -11,12 +11,10 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from .backpressure import run_simulation
+from .backpressure import POLICIES, run_simulation
 from .consume import StreamResult
 
-__all__ = ["POLICIES", "recorded_deltas", "mean_gap_ms", "policy_table", "describe_pace"]
-
-POLICIES = ("unbounded", "pause", "coalesce")
+__all__ = ["recorded_deltas", "mean_gap_ms", "policy_table", "describe_pace"]
 
 
 def recorded_deltas(run: StreamResult) -> tuple[list[float], list[str]]:

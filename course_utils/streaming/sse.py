@@ -18,9 +18,9 @@ from __future__ import annotations
 import codecs
 import json
 from dataclasses import dataclass
-from typing import Any, AsyncIterable, AsyncIterator, Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
-__all__ = ["SSEEvent", "SSEParser", "iter_sse", "aiter_sse", "format_event", "format_comment"]
+__all__ = ["SSEEvent", "SSEParser", "iter_sse", "format_event", "format_comment"]
 
 
 @dataclass(frozen=True)
@@ -144,16 +144,6 @@ def iter_sse(chunks: Iterable[bytes]) -> Iterator[SSEEvent]:
     for chunk in chunks:
         yield from parser.feed(chunk)
     yield from parser.close()
-
-
-async def aiter_sse(chunks: AsyncIterable[bytes]) -> AsyncIterator[SSEEvent]:
-    """Async :func:`iter_sse` (e.g. over ``httpx.Response.aiter_bytes()``)."""
-    parser = SSEParser()
-    async for chunk in chunks:
-        for event in parser.feed(chunk):
-            yield event
-    for event in parser.close():
-        yield event
 
 
 def format_event(data: Any, event: str | None = None, id: str | None = None) -> bytes:
