@@ -415,3 +415,51 @@ def test_recall_understands_more_ways_of_asking(question, expected):
     req = _parse({"model": "claude-haiku-5-5", "max_tokens": 100, "messages": msgs})
     reply = _respond(_Ctx(request=req, model=_get_model("claude-haiku-5-5"), rng=_random.Random(0)))
     assert reply.skill == "recall" and reply.blocks[0].text == expected
+
+
+# --- summarize: the instruction in the system prompt, the material in the user turn (issue 14-5) ---
+
+TRANSCRIPT = ("User: Hi there! My name is Ada.\nAssistant: Hello, nice to meet you!\nUser: " + FILLER
+              + "\nUser: My order number is 4417 and I live in Lisbon.\nAssistant: Thanks, noted.\nUser: " + FILLER * 2)
+
+
+@pytest.mark.parametrize("system", [
+    "Summarize the conversation below for the support agent who continues it. Keep all facts word for word.",
+    "You are a summarization assistant. Keep every fact the user stated.",
+    "Your task is to summarise the transcript the user sends.",
+    "You condense support transcripts. Condense the transcript you are given, keeping facts.",
+    "Please write a short summary of the following text.",
+    [{"type": "text", "text": "Summarize the user's message, keeping names and numbers."}],
+])
+def test_summary_instruction_in_system_with_material_in_the_user_turn(system):
+    r = ask([U(TRANSCRIPT)], system=system, max_tokens=120)
+    assert r.skill == "summarize"
+    out = text(r)
+    assert all(f in out for f in ("Ada", "4417", "Lisbon")), out
+    assert count_text(out) < 0.5 * count_text(TRANSCRIPT)
+
+
+def test_summary_instruction_in_system_summarizes_a_conversation_in_messages():
+    msgs = _long_convo() + [U("That is all for today, thanks.")]
+    r = ask(msgs, system="Summarize this conversation. Keep every fact the user gave.", max_tokens=120)
+    assert r.skill == "summarize"
+    assert all(f in text(r) for f in ("Ada", "4417", "Lisbon"))
+
+
+@pytest.mark.parametrize("system", [
+    "Summary of the earlier conversation (facts the user gave):\n- User: My name is Ada.",  # carries a summary
+    "You are a helpful support agent. Answer briefly.",
+    "You are a support agent. A summary of past tickets is below.\nSummary: order 4417 was refunded.",
+    "Answer questions about the documents; the user may ask you to produce other outputs later.",
+])
+def test_a_system_prompt_that_does_not_instruct_summarizing_does_not_trigger_it(system):
+    assert ask([U("What is my order number?")], system=system).skill != "summarize"
+    assert ask([U(TRANSCRIPT)], system=system).skill != "summarize"
+
+
+def test_a_long_assistant_prompt_mentioning_summaries_in_passing_does_not_trigger_it():
+    from pathlib import Path
+
+    system = (Path(__file__).resolve().parents[1] / "data" / "lesson01_system_prompt.md").read_text()
+    assert "Summarise the case" in system  # lesson 01's prompt, with an escalation rule that mentions it
+    assert ask([U("My router keeps dropping the connection, what should I do?")], system=system).skill != "summarize"

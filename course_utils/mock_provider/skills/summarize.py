@@ -2,7 +2,12 @@
 
 What is summarized: the text that follows the instruction in the last user turn when there is
 one ("Summarize this: ..."), otherwise the conversation so far (earlier turns, or the system
-prompt when there are none). Sentences are scored for the facts they carry (first-person
+prompt when there are none). The instruction may also be the system prompt, with the material in
+the user turn(s) (``system="Summarize the conversation below..."``, the transcript as the user
+message): a system prompt that *instructs* summarizing (a sentence starting with the verb, "Your
+task is to summarize", "You are a summarizer") in its first sentence, or anywhere in a short
+prompt, triggers it; one that merely *carries* a summary ("Summary of the earlier conversation:
+...") or mentions summarizing deep in a long prompt does not. Sentences are scored for the facts they carry (first-person
 statements such as "my order number is 4417", numbers, dates, codes, proper nouns, "Key: value"
 lines); fact sentences are kept verbatim in their original order, greetings and acknowledgements
 are dropped. The result stays under half the input and within ``max_tokens``, dropping the
@@ -20,7 +25,7 @@ from ...tokens import count_text
 from .base import Reply, SkillContext, TextOut
 from .text import content_words, earlier_turns, split_sentences, stem
 
-__all__ = ["SummarizeSkill", "is_summary_request", "fact_score", "summarize_text"]
+__all__ = ["SummarizeSkill", "is_summary_request", "is_summary_instruction", "fact_score", "summarize_text"]
 
 _TRIGGER = re.compile(
     r"\b(summari[sz]e|summari[sz]ing|summari[sz]ation|condense|tl;?dr|recap)\b"
@@ -41,6 +46,33 @@ _FILLER = re.compile(
 )
 _MONTHS = r"jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec|january|february|march|april|june|july|august|september|october|november|december"
 _DAYS = r"monday|tuesday|wednesday|thursday|friday|saturday|sunday|today|tomorrow|yesterday"
+
+
+# A system prompt that instructs summarizing: the verb opens a sentence (optionally after "please",
+# "your task is to", "you will"), or the model is cast as a summarizer.
+_VERB = (r"(?:summari[sz]e|condense|recap|(?:write|give|produce|create|make|provide|update|prepare|draft|generate)"
+         r"\b[^.?!\n]{0,30}\bsummary\b)")
+_SYSTEM_TRIGGER = re.compile(
+    r"(?:^|[.!?:]\s+|\n)\s*(?:please\s+)?(?:(?:your|the)\s+(?:only\s+|sole\s+)?(?:task|job|role|goal)\s+is\s+to\s+"
+    r"|you\s+(?:will|must|should|shall)\s+|you\s+)?" + _VERB + r"\b"
+    r"|\byou\s+are\s+(?:a|an)\s+[\w -]{0,40}?summari[sz](?:er|ation|ing)\b",
+    re.I,
+)
+
+
+def is_summary_instruction(system: str) -> bool:
+    """Whether a system prompt instructs the model to summarize (not merely contains a summary).
+
+    The instruction must be the prompt's task: in its first sentence, or anywhere in a short
+    prompt (at most 60 words). A long assistant prompt that mentions summarizing in passing
+    ("Summarise the case for the agent in three lines" under its escalation rules) is not one.
+    """
+    sentences = split_sentences(system or "")
+    if not sentences:
+        return False
+    if _SYSTEM_TRIGGER.search(sentences[0].strip()):
+        return True
+    return len((system or "").split()) <= 60 and bool(_SYSTEM_TRIGGER.search(system))
 
 
 def is_summary_request(text: str) -> bool:
@@ -146,6 +178,8 @@ class SummarizeSkill:
         req = ctx.request
         user = req.last_user_text
         if not is_summary_request(user):
+            if is_summary_instruction(req.system_text):
+                return self._summarize_messages(req)
             return None
         own = _sentences_of(user)
         if len(" ".join(own).split()) >= 15:
@@ -156,6 +190,18 @@ class SummarizeSkill:
             if not turns:
                 sentences = _sentences_of(req.system_text) + own
             source = "\n".join(sentences)
+        return self._reply(req, sentences, source)
+
+    def _summarize_messages(self, req) -> Reply:
+        """The instruction is in ``system``: summarize the material in the messages (all turns)."""
+        turns = [*earlier_turns(req), ("user", req.last_user_text)]
+        single = len([t for t in turns if t[1].strip()]) == 1
+        # One user turn is a pasted document or transcript: its sentences as they are. Several
+        # turns are a conversation: each sentence tagged with who said it.
+        sentences = [s for role, text in turns for s in _sentences_of(text, None if single else role)]
+        return self._reply(req, sentences, "\n".join(sentences))
+
+    def _reply(self, req, sentences: list[str], source: str) -> Reply:
         if not sentences:
             return Reply(blocks=(TextOut("There is nothing to summarize yet."),), skill=self.name)
         input_tokens = count_text(source)
