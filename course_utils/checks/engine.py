@@ -10,7 +10,7 @@ from typing import Any
 
 from . import registry
 from .explain import explain
-from .framework import MISSING, CaseFailed, CaseResult, CheckResult, Exercise, describe
+from .framework import MISSING, CaseFailed, CaseResult, CheckBug, CheckResult, Exercise, describe
 from .report import format_verdict, show
 from .runner import run_with_limit
 
@@ -108,6 +108,9 @@ def _run_cases(exercise: Exercise, answer: tuple, kw: dict, limit: float) -> lis
             out.append(CaseResult(case.name, True))
         elif isinstance(outcome.error, CaseFailed):
             out.append(CaseResult(case.name, False, _case_message(outcome.error), "failed", outcome.error.hint))
+        elif isinstance(outcome.error, CheckBug):
+            out.append(CaseResult(case.name, False, f"The check itself is broken (not your code): {outcome.error}",
+                                  "error"))
         else:
             why = explain(outcome.error, exercise=exercise.id, answers=answer, signature=exercise.signature)
             message = why.text + (f"\nIn your code: {why.where}" if why.where else "")

@@ -21,11 +21,38 @@ thread, never on the notebook kernel's loop.
 
 Scoring: an exercise is worth ``points``; partial credit is the fraction of cases passed times
 ``points`` (3 of 4 cases on a 2-point exercise scores 1.5).
+
+The rule every lesson's checks follow (issue 14; lessons 05-08 inherit it):
+
+* **Every term of the contract is observed.** For each sentence of the exercise (its markdown and
+  its docstring) some case fails an answer that breaks that sentence and only that one. Grade
+  behaviour where the contract is about behaviour (the probe's ledger: how many requests, which
+  model, which tokens), not the return value alone.
+* **Inputs the answer could change are checked after the call** (a mutation check: give the answer
+  a deep copy, compare it with the original afterwards).
+* **Empty input, the contract's edge inputs, and property cases.** An empty list, a budget that fits
+  exactly, bare ``\r`` line endings, a float-unfriendly price: the inputs the contract names or real
+  data has, not only ones where a wrong answer happens to agree. Where the contract holds for all
+  inputs, draw many (a seeded generator in the check, ``hypothesis`` in the tests) and compare with
+  the reference.
+* **Bounds come from the contract, never from what the answer did** (not "calls + maxsize" when
+  ``calls`` is the answer's own behaviour). Select ledger rows by what they are (endpoint, key,
+  skill), never by position.
+* **Messages state the observed difference and hint at the observed cause.** A failure never
+  compares two equal values ("4 events instead of 4"): :class:`CaseFailed` refuses to be built with
+  an ``expected`` and a ``got`` that print the same, or a message of the form "N x instead of N", in
+  strict mode (:data:`STRICT`: on under the test suite and with ``COURSE_CHECKS_STRICT=1``), so
+  every lesson's wrong-answer tests catch such a message.
+* **In ``tests/test_checks_lessonNN.py``**: the solution and at least one correct alternative
+  written differently pass; plausible wrong answers, written as a student would from the contract,
+  are rejected with the phrase that names their mistake; the unedited stub is "not attempted".
 """
 
 from __future__ import annotations
 
 import inspect
+import os
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -42,6 +69,9 @@ __all__ = [
     "call",
     "run_awaitable",
     "describe",
+    "CheckBug",
+    "STRICT",
+    "shows_no_difference",
 ]
 
 STATUSES = ("passed", "failed", "not_attempted", "error", "timeout")
@@ -56,14 +86,50 @@ MISSING: Any = _Missing()
 """Placeholder for ``expected``/``got`` when a failure has nothing meaningful to show."""
 
 
+def _strict() -> bool:
+    return os.environ.get("COURSE_CHECKS_STRICT", "") not in ("", "0") or "PYTEST_CURRENT_TEST" in os.environ
+
+
+STRICT: Callable[[], bool] = _strict
+"""Whether a failure that shows no difference is a :class:`CheckBug` (the test suite, or
+``COURSE_CHECKS_STRICT=1``). In a student's notebook the message is shown as it is."""
+
+
+class CheckBug(Exception):
+    """A check built a failure message that names no difference: a bug in the check, not in the answer."""
+
+
+_SAME_COUNT = re.compile(r"(?<![\w.,])(\d[\d,.]*)\s+([a-z][\w()-]*(?:\s[a-z][\w()-]*)?)\s+instead of\s+\1(?![\d,.]*\d)(?:\s+\2)?\b",
+                         re.IGNORECASE)
+
+
+def shows_no_difference(message: str = "", expected: Any = MISSING, got: Any = MISSING) -> str | None:
+    """Why a failure with this ``message``, ``expected`` and ``got`` tells the student nothing, or ``None``.
+
+    Two cases: ``expected`` and ``got`` print the same (:func:`describe`), or the message compares
+    a number with itself ("4 events instead of 4").
+    """
+    if expected is not MISSING and got is not MISSING and describe(expected) == describe(got):
+        return f"expected and got print the same ({describe(expected, 80)})"
+    match = _SAME_COUNT.search(message or "")
+    if match:
+        return f"the message compares a number with itself ({match.group(0)!r})"
+    return None
+
+
 class CaseFailed(AssertionError):
     """The student's answer is wrong in this case: what was expected, what came back, and a hint.
 
     Subclasses ``AssertionError`` so a case can also be written with plain ``assert`` statements,
-    but raise this for a useful message.
+    but raise this for a useful message. In strict mode (:data:`STRICT`) a failure that shows no
+    difference (:func:`shows_no_difference`) raises :class:`CheckBug` instead.
     """
 
     def __init__(self, message: str = "", *, expected: Any = MISSING, got: Any = MISSING, hint: str | None = None):
+        if STRICT():
+            why = shows_no_difference(message, expected, got)
+            if why:
+                raise CheckBug(f"a failure message that names no difference: {why}; message: {message!r}")
         self.message = message
         self.expected = expected
         self.got = got

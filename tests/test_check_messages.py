@@ -1,0 +1,81 @@
+"""A failure message names a real difference: never "4 events instead of 4" (issue 14, class 6).
+
+The guard lives in the checks framework (``CaseFailed`` refuses such a message in strict mode),
+and strict mode is on under the test suite, so every lesson's wrong-answer tests, 00 to 08, fail
+on a message that compares two equal values: the check reports itself as broken ("error"), and
+``assert_rejected`` wants "failed".
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import course_utils.checks as checks
+from course_utils.checks import framework
+from course_utils.checks.framework import MISSING, CaseFailed, CheckBug, Exercise, shows_no_difference
+
+
+def test_strict_mode_is_on_under_the_test_suite():
+    assert framework.STRICT()
+
+
+@pytest.mark.parametrize(
+    "message, expected, got",
+    [
+        ("parsed: 4 events instead of 4; first difference at event 2", MISSING, MISSING),
+        ("1,200 tokens instead of 1,200 tokens", MISSING, MISSING),
+        ("wrong count", 4, 4),
+        ("wrong text", "abc", "abc"),
+        ("", [("delta", "x")], [("delta", "x")]),
+    ],
+)
+def test_a_failure_that_names_no_difference_is_detected(message, expected, got):
+    assert shows_no_difference(message, expected, got)
+    with pytest.raises(CheckBug):
+        CaseFailed(message, expected=expected, got=got)
+
+
+@pytest.mark.parametrize(
+    "message, expected, got",
+    [
+        ("parsed: 4 events instead of 40", MISSING, MISSING),
+        ("3 events instead of 4", MISSING, MISSING),
+        ("wrong type: expected a int, got a float", 5, 5.0),  # the type is the difference, and prints
+        ("wrong count", 4, 5),
+        ("the relay took 0.80 s", "at most 0.60 s", "0.80 s"),
+        ("no request reached the API", "1 request", "0 requests"),
+    ],
+)
+def test_a_real_difference_passes(message, expected, got):
+    assert shows_no_difference(message, expected, got) is None
+    CaseFailed(message, expected=expected, got=got)
+
+
+def test_outside_strict_mode_the_message_is_shown(monkeypatch):
+    monkeypatch.setattr(framework, "STRICT", lambda: False)
+    failure = CaseFailed("4 events instead of 4", expected=4, got=4)
+    assert failure.message == "4 events instead of 4"
+
+
+def test_a_check_that_builds_such_a_message_reports_itself_broken(monkeypatch):
+    exercise = Exercise("0.99", "A broken check", points=1)
+
+    @exercise.case("compares a count with itself")
+    def _(fn):
+        got = fn()
+        raise CaseFailed(f"{got} events instead of {got}")
+
+    from course_utils.checks import engine
+
+    monkeypatch.setattr(engine, "find_exercise", lambda exercise_id: exercise)
+    result = checks.check("0.99", lambda: 4, quiet=True)
+    assert result.status == "error" and result.points == 0
+    assert "The check itself is broken (not your code)" in result.feedback
+    assert "compares a number with itself" in result.feedback
+
+
+def test_expect_equal_never_reports_equal_values():
+    framework.expect_equal(3, 3)
+    with pytest.raises(CaseFailed) as info:
+        framework.expect_equal(3, "3", "wrong count")
+    assert "wrong type" in info.value.message
