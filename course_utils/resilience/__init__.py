@@ -1,0 +1,31 @@
+"""Lesson 05: retries that help instead of hurt, breakers, fallbacks, and idempotency keys.
+
+One job per module:
+
+- :mod:`.errors`: what is retryable (:func:`is_retryable`), ``retry-after``, what a breaker counts;
+- :mod:`.policy`: :class:`RetryPolicy` on ``tenacity`` (full jitter, ``retry-after``, attempts, deadline);
+- :mod:`.budget`: :class:`RetryBudget`, retries capped at a fraction of requests;
+- :mod:`.breaker`: :class:`CircuitBreaker` (closed / open / half-open) and :class:`BreakerBoard`;
+- :mod:`.fallback`: :class:`FallbackChain` and :func:`stream_with_fallback`;
+- :mod:`.idempotency`: :class:`IdempotencyStore` (SQLite) and :class:`Idempotent`;
+- :mod:`.measure`: running a workload and reading load and latency from the simulator's ledger.
+"""
+
+from .breaker import CLOSED, HALF_OPEN, OPEN, BreakerBoard, BreakerEvent, CircuitBreaker, CircuitOpenError
+from .budget import BudgetStats, RetryBudget
+from .errors import (RETRYABLE_STATUSES, counts_as_outage, failure_kind, is_retryable, is_spend_limit,
+                     retry_after_s)
+from .fallback import AllLinksFailed, FallbackChain, FallbackResult, Link, StreamInterrupted, stream_with_fallback
+from .idempotency import (Claim, Idempotent, IdempotencyError, IdempotencyStore, InProgress, KeyReused,
+                          decode_response, encode_response, fingerprint)
+from .policy import RetryEvent, RetryPolicy, backoff_delay
+
+__all__ = [
+    "is_retryable", "is_spend_limit", "retry_after_s", "counts_as_outage", "failure_kind", "RETRYABLE_STATUSES",
+    "RetryPolicy", "RetryEvent", "backoff_delay",
+    "RetryBudget", "BudgetStats",
+    "CircuitBreaker", "CircuitOpenError", "BreakerEvent", "BreakerBoard", "CLOSED", "OPEN", "HALF_OPEN",
+    "FallbackChain", "FallbackResult", "Link", "AllLinksFailed", "StreamInterrupted", "stream_with_fallback",
+    "IdempotencyStore", "Idempotent", "Claim", "IdempotencyError", "KeyReused", "InProgress",
+    "fingerprint", "encode_response", "decode_response",
+]
