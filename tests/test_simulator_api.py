@@ -304,8 +304,7 @@ def test_count_tokens_carries_rate_limit_headers(client):
 
 
 def test_fast_delta_encoding_matches_the_generic_encoder():
-    from course_utils.mock_provider.simulator import _delta_event
-    from course_utils.mock_provider.sse import sse_event
+    from course_utils.mock_provider.stream import delta_event as _delta_event, sse_event
 
     for piece in ("plain", 'quo"te\\n', "héllo wörld ✓", "日本語", ""):
         assert _delta_event(0, "text", piece) == sse_event(

@@ -1,10 +1,11 @@
-"""The per-request state that flows through the simulator's pipeline stages."""
+"""The per-request state that flows through the simulator's pipeline stages, and how it is opened."""
 
 from __future__ import annotations
 
 import random
+import secrets
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
 from ..models import ModelSpec
 from .generation import Generated
@@ -12,7 +13,23 @@ from .latency import LatencyPlan
 from .ledger import LedgerRow
 from .request import MessagesRequest
 
-__all__ = ["Exchange"]
+__all__ = ["Exchange", "open_exchange", "new_id", "mask_key"]
+
+_ID_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+
+
+def new_id(prefix: str) -> str:
+    """An id in the API's style (``msg_01`` + 22 base58 characters); unique, not reproducible."""
+    return f"{prefix}_01" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(22))
+
+
+def mask_key(api_key: str | None) -> str | None:
+    """How a key appears in the ledger: simulator keys as they are (they name tenants), anything
+    that looks like a real Anthropic key reduced to its last four characters, so a student who
+    points a real key at the simulator never sees it printed back."""
+    if api_key and api_key.startswith("sk-ant-"):
+        return f"sk-ant-...{api_key[-4:]}"
+    return api_key
 
 
 @dataclass
@@ -38,3 +55,15 @@ class Exchange:
     admission: Any = None
     response_headers: dict[str, str] = field(default_factory=dict)
     """Headers every response to this request carries (request-id, rate-limit headers)."""
+
+
+def open_exchange(headers: Mapping[str, str], method: str, endpoint: str, now: float) -> Exchange:
+    """The exchange of an HTTP request that arrived at ``now``: its key (``x-api-key`` or a bearer
+    token), a fresh request id, and its ledger row."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    api_key = lowered.get("x-api-key")
+    if not api_key and lowered.get("authorization", "").lower().startswith("bearer "):
+        api_key = lowered["authorization"][7:].strip() or None
+    rid = new_id("req")
+    row = LedgerRow(request_id=rid, endpoint=endpoint, method=method, api_key=mask_key(api_key), arrival=now)
+    return Exchange(request_id=rid, api_key=api_key, headers=lowered, row=row, response_headers={"request-id": rid})

@@ -1,100 +1,34 @@
-"""The Message Batches engine: validation, simulated-time processing, cancel, results, persistence.
-
-Independent of HTTP: the server maps routes onto :class:`BatchStore` methods and runs
-:meth:`BatchStore.run` as one asyncio task. Behaviour follows
-https://platform.claude.com/docs/en/build-with-claude/batch-processing and the API reference
-(https://platform.claude.com/docs/en/api/messages/batches):
-
-* at most 100,000 requests or 256 MB per batch; ``custom_id`` matches ``^[a-zA-Z0-9_-]{1,64}$``
-  and is unique within the batch; invalid ``params`` are not a create error but an ``errored``
-  result;
-* ``processing_status`` is ``in_progress`` -> (``canceling``) -> ``ended``; ``expires_at`` is
-  created + 24 h, and requests not processed by then are ``expired``;
-* ``request_counts``: requests count as ``processing`` until processing of the *whole* batch
-  ends, then move to succeeded/errored/canceled/expired; the values always sum to the total;
-* ``results_url`` is null until the batch ends; results come in no particular order;
-* only ended batches can be deleted; listing returns the most recently created first.
-
-Time is simulated on a :class:`~course_utils.clock.Clock`: each request has a due time spread
-over the batch's processing window (30-300 s at ``time_scale=1``), so tests drive hours of
-batch life on a :class:`~course_utils.clock.VirtualClock` without sleeping.
-"""
+"""The batch store: every Message Batch of one simulator in SQLite, and its objects as the API
+returns them (create, retrieve, cancel, delete, list, results). Processing over simulated time is
+in :mod:`.processing`."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import hashlib
-import inspect
 import json
-import logging
 import random
 import sqlite3
 import threading
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Iterator
+from typing import Any, Iterator
 
-from ..api_facts import CUSTOM_ID_PATTERN
-from ..clock import Clock
-from .config import SimulatorConfig
-from .errors import APIError, InvalidRequest, NotFound, RequestTooLarge, error_body
+from ...clock import Clock
+from ..config import SimulatorConfig
+from ..errors import InvalidRequest, NotFound
+from .limits import (
+    BATCH_EXPIRY_SECONDS,
+    CANCEL_GRACE_SECONDS,
+    BatchOptions,
+    OnResultFn,
+    ProcessFn,
+    batch_timestamp,
+    validate_requests,
+)
+from .processing import BatchProcessing
 
-__all__ = [
-    "BatchOptions",
-    "BatchStore",
-    "ProcessFn",
-    "OnResultFn",
-    "MAX_BATCH_REQUESTS",
-    "MAX_BATCH_BYTES",
-    "CUSTOM_ID_PATTERN",
-    "BATCH_EXPIRY_SECONDS",
-    "batch_timestamp",
-]
-
-MAX_BATCH_REQUESTS = 100_000
-MAX_BATCH_BYTES = 256 * 1024 * 1024
-BATCH_EXPIRY_SECONDS = 24 * 3600.0
-CANCEL_GRACE_SECONDS = 2.0
-"""How long (at time_scale=1) a canceling batch takes to finish in-flight requests."""
-_CUSTOM_ID_RE = CUSTOM_ID_PATTERN
-_log = logging.getLogger(__name__)
-
-ProcessFn = Callable[[dict[str, Any], str, str], Awaitable[dict[str, Any]]]
-"""``process(params, custom_id, batch_id)`` -> the JSONL ``result`` object (succeeded or errored)."""
-OnResultFn = Callable[[str, str, dict[str, Any], dict[str, Any], str], Any]
-"""``on_result(api_key, custom_id, params, result, batch_id)``; may be sync or async."""
-
-
-@dataclass(frozen=True)
-class BatchOptions:
-    """Scenario knobs for one batch (or the store's default).
-
-    ``processing_seconds``: the window over which requests complete, at ``time_scale=1``
-    (None: 30 s plus 3 s a request, capped at 300 s). ``slow_factor`` stretches it (a window
-    pushed past ``expires_at`` makes the late requests expire). ``expire_fraction`` of the
-    requests are never processed and come back ``expired`` when the window ends.
-    """
-
-    processing_seconds: float | None = None
-    slow_factor: float = 1.0
-    expire_fraction: float = 0.0
-
-    def window(self, n_requests: int, time_scale: float) -> float:
-        """Simulated seconds from creation to the last request's completion."""
-        base = self.processing_seconds
-        if base is None:
-            base = min(300.0, 30.0 + 3.0 * n_requests)
-        return max(0.0, base * max(0.0, self.slow_factor) * max(0.0, time_scale))
-
-
-def batch_timestamp(ts: float | None) -> str | None:
-    """An epoch timestamp as the API writes it (``2024-08-20T18:37:24.100435Z``)."""
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
+__all__ = ["BatchStore"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
@@ -127,7 +61,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
-class BatchStore:
+class BatchStore(BatchProcessing):
     """All Message Batches of one simulator, in SQLite (on disk with ``state_dir``, else in memory).
 
     Methods are synchronous and thread-safe except :meth:`tick` and :meth:`run`, which must run
@@ -183,7 +117,7 @@ class BatchStore:
 
         ``body_bytes`` is the HTTP body size if known (else the requests' JSON size is used).
         """
-        self._validate(requests, body_bytes)
+        validate_requests(requests, body_bytes)
         opts = options or self.options
         now = self.clock.time()
         expires = now + BATCH_EXPIRY_SECONDS
@@ -314,106 +248,12 @@ class BatchStore:
     def time_scale(self) -> float:
         return self.settings.time_scale
 
-    async def tick(self) -> float | None:
-        """Process every request due by now and end finished batches.
-
-        Returns the clock time of the next scheduled event, or None when nothing is pending.
-        """
-        loop = asyncio.get_running_loop()
-        if self._tick_lock is None or self._tick_loop is not loop:
-            self._tick_lock, self._tick_loop = asyncio.Lock(), loop
-        async with self._tick_lock:
-            now = self.clock.time()
-            with self._lock:
-                due = self._db.execute(
-                    "SELECT r.batch_id, r.custom_id, r.params, r.planned, b.api_key FROM requests r "
-                    "JOIN batches b ON b.id = r.batch_id "
-                    "WHERE r.result_type IS NULL AND b.status != 'ended' AND r.due_at <= ? "
-                    "AND (b.status = 'in_progress' OR r.due_at <= b.cancel_deadline) "
-                    "ORDER BY r.due_at, r.order_key",
-                    (now,),
-                ).fetchall()
-            sem = asyncio.Semaphore(self.max_concurrency)
-
-            async def one(batch_id: str, custom_id: str, params_json: str, planned: str, api_key: str) -> None:
-                params = json.loads(params_json)
-                if planned == "expire":
-                    result: dict[str, Any] = {"type": "expired"}
-                else:
-                    async with sem:
-                        result = await self._safe_process(params, custom_id, batch_id)
-                await self._finish(batch_id, custom_id, api_key, params, result)
-
-            await asyncio.gather(*(one(*row) for row in due))
-            await self._finalize(now)
-            return self._next_event()
-
-    async def run(self, *, stop: asyncio.Event | None = None) -> None:
-        """Drive processing forever (or until ``stop`` is set): tick, then sleep until the next event."""
-        self._loop = asyncio.get_running_loop()
-        self._wake = asyncio.Event()
-        while stop is None or not stop.is_set():
-            self._wake.clear()
-            next_at = await self.tick()
-            waiters = [asyncio.ensure_future(self._wake.wait())]
-            if stop is not None:
-                waiters.append(asyncio.ensure_future(stop.wait()))
-            if next_at is not None:
-                waiters.append(asyncio.ensure_future(self.clock.sleep(max(0.0, next_at - self.clock.time()))))
-            try:
-                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for w in waiters:
-                    w.cancel()
-
-    def pending(self) -> int:
-        """Requests not yet finished, across all batches."""
-        with self._lock:
-            return self._db.execute("SELECT COUNT(*) FROM requests WHERE result_type IS NULL").fetchone()[0]
-
     def close(self) -> None:
         """Close the database (the store is unusable afterwards)."""
         with self._lock:
             self._db.close()
 
     # ------------------------------------------------------------------ internals
-
-    def _validate(self, requests: Any, body_bytes: int | None) -> None:
-        if not isinstance(requests, list):
-            raise InvalidRequest("requests: Input should be a valid list")
-        if not requests:
-            raise InvalidRequest("requests: List should have at least 1 item after validation, not 0")
-        if len(requests) > MAX_BATCH_REQUESTS:
-            raise InvalidRequest(
-                f"requests: List should have at most {MAX_BATCH_REQUESTS} items after validation, not {len(requests)}"
-            )
-        size = body_bytes if body_bytes is not None else len(json.dumps(requests, separators=(",", ":")).encode())
-        if size > MAX_BATCH_BYTES:
-            raise RequestTooLarge(
-                f"Request exceeds the maximum allowed number of bytes: a Message Batch is limited to "
-                f"{MAX_BATCH_BYTES} bytes (256 MB), got {size}."
-            )
-        seen: set[str] = set()
-        for i, item in enumerate(requests):
-            if not isinstance(item, dict):
-                raise InvalidRequest(f"requests.{i}: Input should be a valid dictionary")
-            if "custom_id" not in item:
-                raise InvalidRequest(f"requests.{i}.custom_id: Field required")
-            cid = item["custom_id"]
-            if not isinstance(cid, str):
-                raise InvalidRequest(f"requests.{i}.custom_id: Input should be a valid string")
-            if not _CUSTOM_ID_RE.match(cid):
-                raise InvalidRequest(f"requests.{i}.custom_id: String should match pattern '{CUSTOM_ID_PATTERN.pattern}'")
-            if "params" not in item:
-                raise InvalidRequest(f"requests.{i}.params: Field required")
-            if not isinstance(item["params"], dict):
-                raise InvalidRequest(f"requests.{i}.params: Input should be a valid dictionary")
-            if cid in seen:
-                raise InvalidRequest(
-                    f"requests.{i}.custom_id: Duplicate custom_id '{cid}'. Each request in a Message Batch "
-                    "must have a unique custom_id."
-                )
-            seen.add(cid)
 
     @contextlib.contextmanager
     def _tx(self) -> Iterator[None]:
@@ -481,102 +321,3 @@ class BatchStore:
             "cancel_initiated_at": batch_timestamp(row["cancel_initiated_at"]),
             "results_url": f"{self.base_url}/v1/messages/batches/{row['id']}/results" if ended else None,
         }
-
-    async def _safe_process(self, params: dict[str, Any], custom_id: str, batch_id: str) -> dict[str, Any]:
-        try:
-            result = await self.process(params, custom_id, batch_id)
-        except APIError as exc:
-            return {"type": "errored", "error": error_body(exc.type, exc.message, _request_id(custom_id))}
-        except Exception:  # noqa: BLE001 - one bad request must not stop the batch
-            return {
-                "type": "errored",
-                "error": error_body("api_error", "Internal server error", _request_id(custom_id)),
-            }
-        if not isinstance(result, dict) or result.get("type") not in ("succeeded", "errored"):
-            return {
-                "type": "errored",
-                "error": error_body("api_error", "Internal server error", _request_id(custom_id)),
-            }
-        return result
-
-    async def _finish(
-        self, batch_id: str, custom_id: str, api_key: str, params: dict[str, Any], result: dict[str, Any]
-    ) -> None:
-        with self._tx():
-            cur = self._db.execute(
-                "UPDATE requests SET result_type=?, result=? WHERE batch_id=? AND custom_id=? AND result_type IS NULL",
-                (result["type"], json.dumps(result), batch_id, custom_id),
-            )
-            stored = cur.rowcount == 1
-        if stored:
-            await self._emit(api_key, custom_id, params, result, batch_id)
-
-    async def _emit(
-        self, api_key: str, custom_id: str, params: dict[str, Any], result: dict[str, Any], batch_id: str
-    ) -> None:
-        if self.on_result is None:
-            return
-        try:
-            out = self.on_result(api_key, custom_id, params, result, batch_id)
-            if inspect.isawaitable(out):
-                await out
-        except Exception:  # noqa: BLE001 - a billing bug must not stall every batch
-            _log.exception("on_result failed for %s", custom_id)
-
-    async def _finalize(self, now: float) -> None:
-        canceled: list[tuple[str, str, str, dict[str, Any]]] = []
-        with self._tx():
-            for row in self._fetch_rows(
-                "SELECT * FROM batches WHERE status='canceling' AND cancel_deadline<=?", (now,)
-            ):
-                for cid, params in self._db.execute(
-                    "SELECT custom_id, params FROM requests WHERE batch_id=? AND result_type IS NULL", (row["id"],)
-                ).fetchall():
-                    canceled.append((row["api_key"], cid, row["id"], json.loads(params)))
-                self._db.execute(
-                    "UPDATE requests SET result_type='canceled', result=? WHERE batch_id=? AND result_type IS NULL",
-                    (json.dumps({"type": "canceled"}), row["id"]),
-                )
-                self._db.execute(
-                    "UPDATE batches SET status='ended', ended_at=? WHERE id=?", (row["cancel_deadline"], row["id"])
-                )
-            for (batch_id,) in self._db.execute(
-                "SELECT b.id FROM batches b WHERE b.status != 'ended' AND NOT EXISTS "
-                "(SELECT 1 FROM requests r WHERE r.batch_id = b.id AND r.result_type IS NULL)"
-            ).fetchall():
-                # ended_at is when the last request was scheduled to finish, not when a late tick noticed.
-                last = self._db.execute("SELECT MAX(due_at) FROM requests WHERE batch_id=?", (batch_id,)).fetchone()[0]
-                self._db.execute(
-                    "UPDATE batches SET status='ended', ended_at=? WHERE id=?", (min(now, last or now), batch_id)
-                )
-        for api_key, cid, batch_id, params in canceled:
-            await self._emit(api_key, cid, params, {"type": "canceled"}, batch_id)
-
-    def _next_event(self) -> float | None:
-        with self._lock:
-            pending = self._db.execute(
-                "SELECT MIN(r.due_at) FROM requests r JOIN batches b ON b.id = r.batch_id "
-                "WHERE r.result_type IS NULL AND b.status != 'ended' "
-                "AND (b.status = 'in_progress' OR r.due_at <= b.cancel_deadline)"
-            ).fetchone()[0]
-            cancel = self._db.execute("SELECT MIN(cancel_deadline) FROM batches WHERE status='canceling'").fetchone()[0]
-        times = [t for t in (pending, cancel) if t is not None]
-        return min(times) if times else None
-
-    def _notify(self) -> None:
-        # create/cancel may be called from the server's request threads: wake run() thread-safely.
-        loop, wake = self._loop, self._wake
-        if loop is None or wake is None or loop.is_closed():
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            wake.set()
-        else:
-            loop.call_soon_threadsafe(wake.set)
-
-
-def _request_id(custom_id: str) -> str:
-    return "req_" + hashlib.sha256(f"batch:{custom_id}".encode()).hexdigest()[:24]

@@ -1,0 +1,180 @@
+"""Scenarios: how often and how requests fail (bursts of 429s, outage windows, batch failures).
+
+Outage windows are in *simulated* seconds since the scenario was set, where simulated time = real
+elapsed time / ``time_scale`` (``time_scale`` 0 means simulated time is infinitely fast, so every
+outage is already over).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any, Mapping
+
+from .kinds import PROBABILITIES
+
+__all__ = ["Burst", "Scenario", "SCENARIOS", "get_scenario"]
+
+
+@dataclass(frozen=True)
+class Burst:
+    """Bursts of 429s: requests are counted in windows of ``length``, and every ``every``-th window
+    is refused with ``rate_limit``.
+
+    A burst lasts until its window's requests are used up or ``retry_after_s`` real seconds have
+    passed since it began, whichever comes first, so a client that waits what ``retry-after``
+    says gets through, while one that retries in a tight loop burns the whole window.
+    """
+
+    every: int = 3
+    length: int = 10
+    retry_after_s: int = 1
+
+    def __post_init__(self) -> None:
+        if self.every < 1 or self.length < 1 or self.retry_after_s < 1:
+            raise ValueError("burst: every, length and retry_after_s must all be >= 1")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """How often and how requests fail; independent of the seed (the seed picks *which* ones).
+
+    Per-request probabilities are exclusive (one draw picks at most one fault), so they must sum
+    to at most 1. ``outages`` are ``(start_s, duration_s)`` windows of simulated seconds since the
+    scenario was set, during which every request gets 529.
+    """
+
+    name: str = "custom"
+    description: str = ""
+    p_overloaded: float = 0.0
+    p_api_error: float = 0.0
+    p_rate_limit: float = 0.0
+    p_stream_error: float = 0.0
+    p_disconnect: float = 0.0
+    p_timeout: float = 0.0
+    slow_p: float = 0.0
+    slow_s: float = 30.0
+    """Real seconds a slow response is held (meant to exceed a sensible client timeout)."""
+    burst: Burst | None = None
+    outages: tuple[tuple[float, float], ...] = ()
+    retry_after_s: int = 1
+    """``retry-after`` of randomly drawn (and forced) ``rate_limit`` faults."""
+    after_tokens: tuple[int, int] = (3, 30)
+    """Range (inclusive) of text deltas sent before a mid-stream fault strikes."""
+    batch_expire_fraction: float = 0.0
+    """Share of a Message Batch's requests that are never processed and come back ``expired``."""
+    batch_slow_factor: float = 1.0
+    """Stretch of a batch's processing window (past 24 h, the late requests expire)."""
+    batch_error_fraction: float = 0.0
+    """Share of valid batch requests that come back ``errored`` with a transient ``overloaded_error``."""
+
+    def __post_init__(self) -> None:
+        for name in PROBABILITIES:
+            p = getattr(self, name)
+            if not (isinstance(p, (int, float)) and 0.0 <= p <= 1.0):
+                raise ValueError(f"scenario {self.name!r}: {name} must be a probability in [0, 1], got {p!r}")
+        total = sum(getattr(self, name) for name in PROBABILITIES)
+        if total > 1.0 + 1e-9:
+            raise ValueError(f"scenario {self.name!r}: fault probabilities sum to {total:g}, more than 1")
+        if not 0.0 <= self.batch_error_fraction <= 1.0:
+            raise ValueError(f"scenario {self.name!r}: batch_error_fraction must be in [0, 1]")
+        if not 0.0 <= self.batch_expire_fraction <= 1.0 or self.batch_slow_factor <= 0:
+            raise ValueError(f"scenario {self.name!r}: batch_expire_fraction must be in [0, 1], batch_slow_factor > 0")
+        if self.slow_s < 0 or self.retry_after_s < 1:
+            raise ValueError(f"scenario {self.name!r}: slow_s must be >= 0 and retry_after_s >= 1")
+        lo, hi = self.after_tokens
+        if not 0 <= lo <= hi:
+            raise ValueError(f"scenario {self.name!r}: after_tokens must be (lo, hi) with 0 <= lo <= hi")
+        outages = tuple((float(s), float(d)) for s, d in self.outages)
+        if any(s < 0 or d <= 0 for s, d in outages):
+            raise ValueError(f"scenario {self.name!r}: outages are (start_s >= 0, duration_s > 0) pairs")
+        object.__setattr__(self, "outages", outages)
+        object.__setattr__(self, "after_tokens", (int(lo), int(hi)))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Scenario":
+        """Build a scenario from JSON-like data (the body of ``POST /mock/scenario``).
+
+        ``{"preset": "flaky", "p_overloaded": 0.3}`` starts from a preset and overrides fields.
+        ``outages`` take ``[start_s, duration_s]`` pairs or ``{"start_s", "duration_s"}`` objects;
+        ``burst`` takes ``{"every", "length", "retry_after_s"}`` or null.
+        """
+        if not isinstance(data, Mapping):
+            raise ValueError("a scenario must be a JSON object")
+        data = dict(data)
+        base = get_scenario(data.pop("preset")) if "preset" in data else None
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown scenario field(s) {', '.join(unknown)}; known: preset, {', '.join(sorted(known))}"
+            )
+        if "burst" in data and data["burst"] is not None:
+            burst = data["burst"]
+            if not isinstance(burst, Mapping) or set(burst) - {"every", "length", "retry_after_s"}:
+                raise ValueError("burst must be an object with keys every, length, retry_after_s")
+            data["burst"] = Burst(**{k: int(v) for k, v in burst.items()})
+        if "outages" in data:
+            data["outages"] = tuple(_outage(o) for o in data["outages"] or ())
+        if "after_tokens" in data:
+            lo, hi = data["after_tokens"]
+            data["after_tokens"] = (int(lo), int(hi))
+        if base is not None:
+            data.setdefault("name", f"{base.name}+custom" if len(data) else base.name)
+            return replace(base, **data)
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form that :meth:`from_dict` reads back."""
+        out = asdict(self)
+        out["outages"] = [list(o) for o in self.outages]
+        out["after_tokens"] = list(self.after_tokens)
+        return out
+
+
+def _outage(o: Any) -> tuple[float, float]:
+    if isinstance(o, Mapping):
+        return float(o["start_s"]), float(o["duration_s"])
+    start, duration = o
+    return float(start), float(duration)
+
+
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in (
+        Scenario("calm", "No faults: every request succeeds (the default)."),
+        Scenario(
+            "flaky",
+            "About 13% of requests fail: 529 overloaded, 500 api_error, or an error event mid-stream; "
+            "5% of batch requests expire and 3% come back errored with overloaded_error.",
+            p_overloaded=0.06,
+            p_api_error=0.04,
+            p_stream_error=0.03,
+            batch_expire_fraction=0.05,
+            batch_error_fraction=0.03,
+        ),
+        Scenario("overloaded", "About 40% of requests get 529 overloaded_error.", p_overloaded=0.4),
+        Scenario(
+            "outage",
+            "Calm, then a full outage from 2 s to 12 s of simulated time (every request gets 529), then calm.",
+            outages=((2.0, 10.0),),
+        ),
+        Scenario(
+            "rate-limited",
+            "Bursts of 429 rate_limit_error: every 3rd window of 10 requests is refused, with retry-after: 1.",
+            burst=Burst(every=3, length=10, retry_after_s=1),
+        ),
+    )
+}
+
+
+def get_scenario(name: "str | Scenario") -> Scenario:
+    """A preset by name (a key of :data:`SCENARIOS`), or a :class:`Scenario` passed through."""
+    if isinstance(name, Scenario):
+        return name
+    try:
+        return SCENARIOS[name]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"Unknown scenario {name!r}; presets are: {', '.join(SCENARIOS)} "
+            "(or define your own with Scenario(...) / Scenario.from_dict(...))"
+        ) from None

@@ -1,0 +1,24 @@
+"""``POST /v1/messages/count_tokens``: the input tokens a request would use (free, rate-limit headers)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..exchange import Exchange
+from .common import ok, read_body
+
+if TYPE_CHECKING:
+    from ..simulator import Simulator
+
+__all__ = ["count_tokens"]
+
+
+async def count_tokens(sim: "Simulator", request: Request, ex: Exchange) -> Response:
+    await read_body(request, ex)
+    await sim.run_stages(ex, count_only=True)
+    ex.row.input_tokens = ex.input_tokens_total
+    ex.response_headers.update(sim.rate_limits.headers(ex))
+    return ok(sim, ex, {"input_tokens": ex.input_tokens_total})
