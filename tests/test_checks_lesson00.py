@@ -5,10 +5,15 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from anthropic.types import Usage
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import course_utils.checks as checks
-from course_utils import pricing
-from course_utils.checks.lesson00 import MAX_TOKENS, MODEL
+from _checks import assert_rejected
+from course_utils import pricing, text_of
+from course_utils.checks.lesson00 import MAX_TOKENS, MODEL, PRICED_MODELS, random_usages
+from course_utils.checks.sim import probe
 from course_utils.pricing import cost_breakdown
 
 
@@ -56,11 +61,58 @@ def wrong_budget(client, question):
     return message.content[0].text
 
 
+def glued_instruction(client, question):
+    message = client.messages.create(model=MODEL, max_tokens=MAX_TOKENS, messages=[
+        {"role": "user", "content": "Answer in one short sentence. " + question}])
+    return text_of(message)
+
+
+def priming_turns(client, question):
+    message = client.messages.create(model=MODEL, max_tokens=MAX_TOKENS, messages=[
+        {"role": "user", "content": "You are a helpful assistant for engineers."},
+        {"role": "assistant", "content": "Understood."},
+        {"role": "user", "content": question}])
+    return text_of(message)
+
+
+def with_system_prompt(client, question):
+    message = client.messages.create(model=MODEL, max_tokens=MAX_TOKENS, system="Be concise.",
+                                     messages=[{"role": "user", "content": question}])
+    return text_of(message)
+
+
+def counts_tokens_first(client, question):
+    messages = [{"role": "user", "content": question}]
+    client.messages.count_tokens(model=MODEL, messages=messages)  # "log the size first"
+    return text_of(client.messages.create(model=MODEL, max_tokens=MAX_TOKENS, messages=messages))
+
+
+def own_client(client, question):
+    mine = probe().client()  # ignores the client it was given
+    return text_of(mine.messages.create(model=MODEL, max_tokens=MAX_TOKENS, messages=[{"role": "user", "content": question}]))
+
+
+def strips_the_question(client, question):
+    return first_request(client, question.strip())
+
+
+def echoes_question(client, question):
+    return f"Q: {question}\nA: {first_request(client, question)}"
+
+
 def stub_0_1(client, question):
     raise NotImplementedError("Exercise 0.1: Call client.messages.create once.")
 
 
-@pytest.mark.parametrize("answer", [first_request, streamed])
+def text_block_content(client, question):
+    # A correct alternative: the content as a list of one text block, the text read by type by hand.
+    message = client.with_options(timeout=60).messages.create(
+        **{"model": MODEL, "max_tokens": MAX_TOKENS,
+           "messages": [{"role": "user", "content": [{"type": "text", "text": question}]}]})
+    return "".join(block.text for block in message.content if block.type == "text")
+
+
+@pytest.mark.parametrize("answer", [first_request, streamed, text_block_content])
 def test_0_1_solution_passes(answer):
     result = checks.check("0.1", answer)
     assert result.status == "passed", result.feedback
@@ -76,13 +128,17 @@ def test_0_1_solution_passes(answer):
         (returns_blocks, "list of content blocks"),
         (wrong_model, "wrong model"),
         (wrong_budget, "wrong max_tokens"),
+        (glued_instruction, "the question alone, as one user message, is"),
+        (priming_turns, "no earlier or primed turns"),
+        (with_system_prompt, "no system prompt"),
+        (counts_tokens_first, "/v1/messages/count_tokens x1"),
+        (own_client, "not the model's reply"),
+        (strips_the_question, "don't strip"),
+        (echoes_question, "not the model's reply"),
     ],
 )
 def test_0_1_wrong_answers_are_rejected(answer, phrase):
-    result = checks.check("0.1", answer)
-    assert result.status == "failed", result.feedback
-    assert result.points < result.max_points
-    assert phrase in result.feedback
+    assert_rejected("0.1", answer, phrase)
 
 
 def test_0_1_stub_is_not_attempted():
@@ -133,13 +189,107 @@ def cache_reads_at_input_price(usage, model):
     return request_cost(usage, model) + reads * (p.input_per_mtok - p.cache_read_per_mtok) / Decimal(1_000_000)
 
 
+def float_arithmetic(usage, model):
+    # Looks careful (returns a Decimal), but the sum went through floats.
+    p = pricing.price(model)
+    total = (float(usage.input_tokens) * float(p.input_per_mtok) + float(usage.output_tokens) * float(p.output_per_mtok)
+             + float(usage.cache_creation_input_tokens or 0) * float(p.cache_write_5m_per_mtok)
+             + float(usage.cache_read_input_tokens or 0) * float(p.cache_read_per_mtok)) / 1e6
+    return Decimal(str(total))
+
+
+def rounds_to_six_places(usage, model):
+    return request_cost(usage, model).quantize(Decimal("0.000001"))
+
+
+def cache_writes_at_1h_rate(usage, model):
+    p = pricing.price(model)
+    writes = _count(usage, "cache_creation_input_tokens")
+    return request_cost(usage, model) + writes * (p.cache_write_1h_per_mtok - p.cache_write_5m_per_mtok) / Decimal(1_000_000)
+
+
+def cache_writes_at_input_rate(usage, model):
+    p = pricing.price(model)
+    writes = _count(usage, "cache_creation_input_tokens")
+    return request_cost(usage, model) - writes * (p.cache_write_5m_per_mtok - p.input_per_mtok) / Decimal(1_000_000)
+
+
+def fills_in_the_nones(usage, model):
+    # Fixes the record up "for later" before pricing it.
+    if usage.cache_creation_input_tokens is None:
+        usage.cache_creation_input_tokens = 0
+    if usage.cache_read_input_tokens is None:
+        usage.cache_read_input_tokens = 0
+    return request_cost(usage, model)
+
+
+def per_thousand(usage, model):
+    return request_cost(usage, model) * Decimal(1_000)
+
+
+def rates_through_float(usage, model):
+    p = pricing.price(model)
+    rates = [Decimal(float(r)) for r in (p.input_per_mtok, p.cache_write_5m_per_mtok, p.cache_read_per_mtok, p.output_per_mtok)]
+    counts = [_count(usage, n) for n in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "output_tokens")]
+    return sum((c * r for c, r in zip(counts, rates)), Decimal(0)) / Decimal(1_000_000)
+
+
+def integer_division(usage, model):
+    p = pricing.price(model)
+    total = (_count(usage, "input_tokens") * p.input_per_mtok + _count(usage, "output_tokens") * p.output_per_mtok
+             + _count(usage, "cache_creation_input_tokens") * p.cache_write_5m_per_mtok
+             + _count(usage, "cache_read_input_tokens") * p.cache_read_per_mtok)
+    return total // 1_000 / Decimal(1_000)
+
+
+def none_cache_fields_crash(usage, model):
+    # Reads the cache fields as they are: None * Decimal raises on a reply without cache activity.
+    p = pricing.price(model)
+    return (usage.input_tokens * p.input_per_mtok + usage.output_tokens * p.output_per_mtok
+            + usage.cache_creation_input_tokens * p.cache_write_5m_per_mtok
+            + usage.cache_read_input_tokens * p.cache_read_per_mtok) / Decimal(1_000_000)
+
+
 def stub_0_2(usage, model):
     raise NotImplementedError("Exercise 0.2: Multiply each token class by its rate.")
 
 
-def test_0_2_solution_passes():
-    result = checks.check("0.2", request_cost)
+_FIELDS = {"input_tokens": "input_per_mtok", "cache_creation_input_tokens": "cache_write_5m_per_mtok",
+           "cache_read_input_tokens": "cache_read_per_mtok", "output_tokens": "output_per_mtok"}
+
+
+def from_model_dump(usage, model):
+    # A correct alternative: a table of field -> rate, summed from the usage's dict, scaled at the end.
+    rates = pricing.price(model)
+    counts = usage.model_dump()
+    return sum((Decimal(counts.get(f) or 0) * getattr(rates, r) for f, r in _FIELDS.items()), Decimal(0)) * Decimal("1e-6")
+
+
+@pytest.mark.parametrize("answer", [request_cost, from_model_dump])
+def test_0_2_solution_passes(answer):
+    result = checks.check("0.2", answer)
     assert result.status == "passed", result.feedback
+    assert result.points == 2
+
+
+_counts = st.integers(min_value=0, max_value=30_000)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(PRICED_MODELS), _counts, _counts, st.none() | _counts, st.none() | _counts)
+def test_0_2_the_contract_holds_for_all_usages(model, inp, out, write, read):
+    # The property the check samples (300 seeded usages): the contract's arithmetic is pricing.cost,
+    # exactly, on every usage of the standard tier; the check's float and rounding wrong answers are not.
+    usage = Usage(input_tokens=inp, output_tokens=out, cache_creation_input_tokens=write, cache_read_input_tokens=read)
+    assert request_cost(usage, model) == from_model_dump(usage, model) == pricing.cost(usage, model)
+
+
+def test_0_2_the_random_usages_catch_float_and_rounding():
+    pairs = random_usages()
+    assert sum(float_arithmetic(u, m) != pricing.cost(u, m) for u, m in pairs) >= 10
+    assert sum(rounds_to_six_places(u, m) != pricing.cost(u, m) for u, m in pairs) >= 50
+    assert all(u.input_tokens + (u.cache_creation_input_tokens or 0) + (u.cache_read_input_tokens or 0) <= 100_000
+               for u, _ in pairs)  # the standard tier, where the contract's arithmetic is the price
 
 
 def test_0_2_calling_pricing_cost_is_rejected():
@@ -195,13 +345,25 @@ def test_0_2_reaching_the_library_by_any_route_is_rejected(answer):
         (output_at_input_price, "output"),
         (one_model_prices, "pricing.price(model)"),
         (cache_reads_at_input_price, "cache-read rate"),
+        (float_arithmetic, "went through a float"),
+        (rounds_to_six_places, "rounded"),
+        (cache_writes_at_1h_rate, "cache-write rate"),
+        (cache_writes_at_input_rate, "cache-write rate"),
+        (fills_in_the_nones, "changed the usage it was given"),
+        (per_thousand, "wrong cost"),
+        (rates_through_float, "went through a float"),
+        (integer_division, "wrong cost"),
     ],
 )
 def test_0_2_wrong_answers_are_rejected(answer, phrase):
-    result = checks.check("0.2", answer)
-    assert result.status == "failed", result.feedback
-    assert result.points < result.max_points
-    assert phrase in result.feedback
+    assert_rejected("0.2", answer, phrase)
+
+
+def test_0_2_a_none_cache_field_is_a_lost_point():
+    # Not a wrong number but a crash on the replies without cache activity: explained, partial credit.
+    result = checks.check("0.2", none_cache_fields_crash, quiet=True)
+    assert result.status == "error" and 0 < result.points < result.max_points, result.feedback
+    assert "TypeError" in result.feedback and "None" in result.feedback
 
 
 def test_0_2_stub_is_not_attempted():

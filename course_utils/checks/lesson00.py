@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import random
 from decimal import Decimal
 from typing import Any
 
-from .. import pricing
+from .. import pricing, tokens
 from ..pricing import cost as reference_cost
 from .forbid import forbid
 from .framework import CaseFailed, Exercise, expect, expect_equal
@@ -45,9 +46,10 @@ def _describe_return(value: Any) -> str | None:
     if kind == "Message":
         return "You returned the whole Message object; return its text (a str): course_utils.text_of(message) joins the text blocks."
     if isinstance(value, list):
-        return "You returned message.content, a list of content blocks; return the first block's .text."
+        return ("You returned message.content, a list of content blocks; return the reply's text: "
+                "course_utils.text_of(message) joins its text blocks.")
     if kind == "TextBlock":
-        return "You returned a TextBlock; return its .text."
+        return "You returned a TextBlock; return its .text (or course_utils.text_of(message))."
     return None
 
 
@@ -72,10 +74,41 @@ def _one_request(fn) -> None:
     client = p.client()
     for n, question in enumerate(QUESTIONS, start=1):
         fn(client, question)
-        made = len(p.requests())
-        expect(made == n, f"after {n} call(s) the ledger shows {made} request(s) to /v1/messages",
-               expected=f"{n} request(s)", got=f"{made} request(s)",
-               hint="Each call costs money: send one messages.create per question and reuse its result.")
+        rows = p.requests(endpoint=None)  # every endpoint: a count_tokens call is a request too
+        made = len(rows)
+        if made != n:
+            endpoints = ", ".join(f"{k} x{v}" for k, v in rows["endpoint"].value_counts().items()) if made else "none"
+            raise CaseFailed(f"after {n} call(s) the ledger shows {made} request(s) ({endpoints})",
+                             expected=f"{n} request(s)", got=f"{made} request(s)",
+                             hint="Each call costs money: send one messages.create per question and reuse its result."
+                             if made > n else "Send the question with the client passed in as the first argument.")
+
+
+def _alone(question: str) -> int:
+    """Input tokens of the request the contract describes: the question as the only user message."""
+    return tokens.count_request({"model": MODEL, "messages": [{"role": "user", "content": question}]})
+
+
+@first_request.case("sends the question as it is, as the only message (no system prompt, no extra turns)")
+def _only_the_question(fn) -> None:
+    p = probe()
+    client = p.client()
+    # An edge input: spaces, a newline and non-ASCII text must reach the API untouched.
+    for question in (*QUESTIONS, "  Qu'est-ce qu'un jeton ?\nAnswer in English, briefly.  "):
+        seen = len(p.requests())
+        fn(client, question)
+        rows = p.requests()
+        rows = rows.iloc[seen:]  # the rows this call added (the ledger is in arrival order)
+        want = _alone(question)
+        for sent in rows["input_tokens"]:
+            if int(sent) != want:
+                raise CaseFailed(f"for {question!r}: the request carried {int(sent)} input tokens; the question alone, "
+                                 f"as one user message, is {want}",
+                                 expected=f"{want} input tokens", got=f"{int(sent)} input tokens",
+                                 hint="Send exactly messages=[{'role': 'user', 'content': question}]: no system prompt, "
+                                      "no earlier or primed turns, nothing added to (or stripped from) the question."
+                                 if int(sent) > want else
+                                 "Send the question exactly as given: don't strip, shorten or rewrite it.")
 
 
 @first_request.case(f"uses model {MODEL} and max_tokens={MAX_TOKENS}")
@@ -85,10 +118,10 @@ def _model_and_budget(fn) -> None:
     rows = p.requests()
     expect(len(rows) >= 1, "no request reached the API", expected="1 request", got="0 requests",
            hint="Use the client passed in as the first argument.")
-    row = rows.iloc[-1]
-    expect_equal(row["model"], MODEL, "wrong model in the request", hint=f"Use model={MODEL!r}, as the docstring says.")
-    expect_equal(int(row["max_tokens"]), MAX_TOKENS, "wrong max_tokens in the request",
-                 hint=f"Pass max_tokens={MAX_TOKENS}: it caps the reply's length, and so its cost.")
+    for _, row in rows.iterrows():  # every request the answer made, not only the last one
+        expect_equal(row["model"], MODEL, "wrong model in the request", hint=f"Use model={MODEL!r}, as the docstring says.")
+        expect_equal(int(row["max_tokens"]), MAX_TOKENS, "wrong max_tokens in the request",
+                     hint=f"Pass max_tokens={MAX_TOKENS}: it caps the reply's length, and so its cost.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -126,15 +159,39 @@ _SHORTCUT_HINT = ("This exercise asks you to price each token class yourself wit
                   "{name} does that arithmetic for you, and is what the check compares your answer with.")
 
 
+_SIX_PLACES = Decimal("0.000001")
+
+
+def _arithmetic_hint(got: Decimal, expected: Decimal) -> str | None:
+    """The cause of a near miss, when the difference shows it (rounding, or float arithmetic)."""
+    if got == expected.quantize(_SIX_PLACES) or got == expected.quantize(Decimal("0.00000001")):
+        return ("Your cost is rounded; return it exactly, unrounded (round only when you display it, "
+                "e.g. pricing.format_usd).")
+    if abs(got - expected) <= abs(expected) * Decimal("1e-12") + Decimal("1e-18"):
+        return ("Your cost is off in its last digits: some step went through a float (e.g. float(rate), "
+                "/ 1e6, or Decimal(a_float)). Keep every step in Decimal: the rates are Decimal, the counts int, "
+                "and divide by Decimal(1_000_000).")
+    return None
+
+
 def _expect_cost(fn, usage: Any, model: str, what: str, hint: str) -> None:
     expected = reference_cost(usage, model)
+    before = usage.model_dump()
     with forbid(fn, _SHORTCUTS, task="work out the cost", hint=_SHORTCUT_HINT):
         got = fn(usage, model)
+    if usage.model_dump() != before:
+        changed = sorted(k for k, v in usage.model_dump().items() if before.get(k) != v)
+        raise CaseFailed(f"{what}: your function changed the usage it was given ({', '.join(changed)})",
+                         expected="the usage left as it was", got=f"changed {', '.join(changed)}",
+                         hint="usage is the reply's record: read its counts into local variables "
+                              "(count = usage.cache_read_input_tokens or 0) instead of writing to it.")
     if not isinstance(got, Decimal):
         raise CaseFailed(f"{what}: not a Decimal", expected=expected, got=got,
                          hint="Money is Decimal in this course: floats drift when you add many small costs. "
                               "Use the Decimal rates from pricing.price(model) and keep the arithmetic in Decimal.")
-    expect_equal(got, expected, f"{what}: wrong cost", hint=hint)
+    if got != expected:
+        raise CaseFailed(f"{what}: wrong cost, off by {got - expected:+}", expected=expected, got=got,
+                         hint=_arithmetic_hint(got, expected) or hint)
 
 
 @request_cost.case("input and output tokens on claude-haiku-5-5")
@@ -162,6 +219,40 @@ def _models(fn) -> None:
     for model in ("claude-opus-5-5", "claude-sonnet-4-6", "claude-haiku-4-5"):
         _expect_cost(fn, _usage(3_000, 700, cache_write=1_000, cache_read=2_000), model, model,
                      "Look the rates up with pricing.price(model) rather than typing one model's prices in.")
+
+
+@request_cost.case("an empty usage (every count 0 or None) costs exactly 0")
+def _empty(fn) -> None:
+    _expect_cost(fn, _usage(0, 0), "claude-haiku-5-5", "0 in / 0 out, cache fields None",
+                 "Treat a None cache field as 0 tokens: nothing used, nothing to pay.")
+    _expect_cost(fn, _usage(0, 0, cache_write=0, cache_read=0), "claude-opus-5-5", "0 tokens of every class",
+                 "Nothing used, nothing to pay.")
+
+
+PRICED_MODELS = ("claude-opus-5-5", "claude-sonnet-5-5", "claude-haiku-5-5", "claude-sonnet-4-6", "claude-haiku-4-5")
+
+
+def random_usages(n: int = 300, seed: int = 14) -> list[tuple[Any, str]]:
+    """``n`` seeded (usage, model) pairs of realistic sizes, cache fields None, 0 or a count; every
+    prompt stays within the standard price tier (<= 100,000 tokens). About one in seven of them
+    comes out wrong through float arithmetic, and half of them through rounding to 6 places."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        def cached() -> int | None:
+            return rng.choice([None, 0, rng.randint(1, 30_000)])
+
+        out.append((_usage(rng.randint(0, 40_000), rng.randint(0, 8_000), cached(), cached()), rng.choice(PRICED_MODELS)))
+    return out
+
+
+@request_cost.case("exact on 300 random usages of every model (no float, no rounding)")
+def _random(fn) -> None:
+    for i, (usage, model) in enumerate(random_usages()):
+        _expect_cost(fn, usage, model, f"random usage #{i} on {model} ({usage.input_tokens:,} in / "
+                     f"{usage.output_tokens:,} out / {usage.cache_creation_input_tokens} written / "
+                     f"{usage.cache_read_input_tokens} read)",
+                     "Price every class at its own rate, in Decimal, and return the exact sum.")
 
 
 EXERCISES = [first_request, request_cost]
