@@ -8,6 +8,10 @@ object is ``{"answer": ...}``. Values are filled deterministically from the cont
 (sentiment and categories via the classifier, summaries via the first sentence, numbers, names,
 emails, dates, lists of keywords). With a prefill, the reply is the *continuation*, so
 ``prefill + reply`` parses, as the API continues from a prefill.
+
+With ``output_config.format`` (structured outputs) the reply is JSON that validates against the
+request's schema, whatever the prompt says (:mod:`.schema`); the values come from the content
+as above, and ``enum`` properties are classified among the schema's values.
 """
 
 from __future__ import annotations
@@ -20,9 +24,11 @@ from .base import Reply, SkillContext, TextOut
 from .classify import choose_label, find_labels, true_label
 from .prose import compose
 from .recall import NO_INFO, answer_question, extract_facts
+from .schema import instance_for
 from .text import STOPWORDS, content_words, prefill_text, split_sentences
 
-__all__ = ["StructuredSkill", "wants_json", "find_keys", "find_skeleton", "build_object", "continue_prefill"]
+__all__ = ["StructuredSkill", "wants_json", "find_keys", "find_skeleton", "build_object", "continue_prefill",
+           "schema_object"]
 
 _ASKS_JSON = re.compile(
     r"\b(?:respond|reply|answer|return|output|give|format|formatted|produce|provide|emit|generate|write)\b[^.\n?]{0,40}\bjson\b"
@@ -300,6 +306,23 @@ def _close_json(prefix: str, value: Any) -> str:
     return out
 
 
+def schema_object(ctx: SkillContext, schema: dict[str, Any]) -> Any:
+    """A value valid against ``schema`` (structured outputs), filled from the request's content."""
+    req = ctx.request
+    prompt = "\n".join(p for p in (req.system_text, req.last_user_text) if p)
+    values = _Values(ctx, _content(req.last_user_text) or prompt, prompt)
+
+    def fill(key: str, hint: Any) -> Any:
+        if isinstance(hint, tuple):  # an enum: classify among its string values
+            labels = [o for o in hint if isinstance(o, str)]
+            return values._label(labels) if labels else hint[0]
+        if hint is None or hint == "":
+            return values.for_key(key)
+        return values.for_key(key, hint)
+
+    return instance_for(schema, fill)
+
+
 class StructuredSkill:
     """Answers in JSON when asked to (or when the prefill opens a JSON value)."""
 
@@ -310,6 +333,9 @@ class StructuredSkill:
         req = ctx.request
         prefill = prefill_text(req)
         user = req.last_user_text
+        schema = req.output_schema
+        if isinstance(schema, dict):
+            return Reply(blocks=(TextOut(json.dumps(schema_object(ctx, schema), ensure_ascii=False)),), skill=self.name)
         if not wants_json(req.system_text, user, prefill):
             return None
         if prefill and not prefill.lstrip().startswith(("{", "[")):
