@@ -15,6 +15,9 @@ from hypothesis import strategies as st
 from course_utils import mock_server
 from course_utils.batch import (
     CUSTOM_ID_PATTERN,
+    BatchResults,
+    CountsProgress,
+    VirtualSimulator,
     JobStore,
     PollSchedule,
     PollTimeout,
@@ -35,6 +38,9 @@ from course_utils.batch import (
     wait_and_collect,
 )
 from course_utils.clock import VirtualClock
+from course_utils.batch.results import RESULT_COLUMNS
+from course_utils.progress import ProgressEvent
+from course_utils.tables import Tabular
 
 MODEL = "claude-haiku-5-5"
 
@@ -157,9 +163,12 @@ def test_poll_survives_a_transient_error_and_reports_progress():
     fake = FakeBatches(clock, ends_at=30, fail_at={2})
     seen = []
     poll_batch(fake_client(fake), "b1", deadline_s=600, clock=clock, schedule=PollSchedule(initial=5, factor=1.5),
-               on_progress=lambda b, t: seen.append((b.processing_status, t)))
+               on_progress=seen.append)
     assert len(seen) == len(fake.polls) - 1  # the failed poll reported nothing
-    assert seen[-1][0] == "ended"
+    assert all(isinstance(e, ProgressEvent) and e.total == 1 for e in seen)
+    assert seen[-1].latest.processing_status == "ended" and seen[-1].done == 1
+    assert [e.done for e in seen[:-1]] == [0] * (len(seen) - 1)
+    assert seen[-1].elapsed_s == fake.polls[-1]  # on the poller's clock
 
 
 def test_poll_batches_stops_polling_a_batch_once_it_ended():
@@ -307,9 +316,9 @@ def test_an_interrupted_wait_resumes_polling_only_the_open_batches(tmp_path):
     for bid, ids in items.items():
         store.record_batch("j", bid, ids)
 
-    def killed_once_b2_ended(batch, elapsed_s):
-        if batch.id == "b2" and batch.processing_status == "ended":
-            raise PollerKilled(elapsed_s)
+    def killed_once_b2_ended(event):
+        if event.latest.id == "b2" and event.latest.processing_status == "ended":
+            raise PollerKilled(event.elapsed_s)
 
     first = FakeBatchesWithResults(clock, ends_at, items)
     with pytest.raises(PollerKilled):
@@ -389,8 +398,131 @@ def test_sync_vs_batch_from_the_ledger(sim, client):
     requests = build_requests(df, params_for, id_column="review_id")
     batch = client.messages.batches.create(requests=requests)
     _wait_ended(client, [batch.id])
-    table = sync_vs_batch(sim.ledger(), sim.ledger())
-    assert table.loc["sync", "billed"] == table.loc["batch", "billed"] == 6
+    comparison = sync_vs_batch(sim.ledger(), sim.ledger())
+    table = comparison.frame()
+    assert list(table.index) == ["sync", "batch"]
+    assert table.loc["sync", "billed_requests"] == table.loc["batch", "billed_requests"] == 6
     assert table.loc["batch", "input_tokens"] == table.loc["sync", "input_tokens"]
     # Same tokens; the batch is billed at half price (up to rounding of each row to the micro-cent).
     assert abs(table.loc["batch", "cost_usd"] * 2 - table.loc["sync", "cost_usd"]) < 1e-6
+    summary = comparison.summary()
+    assert summary["sync_billed_requests"] == summary["batch_billed_requests"] == 6
+    assert abs(summary["saving"] - 0.5) < 0.01
+
+
+# ----- result objects and progress (the library's conventions) ---------------------------------
+def test_batch_results_frame_and_summary():
+    lines = [_line("a", "succeeded", text="A"), json.dumps(_line("b", "errored", "overloaded_error")),
+             _line("c", "errored", "invalid_request_error"), _line("d", "expired"), _line("e", "canceled")]
+    results = BatchResults(lines)
+    frame = results.frame()
+    assert list(frame.columns) == RESULT_COLUMNS and list(frame["custom_id"]) == list("abcde")
+    assert list(frame["outcome"]) == ["succeeded", "retry", "invalid", "retry", "canceled"]
+    assert frame.loc[0, "text"] == "A" and frame["text"].iloc[1:].isna().all()
+    assert results.summary() == {"succeeded": 1, "retry": 2, "invalid": 1, "canceled": 1}
+    assert isinstance(results, Tabular) and len(results) == 5
+    inputs = pd.DataFrame({"custom_id": list("edcba"), "text": list("vwxyz")})
+    joined = results.join(inputs)
+    assert list(joined["custom_id"]) == list("edcba") and joined.loc[4, "text"] == "A"
+    assert list(inputs["text"]) == list("vwxyz")  # the inputs are not changed
+    assert BatchResults([]).summary() == {} and BatchResults([]).frame().empty
+
+
+def test_counts_progress_reads_events_and_prints_each_change_once_per_batch(capsys):
+    show = CountsProgress(20, widget=False, label="job")
+
+    def batch(bid, status, processing, succeeded):
+        counts = {"processing": processing, "succeeded": succeeded, "errored": 0, "canceled": 0, "expired": 0}
+        return SimpleNamespace(id=bid, processing_status=status, request_counts=SimpleNamespace(model_dump=lambda: counts))
+
+    show(ProgressEvent(0, 2, 0.0, batch("batch_aaaaaa", "in_progress", 10, 0)))
+    show(ProgressEvent(0, 2, 0.0, batch("batch_bbbbbb", "in_progress", 10, 0)))
+    show(ProgressEvent(0, 2, 5.0, batch("batch_aaaaaa", "in_progress", 10, 0)))  # no change: no line
+    show(ProgressEvent(1, 2, 9.0, batch("batch_aaaaaa", "ended", 0, 10)))
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and lines[-1].startswith("job aaaaaa after 9.0 s: ended")
+    assert show.finished == 10 and len(show.history) == 4
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["succeeded", "expired", "canceled", "errored", None]),
+                          st.sampled_from(["invalid_request_error", "overloaded_error", "api_error", "billing_error"])),
+                min_size=0, max_size=12),
+       st.randoms(use_true_random=False))
+def test_join_matches_a_plain_lookup_for_any_results_in_any_order(kinds, rnd):
+    """For any mix of result types (None: no result line), in any order, the join equals a dict lookup."""
+    ids = [f"id-{i}" for i in range(len(kinds))]
+    lines = [_line(cid, kind, error, text=f"reply {cid}") for cid, (kind, error) in zip(ids, kinds) if kind]
+    rnd.shuffle(lines)
+    inputs = pd.DataFrame({"custom_id": ids, "text": ["review"] * len(ids)})
+    joined = join_results(inputs, lines)
+    by_id = {line["custom_id"]: line["result"] for line in lines}
+    assert list(joined["custom_id"]) == ids
+    for cid, outcome, text in zip(joined["custom_id"], joined["outcome"], joined["text"]):
+        if cid not in by_id:
+            assert outcome == "missing" and pd.isna(text)
+            continue
+        assert outcome == classify(by_id[cid])[0]
+        assert text == (f"reply {cid}" if by_id[cid]["type"] == "succeeded" else None) or (
+            by_id[cid]["type"] != "succeeded" and pd.isna(text))
+
+
+def test_custom_ids_are_the_same_in_another_process():
+    """``custom_id_for`` must not depend on Python's per-process string hashing (PYTHONHASHSEED)."""
+    import os
+    import subprocess
+    import sys
+
+    keys = ["B01/R1", "a-b", "x" * 90, "ü/ß"]
+    code = ("import json, sys; from course_utils.batch import custom_id_for; "
+            "print(json.dumps([custom_id_for(k) for k in json.loads(sys.argv[1])]))")
+    out = subprocess.run([sys.executable, "-c", code, json.dumps(keys)], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONHASHSEED": "12345"})
+    assert json.loads(out.stdout) == [custom_id_for(k) for k in keys]
+
+
+# ----- batches on virtual time (the lesson's simulator) -----------------------------------------
+def test_virtual_simulator_runs_a_batch_window_from_inside_a_running_loop():
+    """As in a notebook cell (the kernel's loop is running): a 105 s window passes on the simulator's clock."""
+    import asyncio
+
+    sim = VirtualSimulator(seed=0, time_scale=1.0, rate_limit_tier="unlimited")
+    try:
+        client = sim.client(api_key="k", max_retries=0)
+        requests = build_requests(reviews(25), params_for, id_column="review_id")
+
+        async def in_a_cell():
+            batch = client.messages.batches.create(requests=requests)
+            events = []
+            ended = poll_batch(client, batch.id, deadline_s=3_600, clock=sim.clock,
+                               schedule=PollSchedule(initial=2, factor=1.5, max_interval=30), on_progress=events.append)
+            return ended, events
+
+        started = sim.clock.monotonic()
+        ended, events = asyncio.run(in_a_cell())
+        virtual_s = sim.clock.monotonic() - started
+        assert ended.processing_status == "ended" and ended.request_counts.succeeded == 25
+        assert 105 <= virtual_s <= 105 + 30 + 5  # the window, noticed within one capped interval
+        assert events[-1].done == events[-1].total == 1 and events[0].done == 0
+        polls = sim.ledger().query("method == 'GET' and endpoint == '/v1/messages/batches/{id}'")
+        assert len(polls) == len(events)
+        assert sim.clock.time() >= 1_800_000_000 + virtual_s  # the epoch time the simulator stamps batches with
+    finally:
+        sim.close()
+
+
+def test_virtual_simulator_runs_async_fan_out_on_the_same_clock():
+    import asyncio
+
+    sim = VirtualSimulator(seed=0, time_scale=1.0, rate_limit_tier="unlimited")
+    try:
+        async def fan_out():
+            aclient = sim.async_client(api_key="k", max_retries=0)
+            return await asyncio.gather(*(aclient.messages.create(**params_for({"text": f"review {i}"})) for i in range(8)))
+
+        before = sim.clock.monotonic()
+        replies = sim.run(fan_out())
+        assert len(replies) == 8 and sim.clock.monotonic() > before  # latency passed on virtual time
+        assert len(sim.ledger()) == 8
+    finally:
+        sim.close()

@@ -129,7 +129,7 @@ def poll_until_ended(client, batch_id, *, clock, deadline_s, on_progress=None):
 def reference_poller(client, batch_id, *, clock, deadline_s, on_progress=None):
     from course_utils.batch import PollSchedule, poll_batch
 
-    progress = (lambda b, t: on_progress(b)) if on_progress else None
+    progress = (lambda event: on_progress(event.latest)) if on_progress else None
     return poll_batch(client, batch_id, clock=clock, deadline_s=deadline_s, on_progress=progress,
                       schedule=PollSchedule(initial=2, factor=1.5, max_interval=120))
 

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Sequence
 
+from ..clients import SyncClient
 from ..clock import SYSTEM_CLOCK, Clock
+from ..progress import ProgressCallback, ProgressEvent
 from .jobstore import JobStore
-from .poll import PollSchedule, PollTimeout, ProgressFn, counts_of, poll_batches
+from .poll import PollSchedule, PollTimeout, counts_of, poll_batches
 from .results import classify, iter_results
 
 __all__ = ["submit_job", "collect_batch", "wait_and_collect", "latest_results"]
 
 
-def submit_job(client: Any, store: JobStore, job_id: str, chunks: Sequence[Sequence[dict[str, Any]]]) -> list[str]:
+def submit_job(client: SyncClient, store: JobStore, job_id: str, chunks: Sequence[Sequence[dict[str, Any]]]) -> list[str]:
     """Create the job's batches (one per chunk) and record each id as soon as it exists.
 
     Re-running it for the same job submits only requests that were never submitted, so a crash
@@ -38,7 +40,7 @@ def submit_job(client: Any, store: JobStore, job_id: str, chunks: Sequence[Seque
     return created
 
 
-def collect_batch(client: Any, store: JobStore, job_id: str, batch_id: str) -> dict[str, int]:
+def collect_batch(client: SyncClient, store: JobStore, job_id: str, batch_id: str) -> dict[str, int]:
     """Stream an ended batch's results into the job record; returns the count per outcome."""
     outcomes: dict[str, tuple[str, str | None]] = {}
     for line in iter_results(client, batch_id):
@@ -55,14 +57,14 @@ def collect_batch(client: Any, store: JobStore, job_id: str, batch_id: str) -> d
 
 
 def wait_and_collect(
-    client: Any,
+    client: SyncClient,
     store: JobStore,
     job_id: str,
     *,
     deadline_s: float,
     clock: Clock = SYSTEM_CLOCK,
     schedule: PollSchedule = PollSchedule(),
-    on_progress: ProgressFn | None = None,
+    on_progress: ProgressCallback | None = None,
 ) -> dict[str, int]:
     """Poll the job's open batches (from the record, so it works in a fresh process) and collect them.
 
@@ -70,16 +72,21 @@ def wait_and_collect(
     a poller that dies later has already banked those results, and a restart polls only the
     batches still open. Returns :meth:`JobStore.summary`. On :class:`~.poll.PollTimeout` the rest
     stay open for the next run.
+
+    ``on_progress`` gets the poller's :class:`~course_utils.progress.ProgressEvent` (``done`` of
+    ``total`` open batches ended, ``latest`` the ``MessageBatch`` just polled; see
+    :func:`~.poll.poll_batches`).
     """
     open_ids = store.open_batches(job_id)
     collected: set[str] = set()
 
-    def collect_on_end(batch: Any, elapsed_s: float) -> None:
+    def collect_on_end(event: ProgressEvent) -> None:
+        batch = event.latest
         if batch.processing_status == "ended" and batch.id not in collected:
             _collect(client, store, job_id, batch)
             collected.add(batch.id)
         if on_progress is not None:
-            on_progress(batch, elapsed_s)
+            on_progress(event)
 
     if open_ids:
         try:
@@ -92,18 +99,18 @@ def wait_and_collect(
     return store.summary(job_id)
 
 
-def _collect(client: Any, store: JobStore, job_id: str, batch: Any) -> None:
+def _collect(client: SyncClient, store: JobStore, job_id: str, batch: Any) -> None:
     store.mark_batch(batch.id, "ended", counts_of(batch))
     collect_batch(client, store, job_id, batch.id)
 
 
-def _collect_ended(client: Any, store: JobStore, job_id: str, batches: dict[str, Any], *, skip: set[str]) -> None:
+def _collect_ended(client: SyncClient, store: JobStore, job_id: str, batches: dict[str, Any], *, skip: set[str]) -> None:
     for bid, batch in batches.items():
         if batch.processing_status == "ended" and bid not in skip:
             _collect(client, store, job_id, batch)
 
 
-def latest_results(client: Any, store: JobStore, job_id: str) -> Iterator[dict[str, Any]]:
+def latest_results(client: SyncClient, store: JobStore, job_id: str) -> Iterator[dict[str, Any]]:
     """Stream the result line that counts for each item: the one from its latest batch.
 
     A resubmitted item has a line in every batch it went through (``expired`` first, then

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import anthropic
 
+from ..clients import SyncClient
 from ..clock import SYSTEM_CLOCK, Clock
+from ..progress import ProgressCallback, ProgressEvent
 
 __all__ = ["PollSchedule", "PollTimeout", "poll_batches", "poll_batch", "counts_of", "format_counts"]
-
-ProgressFn = Callable[[Any, float], None]
-"""``on_progress(batch, elapsed_s)``, called after every successful retrieve."""
 
 _TRANSIENT = (anthropic.APIConnectionError, anthropic.RateLimitError, anthropic.InternalServerError)
 
@@ -75,13 +74,13 @@ def format_counts(batch: Any) -> str:
 
 
 def poll_batches(
-    client: Any,
+    client: SyncClient,
     batch_ids: Sequence[str],
     *,
     deadline_s: float,
     clock: Clock = SYSTEM_CLOCK,
     schedule: PollSchedule = PollSchedule(),
-    on_progress: ProgressFn | None = None,
+    on_progress: ProgressCallback | None = None,
     rng: random.Random | None = None,
 ) -> dict[str, Any]:
     """Poll until every batch in ``batch_ids`` has ``processing_status == "ended"``.
@@ -90,6 +89,10 @@ def poll_batches(
     (on ``clock``) have passed; the batches keep running server-side, so a later call (or another
     process) can resume polling them. A transient error on one retrieve is a missed poll, not a
     failure: the next poll tries again.
+
+    ``on_progress`` hears a :class:`~course_utils.progress.ProgressEvent` after every successful
+    retrieve: ``done`` batches of ``total`` (``len(batch_ids)``) have ended, ``elapsed_s`` on
+    ``clock``, ``latest`` the ``MessageBatch`` just retrieved (its ``request_counts``).
     """
     if deadline_s <= 0:
         raise ValueError("deadline_s must be > 0")
@@ -106,7 +109,8 @@ def poll_batches(
             except _TRANSIENT:
                 continue
             if on_progress is not None:
-                on_progress(latest[bid], clock.monotonic() - started)
+                done = sum(1 for b in latest.values() if _ended(b))
+                on_progress(ProgressEvent(done, len(batch_ids), clock.monotonic() - started, latest[bid]))
         if len(latest) == len(batch_ids) and all(_ended(b) for b in latest.values()):
             return latest
         remaining = deadline - clock.monotonic()
@@ -117,13 +121,13 @@ def poll_batches(
 
 
 def poll_batch(
-    client: Any,
+    client: SyncClient,
     batch_id: str,
     *,
     deadline_s: float,
     clock: Clock = SYSTEM_CLOCK,
     schedule: PollSchedule = PollSchedule(),
-    on_progress: ProgressFn | None = None,
+    on_progress: ProgressCallback | None = None,
 ) -> Any:
     """:func:`poll_batches` for one batch: returns its ended ``MessageBatch``."""
     return poll_batches(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from ..clients import SyncClient
 from .jobstore import JobStore
 from .requests import MAX_BATCH_BYTES, MAX_BATCH_REQUESTS, chunk_requests
 
@@ -17,7 +18,7 @@ __all__ = ["resubmit_retryable"]
 
 
 def resubmit_retryable(
-    client: Any,
+    client: SyncClient,
     store: JobStore,
     job_id: str,
     params_by_id: Mapping[str, Mapping[str, Any]],

@@ -20,13 +20,16 @@ from typing import Any, Iterable, Iterator, Mapping
 
 import pandas as pd
 
+from ..clients import SyncClient
+
 __all__ = [
     "INVALID_ERROR_TYPES",
     "TRANSIENT_ERROR_TYPES",
+    "RESULT_COLUMNS",
     "iter_results",
     "as_dict",
     "classify",
-    "results_frame",
+    "BatchResults",
     "join_results",
 ]
 
@@ -53,7 +56,7 @@ def as_dict(line: Any) -> dict[str, Any]:
     return line.model_dump()
 
 
-def iter_results(client: Any, batch_id: str) -> Iterator[dict[str, Any]]:
+def iter_results(client: SyncClient, batch_id: str) -> Iterator[dict[str, Any]]:
     """Stream an ended batch's results as dicts, one line at a time (never the whole file in memory)."""
     for line in client.messages.batches.results(batch_id):
         yield as_dict(line)
@@ -92,25 +95,64 @@ def _row(line: Mapping[str, Any]) -> dict[str, Any]:
     return row
 
 
-def results_frame(lines: Iterable[Any]) -> pd.DataFrame:
-    """The results as a DataFrame, one row per line (columns in ``RESULT_COLUMNS``)."""
-    return pd.DataFrame([_row(as_dict(line)) for line in lines], columns=RESULT_COLUMNS)
+class BatchResults:
+    """A batch's result lines, triaged (the library's result-table convention, :mod:`course_utils.tables`).
+
+    ``BatchResults(lines)`` takes lines as dicts, SDK objects or JSON strings;
+    :meth:`fetch` streams an ended batch's results. :meth:`frame` has one row per line (columns
+    ``RESULT_COLUMNS``: ``custom_id``, ``result_type``, ``outcome``, ``error_type``,
+    ``error_message``, ``text``, ``input_tokens``, ``output_tokens``), :meth:`summary` the count per
+    outcome, :meth:`join` the inputs with their results.
+    """
+
+    def __init__(self, lines: Iterable[Any]) -> None:
+        self.lines = [as_dict(line) for line in lines]
+
+    @classmethod
+    def fetch(cls, client: SyncClient, batch_id: str) -> "BatchResults":
+        """The results of the ended batch ``batch_id``."""
+        return cls(iter_results(client, batch_id))
+
+    def frame(self) -> pd.DataFrame:
+        """One row per result line, in the file's order."""
+        return pd.DataFrame([_row(line) for line in self.lines], columns=RESULT_COLUMNS)
+
+    def summary(self) -> dict[str, int]:
+        """How many results fall into each outcome (``succeeded``, ``invalid``, ``retry``, ``canceled``)."""
+        tally: dict[str, int] = {}
+        for line in self.lines:
+            outcome = classify(line["result"])[0]
+            tally[outcome] = tally.get(outcome, 0) + 1
+        return tally
+
+    def join(self, inputs: pd.DataFrame, *, on: str = "custom_id") -> pd.DataFrame:
+        """:func:`join_results` of ``inputs`` with these results."""
+        return join_results(inputs, self.lines, on=on)
+
+    def __len__(self) -> int:
+        return len(self.lines)
 
 
 def join_results(inputs: pd.DataFrame, lines: Iterable[Any], *, on: str = "custom_id") -> pd.DataFrame:
     """``inputs`` (in their order, same index) with each row's result columns joined by ``on``.
 
-    An input with no result line gets ``outcome == "missing"``; a result whose custom_id is not
-    in ``inputs`` raises ``ValueError`` (it belongs to another job: a wiring bug worth stopping for).
+    Result columns replace input columns of the same name (a review's own ``text`` gives way to
+    the reply's). An input with no result line gets ``outcome == "missing"``; a result whose
+    custom_id is not in ``inputs`` raises ``ValueError`` (it belongs to another job: a wiring bug
+    worth stopping for). ``inputs`` itself is not changed.
     """
-    results = results_frame(lines)
+    results = lines.frame() if isinstance(lines, BatchResults) else BatchResults(lines).frame()
     if results[on].duplicated().any():
         raise ValueError("duplicate custom_id in the results")
     unknown = set(results[on]) - set(inputs[on])
     if unknown:
         raise ValueError(f"{len(unknown)} result(s) for custom_ids not in the inputs, e.g. {sorted(unknown)[:3]}")
     clash = [c for c in results.columns if c != on and c in inputs.columns]
-    merged = inputs.drop(columns=clash).reset_index().merge(results, on=on, how="left", validate="one_to_one")
+    left = inputs.drop(columns=clash).reset_index()
+    if left.empty or results.empty:  # an empty column has no dtype to agree on: compare keys as objects
+        left[on] = left[on].astype(object)
+        results[on] = results[on].astype(object)
+    merged = left.merge(results, on=on, how="left", validate="one_to_one")
     merged = merged.set_index(merged.columns[0])
     merged.index.name = inputs.index.name
     merged["outcome"] = merged["outcome"].fillna("missing")

@@ -8,7 +8,6 @@ the ledger's arrival times of ``GET /v1/messages/batches/{id}`` are the poller's
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pandas as pd
@@ -16,8 +15,8 @@ import pandas as pd
 from ..batch.jobstore import JobStore
 from ..batch.job import collect_batch
 from ..batch.requests import CUSTOM_ID_PATTERN, batch_size_bytes, chunk_requests
+from ..batch.virtual import SimulatorClock
 from .framework import CaseFailed, Exercise, call, expect, expect_equal
-from ..clock import VIRTUAL_EPOCH
 from ..content import text_of
 from ..mock_provider.inprocess import InProcessServer
 from .sim import probe
@@ -188,34 +187,24 @@ class _RanAway(BaseException):
     """Raised inside the student's sleep when it polls far past its deadline (BaseException: not swallowed)."""
 
 
-class LockstepClock:
+class LockstepClock(SimulatorClock):
     """The poller's clock is the private simulator's own virtual-time loop.
 
     ``sleep_sync`` (the poller's) runs the simulator for exactly that long, so batch processing
-    due meanwhile happens before the next retrieve, and polling costs no wall time.
+    due meanwhile happens before the next retrieve, and polling costs no wall time. A sleep that
+    would carry the poller past ``limit_s`` stops it (it has no working deadline).
     """
 
     def __init__(self, server: InProcessServer, *, limit_s: float | None = None) -> None:
-        self.server = server
-        self.loop = server.sync_loop
-        self._start = self.loop.time()
+        super().__init__(server)
         self.limit_s = limit_s
         self.sleeps: list[float] = []
-
-    def time(self) -> float:
-        return VIRTUAL_EPOCH + self.loop.time()
-
-    def monotonic(self) -> float:
-        return self.loop.time() - self._start
 
     def sleep_sync(self, seconds: float) -> None:
         self.sleeps.append(float(seconds))
         if self.limit_s is not None and self.monotonic() + max(0.0, float(seconds)) > self.limit_s:
             raise _RanAway(self.monotonic() + max(0.0, float(seconds)))
-        self.server.advance(seconds)
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(max(0.0, seconds))
+        super().sleep_sync(seconds)
 
 
 def _lockstep(limit_s: float | None = None, scenario: dict[str, Any] | None = None) -> tuple[Any, LockstepClock, str]:
