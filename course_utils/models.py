@@ -47,6 +47,9 @@ class ModelSpec:
     min_cache_tokens: int
     """Shortest prefix that prompt caching will cache for this model."""
     tier: str
+    thinking_default: str = "none"
+    """``adaptive``: replies start with a thinking block unless the request disables it (the 5.5 models);
+    ``none``: only when the request enables thinking (``data/models.csv``)."""
     refused: frozenset[str] = frozenset()
     """The :data:`RULES` this model refuses with a 400 (e.g. ``forced_tool_choice`` on Sonnet 5.5)."""
 
@@ -75,6 +78,7 @@ def catalog() -> dict[str, ModelSpec]:
                 verbosity=float(row["verbosity"]),
                 min_cache_tokens=int(row["min_cache_tokens"]),
                 tier=row["tier"],
+                thinking_default=row.get("thinking_default") or "none",
                 refused=refused.get(row["id"], frozenset()),
             )
     missing = {m: set(RULES) - seen for m, seen in _stated_rules().items() if set(RULES) - seen}

@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+import random
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterator
 
 from ..tokens import count_text, encoding
 from .skills.base import Reply, TextOut, ToolUseOut
+from .skills.thinking import OMITTED_THINKING_TOKENS, ThinkingPlan, reply_scenario
 
 __all__ = ["Generated", "finalize", "text_deltas", "json_deltas", "tool_use_id", "partial_json_object",
-           "RESPONSE_SHAPES", "apply_shape"]
+           "RESPONSE_SHAPES", "apply_shape", "delta_payload", "start_block"]
 
 # The API counts a few tokens of framing even for an empty answer.
 _EMPTY_OUTPUT_TOKENS = 1
@@ -100,7 +102,24 @@ def finalize(
     seed: int = 0,
     body_key: str = "",
 ) -> Generated:
-    """Apply the API's output rules to a skill reply."""
+    """Apply the API's output rules to a skill reply.
+
+    A reply that starts with thinking (``reply.thinking``, planned per model by the skills) gets its
+    ``thinking`` block first, and its tokens count towards ``max_tokens`` as on the API. The reply
+    scenario (:func:`.skills.thinking.reply_scenario`) may then end it with ``refusal`` or
+    ``pause_turn``, drawn from the seed and the prompt.
+    """
+    thinking = getattr(reply, "thinking", None)
+    if thinking is not None:
+        if max_tokens <= thinking.tokens:
+            # The thinking alone uses up max_tokens: the reply is the thinking block, cut.
+            text = "".join(text_deltas(thinking.text)[:max_tokens])
+            empty = Generated(content=[], stop_reason="max_tokens", stop_sequence=None, output_tokens=0,
+                              skill=reply.skill, block_tokens=[])
+            return _with_thinking(empty, ThinkingPlan(text, max(0, max_tokens)), seed=seed, body_key=body_key)
+        gen = finalize(replace(reply, thinking=None), max_tokens=max_tokens - thinking.tokens,
+                       stop_sequences=stop_sequences, seed=seed, body_key=body_key)
+        return _with_thinking(gen, thinking, seed=seed, body_key=body_key)
     content: list[dict[str, Any]] = []
     streams: list[list[str]] = []
     budget = max_tokens
@@ -148,7 +167,7 @@ def finalize(
             streams.append(json_deltas(payload))
             used += cost
             budget -= cost
-    return Generated(
+    gen = Generated(
         content=content,
         stop_reason=stop_reason,
         stop_sequence=stop_sequence,
@@ -156,6 +175,14 @@ def finalize(
         skill=reply.skill,
         block_tokens=streams,
     )
+    scenario = reply_scenario()
+    if scenario["refusal"] or scenario["pause_turn"]:
+        draw = random.Random(f"shape:{seed}:{body_key}").random()
+        if draw < scenario["refusal"]:
+            gen = apply_shape(gen, "refusal", seed=seed, body_key=body_key)
+        elif draw < scenario["refusal"] + scenario["pause_turn"]:
+            gen = apply_shape(gen, "pause_turn", seed=seed, body_key=body_key)
+    return gen
 
 
 def partial_json_object(prefix: str) -> dict[str, Any]:
@@ -205,8 +232,8 @@ RESPONSE_SHAPES = ("thinking", "refusal", "pause_turn")
 """Reply shapes of the current models that a request can ask for (``x-mock-shape`` header):
 
 - ``thinking``: the reply starts with a ``thinking`` block whose text is empty, as at the 5.5 models'
-  default ``display`` (https://platform.claude.com/docs/en/models/opus-5-5/whats-new-opus-5-5). Not
-  streamed yet: the stream writer only knows text and tool_use blocks.
+  default ``display`` (https://platform.claude.com/docs/en/models/opus-5-5/whats-new-opus-5-5);
+  streamed as ``content_block_start`` + ``signature_delta`` (+ ``thinking_delta`` when summarized).
 - ``refusal``: the model stops early with ``stop_reason: "refusal"``; the text produced before the
   refusal (the first third) is kept, tool calls are dropped.
 - ``pause_turn``: ``stop_reason: "pause_turn"`` (a server-tool loop paused); the content is kept and
@@ -215,22 +242,55 @@ RESPONSE_SHAPES = ("thinking", "refusal", "pause_turn")
 All from https://platform.claude.com/docs/build-with-claude/handling-stop-reasons.
 """
 
-_THINKING_TOKENS = 8  # summarised/omitted thinking is still billed as output
+def _signature(seed: int, body_key: str) -> str:
+    return hashlib.sha256(f"thinking:{seed}:{body_key}".encode()).hexdigest()[:48]
+
+
+def _with_thinking(gen: Generated, plan: ThinkingPlan, *, seed: int, body_key: str) -> Generated:
+    sig = _signature(seed, body_key)
+    pieces: list[Any] = [{"type": "thinking_delta", "thinking": p} for p in text_deltas(plan.text)]
+    pieces.append({"type": "signature_delta", "signature": sig})
+    return Generated(
+        content=[{"type": "thinking", "thinking": plan.text, "signature": sig}, *gen.content],
+        stop_reason=gen.stop_reason, stop_sequence=gen.stop_sequence,
+        output_tokens=(gen.output_tokens if gen.content else 0) + plan.tokens, skill=gen.skill,
+        block_tokens=[pieces, *gen.block_tokens],
+    )
+
+
+
+def start_block(block: dict[str, Any]) -> dict[str, Any]:
+    """The ``content_block`` of a ``content_block_start`` event: the block before its deltas."""
+    if block["type"] == "text":
+        return {"type": "text", "text": ""}
+    if block["type"] == "thinking":
+        return {"type": "thinking", "thinking": "", "signature": ""}
+    return {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}
+
+
+def delta_payload(block_type: str, piece: Any) -> dict[str, Any]:
+    """The ``delta`` of a ``content_block_delta`` event for one piece of a block."""
+    if isinstance(piece, dict):  # thinking_delta / signature_delta
+        return piece
+    if block_type == "text":
+        return {"type": "text_delta", "text": piece}
+    return {"type": "input_json_delta", "partial_json": piece}
 
 
 def apply_shape(gen: Generated, shape: str, *, seed: int = 0, body_key: str = "") -> Generated:
     """``gen`` reshaped as one of :data:`RESPONSE_SHAPES` (a new object; ``gen`` is unchanged)."""
     if shape == "thinking":
-        sig = hashlib.sha256(f"thinking:{seed}:{body_key}".encode()).hexdigest()[:48]
-        return Generated(
-            content=[{"type": "thinking", "thinking": "", "signature": sig}, *gen.content],
-            stop_reason=gen.stop_reason, stop_sequence=gen.stop_sequence,
-            output_tokens=gen.output_tokens + _THINKING_TOKENS, skill=gen.skill,
-            block_tokens=[[], *gen.block_tokens],
-        )
+        if gen.content and gen.content[0]["type"] == "thinking":
+            return gen
+        return _with_thinking(gen, ThinkingPlan("", OMITTED_THINKING_TOKENS), seed=seed, body_key=body_key)
     if shape == "refusal":
         content, streams, used = [], [], 0
         for block, pieces in zip(gen.content, gen.block_tokens):
+            if block["type"] == "thinking":
+                content.append(block)
+                streams.append(pieces)
+                used += OMITTED_THINKING_TOKENS if not block["thinking"] else len(text_deltas(block["thinking"]))
+                continue
             if block["type"] != "text":
                 continue
             keep = pieces[: max(1, len(pieces) // 3)]

@@ -14,7 +14,7 @@ from typing import Any, AsyncIterator, Callable
 
 from ..clock import Clock
 from .exchange import Exchange
-from .generation import iter_stream_pieces
+from .generation import delta_payload, iter_stream_pieces, start_block
 from .render import delta_usage_json, message_json
 
 __all__ = ["sse_event", "delta_event", "DroppedConnection", "stream_reply"]
@@ -33,8 +33,10 @@ PING = sse_event({"type": "ping"})
 MESSAGE_STOP = sse_event({"type": "message_stop"})
 
 
-def delta_event(index: int, block_type: str, piece: str) -> bytes:
+def delta_event(index: int, block_type: str, piece: Any) -> bytes:
     """A content_block_delta event, formatted directly (the hot path of every stream)."""
+    if isinstance(piece, dict):  # thinking_delta / signature_delta (generation.delta_payload)
+        return sse_event({"type": "content_block_delta", "index": index, "delta": delta_payload(block_type, piece)})
     if block_type == "text":
         body = f'{{"type":"content_block_delta","index":{index},"delta":{{"type":"text_delta","text":{json.dumps(piece, ensure_ascii=False)}}}}}'
     else:
@@ -44,9 +46,7 @@ def delta_event(index: int, block_type: str, piece: str) -> bytes:
 
 
 def _empty(block: dict[str, Any]) -> dict[str, Any]:
-    if block["type"] == "text":
-        return {"type": "text", "text": ""}
-    return {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}
+    return start_block(block)
 
 
 async def stream_reply(

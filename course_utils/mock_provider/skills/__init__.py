@@ -7,6 +7,8 @@ the context window, and prose is the fallback.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from .base import Reply, Skill, SkillContext, TextOut, ToolUseOut
 from .classify import ClassifySkill, true_label
 from .prose import ProseSkill
@@ -14,6 +16,7 @@ from .recall import RecallSkill
 from .scripted import ScriptedSkill
 from .structured import StructuredSkill
 from .summarize import SummarizeSkill
+from .thinking import plan_thinking, reply_scenario
 from .tool_use import ToolUseSkill
 
 __all__ = [
@@ -42,9 +45,16 @@ _FALLBACK = SKILLS[-1]
 
 
 def respond(ctx: SkillContext) -> Reply:
-    """The reply of the first skill (in :data:`SKILLS` order) that applies; prose if none does."""
+    """The reply of the first skill (in :data:`SKILLS` order) that applies; prose if none does,
+    with the thinking the model starts with (:func:`.thinking.plan_thinking`)."""
     for skill in SKILLS:
         reply = skill.respond(ctx)
         if reply is not None:
-            return reply
-    return _FALLBACK.respond(ctx)  # unreachable while prose is last; kept for custom SKILLS lists
+            return _with_thinking_plan(ctx, reply)
+    return _with_thinking_plan(ctx, _FALLBACK.respond(ctx))  # unreachable while prose is last
+
+
+def _with_thinking_plan(ctx: SkillContext, reply: Reply) -> Reply:
+    """The reply with its thinking plan: per model and request, as the documentation describes."""
+    plan = plan_thinking(ctx.request, ctx.model, scenario=reply_scenario())
+    return replace(reply, thinking=plan) if plan is not None else reply

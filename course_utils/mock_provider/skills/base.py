@@ -38,6 +38,8 @@ class Reply:
 
     blocks: tuple[TextOut | ToolUseOut, ...]
     skill: str
+    thinking: Any = None
+    """A :class:`.thinking.ThinkingPlan` when the reply starts with a thinking block (set by ``respond``)."""
 
     @property
     def stop_reason(self) -> str:

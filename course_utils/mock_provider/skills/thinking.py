@@ -1,0 +1,117 @@
+"""Thinking blocks and reply scenarios: which replies start with ``thinking``, which end early.
+
+Kept apart from the skills (what the model says) and from :mod:`..generation` (the output rules),
+so both can use it: the skills' ``respond`` attaches a :class:`ThinkingPlan` to each reply, and
+``generation.finalize`` reserves its tokens within ``max_tokens``, draws the reply scenario's
+refusals and pauses, and prepends the block.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+from ...tokens import count_text
+
+__all__ = ["THINKING_BY_DEFAULT", "REPLY_SCENARIO_ENV", "REPLY_SCENARIOS", "ShapeError", "ThinkingPlan",
+           "OMITTED_THINKING_TOKENS", "plan_thinking", "reply_scenario"]
+
+OMITTED_THINKING_TOKENS = 8
+"""Output tokens billed for a thinking block whose text is omitted (a stand-in for the hidden tokens)."""
+
+THINKING_BY_DEFAULT = False
+"""Whether models whose default is adaptive thinking (``thinking_default`` in ``data/models.csv``: the
+5.5 models) start replies with a ``thinking`` block when the request does not mention ``thinking``.
+
+The documentation says they do (adaptive thinking on by default; "Responses may start with a
+thinking block ... select content blocks by type, not position", Haiku 5.5 what's new). Off here so
+the lessons' stored figures (token counts, costs) stay as they are until they are regenerated; the
+``realistic`` reply scenario and an explicit ``thinking`` parameter turn it on. Flip to True once the
+notebooks are re-executed.
+"""
+
+REPLY_SCENARIO_ENV = "COURSE_REPLY_SCENARIO"
+"""Environment variable naming the reply scenario of every simulator in the process (default ``plain``)."""
+
+REPLY_SCENARIOS: dict[str, dict[str, Any]] = {
+    "plain": {"thinking_by_default": None, "refusal": 0.0, "pause_turn": 0.0},
+    "realistic": {"thinking_by_default": True, "refusal": 0.05, "pause_turn": 0.03},
+    "hostile": {"thinking_by_default": True, "refusal": 0.25, "pause_turn": 0.15},
+}
+"""How replies are shaped, independent of faults: ``thinking_by_default`` (None = :data:`THINKING_BY_DEFAULT`)
+and the share of replies that end in ``refusal`` / ``pause_turn`` (drawn per request from the seed
+and the prompt, so reproducible). ``realistic`` is the current models as documented; ``hostile``
+makes the rare shapes common, to test that code survives them."""
+
+
+class ShapeError(ValueError):
+    """A bad ``x-mock-shape`` header or reply scenario (the caller turns it into a 400)."""
+
+
+def reply_scenario(name: str | None = None) -> dict[str, Any]:
+    """The reply scenario named, or the one :data:`REPLY_SCENARIO_ENV` names (``plain`` if unset)."""
+    if name is None:
+        env = os.environ.get(REPLY_SCENARIO_ENV, "").strip() or "plain"
+        if env not in REPLY_SCENARIOS:
+            # A typo in the environment must not turn every reply into a 500: say so, and stay plain.
+            warnings.warn(f"{REPLY_SCENARIO_ENV}={env!r} is not a reply scenario (known: "
+                          f"{', '.join(REPLY_SCENARIOS)}); using 'plain'", RuntimeWarning, stacklevel=2)
+            return REPLY_SCENARIOS["plain"]
+        return REPLY_SCENARIOS[env]
+    try:
+        return REPLY_SCENARIOS[name.strip()]
+    except KeyError:
+        raise ShapeError(f"unknown reply scenario {name!r}; known: {', '.join(REPLY_SCENARIOS)}") from None
+
+
+@dataclass(frozen=True)
+class ThinkingPlan:
+    """The thinking block a reply starts with: its text (empty when ``display`` is omitted) and tokens."""
+
+    text: str
+    tokens: int
+
+
+def plan_thinking(request: Any, model: Any, *, forced: bool = False, scenario: dict[str, Any] | None = None
+                  ) -> ThinkingPlan | None:
+    """Whether this reply starts with a thinking block, as the model's documentation describes.
+
+    - ``thinking: {"type": "disabled"}``: no thinking (the models that refuse it were refused earlier).
+    - ``{"type": "adaptive" | "enabled" | "between_tools"}``: thinking; adaptive at ``effort: "low"``
+      skips it ("At lower effort levels, Claude may skip thinking for simpler problems", adaptive
+      thinking guide).
+    - no ``thinking``: the model's ``thinking_default`` (``adaptive`` on the 5.5 models, none on the
+      older ones), when thinking by default is on (:data:`THINKING_BY_DEFAULT` or the scenario).
+    - ``display``: ``omitted`` (empty text) by default on models whose default is adaptive
+      ("Thinking text is omitted by default", Haiku 5.5 what's new), ``summarized`` otherwise.
+    """
+    cfg = request.thinking if isinstance(getattr(request, "thinking", None), dict) else None
+    default_adaptive = getattr(model, "thinking_default", "none") == "adaptive"
+    effort = ((getattr(request, "output_config", None) or {}).get("effort"))
+    if forced:
+        display = "omitted"
+    elif cfg is not None:
+        kind = cfg.get("type")
+        if kind == "disabled":
+            return None
+        if kind == "adaptive" and effort == "low":
+            return None
+        display = cfg.get("display") or ("omitted" if default_adaptive else "summarized")
+    else:
+        by_default = (scenario or {}).get("thinking_by_default")
+        if by_default is None:
+            by_default = THINKING_BY_DEFAULT
+        if not (default_adaptive and by_default) or effort == "low":
+            return None
+        display = "omitted"
+    if display == "omitted":
+        return ThinkingPlan("", OMITTED_THINKING_TOKENS)
+    text = _thinking_summary(request)
+    return ThinkingPlan(text, count_text(text))
+
+
+def _thinking_summary(request: Any) -> str:
+    asked = " ".join((getattr(request, "last_user_text", "") or "").split()[:16])
+    return f"The user asks: {asked}. I will answer directly and concisely." if asked else "I will answer directly."

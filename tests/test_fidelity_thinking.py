@@ -1,0 +1,141 @@
+"""Issue 13 item 3: thinking blocks per model (plain and streamed), and a reply scenario in which
+refusals and pause_turn occur for a share of requests.
+
+Docs: Haiku 5.5 what's new (https://platform.claude.com/docs/en/models/haiku-5-5/whats-new-haiku-5-5):
+"Responses may start with a thinking block | Changed | Select content blocks by type, not position",
+"Thinking text is omitted by default"; adaptive thinking guide: "At the default effort level (high),
+Claude almost always thinks. At lower effort levels, Claude may skip thinking for simpler problems."
+"""
+
+from __future__ import annotations
+
+import collections
+
+import pytest
+
+import course_utils
+from course_utils.mock_provider.generation import text_deltas
+from course_utils.mock_provider.inprocess import InProcessServer
+from course_utils.mock_provider.skills import thinking as thinking_mod
+from course_utils.mock_provider.skills.thinking import REPLY_SCENARIO_ENV
+
+HAIKU, SONNET46 = "claude-haiku-5-5", "claude-sonnet-4-6"
+ASK = [{"role": "user", "content": "Explain in two sentences why the sky is blue."}]
+
+
+@pytest.fixture()
+def client():
+    return InProcessServer(seed=0, time_scale=0, rate_limit_tier="unlimited").client()
+
+
+def _types(msg) -> list[str]:
+    return [b.type for b in msg.content]
+
+
+def test_plain_default_has_no_thinking_block(client, monkeypatch):
+    monkeypatch.delenv(REPLY_SCENARIO_ENV, raising=False)
+    assert _types(client.messages.create(model=HAIKU, max_tokens=200, messages=ASK)) == ["text"]
+
+
+def test_realistic_scenario_5_5_models_start_with_omitted_thinking_older_ones_do_not(client, monkeypatch):
+    monkeypatch.setenv(REPLY_SCENARIO_ENV, "realistic")
+    for model in ("claude-haiku-5-5", "claude-sonnet-5-5", "claude-opus-5-5"):
+        msg = client.messages.create(model=model, max_tokens=200, messages=ASK)
+        if msg.stop_reason in ("refusal", "pause_turn"):
+            continue
+        assert _types(msg)[0] == "thinking" and msg.content[0].thinking == "" and msg.content[0].signature
+        assert course_utils.text_of(msg)  # the text is still there, after the thinking block
+    msg = client.messages.create(model=SONNET46, max_tokens=200, messages=ASK)
+    assert "thinking" not in _types(msg)
+
+
+def test_the_thinking_constant_turns_it_on_without_a_scenario(client, monkeypatch):
+    monkeypatch.delenv(REPLY_SCENARIO_ENV, raising=False)
+    monkeypatch.setattr(thinking_mod, "THINKING_BY_DEFAULT", True)
+    assert _types(client.messages.create(model=HAIKU, max_tokens=200, messages=ASK))[0] == "thinking"
+    assert _types(client.messages.create(model=SONNET46, max_tokens=200, messages=ASK)) == ["text"]
+
+
+def test_thinking_on_request_per_model(client):
+    on = client.messages.create(model=HAIKU, max_tokens=300, messages=ASK, thinking={"type": "adaptive"})
+    assert _types(on) == ["thinking", "text"] and on.content[0].thinking == ""
+    # Omitted thinking is still billed: the text's tokens plus the hidden thinking's.
+    text_tokens = len(text_deltas(course_utils.text_of(on)))
+    assert on.usage.output_tokens == text_tokens + thinking_mod.OMITTED_THINKING_TOKENS
+    summarized = client.messages.create(model=HAIKU, max_tokens=300, messages=ASK,
+                                        thinking={"type": "adaptive", "display": "summarized"})
+    assert summarized.content[0].thinking.startswith("The user asks")
+    low = client.messages.create(model=HAIKU, max_tokens=300, messages=ASK, thinking={"type": "adaptive"},
+                                 output_config={"effort": "low"})
+    assert _types(low) == ["text"]
+    # An older model thinks only when asked, and shows summarized thinking by default.
+    old = client.messages.create(model=SONNET46, max_tokens=3000, messages=ASK,
+                                 thinking={"type": "enabled", "budget_tokens": 1024})
+    assert _types(old) == ["thinking", "text"] and old.content[0].thinking
+    assert _types(client.messages.create(model=SONNET46, max_tokens=300, messages=ASK,
+                                         thinking={"type": "disabled"})) == ["text"]
+
+
+def test_thinking_tokens_count_towards_max_tokens(client):
+    full = client.messages.create(model=HAIKU, max_tokens=300, messages=ASK, thinking={"type": "adaptive"})
+    text_tokens = full.usage.output_tokens - thinking_mod.OMITTED_THINKING_TOKENS
+    cut = client.messages.create(model=HAIKU, max_tokens=thinking_mod.OMITTED_THINKING_TOKENS + 3, messages=ASK,
+                                 thinking={"type": "adaptive"})
+    assert cut.stop_reason == "max_tokens" and _types(cut) == ["thinking", "text"]
+    assert cut.usage.output_tokens == thinking_mod.OMITTED_THINKING_TOKENS + 3 < full.usage.output_tokens
+    assert text_tokens > 3
+    only = client.messages.create(model=HAIKU, max_tokens=4, messages=ASK, thinking={"type": "adaptive"})
+    assert only.stop_reason == "max_tokens" and _types(only) == ["thinking"] and only.usage.output_tokens == 4
+
+
+@pytest.mark.parametrize("display", ["omitted", "summarized"])
+def test_thinking_streams_with_thinking_and_signature_deltas(client, display):
+    kw = dict(model=HAIKU, max_tokens=300, messages=ASK, thinking={"type": "adaptive", "display": display})
+    plain = client.messages.create(**kw)
+    deltas = collections.Counter()
+    with client.messages.stream(**kw) as stream:
+        for event in stream:
+            if event.type == "content_block_start" and event.index == 0:
+                assert event.content_block.type == "thinking"
+            if event.type == "content_block_delta":
+                deltas[event.delta.type] += 1
+        final = stream.get_final_message()
+    assert deltas["signature_delta"] == 1 and deltas["text_delta"] > 0
+    assert (deltas["thinking_delta"] > 0) == (display == "summarized")
+    assert [b.model_dump() for b in final.content] == [b.model_dump() for b in plain.content]
+    assert final.usage.output_tokens == plain.usage.output_tokens
+
+
+def test_the_x_mock_shape_thinking_header_adds_one_block(client):
+    msg = client.messages.create(model=HAIKU, max_tokens=300, messages=ASK, thinking={"type": "adaptive"},
+                                 extra_headers={"x-mock-shape": "thinking"})
+    assert _types(msg) == ["thinking", "text"]
+
+
+@pytest.mark.parametrize("scenario,lo_refusal,hi_refusal", [("realistic", 0.01, 0.12), ("hostile", 0.15, 0.35)])
+def test_reply_scenarios_make_refusals_and_pauses_occur_for_a_share_of_requests(monkeypatch, scenario,
+                                                                                lo_refusal, hi_refusal):
+    monkeypatch.setenv(REPLY_SCENARIO_ENV, scenario)
+    client = InProcessServer(seed=0, time_scale=0, rate_limit_tier="unlimited").client()
+    stops = collections.Counter()
+    for i in range(200):
+        msg = client.messages.create(model=HAIKU, max_tokens=100,
+                                     messages=[{"role": "user", "content": f"Tell me fact number {i} about tea."}])
+        stops[msg.stop_reason] += 1
+        if msg.stop_reason == "refusal":
+            assert msg.content[0].type == "thinking"  # the thinking block stays; the text is cut short
+    assert lo_refusal * 200 <= stops["refusal"] <= hi_refusal * 200
+    assert stops["pause_turn"] > 0 and stops["end_turn"] > 100
+    # Reproducible: the same prompt gets the same shape again.
+    again = InProcessServer(seed=0, time_scale=0, rate_limit_tier="unlimited").client()
+    first = [again.messages.create(model=HAIKU, max_tokens=100, messages=[
+        {"role": "user", "content": f"Tell me fact number {i} about tea."}]).stop_reason for i in range(20)]
+    assert first == [client.messages.create(model=HAIKU, max_tokens=100, messages=[
+        {"role": "user", "content": f"Tell me fact number {i} about tea."}]).stop_reason for i in range(20)]
+
+
+def test_an_unknown_scenario_in_the_environment_warns_and_stays_plain(client, monkeypatch):
+    monkeypatch.setenv(REPLY_SCENARIO_ENV, "realstic")
+    with pytest.warns(RuntimeWarning, match="realstic"):
+        msg = client.messages.create(model=HAIKU, max_tokens=100, messages=ASK)
+    assert msg.stop_reason == "end_turn" and _types(msg) == ["text"]
