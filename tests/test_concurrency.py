@@ -37,6 +37,7 @@ from course_utils.concurrency import (
 )
 from course_utils.concurrency.progress import Progress
 from course_utils.concurrency.workload import LABELS, classify_body, label_of, load_tickets
+from course_utils.progress import ProgressBar, ProgressEvent
 from course_utils.mock_provider.errors import RateLimited
 from course_utils.mock_provider.ratelimit import RateLimiter, RateLimits
 from course_utils.tokens import count_request
@@ -198,13 +199,12 @@ def test_with_timeout_on_the_system_clock_passes_values_through():
 
 # ----- worker pool --------------------------------------------------------------------------------
 def test_worker_pool_runs_exactly_n_at_a_time_and_shuts_down_cleanly():
-    progress: list[tuple[int, int]] = []
+    progress: list[ProgressEvent] = []
 
     async def main():
         clock = VirtualClock()
         fn = Tracker(clock, fail={4})
-        outcomes = await run_pool(fn, range(12), workers=4, clock=clock,
-                                  on_progress=lambda d, t: progress.append((d, t)))
+        outcomes = await run_pool(fn, range(12), workers=4, clock=clock, on_progress=progress.append)
         leftovers = leftover_tasks()
         return outcomes, fn.peak, leftovers
 
@@ -213,7 +213,45 @@ def test_worker_pool_runs_exactly_n_at_a_time_and_shuts_down_cleanly():
     assert leftovers == []
     assert [o.index for o in outcomes] == list(range(12))
     assert isinstance(outcomes[4].error, ValueError) and outcomes[5].value == 50
-    assert progress[-1] == (12, 12) and len(progress) == 12
+    # One event per finished job: done counts up, the total is known, time is the pool's (virtual) clock.
+    assert [e.done for e in progress] == list(range(1, 13)) and {e.total for e in progress} == {12}
+    assert [e.elapsed_s for e in progress] == [1.0] * 4 + [2.0] * 4 + [3.0] * 4
+    assert sorted(e.latest.index for e in progress) == list(range(12))
+    frame = outcomes.frame()
+    assert list(frame.columns) == ["index", "ok", "value", "error_type", "error", "seconds"]
+    assert frame["error_type"].tolist()[4] == "ValueError" and int(frame["ok"].sum()) == 11
+    assert outcomes.summary() == {"items": 12, "succeeded": 11, "failed": 1, "slowest_s": 1.0}
+
+
+def test_worker_pool_without_a_total_reports_it_once_closed():
+    progress: list[ProgressEvent] = []
+
+    async def main():
+        clock = VirtualClock()
+        pool = WorkerPool(Tracker(clock), workers=2, clock=clock, on_progress=progress.append).start()
+        for job in range(3):
+            await pool.submit(job)
+        await clock.sleep(1.5)  # two jobs finish while the producer may still submit more
+        await pool.close()
+
+    run(main())
+    assert [(e.done, e.total) for e in progress] == [(1, None), (2, None), (3, 3)]
+
+
+def test_run_all_and_run_threaded_report_progress_with_the_protocol():
+    events: list[ProgressEvent] = []
+
+    async def main():
+        fn = Tracker(VirtualClock(), delays={0: 3.0, 1: 1.0, 2: 2.0})
+        return await run_all(fn, range(3), on_progress=events.append)
+
+    run(main())
+    assert [(e.done, e.total, e.latest.item) for e in events] == [(1, 3, 1), (2, 3, 2), (3, 3, 0)]
+    threaded: list[ProgressEvent] = []
+    outcomes = run_threaded(lambda x: x * 2, range(5), workers=2, on_progress=threaded.append)
+    assert [o.value for o in outcomes] == [0, 2, 4, 6, 8]
+    assert [e.done for e in threaded] == [1, 2, 3, 4, 5] and {e.total for e in threaded} == {5}
+    assert sorted(e.latest.index for e in threaded) == list(range(5))
 
 
 def test_worker_pool_cancels_its_workers_when_the_block_fails():
@@ -307,11 +345,11 @@ def test_token_bucket_acquire_waits_exactly_on_the_virtual_clock():
 
 
 @settings(max_examples=30, deadline=None)
-@given(rpm=st.integers(30, 600), n=st.integers(1, 300))
-def test_rate_budget_never_exceeds_what_the_limit_allows(rpm, n):
+@given(rpm=st.integers(30, 600), n=st.integers(1, 300), headroom=st.sampled_from([0.0, 0.05, 0.2]))
+def test_rate_budget_paces_from_the_first_request_never_ahead_of_a_short_interval_provider(rpm, n, headroom):
     async def main():
         clock = VirtualClock()
-        budget = RateBudget(rpm, BIG, BIG, clock=clock)
+        budget = RateBudget(rpm, BIG, BIG, clock=clock, headroom=headroom)
         times = []
         for _ in range(n):
             await budget.acquire(Cost())
@@ -319,61 +357,79 @@ def test_rate_budget_never_exceeds_what_the_limit_allows(rpm, n):
         return times
 
     times = run(main())
+    rate = rpm * (1 - headroom) / 60
+    burst = max(1.0, rate)  # one second of the paced rate, at least one request
+    provider_burst = max(1.0, rpm / 60)  # what a provider enforcing over one second holds
+    slack_s = 1e-4  # the VirtualClock's epoch-based floats resolve about 2e-7 s per step
     for k, t in enumerate(times, start=1):
-        assert k <= rpm + t * rpm / 60 + 1e-6  # never ahead of the bucket
-    if n > rpm:  # and never behind it: the last one goes as soon as allowed
-        assert times[-1] == pytest.approx((n - rpm) * 60 / rpm)
+        assert k <= burst + rate * (t + slack_s)  # never ahead of the paced bucket
+        assert k <= provider_burst + rpm / 60 * (t + slack_s)  # so never ahead of the provider's
+    # and never behind it: the last one goes as soon as the paced rate allows
+    assert times[-1] == pytest.approx(max(0.0, (n - burst) / rate), abs=slack_s)
 
 
-def test_rate_budget_tokens_bind_fifo_and_pause():
+def test_rate_budget_with_a_minute_burst_spends_a_minute_at_once():
     async def main():
         clock = VirtualClock()
-        budget = RateBudget(BIG, 600, BIG, clock=clock)  # 10 input tokens per second
-        await budget.acquire(Cost(1, 600, 0))
-        await budget.acquire(Cost(1, 100, 0))
-        after_tokens = clock.monotonic()
-        budget.pause_until(clock.monotonic() + 7)
+        budget = RateBudget(60, BIG, BIG, clock=clock, burst_s=60)
+        for _ in range(61):
+            await budget.acquire(Cost())
+        return clock.monotonic()
+
+    assert run(main()) == pytest.approx(1.0)  # 60 at once, the 61st a second later
+    with pytest.raises(ValueError):
+        RateBudget(60, BIG, BIG, burst_s=0)
+    with pytest.raises(ValueError):
+        RateBudget(60, BIG, BIG, headroom=1.0)
+
+
+def test_rate_budget_tokens_bind_fifo_oversized_requests_overdraw_and_pause():
+    async def main():
+        clock = VirtualClock()
+        budget = RateBudget(BIG, 600, BIG, clock=clock)  # 10 input tokens per second, a bucket of 10
+        await budget.acquire(Cost(1, 600, 0))  # bigger than the bucket: goes once it is full, overdraws
+        await budget.acquire(Cost(1, 100, 0))  # waits until the bucket is full again: 600 tokens later
+        after_tokens = clock.monotonic()  # the bucket is at -90 now: 9 s from empty
+        budget.pause_until(clock.monotonic() + 12)
         await budget.acquire(Cost(1, 0, 0))
         with pytest.raises(ExceedsBucketCapacity):
-            await budget.acquire(Cost(1, 601, 0))
+            await budget.acquire(Cost(1, 601, 0))  # more than a minute's limit: never
         return after_tokens, clock.monotonic()
 
     after_tokens, after_pause = run(main())
-    assert after_tokens == pytest.approx(10.0)
-    assert after_pause == pytest.approx(17.0)
+    assert after_tokens == pytest.approx(60.0)
+    assert after_pause == pytest.approx(72.0)
 
 
-def test_rate_budget_caps_output_reservation_and_settles():
+def test_rate_budget_settles_expected_output_to_the_actual_and_adopts_new_limits():
     clock = VirtualClock()
-    budget = RateBudget(BIG, BIG, 1_000, clock=clock)
-    assert budget.clamp(Cost(1, 0, 5_000)).output_tokens == 1_000
-    budget.take(Cost(1, 0, 400))
-    budget.settle_output(400, 10)
-    assert budget.output.level == pytest.approx(990)
-
-
-def test_rate_budget_burst_paces_from_the_first_request():
-    async def main():
-        clock = VirtualClock()
-        budget = RateBudget(60, 6_000, 6_000, clock=clock, burst=1)
-        for _ in range(5):
-            await budget.acquire(Cost(1, 10, 10))
-        return clock.monotonic(), budget.input.capacity
-
-    elapsed, input_capacity = run(main())
-    assert elapsed == pytest.approx(4.0) and input_capacity == 100
+    budget = RateBudget(BIG, BIG, 1_200, clock=clock)  # 20 output tokens per second, a bucket of 20
+    budget.take(Cost(1, 0, 15))
+    budget.settle_output(15, 4)  # expected 15, the reply had 4
+    assert budget.output.level == pytest.approx(16)
+    budget.set_limit("output-tokens", 2_400)
+    assert budget.per_minute["output-tokens"] == 2_400
+    assert budget.output.refill_per_second == pytest.approx(40) and budget.output.capacity == pytest.approx(40)
+    assert budget.output.level == pytest.approx(16)
+    budget.restart(Cost(1, 0, 5))
+    assert budget.output.level == pytest.approx(35) and budget.requests.level == pytest.approx(BIG / 60 - 1)
 
 
 # ----- dispatcher against the simulator's rate limiter on virtual time ----------------------------
 class FakeProvider:
-    """The simulator's RateLimiter behind a fake AsyncAnthropic: admission, headers, 429s, latency."""
+    """The simulator's RateLimiter behind a fake AsyncAnthropic: admission, headers, 429s, latency.
 
-    def __init__(self, clock, limits, *, latency=0.5, key="k"):
+    ``burst_s`` is the provider's burst capacity (1: enforced over about a second, as the API may;
+    60: a minute's quota at once). Each reply generates ``output`` tokens, charged against OTPM.
+    """
+
+    def __init__(self, clock, limits, *, latency=0.5, key="k", burst_s=1.0, output=1):
         self.clock = clock
-        self.limiter = RateLimiter(clock, "unlimited")
+        self.limiter = RateLimiter(clock, "unlimited", burst_s=burst_s)
         self.limiter.set_tier(key, limits)
         self.key = key
         self.latency = latency
+        self.output = output
         self.log: list[tuple[float, int]] = []  # (time, status)
         self.refusals: list[tuple[float, float]] = []  # (time of a 429, its retry-after in seconds)
         self.messages = SimpleNamespace(with_raw_response=SimpleNamespace(create=self._create))
@@ -393,9 +449,9 @@ class FakeProvider:
             raise anthropic.RateLimitError(exc.message, response=response, body=None) from None
         self.log.append((self.clock.monotonic(), 200))
         await self.clock.sleep(self.latency)
-        self.limiter.settle(admission, 1)
-        message = SimpleNamespace(usage=SimpleNamespace(output_tokens=1),
-                                  content=[SimpleNamespace(text="billing")])
+        self.limiter.settle(admission, self.output)
+        message = SimpleNamespace(usage=SimpleNamespace(output_tokens=self.output),
+                                  content=[SimpleNamespace(type="text", text="billing")])
 
         async def parse():
             return message
@@ -409,6 +465,11 @@ class FakeProvider:
 
     def count(self, status):
         return sum(1 for _, s in self.log if s == status)
+
+    def sends(self):
+        """Times of the admitted requests, from the first one."""
+        times = [t for t, s in self.log if s == 200]
+        return [t - self.log[0][0] for t in times]
 
     def assert_retry_after_honoured(self):
         """After each 429 the key stays quiet for exactly its retry-after: the next request (a
@@ -426,40 +487,57 @@ class FakeProvider:
 BODY = classify_body("I was charged twice for my invoice.")
 
 
-def _run_dispatcher(provider, n, **kwargs):
+def _run_dispatcher(provider, n, body=BODY, **kwargs):
     async def main():
         dispatcher = RateLimitedDispatcher(provider, clock=provider.clock, **kwargs)
         started = provider.clock.monotonic()
-        outcomes = await dispatcher.run([BODY] * n)
+        outcomes = await dispatcher.run([body] * n)
         return dispatcher, outcomes, provider.clock.monotonic() - started
 
     return run(main())
 
 
-def test_dispatcher_spends_the_burst_then_follows_the_refill_rate_with_no_429():
-    provider = FakeProvider(VirtualClock(), RateLimits(120, BIG, BIG))
-    dispatcher, outcomes, elapsed = _run_dispatcher(provider, 300, limits=RateLimits(120, BIG, BIG))
+def test_dispatcher_paces_at_the_limit_with_headroom_from_the_first_request_with_no_429():
+    provider = FakeProvider(VirtualClock(), RateLimits(120, BIG, BIG))  # enforced over one second
+    dispatcher, outcomes, virtual_s = _run_dispatcher(provider, 300, limits=RateLimits(120, BIG, BIG))
     assert all(o.ok for o in outcomes) and len(outcomes) == 300
     assert provider.count(429) == 0 and dispatcher.stats.rate_limited == 0
-    # 120 at once, then 2 per second: the last request can go at (300 - 120) / 2 = 90 s.
-    last_send = max(t for t, s in provider.log if s == 200) - provider.log[0][0]
-    assert last_send == pytest.approx(90.0, abs=1.0)
-    assert elapsed == pytest.approx(90.0 + provider.latency, abs=1.5)
+    # The first alone; its reply (0.5 s) starts a bucket of 1.9 at 1.9 per second (95 % of 2/s),
+    # holding 0.9 after the first: the k-th of the other 299 goes at 0.5 + (k - 0.9) / 1.9.
+    assert provider.sends()[-1] == pytest.approx(0.5 + (299 - 0.9) / 1.9, abs=1e-3)
+    assert virtual_s == pytest.approx(0.5 + (299 - 0.9) / 1.9 + provider.latency, abs=1e-3)
+
+
+def test_a_client_that_bets_on_a_minute_burst_is_refused_by_short_interval_enforcement():
+    limits = RateLimits(120, BIG, BIG)
+    short = FakeProvider(VirtualClock(), limits, burst_s=1.0)
+    dispatcher, outcomes, _ = _run_dispatcher(short, 150, limits=limits, burst_s=60, max_attempts=30)
+    assert all(o.ok for o in outcomes)  # retry-after got every one through in the end
+    assert short.count(429) > 50 and dispatcher.stats.rate_limited == short.count(429)
+    short.assert_retry_after_honoured()
+    # The same client against a provider that does allow a minute's burst: no 429 (the bet paid off there).
+    lenient = FakeProvider(VirtualClock(), limits, burst_s=60.0)
+    dispatcher, outcomes, _ = _run_dispatcher(lenient, 150, limits=limits, burst_s=60)
+    assert all(o.ok for o in outcomes) and lenient.count(429) == 0
 
 
 def test_dispatcher_learns_the_limits_from_the_first_response():
-    provider = FakeProvider(VirtualClock(), RateLimits(60, BIG, BIG))
-    dispatcher, outcomes, _ = _run_dispatcher(provider, 100, limits=None)
+    provider = FakeProvider(VirtualClock(), RateLimits(60, 50_000, 9_000))
+    dispatcher, outcomes, _ = _run_dispatcher(provider, 30, limits=None)
     assert all(o.ok for o in outcomes)
     assert provider.count(429) == 0
-    assert dispatcher.budget is not None and dispatcher.budget.requests.capacity == 60
+    assert dispatcher.budget is not None
+    assert dispatcher.budget.per_minute == {"requests": 60, "input-tokens": 50_000, "output-tokens": 9_000}
+    assert provider.sends()[-1] == pytest.approx(0.5 + (29 - 0) / 0.95, abs=1e-3)  # a bucket of 1, at 0.95/s
 
 
 def test_dispatcher_syncs_with_headers_when_someone_else_spends_the_key():
+    # Header sync matters where the local budget is large: a client that keeps a minute's burst
+    # (burst_s=60) against a lenient provider whose minute another process has mostly spent.
     limits = RateLimits(120, BIG, BIG)
-    provider = FakeProvider(VirtualClock(), limits)
-    provider.spend(80)  # another process already used two thirds of the burst
-    dispatcher, outcomes, _ = _run_dispatcher(provider, 150, limits=limits)
+    provider = FakeProvider(VirtualClock(), limits, burst_s=60.0)
+    provider.spend(80)  # another process already used two thirds of the minute
+    dispatcher, outcomes, _ = _run_dispatcher(provider, 150, limits=limits, burst_s=60)
     assert all(o.ok for o in outcomes)
     assert provider.count(429) == 0
     assert dispatcher.stats.corrections >= 1
@@ -467,9 +545,10 @@ def test_dispatcher_syncs_with_headers_when_someone_else_spends_the_key():
 
 def test_without_header_sync_the_same_run_meets_429s_and_honours_retry_after():
     limits = RateLimits(120, BIG, BIG)
-    provider = FakeProvider(VirtualClock(), limits)
+    provider = FakeProvider(VirtualClock(), limits, burst_s=60.0)
     provider.spend(80)
-    dispatcher, outcomes, _ = _run_dispatcher(provider, 150, limits=limits, sync_headers=False, max_attempts=20)
+    dispatcher, outcomes, _ = _run_dispatcher(provider, 150, limits=limits, burst_s=60, sync_headers=False,
+                                              max_attempts=20)
     assert all(o.ok for o in outcomes)  # every 429 was retried after retry-after
     assert provider.count(429) > 0 and dispatcher.stats.rate_limited == provider.count(429)
     provider.assert_retry_after_honoured()
@@ -477,35 +556,46 @@ def test_without_header_sync_the_same_run_meets_429s_and_honours_retry_after():
 
 def test_dispatcher_paces_on_input_tokens_estimated_before_sending():
     per_request = count_request(BODY)
-    itpm = per_request * 30  # 30 requests' worth of input per minute
+    itpm = per_request * 30  # 30 requests' worth of input per minute: half a request per second
     provider = FakeProvider(VirtualClock(), RateLimits(BIG, itpm, BIG))
     dispatcher, outcomes, _ = _run_dispatcher(provider, 60, limits=RateLimits(BIG, itpm, BIG))
     assert all(o.ok for o in outcomes) and provider.count(429) == 0
-    last_send = max(t for t, s in provider.log if s == 200) - provider.log[0][0]
-    assert last_send == pytest.approx(60.0, abs=2.5)  # 30 at once, then 30 more at 0.5 per second
+    # Each request is bigger than a second's worth of input, so each goes when the bucket is full
+    # again: one request's input per 0.95 * 0.5 requests per second.
+    assert provider.sends()[-1] == pytest.approx(0.5 + 59 / (0.5 * 0.95), abs=1e-3)
 
 
-def test_dispatcher_output_reservation_is_refunded_after_each_reply():
-    # max_tokens=5 reserved, 1 used: OTPM 50 allows 10 in flight but far more than 10 per minute.
-    provider = FakeProvider(VirtualClock(), RateLimits(BIG, BIG, 50), latency=1.0)
-    dispatcher, outcomes, virtual_s = _run_dispatcher(provider, 40, limits=RateLimits(BIG, BIG, 50))
-    assert all(o.ok for o in outcomes) and provider.count(429) == 0
-    assert virtual_s < 60  # read from the VirtualClock: the same on any machine
+def test_max_tokens_reserves_nothing_output_is_paced_on_what_replies_generate():
+    # OTPM 300 and 5 tokens per reply: one request a second. A max_tokens of 1,000 (more than the
+    # whole minute's OTPM) changes nothing, as on the API.
+    runs = {}
+    for max_tokens in (5, 1_000):
+        provider = FakeProvider(VirtualClock(), RateLimits(BIG, BIG, 300), output=5)
+        body = dict(BODY, max_tokens=max_tokens)
+        dispatcher, outcomes, _ = _run_dispatcher(provider, 40, body=body, limits=RateLimits(BIG, BIG, 300))
+        assert all(o.ok for o in outcomes) and provider.count(429) == 0
+        assert dispatcher.expected_output == 5
+        runs[max_tokens] = provider.sends()
+    assert runs[5] == runs[1_000]
+    # The first reply starts the output bucket (5 * 0.95 tokens, holding none after it); then one
+    # reply's expected output every 5 / 4.75 s.
+    assert runs[5][-1] == pytest.approx(0.5 + 39 * 5 / 4.75, abs=1e-3)
 
 
 def test_dispatcher_gives_up_after_max_attempts_and_keeps_other_results():
-    provider = FakeProvider(VirtualClock(), RateLimits(2, BIG, BIG))
-    # The client believes in a higher limit than the key has, and does not look at the headers.
-    dispatcher, outcomes, _ = _run_dispatcher(provider, 4, limits=RateLimits(100, BIG, BIG), sync_headers=False,
-                                              max_attempts=1, max_concurrency=4)
-    assert 2 <= sum(o.ok for o in outcomes) < 4  # the 429 paused the rest, so one more fit after it
-    assert all(isinstance(o.error, anthropic.RateLimitError) for o in outcomes if not o.ok)
-    provider.assert_retry_after_honoured()
+    provider = FakeProvider(VirtualClock(), RateLimits(60, BIG, BIG))  # one request a second
+    provider.spend(1)  # another process just took this second's request
+    dispatcher, outcomes, _ = _run_dispatcher(provider, 4, limits=RateLimits(60, BIG, BIG), max_attempts=1,
+                                              max_concurrency=4)
+    assert [o.ok for o in outcomes] == [False, True, True, True]  # the first met the 429, one try only
+    assert isinstance(outcomes[0].error, anthropic.RateLimitError)
+    provider.assert_retry_after_honoured()  # the others waited exactly its retry-after
 
 
 def test_estimate_cost_and_retry_after():
-    cost = estimate_cost(BODY)
-    assert cost == Cost(1, count_request(BODY), BODY["max_tokens"])
+    assert estimate_cost(BODY) == Cost(1, count_request(BODY), 0)  # max_tokens is not a reservation
+    assert estimate_cost(BODY, expected_output=3.2) == Cost(1, count_request(BODY), 4)
+    assert estimate_cost(BODY, expected_output=99) == Cost(1, count_request(BODY), BODY["max_tokens"])
     assert retry_after_seconds({"retry-after": "3"}, 1.0) == 3.0
     assert retry_after_seconds({}, 1.5) == 1.5
     assert retry_after_seconds({"retry-after": "soon"}, 2.0) == 2.0
@@ -530,3 +620,57 @@ def test_progress_text_fallback_prints_sparingly(capsys):
         bar(n, 8)
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines == ["classify: 4/8 (50%)", "classify: 8/8 (100%)"]
+
+
+def test_the_old_progress_also_takes_events_and_the_bar_takes_a_pool(capsys):
+    old = Progress(2, "old", every=100, widget=False)
+    old(ProgressEvent(2, 2, 0.5))
+    bar = ProgressBar(label="pool", every=100, widget=False)
+
+    async def main():
+        clock = VirtualClock()
+        await run_pool(Tracker(clock), range(4), workers=2, clock=clock, on_progress=bar)
+
+    run(main())
+    assert capsys.readouterr().out.splitlines() == ["old: 2/2 (100%)", "pool: 4/4 (100%) after 2.0 s"]
+
+
+# ----- approaches side by side on virtual time (the notebook's section 3) ------------------------
+def _simulated(burst_s):
+    from course_utils.concurrency.simulate import simulate_runs
+
+    bodies = [classify_body(t) for t in load_tickets(30)["text"]]
+
+    async def sdk_retries(client):
+        retrying = client.with_options(max_retries=2)
+        return await asyncio.gather(*(retrying.messages.create(**b) for b in bodies), return_exceptions=True)
+
+    async def dispatcher(client):
+        outcomes = await RateLimitedDispatcher(client, limits=None, max_concurrency=16).run(bodies)
+        return [o.value if o.ok else o.error for o in outcomes]
+
+    return simulate_runs({"gather + SDK retries": sdk_retries, "dispatcher": dispatcher}, rpm=120, burst_s=burst_s)
+
+
+def test_simulated_runs_compare_approaches_deterministically_within_the_limit():
+    runs = _simulated(1.0)
+    naive, paced = runs["gather + SDK retries"], runs["dispatcher"]
+    assert paced.succeeded == 30 and paced.rate_limited == 0 and paced.retries == 0
+    assert naive.rate_limited > 0 and naive.failed > 0  # retries into a per-second limit lose requests
+    assert naive.retries == len(naive.ledger) - 30
+    for run_ in runs:
+        assert 0 < run_.limit_used <= 1.0  # the provider admits at most burst + rate * span
+    assert paced.burst == 2.0 and paced.limit_used == pytest.approx(30 / (2 + 2 * paced.span_s))
+    frame = runs.frame()
+    assert list(frame.index) == ["gather + SDK retries", "dispatcher"]
+    assert list(frame.columns) == ["succeeded", "failed", "rate_limited_429", "retries", "virtual_s", "span_s",
+                                   "limit_used_pct"]
+    assert list(paced.frame().columns) == ["arrival_s", "finish_s", "status", "output_tokens"]
+    assert paced.arrivals()[0] > 0  # connection set-up and transit before the first arrival
+    # Virtual time: the same figures on every run, whatever the machine is doing.
+    assert _simulated(1.0).frame().equals(frame)
+
+
+def test_a_lenient_provider_admits_the_naive_burst_that_short_interval_enforcement_refuses():
+    lenient = _simulated(60)["gather + SDK retries"]
+    assert lenient.succeeded == 30 and lenient.rate_limited == 0

@@ -6,24 +6,32 @@ module             what
 =================  ==============================================================================
 ``fanout``         :func:`bounded_gather` (at most N in flight, input order); :func:`max_in_flight`
 ``structured``     :func:`run_all`: TaskGroup, per-item timeout, per-item :class:`Outcome`
+                   (:class:`Outcomes` has ``.frame()``)
 ``workers``        :class:`WorkerPool` / :func:`run_pool`: N workers over an ``asyncio.Queue``
 ``buckets``        :class:`TokenBucket`, :class:`RateBudget`: client-side request and token buckets
-``dispatcher``     :class:`RateLimitedDispatcher`: estimate, wait, send, sync with the headers
+``dispatcher``     :class:`RateLimitedDispatcher`: pace at the limit with headroom, sync with the headers
+``simulate``       :func:`simulate_runs`: approaches side by side on the simulator, on virtual time
 ``threads``        :func:`run_threaded`: the same with a thread pool and the sync client
-``progress``       :class:`Progress`: a progress bar (widget, or text)
+``display``        :func:`async_slider`: the Explore control
 ``workload``       the lesson's ticket-classification requests
 =================  ==============================================================================
+
+Long operations take ``on_progress``, a :data:`course_utils.progress.ProgressCallback` (pass a
+:class:`course_utils.progress.ProgressBar`). ``Progress`` is the older ``(done, total)`` bar, kept
+for the notebooks that still use it.
 """
 
 from __future__ import annotations
 
-from .buckets import Cost, RateBudget, ExceedsBucketCapacity, TokenBucket
+from .buckets import Cost, ExceedsBucketCapacity, RateBudget, TokenBucket
 from .dispatcher import DispatchStats, RateLimitedDispatcher, estimate_cost, retry_after_seconds
+from .display import async_slider
 from .fanout import bounded_gather, max_in_flight
 from .progress import Progress
-from .structured import Outcome, partition, run_all, with_timeout
+from .structured import Outcome, Outcomes, partition, run_all, with_timeout
 from .threads import run_threaded
 from .workers import WorkerPool, run_pool
+from .workload import LABELS, classify_body, label_of, load_tickets
 
 __all__ = [
     "bounded_gather",
@@ -32,6 +40,7 @@ __all__ = [
     "with_timeout",
     "partition",
     "Outcome",
+    "Outcomes",
     "WorkerPool",
     "run_pool",
     "TokenBucket",
@@ -43,5 +52,10 @@ __all__ = [
     "estimate_cost",
     "retry_after_seconds",
     "run_threaded",
+    "async_slider",
+    "LABELS",
+    "classify_body",
+    "label_of",
+    "load_tickets",
     "Progress",
 ]

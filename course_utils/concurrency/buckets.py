@@ -1,9 +1,15 @@
-"""Client-side token buckets: spend the provider's rate limit without ever being refused.
+"""Client-side token buckets: pace requests at the provider's rate limit, with headroom.
 
-The Messages API limits requests, input tokens and output tokens per minute with token buckets
-that refill continuously (capacity = the per-minute limit, refill = limit / 60 per second). A
-client that keeps its own copy of those buckets, and takes from them *before* sending, knows
-when a request would be refused and waits exactly that long instead of finding out with a 429.
+The Messages API limits requests, input tokens and output tokens per minute, refilled
+continuously, and "your rate limit may be enforced over shorter time intervals": 60 requests per
+minute "might be enforced as 1 request per second" (https://platform.claude.com/docs/en/api/rate-limits).
+So a client must not count on spending a minute's quota at once. It keeps its own small buckets
+(about one second of each rate, refilled at a little under the rate: the *headroom*), takes from
+them *before* sending, and so waits exactly as long as pacing needs instead of finding out with a 429.
+
+Output tokens per minute count "only the actual tokens generated" (``max_tokens`` "does not factor
+into OTPM"), which are known only when a reply ends: the client budgets the output it *expects*
+(from the replies it has seen) and settles to what was generated.
 
 Everything reads an injectable :class:`~course_utils.clock.Clock`, so tests drive hours of
 traffic on a ``VirtualClock`` without sleeping.
@@ -83,6 +89,11 @@ class TokenBucket:
         self._refill()
         self._level = min(self.capacity, self._level - n)
 
+    def reset(self, level: float | None = None) -> None:
+        """Start afresh now at ``level`` (default: full), whatever the level was."""
+        self._last = self._clock.monotonic()
+        self._level = self.capacity if level is None else min(float(level), self.capacity)
+
     def lower_to(self, level: float) -> float:
         """Lower the level to ``level`` if it is higher (news from the provider); return how much was removed."""
         self._refill()
@@ -121,11 +132,18 @@ class Cost:
     requests: int = 1
     input_tokens: int = 0
     output_tokens: int = 0
-    """Output reserved up front (the request's ``max_tokens``), refunded down to actual use."""
+    """Output the client *expects* (an estimate from earlier replies, never ``max_tokens``); settled
+    to the actual output with :meth:`RateBudget.settle_output` when the reply ends."""
 
 
 class RateBudget:
-    """The three per-minute limits of one (API key, model): requests, input and output tokens.
+    """A client-side copy of one (API key, model)'s three per-minute limits, paced with headroom.
+
+    Each bucket refills at ``(1 - headroom) * limit / 60`` per second and holds ``burst_s``
+    seconds of that (at least one request, or one token): ``burst_s=1`` is the robust default
+    (the provider may enforce over about a second); a minute (``burst_s=60``) bets on a lenient
+    provider. A demand bigger than a bucket (a long prompt under a small input burst) goes once
+    that bucket is full and overdraws it, so the average rate still holds.
 
     :meth:`acquire` admits requests first come, first served: a large request at the head of
     the line is not starved by small ones behind it. :meth:`pause_until` holds every
@@ -133,68 +151,99 @@ class RateBudget:
     """
 
     def __init__(self, requests_per_minute: float, input_tokens_per_minute: float, output_tokens_per_minute: float,
-                 *, clock: Clock = SYSTEM_CLOCK, burst: float | None = None) -> None:
+                 *, clock: Clock = SYSTEM_CLOCK, burst_s: float = 1.0, headroom: float = 0.0) -> None:
+        if not 0 < burst_s <= 60:
+            raise ValueError(f"burst_s must be in (0, 60] seconds, not {burst_s!r}")
+        if not 0 <= headroom < 1:
+            raise ValueError(f"headroom must be in [0, 1), not {headroom!r}")
         self.clock = clock
-        self.requests = TokenBucket.per_minute(
-            requests_per_minute, clock=clock, capacity=min(burst, requests_per_minute) if burst else None)
-        # With a reduced request burst, token bursts are scaled alike so pacing stays even.
-        fraction = (self.requests.capacity / requests_per_minute) if burst else 1.0
-        self.input = TokenBucket.per_minute(input_tokens_per_minute, clock=clock,
-                                            capacity=max(1.0, input_tokens_per_minute * fraction) if burst else None)
-        self.output = TokenBucket.per_minute(output_tokens_per_minute, clock=clock,
-                                             capacity=max(1.0, output_tokens_per_minute * fraction) if burst else None)
+        self.burst_s = float(burst_s)
+        self.headroom = float(headroom)
+        self.per_minute = {"requests": float(requests_per_minute), "input-tokens": float(input_tokens_per_minute),
+                           "output-tokens": float(output_tokens_per_minute)}
+        """The provider's limits (per minute), as given or as the ``*-limit`` headers last said."""
+        self.requests = self._bucket(requests_per_minute)
+        self.input = self._bucket(input_tokens_per_minute)
+        self.output = self._bucket(output_tokens_per_minute)
         self._paused_until = -math.inf
         self._line = asyncio.Lock()
         self.waited_s = 0.0
         """Total seconds acquisitions spent waiting for capacity or a pause."""
 
+    def _shape(self, limit: float) -> tuple[float, float]:
+        rate = float(limit) * (1.0 - self.headroom) / 60.0
+        return max(1.0, rate * self.burst_s), rate
+
+    def _bucket(self, limit: float) -> TokenBucket:
+        capacity, rate = self._shape(limit)
+        return TokenBucket(capacity, rate, clock=self.clock)
+
     @classmethod
-    def from_limits(cls, limits: object, *, clock: Clock = SYSTEM_CLOCK, burst: float | None = None) -> "RateBudget":
+    def from_limits(cls, limits: object, *, clock: Clock = SYSTEM_CLOCK, burst_s: float = 1.0,
+                    headroom: float = 0.0) -> "RateBudget":
         """From anything with ``requests_per_minute``, ``input_tokens_per_minute``, ``output_tokens_per_minute``."""
         return cls(limits.requests_per_minute, limits.input_tokens_per_minute,  # type: ignore[attr-defined]
-                   limits.output_tokens_per_minute, clock=clock, burst=burst)  # type: ignore[attr-defined]
+                   limits.output_tokens_per_minute, clock=clock, burst_s=burst_s,  # type: ignore[attr-defined]
+                   headroom=headroom)
 
     def buckets(self) -> dict[str, TokenBucket]:
         """The buckets by the name the ``anthropic-ratelimit-{name}-*`` headers use."""
         return {"requests": self.requests, "input-tokens": self.input, "output-tokens": self.output}
 
-    def clamp(self, cost: Cost) -> Cost:
-        """The cost the provider will actually charge: output reservation capped at the OTPM capacity."""
-        return Cost(cost.requests, cost.input_tokens, min(cost.output_tokens, int(self.output.capacity)))
+    def set_limit(self, name: str, per_minute: float) -> None:
+        """Adopt the provider's per-minute limit for bucket ``name`` (a ``*-limit`` header), keeping its level."""
+        self.per_minute[name] = float(per_minute)
+        capacity, rate = self._shape(per_minute)
+        bucket = self.buckets()[name]
+        bucket.set_limit(rate * 60.0, capacity=capacity)
+
+    def restart(self, spent: Cost | None = None) -> None:
+        """Start every bucket afresh now, full minus ``spent`` (a request the provider already charged)."""
+        spent = spent or Cost(0, 0, 0)
+        for bucket, n in ((self.requests, spent.requests), (self.input, spent.input_tokens),
+                          (self.output, spent.output_tokens)):
+            bucket.reset(bucket.capacity - n)
+
+    def _needs(self, cost: Cost) -> tuple[float, float, float]:
+        # A demand bigger than its bucket is admitted once the bucket is full (then overdraws it).
+        return (min(cost.requests, self.requests.capacity), min(cost.input_tokens, self.input.capacity),
+                min(cost.output_tokens, self.output.capacity))
 
     def time_until(self, cost: Cost) -> float:
         """Seconds until ``cost`` could be taken (pauses included)."""
-        cost = self.clamp(cost)
         pause = max(0.0, self._paused_until - self.clock.monotonic())
-        return max(pause, self.requests.time_until(cost.requests), self.input.time_until(cost.input_tokens),
-                   self.output.time_until(cost.output_tokens))
+        requests, input_tokens, output_tokens = self._needs(cost)
+        return max(pause, self.requests.time_until(requests), self.input.time_until(input_tokens),
+                   self.output.time_until(output_tokens))
 
     def take(self, cost: Cost) -> None:
-        """Charge ``cost`` now, whatever the levels."""
-        cost = self.clamp(cost)
+        """Charge ``cost`` now, whatever the levels (may overdraw)."""
         self.requests.take(cost.requests)
         self.input.take(cost.input_tokens)
         self.output.take(cost.output_tokens)
 
     def refund(self, cost: Cost) -> None:
         """Give ``cost`` back (a request the provider refused, so it was never charged)."""
-        self.take(Cost(-cost.requests, -cost.input_tokens, -self.clamp(cost).output_tokens))
+        self.take(Cost(-cost.requests, -cost.input_tokens, -cost.output_tokens))
 
-    def settle_output(self, reserved: int, used: int) -> None:
-        """Replace an output reservation by the output actually generated."""
-        self.output.take(used - min(reserved, int(self.output.capacity)))
+    def settle_output(self, expected: int, used: int) -> None:
+        """Replace the output the client expected by the output actually generated."""
+        self.output.take(used - expected)
 
     def pause_until(self, monotonic_deadline: float) -> None:
         """Admit nothing before ``monotonic_deadline`` (a clock ``monotonic()`` reading)."""
         self._paused_until = max(self._paused_until, monotonic_deadline)
 
     async def acquire(self, cost: Cost) -> float:
-        """Wait until every bucket can pay ``cost``, take it, and return the seconds waited."""
-        cost = self.clamp(cost)
-        if cost.input_tokens > self.input.capacity:
+        """Wait until every bucket can pay ``cost``, take it, and return the seconds waited.
+
+        Raises :class:`ExceedsBucketCapacity` for more input tokens than the per-minute limit
+        (the provider refuses those for good).
+        """
+        if cost.input_tokens > self.per_minute["input-tokens"]:
             raise ExceedsBucketCapacity(
-                f"{cost.input_tokens:,} input tokens exceed the {self.input.capacity:,.0f} input tokens per minute "
-                "this key may ever send; shorten or split the prompt")
+                f"{cost.input_tokens:,} input tokens exceed the {self.per_minute['input-tokens']:,.0f} input tokens "
+                "per minute this key may ever send; shorten or split the prompt")
         waited = 0.0
         async with self._line:  # first come, first served
             while True:

@@ -1,35 +1,43 @@
-"""A rate-limit-aware dispatcher: as fast as the provider allows, and not one request faster.
+"""A rate-limit-aware dispatcher: paced at the provider's limits with headroom, never betting on a burst.
 
-For each request it:
+The API may enforce a per-minute limit over much shorter intervals ("60 RPM might be enforced as
+1 request per second", https://platform.claude.com/docs/en/api/rate-limits), so a client that
+spends a minute's quota at once is refused even under its per-minute limit. For each request this
+dispatcher:
 
 1. **estimates the cost before sending**: 1 request, the input tokens counted offline with
-   :func:`course_utils.tokens.count_request`, and ``max_tokens`` of output (the API reserves
-   ``max_tokens`` against OTPM when it admits a request and refunds the unused part later);
-2. **waits in a client-side** :class:`~.buckets.RateBudget` until all three buckets can pay,
-   so bursts spend the provider's burst allowance and then follow its refill rate exactly;
-3. **stays in step with the provider**: every response's ``anthropic-ratelimit-*-limit`` headers
-   set the buckets' limits, and a ``*-remaining`` lower than the local estimate (another process
-   on the same key, a token estimate that was too low) lowers the local bucket to match;
+   :func:`course_utils.tokens.count_request`, and the output it *expects* (the mean of the replies
+   so far, capped at ``max_tokens``). The API reserves nothing for ``max_tokens``: OTPM counts the
+   output actually generated, so the estimate is the client's own, settled to the actual output;
+2. **waits in a client-side** :class:`~.buckets.RateBudget` that refills at ``1 - headroom`` of each
+   limit and holds about ``burst_s`` (1) second of it, so requests go out paced from the start;
+3. **stays in step with the provider**: the first request goes alone and the buckets start when
+   its answer arrives (behind the provider's, never ahead); every response's
+   ``anthropic-ratelimit-*-limit`` headers set the limits, and a ``*-remaining`` lower than the local
+   level (another process on the same key) lowers the local bucket to match;
 4. **honours ``retry-after``** if a 429 still happens: the request is refunded, every request
    waits exactly the advised time (not a fixed 15 s pause), then it is retried.
 
-With ``limits=None`` the first request goes alone and the limits are read from its headers.
+With ``limits=None`` the limits are read from the first response's headers.
 The client is used with ``max_retries=0``: the SDK's own retries would hide the 429s from us.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
 import anthropic
 
+from ..clients import AsyncClient
 from ..clock import SYSTEM_CLOCK, Clock
+from ..progress import ProgressCallback
 from ..tokens import count_request
 from .buckets import Cost, RateBudget
-from .structured import Outcome, run_all
+from .structured import Outcome, Outcomes, run_all
 
 __all__ = ["RateLimitedDispatcher", "DispatchStats", "estimate_cost", "retry_after_seconds"]
 
@@ -37,9 +45,15 @@ HEADER_PREFIX = "anthropic-ratelimit-"
 _RETRYABLE_STATUS = {500, 529}
 
 
-def estimate_cost(body: Mapping[str, Any]) -> Cost:
-    """What a Messages request body will take from the rate limits, computed before sending it."""
-    return Cost(requests=1, input_tokens=count_request(body), output_tokens=int(body.get("max_tokens") or 0))
+def estimate_cost(body: Mapping[str, Any], expected_output: float = 0.0) -> Cost:
+    """What a Messages request body will take from the rate limits, computed before sending it.
+
+    1 request and its input tokens (counted offline); ``expected_output`` tokens of output, capped
+    at the body's ``max_tokens`` (the API charges OTPM for output generated, so only the client
+    can guess it; ``max_tokens`` itself reserves nothing).
+    """
+    cap = int(body.get("max_tokens") or 0)
+    return Cost(requests=1, input_tokens=count_request(body), output_tokens=min(cap, math.ceil(expected_output)))
 
 
 def retry_after_seconds(headers: Mapping[str, str], default: float) -> float:
@@ -74,21 +88,24 @@ class RateLimitedDispatcher:
     """Send Messages requests under a client-side copy of the provider's rate limits.
 
     ``limits``: anything with ``requests_per_minute``, ``input_tokens_per_minute`` and
-    ``output_tokens_per_minute`` (e.g. ``ratelimit.RateLimits``), or ``None`` to learn them from
-    the first response. ``max_concurrency`` caps requests in flight (connections).
-    ``burst`` caps the local request bucket (``None``: spend the provider's whole burst; ``1``:
-    pace at the refill rate from the first request). ``max_attempts`` counts tries per request
-    for 429 and transient 500/529 errors.
+    ``output_tokens_per_minute`` (e.g. ``course_utils.mock_provider.RateLimits``), or ``None`` to
+    learn them from the first response. ``max_concurrency`` caps requests in flight (connections).
+    ``headroom`` is the share of each limit left unused (0.05: pace at 95 %), which absorbs network
+    jitter and clock differences; ``burst_s`` how many seconds of the paced rate the local buckets
+    may spend at once (1: the short interval the API may enforce over; 60 bets on a lenient
+    provider, see the lesson). ``max_attempts`` counts tries per request for 429 and transient
+    500/529 errors.
     """
 
     def __init__(
         self,
-        client: Any,
+        client: AsyncClient,
         *,
         limits: Any | None = None,
         max_concurrency: int = 64,
         max_attempts: int = 6,
-        burst: float | None = None,
+        headroom: float = 0.05,
+        burst_s: float = 1.0,
         sync_headers: bool = True,
         clock: Clock = SYSTEM_CLOCK,
         backoff_s: float = 0.5,
@@ -97,7 +114,8 @@ class RateLimitedDispatcher:
         with_options = getattr(client, "with_options", None)
         self._client = with_options(max_retries=0) if with_options is not None else client
         self._clock = clock
-        self._burst = burst
+        self._headroom = headroom
+        self._burst_s = burst_s
         self._sync = sync_headers
         self._max_attempts = max(1, max_attempts)
         self._backoff_s = backoff_s
@@ -105,12 +123,15 @@ class RateLimitedDispatcher:
         self._slots = asyncio.Semaphore(max_concurrency)
         self._max_concurrency = max_concurrency
         self.budget: RateBudget | None = (
-            RateBudget.from_limits(limits, clock=clock, burst=burst) if limits is not None else None
+            RateBudget.from_limits(limits, clock=clock, burst_s=burst_s, headroom=headroom)
+            if limits is not None else None
         )
         self.stats = DispatchStats()
         self._first = asyncio.Lock()
         self._warmed_up = False
         self._corrected = {"requests": 0.0, "input-tokens": 0.0, "output-tokens": 0.0}
+        self._outputs = 0
+        self._output_tokens = 0
 
     # ----- one request -----------------------------------------------------------------------
     async def create(self, **body: Any) -> Any:
@@ -119,22 +140,26 @@ class RateLimitedDispatcher:
         Raises the last error when a request still fails after ``max_attempts`` (or at once for
         non-retryable errors such as 400).
         """
-        cost = estimate_cost(body)
         if not self._warmed_up:
             # The first request goes alone: its headers tell us the limits and how much of them
             # someone else has already spent, before we fire a burst on a guess.
             async with self._first:
                 if not self._warmed_up:
                     try:
-                        return await self._attempts(body, cost)
+                        return await self._attempts(body)
                     finally:
                         self._warmed_up = True
-        return await self._attempts(body, cost)
+        return await self._attempts(body)
 
-    async def _attempts(self, body: Mapping[str, Any], cost: Cost) -> Any:
+    @property
+    def expected_output(self) -> float:
+        """Output tokens per reply so far (the mean), what the next request is expected to produce."""
+        return self._output_tokens / self._outputs if self._outputs else 0.0
+
+    async def _attempts(self, body: Mapping[str, Any]) -> Any:
         for attempt in range(1, self._max_attempts + 1):
             try:
-                return await self._send_once(body, cost)
+                return await self._send_once(body, estimate_cost(body, self.expected_output))
             except anthropic.RateLimitError as exc:
                 if attempt == self._max_attempts or exc.response.headers.get("x-should-retry") == "false":
                     raise
@@ -172,9 +197,15 @@ class RateLimitedDispatcher:
                 self.stats.failed += 1
                 raise
             message = await raw.parse()
+            used = int(getattr(getattr(message, "usage", None), "output_tokens", 0) or 0)
+            self._outputs += 1
+            self._output_tokens += used
             self._observe(raw.headers, snapshot)
             if self.budget is not None:
-                self.budget.settle_output(cost.output_tokens, int(getattr(message.usage, "output_tokens", 0) or 0))
+                if not self._warmed_up:
+                    self._start_after_first(raw.headers, Cost(cost.requests, cost.input_tokens, used))
+                else:
+                    self.budget.settle_output(cost.output_tokens, used)
             self.stats.succeeded += 1
             return message
 
@@ -184,9 +215,10 @@ class RateLimitedDispatcher:
         the corrections made so far, how many requests had been sent, and this request's cost."""
         assert self.budget is not None
         levels = {name: (bucket.level, self._corrected[name]) for name, bucket in self.budget.buckets().items()}
-        return {"levels": levels, "sent": self.stats.sent, "cost": self.budget.clamp(cost)}
+        return {"levels": levels, "sent": self.stats.sent, "cost": cost}
 
     def _observe(self, headers: Mapping[str, str], snapshot: dict[str, Any] | None) -> None:
+        """Adopt the ``*-limit`` headers (creating the budget if it had no limits yet)."""
         limits = {}
         for name in ("requests", "input-tokens", "output-tokens"):
             value = headers.get(f"{HEADER_PREFIX}{name}-limit")
@@ -196,19 +228,22 @@ class RateLimitedDispatcher:
             if len(limits) < 3:
                 return
             self.budget = RateBudget(limits["requests"], limits["input-tokens"], limits["output-tokens"],
-                                     clock=self._clock, burst=self._burst)
-            # Nothing was charged locally for this first request; its remaining already counts it.
-            self._lower_to_remaining(headers, {}, fresh=True)
+                                     clock=self._clock, burst_s=self._burst_s, headroom=self._headroom)
             return
-        for name, bucket in self.budget.buckets().items():
-            limit = limits.get(name)
-            if limit is not None and abs(limit / 60.0 - bucket.refill_per_second) > 1e-9:
-                bucket.set_limit(limit, capacity=min(limit, self._burst) if self._burst and name == "requests" else None)
-        if self._sync and snapshot is not None:
-            # The first request went alone: its remaining is exact. Taking it as of now (the
-            # provider charged it a little earlier) also puts our refill a little behind theirs,
-            # never ahead, which is what keeps a client at the limit from being refused.
-            self._lower_to_remaining(headers, snapshot, fresh=not self._warmed_up)
+        for name, limit in limits.items():
+            if abs(limit - self.budget.per_minute[name]) > 1e-9:
+                self.budget.set_limit(name, limit)
+        if self._sync and snapshot is not None and self._warmed_up:
+            self._lower_to_remaining(headers, snapshot)
+
+    def _start_after_first(self, headers: Mapping[str, str], spent: Cost) -> None:
+        """The first request went alone: start our buckets now, behind the provider's (which
+        started when that request arrived), minus what it took, and no fuller than its remaining
+        says (another process may be spending the key)."""
+        assert self.budget is not None
+        self.budget.restart(spent)
+        if self._sync:
+            self._lower_to_remaining(headers, {}, fresh=True)
 
     def _lower_to_remaining(self, headers: Mapping[str, str], snapshot: dict[str, Any], fresh: bool = False) -> None:
         assert self.budget is not None
@@ -247,15 +282,21 @@ class RateLimitedDispatcher:
         *,
         timeout: float | None = None,
         on_done: Callable[[Outcome[Any]], Any] | None = None,
-    ) -> list[Outcome[Any]]:
-        """Send every body; one :class:`Outcome` per body in input order (a message or an error)."""
+        on_progress: ProgressCallback | None = None,
+    ) -> Outcomes:
+        """Send every body; one :class:`Outcome` per body in input order (a message or an error).
+
+        ``on_done(outcome)`` as each finishes (to save results incrementally); ``on_progress`` gets a
+        ``ProgressEvent`` per finished body (e.g. a ``ProgressBar``).
+        """
         started = self._clock.monotonic()
 
         async def send(body: Mapping[str, Any]) -> Any:
             return await self.create(**body)
 
         # The semaphore inside create() bounds connections; run_all only needs to keep every outcome.
-        outcomes = await run_all(send, bodies, timeout=timeout, on_done=on_done, clock=self._clock)
+        outcomes = await run_all(send, bodies, timeout=timeout, on_done=on_done, on_progress=on_progress,
+                                 clock=self._clock)
         self.elapsed_s = self._clock.monotonic() - started
         return outcomes
 

@@ -1,7 +1,8 @@
-"""A progress display for long loops: an ipywidgets bar in a notebook, sparse text lines elsewhere.
+"""The older progress display of lessons 01-02 (``(done, total)`` calls); new code passes a
+:class:`course_utils.progress.ProgressBar` as ``on_progress`` instead. Kept until those lessons move.
 
-``Progress(total, "classify")`` is a callable ``(done, total)`` that fits the ``on_progress`` /
-``on_done`` hooks of this package.
+``Progress(total, "classify")`` is a callable ``(done, total)`` (or ``(event)``: a
+:class:`~course_utils.progress.ProgressEvent` counts as its ``done``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class Progress:
 
     def __call__(self, done: Any = None, total: Any = None) -> None:
         """Record progress: ``done`` items finished (an int), or one more if called with an outcome."""
+        done = getattr(done, "done", done)  # a ProgressEvent from this package's on_progress
         value = int(done) if isinstance(done, int) else self.value + 1
         self.value = min(value, self.total)
         if self._bar is not None:

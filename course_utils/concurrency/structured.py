@@ -3,7 +3,8 @@
 ``asyncio.gather`` without ``return_exceptions`` raises the first error and drops the results
 of every request that already succeeded (they were paid for). :func:`run_all` runs the items in
 an :class:`asyncio.TaskGroup`, gives each a timeout, and returns one :class:`Outcome` per item,
-in input order, holding either its value or its error. Only cancellation (and other
+in input order, holding either its value or its error (an :class:`Outcomes` list, whose
+``.frame()`` is the table of them). Only cancellation (and other
 ``BaseException``\\s such as ``KeyboardInterrupt``) propagates: then the task group cancels
 every child and waits for it, so no request is left running in the background.
 """
@@ -16,8 +17,9 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Generic, Iterable, TypeVar
 
 from ..clock import SYSTEM_CLOCK, Clock, SystemClock
+from ..progress import ProgressCallback, ProgressEvent
 
-__all__ = ["Outcome", "run_all", "with_timeout", "partition"]
+__all__ = ["Outcome", "Outcomes", "run_all", "with_timeout", "partition"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -45,6 +47,31 @@ class Outcome(Generic[R]):
         if self.error is not None:
             raise self.error
         return self.value  # type: ignore[return-value]
+
+
+class Outcomes(list):
+    """One :class:`Outcome` per item, in input order: a plain ``list`` that also gives its table.
+
+    ``.frame()`` has one row per item (``index``, ``ok``, ``value``, ``error_type``, ``error``,
+    ``seconds``); ``.summary()`` the counts a sentence quotes (``items``, ``succeeded``, ``failed``,
+    ``slowest_s``). See :mod:`course_utils.tables`.
+    """
+
+    def frame(self) -> Any:
+        """One row per item, in input order."""
+        import pandas as pd
+
+        return pd.DataFrame(
+            [{"index": o.index, "ok": o.ok, "value": o.value,
+              "error_type": type(o.error).__name__ if o.error is not None else None,
+              "error": str(o.error) if o.error is not None else None, "seconds": o.seconds} for o in self],
+            columns=["index", "ok", "value", "error_type", "error", "seconds"])
+
+    def summary(self) -> dict[str, Any]:
+        """``items``, ``succeeded``, ``failed`` and ``slowest_s`` (0.0 when empty)."""
+        succeeded = sum(o.ok for o in self)
+        return {"items": len(self), "succeeded": succeeded, "failed": len(self) - succeeded,
+                "slowest_s": max((o.seconds for o in self), default=0.0)}
 
 
 async def with_timeout(awaitable: Awaitable[T], seconds: float | None, clock: Clock = SYSTEM_CLOCK) -> T:
@@ -82,8 +109,9 @@ async def run_all(
     concurrency: int | None = None,
     timeout: float | None = None,
     on_done: Callable[[Outcome[R]], Any] | None = None,
+    on_progress: ProgressCallback | None = None,
     clock: Clock = SYSTEM_CLOCK,
-) -> list[Outcome[R]]:
+) -> Outcomes:
     """Run ``fn(item)`` for every item and return one :class:`Outcome` per item, in input order.
 
     ``concurrency`` caps how many run at once (``None``: all); ``timeout`` caps each item's own
@@ -91,14 +119,19 @@ async def run_all(
     ``TimeoutError``. An ``Exception`` from ``fn`` becomes that item's error and the others carry
     on. ``on_done`` is called with each outcome as it finishes, so callers can save results
     incrementally; if ``run_all`` itself is cancelled, what ``on_done`` saw is all that finished.
+    ``on_progress`` (a :data:`~course_utils.progress.ProgressCallback`, e.g. a ``ProgressBar``) gets
+    ``ProgressEvent(done, total=len(items), elapsed_s, latest=outcome)`` after each, right after ``on_done``.
     """
     pending = list(items)
+    started_all = clock.monotonic()
+    finished = 0
     if concurrency is not None and concurrency < 1:
         raise ValueError("concurrency must be at least 1")
     outcomes: list[Outcome[R] | None] = [None] * len(pending)
     slots = asyncio.Semaphore(concurrency) if concurrency else None
 
     async def run_one(index: int, item: Any) -> None:
+        nonlocal finished
         async with slots if slots is not None else contextlib.nullcontext():
             started = clock.monotonic()
             try:
@@ -108,14 +141,17 @@ async def run_all(
             else:
                 outcome = Outcome(index, item, value=value, seconds=clock.monotonic() - started)
         outcomes[index] = outcome
+        finished += 1
         if on_done is not None:
             on_done(outcome)
+        if on_progress is not None:
+            on_progress(ProgressEvent(finished, len(pending), clock.monotonic() - started_all, latest=outcome))
 
     # Every child catches its own Exceptions, so the group only ever aborts on cancellation.
     async with asyncio.TaskGroup() as group:
         for index, item in enumerate(pending):
             group.create_task(run_one(index, item))
-    return [o for o in outcomes if o is not None]
+    return Outcomes(o for o in outcomes if o is not None)
 
 
 def partition(outcomes: Iterable[Outcome[R]]) -> tuple[list[Outcome[R]], list[Outcome[R]]]:

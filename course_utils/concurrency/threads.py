@@ -9,10 +9,11 @@ scales to thousands on one thread.
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any, Callable, Iterable, TypeVar
 
-from .structured import Outcome
+from ..progress import ProgressCallback, ProgressEvent
+from .structured import Outcome, Outcomes
 
 __all__ = ["run_threaded"]
 
@@ -20,8 +21,13 @@ R = TypeVar("R")
 
 
 def run_threaded(fn: Callable[[Any], R], items: Iterable[Any], *, workers: int,
-                 on_done: Callable[[Outcome[R]], Any] | None = None) -> list[Outcome[R]]:
-    """Call ``fn(item)`` on a pool of ``workers`` threads; one :class:`Outcome` per item, in input order."""
+                 on_done: Callable[[Outcome[R]], Any] | None = None,
+                 on_progress: ProgressCallback | None = None) -> Outcomes:
+    """Call ``fn(item)`` on a pool of ``workers`` threads; one :class:`Outcome` per item, in input order.
+
+    ``on_done(outcome)`` runs in the worker thread that finished the item; ``on_progress`` (a
+    :data:`~course_utils.progress.ProgressCallback`) runs on the caller's thread, once per finished item.
+    """
     if workers < 1:
         raise ValueError("workers must be at least 1")
 
@@ -38,6 +44,15 @@ def run_threaded(fn: Callable[[Any], R], items: Iterable[Any], *, workers: int,
             on_done(outcome)
         return outcome
 
+    pending = list(enumerate(items))
+    outcomes: list[Outcome[R] | None] = [None] * len(pending)
+    started = time.monotonic()
+    # The with-block joins every thread before returning; results are placed by index (input order).
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="llm") as pool:
-        # map() yields in input order; the with-block joins every thread before returning.
-        return list(pool.map(run_one, enumerate(items)))
+        futures = [pool.submit(run_one, pair) for pair in pending]
+        for done, future in enumerate(as_completed(futures), start=1):
+            outcome = future.result()
+            outcomes[outcome.index] = outcome
+            if on_progress is not None:
+                on_progress(ProgressEvent(done, len(pending), time.monotonic() - started, latest=outcome))
+    return Outcomes(o for o in outcomes if o is not None)

@@ -13,13 +13,12 @@ import asyncio
 from typing import Any, Awaitable, Callable, Generic, Iterable, TypeVar
 
 from ..clock import SYSTEM_CLOCK, Clock
-from .structured import Outcome, with_timeout
+from ..progress import ProgressCallback, ProgressEvent
+from .structured import Outcome, Outcomes, with_timeout
 
-__all__ = ["WorkerPool", "run_pool", "ProgressCallback"]
+__all__ = ["WorkerPool", "run_pool"]
 
 R = TypeVar("R")
-ProgressCallback = Callable[[int, int], Any]
-"""``on_progress(done, submitted)``, called after every finished job."""
 
 _STOP = object()  # the marker that tells one worker to exit
 
@@ -30,6 +29,11 @@ class WorkerPool(Generic[R]):
     Use as ``async with WorkerPool(handler, workers=8) as pool: await pool.submit(job)``; after
     the block, :attr:`outcomes` holds one :class:`Outcome` per job in submission order. A
     handler's exception is recorded as that job's error and the worker carries on.
+
+    ``on_progress`` (a :data:`~course_utils.progress.ProgressCallback`) gets
+    ``ProgressEvent(done, total, elapsed_s, latest=outcome)`` after every finished job: ``total`` is
+    the ``total`` given (how many jobs the caller will submit), else ``None`` until :meth:`close`,
+    then the number submitted; ``elapsed_s`` counts from :meth:`start`.
     """
 
     def __init__(
@@ -40,6 +44,7 @@ class WorkerPool(Generic[R]):
         maxsize: int = 0,
         timeout: float | None = None,
         on_progress: ProgressCallback | None = None,
+        total: int | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         if workers < 1:
@@ -50,16 +55,18 @@ class WorkerPool(Generic[R]):
         self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize)
         self._timeout = timeout
         self._on_progress = on_progress
+        self._total = total
         self._clock = clock
+        self._started_at = 0.0
         self._tasks: list[asyncio.Task[None]] = []
         self._outcomes: dict[int, Outcome[R]] = {}
         self._submitted = 0
         self._closed = False
 
     @property
-    def outcomes(self) -> list[Outcome[R]]:
+    def outcomes(self) -> Outcomes:
         """Outcomes of the finished jobs, in submission order."""
-        return [self._outcomes[i] for i in sorted(self._outcomes)]
+        return Outcomes(self._outcomes[i] for i in sorted(self._outcomes))
 
     @property
     def done(self) -> int:
@@ -69,6 +76,7 @@ class WorkerPool(Generic[R]):
     def start(self) -> "WorkerPool[R]":
         """Start the workers (``async with`` does this)."""
         if not self._tasks:
+            self._started_at = self._clock.monotonic()
             self._tasks = [asyncio.create_task(self._work(), name=f"worker-{n}") for n in range(self._workers)]
         return self
 
@@ -81,7 +89,7 @@ class WorkerPool(Generic[R]):
         await self._queue.put((index, job))
         return index
 
-    async def close(self) -> list[Outcome[R]]:
+    async def close(self) -> Outcomes:
         """Graceful shutdown: finish every queued job, stop the workers, return the outcomes."""
         self._closed = True
         # The queue is FIFO, so each stop marker comes after every job submitted before it.
@@ -122,7 +130,9 @@ class WorkerPool(Generic[R]):
                     outcome = Outcome(index, job, value=value, seconds=self._clock.monotonic() - started)
                 self._outcomes[index] = outcome
                 if self._on_progress is not None:
-                    self._on_progress(len(self._outcomes), self._submitted)
+                    total = self._total if self._total is not None else (self._submitted if self._closed else None)
+                    self._on_progress(ProgressEvent(len(self._outcomes), total,
+                                                    self._clock.monotonic() - self._started_at, latest=outcome))
             finally:
                 self._queue.task_done()
 
@@ -135,9 +145,14 @@ async def run_pool(
     timeout: float | None = None,
     on_progress: ProgressCallback | None = None,
     clock: Clock = SYSTEM_CLOCK,
-) -> list[Outcome[R]]:
-    """Run every job through a :class:`WorkerPool` of ``workers`` and return the outcomes in order."""
-    async with WorkerPool(handler, workers=workers, timeout=timeout, on_progress=on_progress, clock=clock) as pool:
+) -> Outcomes:
+    """Run every job through a :class:`WorkerPool` of ``workers`` and return the outcomes in order.
+
+    ``on_progress`` events carry ``total=len(jobs)`` (the jobs are listed first).
+    """
+    jobs = list(jobs)
+    async with WorkerPool(handler, workers=workers, timeout=timeout, on_progress=on_progress, total=len(jobs),
+                          clock=clock) as pool:
         for job in jobs:
             await pool.submit(job)
     return pool.outcomes
