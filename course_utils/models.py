@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 
-__all__ = ["ModelSpec", "DATA_DIR", "RULES", "catalog", "get_model", "UnknownModelError", "DEFAULT_MODEL"]
+__all__ = ["ModelSpec", "DATA_DIR", "RULES", "catalog", "get_model", "UnknownModelError", "RetiredModelError",
+           "DEFAULT_MODEL"]
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 DEFAULT_MODEL = "claude-haiku-5-5"
@@ -24,7 +26,15 @@ RULES: tuple[str, ...] = ("sampling_params", "assistant_prefill", "thinking_budg
 
 
 class UnknownModelError(KeyError):
-    """Raised for a model id the catalog does not list."""
+    """Raised for a model id the catalog does not list (or one that is retired, for inference)."""
+
+
+class RetiredModelError(UnknownModelError):
+    """Raised for a model past its end-of-life date: it stays in the catalog, but requests naming it fail."""
+
+
+def _epoch(value: str) -> float | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() if value else None
 
 
 @dataclass(frozen=True)
@@ -50,8 +60,28 @@ class ModelSpec:
     thinking_default: str = "none"
     """``adaptive``: replies start with a thinking block unless the request disables it (the 5.5 models);
     ``none``: only when the request enables thinking (``data/models.csv``)."""
+    line: str | None = None
+    """The model line (``opus``, ``sonnet``, ``haiku``, ...), or None (the teaching model)."""
+    thinking_modes: frozenset[str] = frozenset()
+    """Thinking types besides ``enabled``/``disabled`` that the model accepts (``adaptive``, ``between_tools``)."""
+    deprecated_at: str | None = None
+    """RFC 3339 time of the model's deprecation (None while active)."""
+    retires_at: str | None = None
+    """RFC 3339 end-of-life time: from then on requests naming the model get 404 (None: not scheduled)."""
     refused: frozenset[str] = frozenset()
     """The :data:`RULES` this model refuses with a 400 (e.g. ``forced_tool_choice`` on Sonnet 5.5)."""
+
+    def lifecycle(self, now: float) -> str:
+        """``active``, ``deprecated`` or ``retired`` at epoch time ``now`` (as the models API reports it)."""
+        retires = _epoch(self.retires_at or "")
+        if retires is not None and now >= retires:
+            return "retired"
+        return "deprecated" if self.deprecated_at else "active"
+
+    @property
+    def thinking_supported(self) -> bool:
+        """Whether the model thinks at all (every real Claude model here; not the teaching model)."""
+        return self.line is not None
 
     @property
     def forced_tool_use(self) -> bool:
@@ -79,6 +109,10 @@ def catalog() -> dict[str, ModelSpec]:
                 min_cache_tokens=int(row["min_cache_tokens"]),
                 tier=row["tier"],
                 thinking_default=row.get("thinking_default") or "none",
+                line=row.get("line") or None,
+                thinking_modes=frozenset(t for t in (row.get("thinking_modes") or "").split(";") if t),
+                deprecated_at=row.get("deprecated_at") or None,
+                retires_at=row.get("retires_at") or None,
                 refused=refused.get(row["id"], frozenset()),
             )
     missing = {m: set(RULES) - seen for m, seen in _stated_rules().items() if set(RULES) - seen}
@@ -113,9 +147,20 @@ def _stated_rules() -> dict[str, set[str]]:
     return out
 
 
-def get_model(model_id: str) -> ModelSpec:
-    """Look up a model by id; raises :class:`UnknownModelError` if it is not in the catalog."""
+def get_model(model_id: str, *, now: float | None = None) -> ModelSpec:
+    """Look up a model that answers requests; raises :class:`UnknownModelError` if the catalog does
+    not list it, and :class:`RetiredModelError` (a subclass) if it is past its end-of-life date at
+    ``now`` (default: the current time of :data:`course_utils.clock.SYSTEM_CLOCK`, virtual inside a
+    virtual loop). Deprecated models answer until then, as on the API."""
     try:
-        return catalog()[model_id]
+        spec = catalog()[model_id]
     except KeyError:
         raise UnknownModelError(model_id) from None
+    if spec.retires_at:
+        if now is None:
+            from .clock import SYSTEM_CLOCK
+
+            now = SYSTEM_CLOCK.time()
+        if spec.lifecycle(now) == "retired":
+            raise RetiredModelError(model_id)
+    return spec

@@ -46,6 +46,8 @@ __all__ = [
 ]
 
 PRICING_CSV = DATA_DIR / "pricing.csv"
+PRICING_LEGACY_CSV = DATA_DIR / "pricing_legacy.csv"
+"""Legacy and deprecated models the simulator still serves (same columns as ``pricing.csv``)."""
 MTOK = Decimal(1_000_000)
 
 ALIASES: dict[str, str] = {
@@ -53,6 +55,9 @@ ALIASES: dict[str, str] = {
     # Claude API alias ``claude-haiku-4-5``: the same model, so the same price. The 5.5 models and
     # Sonnet 4.6 are published under a single id (no dated snapshot), so they need no entry.
     "claude-haiku-4-5-20251001": "claude-haiku-4-5",
+    # Deprecated models, listed by the SDK under both the alias and the snapshot id.
+    "claude-opus-4-5-20251101": "claude-opus-4-5",
+    "claude-sonnet-4-5-20250929": "claude-sonnet-4-5",
 }
 
 
@@ -99,7 +104,15 @@ _FIELDS = (
 def PRICES() -> dict[str, ModelPrice]:  # noqa: N802 - a cached loader named like the table it returns
     """All price rows keyed by model id, read once from ``data/pricing.csv`` (``#`` lines are comments)."""
     rows: dict[str, ModelPrice] = {}
-    with open(PRICING_CSV, newline="", encoding="utf-8") as fh:
+    for path in (PRICING_CSV, PRICING_LEGACY_CSV):
+        if path.exists():
+            _read_prices(path, rows)
+    return rows
+
+
+def _read_prices(path: Any, rows: dict[str, ModelPrice]) -> None:
+    PRICING_CSV = path  # noqa: N806 - the messages below name the file read
+    with open(path, newline="", encoding="utf-8") as fh:
         lines = [line for line in fh if line.strip() and not line.lstrip().startswith("#")]
     for row in csv.DictReader(lines):
         model = row["model"].strip()
@@ -119,7 +132,6 @@ def PRICES() -> dict[str, ModelPrice]:  # noqa: N802 - a cached loader named lik
             long_prompt_threshold=int(threshold) if threshold else None,
             long_prompt_multiplier=Decimal(multiplier) if multiplier else Decimal(1),
         )
-    return rows
 
 
 def resolve_model(model: str) -> str:
