@@ -32,6 +32,12 @@ What the simulator reproduces (https://platform.claude.com/docs/en/api/rate-limi
   the same 429 with an explanation, no ``retry-after``, and ``x-should-retry: false``, which the
   official SDKs honour, so they fail fast instead of retrying a hopeless request.
 
+* **Separate limits** for two other endpoints, per API key: token counting has its own requests per
+  minute (``count_tokens_rpm``: "Token counting ... rate limits" are separate from the Messages
+  API's), and the Message Batches API limits its HTTP requests (``batch_rpm``) and the number of
+  batch requests waiting in the processing queue (``batch_queue``). ``None`` = not limited (the
+  ``default`` and ``unlimited`` tiers); tiers 1-4 carry the documented figures.
+
 Deliberate simplification: ``*-remaining`` headers are exact integer floors so students see them
 count down request by request (the API rounds token counts to the nearest thousand).
 """
@@ -187,6 +193,12 @@ class RateLimits:
     input_tokens_per_minute: int
     output_tokens_per_minute: int
     burst_s: float | None = None
+    count_tokens_rpm: int | None = None
+    """Requests per minute to ``POST /v1/messages/count_tokens`` (None: not limited)."""
+    batch_rpm: int | None = None
+    """HTTP requests per minute to the Message Batches API (create, retrieve, list, results, ...)."""
+    batch_queue: int | None = None
+    """Batch requests that may wait in the processing queue at once (a create that would pass it gets 429)."""
 
     def __post_init__(self) -> None:
         for name in ("requests_per_minute", "input_tokens_per_minute", "output_tokens_per_minute"):
@@ -194,6 +206,10 @@ class RateLimits:
                 raise ValueError(f"{name} must be positive")
         if self.burst_s is not None:
             _check_burst(self.burst_s)
+        for name in ("count_tokens_rpm", "batch_rpm", "batch_queue"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+                raise ValueError(f"{name} must be a positive integer or None")
 
     def with_burst(self, burst_s: float | None) -> "RateLimits":
         """The same limits with another burst capacity, e.g. ``TIERS["tier-1"].with_burst(1.0)``."""
@@ -213,10 +229,12 @@ TIERS: dict[str, RateLimits] = {
     "default": RateLimits(50, 20_000, 8_000),
     # Usage tiers 1-4 for Claude Opus 4.x / Sonnet 4.x (see TIERS_SOURCE). Haiku 4.5 is listed
     # higher at tiers 1, 3 and 4 (50K/10K, 1M/200K, 4M/800K ITPM/OTPM); set it per key if needed.
-    "tier-1": RateLimits(50, 30_000, 8_000),
-    "tier-2": RateLimits(1_000, 450_000, 90_000),
-    "tier-3": RateLimits(2_000, 800_000, 160_000),
-    "tier-4": RateLimits(4_000, 2_000_000, 400_000),
+    # Token counting RPM and Message Batches RPM / queue per tier: the rate-limits page's tables
+    # (Batches tier 1: 50 RPM, 100,000 requests in the processing queue; see docs/api-notes.md §1).
+    "tier-1": RateLimits(50, 30_000, 8_000, count_tokens_rpm=100, batch_rpm=50, batch_queue=100_000),
+    "tier-2": RateLimits(1_000, 450_000, 90_000, count_tokens_rpm=2_000, batch_rpm=1_000, batch_queue=200_000),
+    "tier-3": RateLimits(2_000, 800_000, 160_000, count_tokens_rpm=4_000, batch_rpm=2_000, batch_queue=300_000),
+    "tier-4": RateLimits(4_000, 2_000_000, 400_000, count_tokens_rpm=8_000, batch_rpm=4_000, batch_queue=500_000),
     "unlimited": RateLimits(_UNLIMITED, _UNLIMITED, _UNLIMITED),
 }
 
@@ -320,6 +338,7 @@ class RateLimiter:
         self._default_burst_s = _check_burst(DEFAULT_BURST_S if burst_s is None else burst_s)
         self._tiers: dict[str, RateLimits] = {}
         self._buckets: dict[tuple[str, str], _Buckets] = {}
+        self._endpoint_buckets: dict[tuple[str, str], Limit] = {}
         self._lock = threading.Lock()
 
     # ----- configuration -------------------------------------------------------------------------
@@ -352,6 +371,8 @@ class RateLimiter:
             self._default = limits
             for key in [k for k in self._buckets if k[0] not in self._tiers]:
                 del self._buckets[key]
+            for key in [k for k in self._endpoint_buckets if k[0] not in self._tiers]:
+                del self._endpoint_buckets[key]
 
     def limits_for(self, api_key: str) -> RateLimits:
         """The limits that apply to ``api_key``."""
@@ -367,10 +388,13 @@ class RateLimiter:
         """Refill every bucket (forget all usage); per-key tiers are kept."""
         with self._lock:
             self._buckets.clear()
+            self._endpoint_buckets.clear()
 
     def _drop_key(self, api_key: str) -> None:
         for key in [k for k in self._buckets if k[0] == api_key]:
             del self._buckets[key]
+        for key in [k for k in self._endpoint_buckets if k[0] == api_key]:
+            del self._endpoint_buckets[key]
 
     def _get(self, api_key: str, model: str) -> _Buckets:
         buckets = self._buckets.get((api_key, model))
@@ -461,6 +485,53 @@ class RateLimiter:
             admission.settled = True
             if admission._buckets is not None:
                 admission._buckets.output.charge(max(0, int(actual_output_tokens)))
+
+    # ----- other endpoints: token counting and Message Batches -------------------------------------
+    ENDPOINTS = {"count_tokens": ("count_tokens_rpm", "token counting"), "batches": ("batch_rpm", "Message Batches API")}
+
+    def admit_endpoint(self, api_key: str, endpoint: str) -> dict[str, str]:
+        """Charge one request to ``endpoint`` (``count_tokens`` or ``batches``) against its own
+        requests-per-minute limit, or refuse it with :class:`RateLimited`. Returns the endpoint's
+        ``anthropic-ratelimit-requests-*`` headers (empty when the endpoint is not limited)."""
+        field_name, label = self.ENDPOINTS[endpoint]
+        with self._lock:
+            limits = self._tiers.get(api_key, self._default)
+            rpm = getattr(limits, field_name)
+            if rpm is None:
+                return {}
+            key = (api_key, f"endpoint:{endpoint}")
+            bucket = self._endpoint_buckets.get(key)
+            if bucket is None:
+                burst = limits.burst_s if limits.burst_s is not None else self._default_burst_s
+                bucket = self._endpoint_buckets[key] = Limit(rpm, self._clock, burst, floor=1.0)
+            wait = bucket.wait_for(1)
+            headers = _bucket_headers("requests", bucket.minute)
+            if wait > 0:
+                headers["retry-after"] = str(max(1, math.ceil(wait - _TIME_SLACK_S)))
+                raise RateLimited(
+                    f"This request would exceed your organization's rate limit of {rpm:,} requests per minute "
+                    f"for the {label} (org: {_org_id(api_key)}). For details, refer to: {_DOCS}.",
+                    headers=headers,
+                )
+            bucket.charge(1)
+            return _bucket_headers("requests", bucket.minute)
+
+    def check_batch_queue(self, api_key: str, queued: int, adding: int) -> None:
+        """Refuse (429) a batch create that would put more than ``batch_queue`` requests of this key in
+        the processing queue (``queued`` already waiting, ``adding`` in the new batch)."""
+        limit = self.limits_for(api_key).batch_queue
+        if limit is None or queued + adding <= limit:
+            return
+        retryable = adding <= limit
+        headers = {"retry-after": "60"} if retryable else {"x-should-retry": "false"}
+        raise RateLimited(
+            f"This request would exceed your organization's limit of {limit:,} batch requests in the processing "
+            f"queue (org: {_org_id(api_key)}): {queued:,} are waiting and this batch adds {adding:,}. "
+            + ("Wait for batches to finish, or send fewer requests per batch. " if retryable else
+               "This batch alone is larger than the limit; split it. ")
+            + f"For details, refer to: {_DOCS}.",
+            headers=headers,
+        )
 
     # ----- headers -------------------------------------------------------------------------------
     def headers(self, api_key: str, model: str) -> dict[str, str]:

@@ -30,7 +30,13 @@ __all__ = [
 
 
 async def process_batch_item(sim: "Simulator", params: dict[str, Any], custom_id: str, batch_id: str) -> dict[str, Any]:
-    """Run one batch item through validation and the skills; invalid params become ``errored``."""
+    """Run one batch item through validation, the prompt cache and the skills; invalid params become
+    ``errored``.
+
+    Prompt caching applies inside batches as in the Messages API: the item reads and writes the
+    cache of the batch owner's key (the batch guide recommends the 1-hour TTL for context shared
+    across a batch), and its usage reports the cache reads and writes, billed at the batch discount.
+    """
     rid = new_id("req")
     ex = Exchange(request_id=rid, api_key=None, headers={}, body=params,
                   row=LedgerRow(request_id=rid, endpoint="/v1/messages/batches", method="BATCH", api_key=None))
@@ -43,12 +49,33 @@ async def process_batch_item(sim: "Simulator", params: dict[str, Any], custom_id
         if sim.faults.batch_error(batch_id, custom_id, ex.body_key):
             # A transient failure: the same request, resubmitted in a new batch, is a fresh draw.
             raise Overloaded("Overloaded")
+        owner = _owner(sim, batch_id)
+        if owner is not None and ex.model is not None:
+            ex.usage = sim.cache.lookup_and_store(owner, ex.model.id, ex.body, ex.model.min_cache_tokens).as_usage()
         await sim.generate.before(ex)
     except APIError as err:
         return {"type": "errored", "error": err.body(rid)}
     message = message_json(ex, final=True)
     message["usage"]["service_tier"] = "batch"
     return {"type": "succeeded", "message": message}
+
+
+def _owner(sim: "Simulator", batch_id: str) -> str | None:
+    """The API key that created ``batch_id`` (whose prompt cache its requests use)."""
+    store = sim.batches
+    with store._lock:
+        rows = store._fetch_rows("SELECT api_key FROM batches WHERE id=?", (batch_id,))
+    return rows[0]["api_key"] if rows else None
+
+
+def _queued(sim: "Simulator", api_key: str) -> int:
+    """Batch requests of ``api_key`` still waiting in the processing queue."""
+    store = sim.batches
+    with store._lock:
+        rows = store._fetch_rows(
+            "SELECT COUNT(*) AS n FROM requests r JOIN batches b ON r.batch_id = b.id "
+            "WHERE b.api_key = ? AND r.result_type IS NULL", (api_key,))
+    return int(rows[0]["n"]) if rows else 0
 
 
 def bill_batch_result(
@@ -61,6 +88,8 @@ def bill_batch_result(
 async def _batch_call(sim: "Simulator", request: Request, ex: Exchange, action: Callable[[Exchange], Any],
                       *, read: bool = False) -> Response:
     await sim.auth.before(ex)
+    # The Message Batches API has its own requests-per-minute limit (every batch endpoint counts).
+    ex.response_headers.update(sim.rate_limits.limiter.admit_endpoint(ex.api_key or "", "batches"))
     if read:
         await read_body(request, ex, limit=MAX_BATCH_BYTES)
     result = action(ex)
@@ -84,6 +113,9 @@ async def create_batch(sim: "Simulator", request: Request, ex: Exchange) -> Resp
         requests = ex.body.get("requests")
         if requests is None:
             raise InvalidRequest("requests: Field required")
+        if isinstance(requests, list):
+            # ... and a limit on the batch requests waiting in the processing queue.
+            sim.rate_limits.limiter.check_batch_queue(ex.api_key or "", _queued(sim, ex.api_key or ""), len(requests))
         sc = sim.faults.scenario
         options = BatchOptions(expire_fraction=sc.batch_expire_fraction, slow_factor=sc.batch_slow_factor)
         size = int(request.headers.get("content-length") or 0) or None
@@ -120,6 +152,7 @@ async def delete_batch(sim: "Simulator", request: Request, ex: Exchange) -> Resp
 
 async def batch_results(sim: "Simulator", request: Request, ex: Exchange) -> Response:
     await sim.auth.before(ex)
+    ex.response_headers.update(sim.rate_limits.limiter.admit_endpoint(ex.api_key or "", "batches"))
     lines = list(sim.batches.results(request.path_params["batch_id"], api_key=ex.api_key))
     sim.settle(ex, 200)
     body = "".join(line + "\n" for line in lines)
