@@ -88,6 +88,9 @@ ROUTES = {
     "helper's default": through_a_helper,
     "lambda": lambda usage, model: pricing.cost(usage, model),
     "partial": functools.partial(default_argument),
+    "partial of the library": functools.partial(pricing.cost),
+    "partial bound as a default": lambda usage, model, _c=functools.partial(pricing.cost_breakdown): sum(
+        _c(usage, model).values()),
     "callable object": Pricer(),
     "bound method": Pricer().method,
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 
 import pytest
 
@@ -77,8 +78,92 @@ def returns_float(body):
     return float(count_request_tokens(body))
 
 
-def test_1_1_solution_passes():
-    result = checks.check("1.1", count_request_tokens)
+def system_overhead_always(body):
+    total = count_request_tokens(body)
+    if "system" in body and not body["system"]:
+        total += tokens.SYSTEM_OVERHEAD  # "there is a system key"
+    if "tools" in body and not body["tools"]:
+        total += tokens.TOOLS_OVERHEAD
+    return total
+
+
+def tools_overhead_per_tool(body):
+    tools = body.get("tools") or []
+    return count_request_tokens(body) + tokens.TOOLS_OVERHEAD * max(0, len(tools) - 1)
+
+
+def first_tool_only(body):
+    tools = body.get("tools") or []
+    return count_request_tokens({**body, "tools": tools[:1]})
+
+
+def tool_names_only(body):
+    tools = body.get("tools") or []
+    return count_request_tokens({**body, "tools": None}) + (
+        tokens.TOOLS_OVERHEAD + sum(tokens.count_text(t["name"]) for t in tools) if tools else 0)
+
+
+def overhead_per_user_message(body):
+    assistants = sum(m["role"] == "assistant" for m in body["messages"])
+    return count_request_tokens(body) - tokens.MESSAGE_OVERHEAD * assistants
+
+
+def no_request_overhead(body):
+    return count_request_tokens(body) - tokens.REQUEST_OVERHEAD
+
+
+def pops_system(body):
+    system = body.pop("system", None)  # "counted separately"
+    return count_request_tokens(body) + (tokens.SYSTEM_OVERHEAD + tokens.count_blocks(system) if system else 0)
+
+
+def counts_words(body):
+    text = " ".join(str(m["content"]) for m in body["messages"]) + str(body.get("system") or "")
+    return len(text.split()) + tokens.REQUEST_OVERHEAD
+
+
+def tool_results_as_text_only(body):
+    # Counts tool_result content but forgets tool_use blocks (their name and input).
+    total = count_request_tokens({**body, "messages": []})
+    for m in body["messages"]:
+        content = m["content"]
+        if isinstance(content, list):
+            content = [b for b in content if b.get("type") != "tool_use"]
+        total += tokens.MESSAGE_OVERHEAD + tokens.count_blocks(content)
+    return total
+
+
+def system_blocks_first_only(body):
+    system = body.get("system")
+    if isinstance(system, list):
+        system = system[:1]
+    return count_request_tokens({**body, "system": system})
+
+
+class _Counter:
+    """A callable object that delegates to the library (forbid sees through it)."""
+
+    def __call__(self, body):
+        return account(body).total
+
+
+def counts_with_dict_of_parts(body):
+    # A correct alternative: each part named, then summed; isinstance for the system forms.
+    system = body.get("system") or []
+    parts = {
+        "request": tokens.REQUEST_OVERHEAD,
+        "system": (tokens.SYSTEM_OVERHEAD + sum(tokens.count_blocks([b]) if isinstance(b, dict) else 0 for b in system)
+                   if isinstance(system, list) and system else
+                   tokens.SYSTEM_OVERHEAD + tokens.count_blocks(system) if system else 0),
+        "tools": tokens.TOOLS_OVERHEAD + sum(map(tokens.count_tool, body["tools"])) if body.get("tools") else 0,
+        "messages": sum(tokens.MESSAGE_OVERHEAD + tokens.count_blocks(m["content"]) for m in body["messages"]),
+    }
+    return sum(parts.values())
+
+
+@pytest.mark.parametrize("answer", [count_request_tokens, counts_with_dict_of_parts])
+def test_1_1_solution_passes(answer):
+    result = checks.check("1.1", answer)
     assert result.status == "passed", result.feedback
 
 
@@ -146,14 +231,27 @@ def drops_system_after(body):
     "answer",
     [calls_count_request, lambda body: tokens.count_request(body), calls_account, request_tokens,
      calls_imported_count_request, calls_prompt_tokens, swallows_the_refusal, binds_count_request_as_default,
-     _closes_over_account(), _asks_the_api()],
+     _closes_over_account(), _asks_the_api(), functools.partial(tokens.count_request), _Counter()],
     ids=["tokens.count_request", "lambda", "account", "request_tokens", "imported", "Prompt.tokens", "swallowed",
-         "default argument", "closure", "API count_tokens"],
+         "default argument", "closure", "API count_tokens", "partial", "callable object"],
 )
 def test_1_1_delegating_to_the_library_is_rejected(answer):
     assert_rejected("1.1", answer, "write it yourself")
     result = checks.check("1.1", answer)
     assert result.points == 0, result.feedback
+
+
+def test_1_1_count_tokens_through_the_notebooks_client_is_rejected(client):
+    # The notebook's own client (a real simulator over HTTP, like course_utils.client()), in the
+    # answer's globals: the API's count_tokens is the library by another route.
+    notebook_client = client
+
+    def asks_the_notebooks_client(body):
+        params = {k: v for k, v in body.items() if k != "max_tokens"}
+        return notebook_client.messages.count_tokens(**params).input_tokens
+
+    assert_rejected("1.1", asks_the_notebooks_client, "write it yourself")
+    assert checks.check("1.1", asks_the_notebooks_client, quiet=True).points == 0
 
 
 def test_1_1_the_library_is_restored_after_the_check():
@@ -176,6 +274,16 @@ def test_1_1_the_library_is_restored_after_the_check():
         (returns_float, "not an int"),
         (clears_messages, "modified the body"),
         (drops_system_after, "modified the body"),
+        (system_overhead_always, "system='' and tools=[]"),
+        (tools_overhead_per_tool, "TOOLS_OVERHEAD is paid once"),
+        (first_tool_only, "3 tools"),
+        (tool_names_only, "count_tool"),
+        (overhead_per_user_message, "MESSAGE_OVERHEAD"),
+        (no_request_overhead, "REQUEST_OVERHEAD"),
+        (pops_system, "modified the body"),
+        (counts_words, "differs from count_tokens"),
+        (tool_results_as_text_only, "tool_use and tool_result"),
+        (system_blocks_first_only, "count every block"),
     ],
 )
 def test_1_1_wrong_answers_are_rejected(answer, phrase):
@@ -276,6 +384,69 @@ def binds_reference_as_default(body, budget, _window=course_utils.context.strate
     return {**body, "messages": _window(body["messages"], budget, system=body.get("system"), tools=body.get("tools"))}
 
 
+def stops_at_or_over(body, budget):
+    kept, used = [], tokens.count_request({**body, "messages": []})
+    for turn in reversed(group_turns(body["messages"])):
+        cost = sum(tokens.MESSAGE_OVERHEAD + tokens.count_blocks(m["content"]) for m in turn)
+        if used + cost >= budget:  # "must stay under the budget"
+            break
+        kept.insert(0, turn)
+        used += cost
+    return {**body, "messages": [m for turn in kept for m in turn]}
+
+
+def always_drops_one(body, budget):
+    trimmed = sliding_window(body, budget)
+    turns = group_turns(trimmed["messages"])
+    return {**trimmed, "messages": [m for t in turns[1:] for m in t]} if len(turns) > 1 else trimmed
+
+
+def trims_in_place(body, budget):
+    body["messages"] = sliding_window(body, budget)["messages"]
+    return body
+
+
+def newest_first_order(body, budget):
+    turns = group_turns(sliding_window(body, budget)["messages"])
+    return {**body, "messages": [m for t in reversed(turns) for m in t]}
+
+
+def skips_big_turns(body, budget):
+    # `continue` instead of `break`: keeps older turns past one that does not fit, leaving a gap.
+    kept, used = [], tokens.count_request({**body, "messages": []})
+    for turn in reversed(group_turns(body["messages"])):
+        cost = sum(tokens.MESSAGE_OVERHEAD + tokens.count_blocks(m["content"]) for m in turn)
+        if used + cost > budget:
+            continue
+        kept.insert(0, turn)
+        used += cost
+    return {**body, "messages": [m for turn in kept for m in turn]}
+
+
+def drops_tools(body, budget):
+    trimmed = sliding_window(body, budget)
+    trimmed.pop("tools", None)
+    return trimmed
+
+
+def forgets_request_overhead(body, budget):
+    return {**body, "messages": sliding_window(body, budget + tokens.REQUEST_OVERHEAD)["messages"]}
+
+
+def crashes_on_empty(body, budget):
+    if not body["messages"]:
+        return None  # "nothing to trim"
+    return sliding_window(body, budget)
+
+
+def pops_oldest_until_it_fits(body, budget):
+    # A correct alternative: drop whole turns from the front while the request is over the budget.
+    turns = group_turns(copy.deepcopy(body["messages"]))
+    while turns and tokens.count_request({**body, "messages": [m for t in turns for m in t]}) > budget:
+        turns.pop(0)
+    return dict(body, messages=[m for t in turns for m in t])
+
+
 @pytest.mark.parametrize("answer", [calls_reference, calls_strategy, calls_module_attribute, binds_reference_as_default],
                          ids=["sliding_window", "SlidingWindow", "module attribute", "default argument"])
 def test_1_2_delegating_to_the_library_is_rejected(answer):
@@ -283,8 +454,9 @@ def test_1_2_delegating_to_the_library_is_rejected(answer):
     assert checks.check("1.2", answer).points == 0
 
 
-def test_1_2_solution_passes():
-    result = checks.check("1.2", sliding_window)
+@pytest.mark.parametrize("answer", [sliding_window, pops_oldest_until_it_fits])
+def test_1_2_solution_passes(answer):
+    result = checks.check("1.2", answer)
     assert result.status == "passed", result.feedback
 
 
@@ -299,6 +471,14 @@ def test_1_2_solution_passes():
         (oldest_first, "expected the newest"),
         (clears_messages_2, "modified the body"),
         (drops_system_after_2, "modified the body"),
+        (stops_at_or_over, "not >="),
+        (always_drops_one, "expected the newest"),
+        (trims_in_place, "modified the body"),
+        (newest_first_order, "not a valid conversation"),
+        (skips_big_turns, "expected the newest"),
+        (drops_tools, "tools were changed or dropped"),
+        (forgets_request_overhead, "one more than the budget"),
+        (crashes_on_empty, "not a request body"),
     ],
 )
 def test_1_2_wrong_answers_are_rejected(answer, phrase):
@@ -368,8 +548,55 @@ def no_summarize_instruction(client, summary, messages, threshold):
     return reply.content[0].text, turns[-1]
 
 
-def test_1_3_solution_passes():
-    result = checks.check("1.3", compact)
+def keeps_last_two_messages(client, summary, messages, threshold):
+    if not _over(summary, messages, threshold):
+        return summary, messages
+    return _summarize(client, summary, messages[:-2]), messages[-2:]
+
+
+def trims_the_callers_list(client, summary, messages, threshold):
+    if not _over(summary, messages, threshold):
+        return summary, messages
+    turns = group_turns(messages)
+    new = _summarize(client, summary, [m for t in turns[:-1] for m in t])
+    messages[:] = turns[-1]  # "the history is now the newest turn"
+    return new, messages
+
+
+def two_requests(client, summary, messages, threshold):
+    # Summarizes the new turns, then merges with the old summary in a second request.
+    if not _over(summary, messages, threshold):
+        return summary, messages
+    turns = group_turns(messages)
+    fresh = _summarize(client, "", [m for t in turns[:-1] for m in t])
+    merged = _summarize(client, summary, [{"role": "user", "content": fresh}])
+    return merged, turns[-1]
+
+
+def asks_count_tokens(client, summary, messages, threshold):
+    # Measures with the API on every call: a request even under the threshold.
+    body = compose_request(SYSTEM, summary, messages, model=MODEL, max_tokens=MAX_TOKENS)
+    used = client.messages.count_tokens(**{k: v for k, v in body.items() if k != "max_tokens"}).input_tokens
+    if used <= threshold:
+        return summary, messages
+    turns = group_turns(messages)
+    return _summarize(client, summary, [m for t in turns[:-1] for m in t]), turns[-1]
+
+
+def instruction_in_system(client, summary, messages, threshold):
+    # A correct alternative: the instruction as the system prompt, the material as the user turn.
+    if tokens.count_request(compose_request(SYSTEM, summary, messages, model=MODEL, max_tokens=MAX_TOKENS)) <= threshold:
+        return summary, messages
+    *old, newest = group_turns(messages)
+    material = f"Previous summary:\n{summary or '(none)'}\n\nNew turns:\n{transcript([m for t in old for m in t])}"
+    reply = client.messages.create(model=MODEL, max_tokens=400, system=PROMPT,
+                                   messages=[{"role": "user", "content": material}])
+    return "".join(b.text for b in reply.content if b.type == "text"), list(newest)
+
+
+@pytest.mark.parametrize("answer", [compact, instruction_in_system])
+def test_1_3_solution_passes(answer):
+    result = checks.check("1.3", answer)
     assert result.status == "passed", result.feedback
 
 
@@ -381,7 +608,11 @@ def test_1_3_solution_passes():
         (summarizes_every_turn, "yet compact made"),
         (forgets_old_summary, "fact questions were answered wrongly"),
         (folds_everything, "the conversation crashed"),
-        (no_summarize_instruction, "no summarization request"),
+        (no_summarize_instruction, "none of which the model took as a request to summarize"),
+        (keeps_last_two_messages, "not the newest whole turns"),
+        (trims_the_callers_list, "modified the messages list"),
+        (two_requests, "compact made 2 request(s)"),
+        (asks_count_tokens, "under the threshold of 2500 and compact made 1 request(s)"),
     ],
 )
 def test_1_3_wrong_answers_are_rejected(answer, phrase):
@@ -422,8 +653,39 @@ def merges_system(body):
     return body
 
 
-def test_1_4_solution_passes():
-    result = checks.check("1.4", place_breakpoints)
+def marks_in_place(body):
+    body["system"][0]["cache_control"] = {"type": "ephemeral"}
+    return body
+
+
+def invalid_cache_type(body):
+    body = copy.deepcopy(body)
+    body["system"][0] = {**body["system"][0], "cache_control": {"type": "persistent"}}
+    return body
+
+
+def on_last_message(body):
+    body = copy.deepcopy(body)
+    last = body["messages"][-1]
+    last["content"] = [{"type": "text", "text": last["content"], "cache_control": {"type": "ephemeral"}}]
+    return body
+
+
+def drops_the_state_block(body):
+    body = copy.deepcopy(body)
+    body["system"] = [{**body["system"][0], "cache_control": {"type": "ephemeral"}}]  # "it changes anyway"
+    return body
+
+
+def spread_copy(body):
+    # A correct alternative: no deepcopy, new dicts built with spreads; the caller's body is untouched.
+    first, *rest = body["system"]
+    return {**body, "system": [{**first, "cache_control": {"type": "ephemeral"}}, *rest]}
+
+
+@pytest.mark.parametrize("answer", [place_breakpoints, spread_copy])
+def test_1_4_solution_passes(answer):
+    result = checks.check("1.4", answer)
     assert result.status == "passed", result.feedback
 
 
@@ -434,6 +696,10 @@ def test_1_4_solution_passes():
         (no_breakpoint, "cache reads per turn"),
         (automatic_caching, "cache reads per turn"),
         (merges_system, "changed beyond cache_control"),
+        (marks_in_place, "modified the body"),
+        (invalid_cache_type, "the API rejects your request"),
+        (on_last_message, "changed beyond cache_control"),
+        (drops_the_state_block, "changed beyond cache_control"),
     ],
 )
 def test_1_4_wrong_answers_are_rejected(answer, phrase):
@@ -444,3 +710,31 @@ def test_1_4_breakpoint_on_the_changing_part_costs_more():
     result = checks.check("1.4", on_changing_part)
     cost_case = [c for c in result.cases if "costs less" in c.name][0]
     assert not cost_case.passed
+
+
+# ----- properties: the contract holds for all inputs -------------------------------------------
+from hypothesis import given, settings  # noqa: E402 - grouped with the property tests they serve
+from hypothesis import strategies as st  # noqa: E402
+
+from course_utils.checks.lesson01 import TOOLS, _history  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(min_value=1, max_value=24), st.integers(min_value=0, max_value=4), st.integers(min_value=0, max_value=250),
+       st.integers(min_value=0, max_value=3), st.integers(min_value=0, max_value=4_000))
+def test_1_2_the_window_contract_holds_for_all_budgets(turns, tool_every, offset, n_tools, extra):
+    """For any conversation and any budget the newest turn fits (as the contract promises): the
+    solution and the correct alternative agree with the library's window, fit the budget, keep whole
+    newest turns, and leave the body as it was."""
+    body = {"model": MODEL, "system": SYSTEM, "messages": _history(turns, tool_every=tool_every, offset=offset)}
+    if n_tools:
+        body["tools"] = TOOLS[:n_tools]
+    budget = tokens.count_request({**body, "messages": group_turns(body["messages"])[-1]}) + extra
+    original = copy.deepcopy(body)
+    want = reference_window(body["messages"], budget, system=SYSTEM, tools=body.get("tools"))
+    for answer in (sliding_window, pops_oldest_until_it_fits):
+        got = answer(body, budget)
+        assert got["messages"] == want and body == original
+        if got["messages"]:
+            assert tokens.count_request(got) <= budget
+            assert group_turns(got["messages"]) == group_turns(body["messages"])[-len(group_turns(got["messages"])):]

@@ -95,8 +95,14 @@ def forbid(
         raise refusal(name)
 
     stand_ins = {id(obj): (obj, _stand_in(name, obj, refuse)) for name, obj in functions.items()}
+    names = {id(obj): name for name, obj in functions.items()}
     with ExitStack() as undo:
         try:
+            for target in _partial_targets(answer):
+                # A partial's function cannot be swapped (``func`` is read-only): one that wraps a
+                # forbidden function is refused before the answer runs.
+                if _replacement(target, stand_ins) is not None:
+                    refuse(names[id(target)])
             _swap_references(answer, stand_ins, undo)
             for endpoint in endpoints:
                 _refuse_endpoint(endpoint, refuse, undo)
@@ -230,6 +236,29 @@ def _reachable(answer: Any) -> tuple[list[FunctionType], list[type], list[Any]]:
             objects[id(obj)] = obj
             todo += [type(obj), *vars(obj).values()]
     return list(functions.values()), list(classes.values()), list(objects.values())
+
+
+def _partial_targets(answer: Any) -> list[Any]:
+    """The functions wrapped by every ``functools.partial`` the answer can reach (its own, or bound
+    as a default, in a closure, on a callable object)."""
+    functions, _, objects = _reachable(answer)
+    candidates: list[Any] = [answer, *objects]
+    for fn in functions:
+        if str(fn.__globals__.get("__name__", "")).startswith(_PACKAGE):
+            continue  # the library's own functions: not the answer's routes
+        candidates += list(fn.__defaults__ or ()) + list((fn.__kwdefaults__ or {}).values())
+        candidates += [_cell_contents(c) for c in fn.__closure__ or ()]
+        candidates += [v for v in list(fn.__globals__.values()) if isinstance(v, functools.partial)]
+    for obj in objects:
+        candidates += list(vars(obj).values())
+    out, seen = [], set()
+    while candidates:
+        obj = candidates.pop()
+        if isinstance(obj, functools.partial) and id(obj) not in seen:
+            seen.add(id(obj))
+            out.append(obj.func)
+            candidates.append(obj.func)
+    return out
 
 
 def _is_student_object(obj: Any) -> bool:

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import copy
+import random
 from decimal import Decimal
 from typing import Any, Callable
 
@@ -87,6 +88,16 @@ TOOL = {
     "description": "Look up the delivery status of an order by its number.",
     "input_schema": {"type": "object", "properties": {"order": {"type": "string"}}, "required": ["order"]},
 }
+TOOLS = [
+    TOOL,
+    {"name": "book_technician", "description": "Book a technician visit for a customer's address and a time slot.",
+     "input_schema": {"type": "object", "properties": {
+         "address": {"type": "string", "description": "Street address of the installation."},
+         "slot": {"type": "string", "enum": ["morning", "afternoon", "evening"]}}, "required": ["address", "slot"]}},
+    {"name": "line_test", "description": "Run a remote line test on the customer's connection.",
+     "input_schema": {"type": "object", "properties": {"line_id": {"type": "string"}}, "required": ["line_id"]}},
+]
+"""More than one tool: each is counted on its own (``tokens.count_tool``), on top of one ``TOOLS_OVERHEAD``."""
 
 
 def _history(turns: int, *, tool_every: int = 4, offset: int = 0) -> list[dict[str, Any]]:
@@ -168,6 +179,53 @@ def _count_tools(fn: Any) -> None:
                   "a request with a tool and a tool round trip",
                   "Tools cost tokens.TOOLS_OVERHEAD once plus tokens.count_tool(t) each; content blocks are "
                   "counted by tokens.count_blocks (tool_use and tool_result included).")
+    _expect_count(fn, {"model": MODEL, "system": SYSTEM, "tools": TOOLS, "messages": _history(8, offset=3)},
+                  f"a request with {len(TOOLS)} tools",
+                  "Every tool costs tokens.count_tool(tool), summed over all of them; TOOLS_OVERHEAD is paid once "
+                  "for the tools parameter, not once per tool.")
+
+
+@count_request_tokens.case("an empty system prompt and an empty tools list cost nothing")
+def _count_empty(fn: Any) -> None:
+    messages = [{"role": "user", "content": "Is there an outage in my area?"}]
+    _expect_count(fn, {"model": MODEL, "system": "", "tools": [], "messages": messages},
+                  "system='' and tools=[]",
+                  "An empty system prompt or tools list is no system prompt or tools: add SYSTEM_OVERHEAD and "
+                  "TOOLS_OVERHEAD only when there is something (if body.get('system'): ...).")
+    _expect_count(fn, {"model": MODEL, "system": [], "messages": messages}, "system=[] (no blocks)",
+                  "A system prompt with no blocks is no system prompt: no SYSTEM_OVERHEAD.")
+
+
+def random_bodies(n: int = 12, seed: int = 11) -> list[dict[str, Any]]:
+    """``n`` seeded request bodies: any mix of system (string, blocks or none), tools (0 to 3) and a
+    conversation of 1 to 14 turns with and without tool rounds."""
+    rng = random.Random(seed)
+    bodies = []
+    for _ in range(n):
+        body: dict[str, Any] = {"model": MODEL, "messages": _history(rng.randint(1, 14), tool_every=rng.choice([0, 2, 3]),
+                                                                     offset=rng.randint(0, 200))}
+        system = rng.choice([None, "short", "policy", "blocks"])
+        if system == "short":
+            body["system"] = "You are a support assistant."
+        elif system == "policy":
+            body["system"] = SYSTEM
+        elif system == "blocks":
+            body["system"] = [{"type": "text", "text": SYSTEM[: rng.randint(10, 400)]},
+                              {"type": "text", "text": STATE_TEMPLATE.format(turn=1, queue=2, shift="A")}]
+        k = rng.randint(0, len(TOOLS))
+        if k:
+            body["tools"] = TOOLS[:k]
+        bodies.append(body)
+    return bodies
+
+
+@count_request_tokens.case("agrees with count_tokens on 12 random requests")
+def _count_random(fn: Any) -> None:
+    for i, body in enumerate(random_bodies()):
+        parts = [f"{len(body['messages'])} messages", f"{len(body.get('tools') or [])} tools",
+                 "a system prompt" if body.get("system") else "no system prompt"]
+        _expect_count(fn, body, f"random request #{i} ({', '.join(parts)})",
+                      "Count every part: overheads, system, each tool and each message's content.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -268,6 +326,48 @@ def _window_valid(fn: Any) -> None:
                              hint="Keep whole turns so every tool_result follows its tool_use.") from None
 
 
+def _fit_exactly(body: dict[str, Any], turns: int) -> int:
+    """The budget that the request with the newest ``turns`` whole turns fits exactly (not a token to spare)."""
+    kept = [m for t in group_turns(body["messages"])[-turns:] for m in t]
+    return tokens.count_request({**body, "messages": kept})
+
+
+@window.case("edge budgets: an exact fit keeps the turn, a roomy one keeps everything, no turns gives none")
+def _window_edges(fn: Any) -> None:
+    body = {"model": MODEL, "max_tokens": MAX_TOKENS, "system": SYSTEM, "tools": [TOOL], "messages": _history(12, tool_every=3)}
+    for k in (1, 3, 5):
+        budget = _fit_exactly(body, k)
+        got = _window(fn, body, budget, f"a budget of exactly {budget} tokens")
+        kept = len(group_turns(got["messages"]))
+        if kept != k:
+            raise CaseFailed(f"the newest {k} turns make a request of exactly {budget} tokens, the budget; "
+                             f"you kept {kept}", expected=f"{k} turns", got=f"{kept} turns",
+                             hint="A request that counts exactly the budget fits it: stop only when adding a turn "
+                                  "would go *over* the budget (used + cost > budget, not >=)."
+                             if kept < k else "Count the whole request, system prompt, tools and overheads included.")
+        if k > 1:  # one token short: the k-th newest turn no longer fits
+            got = _window(fn, body, budget - 1, f"a budget of {budget - 1} tokens")
+            kept = len(group_turns(got["messages"]))
+            if kept != k - 1:
+                raise CaseFailed(f"the newest {k} turns need {budget} tokens, one more than the budget of {budget - 1}; "
+                                 f"you kept {kept} turns", expected=f"{k - 1} turns", got=f"{kept} turns",
+                                 hint="Count the whole request against the budget: REQUEST_OVERHEAD, the system "
+                                      "prompt, the tools and each message's overhead, not only the text."
+                                 if kept > k - 1 else "Keep every turn that fits.")
+    everything = tokens.count_request(body)
+    got = _window(fn, body, everything + 500, "a budget the whole conversation fits")
+    expect(got["messages"] == body["messages"], "a budget the whole conversation fits in, yet messages were dropped "
+           f"({len(got['messages'])} of {len(body['messages'])} kept)",
+           expected=f"all {len(body['messages'])} messages", got=f"{len(got['messages'])} messages",
+           hint="When everything fits, keep everything: trim only what the budget forces out.")
+    empty = {**body, "messages": []}
+    got = _window(fn, empty, 1_000, "an empty conversation")
+    expect(got["messages"] == [] and got.get("system") == SYSTEM and got.get("tools") == [TOOL],
+           "an empty conversation should come back as it is (no messages, same system prompt and tools)",
+           expected="{..., 'messages': []}", got=got, hint="With no turns there is nothing to keep: return the body "
+                                                           "with an empty messages list.")
+
+
 @window.case("keeps the newest whole turns that fit, dropping oldest first")
 def _window_newest(fn: Any) -> None:
     for what, body, budget in _WINDOW_CASES:
@@ -317,18 +417,41 @@ def _play(fn: Any) -> tuple[Any, list[dict[str, Any]], str | None]:
     return outcome
 
 
+def _whole_turn_suffix(kept: list[Any], messages: list[Any]) -> bool:
+    """Is ``kept`` the newest whole turns of ``messages`` (at least the newest one)?"""
+    turns = group_turns(messages)
+    return any(kept == [m for t in turns[-k:] for m in t] for k in range(1, len(turns) + 1))
+
+
 def _play_once(fn: Any, turns: int = COMPACT_TURNS) -> tuple[Any, list[dict[str, Any]], str | None]:
-    """Run the scripted conversation through the student's compaction; (probe, records, error)."""
+    """Run the scripted conversation through the student's compaction; (probe, records, error).
+
+    Each record also says whether the request was over the threshold before ``compact`` ran
+    (``over``) and how many requests ``compact`` itself made (``made``, from the ledger).
+    """
     p = _unlimited(probe())
     client = p.client()
     summary, history = "", []
     records: list[dict[str, Any]] = []
     for t in _CONVERSATION.turns[:turns]:
         history.append({"role": "user", "content": t.user})
-        out = call(fn, client, summary, list(history), COMPACT_THRESHOLD)
+        over = tokens.count_request(compose_request(SYSTEM, summary, history, model=MODEL,
+                                                    max_tokens=MAX_TOKENS)) > COMPACT_THRESHOLD
+        given, before = copy.deepcopy(history), len(p.requests(endpoint=None))
+        out = call(fn, client, summary, given, COMPACT_THRESHOLD)
+        made = len(p.requests(endpoint=None)) - before
         if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[0], str) and isinstance(out[1], list)):
             raise CaseFailed("compact must return a (summary, messages) tuple", expected="(str, list)", got=out,
                              hint="Return the (possibly unchanged) summary string and the messages to keep.")
+        if given != history:
+            raise CaseFailed(f"turn {t.turn}: compact modified the messages list it was given",
+                             expected="the caller's messages left as they were", got="changed",
+                             hint="Build the list of remaining messages as a new list (e.g. the newest turns of "
+                                  "group_turns(messages)); the caller keeps its own history.")
+        if not _whole_turn_suffix(list(out[1]), history):
+            return p, records, (f"turn {t.turn}: the messages compact kept are not the newest whole turns "
+                                f"({len(out[1])} messages kept of {len(history)})")
+        records_made = {"turn": t.turn, "over": over, "made": made}
         summary, history = out[0], list(out[1])
         body = compose_request(SYSTEM, summary, history, model=MODEL, max_tokens=MAX_TOKENS)
         try:
@@ -336,7 +459,7 @@ def _play_once(fn: Any, turns: int = COMPACT_TURNS) -> tuple[Any, list[dict[str,
         except anthropic.BadRequestError as exc:
             return p, records, f"turn {t.turn}: {exc.message}"
         text = "".join(getattr(b, "text", "") for b in reply.content)
-        records.append({"turn": t.turn, "kind": t.kind, "expected": t.expected, "answer": text,
+        records.append({**records_made, "kind": t.kind, "expected": t.expected, "answer": text,
                         "tokens": tokens.count_request(body)})
         history.append({"role": "assistant", "content": text})
     return p, records, None
@@ -349,7 +472,7 @@ def _compact_idle(fn: Any) -> None:
     messages = _history(5, tool_every=0)
     before = copy.deepcopy(messages)
     out = call(fn, p.client(), "", messages, COMPACT_THRESHOLD)
-    made = len(p.requests())
+    made = len(p.requests(endpoint=None))
     expect(made == 0, f"a {tokens.count_request(compose_request(SYSTEM, '', messages, model=MODEL, max_tokens=1))}-token "
                       f"request is under the threshold of {COMPACT_THRESHOLD}, yet compact made {made} request(s)",
            expected="0 requests", got=f"{made} request(s)",
@@ -385,14 +508,39 @@ def _compact_facts(fn: Any) -> None:
                 "(never from the new turns alone), and if the summary is placed where compose_request puts it.")
 
 
+@compaction.case("exactly one request when over the threshold, none under it")
+def _compact_one(fn: Any) -> None:
+    _, records, error = _play(fn)
+    expect(error is None, f"the conversation crashed at {error}", hint="See the earlier cases.")
+    for r in records:
+        want = 1 if r["over"] else 0
+        if r["made"] != want:
+            where = "over" if r["over"] else "under"
+            raise CaseFailed(f"turn {r['turn']}: the request was {where} the threshold of {COMPACT_THRESHOLD} "
+                             f"and compact made {r['made']} request(s)",
+                             expected=f"{want} request(s)", got=f"{r['made']} request(s)",
+                             hint="Fold everything old into the summary in ONE messages.create call (the previous "
+                                  "summary plus the folded turns in one prompt), and no count_tokens call: count "
+                                  "locally with count_request_tokens." if r["over"] else
+                                  "Under the threshold compact returns (summary, messages) as they are, with no request.")
+
+
 @compaction.case("the ledger shows summarization calls, but not one per turn")
 def _compact_ledger(fn: Any) -> None:
     p, records, error = _play(fn)
     expect(error is None, f"the conversation crashed at {error}", hint="See the earlier cases.")
     rows = p.requests()
     summaries = int((rows["skill"] == "summarize").sum())
-    expect(summaries >= 1, "the ledger shows no summarization request", expected="at least 1", got=summaries,
-           hint="Ask the model for a summary (the request must say 'Summarize ...') when the threshold is passed.")
+    if summaries == 0:
+        extra = len(rows) - len(records)  # the check's own requests are one per answered turn
+        raise CaseFailed("the ledger shows no summarization request"
+                         + (f": compact made {extra} request(s), none of which the model took as a request to summarize"
+                            if extra > 0 else ": compact made no request at all"),
+                         expected="at least 1", got=f"{extra} request(s), 0 summaries",
+                         hint="Your compaction request must ask for a summary in so many words: start the prompt (or "
+                              "the system prompt) with 'Summarize ...'; 'Here is what we discussed' is not a request."
+                         if extra > 0 else
+                         "When the request passes the threshold, call client.messages.create once to summarize.")
     most = COMPACT_TURNS // 5
     expect(summaries <= most, f"the ledger shows {summaries} summarization requests in {COMPACT_TURNS} turns",
            expected=f"at most {most}", got=summaries,
@@ -455,7 +603,9 @@ def _run_cached(fn: Any | None) -> tuple[Any, list[dict[str, Any]]]:
 @breakpoints.case("keeps the request's content (adds only cache_control)")
 def _cache_content(fn: Any) -> None:
     for body in _cache_bodies():
-        got = call(fn, copy.deepcopy(body))
+        given = copy.deepcopy(body)
+        got = call(fn, given)
+        _expect_unmodified(given, body, "the body given to place_breakpoints")
         expect(isinstance(got, dict) and _strip_cache_control(got) == _strip_cache_control(body),
                "the request changed beyond cache_control markers",
                hint="Only add cache_control to blocks; keep the text, order and messages as they are.")
