@@ -7,6 +7,7 @@ tested against the real types, headers and bodies.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import anthropic
@@ -31,8 +32,13 @@ def status_error(status: int, headers: dict[str, str] | None = None, *, error_ty
         error["details"] = details
     response = httpx2.Response(status, headers=headers or {}, json={"type": "error", "error": error},
                                request=httpx2.Request("POST", _URL))
-    client = anthropic.Anthropic(api_key="sim-key-fakes", base_url="http://simulator.invalid")
-    return client._make_status_error_from_response(response)
+    return _client()._make_status_error_from_response(response)
+
+
+@functools.lru_cache(maxsize=1)
+def _client() -> anthropic.Anthropic:
+    # Only its error factory is used (no request is ever sent); building a client is slow, so once.
+    return anthropic.Anthropic(api_key="sim-key-fakes", base_url="http://simulator.invalid")
 
 
 def spend_limit_error() -> anthropic.APIStatusError:

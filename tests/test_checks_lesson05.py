@@ -1,0 +1,405 @@
+"""Lesson 05 checks: the solutions and correct alternatives pass, plausible wrong answers are rejected."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import hashlib
+import json
+import random
+
+import anthropic
+import pytest
+import tenacity
+
+import course_utils.checks as checks
+from _checks import assert_not_attempted, assert_rejected
+from course_utils.clock import SYSTEM_CLOCK
+from course_utils.resilience import CircuitBreaker as ReferenceBreaker
+from course_utils.resilience import RetryPolicy
+from course_utils.resilience import is_retryable as reference_is_retryable
+
+
+def passes(exercise, answer):
+    result = checks.check(exercise, answer, quiet=True)
+    assert result.status == "passed", result.feedback
+
+
+# ----- 5.1 ------------------------------------------------------------------------------------
+def is_retryable(exc):
+    if isinstance(exc, anthropic.APIStatusError):
+        if exc.error_code == "enforced_spend_limit_reached":
+            return False
+        header = exc.response.headers.get("x-should-retry")
+        if header in ("true", "false"):
+            return header == "true"
+        return exc.status_code in (408, 429) or exc.status_code >= 500
+    return isinstance(exc, (anthropic.APIConnectionError, TimeoutError))
+
+
+def is_retryable_by_type(exc):
+    """Written differently: by the SDK's exception classes, the spend limit by its header."""
+    if isinstance(exc, anthropic.RateLimitError):
+        return exc.response.headers.get("x-should-retry") != "false" and "retry-after" in exc.response.headers
+    if isinstance(exc, anthropic.InternalServerError):
+        return exc.response.headers.get("x-should-retry") != "false"
+    return isinstance(exc, (anthropic.APITimeoutError, anthropic.APIConnectionError))
+
+
+def retry_everything(exc):
+    return True
+
+
+def retry_every_api_error(exc):
+    return isinstance(exc, (anthropic.APIStatusError, anthropic.APIConnectionError))
+
+
+def spend_limit_as_rate_limit(exc):
+    if isinstance(exc, anthropic.APIStatusError):
+        return isinstance(exc, anthropic.RateLimitError) or exc.status_code >= 500
+    return isinstance(exc, anthropic.APIConnectionError)
+
+
+def reads_status_of_anything(exc):
+    return getattr(exc, "status_code") in (429, 500, 529)
+
+
+def stub_5_1(exc):
+    raise NotImplementedError("Exercise 5.1")
+
+
+@pytest.mark.parametrize("answer", [is_retryable, is_retryable_by_type, reference_is_retryable])
+def test_5_1_solutions_pass(answer):
+    passes("5.1", answer)
+
+
+@pytest.mark.parametrize("answer, phrase", [
+    (retry_everything, "was retried"),
+    (retry_every_api_error, "400 (BadRequestError) was retried"),
+    (spend_limit_as_rate_limit, "the spend-limit 429"),
+    (reads_status_of_anything, "is_retryable raised AttributeError"),
+])
+def test_5_1_wrong_answers_are_rejected(answer, phrase):
+    assert_rejected("5.1", answer, phrase)
+
+
+def test_5_1_stub_is_not_attempted():
+    assert_not_attempted("5.1", stub_5_1)
+
+
+# ----- 5.2 ------------------------------------------------------------------------------------
+def _retry_after(exc):
+    response = getattr(exc, "response", None)
+    try:
+        return float(response.headers["retry-after"])
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return 0.0
+
+
+async def call_with_retries(make_request, *, max_attempts, base_s, cap_s, deadline_s):
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    for attempt in range(1, max_attempts + 1):
+        try:
+            return await make_request()
+        except Exception as exc:
+            if attempt == max_attempts or not is_retryable(exc):
+                raise
+            wait = max(_retry_after(exc), random.uniform(0, min(cap_s, base_s * 2 ** (attempt - 1))))
+            if loop.time() - started + wait > deadline_s:
+                raise
+            await asyncio.sleep(wait)
+
+
+async def call_with_tenacity(make_request, *, max_attempts, base_s, cap_s, deadline_s):
+    """Written differently: tenacity with a custom wait and a deadline stop."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    jitter = tenacity.wait_random_exponential(multiplier=base_s, max=cap_s)
+
+    def wait(state):
+        return max(_retry_after(state.outcome.exception()), jitter(state))
+
+    def stop(state):
+        return state.attempt_number >= max_attempts or loop.time() - started + state.upcoming_sleep > deadline_s
+
+    retrying = tenacity.AsyncRetrying(retry=tenacity.retry_if_exception(reference_is_retryable), wait=wait,
+                                      stop=stop, reraise=True)
+    return await retrying(make_request)
+
+
+async def call_with_policy(make_request, *, max_attempts, base_s, cap_s, deadline_s):
+    policy = RetryPolicy(max_attempts=max_attempts, base_s=base_s, cap_s=cap_s, deadline_s=deadline_s, seed=None)
+    return await policy.acall(make_request)
+
+
+def _variant(*, retry_after=True, jitter=True, deadline=True, reraise=True, retry_if=is_retryable):
+    async def answer(make_request, *, max_attempts, base_s, cap_s, deadline_s):
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        for attempt in range(1, max_attempts + 1):
+            try:
+                return await make_request()
+            except Exception as exc:
+                if attempt == max_attempts or not retry_if(exc):
+                    if reraise:
+                        raise
+                    raise RuntimeError("gave up") from exc
+                ceiling = min(cap_s, base_s * 2 ** (attempt - 1))
+                backoff = random.uniform(0, ceiling) if jitter else ceiling
+                wait = max(_retry_after(exc), backoff) if retry_after else backoff
+                if deadline and loop.time() - started + wait > deadline_s:
+                    raise
+                await asyncio.sleep(wait)
+    return answer
+
+
+async def deadline_checked_after_sleep(make_request, *, max_attempts, base_s, cap_s, deadline_s):
+    """Checks the deadline before each attempt, not before the wait: the last wait overshoots it."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    for attempt in range(1, max_attempts + 1):
+        try:
+            return await make_request()
+        except Exception as exc:
+            if attempt == max_attempts or not is_retryable(exc) or loop.time() - started > deadline_s:
+                raise
+            await asyncio.sleep(max(_retry_after(exc), random.uniform(0, min(cap_s, base_s * 2 ** (attempt - 1)))))
+
+
+async def jitter_without_growth(make_request, *, max_attempts, base_s, cap_s, deadline_s):
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    for attempt in range(1, max_attempts + 1):
+        try:
+            return await make_request()
+        except Exception as exc:
+            if attempt == max_attempts or not is_retryable(exc):
+                raise
+            wait = max(_retry_after(exc), random.uniform(0, base_s))
+            if loop.time() - started + wait > deadline_s:
+                raise
+            await asyncio.sleep(wait)
+
+
+async def stub_5_2(make_request, *, max_attempts, base_s, cap_s, deadline_s):
+    raise NotImplementedError("Exercise 5.2")
+
+
+@pytest.mark.parametrize("answer", [call_with_retries, call_with_tenacity, call_with_policy])
+def test_5_2_solutions_pass(answer):
+    passes("5.2", answer)
+
+
+@pytest.mark.parametrize("answer, phrase", [
+    (_variant(retry_after=False), "retried 0."),
+    (_variant(jitter=False), "distinct moments"),
+    (_variant(deadline=False), "with deadline_s=10 and retry-after: 4 it gave up after"),
+    (deadline_checked_after_sleep, "gave up after 12.0 s"),
+    (_variant(reraise=False), "raised RuntimeError instead of"),
+    (_variant(retry_if=lambda exc: True), "BadRequestError was attempted 5 times"),
+    (jitter_without_growth, "did not grow with the attempts"),
+])
+def test_5_2_wrong_answers_are_rejected(answer, phrase):
+    assert_rejected("5.2", answer, phrase)
+
+
+def test_5_2_stub_is_not_attempted():
+    assert_not_attempted("5.2", stub_5_2)
+
+
+# ----- 5.3 ------------------------------------------------------------------------------------
+class CircuitBreaker:
+    def __init__(self, *, failure_rate=0.5, min_calls=5, window_s=10.0, cooldown_s=5.0, half_open_calls=1,
+                 clock=SYSTEM_CLOCK):
+        self.failure_rate, self.min_calls, self.window_s = failure_rate, min_calls, window_s
+        self.cooldown_s, self.half_open_calls, self.clock = cooldown_s, half_open_calls, clock
+        self._state = "closed"
+        self.window = collections.deque()
+        self.opened_at = 0.0
+        self.probes = self.probe_successes = 0
+
+    @property
+    def state(self):
+        if self._state == "open" and self.clock.monotonic() >= self.opened_at + self.cooldown_s:
+            self._state, self.probes, self.probe_successes = "half_open", 0, 0
+        return self._state
+
+    def allow(self):
+        state = self.state
+        if state == "closed":
+            return True
+        if state == "half_open" and self.probes < self.half_open_calls:
+            self.probes += 1
+            return True
+        return False
+
+    def _open(self):
+        self._state, self.opened_at = "open", self.clock.monotonic()
+
+    def record_success(self):
+        self._record(False)
+
+    def record_failure(self, exc=None):
+        if isinstance(exc, anthropic.RateLimitError):
+            return
+        self._record(True)
+
+    def _record(self, failed):
+        state = self.state
+        if state == "half_open":
+            if failed:
+                self._open()
+            else:
+                self.probe_successes += 1
+                if self.probe_successes >= self.half_open_calls:
+                    self._state = "closed"
+                    self.window.clear()
+            return
+        if state == "open":
+            return
+        now = self.clock.monotonic()
+        self.window.append((now, failed))
+        while self.window and self.window[0][0] < now - self.window_s:
+            self.window.popleft()
+        failures = sum(f for _, f in self.window)
+        if len(self.window) >= self.min_calls and failures / len(self.window) >= self.failure_rate:
+            self._open()
+
+
+class NoHalfOpen(CircuitBreaker):
+    @property
+    def state(self):
+        if self._state == "open" and self.clock.monotonic() >= self.opened_at + self.cooldown_s:
+            self._state = "closed"
+            self.window.clear()
+        return self._state
+
+
+class HalfOpenLetsEverythingThrough(CircuitBreaker):
+    def allow(self):
+        return self.state != "open"
+
+
+class OpensOn429(CircuitBreaker):
+    def record_failure(self, exc=None):
+        self._record(True)
+
+
+class StubBreaker:
+    def __init__(self, **kwargs):
+        raise NotImplementedError("Exercise 5.3")
+
+
+@pytest.mark.parametrize("answer", [CircuitBreaker, ReferenceBreaker])
+def test_5_3_solutions_pass(answer):
+    passes("5.3", answer)
+
+
+@pytest.mark.parametrize("answer, phrase", [
+    (NoHalfOpen, "after the cooldown the state is 'closed'"),
+    (HalfOpenLetsEverythingThrough, "in half-open, allow() gave [True, True, True, True, True]"),
+    (OpensOn429, "20 rate-limit 429s opened the breaker"),
+])
+def test_5_3_wrong_answers_are_rejected(answer, phrase):
+    assert_rejected("5.3", answer, phrase)
+
+
+def test_5_3_no_half_open_floods_the_dead_provider():
+    result = checks.check("5.3", NoHalfOpen, quiet=True)
+    outage = [c for c in result.cases if "outage" in c.name][0]
+    assert not outage.passed and "requests reached the provider" in outage.message
+
+
+def test_5_3_stub_is_not_attempted():
+    assert_not_attempted("5.3", StubBreaker)
+
+
+# ----- 5.4 ------------------------------------------------------------------------------------
+def _fp(body):
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+async def idempotent_call(cache, key, body, generate):
+    fp = _fp(body)
+    entry = cache.get(key)
+    if entry is not None:
+        if entry[0] != fp:
+            raise ValueError(f"Idempotency-Key {key!r} reused with a different body")
+        return await asyncio.shield(entry[1])
+    task = asyncio.ensure_future(generate(body))
+    cache[key] = (fp, task)
+    try:
+        return await asyncio.shield(task)
+    except Exception:
+        cache.pop(key, None)
+        raise
+
+
+async def idempotent_with_locks(cache, key, body, generate):
+    """Written differently: a lock per key; results and fingerprints in the cache dict."""
+    locks = cache.setdefault("__locks__", {})
+    lock = locks.setdefault(key, asyncio.Lock())
+    async with lock:
+        if key in cache:
+            fp, value = cache[key]
+            if fp != _fp(body):
+                raise KeyError("key reused")
+            return value
+        value = await generate(body)
+        cache[key] = (_fp(body), value)
+        return value
+
+
+async def check_then_act(cache, key, body, generate):
+    if key in cache:
+        return cache[key]
+    value = await generate(body)
+    cache[key] = value
+    return value
+
+
+async def stores_failures(cache, key, body, generate):
+    entry = cache.get(key)
+    if entry is None:
+        entry = cache[key] = (_fp(body), asyncio.ensure_future(generate(body)))
+    if entry[0] != _fp(body):
+        raise ValueError("reused")
+    return await asyncio.shield(entry[1])
+
+
+async def keyed_by_body(cache, key, body, generate):
+    return await idempotent_call(cache, _fp(body), body, generate)
+
+
+async def ignores_the_body(cache, key, body, generate):
+    if key not in cache:
+        cache[key] = asyncio.ensure_future(generate(body))
+    try:
+        return await asyncio.shield(cache[key])
+    except Exception:
+        cache.pop(key, None)
+        raise
+
+
+async def stub_5_4(cache, key, body, generate):
+    raise NotImplementedError("Exercise 5.4")
+
+
+@pytest.mark.parametrize("answer", [idempotent_call, idempotent_with_locks])
+def test_5_4_solutions_pass(answer):
+    passes("5.4", answer)
+
+
+@pytest.mark.parametrize("answer, phrase", [
+    (check_then_act, "8 concurrent requests with the same key made 8 model calls"),
+    (stores_failures, "got the stored 529 again"),
+    (keyed_by_body, "the ledger shows 1 model calls for two keys"),
+    (ignores_the_body, "reusing a key with a different body returned an answer"),
+])
+def test_5_4_wrong_answers_are_rejected(answer, phrase):
+    assert_rejected("5.4", answer, phrase)
+
+
+def test_5_4_stub_is_not_attempted():
+    assert_not_attempted("5.4", stub_5_4)
