@@ -78,6 +78,9 @@ class Pricer:
         return self.rate(usage, model)
 
 
+BREAKDOWN_PARTIAL = functools.partial(pricing.cost_breakdown)
+"""A partial of the library, held in a global and bound as a default (its ``func`` cannot be swapped)."""
+
 ROUTES = {
     "module attribute": module_attribute,
     "from x import y": imported_global,
@@ -89,8 +92,8 @@ ROUTES = {
     "lambda": lambda usage, model: pricing.cost(usage, model),
     "partial": functools.partial(default_argument),
     "partial of the library": functools.partial(pricing.cost),
-    "partial bound as a default": lambda usage, model, _c=functools.partial(pricing.cost_breakdown): sum(
-        _c(usage, model).values()),
+    "partial bound as a default": lambda usage, model, _c=BREAKDOWN_PARTIAL: sum(_c(usage, model).values()),
+    "partial read from a global": lambda usage, model: sum(BREAKDOWN_PARTIAL(usage, model).values()),
     "callable object": Pricer(),
     "bound method": Pricer().method,
 }

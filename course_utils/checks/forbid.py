@@ -239,8 +239,9 @@ def _reachable(answer: Any) -> tuple[list[FunctionType], list[type], list[Any]]:
 
 
 def _partial_targets(answer: Any) -> list[Any]:
-    """The functions wrapped by every ``functools.partial`` the answer can reach (its own, or bound
-    as a default, in a closure, on a callable object)."""
+    """The functions wrapped by every ``functools.partial`` the answer can reach: itself, a default, a
+    closure cell, a callable object's attribute, or a global its code reads (only those: a notebook's
+    unrelated partials are not the answer's)."""
     functions, _, objects = _reachable(answer)
     candidates: list[Any] = [answer, *objects]
     for fn in functions:
@@ -248,7 +249,7 @@ def _partial_targets(answer: Any) -> list[Any]:
             continue  # the library's own functions: not the answer's routes
         candidates += list(fn.__defaults__ or ()) + list((fn.__kwdefaults__ or {}).values())
         candidates += [_cell_contents(c) for c in fn.__closure__ or ()]
-        candidates += [v for v in list(fn.__globals__.values()) if isinstance(v, functools.partial)]
+        candidates += [fn.__globals__.get(name) for name in _global_names(fn.__code__)]  # globals it reads
     for obj in objects:
         candidates += list(vars(obj).values())
     out, seen = [], set()
@@ -259,6 +260,15 @@ def _partial_targets(answer: Any) -> list[Any]:
             out.append(obj.func)
             candidates.append(obj.func)
     return out
+
+
+def _global_names(code: Any) -> set[str]:
+    """The global (and attribute) names a code object and its nested functions refer to."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if hasattr(const, "co_names"):
+            names |= _global_names(const)
+    return names
 
 
 def _is_student_object(obj: Any) -> bool:
