@@ -4,11 +4,22 @@
 4.2 runs the student's poller against a private simulator that shares a virtual clock with it, so
 the ledger's arrival times of ``GET /v1/messages/batches/{id}`` are the poller's own schedule
 (hours of batch life in a fraction of a second).
+
+Every sentence of each contract has a case that fails an answer breaking it (issue 14): 4.1 row
+order, empty reviews, an empty frame, ids stable in another process (``hash`` salted differently
+in the answer's namespace), the caller's frame unchanged; 4.2 a cap on the waits and a batch that
+has already ended; 4.3 text on every succeeded row (several blocks, a thinking block first) and
+None elsewhere, a merge colliding with the inputs' own ``text``, empty inputs, inputs and lines
+unchanged, and 40 seeded random batches against the contract; 4.4 pending items, an empty job and
+``params_by_id`` unchanged.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import copy
+import random
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import pandas as pd
 
@@ -16,6 +27,7 @@ from ..batch.jobstore import JobStore
 from ..batch.job import collect_batch
 from ..batch.requests import CUSTOM_ID_PATTERN, batch_size_bytes, chunk_requests
 from ..batch.virtual import SimulatorClock
+from .forbid import _reachable
 from .framework import CaseFailed, Exercise, call, expect, expect_equal
 from ..content import text_of
 from ..mock_provider.inprocess import InProcessServer
@@ -80,17 +92,26 @@ def _ids_by_review(fn: Any, df: pd.DataFrame, **limits: Any) -> dict[str, str]:
     return {rid: by_text[str(t).strip()] for rid, t in zip(df[ID_COLUMN], df["text"])}
 
 
-@build.case("one valid request per row, accepted by the API")
+@build.case("one valid request per row, in row order, accepted by the API; df unchanged")
 def _valid(fn) -> None:
-    df = _reviews(12)
+    df = _reviews(12, empty=(4,))  # real data has empty reviews: they become requests too (the API reports them)
+    before = df.copy()
     reqs = _flatten(call(fn, df, make_params))
-    expect_equal(len(reqs), 12, "wrong number of requests", hint="One request per row.")
+    _unchanged(df, before)
+    expect_equal(len(reqs), 12, "wrong number of requests for 12 rows (one has an empty text)",
+                 hint="One request per row, whatever its text: an empty review is reported by the API, not dropped here.")
     for req in reqs:
         expect(isinstance(req, dict) and set(req) >= {"custom_id", "params"}, "a request lacks custom_id or params",
                got=req, hint="Each request is {'custom_id': ..., 'params': make_params(row)}.")
         expect(isinstance(req["custom_id"], str) and CUSTOM_ID_PATTERN.match(req["custom_id"]) is not None,
                "a custom_id does not match ^[a-zA-Z0-9_-]{1,64}$", got=req["custom_id"],
                hint="review_id contains '/', which the API rejects: sanitise it (and add a hash so it stays unique).")
+    want = [make_params(row) for row in df.to_dict(orient="records")]
+    wrong = next((i for i, req in enumerate(reqs) if req["params"] != want[i]), None)
+    expect(wrong is None, f"request {wrong} is not make_params(row {wrong}): the requests are not in row order",
+           expected=want[wrong]["messages"] if wrong is not None else None,
+           got=_describe_params(reqs[wrong]["params"]) if wrong is not None else None,
+           hint="Walk the rows in order and call make_params(row) once for each; do not sort, filter or reorder.")
     expect_equal(len({r["custom_id"] for r in reqs}), 12, "custom_ids are not unique",
                  hint="Two requests with the same custom_id could never be told apart in the results.")
     p = probe()
@@ -101,7 +122,41 @@ def _valid(fn) -> None:
                          hint="Every request needs a valid custom_id and a params dict.") from None
 
 
-@build.case("custom_ids are deterministic and do not depend on row order")
+@build.case("an empty DataFrame gives no batches")
+def _empty(fn) -> None:
+    got = call(fn, _reviews(0), make_params)
+    expect(isinstance(got, list) and len(got) == 0, "an empty DataFrame did not give an empty list of batches",
+           expected=[], got=got,
+           hint="No rows, no requests, no batches: return [] (an empty batch is refused by the API, and polling it "
+                "wastes a job slot).")
+
+
+def _describe_params(params: Any) -> Any:
+    return params.get("messages", params) if isinstance(params, dict) else params
+
+
+def _frame_change(df: pd.DataFrame, before: pd.DataFrame) -> str | None:
+    """What changed in ``df`` since ``before`` (a copy), or None."""
+    if list(df.columns) != list(before.columns):
+        added = [c for c in df.columns if c not in before.columns]
+        gone = [c for c in before.columns if c not in df.columns]
+        return f"columns added {added}, removed {gone}" if added or gone else f"columns reordered: {list(df.columns)}"
+    if len(df) != len(before) or not df.index.equals(before.index):
+        return f"rows changed: {len(before)} before, {len(df)} after"
+    for col in df.columns:
+        if not df[col].equals(before[col]):
+            return f"column {col!r} changed"
+    return None
+
+
+def _unchanged(df: pd.DataFrame, before: pd.DataFrame, what: str = "build_batches") -> None:
+    change = _frame_change(df, before)
+    expect(change is None, f"{what} changed the caller's DataFrame ({change})",
+           hint="Work on the rows you read (df.to_dict('records')) or on a copy (df.assign(...), df.copy()): the "
+                "caller's frame is theirs.")
+
+
+@build.case("custom_ids are deterministic: the same in another process and in any row order")
 def _stable(fn) -> None:
     df = _reviews(15)
     first = _ids_by_review(fn, df)
@@ -109,12 +164,47 @@ def _stable(fn) -> None:
     expect(first == again, "the same rows got different custom_ids on a second run",
            hint="A rerun (or a resubmission) must produce the same custom_id for the same review: no uuid4, "
                 "no counters that persist between calls.")
+    with _another_process(fn):
+        elsewhere = _ids_by_review(fn, df)
+    moved = [rid for rid in first if elsewhere[rid] != first[rid]]
+    expect(not moved, "custom_ids change from one process to the next (they depend on Python's hash())",
+           got=f"{len(moved)} of {len(first)} reviews got another id in another process",
+           hint="hash() of a str is salted per process (PYTHONHASHSEED): tomorrow's resume, or another machine, "
+                "computes other ids. Use hashlib (e.g. sha256 of the review_id) for a stable digest.")
     shuffled = _ids_by_review(fn, df.sample(frac=1, random_state=7))
     moved = [rid for rid in first if shuffled[rid] != first[rid]]
     expect(not moved, "custom_ids changed when the rows were reordered (they depend on position)",
            got=f"{len(moved)} of {len(first)} reviews changed id",
            hint="Derive the custom_id from the review_id column, not from the row number: results come back "
                 "in any order and the input may be sorted differently tomorrow.")
+
+
+_REAL_HASH = hash
+
+
+@contextmanager
+def _another_process(fn: Any) -> Iterator[None]:
+    """Run the answer as another process would: ``hash()`` of a str salted differently.
+
+    Python salts str hashes per process (``PYTHONHASHSEED``), so ids built from ``hash()`` differ
+    between yesterday's run and today's resume. Within one process the salt is fixed; here ``hash``
+    is shadowed, in the namespaces of the answer and the helpers it calls, by a differently salted one.
+    """
+    namespaces = {id(f.__globals__): f.__globals__ for f in _reachable(fn)[0]}
+    saved = [(ns, ns.get("hash", _ABSENT)) for ns in namespaces.values()]
+    for ns, _ in saved:
+        ns["hash"] = lambda obj: _REAL_HASH(("another process", obj))
+    try:
+        yield
+    finally:
+        for ns, value in saved:
+            if value is _ABSENT:
+                ns.pop("hash", None)
+            else:
+                ns["hash"] = value
+
+
+_ABSENT = object()
 
 
 @build.case("look-alike and very long review ids stay distinct")
@@ -187,6 +277,10 @@ class _RanAway(BaseException):
     """Raised inside the student's sleep when it polls far past its deadline (BaseException: not swallowed)."""
 
 
+class _TooManyPolls(BaseException):
+    """Raised inside the student's sleep after more polls than any schedule the contract allows needs."""
+
+
 class LockstepClock(SimulatorClock):
     """The poller's clock is the private simulator's own virtual-time loop.
 
@@ -195,24 +289,28 @@ class LockstepClock(SimulatorClock):
     would carry the poller past ``limit_s`` stops it (it has no working deadline).
     """
 
-    def __init__(self, server: InProcessServer, *, limit_s: float | None = None) -> None:
+    def __init__(self, server: InProcessServer, *, limit_s: float | None = None, max_sleeps: int | None = None) -> None:
         super().__init__(server)
         self.limit_s = limit_s
+        self.max_sleeps = max_sleeps
         self.sleeps: list[float] = []
 
     def sleep_sync(self, seconds: float) -> None:
         self.sleeps.append(float(seconds))
+        if self.max_sleeps is not None and len(self.sleeps) > self.max_sleeps:
+            raise _TooManyPolls(len(self.sleeps), self.monotonic())
         if self.limit_s is not None and self.monotonic() + max(0.0, float(seconds)) > self.limit_s:
             raise _RanAway(self.monotonic() + max(0.0, float(seconds)))
         super().sleep_sync(seconds)
 
 
-def _lockstep(limit_s: float | None = None, scenario: dict[str, Any] | None = None) -> tuple[Any, LockstepClock, str]:
+def _lockstep(limit_s: float | None = None, scenario: dict[str, Any] | None = None,
+              max_sleeps: int | None = None) -> tuple[Any, LockstepClock, str]:
     # Batch processing at its real schedule (time_scale 1): the schedule is part of what is graded.
     server = InProcessServer(seed=0, time_scale=1.0, rate_limit_tier="unlimited")
     if scenario:
         server.set_scenario(scenario)
-    return server, LockstepClock(server, limit_s=limit_s), "sim-key-check-poll"
+    return server, LockstepClock(server, limit_s=limit_s, max_sleeps=max_sleeps), "sim-key-check-poll"
 
 
 def _submit(server: Any, key: str, n: int) -> str:
@@ -242,6 +340,11 @@ def _run_poller(fn: Any, server: Any, clock: LockstepClock, key: str, batch_id: 
                          expected="the ended batch", got="TimeoutError",
                          hint="Sleep between polls with clock.sleep_sync(seconds): the check's clock only moves when "
                               "you sleep on it, and the deadline is measured with clock.monotonic().") from None
+    except _TooManyPolls as stop:
+        raise CaseFailed(f"{stop.args[0]:,} polls in the first {stop.args[1]:,.0f} s of a batch",
+                         expected="waits that grow to a cap of minutes", got=f"{stop.args[0]:,} polls",
+                         hint="Every poll is a request against your rate limit: let the waits grow by a factor "
+                              "(up to a cap of a few minutes) instead of polling every second.") from None
     except _RanAway as stop:
         raise CaseFailed(f"still polling {stop.args[0]:,.0f} s after the start, with deadline_s={deadline_s:g}",
                          expected=f"TimeoutError by {deadline_s:g} s", got="no deadline",
@@ -298,12 +401,13 @@ def _deadline(fn) -> None:
     server, clock, key = _lockstep(limit_s=3 * deadline, scenario={"name": "slow-batches", "batch_slow_factor": 1000})
     try:
         batch_id = _submit(server, key, 5)  # 45 s x 1000: far past the deadline
+        raised = _ABSENT
         try:
             got = _run_poller(fn, server, clock, key, batch_id, deadline_s=deadline, should_end=False)
         except TimeoutError:
-            got = None
-        expect(got is None, "returned instead of raising TimeoutError when the deadline passed",
-               expected="TimeoutError", got=getattr(got, "processing_status", got),
+            got = raised
+        expect(got is raised, "returned instead of raising TimeoutError when the deadline passed",
+               expected="TimeoutError", got=f"returned {getattr(got, 'processing_status', got)!r}",
                hint="When deadline_s has passed and the batch is still in progress, raise TimeoutError.")
         polls = _poll_times(server, key)
         last = polls[-1] - polls[0] if polls else 0.0
@@ -333,6 +437,52 @@ def _progress(fn) -> None:
         server.close()
 
 
+MAX_POLL_INTERVAL_S = 600.0
+"""The contract's cap: no wait between two polls longer than ten minutes."""
+
+
+@poll.case("waits stop growing at a cap (a 70-minute batch is polled at least every ten minutes)")
+def _capped(fn) -> None:
+    server, clock, key = _lockstep(limit_s=4 * 3600, scenario={"name": "slow-batches", "batch_slow_factor": 20},
+                                   max_sleeps=1_500)
+    try:
+        batch_id = _submit(server, key, 60)  # 210 s x 20: seventy minutes of processing
+        _run_poller(fn, server, clock, key, batch_id, deadline_s=3 * 3600)
+        polls = _poll_times(server, key)
+        gaps = [b - a for a, b in zip(polls, polls[1:])]
+        longest = max(gaps, default=0.0)
+        # A request's own transit (tens of ms) sits between a sleep and the next poll's arrival.
+        expect(longest <= MAX_POLL_INTERVAL_S + 5, f"{longest:,.0f} s between two polls of a running batch",
+               expected=f"at most {MAX_POLL_INTERVAL_S:,.0f} s", got=f"{longest:,.0f} s",
+               hint="Cap the wait (wait = min(wait * factor, cap)): without a cap the waits double into hours, "
+                    "and a batch that ended is noticed hours late.")
+    finally:
+        server.close()
+
+
+@poll.case("a batch that has already ended is returned after one poll, with no sleep")
+def _already_ended(fn) -> None:
+    server, clock, key = _lockstep(limit_s=20_000)
+    try:
+        batch_id = _submit(server, key, 3)
+        server.advance(600)  # far past its window (39 s): it has ended before the poller starts
+        clock = LockstepClock(server, limit_s=20_000)
+        seen: list[Any] = []
+        batch = _run_poller(fn, server, clock, key, batch_id, deadline_s=3_600, on_progress=seen.append)
+        expect(getattr(batch, "processing_status", None) == "ended", "did not return the ended batch",
+               expected="a MessageBatch with status ended", got=getattr(batch, "processing_status", type(batch).__name__),
+               hint="Return the MessageBatch whose processing_status is 'ended'.")
+        polls = _poll_times(server, key)
+        expect(len(polls) == 1 and not clock.sleeps,
+               f"{len(polls)} poll(s) and {len(clock.sleeps)} sleep(s) for a batch that had already ended",
+               expected="1 poll, no sleep", got=f"{len(polls)} poll(s), sleeps of {clock.sleeps[:4]} s",
+               hint="Retrieve first and return as soon as the batch has ended; sleep only between two polls.")
+        expect_equal(len(seen), 1, "on_progress was not called once for the one poll",
+                     hint="Call on_progress(batch) after every retrieve, including the last one.")
+    finally:
+        server.close()
+
+
 # =============================================================================================
 # 4.3 join_and_triage(inputs, results) -> DataFrame
 # =============================================================================================
@@ -351,11 +501,13 @@ triage = Exercise(
 )
 
 
-def _line(cid: str, kind: str, error_type: str | None = None, text: str = "ok") -> dict[str, Any]:
+def _line(cid: str, kind: str, error_type: str | None = None, text: str = "ok",
+          blocks: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     if kind == "succeeded":
         result: dict[str, Any] = {"type": "succeeded", "message": {
             "id": "msg_x", "type": "message", "role": "assistant", "model": MODEL, "stop_reason": "end_turn",
-            "content": [{"type": "text", "text": text}], "usage": {"input_tokens": 9, "output_tokens": 1}}}
+            "content": blocks if blocks is not None else [{"type": "text", "text": text}],
+            "usage": {"input_tokens": 9, "output_tokens": 1}}}
     elif kind == "errored":
         result = {"type": "errored", "error": {"type": "error", "error": {"type": error_type, "message": "m"},
                                                "request_id": None}}
@@ -368,13 +520,34 @@ def _check_frame(got: Any, inputs: pd.DataFrame) -> pd.DataFrame:
     expect(isinstance(got, pd.DataFrame), "join_and_triage must return a DataFrame", got=type(got).__name__,
            hint="Return the inputs with 'outcome' and 'text' columns added.")
     for col in ("custom_id", "outcome", "text"):
+        collided = [c for c in got.columns if str(c).startswith(f"{col}_")]
+        if col not in got.columns and collided:
+            raise CaseFailed(f"the result has {collided} where the {col!r} column should be: a merge collided with "
+                             f"the input's own {col!r} column", expected=f"one {col!r} column", got=list(got.columns),
+                             hint=f"inputs already has a {col!r} column (the review's own); the contract replaces it. "
+                                  f"Drop it before merging (inputs.drop(columns=[{col!r}])) or assign the new column "
+                                  "(inputs.assign(...)).")
         expect(col in got.columns, f"the result has no {col!r} column", got=list(got.columns),
                hint="Keep the input columns and add 'outcome' and 'text'.")
-    expect(len(got) == len(inputs) and list(got["custom_id"]) == list(inputs["custom_id"]),
-           "the rows are not the inputs, once each, in their order", got=f"{len(got)} rows",
-           expected=f"{len(inputs)} rows", hint="A left join on custom_id keeps every input row, in order; an input "
-                                               "with no result gets outcome 'missing' rather than disappearing.")
+    expect_equal(len(got), len(inputs), "the result does not have one row per input",
+                 hint="A left join on custom_id keeps every input row, once; an input with no result gets outcome "
+                      "'missing' rather than disappearing, and no result adds a row.")
+    order = list(got["custom_id"])
+    moved = next((i for i, (a, b) in enumerate(zip(order, inputs["custom_id"])) if a != b), None)
+    expect(moved is None, f"row {moved} of the result is not row {moved} of the inputs (the input order is lost)",
+           expected=inputs["custom_id"].iloc[moved] if moved is not None else None,
+           got=order[moved] if moved is not None else None,
+           hint="Return the inputs in their own order (a left merge keeps it; sorting or a merge with the results "
+                "on the left does not).")
     return got
+
+
+def _same_lines(lines: list[dict[str, Any]], before: list[dict[str, Any]]) -> None:
+    changed = next((i for i, (a, b) in enumerate(zip(lines, before)) if a != b), None)
+    expect(changed is None and len(lines) == len(before), "join_and_triage changed the result lines it was given",
+           expected=before[changed] if changed is not None else f"{len(before)} lines",
+           got=lines[changed] if changed is not None else f"{len(lines)} lines",
+           hint="Read the results; do not pop from them or edit them (they may be used again, e.g. for a report).")
 
 
 @triage.case("joins a real batch's results by custom_id (they come back in any order)")
@@ -404,11 +577,13 @@ def _joins_body(fn: Any, p: Any) -> None:
     _wait(p, client, [batch.id])
     lines = [line.model_dump() for line in client.messages.batches.results(batch.id)]
     got = _check_frame(call(fn, inputs.copy(), lines), inputs)
-    wrong = [(c, t) for c, t in zip(got["custom_id"], got["text"])
-             if not (t == labels[c] or (labels[c] is None and _is_null(t)))]
-    expect(not wrong, f"{len(wrong)} of {len(inputs)} reviews got another review's reply",
+    wrong = [(c, t) for c, t in zip(got["custom_id"], got["text"]) if labels[c] is not None and t != labels[c]]
+    expect(not wrong, f"{len(wrong)} of {len(inputs) - 1} reviews with a result got another review's reply",
            got=wrong[:3], hint="Never join by position (the results file is in no particular order, and sorting it "
                                "does not line it up with the inputs either). Merge on custom_id.")
+    unsent_text = got.loc[got["custom_id"] == unsent, "text"].iloc[0]
+    expect(_is_null(unsent_text), "an input with no result line has a text", expected=None, got=unsent_text,
+           hint="Without a result there is no reply: text is None (the input's own text is replaced, not kept).")
     outcomes = dict(zip(got["custom_id"], map(str, got["outcome"])))
     expect_equal(outcomes[unsent], "missing", "an input with no result line was not marked 'missing'",
                  hint="Inputs without a result line keep their row, with outcome 'missing'.")
@@ -416,26 +591,97 @@ def _joins_body(fn: Any, p: Any) -> None:
            got=sorted(set(outcomes.values())), hint="result.type 'succeeded' -> outcome 'succeeded'.")
 
 
-@triage.case("triages every result type")
+_THINKING = {"type": "thinking", "thinking": "The review says it works.", "signature": "sig"}
+
+
+@triage.case("triages every result type; text on every succeeded row, None elsewhere; inputs unchanged")
 def _types(fn) -> None:
-    inputs = pd.DataFrame({"custom_id": list("abcdefg"), "review": list("ABCDEFG")})
+    inputs = pd.DataFrame({"custom_id": list("abcdefghi"), "review": list("ABCDEFGHI")})
     lines = [_line("g", "canceled"), _line("c", "errored", "api_error"), _line("a", "succeeded", text="positive"),
              _line("e", "expired"), _line("b", "errored", "invalid_request_error"),
-             _line("d", "errored", "overloaded_error")]
-    got = _check_frame(call(fn, inputs.copy(), lines), inputs)
-    want = {"a": "succeeded", "b": "invalid", "c": "retry", "d": "retry", "e": "retry", "g": "canceled", "f": "missing"}
+             _line("h", "succeeded", blocks=[_THINKING, {"type": "text", "text": "neg"},
+                                             {"type": "text", "text": "ative"}]),
+             _line("d", "errored", "overloaded_error"), _line("i", "succeeded", text="neutral")]
+    before_inputs, before_lines = inputs.copy(), copy.deepcopy(lines)
+    got = _check_frame(call(fn, inputs, lines), inputs)
+    _unchanged(inputs, before_inputs, "join_and_triage")
+    _same_lines(lines, before_lines)
+    want = {"a": "succeeded", "b": "invalid", "c": "retry", "d": "retry", "e": "retry", "g": "canceled", "f": "missing",
+            "h": "succeeded", "i": "succeeded"}
     outcomes = dict(zip(got["custom_id"], got["outcome"]))
     for cid, expected in want.items():
         what = {"a": "succeeded", "b": "errored with invalid_request_error", "c": "errored with api_error",
-                "d": "errored with overloaded_error", "e": "expired", "f": "(no result line)", "g": "canceled"}[cid]
+                "d": "errored with overloaded_error", "e": "expired", "f": "(no result line)", "g": "canceled",
+                "h": "succeeded", "i": "succeeded"}[cid]
         hint = {
             "invalid": "An invalid request fails the same way every time: report it, never resubmit it.",
             "retry": "Server-side errors (api_error, overloaded_error) and expired requests may succeed next time: 'retry'.",
             "missing": "An input without a result must not vanish: mark it 'missing' so it is retried and alerted on.",
         }.get(expected, "Map each result type to its outcome as the docstring says.")
         expect_equal(str(outcomes.get(cid)), expected, f"a result {what} was triaged wrong", hint=hint)
-    expect_equal(got.loc[got["custom_id"] == "a", "text"].iloc[0], "positive", "the succeeded text is wrong",
-                 hint="text is the concatenated text of the message's content blocks.")
+    texts = dict(zip(got["custom_id"], got["text"]))
+    for cid, text in {"a": "positive", "h": "negative", "i": "neutral"}.items():
+        expect_equal(texts[cid], text, f"the text of succeeded result {cid!r} is wrong",
+                     hint="text is the concatenation of the message's text blocks, in order; other blocks "
+                          "(thinking, tool_use) carry no text: read blocks by type, never content[0].")
+    filled = {cid: texts[cid] for cid in "bcdefg" if not _is_null(texts[cid])}
+    expect(not filled, "rows that did not succeed have a text", expected="None for every row that did not succeed",
+           got=filled, hint="Only a succeeded result has a reply: text is None for errored, expired, canceled and "
+                            "missing rows (an empty string reads as an empty reply).")
+
+
+@triage.case("empty inputs, or no result lines at all")
+def _empty_triage(fn) -> None:
+    empty = pd.DataFrame({"custom_id": pd.Series([], dtype=object), "review": pd.Series([], dtype=object)})
+    got = _check_frame(call(fn, empty.copy(), []), empty)
+    expect_equal(len(got), 0, "empty inputs gave rows", hint="No inputs, no rows.")
+    inputs = pd.DataFrame({"custom_id": ["x", "y"], "review": ["X", "Y"]})
+    got = _check_frame(call(fn, inputs.copy(), []), inputs)
+    outcomes = [str(o) for o in got["outcome"]]
+    expect(outcomes == ["missing", "missing"], "inputs with no result lines are not all 'missing'",
+           expected=["missing", "missing"], got=outcomes,
+           hint="A batch whose results never came back must not lose its inputs: every one is 'missing'.")
+
+
+def _contract_outcome(result: dict[str, Any] | None) -> str:
+    if result is None:
+        return "missing"
+    if result["type"] == "errored":
+        return "invalid" if result["error"]["error"]["type"] == "invalid_request_error" else "retry"
+    return {"succeeded": "succeeded", "expired": "retry", "canceled": "canceled"}[result["type"]]
+
+
+@triage.case("any mix of results, in any order (40 seeded random batches)")
+def _random_batches(fn) -> None:
+    rng = random.Random(404)
+    kinds = ["succeeded", "succeeded", "expired", "canceled", "errored", None]
+    errors = ["invalid_request_error", "overloaded_error", "api_error", "timeout_error"]
+    for trial in range(40):
+        n = rng.randint(1, 9)
+        ids = [f"rv-{rng.randrange(10**6):06d}-{i}" for i in range(n)]
+        inputs = pd.DataFrame({"custom_id": ids, "text": [f"review {i}" for i in range(n)]})  # the reviews' own text
+        lines, truth = [], {}
+        for cid in ids:
+            kind = rng.choice(kinds)
+            if kind is None:
+                truth[cid] = (None, None)
+                continue
+            line = _line(cid, kind, rng.choice(errors), text=f"label {cid}")
+            lines.append(line)
+            truth[cid] = (line["result"], f"label {cid}" if kind == "succeeded" else None)
+        rng.shuffle(lines)
+        got = _check_frame(call(fn, inputs.copy(), lines), inputs)
+        for cid, outcome, text in zip(got["custom_id"], got["outcome"], got["text"]):
+            result, want_text = truth[cid]
+            want = _contract_outcome(result)
+            what = "no result line" if result is None else result["type"] + (
+                f" ({result['error']['error']['type']})" if result["type"] == "errored" else "")
+            expect(str(outcome) == want, f"batch {trial + 1} of 40: {what} triaged as {outcome!r}",
+                   expected=want, got=str(outcome), hint="Map each result type to its outcome as the docstring says.")
+            ok = text == want_text or (want_text is None and _is_null(text))
+            expect(ok, f"batch {trial + 1} of 40: the text of a row with {what} is wrong",
+                   expected=want_text, got=text,
+                   hint="text is the reply of a succeeded result, None otherwise, replacing the input's own text.")
 
 
 # =============================================================================================
@@ -495,15 +741,22 @@ def _only_retryable_body(fn: Any, p: Any) -> None:
     outcomes = {"ok1": ("succeeded", None), "ok2": ("succeeded", None), "bad1": ("invalid", "invalid_request_error"),
                 "exp1": ("retry", "expired"), "err1": ("retry", "api_error"), "gone1": ("missing", None),
                 "cxl1": ("canceled", "canceled")}
-    store.create_job("nightly", list(outcomes))
+    store.create_job("nightly", [*outcomes, "run1"])
     store.record_batch("nightly", "msgbatch_earlier", list(outcomes))
     store.record_outcomes("msgbatch_earlier", outcomes)
+    store.record_batch("nightly", "msgbatch_running", ["run1"])  # still processing: outcome 'pending'
     # params_by_id in another order than the job's items: only a lookup by custom_id finds the right body.
-    params = {cid: make_params({"text": f"review {cid}"}) for cid in ("gone1", "ok2", "cxl1", "err1", "ok1", "exp1")}
+    params = {cid: make_params({"text": f"review {cid}"})
+              for cid in ("gone1", "ok2", "run1", "cxl1", "err1", "ok1", "exp1")}
     params["bad1"] = make_params({"text": ""})
-    for cid in outcomes:
+    for cid in params:
         p.script(f"review {cid}", f"label-{cid}")  # the reply names the review whose params were sent
+    before = copy.deepcopy(params)
     new = _call_resubmit(fn, client, store, "nightly", params)
+    changed = sorted(cid for cid in set(before) | set(params) if params.get(cid) != before.get(cid))
+    expect(not changed, "resubmit_failures changed params_by_id", expected="params_by_id as it was given",
+           got=f"changed or removed: {changed[:4]}",
+           hint="Read params_by_id[custom_id]; do not pop from it or edit the bodies (the next round needs them).")
     expect(len(new) >= 1 and _posts(p) >= 1, "nothing was resubmitted", got=new,
            hint="Items with outcome 'retry' or 'missing' must go out again.")
     _wait(p, client, new)
@@ -515,6 +768,9 @@ def _only_retryable_body(fn: Any, p: Any) -> None:
            hint="Only failures go out again; a succeeded review resubmitted is paid for twice.")
     expect(not (sent & {"cxl1"}), "a canceled request was resubmitted", got=sorted(sent),
            hint="Canceled means someone stopped it on purpose: report it, do not resubmit it automatically.")
+    expect(not (sent & {"run1"}), "an item still pending in a running batch was resubmitted", got=sorted(sent),
+           hint="'pending' means its batch has not ended: it may still succeed, and a second copy would be billed "
+                "twice. Resubmit only 'retry' and 'missing'.")
     expect(sent == want, "the resubmitted custom_ids are not exactly the retryable ones",
            expected=sorted(want), got=sorted(sent),
            hint="Resubmit outcome 'retry' (expired and server errors) and 'missing', keeping each original "
@@ -532,6 +788,23 @@ def _only_retryable_body(fn: Any, p: Any) -> None:
            expected="one POST /v1/messages/batches, returned as [batch_id]", got=f"{len(new)} id(s) returned",
            hint="Put every retryable request into a single new batch (one batch to poll and collect, not one "
                 "per item) and return [batch.id].")
+
+
+@resubmit.case("a job with nothing to retry: [] and no batch created")
+def _nothing(fn) -> None:
+    p = probe(time_scale=0.0)
+    client = p.client()
+    store = JobStore()
+    outcomes = {"a": ("succeeded", None), "b": ("invalid", "invalid_request_error"), "c": ("canceled", "canceled")}
+    store.create_job("j", list(outcomes))
+    store.record_batch("j", "msgbatch_done", list(outcomes))
+    store.record_outcomes("msgbatch_done", outcomes)
+    params = {cid: make_params({"text": f"review {cid}"}) for cid in outcomes}
+    got = _call_resubmit(fn, client, store, "j", params)
+    expect(got == [] and _posts(p) == 0, "a job with nothing retryable still submitted something",
+           expected="[] and no POST /v1/messages/batches", got=f"{got} and {_posts(p)} POST(s)",
+           hint="When no item is 'retry' or 'missing', return [] before calling batches.create (an empty batch is "
+                "refused, and a batch of finished items bills them twice).")
 
 
 @resubmit.case("running it twice submits nothing new (idempotent)")
