@@ -96,22 +96,43 @@ def _as_pair(item: Any) -> tuple[Any, Any]:
                      got=item, hint="Yield a tuple (event_name, data_string) per event.")
 
 
+_SPLIT_CHARACTER_HINT = ("A multi-byte UTF-8 character (é, —, 東, an emoji) can be split across two reads: "
+                         "decoding each chunk on its own breaks it. Buffer bytes and decode whole lines, or use "
+                         "codecs.getincrementaldecoder('utf-8')(), which keeps a split character until its end arrives.")
+
+
 def _parse(fn: Any, chunks: Iterable[bytes]) -> list[tuple[Any, Any]]:
-    out = fn(iter(list(chunks)))
-    if out is None:
-        raise CaseFailed("parse_sse returned None", expected="an iterator of (event, data)", got=None,
-                         hint="Make parse_sse a generator: `yield (event, data)` for each event.")
-    return [_as_pair(item) for item in out]
+    try:
+        out = fn(iter(list(chunks)))
+        if out is None:
+            raise CaseFailed("parse_sse returned None", expected="an iterator of (event, data)", got=None,
+                             hint="Make parse_sse a generator: `yield (event, data)` for each event.")
+        return [_as_pair(item) for item in out]
+    except UnicodeDecodeError as exc:
+        raise CaseFailed(f"decoding failed in the middle of the stream: {exc.reason} at byte {exc.start} of a chunk",
+                         expected="text decoded across reads", got="UnicodeDecodeError",
+                         hint=_SPLIT_CHARACTER_HINT) from None
 
 
 def _expected(raw: bytes) -> list[tuple[str, str]]:
     return [(e.event, e.data) for e in iter_sse([raw])]
 
 
-def _compare(got: list, expected: list, what: str) -> None:
+_CHUNK_HINT = ("Read in one piece this stream parses right; cut into reads it does not, so the reads' boundaries "
+               "are the bug: keep what is not a complete line in a buffer across reads, and when a read ends with \\r, "
+               "wait for the next one: a \\n at its start belongs to the same line ending (\\r\\n), not a blank line.")
+
+
+def _compare(got: list, expected: list, what: str, *, whole_ok: bool = False) -> None:
+    """Fail with the observed difference; ``whole_ok``: the same stream read in one piece parsed right."""
     if got == expected:
         return
     comments_as_events = [g for g in got if g not in expected and g[1] in ("", None)]
+    if len(got) == len(expected) + 1 and got[:-1] == expected:
+        raise CaseFailed(f"{what}: an extra last event, from an unterminated block at the end of the stream",
+                         expected="nothing more", got=got[-1],
+                         hint="An event is complete only at its blank line; a block the stream ends in the middle of "
+                              "(the connection dropped) is incomplete: drop it.")
     if len(got) == len(expected) - 1 and got == expected[:-1]:
         raise CaseFailed(f"{what}: the last event is missing", expected=expected[-1], got="nothing",
                          hint="An event is complete at its blank line: yield it then, not when the next event starts.")
@@ -121,13 +142,35 @@ def _compare(got: list, expected: list, what: str) -> None:
                          hint="Lines starting with ':' are comments: skip them, and dispatch nothing for a block "
                               "without data lines.")
     first_bad = next((i for i, (g, e) in enumerate(zip(got, expected)) if g != e), min(len(got), len(expected)))
-    raise CaseFailed(
-        f"{what}: {len(got)} events instead of {len(expected)}; first difference at event {first_bad}",
-        expected=expected[first_bad] if first_bad < len(expected) else "no more events",
-        got=got[first_bad] if first_bad < len(got) else "no more events",
-        hint="Chunks are not events: an event can span several reads and one read can hold several events. "
-             "Buffer bytes and split on line endings.",
-    )
+    want = expected[first_bad] if first_bad < len(expected) else "no more events"
+    have = got[first_bad] if first_bad < len(got) else "no more events"
+    count = (f"{len(got)} events instead of {len(expected)}; first difference at event {first_bad}"
+             if len(got) != len(expected) else f"the right number of events ({len(expected)}), but event "
+             f"{first_bad} differs")
+    hint = _cause(want, have)
+    if whole_ok and hint != _SPLIT_CHARACTER_HINT:
+        hint = _CHUNK_HINT
+    raise CaseFailed(f"{what}: {count}", expected=want, got=have, hint=hint)
+
+
+def _cause(want: Any, have: Any) -> str:
+    """The hint for the first differing event, from what differs in it."""
+    if isinstance(have, tuple) and isinstance(have[1], str) and "\ufffd" in have[1]:
+        return _SPLIT_CHARACTER_HINT
+    if isinstance(want, tuple) and isinstance(have, tuple) and isinstance(want[1], str) and isinstance(have[1], str):
+        if want[0] != have[0]:
+            return ("The event name is wrong: it is the value of the last `event:` line of the block, with one leading "
+                    "space dropped, and \"message\" when there is none; reset it after each event.")
+        if have[1] == want[1].lstrip(" ") or have[1].strip() == want[1].strip():
+            return ("Drop exactly one space after the colon (`data:   x` is \"  x\"), never strip the value: spaces "
+                    "are part of the text.")
+        if have[1].replace("\n", "") == want[1].replace("\n", ""):
+            return "Join the data lines of one event with \"\\n\", in order."
+        if have[1].replace("\r", "") == want[1] or "\r" in have[1]:
+            return "A lone \\r ends a line too (\\r\\n, \\n and \\r are all line endings)."
+    return ("Chunks are not events: an event can span several reads and one read can hold several events. "
+            "Buffer bytes and split on line endings (\\r\\n, \\n or \\r), keeping a \\r at the end of a read until "
+            "the next one shows whether a \\n follows.")
 
 
 @parse_sse.case("parses recorded API streams read in one piece")
@@ -136,10 +179,20 @@ def _whole(fn) -> None:
         _compare(_parse(fn, [raw]), _expected(raw), name)
 
 
+def _whole_ok(fn: Any, raw: bytes, expected: list) -> bool:
+    try:
+        return _parse(fn, [raw]) == expected
+    except CaseFailed:
+        return False
+
+
 @parse_sse.case("gives the same events when every read is one byte")
 def _bytewise(fn) -> None:
     for name, raw in list(_recorded().items())[:2] + [("handwritten", _handwritten())]:
-        _compare(_parse(fn, [raw[i : i + 1] for i in range(len(raw))]), _expected(raw), f"{name}, one byte per read")
+        expected = _expected(raw)
+        got = _parse(fn, [raw[i : i + 1] for i in range(len(raw))])
+        if got != expected:
+            _compare(got, expected, f"{name}, one byte per read", whole_ok=_whole_ok(fn, raw, expected))
 
 
 @parse_sse.case("gives the same events for random chunkings, \\r\\n line endings and heartbeats")
@@ -150,7 +203,35 @@ def _adversarial(fn) -> None:
         for variant, data in (("\\n", _with_heartbeats(raw, rng)), ("\\r\\n", _crlf(_with_heartbeats(raw, rng)))):
             for trial in range(3):
                 chunks = _random_chunks(data, rng, max_size=rng.choice([3, 17, 200]))
-                _compare(_parse(fn, chunks), _expected(data), f"{name} with {variant} line endings, chunking #{trial}")
+                expected = _expected(data)
+                got = _parse(fn, chunks)
+                if got != expected:
+                    _compare(got, expected, f"{name} with {variant} line endings, chunking #{trial}",
+                             whole_ok=_whole_ok(fn, data, expected))
+
+
+def _edges() -> bytes:
+    """The contract's edge inputs: bare \\r line endings, several spaces after the colon, an event
+    name reset between events, and an unterminated event at the end (dropped)."""
+    return b"".join([
+        b"event: first\rdata:   three spaces kept as two\r\r",
+        b"data: no name, so 'message'\rdata: second line\r\r",
+        b":comment\revent: named\rdata:no space\rdata: \r\r",
+        b"data: caf\xc3\xa9 \xe2\x80\x94 \xf0\x9f\x98\x80\r\n\r\n",
+        b"event: never sent\ndata: the stream ends before this blank line",
+    ])
+
+
+@parse_sse.case("bare \\r line endings, several leading spaces, an unterminated last event, empty input")
+def _edge_inputs(fn) -> None:
+    raw = _edges()
+    _compare(_parse(fn, [raw]), _expected(raw), "bare \\r endings and spaces, in one read")
+    whole_ok = _parse(fn, [raw]) == _expected(raw)
+    _compare(_parse(fn, [raw[i : i + 1] for i in range(len(raw))]), _expected(raw), "the same, one byte per read",
+             whole_ok=whole_ok)
+    _compare(_parse(fn, [b"", raw[:7], b"", raw[7:], b""]), _expected(raw), "the same, with empty reads between",
+             whole_ok=whole_ok)
+    _compare(_parse(fn, []), [], "a stream with no bytes at all")
 
 
 @parse_sse.case("ignores comments and keeps multi-line data")
@@ -255,6 +336,8 @@ def _timed(events: list[Any], clock: VirtualClock, *, headers_s: float, ttft_s: 
     for e in events:
         if e.type == "message_start":
             at = t0 + headers_s
+        elif e.type == "content_block_delta" and not seen_text and getattr(e.delta, "text", None) == "":
+            at = t0 + (headers_s + ttft_s) / 2  # an empty delta, between message_start and the first text
         elif e.type == "content_block_delta" and not seen_text:
             seen_text = True
             at = t0 + ttft_s
@@ -276,9 +359,20 @@ def _expected_metrics(events: list[Any], headers_s: float, ttft_s: float, gap_s:
     return {"ttft_s": first, "total_s": total, "output_tokens": tokens, "tokens_per_s": tokens / (total - first)}
 
 
-def _metrics_case(fn: Any, prompt: str, *, every: int, headers_s: float, ttft_s: float, gap_s: float) -> None:
+def _with_empty_first_delta(events: list[Any]) -> list[Any]:
+    """``events`` with an empty text delta just before the first real one (it carries no text: not the first token)."""
+    i = next(i for i, e in enumerate(events) if e.type == "content_block_delta")
+    first = events[i]
+    empty = first.model_copy(update={"delta": first.delta.model_copy(update={"text": ""})})
+    return events[:i] + [empty] + events[i:]
+
+
+def _metrics_case(fn: Any, prompt: str, *, every: int, headers_s: float, ttft_s: float, gap_s: float,
+                  empty_first: bool = False) -> None:
     p = probe()
     events = _coalesce(_sdk_events(p, prompt), every)
+    if empty_first:
+        events = _with_empty_first_delta(events)
     expected = _expected_metrics(events, headers_s, ttft_s, gap_s)
     clock = VirtualClock()
     got = fn(_timed(events, clock, headers_s=headers_s, ttft_s=ttft_s, gap_s=gap_s), clock)
@@ -287,7 +381,8 @@ def _metrics_case(fn: Any, prompt: str, *, every: int, headers_s: float, ttft_s:
     missing = {"ttft_s", "total_s", "output_tokens", "tokens_per_s"} - set(got)
     expect(not missing, f"missing keys {sorted(missing)}", expected=sorted(expected), got=sorted(got),
            hint="Return all four figures.")
-    billed = int(p.requests()["output_tokens"].iloc[-1])
+    rows = p.requests()
+    billed = int(rows[rows["stream"].astype(bool)]["output_tokens"].sum())  # the one streamed request this case made
     expect_equal(int(got["output_tokens"]), billed, "output_tokens is not what the ledger billed for this stream",
                  hint="Text deltas are not tokens (a delta can carry several): read usage.output_tokens from the "
                       "message_delta event; it is cumulative, the last one is the total.")
@@ -298,10 +393,14 @@ def _metrics_case(fn: Any, prompt: str, *, every: int, headers_s: float, ttft_s:
         expect(ok, f"wrong {key}", expected=round(expected[key], 6),
                got=round(value, 6) if isinstance(value, float) else value, hint=why)
 
-    if isinstance(got["ttft_s"], (int, float)) and abs(got["ttft_s"] - headers_s) < 1e-9:
+    if isinstance(got["ttft_s"], (int, float)) and abs(got["ttft_s"] - headers_s) < 1e-6:
         raise CaseFailed("ttft_s is the time of message_start", expected=round(expected["ttft_s"], 6),
                          got=got["ttft_s"], hint="message_start arrives before the model has produced any text; the "
                                                  "first token is the first content_block_delta with text.")
+    if empty_first and isinstance(got["ttft_s"], (int, float)) and abs(got["ttft_s"] - (headers_s + ttft_s) / 2) < 1e-6:
+        raise CaseFailed("ttft_s is the time of a content_block_delta with empty text", expected=round(expected["ttft_s"], 6),
+                         got=got["ttft_s"], hint="The first token is the first delta that carries text: skip a delta "
+                                                 "whose text is empty (if event.delta.text: ...).")
     close("ttft_s", "Measure from the clock reading at the start to the first text delta, with the clock passed in.")
     close("total_s", "Measure from the start to when the stream is exhausted, with the clock passed in.")
     close("tokens_per_s", "Tokens per second is the generation rate: output_tokens / (total_s - ttft_s); the time to "
@@ -317,6 +416,12 @@ def _metrics_plain(fn) -> None:
 @stream_metrics.case("figures of a stream whose deltas carry several tokens")
 def _metrics_coalesced(fn) -> None:
     _metrics_case(fn, "Describe the water cycle in detail.", every=3, headers_s=0.4, ttft_s=1.3, gap_s=0.05)
+
+
+@stream_metrics.case("an empty text delta before the first text is not the first token")
+def _metrics_empty_delta(fn) -> None:
+    _metrics_case(fn, "List three causes of slow Wi-Fi and one fix for each.", every=1, headers_s=0.3, ttft_s=1.1,
+                  gap_s=0.02, empty_first=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -393,11 +498,16 @@ def _no_text_lost(up: _Upstream, what: str) -> None:
                          "Send each delta once, in order.")
 
 
-@bounded_relay.case("a fast client gets all the text, in order")
+@bounded_relay.case("a fast client gets all the text, in order; an empty upstream sends nothing")
 def _fast(fn) -> None:
     up = _Upstream(120)
     _run_relay(fn, up, maxsize=8, delay=0.0)
     _no_text_lost(up, "fast client")
+    empty = _Upstream(0)
+    _run_relay(fn, empty, maxsize=8, delay=0.0)
+    expect(empty.sent_text == [], "an upstream with no deltas, yet send was called",
+           expected="no send call", got=f"{len(empty.sent_text)} send call(s): {empty.sent_text[:3]}",
+           hint="Send only what the source produced: the end marker is not a delta.")
 
 
 @bounded_relay.case("a slow client: the upstream never runs more than maxsize deltas ahead")
@@ -513,9 +623,16 @@ def _send_fails(fn) -> None:
         raise CaseFailed("bounded_relay did not return after send raised", expected="return or raise at once",
                          got=f"still running after {timeout:g} s",
                          hint="Don't catch the send error and keep waiting: stop relaying when the client is gone.") from None
-    limit = calls + maxsize + 2
+    # From the contract, not from what the answer did: the deltas sent before the failure and the one
+    # that failed (fail_at), a full queue (maxsize), and one in the reader's hand waiting to put it.
+    limit = fail_at + maxsize + 1
+    expect(calls <= fail_at, f"send was called {calls - fail_at} more time(s) after it raised (the client had left)",
+           expected=f"{fail_at} send calls, the last one raising", got=f"{calls} send calls",
+           hint="A send that raises means the client is gone: stop the loop (let the error propagate, or return), "
+                "don't catch it and go on to the next delta.")
     expect(up.pulled <= limit, f"after the client left the upstream was read {up.pulled} deltas",
-           expected=f"at most {limit} ({calls} send calls + the queue + one in hand)", got=up.pulled,
+           expected=f"at most {limit} ({fail_at} sent or failed + a full queue of {maxsize} + one in the reader's "
+                    "hand)", got=up.pulled,
            hint="When send fails, cancel the reader task: every delta read for nobody is billed.")
     expect(not left, f"{len(left)} task(s) still running after bounded_relay returned (the client had left)",
            expected="no task left behind", got=", ".join(repr(t.get_coro()) for t in left)[:200],
@@ -621,9 +738,21 @@ async def _ledger_row(p: Probe, timeout: float = 30.0) -> Any:
     deadline = loop.time() + timeout
     while loop.time() < deadline:
         rows = p.requests()
-        if len(rows):
-            return rows.iloc[-1]
+        streams = rows[rows["stream"].astype(bool)] if len(rows) else rows
+        if len(streams):
+            # The row is selected by what it is (the streamed /v1/messages request), never by position.
+            expect(len(rows) == 1, f"the relay made {len(rows)} requests to /v1/messages "
+                   f"({len(streams)} streamed, {len(rows) - len(streams)} not)",
+                   expected="1 streaming request", got=f"{len(rows)} requests",
+                   hint="Make exactly one request, client.messages.stream(**request), and relay it: a second request "
+                        "(a warm-up, a non-streamed copy for logging) is billed too.")
+            return streams.iloc[0]
         await asyncio.sleep(0.02)
+    if len(p.requests()):
+        raise CaseFailed("the relay made no streaming request", expected="client.messages.stream(**request)",
+                         got=f"{len(p.requests())} non-streamed request(s)",
+                         hint="Stream the reply (client.messages.stream), so each delta can be forwarded as it arrives "
+                              "and the request can be cancelled when the client leaves.")
     raise CaseFailed(f"the upstream request was still open {timeout:g} s after the client left",
                      expected="the request closed right away", got=f"still streaming after {timeout:g} s",
                      hint="Close the stream when the generator is closed: use `async with client.messages.stream(...)` "
@@ -664,6 +793,11 @@ def _complete(fn) -> None:
         parts = []
         async with p.async_client() as client:
             async for text in await _open(fn, client):
+                if not isinstance(text, str):
+                    raise CaseFailed(f"relay_text yielded a {type(text).__name__}, not a str",
+                                     expected="each text delta as a str", got=repr(text)[:120],
+                                     hint="Yield the text only (stream.text_stream yields exactly the text deltas), not "
+                                          "the events that carry it.")
                 parts.append(text)
         return "".join(parts)
 
