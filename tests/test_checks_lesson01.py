@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 
 import pytest
 
@@ -138,6 +139,29 @@ def system_blocks_first_only(body):
     if isinstance(system, list):
         system = system[:1]
     return count_request_tokens({**body, "system": system})
+
+
+def system_string_only(body):
+    system = body.get("system")
+    return count_request_tokens({**body, "system": system if isinstance(system, str) else None})
+
+
+def tools_as_json_text(body):
+    tools = body.get("tools") or []
+    return count_request_tokens({**body, "tools": None}) + (
+        tokens.TOOLS_OVERHEAD + sum(tokens.count_text(json.dumps(t)) for t in tools) if tools else 0)
+
+
+def one_message_overhead(body):
+    return count_request_tokens(body) - tokens.MESSAGE_OVERHEAD * max(0, len(body["messages"]) - 1)
+
+
+def returns_str(body):
+    return str(count_request_tokens(body))
+
+
+def counts_roles(body):
+    return count_request_tokens(body) + sum(tokens.count_text(m["role"]) for m in body["messages"])
 
 
 class _Counter:
@@ -284,6 +308,11 @@ def test_1_1_the_library_is_restored_after_the_check():
         (counts_words, "differs from count_tokens"),
         (tool_results_as_text_only, "tool_use and tool_result"),
         (system_blocks_first_only, "count every block"),
+        (system_string_only, "count every block"),
+        (tools_as_json_text, "count_tool"),
+        (one_message_overhead, "MESSAGE_OVERHEAD"),
+        (returns_str, "not an int"),
+        (counts_roles, "differs from count_tokens"),
     ],
 )
 def test_1_1_wrong_answers_are_rejected(answer, phrase):
@@ -439,6 +468,27 @@ def crashes_on_empty(body, budget):
     return sliding_window(body, budget)
 
 
+def last_five_turns(body, budget):
+    turns = group_turns(body["messages"])[-5:]
+    return {**body, "messages": [m for t in turns for m in t]}
+
+
+def returns_messages_list(body, budget):
+    return sliding_window(body, budget)["messages"]
+
+
+def budget_without_tools(body, budget):
+    return {**body, "messages": sliding_window({**body, "tools": None}, budget)["messages"]}
+
+
+def shares_the_messages_list(body, budget):
+    kept = sliding_window(body, budget)["messages"]
+    out = copy.copy(body)  # a shallow copy shares the messages list with the caller
+    out["messages"].clear()
+    out["messages"].extend(kept)
+    return out
+
+
 def pops_oldest_until_it_fits(body, budget):
     # A correct alternative: drop whole turns from the front while the request is over the budget.
     turns = group_turns(copy.deepcopy(body["messages"]))
@@ -479,6 +529,10 @@ def test_1_2_solution_passes(answer):
         (drops_tools, "tools were changed or dropped"),
         (forgets_request_overhead, "one more than the budget"),
         (crashes_on_empty, "not a request body"),
+        (last_five_turns, "over the budget"),
+        (returns_messages_list, "not a request body"),
+        (budget_without_tools, "over the budget"),
+        (shares_the_messages_list, "modified the body"),
     ],
 )
 def test_1_2_wrong_answers_are_rejected(answer, phrase):
@@ -677,6 +731,16 @@ def drops_the_state_block(body):
     return body
 
 
+def cache_control_as_string(body):
+    body = copy.deepcopy(body)
+    body["system"][0]["cache_control"] = "ephemeral"
+    return body
+
+
+def returns_system_only(body):
+    return place_breakpoints(body)["system"]
+
+
 def spread_copy(body):
     # A correct alternative: no deepcopy, new dicts built with spreads; the caller's body is untouched.
     first, *rest = body["system"]
@@ -700,6 +764,8 @@ def test_1_4_solution_passes(answer):
         (invalid_cache_type, "the API rejects your request"),
         (on_last_message, "changed beyond cache_control"),
         (drops_the_state_block, "changed beyond cache_control"),
+        (cache_control_as_string, "the API rejects your request"),
+        (returns_system_only, "not a request body"),
     ],
 )
 def test_1_4_wrong_answers_are_rejected(answer, phrase):
