@@ -26,6 +26,7 @@ from course_utils.mock_provider.faults import (
     Fault,
     FaultInjector,
     InvalidFault,
+    Outage,
     Scenario,
     get_scenario,
     validate_forced,
@@ -53,7 +54,7 @@ def _timeline(inj: FaultInjector, keys: list[str]) -> list[tuple[str, int | None
 
 # ----- presets -------------------------------------------------------------------------------------
 def test_presets_have_exact_names():
-    assert list(SCENARIOS) == ["calm", "flaky", "overloaded", "outage", "rate-limited"]
+    assert list(SCENARIOS) == ["calm", "flaky", "overloaded", "outage", "rate-limited", "slow-lossy", "model-outage"]
     for name, sc in SCENARIOS.items():
         assert sc.name == name and sc.description
         assert get_scenario(name) is sc
@@ -128,7 +129,8 @@ def test_validate_forced():
     assert validate_forced(None) is None
     assert validate_forced(" disconnect ") == "disconnect"
     assert set(FAULT_KINDS) == {"overloaded", "api_error", "rate_limit", "timeout", "disconnect", "stream_error",
-                                "timeout_error", "billing_error", "permission_error", "spend_limit"}
+                                "timeout_error", "billing_error", "permission_error", "spend_limit",
+                                "lost_response", "late_response"}
     assert "slow" not in FAULT_KINDS  # scenarios only
 
 
@@ -152,6 +154,7 @@ def test_a_fault_kind_is_one_declaration():
     scenario_fields = {f.name for f in dc_fields(Scenario)}
     for spec in FAULT_SPECS.values():
         assert spec.probability is None or spec.probability in scenario_fields
+        assert spec.hold_from is None or spec.hold_from in scenario_fields
 
 
 # ----- determinism ---------------------------------------------------------------------------------
@@ -284,7 +287,7 @@ def test_custom_scenario_from_dict(clock):
         "after_tokens": [1, 2],
     }
     sc = Scenario.from_dict(json.loads(json.dumps(data)))
-    assert sc.name == "mine" and sc.outages == ((1.0, 2.0), (10.0, 5.0))
+    assert sc.name == "mine" and sc.outages == (Outage(1.0, 2.0), Outage(10.0, 5.0))
     assert sc.burst == Burst(2, 5, 2) and sc.after_tokens == (1, 2)
     assert Scenario.from_dict(json.loads(json.dumps(sc.to_dict()))) == sc
     inj = _injector(sc, seed=0, clock=clock, time_scale=1.0)

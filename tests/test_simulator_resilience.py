@@ -21,7 +21,7 @@ ASK = [{"role": "user", "content": "Say something short."}]
 def limited():
     """A server whose key 'tight' may send 3 requests per minute."""
     with mock_server(seed=0, time_scale=0) as srv:
-        srv.set_rate_limits("tight", RateLimits(3, 100_000, 100_000))
+        srv.set_rate_limits("tight", RateLimits(3, 100_000, 100_000, burst_s=60.0))
         yield srv
 
 

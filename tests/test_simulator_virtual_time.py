@@ -36,7 +36,7 @@ async def _status(client, **kw) -> int:
 def test_429_retry_after_is_right_and_the_sdk_honours_it():
     # 120 RPM refills one request every 0.5 s, so retry-after is 1 s (whole seconds, rounded up).
     srv = InProcessServer(seed=0, time_scale=0)
-    srv.set_rate_limits("quick", RateLimits(120, 1_000_000, 1_000_000))
+    srv.set_rate_limits("quick", RateLimits(120, 1_000_000, 1_000_000, burst_s=60.0))
 
     async def go() -> None:
         c = srv.async_client(api_key="quick", max_retries=0)
@@ -59,7 +59,7 @@ def test_429_retry_after_is_right_and_the_sdk_honours_it():
 def test_refill_is_continuous_and_exact():
     # 60 RPM: the bucket holds 60 and refills one request per second, to the microsecond.
     srv = InProcessServer(seed=0, time_scale=0)
-    srv.set_rate_limits("k", RateLimits(60, 10**9, 10**9))
+    srv.set_rate_limits("k", RateLimits(60, 10**9, 10**9, burst_s=60.0))
 
     async def go() -> list[int]:
         c = srv.async_client(api_key="k", max_retries=0)

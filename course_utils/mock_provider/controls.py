@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from .config import SimulatorConfig
+from .faults import Outage
 from .simulator import Simulator
+from .tenants import Tenant
 
 __all__ = ["SimulatorControls"]
 
@@ -18,6 +20,14 @@ class SimulatorControls:
     @property
     def config(self) -> SimulatorConfig:
         return self.simulator.config
+
+    def client(self, api_key: str = "sim-key-default", **kwargs: Any) -> Any:  # pragma: no cover - per server
+        """An ``anthropic.Anthropic`` client of this simulator (each server says how it connects)."""
+        raise NotImplementedError
+
+    def async_client(self, api_key: str = "sim-key-default", **kwargs: Any) -> Any:  # pragma: no cover
+        """An ``anthropic.AsyncAnthropic`` client of this simulator (each server says how it connects)."""
+        raise NotImplementedError
 
     def ledger(self) -> Any:
         """Every request served so far, as a pandas DataFrame (one row per request)."""
@@ -32,7 +42,8 @@ class SimulatorControls:
         self.simulator.reset()
 
     def set_scenario(self, scenario: Any) -> Any:
-        """Switch the fault scenario: a preset (calm, flaky, overloaded, outage, rate-limited), a dict or a Scenario."""
+        """Switch the fault scenario: a preset (calm, flaky, overloaded, outage, rate-limited,
+        slow-lossy, model-outage), a dict or a Scenario."""
         return self.simulator.set_scenario(scenario)
 
     def configure(self, *, seed: int | None = None, time_scale: float | None = None) -> None:
@@ -42,3 +53,24 @@ class SimulatorControls:
     def set_rate_limits(self, api_key: str, tier: Any) -> None:
         """Give ``api_key`` its own limits: a tier name (see ``ratelimit.TIERS``) or a ``RateLimits``."""
         self.simulator.set_rate_limits(api_key, tier)
+
+    def tenant(self, name: str, tier: Any = None) -> Tenant:
+        """Tenant ``name``: SDK clients with its own API key and its own view of the ledger.
+
+        ``tier`` (a tier name such as ``"tier-1"``, or a ``RateLimits``) gives the tenant its own
+        rate limits, with full buckets; None leaves its limits as they are (the server's default
+        tier for a new tenant). The same name always means the same tenant (the same key).
+        """
+        t = Tenant(self, name)
+        if tier is not None:
+            self.set_rate_limits(t.api_key, tier)
+        return t
+
+    def model_outage(self, models: "str | list[str] | tuple[str, ...]", duration_s: float, *,
+                     kind: str = "overloaded", start_in_s: float = 0.0) -> Outage:
+        """Take ``models`` down for ``duration_s`` simulated seconds, starting ``start_in_s`` from now:
+        their requests fail with ``kind`` (``overloaded`` 529, ``api_error`` 500, ``timeout_error``
+        504, ``disconnect``, or ``timeout``: no answer), every other model keeps working. On top of
+        the scenario in effect; ``reset()`` or a new scenario ends it. Returns the window
+        (``start_s``/``end_s`` in simulated seconds since the scenario was set)."""
+        return self.simulator.faults.add_outage(duration_s, models=models, kind=kind, start_in_s=start_in_s)

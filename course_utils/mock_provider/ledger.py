@@ -41,7 +41,10 @@ class LedgerRow:
     custom_id: str | None = None
     batch_id: str | None = None
     disconnected: bool = False
-    """The client went away before the response was complete."""
+    """The connection closed before the response was complete (the client left, or it dropped)."""
+    delivered: bool = True
+    """The client received the whole response. A billed row (``cost_usd > 0``) with ``delivered``
+    False is work the provider charged for and the client never got (a lost response)."""
     skill: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -233,7 +233,8 @@ class InjectFaults:
         from .faults import InvalidFault
 
         try:
-            fault = self.injector.decide(ex.body_key, ex.headers.get("x-mock-fault"))
+            fault = self.injector.decide(ex.body_key, ex.headers.get("x-mock-fault"),
+                                         model=ex.model.id if ex.model is not None else None)
         except InvalidFault as exc:
             raise InvalidRequest(f"x-mock-fault: {exc}") from None
         if fault is None:

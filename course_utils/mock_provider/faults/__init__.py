@@ -28,18 +28,28 @@ billing_error      answer 402 ``billing_error``
 permission_error   answer 403 ``permission_error``
 spend_limit        answer the spend-cap 429: ``rate_limit_error`` with
                    ``details.error_code = "enforced_spend_limit_reached"``, no ``retry-after``
+lost_response      the provider generates the whole reply and bills it (ledger: status 200, cost,
+                   ``delivered`` False), then the connection drops: the client sees a connection
+                   error and never the answer
+late_response      the provider generates the whole reply and bills it, then holds it ``late_s``
+                   seconds (scenario field, default 30) before sending: a client whose read timeout
+                   is shorter gives up (ledger: ``delivered`` False); one that waits gets the answer
 slow               (scenarios only, not forceable) await ``delay_s`` real seconds, then answer normally
 ================== ==================================================================================
+
+Outages (:class:`Outage`) are windows of simulated time during which every request, or every request
+to some models only, fails with one kind (``overloaded`` by default; see :data:`OUTAGE_KINDS`).
 
 Times: ``delay_s`` and ``retry_after`` are real seconds, never scaled, because they are what a
 client's timeouts and sleeps act on. Outage windows are in *simulated* seconds since the scenario
 was set, where simulated time = real elapsed time / ``time_scale`` (``time_scale`` 0 means
-simulated time is infinitely fast, so every outage is already over).
+simulated time is infinitely fast, so every outage is already over). All of them are read from the
+simulator's one clock: on an in-process simulator on a virtual loop, virtual time.
 """
 
 from .injector import FaultInjector
 from .kinds import FAULT_KINDS, FAULT_SPECS, TIMEOUT_DELAY_S, Fault, FaultKind, InvalidFault, validate_forced
-from .scenarios import SCENARIOS, Burst, Scenario, get_scenario
+from .scenarios import OUTAGE_KINDS, SCENARIOS, Burst, Outage, Scenario, get_scenario
 
 __all__ = [
     "FAULT_KINDS",
@@ -48,6 +58,8 @@ __all__ = [
     "TIMEOUT_DELAY_S",
     "Fault",
     "Burst",
+    "Outage",
+    "OUTAGE_KINDS",
     "Scenario",
     "SCENARIOS",
     "get_scenario",

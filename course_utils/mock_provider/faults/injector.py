@@ -9,19 +9,30 @@ against time.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import math
 import threading
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from ...clock import SYSTEM_CLOCK, Clock
+from ...clock import SYSTEM_CLOCK, Clock, is_virtual
 from ..config import SimulatorConfig
 from .kinds import DRAWN, FAULT_SPECS, Fault, make_fault, validate_forced
-from .scenarios import Scenario, get_scenario
+from .scenarios import Outage, Scenario, get_scenario
 
 __all__ = ["FaultInjector"]
+
+
+def _time_domain() -> object:
+    """Which time line clock readings are on here: a virtual loop's own, or real time (shared by
+    every real loop and by code outside any loop)."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+    return id(loop) if is_virtual(loop) else None
 
 
 def _unit(*parts: object) -> float:
@@ -74,6 +85,7 @@ class FaultInjector:
             self._burst = _BurstState()
             self._sim_elapsed = 0.0
             self._last = self._clock.monotonic()
+            self._domain = _time_domain()
 
     def reset(self) -> None:
         """Start the current scenario over (as :meth:`set_scenario` with the same scenario)."""
@@ -96,8 +108,11 @@ class FaultInjector:
     # ----- simulated time and outages ----------------------------------------------------------
     def _advance(self) -> float:
         now = self._clock.monotonic()
-        real = max(0.0, now - self._last)
-        self._last = now
+        domain = _time_domain()
+        # Readings on different time lines (real time, or one virtual loop's time) cannot be
+        # subtracted: at a switch, simulated time carries on from where it was.
+        real = max(0.0, now - self._last) if domain == self._domain else 0.0
+        self._last, self._domain = now, domain
         if real > 0:
             self._sim_elapsed += real / self._scale if self._scale > 0 else math.inf
         elif self._scale <= 0:
@@ -110,17 +125,30 @@ class FaultInjector:
         with self._lock:
             return self._advance()
 
-    def _outage_locked(self) -> tuple[float, float] | None:
+    def _open_outages(self) -> list[Outage]:
         t = self._advance()
-        for start, duration in self._scenario.outages:
-            if start <= t < start + duration:
-                return start, duration
-        return None
+        return [o for o in self._scenario.outages if o.start_s <= t < o.end_s]
 
-    def outage_active(self) -> bool:
-        """Whether an outage window is open right now."""
+    def _outage_for(self, model: str | None) -> Outage | None:
+        t = self._advance()
+        return next((o for o in self._scenario.outages if o.strikes(t, model)), None)
+
+    def outage_active(self, model: str | None = None) -> bool:
+        """Whether an outage window is open right now: any window, or one that strikes ``model``."""
         with self._lock:
-            return self._outage_locked() is not None
+            return bool(self._open_outages()) if model is None else self._outage_for(model) is not None
+
+    def add_outage(self, duration_s: float, *, models: "str | tuple[str, ...] | list[str]" = (),
+                   kind: str = "overloaded", start_in_s: float = 0.0) -> Outage:
+        """Open an outage ``start_in_s`` simulated seconds from now, lasting ``duration_s``, for
+        ``models`` (a model id or several; none: every model), without restarting the scenario's
+        clock or counters. Returns the window, in simulated seconds since the scenario was set.
+        """
+        models = (models,) if isinstance(models, str) else tuple(models)
+        with self._lock:
+            outage = Outage(self._advance() + float(start_in_s), duration_s, models, kind)
+            self._scenario = replace(self._scenario, outages=(*self._scenario.outages, outage))
+        return outage
 
     def status(self) -> dict[str, Any]:
         """A JSON-ready summary for status endpoints."""
@@ -129,7 +157,8 @@ class FaultInjector:
                 "scenario": self._scenario.name,
                 "seed": self.seed,
                 "simulated_elapsed_s": self._advance(),
-                "outage_active": self._outage_locked() is not None,
+                "outage_active": bool(self._open_outages()),
+                "open_outages": [o.to_dict() for o in self._open_outages()],
                 "decisions": self._count,
             }
 
@@ -144,7 +173,7 @@ class FaultInjector:
         return (sc.batch_error_fraction > 0
                 and _unit(self.seed, sc.name, "batch", batch_id, custom_id, request_key) < sc.batch_error_fraction)
 
-    def decide(self, request_key: str, forced: str | None = None) -> Fault | None:
+    def decide(self, request_key: str, forced: str | None = None, model: str | None = None) -> Fault | None:
         """The fault for this request, or None to serve it normally.
 
         ``request_key`` identifies the request body (e.g. a hash of it); ``forced`` is the
@@ -159,8 +188,10 @@ class FaultInjector:
             sc = self._scenario
             if kind is not None:
                 return self._build(kind, request_key, n, cause="forced")
-            if self._outage_locked() is not None:
-                return make_fault("overloaded", cause="outage")
+            outage = self._outage_for(model)
+            if outage is not None:
+                # A dropped connection strikes a stream at once (no text before it).
+                return make_fault(outage.kind, after_tokens=0, cause="outage")
             burst = self._burst_fault(index)
             if burst is not None:
                 return burst
@@ -178,7 +209,9 @@ class FaultInjector:
         if FAULT_SPECS[kind].mid_stream:
             lo, hi = sc.after_tokens
             after = lo + int(_unit(self.seed, sc.name, request_key, n, "after") * (hi - lo + 1))
-        return make_fault(kind, after_tokens=after, retry_after=sc.retry_after_s, delay_s=sc.slow_s, cause=cause)
+        hold_from = FAULT_SPECS[kind].hold_from
+        delay = getattr(sc, hold_from) if hold_from else None
+        return make_fault(kind, after_tokens=after, retry_after=sc.retry_after_s, delay_s=delay, cause=cause)
 
     def _burst_fault(self, index: int) -> Fault | None:
         burst = self._scenario.burst

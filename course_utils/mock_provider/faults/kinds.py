@@ -52,7 +52,7 @@ class Fault:
     retry_after: int | None = None
     """For ``rate_limit``: whole seconds the client should wait before retrying."""
     delay_s: float | None = None
-    """For ``timeout``/``slow``: real seconds to hold the response."""
+    """For ``timeout``/``slow``/``late_response``: seconds to hold the response."""
     cause: str = "scenario"
     """Why it happened: ``forced`` (header), ``outage``, ``burst`` or ``scenario`` (random draw)."""
 
@@ -65,6 +65,11 @@ class Fault:
         """The error response to send instead of a reply, or None (delays, disconnects, mid-stream)."""
         make = FAULT_SPECS[self.kind].error
         return make(self) if make is not None else None
+
+    @property
+    def spec(self) -> "FaultKind":
+        """The declaration of this fault's kind."""
+        return FAULT_SPECS[self.kind]
 
     def for_non_streaming(self) -> "Fault":
         """The same fault as a non-streaming request experiences it (no mid-stream position)."""
@@ -91,8 +96,13 @@ class FaultKind:
     retry_after: bool = False
     """The response carries ``retry-after`` (the scenario's ``retry_after_s``)."""
     hold_s: float | None = None
-    """Real seconds the response is held; ``None`` with ``hold_from_scenario`` uses ``Scenario.slow_s``."""
-    hold_from_scenario: bool = False
+    """Seconds the response is held (a fixed hold)."""
+    hold_from: str | None = None
+    """The :class:`Scenario` field giving the seconds the response is held (``slow_s``, ``late_s``)."""
+    billed: bool = False
+    """The provider finishes the request and bills it before the fault strikes (a lost response)."""
+    drops: bool = False
+    """The connection is dropped instead of delivering the response."""
     probability: str | None = None
 
 
@@ -113,11 +123,16 @@ FAULT_SPECS: dict[str, FaultKind] = {k.name: k for k in (
               lambda f: RateLimited(f.message, headers=f.headers), retry_after=True, probability="p_rate_limit"),
     FaultKind("stream_error", 529, "overloaded_error", "Overloaded", lambda f: Overloaded(f.message),
               mid_stream=True, probability="p_stream_error"),
-    FaultKind("disconnect", None, None, "Connection dropped by the server", mid_stream=True,
+    FaultKind("disconnect", None, None, "Connection dropped by the server", mid_stream=True, drops=True,
               probability="p_disconnect"),
     FaultKind("timeout", None, None, "No response before the client's timeout", hold_s=TIMEOUT_DELAY_S,
               probability="p_timeout"),
-    FaultKind("slow", None, None, "Slow response", forceable=False, hold_from_scenario=True, probability="slow_p"),
+    FaultKind("slow", None, None, "Slow response", forceable=False, hold_from="slow_s", probability="slow_p"),
+    # Lost responses: the provider did the work and billed it, but the answer never reaches the client.
+    FaultKind("lost_response", None, None, "Response lost after the provider finished and billed the request",
+              billed=True, drops=True, probability="p_lost_response"),
+    FaultKind("late_response", None, None, "Response delivered late, after the provider finished and billed it",
+              billed=True, hold_from="late_s", probability="p_late_response"),
     # Errors production code must tell apart (https://platform.claude.com/docs/en/api/errors); forced only.
     FaultKind("timeout_error", 504, "timeout_error",
               "The request timed out while processing. Consider using streaming for long-running requests.",
@@ -143,7 +158,7 @@ def make_fault(kind: str, *, after_tokens: int | None = None, retry_after: int =
         kind, spec.status, spec.error_type, spec.message,
         after_tokens=after_tokens if spec.mid_stream else None,
         retry_after=retry_after if spec.retry_after else None,
-        delay_s=delay_s if spec.hold_from_scenario else spec.hold_s,
+        delay_s=delay_s if spec.hold_from else spec.hold_s,
         cause=cause,
     )
 

@@ -12,7 +12,10 @@ from typing import Any, Mapping
 
 from .kinds import PROBABILITIES
 
-__all__ = ["Burst", "Scenario", "SCENARIOS", "get_scenario"]
+__all__ = ["Burst", "Outage", "OUTAGE_KINDS", "Scenario", "SCENARIOS", "get_scenario"]
+
+OUTAGE_KINDS = ("overloaded", "api_error", "timeout_error", "disconnect", "timeout")
+"""How requests fail during an outage: 529, 500, 504, a dropped connection, or no answer at all."""
 
 
 @dataclass(frozen=True)
@@ -35,12 +38,62 @@ class Burst:
 
 
 @dataclass(frozen=True)
+class Outage:
+    """A window of simulated time, ``[start_s, start_s + duration_s)`` since the scenario was set,
+    during which requests fail with ``kind``: every request, or with ``models`` only requests to
+    those models (ids as the API names them), so the others keep working and a fallback chain has
+    somewhere to go."""
+
+    start_s: float
+    duration_s: float
+    models: tuple[str, ...] = ()
+    kind: str = "overloaded"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.models, str):
+            object.__setattr__(self, "models", (self.models,))
+        object.__setattr__(self, "start_s", float(self.start_s))
+        object.__setattr__(self, "duration_s", float(self.duration_s))
+        object.__setattr__(self, "models", tuple(str(m) for m in self.models))
+        if self.start_s < 0 or not self.duration_s > 0:
+            raise ValueError("outages are (start_s >= 0, duration_s > 0) windows")
+        if self.kind not in OUTAGE_KINDS:
+            raise ValueError(f"outage kind {self.kind!r} is not one of: {', '.join(OUTAGE_KINDS)}")
+
+    @property
+    def end_s(self) -> float:
+        """Simulated second at which the outage is over."""
+        return self.start_s + self.duration_s
+
+    def strikes(self, t: float, model: str | None) -> bool:
+        """Whether a request to ``model`` at simulated second ``t`` falls into this outage."""
+        return self.start_s <= t < self.end_s and (not self.models or model in self.models)
+
+    @classmethod
+    def parse(cls, o: Any) -> "Outage":
+        """An :class:`Outage`, a ``(start_s, duration_s)`` pair, or a ``{"start_s", "duration_s",
+        "models", "kind"}`` object."""
+        if isinstance(o, Outage):
+            return o
+        if isinstance(o, Mapping):
+            extra = set(o) - {"start_s", "duration_s", "models", "kind"}
+            if extra:
+                raise ValueError(f"unknown outage field(s) {', '.join(sorted(extra))}")
+            return cls(o["start_s"], o["duration_s"], tuple(o.get("models") or ()), o.get("kind", "overloaded"))
+        start, duration = o
+        return cls(start, duration)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"start_s": self.start_s, "duration_s": self.duration_s, "models": list(self.models), "kind": self.kind}
+
+
+@dataclass(frozen=True)
 class Scenario:
     """How often and how requests fail; independent of the seed (the seed picks *which* ones).
 
     Per-request probabilities are exclusive (one draw picks at most one fault), so they must sum
-    to at most 1. ``outages`` are ``(start_s, duration_s)`` windows of simulated seconds since the
-    scenario was set, during which every request gets 529.
+    to at most 1. ``outages`` are :class:`Outage` windows of simulated seconds since the scenario
+    was set (a ``(start_s, duration_s)`` pair is one for every model, answering 529).
     """
 
     name: str = "custom"
@@ -54,8 +107,14 @@ class Scenario:
     slow_p: float = 0.0
     slow_s: float = 30.0
     """Real seconds a slow response is held (meant to exceed a sensible client timeout)."""
+    p_lost_response: float = 0.0
+    """Share of requests the provider completes and bills, then loses (the connection drops)."""
+    p_late_response: float = 0.0
+    """Share of requests the provider completes and bills, then delivers ``late_s`` late."""
+    late_s: float = 30.0
+    """Seconds a late response is held after the provider finished it (past a typical client timeout)."""
     burst: Burst | None = None
-    outages: tuple[tuple[float, float], ...] = ()
+    outages: tuple[Outage, ...] = ()
     retry_after_s: int = 1
     """``retry-after`` of randomly drawn (and forced) ``rate_limit`` faults."""
     after_tokens: tuple[int, int] = (3, 30)
@@ -79,14 +138,15 @@ class Scenario:
             raise ValueError(f"scenario {self.name!r}: batch_error_fraction must be in [0, 1]")
         if not 0.0 <= self.batch_expire_fraction <= 1.0 or self.batch_slow_factor <= 0:
             raise ValueError(f"scenario {self.name!r}: batch_expire_fraction must be in [0, 1], batch_slow_factor > 0")
-        if self.slow_s < 0 or self.retry_after_s < 1:
-            raise ValueError(f"scenario {self.name!r}: slow_s must be >= 0 and retry_after_s >= 1")
+        if self.slow_s < 0 or self.late_s < 0 or self.retry_after_s < 1:
+            raise ValueError(f"scenario {self.name!r}: slow_s and late_s must be >= 0 and retry_after_s >= 1")
         lo, hi = self.after_tokens
         if not 0 <= lo <= hi:
             raise ValueError(f"scenario {self.name!r}: after_tokens must be (lo, hi) with 0 <= lo <= hi")
-        outages = tuple((float(s), float(d)) for s, d in self.outages)
-        if any(s < 0 or d <= 0 for s, d in outages):
-            raise ValueError(f"scenario {self.name!r}: outages are (start_s >= 0, duration_s > 0) pairs")
+        try:
+            outages = tuple(Outage.parse(o) for o in self.outages)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ValueError(f"scenario {self.name!r}: {exc}") from None
         object.__setattr__(self, "outages", outages)
         object.__setattr__(self, "after_tokens", (int(lo), int(hi)))
 
@@ -95,7 +155,8 @@ class Scenario:
         """Build a scenario from JSON-like data (the body of ``POST /mock/scenario``).
 
         ``{"preset": "flaky", "p_overloaded": 0.3}`` starts from a preset and overrides fields.
-        ``outages`` take ``[start_s, duration_s]`` pairs or ``{"start_s", "duration_s"}`` objects;
+        ``outages`` take ``[start_s, duration_s]`` pairs (every model, 529) or
+        ``{"start_s", "duration_s", "models", "kind"}`` objects (see :class:`Outage`);
         ``burst`` takes ``{"every", "length", "retry_after_s"}`` or null.
         """
         if not isinstance(data, Mapping):
@@ -114,7 +175,7 @@ class Scenario:
                 raise ValueError("burst must be an object with keys every, length, retry_after_s")
             data["burst"] = Burst(**{k: int(v) for k, v in burst.items()})
         if "outages" in data:
-            data["outages"] = tuple(_outage(o) for o in data["outages"] or ())
+            data["outages"] = tuple(data["outages"] or ())
         if "after_tokens" in data:
             lo, hi = data["after_tokens"]
             data["after_tokens"] = (int(lo), int(hi))
@@ -126,16 +187,9 @@ class Scenario:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form that :meth:`from_dict` reads back."""
         out = asdict(self)
-        out["outages"] = [list(o) for o in self.outages]
+        out["outages"] = [o.to_dict() for o in self.outages]
         out["after_tokens"] = list(self.after_tokens)
         return out
-
-
-def _outage(o: Any) -> tuple[float, float]:
-    if isinstance(o, Mapping):
-        return float(o["start_s"]), float(o["duration_s"])
-    start, duration = o
-    return float(start), float(duration)
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -162,6 +216,22 @@ SCENARIOS: dict[str, Scenario] = {
             "rate-limited",
             "Bursts of 429 rate_limit_error: every 3rd window of 10 requests is refused, with retry-after: 1.",
             burst=Burst(every=3, length=10, retry_after_s=1),
+        ),
+        Scenario(
+            "slow-lossy",
+            "The provider is slow and loses answers it has billed: 10% of responses arrive 30 s late (after "
+            "a typical client timeout), 5% are lost when the connection drops after the work is done, 3% get "
+            "529 overloaded.",
+            p_overloaded=0.03,
+            p_lost_response=0.05,
+            p_late_response=0.10,
+            late_s=30.0,
+        ),
+        Scenario(
+            "model-outage",
+            "Claude Sonnet 5.5 is down from 2 s to 62 s of simulated time (529 overloaded_error); every "
+            "other model keeps working, so a fallback chain has somewhere to go.",
+            outages=(Outage(2.0, 60.0, models=("claude-sonnet-5-5",)),),
         ),
     )
 }

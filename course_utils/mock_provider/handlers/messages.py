@@ -1,11 +1,14 @@
 """``POST /v1/messages``: run the pipeline, then deliver the reply whole or as a stream.
 
 Faults that act after the pipeline ride on ``ex.fault``: a held response (``timeout``, ``slow``),
-a dropped connection (``disconnect``), or a mid-stream error (see :mod:`..stream`).
+a dropped connection (``disconnect``), a mid-stream error (see :mod:`..stream`), or a lost
+response (``lost_response``, ``late_response``): the provider finishes and bills the request,
+and then the answer is dropped, or held until the client has given up.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, AsyncIterator
 
 from starlette.requests import Request
@@ -27,14 +30,19 @@ async def messages(sim: "Simulator", request: Request, ex: Exchange) -> Response
     await read_body(request, ex)
     await sim.run_stages(ex)
     record_usage(ex)
-    if ex.fault is not None and ex.fault.delay_s:
-        if not await _hold(sim, ex.fault.delay_s, request):
+    fault = ex.fault
+    assert ex.request is not None
+    if fault is not None and fault.spec.billed:
+        return await _lost(sim, request, ex)
+    if fault is not None and fault.delay_s:
+        if not await _hold(sim, fault.delay_s, request):
             ex.row.disconnected = True
+            ex.row.delivered = False
             sim.settle(ex, 499)
             return Response(status_code=499)
-    assert ex.request is not None
-    if ex.fault is not None and ex.fault.kind == "disconnect" and not ex.request.stream:
-        return StreamingResponse(_drop(sim, ex), media_type="application/json", headers=ex.response_headers)
+    if fault is not None and fault.spec.drops and not ex.request.stream:
+        ex.row.output_tokens = 0
+        return _drop(sim, ex)
     if ex.request.stream:
         return StreamingResponse(
             stream_reply(ex, clock=sim.clock, settle=sim.settle),
@@ -42,13 +50,44 @@ async def messages(sim: "Simulator", request: Request, ex: Exchange) -> Response
             headers={**ex.response_headers, "cache-control": "no-cache"},
         )
     # A non-streaming reply arrives once the whole of it is generated.
-    assert ex.latency is not None and ex.generated is not None
-    await sim.clock.sleep(ex.latency.total(ex.generated.output_tokens))
+    await _generate(sim, ex)
     return ok(sim, ex, message_json(ex, final=True))
 
 
+async def _generate(sim: "Simulator", ex: Exchange) -> None:
+    """The time the provider takes to produce the whole reply."""
+    assert ex.latency is not None and ex.generated is not None
+    await sim.clock.sleep(ex.latency.total(ex.generated.output_tokens))
+
+
+async def _lost(sim: "Simulator", request: Request, ex: Exchange) -> Response:
+    """The provider does all the work and bills it (status 200 on the ledger, with its cost); then
+    the connection drops (``lost_response``), or the answer waits ``delay_s`` more and reaches only
+    a client that is still there (``late_response``)."""
+    assert ex.request is not None and ex.fault is not None
+    await _generate(sim, ex)
+    ex.row.delivered = False
+    sim.settle(ex, 200)
+    if ex.fault.spec.drops:
+        return _drop(sim, ex)
+    try:
+        still_there = await _hold(sim, ex.fault.delay_s or 0.0, request)
+    except asyncio.CancelledError:  # an in-process client that gave up cancels the response
+        ex.row.disconnected = True
+        raise
+    if not still_there:
+        ex.row.disconnected = True
+        return Response(status_code=499)
+    ex.row.delivered = True
+    if not ex.request.stream:
+        return ok(sim, ex, message_json(ex, final=True))
+    # The finished reply goes out at once: the stream has nothing left to wait for.
+    body = b"".join([chunk async for chunk in stream_reply(ex, clock=sim.clock, settle=sim.settle, paced=False)])
+    return Response(body, media_type="text/event-stream", headers={**ex.response_headers, "cache-control": "no-cache"})
+
+
 async def _hold(sim: "Simulator", seconds: float, request: Request) -> bool:
-    """Wait ``seconds`` (a slow or timed-out response); False if the client left."""
+    """Wait ``seconds`` (a slow or late response); False if the client left."""
     deadline = sim.clock.monotonic() + seconds
     while sim.clock.monotonic() < deadline:
         if await request.is_disconnected():
@@ -57,10 +96,17 @@ async def _hold(sim: "Simulator", seconds: float, request: Request) -> bool:
     return True
 
 
-async def _drop(sim: "Simulator", ex: Exchange) -> AsyncIterator[bytes]:
-    """Start a response, then drop the connection: what a network failure looks like to the client."""
+def _drop(sim: "Simulator", ex: Exchange) -> Response:
+    """Start a response, then drop the connection: what a network failure looks like to the client
+    (over HTTP the status line has gone out, so the drop can only be a cut body)."""
     ex.row.disconnected = True
-    ex.row.output_tokens = 0
-    sim.settle(ex, 200)
-    yield b'{"id":"'
+    ex.row.delivered = False
+    sim.settle(ex, 200)  # a no-op if the request is already settled (a lost response)
+    assert ex.request is not None
+    media = "text/event-stream" if ex.request.stream else "application/json"
+    return StreamingResponse(_cut(ex), media_type=media, headers=ex.response_headers)
+
+
+async def _cut(ex: Exchange) -> AsyncIterator[bytes]:
+    yield b"event: message_start\n" if ex.request is not None and ex.request.stream else b'{"id":"'
     raise DroppedConnection(ex.request_id)
