@@ -101,8 +101,16 @@ def test_models_list_has_capabilities_that_match_what_messages_enforces():
 
     async def go() -> None:
         c = srv.async_client(max_retries=0)
-        infos = [m async for m in c.models.list()]
+        infos = [m async for m in c.models.list(lifecycle=["active", "deprecated", "retired"])]
         assert {m.id for m in infos} == set(catalog())
+        # By default the list holds the active and deprecated models only (SDK ModelListParams).
+        default = {m.id async for m in c.models.list()}
+        assert default == {m.id for m in infos if m.lifecycle != "retired"}
+        assert "claude-sonnet-4-5" not in default and "claude-opus-4-5" in default
+        assert {m.id async for m in c.models.list(lifecycle=["retired"])} == {
+            "claude-sonnet-4-5", "claude-sonnet-4-5-20250929", "claude-mythos-preview"}
+        with pytest.raises(anthropic.BadRequestError, match="lifecycle"):
+            await c.models.list(extra_query={"lifecycle[]": "gone"})
         for info in infos:
             caps = info.capabilities
             assert caps is not None, info.id

@@ -18,6 +18,9 @@ if TYPE_CHECKING:
 __all__ = ["list_models", "get_model", "model_json", "capabilities_json"]
 
 
+_LIFECYCLES = ("active", "deprecated", "retired")
+
+
 def model_json(spec: Any, now: float | None = None) -> dict[str, Any]:
     """A catalog entry as the API's ``model`` object (SDK ``ModelInfo``), lifecycle as of ``now``."""
     lifecycle = spec.lifecycle(now) if now is not None else ("deprecated" if spec.deprecated_at else "active")
@@ -81,7 +84,17 @@ async def list_models(sim: "Simulator", request: Request, ex: Exchange) -> Respo
     limit = int_param(params.get("limit"), "limit", default=20, lo=1, hi=1000)
     # The API lists the most recently released models first.
     now = sim.clock.time()
+    # "When omitted, the list contains the active and deprecated models; retired models appear only
+    # when retired is requested explicitly" (SDK ModelListParams.lifecycle; sent as lifecycle[]=...).
+    wanted = params.getlist("lifecycle[]") + params.getlist("lifecycle")
+    for value in wanted:
+        if value not in _LIFECYCLES:
+            raise InvalidRequest(f"lifecycle: Input should be 'active', 'deprecated' or 'retired', not {value!r}")
+    if len(set(wanted)) > 3:
+        raise InvalidRequest("lifecycle: List should have at most 3 items")
+    keep = set(wanted) or {"active", "deprecated"}
     models = [model_json(m, now) for m in sorted(catalog().values(), key=lambda m: m.created_at, reverse=True)]
+    models = [m for m in models if m["lifecycle"] in keep]
     ids = [m["id"] for m in models]
     if params.get("after_id"):
         start = _index_of(ids, params["after_id"], "after_id") + 1
