@@ -79,3 +79,26 @@ def test_expect_equal_never_reports_equal_values():
     with pytest.raises(CaseFailed) as info:
         framework.expect_equal(3, "3", "wrong count")
     assert "wrong type" in info.value.message
+
+
+def test_every_lesson_with_checks_has_check_tests_for_every_exercise():
+    """The rule's test half, inherited by lessons 05-08: a lesson that declares exercises has
+    ``tests/test_checks_lessonNN.py``, and it names every exercise in a test that the solution
+    passes and in one that rejects wrong answers."""
+    import re
+    from pathlib import Path
+
+    tests = Path(__file__).parent
+    for lesson in range(0, 10):
+        exercises = checks.exercises(lesson)
+        if not exercises:
+            continue
+        path = tests / f"test_checks_lesson{lesson:02d}.py"
+        assert path.exists(), f"lesson {lesson:02d} has checks but no {path.name}"
+        source = path.read_text(encoding="utf-8")
+        for exercise in exercises:
+            key = exercise.id.replace(".", "_")
+            names = set(re.findall(rf"def (test_{key}\w*)", source))
+            assert any("pass" in n or "accepted" in n for n in names), f"{exercise.id}: no test that a solution passes"
+            assert any("rejected" in n or "caught" in n for n in names) or (
+                f'"{exercise.id}"' in source and "assert_rejected" in source), f"{exercise.id}: no wrong-answer test"
