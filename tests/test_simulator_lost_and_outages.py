@@ -170,7 +170,10 @@ def test_lost_and_late_responses_over_http():
             srv.client(max_retries=0, timeout=0.5).messages.create(model=HAIKU, max_tokens=50, messages=ASK,
                                                                   extra_headers=LATE)
         rows = httpx2.get(srv.base_url + "/mock/requests").json()
+        usage = httpx2.get(srv.base_url + "/mock/usage").json()
     lost, late = rows[0], rows[1]
+    assert [(u["requests"], u["lost"]) for u in usage] == [(1, 1), (1, 1)]  # two keys: "k" and the SDK's
+    assert sum(float(u["lost_cost_usd"]) for u in usage) == pytest.approx(float(lost["cost_usd"]) + float(late["cost_usd"]))
     assert (lost["status"], lost["delivered"], lost["fault"]) == (200, False, "lost_response")
     assert (late["status"], late["delivered"], late["fault"]) == (200, False, "late_response")
     assert float(lost["cost_usd"]) > 0 and float(late["cost_usd"]) > 0

@@ -97,8 +97,9 @@ class Ledger:
 
     def usage_summary(self) -> list[dict[str, Any]]:
         """Totals per (api_key, model) over model calls (messages and batch requests): requests,
-        errors, tokens and exact cost. Token counting, model listing and batch bookkeeping calls
-        are free and left out."""
+        errors, tokens and exact cost, and what of it was charged for answers the client never
+        received (``lost``, ``lost_cost_usd``). Token counting, model listing and batch bookkeeping
+        calls are free and left out."""
         totals: dict[tuple[Any, Any], dict[str, Any]] = {}
         for r in self.rows():
             if not (r.endpoint == "/v1/messages" or (r.batch and r.custom_id is not None)):
@@ -107,14 +108,17 @@ class Ledger:
                 (r.api_key, r.model),
                 {"api_key": r.api_key, "model": r.model, "requests": 0, "errors": 0, "input_tokens": 0,
                  "output_tokens": 0, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
-                 "cost_usd": Decimal(0)},
+                 "cost_usd": Decimal(0), "lost": 0, "lost_cost_usd": Decimal(0)},
             )
             t["requests"] += 1
             t["errors"] += int((r.status or 0) >= 400)
             for k in ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"):
                 t[k] += getattr(r, k)
             t["cost_usd"] += r.cost_usd
-        return [{**t, "cost_usd": str(t["cost_usd"])} for t in totals.values()]
+            if r.cost_usd > 0 and not r.delivered:
+                t["lost"] += 1
+                t["lost_cost_usd"] += r.cost_usd
+        return [{**t, "cost_usd": str(t["cost_usd"]), "lost_cost_usd": str(t["lost_cost_usd"])} for t in totals.values()]
 
     def extend(self, rows: Iterable[LedgerRow]) -> None:
         with self._lock:
