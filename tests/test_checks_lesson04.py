@@ -170,6 +170,14 @@ def uuid5_and_running_size(df, make_params, *, max_requests=LIMITS["max_requests
     return batches + ([current] if current else [])
 
 
+def word_character_slug(df, make_params, **limits):
+    # \w is "letters, digits, underscore" in Unicode: ü and 漢 stay, and the API rejects them.
+    def cid(i, row):
+        key = str(row[ID_COLUMN])
+        return re.sub(r"\W+", "-", key)[:40] + "_" + hashlib.sha256(key.encode()).hexdigest()[:16]
+    return chunk_requests(_requests(df, make_params, cid), **{**LIMITS, **limits})
+
+
 def test_4_1_solution_passes():
     for answer in (build_batches, uuid5_and_running_size):
         result = checks.check("4.1", answer)
@@ -196,6 +204,7 @@ def test_4_1_solution_passes():
     (bytes_only_chunking, "a batch has"),
     (skips_empty_reviews, "wrong number of requests"),
     (sorted_by_review_id, "not in row order"),
+    (word_character_slug, "invalid for review ids with other characters"),
 ])
 def test_4_1_wrong_answers_are_rejected(answer, phrase):
     assert_rejected("4.1", answer, phrase)

@@ -221,6 +221,22 @@ def _distinct(fn) -> None:
            got=ids, hint="At most 64 characters of [a-zA-Z0-9_-].")
 
 
+@build.case("any review id (unicode, spaces, punctuation, 100 characters): valid and distinct ids")
+def _random_ids(fn) -> None:
+    rng = random.Random(41)
+    alphabet = "abcXYZ019/-_ .:#äöüßé漢字😀\t"
+    ids = {"".join(rng.choice(alphabet) for _ in range(rng.randint(1, 100))) for _ in range(120)}
+    df = pd.DataFrame({ID_COLUMN: sorted(ids), "text": [f"review {i}" for i in range(len(ids))]})
+    reqs = _flatten(call(fn, df, make_params))
+    got = [r["custom_id"] for r in reqs]
+    bad = [i for i in got if not (isinstance(i, str) and CUSTOM_ID_PATTERN.match(i))]
+    expect(not bad, f"{len(bad)} of {len(got)} custom_ids are invalid for review ids with other characters",
+           got=bad[:3], hint="Keep only [a-zA-Z0-9_-] (\\w also matches letters such as ü or 漢, which the API "
+                             "rejects) and at most 64 characters in all.")
+    expect(len(set(got)) == len(got), f"{len(got) - len(set(got))} custom_ids are shared by different review ids",
+           got=[i for i in got if got.count(i) > 1][:3], hint="Add a digest of the exact review_id.")
+
+
 @build.case("duplicate review ids are refused with ValueError")
 def _duplicates(fn) -> None:
     df = pd.DataFrame({ID_COLUMN: ["a/1", "b/2", "a/1"], "text": ["x", "y", "z"]})
