@@ -76,6 +76,8 @@ class LessonTime:
     cells: list[CellTime]
     code_hash: str = ""
     """:func:`code_hash` of the notebook that was timed (a record is stale once the code changes)."""
+    load_avg: tuple[float, float] | None = None
+    """The machine's 1-minute load average when the run started and when it ended (None where unknown)."""
 
     @property
     def flags(self) -> list[str]:
@@ -118,6 +120,7 @@ def time_notebook(path: Path, timeout: int = 600) -> LessonTime:
     nb = nbformat.read(str(path), as_version=4)
     env_before = os.environ.pop("COURSE_FORCE_TIME_SCALE", None)  # the kernel inherits os.environ
     client = _TimingClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    load_start = _load()
     started = time.perf_counter()
     try:
         client.execute()
@@ -125,6 +128,7 @@ def time_notebook(path: Path, timeout: int = 600) -> LessonTime:
         if env_before is not None:
             os.environ["COURSE_FORCE_TIME_SCALE"] = env_before
     total = time.perf_counter() - started
+    load_end = _load()
     warm = _warmup_cells(nb)
     cells = []
     for index, cell in enumerate(nb.cells):
@@ -134,7 +138,16 @@ def time_notebook(path: Path, timeout: int = 600) -> LessonTime:
         seen = client.seen.get(index, [])
         cells.append(CellTime(index, (cell.source.strip().splitlines() or [""])[0][:60], round(seconds, 2),
                               round(seen[0], 2) if seen else None, len(seen), index in warm))
-    return LessonTime(path.relative_to(ROOT).as_posix(), round(total, 1), cells, code_hash(nb))
+    load = (load_start, load_end) if load_start is not None and load_end is not None else None
+    return LessonTime(path.relative_to(ROOT).as_posix(), round(total, 1), cells, code_hash(nb), load)
+
+
+def _load() -> float | None:
+    """The 1-minute load average (a busy machine slows set-up cells; the figures say how busy it was)."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:  # not available on this platform
+        return None
 
 
 def code_hash(nb: nbformat.NotebookNode) -> str:
@@ -153,13 +166,15 @@ def load_record(path: Path) -> list[LessonTime]:
         nb = nbformat.read(str(ROOT / item["notebook"]), as_version=4)
         warm = _warmup_cells(nb)
         cells = [CellTime(**{**c, "warmup": c["index"] in warm}) for c in item["cells"]]
-        lessons.append(LessonTime(item["notebook"], item["seconds"], cells, item.get("code_hash", "")))
+        load = tuple(item["load_avg"]) if item.get("load_avg") else None
+        lessons.append(LessonTime(item["notebook"], item["seconds"], cells, item.get("code_hash", ""), load))
     return lessons
 
 
 def report(lesson: LessonTime, top: int = 5) -> str:
     """The lesson's slowest cells and its total, with the budget's breaches."""
-    lines = [f"\n{lesson.notebook}: whole lesson {lesson.seconds:.1f} s (budget {LESSON_BUDGET_S:.0f} s)",
+    load = f"; load average {lesson.load_avg[0]:.1f} -> {lesson.load_avg[1]:.1f}" if lesson.load_avg else ""
+    lines = [f"\n{lesson.notebook}: whole lesson {lesson.seconds:.1f} s (budget {LESSON_BUDGET_S:.0f} s){load}",
              f"  {'cell':>4}  {'seconds':>7}  {'1st output':>10}  {'updates':>7}  code"]
     for cell in sorted(lesson.cells, key=lambda c: -c.seconds)[:top]:
         first = f"{cell.first_output_s:.2f} s" if cell.first_output_s is not None else "none"
@@ -185,10 +200,12 @@ def main(argv: list[str] | None = None) -> int:
         lesson = time_notebook(path)
         print(report(lesson), flush=True)
         results.append(lesson)
-    print(f"\n{'notebook':<40} {'whole lesson':>12} {'slowest cell':>13}  breaches")
+    print(f"\n{'notebook':<40} {'whole lesson':>12} {'slowest cell':>13}  {'load avg':>11}  breaches")
     for lesson in results:
         slowest = max(lesson.cells, key=lambda c: c.seconds)
-        print(f"{lesson.notebook:<40} {lesson.seconds:>10.1f} s {slowest.seconds:>9.1f} s ({slowest.index:>2})  {len(lesson.flags)}")
+        load = f"{lesson.load_avg[0]:.1f}->{lesson.load_avg[1]:.1f}" if lesson.load_avg else "-"
+        print(f"{lesson.notebook:<40} {lesson.seconds:>10.1f} s {slowest.seconds:>9.1f} s ({slowest.index:>2})  "
+              f"{load:>11}  {len(lesson.flags)}")
     if args.json:
         record = {"time_scale": "notebook defaults (1.0)", "lessons": [asdict(r) for r in results]}
         args.json.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
