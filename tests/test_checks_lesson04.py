@@ -755,3 +755,20 @@ def test_4_4_solution_passes():
 ])
 def test_4_4_wrong_answers_are_rejected(answer, phrase):
     assert_rejected("4.4", answer, phrase)
+
+
+def test_4_1_another_process_is_simulated_in_the_answers_namespace_only_and_undone():
+    """The salted ``hash`` shadows the builtin only while the answer runs, and never a student's own ``hash``."""
+    from course_utils.checks.lesson04 import _another_process
+
+    namespace = {"__name__": "student"}
+    exec("def ids(keys):\n    return [hash(k) for k in keys]\n", namespace)
+    plain = namespace["ids"](["a/1", "b/2"])
+    with _another_process(namespace["ids"]):
+        salted = namespace["ids"](["a/1", "b/2"])
+    assert salted != plain and "hash" not in namespace
+    assert namespace["ids"](["a/1", "b/2"]) == plain
+    namespace["hash"] = lambda key: 7  # the student's own hash(): left alone
+    with _another_process(namespace["ids"]):
+        assert namespace["ids"](["x"]) == [7]
+    assert namespace["hash"]("y") == 7
