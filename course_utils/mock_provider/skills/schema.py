@@ -30,7 +30,7 @@ def is_valid(value: Any, schema: dict[str, Any]) -> bool:
         validator = jsonschema.validators.validator_for(schema)
         validator(schema, format_checker=validator.FORMAT_CHECKER).validate(value)
         return True
-    except (jsonschema.ValidationError, jsonschema.SchemaError, jsonschema.exceptions.RefResolutionError):
+    except (jsonschema.ValidationError, jsonschema.SchemaError):
         return False
     except Exception:  # noqa: BLE001 - an exotic schema must never crash a reply
         return False
