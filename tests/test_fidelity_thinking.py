@@ -74,6 +74,9 @@ def test_thinking_on_request_per_model(client):
     assert _types(old) == ["thinking", "text"] and old.content[0].thinking
     assert _types(client.messages.create(model=SONNET46, max_tokens=300, messages=ASK,
                                          thinking={"type": "disabled"})) == ["text"]
+    # between_tools turns up-front thinking off (its thinking blocks come between tool calls).
+    assert _types(client.messages.create(model="claude-sonnet-5-5", max_tokens=300, messages=ASK,
+                                         thinking={"type": "between_tools"})) == ["text"]
 
 
 def test_thinking_tokens_count_towards_max_tokens(client):

@@ -78,8 +78,9 @@ def plan_thinking(request: Any, model: Any, *, forced: bool = False, scenario: d
                   ) -> ThinkingPlan | None:
     """Whether this reply starts with a thinking block, as the model's documentation describes.
 
-    - ``thinking: {"type": "disabled"}``: no thinking (the models that refuse it were refused earlier).
-    - ``{"type": "adaptive" | "enabled" | "between_tools"}``: thinking; adaptive at ``effort: "low"``
+    - ``thinking: {"type": "disabled"}``: no thinking (the models that refuse it were refused earlier);
+      ``between_tools``: none up front either (its thinking blocks come between tool calls).
+    - ``{"type": "adaptive" | "enabled"}``: thinking; adaptive at ``effort: "low"``
       skips it ("At lower effort levels, Claude may skip thinking for simpler problems", adaptive
       thinking guide).
     - no ``thinking``: the model's ``thinking_default`` (``adaptive`` on the 5.5 models, none on the
@@ -94,7 +95,11 @@ def plan_thinking(request: Any, model: Any, *, forced: bool = False, scenario: d
         display = "omitted"
     elif cfg is not None:
         kind = cfg.get("type")
-        if kind == "disabled":
+        if kind in ("disabled", "between_tools"):
+            # between_tools: "thinking turned off, and any short progress updates the model writes
+            # between tool calls come back as thinking blocks" (SDK ThinkingTypes): none up front.
+            return None
+        if not getattr(model, "thinking_supported", True):
             return None
         if kind == "adaptive" and effort == "low":
             return None
