@@ -22,7 +22,7 @@ import pytest
 import course_utils.checks as checks
 from _checks import assert_rejected
 from course_utils.batch import build_batches as ref_build
-from course_utils.batch import chunk_requests, custom_id_for, join_results, resubmit_retryable
+from course_utils.batch import batch_size_bytes, chunk_requests, custom_id_for, join_results, resubmit_retryable
 from course_utils.checks.lesson04 import ID_COLUMN
 
 LIMITS = {"max_requests": 100_000, "max_bytes": 256 * 1024 * 1024}
@@ -178,6 +178,30 @@ def word_character_slug(df, make_params, **limits):
     return chunk_requests(_requests(df, make_params, cid), **{**LIMITS, **limits})
 
 
+def greater_or_equal_bytes(df, make_params, *, max_requests=LIMITS["max_requests"], max_bytes=LIMITS["max_bytes"]):
+    batches, current = [], []
+    for request in sum(build_batches(df, make_params), []):
+        if current and (len(current) >= max_requests or batch_size_bytes(current + [request]) >= max_bytes):
+            batches.append(current)
+            current = []
+        current.append(request)
+    return batches + ([current] if current else [])
+
+
+def items_without_the_wrapper(df, make_params, *, max_requests=LIMITS["max_requests"], max_bytes=LIMITS["max_bytes"]):
+    import json
+
+    batches, current, used = [], [], 0
+    for request in sum(build_batches(df, make_params), []):
+        size = len(json.dumps(request, separators=(",", ":")))  # the request alone
+        if current and (len(current) >= max_requests or used + size > max_bytes):
+            batches.append(current)
+            current, used = [], 0
+        current.append(request)
+        used += size
+    return batches + ([current] if current else [])
+
+
 def test_4_1_solution_passes():
     for answer in (build_batches, uuid5_and_running_size):
         result = checks.check("4.1", answer)
@@ -205,6 +229,8 @@ def test_4_1_solution_passes():
     (skips_empty_reviews, "wrong number of requests"),
     (sorted_by_review_id, "not in row order"),
     (word_character_slug, "invalid for review ids with other characters"),
+    (greater_or_equal_bytes, "the first batch has 4 requests"),
+    (items_without_the_wrapper, "a batch is"),
 ])
 def test_4_1_wrong_answers_are_rejected(answer, phrase):
     assert_rejected("4.1", answer, phrase)
@@ -548,6 +574,10 @@ def merge_with_a_lookup_table(inputs, results):
     return merged
 
 
+def only_the_new_columns(inputs, results):
+    return _by_id(inputs, results, _outcome)[["custom_id", "outcome", "text"]]
+
+
 def test_4_3_solution_passes():
     for answer in (join_and_triage, merge_with_a_lookup_table):
         result = checks.check("4.3", answer)
@@ -569,6 +599,7 @@ def test_4_3_solution_passes():
     (missing_is_retry, "(no result line)"),
     (canceled_is_retry, "canceled"),
     (pops_the_results, "changed the result lines"),
+    (only_the_new_columns, "lost the input column"),
 ])
 def test_4_3_wrong_answers_are_rejected(answer, phrase):
     assert_rejected("4.3", answer, phrase)

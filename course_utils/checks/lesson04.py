@@ -271,6 +271,25 @@ def _chunked(fn) -> None:
                hint="Fill each batch as far as the limits allow: every extra batch is another job to poll.")
 
 
+@build.case("a batch that fits max_bytes exactly is not cut short, one byte less is")
+def _exact_fit(fn) -> None:
+    df = _reviews(12)
+    reqs = _flatten(call(fn, df, make_params))  # the answer's own requests: its ids set the sizes
+    fit = batch_size_bytes(reqs[:5])
+    for max_bytes, first in ((fit, 5), (fit - 1, 4)):
+        batches = call(fn, df, make_params, max_requests=100_000, max_bytes=max_bytes)
+        _flatten(batches)
+        sizes = [batch_size_bytes(b) for b in batches]
+        expect(max(sizes) <= max_bytes, f"with max_bytes={max_bytes}: a batch is {max(sizes)} bytes",
+               expected=f"<= {max_bytes}", got=max(sizes),
+               hint="Count the whole body, batch_size_bytes(batch): the {\"requests\": [...]} wrapper and the commas "
+                    "between requests count too.")
+        expect(len(batches[0]) == first, f"with max_bytes={max_bytes} (the first 5 requests take {fit} bytes): "
+               f"the first batch has {len(batches[0])} requests", expected=first, got=len(batches[0]),
+               hint="A batch may be exactly max_bytes long: start a new one only when adding the next request would "
+                    "make it larger (>, not >=).")
+
+
 # =============================================================================================
 # 4.2 poll_until_ended(client, batch_id, *, clock, deadline_s, on_progress=None) -> MessageBatch
 # =============================================================================================
@@ -546,6 +565,10 @@ def _check_frame(got: Any, inputs: pd.DataFrame) -> pd.DataFrame:
                                   "(inputs.assign(...)).")
         expect(col in got.columns, f"the result has no {col!r} column", got=list(got.columns),
                hint="Keep the input columns and add 'outcome' and 'text'.")
+    lost = [c for c in inputs.columns if c not in ("outcome", "text") and c not in got.columns]
+    expect(not lost, f"the result lost the input column(s) {lost}", expected=list(inputs.columns),
+           got=list(got.columns), hint="Return the inputs with the two columns added: the caller's other columns "
+                                       "(review, rating, ...) stay.")
     expect_equal(len(got), len(inputs), "the result does not have one row per input",
                  hint="A left join on custom_id keeps every input row, once; an input with no result gets outcome "
                       "'missing' rather than disappearing, and no result adds a row.")
