@@ -64,6 +64,8 @@ class ModelSpec:
     """The model line (``opus``, ``sonnet``, ``haiku``, ...), or None (the teaching model)."""
     thinking_modes: frozenset[str] = frozenset()
     """Thinking types besides ``enabled``/``disabled`` that the model accepts (``adaptive``, ``between_tools``)."""
+    default_effort: str | None = None
+    """The API's default ``output_config.effort`` for the model (e.g. ``medium`` on Haiku 5.5), or None."""
     deprecated_at: str | None = None
     """RFC 3339 time of the model's deprecation (None while active)."""
     retires_at: str | None = None
@@ -111,6 +113,7 @@ def catalog() -> dict[str, ModelSpec]:
                 thinking_default=row.get("thinking_default") or "none",
                 line=row.get("line") or None,
                 thinking_modes=frozenset(t for t in (row.get("thinking_modes") or "").split(";") if t),
+                default_effort=row.get("default_effort") or None,
                 deprecated_at=row.get("deprecated_at") or None,
                 retires_at=row.get("retires_at") or None,
                 refused=refused.get(row["id"], frozenset()),

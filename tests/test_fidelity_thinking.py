@@ -19,8 +19,12 @@ from course_utils.mock_provider.inprocess import InProcessServer
 from course_utils.mock_provider.skills import thinking as thinking_mod
 from course_utils.mock_provider.skills.thinking import REPLY_SCENARIO_ENV
 
-HAIKU, SONNET46 = "claude-haiku-5-5", "claude-sonnet-4-6"
+HAIKU, SONNET55, SONNET46 = "claude-haiku-5-5", "claude-sonnet-5-5", "claude-sonnet-4-6"
 ASK = [{"role": "user", "content": "Explain in two sentences why the sky is blue."}]
+# Long enough not to count as a "simpler problem" that medium effort skips thinking for.
+LONG_ASK = [{"role": "user", "content": "Explain, for a curious twelve-year-old who likes experiments, why the sky "
+             "is blue during the day but red and orange at sunset, what Rayleigh scattering has to do with it, "
+             "why clouds are white, and one safe experiment with a glass of water and a torch that shows it."}]
 
 
 @pytest.fixture()
@@ -40,32 +44,49 @@ def test_plain_default_has_no_thinking_block(client, monkeypatch):
 def test_realistic_scenario_5_5_models_start_with_omitted_thinking_older_ones_do_not(client, monkeypatch):
     monkeypatch.setenv(REPLY_SCENARIO_ENV, "realistic")
     for model in ("claude-haiku-5-5", "claude-sonnet-5-5", "claude-opus-5-5"):
-        msg = client.messages.create(model=model, max_tokens=200, messages=ASK)
+        msg = client.messages.create(model=model, max_tokens=400, messages=LONG_ASK)
         if msg.stop_reason in ("refusal", "pause_turn"):
             continue
         assert _types(msg)[0] == "thinking" and msg.content[0].thinking == "" and msg.content[0].signature
         assert course_utils.text_of(msg)  # the text is still there, after the thinking block
-    msg = client.messages.create(model=SONNET46, max_tokens=200, messages=ASK)
+    msg = client.messages.create(model=SONNET46, max_tokens=400, messages=LONG_ASK)
     assert "thinking" not in _types(msg)
+
+
+def test_medium_effort_skips_thinking_for_a_simple_request_high_effort_does_not(client, monkeypatch):
+    # Haiku 5.5 and Opus 5.5 default to medium effort, Sonnet 5.5 to high (model pages): "At lower
+    # effort levels, Claude may skip thinking for simpler problems."
+    monkeypatch.setenv(REPLY_SCENARIO_ENV, "realistic")
+    assert _types(client.messages.create(model=HAIKU, max_tokens=200, messages=ASK))[0] == "text"
+    assert _types(client.messages.create(model="claude-opus-5-5", max_tokens=200, messages=ASK))[0] == "text"
+    assert _types(client.messages.create(model=SONNET55, max_tokens=200, messages=ASK))[0] == "thinking"
+    high = client.messages.create(model=HAIKU, max_tokens=200, messages=ASK, output_config={"effort": "high"})
+    assert _types(high)[0] == "thinking"
+    low = client.messages.create(model=SONNET55, max_tokens=400, messages=LONG_ASK, output_config={"effort": "low"})
+    assert _types(low)[0] == "text"
+    # The hostile scenario thinks whatever the effort, to test code against thinking blocks everywhere.
+    monkeypatch.setenv(REPLY_SCENARIO_ENV, "hostile")
+    msg = client.messages.create(model=HAIKU, max_tokens=200, messages=[{"role": "user", "content": "Hi there"}])
+    assert _types(msg)[0] == "thinking"
 
 
 def test_the_thinking_constant_turns_it_on_without_a_scenario(client, monkeypatch):
     monkeypatch.delenv(REPLY_SCENARIO_ENV, raising=False)
     monkeypatch.setattr(thinking_mod, "THINKING_BY_DEFAULT", True)
-    assert _types(client.messages.create(model=HAIKU, max_tokens=200, messages=ASK))[0] == "thinking"
+    assert _types(client.messages.create(model=SONNET55, max_tokens=200, messages=ASK))[0] == "thinking"
     assert _types(client.messages.create(model=SONNET46, max_tokens=200, messages=ASK)) == ["text"]
 
 
 def test_thinking_on_request_per_model(client):
-    on = client.messages.create(model=HAIKU, max_tokens=300, messages=ASK, thinking={"type": "adaptive"})
+    on = client.messages.create(model=SONNET55, max_tokens=300, messages=ASK, thinking={"type": "adaptive"})
     assert _types(on) == ["thinking", "text"] and on.content[0].thinking == ""
     # Omitted thinking is still billed: the text's tokens plus the hidden thinking's.
     text_tokens = len(text_deltas(course_utils.text_of(on)))
     assert on.usage.output_tokens == text_tokens + thinking_mod.OMITTED_THINKING_TOKENS
-    summarized = client.messages.create(model=HAIKU, max_tokens=300, messages=ASK,
+    summarized = client.messages.create(model=SONNET55, max_tokens=300, messages=ASK,
                                         thinking={"type": "adaptive", "display": "summarized"})
     assert summarized.content[0].thinking.startswith("The user asks")
-    low = client.messages.create(model=HAIKU, max_tokens=300, messages=ASK, thinking={"type": "adaptive"},
+    low = client.messages.create(model=SONNET55, max_tokens=300, messages=ASK, thinking={"type": "adaptive"},
                                  output_config={"effort": "low"})
     assert _types(low) == ["text"]
     # An older model thinks only when asked, and shows summarized thinking by default.
@@ -80,20 +101,20 @@ def test_thinking_on_request_per_model(client):
 
 
 def test_thinking_tokens_count_towards_max_tokens(client):
-    full = client.messages.create(model=HAIKU, max_tokens=300, messages=ASK, thinking={"type": "adaptive"})
+    full = client.messages.create(model=SONNET55, max_tokens=300, messages=ASK, thinking={"type": "adaptive"})
     text_tokens = full.usage.output_tokens - thinking_mod.OMITTED_THINKING_TOKENS
-    cut = client.messages.create(model=HAIKU, max_tokens=thinking_mod.OMITTED_THINKING_TOKENS + 3, messages=ASK,
+    cut = client.messages.create(model=SONNET55, max_tokens=thinking_mod.OMITTED_THINKING_TOKENS + 3, messages=ASK,
                                  thinking={"type": "adaptive"})
     assert cut.stop_reason == "max_tokens" and _types(cut) == ["thinking", "text"]
     assert cut.usage.output_tokens == thinking_mod.OMITTED_THINKING_TOKENS + 3 < full.usage.output_tokens
     assert text_tokens > 3
-    only = client.messages.create(model=HAIKU, max_tokens=4, messages=ASK, thinking={"type": "adaptive"})
+    only = client.messages.create(model=SONNET55, max_tokens=4, messages=ASK, thinking={"type": "adaptive"})
     assert only.stop_reason == "max_tokens" and _types(only) == ["thinking"] and only.usage.output_tokens == 4
 
 
 @pytest.mark.parametrize("display", ["omitted", "summarized"])
 def test_thinking_streams_with_thinking_and_signature_deltas(client, display):
-    kw = dict(model=HAIKU, max_tokens=300, messages=ASK, thinking={"type": "adaptive", "display": display})
+    kw = dict(model=SONNET55, max_tokens=300, messages=ASK, thinking={"type": "adaptive", "display": display})
     plain = client.messages.create(**kw)
     deltas = collections.Counter()
     with client.messages.stream(**kw) as stream:
@@ -125,7 +146,7 @@ def test_reply_scenarios_make_refusals_and_pauses_occur_for_a_share_of_requests(
         msg = client.messages.create(model=HAIKU, max_tokens=100,
                                      messages=[{"role": "user", "content": f"Tell me fact number {i} about tea."}])
         stops[msg.stop_reason] += 1
-        if msg.stop_reason == "refusal":
+        if msg.stop_reason == "refusal" and scenario == "hostile":
             assert msg.content[0].type == "thinking"  # the thinking block stays; the text is cut short
     assert lo_refusal * 200 <= stops["refusal"] <= hi_refusal * 200
     assert stops["pause_turn"] > 0 and stops["end_turn"] > 100

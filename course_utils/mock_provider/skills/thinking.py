@@ -38,9 +38,10 @@ REPLY_SCENARIO_ENV = "COURSE_REPLY_SCENARIO"
 REPLY_SCENARIOS: dict[str, dict[str, Any]] = {
     "plain": {"thinking_by_default": None, "refusal": 0.0, "pause_turn": 0.0},
     "realistic": {"thinking_by_default": True, "refusal": 0.05, "pause_turn": 0.03},
-    "hostile": {"thinking_by_default": True, "refusal": 0.25, "pause_turn": 0.15},
+    "hostile": {"thinking_by_default": "always", "refusal": 0.25, "pause_turn": 0.15},
 }
-"""How replies are shaped, independent of faults: ``thinking_by_default`` (None = :data:`THINKING_BY_DEFAULT`)
+"""How replies are shaped, independent of faults: ``thinking_by_default`` (None = :data:`THINKING_BY_DEFAULT`;
+``"always"`` = think even where the effort level would skip it)
 and the share of replies that end in ``refusal`` / ``pause_turn`` (drawn per request from the seed
 and the prompt, so reproducible). ``realistic`` is the current models as documented; ``hostile``
 makes the rare shapes common, to test that code survives them."""
@@ -80,9 +81,8 @@ def plan_thinking(request: Any, model: Any, *, forced: bool = False, scenario: d
 
     - ``thinking: {"type": "disabled"}``: no thinking (the models that refuse it were refused earlier);
       ``between_tools``: none up front either (its thinking blocks come between tool calls).
-    - ``{"type": "adaptive" | "enabled"}``: thinking; adaptive at ``effort: "low"``
-      skips it ("At lower effort levels, Claude may skip thinking for simpler problems", adaptive
-      thinking guide).
+    - ``{"type": "adaptive" | "enabled"}``: thinking; adaptive skips it at ``effort: "low"``, and at
+      ``medium`` (the request's, or the model's default) for a simple request (:func:`_skips`).
     - no ``thinking``: the model's ``thinking_default`` (``adaptive`` on the 5.5 models, none on the
       older ones), when thinking by default is on (:data:`THINKING_BY_DEFAULT` or the scenario).
     - ``display``: ``omitted`` (empty text) by default on models whose default is adaptive
@@ -90,7 +90,8 @@ def plan_thinking(request: Any, model: Any, *, forced: bool = False, scenario: d
     """
     cfg = request.thinking if isinstance(getattr(request, "thinking", None), dict) else None
     default_adaptive = getattr(model, "thinking_default", "none") == "adaptive"
-    effort = ((getattr(request, "output_config", None) or {}).get("effort"))
+    effort = ((getattr(request, "output_config", None) or {}).get("effort")) or getattr(model, "default_effort", None)
+    always = (scenario or {}).get("thinking_by_default") == "always"
     if forced:
         display = "omitted"
     elif cfg is not None:
@@ -101,20 +102,36 @@ def plan_thinking(request: Any, model: Any, *, forced: bool = False, scenario: d
             return None
         if not getattr(model, "thinking_supported", True):
             return None
-        if kind == "adaptive" and effort == "low":
+        if kind == "adaptive" and not always and _skips(effort, request):
             return None
         display = cfg.get("display") or ("omitted" if default_adaptive else "summarized")
     else:
         by_default = (scenario or {}).get("thinking_by_default")
         if by_default is None:
             by_default = THINKING_BY_DEFAULT
-        if not (default_adaptive and by_default) or effort == "low":
+        if not (default_adaptive and by_default) or (not always and _skips(effort, request)):
             return None
         display = "omitted"
     if display == "omitted":
         return ThinkingPlan("", OMITTED_THINKING_TOKENS)
     text = _thinking_summary(request)
     return ThinkingPlan(text, count_text(text))
+
+
+_SIMPLE_WORDS = 40
+
+
+def _skips(effort: str | None, request: Any) -> bool:
+    """Whether adaptive thinking skips this request: always at ``low`` effort; at ``medium`` (the default
+    of Haiku 5.5 and Opus 5.5) for a simple one, a short last user turn with no tools. The docs: "At
+    the default effort level (high), Claude almost always thinks. At lower effort levels, Claude may
+    skip thinking for simpler problems." A deterministic stand-in for "simpler"."""
+    if effort == "low":
+        return True
+    if effort == "medium":
+        words = len((getattr(request, "last_user_text", "") or "").split())
+        return words < _SIMPLE_WORDS and not getattr(request, "tools", ())
+    return False
 
 
 def _thinking_summary(request: Any) -> str:
