@@ -405,6 +405,11 @@ def test_runner_records_correctness_and_measures_latency_on_the_injected_clock(s
     assert all(r.latency_s == 0.0 for r in result.records)  # the virtual clock never moved
     assert result.records[0].cost == pricing.cost({"input_tokens": result.records[0].input_tokens,
                                                    "output_tokens": result.records[0].output_tokens}, MODEL)
+    frame = result.frame()  # the tables convention: one row per turn, units as suffixes
+    assert len(frame) == len(result.records) and frame["strategy"].eq(result.strategy).all()
+    assert {"turn", "prompt_tokens", "output_tokens", "latency_s", "cost_usd", "side_cost_usd",
+            "cumulative_cost_usd"} <= set(frame.columns) and "cost" not in frame.columns
+    assert abs(frame["cumulative_cost_usd"].iloc[-1] - float(result.total_cost)) < 1e-9
 
 
 def test_is_correct_judges_the_value_not_a_phrase():

@@ -86,14 +86,16 @@ class RunResult:
         return None
 
     def frame(self) -> Any:
-        """The records as a pandas DataFrame (cost as float for plotting; exact totals via ``total_cost``)."""
+        """One row per turn (the tables convention: units as suffixes, ``cost_usd`` as float for plotting;
+        the exact total is ``total_cost``)."""
         import pandas as pd
 
         df = pd.DataFrame([asdict(r) for r in self.records])
+        df = df.rename(columns={"cost": "cost_usd", "side_cost": "side_cost_usd"})
         if len(df):
-            df["cost"] = df["cost"].astype(float)
-            df["side_cost"] = df["side_cost"].astype(float)
-            df["cumulative_cost"] = df["cost"].cumsum()
+            df["cost_usd"] = df["cost_usd"].astype(float)
+            df["side_cost_usd"] = df["side_cost_usd"].astype(float)
+            df["cumulative_cost_usd"] = df["cost_usd"].cumsum()
         df.insert(0, "strategy", self.strategy)
         return df
 
