@@ -637,6 +637,25 @@ def asks_count_tokens(client, summary, messages, threshold):
     return _summarize(client, summary, [m for t in turns[:-1] for m in t]), turns[-1]
 
 
+def compacts_at_the_threshold(client, summary, messages, threshold):
+    # ">=": a request of exactly the threshold is compacted too.
+    if tokens.count_request(compose_request(SYSTEM, summary, messages, model=MODEL, max_tokens=MAX_TOKENS)) < threshold:
+        return summary, messages
+    turns = group_turns(messages)
+    return _summarize(client, summary, [m for t in turns[:-1] for m in t]), turns[-1]
+
+
+def summarizes_on_haiku(client, summary, messages, threshold):
+    # "A cheaper model is good enough for summaries."
+    if not _over(summary, messages, threshold):
+        return summary, messages
+    turns = group_turns(messages)
+    folded = [m for t in turns[:-1] for m in t]
+    request = f"{PROMPT}\n\nPrevious summary:\n{summary or '(none)'}\n\nNew turns:\n{transcript(folded)}"
+    reply = client.messages.create(model="claude-haiku-4-5", max_tokens=400, messages=[{"role": "user", "content": request}])
+    return reply.content[0].text, turns[-1]
+
+
 def instruction_in_system(client, summary, messages, threshold):
     # A correct alternative: the instruction as the system prompt, the material as the user turn.
     if tokens.count_request(compose_request(SYSTEM, summary, messages, model=MODEL, max_tokens=MAX_TOKENS)) <= threshold:
@@ -667,6 +686,8 @@ def test_1_3_solution_passes(answer):
         (trims_the_callers_list, "modified the messages list"),
         (two_requests, "compact made 2 request(s)"),
         (asks_count_tokens, "under the threshold of 2500 and compact made 1 request(s)"),
+        (compacts_at_the_threshold, "MORE than the threshold"),
+        (summarizes_on_haiku, "compact sent requests to claude-haiku-4-5"),
     ],
 )
 def test_1_3_wrong_answers_are_rejected(answer, phrase):

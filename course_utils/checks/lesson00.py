@@ -82,6 +82,15 @@ def _one_request(fn) -> None:
                              expected=f"{n} request(s)", got=f"{made} request(s)",
                              hint="Each call costs money: send one messages.create per question and reuse its result."
                              if made > n else "Send the question with the client passed in as the first argument.")
+    again = next(iter(QUESTIONS))
+    fn(client, again)  # the same question again is a new call: it sends a new request
+    made = len(p.requests(endpoint=None))
+    if made != len(QUESTIONS) + 1:
+        raise CaseFailed(f"asked {again!r} a second time: the ledger shows {made - len(QUESTIONS)} new request(s)",
+                         expected="1 new request", got=f"{made - len(QUESTIONS)} new request(s)",
+                         hint="Every call sends its own request, even for a question seen before: don't cache replies "
+                              "inside first_request (the model's answer may differ, and the contract counts requests)."
+                         if made <= len(QUESTIONS) else "Send one messages.create per call.")
 
 
 def _alone(question: str) -> int:

@@ -480,6 +480,18 @@ def _compact_idle(fn: Any) -> None:
     expect(isinstance(out, tuple) and len(out) == 2 and out[0] == "" and list(out[1]) == before,
            "under the threshold the summary and messages must come back unchanged",
            expected=("", f"{len(before)} messages"), got=out, hint="Return (summary, messages) as they were.")
+    # The edge the contract names: "more than threshold". A request of exactly the threshold is not over it.
+    exact = tokens.count_request(compose_request(SYSTEM, "", messages, model=MODEL, max_tokens=MAX_TOKENS))
+    for threshold, want in ((exact, 0), (exact - 1, 1)):
+        q = _unlimited(probe())
+        call(fn, q.client(), "", copy.deepcopy(messages), threshold)
+        made = len(q.requests(endpoint=None))
+        if made != want:
+            raise CaseFailed(f"a request of exactly {exact} tokens with threshold={threshold}: compact made {made} "
+                             "request(s)", expected=f"{want} request(s)", got=f"{made} request(s)",
+                             hint="Compact only when the request counts MORE than the threshold (> threshold): a "
+                                  "request of exactly the threshold is within it." if made > want else
+                                  "One token over the threshold is over it: compact (one summarization request).")
 
 
 @compaction.case(f"every request of a {COMPACT_TURNS}-turn conversation fits the {CONTEXT_WINDOW:,}-token window")
@@ -531,6 +543,10 @@ def _compact_ledger(fn: Any) -> None:
     expect(error is None, f"the conversation crashed at {error}", hint="See the earlier cases.")
     rows = p.requests()
     summaries = int((rows["skill"] == "summarize").sum())
+    others = sorted(set(rows["model"]) - {MODEL})
+    expect(not others, f"compact sent requests to {', '.join(others)}", expected=f"every request on {MODEL}",
+           got=", ".join(others), hint=f"Summarize with MODEL ({MODEL}), as the exercise says: the check's costs and "
+                                       "the lesson's figures assume it.")
     if summaries == 0:
         extra = len(rows) - len(records)  # the check's own requests are one per answered turn
         raise CaseFailed("the ledger shows no summarization request"
