@@ -518,7 +518,7 @@ def test_1_2_solution_passes(answer):
         (splits_tool_pairs, "not a valid conversation"),
         (exceeds_budget, "over the budget"),
         (too_cautious, "expected the newest"),
-        (oldest_first, "expected the newest"),
+        (oldest_first, "but not the newest ones"),
         (clears_messages_2, "modified the body"),
         (drops_system_after_2, "modified the body"),
         (stops_at_or_over, "not >="),

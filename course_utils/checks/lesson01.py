@@ -340,11 +340,14 @@ def _window_edges(fn: Any) -> None:
         got = _window(fn, body, budget, f"a budget of exactly {budget} tokens")
         kept = len(group_turns(got["messages"]))
         if kept != k:
+            newest = got["messages"] == [m for t in group_turns(body["messages"])[len(group_turns(body["messages"])) - kept:]
+                                         for m in t]
             raise CaseFailed(f"the newest {k} turns make a request of exactly {budget} tokens, the budget; "
                              f"you kept {kept}", expected=f"{k} turns", got=f"{kept} turns",
-                             hint="A request that counts exactly the budget fits it: stop only when adding a turn "
-                                  "would go *over* the budget (used + cost > budget, not >=)."
-                             if kept < k else "Count the whole request, system prompt, tools and overheads included.")
+                             hint=("Keep the newest turns: walk group_turns(messages) from the end." if not newest else
+                                   "A request that counts exactly the budget fits it: stop only when adding a turn "
+                                   "would go *over* the budget (used + cost > budget, not >=)." if kept < k else
+                                   "Count the whole request, system prompt, tools and overheads included."))
         if k > 1:  # one token short: the k-th newest turn no longer fits
             got = _window(fn, body, budget - 1, f"a budget of {budget - 1} tokens")
             kept = len(group_turns(got["messages"]))
@@ -375,11 +378,20 @@ def _window_newest(fn: Any) -> None:
         expected = reference_window(body["messages"], budget, system=body["system"], tools=body.get("tools"))
         if got["messages"] != expected:
             kept, want = len(group_turns(got["messages"])), len(group_turns(expected))
-            raise CaseFailed(f"{what}: kept {len(got['messages'])} messages ({kept} turns), "
-                             f"expected the newest {len(expected)} messages ({want} turns)",
-                             expected=f"{want} newest turns", got=f"{kept} turns",
-                             hint="Trim by tokens, not by message count: keep adding the next older whole turn "
-                                  "while the request still fits, and keep the turns in their original order.")
+            if kept != want:
+                raise CaseFailed(f"{what}: kept {len(got['messages'])} messages ({kept} turns), "
+                                 f"expected the newest {len(expected)} messages ({want} turns)",
+                                 expected=f"{want} newest turns", got=f"{kept} turns",
+                                 hint="Trim by tokens, not by message count: keep adding the next older whole turn "
+                                      "while the request still fits, and keep the turns in their original order.")
+            mine = got["messages"]
+            first = next((i for i, (g, e) in enumerate(zip(mine, expected)) if g != e), min(len(mine), len(expected)))
+            raise CaseFailed(f"{what}: kept as many turns as expected ({want}), but not the newest ones in their "
+                             f"order: message {first} differs",
+                             expected=expected[first] if first < len(expected) else "no more messages",
+                             got=mine[first] if first < len(mine) else "no more messages",
+                             hint="Keep a contiguous run of the newest turns: stop at the first older turn that does "
+                                  "not fit (break, not continue), and keep the turns in their original order.")
 
 
 # ---------------------------------------------------------------------------------------------
