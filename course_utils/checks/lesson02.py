@@ -138,7 +138,7 @@ def _compare(got: list, expected: list, what: str, *, whole_ok: bool = False) ->
                          hint="An event is complete at its blank line: yield it then, not when the next event starts.")
     if comments_as_events:
         raise CaseFailed(f"{what}: an event with empty data came out of a comment-only block (a heartbeat)",
-                         expected=f"{len(expected)} events", got=f"{len(got)} events",
+                         expected="no event for a block without data lines", got=comments_as_events[0],
                          hint="Lines starting with ':' are comments: skip them, and dispatch nothing for a block "
                               "without data lines.")
     first_bad = next((i for i, (g, e) in enumerate(zip(got, expected)) if g != e), min(len(got), len(expected)))
@@ -803,12 +803,17 @@ def _complete(fn) -> None:
 
     text = run_awaitable(go())
     row = run_awaitable(_ledger_row(p))
-    expect(isinstance(text, str) and text.strip() == _LONG_REPLY, "the relayed text is not the model's reply",
-           expected=f"{len(_LONG_REPLY)} characters", got=f"{len(text)} characters",
-           hint="Yield every text delta, in order (stream.text_stream yields exactly those).")
-    expect(int(row["output_tokens"]) == _full_tokens() and not bool(row["disconnected"]),
-           "a client that read everything should see a complete, normal request",
-           expected=f"{_full_tokens()} output tokens", got=f"{int(row['output_tokens'])}",
+    if text.strip() != _LONG_REPLY:
+        at = next((i for i, (a, b) in enumerate(zip(text.strip(), _LONG_REPLY)) if a != b),
+                  min(len(text.strip()), len(_LONG_REPLY)))
+        raise CaseFailed(f"the relayed text is not the model's reply: {len(text.strip())} characters against "
+                         f"{len(_LONG_REPLY)}, first difference at character {at}",
+                         expected=_LONG_REPLY[max(0, at - 20): at + 20], got=text.strip()[max(0, at - 20): at + 20],
+                         hint="Yield every text delta once, in order (stream.text_stream yields exactly those).")
+    billed, cut = int(row["output_tokens"]), bool(row["disconnected"])
+    expect(billed == _full_tokens() and not cut, "a client that read everything should see a complete, normal request",
+           expected=f"{_full_tokens()} output tokens, not disconnected",
+           got=f"{billed} output tokens, {'disconnected' if cut else 'not disconnected'}",
            hint="Make exactly one streaming request and read it to the end.")
 
 
