@@ -674,3 +674,64 @@ def test_simulated_runs_compare_approaches_deterministically_within_the_limit():
 def test_a_lenient_provider_admits_the_naive_burst_that_short_interval_enforcement_refuses():
     lenient = _simulated(60)["gather + SDK retries"]
     assert lenient.succeeded == 30 and lenient.rate_limited == 0
+
+
+def test_a_pause_shorter_than_the_virtual_clock_resolution_does_not_spin():
+    # A virtual loop's clock moves in whole microseconds, and asyncio.sleep(1e-12) does not move it:
+    # a waiter whose pause ends a float's hair later would sleep and wake at the same instant forever
+    # (seen with retry-after pauses under a storm of 429s).
+    import threading
+
+    from course_utils.clock import run_virtual
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        budget = RateBudget(BIG, BIG, BIG)
+        budget.pause_until(loop.time() + 1e-12)
+        await budget.acquire(Cost())
+        return loop.time()
+
+    box = {}
+    worker = threading.Thread(target=lambda: box.update(t=run_virtual(main())), daemon=True)
+    worker.start()
+    worker.join(30)  # a safety net for the spin, not a timing assertion: it takes milliseconds
+    assert "t" in box, "acquire() spun on a pause shorter than the clock's resolution"
+    assert box["t"] < 1e-5
+
+
+def test_simulated_runs_report_progress_per_approach():
+    from course_utils.concurrency.simulate import simulate_runs
+
+    events = []
+
+    async def one(client):
+        return [await client.messages.create(**BODY)]
+
+    simulate_runs({"a": one, "b": one}, rpm=60, on_progress=events.append)
+    assert [(e.done, e.total, e.latest.approach) for e in events] == [(1, 2, "a"), (2, 2, "b")]
+
+
+def test_asimulate_runs_keeps_the_callers_loop_free_and_matches_the_blocking_form():
+    from course_utils.concurrency.simulate import asimulate_runs, simulate_runs
+
+    async def one(client):
+        return [await client.messages.create(**BODY)]
+
+    async def main():
+        ticks = 0
+
+        async def ticker():
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0)
+
+        task = asyncio.create_task(ticker())
+        events = []
+        runs = await asimulate_runs({"a": one}, rpm=60, on_progress=events.append)
+        task.cancel()
+        return runs, events, ticks
+
+    runs, events, ticks = asyncio.run(main())
+    assert ticks > 1 and [e.done for e in events] == [1]  # the caller's loop ran while the run did
+    assert runs.frame().equals(simulate_runs({"a": one}, rpm=60).frame())

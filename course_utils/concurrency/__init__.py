@@ -28,6 +28,7 @@ from .dispatcher import DispatchStats, RateLimitedDispatcher, estimate_cost, ret
 from .display import async_slider
 from .fanout import bounded_gather, max_in_flight
 from .progress import Progress
+from .simulate import NO_LIMIT, RunComparison, SimulatedRun, asimulate_runs, simulate_runs
 from .structured import Outcome, Outcomes, partition, run_all, with_timeout
 from .threads import run_threaded
 from .workers import WorkerPool, run_pool
@@ -52,6 +53,11 @@ __all__ = [
     "estimate_cost",
     "retry_after_seconds",
     "run_threaded",
+    "simulate_runs",
+    "asimulate_runs",
+    "SimulatedRun",
+    "RunComparison",
+    "NO_LIMIT",
     "async_slider",
     "LABELS",
     "classify_body",

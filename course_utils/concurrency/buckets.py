@@ -211,7 +211,10 @@ class RateBudget:
 
     def time_until(self, cost: Cost) -> float:
         """Seconds until ``cost`` could be taken (pauses included)."""
-        pause = max(0.0, self._paused_until - self.clock.monotonic())
+        pause = self._paused_until - self.clock.monotonic()
+        # Below a microsecond a pause is over: a virtual loop's clock (integer microseconds) would not
+        # move for a shorter sleep, and the waiter would spin.
+        pause = pause if pause > _SLACK_S else 0.0
         requests, input_tokens, output_tokens = self._needs(cost)
         return max(pause, self.requests.time_until(requests), self.input.time_until(input_tokens),
                    self.output.time_until(output_tokens))

@@ -15,13 +15,15 @@ and returns one result per item, an exception for an item it lost.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Iterable, Mapping
 
 from ..clients import AsyncClient
 from ..clock import VIRTUAL_EPOCH, run_virtual
+from ..progress import ProgressCallback, ProgressEvent
 
-__all__ = ["SimulatedRun", "RunComparison", "simulate_runs", "NO_LIMIT"]
+__all__ = ["SimulatedRun", "RunComparison", "simulate_runs", "asimulate_runs", "NO_LIMIT"]
 
 NO_LIMIT = 10**9
 """A per-minute limit so high it never binds (for the limits a demo is not about)."""
@@ -126,6 +128,7 @@ def simulate_runs(
     burst_s: float | None = None,
     seed: int = 0,
     time_scale: float = 1.0,
+    on_progress: ProgressCallback | None = None,
 ) -> RunComparison:
     """Run each approach on its own fresh simulator and key, on virtual time; return their figures.
 
@@ -133,13 +136,46 @@ def simulate_runs(
     capacity in seconds of each rate (``None``: the simulator's default, short-interval
     enforcement; ``60``: the lenient minute-sized burst). ``time_scale`` 1.0 is realistic latency,
     free here. Blocks until every run is done (it runs on a private thread, so it can be called
-    from a notebook cell whose event loop is busy running the cell).
+    from a notebook cell whose event loop is busy running the cell; ``await asyncio.to_thread(simulate_runs,
+    ...)`` keeps that loop free). ``on_progress`` gets a ``ProgressEvent`` after each approach
+    (``elapsed_s`` in wall seconds, ``latest`` the :class:`SimulatedRun`), on the caller's thread.
     """
     out = RunComparison()
+    started = time.monotonic()
     for name, approach in approaches.items():
         out.append(_in_thread(lambda approach=approach, name=name: run_virtual(
             _one(name, approach, rpm=rpm, itpm=itpm, otpm=otpm, burst_s=burst_s, seed=seed,
                  time_scale=time_scale))))
+        if on_progress is not None:
+            on_progress(ProgressEvent(len(out), len(approaches), time.monotonic() - started, latest=out[-1]))
+    return out
+
+
+async def asimulate_runs(
+    approaches: Mapping[str, Approach],
+    *,
+    rpm: float,
+    itpm: float = NO_LIMIT,
+    otpm: float = NO_LIMIT,
+    burst_s: float | None = None,
+    seed: int = 0,
+    time_scale: float = 1.0,
+    on_progress: ProgressCallback | None = None,
+) -> RunComparison:
+    """:func:`simulate_runs` for a running event loop (``await`` it in a notebook cell).
+
+    Each approach runs on its own virtual loop in a worker thread, so the caller's loop stays free
+    (widgets update, other tasks run); ``on_progress`` is called on the caller's loop.
+    """
+    import asyncio
+
+    out = RunComparison()
+    started = time.monotonic()
+    for name, approach in approaches.items():
+        out.append(await asyncio.to_thread(run_virtual, _one(
+            name, approach, rpm=rpm, itpm=itpm, otpm=otpm, burst_s=burst_s, seed=seed, time_scale=time_scale)))
+        if on_progress is not None:
+            on_progress(ProgressEvent(len(out), len(approaches), time.monotonic() - started, latest=out[-1]))
     return out
 
 
