@@ -125,7 +125,7 @@ def simulate_runs(
     rpm: float,
     itpm: float = NO_LIMIT,
     otpm: float = NO_LIMIT,
-    burst_s: float | None = None,
+    burst_s: float = 1.0,
     seed: int = 0,
     time_scale: float = 1.0,
     on_progress: ProgressCallback | None = None,
@@ -133,8 +133,8 @@ def simulate_runs(
     """Run each approach on its own fresh simulator and key, on virtual time; return their figures.
 
     ``rpm``, ``itpm``, ``otpm``: the key's limits per minute. ``burst_s``: the provider's burst
-    capacity in seconds of each rate (``None``: the simulator's default, short-interval
-    enforcement; ``60``: the lenient minute-sized burst). ``time_scale`` 1.0 is realistic latency,
+    capacity in seconds of each rate (1: enforced over about a second, as the API may; ``60``: the
+    lenient minute-sized burst), stated here so a demo does not depend on the simulator's default. ``time_scale`` 1.0 is realistic latency,
     free here. Blocks until every run is done (it runs on a private thread, so it can be called
     from a notebook cell whose event loop is busy running the cell; ``await asyncio.to_thread(simulate_runs,
     ...)`` keeps that loop free). ``on_progress`` gets a ``ProgressEvent`` after each approach
@@ -157,7 +157,7 @@ async def asimulate_runs(
     rpm: float,
     itpm: float = NO_LIMIT,
     otpm: float = NO_LIMIT,
-    burst_s: float | None = None,
+    burst_s: float = 1.0,
     seed: int = 0,
     time_scale: float = 1.0,
     on_progress: ProgressCallback | None = None,
@@ -179,7 +179,7 @@ async def asimulate_runs(
     return out
 
 
-async def _one(name: str, approach: Approach, *, rpm: float, itpm: float, otpm: float, burst_s: float | None,
+async def _one(name: str, approach: Approach, *, rpm: float, itpm: float, otpm: float, burst_s: float,
                seed: int, time_scale: float) -> SimulatedRun:
     import asyncio
 

@@ -68,7 +68,7 @@ __all__ = [
 
 TIERS_SOURCE = "https://platform.claude.com/docs/en/api/rate-limits"
 
-DEFAULT_BURST_S = 60.0
+DEFAULT_BURST_S = 1.0
 """Burst capacity, in seconds' worth of each per-minute limit, for limits that do not set their own.
 
 60.0 = a whole minute's quota may be spent at once (lenient); 1.0 = short-interval enforcement, as
