@@ -11,6 +11,7 @@ a window of simulated time while the others work; windows follow the simulator's
 from __future__ import annotations
 
 import asyncio
+import time
 
 import anthropic
 import httpx2
@@ -157,6 +158,41 @@ def test_the_slow_lossy_scenario_loses_billed_responses_reproducibly():
     assert run(0) == first and run(1) != first
 
 
+def test_a_client_timeout_mid_generation_still_costs_the_whole_reply():
+    # The provider does not stop when a non-streaming client gives up: the reply is finished and billed.
+    srv = InProcessServer(seed=0, time_scale=1.0, rate_limit_tier="unlimited")
+    essay = [{"role": "user", "content": "Write a long essay about the history of rivers and trade."}]
+
+    async def go() -> float:
+        c = srv.async_client(max_retries=0, timeout=1.0)
+        t0 = _now()
+        with pytest.raises(anthropic.APITimeoutError):
+            await c.messages.create(model=HAIKU, max_tokens=1500, messages=essay)
+        return _now() - t0
+
+    gave_up = run_virtual(go())
+    full = srv.client().messages.create(model=HAIKU, max_tokens=1500, messages=essay)
+    cut, whole = srv.ledger().iloc[0], srv.ledger().iloc[1]
+    assert gave_up < 1.5 < cut["latency_s"], "the client left long before the provider finished"
+    assert (cut["status"], bool(cut["delivered"]), bool(cut["disconnected"])) == (200, False, True)
+    assert cut["output_tokens"] == whole["output_tokens"] == full.usage.output_tokens
+    assert cut["cost_usd"] == whole["cost_usd"] > 0
+    assert cut["latency_s"] == pytest.approx(whole["latency_s"]), "finished when the whole reply was done"
+
+
+def test_a_timeout_fault_that_the_client_gives_up_on_is_recorded_unbilled():
+    srv = InProcessServer(seed=0, time_scale=1.0, rate_limit_tier="unlimited")
+
+    async def go() -> None:
+        with pytest.raises(anthropic.APITimeoutError):
+            await srv.async_client(max_retries=0, timeout=2.0).messages.create(
+                model=HAIKU, max_tokens=20, messages=ASK, extra_headers={"x-mock-fault": "timeout"})
+
+    run_virtual(go())
+    row = srv.ledger().iloc[0]
+    assert (row["status"], row["fault"], row["cost_usd"], bool(row["delivered"])) == (499, "timeout", 0, False)
+
+
 # ----- the lost response at HTTP level -------------------------------------------------------------
 def test_lost_and_late_responses_over_http():
     with mock_server(seed=0, time_scale=0, rate_limit_tier="unlimited") as srv:
@@ -177,6 +213,20 @@ def test_lost_and_late_responses_over_http():
     assert (lost["status"], lost["delivered"], lost["fault"]) == (200, False, "lost_response")
     assert (late["status"], late["delivered"], late["fault"]) == (200, False, "late_response")
     assert float(lost["cost_usd"]) > 0 and float(late["cost_usd"]) > 0
+
+
+def test_a_client_timeout_mid_generation_over_http_is_billed_undelivered():
+    essay = [{"role": "user", "content": "Write a long essay about the history of rivers and trade."}]
+    with mock_server(seed=0, time_scale=0.5, rate_limit_tier="unlimited") as srv:
+        with pytest.raises(anthropic.APITimeoutError):
+            srv.client(max_retries=0, timeout=0.3).messages.create(model=HAIKU, max_tokens=1500, messages=essay)
+        for _ in range(200):  # the provider finishes on its own time (a few seconds at this scale)
+            if len(srv.ledger()):
+                break
+            time.sleep(0.05)
+        row = srv.ledger().iloc[0]
+    assert (row["status"], bool(row["delivered"]), bool(row["disconnected"])) == (200, False, True)
+    assert row["cost_usd"] > 0 and row["latency_s"] > 0.3
 
 
 # ----- per-model outages ---------------------------------------------------------------------------

@@ -119,13 +119,14 @@ class Simulator:
             await stage.before(ex)
         await self.generate.before(ex)
 
-    def settle(self, ex: Exchange, status: int, error: APIError | None = None) -> None:
+    def settle(self, ex: Exchange, status: int, error: APIError | None = None, *, at: float | None = None) -> None:
         """Close the request's books once (later calls do nothing): its status, every stage's
-        settlement (rate-limit reservations, prompt-cache writes), its price, its ledger row."""
+        settlement (rate-limit reservations, prompt-cache writes), its price, its ledger row.
+        ``at``: when the provider finished (clock time), if not now."""
         row = ex.row
         if row.finish is not None:
             return
-        row.finish = self.clock.time()
+        row.finish = self.clock.time() if at is None else at
         row.status = status
         if error is not None:
             row.error_type = error.type

@@ -35,10 +35,13 @@ async def messages(sim: "Simulator", request: Request, ex: Exchange) -> Response
     if fault is not None and fault.spec.billed:
         return await _lost(sim, request, ex)
     if fault is not None and fault.delay_s:
-        if not await _hold(sim, fault.delay_s, request):
-            ex.row.disconnected = True
-            ex.row.delivered = False
-            sim.settle(ex, 499)
+        try:
+            still_there = await _hold(sim, fault.delay_s, request)
+        except asyncio.CancelledError:  # an in-process client that gives up cancels the handler
+            _left(sim, ex)
+            raise
+        if not still_there:
+            _left(sim, ex)
             return Response(status_code=499)
     if fault is not None and fault.spec.drops and not ex.request.stream:
         ex.row.output_tokens = 0
@@ -49,15 +52,34 @@ async def messages(sim: "Simulator", request: Request, ex: Exchange) -> Response
             media_type="text/event-stream",
             headers={**ex.response_headers, "cache-control": "no-cache"},
         )
-    # A non-streaming reply arrives once the whole of it is generated.
-    await _generate(sim, ex)
+    # A non-streaming reply arrives once the whole of it is generated. A client that gives up
+    # meanwhile does not stop the provider: the reply is finished and billed, and never delivered.
+    done_at = sim.clock.time() + _generation_s(ex)
+    try:
+        await _generate(sim, ex)
+    except asyncio.CancelledError:  # in process, the client's timeout cancels the handler
+        ex.row.disconnected, ex.row.delivered = True, False
+        sim.settle(ex, 200, at=done_at)
+        raise
+    if await request.is_disconnected():  # over HTTP the handler runs on after the client left
+        ex.row.disconnected, ex.row.delivered = True, False
     return ok(sim, ex, message_json(ex, final=True))
+
+
+def _generation_s(ex: Exchange) -> float:
+    assert ex.latency is not None and ex.generated is not None
+    return ex.latency.total(ex.generated.output_tokens)
 
 
 async def _generate(sim: "Simulator", ex: Exchange) -> None:
     """The time the provider takes to produce the whole reply."""
-    assert ex.latency is not None and ex.generated is not None
-    await sim.clock.sleep(ex.latency.total(ex.generated.output_tokens))
+    await sim.clock.sleep(_generation_s(ex))
+
+
+def _left(sim: "Simulator", ex: Exchange) -> None:
+    """The client left while the response was held before generation finished: nothing billed (499)."""
+    ex.row.disconnected, ex.row.delivered = True, False
+    sim.settle(ex, 499)
 
 
 async def _lost(sim: "Simulator", request: Request, ex: Exchange) -> Response:
