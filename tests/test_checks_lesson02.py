@@ -870,6 +870,18 @@ async def reads_whole_then_yields(client, request):
         yield text
 
 
+async def adds_stream_flag(client, request):
+    """Right in every way but one: it writes stream=True into the caller's request."""
+    request["stream"] = True
+    stream = await client.messages.create(**request)
+    try:
+        async for event in stream:
+            if event.type == "content_block_delta" and getattr(event.delta, "type", "") == "text_delta":
+                yield event.delta.text
+    finally:
+        await stream.close()
+
+
 async def raw_stream_closed_in_finally(client, request):
     # A correct alternative: the raw event stream, closed in a finally (on aclose and on cancellation).
     stream = await client.messages.create(**request, stream=True)
@@ -912,6 +924,7 @@ def test_2_4_solution_passes(answer):
         (warms_up_first, "made 2 requests"),
         (yields_events, "not a str"),
         (reads_whole_then_yields, "output tokens"),
+        (adds_stream_flag, "modified the request it was given"),
     ],
 )
 def test_2_4_wrong_answers_are_rejected(answer, phrase):

@@ -773,8 +773,8 @@ async def _expect_cancelled(p: Probe, received: int, how: str) -> None:
            hint="Close the upstream response before it completes.")
 
 
-async def _open(fn: Any, client: Any) -> Any:
-    gen = fn(client, _request())
+async def _open(fn: Any, client: Any, request: dict[str, Any] | None = None) -> Any:
+    gen = fn(client, _request() if request is None else request)
     if inspect.iscoroutine(gen):
         # An `async def` without `yield` (e.g. the unedited stub): run it so NotImplementedError shows.
         await gen
@@ -789,10 +789,12 @@ async def _open(fn: Any, client: Any) -> Any:
 def _complete(fn) -> None:
     p = _latency_probe()
 
+    request = _request()
+
     async def go() -> str:
         parts = []
         async with p.async_client() as client:
-            async for text in await _open(fn, client):
+            async for text in await _open(fn, client, request):
                 if not isinstance(text, str):
                     raise CaseFailed(f"relay_text yielded a {type(text).__name__}, not a str",
                                      expected="each text delta as a str", got=repr(text)[:120],
@@ -803,6 +805,12 @@ def _complete(fn) -> None:
 
     text = run_awaitable(go())
     row = run_awaitable(_ledger_row(p))
+    if request != _request():
+        changed = sorted(k for k in set(request) | set(_request()) if request.get(k) != _request().get(k))
+        raise CaseFailed(f"relay_text modified the request it was given (changed: {', '.join(changed)})",
+                         expected="the caller's request left as it was", got=f"changed {', '.join(changed)}",
+                         hint="The request belongs to the caller (it may be logged or retried): pass it as "
+                              "client.messages.stream(**request) and put anything extra in the call, not in the dict.")
     if text.strip() != _LONG_REPLY:
         at = next((i for i, (a, b) in enumerate(zip(text.strip(), _LONG_REPLY)) if a != b),
                   min(len(text.strip()), len(_LONG_REPLY)))
