@@ -163,3 +163,24 @@ def test_an_unknown_scenario_in_the_environment_warns_and_stays_plain(client, mo
     with pytest.warns(RuntimeWarning, match="realstic"):
         msg = client.messages.create(model=HAIKU, max_tokens=100, messages=ASK)
     assert msg.stop_reason == "end_turn" and _types(msg) == ["text"]
+
+
+def test_a_block_can_pin_the_reply_scenario_whatever_the_environment(monkeypatch):
+    from course_utils.clock import run_virtual
+    from course_utils.mock_provider.skills.thinking import use_reply_scenario
+
+    monkeypatch.setenv(REPLY_SCENARIO_ENV, "hostile")
+    srv = InProcessServer(seed=0, time_scale=0, rate_limit_tier="unlimited")
+    prompts = [[{"role": "user", "content": f"Tell me fact number {i} about tea."}] for i in range(40)]
+
+    async def stops() -> list[str]:
+        c = srv.async_client(max_retries=0)
+        return [(await c.messages.create(model=HAIKU, max_tokens=100, messages=m)).stop_reason for m in prompts]
+
+    hostile = run_virtual(stops())
+    with use_reply_scenario("plain"):
+        plain = run_virtual(stops())
+    assert set(plain) == {"end_turn"} and set(hostile) > {"end_turn"}
+    with pytest.raises(thinking_mod.ShapeError):
+        with use_reply_scenario("nonsense"):
+            pass

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import os
 import warnings
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 from ...tokens import count_text
 
 __all__ = ["THINKING_BY_DEFAULT", "REPLY_SCENARIO_ENV", "REPLY_SCENARIOS", "ShapeError", "ThinkingPlan",
-           "OMITTED_THINKING_TOKENS", "plan_thinking", "reply_scenario"]
+           "OMITTED_THINKING_TOKENS", "plan_thinking", "reply_scenario", "use_reply_scenario"]
 
 OMITTED_THINKING_TOKENS = 8
 """Output tokens billed for a thinking block whose text is omitted (a stand-in for the hidden tokens)."""
@@ -51,8 +53,28 @@ class ShapeError(ValueError):
     """A bad ``x-mock-shape`` header or reply scenario (the caller turns it into a 400)."""
 
 
+_PINNED: ContextVar[str | None] = ContextVar("course_reply_scenario", default=None)
+
+
+@contextmanager
+def use_reply_scenario(name: str) -> Iterator[None]:
+    """Within this block (and the tasks and threads it starts), replies follow scenario ``name``
+    whatever :data:`REPLY_SCENARIO_ENV` says: e.g. a check's probe pins ``"plain"`` when its verdict
+    compares exact reply texts, or ``"hostile"`` to test code against thinking blocks and refusals.
+    Applies to in-process simulators (a server in another thread does not see the context)."""
+    reply_scenario(name)  # fail early on an unknown name
+    token = _PINNED.set(name)
+    try:
+        yield
+    finally:
+        _PINNED.reset(token)
+
+
 def reply_scenario(name: str | None = None) -> dict[str, Any]:
-    """The reply scenario named, or the one :data:`REPLY_SCENARIO_ENV` names (``plain`` if unset)."""
+    """The reply scenario named, else the one pinned by :func:`use_reply_scenario`, else the one
+    :data:`REPLY_SCENARIO_ENV` names (``plain`` if unset)."""
+    if name is None:
+        name = _PINNED.get()
     if name is None:
         env = os.environ.get(REPLY_SCENARIO_ENV, "").strip() or "plain"
         if env not in REPLY_SCENARIOS:
