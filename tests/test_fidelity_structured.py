@@ -138,3 +138,19 @@ def test_through_the_sdk():
     value = json.loads("".join(b.text for b in msg.content if b.type == "text"))
     _check(value, schema)
     assert value["label"] == "bug"
+
+
+@pytest.mark.parametrize("schema", [
+    {"type": "object", "properties": {"a": {"$ref": "#"}}, "required": ["a"]},  # no finite instance
+    {"$ref": "#"}, {"type": "object", "properties": 5}, {"type": "array", "items": "x", "minItems": 3},
+    {"type": "string", "pattern": "(", "minLength": "a"}, {"type": "integer", "minimum": 5, "maximum": 1},
+    {"anyOf": []}, {"enum": []}, {"type": "object", "required": [1, 2]}, {"allOf": [{"$ref": "#/$defs/x"}]},
+    {"type": "number", "multipleOf": 0},
+])
+def test_strange_schemas_never_make_a_server_error(schema):
+    srv = InProcessServer(seed=0, time_scale=0, rate_limit_tier="unlimited")
+    r = srv.client(max_retries=0).messages.with_raw_response.create(
+        model=HAIKU, max_tokens=200, messages=[{"role": "user", "content": "hi"}],
+        output_config={"format": {"type": "json_schema", "schema": schema}})
+    assert r.status_code == 200
+    json.loads("".join(b.text for b in r.parse().content if b.type == "text"))

@@ -22,6 +22,10 @@ import jsonschema
 __all__ = ["instance_for", "is_valid"]
 
 _MAX_DEPTH = 8
+_HARD_DEPTH = 24
+"""Below _MAX_DEPTH only required properties are built; below _HARD_DEPTH nothing (a recursive
+schema whose required properties recurse, ``{"properties": {"a": {"$ref": "#"}}, "required": ["a"]}``,
+has no finite instance: it gets ``null`` there and fails validation, not the server)."""
 
 
 def is_valid(value: Any, schema: dict[str, Any]) -> bool:
@@ -74,6 +78,8 @@ class _Builder:
         return schema if isinstance(schema, dict) else {}
 
     def build(self, schema: Any, *, key: str, depth: int) -> Any:
+        if depth > _HARD_DEPTH:
+            return None
         s = self.resolve(schema)
         if "const" in s:
             return s["const"]

@@ -320,7 +320,10 @@ def schema_object(ctx: SkillContext, schema: dict[str, Any]) -> Any:
             return values.for_key(key)
         return values.for_key(key, hint)
 
-    return instance_for(schema, fill)
+    try:
+        return instance_for(schema, fill)
+    except Exception:  # noqa: BLE001 - a schema the builder cannot handle must never make a 500
+        return {}
 
 
 class StructuredSkill:
