@@ -243,6 +243,33 @@ def test_malformed_json_gets_invalid_request(app, raw):
         assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_request_error", (path, r.text[:300])
 
 
+# Schemas for structured outputs: JSON-schema-shaped values, recursive ($ref "#"), contradictory or
+# malformed; the reply is built from them, so they must never crash generation.
+_schema_key = st.sampled_from(["type", "properties", "required", "items", "anyOf", "oneOf", "allOf", "$ref",
+                               "enum", "const", "minimum", "maximum", "minItems", "maxItems", "minLength",
+                               "maxLength", "pattern", "format", "$defs", "additionalProperties", "multipleOf",
+                               "prefixItems", "uniqueItems", "exclusiveMinimum"])
+_schema_leaf = st.one_of(
+    st.sampled_from(["object", "array", "string", "integer", "number", "boolean", "null", "#", "#/$defs/a",
+                     "#/properties/a", "date", "email", "(", "^[A-Z]{3}$", ["a"], ["string", "null"]]),
+    st.integers(-5, 5), st.floats(-5, 5, allow_nan=False), st.booleans(), st.none(),
+)
+schema_like = st.recursive(
+    _schema_leaf,
+    lambda kids: st.one_of(st.lists(kids, max_size=3), st.dictionaries(_schema_key, kids, max_size=4),
+                           st.dictionaries(st.sampled_from(["a", "b"]), kids, max_size=2)),
+    max_leaves=10,
+)
+
+
+@settings(FUZZ, max_examples=400)
+@given(schema=st.one_of(schema_like, st.just({"type": "object", "properties": {"a": {"$ref": "#"}}, "required": ["a"]})))
+def test_structured_output_schemas_never_5xx(app, schema):
+    body = {"model": "claude-haiku-5-5", "max_tokens": 60, "messages": [{"role": "user", "content": "Rate this: good."}],
+            "output_config": {"format": {"type": "json_schema", "schema": schema}}}
+    _assert_well_formed(app.post("/v1/messages", _encode(body)))
+
+
 def test_at_least_ten_thousand_requests_and_no_5xx():
     """Runs last in this module: the properties above sent enough requests, and none crashed."""
     print(f"fuzz: {SENT['requests']} requests, {SENT['5xx']} answered 5xx")
