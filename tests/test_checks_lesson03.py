@@ -803,6 +803,14 @@ def test_3_4_wrong_answers_are_rejected(answer, phrase):
     assert_rejected("3.4", answer, phrase)
 
 
+@pytest.mark.parametrize("scenario", ["realistic", "hostile"])
+def test_3_4_verdict_does_not_depend_on_the_reply_scenario(monkeypatch, scenario):
+    # Thinking blocks and refusals change reply texts; 3.4 compares texts, so its probe pins plain replies.
+    monkeypatch.setenv("COURSE_REPLY_SCENARIO", scenario)
+    assert checks.check("3.4", dispatch).status == "passed"
+    assert_rejected("3.4", messages_in_completion_order, "the messages are not in input order")
+
+
 def test_3_4_stub_is_not_attempted():
     assert_not_attempted("3.4", stub_3_4)
 

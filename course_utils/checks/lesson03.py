@@ -23,6 +23,7 @@ from ..content import text_of
 from ..concurrency.fanout import max_in_flight
 from ..concurrency.workload import classify_body, load_tickets
 from ..mock_provider.ratelimit import RateLimits
+from ..mock_provider.skills.thinking import use_reply_scenario
 from .framework import CaseFailed, Exercise, expect, expect_equal
 from .sim import Probe, probe
 
@@ -656,7 +657,10 @@ async def _order_and_content(fn) -> None:
     n = 30
     bodies, replies = _tagged_bodies(p, n)
     original = copy.deepcopy(bodies)
-    got = await _run_dispatch(fn, p, bodies)
+    # The verdict compares reply texts: replies are plain here whatever reply scenario
+    # (thinking blocks, refusals) the environment asks the simulator for.
+    with use_reply_scenario("plain"):
+        got = await _run_dispatch(fn, p, bodies)
     expect(isinstance(got, list) and len(got) == n, f"expected a list of {n} messages",
            expected=n, got=len(got) if isinstance(got, list) else type(got).__name__,
            hint="Return one message per body.")
