@@ -735,3 +735,23 @@ def test_asimulate_runs_keeps_the_callers_loop_free_and_matches_the_blocking_for
     runs, events, ticks = asyncio.run(main())
     assert ticks > 1 and [e.done for e in events] == [1]  # the caller's loop ran while the run did
     assert runs.frame().equals(simulate_runs({"a": one}, rpm=60).frame())
+
+
+@settings(max_examples=40, deadline=None)
+@given(delays=st.lists(st.sampled_from([0.0, 0.5, 1.0, 2.5]), max_size=25), limit=st.integers(1, 8))
+def test_bounded_gather_and_run_all_keep_input_order_within_the_limit_for_any_delays(delays, limit):
+    async def main():
+        clock = VirtualClock()
+        fn = Tracker(clock, delays=dict(enumerate(delays)))
+        gathered = await bounded_gather(fn, range(len(delays)), limit=limit)
+        peak = fn.peak
+        fn2 = Tracker(clock, delays=dict(enumerate(delays)))
+        outcomes = await run_all(fn2, range(len(delays)), concurrency=limit, clock=clock)
+        return gathered, peak, outcomes, fn2.peak
+
+    gathered, peak, outcomes, peak2 = run(main())
+    expected = [i * 10 for i in range(len(delays))]
+    assert gathered == expected and [o.value for o in outcomes] == expected
+    assert [o.index for o in outcomes] == list(range(len(delays)))
+    assert peak == peak2 == min(limit, len(delays))
+    assert outcomes.summary()["items"] == len(delays) and len(outcomes.frame()) == len(delays)
