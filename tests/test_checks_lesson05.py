@@ -403,3 +403,158 @@ def test_5_4_wrong_answers_are_rejected(answer, phrase):
 
 def test_5_4_stub_is_not_attempted():
     assert_not_attempted("5.4", stub_5_4)
+
+
+# ----- 5.5 ------------------------------------------------------------------------------------
+from course_utils.resilience import (BreakerBoard, FallbackChain, Idempotent, IdempotencyStore, Link,  # noqa: E402
+                                     RetryBudget)
+from course_utils.resilience.chaos import FALLBACK, PRIMARY  # noqa: E402
+
+
+def make_handler(client):
+    """The library composed: idempotent boundary, retries with a budget, a breaker per model, a fallback."""
+    board = BreakerBoard(min_calls=5, failure_rate=0.5, window_s=10, cooldown_s=5, half_open_calls=1)
+    policy = RetryPolicy(max_attempts=4, base_s=0.25, cap_s=2, deadline_s=20, budget=RetryBudget(0.2))
+    idem = Idempotent(IdempotencyStore(), wait_s=60)
+
+    def link(model):
+        async def call(body):
+            async def attempt():
+                return await board[model].acall(
+                    lambda: asyncio.wait_for(client.messages.create(**{**body, "model": model}), 5))
+            return await policy.acall(attempt)
+        return Link(model, call)
+
+    chain = FallbackChain([link(PRIMARY), link(FALLBACK)], deadline_s=25)
+
+    async def generate(body):
+        return (await chain.acall(body)).value
+
+    async def handle(key, body):
+        return await idem.acall(key, body, generate)
+
+    return handle
+
+
+def make_handler_by_hand(client):
+    """Written differently: the student's own pieces (5.2 retries, 5.3 breaker, 5.4 idempotency), no library."""
+    breakers = {m: CircuitBreaker(min_calls=5, cooldown_s=5.0, half_open_calls=1) for m in (PRIMARY, FALLBACK)}
+    cache = {}
+
+    async def one_model(body, model):
+        b = breakers[model]
+
+        async def attempt():
+            if not b.allow():
+                raise RuntimeError("circuit open")
+            try:
+                result = await asyncio.wait_for(client.messages.create(**{**body, "model": model}), 4)
+            except Exception as exc:
+                b.record_failure(exc)
+                raise
+            b.record_success()
+            return result
+
+        return await call_with_retries(attempt, max_attempts=3, base_s=0.3, cap_s=2.0, deadline_s=12.0)
+
+    async def generate(body):
+        try:
+            return await one_model(body, PRIMARY)
+        except Exception as exc:
+            if not (is_retryable(exc) or "circuit open" in str(exc)):
+                raise
+            return await one_model(body, FALLBACK)
+
+    async def handle(key, body):
+        return await idempotent_call(cache, key, body, generate)
+
+    return handle
+
+
+def naive_handler(client):
+    async def handle(key, body):
+        return await client.messages.create(**body)
+    return handle
+
+
+def retries_without_fallback(client):
+    async def handle(key, body):
+        return await call_with_retries(lambda: asyncio.wait_for(client.messages.create(**body), 5),
+                                       max_attempts=4, base_s=0.25, cap_s=2.0, deadline_s=20.0)
+    return handle
+
+
+def resilient_but_not_idempotent(client):
+    handle = make_handler(client)
+    counter = iter(range(10**6))
+
+    async def fresh_key_every_time(key, body):
+        return await handle(f"{key}-{next(counter)}", body)
+
+    return fresh_key_every_time
+
+
+def long_timeout(client):
+    """Everything, but a per-attempt timeout of 25 s: the slow phase's held answers are waited for."""
+    board = BreakerBoard(min_calls=5, cooldown_s=5, half_open_calls=1)
+    policy = RetryPolicy(max_attempts=4, base_s=0.25, cap_s=2, deadline_s=60)
+    idem = Idempotent(IdempotencyStore(), wait_s=120)
+
+    def link(model):
+        async def call(body):
+            return await policy.acall(lambda: board[model].acall(
+                lambda: asyncio.wait_for(client.messages.create(**{**body, "model": model}), 25)))
+        return Link(model, call)
+
+    chain = FallbackChain([link(PRIMARY), link(FALLBACK)], deadline_s=60)
+
+    async def handle(key, body):
+        return await idem.acall(key, body, lambda b: _value(chain.acall(b)))
+
+    return handle
+
+
+async def _value(awaitable):
+    return (await awaitable).value
+
+
+def no_breaker(client):
+    """Retries then fallback, idempotent, but no breaker: every report knocks on the dead primary first."""
+    policy = RetryPolicy(max_attempts=3, base_s=0.25, cap_s=2, deadline_s=20)
+    idem = Idempotent(IdempotencyStore(), wait_s=60)
+
+    def link(model):
+        async def call(body):
+            return await policy.acall(lambda: asyncio.wait_for(client.messages.create(**{**body, "model": model}), 5))
+        return Link(model, call)
+
+    chain = FallbackChain([link(PRIMARY), link(FALLBACK)], deadline_s=25)
+
+    async def handle(key, body):
+        return await idem.acall(key, body, lambda b: _value(chain.acall(b)))
+
+    return handle
+
+
+def stub_5_5(client):
+    raise NotImplementedError("Exercise 5.5")
+
+
+@pytest.mark.parametrize("answer", [make_handler, make_handler_by_hand])
+def test_5_5_solutions_pass(answer):
+    passes("5.5", answer)
+
+
+@pytest.mark.parametrize("answer, phrase", [
+    (naive_handler, "of the reports were answered"),
+    (retries_without_fallback, "of the reports were answered"),
+    (resilient_but_not_idempotent, "were produced more than once for the same Idempotency-Key"),
+    (long_timeout, "p99 latency"),
+    (no_breaker, "requests per report"),
+])
+def test_5_5_wrong_answers_are_rejected(answer, phrase):
+    assert_rejected("5.5", answer, phrase)
+
+
+def test_5_5_stub_is_not_attempted():
+    assert_not_attempted("5.5", stub_5_5)

@@ -161,3 +161,10 @@ def test_processes_sharing_a_file_cannot_both_claim_a_key(tmp_path):
         p.join(60)
     statuses = sorted(queue.get(timeout=5) for _ in procs)
     assert statuses == ["in_progress"] * 3 + ["new"]
+
+
+def test_a_value_that_cannot_be_stored_releases_the_key():
+    idem = Idempotent(IdempotencyStore(clock=VirtualClock()))
+    with pytest.raises(TypeError):
+        idem.call("k", BODY, lambda body: object())
+    assert idem.store.get("k") is None

@@ -195,3 +195,11 @@ def test_against_the_simulator_honours_retry_after_between_ledger_attempts():
     rows = server.ledger()
     assert list(rows["status"]) == [429, 429, 200]
     assert all(g >= 1.0 for g in gaps(list(rows["arrival"])))  # the simulator's retry-after is 1 s
+
+
+def test_async_policy_awaits_what_a_lambda_returns():
+    async def run():
+        fn = Script(status_error(529))
+        return await RetryPolicy(base_s=0.01).acall(lambda: fn.acall())
+
+    assert run_virtual(run()) == "ok"

@@ -8,7 +8,8 @@ One job per module:
 - :mod:`.breaker`: :class:`CircuitBreaker` (closed / open / half-open) and :class:`BreakerBoard`;
 - :mod:`.fallback`: :class:`FallbackChain` and :func:`stream_with_fallback`;
 - :mod:`.idempotency`: :class:`IdempotencyStore` (SQLite) and :class:`Idempotent`;
-- :mod:`.measure`: running a workload and reading load and latency from the simulator's ledger.
+- :mod:`.chaos`: the replayed incident (flaky, outage, slow and lossy) a report service is scored on;
+- :mod:`.fakes`: the SDK's exceptions built without a network (tests, checks, tables).
 """
 
 from .breaker import CLOSED, HALF_OPEN, OPEN, BreakerBoard, BreakerEvent, CircuitBreaker, CircuitOpenError

@@ -25,6 +25,7 @@ handler with all of the above, sync and async, on the injected clock.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import sqlite3
 import threading
@@ -208,17 +209,19 @@ class IdempotentStats:
 class Idempotent:
     """Run ``handler(body)`` at most once per ``(key, body)``; replays return the stored response.
 
-    ``wait_s``: how long a concurrent duplicate waits for the first request's answer (polling every
-    ``poll_s`` on the clock) before getting :class:`InProgress`; 0 answers the conflict at once.
+    ``wait_s``: how long a concurrent duplicate waits for the first request's answer (polling the store
+    on the clock, every ``poll_s`` at first, doubling up to ``max_poll_s``) before getting
+    :class:`InProgress`; 0 answers the conflict at once.
     """
 
-    def __init__(self, store: IdempotencyStore | None = None, *, wait_s: float = 30.0, poll_s: float = 0.05,
+    def __init__(self, store: IdempotencyStore | None = None, *, wait_s: float = 30.0, poll_s: float = 0.05, max_poll_s: float = 1.0,
                  clock: Clock | None = None, encode: Callable[[Any], str] = encode_response,
                  decode: Callable[[str], Any] = decode_response) -> None:
         self.store = store if store is not None else IdempotencyStore(clock=clock or SYSTEM_CLOCK)
         self.clock = clock or self.store.clock
         self.wait_s = wait_s
         self.poll_s = poll_s
+        self.max_poll_s = max_poll_s
         self.encode = encode
         self.decode = decode
         self.stats = IdempotentStats()
@@ -232,6 +235,7 @@ class Idempotent:
         fp = fingerprint(body)
         deadline = self.clock.monotonic() + self.wait_s
         waited = False
+        poll = self.poll_s
         while True:
             claim = self.store.begin(key, fp)
             if claim.status == "replay":
@@ -243,23 +247,28 @@ class Idempotent:
                 self._count("conflicts")
                 raise InProgress(f"a request with Idempotency-Key {key!r} is still in progress")
             waited = True
-            await self.clock.sleep(self.poll_s)
+            await self.clock.sleep(poll)
+            poll = min(poll * 2, self.max_poll_s)
 
     async def _run_async(self, key: str, body: Any, handler: Callable[[Any], Awaitable[Any]]) -> Any:
         self._count("calls")
         try:
-            value = await handler(body)
+            value = handler(body)
+            if inspect.isawaitable(value):
+                value = await value
+            encoded = self.encode(value)  # a value that cannot be stored is a failure too: never leave the key stuck
         except BaseException:
             self.store.release(key)
             self._count("failures_released")
             raise
-        self.store.complete(key, self.encode(value))
+        self.store.complete(key, encoded)
         return value
 
     def call(self, key: str, body: Any, handler: Callable[[Any], Any]) -> Any:
         fp = fingerprint(body)
         deadline = self.clock.monotonic() + self.wait_s
         waited = False
+        poll = self.poll_s
         while True:
             claim = self.store.begin(key, fp)
             if claim.status == "replay":
@@ -269,14 +278,16 @@ class Idempotent:
                 self._count("calls")
                 try:
                     value = handler(body)
+                    encoded = self.encode(value)
                 except BaseException:
                     self.store.release(key)
                     self._count("failures_released")
                     raise
-                self.store.complete(key, self.encode(value))
+                self.store.complete(key, encoded)
                 return value
             if self.clock.monotonic() >= deadline:
                 self._count("conflicts")
                 raise InProgress(f"a request with Idempotency-Key {key!r} is still in progress")
             waited = True
-            self.clock.sleep_sync(self.poll_s)
+            self.clock.sleep_sync(poll)
+            poll = min(poll * 2, self.max_poll_s)

@@ -18,6 +18,7 @@ time on the injected clock (virtual in checks and tests), draws jitter from its 
 
 from __future__ import annotations
 
+import inspect
 import logging
 import random
 import threading
@@ -146,12 +147,17 @@ class RetryPolicy:
         if self.budget is not None:
             self.budget.deposit()
         retrying = tenacity.AsyncRetrying(sleep=self.clock.sleep, **self._tenacity_kwargs(started))
-        return await retrying(fn, *args, **kwargs)
+
+        async def attempt() -> T:
+            # ``fn`` may be a lambda returning a coroutine: tenacity would hand back the coroutine unawaited.
+            result = fn(*args, **kwargs)
+            return await result if inspect.isawaitable(result) else result
+
+        return await retrying(attempt)
 
     def wraps(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         """Decorator form: sync functions use :meth:`call`, ``async def`` functions :meth:`acall`."""
         import functools
-        import inspect
 
         if inspect.iscoroutinefunction(fn):
             @functools.wraps(fn)
