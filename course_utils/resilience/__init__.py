@@ -9,6 +9,7 @@ One job per module:
 - :mod:`.fallback`: :class:`FallbackChain` and :func:`stream_with_fallback`;
 - :mod:`.idempotency`: :class:`IdempotencyStore` (SQLite) and :class:`Idempotent`;
 - :mod:`.chaos`: the replayed incident (flaky, outage, slow and lossy) a report service is scored on;
+- :mod:`.measure`: the notebook's workloads on virtual time (strategies, retry storm, breaker);
 - :mod:`.fakes`: the SDK's exceptions built without a network (tests, checks, tables).
 """
 

@@ -1,0 +1,245 @@
+"""Lesson 05's measurements: workloads run on virtual time against an in-process simulator.
+
+Every figure the notebook prints comes from here and from the simulator's ledger. The runs are on
+virtual time (:func:`on_virtual_time`): minutes of outage, backoff and timeouts cost a second of
+CPU, and the same code gives the same numbers on any machine, so the notebook's prose can quote them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, TypeVar
+
+from ..clock import run_virtual
+from ..mock_provider.faults import Outage, Scenario
+from ..mock_provider.inprocess import InProcessServer
+from .breaker import CircuitBreaker, CircuitOpenError
+from .budget import RetryBudget
+from .policy import RetryPolicy
+
+__all__ = ["on_virtual_time", "sim", "STRATEGIES", "strategy_run", "StrategyRun", "storm_run", "breaker_run",
+           "rps", "percentile"]
+
+T = TypeVar("T")
+MODEL = "claude-haiku-5-5"
+
+
+def on_virtual_time(make: Callable[[], Awaitable[T]]) -> T:
+    """Run ``make()`` to completion on a fresh virtual-time loop in a helper thread, and return its result.
+
+    A notebook's kernel already runs a loop in its thread; this one is private, so the kernel just
+    waits the CPU time it takes (virtual seconds cost nothing)."""
+    out: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            out["value"] = run_virtual(make())
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            out["error"] = exc
+
+    thread = threading.Thread(target=run, name="virtual-time")
+    thread.start()
+    thread.join()
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
+
+
+def sim(scenario: Any = "calm", *, seed: int = 0) -> InProcessServer:
+    """An in-process simulator with realistic latency and no rate limits (faults come from ``scenario``)."""
+    server = InProcessServer(seed=seed, time_scale=1.0, rate_limit_tier="unlimited")
+    server.set_scenario(scenario)
+    return server
+
+
+def body(n: int, model: str = MODEL) -> dict[str, Any]:
+    return {"model": model, "max_tokens": 30,
+            "messages": [{"role": "user", "content": f"Write a 15-word status note for order #{n}."}]}
+
+
+def percentile(values: list[float], q: float) -> float:
+    values = sorted(v for v in values if not math.isnan(v))
+    if not values:
+        return math.nan
+    return values[min(len(values) - 1, max(0, math.ceil(q * len(values)) - 1))]
+
+
+def rps(arrivals: Any, *, bin_s: float = 1.0, start: float | None = None) -> Any:
+    """Requests per second at the provider: a pandas Series indexed by seconds since ``start``."""
+    import pandas as pd
+
+    t = pd.Series(arrivals, dtype=float)
+    if len(t) == 0:
+        return pd.Series(dtype=float)
+    t0 = t.min() if start is None else start
+    bins = ((t - t0) // bin_s).astype(int)
+    counts = bins.value_counts().sort_index()
+    full = counts.reindex(range(0, int(counts.index.max()) + 1), fill_value=0)
+    full.index = full.index * bin_s
+    return full / bin_s
+
+
+# ---------------------------------------------------------------------------------------------
+# Retry strategies under the flaky scenario
+# ---------------------------------------------------------------------------------------------
+STRATEGIES = ("no retries", "SDK defaults", "fixed 1 s delay", "exponential, no jitter", "full policy")
+
+
+@dataclass
+class StrategyRun:
+    name: str
+    ok: list[bool]
+    latency_s: list[float]
+    ledger: Any
+
+    def summary(self) -> dict[str, Any]:
+        n = len(self.ok)
+        return {"strategy": self.name, "success_rate": sum(self.ok) / n, "attempts_per_request": len(self.ledger) / n,
+                "p50_latency_s": percentile(self.latency_s, 0.5), "p99_latency_s": percentile(self.latency_s, 0.99),
+                "peak_rps": float(rps(self.ledger["arrival"]).max()) if len(self.ledger) else 0.0}
+
+
+async def _fixed(make: Callable[[], Awaitable[Any]], attempts: int, delay: Callable[[int], float]) -> Any:
+    from .errors import is_retryable
+
+    for attempt in range(1, attempts + 1):
+        try:
+            return await make()
+        except Exception as exc:
+            if attempt == attempts or not is_retryable(exc):
+                raise
+            await asyncio.sleep(delay(attempt))
+
+
+async def strategy_run(name: str, n: int, *, rate_per_s: float = 20.0, scenario: Any = "flaky", seed: int = 0,
+                       on_progress: Callable[[Any], Any] | None = None) -> StrategyRun:
+    """``n`` requests arriving at ``rate_per_s`` under ``scenario``, each made with strategy ``name``."""
+    server = sim(scenario, seed=seed)
+    client = server.async_client(max_retries=2 if name == "SDK defaults" else 0)
+    policy = RetryPolicy(max_attempts=4, base_s=0.5, cap_s=8.0, deadline_s=30.0, seed=seed)
+    loop = asyncio.get_running_loop()
+    ok: list[bool] = []
+    latency: list[float] = []
+
+    async def one(i: int) -> None:
+        started = loop.time()
+
+        def make() -> Awaitable[Any]:
+            return client.messages.create(**body(i))
+        try:
+            if name in ("no retries", "SDK defaults"):
+                await make()
+            elif name == "fixed 1 s delay":
+                await _fixed(make, 4, lambda a: 1.0)
+            elif name == "exponential, no jitter":
+                await _fixed(make, 4, lambda a: 0.5 * 2 ** (a - 1))
+            else:
+                await policy.acall(make)
+            ok.append(True)
+            latency.append(loop.time() - started)
+        except Exception:  # noqa: BLE001 - counted as a failed request
+            ok.append(False)
+        if on_progress is not None:
+            from ..progress import ProgressEvent
+
+            on_progress(ProgressEvent(len(ok), n, loop.time() - t0))
+
+    t0 = loop.time()
+    tasks = []
+    for i in range(n):
+        tasks.append(asyncio.ensure_future(one(i)))
+        await asyncio.sleep(1.0 / rate_per_s)
+    await asyncio.gather(*tasks)
+    await client.close()
+    rows = server.ledger()
+    return StrategyRun(name, ok, latency, rows[rows["endpoint"] == "/v1/messages"].reset_index(drop=True))
+
+
+# ---------------------------------------------------------------------------------------------
+# A retry storm: many clients fail together at the start of an outage
+# ---------------------------------------------------------------------------------------------
+async def storm_run(variant: str, clients: int, *, outage_s: float = 10.0, seed: int = 0) -> dict[str, Any]:
+    """``clients`` requests sent together into an outage of every model that ends at ``outage_s``.
+
+    ``variant``: ``"no jitter"`` (exponential), ``"full jitter"`` or ``"jitter + budget"`` (a shared
+    :class:`RetryBudget` of 20%). Returns the ledger's arrivals and the outcome counts."""
+    server = sim(Scenario(name="storm", outages=(Outage(0.0, outage_s),)), seed=seed)
+    client = server.async_client(max_retries=0)
+    budget = RetryBudget(ratio=0.2, initial=10) if variant == "jitter + budget" else None
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    done: list[float] = []
+
+    async def one(i: int) -> bool:
+        policy = RetryPolicy(max_attempts=8, base_s=1.0, cap_s=16.0, deadline_s=60.0, jitter=variant != "no jitter",
+                             budget=budget, seed=seed * 100_000 + i)
+        try:
+            await policy.acall(lambda: client.messages.create(**body(i)))
+            done.append(loop.time() - t0)
+            return True
+        except Exception:  # noqa: BLE001
+            return False
+
+    results = await asyncio.gather(*(one(i) for i in range(clients)))
+    await client.close()
+    rows = server.ledger()
+    return {"variant": variant, "arrivals": list(rows["arrival"] - rows["arrival"].min()), "succeeded": sum(results),
+            "requests": len(rows), "last_success_s": max(done) if done else math.nan}
+
+
+# ---------------------------------------------------------------------------------------------
+# A breaker during an outage where the dead provider never answers
+# ---------------------------------------------------------------------------------------------
+async def breaker_run(use_breaker: bool, *, duration_s: float = 60.0, every_s: float = 0.5, outage=(10.0, 25.0),
+                      timeout_s: float = 5.0, seed: int = 0) -> dict[str, Any]:
+    """One request every ``every_s`` for ``duration_s``; the provider hangs (no answer) during ``outage``.
+
+    Each request has a ``timeout_s`` client timeout. Returns the time callers spent waiting on failed
+    requests, the requests sent during the outage, when requests succeeded again, and the breaker's events."""
+    start, length = outage
+    server = sim(Scenario(name="hang", outages=(Outage(start, length, kind="timeout"),)), seed=seed)
+    client = server.async_client(max_retries=0)
+    breaker = CircuitBreaker(MODEL, failure_rate=0.5, min_calls=5, window_s=10.0, cooldown_s=5.0, half_open_calls=1)
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    wasted = 0.0
+    outcomes: list[tuple[float, str]] = []
+
+    async def one(i: int) -> None:
+        nonlocal wasted
+        sent = loop.time()
+
+        async def call() -> Any:
+            return await asyncio.wait_for(client.messages.create(**body(i)), timeout_s)
+        try:
+            if use_breaker:
+                await breaker.acall(call)
+            else:
+                await call()
+            outcomes.append((sent - t0, "ok"))
+        except CircuitOpenError:
+            outcomes.append((sent - t0, "refused"))
+        except Exception:  # noqa: BLE001
+            wasted += loop.time() - sent
+            outcomes.append((sent - t0, "failed"))
+
+    tasks = []
+    i = 0
+    while loop.time() - t0 < duration_s:
+        tasks.append(asyncio.ensure_future(one(i)))
+        i += 1
+        await asyncio.sleep(every_s)
+    await asyncio.gather(*tasks)
+    await client.close()
+    rows = server.ledger()
+    arrivals = rows["arrival"] - rows["arrival"].min()
+    during = int(((arrivals >= start) & (arrivals < start + length)).sum())
+    after_ok = [t for t, o in outcomes if o == "ok" and t >= start + length]
+    return {"breaker": use_breaker, "requests": len(outcomes), "sent_to_provider": len(rows),
+            "sent_during_outage": during, "seconds_waited_on_failures": round(wasted, 1),
+            "first_success_after_outage_s": round(min(after_ok) - (start + length), 2) if after_ok else math.nan,
+            "refused_by_breaker": sum(o == "refused" for _, o in outcomes),
+            "events": [(e.at_s - t0, e.new) for e in breaker.events]}
