@@ -27,7 +27,7 @@ pytestmark = pytest.mark.load
 # Exercise -> the answers whose verdicts must not move: the solution and the wrong answers whose
 # rejection depends on time (rates, overlap, timeouts, cancellation, polling schedules).
 ANSWERS: dict[str, list[Callable[..., Any]]] = {
-    "2.3": [t2.bounded_relay, t2.unbounded_queue, t2.never_cancels_reader],
+    "2.3": [t2.bounded_relay, t2.unbounded_queue, t2.never_cancels_reader, t2.keeps_sending],
     "2.4": [t2.relay_text, t2.never_closes],
     "3.1": [t3.bounded_map, t3.sequential, t3.batches_of_limit],
     "3.2": [t3.collect_outcomes, t3.no_timeout, t3.sequential_with_timeouts],

@@ -12,7 +12,18 @@ Public API:
 from __future__ import annotations
 
 from .engine import DEFAULT_TIME_LIMIT, check, exercises, find_exercise
-from .framework import Case, CaseFailed, CaseResult, CheckResult, Exercise, call, expect, expect_equal
+from .framework import (
+    Case,
+    CaseFailed,
+    CaseResult,
+    CheckBug,
+    CheckResult,
+    Exercise,
+    call,
+    expect,
+    expect_equal,
+    shows_no_difference,
+)
 from .registry import export_results, reset, results
 
 __all__ = [
@@ -25,6 +36,8 @@ __all__ = [
     "Exercise",
     "Case",
     "CaseFailed",
+    "CheckBug",
+    "shows_no_difference",
     "CaseResult",
     "CheckResult",
     "expect",
