@@ -55,11 +55,13 @@ def test_unknown_shape_is_a_400(client, value):
         _create(client, value)
 
 
-def test_thinking_on_a_stream_is_refused_until_supported(client):
-    with pytest.raises(anthropic.BadRequestError, match="not streamed"):
-        with client.messages.stream(model=HAIKU, max_tokens=50, messages=ASK,
-                                    extra_headers={"x-mock-shape": "thinking"}) as stream:
-            stream.get_final_message()
+def test_forced_thinking_streams_as_a_thinking_block_first(client):
+    with client.messages.stream(model=HAIKU, max_tokens=200, messages=ASK,
+                                extra_headers={"x-mock-shape": "thinking"}) as stream:
+        events = [event.type for event in stream]
+        message = stream.get_final_message()
+    assert [b.type for b in message.content][:2] == ["thinking", "text"]
+    assert "content_block_delta" in events and text_of(message)
 
 
 def test_text_of_accepts_dicts_and_block_lists():

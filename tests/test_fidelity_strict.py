@@ -94,3 +94,18 @@ def test_output_config_format_accepted(client, http):
     _refused(http.post("/v1/messages", json={"model": HAIKU, "max_tokens": 5, "messages": USER,
                                               "output_config": {"effort": "extreme"}}), "output_config.effort")
 
+
+
+@pytest.mark.parametrize("schema", [{"type": "nonsense-type"}, {"type": "object", "required": "name"},
+                                    {"properties": {"a": {"minimum": "zero"}}}])
+def test_an_invalid_json_schema_in_output_config_is_a_400(schema):
+    from course_utils.mock_provider import InProcessServer
+
+    server = InProcessServer(seed=0)
+    try:
+        with pytest.raises(anthropic.BadRequestError, match="invalid JSON schema"):
+            server.client(max_retries=0).messages.create(
+                model="claude-haiku-4-5", max_tokens=50, messages=[{"role": "user", "content": "hi"}],
+                output_config={"format": {"type": "json_schema", "schema": schema}})
+    finally:
+        server.close()

@@ -189,10 +189,6 @@ def _requested_shape(ex: Exchange) -> str | None:
     if shape not in RESPONSE_SHAPES:
         raise InvalidRequest(f"x-mock-shape: {value!r} is not a reply shape; valid values are: "
                              + ", ".join(RESPONSE_SHAPES))
-    assert ex.request is not None
-    if shape == "thinking" and ex.request.stream:
-        raise InvalidRequest("x-mock-shape: thinking blocks are not streamed by the simulator yet; "
-                             "use a non-streaming request")
     return shape
 
 

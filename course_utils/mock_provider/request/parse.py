@@ -107,4 +107,18 @@ def _output_config(raw: Any) -> dict[str, Any] | None:
             raise InvalidRequest("output_config.format.type: Input should be 'json_schema'")
         schema = require(fmt, "schema", "output_config.format.")
         check_type(schema, dict, "output_config.format.schema", "object")
+        _check_schema(schema)
     return dict(raw)
+
+
+def _check_schema(schema: dict[str, Any]) -> None:
+    # An invalid JSON schema is the caller's error (400), never the server's; jsonschema's own
+    # meta-schema check decides, for whichever draft the schema names.
+    from jsonschema import exceptions, validators
+
+    try:
+        validators.validator_for(schema).check_schema(schema)
+    except exceptions.SchemaError as exc:
+        raise InvalidRequest(f"output_config.format.schema: invalid JSON schema: {exc.message}") from None
+    except (RecursionError, TypeError, ValueError) as exc:  # pathological schemas the checker trips on
+        raise InvalidRequest(f"output_config.format.schema: invalid JSON schema ({type(exc).__name__})") from None
