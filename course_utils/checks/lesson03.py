@@ -23,7 +23,7 @@ from ..content import text_of
 from ..concurrency.fanout import max_in_flight
 from ..concurrency.workload import classify_body, load_tickets
 from ..mock_provider.ratelimit import RateLimits
-from ..mock_provider.skills.thinking import use_reply_scenario
+from ..mock_provider import use_reply_scenario
 from .framework import CaseFailed, Exercise, expect, expect_equal
 from .sim import Probe, probe
 

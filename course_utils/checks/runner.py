@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 from ..clock import shutdown_loop, virtual_loop
+from ..mock_provider import use_reply_scenario
 
 __all__ = ["RunOutcome", "run_with_limit", "private_loop", "CheckAbandoned", "VIRTUAL_LIMIT"]
 
@@ -56,10 +57,13 @@ class _Worker(threading.Thread):
     def run(self) -> None:
         _local.worker = self
         try:
-            value = self.fn(*self.args, **self.kwargs)
-            if inspect.isawaitable(value):  # an ``async def`` case
-                with private_loop() as loop:
-                    value = loop.run_until_complete(_await(value))
+            # Verdicts must not depend on the grader's environment: replies are plain unless a case
+            # pins another reply scenario itself (COURSE_REPLY_SCENARIO is for running notebooks).
+            with use_reply_scenario("plain"):
+                value = self.fn(*self.args, **self.kwargs)
+                if inspect.isawaitable(value):  # an ``async def`` case
+                    with private_loop() as loop:
+                        value = loop.run_until_complete(_await(value))
             self.outcome.value = value
         except CheckAbandoned:
             pass

@@ -8,12 +8,15 @@
 * :class:`Scenario`, :class:`Outage`, :class:`Burst`, :data:`SCENARIOS`, :data:`FAULT_KINDS`: faults
   on demand (``x-mock-fault`` header values) and by scenario.
 * :class:`RateLimits`, :data:`TIERS`: per-key rate limits.
+* :data:`REPLY_SCENARIOS`, :func:`use_reply_scenario`: how replies are shaped (thinking blocks,
+  refusals, ``pause_turn``), from ``COURSE_REPLY_SCENARIO`` or pinned for a block of code.
 """
 
 from .faults import FAULT_KINDS, OUTAGE_KINDS, SCENARIOS, Burst, Outage, Scenario
 from .inprocess import InProcessServer
 from .ratelimit import TIERS, RateLimits
 from .server import MockServer, mock_server
+from .skills.thinking import REPLY_SCENARIOS, use_reply_scenario
 from .tenants import Tenant
 
 __all__ = [
@@ -29,4 +32,6 @@ __all__ = [
     "OUTAGE_KINDS",
     "RateLimits",
     "TIERS",
+    "REPLY_SCENARIOS",
+    "use_reply_scenario",
 ]
