@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import random
 import threading
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, TypeVar
@@ -27,14 +28,17 @@ T = TypeVar("T")
 MODEL = "claude-haiku-5-5"
 
 
-def on_virtual_time(make: Callable[[], Awaitable[T]]) -> T:
+def on_virtual_time(make: Callable[[], Awaitable[T]], *, seed: int | None = 0) -> T:
     """Run ``make()`` to completion on a fresh virtual-time loop in a helper thread, and return its result.
 
     A notebook's kernel already runs a loop in its thread; this one is private, so the kernel just
-    waits the CPU time it takes (virtual seconds cost nothing)."""
+    waits the CPU time it takes (virtual seconds cost nothing). ``seed`` seeds Python's ``random``
+    first (the SDK's own retry jitter draws from it), so a run gives the same figures every time."""
     out: dict[str, Any] = {}
 
     def run() -> None:
+        if seed is not None:
+            random.seed(seed)
         try:
             out["value"] = run_virtual(make())
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
@@ -115,11 +119,12 @@ async def _fixed(make: Callable[[], Awaitable[Any]], attempts: int, delay: Calla
 
 
 async def strategy_run(name: str, n: int, *, rate_per_s: float = 20.0, scenario: Any = "flaky", seed: int = 0,
-                       on_progress: Callable[[Any], Any] | None = None) -> StrategyRun:
-    """``n`` requests arriving at ``rate_per_s`` under ``scenario``, each made with strategy ``name``."""
+                       on_progress: Callable[[Any], Any] | None = None, **policy: Any) -> StrategyRun:
+    """``n`` requests arriving at ``rate_per_s`` under ``scenario``, each made with strategy ``name``
+    (``policy`` overrides the full policy's settings, e.g. ``base_s``)."""
     server = sim(scenario, seed=seed)
     client = server.async_client(max_retries=2 if name == "SDK defaults" else 0)
-    policy = RetryPolicy(max_attempts=4, base_s=0.5, cap_s=8.0, deadline_s=30.0, seed=seed)
+    policy = RetryPolicy(**{"max_attempts": 4, "base_s": 0.5, "cap_s": 8.0, "deadline_s": 30.0, "seed": seed, **policy})
     loop = asyncio.get_running_loop()
     ok: list[bool] = []
     latency: list[float] = []
