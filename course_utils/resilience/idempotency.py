@@ -12,8 +12,9 @@ API does and the IETF draft "The Idempotency-Key HTTP Header Field" specifies:
 - a duplicate that arrives while the first is still running gets a conflict (the draft: 409) or,
   here by default, waits for the first one's answer;
 - a failed attempt is **not** stored as the final answer: the record is released so a retry can
-  do the work (Stripe stores only results of requests that ran; 5xx outcomes of the model call are
-  transient by definition here, and replaying a stored failure would turn a blip into a permanent error).
+  do the work. This deviates from Stripe's API v1 (which replays a stored 500) and the draft (which
+  replays "success or an error"): the failures of a model call (529, 5xx, timeouts) are transient by
+  definition, and replaying one would make a blip permanent (Stripe's API v2 also retries failed work).
 
 :class:`IdempotencyStore` keeps the records in SQLite (``":memory:"`` or a file shared by processes):
 claiming a key is one ``INSERT`` inside ``BEGIN IMMEDIATE``, so two threads or two processes can
