@@ -358,9 +358,9 @@ def test_default_burst_is_one_constant_and_lenient_burst_spends_a_minute_at_once
 
 @pytest.mark.parametrize("default", [1.0, 60.0])
 def test_the_module_default_is_read_when_a_limiter_is_made(clock, monkeypatch, default):
-    from course_utils.mock_provider import ratelimit
+    from course_utils.mock_provider.ratelimit import tiers
 
-    monkeypatch.setattr(ratelimit, "DEFAULT_BURST_S", default)
+    monkeypatch.setattr(tiers, "DEFAULT_BURST_S", default)
     rl = RateLimiter(clock, default_tier=RateLimits(60, 10**6, 10**6))
     assert rl.default_burst_s == default and rl.burst_for("k") == default
     admitted = 0

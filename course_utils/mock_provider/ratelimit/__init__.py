@@ -1,0 +1,61 @@
+"""Rate limits as the Messages API enforces them: token buckets per organization and model.
+
+What the simulator reproduces (https://platform.claude.com/docs/en/api/rate-limits):
+
+* Three limits per model: requests (RPM), input tokens (ITPM) and output tokens (OTPM) per minute.
+  Each is a *token bucket* that refills continuously (limit / 60 per second), not a window that
+  resets on the minute.
+* **Burst capacity** (``burst_s``): how many seconds' worth of the per-minute rate the bucket that
+  admits requests holds. The docs: "a rate of 60 requests per minute (RPM) might be enforced as 1
+  request per second. Short bursts of requests can exceed the rate limit", so ``burst_s=1.0`` is
+  the documented short-interval enforcement, and ``burst_s=60`` the lenient variant in which a
+  burst may spend a whole minute's quota at once. The default is :data:`DEFAULT_BURST_S`; pick one
+  per key with ``RateLimits(..., burst_s=1.0)`` or for every key with
+  :meth:`RateLimiter.set_default_burst`. The bucket holds at least one request, and a request
+  bigger than the token burst capacity is admitted once that bucket is full (it then overdraws it,
+  so the average rate stays at the limit). The ``anthropic-ratelimit-*`` headers report the
+  minute-sized view (limit per minute, remaining in it, time it is full again) whatever the burst.
+* Limits apply separately to each model, and (here) to each API key, standing in for an
+  organization, so tenants can be given different tiers with :meth:`RateLimiter.set_tier`.
+* ITPM counts uncached input only: ``input_tokens`` and cache writes count, cache reads do not.
+* OTPM counts the output actually produced; ``max_tokens`` reserves nothing. The docs: "OTPM rate
+  limits are evaluated in real time as output tokens are produced, counting only the actual tokens
+  generated. The ``max_tokens`` parameter does not factor into OTPM rate limit calculations." A
+  request is admitted while the output bucket is not exhausted (at least one token available), and
+  its output is charged when the reply finishes (:meth:`RateLimiter.settle`), possibly taking the
+  bucket negative. Simplification: the API charges tokens as they stream; the simulator charges a
+  reply's output at its end, so concurrent replies can overshoot OTPM by what is in flight.
+* A refusal is a 429 ``rate_limit_error`` that names the limit exceeded, with ``retry-after``
+  (whole seconds, rounded up: a retry at exactly that moment is admitted if nothing else spent
+  the capacity meanwhile) and the ``anthropic-ratelimit-*`` headers.
+* A request whose uncached input alone exceeds the ITPM capacity can never be admitted. It gets
+  the same 429 with an explanation, no ``retry-after``, and ``x-should-retry: false``, which the
+  official SDKs honour, so they fail fast instead of retrying a hopeless request.
+
+* **Separate limits** for two other endpoints, per API key: token counting has its own requests per
+  minute (``count_tokens_rpm``: "Token counting ... rate limits" are separate from the Messages
+  API's), and the Message Batches API limits its HTTP requests (``batch_rpm``) and the number of
+  batch requests waiting in the processing queue (``batch_queue``). ``None`` = not limited (the
+  ``default`` and ``unlimited`` tiers); tiers 1-4 carry the documented figures.
+
+Deliberate simplification: ``*-remaining`` headers are exact integer floors so students see them
+count down request by request (the API rounds token counts to the nearest thousand).
+"""
+
+from __future__ import annotations
+
+from .buckets import LimitBucket, reset_timestamp
+from .limiter import Admission, RateLimiter
+from .tiers import DEFAULT_BURST_S, TIERS, TIERS_SOURCE, RateLimits, get_tier
+
+__all__ = [
+    "DEFAULT_BURST_S",
+    "LimitBucket",
+    "RateLimits",
+    "TIERS",
+    "TIERS_SOURCE",
+    "get_tier",
+    "Admission",
+    "RateLimiter",
+    "reset_timestamp",
+]
