@@ -35,7 +35,6 @@ from course_utils.concurrency import (
     run_threaded,
     with_timeout,
 )
-from course_utils.concurrency.progress import Progress
 from course_utils.concurrency.workload import LABELS, classify_body, label_of, load_tickets
 from course_utils.progress import ProgressBar, ProgressEvent
 from course_utils.mock_provider.errors import RateLimited
@@ -614,17 +613,7 @@ def test_workload_tickets_and_bodies():
     assert label_of(SimpleNamespace(content=[thinking, SimpleNamespace(type="text", text="billing")])) == "billing"
 
 
-def test_progress_text_fallback_prints_sparingly(capsys):
-    bar = Progress(8, "classify", every=50, widget=False)
-    for n in range(1, 9):
-        bar(n, 8)
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert lines == ["classify: 4/8 (50%)", "classify: 8/8 (100%)"]
-
-
-def test_the_old_progress_also_takes_events_and_the_bar_takes_a_pool(capsys):
-    old = Progress(2, "old", every=100, widget=False)
-    old(ProgressEvent(2, 2, 0.5))
+def test_the_progress_bar_takes_a_pool(capsys):
     bar = ProgressBar(label="pool", every=100, widget=False)
 
     async def main():
@@ -632,7 +621,8 @@ def test_the_old_progress_also_takes_events_and_the_bar_takes_a_pool(capsys):
         await run_pool(Tracker(clock), range(4), workers=2, clock=clock, on_progress=bar)
 
     run(main())
-    assert capsys.readouterr().out.splitlines() == ["old: 2/2 (100%)", "pool: 4/4 (100%) after 2.0 s"]
+    assert capsys.readouterr().out.splitlines() == ["pool: 4/4 (100%) after 2.0 s"]
+    assert bar.last.done == 4 and bar.last.total == 4
 
 
 # ----- approaches side by side on virtual time (the notebook's section 3) ------------------------

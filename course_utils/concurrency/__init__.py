@@ -17,8 +17,7 @@ module             what
 =================  ==============================================================================
 
 Long operations take ``on_progress``, a :data:`course_utils.progress.ProgressCallback` (pass a
-:class:`course_utils.progress.ProgressBar`). ``Progress`` is the older ``(done, total)`` bar, kept
-for the notebooks that still use it.
+:class:`course_utils.progress.ProgressBar`).
 """
 
 from __future__ import annotations
@@ -27,7 +26,6 @@ from .buckets import Cost, ExceedsBucketCapacity, RateBudget, TokenBucket
 from .dispatcher import DispatchStats, RateLimitedDispatcher, estimate_cost, retry_after_seconds
 from .display import async_slider
 from .fanout import bounded_gather, max_in_flight
-from .progress import Progress
 from .simulate import NO_LIMIT, RunComparison, SimulatedRun, asimulate_runs, simulate_runs
 from .structured import Outcome, Outcomes, partition, run_all, with_timeout
 from .threads import run_threaded
@@ -63,5 +61,4 @@ __all__ = [
     "classify_body",
     "label_of",
     "load_tickets",
-    "Progress",
 ]

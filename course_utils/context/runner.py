@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any
 
 import anthropic
 
 from .. import pricing
 from ..clients import SyncClient
 from ..clock import SYSTEM_CLOCK, Clock
+from ..content import text_of
+from ..progress import ProgressCallback, ProgressEvent
 from .conversation import Conversation, is_correct
 from .strategies import ContextStrategy
 
@@ -119,10 +121,21 @@ def run_conversation(
     model: str,
     max_tokens: int = 150,
     clock: Clock = SYSTEM_CLOCK,
-    on_turn: Callable[[TurnRecord], None] | None = None,
+    on_progress: ProgressCallback | None = None,
 ) -> RunResult:
-    """Play every user turn of ``conversation`` through ``strategy``; stop at the first API error."""
+    """Play every user turn of ``conversation`` through ``strategy``; stop at the first API error.
+
+    ``on_progress`` hears a :class:`~course_utils.progress.ProgressEvent` after every turn played
+    (``latest`` is the turn's :class:`TurnRecord`; ``total`` the conversation's user turns).
+    """
     strategy.reset()
+    run_started = clock.monotonic()
+    total = len(conversation.turns)
+
+    def report(record: TurnRecord) -> None:
+        if on_progress is not None:
+            on_progress(ProgressEvent(len(result.records), total, clock.monotonic() - run_started, record))
+
     result = RunResult(strategy.name, model)
     history = result.history
     for scripted in conversation.turns:
@@ -145,8 +158,7 @@ def run_conversation(
             history.pop()  # the turn never happened
             result.records.append(record)
             result.error = record.error
-            if on_turn:
-                on_turn(record)
+            report(record)
             break
         usage = reply.usage
         record.input_tokens = _n(usage, "input_tokens")
@@ -155,11 +167,10 @@ def run_conversation(
         record.prompt_tokens = record.input_tokens + record.cache_write_tokens + record.cache_read_tokens
         record.output_tokens = _n(usage, "output_tokens")
         record.cost += pricing.cost(usage, model)
-        record.answer = "".join(getattr(b, "text", "") for b in reply.content)
+        record.answer = text_of(reply)
         if scripted.kind == "question" and scripted.expected:
             record.correct = is_correct(record.answer, scripted.expected)
         history.append({"role": "assistant", "content": record.answer or "(no reply)"})
         result.records.append(record)
-        if on_turn:
-            on_turn(record)
+        report(record)
     return result
