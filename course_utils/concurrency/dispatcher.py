@@ -37,12 +37,21 @@ from ..clock import SYSTEM_CLOCK, Clock
 from ..progress import ProgressCallback
 from ..tokens import count_request
 from .buckets import Cost, RateBudget
+from ..resilience.policy import RetryEvent, RetryPolicy
 from .structured import Outcome, Outcomes, run_all
+
+
+class _PacedRetry(RetryPolicy):
+    """The retry policy with no extra wait after a 429: the dispatcher's budget already paused for it."""
+
+    def delay(self, attempt: int, error: BaseException | None = None) -> float:
+        if isinstance(error, anthropic.RateLimitError):
+            return 0.0
+        return super().delay(attempt, error)
 
 __all__ = ["RateLimitedDispatcher", "DispatchStats", "estimate_cost", "retry_after_seconds"]
 
 HEADER_PREFIX = "anthropic-ratelimit-"
-_RETRYABLE_STATUS = {500, 529}
 
 
 def estimate_cost(body: Mapping[str, Any], expected_output: float = 0.0) -> Cost:
@@ -118,8 +127,9 @@ class RateLimitedDispatcher:
         self._burst_s = burst_s
         self._sync = sync_headers
         self._max_attempts = max(1, max_attempts)
-        self._backoff_s = backoff_s
         self._rng = rng or random.Random(0)
+        self._retry = _PacedRetry(max_attempts=self._max_attempts, base_s=backoff_s, deadline_s=None,
+                                  clock=self._clock, seed=self._rng.getrandbits(32), on_retry=self._count_retry)
         self._slots = asyncio.Semaphore(max_concurrency)
         self._max_concurrency = max_concurrency
         self.budget: RateBudget | None = (
@@ -157,20 +167,14 @@ class RateLimitedDispatcher:
         return self._output_tokens / self._outputs if self._outputs else 0.0
 
     async def _attempts(self, body: Mapping[str, Any]) -> Any:
-        for attempt in range(1, self._max_attempts + 1):
-            try:
-                return await self._send_once(body, estimate_cost(body, self.expected_output))
-            except anthropic.RateLimitError as exc:
-                if attempt == self._max_attempts or exc.response.headers.get("x-should-retry") == "false":
-                    raise
-                self.stats.retries += 1
-            except anthropic.APIStatusError as exc:
-                if exc.status_code not in _RETRYABLE_STATUS or attempt == self._max_attempts:
-                    raise
-                self.stats.retries += 1
-                # Transient server trouble: exponential backoff with full jitter (lesson 05).
-                await self._clock.sleep(self._rng.uniform(0, self._backoff_s * 2 ** (attempt - 1)))
-        raise AssertionError("unreachable")
+        # The course's one retry policy (lesson 05) decides what is retried (429 but not the spend
+        # limit, 529, 5xx, timeouts, connection errors; x-should-retry wins) and how long to back off.
+        # A 429 has already been waited out in _send_once (the budget pauses until retry-after), so
+        # it is retried at once; other transient failures back off with full jitter.
+        return await self._retry.acall(self._send_once, body, estimate_cost(body, self.expected_output))
+
+    def _count_retry(self, event: RetryEvent) -> None:
+        self.stats.retries += 1
 
     async def _send_once(self, body: Mapping[str, Any], cost: Cost) -> Any:
         async with self._slots:
