@@ -33,7 +33,7 @@ ANSWERS: dict[str, list[Callable[..., Any]]] = {
     "3.2": [t3.collect_outcomes, t3.no_timeout, t3.sequential_with_timeouts],
     "3.3": [t3.run_workers, t3.task_per_item],
     "3.4": [t3.dispatch, t3.bucket_started_before_connecting, t3.bucket_at_80_percent],
-    "4.2": [t4.poll_until_ended, t4.no_deadline],
+    "4.2": [t4.poll_until_ended, t4.no_deadline, t4.uncapped_doubling, t4.shrinking_waits],
 }
 RUNS = 3
 

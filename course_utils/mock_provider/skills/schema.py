@@ -17,8 +17,6 @@ from __future__ import annotations
 import re
 from typing import Any, Callable
 
-import jsonschema
-
 __all__ = ["instance_for", "is_valid"]
 
 _MAX_DEPTH = 8
@@ -30,6 +28,10 @@ has no finite instance: it gets ``null`` there and fails validation, not the ser
 
 def is_valid(value: Any, schema: dict[str, Any]) -> bool:
     """Whether ``value`` validates against ``schema`` (formats checked where jsonschema can)."""
+    # Imported here, not at the top: jsonschema's format checkers take ~3.6 s to import, which every
+    # lesson's import cell paid although only structured-output requests need them.
+    import jsonschema
+
     try:
         validator = jsonschema.validators.validator_for(schema)
         validator(schema, format_checker=validator.FORMAT_CHECKER).validate(value)
