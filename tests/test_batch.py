@@ -526,3 +526,35 @@ def test_virtual_simulator_runs_async_fan_out_on_the_same_clock():
         assert len(sim.ledger()) == 8
     finally:
         sim.close()
+
+
+def _scripted_client(outcomes):
+    """A client whose batches.retrieve raises or returns the next scripted outcome."""
+    from types import SimpleNamespace
+
+    calls = iter(outcomes)
+
+    def retrieve(batch_id):
+        outcome = next(calls)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    return SimpleNamespace(messages=SimpleNamespace(batches=SimpleNamespace(retrieve=retrieve)))
+
+
+def test_poll_skips_transient_failures_and_raises_the_rest():
+    """The poll loop is its own retry: what is transient is lesson 05's is_retryable (one classification)."""
+    from types import SimpleNamespace
+
+    from course_utils.batch import poll_batch
+    from course_utils.clock import VirtualClock
+    from course_utils.resilience.fakes import connection_error, status_error
+
+    ended = SimpleNamespace(id="b", processing_status="ended",
+                            request_counts=SimpleNamespace(processing=0, succeeded=1, errored=0, canceled=0, expired=0))
+    client = _scripted_client([status_error(529), connection_error(), status_error(500), ended])
+    assert poll_batch(client, "b", deadline_s=600, clock=VirtualClock()) is ended
+    for fatal in (status_error(404), status_error(401)):
+        with pytest.raises(type(fatal)):
+            poll_batch(_scripted_client([fatal]), "b", deadline_s=600, clock=VirtualClock())

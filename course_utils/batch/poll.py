@@ -17,10 +17,10 @@ import anthropic
 from ..clients import SyncClient
 from ..clock import SYSTEM_CLOCK, Clock
 from ..progress import ProgressCallback, ProgressEvent
+from ..resilience.errors import is_retryable
 
 __all__ = ["PollSchedule", "PollTimeout", "poll_batches", "poll_batch", "counts_of", "format_counts"]
 
-_TRANSIENT = (anthropic.APIConnectionError, anthropic.RateLimitError, anthropic.InternalServerError)
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,11 @@ def poll_batches(
                 continue
             try:
                 latest[bid] = client.messages.batches.retrieve(bid)
-            except _TRANSIENT:
+            except anthropic.APIError as exc:
+                # The poll loop is its own retry (the schedule spaces the attempts); what counts as
+                # transient is the course's one classification (lesson 05), so a 404 or 401 raises.
+                if not is_retryable(exc):
+                    raise
                 continue
             if on_progress is not None:
                 done = sum(1 for b in latest.values() if _ended(b))
