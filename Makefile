@@ -38,6 +38,7 @@ lab-solutions: kernel
 ## make test: set up and run the whole test suite
 test: kernel
 	$(VENV)/bin/ruff check course_utils tests benchmarks data
+	$(VENV)/bin/ruff format --check course_utils tests benchmarks data
 	$(PY) -m pytest
 
 ## make release: regenerate notebooks/ from solutions/ (and normalise solution metadata)

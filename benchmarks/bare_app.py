@@ -18,10 +18,21 @@ from starlette.routing import Route
 _N = int(os.environ.get("BARE_TOKENS", "96"))
 WORDS = (["Rate", " limits", " protect", " the", " service", " from", " bursts", "."] * (_N // 8 + 1))[:_N]
 TEXT = "".join(WORDS)
-USAGE = {"input_tokens": 20, "output_tokens": len(WORDS), "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+USAGE = {
+    "input_tokens": 20,
+    "output_tokens": len(WORDS),
+    "cache_creation_input_tokens": 0,
+    "cache_read_input_tokens": 0,
+}
 MESSAGE = {
-    "id": "msg_01bench", "type": "message", "role": "assistant", "model": "claude-haiku-5-5",
-    "content": [{"type": "text", "text": TEXT}], "stop_reason": "end_turn", "stop_sequence": None, "usage": USAGE,
+    "id": "msg_01bench",
+    "type": "message",
+    "role": "assistant",
+    "model": "claude-haiku-5-5",
+    "content": [{"type": "text", "text": TEXT}],
+    "stop_reason": "end_turn",
+    "stop_sequence": None,
+    "usage": USAGE,
 }
 
 
@@ -31,14 +42,23 @@ def _ev(data: dict) -> bytes:
 
 def _stream_bytes() -> bytes:
     events = [
-        _ev({"type": "message_start", "message": {**MESSAGE, "content": [], "stop_reason": None,
-                                                   "usage": {**USAGE, "output_tokens": 1}}}),
+        _ev(
+            {
+                "type": "message_start",
+                "message": {**MESSAGE, "content": [], "stop_reason": None, "usage": {**USAGE, "output_tokens": 1}},
+            }
+        ),
         _ev({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
         _ev({"type": "ping"}),
         *(_ev({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": w}}) for w in WORDS),
         _ev({"type": "content_block_stop", "index": 0}),
-        _ev({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-             "usage": {"output_tokens": len(WORDS)}}),
+        _ev(
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "usage": {"output_tokens": len(WORDS)},
+            }
+        ),
         _ev({"type": "message_stop"}),
     ]
     return b"".join(events)

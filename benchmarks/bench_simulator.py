@@ -33,8 +33,9 @@ def _free_port() -> int:
 
 
 def _start(cmd: list[str], port: int, env: dict[str, str] | None = None) -> subprocess.Popen:
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, **(env or {})})
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **(env or {})}
+    )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         try:
@@ -49,8 +50,9 @@ def _start(cmd: list[str], port: int, env: dict[str, str] | None = None) -> subp
 async def _run(base_url: str, n: int, concurrency: int, stream: bool) -> tuple[float, int]:
     """Returns (seconds, output tokens received) for n requests at the given concurrency."""
     limits = httpx2.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    client = anthropic.AsyncAnthropic(base_url=base_url, api_key="bench", max_retries=0,
-                                      http_client=anthropic.DefaultAsyncHttpxClient(limits=limits))
+    client = anthropic.AsyncAnthropic(
+        base_url=base_url, api_key="bench", max_retries=0, http_client=anthropic.DefaultAsyncHttpxClient(limits=limits)
+    )
     sem = asyncio.Semaphore(concurrency)
     tokens = 0
 
@@ -83,13 +85,41 @@ def main() -> None:
 
     sim_port, bare_port = _free_port(), _free_port()
     py = sys.executable
-    sim = _start([py, "-m", "course_utils.mock_provider", "--port", str(sim_port), "--time-scale", "0",
-                  "--rate-limit-tier", "unlimited",
-                  "--log-level", "warning"], sim_port)
+    sim = _start(
+        [
+            py,
+            "-m",
+            "course_utils.mock_provider",
+            "--port",
+            str(sim_port),
+            "--time-scale",
+            "0",
+            "--rate-limit-tier",
+            "unlimited",
+            "--log-level",
+            "warning",
+        ],
+        sim_port,
+    )
     probe = anthropic.Anthropic(base_url=f"http://127.0.0.1:{sim_port}", api_key="bench", max_retries=0)
     reply_tokens = probe.messages.create(model="claude-haiku-5-5", max_tokens=96, messages=PROMPT).usage.output_tokens
-    bare = _start([py, "-m", "uvicorn", "benchmarks.bare_app:app", "--port", str(bare_port), "--host", "127.0.0.1",
-                   "--log-level", "warning", "--no-access-log"], bare_port, env={"BARE_TOKENS": str(reply_tokens)})
+    bare = _start(
+        [
+            py,
+            "-m",
+            "uvicorn",
+            "benchmarks.bare_app:app",
+            "--port",
+            str(bare_port),
+            "--host",
+            "127.0.0.1",
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        bare_port,
+        env={"BARE_TOKENS": str(reply_tokens)},
+    )
     try:
         results: dict[tuple[str, str], list[float]] = {}
         for _ in range(args.rounds):
@@ -104,8 +134,10 @@ def main() -> None:
         sim.terminate()
         bare.terminate()
 
-    print(f"concurrency {args.concurrency}, {args.requests} requests/round, {args.rounds} rounds, "
-          f"{reply_tokens}-token replies from both servers, medians:")
+    print(
+        f"concurrency {args.concurrency}, {args.requests} requests/round, {args.rounds} rounds, "
+        f"{reply_tokens}-token replies from both servers, medians:"
+    )
     print(f"{'metric':<16}{'bare ceiling':>14}{'simulator':>12}{'ratio':>8}")
     for metric in ("req/s", "stream tok/s"):
         b = statistics.median(results[("bare", metric)])

@@ -32,9 +32,13 @@ LESSON = "03_async_calls.ipynb"
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--copies", type=int, default=100, help="submissions to grade (default: %(default)s)")
-    parser.add_argument("--jobs", type=int, default=4,
-                        help="submissions graded in parallel (default: %(default)s; kernels spend part of "
-                             "their time waiting, so a little more than the core count pays)")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=4,
+        help="submissions graded in parallel (default: %(default)s; kernels spend part of "
+        "their time waiting, so a little more than the core count pays)",
+    )
     args = parser.parse_args(argv)
     solutions = default_solutions()
     source = solutions[0] / LESSON
@@ -44,18 +48,24 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(args.copies):
             shutil.copy(source, folder / f"student{i:03d}.ipynb")
         options = GradeOptions(
-            solutions=solutions, out_dir=Path(tmp) / "graded", jobs=args.jobs,
+            solutions=solutions,
+            out_dir=Path(tmp) / "graded",
+            jobs=args.jobs,
             settings=ExecSettings(cwd=solutions[0]),  # the CLI's defaults: seed 0, time_scale 0.02
         )
-        print(f"grading {args.copies} copies of solutions/{LESSON} with --jobs {args.jobs} "
-              f"on {os.cpu_count()} cores ...", flush=True)
+        print(
+            f"grading {args.copies} copies of solutions/{LESSON} with --jobs {args.jobs} on {os.cpu_count()} cores ...",
+            flush=True,
+        )
         started = time.perf_counter()
         batch = grade_folder(folder, options)
         total = time.perf_counter() - started
     per = [g.seconds for g in batch.grades]
     wrong = [g.name for g in batch.grades if g.max_total is None or g.total != g.max_total]
-    print(f"median per submission: {statistics.median(per):.1f} s (min {min(per):.1f}, max {max(per):.1f}; "
-          "each in its own kernel, in parallel)")
+    print(
+        f"median per submission: {statistics.median(per):.1f} s (min {min(per):.1f}, max {max(per):.1f}; "
+        "each in its own kernel, in parallel)"
+    )
     print(f"total: {total:.1f} s for {len(per)} submissions ({total / 60:.2f} min)")
     print(f"throughput: {len(per) / total * 60:.1f} submissions/minute")
     if wrong:

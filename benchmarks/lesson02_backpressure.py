@@ -29,14 +29,20 @@ async def one_policy(policy: str, deltas: int, streams: int, maxsize: int) -> di
 
     tracemalloc.start()
     started = time.perf_counter()
-    stats = await asyncio.gather(*(relay_deltas(upstream(deltas), slow_client, maxsize=maxsize, policy=policy)
-                                   for _ in range(streams)))
+    stats = await asyncio.gather(
+        *(relay_deltas(upstream(deltas), slow_client, maxsize=maxsize, policy=policy) for _ in range(streams))
+    )
     elapsed = time.perf_counter() - started
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    return {"policy": policy, "seconds": elapsed, "max_depth": max(s.max_depth for s in stats),
-            "queue_kib_per_stream": max(s.max_buffered_bytes for s in stats) / 1024,
-            "tracemalloc_peak_mib": peak / 2**20, "writes_per_stream": stats[0].gets}
+    return {
+        "policy": policy,
+        "seconds": elapsed,
+        "max_depth": max(s.max_depth for s in stats),
+        "queue_kib_per_stream": max(s.max_buffered_bytes for s in stats) / 1024,
+        "tracemalloc_peak_mib": peak / 2**20,
+        "writes_per_stream": stats[0].gets,
+    }
 
 
 def main() -> None:
@@ -46,11 +52,15 @@ def main() -> None:
     parser.add_argument("--maxsize", type=int, default=16)
     args = parser.parse_args()
     print(f"{args.streams} streams x {args.deltas} deltas, slow client 1 ms/write, maxsize {args.maxsize}")
-    print(f"{'policy':>10} {'seconds':>8} {'max depth':>10} {'queue KiB/stream':>17} {'tracemalloc peak MiB':>21} {'writes':>7}")
+    print(
+        f"{'policy':>10} {'seconds':>8} {'max depth':>10} {'queue KiB/stream':>17} {'tracemalloc peak MiB':>21} {'writes':>7}"
+    )
     for policy in POLICIES:
         r = asyncio.run(one_policy(policy, args.deltas, args.streams, args.maxsize))
-        print(f"{r['policy']:>10} {r['seconds']:8.2f} {r['max_depth']:10d} {r['queue_kib_per_stream']:17.1f} "
-              f"{r['tracemalloc_peak_mib']:21.1f} {r['writes_per_stream']:7d}")
+        print(
+            f"{r['policy']:>10} {r['seconds']:8.2f} {r['max_depth']:10d} {r['queue_kib_per_stream']:17.1f} "
+            f"{r['tracemalloc_peak_mib']:21.1f} {r['writes_per_stream']:7d}"
+        )
 
 
 if __name__ == "__main__":

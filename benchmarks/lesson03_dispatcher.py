@@ -24,8 +24,15 @@ import asyncio
 
 import anthropic
 
-from course_utils.concurrency import (RateBudget, RateLimitedDispatcher, classify_body, estimate_cost, load_tickets,
-                                      run_all, simulate_runs)
+from course_utils.concurrency import (
+    RateBudget,
+    RateLimitedDispatcher,
+    classify_body,
+    estimate_cost,
+    load_tickets,
+    run_all,
+    simulate_runs,
+)
 
 NO_LIMIT = 10**9
 
@@ -42,15 +49,20 @@ def headline(n: int, rpm: int) -> dict[str, dict[str, float]]:
         async def run(client):
             d = RateLimitedDispatcher(client, limits=None, max_concurrency=64, burst_s=burst_s)
             return [o.value if o.ok else o.error for o in await d.run(bodies)]
+
         return run
 
-    runs = simulate_runs({"reference dispatcher": dispatcher(1.0), "dispatcher, burst_s=60": dispatcher(60.0)},
-                         rpm=rpm)
+    runs = simulate_runs({"reference dispatcher": dispatcher(1.0), "dispatcher, burst_s=60": dispatcher(60.0)}, rpm=rpm)
     out = {}
     for run in runs:
-        out[run.approach] = {"succeeded": run.succeeded, "failed": run.failed, "429s": run.rate_limited,
-                             "span_s": run.span_s, "limit_used": run.limit_used,
-                             "pacing_efficiency": (run.succeeded - 1) / (rpm / 60) / run.span_s}
+        out[run.approach] = {
+            "succeeded": run.succeeded,
+            "failed": run.failed,
+            "429s": run.rate_limited,
+            "span_s": run.span_s,
+            "limit_used": run.limit_used,
+            "pacing_efficiency": (run.succeeded - 1) / (rpm / 60) / run.span_s,
+        }
     return out
 
 
@@ -59,6 +71,7 @@ def shared_key(n: int, rpm: int, other_share: float) -> dict[str, dict[str, floa
 
     async def with_other(client, work):
         """Run ``work`` while another process sends at ``other_share`` of the limit on the same key."""
+
         async def other():
             body = classify_body("another process")
             while True:
@@ -78,6 +91,7 @@ def shared_key(n: int, rpm: int, other_share: float) -> dict[str, dict[str, floa
         async def work():
             d = RateLimitedDispatcher(client, limits=None, max_concurrency=64, max_attempts=100)
             return [o.value if o.ok else o.error for o in await d.run(bodies)]
+
         return await with_other(client, work)
 
     async def fixed_pause(client):
@@ -95,11 +109,18 @@ def shared_key(n: int, rpm: int, other_share: float) -> dict[str, dict[str, floa
 
         async def work():
             return [o.value if o.ok else o.error for o in await run_all(send, bodies, concurrency=64)]
+
         return await with_other(client, work)
 
     runs = simulate_runs({"reference dispatcher": reference, "fixed 15 s pause": fixed_pause}, rpm=rpm)
-    return {run.approach: {"virtual_s": run.virtual_s, "succeeded": run.succeeded,
-                           "429s": int(((run.ledger["status"] == 429)).sum())} for run in runs}
+    return {
+        run.approach: {
+            "virtual_s": run.virtual_s,
+            "succeeded": run.succeeded,
+            "429s": int((run.ledger["status"] == 429).sum()),
+        }
+        for run in runs
+    }
 
 
 def main() -> None:
@@ -112,9 +133,11 @@ def main() -> None:
     figures = headline(args.requests, args.rpm)
     print(f"Headline: {args.requests:,} requests at {args.rpm} RPM enforced over about a second (virtual time)")
     for name, row in figures.items():
-        print(f"  {name:<24} {row['succeeded']:,} done, {row['failed']} failed, {row['429s']} x 429; "
-              f"limit used {row['limit_used']:.1%}, pacing efficiency {row['pacing_efficiency']:.1%} "
-              f"({row['span_s']:.1f} s)")
+        print(
+            f"  {name:<24} {row['succeeded']:,} done, {row['failed']} failed, {row['429s']} x 429; "
+            f"limit used {row['limit_used']:.1%}, pacing efficiency {row['pacing_efficiency']:.1%} "
+            f"({row['span_s']:.1f} s)"
+        )
     shared = shared_key(args.shared_requests, args.rpm, args.other_share)
     print(f"Shared key (another process at {args.other_share:.0%} of the limit), {args.shared_requests} requests:")
     for name, row in shared.items():

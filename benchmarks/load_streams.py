@@ -63,14 +63,22 @@ def _free_port() -> int:
 
 async def _round(base_url: str, n: int) -> tuple[int, int, int]:
     limits = httpx2.Limits(max_connections=n, max_keepalive_connections=n)
-    client = anthropic.AsyncAnthropic(base_url=base_url, api_key="load", max_retries=0, timeout=120,
-                                      http_client=anthropic.DefaultAsyncHttpxClient(limits=limits))
+    client = anthropic.AsyncAnthropic(
+        base_url=base_url,
+        api_key="load",
+        max_retries=0,
+        timeout=120,
+        http_client=anthropic.DefaultAsyncHttpxClient(limits=limits),
+    )
     tokens = 0
 
     async def one(i: int) -> None:
         nonlocal tokens
-        async with client.messages.stream(model="claude-haiku-5-5", max_tokens=64,
-                                          messages=[{"role": "user", "content": f"Describe queue number {i}."}]) as s:
+        async with client.messages.stream(
+            model="claude-haiku-5-5",
+            max_tokens=64,
+            messages=[{"role": "user", "content": f"Describe queue number {i}."}],
+        ) as s:
             async for _ in s.text_stream:
                 tokens += 1
 
@@ -84,9 +92,22 @@ def run_load(concurrency: int = 1000, time_scale: float = 0.01) -> LoadResult:
     """Start a simulator process, run two rounds of ``concurrency`` concurrent streams, measure."""
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "course_utils.mock_provider", "--port", str(port), "--time-scale", str(time_scale),
-         "--log-level", "warning", "--rate-limit-tier", "unlimited"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "course_utils.mock_provider",
+            "--port",
+            str(port),
+            "--time-scale",
+            str(time_scale),
+            "--log-level",
+            "warning",
+            "--rate-limit-tier",
+            "unlimited",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         deadline = time.monotonic() + 30
@@ -109,8 +130,19 @@ def run_load(concurrency: int = 1000, time_scale: float = 0.01) -> LoadResult:
         rss2 = _rss_mb(proc.pid)
         time.sleep(0.5)  # let closed connections' tasks finish
         tasks_after = _health(port)["tasks"]
-        return LoadResult(concurrency, ok1 + ok2, err1 + err2, t1 - t0, t2 - t1, tok1 + tok2,
-                          rss0, rss1, rss2, tasks_after, idle_tasks)
+        return LoadResult(
+            concurrency,
+            ok1 + ok2,
+            err1 + err2,
+            t1 - t0,
+            t2 - t1,
+            tok1 + tok2,
+            rss0,
+            rss1,
+            rss2,
+            tasks_after,
+            idle_tasks,
+        )
     finally:
         proc.terminate()
         proc.wait(10)

@@ -111,15 +111,20 @@ class _TimingClient(NotebookClient):
 
 def _warmup_cells(nb: nbformat.NotebookNode) -> set[int]:
     """Cells whose code says it is a warm-up (requests made only so later measurements are warm)."""
-    return {index for index, cell in enumerate(nb.cells)
-            if cell.cell_type == "code" and re.search(r"warm[- ]up", cell.source, re.IGNORECASE)}
+    return {
+        index
+        for index, cell in enumerate(nb.cells)
+        if cell.cell_type == "code" and re.search(r"warm[- ]up", cell.source, re.IGNORECASE)
+    }
 
 
 def time_notebook(path: Path, timeout: int = 600) -> LessonTime:
     """Run ``path`` at its defaults in a fresh kernel and time every code cell."""
     nb = nbformat.read(str(path), as_version=4)
     env_before = os.environ.pop("COURSE_FORCE_TIME_SCALE", None)  # the kernel inherits os.environ
-    client = _TimingClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    client = _TimingClient(
+        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    )
     load_start = _load()
     started = time.perf_counter()
     try:
@@ -136,8 +141,16 @@ def time_notebook(path: Path, timeout: int = 600) -> LessonTime:
             continue
         seconds = client.finished[index] - client.started[index]
         seen = client.seen.get(index, [])
-        cells.append(CellTime(index, (cell.source.strip().splitlines() or [""])[0][:60], round(seconds, 2),
-                              round(seen[0], 2) if seen else None, len(seen), index in warm))
+        cells.append(
+            CellTime(
+                index,
+                (cell.source.strip().splitlines() or [""])[0][:60],
+                round(seconds, 2),
+                round(seen[0], 2) if seen else None,
+                len(seen),
+                index in warm,
+            )
+        )
     load = (load_start, load_end) if load_start is not None and load_end is not None else None
     return LessonTime(path.relative_to(ROOT).as_posix(), round(total, 1), cells, code_hash(nb), load)
 
@@ -174,13 +187,17 @@ def load_record(path: Path) -> list[LessonTime]:
 def report(lesson: LessonTime, top: int = 5) -> str:
     """The lesson's slowest cells and its total, with the budget's breaches."""
     load = f"; load average {lesson.load_avg[0]:.1f} -> {lesson.load_avg[1]:.1f}" if lesson.load_avg else ""
-    lines = [f"\n{lesson.notebook}: whole lesson {lesson.seconds:.1f} s (budget {LESSON_BUDGET_S:.0f} s){load}",
-             f"  {'cell':>4}  {'seconds':>7}  {'1st output':>10}  {'updates':>7}  code"]
+    lines = [
+        f"\n{lesson.notebook}: whole lesson {lesson.seconds:.1f} s (budget {LESSON_BUDGET_S:.0f} s){load}",
+        f"  {'cell':>4}  {'seconds':>7}  {'1st output':>10}  {'updates':>7}  code",
+    ]
     for cell in sorted(lesson.cells, key=lambda c: -c.seconds)[:top]:
         first = f"{cell.first_output_s:.2f} s" if cell.first_output_s is not None else "none"
         mark = "  <-- " + "; ".join(cell.flags) if cell.flags else ""
-        lines.append(f"  {cell.index:>4}  {cell.seconds:>7.1f}  {first:>10}  {cell.updates:>7}  "
-                     f"{cell.first_line}{' (warm-up)' if cell.warmup else ''}{mark}")
+        lines.append(
+            f"  {cell.index:>4}  {cell.seconds:>7.1f}  {first:>10}  {cell.updates:>7}  "
+            f"{cell.first_line}{' (warm-up)' if cell.warmup else ''}{mark}"
+        )
     flags = lesson.flags
     lines.append(f"  budget: {'OK' if not flags else 'BREACHED: ' + '; '.join(flags)}")
     return "\n".join(lines)
@@ -204,8 +221,10 @@ def main(argv: list[str] | None = None) -> int:
     for lesson in results:
         slowest = max(lesson.cells, key=lambda c: c.seconds)
         load = f"{lesson.load_avg[0]:.1f}->{lesson.load_avg[1]:.1f}" if lesson.load_avg else "-"
-        print(f"{lesson.notebook:<40} {lesson.seconds:>10.1f} s {slowest.seconds:>9.1f} s ({slowest.index:>2})  "
-              f"{load:>11}  {len(lesson.flags)}")
+        print(
+            f"{lesson.notebook:<40} {lesson.seconds:>10.1f} s {slowest.seconds:>9.1f} s ({slowest.index:>2})  "
+            f"{load:>11}  {len(lesson.flags)}"
+        )
     if args.json:
         record = {"time_scale": "notebook defaults (1.0)", "lessons": [asdict(r) for r in results]}
         args.json.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")

@@ -24,7 +24,9 @@ from .clock import virtual_loop
 __all__ = ["StreamingASGITransport", "SyncASGITransport"]
 
 Message = MutableMapping[str, Any]
-ASGIApp = Callable[[MutableMapping[str, Any], Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]]
+ASGIApp = Callable[
+    [MutableMapping[str, Any], Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]
+]
 
 _END = object()
 SOCKET_BUFFER_BYTES = 256 * 1024
@@ -101,7 +103,9 @@ class _Exchange:
         if self.started.done():
             return self.started.result()
         exc = self.task.exception() if not self.task.cancelled() else None
-        raise httpx2.RemoteProtocolError("Server disconnected without sending a response.", request=self.request) from exc
+        raise httpx2.RemoteProtocolError(
+            "Server disconnected without sending a response.", request=self.request
+        ) from exc
 
     async def body(self) -> AsyncIterator[bytes]:
         """The body's chunks as the app sends them; an app that stops mid-body is a protocol error."""
@@ -185,8 +189,9 @@ class StreamingASGITransport(httpx2.AsyncBaseTransport):
         except BaseException:
             await exchange.close()
             raise
-        return httpx2.Response(status, headers=headers, stream=_ResponseStream(exchange),
-                               extensions={"http_version": b"HTTP/1.1"})
+        return httpx2.Response(
+            status, headers=headers, stream=_ResponseStream(exchange), extensions={"http_version": b"HTTP/1.1"}
+        )
 
 
 class SyncASGITransport(httpx2.BaseTransport):
@@ -204,8 +209,9 @@ class SyncASGITransport(httpx2.BaseTransport):
         content = request.read()
 
         async def serve() -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-            proxy = httpx2.Request(request.method, request.url, headers=request.headers, content=content,
-                                   extensions=request.extensions)
+            proxy = httpx2.Request(
+                request.method, request.url, headers=request.headers, content=content, extensions=request.extensions
+            )
             response = await self._inner.handle_async_request(proxy)
             try:
                 data = b"".join([chunk async for chunk in response.stream])  # type: ignore[union-attr]
@@ -215,4 +221,3 @@ class SyncASGITransport(httpx2.BaseTransport):
 
         status, headers, data = self.loop.run_until_complete(serve())
         return httpx2.Response(status, headers=headers, content=data, extensions={"http_version": b"HTTP/1.1"})
-

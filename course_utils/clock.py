@@ -22,8 +22,15 @@ from typing import Any, Awaitable, Protocol, TypeVar, runtime_checkable
 import looptime
 
 __all__ = [
-    "Clock", "SystemClock", "VirtualClock", "SYSTEM_CLOCK",
-    "VIRTUAL_EPOCH", "virtual_loop", "run_virtual", "is_virtual", "shutdown_loop",
+    "Clock",
+    "SystemClock",
+    "VirtualClock",
+    "SYSTEM_CLOCK",
+    "VIRTUAL_EPOCH",
+    "virtual_loop",
+    "run_virtual",
+    "is_virtual",
+    "shutdown_loop",
 ]
 
 T = TypeVar("T")

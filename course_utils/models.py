@@ -14,14 +14,27 @@ from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 
-__all__ = ["ModelSpec", "DATA_DIR", "RULES", "catalog", "get_model", "UnknownModelError", "RetiredModelError",
-           "DEFAULT_MODEL"]
+__all__ = [
+    "ModelSpec",
+    "DATA_DIR",
+    "RULES",
+    "catalog",
+    "get_model",
+    "UnknownModelError",
+    "RetiredModelError",
+    "DEFAULT_MODEL",
+]
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 DEFAULT_MODEL = "claude-haiku-5-5"
 
-RULES: tuple[str, ...] = ("sampling_params", "assistant_prefill", "thinking_budget", "forced_tool_choice",
-                          "thinking_disabled")
+RULES: tuple[str, ...] = (
+    "sampling_params",
+    "assistant_prefill",
+    "thinking_budget",
+    "forced_tool_choice",
+    "thinking_disabled",
+)
 """The request rules ``data/model_rules.csv`` states for every model (``allowed`` true or false)."""
 
 

@@ -170,7 +170,7 @@ def parse_begin(args: str, where: str) -> SolutionBlock:
     for token in tokens[1:]:
         key, sep, value = token.partition("=")
         if key != "hint" or not sep:
-            raise MarkerError(f"{where}: unknown solution marker argument {token!r} (only hint=\"...\" is allowed)")
+            raise MarkerError(f'{where}: unknown solution marker argument {token!r} (only hint="..." is allowed)')
         hint = value.strip() or None
     return SolutionBlock(tokens[0], hint)
 
@@ -188,7 +188,9 @@ def strip_code(source: str, where: str) -> tuple[str, list[SolutionBlock]]:
         begin = CODE_BEGIN.match(line)
         if begin:
             if open_block is not None:
-                raise MarkerError(f"{where}, line {lineno}: BEGIN SOLUTION inside the block opened on line {open_block[1]}")
+                raise MarkerError(
+                    f"{where}, line {lineno}: BEGIN SOLUTION inside the block opened on line {open_block[1]}"
+                )
             block = parse_begin(begin["args"], f"{where}, line {lineno}")
             indent = begin["indent"]
             if not indent:
@@ -219,7 +221,9 @@ def strip_markdown(source: str, where: str) -> str:
         if MD_BEGIN.match(line):
             found = True
             if opened_at is not None:
-                raise MarkerError(f"{where}, line {lineno}: <!-- BEGIN SOLUTION --> inside the passage opened on line {opened_at}")
+                raise MarkerError(
+                    f"{where}, line {lineno}: <!-- BEGIN SOLUTION --> inside the passage opened on line {opened_at}"
+                )
             opened_at = lineno
         elif MD_END.match(line):
             if opened_at is None:

@@ -53,7 +53,9 @@ class ProgressBar:
     widget only inside a Jupyter kernel. ``last`` keeps the latest event for inspection.
     """
 
-    def __init__(self, total: int | None = None, label: str = "", *, every: int = 25, widget: bool | None = None) -> None:
+    def __init__(
+        self, total: int | None = None, label: str = "", *, every: int = 25, widget: bool | None = None
+    ) -> None:
         self.total = total
         self.label = label
         self.last: ProgressEvent | None = None
@@ -86,7 +88,9 @@ class ProgressBar:
         pct = 100 * min(event.done, total) // total
         finished = event.done >= total
         if (pct >= self._next_pct or finished) and not self._finished:
-            print(f"{self.label or 'progress'}: {min(event.done, total)}/{total} ({pct}%) after {event.elapsed_s:.1f} s")
+            print(
+                f"{self.label or 'progress'}: {min(event.done, total)}/{total} ({pct}%) after {event.elapsed_s:.1f} s"
+            )
             while self._next_pct <= pct:
                 self._next_pct += self._every
             self._finished = finished  # the final line is printed once

@@ -60,8 +60,9 @@ def configure(*, provider: str | None = None, seed: int | None = None, time_scal
     if time_scale is not None:
         _settings["time_scale"] = float(time_scale)
     if _shared is not None:
-        _shared.configure(seed=None if seed is None else int(seed),
-                          time_scale=None if time_scale is None else float(time_scale))
+        _shared.configure(
+            seed=None if seed is None else int(seed), time_scale=None if time_scale is None else float(time_scale)
+        )
 
 
 def _normalise(provider: str) -> str:
@@ -118,9 +119,7 @@ def client(provider: str | None = None, *, api_key: str | None = None, **kwargs:
     return anthropic.Anthropic(base_url=shared_server().base_url, api_key=api_key or DEFAULT_SIM_KEY, **kwargs)
 
 
-def async_client(
-    provider: str | None = None, *, api_key: str | None = None, **kwargs: Any
-) -> anthropic.AsyncAnthropic:
+def async_client(provider: str | None = None, *, api_key: str | None = None, **kwargs: Any) -> anthropic.AsyncAnthropic:
     """An ``anthropic.AsyncAnthropic`` client for the chosen provider (see :func:`client`)."""
     if current_provider(provider) == ANTHROPIC:
         return anthropic.AsyncAnthropic(api_key=api_key or _real_api_key(), **kwargs)

@@ -26,13 +26,32 @@ WEATHER_TOOL = {
     "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
 }
 STREAMS = {
-    "lesson02_stream_text.sse": ({"model": "claude-haiku-5-5", "max_tokens": 120, "messages": [
-        {"role": "user", "content": "Explain in a paragraph why streaming makes a chat feel faster."}]}, None),
-    "lesson02_stream_tool_use.sse": ({"model": "claude-haiku-5-5", "max_tokens": 200, "tools": [WEATHER_TOOL],
-        "tool_choice": {"type": "tool", "name": "get_weather"},
-        "messages": [{"role": "user", "content": "What's the weather in Lisbon?"}]}, None),
-    "lesson02_stream_error.sse": ({"model": "claude-haiku-5-5", "max_tokens": 200, "messages": [
-        {"role": "user", "content": "Describe the water cycle in detail."}]}, "stream_error"),
+    "lesson02_stream_text.sse": (
+        {
+            "model": "claude-haiku-5-5",
+            "max_tokens": 120,
+            "messages": [{"role": "user", "content": "Explain in a paragraph why streaming makes a chat feel faster."}],
+        },
+        None,
+    ),
+    "lesson02_stream_tool_use.sse": (
+        {
+            "model": "claude-haiku-5-5",
+            "max_tokens": 200,
+            "tools": [WEATHER_TOOL],
+            "tool_choice": {"type": "tool", "name": "get_weather"},
+            "messages": [{"role": "user", "content": "What's the weather in Lisbon?"}],
+        },
+        None,
+    ),
+    "lesson02_stream_error.sse": (
+        {
+            "model": "claude-haiku-5-5",
+            "max_tokens": 200,
+            "messages": [{"role": "user", "content": "Describe the water cycle in detail."}],
+        },
+        "stream_error",
+    ),
 }
 _IDS = re.compile(rb"\b(msg|req)_01[1-9A-HJ-NP-Za-km-z]{22}\b")
 
@@ -49,8 +68,14 @@ def record(out_dir: Path = HERE) -> list[Path]:
             headers = dict(HEADERS)
             if extra == "stream_error":
                 headers["x-mock-fault"] = "stream_error"
-            raw = raw_request("127.0.0.1", server.port, "/v1/messages", method="POST",
-                              body={**request, "stream": True}, headers=headers)
+            raw = raw_request(
+                "127.0.0.1",
+                server.port,
+                "/v1/messages",
+                method="POST",
+                body={**request, "stream": True},
+                headers=headers,
+            )
             assert raw.status_line.startswith("HTTP/1.1 200"), raw.status_line
             body = _fixed_ids(b"".join(decode_chunked(raw.body)))
             path = Path(out_dir) / name

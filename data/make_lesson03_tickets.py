@@ -64,8 +64,11 @@ MONTHS = ["January", "February", "March", "April", "May", "June", "July", "Augus
 
 def make_ticket(rng: random.Random, label: str) -> str:
     """One ticket written for ``label``; one in five borrows a sentence from another topic."""
-    fill = {"product": rng.choice(PRODUCTS), "amount": rng.choice([9, 12, 19, 29, 49, 99, 120]),
-            "month": rng.choice(MONTHS)}
+    fill = {
+        "product": rng.choice(PRODUCTS),
+        "amount": rng.choice([9, 12, 19, 29, 49, 99, 120]),
+        "month": rng.choice(MONTHS),
+    }
     body = rng.choice(TEMPLATES[label]).format(**fill)
     if rng.random() < 0.2:
         other = rng.choice([x for x in LABELS if x != label])

@@ -19,18 +19,55 @@ HERE = Path(__file__).resolve().parent
 OUT = HERE / "lesson04_reviews.csv.gz"
 
 PRODUCTS = [
-    "wireless earbuds", "robot vacuum", "espresso machine", "running shoes", "desk lamp", "phone case",
-    "air fryer", "mechanical keyboard", "backpack", "smart watch", "electric kettle", "yoga mat",
+    "wireless earbuds",
+    "robot vacuum",
+    "espresso machine",
+    "running shoes",
+    "desk lamp",
+    "phone case",
+    "air fryer",
+    "mechanical keyboard",
+    "backpack",
+    "smart watch",
+    "electric kettle",
+    "yoga mat",
 ]
-GOOD = ["works perfectly", "exceeded my expectations", "great value for the price", "sturdy and well made",
-        "setup took two minutes", "battery lasts all week", "my family loves it", "arrived a day early"]
-BAD = ["stopped working after a week", "cheap plastic that cracked", "battery died after two days",
-       "customer support never answered", "arrived damaged", "much smaller than the photos", "loud and slow",
-       "the app keeps crashing"]
-MEH = ["does the job", "nothing special", "fine for occasional use", "about what I expected",
-       "instructions were confusing but it works", "okay but overpriced"]
-OPENERS = ["Bought this for my office.", "Second one I have owned.", "Gift for my brother.", "",
-           "Used it daily for a month.", "Replaced an older model."]
+GOOD = [
+    "works perfectly",
+    "exceeded my expectations",
+    "great value for the price",
+    "sturdy and well made",
+    "setup took two minutes",
+    "battery lasts all week",
+    "my family loves it",
+    "arrived a day early",
+]
+BAD = [
+    "stopped working after a week",
+    "cheap plastic that cracked",
+    "battery died after two days",
+    "customer support never answered",
+    "arrived damaged",
+    "much smaller than the photos",
+    "loud and slow",
+    "the app keeps crashing",
+]
+MEH = [
+    "does the job",
+    "nothing special",
+    "fine for occasional use",
+    "about what I expected",
+    "instructions were confusing but it works",
+    "okay but overpriced",
+]
+OPENERS = [
+    "Bought this for my office.",
+    "Second one I have owned.",
+    "Gift for my brother.",
+    "",
+    "Used it daily for a month.",
+    "Replaced an older model.",
+]
 
 
 def make_reviews(n: int, seed: int) -> list[dict[str, object]]:

@@ -30,11 +30,14 @@ SOLUTION_CELL = '''def sliding_window(turns, budget):
 
 def test_stub_keeps_signature_docstring_and_indentation():
     source, blocks = strip_code(SOLUTION_CELL, "01_x.ipynb, cell 3")
-    assert source == '''def sliding_window(turns, budget):
+    assert (
+        source
+        == '''def sliding_window(turns, budget):
     """Keep the newest turns that fit in ``budget`` tokens."""
     kept = []
     raise NotImplementedError("Exercise 1.2: Walk the turns newest first and stop at the budget.")
     return kept'''
+    )
     assert [b.exercise for b in blocks] == ["1.2"]
     compile(source, "<stub>", "exec")  # still valid Python
 
@@ -84,7 +87,9 @@ def test_bad_code_markers_raise_naming_the_cell(source, fragment):
 
 
 def test_markdown_solution_text_is_removed():
-    source = "Why does it fail?\n\n<!-- BEGIN SOLUTION -->\nBecause the window overflows.\n<!-- END SOLUTION -->\n\nNext."
+    source = (
+        "Why does it fail?\n\n<!-- BEGIN SOLUTION -->\nBecause the window overflows.\n<!-- END SOLUTION -->\n\nNext."
+    )
     assert strip_markdown(source, "w") == "Why does it fail?\n\nNext."
     assert strip_markdown("plain  \n\n\n text", "w") == "plain  \n\n\n text"  # untouched without markers
     with pytest.raises(MarkerError, match="never closed"):

@@ -50,10 +50,12 @@ def params_for(row):
 
 
 def reviews(n=12, empty=()):
-    return pd.DataFrame({
-        "review_id": [f"B0X{i:03d}/R{i:05d}" for i in range(n)],
-        "text": ["" if i in empty else f"Review {i}: the kettle works fine." for i in range(n)],
-    })
+    return pd.DataFrame(
+        {
+            "review_id": [f"B0X{i:03d}/R{i:05d}" for i in range(n)],
+            "text": ["" if i in empty else f"Review {i}: the kettle works fine." for i in range(n)],
+        }
+    )
 
 
 # ----- requests -------------------------------------------------------------------------------
@@ -125,10 +127,18 @@ class FakeBatches:
         if len(self.polls) in self.fail_at:
             raise anthropic.APIConnectionError(request=httpx.Request("GET", "http://x"))
         ended = now >= self.ends_at.get(batch_id, 0) if isinstance(self.ends_at, dict) else now >= self.ends_at
-        counts = {"processing": 0 if ended else 10, "succeeded": 10 if ended else 0,
-                  "errored": 0, "canceled": 0, "expired": 0}
-        return SimpleNamespace(id=batch_id, processing_status="ended" if ended else "in_progress",
-                               request_counts=SimpleNamespace(model_dump=lambda c=counts: c))
+        counts = {
+            "processing": 0 if ended else 10,
+            "succeeded": 10 if ended else 0,
+            "errored": 0,
+            "canceled": 0,
+            "expired": 0,
+        }
+        return SimpleNamespace(
+            id=batch_id,
+            processing_status="ended" if ended else "in_progress",
+            request_counts=SimpleNamespace(model_dump=lambda c=counts: c),
+        )
 
 
 def fake_client(batches):
@@ -151,7 +161,13 @@ def test_poll_deadline_raises_with_the_last_state_and_the_last_poll_on_the_deadl
     clock = VirtualClock()
     fake = FakeBatches(clock, ends_at=10**9)
     with pytest.raises(PollTimeout) as info:
-        poll_batch(fake_client(fake), "b1", deadline_s=1_000, clock=clock, schedule=PollSchedule(initial=10, factor=2, max_interval=300))
+        poll_batch(
+            fake_client(fake),
+            "b1",
+            deadline_s=1_000,
+            clock=clock,
+            schedule=PollSchedule(initial=10, factor=2, max_interval=300),
+        )
     assert isinstance(info.value, TimeoutError)
     assert fake.polls[-1] == 1_000 and clock.monotonic() == 1_000
     assert info.value.batches["b1"].processing_status == "in_progress"
@@ -162,8 +178,14 @@ def test_poll_survives_a_transient_error_and_reports_progress():
     clock = VirtualClock()
     fake = FakeBatches(clock, ends_at=30, fail_at={2})
     seen = []
-    poll_batch(fake_client(fake), "b1", deadline_s=600, clock=clock, schedule=PollSchedule(initial=5, factor=1.5),
-               on_progress=seen.append)
+    poll_batch(
+        fake_client(fake),
+        "b1",
+        deadline_s=600,
+        clock=clock,
+        schedule=PollSchedule(initial=5, factor=1.5),
+        on_progress=seen.append,
+    )
     assert len(seen) == len(fake.polls) - 1  # the failed poll reported nothing
     assert all(isinstance(e, ProgressEvent) and e.total == 1 for e in seen)
     assert seen[-1].latest.processing_status == "ended" and seen[-1].done == 1
@@ -177,10 +199,12 @@ def test_poll_batches_stops_polling_a_batch_once_it_ended():
     calls = []
     fake_retrieve = fake.retrieve
     fake.retrieve = lambda bid: (calls.append(bid), fake_retrieve(bid))[1]
-    done = poll_batches(fake_client(fake), ["a", "b"], deadline_s=600, clock=clock, schedule=PollSchedule(initial=5, factor=1))
+    done = poll_batches(
+        fake_client(fake), ["a", "b"], deadline_s=600, clock=clock, schedule=PollSchedule(initial=5, factor=1)
+    )
     assert set(done) == {"a", "b"}
     last_a = max(i for i, bid in enumerate(calls) if bid == "a")
-    assert all(bid == "b" for bid in calls[last_a + 1:])
+    assert all(bid == "b" for bid in calls[last_a + 1 :])
 
 
 def test_schedule_validates_and_jitters_within_bounds():
@@ -194,8 +218,10 @@ def test_schedule_validates_and_jitters_within_bounds():
 # ----- triage ---------------------------------------------------------------------------------
 def _line(cid, kind, error_type=None, text="ok"):
     if kind == "succeeded":
-        result = {"type": "succeeded", "message": {"content": [{"type": "text", "text": text}],
-                                                    "usage": {"input_tokens": 5, "output_tokens": 2}}}
+        result = {
+            "type": "succeeded",
+            "message": {"content": [{"type": "text", "text": text}], "usage": {"input_tokens": 5, "output_tokens": 2}},
+        }
     elif kind == "errored":
         result = {"type": "errored", "error": {"type": "error", "error": {"type": error_type, "message": "m"}}}
     else:
@@ -203,15 +229,18 @@ def _line(cid, kind, error_type=None, text="ok"):
     return {"custom_id": cid, "result": result}
 
 
-@pytest.mark.parametrize("line, outcome", [
-    (_line("a", "succeeded"), "succeeded"),
-    (_line("a", "errored", "invalid_request_error"), "invalid"),
-    (_line("a", "errored", "not_found_error"), "invalid"),
-    (_line("a", "errored", "api_error"), "retry"),
-    (_line("a", "errored", "overloaded_error"), "retry"),
-    (_line("a", "expired"), "retry"),
-    (_line("a", "canceled"), "canceled"),
-])
+@pytest.mark.parametrize(
+    "line, outcome",
+    [
+        (_line("a", "succeeded"), "succeeded"),
+        (_line("a", "errored", "invalid_request_error"), "invalid"),
+        (_line("a", "errored", "not_found_error"), "invalid"),
+        (_line("a", "errored", "api_error"), "retry"),
+        (_line("a", "errored", "overloaded_error"), "retry"),
+        (_line("a", "expired"), "retry"),
+        (_line("a", "canceled"), "canceled"),
+    ],
+)
 def test_classify(line, outcome):
     assert classify(line["result"])[0] == outcome
 
@@ -322,8 +351,15 @@ def test_an_interrupted_wait_resumes_polling_only_the_open_batches(tmp_path):
 
     first = FakeBatchesWithResults(clock, ends_at, items)
     with pytest.raises(PollerKilled):
-        wait_and_collect(fake_client(first), store, "j", deadline_s=3_600, clock=clock, schedule=schedule,
-                         on_progress=killed_once_b2_ended)
+        wait_and_collect(
+            fake_client(first),
+            store,
+            "j",
+            deadline_s=3_600,
+            clock=clock,
+            schedule=schedule,
+            on_progress=killed_once_b2_ended,
+        )
     assert sorted(first.downloads) == ["b1", "b2"]  # collected as each ended, before the crash
     store.close()
 
@@ -377,8 +413,13 @@ def test_results_of_an_older_attempt_do_not_overwrite_a_newer_one():
     store.record_outcomes("b1", {"a": ("retry", "expired")})
     store.record_batch("j", "b2", ["a"])
     assert store.record_outcomes("b1", {"a": ("retry", "expired")}) == 0
-    assert store.items("j").iloc[0].to_dict() | {} == {"custom_id": "a", "batch_id": "b2", "attempts": 2,
-                                                       "outcome": "pending", "error_type": None}
+    assert store.items("j").iloc[0].to_dict() | {} == {
+        "custom_id": "a",
+        "batch_id": "b2",
+        "attempts": 2,
+        "outcome": "pending",
+        "error_type": None,
+    }
 
 
 def test_max_attempts_stops_resubmitting():
@@ -412,8 +453,13 @@ def test_sync_vs_batch_from_the_ledger(sim, client):
 
 # ----- result objects and progress (the library's conventions) ---------------------------------
 def test_batch_results_frame_and_summary():
-    lines = [_line("a", "succeeded", text="A"), json.dumps(_line("b", "errored", "overloaded_error")),
-             _line("c", "errored", "invalid_request_error"), _line("d", "expired"), _line("e", "canceled")]
+    lines = [
+        _line("a", "succeeded", text="A"),
+        json.dumps(_line("b", "errored", "overloaded_error")),
+        _line("c", "errored", "invalid_request_error"),
+        _line("d", "expired"),
+        _line("e", "canceled"),
+    ]
     results = BatchResults(lines)
     frame = results.frame()
     assert list(frame.columns) == RESULT_COLUMNS and list(frame["custom_id"]) == list("abcde")
@@ -433,7 +479,9 @@ def test_counts_progress_reads_events_and_prints_each_change_once_per_batch(caps
 
     def batch(bid, status, processing, succeeded):
         counts = {"processing": processing, "succeeded": succeeded, "errored": 0, "canceled": 0, "expired": 0}
-        return SimpleNamespace(id=bid, processing_status=status, request_counts=SimpleNamespace(model_dump=lambda: counts))
+        return SimpleNamespace(
+            id=bid, processing_status=status, request_counts=SimpleNamespace(model_dump=lambda: counts)
+        )
 
     show(ProgressEvent(0, 2, 0.0, batch("batch_aaaaaa", "in_progress", 10, 0)))
     show(ProgressEvent(0, 2, 0.0, batch("batch_bbbbbb", "in_progress", 10, 0)))
@@ -445,10 +493,17 @@ def test_counts_progress_reads_events_and_prints_each_change_once_per_batch(caps
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["succeeded", "expired", "canceled", "errored", None]),
-                          st.sampled_from(["invalid_request_error", "overloaded_error", "api_error", "billing_error"])),
-                min_size=0, max_size=12),
-       st.randoms(use_true_random=False))
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["succeeded", "expired", "canceled", "errored", None]),
+            st.sampled_from(["invalid_request_error", "overloaded_error", "api_error", "billing_error"]),
+        ),
+        min_size=0,
+        max_size=12,
+    ),
+    st.randoms(use_true_random=False),
+)
 def test_join_matches_a_plain_lookup_for_any_results_in_any_order(kinds, rnd):
     """For any mix of result types (None: no result line), in any order, the join equals a dict lookup."""
     ids = [f"id-{i}" for i in range(len(kinds))]
@@ -464,7 +519,8 @@ def test_join_matches_a_plain_lookup_for_any_results_in_any_order(kinds, rnd):
             continue
         assert outcome == classify(by_id[cid])[0]
         assert text == (f"reply {cid}" if by_id[cid]["type"] == "succeeded" else None) or (
-            by_id[cid]["type"] != "succeeded" and pd.isna(text))
+            by_id[cid]["type"] != "succeeded" and pd.isna(text)
+        )
 
 
 def test_custom_ids_are_the_same_in_another_process():
@@ -474,10 +530,17 @@ def test_custom_ids_are_the_same_in_another_process():
     import sys
 
     keys = ["B01/R1", "a-b", "x" * 90, "ü/ß"]
-    code = ("import json, sys; from course_utils.batch import custom_id_for; "
-            "print(json.dumps([custom_id_for(k) for k in json.loads(sys.argv[1])]))")
-    out = subprocess.run([sys.executable, "-c", code, json.dumps(keys)], capture_output=True, text=True, check=True,
-                         env={**os.environ, "PYTHONHASHSEED": "12345"})
+    code = (
+        "import json, sys; from course_utils.batch import custom_id_for; "
+        "print(json.dumps([custom_id_for(k) for k in json.loads(sys.argv[1])]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(keys)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONHASHSEED": "12345"},
+    )
     assert json.loads(out.stdout) == [custom_id_for(k) for k in keys]
 
 
@@ -494,8 +557,14 @@ def test_virtual_simulator_runs_a_batch_window_from_inside_a_running_loop():
         async def in_a_cell():
             batch = client.messages.batches.create(requests=requests)
             events = []
-            ended = poll_batch(client, batch.id, deadline_s=3_600, clock=sim.clock,
-                               schedule=PollSchedule(initial=2, factor=1.5, max_interval=30), on_progress=events.append)
+            ended = poll_batch(
+                client,
+                batch.id,
+                deadline_s=3_600,
+                clock=sim.clock,
+                schedule=PollSchedule(initial=2, factor=1.5, max_interval=30),
+                on_progress=events.append,
+            )
             return ended, events
 
         started = sim.clock.monotonic()
@@ -516,9 +585,12 @@ def test_virtual_simulator_runs_async_fan_out_on_the_same_clock():
 
     sim = VirtualSimulator(seed=0, time_scale=1.0, rate_limit_tier="unlimited")
     try:
+
         async def fan_out():
             aclient = sim.async_client(api_key="k", max_retries=0)
-            return await asyncio.gather(*(aclient.messages.create(**params_for({"text": f"review {i}"})) for i in range(8)))
+            return await asyncio.gather(
+                *(aclient.messages.create(**params_for({"text": f"review {i}"})) for i in range(8))
+            )
 
         before = sim.clock.monotonic()
         replies = sim.run(fan_out())
@@ -551,8 +623,11 @@ def test_poll_skips_transient_failures_and_raises_the_rest():
     from course_utils.clock import VirtualClock
     from course_utils.resilience.fakes import connection_error, status_error
 
-    ended = SimpleNamespace(id="b", processing_status="ended",
-                            request_counts=SimpleNamespace(processing=0, succeeded=1, errored=0, canceled=0, expired=0))
+    ended = SimpleNamespace(
+        id="b",
+        processing_status="ended",
+        request_counts=SimpleNamespace(processing=0, succeeded=1, errored=0, canceled=0, expired=0),
+    )
     client = _scripted_client([status_error(529), connection_error(), status_error(500), ended])
     assert poll_batch(client, "b", deadline_s=600, clock=VirtualClock()) is ended
     for fatal in (status_error(404), status_error(401)):

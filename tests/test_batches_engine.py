@@ -159,7 +159,10 @@ def test_process_exceptions_become_errored(clock: VirtualClock) -> None:
     batch = store.create(KEY, reqs(3))
     run(drain(store, clock))
     by_id = {json.loads(line)["custom_id"]: json.loads(line)["result"] for line in store.results(batch["id"])}
-    assert by_id["req-1"]["error"]["error"] == {"type": "invalid_request_error", "message": "max_tokens: Field required"}
+    assert by_id["req-1"]["error"]["error"] == {
+        "type": "invalid_request_error",
+        "message": "max_tokens: Field required",
+    }
     assert by_id["req-2"]["error"]["error"]["type"] == "api_error"
     assert by_id["req-0"]["type"] == "succeeded"
 

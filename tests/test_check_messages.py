@@ -101,4 +101,5 @@ def test_every_lesson_with_checks_has_check_tests_for_every_exercise():
             names = set(re.findall(rf"def (test_{key}\w*)", source))
             assert any("pass" in n or "accepted" in n for n in names), f"{exercise.id}: no test that a solution passes"
             assert any("rejected" in n or "caught" in n for n in names) or (
-                f'"{exercise.id}"' in source and "assert_rejected" in source), f"{exercise.id}: no wrong-answer test"
+                f'"{exercise.id}"' in source and "assert_rejected" in source
+            ), f"{exercise.id}: no wrong-answer test"

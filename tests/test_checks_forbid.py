@@ -112,7 +112,9 @@ def _assert_restored():
 
 @pytest.mark.parametrize("answer", list(ROUTES.values()), ids=list(ROUTES))
 def test_every_route_is_refused_and_restored(answer):
-    with pytest.raises(ForbiddenCall, match=r"write it yourself: the exercise is to work out the cost .* called pricing\.cost"):
+    with pytest.raises(
+        ForbiddenCall, match=r"write it yourself: the exercise is to work out the cost .* called pricing\.cost"
+    ):
         _run(answer, USAGE, MODEL)
     _assert_restored()
 
@@ -194,9 +196,11 @@ def test_the_count_tokens_endpoint_is_refused_through_any_client():
     raw = client.messages.with_raw_response  # made before the check: still covered
     params = {"model": "sim-teaching-4k", "messages": [{"role": "user", "content": "Hi"}]}
 
-    for answer in (lambda: client.messages.count_tokens(**params).input_tokens,
-                   lambda: raw.count_tokens(**params).parse().input_tokens,
-                   lambda: client.beta.messages.count_tokens(**params).input_tokens):
+    for answer in (
+        lambda: client.messages.count_tokens(**params).input_tokens,
+        lambda: raw.count_tokens(**params).parse().input_tokens,
+        lambda: client.beta.messages.count_tokens(**params).input_tokens,
+    ):
         with pytest.raises(ForbiddenCall, match="count_tokens"):
             with forbid(answer, {}, task="count a request's tokens", endpoints=(COUNT_TOKENS,)):
                 answer()

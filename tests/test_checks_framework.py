@@ -19,8 +19,9 @@ from course_utils.checks import CaseFailed, Exercise, call, expect_equal
 def _build_lesson() -> types.ModuleType:
     module = types.ModuleType("course_utils.checks.lesson98")
 
-    add = Exercise("98.1", "Add two numbers", points=3, signature="add(a, b) -> int",
-                   hints=["Use the + operator.", "return a + b"])
+    add = Exercise(
+        "98.1", "Add two numbers", points=3, signature="add(a, b) -> int", hints=["Use the + operator.", "return a + b"]
+    )
 
     @add.case("small numbers")
     def _(fn):
@@ -72,7 +73,10 @@ def lesson98(monkeypatch):
 def _rate_limited(a, b):
     request = httpx.Request("POST", "http://127.0.0.1:1/v1/messages")
     response = httpx.Response(429, request=request, headers={"retry-after": "3"})
-    body = {"type": "error", "error": {"type": "rate_limit_error", "message": "Number of requests has exceeded your rate limit"}}
+    body = {
+        "type": "error",
+        "error": {"type": "rate_limit_error", "message": "Number of requests has exceeded your rate limit"},
+    }
     raise anthropic.RateLimitError("Error code: 429", response=response, body=body)
 
 

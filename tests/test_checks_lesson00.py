@@ -62,22 +62,31 @@ def wrong_budget(client, question):
 
 
 def glued_instruction(client, question):
-    message = client.messages.create(model=MODEL, max_tokens=MAX_TOKENS, messages=[
-        {"role": "user", "content": "Answer in one short sentence. " + question}])
+    message = client.messages.create(
+        model=MODEL,
+        max_tokens=MAX_TOKENS,
+        messages=[{"role": "user", "content": "Answer in one short sentence. " + question}],
+    )
     return text_of(message)
 
 
 def priming_turns(client, question):
-    message = client.messages.create(model=MODEL, max_tokens=MAX_TOKENS, messages=[
-        {"role": "user", "content": "You are a helpful assistant for engineers."},
-        {"role": "assistant", "content": "Understood."},
-        {"role": "user", "content": question}])
+    message = client.messages.create(
+        model=MODEL,
+        max_tokens=MAX_TOKENS,
+        messages=[
+            {"role": "user", "content": "You are a helpful assistant for engineers."},
+            {"role": "assistant", "content": "Understood."},
+            {"role": "user", "content": question},
+        ],
+    )
     return text_of(message)
 
 
 def with_system_prompt(client, question):
-    message = client.messages.create(model=MODEL, max_tokens=MAX_TOKENS, system="Be concise.",
-                                     messages=[{"role": "user", "content": question}])
+    message = client.messages.create(
+        model=MODEL, max_tokens=MAX_TOKENS, system="Be concise.", messages=[{"role": "user", "content": question}]
+    )
     return text_of(message)
 
 
@@ -89,7 +98,9 @@ def counts_tokens_first(client, question):
 
 def own_client(client, question):
     mine = probe(tier="unlimited").client()  # ignores the client it was given
-    return text_of(mine.messages.create(model=MODEL, max_tokens=MAX_TOKENS, messages=[{"role": "user", "content": question}]))
+    return text_of(
+        mine.messages.create(model=MODEL, max_tokens=MAX_TOKENS, messages=[{"role": "user", "content": question}])
+    )
 
 
 def strips_the_question(client, question):
@@ -118,8 +129,12 @@ def stub_0_1(client, question):
 def text_block_content(client, question):
     # A correct alternative: the content as a list of one text block, the text read by type by hand.
     message = client.with_options(timeout=60).messages.create(
-        **{"model": MODEL, "max_tokens": MAX_TOKENS,
-           "messages": [{"role": "user", "content": [{"type": "text", "text": question}]}]})
+        **{
+            "model": MODEL,
+            "max_tokens": MAX_TOKENS,
+            "messages": [{"role": "user", "content": [{"type": "text", "text": question}]}],
+        }
+    )
     return "".join(block.text for block in message.content if block.type == "text")
 
 
@@ -204,9 +219,12 @@ def cache_reads_at_input_price(usage, model):
 def float_arithmetic(usage, model):
     # Looks careful (returns a Decimal), but the sum went through floats.
     p = pricing.price(model)
-    total = (float(usage.input_tokens) * float(p.input_per_mtok) + float(usage.output_tokens) * float(p.output_per_mtok)
-             + float(usage.cache_creation_input_tokens or 0) * float(p.cache_write_5m_per_mtok)
-             + float(usage.cache_read_input_tokens or 0) * float(p.cache_read_per_mtok)) / 1e6
+    total = (
+        float(usage.input_tokens) * float(p.input_per_mtok)
+        + float(usage.output_tokens) * float(p.output_per_mtok)
+        + float(usage.cache_creation_input_tokens or 0) * float(p.cache_write_5m_per_mtok)
+        + float(usage.cache_read_input_tokens or 0) * float(p.cache_read_per_mtok)
+    ) / 1e6
     return Decimal(str(total))
 
 
@@ -217,7 +235,9 @@ def rounds_to_six_places(usage, model):
 def cache_writes_at_1h_rate(usage, model):
     p = pricing.price(model)
     writes = _count(usage, "cache_creation_input_tokens")
-    return request_cost(usage, model) + writes * (p.cache_write_1h_per_mtok - p.cache_write_5m_per_mtok) / Decimal(1_000_000)
+    return request_cost(usage, model) + writes * (p.cache_write_1h_per_mtok - p.cache_write_5m_per_mtok) / Decimal(
+        1_000_000
+    )
 
 
 def cache_writes_at_input_rate(usage, model):
@@ -241,40 +261,58 @@ def per_thousand(usage, model):
 
 def rates_through_float(usage, model):
     p = pricing.price(model)
-    rates = [Decimal(float(r)) for r in (p.input_per_mtok, p.cache_write_5m_per_mtok, p.cache_read_per_mtok, p.output_per_mtok)]
-    counts = [_count(usage, n) for n in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "output_tokens")]
+    rates = [
+        Decimal(float(r))
+        for r in (p.input_per_mtok, p.cache_write_5m_per_mtok, p.cache_read_per_mtok, p.output_per_mtok)
+    ]
+    counts = [
+        _count(usage, n)
+        for n in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "output_tokens")
+    ]
     return sum((c * r for c, r in zip(counts, rates)), Decimal(0)) / Decimal(1_000_000)
 
 
 def integer_division(usage, model):
     p = pricing.price(model)
-    total = (_count(usage, "input_tokens") * p.input_per_mtok + _count(usage, "output_tokens") * p.output_per_mtok
-             + _count(usage, "cache_creation_input_tokens") * p.cache_write_5m_per_mtok
-             + _count(usage, "cache_read_input_tokens") * p.cache_read_per_mtok)
+    total = (
+        _count(usage, "input_tokens") * p.input_per_mtok
+        + _count(usage, "output_tokens") * p.output_per_mtok
+        + _count(usage, "cache_creation_input_tokens") * p.cache_write_5m_per_mtok
+        + _count(usage, "cache_read_input_tokens") * p.cache_read_per_mtok
+    )
     return total // 1_000 / Decimal(1_000)
 
 
 def none_cache_fields_crash(usage, model):
     # Reads the cache fields as they are: None * Decimal raises on a reply without cache activity.
     p = pricing.price(model)
-    return (usage.input_tokens * p.input_per_mtok + usage.output_tokens * p.output_per_mtok
-            + usage.cache_creation_input_tokens * p.cache_write_5m_per_mtok
-            + usage.cache_read_input_tokens * p.cache_read_per_mtok) / Decimal(1_000_000)
+    return (
+        usage.input_tokens * p.input_per_mtok
+        + usage.output_tokens * p.output_per_mtok
+        + usage.cache_creation_input_tokens * p.cache_write_5m_per_mtok
+        + usage.cache_read_input_tokens * p.cache_read_per_mtok
+    ) / Decimal(1_000_000)
 
 
 def stub_0_2(usage, model):
     raise NotImplementedError("Exercise 0.2: Multiply each token class by its rate.")
 
 
-_FIELDS = {"input_tokens": "input_per_mtok", "cache_creation_input_tokens": "cache_write_5m_per_mtok",
-           "cache_read_input_tokens": "cache_read_per_mtok", "output_tokens": "output_per_mtok"}
+_FIELDS = {
+    "input_tokens": "input_per_mtok",
+    "cache_creation_input_tokens": "cache_write_5m_per_mtok",
+    "cache_read_input_tokens": "cache_read_per_mtok",
+    "output_tokens": "output_per_mtok",
+}
 
 
 def from_model_dump(usage, model):
     # A correct alternative: a table of field -> rate, summed from the usage's dict, scaled at the end.
     rates = pricing.price(model)
     counts = usage.model_dump()
-    return sum((Decimal(counts.get(f) or 0) * getattr(rates, r) for f, r in _FIELDS.items()), Decimal(0)) * Decimal("1e-6")
+    return sum((Decimal(counts.get(f) or 0) * getattr(rates, r) for f, r in _FIELDS.items()), Decimal(0)) * Decimal(
+        "1e-6"
+    )
 
 
 @pytest.mark.parametrize("answer", [request_cost, from_model_dump])
@@ -300,8 +338,10 @@ def test_0_2_the_random_usages_catch_float_and_rounding():
     pairs = random_usages()
     assert sum(float_arithmetic(u, m) != pricing.cost(u, m) for u, m in pairs) >= 10
     assert sum(rounds_to_six_places(u, m) != pricing.cost(u, m) for u, m in pairs) >= 50
-    assert all(u.input_tokens + (u.cache_creation_input_tokens or 0) + (u.cache_read_input_tokens or 0) <= 100_000
-               for u, _ in pairs)  # the standard tier, where the contract's arithmetic is the price
+    assert all(
+        u.input_tokens + (u.cache_creation_input_tokens or 0) + (u.cache_read_input_tokens or 0) <= 100_000
+        for u, _ in pairs
+    )  # the standard tier, where the contract's arithmetic is the price
 
 
 def test_0_2_calling_pricing_cost_is_rejected():

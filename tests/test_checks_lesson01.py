@@ -16,7 +16,13 @@ from course_utils import tokens
 from course_utils.checks.lesson01 import MAX_TOKENS, MODEL, SYSTEM
 from course_utils.checks.sim import probe
 from course_utils.context import (
-    Prompt, SlidingWindow, account, compose_request, group_turns, request_tokens, sliding_window as reference_window,
+    Prompt,
+    SlidingWindow,
+    account,
+    compose_request,
+    group_turns,
+    request_tokens,
+    sliding_window as reference_window,
     transcript,
 )
 from course_utils.tokens import count_request as imported_count_request
@@ -49,7 +55,9 @@ def count_request_tokens(body):
 
 
 def text_only(body):
-    return sum(tokens.count_blocks(m["content"]) for m in body["messages"]) + tokens.count_blocks(body.get("system") or "")
+    return sum(tokens.count_blocks(m["content"]) for m in body["messages"]) + tokens.count_blocks(
+        body.get("system") or ""
+    )
 
 
 def no_message_overhead(body):
@@ -101,7 +109,8 @@ def first_tool_only(body):
 def tool_names_only(body):
     tools = body.get("tools") or []
     return count_request_tokens({**body, "tools": None}) + (
-        tokens.TOOLS_OVERHEAD + sum(tokens.count_text(t["name"]) for t in tools) if tools else 0)
+        tokens.TOOLS_OVERHEAD + sum(tokens.count_text(t["name"]) for t in tools) if tools else 0
+    )
 
 
 def overhead_per_user_message(body):
@@ -149,7 +158,8 @@ def system_string_only(body):
 def tools_as_json_text(body):
     tools = body.get("tools") or []
     return count_request_tokens({**body, "tools": None}) + (
-        tokens.TOOLS_OVERHEAD + sum(tokens.count_text(json.dumps(t)) for t in tools) if tools else 0)
+        tokens.TOOLS_OVERHEAD + sum(tokens.count_text(json.dumps(t)) for t in tools) if tools else 0
+    )
 
 
 def one_message_overhead(body):
@@ -176,9 +186,13 @@ def counts_with_dict_of_parts(body):
     system = body.get("system") or []
     parts = {
         "request": tokens.REQUEST_OVERHEAD,
-        "system": (tokens.SYSTEM_OVERHEAD + sum(tokens.count_blocks([b]) if isinstance(b, dict) else 0 for b in system)
-                   if isinstance(system, list) and system else
-                   tokens.SYSTEM_OVERHEAD + tokens.count_blocks(system) if system else 0),
+        "system": (
+            tokens.SYSTEM_OVERHEAD + sum(tokens.count_blocks([b]) if isinstance(b, dict) else 0 for b in system)
+            if isinstance(system, list) and system
+            else tokens.SYSTEM_OVERHEAD + tokens.count_blocks(system)
+            if system
+            else 0
+        ),
         "tools": tokens.TOOLS_OVERHEAD + sum(map(tokens.count_tool, body["tools"])) if body.get("tools") else 0,
         "messages": sum(tokens.MESSAGE_OVERHEAD + tokens.count_blocks(m["content"]) for m in body["messages"]),
     }
@@ -253,11 +267,34 @@ def drops_system_after(body):
 
 @pytest.mark.parametrize(
     "answer",
-    [calls_count_request, lambda body: tokens.count_request(body), calls_account, request_tokens,
-     calls_imported_count_request, calls_prompt_tokens, swallows_the_refusal, binds_count_request_as_default,
-     _closes_over_account(), _asks_the_api(), functools.partial(tokens.count_request), _Counter()],
-    ids=["tokens.count_request", "lambda", "account", "request_tokens", "imported", "Prompt.tokens", "swallowed",
-         "default argument", "closure", "API count_tokens", "partial", "callable object"],
+    [
+        calls_count_request,
+        lambda body: tokens.count_request(body),
+        calls_account,
+        request_tokens,
+        calls_imported_count_request,
+        calls_prompt_tokens,
+        swallows_the_refusal,
+        binds_count_request_as_default,
+        _closes_over_account(),
+        _asks_the_api(),
+        functools.partial(tokens.count_request),
+        _Counter(),
+    ],
+    ids=[
+        "tokens.count_request",
+        "lambda",
+        "account",
+        "request_tokens",
+        "imported",
+        "Prompt.tokens",
+        "swallowed",
+        "default argument",
+        "closure",
+        "API count_tokens",
+        "partial",
+        "callable object",
+    ],
 )
 def test_1_1_delegating_to_the_library_is_rejected(answer):
     assert_rejected("1.1", answer, "write it yourself")
@@ -383,8 +420,10 @@ def oldest_first(body, budget):
 
 
 def calls_reference(body, budget):
-    return {**body, "messages": reference_window(body["messages"], budget, system=body.get("system"),
-                                                 tools=body.get("tools"))}
+    return {
+        **body,
+        "messages": reference_window(body["messages"], budget, system=body.get("system"), tools=body.get("tools")),
+    }
 
 
 def calls_strategy(body, budget):
@@ -497,8 +536,11 @@ def pops_oldest_until_it_fits(body, budget):
     return dict(body, messages=[m for t in turns for m in t])
 
 
-@pytest.mark.parametrize("answer", [calls_reference, calls_strategy, calls_module_attribute, binds_reference_as_default],
-                         ids=["sliding_window", "SlidingWindow", "module attribute", "default argument"])
+@pytest.mark.parametrize(
+    "answer",
+    [calls_reference, calls_strategy, calls_module_attribute, binds_reference_as_default],
+    ids=["sliding_window", "SlidingWindow", "module attribute", "default argument"],
+)
 def test_1_2_delegating_to_the_library_is_rejected(answer):
     assert_rejected("1.2", answer, "write it yourself")
     assert checks.check("1.2", answer).points == 0
@@ -544,7 +586,9 @@ PROMPT = "Summarize the conversation below for the agent who continues it. Keep 
 
 
 def _over(summary, messages, threshold):
-    return tokens.count_request(compose_request(SYSTEM, summary, messages, model=MODEL, max_tokens=MAX_TOKENS)) > threshold
+    return (
+        tokens.count_request(compose_request(SYSTEM, summary, messages, model=MODEL, max_tokens=MAX_TOKENS)) > threshold
+    )
 
 
 def _summarize(client, previous, folded):
@@ -597,8 +641,11 @@ def no_summarize_instruction(client, summary, messages, threshold):
         return summary, messages
     turns = group_turns(messages)
     folded = [m for t in turns[:-1] for m in t]
-    reply = client.messages.create(model=MODEL, max_tokens=400, messages=[
-        {"role": "user", "content": f"Here is what we discussed earlier:\n{summary}\n{transcript(folded)}"}])
+    reply = client.messages.create(
+        model=MODEL,
+        max_tokens=400,
+        messages=[{"role": "user", "content": f"Here is what we discussed earlier:\n{summary}\n{transcript(folded)}"}],
+    )
     return reply.content[0].text, turns[-1]
 
 
@@ -652,18 +699,24 @@ def summarizes_on_haiku(client, summary, messages, threshold):
     turns = group_turns(messages)
     folded = [m for t in turns[:-1] for m in t]
     request = f"{PROMPT}\n\nPrevious summary:\n{summary or '(none)'}\n\nNew turns:\n{transcript(folded)}"
-    reply = client.messages.create(model="claude-haiku-4-5", max_tokens=400, messages=[{"role": "user", "content": request}])
+    reply = client.messages.create(
+        model="claude-haiku-4-5", max_tokens=400, messages=[{"role": "user", "content": request}]
+    )
     return reply.content[0].text, turns[-1]
 
 
 def instruction_in_system(client, summary, messages, threshold):
     # A correct alternative: the instruction as the system prompt, the material as the user turn.
-    if tokens.count_request(compose_request(SYSTEM, summary, messages, model=MODEL, max_tokens=MAX_TOKENS)) <= threshold:
+    if (
+        tokens.count_request(compose_request(SYSTEM, summary, messages, model=MODEL, max_tokens=MAX_TOKENS))
+        <= threshold
+    ):
         return summary, messages
     *old, newest = group_turns(messages)
     material = f"Previous summary:\n{summary or '(none)'}\n\nNew turns:\n{transcript([m for t in old for m in t])}"
-    reply = client.messages.create(model=MODEL, max_tokens=400, system=PROMPT,
-                                   messages=[{"role": "user", "content": material}])
+    reply = client.messages.create(
+        model=MODEL, max_tokens=400, system=PROMPT, messages=[{"role": "user", "content": material}]
+    )
     return "".join(b.text for b in reply.content if b.type == "text"), list(newest)
 
 
@@ -801,14 +854,19 @@ def test_1_4_breakpoint_on_the_changing_part_costs_more():
 
 # ----- properties: the contract holds for all inputs -------------------------------------------
 from hypothesis import given, settings  # noqa: E402 - grouped with the property tests they serve
-from hypothesis import strategies as st  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402 - grouped with the property tests they serve
 
-from course_utils.checks.lesson01 import TOOLS, _history  # noqa: E402
+from course_utils.checks.lesson01 import TOOLS, _history  # noqa: E402 - grouped with the tests they serve
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.integers(min_value=1, max_value=24), st.integers(min_value=0, max_value=4), st.integers(min_value=0, max_value=250),
-       st.integers(min_value=0, max_value=3), st.integers(min_value=0, max_value=4_000))
+@given(
+    st.integers(min_value=1, max_value=24),
+    st.integers(min_value=0, max_value=4),
+    st.integers(min_value=0, max_value=250),
+    st.integers(min_value=0, max_value=3),
+    st.integers(min_value=0, max_value=4_000),
+)
 def test_1_2_the_window_contract_holds_for_all_budgets(turns, tool_every, offset, n_tools, extra):
     """For any conversation and any budget the newest turn fits (as the contract promises): the
     solution and the correct alternative agree with the library's window, fit the budget, keep whole
@@ -824,4 +882,4 @@ def test_1_2_the_window_contract_holds_for_all_budgets(turns, tool_every, offset
         assert got["messages"] == want and body == original
         if got["messages"]:
             assert tokens.count_request(got) <= budget
-            assert group_turns(got["messages"]) == group_turns(body["messages"])[-len(group_turns(got["messages"])):]
+            assert group_turns(got["messages"]) == group_turns(body["messages"])[-len(group_turns(got["messages"])) :]

@@ -148,6 +148,7 @@ def _fields(lines, decode=lambda b: b):
 
 def decodes_each_chunk(chunks):
     """Right in every way but one: each chunk is decoded on its own, so a split character breaks."""
+
     def lines():
         buffer, pending_cr = "", False
         for chunk in chunks:
@@ -160,12 +161,14 @@ def decodes_each_chunk(chunks):
                 if m.group() == "\r" and m.end() == len(buffer):
                     pending_cr = True
                 yield buffer[: m.start()]
-                buffer = buffer[m.end():]
+                buffer = buffer[m.end() :]
+
     yield from _fields(lines())
 
 
 def no_bare_cr(chunks):
     """Splits lines on \\n only (and strips a \\r before it): a stream with bare \\r endings is one long line."""
+
     def lines():
         buffer = b""
         for chunk in chunks:
@@ -173,11 +176,13 @@ def no_bare_cr(chunks):
             while b"\n" in buffer:
                 line, buffer = buffer.split(b"\n", 1)
                 yield line.rstrip(b"\r").decode()
+
     yield from _fields(lines())
 
 
-def _line_parser(chunks, value_of=lambda v: v[1:] if v.startswith(" ") else v, default="message", sep="\n",
-                 flush_tail=False):
+def _line_parser(
+    chunks, value_of=lambda v: v[1:] if v.startswith(" ") else v, default="message", sep="\n", flush_tail=False
+):
     decoder = codecs.getincrementaldecoder("utf-8")()
     buffer, event, data, pending_cr = "", "", [], False
     for chunk in chunks:
@@ -189,7 +194,7 @@ def _line_parser(chunks, value_of=lambda v: v[1:] if v.startswith(" ") else v, d
         while (m := re.search(r"\r\n|\r|\n", buffer)) is not None:
             if m.group() == "\r" and m.end() == len(buffer):
                 pending_cr = True
-            line, buffer = buffer[: m.start()], buffer[m.end():]
+            line, buffer = buffer[: m.start()], buffer[m.end() :]
             if line == "":
                 if data:
                     yield (event or default, sep.join(data))
@@ -228,13 +233,15 @@ def joins_without_newline(chunks):
 def crlf_split_is_two_lines(chunks):
     """Takes a \\r at the end of a read as a line end and the \\n starting the next read as another."""
     decoder = codecs.getincrementaldecoder("utf-8")()
+
     def lines():
         buffer = ""
         for chunk in chunks:
             buffer += decoder.decode(chunk)
             while (m := re.search(r"\r\n|\r|\n", buffer)) is not None:
                 yield buffer[: m.start()]
-                buffer = buffer[m.end():]
+                buffer = buffer[m.end() :]
+
     yield from _fields(lines())
 
 
@@ -250,7 +257,7 @@ def bytes_lines_parser(chunks):
         else:
             buffer += chunk
         while (m := ending.search(buffer)) is not None:
-            line, buffer = buffer[: m.start()].decode("utf-8"), buffer[m.end():]
+            line, buffer = buffer[: m.start()].decode("utf-8"), buffer[m.end() :]
             if not line:
                 if data:
                     yield (event if event is not None else "message", "\n".join(data))
@@ -290,7 +297,7 @@ def test_2_1_solution_passes(answer):
         (no_bare_cr, "bare \\r endings"),
         (strips_values, "Drop exactly one space after the colon"),
         (flushes_the_tail, "unterminated"),
-        (empty_default_name, "\"message\" when there is none"),
+        (empty_default_name, '"message" when there is none'),
         (joins_without_newline, "Join the data lines"),
         (crlf_split_is_two_lines, "the reads' boundaries are the bug"),
     ],
@@ -711,6 +718,7 @@ async def reads_ahead_in_batches(source, send, maxsize):
 
 async def sends_from_the_reader(source, send, maxsize):
     """The reader task sends too; the caller only waits for it: nothing overlaps."""
+
     async def reader():
         async for text in source:
             await send(text)
@@ -956,18 +964,23 @@ def test_lesson02_exercises_are_listed():
 
 # ----- properties: the contract holds for all inputs -------------------------------------------
 from hypothesis import given, settings  # noqa: E402 - grouped with the property tests they serve
-from hypothesis import strategies as st  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402 - grouped with the tests they serve
 
-from course_utils.streaming.sse import format_comment, format_event  # noqa: E402
+from course_utils.streaming.sse import format_comment, format_event  # noqa: E402 - grouped with the tests they serve
 
 _texts = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n"), max_size=12)
-_events = st.lists(st.tuples(st.sampled_from([None, "delta", "ping", "message_stop"]), _texts, st.booleans()),
-                   max_size=6)
+_events = st.lists(
+    st.tuples(st.sampled_from([None, "delta", "ping", "message_stop"]), _texts, st.booleans()), max_size=6
+)
 
 
 @settings(max_examples=150, deadline=None)
-@given(_events, st.lists(st.integers(min_value=1, max_value=9), max_size=30),
-       st.sampled_from([b"\n", b"\r\n", b"\r"]), st.booleans())
+@given(
+    _events,
+    st.lists(st.integers(min_value=1, max_value=9), max_size=30),
+    st.sampled_from([b"\n", b"\r\n", b"\r"]),
+    st.booleans(),
+)
 def test_2_1_the_parsers_agree_on_any_stream_and_chunking(events, cuts, newline, unterminated):
     """The contract for all inputs: any events (unicode, a few leading spaces, heartbeats between),
     any line ending, any chunking, an optional unterminated tail: the notebook's solution and the

@@ -50,7 +50,7 @@ async def completion_order(fn, items, limit):
 async def batches_of_limit_plus_one(fn, items, limit):
     out = []
     for start in range(0, len(items), limit + 2):
-        out.extend(await asyncio.gather(*(fn(item) for item in items[start:start + limit + 2])))
+        out.extend(await asyncio.gather(*(fn(item) for item in items[start : start + limit + 2])))
     return out
 
 
@@ -70,7 +70,7 @@ async def batches_of_limit(fn, items, limit):
     out = []
     items = list(items)
     for start in range(0, len(items), limit):
-        out.extend(await asyncio.gather(*(fn(item) for item in items[start:start + limit])))
+        out.extend(await asyncio.gather(*(fn(item) for item in items[start : start + limit])))
     return out
 
 
@@ -105,6 +105,7 @@ async def waits_on_a_set(fn, items, limit):
 
 async def semaphore_per_call(fn, items, limit):
     """The semaphore is created inside each call, so every call has its own: nothing is bounded."""
+
     async def one(item):
         async with asyncio.Semaphore(limit):
             return await fn(item)
@@ -268,6 +269,7 @@ async def collect_outcomes_task_group(fn, items, timeout):
 
 async def errors_as_strings(fn, items, timeout):
     """Keeps the message, not the exception: callers can no longer tell a timeout from a bug."""
+
     async def one(item):
         try:
             return (await asyncio.wait_for(fn(item), timeout), None)
@@ -279,6 +281,7 @@ async def errors_as_strings(fn, items, timeout):
 
 async def one_timeout_for_all(fn, items, timeout):
     """One timeout around the whole gather: a single slow item times out everything."""
+
     async def one(item):
         try:
             return (await fn(item), None)

@@ -31,6 +31,7 @@ LIMITS = {"max_requests": 100_000, "max_bytes": 256 * 1024 * 1024}
 def _stub(exercise):
     def stub(*args, **kwargs):
         raise NotImplementedError(f"Exercise {exercise}")
+
     return stub
 
 
@@ -83,7 +84,7 @@ def no_chunking(df, make_params, **limits):
 
 def count_only_chunking(df, make_params, *, max_requests=LIMITS["max_requests"], max_bytes=LIMITS["max_bytes"]):
     reqs = sum(build_batches(df, make_params), [])
-    return [reqs[i:i + max_requests] for i in range(0, len(reqs), max_requests)]
+    return [reqs[i : i + max_requests] for i in range(0, len(reqs), max_requests)]
 
 
 def one_per_batch(df, make_params, **limits):
@@ -101,13 +102,16 @@ def keeps_duplicates(df, make_params, **limits):
 
 def hash_ids(df, make_params, **limits):
     # "A hash of the review id": Python's hash() is salted per process.
-    return chunk_requests(_requests(df, make_params, lambda i, row: f"r{abs(hash(row[ID_COLUMN]))}"), **{**LIMITS, **limits})
+    return chunk_requests(
+        _requests(df, make_params, lambda i, row: f"r{abs(hash(row[ID_COLUMN]))}"), **{**LIMITS, **limits}
+    )
 
 
 def slug_and_builtin_hash(df, make_params, **limits):
     def cid(i, row):
         slug = re.sub(r"[^a-zA-Z0-9_-]", "-", row[ID_COLUMN])[:40]
         return f"{slug}_{hash(row[ID_COLUMN]) % 10**12}"
+
     return chunk_requests(_requests(df, make_params, cid), **{**LIMITS, **limits})
 
 
@@ -117,8 +121,10 @@ def empty_gives_an_empty_batch(df, make_params, **limits):
 
 def adds_a_column_to_df(df, make_params, **limits):
     df["custom_id"] = [custom_id_for(rid) for rid in df[ID_COLUMN]]  # handy for the join later...
-    return chunk_requests([{"custom_id": c, "params": make_params(row)}
-                           for c, row in zip(df["custom_id"], df.to_dict("records"))], **{**LIMITS, **limits})
+    return chunk_requests(
+        [{"custom_id": c, "params": make_params(row)} for c, row in zip(df["custom_id"], df.to_dict("records"))],
+        **{**LIMITS, **limits},
+    )
 
 
 def digest_of_position(df, make_params, **limits):
@@ -131,12 +137,14 @@ def digest_of_the_slug(df, make_params, **limits):
     def cid(i, row):
         slug = re.sub(r"[^a-zA-Z0-9_-]", "-", row[ID_COLUMN])
         return f"{slug[:40]}_{hashlib.sha256(slug.encode()).hexdigest()[:16]}"
+
     return chunk_requests(_requests(df, make_params, cid), **{**LIMITS, **limits})
 
 
 def bytes_only_chunking(df, make_params, *, max_requests=LIMITS["max_requests"], max_bytes=LIMITS["max_bytes"]):
-    return chunk_requests(sum(build_batches(df, make_params), []), max_requests=LIMITS["max_requests"],
-                          max_bytes=max_bytes)
+    return chunk_requests(
+        sum(build_batches(df, make_params), []), max_requests=LIMITS["max_requests"], max_bytes=max_bytes
+    )
 
 
 def skips_empty_reviews(df, make_params, **limits):
@@ -159,8 +167,10 @@ def uuid5_and_running_size(df, make_params, *, max_requests=LIMITS["max_requests
     empty = len(b'{"requests":[]}')
     batches, current, used = [], [], empty
     for row in df.to_dict("records"):
-        request = {"custom_id": "rv-" + uuid.uuid5(uuid.NAMESPACE_URL, str(row[ID_COLUMN])).hex,
-                   "params": make_params(row)}
+        request = {
+            "custom_id": "rv-" + uuid.uuid5(uuid.NAMESPACE_URL, str(row[ID_COLUMN])).hex,
+            "params": make_params(row),
+        }
         extra = size(request) + (1 if current else 0)
         if current and (len(current) == max_requests or used + extra > max_bytes):
             batches.append(current)
@@ -175,6 +185,7 @@ def word_character_slug(df, make_params, **limits):
     def cid(i, row):
         key = str(row[ID_COLUMN])
         return re.sub(r"\W+", "-", key)[:40] + "_" + hashlib.sha256(key.encode()).hexdigest()[:16]
+
     return chunk_requests(_requests(df, make_params, cid), **{**LIMITS, **limits})
 
 
@@ -208,30 +219,33 @@ def test_4_1_solution_passes():
         assert result.status == "passed", result.feedback
 
 
-@pytest.mark.parametrize("answer, phrase", [
-    (by_position, "depend on position"),
-    (random_uuid, "different custom_ids on a second run"),
-    (global_counter, "different custom_ids on a second run"),
-    (raw_review_id, "does not match"),
-    (sanitised_only, "mapped to the same custom_id"),
-    (no_chunking, "a batch has"),
-    (count_only_chunking, "bytes"),
-    (one_per_batch, "suffice"),
-    (flat_list, "list of batches"),
-    (keeps_duplicates, "ValueError"),
-    (hash_ids, "another process"),
-    (slug_and_builtin_hash, "another process"),
-    (empty_gives_an_empty_batch, "empty DataFrame"),
-    (adds_a_column_to_df, "changed the caller's DataFrame"),
-    (digest_of_position, "depend on position"),
-    (digest_of_the_slug, "mapped to the same custom_id"),
-    (bytes_only_chunking, "a batch has"),
-    (skips_empty_reviews, "wrong number of requests"),
-    (sorted_by_review_id, "not in row order"),
-    (word_character_slug, "invalid for review ids with other characters"),
-    (greater_or_equal_bytes, "the first batch has 4 requests"),
-    (items_without_the_wrapper, "a batch is"),
-])
+@pytest.mark.parametrize(
+    "answer, phrase",
+    [
+        (by_position, "depend on position"),
+        (random_uuid, "different custom_ids on a second run"),
+        (global_counter, "different custom_ids on a second run"),
+        (raw_review_id, "does not match"),
+        (sanitised_only, "mapped to the same custom_id"),
+        (no_chunking, "a batch has"),
+        (count_only_chunking, "bytes"),
+        (one_per_batch, "suffice"),
+        (flat_list, "list of batches"),
+        (keeps_duplicates, "ValueError"),
+        (hash_ids, "another process"),
+        (slug_and_builtin_hash, "another process"),
+        (empty_gives_an_empty_batch, "empty DataFrame"),
+        (adds_a_column_to_df, "changed the caller's DataFrame"),
+        (digest_of_position, "depend on position"),
+        (digest_of_the_slug, "mapped to the same custom_id"),
+        (bytes_only_chunking, "a batch has"),
+        (skips_empty_reviews, "wrong number of requests"),
+        (sorted_by_review_id, "not in row order"),
+        (word_character_slug, "invalid for review ids with other characters"),
+        (greater_or_equal_bytes, "the first batch has 4 requests"),
+        (items_without_the_wrapper, "a batch is"),
+    ],
+)
 def test_4_1_wrong_answers_are_rejected(answer, phrase):
     assert_rejected("4.1", answer, phrase)
 
@@ -257,8 +271,14 @@ def reference_poller(client, batch_id, *, clock, deadline_s, on_progress=None):
     from course_utils.batch import PollSchedule, poll_batch
 
     progress = (lambda event: on_progress(event.latest)) if on_progress else None
-    return poll_batch(client, batch_id, clock=clock, deadline_s=deadline_s, on_progress=progress,
-                      schedule=PollSchedule(initial=2, factor=1.5, max_interval=120))
+    return poll_batch(
+        client,
+        batch_id,
+        clock=clock,
+        deadline_s=deadline_s,
+        on_progress=progress,
+        schedule=PollSchedule(initial=2, factor=1.5, max_interval=120),
+    )
 
 
 def fixed_interval(client, batch_id, *, clock, deadline_s, on_progress=None):
@@ -423,21 +443,24 @@ def test_4_2_solution_passes():
         assert result.status == "passed", result.feedback
 
 
-@pytest.mark.parametrize("answer, phrase", [
-    (fixed_interval, "evenly spaced"),
-    (no_deadline, "no deadline"),
-    (returns_at_deadline, "instead of raising TimeoutError"),
-    (no_sleep, "before the batch ended"),
-    (no_progress, "on_progress was not called"),
-    (uncapped_doubling, "between two polls"),
-    (sleeps_before_polling, "had already ended"),
-    (polls_again_for_final_counts, "had already ended"),
-    (deadline_on_the_wall_clock, "still polling"),
-    (unclipped_last_sleep, "kept polling until"),
-    (progress_only_at_the_end, "on_progress was not called"),
-    (none_at_the_deadline, "instead of raising TimeoutError"),
-    (shrinking_waits, "polls in the first"),
-])
+@pytest.mark.parametrize(
+    "answer, phrase",
+    [
+        (fixed_interval, "evenly spaced"),
+        (no_deadline, "no deadline"),
+        (returns_at_deadline, "instead of raising TimeoutError"),
+        (no_sleep, "before the batch ended"),
+        (no_progress, "on_progress was not called"),
+        (uncapped_doubling, "between two polls"),
+        (sleeps_before_polling, "had already ended"),
+        (polls_again_for_final_counts, "had already ended"),
+        (deadline_on_the_wall_clock, "still polling"),
+        (unclipped_last_sleep, "kept polling until"),
+        (progress_only_at_the_end, "on_progress was not called"),
+        (none_at_the_deadline, "instead of raising TimeoutError"),
+        (shrinking_waits, "polls in the first"),
+    ],
+)
 def test_4_2_wrong_answers_are_rejected(answer, phrase):
     assert_rejected("4.2", answer, phrase)
 
@@ -499,7 +522,9 @@ def inner_join(inputs, results):
 
 
 def plain_merge(inputs, results):
-    rows = [{"custom_id": r["custom_id"], "outcome": _outcome(r["result"]), "text": _text(r["result"])} for r in results]
+    rows = [
+        {"custom_id": r["custom_id"], "outcome": _outcome(r["result"]), "text": _text(r["result"])} for r in results
+    ]
     table = pd.DataFrame(rows, columns=["custom_id", "outcome", "text"])
     out = inputs.merge(table, on="custom_id", how="left")
     out["outcome"] = out["outcome"].fillna("missing")
@@ -516,9 +541,12 @@ def adds_columns_in_place(inputs, results):
 def first_block_text(inputs, results):
     def text(result):
         return result["message"]["content"][0].get("text") if result["type"] == "succeeded" else None
+
     table = {r["custom_id"]: r["result"] for r in results}
-    return inputs.assign(outcome=[_outcome(table[c]) if c in table else "missing" for c in inputs["custom_id"]],
-                         text=[text(table[c]) if c in table else None for c in inputs["custom_id"]])
+    return inputs.assign(
+        outcome=[_outcome(table[c]) if c in table else "missing" for c in inputs["custom_id"]],
+        text=[text(table[c]) if c in table else None for c in inputs["custom_id"]],
+    )
 
 
 def empty_string_text(inputs, results):
@@ -529,8 +557,13 @@ def empty_string_text(inputs, results):
 
 def outer_error_type(inputs, results):
     # Reads result["error"]["type"], which is always "error": every errored result looks transient.
-    return _by_id(inputs, results, lambda r: ("invalid" if r["error"]["type"] == "invalid_request_error" else "retry")
-                  if r["type"] == "errored" else _outcome(r))
+    return _by_id(
+        inputs,
+        results,
+        lambda r: ("invalid" if r["error"]["type"] == "invalid_request_error" else "retry")
+        if r["type"] == "errored"
+        else _outcome(r),
+    )
 
 
 def missing_is_retry(inputs, results):
@@ -547,12 +580,15 @@ def pops_the_results(inputs, results):
     table = {}
     for line in results:
         table[line.pop("custom_id")] = line["result"]  # "consume" the lines
-    return inputs.assign(outcome=[_outcome(table[c]) if c in table else "missing" for c in inputs["custom_id"]],
-                         text=[_text(table[c]) if c in table else None for c in inputs["custom_id"]])
+    return inputs.assign(
+        outcome=[_outcome(table[c]) if c in table else "missing" for c in inputs["custom_id"]],
+        text=[_text(table[c]) if c in table else None for c in inputs["custom_id"]],
+    )
 
 
 def merge_with_a_lookup_table(inputs, results):
     """A correct alternative: a results DataFrame merged in, after dropping the inputs' own text."""
+
     def text_of_blocks(message):
         return "".join(block["text"] for block in message["content"] if block["type"] == "text")
 
@@ -584,23 +620,26 @@ def test_4_3_solution_passes():
         assert result.status == "passed", result.feedback
 
 
-@pytest.mark.parametrize("answer, phrase", [
-    (by_position_join, "another review's reply"),
-    (sorted_position, "another review's reply"),
-    (all_errors_invalid, "errored with api_error"),
-    (all_errors_retry, "errored with invalid_request_error"),
-    (expired_is_final, "expired"),
-    (inner_join, "one row per input"),
-    (plain_merge, "collided with the input's own 'text' column"),
-    (adds_columns_in_place, "changed the caller's DataFrame"),
-    (first_block_text, "text of succeeded result 'h'"),
-    (empty_string_text, "did not succeed have a text"),
-    (outer_error_type, "errored with invalid_request_error"),
-    (missing_is_retry, "(no result line)"),
-    (canceled_is_retry, "canceled"),
-    (pops_the_results, "changed the result lines"),
-    (only_the_new_columns, "lost the input column"),
-])
+@pytest.mark.parametrize(
+    "answer, phrase",
+    [
+        (by_position_join, "another review's reply"),
+        (sorted_position, "another review's reply"),
+        (all_errors_invalid, "errored with api_error"),
+        (all_errors_retry, "errored with invalid_request_error"),
+        (expired_is_final, "expired"),
+        (inner_join, "one row per input"),
+        (plain_merge, "collided with the input's own 'text' column"),
+        (adds_columns_in_place, "changed the caller's DataFrame"),
+        (first_block_text, "text of succeeded result 'h'"),
+        (empty_string_text, "did not succeed have a text"),
+        (outer_error_type, "errored with invalid_request_error"),
+        (missing_is_retry, "(no result line)"),
+        (canceled_is_retry, "canceled"),
+        (pops_the_results, "changed the result lines"),
+        (only_the_new_columns, "lost the input column"),
+    ],
+)
 def test_4_3_wrong_answers_are_rejected(answer, phrase):
     assert_rejected("4.3", answer, phrase)
 
@@ -627,10 +666,12 @@ def _resubmit(outcomes, record=True, suffix=""):
         if not todo:
             return []
         batch = client.messages.batches.create(
-            requests=[{"custom_id": c + suffix, "params": params_by_id[c]} for c in todo])
+            requests=[{"custom_id": c + suffix, "params": params_by_id[c]} for c in todo]
+        )
         if record:
             store.record_batch(job_id, batch.id, todo)
         return [batch.id]
+
     return answer
 
 
@@ -660,7 +701,8 @@ def params_by_position(client, store, job_id, params_by_id):
         return []
     bodies = list(params_by_id.values())
     batch = client.messages.batches.create(
-        requests=[{"custom_id": c, "params": bodies[i]} for i, c in zip(todo.index, todo["custom_id"])])
+        requests=[{"custom_id": c, "params": bodies[i]} for i, c in zip(todo.index, todo["custom_id"])]
+    )
     store.record_batch(job_id, batch.id, list(todo["custom_id"]))
     return [batch.id]
 
@@ -767,23 +809,26 @@ def test_4_4_solution_passes():
         assert result.status == "passed", result.feedback
 
 
-@pytest.mark.parametrize("answer, phrase", [
-    (every_failure, "an invalid request was resubmitted"),
-    (everything, "billed twice"),
-    (not_recorded, "the second run submitted another batch"),
-    (forgets_missing, "not exactly the retryable ones"),
-    (with_canceled, "a canceled request was resubmitted"),
-    (new_custom_ids, "not exactly the retryable ones"),
-    (expired_only, "not exactly the retryable ones"),
-    (params_by_position, "another review's params"),
-    (one_batch_per_item, "not one new batch"),
-    (not_finished_yet, "still pending in a running batch"),
-    (pops_the_params, "changed params_by_id"),
-    (always_creates_a_batch, "nothing retryable still submitted"),
-    (by_error_type, "a canceled request was resubmitted"),
-    (records_every_item, "not every review is enriched"),
-    (returns_the_id_alone, "must return a list"),
-])
+@pytest.mark.parametrize(
+    "answer, phrase",
+    [
+        (every_failure, "an invalid request was resubmitted"),
+        (everything, "billed twice"),
+        (not_recorded, "the second run submitted another batch"),
+        (forgets_missing, "not exactly the retryable ones"),
+        (with_canceled, "a canceled request was resubmitted"),
+        (new_custom_ids, "not exactly the retryable ones"),
+        (expired_only, "not exactly the retryable ones"),
+        (params_by_position, "another review's params"),
+        (one_batch_per_item, "not one new batch"),
+        (not_finished_yet, "still pending in a running batch"),
+        (pops_the_params, "changed params_by_id"),
+        (always_creates_a_batch, "nothing retryable still submitted"),
+        (by_error_type, "a canceled request was resubmitted"),
+        (records_every_item, "not every review is enriched"),
+        (returns_the_id_alone, "must return a list"),
+    ],
+)
 def test_4_4_wrong_answers_are_rejected(answer, phrase):
     assert_rejected("4.4", answer, phrase)
 

@@ -19,11 +19,24 @@ import test_checks_lesson04 as t4
 from course_utils.mock_provider import REPLY_SCENARIOS
 
 SOLUTIONS = {
-    "0.1": t0.first_request, "0.2": t0.request_cost,
-    "1.1": t1.count_request_tokens, "1.2": t1.sliding_window, "1.3": t1.compact, "1.4": t1.place_breakpoints,
-    "2.1": t2.parse_sse, "2.2": t2.stream_metrics, "2.3": t2.bounded_relay, "2.4": t2.relay_text,
-    "3.1": t3.bounded_map, "3.2": t3.collect_outcomes, "3.3": t3.run_workers, "3.4": t3.dispatch,
-    "4.1": t4.build_batches, "4.2": t4.poll_until_ended, "4.3": t4.join_and_triage, "4.4": t4.resubmit_failures,
+    "0.1": t0.first_request,
+    "0.2": t0.request_cost,
+    "1.1": t1.count_request_tokens,
+    "1.2": t1.sliding_window,
+    "1.3": t1.compact,
+    "1.4": t1.place_breakpoints,
+    "2.1": t2.parse_sse,
+    "2.2": t2.stream_metrics,
+    "2.3": t2.bounded_relay,
+    "2.4": t2.relay_text,
+    "3.1": t3.bounded_map,
+    "3.2": t3.collect_outcomes,
+    "3.3": t3.run_workers,
+    "3.4": t3.dispatch,
+    "4.1": t4.build_batches,
+    "4.2": t4.poll_until_ended,
+    "4.3": t4.join_and_triage,
+    "4.4": t4.resubmit_failures,
 }
 
 

@@ -50,8 +50,11 @@ def run(coro):
 
 def leftover_tasks() -> list:
     """Tasks still pending besides the caller (the VirtualClock's own driver task excepted)."""
-    return [t for t in asyncio.all_tasks()
-            if t is not asyncio.current_task() and not t.done() and t.get_coro().__qualname__ != "VirtualClock._drive"]
+    return [
+        t
+        for t in asyncio.all_tasks()
+        if t is not asyncio.current_task() and not t.done() and t.get_coro().__qualname__ != "VirtualClock._drive"
+    ]
 
 
 class Tracker:
@@ -449,8 +452,9 @@ class FakeProvider:
         self.log.append((self.clock.monotonic(), 200))
         await self.clock.sleep(self.latency)
         self.limiter.settle(admission, self.output)
-        message = SimpleNamespace(usage=SimpleNamespace(output_tokens=self.output),
-                                  content=[SimpleNamespace(type="text", text="billing")])
+        message = SimpleNamespace(
+            usage=SimpleNamespace(output_tokens=self.output), content=[SimpleNamespace(type="text", text="billing")]
+        )
 
         async def parse():
             return message
@@ -480,7 +484,8 @@ class FakeProvider:
             assert later, f"nothing was sent after the 429 at {refused_at:.3f} s"
             assert min(later) == pytest.approx(refused_at + retry_after, abs=1e-6), (
                 f"429 at {refused_at:.3f} s with retry-after {retry_after:g} s: the next request went out at "
-                f"{min(later):.3f} s")
+                f"{min(later):.3f} s"
+            )
 
 
 BODY = classify_body("I was charged twice for my invoice.")
@@ -546,8 +551,9 @@ def test_without_header_sync_the_same_run_meets_429s_and_honours_retry_after():
     limits = RateLimits(120, BIG, BIG)
     provider = FakeProvider(VirtualClock(), limits, burst_s=60.0)
     provider.spend(80)
-    dispatcher, outcomes, _ = _run_dispatcher(provider, 150, limits=limits, burst_s=60, sync_headers=False,
-                                              max_attempts=20)
+    dispatcher, outcomes, _ = _run_dispatcher(
+        provider, 150, limits=limits, burst_s=60, sync_headers=False, max_attempts=20
+    )
     assert all(o.ok for o in outcomes)  # every 429 was retried after retry-after
     assert provider.count(429) > 0 and dispatcher.stats.rate_limited == provider.count(429)
     provider.assert_retry_after_honoured()
@@ -584,8 +590,9 @@ def test_max_tokens_reserves_nothing_output_is_paced_on_what_replies_generate():
 def test_dispatcher_gives_up_after_max_attempts_and_keeps_other_results():
     provider = FakeProvider(VirtualClock(), RateLimits(60, BIG, BIG))  # one request a second
     provider.spend(1)  # another process just took this second's request
-    dispatcher, outcomes, _ = _run_dispatcher(provider, 4, limits=RateLimits(60, BIG, BIG), max_attempts=1,
-                                              max_concurrency=4)
+    dispatcher, outcomes, _ = _run_dispatcher(
+        provider, 4, limits=RateLimits(60, BIG, BIG), max_attempts=1, max_concurrency=4
+    )
     assert [o.ok for o in outcomes] == [False, True, True, True]  # the first met the 429, one try only
     assert isinstance(outcomes[0].error, anthropic.RateLimitError)
     provider.assert_retry_after_honoured()  # the others waited exactly its retry-after
@@ -653,8 +660,15 @@ def test_simulated_runs_compare_approaches_deterministically_within_the_limit():
     assert paced.burst == 2.0 and paced.limit_used == pytest.approx(30 / (2 + 2 * paced.span_s))
     frame = runs.frame()
     assert list(frame.index) == ["gather + SDK retries", "dispatcher"]
-    assert list(frame.columns) == ["succeeded", "failed", "rate_limited_429", "retries", "virtual_s", "span_s",
-                                   "limit_used_pct"]
+    assert list(frame.columns) == [
+        "succeeded",
+        "failed",
+        "rate_limited_429",
+        "retries",
+        "virtual_s",
+        "span_s",
+        "limit_used_pct",
+    ]
     assert list(paced.frame().columns) == ["arrival_s", "finish_s", "status", "output_tokens"]
     assert paced.arrivals()[0] > 0  # connection set-up and transit before the first arrival
     # Virtual time: the same figures on every run, whatever the machine is doing.

@@ -35,8 +35,11 @@ MODEL = "sim-teaching-4k"
 SYSTEM = "You are a careful support assistant. Answer briefly."
 
 # ----- random valid conversations ---------------------------------------------------------------
-_words = st.lists(st.sampled_from("alpha beta gamma delta router order 4417 Lisbon reset light app plan".split()),
-                  min_size=1, max_size=40).map(" ".join)
+_words = st.lists(
+    st.sampled_from("alpha beta gamma delta router order 4417 Lisbon reset light app plan".split()),
+    min_size=1,
+    max_size=40,
+).map(" ".join)
 
 
 @st.composite
@@ -56,31 +59,55 @@ def conversations(draw) -> list[dict]:
                 ids.append(f"toolu_{tool_id:04d}")
                 blocks.append({"type": "tool_use", "id": ids[-1], "name": "lookup", "input": {"q": draw(_words)}})
             messages.append({"role": "assistant", "content": blocks})
-            messages.append({"role": "user", "content": [
-                {"type": "tool_result", "tool_use_id": i, "content": draw(_words)} for i in ids]})
+            messages.append(
+                {
+                    "role": "user",
+                    "content": [{"type": "tool_result", "tool_use_id": i, "content": draw(_words)} for i in ids],
+                }
+            )
         if not last:
             messages.append({"role": "assistant", "content": draw(_words)})
     return messages
 
 
 def _is_suffix(part: list, whole: list) -> bool:
-    return not part or whole[-len(part):] == part
+    return not part or whole[-len(part) :] == part
 
 
 # ----- accounting -------------------------------------------------------------------------------
 BODIES = [
     {"model": MODEL, "messages": [{"role": "user", "content": "Hello there"}]},
-    {"model": MODEL, "system": SYSTEM, "messages": [{"role": "user", "content": "Hi"},
-                                                    {"role": "assistant", "content": "Hello!"},
-                                                    {"role": "user", "content": "What is my order number?"}]},
-    {"model": MODEL, "system": [{"type": "text", "text": SYSTEM}, {"type": "text", "text": "Second block."}],
-     "tools": [{"name": "lookup", "description": "Look an order up.",
-                "input_schema": {"type": "object", "properties": {"order": {"type": "string"}}}}],
-     "messages": [{"role": "user", "content": [{"type": "text", "text": "Find order 4417"}]},
-                  {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "lookup",
-                                                     "input": {"order": "4417"}}]},
-                  {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1",
-                                                "content": "shipped on Monday"}]}]},
+    {
+        "model": MODEL,
+        "system": SYSTEM,
+        "messages": [
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": "Hello!"},
+            {"role": "user", "content": "What is my order number?"},
+        ],
+    },
+    {
+        "model": MODEL,
+        "system": [{"type": "text", "text": SYSTEM}, {"type": "text", "text": "Second block."}],
+        "tools": [
+            {
+                "name": "lookup",
+                "description": "Look an order up.",
+                "input_schema": {"type": "object", "properties": {"order": {"type": "string"}}},
+            }
+        ],
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "Find order 4417"}]},
+            {
+                "role": "assistant",
+                "content": [{"type": "tool_use", "id": "toolu_1", "name": "lookup", "input": {"order": "4417"}}],
+            },
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "shipped on Monday"}],
+            },
+        ],
+    },
 ]
 
 
@@ -108,7 +135,10 @@ def test_tool_round_trip_stays_in_one_turn():
 def test_validity_problems_name_each_rule():
     assert validity_problems(BODIES[2]["messages"]) == []
     assert "first message is not a user turn" in validity_problems([{"role": "assistant", "content": "hi"}])[0]
-    assert any("same role" in p for p in validity_problems([{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]))
+    assert any(
+        "same role" in p
+        for p in validity_problems([{"role": "user", "content": "a"}, {"role": "user", "content": "b"}])
+    )
     split = BODIES[2]["messages"][2:]
     assert validity_problems(split)  # a tool_result without its tool_use
 
@@ -135,14 +165,18 @@ def test_sliding_window_invariants(history, budget, with_tools):
     turns = group_turns(history)
     kept = len(group_turns(prompt.messages))
     if kept < len(turns):
-        bigger = [m for t in turns[-kept - 1:] for m in t]
+        bigger = [m for t in turns[-kept - 1 :] for m in t]
         assert request_tokens({"system": SYSTEM, "tools": tools, "messages": bigger}) > budget
 
 
 def test_sliding_window_keeps_turns_by_tokens_not_by_count():
-    history = [{"role": "user", "content": "x " * 400}, {"role": "assistant", "content": "ok"},
-               {"role": "user", "content": "short"}, {"role": "assistant", "content": "ok"},
-               {"role": "user", "content": "newest"}]
+    history = [
+        {"role": "user", "content": "x " * 400},
+        {"role": "assistant", "content": "ok"},
+        {"role": "user", "content": "short"},
+        {"role": "assistant", "content": "ok"},
+        {"role": "user", "content": "newest"},
+    ]
     kept = sliding_window(history, 60, system=SYSTEM)
     assert kept == history[2:]
 
@@ -160,8 +194,10 @@ class FakeSummarizer:
         self.requests.append(text)
         kept = [line for line in text.splitlines() if "my " in line.lower() and not line.startswith("Keep")]
         summary = "Summary:\n" + "\n".join(sorted(set(kept)))
-        return SimpleNamespace(content=[SimpleNamespace(type="text", text=summary)],
-                               usage={"input_tokens": tokens.count_text(text), "output_tokens": tokens.count_text(summary)})
+        return SimpleNamespace(
+            content=[SimpleNamespace(type="text", text=summary)],
+            usage={"input_tokens": tokens.count_text(text), "output_tokens": tokens.count_text(summary)},
+        )
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -187,7 +223,9 @@ def test_summarizing_is_incremental_and_keeps_facts():
     client = FakeSummarizer()
     strategy = Summarizing(client, model=MODEL, threshold=150, clock=VirtualClock())
     history: list[dict] = []
-    lines = ["My name is Ada."] + [f"Question {i} about the router lights and the app settings page?" for i in range(30)]
+    lines = ["My name is Ada."] + [
+        f"Question {i} about the router lights and the app settings page?" for i in range(30)
+    ]
     for n, line in enumerate(lines):
         history.append({"role": "user", "content": line})
         prompt = strategy.build(SYSTEM, history)
@@ -261,12 +299,19 @@ def _user_prefixes(history: list) -> list[list]:
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(history=conversations(), kind=st.sampled_from(["window", "hybrid"]), size=st.integers(80, 900),
-       with_tools=st.booleans())
+@given(
+    history=conversations(),
+    kind=st.sampled_from(["window", "hybrid"]),
+    size=st.integers(80, 900),
+    with_tools=st.booleans(),
+)
 def test_cache_layout_around_window_and_hybrid(history, kind, size, with_tools):
     tools = BODIES[2]["tools"] if with_tools else None
-    inner = SlidingWindow(size) if kind == "window" else Hybrid(FakeSummarizer(), model=MODEL, threshold=size,
-                                                                clock=VirtualClock())
+    inner = (
+        SlidingWindow(size)
+        if kind == "window"
+        else Hybrid(FakeSummarizer(), model=MODEL, threshold=size, clock=VirtualClock())
+    )
     layout = CacheLayout(inner)
     before = copy.deepcopy(history)
     for prefix in _user_prefixes(history):
@@ -278,7 +323,7 @@ def test_cache_layout_around_window_and_hybrid(history, kind, size, with_tools):
         body = prompt.body(MODEL, 100)
         assert validity_problems(prompt.messages) == []
         assert 1 <= _all_breakpoints(body) <= 4, "the API allows at most 4 cache_control blocks"
-        sent = prefix[len(prefix) - len(prompt.messages):]
+        sent = prefix[len(prefix) - len(prompt.messages) :]
         # Only markers are added (the newest message's string content becomes one marked text block).
         assert _strip(prompt.messages[:-1]) == sent[:-1]
         assert request_tokens({"messages": prompt.messages}) == request_tokens({"messages": sent})
@@ -294,12 +339,18 @@ def _strip(value):
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(history=conversations(), threshold=st.integers(80, 600), keep_recent=st.integers(0, 600),
-       window=st.integers(60, 700), hybrid=st.booleans())
+@given(
+    history=conversations(),
+    threshold=st.integers(80, 600),
+    keep_recent=st.integers(0, 600),
+    window=st.integers(60, 700),
+    hybrid=st.booleans(),
+)
 def test_summarizing_requests_fit_their_window(history, threshold, keep_recent, window, hybrid):
     kind = Hybrid if hybrid else Summarizing
-    strategy = kind(FakeSummarizer(), model=MODEL, threshold=threshold, keep_recent=keep_recent, window=window,
-                    clock=VirtualClock())
+    strategy = kind(
+        FakeSummarizer(), model=MODEL, threshold=threshold, keep_recent=keep_recent, window=window, clock=VirtualClock()
+    )
     for prefix in _user_prefixes(history):
         try:
             prompt = strategy.build(SYSTEM, prefix)
@@ -315,8 +366,10 @@ def test_summarizing_requests_fit_their_window(history, threshold, keep_recent, 
 def _long_turns(n: int, words: int) -> list[dict]:
     history: list[dict] = []
     for i in range(n):
-        history += [{"role": "user", "content": f"Setting {i}: " + "router light " * words},
-                    {"role": "assistant", "content": "Restart it and wait two minutes."}]
+        history += [
+            {"role": "user", "content": f"Setting {i}: " + "router light " * words},
+            {"role": "assistant", "content": "Restart it and wait two minutes."},
+        ]
     return history
 
 
@@ -324,8 +377,9 @@ def test_summarizing_falls_back_to_a_window_when_the_newest_turn_is_large():
     # keep_recent keeps every turn verbatim, so compaction folds nothing, and the big newest turn pushes the
     # request past the window: the oldest turns are left out of this request (not folded, so a later
     # compaction still summarizes them).
-    strategy = Hybrid(FakeSummarizer(), model=MODEL, threshold=1_200, keep_recent=3_000, window=1_300,
-                      clock=VirtualClock())
+    strategy = Hybrid(
+        FakeSummarizer(), model=MODEL, threshold=1_200, keep_recent=3_000, window=1_300, clock=VirtualClock()
+    )
     history = _long_turns(6, 40) + [{"role": "user", "content": "Newest: " + "router light " * 500}]
     assert request_tokens({"system": SYSTEM, "messages": history}) > 1_300
     prompt = strategy.build(SYSTEM, history)
@@ -375,9 +429,21 @@ def test_full_history_overflows_the_teaching_model(server, conversation):
 def test_window_forgets_summaries_remember_and_cache_is_cheaper(server, conversation):
     server.reset()
     window = _run(server, "ctx-window", lambda c: SlidingWindow(2_000), conversation)
-    summary = _run(server, "ctx-summary", lambda c: Summarizing(c, model=MODEL, threshold=2_500, clock=VirtualClock()), conversation)
-    hybrid = _run(server, "ctx-hybrid", lambda c: Hybrid(c, model=MODEL, threshold=2_500, clock=VirtualClock()), conversation)
-    cached = _run(server, "ctx-cached", lambda c: CacheLayout(Hybrid(c, model=MODEL, threshold=2_500, clock=VirtualClock())), conversation)
+    summary = _run(
+        server,
+        "ctx-summary",
+        lambda c: Summarizing(c, model=MODEL, threshold=2_500, clock=VirtualClock()),
+        conversation,
+    )
+    hybrid = _run(
+        server, "ctx-hybrid", lambda c: Hybrid(c, model=MODEL, threshold=2_500, clock=VirtualClock()), conversation
+    )
+    cached = _run(
+        server,
+        "ctx-cached",
+        lambda c: CacheLayout(Hybrid(c, model=MODEL, threshold=2_500, clock=VirtualClock())),
+        conversation,
+    )
     for run in (window, summary, hybrid, cached):
         assert run.error is None and run.completed == len(conversation.turns)
     assert window.recall_accuracy == 0.0
@@ -403,12 +469,20 @@ def test_runner_records_correctness_and_measures_latency_on_the_injected_clock(s
     result = run_conversation(client, FullHistory(), convo, model=MODEL, clock=clock)
     assert [r.correct for r in result.records if r.kind == "question"] == [True]
     assert all(r.latency_s == 0.0 for r in result.records)  # the virtual clock never moved
-    assert result.records[0].cost == pricing.cost({"input_tokens": result.records[0].input_tokens,
-                                                   "output_tokens": result.records[0].output_tokens}, MODEL)
+    assert result.records[0].cost == pricing.cost(
+        {"input_tokens": result.records[0].input_tokens, "output_tokens": result.records[0].output_tokens}, MODEL
+    )
     frame = result.frame()  # the tables convention: one row per turn, units as suffixes
     assert len(frame) == len(result.records) and frame["strategy"].eq(result.strategy).all()
-    assert {"turn", "prompt_tokens", "output_tokens", "latency_s", "cost_usd", "side_cost_usd",
-            "cumulative_cost_usd"} <= set(frame.columns) and "cost" not in frame.columns
+    assert {
+        "turn",
+        "prompt_tokens",
+        "output_tokens",
+        "latency_s",
+        "cost_usd",
+        "side_cost_usd",
+        "cumulative_cost_usd",
+    } <= set(frame.columns) and "cost" not in frame.columns
     assert abs(frame["cumulative_cost_usd"].iloc[-1] - float(result.total_cost)) < 1e-9
 
 

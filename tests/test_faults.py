@@ -128,9 +128,20 @@ def test_invalid_forced_value(clock, value):
 def test_validate_forced():
     assert validate_forced(None) is None
     assert validate_forced(" disconnect ") == "disconnect"
-    assert set(FAULT_KINDS) == {"overloaded", "api_error", "rate_limit", "timeout", "disconnect", "stream_error",
-                                "timeout_error", "billing_error", "permission_error", "spend_limit",
-                                "lost_response", "late_response"}
+    assert set(FAULT_KINDS) == {
+        "overloaded",
+        "api_error",
+        "rate_limit",
+        "timeout",
+        "disconnect",
+        "stream_error",
+        "timeout_error",
+        "billing_error",
+        "permission_error",
+        "spend_limit",
+        "lost_response",
+        "late_response",
+    }
     assert "slow" not in FAULT_KINDS  # scenarios only
 
 

@@ -23,8 +23,15 @@ SYSTEM = [{"type": "text", "text": CONTEXT, "cache_control": {"type": "ephemeral
 
 
 def _item(i: int) -> dict:
-    return {"custom_id": f"q{i}", "params": {"model": HAIKU, "max_tokens": 50, "system": SYSTEM,
-                                             "messages": [{"role": "user", "content": f"What does clause {i} say?"}]}}
+    return {
+        "custom_id": f"q{i}",
+        "params": {
+            "model": HAIKU,
+            "max_tokens": 50,
+            "system": SYSTEM,
+            "messages": [{"role": "user", "content": f"What does clause {i} say?"}],
+        },
+    }
 
 
 async def _until_ended(c, batch_id: str):
@@ -44,8 +51,9 @@ def test_prompt_caching_applies_inside_a_batch_and_is_billed_with_both_discounts
         await _until_ended(c, batch.id)
         results = {r.custom_id: r.result.message.usage async for r in await c.messages.batches.results(batch.id)}
         # The same key's Messages call afterwards reads what the batch wrote (one cache per organization).
-        after = await c.messages.create(model=HAIKU, max_tokens=50, system=SYSTEM,
-                                        messages=[{"role": "user", "content": "And clause 7?"}])
+        after = await c.messages.create(
+            model=HAIKU, max_tokens=50, system=SYSTEM, messages=[{"role": "user", "content": "And clause 7?"}]
+        )
         return results, after.usage
 
     results, after = run_virtual(go())
@@ -58,11 +66,16 @@ def test_prompt_caching_applies_inside_a_batch_and_is_billed_with_both_discounts
     rows = srv.ledger()
     rows = rows[rows["batch"]]
     for _, row in rows.iterrows():
-        usage = {"input_tokens": row["input_tokens"], "output_tokens": row["output_tokens"],
-                 "cache_creation_input_tokens": row["cache_creation_input_tokens"],
-                 "cache_read_input_tokens": row["cache_read_input_tokens"],
-                 "cache_creation": {"ephemeral_5m_input_tokens": 0,
-                                    "ephemeral_1h_input_tokens": row["cache_creation_input_tokens"]}}
+        usage = {
+            "input_tokens": row["input_tokens"],
+            "output_tokens": row["output_tokens"],
+            "cache_creation_input_tokens": row["cache_creation_input_tokens"],
+            "cache_read_input_tokens": row["cache_read_input_tokens"],
+            "cache_creation": {
+                "ephemeral_5m_input_tokens": 0,
+                "ephemeral_1h_input_tokens": row["cache_creation_input_tokens"],
+            },
+        }
         # Both discounts: the cache price (2x write for 1h, 0.1x read) and then the batch's 50%.
         assert Decimal(str(row["cost_usd"])) == cost(usage, HAIKU, batch=True) == cost(usage, HAIKU) / 2
     write_row = rows[rows["cache_creation_input_tokens"] > 0].iloc[0]
@@ -102,7 +115,7 @@ def test_message_batches_have_their_own_requests_per_minute_limit():
         with pytest.raises(anthropic.RateLimitError) as err:
             await c.messages.batches.retrieve(batch.id)
         assert "Message Batches API" in err.value.message and err.value.response.headers["retry-after"] == "30"
-        assert (await c.messages.create(model=HAIKU, max_tokens=5, messages=[{"role": "user", "content": "hi"}]))
+        assert await c.messages.create(model=HAIKU, max_tokens=5, messages=[{"role": "user", "content": "hi"}])
 
     run_virtual(go())
 

@@ -59,8 +59,13 @@ def test_documented_wording_through_the_sdk(client):
     with pytest.raises(anthropic.BadRequestError, match="`temperature` is deprecated for this model"):
         client.messages.create(model="claude-haiku-5-5", max_tokens=20, messages=ASK, extra_body={"temperature": 0})
     with pytest.raises(anthropic.BadRequestError, match='"thinking.type.enabled" is not supported'):
-        client.messages.create(model="claude-sonnet-5-5", max_tokens=4096, messages=ASK,
-                               thinking={"type": "enabled", "budget_tokens": 2048})
+        client.messages.create(
+            model="claude-sonnet-5-5",
+            max_tokens=4096,
+            messages=ASK,
+            thinking={"type": "enabled", "budget_tokens": 2048},
+        )
     # Sending the documented default is not a change: temperature 1.0 is accepted everywhere.
-    assert client.messages.create(model="claude-opus-5-5", max_tokens=20, messages=ASK,
-                                  extra_body={"temperature": 1.0}).content
+    assert client.messages.create(
+        model="claude-opus-5-5", max_tokens=20, messages=ASK, extra_body={"temperature": 1.0}
+    ).content

@@ -42,8 +42,26 @@ def test_lifecycle_follows_the_end_of_life_dates():
 
 
 def test_the_catalog_dates_are_the_sdks():
-    months = {m: i for i, m in enumerate(["January", "February", "March", "April", "May", "June", "July", "August",
-                                          "September", "October", "November", "December"], 1)}
+    months = {
+        m: i
+        for i, m in enumerate(
+            [
+                "January",
+                "February",
+                "March",
+                "April",
+                "May",
+                "June",
+                "July",
+                "August",
+                "September",
+                "October",
+                "November",
+                "December",
+            ],
+            1,
+        )
+    }
     for model, when in DEPRECATED_MODELS.items():
         month, day, year = when.replace(",", "").split()
         spec = catalog()[model]
@@ -82,8 +100,9 @@ def test_deprecated_model_answers_with_the_sdk_warning_retired_ones_404():
     run_virtual(go())
 
 
-@pytest.mark.parametrize("model", ["claude-opus-5", "claude-sonnet-5", "claude-haiku-4-5-20251001",
-                                   "claude-opus-4-5-20251101"])
+@pytest.mark.parametrize(
+    "model", ["claude-opus-5", "claude-sonnet-5", "claude-haiku-4-5-20251001", "claude-opus-4-5-20251101"]
+)
 def test_other_sdk_listed_models_answer(model):
     srv = InProcessServer(seed=0, time_scale=0, rate_limit_tier="unlimited")
 
@@ -108,15 +127,27 @@ def test_models_list_has_capabilities_that_match_what_messages_enforces():
         assert default == {m.id for m in infos if m.lifecycle != "retired"}
         assert "claude-sonnet-4-5" not in default and "claude-opus-4-5" in default
         assert {m.id async for m in c.models.list(lifecycle=["retired"])} == {
-            "claude-sonnet-4-5", "claude-sonnet-4-5-20250929", "claude-mythos-preview"}
+            "claude-sonnet-4-5",
+            "claude-sonnet-4-5-20250929",
+            "claude-mythos-preview",
+        }
         with pytest.raises(anthropic.BadRequestError, match="lifecycle"):
             await c.models.list(extra_query={"lifecycle[]": "gone"})
         for info in infos:
             caps = info.capabilities
             assert caps is not None, info.id
-            assert set(caps.model_dump()) == {"batch", "citations", "code_execution", "context_management", "effort",
-                                              "image_input", "pdf_input", "server_tools", "structured_outputs",
-                                              "thinking"}
+            assert set(caps.model_dump()) == {
+                "batch",
+                "citations",
+                "code_execution",
+                "context_management",
+                "effort",
+                "image_input",
+                "pdf_input",
+                "server_tools",
+                "structured_outputs",
+                "thinking",
+            }
             if info.lifecycle == "retired":
                 continue
             # thinking.types.disabled says whether {"type": "disabled"} is refused: check it.

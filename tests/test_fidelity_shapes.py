@@ -38,8 +38,9 @@ def test_refusal_stops_early(client):
 
 
 def test_refusal_streams(client):
-    with client.messages.stream(model=HAIKU, max_tokens=200, messages=ASK,
-                                extra_headers={"x-mock-shape": "refusal"}) as stream:
+    with client.messages.stream(
+        model=HAIKU, max_tokens=200, messages=ASK, extra_headers={"x-mock-shape": "refusal"}
+    ) as stream:
         final = stream.get_final_message()
     assert final.stop_reason == "refusal" and text_of(final) == text_of(_create(client, "refusal"))
 
@@ -56,8 +57,9 @@ def test_unknown_shape_is_a_400(client, value):
 
 
 def test_forced_thinking_streams_as_a_thinking_block_first(client):
-    with client.messages.stream(model=HAIKU, max_tokens=200, messages=ASK,
-                                extra_headers={"x-mock-shape": "thinking"}) as stream:
+    with client.messages.stream(
+        model=HAIKU, max_tokens=200, messages=ASK, extra_headers={"x-mock-shape": "thinking"}
+    ) as stream:
         events = [event.type for event in stream]
         message = stream.get_final_message()
     assert [b.type for b in message.content][:2] == ["thinking", "text"]
@@ -65,7 +67,13 @@ def test_forced_thinking_streams_as_a_thinking_block_first(client):
 
 
 def test_text_of_accepts_dicts_and_block_lists():
-    msg = {"content": [{"type": "thinking", "thinking": "", "signature": "s"}, {"type": "text", "text": "a"},
-                       {"type": "tool_use", "id": "t", "name": "n", "input": {}}, {"type": "text", "text": "b"}]}
+    msg = {
+        "content": [
+            {"type": "thinking", "thinking": "", "signature": "s"},
+            {"type": "text", "text": "a"},
+            {"type": "tool_use", "id": "t", "name": "n", "input": {}},
+            {"type": "text", "text": "b"},
+        ]
+    }
     assert text_of(msg) == "ab" and text_of(msg["content"], sep="\n") == "a\nb"
     assert text_of({"content": []}) == "" and course_utils.blocks_of(msg, "tool_use")[0]["name"] == "n"

@@ -35,14 +35,18 @@ def _refused(r: httpx2.Response, field: str) -> str:
     [
         ({"max_tokn": 5}, "max_tokn"),  # a student's typo
         ({"messages": [{"role": "user", "content": "hi", "name": "ada"}]}, "messages.0.name"),
-        ({"messages": [{"role": "user", "content": [{"type": "text", "text": "hi", "txt": "x"}]}]},
-         "messages.0.content.0.txt"),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "text", "text": "hi", "txt": "x"}]}]},
+            "messages.0.content.0.txt",
+        ),
         ({"tools": [{"name": "t", "input_schema": {"type": "object"}, "parameters": {}}]}, "tools.0.parameters"),
         ({"tool_choice": {"type": "auto", "force": True}}, "tool_choice.force"),
         ({"thinking": {"type": "adaptive", "budget": 5}}, "thinking.budget"),
         ({"metadata": {"user": "u"}}, "metadata.user"),
-        ({"system": [{"type": "text", "text": "s", "cache_control": {"type": "ephemeral", "scope": "x"}}]},
-         "system.0.cache_control.scope"),
+        (
+            {"system": [{"type": "text", "text": "s", "cache_control": {"type": "ephemeral", "scope": "x"}}]},
+            "system.0.cache_control.scope",
+        ),
         ({"output_config": {"effort": "medium", "verbosity": "low"}}, "output_config.verbosity"),
     ],
 )
@@ -55,21 +59,34 @@ def test_unknown_fields_are_named(http, body, field):
 
 
 def test_count_tokens_rejects_max_tokens(http, client):
-    _refused(http.post("/v1/messages/count_tokens", json={"model": HAIKU, "max_tokens": 5, "messages": USER}),
-             "max_tokens: Extra inputs are not permitted")
+    _refused(
+        http.post("/v1/messages/count_tokens", json={"model": HAIKU, "max_tokens": 5, "messages": USER}),
+        "max_tokens: Extra inputs are not permitted",
+    )
     with pytest.raises(anthropic.BadRequestError, match="max_tokens"):
         client.messages.count_tokens(model=HAIKU, messages=USER, extra_body={"max_tokens": 5})
     assert client.messages.count_tokens(model=HAIKU, messages=USER).input_tokens > 0
 
 
 def test_invalid_anthropic_beta_and_service_tier(http, client):
-    _refused(http.post("/v1/messages", json={"model": HAIKU, "max_tokens": 5, "messages": USER},
-                       headers={"anthropic-beta": "not-a-beta-2099-01-01"}), "anthropic-beta")
-    ok = http.post("/v1/messages", json={"model": HAIKU, "max_tokens": 5, "messages": USER},
-                   headers={"anthropic-beta": "prompt-caching-2024-07-31, context-1m-2025-08-07"})
+    _refused(
+        http.post(
+            "/v1/messages",
+            json={"model": HAIKU, "max_tokens": 5, "messages": USER},
+            headers={"anthropic-beta": "not-a-beta-2099-01-01"},
+        ),
+        "anthropic-beta",
+    )
+    ok = http.post(
+        "/v1/messages",
+        json={"model": HAIKU, "max_tokens": 5, "messages": USER},
+        headers={"anthropic-beta": "prompt-caching-2024-07-31, context-1m-2025-08-07"},
+    )
     assert ok.status_code == 200, ok.text
-    _refused(http.post("/v1/messages", json={"model": HAIKU, "max_tokens": 5, "messages": USER,
-                                              "service_tier": "premium"}), "service_tier")
+    _refused(
+        http.post("/v1/messages", json={"model": HAIKU, "max_tokens": 5, "messages": USER, "service_tier": "premium"}),
+        "service_tier",
+    )
     with pytest.raises(anthropic.BadRequestError, match="service_tier"):
         client.messages.create(model=HAIKU, max_tokens=5, messages=USER, extra_body={"service_tier": "premium"})
     assert client.messages.create(model=HAIKU, max_tokens=5, messages=USER, service_tier="standard_only").content
@@ -78,26 +95,43 @@ def test_invalid_anthropic_beta_and_service_tier(http, client):
 @pytest.mark.parametrize("btype", [["text"], {"t": 1}, 3, None])
 def test_block_type_that_is_not_a_string_is_a_400_not_a_500(http, btype):
     """The 1.2% of 500s of issue 13 item 12 (``TypeError: unhashable type`` in ``_block``)."""
-    r = http.post("/v1/messages", json={"model": HAIKU, "max_tokens": 5,
-                                        "messages": [{"role": "user", "content": [{"type": btype, "text": "x"}]}]})
+    r = http.post(
+        "/v1/messages",
+        json={
+            "model": HAIKU,
+            "max_tokens": 5,
+            "messages": [{"role": "user", "content": [{"type": btype, "text": "x"}]}],
+        },
+    )
     _refused(r, "messages.0.content.0.type")
 
 
 def test_output_config_format_accepted(client, http):
     schema = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
-    msg = client.messages.create(model=HAIKU, max_tokens=100, messages=USER,
-                                 output_config={"format": {"type": "json_schema", "schema": schema}})
+    msg = client.messages.create(
+        model=HAIKU, max_tokens=100, messages=USER, output_config={"format": {"type": "json_schema", "schema": schema}}
+    )
     assert msg.content
-    _refused(http.post("/v1/messages", json={"model": HAIKU, "max_tokens": 5, "messages": USER,
-                                              "output_config": {"format": {"type": "json"}}}),
-             "output_config.format.type")
-    _refused(http.post("/v1/messages", json={"model": HAIKU, "max_tokens": 5, "messages": USER,
-                                              "output_config": {"effort": "extreme"}}), "output_config.effort")
+    _refused(
+        http.post(
+            "/v1/messages",
+            json={"model": HAIKU, "max_tokens": 5, "messages": USER, "output_config": {"format": {"type": "json"}}},
+        ),
+        "output_config.format.type",
+    )
+    _refused(
+        http.post(
+            "/v1/messages",
+            json={"model": HAIKU, "max_tokens": 5, "messages": USER, "output_config": {"effort": "extreme"}},
+        ),
+        "output_config.effort",
+    )
 
 
-
-@pytest.mark.parametrize("schema", [{"type": "nonsense-type"}, {"type": "object", "required": "name"},
-                                    {"properties": {"a": {"minimum": "zero"}}}])
+@pytest.mark.parametrize(
+    "schema",
+    [{"type": "nonsense-type"}, {"type": "object", "required": "name"}, {"properties": {"a": {"minimum": "zero"}}}],
+)
 def test_an_invalid_json_schema_in_output_config_is_a_400(schema):
     from course_utils.mock_provider import InProcessServer
 
@@ -105,7 +139,10 @@ def test_an_invalid_json_schema_in_output_config_is_a_400(schema):
     try:
         with pytest.raises(anthropic.BadRequestError, match="invalid JSON schema"):
             server.client(max_retries=0).messages.create(
-                model="claude-haiku-4-5", max_tokens=50, messages=[{"role": "user", "content": "hi"}],
-                output_config={"format": {"type": "json_schema", "schema": schema}})
+                model="claude-haiku-4-5",
+                max_tokens=50,
+                messages=[{"role": "user", "content": "hi"}],
+                output_config={"format": {"type": "json_schema", "schema": schema}},
+            )
     finally:
         server.close()

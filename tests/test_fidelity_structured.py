@@ -23,12 +23,18 @@ from course_utils.mock_provider.skills.schema import instance_for, is_valid
 from course_utils.models import get_model
 
 HAIKU = "claude-haiku-5-5"
-REVIEW = "I love this blender, it is amazing. It cost 89 dollars and arrived on 2026-03-14. Contact me at ada@example.com."
+REVIEW = (
+    "I love this blender, it is amazing. It cost 89 dollars and arrived on 2026-03-14. Contact me at ada@example.com."
+)
 
 
 def _reply(schema: dict, prompt: str = REVIEW, system: str | None = None):
-    body = {"model": HAIKU, "max_tokens": 1024, "messages": [{"role": "user", "content": prompt}],
-            "output_config": {"format": {"type": "json_schema", "schema": schema}}}
+    body = {
+        "model": HAIKU,
+        "max_tokens": 1024,
+        "messages": [{"role": "user", "content": prompt}],
+        "output_config": {"format": {"type": "json_schema", "schema": schema}},
+    }
     if system:
         body["system"] = system
     ctx = SkillContext(request=parse_messages_request(body), model=get_model(HAIKU), rng=random.Random(0))
@@ -42,34 +48,72 @@ def _check(value, schema):
 
 
 SCHEMAS = {
-    "flat": {"type": "object", "properties": {"sentiment": {"type": "string", "enum": ["positive", "negative", "neutral"]},
-                                              "summary": {"type": "string"}, "price": {"type": "number"}},
-             "required": ["sentiment", "summary", "price"], "additionalProperties": False},
-    "nested": {"type": "object", "properties": {
-        "customer": {"type": "object", "properties": {"email": {"type": "string", "format": "email"},
-                                                      "name": {"type": ["string", "null"]}},
-                     "required": ["email", "name"], "additionalProperties": False},
-        "items": {"type": "array", "items": {"type": "object", "properties": {"sku": {"type": "string"},
-                                                                               "qty": {"type": "integer", "minimum": 1}},
-                                             "required": ["sku", "qty"], "additionalProperties": False},
-                  "minItems": 1},
-        "shipped_on": {"type": "string", "format": "date"}},
-        "required": ["customer", "items", "shipped_on"], "additionalProperties": False},
-    "refs": {"$defs": {"label": {"type": "string", "enum": ["billing", "bug", "feature"]}},
-             "type": "object", "properties": {"label": {"$ref": "#/$defs/label"},
-                                              "confidence": {"type": "number", "minimum": 0, "maximum": 1},
-                                              "tags": {"type": "array", "items": {"type": "string"}, "maxItems": 3}},
-             "required": ["label", "confidence", "tags"], "additionalProperties": False},
-    "anyof": {"type": "object", "properties": {"answer": {"anyOf": [{"type": "integer", "minimum": 10, "maximum": 20},
-                                                                    {"type": "null"}]},
-                                               "ok": {"type": "boolean"}, "rating": {"type": "integer", "minimum": 1,
-                                                                                     "maximum": 5}},
-              "required": ["answer", "ok", "rating"], "additionalProperties": False},
+    "flat": {
+        "type": "object",
+        "properties": {
+            "sentiment": {"type": "string", "enum": ["positive", "negative", "neutral"]},
+            "summary": {"type": "string"},
+            "price": {"type": "number"},
+        },
+        "required": ["sentiment", "summary", "price"],
+        "additionalProperties": False,
+    },
+    "nested": {
+        "type": "object",
+        "properties": {
+            "customer": {
+                "type": "object",
+                "properties": {"email": {"type": "string", "format": "email"}, "name": {"type": ["string", "null"]}},
+                "required": ["email", "name"],
+                "additionalProperties": False,
+            },
+            "items": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"sku": {"type": "string"}, "qty": {"type": "integer", "minimum": 1}},
+                    "required": ["sku", "qty"],
+                    "additionalProperties": False,
+                },
+                "minItems": 1,
+            },
+            "shipped_on": {"type": "string", "format": "date"},
+        },
+        "required": ["customer", "items", "shipped_on"],
+        "additionalProperties": False,
+    },
+    "refs": {
+        "$defs": {"label": {"type": "string", "enum": ["billing", "bug", "feature"]}},
+        "type": "object",
+        "properties": {
+            "label": {"$ref": "#/$defs/label"},
+            "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+            "tags": {"type": "array", "items": {"type": "string"}, "maxItems": 3},
+        },
+        "required": ["label", "confidence", "tags"],
+        "additionalProperties": False,
+    },
+    "anyof": {
+        "type": "object",
+        "properties": {
+            "answer": {"anyOf": [{"type": "integer", "minimum": 10, "maximum": 20}, {"type": "null"}]},
+            "ok": {"type": "boolean"},
+            "rating": {"type": "integer", "minimum": 1, "maximum": 5},
+        },
+        "required": ["answer", "ok", "rating"],
+        "additionalProperties": False,
+    },
     "array_root": {"type": "array", "items": {"type": "string", "minLength": 2}, "minItems": 2, "maxItems": 4},
-    "const_and_lengths": {"type": "object", "properties": {"kind": {"const": "review"},
-                                                           "title": {"type": "string", "maxLength": 10},
-                                                           "code": {"type": "string", "pattern": "^[A-Z]{3}-\\d{4}$"}},
-                          "required": ["kind", "title", "code"], "additionalProperties": False},
+    "const_and_lengths": {
+        "type": "object",
+        "properties": {
+            "kind": {"const": "review"},
+            "title": {"type": "string", "maxLength": 10},
+            "code": {"type": "string", "pattern": "^[A-Z]{3}-\\d{4}$"},
+        },
+        "required": ["kind", "title", "code"],
+        "additionalProperties": False,
+    },
 }
 
 
@@ -88,31 +132,49 @@ def test_values_come_from_the_content():
 
 
 def test_the_schema_wins_over_a_prompt_that_asks_for_something_else():
-    schema = {"type": "object", "properties": {"category": {"type": "string", "enum": ["billing", "bug"]}},
-              "required": ["category"], "additionalProperties": False}
+    schema = {
+        "type": "object",
+        "properties": {"category": {"type": "string", "enum": ["billing", "bug"]}},
+        "required": ["category"],
+        "additionalProperties": False,
+    }
     r, value = _reply(schema, prompt="Summarize this: I was charged twice for my invoice, please refund me.")
     assert r.skill == "structured" and value == {"category": "billing"}
 
 
 # Random schemas from the subset structured outputs support: every generated instance validates.
 _scalar = st.one_of(
-    st.just({"type": "string"}), st.just({"type": "boolean"}), st.just({"type": "null"}),
-    st.builds(lambda lo, span: {"type": "integer", "minimum": lo, "maximum": lo + span},
-              st.integers(-50, 50), st.integers(0, 20)),
+    st.just({"type": "string"}),
+    st.just({"type": "boolean"}),
+    st.just({"type": "null"}),
+    st.builds(
+        lambda lo, span: {"type": "integer", "minimum": lo, "maximum": lo + span},
+        st.integers(-50, 50),
+        st.integers(0, 20),
+    ),
     st.builds(lambda lo: {"type": "number", "exclusiveMinimum": lo}, st.floats(-10, 10, allow_nan=False)),
     st.lists(st.text("abcxyz", min_size=1, max_size=5), min_size=1, max_size=4, unique=True).map(
-        lambda xs: {"type": "string", "enum": xs}),
+        lambda xs: {"type": "string", "enum": xs}
+    ),
     st.sampled_from([{"type": "string", "format": f} for f in ("date", "date-time", "email", "uuid", "uri")]),
-    st.builds(lambda lo, extra: {"type": "string", "minLength": lo, "maxLength": lo + extra},
-              st.integers(0, 5), st.integers(0, 5)),
+    st.builds(
+        lambda lo, extra: {"type": "string", "minLength": lo, "maxLength": lo + extra},
+        st.integers(0, 5),
+        st.integers(0, 5),
+    ),
 )
 _names = st.text("abcdefghij_", min_size=1, max_size=8)
 _schemas = st.recursive(
     _scalar,
     lambda inner: st.one_of(
         st.dictionaries(_names, inner, min_size=1, max_size=4).map(
-            lambda props: {"type": "object", "properties": props, "required": sorted(props),
-                           "additionalProperties": False}),
+            lambda props: {
+                "type": "object",
+                "properties": props,
+                "required": sorted(props),
+                "additionalProperties": False,
+            }
+        ),
         st.builds(lambda items, lo: {"type": "array", "items": items, "minItems": lo}, inner, st.integers(0, 3)),
         st.lists(inner, min_size=1, max_size=3).map(lambda opts: {"anyOf": opts}),
     ),
@@ -134,7 +196,9 @@ def test_through_the_sdk():
     client = srv.client()
     schema = SCHEMAS["refs"]
     msg = client.messages.create(
-        model=HAIKU, max_tokens=400, messages=[{"role": "user", "content": "The app crashes when I click save."}],
+        model=HAIKU,
+        max_tokens=400,
+        messages=[{"role": "user", "content": "The app crashes when I click save."}],
         output_config={"format": {"type": "json_schema", "schema": schema}},
     )
     value = json.loads("".join(b.text for b in msg.content if b.type == "text"))
@@ -142,19 +206,31 @@ def test_through_the_sdk():
     assert value["label"] == "bug"
 
 
-@pytest.mark.parametrize("schema", [
-    {"type": "object", "properties": {"a": {"$ref": "#"}}, "required": ["a"]},  # no finite instance
-    {"$ref": "#"}, {"type": "object", "properties": 5}, {"type": "array", "items": "x", "minItems": 3},
-    {"type": "string", "pattern": "(", "minLength": "a"}, {"type": "integer", "minimum": 5, "maximum": 1},
-    {"anyOf": []}, {"enum": []}, {"type": "object", "required": [1, 2]}, {"allOf": [{"$ref": "#/$defs/x"}]},
-    {"type": "number", "multipleOf": 0},
-])
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"type": "object", "properties": {"a": {"$ref": "#"}}, "required": ["a"]},  # no finite instance
+        {"$ref": "#"},
+        {"type": "object", "properties": 5},
+        {"type": "array", "items": "x", "minItems": 3},
+        {"type": "string", "pattern": "(", "minLength": "a"},
+        {"type": "integer", "minimum": 5, "maximum": 1},
+        {"anyOf": []},
+        {"enum": []},
+        {"type": "object", "required": [1, 2]},
+        {"allOf": [{"$ref": "#/$defs/x"}]},
+        {"type": "number", "multipleOf": 0},
+    ],
+)
 def test_strange_schemas_never_make_a_server_error(schema):
     srv = InProcessServer(seed=0, time_scale=0, rate_limit_tier="unlimited")
     try:
         r = srv.client(max_retries=0).messages.with_raw_response.create(
-            model=HAIKU, max_tokens=200, messages=[{"role": "user", "content": "hi"}],
-            output_config={"format": {"type": "json_schema", "schema": schema}})
+            model=HAIKU,
+            max_tokens=200,
+            messages=[{"role": "user", "content": "hi"}],
+            output_config={"format": {"type": "json_schema", "schema": schema}},
+        )
     except anthropic.BadRequestError as exc:  # a schema its meta-schema rejects is the caller's error
         assert exc.status_code == 400 and "invalid JSON schema" in exc.message
         return

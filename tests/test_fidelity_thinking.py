@@ -22,9 +22,14 @@ from course_utils.mock_provider.skills.thinking import REPLY_SCENARIO_ENV
 HAIKU, SONNET55, SONNET46 = "claude-haiku-5-5", "claude-sonnet-5-5", "claude-sonnet-4-6"
 ASK = [{"role": "user", "content": "Explain in two sentences why the sky is blue."}]
 # Long enough not to count as a "simpler problem" that medium effort skips thinking for.
-LONG_ASK = [{"role": "user", "content": "Explain, for a curious twelve-year-old who likes experiments, why the sky "
-             "is blue during the day but red and orange at sunset, what Rayleigh scattering has to do with it, "
-             "why clouds are white, and one safe experiment with a glass of water and a torch that shows it."}]
+LONG_ASK = [
+    {
+        "role": "user",
+        "content": "Explain, for a curious twelve-year-old who likes experiments, why the sky "
+        "is blue during the day but red and orange at sunset, what Rayleigh scattering has to do with it, "
+        "why clouds are white, and one safe experiment with a glass of water and a torch that shows it.",
+    }
+]
 
 
 @pytest.fixture()
@@ -83,28 +88,36 @@ def test_thinking_on_request_per_model(client):
     # Omitted thinking is still billed: the text's tokens plus the hidden thinking's.
     text_tokens = len(text_deltas(course_utils.text_of(on)))
     assert on.usage.output_tokens == text_tokens + thinking_mod.OMITTED_THINKING_TOKENS
-    summarized = client.messages.create(model=SONNET55, max_tokens=300, messages=ASK,
-                                        thinking={"type": "adaptive", "display": "summarized"})
+    summarized = client.messages.create(
+        model=SONNET55, max_tokens=300, messages=ASK, thinking={"type": "adaptive", "display": "summarized"}
+    )
     assert summarized.content[0].thinking.startswith("The user asks")
-    low = client.messages.create(model=SONNET55, max_tokens=300, messages=ASK, thinking={"type": "adaptive"},
-                                 output_config={"effort": "low"})
+    low = client.messages.create(
+        model=SONNET55, max_tokens=300, messages=ASK, thinking={"type": "adaptive"}, output_config={"effort": "low"}
+    )
     assert _types(low) == ["text"]
     # An older model thinks only when asked, and shows summarized thinking by default.
-    old = client.messages.create(model=SONNET46, max_tokens=3000, messages=ASK,
-                                 thinking={"type": "enabled", "budget_tokens": 1024})
+    old = client.messages.create(
+        model=SONNET46, max_tokens=3000, messages=ASK, thinking={"type": "enabled", "budget_tokens": 1024}
+    )
     assert _types(old) == ["thinking", "text"] and old.content[0].thinking
-    assert _types(client.messages.create(model=SONNET46, max_tokens=300, messages=ASK,
-                                         thinking={"type": "disabled"})) == ["text"]
+    assert _types(
+        client.messages.create(model=SONNET46, max_tokens=300, messages=ASK, thinking={"type": "disabled"})
+    ) == ["text"]
     # between_tools turns up-front thinking off (its thinking blocks come between tool calls).
-    assert _types(client.messages.create(model="claude-sonnet-5-5", max_tokens=300, messages=ASK,
-                                         thinking={"type": "between_tools"})) == ["text"]
+    assert _types(
+        client.messages.create(
+            model="claude-sonnet-5-5", max_tokens=300, messages=ASK, thinking={"type": "between_tools"}
+        )
+    ) == ["text"]
 
 
 def test_thinking_tokens_count_towards_max_tokens(client):
     full = client.messages.create(model=SONNET55, max_tokens=300, messages=ASK, thinking={"type": "adaptive"})
     text_tokens = full.usage.output_tokens - thinking_mod.OMITTED_THINKING_TOKENS
-    cut = client.messages.create(model=SONNET55, max_tokens=thinking_mod.OMITTED_THINKING_TOKENS + 3, messages=ASK,
-                                 thinking={"type": "adaptive"})
+    cut = client.messages.create(
+        model=SONNET55, max_tokens=thinking_mod.OMITTED_THINKING_TOKENS + 3, messages=ASK, thinking={"type": "adaptive"}
+    )
     assert cut.stop_reason == "max_tokens" and _types(cut) == ["thinking", "text"]
     assert cut.usage.output_tokens == thinking_mod.OMITTED_THINKING_TOKENS + 3 < full.usage.output_tokens
     assert text_tokens > 3
@@ -131,20 +144,27 @@ def test_thinking_streams_with_thinking_and_signature_deltas(client, display):
 
 
 def test_the_x_mock_shape_thinking_header_adds_one_block(client):
-    msg = client.messages.create(model=HAIKU, max_tokens=300, messages=ASK, thinking={"type": "adaptive"},
-                                 extra_headers={"x-mock-shape": "thinking"})
+    msg = client.messages.create(
+        model=HAIKU,
+        max_tokens=300,
+        messages=ASK,
+        thinking={"type": "adaptive"},
+        extra_headers={"x-mock-shape": "thinking"},
+    )
     assert _types(msg) == ["thinking", "text"]
 
 
 @pytest.mark.parametrize("scenario,lo_refusal,hi_refusal", [("realistic", 0.01, 0.12), ("hostile", 0.15, 0.35)])
-def test_reply_scenarios_make_refusals_and_pauses_occur_for_a_share_of_requests(monkeypatch, scenario,
-                                                                                lo_refusal, hi_refusal):
+def test_reply_scenarios_make_refusals_and_pauses_occur_for_a_share_of_requests(
+    monkeypatch, scenario, lo_refusal, hi_refusal
+):
     monkeypatch.setenv(REPLY_SCENARIO_ENV, scenario)
     client = InProcessServer(seed=0, time_scale=0, rate_limit_tier="unlimited").client()
     stops = collections.Counter()
     for i in range(200):
-        msg = client.messages.create(model=HAIKU, max_tokens=100,
-                                     messages=[{"role": "user", "content": f"Tell me fact number {i} about tea."}])
+        msg = client.messages.create(
+            model=HAIKU, max_tokens=100, messages=[{"role": "user", "content": f"Tell me fact number {i} about tea."}]
+        )
         stops[msg.stop_reason] += 1
         if msg.stop_reason == "refusal" and scenario == "hostile":
             assert msg.content[0].type == "thinking"  # the thinking block stays; the text is cut short
@@ -152,10 +172,18 @@ def test_reply_scenarios_make_refusals_and_pauses_occur_for_a_share_of_requests(
     assert stops["pause_turn"] > 0 and stops["end_turn"] > 100
     # Reproducible: the same prompt gets the same shape again.
     again = InProcessServer(seed=0, time_scale=0, rate_limit_tier="unlimited").client()
-    first = [again.messages.create(model=HAIKU, max_tokens=100, messages=[
-        {"role": "user", "content": f"Tell me fact number {i} about tea."}]).stop_reason for i in range(20)]
-    assert first == [client.messages.create(model=HAIKU, max_tokens=100, messages=[
-        {"role": "user", "content": f"Tell me fact number {i} about tea."}]).stop_reason for i in range(20)]
+    first = [
+        again.messages.create(
+            model=HAIKU, max_tokens=100, messages=[{"role": "user", "content": f"Tell me fact number {i} about tea."}]
+        ).stop_reason
+        for i in range(20)
+    ]
+    assert first == [
+        client.messages.create(
+            model=HAIKU, max_tokens=100, messages=[{"role": "user", "content": f"Tell me fact number {i} about tea."}]
+        ).stop_reason
+        for i in range(20)
+    ]
 
 
 def test_an_unknown_scenario_in_the_environment_warns_and_stays_plain(client, monkeypatch):

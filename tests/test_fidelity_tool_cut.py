@@ -11,16 +11,24 @@ import json
 from course_utils.mock_provider.generation import partial_json_object
 
 HAIKU = "claude-haiku-5-5"
-TOOLS = [{"name": "lookup_order", "description": "Look up an order by its number",
-          "input_schema": {"type": "object", "properties": {"order_id": {"type": "string"},
-                                                            "include_history": {"type": "boolean"}},
-                           "required": ["order_id"]}}]
+TOOLS = [
+    {
+        "name": "lookup_order",
+        "description": "Look up an order by its number",
+        "input_schema": {
+            "type": "object",
+            "properties": {"order_id": {"type": "string"}, "include_history": {"type": "boolean"}},
+            "required": ["order_id"],
+        },
+    }
+]
 ASK = [{"role": "user", "content": "Where is order 4417? Include its full history please."}]
 
 
 def _create(client, max_tokens, **kw):
-    return client.messages.create(model=HAIKU, max_tokens=max_tokens, tools=TOOLS, tool_choice={"type": "any"},
-                                  messages=ASK, **kw)
+    return client.messages.create(
+        model=HAIKU, max_tokens=max_tokens, tools=TOOLS, tool_choice={"type": "any"}, messages=ASK, **kw
+    )
 
 
 def test_full_call_then_cut_call(client):
@@ -40,8 +48,9 @@ def test_full_call_then_cut_call(client):
 def test_streamed_cut_call_matches(client):
     tokens = _create(client, 400).usage.output_tokens
     plain = _create(client, tokens - 3)
-    with client.messages.stream(model=HAIKU, max_tokens=tokens - 3, tools=TOOLS, tool_choice={"type": "any"},
-                                messages=ASK) as stream:
+    with client.messages.stream(
+        model=HAIKU, max_tokens=tokens - 3, tools=TOOLS, tool_choice={"type": "any"}, messages=ASK
+    ) as stream:
         final = stream.get_final_message()
     assert final.stop_reason == "max_tokens"
     assert final.content[-1].type == "tool_use" and final.content[-1].input == plain.content[-1].input

@@ -118,7 +118,11 @@ def test_restore_keeps_official_cells_and_student_answers(structure, tmp_path: P
 def test_restore_brings_back_deleted_checks(structure, tmp_path: Path) -> None:
     restored = restored_from(structure, "deleted_checks.ipynb", tmp_path)
     checks = [c.source for c, (kind, _) in zip(restored.nb.cells, restored.roles) if kind == "check"]
-    assert [c.splitlines()[-1] for c in checks] == ['check("99.1", add)', 'check("99.2", prompt_tokens)', 'check("99.3", count_words)']
+    assert [c.splitlines()[-1] for c in checks] == [
+        'check("99.1", add)',
+        'check("99.2", prompt_tokens)',
+        'check("99.3", count_words)',
+    ]
     assert not any("print('passed')" in c.source for c in restored.nb.cells)
 
 
@@ -143,7 +147,9 @@ def test_matching_without_metadata_or_cell_ids(structure, tmp_path: Path) -> Non
         cell.metadata.pop("course", None)
         cell["id"] = "x" + cell["id"]
     nb.cells.reverse()
-    restored = restore(structure, nb, results_path=tmp_path / "r", exercises_path=tmp_path / "e", pid_path=tmp_path / "p")
+    restored = restore(
+        structure, nb, results_path=tmp_path / "r", exercises_path=tmp_path / "e", pid_path=tmp_path / "p"
+    )
     assert not restored.missing
     assert all(f"Exercise {ex}" in src for ex, src in exercise_sources(restored).items())
 
@@ -153,12 +159,27 @@ def test_matching_without_metadata_or_cell_ids(structure, tmp_path: Path) -> Non
 
 def _grade(name: str, lesson: int | None, points: dict[str, float], max_points: dict[str, float]) -> SubmissionGrade:
     exercises = [
-        {"exercise": k, "title": "", "status": "passed" if v == max_points[k] else "failed", "points": v,
-         "max_points": max_points[k], "cases": [], "feedback": f"verdict {k}", "reason": ""}
+        {
+            "exercise": k,
+            "title": "",
+            "status": "passed" if v == max_points[k] else "failed",
+            "points": v,
+            "max_points": max_points[k],
+            "cases": [],
+            "feedback": f"verdict {k}",
+            "reason": "",
+        }
         for k, v in points.items()
     ]
-    return SubmissionGrade(name=name, file=f"{name}.ipynb", status="graded", lesson=lesson, exercises=exercises,
-                           total=sum(points.values()), max_total=sum(max_points.values()))
+    return SubmissionGrade(
+        name=name,
+        file=f"{name}.ipynb",
+        status="graded",
+        lesson=lesson,
+        exercises=exercises,
+        total=sum(points.values()),
+        max_total=sum(max_points.values()),
+    )
 
 
 def test_gradebook_columns_max_row_and_blanks(tmp_path: Path) -> None:
@@ -246,10 +267,22 @@ def graded(tmp_path_factory) -> tuple[Path, int, dict]:
     from course_utils import checks
 
     saved = list(checks.__path__)  # main() adds --checks-dir to this process's checks package too
-    code = main([
-        str(folder), "--solutions", str(FIXTURE_SOLUTIONS), "--checks-dir", str(FIXTURE_CHECKS),
-        "--timeout-per-cell", "6", "--timeout-per-notebook", "150", "--jobs", str(os.cpu_count() or 2), "--quiet",
-    ])
+    code = main(
+        [
+            str(folder),
+            "--solutions",
+            str(FIXTURE_SOLUTIONS),
+            "--checks-dir",
+            str(FIXTURE_CHECKS),
+            "--timeout-per-cell",
+            "6",
+            "--timeout-per-notebook",
+            "150",
+            "--jobs",
+            str(os.cpu_count() or 2),
+            "--quiet",
+        ]
+    )
     checks.__path__[:] = saved
     return out, code, json.loads((out / "results.json").read_text())
 
@@ -385,7 +418,11 @@ def test_restore_skips_demo_cells_but_never_graded_ones(tmp_path: Path) -> None:
     demo.metadata["tags"] = [DEMO_TAG]
     nb.cells.insert(3, demo)
     for cell in nb.cells:  # mis-tagged exercise, check and parameters cells must still run
-        if "BEGIN SOLUTION 99.1" in cell.source or cell.source.startswith('check("99.1"') or "parameters" in cell.metadata.get("tags", []):
+        if (
+            "BEGIN SOLUTION 99.1" in cell.source
+            or cell.source.startswith('check("99.1"')
+            or "parameters" in cell.metadata.get("tags", [])
+        ):
             cell.metadata["tags"] = [*cell.metadata.get("tags", []), DEMO_TAG]
     path = tmp_path / "99_fixture.ipynb"
     nbformat.write(nb, str(path))
@@ -396,8 +433,14 @@ def test_restore_skips_demo_cells_but_never_graded_ones(tmp_path: Path) -> None:
     assert len(restored.roles) == len(restored.nb.cells) == len(nb.cells) - 1 + 2  # minus the demo, plus plumbing
     assert [k for k, _ in restored.roles].count("exercise") == 3 and [k for k, _ in restored.roles].count("check") == 3
     assert "parameters" in [k for k, _ in restored.roles]
-    kept = restore(structure, read(SUBMISSIONS / "perfect.ipynb"), results_path=tmp_path / "r", exercises_path=tmp_path / "e",
-                   pid_path=tmp_path / "p", skip_demo=False)
+    kept = restore(
+        structure,
+        read(SUBMISSIONS / "perfect.ipynb"),
+        results_path=tmp_path / "r",
+        exercises_path=tmp_path / "e",
+        pid_path=tmp_path / "p",
+        skip_demo=False,
+    )
     assert any("a demo cell ran" in c.source for c in kept.nb.cells)
 
 
@@ -433,12 +476,14 @@ def test_what_the_grader_runs_needs_no_demo_cell(solution: Path) -> None:
     bound_by_run = set().union(*(_names(c.source)[0] for c in run))
     for cell in run:
         missing = (_names(cell.source)[1] & bound_by_demo) - bound_by_run
-        assert not missing, f"{sorted(missing)} come only from demo cells, yet this cell needs them:\n{cell.source[:300]}"
+        assert not missing, (
+            f"{sorted(missing)} come only from demo cells, yet this cell needs them:\n{cell.source[:300]}"
+        )
 
 
 # --- warm kernels: forked from one zygote, still isolated ------------------------------------------
 
-POLLUTE = '''import os
+POLLUTE = """import os
 import course_utils
 course_utils.polluted_by = "aa"  # module state: in a shared interpreter the next kernel would see it
 os.environ["COURSE_POLLUTED_BY"] = "aa"
@@ -447,8 +492,8 @@ print("kernel parent", os.getppid())
 
 def add(a, b):
     return a + b
-'''
-DETECT = '''import os
+"""
+DETECT = """import os
 import course_utils
 print("kernel parent", os.getppid())
 
@@ -457,7 +502,7 @@ def add(a, b):
     # Wrong (so 99.1 fails) only if another submission's state leaked into this kernel.
     leaked = getattr(course_utils, "polluted_by", None) or os.environ.get("COURSE_POLLUTED_BY")
     return a + b + (1000 if leaked else 0)
-'''
+"""
 
 
 @pytest.mark.notebooks
@@ -475,8 +520,21 @@ def test_warm_kernels_are_forked_yet_isolated(tmp_path: Path) -> None:
 
     saved = list(checks.__path__)
     try:
-        assert main([str(folder), "--solutions", str(FIXTURE_SOLUTIONS), "--checks-dir", str(FIXTURE_CHECKS),
-                     "--jobs", "1", "--quiet"]) == 0
+        assert (
+            main(
+                [
+                    str(folder),
+                    "--solutions",
+                    str(FIXTURE_SOLUTIONS),
+                    "--checks-dir",
+                    str(FIXTURE_CHECKS),
+                    "--jobs",
+                    "1",
+                    "--quiet",
+                ]
+            )
+            == 0
+        )
     finally:
         checks.__path__[:] = saved
     out = folder / "graded"
@@ -485,7 +543,11 @@ def test_warm_kernels_are_forked_yet_isolated(tmp_path: Path) -> None:
     assert subs["aa_pollute"]["total"] == 4
     parents = set()
     for name in ("aa_pollute", "bb_detect"):
-        text = "".join(o.get("text", "") for c in read(out / "executed" / f"{name}.ipynb").cells
-                       if c.cell_type == "code" for o in c.outputs)
+        text = "".join(
+            o.get("text", "")
+            for c in read(out / "executed" / f"{name}.ipynb").cells
+            if c.cell_type == "code"
+            for o in c.outputs
+        )
         parents.update(re.findall(r"kernel parent (\d+)", text))
     assert len(parents) == 1, f"the kernels were not forked from one zygote: parents {parents}"

@@ -9,8 +9,13 @@ from course_utils.models import get_model
 
 
 def _plan(uncached: int, cached: int, scale: float = 1.0):
-    return plan_latency(get_model("claude-sonnet-5-5"), random.Random(1), uncached_input_tokens=uncached,
-                        cached_input_tokens=cached, time_scale=scale)
+    return plan_latency(
+        get_model("claude-sonnet-5-5"),
+        random.Random(1),
+        uncached_input_tokens=uncached,
+        cached_input_tokens=cached,
+        time_scale=scale,
+    )
 
 
 def test_cache_reads_shorten_ttft():

@@ -12,8 +12,12 @@ REASON = re.compile(r"^:\s*[A-Z]+[0-9]+(\s*,\s*[A-Z]+[0-9]+)*\s+(-|—|\()\s*\S"
 
 def _python_files() -> list[Path]:
     skip = {"fixtures", "artifacts", ".venv", "__pycache__"}
-    return [p for folder in ("course_utils", "tests", "benchmarks", "data") for p in (ROOT / folder).rglob("*.py")
-            if not skip & set(p.parts)]
+    return [
+        p
+        for folder in ("course_utils", "tests", "benchmarks", "data")
+        for p in (ROOT / folder).rglob("*.py")
+        if not skip & set(p.parts)
+    ]
 
 
 def test_every_noqa_names_its_rule_and_a_reason():
@@ -23,7 +27,9 @@ def test_every_noqa_names_its_rule_and_a_reason():
             m = NOQA.search(line)
             if m and not REASON.match(m.group("rest")):
                 bare.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
-    assert not bare, "a noqa needs its rule and a reason, e.g. `# noqa: E402 - after sys.path is set`:\n" + "\n".join(bare)
+    assert not bare, "a noqa needs its rule and a reason, e.g. `# noqa: E402 - after sys.path is set`:\n" + "\n".join(
+        bare
+    )
 
 
 def test_the_check_recognises_a_reason():

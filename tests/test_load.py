@@ -22,7 +22,9 @@ def test_concurrent_streams_two_rounds():
     assert r.tokens_received > 1000 * 10
     assert r.server_tasks_after == r.server_tasks_idle, "every per-request task finished"
     # The second round reuses what the first allocated: memory is bounded, not growing per request.
-    assert r.server_rss_mb_round2 - r.server_rss_mb_round1 < 0.25 * (r.server_rss_mb_round1 - r.server_rss_mb_start) + 20
+    assert (
+        r.server_rss_mb_round2 - r.server_rss_mb_round1 < 0.25 * (r.server_rss_mb_round1 - r.server_rss_mb_start) + 20
+    )
 
 
 def test_cli_help_and_bad_arguments():
@@ -30,6 +32,7 @@ def test_cli_help_and_bad_arguments():
 
     out = subprocess.run([sys.executable, "-m", "course_utils.mock_provider", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "--time-scale" in out.stdout and "--seed" in out.stdout
-    bad = subprocess.run([sys.executable, "-m", "course_utils.mock_provider", "--scenario", "nope"],
-                         capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, "-m", "course_utils.mock_provider", "--scenario", "nope"], capture_output=True, text=True
+    )
     assert bad.returncode == 2 and "calm" in bad.stderr

@@ -41,19 +41,33 @@ def test_lesson_filename_round_trips(lesson, slug):
     assert parse_lesson_filename(lesson_filename(lesson, slug)) == LessonName(lesson, slug)
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("00_orientation.ipynb", LessonName(0, "orientation")),
-    ("01_context_management.ipynb", LessonName(1, "context_management")),
-    ("99_a-b.ipynb", LessonName(99, "a-b")),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("00_orientation.ipynb", LessonName(0, "orientation")),
+        ("01_context_management.ipynb", LessonName(1, "context_management")),
+        ("99_a-b.ipynb", LessonName(99, "a-b")),
+    ],
+)
 def test_official_names(name, expected):
     assert parse_lesson_filename(name) == expected
 
 
-@pytest.mark.parametrize("name", [
-    "1_context.ipynb", "001_context.ipynb", "01-context.ipynb", "01_Context.ipynb", "01_.ipynb",
-    "01_context.ipynb.bak", "01_context.py", "context.ipynb", "01_ctx space.ipynb", "01__ctx.ipynb",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "1_context.ipynb",
+        "001_context.ipynb",
+        "01-context.ipynb",
+        "01_Context.ipynb",
+        "01_.ipynb",
+        "01_context.ipynb.bak",
+        "01_context.py",
+        "context.ipynb",
+        "01_ctx space.ipynb",
+        "01__ctx.ipynb",
+    ],
+)
 def test_other_names_are_not_lessons(name):
     assert parse_lesson_filename(name) is None
 
@@ -64,10 +78,17 @@ def test_lesson_filename_refuses_what_it_could_not_parse_back(lesson, slug):
         lesson_filename(lesson, slug)
 
 
-@pytest.mark.parametrize("name, lesson", [
-    ("03_alice.ipynb", "03"), ("3-alice.ipynb", "3"), ("123_x", "123"), ("alice.ipynb", None),
-    ("1234_x.ipynb", None), ("03alice.ipynb", None),
-])
+@pytest.mark.parametrize(
+    "name, lesson",
+    [
+        ("03_alice.ipynb", "03"),
+        ("3-alice.ipynb", "3"),
+        ("123_x", "123"),
+        ("alice.ipynb", None),
+        ("1234_x.ipynb", None),
+        ("03alice.ipynb", None),
+    ],
+)
 def test_submission_prefix_survives_renaming(name, lesson):
     m = LESSON_PREFIX.match(name)
     assert (m["lesson"] if m else None) == lesson
@@ -110,46 +131,60 @@ def test_cells_without_markers_are_unchanged(lines):
     assert exercise_id_in_source(source) is None
 
 
-@pytest.mark.parametrize("source, exercise", [
-    ('    raise NotImplementedError("Exercise 1.2: Walk the turns.")', "1.2"),
-    ("    raise NotImplementedError('Exercise 3.4b')", "3.4b"),
-    ('    raise NotImplementedError("""Exercise 12.10 - later""")', "12.10"),
-    ("    raise NotImplementedError('Exercise one')", None),
-    ("    raise NotImplementedError", None),
-    ("    ### BEGIN SOLUTION\n    ### END SOLUTION", None),  # malformed marker: names nothing, never raises
-    ("    ### BEGIN SOLUTION tip=1\n    ### BEGIN SOLUTION 2.1\n", "2.1"),  # first well-formed marker
-    ("    ## BEGIN SOLUTION 2.1", None),  # not the marker syntax
-])
+@pytest.mark.parametrize(
+    "source, exercise",
+    [
+        ('    raise NotImplementedError("Exercise 1.2: Walk the turns.")', "1.2"),
+        ("    raise NotImplementedError('Exercise 3.4b')", "3.4b"),
+        ('    raise NotImplementedError("""Exercise 12.10 - later""")', "12.10"),
+        ("    raise NotImplementedError('Exercise one')", None),
+        ("    raise NotImplementedError", None),
+        ("    ### BEGIN SOLUTION\n    ### END SOLUTION", None),  # malformed marker: names nothing, never raises
+        ("    ### BEGIN SOLUTION tip=1\n    ### BEGIN SOLUTION 2.1\n", "2.1"),  # first well-formed marker
+        ("    ## BEGIN SOLUTION 2.1", None),  # not the marker syntax
+    ],
+)
 def test_exercise_id_in_source(source, exercise):
     assert exercise_id_in_source(source) == exercise
 
 
 def test_marker_with_trailing_spaces_and_tabs():
     source = "def f():\n\t###\tBEGIN SOLUTION 1.1  \n\treturn 1\n\t### END SOLUTION \t\n"
-    assert strip_code(source, "w") == ('def f():\n\traise NotImplementedError("Exercise 1.1")\n', [SolutionBlock("1.1")])
+    assert strip_code(source, "w") == (
+        'def f():\n\traise NotImplementedError("Exercise 1.1")\n',
+        [SolutionBlock("1.1")],
+    )
 
 
-@pytest.mark.parametrize("source, fragment", [
-    ("def f():\n    ### BEGIN SOLUTION 1.1 hint='unclosed\n    ### END SOLUTION", "cannot parse"),
-    ("def f():\n    ### BEGIN SOLUTION Exercise 1.1\n    ### END SOLUTION", "needs an exercise id"),
-    ("def f():\n    ### BEGIN SOLUTION 1.1 hint\n    ### END SOLUTION", "unknown solution marker argument"),
-])
+@pytest.mark.parametrize(
+    "source, fragment",
+    [
+        ("def f():\n    ### BEGIN SOLUTION 1.1 hint='unclosed\n    ### END SOLUTION", "cannot parse"),
+        ("def f():\n    ### BEGIN SOLUTION Exercise 1.1\n    ### END SOLUTION", "needs an exercise id"),
+        ("def f():\n    ### BEGIN SOLUTION 1.1 hint\n    ### END SOLUTION", "unknown solution marker argument"),
+    ],
+)
 def test_malformed_begin_lines_raise(source, fragment):
     with pytest.raises(MarkerError, match=fragment):
         strip_code(source, "w")
 
 
-@pytest.mark.parametrize("source, fragment", [
-    ("<!-- END SOLUTION -->", "without a matching BEGIN"),
-    ("<!-- BEGIN SOLUTION -->\n<!-- BEGIN SOLUTION -->\n<!-- END SOLUTION -->", "inside the passage"),
-])
+@pytest.mark.parametrize(
+    "source, fragment",
+    [
+        ("<!-- END SOLUTION -->", "without a matching BEGIN"),
+        ("<!-- BEGIN SOLUTION -->\n<!-- BEGIN SOLUTION -->\n<!-- END SOLUTION -->", "inside the passage"),
+    ],
+)
 def test_markdown_markers_must_balance(source, fragment):
     with pytest.raises(MarkerError, match=fragment):
         strip_markdown(source, "w")
 
 
-@given(st.lists(st.text(st.characters(blacklist_characters="<\n"), max_size=20), min_size=1, max_size=4),
-       st.text(st.characters(blacklist_characters="<\n"), max_size=20))
+@given(
+    st.lists(st.text(st.characters(blacklist_characters="<\n"), max_size=20), min_size=1, max_size=4),
+    st.text(st.characters(blacklist_characters="<\n"), max_size=20),
+)
 def test_markdown_passages_are_removed_and_text_kept(kept, secret):
     source = "\n".join([kept[0], "<!-- BEGIN SOLUTION -->", secret, "<!--END SOLUTION-->", *kept[1:]])
     out = strip_markdown(source, "w")
@@ -172,10 +207,19 @@ def test_write_lesson_refuses_an_unknown_variant():
         write_lesson(new_notebook(), 1, "x", "draft")
 
 
-@pytest.mark.parametrize("course, lesson", [
-    ({"lesson": 3}, 3), ({"lesson": "3"}, 3), ({"lesson": 3.0}, 3), ({"lesson": True}, None),
-    ({"lesson": "three"}, None), ({"lesson": None}, None), ({}, None), ("not a dict", None),
-])
+@pytest.mark.parametrize(
+    "course, lesson",
+    [
+        ({"lesson": 3}, 3),
+        ({"lesson": "3"}, 3),
+        ({"lesson": 3.0}, 3),
+        ({"lesson": True}, None),
+        ({"lesson": "three"}, None),
+        ({"lesson": None}, None),
+        ({}, None),
+        ("not a dict", None),
+    ],
+)
 def test_read_lesson_tolerates_edited_metadata(course, lesson):
     nb = new_notebook()
     nb.metadata["course"] = course
@@ -201,10 +245,17 @@ def test_unmarked_cells_carry_no_course_block():
     assert "course" not in cell.metadata
 
 
-@pytest.mark.parametrize("course, exercise", [
-    ({"exercise": " 1.2 "}, "1.2"), ({"exercise": 1.2}, "1.2"), ({"exercise": ""}, None),
-    ({"exercise": False}, None), ({"exercise": ["1.2"]}, None), ({"exercise_id": "1.2"}, None),
-])
+@pytest.mark.parametrize(
+    "course, exercise",
+    [
+        ({"exercise": " 1.2 "}, "1.2"),
+        ({"exercise": 1.2}, "1.2"),
+        ({"exercise": ""}, None),
+        ({"exercise": False}, None),
+        ({"exercise": ["1.2"]}, None),
+        ({"exercise_id": "1.2"}, None),
+    ],
+)
 def test_read_exercise_tolerates_edited_metadata(course, exercise):
     cell = new_code_cell("")
     cell.metadata["course"] = course

@@ -39,8 +39,7 @@ def test_solutions_ran_top_to_bottom_without_errors(path):
     code = [c for c in read(path).cells if c.cell_type == "code" and c.source.strip()]
     counts = [c.execution_count for c in code]
     assert counts == list(range(1, len(code) + 1)), (
-        f"execution counts {counts}: Restart & Run All before committing "
-        "(python -m course_utils.authoring execute NN)"
+        f"execution counts {counts}: Restart & Run All before committing (python -m course_utils.authoring execute NN)"
     )
     for index, cell in enumerate(code):
         errors = [o for o in cell.outputs if o.output_type == "error"]
@@ -74,8 +73,13 @@ def test_parameters_cell(path):
     cells = [c for c in read(path).cells if "parameters" in c.metadata.get("tags", [])]
     assert len(cells) == 1, "exactly one cell must be tagged `parameters`"
     tree = ast.parse(cells[0].source)
-    names = {t.id for node in tree.body if isinstance(node, (ast.Assign, ast.AnnAssign))
-             for t in (node.targets if isinstance(node, ast.Assign) else [node.target]) if isinstance(t, ast.Name)}
+    names = {
+        t.id
+        for node in tree.body
+        if isinstance(node, (ast.Assign, ast.AnnAssign))
+        for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
+        if isinstance(t, ast.Name)
+    }
     missing = {"provider", "seed", "time_scale"} - names
     assert not missing, f"the parameters cell does not define {sorted(missing)}"
 
@@ -94,5 +98,3 @@ def test_every_student_notebook_has_a_solution():
     sources = {p.name for p in SOLUTIONS}
     orphans = [p.name for p in STUDENTS if p.name not in sources]
     assert not orphans, f"notebooks without a source in solutions/: {orphans}"
-
-

@@ -35,10 +35,23 @@ def test_solutions_reproduce_their_outputs_nbval():
         pytest.skip("no solution notebooks yet")
     pytest.importorskip("nbval")
     cmd = [
-        sys.executable, "-m", "pytest", "--nbval", "-p", "no:cacheprovider", "-q",
-        "--nbval-sanitize-with", str(ROOT / "tests" / "nbval_sanitize.cfg"),
-        "--nbval-kernel-name", "python3", "--nbval-cell-timeout", str(CELL_TIMEOUT),
-        "-o", "addopts=", "-o", "testpaths=",
+        sys.executable,
+        "-m",
+        "pytest",
+        "--nbval",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "--nbval-sanitize-with",
+        str(ROOT / "tests" / "nbval_sanitize.cfg"),
+        "--nbval-kernel-name",
+        "python3",
+        "--nbval-cell-timeout",
+        str(CELL_TIMEOUT),
+        "-o",
+        "addopts=",
+        "-o",
+        "testpaths=",
         *[str(p.relative_to(ROOT)) for p in SOLUTIONS],
     ]
     # The kernels inherit the forced CI time scale, as when the outputs were stored.
@@ -60,8 +73,9 @@ def test_solution_runs_when_replies_think_refuse_and_pause(path, tmp_path):
     os.environ[REPLY_SCENARIO_ENV] = "hostile"
     os.environ[FORCE_TIME_SCALE_ENV] = str(CI_PARAMETERS["time_scale"])
     try:
-        client = nbclient.NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
-                                         resources={"metadata": {"path": str(path.parent)}})
+        client = nbclient.NotebookClient(
+            nb, timeout=CELL_TIMEOUT, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+        )
         client.execute()  # raises CellExecutionError on the first error output
     finally:
         for key, value in env_before.items():
@@ -69,8 +83,9 @@ def test_solution_runs_when_replies_think_refuse_and_pause(path, tmp_path):
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-    check_outputs = [output_text(o) for c in nb.cells if c.cell_type == "code" and "check(" in c.source
-                     for o in c.get("outputs", [])]
+    check_outputs = [
+        output_text(o) for c in nb.cells if c.cell_type == "code" and "check(" in c.source for o in c.get("outputs", [])
+    ]
     assert check_outputs, "the lesson has check cells"
     failing = [t for t in check_outputs if "✗" in t or "⏱" in t]
     assert not failing, failing[:3]

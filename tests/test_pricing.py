@@ -52,9 +52,19 @@ def test_published_multipliers_hold_for_cache_writes():
 
 def test_teaching_model_is_priced_like_haiku_4_5():
     a, b = price("sim-teaching-4k"), price("claude-haiku-4-5")
-    assert (a.input_per_mtok, a.cache_write_5m_per_mtok, a.cache_write_1h_per_mtok, a.cache_read_per_mtok,
-            a.output_per_mtok) == (b.input_per_mtok, b.cache_write_5m_per_mtok, b.cache_write_1h_per_mtok,
-                                   b.cache_read_per_mtok, b.output_per_mtok)
+    assert (
+        a.input_per_mtok,
+        a.cache_write_5m_per_mtok,
+        a.cache_write_1h_per_mtok,
+        a.cache_read_per_mtok,
+        a.output_per_mtok,
+    ) == (
+        b.input_per_mtok,
+        b.cache_write_5m_per_mtok,
+        b.cache_write_1h_per_mtok,
+        b.cache_read_per_mtok,
+        b.output_per_mtok,
+    )
 
 
 @pytest.mark.parametrize(
@@ -80,8 +90,13 @@ def test_all_fields_sum_exactly():
         "cache_creation": {"ephemeral_5m_input_tokens": 1000, "ephemeral_1h_input_tokens": 2000},
     }
     # haiku 4.5: 1 / 1.25 / 2 / 0.10 / 5 per MTok
-    expected = (Decimal(1234) * 1 + Decimal(1000) * Decimal("1.25") + Decimal(2000) * 2
-                + Decimal(89_000) * Decimal("0.10") + Decimal(567) * 5) / M
+    expected = (
+        Decimal(1234) * 1
+        + Decimal(1000) * Decimal("1.25")
+        + Decimal(2000) * 2
+        + Decimal(89_000) * Decimal("0.10")
+        + Decimal(567) * 5
+    ) / M
     assert cost(usage, "claude-haiku-4-5") == expected == Decimal("0.018219")
     parts = cost_breakdown(usage, "claude-haiku-4-5")
     assert sum(parts.values()) == expected
@@ -89,17 +104,29 @@ def test_all_fields_sum_exactly():
 
 
 def test_5m_and_1h_writes_are_priced_differently():
-    five = {"input_tokens": 0, "output_tokens": 0, "cache_creation_input_tokens": M,
-            "cache_creation": {"ephemeral_5m_input_tokens": M, "ephemeral_1h_input_tokens": 0}}
-    hour = {"input_tokens": 0, "output_tokens": 0, "cache_creation_input_tokens": M,
-            "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": M}}
+    five = {
+        "input_tokens": 0,
+        "output_tokens": 0,
+        "cache_creation_input_tokens": M,
+        "cache_creation": {"ephemeral_5m_input_tokens": M, "ephemeral_1h_input_tokens": 0},
+    }
+    hour = {
+        "input_tokens": 0,
+        "output_tokens": 0,
+        "cache_creation_input_tokens": M,
+        "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": M},
+    }
     assert cost(five, "claude-sonnet-5-5") == Decimal("2.50")
     assert cost(hour, "claude-sonnet-5-5") == Decimal(4)
 
 
 def test_unbroken_down_remainder_is_a_5m_write():
-    usage = {"input_tokens": 0, "output_tokens": 0, "cache_creation_input_tokens": 3000,
-             "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 1000}}
+    usage = {
+        "input_tokens": 0,
+        "output_tokens": 0,
+        "cache_creation_input_tokens": 3000,
+        "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 1000},
+    }
     parts = cost_breakdown(usage, "claude-haiku-4-5")
     assert parts["cache_write_1h"] == Decimal(1000) * 2 / M
     assert parts["cache_write_5m"] == Decimal(2000) * Decimal("1.25") / M
@@ -114,23 +141,30 @@ def test_sdk_usage_object_matches_dict():
         cache_creation=CacheCreation(ephemeral_5m_input_tokens=4096, ephemeral_1h_input_tokens=0),
     )
     assert cost(sdk, "claude-sonnet-4-6") == cost(sdk.model_dump(), "claude-sonnet-4-6")
-    assert cost(sdk, "claude-sonnet-4-6") == (
-        Decimal(2048) * 3 + Decimal(4096) * Decimal("3.75") + Decimal(10_000) * Decimal("0.30") + Decimal(512) * 15
-    ) / M
+    assert (
+        cost(sdk, "claude-sonnet-4-6")
+        == (Decimal(2048) * 3 + Decimal(4096) * Decimal("3.75") + Decimal(10_000) * Decimal("0.30") + Decimal(512) * 15)
+        / M
+    )
 
 
 def test_none_and_missing_fields_count_as_zero():
     sdk = Usage(input_tokens=100, output_tokens=10)  # cache fields None
     assert sdk.cache_creation is None and sdk.cache_read_input_tokens is None
     assert cost(sdk, "claude-haiku-5-5") == (Decimal(100) * Decimal("0.10") + Decimal(10) * Decimal("0.50")) / M
-    assert cost({"output_tokens": 1000, "cache_creation": None, "cache_read_input_tokens": None},
-                "claude-haiku-5-5") == Decimal("0.0005")
+    assert cost(
+        {"output_tokens": 1000, "cache_creation": None, "cache_read_input_tokens": None}, "claude-haiku-5-5"
+    ) == Decimal("0.0005")
 
 
 def test_batch_discount_halves_every_token_type():
-    usage = {"input_tokens": 1000, "output_tokens": 1000, "cache_read_input_tokens": 1000,
-             "cache_creation_input_tokens": 2000,
-             "cache_creation": {"ephemeral_5m_input_tokens": 1000, "ephemeral_1h_input_tokens": 1000}}
+    usage = {
+        "input_tokens": 1000,
+        "output_tokens": 1000,
+        "cache_read_input_tokens": 1000,
+        "cache_creation_input_tokens": 2000,
+        "cache_creation": {"ephemeral_5m_input_tokens": 1000, "ephemeral_1h_input_tokens": 1000},
+    }
     full = cost_breakdown(usage, "claude-opus-5-5")
     half = cost_breakdown(usage, "claude-opus-5-5", batch=True)
     for key in full:

@@ -210,7 +210,10 @@ def test_automatic_caching_skips_thinking_blocks() -> None:
         "cache_control": CC,
         "messages": [
             {"role": "user", "content": "Hi"},
-            {"role": "assistant", "content": [{"type": "text", "text": "Hello"}, {"type": "thinking", "thinking": "hm"}]},
+            {
+                "role": "assistant",
+                "content": [{"type": "text", "text": "Hello"}, {"type": "thinking", "thinking": "hm"}],
+            },
         ],
     }
     plan = plan_prefixes(b)
@@ -225,7 +228,9 @@ def test_1h_after_5m_is_rejected() -> None:
 
 
 def test_1h_and_5m_split(cache: PromptCache) -> None:
-    tools = [{"name": "t", "description": text(1200, "tool"), "input_schema": {"type": "object"}, "cache_control": CC_1H}]
+    tools = [
+        {"name": "t", "description": text(1200, "tool"), "input_schema": {"type": "object"}, "cache_control": CC_1H}
+    ]
     b = body(text(800), tools=tools, marker=CC)
     plan = plan_prefixes(b)
     b_pos, c_pos = plan.breakpoints[0].tokens, plan.breakpoints[1].tokens
@@ -331,7 +336,12 @@ def _body(draw):
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(first=_body(), second=_body(), min_tokens=st.sampled_from([0, 10, 200, 1024]), gap=st.sampled_from([0, 200, 400, 4000]))
+@given(
+    first=_body(),
+    second=_body(),
+    min_tokens=st.sampled_from([0, 10, 200, 1024]),
+    gap=st.sampled_from([0, 200, 400, 4000]),
+)
 def test_sum_invariant(first: dict, second: dict, min_tokens: int, gap: int) -> None:
     clock = VirtualClock(auto_advance=False)
     cache = PromptCache(clock)
@@ -346,5 +356,7 @@ def test_sum_invariant(first: dict, second: dict, min_tokens: int, gap: int) -> 
         assert peeked == u
         check_sum(u, b)
         if plan.breakpoints:
-            assert u.input_tokens == plan.total_tokens - plan.breakpoints[-1].tokens or u.cache_creation_input_tokens == 0
+            assert (
+                u.input_tokens == plan.total_tokens - plan.breakpoints[-1].tokens or u.cache_creation_input_tokens == 0
+            )
         clock.advance_sync(gap)

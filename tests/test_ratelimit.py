@@ -88,8 +88,9 @@ def test_bucket_rejects_negative_configuration(clock):
 def test_tiers():
     assert {"default", "tier-1", "tier-2", "tier-3", "tier-4", "unlimited"} <= set(TIERS)
     assert TIERS["tier-1"] == RateLimits(50, 30_000, 8_000, count_tokens_rpm=100, batch_rpm=50, batch_queue=100_000)
-    assert TIERS["tier-4"] == RateLimits(4_000, 2_000_000, 400_000, count_tokens_rpm=8_000, batch_rpm=4_000,
-                                         batch_queue=500_000)
+    assert TIERS["tier-4"] == RateLimits(
+        4_000, 2_000_000, 400_000, count_tokens_rpm=8_000, batch_rpm=4_000, batch_queue=500_000
+    )
     for a, b in zip(["tier-1", "tier-2", "tier-3"], ["tier-2", "tier-3", "tier-4"]):
         assert TIERS[a].input_tokens_per_minute < TIERS[b].input_tokens_per_minute
     custom = RateLimits(1, 2, 3)

@@ -140,10 +140,14 @@ def test_real_api_section_runs_against_a_stand_in(
     nbformat.write(nb, str(source))
     try:
         papermill.execute_notebook(
-            str(source), str(tmp_path / f"out-{path.name}"),
+            str(source),
+            str(tmp_path / f"out-{path.name}"),
             parameters={"provider": "anthropic", "seed": 0, "time_scale": CI_TIME_SCALE},
-            kernel_name="python3", execution_timeout=CELL_TIMEOUT, cwd=str(path.parent),
-            progress_bar=False, log_output=False,
+            kernel_name="python3",
+            execution_timeout=CELL_TIMEOUT,
+            cwd=str(path.parent),
+            progress_bar=False,
+            log_output=False,
         )
     except papermill.PapermillExecutionError as exc:
         pytest.fail(f"{path.name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}")

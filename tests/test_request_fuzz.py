@@ -30,8 +30,13 @@ HEADERS = {"x-api-key": "fuzz", "anthropic-version": "2023-06-01", "content-type
 ENDPOINTS = ("/v1/messages", "/v1/messages/count_tokens", "/v1/messages/batches")
 MIN_REQUESTS = 10_000
 # Generate and shrink only: the explicit/reuse/target/explain phases add cost and nothing for a seeded sweep.
-FUZZ = settings(derandomize=True, database=None, deadline=None, suppress_health_check=list(HealthCheck),
-                phases=[Phase.generate, Phase.shrink])
+FUZZ = settings(
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    phases=[Phase.generate, Phase.shrink],
+)
 
 SENT: dict[str, int] = {"requests": 0, "5xx": 0}
 
@@ -40,11 +45,14 @@ class InProcess:
     """One simulator app behind an in-process ASGI transport, driven from sync tests on one event loop."""
 
     def __init__(self) -> None:
-        self.sim = Simulator(SimulatorConfig(seed=0, time_scale=0.0, rate_limit_tier="unlimited"),
-                             clock=VirtualClock())
+        self.sim = Simulator(SimulatorConfig(seed=0, time_scale=0.0, rate_limit_tier="unlimited"), clock=VirtualClock())
         self.loop = asyncio.new_event_loop()
-        self.client = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=create_app(self.sim)),
-                                         base_url="http://simulator", headers=HEADERS, timeout=30)
+        self.client = httpx2.AsyncClient(
+            transport=httpx2.ASGITransport(app=create_app(self.sim)),
+            base_url="http://simulator",
+            headers=HEADERS,
+            timeout=30,
+        )
 
     def post(self, path: str, content: bytes, headers: dict[str, str] | None = None) -> httpx2.Response:
         SENT["requests"] += 1
@@ -73,30 +81,61 @@ def _assert_well_formed(r: httpx2.Response) -> None:
 
 
 # ----- valid starting points ------------------------------------------------------------------------
-TOOL = {"name": "lookup_order", "description": "Look up an order",
-        "input_schema": {"type": "object", "properties": {"order_id": {"type": "string"}}}}
+TOOL = {
+    "name": "lookup_order",
+    "description": "Look up an order",
+    "input_schema": {"type": "object", "properties": {"order_id": {"type": "string"}}},
+}
 BASES: list[dict[str, Any]] = [
     {"model": "claude-haiku-5-5", "max_tokens": 30, "messages": [{"role": "user", "content": "Say hello."}]},
-    {"model": "sim-teaching-4k", "max_tokens": 20, "system": [{"type": "text", "text": "Be brief.",
-                                                              "cache_control": {"type": "ephemeral"}}],
-     "messages": [{"role": "user", "content": [{"type": "text", "text": "Classify: the parcel is late."}]}]},
-    {"model": "claude-sonnet-4-6", "max_tokens": 40, "tools": [TOOL], "tool_choice": {"type": "auto"},
-     "messages": [{"role": "user", "content": "Where is order 4417?"},
-                  {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "lookup_order",
-                                                     "input": {"order_id": "4417"}}]},
-                  {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1",
-                                                "content": [{"type": "text", "text": "shipped"}]}]}]},
-    {"model": "claude-haiku-4-5", "max_tokens": 25, "stream": True, "stop_sequences": ["END"], "temperature": 0.5,
-     "metadata": {"user_id": "u1"}, "thinking": {"type": "adaptive"},
-     "output_config": {"effort": "low", "format": {"type": "json_schema", "schema": {"type": "object"}}},
-     "messages": [{"role": "user", "content": "List three colours."}]},
+    {
+        "model": "sim-teaching-4k",
+        "max_tokens": 20,
+        "system": [{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}],
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "Classify: the parcel is late."}]}],
+    },
+    {
+        "model": "claude-sonnet-4-6",
+        "max_tokens": 40,
+        "tools": [TOOL],
+        "tool_choice": {"type": "auto"},
+        "messages": [
+            {"role": "user", "content": "Where is order 4417?"},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "tool_use", "id": "toolu_1", "name": "lookup_order", "input": {"order_id": "4417"}}
+                ],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": "toolu_1", "content": [{"type": "text", "text": "shipped"}]}
+                ],
+            },
+        ],
+    },
+    {
+        "model": "claude-haiku-4-5",
+        "max_tokens": 25,
+        "stream": True,
+        "stop_sequences": ["END"],
+        "temperature": 0.5,
+        "metadata": {"user_id": "u1"},
+        "thinking": {"type": "adaptive"},
+        "output_config": {"effort": "low", "format": {"type": "json_schema", "schema": {"type": "object"}}},
+        "messages": [{"role": "user", "content": "List three colours."}],
+    },
 ]
 
-leaf = st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**63), st.floats(allow_nan=False),
-                 st.text(max_size=20))
-json_value = st.recursive(leaf, lambda kids: st.one_of(st.lists(kids, max_size=3),
-                                                       st.dictionaries(st.text(max_size=8), kids, max_size=3)),
-                          max_leaves=5)
+leaf = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**63), 2**63), st.floats(allow_nan=False), st.text(max_size=20)
+)
+json_value = st.recursive(
+    leaf,
+    lambda kids: st.one_of(st.lists(kids, max_size=3), st.dictionaries(st.text(max_size=8), kids, max_size=3)),
+    max_leaves=5,
+)
 
 
 def _deep(depth: int) -> Any:
@@ -188,13 +227,17 @@ def test_schema_mutations_never_5xx(app, data):
         _assert_well_formed(app.post(path, content[:at] + b"\xc3\x28" + content[at:]))  # invalid UTF-8 inside
     # The batch wrapper: the broken body as params, or a valid body under a broken custom_id.
     custom_id = data.draw(st.one_of(st.just("req-1"), bad_value))
-    _assert_well_formed(app.post("/v1/messages/batches", _encode(_batch(body if custom_id == "req-1" else base,
-                                                                         custom_id))))
+    _assert_well_formed(
+        app.post("/v1/messages/batches", _encode(_batch(body if custom_id == "req-1" else base, custom_id)))
+    )
 
 
 @settings(FUZZ, max_examples=700)
-@given(base=st.sampled_from(BASES + [_batch(BASES[0]), _batch(BASES[2])]), cut=st.floats(0, 1, exclude_max=True),
-       junk=st.binary(max_size=8))
+@given(
+    base=st.sampled_from(BASES + [_batch(BASES[0]), _batch(BASES[2])]),
+    cut=st.floats(0, 1, exclude_max=True),
+    junk=st.binary(max_size=8),
+)
 def test_truncated_and_invalid_utf8_bodies(app, base, cut, junk):
     """Valid bodies cut short, and with invalid UTF-8 spliced in at the same place, to every endpoint."""
     raw = json.dumps(base, ensure_ascii=False).encode()
@@ -212,12 +255,18 @@ def test_binary_noise(app, raw):
 
 
 @settings(FUZZ, max_examples=300)
-@given(headers=st.fixed_dictionaries({}, optional={
-    "anthropic-beta": st.text(alphabet=st.characters(codec="ascii", exclude_categories=["Cc"]), max_size=40),
-    "anthropic-version": st.sampled_from(["2023-06-01", "", "1999"]),
-    "x-mock-fault": st.sampled_from(["overloaded", "billing_error", "permission_error", "timeout_error",
-                                     "spend_limit", "bogus", ""]),
-}))
+@given(
+    headers=st.fixed_dictionaries(
+        {},
+        optional={
+            "anthropic-beta": st.text(alphabet=st.characters(codec="ascii", exclude_categories=["Cc"]), max_size=40),
+            "anthropic-version": st.sampled_from(["2023-06-01", "", "1999"]),
+            "x-mock-fault": st.sampled_from(
+                ["overloaded", "billing_error", "permission_error", "timeout_error", "spend_limit", "bogus", ""]
+            ),
+        },
+    )
+)
 def test_header_garbage(app, headers):
     r = app.post("/v1/messages", _encode(BASES[0]), headers=headers)
     # A forced fault answers 5xx on purpose (504, 529) when the request is otherwise valid: the API's
@@ -233,10 +282,22 @@ def test_header_garbage(app, headers):
 DEEP = ('{"model": "claude-haiku-5-5", "metadata": ' + '{"a": ' * 200 + "1" + "}" * 200 + "}").encode()
 
 
-@pytest.mark.parametrize("raw", [
-    b"", b"{", b"[]", b"null", b'"text"', b"\xff\xfe", b'{"model": NaN}', b'{"model": Infinity}',
-    b"[" * 50_000, DEEP, b'{"model": "claude-haiku-5-5", "max_tokens": 5, "messages": [{"role": "user", "content": "\\ud800"}]}',
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"{",
+        b"[]",
+        b"null",
+        b'"text"',
+        b"\xff\xfe",
+        b'{"model": NaN}',
+        b'{"model": Infinity}',
+        b"[" * 50_000,
+        DEEP,
+        b'{"model": "claude-haiku-5-5", "max_tokens": 5, "messages": [{"role": "user", "content": "\\ud800"}]}',
+    ],
+)
 def test_malformed_json_gets_invalid_request(app, raw):
     for path in ENDPOINTS:
         r = app.post(path, raw)
@@ -245,28 +306,82 @@ def test_malformed_json_gets_invalid_request(app, raw):
 
 # Schemas for structured outputs: JSON-schema-shaped values, recursive ($ref "#"), contradictory or
 # malformed; the reply is built from them, so they must never crash generation.
-_schema_key = st.sampled_from(["type", "properties", "required", "items", "anyOf", "oneOf", "allOf", "$ref",
-                               "enum", "const", "minimum", "maximum", "minItems", "maxItems", "minLength",
-                               "maxLength", "pattern", "format", "$defs", "additionalProperties", "multipleOf",
-                               "prefixItems", "uniqueItems", "exclusiveMinimum"])
+_schema_key = st.sampled_from(
+    [
+        "type",
+        "properties",
+        "required",
+        "items",
+        "anyOf",
+        "oneOf",
+        "allOf",
+        "$ref",
+        "enum",
+        "const",
+        "minimum",
+        "maximum",
+        "minItems",
+        "maxItems",
+        "minLength",
+        "maxLength",
+        "pattern",
+        "format",
+        "$defs",
+        "additionalProperties",
+        "multipleOf",
+        "prefixItems",
+        "uniqueItems",
+        "exclusiveMinimum",
+    ]
+)
 _schema_leaf = st.one_of(
-    st.sampled_from(["object", "array", "string", "integer", "number", "boolean", "null", "#", "#/$defs/a",
-                     "#/properties/a", "date", "email", "(", "^[A-Z]{3}$", ["a"], ["string", "null"]]),
-    st.integers(-5, 5), st.floats(-5, 5, allow_nan=False), st.booleans(), st.none(),
+    st.sampled_from(
+        [
+            "object",
+            "array",
+            "string",
+            "integer",
+            "number",
+            "boolean",
+            "null",
+            "#",
+            "#/$defs/a",
+            "#/properties/a",
+            "date",
+            "email",
+            "(",
+            "^[A-Z]{3}$",
+            ["a"],
+            ["string", "null"],
+        ]
+    ),
+    st.integers(-5, 5),
+    st.floats(-5, 5, allow_nan=False),
+    st.booleans(),
+    st.none(),
 )
 schema_like = st.recursive(
     _schema_leaf,
-    lambda kids: st.one_of(st.lists(kids, max_size=3), st.dictionaries(_schema_key, kids, max_size=4),
-                           st.dictionaries(st.sampled_from(["a", "b"]), kids, max_size=2)),
+    lambda kids: st.one_of(
+        st.lists(kids, max_size=3),
+        st.dictionaries(_schema_key, kids, max_size=4),
+        st.dictionaries(st.sampled_from(["a", "b"]), kids, max_size=2),
+    ),
     max_leaves=10,
 )
 
 
 @settings(FUZZ, max_examples=400)
-@given(schema=st.one_of(schema_like, st.just({"type": "object", "properties": {"a": {"$ref": "#"}}, "required": ["a"]})))
+@given(
+    schema=st.one_of(schema_like, st.just({"type": "object", "properties": {"a": {"$ref": "#"}}, "required": ["a"]}))
+)
 def test_structured_output_schemas_never_5xx(app, schema):
-    body = {"model": "claude-haiku-5-5", "max_tokens": 60, "messages": [{"role": "user", "content": "Rate this: good."}],
-            "output_config": {"format": {"type": "json_schema", "schema": schema}}}
+    body = {
+        "model": "claude-haiku-5-5",
+        "max_tokens": 60,
+        "messages": [{"role": "user", "content": "Rate this: good."}],
+        "output_config": {"format": {"type": "json_schema", "schema": schema}},
+    }
     _assert_well_formed(app.post("/v1/messages", _encode(body)))
 
 

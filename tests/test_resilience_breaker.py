@@ -129,8 +129,12 @@ def test_through_a_simulated_outage_on_virtual_time():
         client = server.async_client(max_retries=0)
         for _ in range(80):
             try:
-                await b.acall(client.messages.create, model="claude-haiku-4-5", max_tokens=5,
-                              messages=[{"role": "user", "content": "hi"}])
+                await b.acall(
+                    client.messages.create,
+                    model="claude-haiku-4-5",
+                    max_tokens=5,
+                    messages=[{"role": "user", "content": "hi"}],
+                )
                 sent.append((loop.time(), "ok"))
             except CircuitOpenError:
                 pass

@@ -59,8 +59,9 @@ def test_breaker_counts_outages_not_rate_limits_or_bad_requests():
 
 
 def test_failure_kinds():
-    assert [failure_kind(e) for e in (None, status_error(529), spend_limit_error(), timeout_error(), connection_error())] == [
-        "ok", "529", "spend_limit", "timeout", "connection"]
+    assert [
+        failure_kind(e) for e in (None, status_error(529), spend_limit_error(), timeout_error(), connection_error())
+    ] == ["ok", "529", "spend_limit", "timeout", "connection"]
 
 
 def test_classification_of_what_the_simulator_really_sends():
@@ -70,11 +71,22 @@ def test_classification_of_what_the_simulator_really_sends():
 
     async def run():
         client = server.async_client(max_retries=0)
-        for fault in ("overloaded", "api_error", "rate_limit", "timeout_error", "spend_limit", "permission_error", "billing_error"):
+        for fault in (
+            "overloaded",
+            "api_error",
+            "rate_limit",
+            "timeout_error",
+            "spend_limit",
+            "permission_error",
+            "billing_error",
+        ):
             try:
-                await client.messages.create(model="claude-haiku-4-5", max_tokens=5,
-                                             messages=[{"role": "user", "content": "hi"}],
-                                             extra_headers={"x-mock-fault": fault})
+                await client.messages.create(
+                    model="claude-haiku-4-5",
+                    max_tokens=5,
+                    messages=[{"role": "user", "content": "hi"}],
+                    extra_headers={"x-mock-fault": fault},
+                )
             except anthropic.APIStatusError as exc:
                 verdicts[fault] = (exc.status_code, is_retryable(exc), retry_after_s(exc))
         await client.close()

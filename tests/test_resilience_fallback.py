@@ -7,8 +7,14 @@ import asyncio
 import pytest
 
 from course_utils.clock import VirtualClock, run_virtual
-from course_utils.resilience import (AllLinksFailed, BreakerBoard, FallbackChain, Link, StreamInterrupted,
-                                     stream_with_fallback)
+from course_utils.resilience import (
+    AllLinksFailed,
+    BreakerBoard,
+    FallbackChain,
+    Link,
+    StreamInterrupted,
+    stream_with_fallback,
+)
 from course_utils.resilience.fakes import spend_limit_error, status_error
 
 
@@ -16,6 +22,7 @@ def failing(error, calls):
     def fn(prompt):
         calls.append(prompt)
         raise error
+
     return fn
 
 
@@ -23,14 +30,20 @@ def answering(text, calls):
     def fn(prompt):
         calls.append(prompt)
         return f"{text}: {prompt}"
+
     return fn
 
 
 def test_falls_back_on_retryable_failures_and_records_the_link():
     calls = []
-    chain = FallbackChain([Link("opus", failing(status_error(529), calls)),
-                           Link("haiku", answering("haiku", calls)),
-                           Link("cached", answering("cached", calls))], clock=VirtualClock())
+    chain = FallbackChain(
+        [
+            Link("opus", failing(status_error(529), calls)),
+            Link("haiku", answering("haiku", calls)),
+            Link("cached", answering("cached", calls)),
+        ],
+        clock=VirtualClock(),
+    )
     result = chain.call("q")
     assert (result.value, result.link, result.index, result.degraded) == ("haiku: q", "haiku", 1, True)
     assert result.errors == [("opus", "529")]
@@ -41,8 +54,9 @@ def test_falls_back_on_retryable_failures_and_records_the_link():
 @pytest.mark.parametrize("error", [status_error(400), spend_limit_error(), ValueError("bug")])
 def test_does_not_fall_back_on_permanent_failures(error):
     calls = []
-    chain = FallbackChain([Link("opus", failing(error, calls)), Link("haiku", answering("haiku", calls))],
-                          clock=VirtualClock())
+    chain = FallbackChain(
+        [Link("opus", failing(error, calls)), Link("haiku", answering("haiku", calls))], clock=VirtualClock()
+    )
     with pytest.raises(type(error)):
         chain.call("q")
     assert calls == ["q"]
@@ -57,7 +71,9 @@ def test_stops_when_the_deadline_has_passed():
         clock.advance_sync(6)
         raise status_error(529)
 
-    chain = FallbackChain([Link("opus", slow_fail), Link("haiku", answering("haiku", calls))], deadline_s=5, clock=clock)
+    chain = FallbackChain(
+        [Link("opus", slow_fail), Link("haiku", answering("haiku", calls))], deadline_s=5, clock=clock
+    )
     with pytest.raises(AllLinksFailed) as info:
         chain.call("q")
     assert calls == ["opus"] and "opus: 529" in str(info.value)
@@ -87,8 +103,9 @@ def test_async_links_and_open_breakers_are_skipped_without_a_call():
 
 
 def test_all_links_failing_raises_with_every_error():
-    chain = FallbackChain([Link("a", failing(status_error(529), [])), Link("b", failing(status_error(500), []))],
-                          clock=VirtualClock())
+    chain = FallbackChain(
+        [Link("a", failing(status_error(529), [])), Link("b", failing(status_error(500), []))], clock=VirtualClock()
+    )
     with pytest.raises(AllLinksFailed) as info:
         chain.call("q")
     assert [name for name, _ in info.value.errors] == ["a", "b"] and chain.failed == 1
@@ -103,6 +120,7 @@ def stream(chunks, error=None, fail_after=None):
             yield chunk
         if error is not None and fail_after is None:
             raise error
+
     return open_stream
 
 
@@ -121,8 +139,10 @@ def test_stream_never_switches_after_text_reached_the_user():
     shown = []
 
     async def run():
-        links = [("opus", stream(["The answer ", "is", " 4"], status_error(529), fail_after=2)),
-                 ("haiku", stream(["Something else"]))]
+        links = [
+            ("opus", stream(["The answer ", "is", " 4"], status_error(529), fail_after=2)),
+            ("haiku", stream(["Something else"])),
+        ]
         async for chunk in stream_with_fallback(links):
             shown.append(chunk)
 

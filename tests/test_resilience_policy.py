@@ -54,7 +54,9 @@ def test_sync_policy_retries_transient_errors_then_returns():
     assert all(0 <= g <= c for g, c in zip(gaps(fn.times), [1, 2]))
 
 
-@pytest.mark.parametrize("error", [status_error(400), status_error(413), status_error(401), spend_limit_error(), ValueError("bug")])
+@pytest.mark.parametrize(
+    "error", [status_error(400), status_error(413), status_error(401), spend_limit_error(), ValueError("bug")]
+)
 def test_never_retries_permanent_errors(error):
     fn = Script(error)
     with pytest.raises(type(error)):
@@ -106,6 +108,7 @@ def test_stops_before_a_wait_that_would_end_past_the_deadline():
 
 def test_jitter_spreads_clients_that_failed_together():
     """100 clients fail at the same instant: with jitter their retries spread, without they coincide."""
+
     async def crowd(jitter):
         firsts = []
 
@@ -181,9 +184,12 @@ def test_against_the_simulator_honours_retry_after_between_ledger_attempts():
 
         async def create():
             fault = next(faults, None)
-            return await client.messages.create(model="claude-haiku-4-5", max_tokens=5,
-                                                messages=[{"role": "user", "content": "hi"}],
-                                                extra_headers={"x-mock-fault": fault} if fault else None)
+            return await client.messages.create(
+                model="claude-haiku-4-5",
+                max_tokens=5,
+                messages=[{"role": "user", "content": "hi"}],
+                extra_headers={"x-mock-fault": fault} if fault else None,
+            )
 
         try:
             return await RetryPolicy(base_s=0.05, cap_s=0.1).acall(create)

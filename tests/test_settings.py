@@ -34,8 +34,13 @@ def _fault_timeline(srv: InProcessServer) -> list[int]:
 
 def _expiry_pattern(srv: InProcessServer) -> list[str]:
     c = srv.client(max_retries=0)
-    reqs = [{"custom_id": f"e{i}", "params": {"model": HAIKU, "max_tokens": 5,
-                                             "messages": [{"role": "user", "content": "hi"}]}} for i in range(30)]
+    reqs = [
+        {
+            "custom_id": f"e{i}",
+            "params": {"model": HAIKU, "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]},
+        }
+        for i in range(30)
+    ]
     batch = c.messages.batches.create(requests=reqs)
     while c.messages.batches.retrieve(batch.id).processing_status != "ended":
         srv.advance(60)
@@ -46,7 +51,9 @@ def test_changing_the_seed_reaches_faults_generation_and_batches():
     srv = InProcessServer(seed=0, time_scale=0, rate_limit_tier="unlimited")
     srv.set_scenario("flaky")
     before = _fault_timeline(srv)
-    text0 = srv.client().messages.create(model=HAIKU, max_tokens=60, messages=[{"role": "user", "content": "Tell me about tea."}])
+    text0 = srv.client().messages.create(
+        model=HAIKU, max_tokens=60, messages=[{"role": "user", "content": "Tell me about tea."}]
+    )
     srv.set_scenario({"name": "expiring", "batch_expire_fraction": 0.5})
     expired0 = _expiry_pattern(srv)
 
@@ -56,7 +63,9 @@ def test_changing_the_seed_reaches_faults_generation_and_batches():
     srv.reset()
     srv.set_scenario("flaky")
     assert _fault_timeline(srv) != before, "faults follow the new seed"
-    text5 = srv.client().messages.create(model=HAIKU, max_tokens=60, messages=[{"role": "user", "content": "Tell me about tea."}])
+    text5 = srv.client().messages.create(
+        model=HAIKU, max_tokens=60, messages=[{"role": "user", "content": "Tell me about tea."}]
+    )
     assert text5.content != text0.content, "generation follows the new seed"
     srv.set_scenario({"name": "expiring", "batch_expire_fraction": 0.5})
     assert _expiry_pattern(srv) != expired0, "the batch store follows the new seed (the confirmed bug)"
@@ -77,7 +86,9 @@ def test_changing_the_time_scale_reaches_latency_batches_and_outages():
     async def latency() -> float:
         c = srv.async_client(max_retries=0)
         loop = asyncio.get_running_loop()
-        await c.messages.create(model=HAIKU, max_tokens=50, messages=[{"role": "user", "content": "warm the connection"}])
+        await c.messages.create(
+            model=HAIKU, max_tokens=50, messages=[{"role": "user", "content": "warm the connection"}]
+        )
         t0 = loop.time()
         await c.messages.create(model=HAIKU, max_tokens=50, messages=[{"role": "user", "content": "Describe a river."}])
         return loop.time() - t0
@@ -89,8 +100,14 @@ def test_changing_the_time_scale_reaches_latency_batches_and_outages():
 
     def batch_window() -> float:
         c = srv.client(max_retries=0)
-        batch = c.messages.batches.create(requests=[{"custom_id": "a", "params": {
-            "model": HAIKU, "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}}])
+        batch = c.messages.batches.create(
+            requests=[
+                {
+                    "custom_id": "a",
+                    "params": {"model": HAIKU, "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]},
+                }
+            ]
+        )
         waited = 0.0
         while c.messages.batches.retrieve(batch.id).processing_status != "ended":
             srv.advance(1)

@@ -42,7 +42,9 @@ def test_request_id_header_on_success_and_error(client):
 
 def test_async_create(aclient):
     async def go():
-        return await asyncio.gather(*(aclient.messages.create(model=HAIKU, max_tokens=50, messages=USER) for _ in range(5)))
+        return await asyncio.gather(
+            *(aclient.messages.create(model=HAIKU, max_tokens=50, messages=USER) for _ in range(5))
+        )
 
     msgs = asyncio.run(go())
     assert len({m.id for m in msgs}) == 5
@@ -117,16 +119,27 @@ def test_raw_sse_event_order(sim):
 
 
 def test_tool_use_streams_input_json_delta(sim):
-    tools = [{"name": "get_weather", "description": "Get the current weather for a city",
-              "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]
-    events = _raw_events(sim, dict(model=HAIKU, max_tokens=200, tools=tools,
-                                   tool_choice={"type": "tool", "name": "get_weather"},
-                                   messages=[{"role": "user", "content": "What is the weather in Lisbon?"}]))
+    tools = [
+        {
+            "name": "get_weather",
+            "description": "Get the current weather for a city",
+            "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+        }
+    ]
+    events = _raw_events(
+        sim,
+        dict(
+            model=HAIKU,
+            max_tokens=200,
+            tools=tools,
+            tool_choice={"type": "tool", "name": "get_weather"},
+            messages=[{"role": "user", "content": "What is the weather in Lisbon?"}],
+        ),
+    )
     starts = [d for e, d in events if e == "content_block_start" and d["content_block"]["type"] == "tool_use"]
     assert starts and starts[0]["content_block"]["input"] == {}
     idx = starts[0]["index"]
-    partial = "".join(d["delta"]["partial_json"] for e, d in events
-                      if e == "content_block_delta" and d["index"] == idx)
+    partial = "".join(d["delta"]["partial_json"] for e, d in events if e == "content_block_delta" and d["index"] == idx)
     assert isinstance(json.loads(partial)["city"], str)
     assert [d for e, d in events if e == "message_delta"][0]["delta"]["stop_reason"] == "tool_use"
 
@@ -158,8 +171,10 @@ def test_models_list_paginates_and_retrieves(client):
         # an explicit timeout skips the SDK's own "use streaming" guard for huge max_tokens
         (dict(max_tokens=200_000, messages=USER, timeout=30), "maximum allowed number of output tokens"),
         (dict(max_tokens=10, messages=[{"role": "system", "content": "x"}]), "messages.0.role"),
-        (dict(max_tokens=10, messages=[{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1"}]}]),
-         "tool_use_id"),
+        (
+            dict(max_tokens=10, messages=[{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1"}]}]),
+            "tool_use_id",
+        ),
         (dict(max_tokens=10, messages=USER, extra_body={"temperature": 3}), "temperature"),
     ],
 )
@@ -178,8 +193,9 @@ def test_unknown_model_is_404(client):
 
 def test_missing_key_is_401(sim):
     # The SDK sends the key as "Authorization: Bearer ..."; omit it to send no credentials at all.
-    c = anthropic.Anthropic(base_url=sim.base_url, api_key="k", max_retries=0,
-                            default_headers={"Authorization": anthropic.omit})
+    c = anthropic.Anthropic(
+        base_url=sim.base_url, api_key="k", max_retries=0, default_headers={"Authorization": anthropic.omit}
+    )
     with pytest.raises(anthropic.AuthenticationError) as err:
         c.messages.create(model=HAIKU, max_tokens=10, messages=USER)
     assert err.value.body["error"]["type"] == "authentication_error"
@@ -196,8 +212,10 @@ def test_oversize_body_is_413(sim):
 def test_prompt_too_long_on_the_teaching_model(client):
     history = []
     for i in range(200):
-        history += [{"role": "user", "content": f"Turn {i}: here is some more detail about my order and my account."},
-                    {"role": "assistant", "content": "Thanks, noted."}]
+        history += [
+            {"role": "user", "content": f"Turn {i}: here is some more detail about my order and my account."},
+            {"role": "assistant", "content": "Thanks, noted."},
+        ]
     history.append({"role": "user", "content": "What is my name?"})
     with pytest.raises(anthropic.BadRequestError) as err:
         client.messages.create(model="sim-teaching-4k", max_tokens=100, messages=history)
@@ -206,8 +224,11 @@ def test_prompt_too_long_on_the_teaching_model(client):
 
 
 def test_consecutive_same_role_turns_are_merged_not_rejected(client):
-    msg = client.messages.create(model=HAIKU, max_tokens=30, messages=[
-        {"role": "user", "content": "Hello."}, {"role": "user", "content": "Are you there?"}])
+    msg = client.messages.create(
+        model=HAIKU,
+        max_tokens=30,
+        messages=[{"role": "user", "content": "Hello."}, {"role": "user", "content": "Are you there?"}],
+    )
     assert msg.content
 
 
@@ -216,8 +237,9 @@ def test_unknown_extra_fields_are_refused_known_ones_accepted(sim):
     c = sim.client(max_retries=0)
     with pytest.raises(anthropic.BadRequestError, match="some_future_field: Extra inputs are not permitted"):
         c.messages.create(model=HAIKU, max_tokens=20, messages=USER, extra_body={"some_future_field": True})
-    assert c.messages.create(model=HAIKU, max_tokens=20, messages=USER, metadata={"user_id": "u-1"},
-                             service_tier="auto").content
+    assert c.messages.create(
+        model=HAIKU, max_tokens=20, messages=USER, metadata={"user_id": "u-1"}, service_tier="auto"
+    ).content
 
 
 def test_determinism_across_servers():
@@ -231,25 +253,36 @@ def test_determinism_across_servers():
 
 
 def test_recall_uses_the_context_window(client):
-    convo = [{"role": "user", "content": "Hi, my name is Ada and my order number is 4417."},
-             {"role": "assistant", "content": "Nice to meet you, Ada."},
-             {"role": "user", "content": "What is my name?"}]
+    convo = [
+        {"role": "user", "content": "Hi, my name is Ada and my order number is 4417."},
+        {"role": "assistant", "content": "Nice to meet you, Ada."},
+        {"role": "user", "content": "What is my name?"},
+    ]
     assert "Ada" in client.messages.create(model=HAIKU, max_tokens=50, messages=convo).content[0].text
     forgot = client.messages.create(model=HAIKU, max_tokens=50, messages=convo[-1:]).content[0].text
     assert "don't have that information" in forgot
 
 
 def test_json_answers_parse(client):
-    msg = client.messages.create(model=HAIKU, max_tokens=200, messages=[
-        {"role": "user", "content": "Return a JSON object with keys sentiment and summary for: I love this product."}])
+    msg = client.messages.create(
+        model=HAIKU,
+        max_tokens=200,
+        messages=[
+            {
+                "role": "user",
+                "content": "Return a JSON object with keys sentiment and summary for: I love this product.",
+            }
+        ],
+    )
     data = json.loads(msg.content[0].text)
     assert {"sentiment", "summary"} <= set(data)
 
 
 def test_scripted_reply(client, sim):
     sim.script("secret handshake", "The password is swordfish.")
-    msg = client.messages.create(model=HAIKU, max_tokens=50,
-                                 messages=[{"role": "user", "content": "What is the secret handshake?"}])
+    msg = client.messages.create(
+        model=HAIKU, max_tokens=50, messages=[{"role": "user", "content": "What is the secret handshake?"}]
+    )
     assert msg.content[0].text == "The password is swordfish."
 
 
@@ -267,7 +300,9 @@ def test_streaming_disconnect_stops_billing(sim):
     import time as _t
 
     c = sim.client(max_retries=0)
-    body = dict(model=HAIKU, max_tokens=1000, messages=[{"role": "user", "content": "Write a long essay about caching."}])
+    body = dict(
+        model=HAIKU, max_tokens=1000, messages=[{"role": "user", "content": "Write a long essay about caching."}]
+    )
     full = c.messages.create(**body).usage.output_tokens
     sim.reset()
     sim.configure(time_scale=0.5)  # ~75 tokens/s: the client hangs up long before the reply is done
@@ -308,19 +343,30 @@ def test_fast_delta_encoding_matches_the_generic_encoder():
 
     for piece in ("plain", 'quo"te\\n', "héllo wörld ✓", "日本語", ""):
         assert _delta_event(0, "text", piece) == sse_event(
-            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}})
+            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}}
+        )
         assert _delta_event(3, "tool_use", piece) == sse_event(
-            {"type": "content_block_delta", "index": 3, "delta": {"type": "input_json_delta", "partial_json": piece}})
+            {"type": "content_block_delta", "index": 3, "delta": {"type": "input_json_delta", "partial_json": piece}}
+        )
     assert "✓".encode() in _delta_event(0, "text", "✓")  # raw UTF-8 on the wire, as the API sends it
 
 
 def test_sonnet_5_5_refuses_forced_tool_use(client):
-    tools = [{"name": "lookup", "description": "Look up an order", "input_schema": {"type": "object", "properties": {}}}]
+    tools = [
+        {"name": "lookup", "description": "Look up an order", "input_schema": {"type": "object", "properties": {}}}
+    ]
     ask = [{"role": "user", "content": "Where is order 4417?"}]
     for choice in ({"type": "any"}, {"type": "tool", "name": "lookup"}):
         with pytest.raises(anthropic.BadRequestError, match="forced tool use"):
-            client.messages.create(model="claude-sonnet-5-5", max_tokens=50, tools=tools, tool_choice=choice, messages=ask)
-    assert client.messages.create(model="claude-sonnet-5-5", max_tokens=50, tools=tools, messages=ask,
-                                  tool_choice={"type": "auto"}).content
-    assert client.messages.create(model=HAIKU, max_tokens=50, tools=tools, messages=ask,
-                                  tool_choice={"type": "any"}).stop_reason == "tool_use"
+            client.messages.create(
+                model="claude-sonnet-5-5", max_tokens=50, tools=tools, tool_choice=choice, messages=ask
+            )
+    assert client.messages.create(
+        model="claude-sonnet-5-5", max_tokens=50, tools=tools, messages=ask, tool_choice={"type": "auto"}
+    ).content
+    assert (
+        client.messages.create(
+            model=HAIKU, max_tokens=50, tools=tools, messages=ask, tool_choice={"type": "any"}
+        ).stop_reason
+        == "tool_use"
+    )

@@ -53,7 +53,11 @@ def test_a_lost_response_is_billed_and_the_sdk_sees_a_connection_error():
     waited = run_virtual(go())
     row = srv.ledger().iloc[-1]
     assert (row["status"], row["fault"], bool(row["delivered"]), bool(row["disconnected"])) == (
-        200, "lost_response", False, True)
+        200,
+        "lost_response",
+        False,
+        True,
+    )
     assert row["output_tokens"] > 1 and row["cost_usd"] > 0, "the provider did the whole work and billed it"
     assert waited >= row["latency_s"], "the connection drops only once the provider has finished"
 
@@ -186,7 +190,8 @@ def test_a_timeout_fault_that_the_client_gives_up_on_is_recorded_unbilled():
     async def go() -> None:
         with pytest.raises(anthropic.APITimeoutError):
             await srv.async_client(max_retries=0, timeout=2.0).messages.create(
-                model=HAIKU, max_tokens=20, messages=ASK, extra_headers={"x-mock-fault": "timeout"})
+                model=HAIKU, max_tokens=20, messages=ASK, extra_headers={"x-mock-fault": "timeout"}
+            )
 
     run_virtual(go())
     row = srv.ledger().iloc[0]
@@ -203,13 +208,16 @@ def test_lost_and_late_responses_over_http():
                 http.post("/v1/messages", json=body, headers={**headers, **LOST})
             assert http.post("/mock/scenario", json={"preset": "calm", "late_s": 2}).status_code == 200
         with pytest.raises(anthropic.APITimeoutError):
-            srv.client(max_retries=0, timeout=0.5).messages.create(model=HAIKU, max_tokens=50, messages=ASK,
-                                                                  extra_headers=LATE)
+            srv.client(max_retries=0, timeout=0.5).messages.create(
+                model=HAIKU, max_tokens=50, messages=ASK, extra_headers=LATE
+            )
         rows = httpx2.get(srv.base_url + "/mock/requests").json()
         usage = httpx2.get(srv.base_url + "/mock/usage").json()
     lost, late = rows[0], rows[1]
     assert [(u["requests"], u["lost"]) for u in usage] == [(1, 1), (1, 1)]  # two keys: "k" and the SDK's
-    assert sum(float(u["lost_cost_usd"]) for u in usage) == pytest.approx(float(lost["cost_usd"]) + float(late["cost_usd"]))
+    assert sum(float(u["lost_cost_usd"]) for u in usage) == pytest.approx(
+        float(lost["cost_usd"]) + float(late["cost_usd"])
+    )
     assert (lost["status"], lost["delivered"], lost["fault"]) == (200, False, "lost_response")
     assert (late["status"], late["delivered"], late["fault"]) == (200, False, "late_response")
     assert float(lost["cost_usd"]) > 0 and float(late["cost_usd"]) > 0
@@ -323,14 +331,17 @@ def test_reset_ends_added_outages():
 
 
 def test_per_model_outage_over_http():
-    scenario = {"name": "sonnet-down", "outages": [{"start_s": 0, "duration_s": 600, "models": [SONNET],
-                                                      "kind": "api_error"}]}
+    scenario = {
+        "name": "sonnet-down",
+        "outages": [{"start_s": 0, "duration_s": 600, "models": [SONNET], "kind": "api_error"}],
+    }
     with mock_server(seed=0, time_scale=1.0, rate_limit_tier="unlimited") as srv:
         with httpx2.Client(base_url=srv.base_url) as http:
             got = http.post("/mock/scenario", json=scenario).json()
             assert got["status"]["outage_active"] is True
-            assert got["status"]["open_outages"] == [{"start_s": 0.0, "duration_s": 600.0, "models": [SONNET],
-                                                      "kind": "api_error"}]
+            assert got["status"]["open_outages"] == [
+                {"start_s": 0.0, "duration_s": 600.0, "models": [SONNET], "kind": "api_error"}
+            ]
             bad = http.post("/mock/scenario", json={"outages": [{"start_s": 0, "duration_s": 5, "kind": "nope"}]})
             assert bad.status_code == 400 and "nope" in bad.json()["error"]["message"]
         c = srv.client(max_retries=0)
@@ -348,8 +359,12 @@ def test_outage_declarations():
     assert Outage(0, 1, models=SONNET).models == (SONNET,)
     sc = Scenario(outages=((0, 1), {"start_s": 2, "duration_s": 3, "models": [HAIKU]}))
     assert Scenario.from_dict(sc.to_dict()) == sc
-    for bad in ({"start_s": 0, "duration_s": 0}, {"start_s": -1, "duration_s": 1},
-                {"start_s": 0, "duration_s": 1, "kind": "rate_limit"}, {"start_s": 0, "duration_s": 1, "who": 1}):
+    for bad in (
+        {"start_s": 0, "duration_s": 0},
+        {"start_s": -1, "duration_s": 1},
+        {"start_s": 0, "duration_s": 1, "kind": "rate_limit"},
+        {"start_s": 0, "duration_s": 1, "who": 1},
+    ):
         with pytest.raises(ValueError):
             Scenario.from_dict({"outages": [bad]})
 

@@ -47,11 +47,14 @@ def test_other_keys_and_models_have_their_own_buckets(limited):
 
 
 # ----------------------------------------------------------------------------------------- faults
-@pytest.mark.parametrize("fault, exc, status", [
-    ("overloaded", anthropic.OverloadedError, 529),
-    ("api_error", anthropic.InternalServerError, 500),
-    ("rate_limit", anthropic.RateLimitError, 429),
-])
+@pytest.mark.parametrize(
+    "fault, exc, status",
+    [
+        ("overloaded", anthropic.OverloadedError, 529),
+        ("api_error", anthropic.InternalServerError, 500),
+        ("rate_limit", anthropic.RateLimitError, 429),
+    ],
+)
 def test_forced_faults_map_to_sdk_errors(client, sim, fault, exc, status):
     with pytest.raises(exc) as err:
         client.messages.create(model=HAIKU, max_tokens=20, messages=ASK, extra_headers={"x-mock-fault": fault})
@@ -80,8 +83,12 @@ def test_sdk_retries_a_529_then_succeeds(sim):
 def test_stream_error_event_after_some_text(client):
     got = []
     with pytest.raises(anthropic.APIStatusError) as err:
-        with client.messages.stream(model=HAIKU, max_tokens=300, extra_headers={"x-mock-fault": "stream_error"},
-                                    messages=[{"role": "user", "content": "Write a long essay about queues."}]) as s:
+        with client.messages.stream(
+            model=HAIKU,
+            max_tokens=300,
+            extra_headers={"x-mock-fault": "stream_error"},
+            messages=[{"role": "user", "content": "Write a long essay about queues."}],
+        ) as s:
             for text in s.text_stream:
                 got.append(text)
     assert got, "some text arrives before the error"
@@ -122,10 +129,15 @@ def test_scenario_endpoint(sim):
 
 # --------------------------------------------------------------------------------- prompt caching
 def _cached_body(question: str) -> dict:
-    policy = " ".join(f"Policy clause {i}: refunds within 30 days need a receipt and the original packaging." for i in range(300))
-    return dict(model=SONNET, max_tokens=50,
-                system=[{"type": "text", "text": policy, "cache_control": {"type": "ephemeral"}}],
-                messages=[{"role": "user", "content": question}])
+    policy = " ".join(
+        f"Policy clause {i}: refunds within 30 days need a receipt and the original packaging." for i in range(300)
+    )
+    return dict(
+        model=SONNET,
+        max_tokens=50,
+        system=[{"type": "text", "text": policy, "cache_control": {"type": "ephemeral"}}],
+        messages=[{"role": "user", "content": question}],
+    )
 
 
 def test_second_request_reads_the_cache_and_costs_less(client, sim):
@@ -137,7 +149,9 @@ def test_second_request_reads_the_cache_and_costs_less(client, sim):
     assert second.cache_creation_input_tokens == 0
     costs = list(sim.ledger()["cost_usd"])
     assert costs[1] < costs[0] / 3
-    counted = client.messages.count_tokens(**{k: v for k, v in _cached_body("Do I need a receipt?").items() if k != "max_tokens"})
+    counted = client.messages.count_tokens(
+        **{k: v for k, v in _cached_body("Do I need a receipt?").items() if k != "max_tokens"}
+    )
     assert counted.input_tokens == second.input_tokens + second.cache_read_input_tokens
 
 
@@ -169,8 +183,12 @@ def test_batch_create_accepts_bodies_over_the_messages_limit():
     from course_utils.mock_provider.inprocess import InProcessServer
 
     text = "word " * 400_000  # ~2 MB per request
-    reqs = [{"custom_id": f"big{i}", "params": {"model": HAIKU, "max_tokens": 5,
-                                                 "messages": [{"role": "user", "content": text}]}} for i in range(18)]
+    reqs = [
+        {
+            "custom_id": f"big{i}",
+            "params": {"model": HAIKU, "max_tokens": 5, "messages": [{"role": "user", "content": text}]},
+        }
+        for i in range(18)
+    ]
     batch = InProcessServer(time_scale=0).client().messages.batches.create(requests=reqs)
     assert batch.request_counts.processing == 18
-

@@ -90,7 +90,7 @@ def test_outage_window_opens_then_recovers():
     assert seen[0][1] == 200 and seen[-1][1] == 200
     assert failing and 1.5 <= failing[0] <= 3.0 and 11.0 <= failing[-1] <= 13.0
     first, last = seen.index((failing[0], 529)), seen.index((failing[-1], 529))
-    assert all(s == 529 for _, s in seen[first:last + 1]), seen
+    assert all(s == 529 for _, s in seen[first : last + 1]), seen
 
 
 def test_timeout_fault_trips_the_client_timeout():
@@ -114,8 +114,12 @@ def test_disconnect_mid_stream_is_a_connection_error():
         c = srv.async_client(max_retries=0)
         got: list[str] = []
         with pytest.raises((anthropic.APIConnectionError, httpx2.RemoteProtocolError)):
-            async with c.messages.stream(model=HAIKU, max_tokens=300, extra_headers={"x-mock-fault": "disconnect"},
-                                         messages=[{"role": "user", "content": "Write a long essay about queues."}]) as s:
+            async with c.messages.stream(
+                model=HAIKU,
+                max_tokens=300,
+                extra_headers={"x-mock-fault": "disconnect"},
+                messages=[{"role": "user", "content": "Write a long essay about queues."}],
+            ) as s:
                 async for text in s.text_stream:
                     got.append(text)
         return got
@@ -129,8 +133,9 @@ def test_a_client_that_leaves_stops_the_stream_and_the_meter():
 
     async def go() -> None:
         c = srv.async_client(max_retries=0)
-        async with c.messages.stream(model=HAIKU, max_tokens=500,
-                                     messages=[{"role": "user", "content": "Write a long essay about rivers."}]) as s:
+        async with c.messages.stream(
+            model=HAIKU, max_tokens=500, messages=[{"role": "user", "content": "Write a long essay about rivers."}]
+        ) as s:
             n = 0
             async for _ in s.text_stream:
                 n += 1
@@ -149,8 +154,12 @@ def test_concurrency_is_real():
     async def go() -> float:
         c = srv.async_client(max_retries=0)
         t0 = _now()
-        await asyncio.gather(*(c.messages.create(model=HAIKU, max_tokens=10, messages=[{"role": "user", "content": f"Hi {i}"}])
-                               for i in range(100)))
+        await asyncio.gather(
+            *(
+                c.messages.create(model=HAIKU, max_tokens=10, messages=[{"role": "user", "content": f"Hi {i}"}])
+                for i in range(100)
+            )
+        )
         return _now() - t0
 
     virtual_s = run_virtual(go())  # the virtual loop's clock: the same on any machine
@@ -161,9 +170,17 @@ def test_concurrency_is_real():
 
 # --------------------------------------------------------------------------------------- batches
 def _batch(n: int, prefix: str = "r") -> list[dict]:
-    return [{"custom_id": f"{prefix}{i}", "params": {"model": HAIKU, "max_tokens": 30,
-                                                    "messages": [{"role": "user", "content": f"Summarize item {i}."}]}}
-            for i in range(n)]
+    return [
+        {
+            "custom_id": f"{prefix}{i}",
+            "params": {
+                "model": HAIKU,
+                "max_tokens": 30,
+                "messages": [{"role": "user", "content": f"Summarize item {i}."}],
+            },
+        }
+        for i in range(n)
+    ]
 
 
 async def _until_ended(c, batch_id: str, *, every: float = 10.0, limit: float = 36 * 3600):
@@ -292,8 +309,12 @@ def test_mid_stream_error_is_recorded_with_its_type():
     async def go() -> None:
         c = srv.async_client(max_retries=0)
         with pytest.raises(anthropic.APIStatusError):
-            async with c.messages.stream(model=HAIKU, max_tokens=100, extra_headers={"x-mock-fault": "stream_error"},
-                                         messages=[{"role": "user", "content": "Write a long essay about queues."}]) as s:
+            async with c.messages.stream(
+                model=HAIKU,
+                max_tokens=100,
+                extra_headers={"x-mock-fault": "stream_error"},
+                messages=[{"role": "user", "content": "Write a long essay about queues."}],
+            ) as s:
                 async for _ in s.text_stream:
                     pass
 
@@ -303,14 +324,19 @@ def test_mid_stream_error_is_recorded_with_its_type():
 
 
 def test_cache_reads_shorten_time_to_first_token():
-    policy = " ".join(f"Policy clause {i}: refunds within 30 days need a receipt and the original packaging." for i in range(300))
+    policy = " ".join(
+        f"Policy clause {i}: refunds within 30 days need a receipt and the original packaging." for i in range(300)
+    )
     srv = InProcessServer(seed=0, time_scale=1.0, rate_limit_tier="unlimited")
 
     async def ttft(c, question: str) -> float:
         t0 = _now()
-        async with c.messages.stream(model="claude-sonnet-5-5", max_tokens=1,
-                                     system=[{"type": "text", "text": policy, "cache_control": {"type": "ephemeral"}}],
-                                     messages=[{"role": "user", "content": question}]) as s:
+        async with c.messages.stream(
+            model="claude-sonnet-5-5",
+            max_tokens=1,
+            system=[{"type": "text", "text": policy, "cache_control": {"type": "ephemeral"}}],
+            messages=[{"role": "user", "content": question}],
+        ) as s:
             async for _ in s.text_stream:
                 break
         return _now() - t0

@@ -29,8 +29,12 @@ def A(text: Any) -> dict:
 
 def ctx_for(messages: list[dict], *, model: str = HAIKU, seed: Any = 0, scripted=None, **extra) -> SkillContext:
     body = {"model": model, "max_tokens": extra.pop("max_tokens", 400), "messages": messages, **extra}
-    return SkillContext(request=parse_messages_request(body), model=get_model(model), rng=random.Random(seed),
-                        scripted=list(scripted or []))
+    return SkillContext(
+        request=parse_messages_request(body),
+        model=get_model(model),
+        rng=random.Random(seed),
+        scripted=list(scripted or []),
+    )
 
 
 def ask(messages: list[dict], **kw):
@@ -51,10 +55,14 @@ def validate(value: Any, schema: dict, path: str = "$") -> None:
     kind = schema.get("type")
     kinds = kind if isinstance(kind, list) else [kind]
     checks = {
-        "string": lambda v: isinstance(v, str), "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+        "string": lambda v: isinstance(v, str),
+        "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
         "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-        "boolean": lambda v: isinstance(v, bool), "array": lambda v: isinstance(v, list),
-        "object": lambda v: isinstance(v, dict), "null": lambda v: v is None, None: lambda v: True,
+        "boolean": lambda v: isinstance(v, bool),
+        "array": lambda v: isinstance(v, list),
+        "object": lambda v: isinstance(v, dict),
+        "null": lambda v: v is None,
+        None: lambda v: True,
     }
     assert any(checks[k](value) for k in kinds), f"{path}: {value!r} is not {kind}"
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -74,32 +82,70 @@ def validate(value: Any, schema: dict, path: str = "$") -> None:
             validate(v, schema.get("items", {}), f"{path}[{i}]")
 
 
-WEATHER = {"name": "get_weather", "description": "Get the current weather for a city",
-           "input_schema": {"type": "object", "properties": {
-               "city": {"type": "string"}, "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
-               "required": ["city"]}}
-ORDERS = {"name": "lookup_order", "description": "Look up an order's status by its order number",
-          "input_schema": {"type": "object", "properties": {"order_number": {"type": "integer", "minimum": 1}},
-                           "required": ["order_number"]}}
+WEATHER = {
+    "name": "get_weather",
+    "description": "Get the current weather for a city",
+    "input_schema": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
+        "required": ["city"],
+    },
+}
+ORDERS = {
+    "name": "lookup_order",
+    "description": "Look up an order's status by its order number",
+    "input_schema": {
+        "type": "object",
+        "properties": {"order_number": {"type": "integer", "minimum": 1}},
+        "required": ["order_number"],
+    },
+}
 SCHEMAS = [
     (WEATHER["input_schema"], "What's the weather in Lisbon in fahrenheit?"),
     (ORDERS["input_schema"], "Where is order 4417?"),
-    ({"type": "object", "properties": {
-        "query": {"type": "string", "minLength": 3}, "limit": {"type": "integer", "minimum": 1, "maximum": 10},
-        "include_archived": {"type": "boolean"}, "tags": {"type": "array", "items": {"type": "string"}, "minItems": 1},
-        "filters": {"type": "object", "properties": {
-            "status": {"type": "string", "enum": ["open", "closed", "pending"]},
-            "since": {"type": "string", "format": "date"}, "score": {"type": "number"}},
-            "required": ["status", "since", "score"]},
-        "mode": {"enum": ["fast", "thorough"]}, "note": {"type": ["string", "null"]}},
-        "required": ["query", "limit", "include_archived", "tags", "filters", "mode", "note"]},
-     "Search closed tickets about refunds, limit 50, thorough please"),
-    ({"type": "object", "properties": {"email": {"type": "string", "format": "email"},
-                                       "amount": {"type": "number"}, "items": {"type": "array", "items": {
-                                           "type": "object", "properties": {"sku": {"type": "string"},
-                                                                            "qty": {"type": "integer"}},
-                                           "required": ["sku", "qty"]}}},
-      "required": ["email", "amount", "items"]}, "Refund 12.5 dollars to ada@example.com"),
+    (
+        {
+            "type": "object",
+            "properties": {
+                "query": {"type": "string", "minLength": 3},
+                "limit": {"type": "integer", "minimum": 1, "maximum": 10},
+                "include_archived": {"type": "boolean"},
+                "tags": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                "filters": {
+                    "type": "object",
+                    "properties": {
+                        "status": {"type": "string", "enum": ["open", "closed", "pending"]},
+                        "since": {"type": "string", "format": "date"},
+                        "score": {"type": "number"},
+                    },
+                    "required": ["status", "since", "score"],
+                },
+                "mode": {"enum": ["fast", "thorough"]},
+                "note": {"type": ["string", "null"]},
+            },
+            "required": ["query", "limit", "include_archived", "tags", "filters", "mode", "note"],
+        },
+        "Search closed tickets about refunds, limit 50, thorough please",
+    ),
+    (
+        {
+            "type": "object",
+            "properties": {
+                "email": {"type": "string", "format": "email"},
+                "amount": {"type": "number"},
+                "items": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {"sku": {"type": "string"}, "qty": {"type": "integer"}},
+                        "required": ["sku", "qty"],
+                    },
+                },
+            },
+            "required": ["email", "amount", "items"],
+        },
+        "Refund 12.5 dollars to ada@example.com",
+    ),
     ({"type": "object", "properties": {}}, "Do the thing"),
 ]
 
@@ -108,7 +154,15 @@ SCHEMAS = [
 
 
 def test_skills_order_and_fallback():
-    assert [s.name for s in SKILLS] == ["scripted", "tool_use", "structured", "summarize", "classify", "recall", "prose"]
+    assert [s.name for s in SKILLS] == [
+        "scripted",
+        "tool_use",
+        "structured",
+        "summarize",
+        "classify",
+        "recall",
+        "prose",
+    ]
     assert ask([U("Tell me about rate limits in one paragraph.")]).skill == "prose"
 
 
@@ -166,9 +220,11 @@ def test_tool_inputs_use_the_text():
 
 
 def test_tool_result_gets_a_final_answer():
-    msgs = [U("What's the weather in Lisbon?"),
-            A([{"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Lisbon"}}]),
-            U([{"type": "tool_result", "tool_use_id": "toolu_1", "content": "22C and sunny"}])]
+    msgs = [
+        U("What's the weather in Lisbon?"),
+        A([{"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Lisbon"}}]),
+        U([{"type": "tool_result", "tool_use_id": "toolu_1", "content": "22C and sunny"}]),
+    ]
     r = ask(msgs, tools=[WEATHER])
     assert r.stop_reason == "end_turn" and "get_weather" in text(r) and "22C and sunny" in text(r)
 
@@ -206,8 +262,10 @@ def test_json_not_triggered_by_a_question_about_json():
 
 # --- summarize ---------------------------------------------------------------------------------
 
-FILLER = ("The weather has been lovely lately and I enjoy walking by the river in the afternoon. "
-          "It is relaxing and I find it helps me think about all sorts of things at work. ")
+FILLER = (
+    "The weather has been lovely lately and I enjoy walking by the river in the afternoon. "
+    "It is relaxing and I find it helps me think about all sorts of things at work. "
+)
 
 
 def _long_convo() -> list[dict]:
@@ -238,8 +296,10 @@ def test_summary_of_pasted_text_and_tight_budget():
 
 
 def test_incremental_summary_keeps_old_and_new_facts():
-    prompt = ("Here is the previous summary:\n- User: My name is Ada.\n- User: My order number is 4417.\n\n"
-              "New turns:\nUser: I live in Lisbon. " + FILLER + "\nAssistant: Great, noted.\n\nUpdate the summary.")
+    prompt = (
+        "Here is the previous summary:\n- User: My name is Ada.\n- User: My order number is 4417.\n\n"
+        "New turns:\nUser: I live in Lisbon. " + FILLER + "\nAssistant: Great, noted.\n\nUpdate the summary."
+    )
     out = text(ask([U(prompt)]))
     assert all(f in out for f in ("Ada", "4417", "Lisbon"))
 
@@ -251,15 +311,25 @@ def test_summary_not_triggered_by_a_plain_question():
 # --- classify ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("prompt,expected", [
-    ("Classify this ticket. Labels: billing, bug, account. Ticket: I was charged twice, please refund my invoice.",
-     "billing"),
-    ("Classify the sentiment as one of: positive, negative, neutral\nReview: Terrible, awful, broken on arrival.",
-     "negative"),
-    ("Pick the category [spam|ham] for: WINNER! Claim your free prize now, click here", "spam"),
-    ("Categorize this message.\nCategories:\n- billing\n- shipping\n- account\n\nMessage: my package is lost, "
-     "tracking shows no delivery", "shipping"),
-])
+@pytest.mark.parametrize(
+    "prompt,expected",
+    [
+        (
+            "Classify this ticket. Labels: billing, bug, account. Ticket: I was charged twice, please refund my invoice.",
+            "billing",
+        ),
+        (
+            "Classify the sentiment as one of: positive, negative, neutral\nReview: Terrible, awful, broken on arrival.",
+            "negative",
+        ),
+        ("Pick the category [spam|ham] for: WINNER! Claim your free prize now, click here", "spam"),
+        (
+            "Categorize this message.\nCategories:\n- billing\n- shipping\n- account\n\nMessage: my package is lost, "
+            "tracking shows no delivery",
+            "shipping",
+        ),
+    ],
+)
 def test_classify_answers_one_listed_label(prompt, expected):
     r = ask([U(prompt)], model=OPUS)
     assert r.skill == "classify" and text(r) in re.split(r"[^a-z]+", prompt.lower())
@@ -267,8 +337,11 @@ def test_classify_answers_one_listed_label(prompt, expected):
 
 
 def test_classify_labels_from_the_system_prompt():
-    r = ask([U("I cannot log in, the password reset link fails.")], model=OPUS,
-            system="Classify each support ticket into one of: billing, shipping, account. Answer with only the label.")
+    r = ask(
+        [U("I cannot log in, the password reset link fails.")],
+        model=OPUS,
+        system="Classify each support ticket into one of: billing, shipping, account. Answer with only the label.",
+    )
     assert r.skill == "classify" and text(r) in ("billing", "shipping", "account")
 
 
@@ -291,16 +364,24 @@ def _item(rng: random.Random) -> str:
     label = rng.choice(LABELS)
     other = rng.choice([x for x in LABELS if x != label])
     kind = rng.choice(["strong", "strong", "weak", "mixed", "mixed", "none"])
-    words = {"strong": rng.sample(_TOPICS[label], 3), "weak": rng.sample(_TOPICS[label], 1),
-             "mixed": rng.sample(_TOPICS[label], 2) + rng.sample(_TOPICS[other], 1),
-             "none": []}[kind]
-    return "Hello team, " + " and ".join(f"the {w}" for w in words) + " problem again, thanks." if words else \
-        "Hello team, something odd happened again today, thanks."
+    words = {
+        "strong": rng.sample(_TOPICS[label], 3),
+        "weak": rng.sample(_TOPICS[label], 1),
+        "mixed": rng.sample(_TOPICS[label], 2) + rng.sample(_TOPICS[other], 1),
+        "none": [],
+    }[kind]
+    return (
+        "Hello team, " + " and ".join(f"the {w}" for w in words) + " problem again, thanks."
+        if words
+        else "Hello team, something odd happened again today, thanks."
+    )
 
 
 def test_true_label_on_clear_items():
-    assert true_label("My card was charged twice and I need a refund on the invoice", LABELS) == ("billing", true_label(
-        "My card was charged twice and I need a refund on the invoice", LABELS)[1])
+    assert true_label("My card was charged twice and I need a refund on the invoice", LABELS) == (
+        "billing",
+        true_label("My card was charged twice and I need a refund on the invoice", LABELS)[1],
+    )
     label, difficulty = true_label("The app shows an error and crashes on start", LABELS)
     assert label == "bug" and difficulty < 0.3
     assert true_label("nothing relevant here", LABELS)[1] == 1.0
@@ -330,14 +411,25 @@ def test_p_correct_formula():
 
 # --- recall ------------------------------------------------------------------------------------
 
-FACTS = [U("Hi, my name is Ada and my order number is 4417. I live in Lisbon. My favourite colour is teal. "
-           "My appointment is on March 3, 2025 at 10am."), A("Nice to meet you, Ada.")]
+FACTS = [
+    U(
+        "Hi, my name is Ada and my order number is 4417. I live in Lisbon. My favourite colour is teal. "
+        "My appointment is on March 3, 2025 at 10am."
+    ),
+    A("Nice to meet you, Ada."),
+]
 
 
-@pytest.mark.parametrize("question,value", [
-    ("What is my name?", "Ada"), ("What's my order number?", "4417"), ("Where do I live?", "Lisbon"),
-    ("What did I say my favourite colour was?", "teal"), ("When is my appointment?", "March 3, 2025 at 10am"),
-])
+@pytest.mark.parametrize(
+    "question,value",
+    [
+        ("What is my name?", "Ada"),
+        ("What's my order number?", "4417"),
+        ("Where do I live?", "Lisbon"),
+        ("What did I say my favourite colour was?", "teal"),
+        ("When is my appointment?", "March 3, 2025 at 10am"),
+    ],
+)
 def test_recall_finds_facts(question, value):
     r = ask(FACTS + [U(question)])
     assert r.skill == "recall" and value in text(r)
@@ -349,8 +441,11 @@ def test_recall_admits_missing_facts():
 
 
 def test_recall_from_an_earlier_summary_and_system_prompt():
-    msgs = [U("Summary of the conversation so far:\n- Name: Ada\n- Order number: 4417"), A("Understood."),
-            U("What is my order number?")]
+    msgs = [
+        U("Summary of the conversation so far:\n- Name: Ada\n- Order number: 4417"),
+        A("Understood."),
+        U("What is my order number?"),
+    ]
     assert "4417" in text(ask(msgs))
     r = ask([U("How long is the refund window?")], system="You are a support bot. The refund window is 30 days.")
     assert r.skill == "recall" and "30 days" in text(r)
@@ -388,21 +483,37 @@ def test_same_seed_same_reply_other_seed_differs():
 
 
 def test_respond_never_crashes_on_odd_requests():
-    odd_tools = [{"name": "t", "input_schema": {"type": "object", "properties": {"a": 3, "b": {"type": "weird"},
-                                                                              "c": {"anyOf": [{"type": "integer"}]}},
-                                                 "required": ["a", "b", "c", "d"]}}]
-    for messages in ([U("x")], [U("?")], [U("Summarize")], [U("Labels: a, b")], [U("{"), A("[")],
-                     [U([{"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": ""}}])]):
+    odd_tools = [
+        {
+            "name": "t",
+            "input_schema": {
+                "type": "object",
+                "properties": {"a": 3, "b": {"type": "weird"}, "c": {"anyOf": [{"type": "integer"}]}},
+                "required": ["a", "b", "c", "d"],
+            },
+        }
+    ]
+    for messages in (
+        [U("x")],
+        [U("?")],
+        [U("Summarize")],
+        [U("Labels: a, b")],
+        [U("{"), A("[")],
+        [U([{"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": ""}}])],
+    ):
         assert respond(ctx_for(messages)).blocks
         assert respond(ctx_for(messages, tools=odd_tools, tool_choice={"type": "any"})).blocks
 
 
-@pytest.mark.parametrize("question, expected", [
-    ("Which city do I live in?", "You live in Lisbon."),
-    ("Do you remember where I live?", "You live in Lisbon."),
-    ("What's my dog's name?", "Your dog's name is Rex."),
-    ("Remind me of my order number.", "Your order number is 48213."),
-])
+@pytest.mark.parametrize(
+    "question, expected",
+    [
+        ("Which city do I live in?", "You live in Lisbon."),
+        ("Do you remember where I live?", "You live in Lisbon."),
+        ("What's my dog's name?", "Your dog's name is Rex."),
+        ("Remind me of my order number.", "Your order number is 48213."),
+    ],
+)
 def test_recall_understands_more_ways_of_asking(question, expected):
     import random as _random
 
@@ -410,8 +521,11 @@ def test_recall_understands_more_ways_of_asking(question, expected):
     from course_utils.mock_provider.skills import SkillContext as _Ctx, respond as _respond
     from course_utils.models import get_model as _get_model
 
-    msgs = [{"role": "user", "content": "Hi! I live in Lisbon and my dog is called Rex. My order number is 48213."},
-            {"role": "assistant", "content": "Noted."}, {"role": "user", "content": question}]
+    msgs = [
+        {"role": "user", "content": "Hi! I live in Lisbon and my dog is called Rex. My order number is 48213."},
+        {"role": "assistant", "content": "Noted."},
+        {"role": "user", "content": question},
+    ]
     req = _parse({"model": "claude-haiku-5-5", "max_tokens": 100, "messages": msgs})
     reply = _respond(_Ctx(request=req, model=_get_model("claude-haiku-5-5"), rng=_random.Random(0)))
     assert reply.skill == "recall" and reply.blocks[0].text == expected
@@ -419,18 +533,25 @@ def test_recall_understands_more_ways_of_asking(question, expected):
 
 # --- summarize: the instruction in the system prompt, the material in the user turn (issue 14-5) ---
 
-TRANSCRIPT = ("User: Hi there! My name is Ada.\nAssistant: Hello, nice to meet you!\nUser: " + FILLER
-              + "\nUser: My order number is 4417 and I live in Lisbon.\nAssistant: Thanks, noted.\nUser: " + FILLER * 2)
+TRANSCRIPT = (
+    "User: Hi there! My name is Ada.\nAssistant: Hello, nice to meet you!\nUser: "
+    + FILLER
+    + "\nUser: My order number is 4417 and I live in Lisbon.\nAssistant: Thanks, noted.\nUser: "
+    + FILLER * 2
+)
 
 
-@pytest.mark.parametrize("system", [
-    "Summarize the conversation below for the support agent who continues it. Keep all facts word for word.",
-    "You are a summarization assistant. Keep every fact the user stated.",
-    "Your task is to summarise the transcript the user sends.",
-    "You condense support transcripts. Condense the transcript you are given, keeping facts.",
-    "Please write a short summary of the following text.",
-    [{"type": "text", "text": "Summarize the user's message, keeping names and numbers."}],
-])
+@pytest.mark.parametrize(
+    "system",
+    [
+        "Summarize the conversation below for the support agent who continues it. Keep all facts word for word.",
+        "You are a summarization assistant. Keep every fact the user stated.",
+        "Your task is to summarise the transcript the user sends.",
+        "You condense support transcripts. Condense the transcript you are given, keeping facts.",
+        "Please write a short summary of the following text.",
+        [{"type": "text", "text": "Summarize the user's message, keeping names and numbers."}],
+    ],
+)
 def test_summary_instruction_in_system_with_material_in_the_user_turn(system):
     r = ask([U(TRANSCRIPT)], system=system, max_tokens=120)
     assert r.skill == "summarize"
@@ -446,12 +567,15 @@ def test_summary_instruction_in_system_summarizes_a_conversation_in_messages():
     assert all(f in text(r) for f in ("Ada", "4417", "Lisbon"))
 
 
-@pytest.mark.parametrize("system", [
-    "Summary of the earlier conversation (facts the user gave):\n- User: My name is Ada.",  # carries a summary
-    "You are a helpful support agent. Answer briefly.",
-    "You are a support agent. A summary of past tickets is below.\nSummary: order 4417 was refunded.",
-    "Answer questions about the documents; the user may ask you to produce other outputs later.",
-])
+@pytest.mark.parametrize(
+    "system",
+    [
+        "Summary of the earlier conversation (facts the user gave):\n- User: My name is Ada.",  # carries a summary
+        "You are a helpful support agent. Answer briefly.",
+        "You are a support agent. A summary of past tickets is below.\nSummary: order 4417 was refunded.",
+        "Answer questions about the documents; the user may ask you to produce other outputs later.",
+    ],
+)
 def test_a_system_prompt_that_does_not_instruct_summarizing_does_not_trigger_it(system):
     assert ask([U("What is my order number?")], system=system).skill != "summarize"
     assert ask([U(TRANSCRIPT)], system=system).skill != "summarize"

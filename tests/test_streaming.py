@@ -55,8 +55,11 @@ def test_recorded_streams_parse_to_the_api_event_order():
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.sampled_from(RECORDED), st.lists(st.integers(min_value=0, max_value=20_000), max_size=60),
-       st.sampled_from([b"\n", b"\r\n", b"\r"]))
+@given(
+    st.sampled_from(RECORDED),
+    st.lists(st.integers(min_value=0, max_value=20_000), max_size=60),
+    st.sampled_from([b"\n", b"\r\n", b"\r"]),
+)
 def test_any_chunking_gives_the_same_events(path, cuts, newline):
     raw = path.read_bytes().replace(b"\n", newline)
     assert _events(raw, cuts) == _events(raw)
@@ -77,10 +80,18 @@ _text = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_c
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["delta", "end", "message_start", ""]),
-                          st.lists(_text, min_size=1, max_size=3), st.booleans()), max_size=8),
-       st.lists(st.integers(min_value=0, max_value=5_000), max_size=40),
-       st.sampled_from(["\n", "\r\n"]))
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["delta", "end", "message_start", ""]),
+            st.lists(_text, min_size=1, max_size=3),
+            st.booleans(),
+        ),
+        max_size=8,
+    ),
+    st.lists(st.integers(min_value=0, max_value=5_000), max_size=40),
+    st.sampled_from(["\n", "\r\n"]),
+)
 def test_written_events_come_back_whatever_the_chunking(spec, cuts, newline):
     raw = b""
     for name, lines, heartbeat in spec:
@@ -126,10 +137,17 @@ def _scripted(clock, schedule):
 def test_timing_on_a_virtual_clock():
     clock = VirtualClock()
     start = SimpleNamespace(type="message_start", message=SimpleNamespace(usage=SimpleNamespace(output_tokens=1)))
-    end = SimpleNamespace(type="message_delta", delta=SimpleNamespace(stop_reason="end_turn"),
-                          usage=SimpleNamespace(output_tokens=30))
-    schedule = [(0.2, start), (0.5, _delta("")), (0.9, _delta("Hello")), (1.0, _delta(" world")),
-                (1.9, end), (1.9, SimpleNamespace(type="message_stop"))]
+    end = SimpleNamespace(
+        type="message_delta", delta=SimpleNamespace(stop_reason="end_turn"), usage=SimpleNamespace(output_tokens=30)
+    )
+    schedule = [
+        (0.2, start),
+        (0.5, _delta("")),
+        (0.9, _delta("Hello")),
+        (1.0, _delta(" world")),
+        (1.9, end),
+        (1.9, SimpleNamespace(type="message_stop")),
+    ]
     seen = []
     result = timing_from_events(_scripted(clock, schedule), clock, on_text=seen.append)
     assert result.ttft_s == pytest.approx(0.9)  # not message_start, not the empty delta
@@ -144,8 +162,12 @@ def test_timing_on_a_virtual_clock():
 
 
 def test_consume_stream_against_the_simulator(sim, client):
-    result = consume_stream(client, model="claude-haiku-5-5", max_tokens=80,
-                            messages=[{"role": "user", "content": "Explain streaming in a paragraph."}])
+    result = consume_stream(
+        client,
+        model="claude-haiku-5-5",
+        max_tokens=80,
+        messages=[{"role": "user", "content": "Explain streaming in a paragraph."}],
+    )
     assert result.text == result.message.content[0].text
     assert result.output_tokens == result.message.usage.output_tokens == int(sim.ledger()["output_tokens"].iloc[-1])
     assert result.ttft_s is not None and result.ttft_s <= result.total_s
@@ -156,8 +178,13 @@ def test_aconsume_stream_against_the_simulator(sim, aclient):
 
     async def go():
         async with aclient:
-            return await aconsume_stream(aclient, on_text=seen.append, model="claude-haiku-5-5", max_tokens=80,
-                                         messages=[{"role": "user", "content": "Explain streaming in a paragraph."}])
+            return await aconsume_stream(
+                aclient,
+                on_text=seen.append,
+                model="claude-haiku-5-5",
+                max_tokens=80,
+                messages=[{"role": "user", "content": "Explain streaming in a paragraph."}],
+            )
 
     result = _run(go())
     assert result.text == result.message.content[0].text == "".join(seen)
@@ -170,8 +197,9 @@ def test_aconsume_stream_against_the_simulator(sim, aclient):
 def test_atiming_on_a_virtual_clock():
     clock = VirtualClock()
     start = SimpleNamespace(type="message_start", message=SimpleNamespace(usage=SimpleNamespace(output_tokens=1)))
-    end = SimpleNamespace(type="message_delta", delta=SimpleNamespace(stop_reason="max_tokens"),
-                          usage=SimpleNamespace(output_tokens=12))
+    end = SimpleNamespace(
+        type="message_delta", delta=SimpleNamespace(stop_reason="max_tokens"), usage=SimpleNamespace(output_tokens=12)
+    )
     schedule = [(0.3, start), (0.7, _delta("Hi")), (1.2, _delta(" there")), (1.5, end)]
 
     async def events():
@@ -220,8 +248,16 @@ def test_the_package_exports_what_notebooks_use_and_nothing_dead():
     for package in (context, streaming):
         for name in package.__all__:
             assert getattr(package, name) is not None, name
-    for name in ("run_simulation", "complete_timed", "policy_table", "recorded_deltas", "describe_pace",
-                 "mean_gap_ms", "raw_request", "decode_chunked"):
+    for name in (
+        "run_simulation",
+        "complete_timed",
+        "policy_table",
+        "recorded_deltas",
+        "describe_pace",
+        "mean_gap_ms",
+        "raw_request",
+        "decode_chunked",
+    ):
         assert name in streaming.__all__, name
     for name in ("budget_plan", "format_budget_plan"):
         assert name in context.__all__, name
@@ -325,8 +361,9 @@ def test_relay_headers_heartbeats_deltas_and_end(paced):
     assert records[-1].status == "completed" and records[-1].sent_text == text
 
 
-@pytest.mark.parametrize("fault, error_type", [("stream_error", "overloaded_error"),
-                                                ("disconnect", "upstream_disconnected")])
+@pytest.mark.parametrize(
+    "fault, error_type", [("stream_error", "overloaded_error"), ("disconnect", "upstream_disconnected")]
+)
 def test_relay_reports_a_mid_stream_failure_with_the_partial_text(paced, fault, error_type):
     with _relay(paced, f"relay-{fault}") as relay:
         response, raw = _read_all(relay, headers={"x-mock-fault": fault})
@@ -375,10 +412,19 @@ def test_relay_serves_the_page_and_stops_cleanly(paced):
 
 # ----- wire -------------------------------------------------------------------------------------
 def test_chunked_encoding_on_the_wire(sim):
-    raw = raw_request("127.0.0.1", sim.port, "/v1/messages", method="POST",
-                      body={"model": "claude-haiku-5-5", "max_tokens": 30, "stream": True,
-                            "messages": [{"role": "user", "content": "hello"}]},
-                      headers={"x-api-key": "k", "anthropic-version": "2023-06-01"})
+    raw = raw_request(
+        "127.0.0.1",
+        sim.port,
+        "/v1/messages",
+        method="POST",
+        body={
+            "model": "claude-haiku-5-5",
+            "max_tokens": 30,
+            "stream": True,
+            "messages": [{"role": "user", "content": "hello"}],
+        },
+        headers={"x-api-key": "k", "anthropic-version": "2023-06-01"},
+    )
     assert raw.status_line == "HTTP/1.1 200 OK"
     assert raw.headers["transfer-encoding"] == "chunked" and "content-length" not in raw.headers
     chunks = decode_chunked(raw.body)

@@ -29,8 +29,10 @@ def test_count_request_adds_the_documented_overheads():
 
 
 def test_tool_blocks_and_images_are_counted():
-    turn = [{"type": "tool_use", "id": "t", "name": "lookup", "input": {"order": 4417}},
-            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "xx"}}]
+    turn = [
+        {"type": "tool_use", "id": "t", "name": "lookup", "input": {"order": 4417}},
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "xx"}},
+    ]
     assert tokens.count_blocks(turn) > tokens.IMAGE_TOKENS
 
 

@@ -14,7 +14,9 @@ from .generate import lesson_files, render, solution_notebook
 __all__ = ["execute_solutions"]
 
 
-def execute_solutions(solutions_dir: Path, names: list[str] | None = None, *, timeout: int = 120) -> Iterator[tuple[Path, float]]:
+def execute_solutions(
+    solutions_dir: Path, names: list[str] | None = None, *, timeout: int = 120
+) -> Iterator[tuple[Path, float]]:
     """Execute the selected solution notebooks in place with a fresh ``python3`` kernel.
 
     ``names`` selects by file name or lesson number; empty means all. Stops at the first error
@@ -22,7 +24,9 @@ def execute_solutions(solutions_dir: Path, names: list[str] | None = None, *, ti
     """
     wanted = set(names or [])
     for lesson in lesson_files(solutions_dir):
-        if wanted and not ({lesson.solution.name, lesson.solution.stem, str(lesson.lesson), f"{lesson.lesson:02d}"} & wanted):
+        if wanted and not (
+            {lesson.solution.name, lesson.solution.stem, str(lesson.lesson), f"{lesson.lesson:02d}"} & wanted
+        ):
             continue
         nb = nbformat.read(str(lesson.solution), as_version=4)
         started = time.perf_counter()

@@ -44,9 +44,13 @@ class CostComparison:
         saved) and the billed requests of each mode."""
         sync, batch = self.table.loc["sync"], self.table.loc["batch"]
         saving = 1 - batch["cost_usd"] / sync["cost_usd"] if sync["cost_usd"] else Decimal(0)
-        return {"sync_cost_usd": float(sync["cost_usd"]), "batch_cost_usd": float(batch["cost_usd"]),
-                "saving": float(saving), "sync_billed_requests": int(sync["billed_requests"]),
-                "batch_billed_requests": int(batch["billed_requests"])}
+        return {
+            "sync_cost_usd": float(sync["cost_usd"]),
+            "batch_cost_usd": float(batch["cost_usd"]),
+            "saving": float(saving),
+            "sync_billed_requests": int(sync["billed_requests"]),
+            "batch_billed_requests": int(batch["billed_requests"]),
+        }
 
 
 def sync_vs_batch(sync_ledger: pd.DataFrame, batch_ledger: pd.DataFrame) -> CostComparison:
@@ -56,15 +60,17 @@ def sync_vs_batch(sync_ledger: pd.DataFrame, batch_ledger: pd.DataFrame) -> Cost
     for mode, rows in (("sync", _sync_rows(sync_ledger)), ("batch", _batch_rows(batch_ledger))):
         billed = rows[rows["status"] == 200]
         cost = to_decimal(billed["cost_usd"])
-        out.append({
-            "mode": mode,
-            "requests": len(rows),
-            "billed_requests": len(billed),
-            "input_tokens": int(billed["input_tokens"].sum()),
-            "output_tokens": int(billed["output_tokens"].sum()),
-            "cost_usd": cost,
-            "cost_per_billed_usd": cost / len(billed) if len(billed) else Decimal(0),
-        })
+        out.append(
+            {
+                "mode": mode,
+                "requests": len(rows),
+                "billed_requests": len(billed),
+                "input_tokens": int(billed["input_tokens"].sum()),
+                "output_tokens": int(billed["output_tokens"].sum()),
+                "cost_usd": cost,
+                "cost_per_billed_usd": cost / len(billed) if len(billed) else Decimal(0),
+            }
+        )
     return CostComparison(pd.DataFrame(out).set_index("mode"))
 
 

@@ -20,7 +20,9 @@ from .results import classify, iter_results
 __all__ = ["submit_job", "collect_batch", "wait_and_collect", "latest_results"]
 
 
-def submit_job(client: SyncClient, store: JobStore, job_id: str, chunks: Sequence[Sequence[dict[str, Any]]]) -> list[str]:
+def submit_job(
+    client: SyncClient, store: JobStore, job_id: str, chunks: Sequence[Sequence[dict[str, Any]]]
+) -> list[str]:
     """Create the job's batches (one per chunk) and record each id as soon as it exists.
 
     Re-running it for the same job submits only requests that were never submitted, so a crash
@@ -90,8 +92,9 @@ def wait_and_collect(
 
     if open_ids:
         try:
-            ended = poll_batches(client, open_ids, deadline_s=deadline_s, clock=clock, schedule=schedule,
-                                 on_progress=collect_on_end)
+            ended = poll_batches(
+                client, open_ids, deadline_s=deadline_s, clock=clock, schedule=schedule, on_progress=collect_on_end
+            )
         except PollTimeout as exc:
             _collect_ended(client, store, job_id, exc.batches, skip=collected)
             raise
@@ -104,7 +107,9 @@ def _collect(client: SyncClient, store: JobStore, job_id: str, batch: Any) -> No
     collect_batch(client, store, job_id, batch.id)
 
 
-def _collect_ended(client: SyncClient, store: JobStore, job_id: str, batches: dict[str, Any], *, skip: set[str]) -> None:
+def _collect_ended(
+    client: SyncClient, store: JobStore, job_id: str, batches: dict[str, Any], *, skip: set[str]
+) -> None:
     for bid, batch in batches.items():
         if batch.processing_status == "ended" and bid not in skip:
             _collect(client, store, job_id, batch)

@@ -124,10 +124,13 @@ class JobStore:
     def open_batches(self, job_id: str) -> list[str]:
         """Batches of the job whose results are not collected yet (what a resumed poller polls)."""
         with self._lock:
-            return [r[0] for r in self._db.execute(
-                "SELECT batch_id FROM batches WHERE job_id=? AND state != 'collected' ORDER BY submitted_at, batch_id",
-                (job_id,),
-            )]
+            return [
+                r[0]
+                for r in self._db.execute(
+                    "SELECT batch_id FROM batches WHERE job_id=? AND state != 'collected' ORDER BY submitted_at, batch_id",
+                    (job_id,),
+                )
+            ]
 
     def batches(self, job_id: str) -> pd.DataFrame:
         """The job's batches: batch_id, attempt, state, submitted_at, counts."""
@@ -135,7 +138,8 @@ class JobStore:
             df = pd.read_sql_query(
                 "SELECT batch_id, attempt, state, submitted_at, counts FROM batches WHERE job_id=? "
                 "ORDER BY submitted_at, batch_id",
-                self._db, params=(job_id,),
+                self._db,
+                params=(job_id,),
             )
         # A column of only NULLs comes back as float NaN, not None: test for text, not truthiness.
         df["counts"] = df["counts"].map(lambda s: json.loads(s) if isinstance(s, str) else None)
@@ -163,7 +167,8 @@ class JobStore:
         with self._lock:
             return pd.read_sql_query(
                 "SELECT custom_id, batch_id, attempts, outcome, error_type FROM items WHERE job_id=? ORDER BY rowid",
-                self._db, params=(job_id,),
+                self._db,
+                params=(job_id,),
             )
 
     def retryable(self, job_id: str, *, include_canceled: bool = False, max_attempts: int | None = None) -> list[str]:

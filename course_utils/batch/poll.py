@@ -22,7 +22,6 @@ from ..resilience.errors import is_retryable
 __all__ = ["PollSchedule", "PollTimeout", "poll_batches", "poll_batch", "counts_of", "format_counts"]
 
 
-
 @dataclass(frozen=True)
 class PollSchedule:
     """Waits between polls: ``initial`` seconds, times ``factor`` each poll, capped at ``max_interval``.

@@ -33,16 +33,30 @@ __all__ = [
     "join_results",
 ]
 
-INVALID_ERROR_TYPES = frozenset({
-    "invalid_request_error", "authentication_error", "permission_error", "not_found_error",
-    "request_too_large", "billing_error",
-})
+INVALID_ERROR_TYPES = frozenset(
+    {
+        "invalid_request_error",
+        "authentication_error",
+        "permission_error",
+        "not_found_error",
+        "request_too_large",
+        "billing_error",
+    }
+)
 """The request itself is wrong: sending it again fails again (and a batch slot is wasted)."""
 TRANSIENT_ERROR_TYPES = frozenset({"api_error", "overloaded_error", "rate_limit_error", "timeout_error"})
 """The server failed this time; the same request may well succeed later."""
 
-RESULT_COLUMNS = ["custom_id", "result_type", "outcome", "error_type", "error_message", "text",
-                  "input_tokens", "output_tokens"]
+RESULT_COLUMNS = [
+    "custom_id",
+    "result_type",
+    "outcome",
+    "error_type",
+    "error_message",
+    "text",
+    "input_tokens",
+    "output_tokens",
+]
 
 
 def as_dict(line: Any) -> dict[str, Any]:
@@ -82,9 +96,16 @@ def classify(result: Mapping[str, Any]) -> tuple[str, str | None]:
 def _row(line: Mapping[str, Any]) -> dict[str, Any]:
     result = line["result"]
     outcome, error_type = classify(result)
-    row: dict[str, Any] = {"custom_id": line["custom_id"], "result_type": result["type"], "outcome": outcome,
-                           "error_type": error_type, "error_message": None, "text": None,
-                           "input_tokens": 0, "output_tokens": 0}
+    row: dict[str, Any] = {
+        "custom_id": line["custom_id"],
+        "result_type": result["type"],
+        "outcome": outcome,
+        "error_type": error_type,
+        "error_message": None,
+        "text": None,
+        "input_tokens": 0,
+        "output_tokens": 0,
+    }
     if result["type"] == "succeeded":
         message = result["message"]
         row["text"] = "".join(b.get("text", "") for b in message.get("content", []) if b.get("type") == "text")

@@ -48,7 +48,7 @@ def find_exercise(exercise_id: str) -> Exercise:
     """The :class:`Exercise` with this id; ``LookupError`` with a readable message otherwise."""
     m = _ID.match(str(exercise_id))
     if not m:
-        raise LookupError(f"{exercise_id!r} is not an exercise id; ids look like \"1.2\" (lesson 1, exercise 2).")
+        raise LookupError(f'{exercise_id!r} is not an exercise id; ids look like "1.2" (lesson 1, exercise 2).')
     lesson = int(m.group(1))
     for exercise in exercises(lesson):
         if exercise.id == exercise_id.strip():
@@ -101,16 +101,19 @@ def _run_cases(exercise: Exercise, answer: tuple, kw: dict, limit: float) -> lis
                     "timeout",
                 )
             )
-            out.extend(CaseResult(c.name, False, "not run (an earlier case took too long)", "skipped")
-                       for c in exercise.cases[index + 1 :])
+            out.extend(
+                CaseResult(c.name, False, "not run (an earlier case took too long)", "skipped")
+                for c in exercise.cases[index + 1 :]
+            )
             break
         if outcome.error is None:
             out.append(CaseResult(case.name, True))
         elif isinstance(outcome.error, CaseFailed):
             out.append(CaseResult(case.name, False, _case_message(outcome.error), "failed", outcome.error.hint))
         elif isinstance(outcome.error, CheckBug):
-            out.append(CaseResult(case.name, False, f"The check itself is broken (not your code): {outcome.error}",
-                                  "error"))
+            out.append(
+                CaseResult(case.name, False, f"The check itself is broken (not your code): {outcome.error}", "error")
+            )
         else:
             why = explain(outcome.error, exercise=exercise.id, answers=answer, signature=exercise.signature)
             message = why.text + (f"\nIn your code: {why.where}" if why.where else "")
@@ -127,7 +130,9 @@ def _shown_in() -> Any:
         return None
 
 
-def check(exercise_id: str, *answer: Any, time_limit: float | None = None, quiet: bool = False, **kw: Any) -> CheckResult:
+def check(
+    exercise_id: str, *answer: Any, time_limit: float | None = None, quiet: bool = False, **kw: Any
+) -> CheckResult:
     """Check the student's ``answer`` for ``exercise_id`` (e.g. ``check("1.2", sliding_window)``).
 
     Prints a short verdict, records it (see :func:`course_utils.checks.results`) and returns it.
@@ -148,12 +153,20 @@ def check(exercise_id: str, *answer: Any, time_limit: float | None = None, quiet
     except Exception as exc:  # the check itself is broken or the id is wrong: still a verdict
         title = exercise.title if exercise else ""
         max_points = float(exercise.points) if exercise else 0.0
-        message = str(exc) if isinstance(exc, LookupError) else f"The check itself failed ({type(exc).__name__}: {exc}); please tell your instructor."
-        result = CheckResult(exercise_id, title, "error", 0.0, max_points, [CaseResult("check", False, message, "error")])
+        message = (
+            str(exc)
+            if isinstance(exc, LookupError)
+            else f"The check itself failed ({type(exc).__name__}: {exc}); please tell your instructor."
+        )
+        result = CheckResult(
+            exercise_id, title, "error", 0.0, max_points, [CaseResult("check", False, message, "error")]
+        )
         result.feedback = f"✗ Exercise {exercise_id}: cannot check this answer. {message}"
     if not result.feedback:
         level = registry.failures(result.exercise)
-        hint = exercise.hint(level) if exercise is not None and result.status in ("failed", "error", "timeout") else None
+        hint = (
+            exercise.hint(level) if exercise is not None and result.status in ("failed", "error", "timeout") else None
+        )
         result.feedback = format_verdict(result, exercise, hint, level)
     result._shown_in = _shown_in()
     registry.record(result)

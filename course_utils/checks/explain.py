@@ -24,7 +24,11 @@ __all__ = ["Explanation", "explain", "student_frame", "is_signature_error"]
 
 _PACKAGE_DIR = str(Path(__file__).resolve().parents[1])  # course_utils/
 _LIBRARY_DIRS = tuple(
-    {str(Path(p).resolve()) for key in ("stdlib", "platstdlib", "purelib", "platlib") if (p := sysconfig.get_paths().get(key))}
+    {
+        str(Path(p).resolve())
+        for key in ("stdlib", "platstdlib", "purelib", "platlib")
+        if (p := sysconfig.get_paths().get(key))
+    }
 )
 _SIGNATURE = re.compile(
     r"^(?P<name>[\w.<>]+)\(\) (takes|missing|got an unexpected keyword|got multiple values|takes no arguments)"
@@ -201,5 +205,3 @@ def explain(
             detail = f": {exc}" if str(exc) else ""
             paragraph = f"Your code raised {type(exc).__name__}{detail}."
     return Explanation("error", paragraph, where)
-
-

@@ -84,7 +84,7 @@ def forbid(
     called: list[str] = []
 
     def refusal(name: str) -> ForbiddenCall:
-        advice = (hint or "Use only the building blocks the exercise names; {name} already does the exercise for you.")
+        advice = hint or "Use only the building blocks the exercise names; {name} already does the exercise for you."
         return ForbiddenCall(
             f"write it yourself: the exercise is to {task} without the library, but your function called {name}",
             hint=advice.format(name=name),

@@ -99,8 +99,10 @@ class CheckBug(Exception):
     """A check built a failure message that names no difference: a bug in the check, not in the answer."""
 
 
-_SAME_COUNT = re.compile(r"(?<![\w.,])(\d[\d,.]*)\s+([a-z][\w()-]*(?:\s[a-z][\w()-]*)?)\s+instead of\s+\1(?![\d,.]*\d)(?:\s+\2)?\b",
-                         re.IGNORECASE)
+_SAME_COUNT = re.compile(
+    r"(?<![\w.,])(\d[\d,.]*)\s+([a-z][\w()-]*(?:\s[a-z][\w()-]*)?)\s+instead of\s+\1(?![\d,.]*\d)(?:\s+\2)?\b",
+    re.IGNORECASE,
+)
 
 
 def shows_no_difference(message: str = "", expected: Any = MISSING, got: Any = MISSING) -> str | None:
@@ -251,7 +253,9 @@ class CheckResult:
             show(self)
 
 
-def expect(condition: Any, message: str = "", *, expected: Any = MISSING, got: Any = MISSING, hint: str | None = None) -> None:
+def expect(
+    condition: Any, message: str = "", *, expected: Any = MISSING, got: Any = MISSING, hint: str | None = None
+) -> None:
     """Raise :class:`CaseFailed` unless ``condition`` is true."""
     if not condition:
         raise CaseFailed(message, expected=expected, got=got, hint=hint)

@@ -50,15 +50,17 @@ def _recorded() -> dict[str, bytes]:
 def _handwritten() -> bytes:
     """Edge cases the API itself does not send but a relay or proxy may: comments, multi-line data,
     an event without a name, an id, multi-byte UTF-8, a comment-only block between events."""
-    return b"".join([
-        format_comment("connected"),
-        format_event({"text": "caf\u00e9 \u2014 \u6771\u4eac \U0001F600"}, event="delta", id="1"),
-        format_comment("heartbeat"),
-        b"data: line one\ndata: line two\ndata:\n\n",
-        b"event: ping\n\n",  # no data: not dispatched
-        b": a comment\nevent: delta\n: inside an event\ndata: {\"text\": \"ok\"}\n\n",
-        format_event({"done": True}, event="end"),
-    ])
+    return b"".join(
+        [
+            format_comment("connected"),
+            format_event({"text": "caf\u00e9 \u2014 \u6771\u4eac \U0001f600"}, event="delta", id="1"),
+            format_comment("heartbeat"),
+            b"data: line one\ndata: line two\ndata:\n\n",
+            b"event: ping\n\n",  # no data: not dispatched
+            b': a comment\nevent: delta\n: inside an event\ndata: {"text": "ok"}\n\n',
+            format_event({"done": True}, event="end"),
+        ]
+    )
 
 
 def _crlf(raw: bytes) -> bytes:
@@ -92,35 +94,50 @@ def _as_pair(item: Any) -> tuple[Any, Any]:
         return item.event, item.data
     if isinstance(item, (tuple, list)) and len(item) == 2:
         return item[0], item[1]
-    raise CaseFailed("each item must be an (event, data) pair", expected="('content_block_delta', '{...}')",
-                     got=item, hint="Yield a tuple (event_name, data_string) per event.")
+    raise CaseFailed(
+        "each item must be an (event, data) pair",
+        expected="('content_block_delta', '{...}')",
+        got=item,
+        hint="Yield a tuple (event_name, data_string) per event.",
+    )
 
 
-_SPLIT_CHARACTER_HINT = ("A multi-byte UTF-8 character (é, —, 東, an emoji) can be split across two reads: "
-                         "decoding each chunk on its own breaks it. Buffer bytes and decode whole lines, or use "
-                         "codecs.getincrementaldecoder('utf-8')(), which keeps a split character until its end arrives.")
+_SPLIT_CHARACTER_HINT = (
+    "A multi-byte UTF-8 character (é, —, 東, an emoji) can be split across two reads: "
+    "decoding each chunk on its own breaks it. Buffer bytes and decode whole lines, or use "
+    "codecs.getincrementaldecoder('utf-8')(), which keeps a split character until its end arrives."
+)
 
 
 def _parse(fn: Any, chunks: Iterable[bytes]) -> list[tuple[Any, Any]]:
     try:
         out = fn(iter(list(chunks)))
         if out is None:
-            raise CaseFailed("parse_sse returned None", expected="an iterator of (event, data)", got=None,
-                             hint="Make parse_sse a generator: `yield (event, data)` for each event.")
+            raise CaseFailed(
+                "parse_sse returned None",
+                expected="an iterator of (event, data)",
+                got=None,
+                hint="Make parse_sse a generator: `yield (event, data)` for each event.",
+            )
         return [_as_pair(item) for item in out]
     except UnicodeDecodeError as exc:
-        raise CaseFailed(f"decoding failed in the middle of the stream: {exc.reason} at byte {exc.start} of a chunk",
-                         expected="text decoded across reads", got="UnicodeDecodeError",
-                         hint=_SPLIT_CHARACTER_HINT) from None
+        raise CaseFailed(
+            f"decoding failed in the middle of the stream: {exc.reason} at byte {exc.start} of a chunk",
+            expected="text decoded across reads",
+            got="UnicodeDecodeError",
+            hint=_SPLIT_CHARACTER_HINT,
+        ) from None
 
 
 def _expected(raw: bytes) -> list[tuple[str, str]]:
     return [(e.event, e.data) for e in iter_sse([raw])]
 
 
-_CHUNK_HINT = ("Read in one piece this stream parses right; cut into reads it does not, so the reads' boundaries "
-               "are the bug: keep what is not a complete line in a buffer across reads, and when a read ends with \\r, "
-               "wait for the next one: a \\n at its start belongs to the same line ending (\\r\\n), not a blank line.")
+_CHUNK_HINT = (
+    "Read in one piece this stream parses right; cut into reads it does not, so the reads' boundaries "
+    "are the bug: keep what is not a complete line in a buffer across reads, and when a read ends with \\r, "
+    "wait for the next one: a \\n at its start belongs to the same line ending (\\r\\n), not a blank line."
+)
 
 
 def _compare(got: list, expected: list, what: str, *, whole_ok: bool = False) -> None:
@@ -129,24 +146,36 @@ def _compare(got: list, expected: list, what: str, *, whole_ok: bool = False) ->
         return
     comments_as_events = [g for g in got if g not in expected and g[1] in ("", None)]
     if len(got) == len(expected) + 1 and got[:-1] == expected:
-        raise CaseFailed(f"{what}: an extra last event, from an unterminated block at the end of the stream",
-                         expected="nothing more", got=got[-1],
-                         hint="An event is complete only at its blank line; a block the stream ends in the middle of "
-                              "(the connection dropped) is incomplete: drop it.")
+        raise CaseFailed(
+            f"{what}: an extra last event, from an unterminated block at the end of the stream",
+            expected="nothing more",
+            got=got[-1],
+            hint="An event is complete only at its blank line; a block the stream ends in the middle of "
+            "(the connection dropped) is incomplete: drop it.",
+        )
     if len(got) == len(expected) - 1 and got == expected[:-1]:
-        raise CaseFailed(f"{what}: the last event is missing", expected=expected[-1], got="nothing",
-                         hint="An event is complete at its blank line: yield it then, not when the next event starts.")
+        raise CaseFailed(
+            f"{what}: the last event is missing",
+            expected=expected[-1],
+            got="nothing",
+            hint="An event is complete at its blank line: yield it then, not when the next event starts.",
+        )
     if comments_as_events:
-        raise CaseFailed(f"{what}: an event with empty data came out of a comment-only block (a heartbeat)",
-                         expected="no event for a block without data lines", got=comments_as_events[0],
-                         hint="Lines starting with ':' are comments: skip them, and dispatch nothing for a block "
-                              "without data lines.")
+        raise CaseFailed(
+            f"{what}: an event with empty data came out of a comment-only block (a heartbeat)",
+            expected="no event for a block without data lines",
+            got=comments_as_events[0],
+            hint="Lines starting with ':' are comments: skip them, and dispatch nothing for a block "
+            "without data lines.",
+        )
     first_bad = next((i for i, (g, e) in enumerate(zip(got, expected)) if g != e), min(len(got), len(expected)))
     want = expected[first_bad] if first_bad < len(expected) else "no more events"
     have = got[first_bad] if first_bad < len(got) else "no more events"
-    count = (f"{len(got)} events instead of {len(expected)}; first difference at event {first_bad}"
-             if len(got) != len(expected) else f"the right number of events ({len(expected)}), but event "
-             f"{first_bad} differs")
+    count = (
+        f"{len(got)} events instead of {len(expected)}; first difference at event {first_bad}"
+        if len(got) != len(expected)
+        else f"the right number of events ({len(expected)}), but event {first_bad} differs"
+    )
     hint = _cause(want, have)
     if whole_ok and hint != _SPLIT_CHARACTER_HINT:
         hint = _CHUNK_HINT
@@ -159,18 +188,24 @@ def _cause(want: Any, have: Any) -> str:
         return _SPLIT_CHARACTER_HINT
     if isinstance(want, tuple) and isinstance(have, tuple) and isinstance(want[1], str) and isinstance(have[1], str):
         if want[0] != have[0]:
-            return ("The event name is wrong: it is the value of the last `event:` line of the block, with one leading "
-                    "space dropped, and \"message\" when there is none; reset it after each event.")
+            return (
+                "The event name is wrong: it is the value of the last `event:` line of the block, with one leading "
+                'space dropped, and "message" when there is none; reset it after each event.'
+            )
         if have[1] == want[1].lstrip(" ") or have[1].strip() == want[1].strip():
-            return ("Drop exactly one space after the colon (`data:   x` is \"  x\"), never strip the value: spaces "
-                    "are part of the text.")
+            return (
+                'Drop exactly one space after the colon (`data:   x` is "  x"), never strip the value: spaces '
+                "are part of the text."
+            )
         if have[1].replace("\n", "") == want[1].replace("\n", ""):
-            return "Join the data lines of one event with \"\\n\", in order."
+            return 'Join the data lines of one event with "\\n", in order.'
         if have[1].replace("\r", "") == want[1] or "\r" in have[1]:
             return "A lone \\r ends a line too (\\r\\n, \\n and \\r are all line endings)."
-    return ("Chunks are not events: an event can span several reads and one read can hold several events. "
-            "Buffer bytes and split on line endings (\\r\\n, \\n or \\r), keeping a \\r at the end of a read until "
-            "the next one shows whether a \\n follows.")
+    return (
+        "Chunks are not events: an event can span several reads and one read can hold several events. "
+        "Buffer bytes and split on line endings (\\r\\n, \\n or \\r), keeping a \\r at the end of a read until "
+        "the next one shows whether a \\n follows."
+    )
 
 
 @parse_sse.case("parses recorded API streams read in one piece")
@@ -206,20 +241,26 @@ def _adversarial(fn) -> None:
                 expected = _expected(data)
                 got = _parse(fn, chunks)
                 if got != expected:
-                    _compare(got, expected, f"{name} with {variant} line endings, chunking #{trial}",
-                             whole_ok=_whole_ok(fn, data, expected))
+                    _compare(
+                        got,
+                        expected,
+                        f"{name} with {variant} line endings, chunking #{trial}",
+                        whole_ok=_whole_ok(fn, data, expected),
+                    )
 
 
 def _edges() -> bytes:
     """The contract's edge inputs: bare \\r line endings, several spaces after the colon, an event
     name reset between events, and an unterminated event at the end (dropped)."""
-    return b"".join([
-        b"event: first\rdata:   three spaces kept as two\r\r",
-        b"data: no name, so 'message'\rdata: second line\r\r",
-        b":comment\revent: named\rdata:no space\rdata: \r\r",
-        b"data: caf\xc3\xa9 \xe2\x80\x94 \xf0\x9f\x98\x80\r\n\r\n",
-        b"event: never sent\ndata: the stream ends before this blank line",
-    ])
+    return b"".join(
+        [
+            b"event: first\rdata:   three spaces kept as two\r\r",
+            b"data: no name, so 'message'\rdata: second line\r\r",
+            b":comment\revent: named\rdata:no space\rdata: \r\r",
+            b"data: caf\xc3\xa9 \xe2\x80\x94 \xf0\x9f\x98\x80\r\n\r\n",
+            b"event: never sent\ndata: the stream ends before this blank line",
+        ]
+    )
 
 
 @parse_sse.case("bare \\r line endings, several leading spaces, an unterminated last event, empty input")
@@ -227,10 +268,18 @@ def _edge_inputs(fn) -> None:
     raw = _edges()
     _compare(_parse(fn, [raw]), _expected(raw), "bare \\r endings and spaces, in one read")
     whole_ok = _parse(fn, [raw]) == _expected(raw)
-    _compare(_parse(fn, [raw[i : i + 1] for i in range(len(raw))]), _expected(raw), "the same, one byte per read",
-             whole_ok=whole_ok)
-    _compare(_parse(fn, [b"", raw[:7], b"", raw[7:], b""]), _expected(raw), "the same, with empty reads between",
-             whole_ok=whole_ok)
+    _compare(
+        _parse(fn, [raw[i : i + 1] for i in range(len(raw))]),
+        _expected(raw),
+        "the same, one byte per read",
+        whole_ok=whole_ok,
+    )
+    _compare(
+        _parse(fn, [b"", raw[:7], b"", raw[7:], b""]),
+        _expected(raw),
+        "the same, with empty reads between",
+        whole_ok=whole_ok,
+    )
     _compare(_parse(fn, []), [], "a stream with no bytes at all")
 
 
@@ -260,23 +309,38 @@ def _incremental(fn) -> None:
     try:
         out = fn(chunks())
     except _ReadEverything:
-        raise CaseFailed("parse_sse read the whole stream before returning", expected="a generator of events",
-                         got="a finished result", hint="Use `yield` inside the loop over chunks, so the caller gets "
-                                                      "each event while the stream is still open.") from None
-    expect(out is not None and hasattr(out, "__next__"), "parse_sse must return an iterator (a generator)",
-           expected="a generator", got=type(out).__name__,
-           hint="Use `yield` so the caller gets each event while the stream is still open.")
+        raise CaseFailed(
+            "parse_sse read the whole stream before returning",
+            expected="a generator of events",
+            got="a finished result",
+            hint="Use `yield` inside the loop over chunks, so the caller gets "
+            "each event while the stream is still open.",
+        ) from None
+    expect(
+        out is not None and hasattr(out, "__next__"),
+        "parse_sse must return an iterator (a generator)",
+        expected="a generator",
+        got=type(out).__name__,
+        hint="Use `yield` so the caller gets each event while the stream is still open.",
+    )
     for n in range(1, 4):
         try:
             next(out)
         except _ReadEverything:
-            raise CaseFailed("parse_sse read the whole stream before yielding anything",
-                             expected="the first event after the first read", got="nothing until the stream ended",
-                             hint="A relay must forward each event while the stream is open: yield events from inside "
-                                  "the loop over chunks.") from None
-        expect(pulled <= n, f"event {n} was yielded only after {pulled} reads",
-               expected=f"at most {n} reads", got=f"{pulled} reads",
-               hint="Yield each event at its blank line, in the same loop iteration that read it.")
+            raise CaseFailed(
+                "parse_sse read the whole stream before yielding anything",
+                expected="the first event after the first read",
+                got="nothing until the stream ended",
+                hint="A relay must forward each event while the stream is open: yield events from inside "
+                "the loop over chunks.",
+            ) from None
+        expect(
+            pulled <= n,
+            f"event {n} was yielded only after {pulled} reads",
+            expected=f"at most {n} reads",
+            got=f"{pulled} reads",
+            hint="Yield each event at its blank line, in the same loop iteration that read it.",
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -298,8 +362,9 @@ stream_metrics = Exercise(
 
 def _sdk_events(p: Probe, prompt: str, max_tokens: int = 200) -> list[Any]:
     client = p.client()
-    stream = client.messages.create(model=MODEL, max_tokens=max_tokens, stream=True,
-                                    messages=[{"role": "user", "content": prompt}])
+    stream = client.messages.create(
+        model=MODEL, max_tokens=max_tokens, stream=True, messages=[{"role": "user", "content": prompt}]
+    )
     try:
         return list(stream)
     finally:
@@ -367,8 +432,9 @@ def _with_empty_first_delta(events: list[Any]) -> list[Any]:
     return events[:i] + [empty] + events[i:]
 
 
-def _metrics_case(fn: Any, prompt: str, *, every: int, headers_s: float, ttft_s: float, gap_s: float,
-                  empty_first: bool = False) -> None:
+def _metrics_case(
+    fn: Any, prompt: str, *, every: int, headers_s: float, ttft_s: float, gap_s: float, empty_first: bool = False
+) -> None:
     p = probe(tier="unlimited")  # rate limits are not this exercise's topic (lessons 03, 05)
     events = _coalesce(_sdk_events(p, prompt), every)
     if empty_first:
@@ -376,41 +442,77 @@ def _metrics_case(fn: Any, prompt: str, *, every: int, headers_s: float, ttft_s:
     expected = _expected_metrics(events, headers_s, ttft_s, gap_s)
     clock = VirtualClock()
     got = fn(_timed(events, clock, headers_s=headers_s, ttft_s=ttft_s, gap_s=gap_s), clock)
-    expect(isinstance(got, dict), "stream_metrics must return a dict", expected="a dict", got=got,
-           hint="Return {'ttft_s': ..., 'total_s': ..., 'output_tokens': ..., 'tokens_per_s': ...}.")
+    expect(
+        isinstance(got, dict),
+        "stream_metrics must return a dict",
+        expected="a dict",
+        got=got,
+        hint="Return {'ttft_s': ..., 'total_s': ..., 'output_tokens': ..., 'tokens_per_s': ...}.",
+    )
     missing = {"ttft_s", "total_s", "output_tokens", "tokens_per_s"} - set(got)
-    expect(not missing, f"missing keys {sorted(missing)}", expected=sorted(expected), got=sorted(got),
-           hint="Return all four figures.")
+    expect(
+        not missing,
+        f"missing keys {sorted(missing)}",
+        expected=sorted(expected),
+        got=sorted(got),
+        hint="Return all four figures.",
+    )
     rows = p.requests()
     billed = int(rows[rows["stream"].astype(bool)]["output_tokens"].sum())  # the one streamed request this case made
-    expect_equal(int(got["output_tokens"]), billed, "output_tokens is not what the ledger billed for this stream",
-                 hint="Text deltas are not tokens (a delta can carry several): read usage.output_tokens from the "
-                      "message_delta event; it is cumulative, the last one is the total.")
+    expect_equal(
+        int(got["output_tokens"]),
+        billed,
+        "output_tokens is not what the ledger billed for this stream",
+        hint="Text deltas are not tokens (a delta can carry several): read usage.output_tokens from the "
+        "message_delta event; it is cumulative, the last one is the total.",
+    )
 
     def close(key: str, why: str) -> None:
         value = got[key]
         ok = isinstance(value, (int, float)) and abs(value - expected[key]) <= 1e-6 * max(1.0, abs(expected[key]))
-        expect(ok, f"wrong {key}", expected=round(expected[key], 6),
-               got=round(value, 6) if isinstance(value, float) else value, hint=why)
+        expect(
+            ok,
+            f"wrong {key}",
+            expected=round(expected[key], 6),
+            got=round(value, 6) if isinstance(value, float) else value,
+            hint=why,
+        )
 
     if isinstance(got["ttft_s"], (int, float)) and abs(got["ttft_s"] - headers_s) < 1e-6:
-        raise CaseFailed("ttft_s is the time of message_start", expected=round(expected["ttft_s"], 6),
-                         got=got["ttft_s"], hint="message_start arrives before the model has produced any text; the "
-                                                 "first token is the first content_block_delta with text.")
+        raise CaseFailed(
+            "ttft_s is the time of message_start",
+            expected=round(expected["ttft_s"], 6),
+            got=got["ttft_s"],
+            hint="message_start arrives before the model has produced any text; the "
+            "first token is the first content_block_delta with text.",
+        )
     if empty_first and isinstance(got["ttft_s"], (int, float)) and abs(got["ttft_s"] - (headers_s + ttft_s) / 2) < 1e-6:
-        raise CaseFailed("ttft_s is the time of a content_block_delta with empty text", expected=round(expected["ttft_s"], 6),
-                         got=got["ttft_s"], hint="The first token is the first delta that carries text: skip a delta "
-                                                 "whose text is empty (if event.delta.text: ...).")
+        raise CaseFailed(
+            "ttft_s is the time of a content_block_delta with empty text",
+            expected=round(expected["ttft_s"], 6),
+            got=got["ttft_s"],
+            hint="The first token is the first delta that carries text: skip a delta "
+            "whose text is empty (if event.delta.text: ...).",
+        )
     close("ttft_s", "Measure from the clock reading at the start to the first text delta, with the clock passed in.")
     close("total_s", "Measure from the start to when the stream is exhausted, with the clock passed in.")
-    close("tokens_per_s", "Tokens per second is the generation rate: output_tokens / (total_s - ttft_s); the time to "
-                          "first token is waiting, not generating.")
+    close(
+        "tokens_per_s",
+        "Tokens per second is the generation rate: output_tokens / (total_s - ttft_s); the time to "
+        "first token is waiting, not generating.",
+    )
 
 
 @stream_metrics.case("figures of a stream with one token per delta")
 def _metrics_plain(fn) -> None:
-    _metrics_case(fn, "Explain in a paragraph why streaming makes a chat feel faster.", every=1,
-                  headers_s=0.25, ttft_s=0.8, gap_s=0.012)
+    _metrics_case(
+        fn,
+        "Explain in a paragraph why streaming makes a chat feel faster.",
+        every=1,
+        headers_s=0.25,
+        ttft_s=0.8,
+        gap_s=0.012,
+    )
 
 
 @stream_metrics.case("figures of a stream whose deltas carry several tokens")
@@ -420,8 +522,15 @@ def _metrics_coalesced(fn) -> None:
 
 @stream_metrics.case("an empty text delta before the first text is not the first token")
 def _metrics_empty_delta(fn) -> None:
-    _metrics_case(fn, "List three causes of slow Wi-Fi and one fix for each.", every=1, headers_s=0.3, ttft_s=1.1,
-                  gap_s=0.02, empty_first=True)
+    _metrics_case(
+        fn,
+        "List three causes of slow Wi-Fi and one fix for each.",
+        every=1,
+        headers_s=0.3,
+        ttft_s=1.1,
+        gap_s=0.02,
+        empty_first=True,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -480,9 +589,12 @@ def _run_relay(fn: Any, up: _Upstream, maxsize: int, delay: float) -> None:
     try:
         run_awaitable(go())
     except asyncio.TimeoutError:
-        raise CaseFailed("bounded_relay did not finish", expected="return after the last delta was sent",
-                         got="still running after 20 s",
-                         hint="Put an end marker (None) in the queue when the source is exhausted, and stop at it.") from None
+        raise CaseFailed(
+            "bounded_relay did not finish",
+            expected="return after the last delta was sent",
+            got="still running after 20 s",
+            hint="Put an end marker (None) in the queue when the source is exhausted, and stop at it.",
+        ) from None
 
 
 def _no_text_lost(up: _Upstream, what: str) -> None:
@@ -490,12 +602,15 @@ def _no_text_lost(up: _Upstream, what: str) -> None:
     want = "".join(up.deltas)
     if sent != want:
         missing = len(want) - len(sent)
-        raise CaseFailed(f"{what}: the client did not get exactly the upstream text",
-                         expected=f"{len(want)} characters ending {want[-12:]!r}",
-                         got=f"{len(sent)} characters ending {sent[-12:]!r}",
-                         hint="Never drop a delta when the queue is full (wait for room instead), and send everything "
-                              "still queued after the source ends." if missing > 0 else
-                         "Send each delta once, in order.")
+        raise CaseFailed(
+            f"{what}: the client did not get exactly the upstream text",
+            expected=f"{len(want)} characters ending {want[-12:]!r}",
+            got=f"{len(sent)} characters ending {sent[-12:]!r}",
+            hint="Never drop a delta when the queue is full (wait for room instead), and send everything "
+            "still queued after the source ends."
+            if missing > 0
+            else "Send each delta once, in order.",
+        )
 
 
 @bounded_relay.case("a fast client gets all the text, in order; an empty upstream sends nothing")
@@ -505,9 +620,13 @@ def _fast(fn) -> None:
     _no_text_lost(up, "fast client")
     empty = _Upstream(0)
     _run_relay(fn, empty, maxsize=8, delay=0.0)
-    expect(empty.sent_text == [], "an upstream with no deltas, yet send was called",
-           expected="no send call", got=f"{len(empty.sent_text)} send call(s): {empty.sent_text[:3]}",
-           hint="Send only what the source produced: the end marker is not a delta.")
+    expect(
+        empty.sent_text == [],
+        "an upstream with no deltas, yet send was called",
+        expected="no send call",
+        got=f"{len(empty.sent_text)} send call(s): {empty.sent_text[:3]}",
+        hint="Send only what the source produced: the end marker is not a delta.",
+    )
 
 
 @bounded_relay.case("a slow client: the upstream never runs more than maxsize deltas ahead")
@@ -518,10 +637,14 @@ def _slow(fn) -> None:
         _no_text_lost(up, f"slow client, maxsize={maxsize}")
         # In flight beyond the queue: one delta in the reader's hand, one in the sender's.
         limit = maxsize + 2
-        expect(up.max_ahead <= limit, f"with maxsize={maxsize} the upstream was read {up.max_ahead} deltas ahead "
-               "of the client", expected=f"at most {limit}", got=up.max_ahead,
-               hint="Bound the queue (asyncio.Queue(maxsize=maxsize)) and `await queue.put(...)`, so reading "
-                    "pauses while the client is behind; an unbounded buffer grows with every slow client.")
+        expect(
+            up.max_ahead <= limit,
+            f"with maxsize={maxsize} the upstream was read {up.max_ahead} deltas ahead of the client",
+            expected=f"at most {limit}",
+            got=up.max_ahead,
+            hint="Bound the queue (asyncio.Queue(maxsize=maxsize)) and `await queue.put(...)`, so reading "
+            "pauses while the client is behind; an unbounded buffer grows with every slow client.",
+        )
 
 
 class _PacedUpstream(_Upstream):
@@ -562,18 +685,25 @@ def _overlap(fn) -> None:
     try:
         took = run_awaitable(go())
     except asyncio.TimeoutError:
-        raise CaseFailed("bounded_relay did not finish", expected="return after the last delta was sent",
-                         got="still running after 20 s", hint="Stop at the end marker.") from None
+        raise CaseFailed(
+            "bounded_relay did not finish",
+            expected="return after the last delta was sent",
+            got="still running after 20 s",
+            hint="Stop at the end marker.",
+        ) from None
     _no_text_lost(up, "paced upstream")
     upstream_s, client_s = n * gap, n * delay
     # Overlapped, the client's own time dominates (plus one gap); in turn, the two times add up.
     limit = client_s + upstream_s / 2
-    expect(took <= limit + 1e-9, f"the relay took {took:.2f} s (virtual) to pass {n} deltas: the upstream "
-           f"({upstream_s:.2f} s) and the client ({client_s:.2f} s) took turns instead of overlapping",
-           expected=f"at most {limit:.2f} s (about the client's {client_s:.2f} s)",
-           got=f"{took:.2f} s; the upstream was at most {up.max_ahead} delta(s) ahead of the client",
-           hint="Read the source in a background task that fills the queue while `await send(...)` waits on the "
-                "client; reading a delta, sending it, then reading the next one makes the user wait for both.")
+    expect(
+        took <= limit + 1e-9,
+        f"the relay took {took:.2f} s (virtual) to pass {n} deltas: the upstream "
+        f"({upstream_s:.2f} s) and the client ({client_s:.2f} s) took turns instead of overlapping",
+        expected=f"at most {limit:.2f} s (about the client's {client_s:.2f} s)",
+        got=f"{took:.2f} s; the upstream was at most {up.max_ahead} delta(s) ahead of the client",
+        hint="Read the source in a background task that fills the queue while `await send(...)` waits on the "
+        "client; reading a delta, sending it, then reading the next one makes the user wait for both.",
+    )
 
 
 def _pending(before: set) -> list:
@@ -620,24 +750,38 @@ def _send_fails(fn) -> None:
     try:
         left = run_awaitable(go())
     except asyncio.TimeoutError:
-        raise CaseFailed("bounded_relay did not return after send raised", expected="return or raise at once",
-                         got=f"still running after {timeout:g} s",
-                         hint="Don't catch the send error and keep waiting: stop relaying when the client is gone.") from None
+        raise CaseFailed(
+            "bounded_relay did not return after send raised",
+            expected="return or raise at once",
+            got=f"still running after {timeout:g} s",
+            hint="Don't catch the send error and keep waiting: stop relaying when the client is gone.",
+        ) from None
     # From the contract, not from what the answer did: the deltas sent before the failure and the one
     # that failed (fail_at), a full queue (maxsize), and one in the reader's hand waiting to put it.
     limit = fail_at + maxsize + 1
-    expect(calls <= fail_at, f"send was called {calls - fail_at} more time(s) after it raised (the client had left)",
-           expected=f"{fail_at} send calls, the last one raising", got=f"{calls} send calls",
-           hint="A send that raises means the client is gone: stop the loop (let the error propagate, or return), "
-                "don't catch it and go on to the next delta.")
-    expect(up.pulled <= limit, f"after the client left the upstream was read {up.pulled} deltas",
-           expected=f"at most {limit} ({fail_at} sent or failed + a full queue of {maxsize} + one in the reader's "
-                    "hand)", got=up.pulled,
-           hint="When send fails, cancel the reader task: every delta read for nobody is billed.")
-    expect(not left, f"{len(left)} task(s) still running after bounded_relay returned (the client had left)",
-           expected="no task left behind", got=", ".join(repr(t.get_coro()) for t in left)[:200],
-           hint="Wrap the sending loop in try/finally and cancel the reader task there (then await it), so a "
-                "client that leaves also stops the upstream reader; otherwise it waits on a full queue forever.")
+    expect(
+        calls <= fail_at,
+        f"send was called {calls - fail_at} more time(s) after it raised (the client had left)",
+        expected=f"{fail_at} send calls, the last one raising",
+        got=f"{calls} send calls",
+        hint="A send that raises means the client is gone: stop the loop (let the error propagate, or return), "
+        "don't catch it and go on to the next delta.",
+    )
+    expect(
+        up.pulled <= limit,
+        f"after the client left the upstream was read {up.pulled} deltas",
+        expected=f"at most {limit} ({fail_at} sent or failed + a full queue of {maxsize} + one in the reader's hand)",
+        got=up.pulled,
+        hint="When send fails, cancel the reader task: every delta read for nobody is billed.",
+    )
+    expect(
+        not left,
+        f"{len(left)} task(s) still running after bounded_relay returned (the client had left)",
+        expected="no task left behind",
+        got=", ".join(repr(t.get_coro()) for t in left)[:200],
+        hint="Wrap the sending loop in try/finally and cancel the reader task there (then await it), so a "
+        "client that leaves also stops the upstream reader; otherwise it waits on a full queue forever.",
+    )
 
 
 class _UpstreamFailed(Exception):
@@ -673,16 +817,28 @@ def _source_fails(fn) -> None:
     try:
         error, left = run_awaitable(go())
     except asyncio.TimeoutError:
-        raise CaseFailed("bounded_relay hung when the upstream failed", expected="the upstream's exception raised",
-                         got=f"still waiting after {timeout:g} s",
-                         hint="If the reader dies before putting the end marker, the sender waits forever: put the "
-                              "marker in a `finally`, then `await` the reader task so its exception is re-raised.") from None
-    expect(error is not None, "the upstream's error was swallowed", expected="_UpstreamFailed raised by bounded_relay",
-           got="bounded_relay returned normally",
-           hint="`await` the reader task after the sending loop: that re-raises its exception, so the caller can "
-                "tell the client the answer is partial.")
-    expect(not left, f"{len(left)} task(s) still running after the upstream failed", expected="no task left behind",
-           got=len(left), hint="Cancel the reader task in a `finally`.")
+        raise CaseFailed(
+            "bounded_relay hung when the upstream failed",
+            expected="the upstream's exception raised",
+            got=f"still waiting after {timeout:g} s",
+            hint="If the reader dies before putting the end marker, the sender waits forever: put the "
+            "marker in a `finally`, then `await` the reader task so its exception is re-raised.",
+        ) from None
+    expect(
+        error is not None,
+        "the upstream's error was swallowed",
+        expected="_UpstreamFailed raised by bounded_relay",
+        got="bounded_relay returned normally",
+        hint="`await` the reader task after the sending loop: that re-raises its exception, so the caller can "
+        "tell the client the answer is partial.",
+    )
+    expect(
+        not left,
+        f"{len(left)} task(s) still running after the upstream failed",
+        expected="no task left behind",
+        got=len(left),
+        hint="Cancel the reader task in a `finally`.",
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -741,22 +897,32 @@ async def _ledger_row(p: Probe, timeout: float = 30.0) -> Any:
         streams = rows[rows["stream"].astype(bool)] if len(rows) else rows
         if len(streams):
             # The row is selected by what it is (the streamed /v1/messages request), never by position.
-            expect(len(rows) == 1, f"the relay made {len(rows)} requests to /v1/messages "
-                   f"({len(streams)} streamed, {len(rows) - len(streams)} not)",
-                   expected="1 streaming request", got=f"{len(rows)} requests",
-                   hint="Make exactly one request, client.messages.stream(**request), and relay it: a second request "
-                        "(a warm-up, a non-streamed copy for logging) is billed too.")
+            expect(
+                len(rows) == 1,
+                f"the relay made {len(rows)} requests to /v1/messages "
+                f"({len(streams)} streamed, {len(rows) - len(streams)} not)",
+                expected="1 streaming request",
+                got=f"{len(rows)} requests",
+                hint="Make exactly one request, client.messages.stream(**request), and relay it: a second request "
+                "(a warm-up, a non-streamed copy for logging) is billed too.",
+            )
             return streams.iloc[0]
         await asyncio.sleep(0.02)
     if len(p.requests()):
-        raise CaseFailed("the relay made no streaming request", expected="client.messages.stream(**request)",
-                         got=f"{len(p.requests())} non-streamed request(s)",
-                         hint="Stream the reply (client.messages.stream), so each delta can be forwarded as it arrives "
-                              "and the request can be cancelled when the client leaves.")
-    raise CaseFailed(f"the upstream request was still open {timeout:g} s after the client left",
-                     expected="the request closed right away", got=f"still streaming after {timeout:g} s",
-                     hint="Close the stream when the generator is closed: use `async with client.messages.stream(...)` "
-                          "(or call `await stream.close()` in a finally).")
+        raise CaseFailed(
+            "the relay made no streaming request",
+            expected="client.messages.stream(**request)",
+            got=f"{len(p.requests())} non-streamed request(s)",
+            hint="Stream the reply (client.messages.stream), so each delta can be forwarded as it arrives "
+            "and the request can be cancelled when the client leaves.",
+        )
+    raise CaseFailed(
+        f"the upstream request was still open {timeout:g} s after the client left",
+        expected="the request closed right away",
+        got=f"still streaming after {timeout:g} s",
+        hint="Close the stream when the generator is closed: use `async with client.messages.stream(...)` "
+        "(or call `await stream.close()` in a finally).",
+    )
 
 
 async def _expect_cancelled(p: Probe, received: int, how: str) -> None:
@@ -764,13 +930,21 @@ async def _expect_cancelled(p: Probe, received: int, how: str) -> None:
     full = _full_tokens()
     billed = int(row["output_tokens"])
     limit = max(60, full // 4)
-    expect(billed <= limit, f"after the client {how} the model generated {billed} of {full} output tokens",
-           expected=f"at most {limit} (the client read {received} deltas)", got=f"{billed} billed",
-           hint="Don't read the rest of the reply after the client has gone (not even to log it): every token "
-                "generated for nobody is billed. Leave the stream's `async with` so the request is cancelled.")
-    expect(bool(row["disconnected"]), "the ledger does not show the upstream request as disconnected",
-           expected="disconnected=True", got=f"disconnected={bool(row['disconnected'])}",
-           hint="Close the upstream response before it completes.")
+    expect(
+        billed <= limit,
+        f"after the client {how} the model generated {billed} of {full} output tokens",
+        expected=f"at most {limit} (the client read {received} deltas)",
+        got=f"{billed} billed",
+        hint="Don't read the rest of the reply after the client has gone (not even to log it): every token "
+        "generated for nobody is billed. Leave the stream's `async with` so the request is cancelled.",
+    )
+    expect(
+        bool(row["disconnected"]),
+        "the ledger does not show the upstream request as disconnected",
+        expected="disconnected=True",
+        got=f"disconnected={bool(row['disconnected'])}",
+        hint="Close the upstream response before it completes.",
+    )
 
 
 async def _open(fn: Any, client: Any, request: dict[str, Any] | None = None) -> Any:
@@ -778,10 +952,19 @@ async def _open(fn: Any, client: Any, request: dict[str, Any] | None = None) -> 
     if inspect.iscoroutine(gen):
         # An `async def` without `yield` (e.g. the unedited stub): run it so NotImplementedError shows.
         await gen
-        raise CaseFailed("relay_text must be an async generator", expected="an async iterator",
-                         got="a coroutine", hint="`yield` each text delta inside the `async def`.")
-    expect(hasattr(gen, "__anext__"), "relay_text must be an async generator", expected="an async iterator",
-           got=type(gen).__name__, hint="Define it with `async def` and `yield` each text delta.")
+        raise CaseFailed(
+            "relay_text must be an async generator",
+            expected="an async iterator",
+            got="a coroutine",
+            hint="`yield` each text delta inside the `async def`.",
+        )
+    expect(
+        hasattr(gen, "__anext__"),
+        "relay_text must be an async generator",
+        expected="an async iterator",
+        got=type(gen).__name__,
+        hint="Define it with `async def` and `yield` each text delta.",
+    )
     return gen
 
 
@@ -796,10 +979,13 @@ def _complete(fn) -> None:
         async with p.async_client() as client:
             async for text in await _open(fn, client, request):
                 if not isinstance(text, str):
-                    raise CaseFailed(f"relay_text yielded a {type(text).__name__}, not a str",
-                                     expected="each text delta as a str", got=repr(text)[:120],
-                                     hint="Yield the text only (stream.text_stream yields exactly the text deltas), not "
-                                          "the events that carry it.")
+                    raise CaseFailed(
+                        f"relay_text yielded a {type(text).__name__}, not a str",
+                        expected="each text delta as a str",
+                        got=repr(text)[:120],
+                        hint="Yield the text only (stream.text_stream yields exactly the text deltas), not "
+                        "the events that carry it.",
+                    )
                 parts.append(text)
         return "".join(parts)
 
@@ -807,22 +993,33 @@ def _complete(fn) -> None:
     row = run_awaitable(_ledger_row(p))
     if request != _request():
         changed = sorted(k for k in set(request) | set(_request()) if request.get(k) != _request().get(k))
-        raise CaseFailed(f"relay_text modified the request it was given (changed: {', '.join(changed)})",
-                         expected="the caller's request left as it was", got=f"changed {', '.join(changed)}",
-                         hint="The request belongs to the caller (it may be logged or retried): pass it as "
-                              "client.messages.stream(**request) and put anything extra in the call, not in the dict.")
+        raise CaseFailed(
+            f"relay_text modified the request it was given (changed: {', '.join(changed)})",
+            expected="the caller's request left as it was",
+            got=f"changed {', '.join(changed)}",
+            hint="The request belongs to the caller (it may be logged or retried): pass it as "
+            "client.messages.stream(**request) and put anything extra in the call, not in the dict.",
+        )
     if text.strip() != _LONG_REPLY:
-        at = next((i for i, (a, b) in enumerate(zip(text.strip(), _LONG_REPLY)) if a != b),
-                  min(len(text.strip()), len(_LONG_REPLY)))
-        raise CaseFailed(f"the relayed text is not the model's reply: {len(text.strip())} characters against "
-                         f"{len(_LONG_REPLY)}, first difference at character {at}",
-                         expected=_LONG_REPLY[max(0, at - 20): at + 20], got=text.strip()[max(0, at - 20): at + 20],
-                         hint="Yield every text delta once, in order (stream.text_stream yields exactly those).")
+        at = next(
+            (i for i, (a, b) in enumerate(zip(text.strip(), _LONG_REPLY)) if a != b),
+            min(len(text.strip()), len(_LONG_REPLY)),
+        )
+        raise CaseFailed(
+            f"the relayed text is not the model's reply: {len(text.strip())} characters against "
+            f"{len(_LONG_REPLY)}, first difference at character {at}",
+            expected=_LONG_REPLY[max(0, at - 20) : at + 20],
+            got=text.strip()[max(0, at - 20) : at + 20],
+            hint="Yield every text delta once, in order (stream.text_stream yields exactly those).",
+        )
     billed, cut = int(row["output_tokens"]), bool(row["disconnected"])
-    expect(billed == _full_tokens() and not cut, "a client that read everything should see a complete, normal request",
-           expected=f"{_full_tokens()} output tokens, not disconnected",
-           got=f"{billed} output tokens, {'disconnected' if cut else 'not disconnected'}",
-           hint="Make exactly one streaming request and read it to the end.")
+    expect(
+        billed == _full_tokens() and not cut,
+        "a client that read everything should see a complete, normal request",
+        expected=f"{_full_tokens()} output tokens, not disconnected",
+        got=f"{billed} output tokens, {'disconnected' if cut else 'not disconnected'}",
+        hint="Make exactly one streaming request and read it to the end.",
+    )
 
 
 @relay_text.case("the client closes the stream early: the upstream stops (read from the ledger)")

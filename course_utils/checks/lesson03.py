@@ -47,8 +47,10 @@ def _tickets(n: int) -> list[str]:
 async def _await_answer(fn: Any, *args: Any, limit: float, what: str) -> Any:
     result = fn(*args)
     if not asyncio.iscoroutine(result) and not isinstance(result, asyncio.Future):
-        raise CaseFailed(f"{what} returned {type(result).__name__}, not a coroutine",
-                         hint="Define the function with `async def` so callers can `await` it.")
+        raise CaseFailed(
+            f"{what} returned {type(result).__name__}, not a coroutine",
+            hint="Define the function with `async def` so callers can `await` it.",
+        )
     scope = asyncio.timeout(limit)
     try:
         async with scope:
@@ -62,10 +64,13 @@ async def _await_answer(fn: Any, *args: Any, limit: float, what: str) -> Any:
 def _unchanged(before: Any, after: Any, name: str, what: str) -> None:
     """The mutation check: the answer must leave its input as it was given."""
     if after != before:
-        raise CaseFailed(f"{what} changed `{name}`: it had {len(before)} entries, now {len(after)}"
-                         if len(after) != len(before) else f"{what} changed the entries of `{name}`",
-                         hint=f"Read `{name}` without modifying it (no pop, sort or remove): the caller still "
-                              "needs it, e.g. to retry or to match results to inputs.")
+        raise CaseFailed(
+            f"{what} changed `{name}`: it had {len(before)} entries, now {len(after)}"
+            if len(after) != len(before)
+            else f"{what} changed the entries of `{name}`",
+            hint=f"Read `{name}` without modifying it (no pop, sort or remove): the caller still "
+            "needs it, e.g. to retry or to match results to inputs.",
+        )
 
 
 async def _on_empty(fn: Any, *args: Any, what: str) -> Any:
@@ -75,10 +80,13 @@ async def _on_empty(fn: Any, *args: Any, what: str) -> Any:
     except (CaseFailed, NotImplementedError):
         raise
     except Exception as exc:  # noqa: BLE001 - the answer's own error on an empty input
-        raise CaseFailed(f"{what} of an empty list raised {type(exc).__name__}: {exc}", expected="[]",
-                         got=f"{type(exc).__name__} raised",
-                         hint="An empty input is a normal input: return [] before doing anything that needs an item "
-                              "(asyncio.wait on an empty set raises ValueError; bodies[0] raises IndexError).") from None
+        raise CaseFailed(
+            f"{what} of an empty list raised {type(exc).__name__}: {exc}",
+            expected="[]",
+            got=f"{type(exc).__name__} raised",
+            hint="An empty input is a normal input: return [] before doing anything that needs an item "
+            "(asyncio.wait on an empty set raises ValueError; bodies[0] raises IndexError).",
+        ) from None
 
 
 def _leftover_tasks() -> list[asyncio.Task[Any]]:
@@ -124,15 +132,28 @@ async def _order(fn) -> None:
     got = await _await_answer(fn, work, given, 4, limit=10, what="bounded_map")
     _unchanged(items, given, "items", "bounded_map")
     if not isinstance(got, list):
-        raise CaseFailed("not a list", expected="a list of results", got=type(got).__name__,
-                         hint="Return a list with one result per item.")
+        raise CaseFailed(
+            "not a list",
+            expected="a list of results",
+            got=type(got).__name__,
+            hint="Return a list with one result per item.",
+        )
     if sorted(got) == sorted(x * x for x in items) and got != [x * x for x in items]:
-        raise CaseFailed("the results are in completion order, not input order", expected=[x * x for x in items],
-                         got=got, hint="asyncio.as_completed yields in finishing order; store each result at "
-                                       "its item's index instead (or use gather, which keeps the order).")
+        raise CaseFailed(
+            "the results are in completion order, not input order",
+            expected=[x * x for x in items],
+            got=got,
+            hint="asyncio.as_completed yields in finishing order; store each result at "
+            "its item's index instead (or use gather, which keeps the order).",
+        )
     expect_equal(got, [x * x for x in items], "wrong results", hint="Return fn(item) for each item, in order.")
-    expect(sorted(calls) == items, "fn was not called exactly once per item", expected=items, got=sorted(calls),
-           hint="Call fn once per item; retries are not this function's job.")
+    expect(
+        sorted(calls) == items,
+        "fn was not called exactly once per item",
+        expected=items,
+        got=sorted(calls),
+        hint="Call fn once per item; retries are not this function's job.",
+    )
 
 
 @bounded_map.case("never more than `limit` requests in flight, and really concurrent (ledger)")
@@ -150,19 +171,36 @@ async def _in_flight(fn) -> None:
     finally:
         await client.close()
     rows = p.requests()
-    expect(len(rows) == len(tickets), f"the ledger shows {len(rows)} requests for {len(tickets)} tickets",
-           expected=len(tickets), got=len(rows), hint="Send exactly one request per item.")
+    expect(
+        len(rows) == len(tickets),
+        f"the ledger shows {len(rows)} requests for {len(tickets)} tickets",
+        expected=len(tickets),
+        got=len(rows),
+        hint="Send exactly one request per item.",
+    )
     peak = max_in_flight(zip(rows["arrival"], rows["finish"]))
-    expect(peak <= 4, f"up to {peak} requests were in flight at once with limit=4",
-           expected="at most 4", got=peak,
-           hint="Unbounded gather starts every request at once; acquire a semaphore (or use a fixed pool "
-                "of `limit` workers) around each call.")
-    expect(peak >= 2, "the requests ran one at a time (never more than 1 in flight)",
-           expected="up to 4 at once", got=peak,
-           hint="Awaiting each call in a loop is sequential; start tasks (gather / TaskGroup) so that "
-                "`limit` requests overlap.")
-    expect(isinstance(got, list) and len(got) == len(tickets), "one label per ticket expected",
-           expected=len(tickets), got=got)
+    expect(
+        peak <= 4,
+        f"up to {peak} requests were in flight at once with limit=4",
+        expected="at most 4",
+        got=peak,
+        hint="Unbounded gather starts every request at once; acquire a semaphore (or use a fixed pool "
+        "of `limit` workers) around each call.",
+    )
+    expect(
+        peak >= 2,
+        "the requests ran one at a time (never more than 1 in flight)",
+        expected="up to 4 at once",
+        got=peak,
+        hint="Awaiting each call in a loop is sequential; start tasks (gather / TaskGroup) so that "
+        "`limit` requests overlap.",
+    )
+    expect(
+        isinstance(got, list) and len(got) == len(tickets),
+        "one label per ticket expected",
+        expected=len(tickets),
+        got=got,
+    )
 
 
 @bounded_map.case("an empty list gives [] without calling fn; random workloads match the reference")
@@ -174,9 +212,14 @@ async def _empty_and_random(fn) -> None:
         return x
 
     got = await _on_empty(fn, never, [], 3, what="bounded_map")
-    expect(got == [] and isinstance(got, list), "bounded_map of an empty list should be []", expected=[], got=got,
-           hint="With no items there is nothing to run: return an empty list (asyncio.wait on an empty set "
-                "raises ValueError; gather of nothing returns []).")
+    expect(
+        got == [] and isinstance(got, list),
+        "bounded_map of an empty list should be []",
+        expected=[],
+        got=got,
+        hint="With no items there is nothing to run: return an empty list (asyncio.wait on an empty set "
+        "raises ValueError; gather of nothing returns []).",
+    )
     expect(not calls, "fn was called for an empty list", expected="no calls", got=calls)
     rng = random.Random(31)
     for trial in range(6):  # seeded: the same workloads on every machine
@@ -196,14 +239,27 @@ async def _empty_and_random(fn) -> None:
                 running -= 1
 
         got = await _await_answer(fn, work, list(range(n)), limit, limit=10, what="bounded_map")
-        expect_equal(got, values, f"wrong results for {n} items with limit={limit}",
-                     hint="One result per item, at the item's position, whatever order the calls finish in.")
-        expect(peak <= limit, f"{peak} calls ran at once with limit={limit} ({n} items)", expected=f"at most {limit}",
-               got=peak, hint="Acquire a semaphore of `limit` around each call.")
-        expect(peak == min(limit, n), f"at most {peak} of {n} calls ran at once with limit={limit}",
-               expected=min(limit, n), got=peak,
-               hint="Start every item at once behind a semaphore of `limit`: with fewer items than the limit, "
-                    "all of them run together.")
+        expect_equal(
+            got,
+            values,
+            f"wrong results for {n} items with limit={limit}",
+            hint="One result per item, at the item's position, whatever order the calls finish in.",
+        )
+        expect(
+            peak <= limit,
+            f"{peak} calls ran at once with limit={limit} ({n} items)",
+            expected=f"at most {limit}",
+            got=peak,
+            hint="Acquire a semaphore of `limit` around each call.",
+        )
+        expect(
+            peak == min(limit, n),
+            f"at most {peak} of {n} calls ran at once with limit={limit}",
+            expected=min(limit, n),
+            got=peak,
+            hint="Start every item at once behind a semaphore of `limit`: with fewer items than the limit, "
+            "all of them run together.",
+        )
 
 
 REFILL_HOLD_S = 2.0
@@ -246,17 +302,30 @@ async def _refill(fn) -> None:
 
     got = await _await_answer(fn, work, items, limit, limit=REFILL_HOLD_S + 10, what="bounded_map")
     expect_equal(got, [x * 3 for x in items], "wrong results", hint="Return fn(item) for each item, in order.")
-    expect(peak <= limit, f"{peak} calls ran at once with limit={limit}", expected=f"at most {limit}", got=peak,
-           hint="Acquire a semaphore of `limit` around each call.")
-    expect(peak == limit, f"only {peak} calls ran at once with limit={limit}", expected=limit, got=peak,
-           hint="Use the whole limit: asyncio.Semaphore(limit), not a smaller one; every slot left idle "
-                "is throughput lost.")
-    expect(bool(refilled) and refilled[0],
-           f"while the first call of a batch was slow, no new call started: {len(started)} of {len(items)} "
-           f"had started after {REFILL_HOLD_S:g} s",
-           expected=f"a new call as soon as one of the {limit} running calls ends", got="a batch waiting for its slowest call",
-           hint="Gathering batches of `limit` makes every batch wait for its slowest call. Start one task per "
-                "item and let a semaphore admit the next call the moment any running call ends.")
+    expect(
+        peak <= limit,
+        f"{peak} calls ran at once with limit={limit}",
+        expected=f"at most {limit}",
+        got=peak,
+        hint="Acquire a semaphore of `limit` around each call.",
+    )
+    expect(
+        peak == limit,
+        f"only {peak} calls ran at once with limit={limit}",
+        expected=limit,
+        got=peak,
+        hint="Use the whole limit: asyncio.Semaphore(limit), not a smaller one; every slot left idle "
+        "is throughput lost.",
+    )
+    expect(
+        bool(refilled) and refilled[0],
+        f"while the first call of a batch was slow, no new call started: {len(started)} of {len(items)} "
+        f"had started after {REFILL_HOLD_S:g} s",
+        expected=f"a new call as soon as one of the {limit} running calls ends",
+        got="a batch waiting for its slowest call",
+        hint="Gathering batches of `limit` makes every batch wait for its slowest call. Start one task per "
+        "item and let a semaphore admit the next call the moment any running call ends.",
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -279,12 +348,19 @@ collect_outcomes = Exercise(
 def _pairs(got: Any, n: int) -> list[tuple[Any, Any]]:
     if not isinstance(got, list) or len(got) != n:
         count = len(got) if isinstance(got, list) else type(got).__name__
-        raise CaseFailed(f"expected a list of {n} (value, error) pairs", expected=n, got=count,
-                         hint="Return one pair per item, failed items included: dropping a failure hides it.")
+        raise CaseFailed(
+            f"expected a list of {n} (value, error) pairs",
+            expected=n,
+            got=count,
+            hint="Return one pair per item, failed items included: dropping a failure hides it.",
+        )
     for pair in got:
         if not (isinstance(pair, tuple) and len(pair) == 2):
-            raise CaseFailed("each entry must be a (value, error) tuple", got=pair,
-                             hint="Use (value, None) for a success and (None, exception) for a failure.")
+            raise CaseFailed(
+                "each entry must be a (value, error) tuple",
+                got=pair,
+                hint="Use (value, None) for a success and (None, exception) for a failure.",
+            )
     return got
 
 
@@ -294,10 +370,13 @@ async def _answer_or_failure(fn: Any, *args: Any, limit: float) -> Any:
     except (CaseFailed, NotImplementedError):
         raise
     except Exception as exc:  # noqa: BLE001 - the classic mistake, named
-        raise CaseFailed(f"collect_outcomes raised {type(exc).__name__}: {exc}",
-                         expected="a (value, error) pair for every item", got=f"{type(exc).__name__} raised",
-                         hint="Plain gather raises the first error and the finished results are lost; catch "
-                              "each item's exception inside its own task (or gather(..., return_exceptions=True)).")
+        raise CaseFailed(
+            f"collect_outcomes raised {type(exc).__name__}: {exc}",
+            expected="a (value, error) pair for every item",
+            got=f"{type(exc).__name__} raised",
+            hint="Plain gather raises the first error and the finished results are lost; catch "
+            "each item's exception inside its own task (or gather(..., return_exceptions=True)).",
+        )
 
 
 @collect_outcomes.case("keeps every value and every error, in input order")
@@ -314,9 +393,13 @@ async def _values_and_errors(fn) -> None:
     _unchanged(items, given, "items", "collect_outcomes")
     for x, (value, error) in zip(items, got):
         if x % 4 == 1:
-            expect(isinstance(error, ValueError), f"item {x} failed but its error is {error!r}",
-                   expected="ValueError('bad item ...')", got=(value, error),
-                   hint="Don't swallow errors: return the exception object as the pair's second element.")
+            expect(
+                isinstance(error, ValueError),
+                f"item {x} failed but its error is {error!r}",
+                expected="ValueError('bad item ...')",
+                got=(value, error),
+                hint="Don't swallow errors: return the exception object as the pair's second element.",
+            )
             expect(value is None, f"item {x} failed, so its value should be None", got=(value, error))
         else:
             expect_equal(value, x + 100, f"item {x}: wrong value", hint="Successful items keep their value, in order.")
@@ -343,16 +426,29 @@ async def _api_errors(fn) -> None:
         await client.close()
     for i, (value, error) in enumerate(got):
         if i in failing:
-            expect(isinstance(error, anthropic.APIStatusError), f"item {i} got a 500 but its error is {error!r}",
-                   expected="anthropic.InternalServerError", got=(value, error),
-                   hint="Keep the exception the call raised: callers decide from its type whether to retry.")
+            expect(
+                isinstance(error, anthropic.APIStatusError),
+                f"item {i} got a 500 but its error is {error!r}",
+                expected="anthropic.InternalServerError",
+                got=(value, error),
+                hint="Keep the exception the call raised: callers decide from its type whether to retry.",
+            )
         else:
-            expect(isinstance(value, str) and error is None, f"item {i} succeeded but its result is missing",
-                   expected="(label, None)", got=(value, error),
-                   hint="A failure elsewhere must not cost the successful items their results.")
+            expect(
+                isinstance(value, str) and error is None,
+                f"item {i} succeeded but its result is missing",
+                expected="(label, None)",
+                got=(value, error),
+                hint="A failure elsewhere must not cost the successful items their results.",
+            )
     sent = len(p.requests())
-    expect(sent == 8, f"the ledger shows {sent} requests for 8 items", expected=8, got=sent,
-           hint="Call fn once per item: a result already paid for should not be requested again.")
+    expect(
+        sent == 8,
+        f"the ledger shows {sent} requests for 8 items",
+        expected=8,
+        got=sent,
+        hint="Call fn once per item: a result already paid for should not be requested again.",
+    )
 
 
 @collect_outcomes.case("a slow item times out without holding up the rest; items run concurrently")
@@ -373,16 +469,30 @@ async def _timeout(fn) -> None:
     got = _pairs(await _answer_or_failure(fn, work, list(range(6)), 0.3, limit=10), 6)
     elapsed = _now() - started
     value, error = got[3]
-    expect(isinstance(error, (TimeoutError, asyncio.TimeoutError)), "the slow item did not time out",
-           expected="(None, TimeoutError())", got=(value, error),
-           hint="Wrap each call in asyncio.wait_for(fn(x), timeout) (or `async with asyncio.timeout(...)`).")
-    expect(elapsed < 2.0, f"collect_outcomes took {elapsed:.1f} s with timeout=0.3", expected="< 2 s",
-           got=f"{elapsed:.1f} s", hint="Run the items concurrently and give each one its own timeout.")
+    expect(
+        isinstance(error, (TimeoutError, asyncio.TimeoutError)),
+        "the slow item did not time out",
+        expected="(None, TimeoutError())",
+        got=(value, error),
+        hint="Wrap each call in asyncio.wait_for(fn(x), timeout) (or `async with asyncio.timeout(...)`).",
+    )
+    expect(
+        elapsed < 2.0,
+        f"collect_outcomes took {elapsed:.1f} s with timeout=0.3",
+        expected="< 2 s",
+        got=f"{elapsed:.1f} s",
+        hint="Run the items concurrently and give each one its own timeout.",
+    )
     expect([v for v, _ in got[:3]] == [0, 1, 2], "the fast items lost their values", got=got)
     # Counted, not timed: a loop that awaits one wait_for after another also beats a loose time limit.
-    expect(peak >= 2, "the items ran one at a time (never more than 1 running)", expected="several at once",
-           got=peak, hint="Awaiting each item in a loop is sequential: a slow item then delays all the items "
-                          "after it. Start every item as its own task (gather / TaskGroup).")
+    expect(
+        peak >= 2,
+        "the items ran one at a time (never more than 1 running)",
+        expected="several at once",
+        got=peak,
+        hint="Awaiting each item in a loop is sequential: a slow item then delays all the items "
+        "after it. Start every item as its own task (gather / TaskGroup).",
+    )
 
 
 @collect_outcomes.case("an empty list gives []; random failures and timeouts stay with their items")
@@ -391,8 +501,13 @@ async def _empty_and_random_outcomes(fn) -> None:
         raise AssertionError("not called")
 
     got = await _on_empty(fn, unused, [], 1.0, what="collect_outcomes")
-    expect(got == [] and isinstance(got, list), "collect_outcomes of an empty list should be []", expected=[],
-           got=got, hint="With no items, return an empty list (asyncio.wait on an empty set raises ValueError).")
+    expect(
+        got == [] and isinstance(got, list),
+        "collect_outcomes of an empty list should be []",
+        expected=[],
+        got=got,
+        hint="With no items, return an empty list (asyncio.wait on an empty set raises ValueError).",
+    )
     rng = random.Random(32)
     for trial in range(5):
         n = rng.randint(1, 10)
@@ -407,15 +522,23 @@ async def _empty_and_random_outcomes(fn) -> None:
         got = _pairs(await _answer_or_failure(fn, work, list(range(n)), 0.2, limit=10), n)
         for i, (value, error) in enumerate(got):
             if kinds[i] == "ok":
-                expect(value == i * 7 and error is None, f"item {i} of {n} succeeded, but its pair is wrong",
-                       expected=(i * 7, None), got=(value, error),
-                       hint="Pairs go in input order: (value, None) for a success.")
+                expect(
+                    value == i * 7 and error is None,
+                    f"item {i} of {n} succeeded, but its pair is wrong",
+                    expected=(i * 7, None),
+                    got=(value, error),
+                    hint="Pairs go in input order: (value, None) for a success.",
+                )
             else:
                 kind = KeyError if kinds[i] == "error" else (TimeoutError, asyncio.TimeoutError)
-                expect(value is None and isinstance(error, kind), f"item {i} of {n} "
-                       f"{'raised KeyError' if kinds[i] == 'error' else 'timed out'}, but its pair is wrong",
-                       expected=f"(None, {'KeyError' if kinds[i] == 'error' else 'TimeoutError'}(...))",
-                       got=(value, error), hint="(None, exception) for a failure, in the failed item's position.")
+                expect(
+                    value is None and isinstance(error, kind),
+                    f"item {i} of {n} "
+                    f"{'raised KeyError' if kinds[i] == 'error' else 'timed out'}, but its pair is wrong",
+                    expected=f"(None, {'KeyError' if kinds[i] == 'error' else 'TimeoutError'}(...))",
+                    got=(value, error),
+                    hint="(None, exception) for a failure, in the failed item's position.",
+                )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -472,19 +595,35 @@ async def _pool(fn) -> None:
     _unchanged(list(range(20)), given, "items", "run_workers")
     expected = [x * 2 for x in range(20)]
     if isinstance(got, list) and sorted(got, key=str) == sorted(expected, key=str) and got != expected:
-        raise CaseFailed("the results are in the order the jobs finished, not the order of the items",
-                         expected=expected, got=got,
-                         hint="Jobs take different times; put (index, item) on the queue and store each result at "
-                              "results[index].")
+        raise CaseFailed(
+            "the results are in the order the jobs finished, not the order of the items",
+            expected=expected,
+            got=got,
+            hint="Jobs take different times; put (index, item) on the queue and store each result at results[index].",
+        )
     expect_equal(got, expected, "wrong results", hint="Store each result at its item's index.")
-    expect(gauge.peak <= 3, f"{gauge.peak} jobs ran at once with workers=3", expected="3", got=gauge.peak,
-           hint="Start exactly `workers` tasks that take jobs from the queue, not one task per item.")
-    expect(gauge.peak == 3, f"only {gauge.peak} job(s) ran at once with workers=3", expected="3", got=gauge.peak,
-           hint="Start all the workers before waiting for the queue to empty.")
-    expect(len(gauge.tasks) == 3, f"{len(gauge.tasks)} different tasks ran the 20 jobs with workers=3",
-           expected="exactly 3 worker tasks", got=len(gauge.tasks),
-           hint="A semaphore with one task per item bounds concurrency but is not a pool: start exactly "
-                "`workers` tasks that each loop taking items from the queue and await fn(item) themselves.")
+    expect(
+        gauge.peak <= 3,
+        f"{gauge.peak} jobs ran at once with workers=3",
+        expected="3",
+        got=gauge.peak,
+        hint="Start exactly `workers` tasks that take jobs from the queue, not one task per item.",
+    )
+    expect(
+        gauge.peak == 3,
+        f"only {gauge.peak} job(s) ran at once with workers=3",
+        expected="3",
+        got=gauge.peak,
+        hint="Start all the workers before waiting for the queue to empty.",
+    )
+    expect(
+        len(gauge.tasks) == 3,
+        f"{len(gauge.tasks)} different tasks ran the 20 jobs with workers=3",
+        expected="exactly 3 worker tasks",
+        got=len(gauge.tasks),
+        hint="A semaphore with one task per item bounds concurrency but is not a pool: start exactly "
+        "`workers` tasks that each loop taking items from the queue and await fn(item) themselves.",
+    )
 
 
 @run_workers.case("clean shutdown: no worker left pending")
@@ -493,10 +632,14 @@ async def _shutdown(fn) -> None:
     await _await_answer(fn, _Gauge(), list(range(8)), 4, limit=10, what="run_workers")
     await _settle()
     left = [t for t in _leftover_tasks() if t not in before]
-    expect(not left, f"{len(left)} task(s) were still pending after run_workers returned",
-           expected="0 pending tasks", got=len(left),
-           hint="Workers blocked in `await queue.get()` wait forever: cancel them (and await them) or send each "
-                "one a stop marker once the queue is drained.")
+    expect(
+        not left,
+        f"{len(left)} task(s) were still pending after run_workers returned",
+        expected="0 pending tasks",
+        got=len(left),
+        hint="Workers blocked in `await queue.get()` wait forever: cancel them (and await them) or send each "
+        "one a stop marker once the queue is drained.",
+    )
 
 
 @run_workers.case("an empty list, and more workers than items: results, and no worker left pending")
@@ -504,17 +647,28 @@ async def _edges(fn) -> None:
     before = set(_leftover_tasks())
     try:
         got = await _on_empty(fn, _Gauge(), [], 3, what="run_workers")
-        expect(got == [] and isinstance(got, list), "run_workers of an empty list should be []", expected=[], got=got,
-               hint="With nothing queued, the workers have nothing to do: return [] (and stop them).")
+        expect(
+            got == [] and isinstance(got, list),
+            "run_workers of an empty list should be []",
+            expected=[],
+            got=got,
+            hint="With nothing queued, the workers have nothing to do: return [] (and stop them).",
+        )
         gauge = _Gauge()
         got = await _await_answer(fn, gauge, [4, 1], 5, limit=5, what="run_workers (2 items, 5 workers)")
-        expect_equal(got, [8, 2], "wrong results for 2 items and 5 workers", hint="Store each result at its item's index.")
+        expect_equal(
+            got, [8, 2], "wrong results for 2 items and 5 workers", hint="Store each result at its item's index."
+        )
         await _settle()
         left = [t for t in _leftover_tasks() if t not in before]
-        expect(not left, f"{len(left)} task(s) were still pending after run_workers returned (2 items, 5 workers)",
-               expected="0 pending tasks", got=len(left),
-               hint="Workers that found no job still wait in `await queue.get()`: stop every worker, not only the "
-                    "ones that ran a job.")
+        expect(
+            not left,
+            f"{len(left)} task(s) were still pending after run_workers returned (2 items, 5 workers)",
+            expected="0 pending tasks",
+            got=len(left),
+            hint="Workers that found no job still wait in `await queue.get()`: stop every worker, not only the "
+            "ones that ran a job.",
+        )
     finally:
         for task in [t for t in _leftover_tasks() if t not in before]:
             task.cancel()
@@ -529,19 +683,27 @@ async def _failure(fn) -> None:
     except NotImplementedError:
         raise
     except CaseFailed as failed:
-        raise CaseFailed(f"{failed.message} when two jobs raised",
-                         hint="A worker that dies on an exception never calls task_done(), so queue.join() waits "
-                              "forever: catch the job's exception inside the worker and store it.") from None
+        raise CaseFailed(
+            f"{failed.message} when two jobs raised",
+            hint="A worker that dies on an exception never calls task_done(), so queue.join() waits "
+            "forever: catch the job's exception inside the worker and store it.",
+        ) from None
     except Exception as exc:
-        raise CaseFailed(f"run_workers raised {type(exc).__name__}: {exc}",
-                         hint="Catch each job's exception inside the worker and store it as that job's result.")
+        raise CaseFailed(
+            f"run_workers raised {type(exc).__name__}: {exc}",
+            hint="Catch each job's exception inside the worker and store it as that job's result.",
+        )
     finally:
         for task in [t for t in _leftover_tasks() if t not in before]:
             task.cancel()
     expect(isinstance(got, list) and len(got) == 10, "expected 10 results", got=got)
-    expect(isinstance(got[2], ValueError) and isinstance(got[7], ValueError),
-           "a failed job's slot should hold its exception", expected="ValueError at indexes 2 and 7",
-           got=(got[2], got[7]), hint="results[i] = exc in the worker's except clause.")
+    expect(
+        isinstance(got[2], ValueError) and isinstance(got[7], ValueError),
+        "a failed job's slot should hold its exception",
+        expected="ValueError at indexes 2 and 7",
+        got=(got[2], got[7]),
+        hint="results[i] = exc in the worker's except clause.",
+    )
     expect(got[3] == 6 and got[9] == 18, "the other jobs' results are missing", got=got)
 
 
@@ -609,22 +771,29 @@ async def _run_dispatch(fn: Any, p: Probe, bodies: list[dict[str, Any]]) -> Any:
         return await _await_answer(fn, client, bodies, DISPATCH_RPM, limit=600.0, what="dispatch")
     except anthropic.RateLimitError:
         rows = p.requests()
-        raise CaseFailed(f"dispatch raised RateLimitError; the ledger shows {int((rows['status'] == 429).sum())} x 429",
-                         expected="0 x 429", got=f"{int((rows['status'] == 429).sum())} x 429",
-                         hint="The SDK's own retries don't know the limit: they retry into the same wall. Take a "
-                              "token from a client-side bucket before each request instead.") from None
+        raise CaseFailed(
+            f"dispatch raised RateLimitError; the ledger shows {int((rows['status'] == 429).sum())} x 429",
+            expected="0 x 429",
+            got=f"{int((rows['status'] == 429).sum())} x 429",
+            hint="The SDK's own retries don't know the limit: they retry into the same wall. Take a "
+            "token from a client-side bucket before each request instead.",
+        ) from None
     except CaseFailed as failed:
         rows = p.requests()
-        raise CaseFailed(f"{failed.message}; the ledger shows {int((rows['status'] == 429).sum())} x 429 and "
-                         f"{int((rows['status'] == 200).sum())} of {len(bodies)} done",
-                         hint="Send as soon as the bucket has a token, several requests in flight; a fixed pause "
-                              "after a 429 (or one request at a time) is too slow.") from None
+        raise CaseFailed(
+            f"{failed.message}; the ledger shows {int((rows['status'] == 429).sum())} x 429 and "
+            f"{int((rows['status'] == 200).sum())} of {len(bodies)} done",
+            hint="Send as soon as the bucket has a token, several requests in flight; a fixed pause "
+            "after a 429 (or one request at a time) is too slow.",
+        ) from None
     finally:
         await client.close()
 
 
-@dispatch.case(f"{DISPATCH_N} requests at {DISPATCH_RPM} RPM enforced per second: no 429, every body once, "
-               "at least 90% of the allowed rate (ledger)")
+@dispatch.case(
+    f"{DISPATCH_N} requests at {DISPATCH_RPM} RPM enforced per second: no 429, every body once, "
+    "at least 90% of the allowed rate (ledger)"
+)
 async def _full_rate(fn) -> None:
     p = _rate_probe(DISPATCH_RPM)
     n = DISPATCH_N
@@ -632,23 +801,36 @@ async def _full_rate(fn) -> None:
     await _run_dispatch(fn, p, bodies)
     rows = p.requests()
     refused = int((rows["status"] == 429).sum())
-    expect(refused == 0, f"the provider answered {refused} request(s) with 429", expected="0 x 429", got=refused,
-           hint="The provider enforces the limit over about a second: a burst bigger than rpm/60 is refused even "
-                "under the per-minute limit. Pace from the first request: a bucket of one request, refilled a "
-                "little below rpm/60 per second.")
+    expect(
+        refused == 0,
+        f"the provider answered {refused} request(s) with 429",
+        expected="0 x 429",
+        got=refused,
+        hint="The provider enforces the limit over about a second: a burst bigger than rpm/60 is refused even "
+        "under the per-minute limit. Pace from the first request: a bucket of one request, refilled a "
+        "little below rpm/60 per second.",
+    )
     ok = rows[rows["status"] == 200]
-    expect(len(ok) == n, f"{len(ok)} requests succeeded for {n} bodies", expected=n, got=len(ok),
-           hint="Every body must be sent and succeed once.")
+    expect(
+        len(ok) == n,
+        f"{len(ok)} requests succeeded for {n} bodies",
+        expected=n,
+        got=len(ok),
+        hint="Every body must be sent and succeed once.",
+    )
     # Pacing at exactly the limit takes (n - 1) / rate from the first arrival to the last.
     ideal = (n - 1) / (DISPATCH_RPM / 60)
     span = float(ok["arrival"].max() - ok["arrival"].min())
     efficiency = ideal / span if span > 0 else 1.0
-    expect(efficiency >= MIN_EFFICIENCY,
-           f"the last request went out after {span:.1f} s; pacing at the limit takes {ideal:.1f} s "
-           f"({efficiency:.0%} of the allowed rate)",
-           expected=f"at least {MIN_EFFICIENCY:.0%} of the allowed rate", got=f"{efficiency:.0%}",
-           hint="Keep several requests in flight and send each as soon as the bucket has a token; keep the "
-                "headroom small (about 5%), and don't add pauses the bucket does not ask for.")
+    expect(
+        efficiency >= MIN_EFFICIENCY,
+        f"the last request went out after {span:.1f} s; pacing at the limit takes {ideal:.1f} s "
+        f"({efficiency:.0%} of the allowed rate)",
+        expected=f"at least {MIN_EFFICIENCY:.0%} of the allowed rate",
+        got=f"{efficiency:.0%}",
+        hint="Keep several requests in flight and send each as soon as the bucket has a token; keep the "
+        "headroom small (about 5%), and don't add pauses the bucket does not ask for.",
+    )
 
 
 @dispatch.case("the message of each body, in input order; the bodies are left unchanged")
@@ -661,20 +843,30 @@ async def _order_and_content(fn) -> None:
     # (thinking blocks, refusals) the environment asks the simulator for.
     with use_reply_scenario("plain"):
         got = await _run_dispatch(fn, p, bodies)
-    expect(isinstance(got, list) and len(got) == n, f"expected a list of {n} messages",
-           expected=n, got=len(got) if isinstance(got, list) else type(got).__name__,
-           hint="Return one message per body.")
+    expect(
+        isinstance(got, list) and len(got) == n,
+        f"expected a list of {n} messages",
+        expected=n,
+        got=len(got) if isinstance(got, list) else type(got).__name__,
+        hint="Return one message per body.",
+    )
     texts = [_result_text(r) for r in got]
     if sorted(texts) == sorted(replies) and texts != replies:
         first = next(i for i, (a, b) in enumerate(zip(texts, replies)) if a != b)
-        raise CaseFailed(f"the messages are not in input order: result {first} answers another body",
-                         expected=replies[first], got=texts[first],
-                         hint="Collect the messages by index (gather / bounded_gather keep the order), not as they "
-                              "finish.")
+        raise CaseFailed(
+            f"the messages are not in input order: result {first} answers another body",
+            expected=replies[first],
+            got=texts[first],
+            hint="Collect the messages by index (gather / bounded_gather keep the order), not as they finish.",
+        )
     wrong = [i for i, (a, b) in enumerate(zip(texts, replies)) if a != b]
-    expect(not wrong, f"{len(wrong)} of {n} results are not the message for their body",
-           expected=replies[wrong[0]] if wrong else None, got=texts[wrong[0]] if wrong else None,
-           hint="Return the Message objects client.messages.create gave, one per body, in input order.")
+    expect(
+        not wrong,
+        f"{len(wrong)} of {n} results are not the message for their body",
+        expected=replies[wrong[0]] if wrong else None,
+        got=texts[wrong[0]] if wrong else None,
+        hint="Return the Message objects client.messages.create gave, one per body, in input order.",
+    )
     _unchanged(original, bodies, "bodies", "dispatch")
 
 
@@ -686,8 +878,13 @@ async def _empty(fn) -> None:
         got = await _on_empty(fn, client, [], DISPATCH_RPM, what="dispatch")
     finally:
         await client.close()
-    expect(got == [] and isinstance(got, list), "dispatch of no bodies should return []", expected=[], got=got,
-           hint="Nothing to send: return an empty list (and don't index bodies[0]).")
+    expect(
+        got == [] and isinstance(got, list),
+        "dispatch of no bodies should return []",
+        expected=[],
+        got=got,
+        hint="Nothing to send: return an empty list (and don't index bodies[0]).",
+    )
     sent = len(p.requests())
     expect(sent == 0, f"dispatch sent {sent} request(s) for no bodies", expected=0, got=sent)
 

@@ -43,16 +43,20 @@ def make_params(row: Any) -> dict[str, Any]:
         "model": MODEL,
         "max_tokens": 8,
         "system": "Classify the sentiment of the product review as one of: positive, negative, neutral. "
-                  "Answer with the label only.",
+        "Answer with the label only.",
         "messages": [{"role": "user", "content": str(row["text"]).strip()}],
     }
 
 
 def _reviews(n: int, *, empty: tuple[int, ...] = ()) -> pd.DataFrame:
-    return pd.DataFrame({
-        ID_COLUMN: [f"B0C{i % 7}K{i:03d}/R{i:05d}" for i in range(n)],
-        "text": ["" if i in empty else f"Review {i}: the kettle {'works' if i % 2 else 'leaks'}." for i in range(n)],
-    })
+    return pd.DataFrame(
+        {
+            ID_COLUMN: [f"B0C{i % 7}K{i:03d}/R{i:05d}" for i in range(n)],
+            "text": [
+                "" if i in empty else f"Review {i}: the kettle {'works' if i % 2 else 'leaks'}." for i in range(n)
+            ],
+        }
+    )
 
 
 # =============================================================================================
@@ -75,16 +79,23 @@ build = Exercise(
 
 def _flatten(batches: Any) -> list[dict[str, Any]]:
     if not isinstance(batches, list) or not all(isinstance(b, list) for b in batches):
-        raise CaseFailed("build_batches must return a list of batches (lists of request dicts)",
-                         expected="list[list[dict]]", got=type(batches).__name__,
-                         hint="Return [[{'custom_id': ..., 'params': ...}, ...], ...], even when one batch suffices.")
+        raise CaseFailed(
+            "build_batches must return a list of batches (lists of request dicts)",
+            expected="list[list[dict]]",
+            got=type(batches).__name__,
+            hint="Return [[{'custom_id': ..., 'params': ...}, ...], ...], even when one batch suffices.",
+        )
     return [r for b in batches for r in b]
 
 
 def _ids_by_review(fn: Any, df: pd.DataFrame, **limits: Any) -> dict[str, str]:
     reqs = _flatten(call(fn, df, make_params, **limits))
-    expect_equal(len(reqs), len(df), "every review must become exactly one request",
-                 hint="One request per row, none dropped or repeated.")
+    expect_equal(
+        len(reqs),
+        len(df),
+        "every review must become exactly one request",
+        hint="One request per row, none dropped or repeated.",
+    )
     by_text: dict[str, str] = {}
     for req in reqs:
         # Params identify the row: the text is unique in these test frames.
@@ -98,37 +109,62 @@ def _valid(fn) -> None:
     before = df.copy()
     reqs = _flatten(call(fn, df, make_params))
     _unchanged(df, before)
-    expect_equal(len(reqs), 12, "wrong number of requests for 12 rows (one has an empty text)",
-                 hint="One request per row, whatever its text: an empty review is reported by the API, not dropped here.")
+    expect_equal(
+        len(reqs),
+        12,
+        "wrong number of requests for 12 rows (one has an empty text)",
+        hint="One request per row, whatever its text: an empty review is reported by the API, not dropped here.",
+    )
     for req in reqs:
-        expect(isinstance(req, dict) and set(req) >= {"custom_id", "params"}, "a request lacks custom_id or params",
-               got=req, hint="Each request is {'custom_id': ..., 'params': make_params(row)}.")
-        expect(isinstance(req["custom_id"], str) and CUSTOM_ID_PATTERN.match(req["custom_id"]) is not None,
-               "a custom_id does not match ^[a-zA-Z0-9_-]{1,64}$", got=req["custom_id"],
-               hint="review_id contains '/', which the API rejects: sanitise it (and add a hash so it stays unique).")
+        expect(
+            isinstance(req, dict) and set(req) >= {"custom_id", "params"},
+            "a request lacks custom_id or params",
+            got=req,
+            hint="Each request is {'custom_id': ..., 'params': make_params(row)}.",
+        )
+        expect(
+            isinstance(req["custom_id"], str) and CUSTOM_ID_PATTERN.match(req["custom_id"]) is not None,
+            "a custom_id does not match ^[a-zA-Z0-9_-]{1,64}$",
+            got=req["custom_id"],
+            hint="review_id contains '/', which the API rejects: sanitise it (and add a hash so it stays unique).",
+        )
     want = [make_params(row) for row in df.to_dict(orient="records")]
     wrong = next((i for i, req in enumerate(reqs) if req["params"] != want[i]), None)
-    expect(wrong is None, f"request {wrong} is not make_params(row {wrong}): the requests are not in row order",
-           expected=want[wrong]["messages"] if wrong is not None else None,
-           got=_describe_params(reqs[wrong]["params"]) if wrong is not None else None,
-           hint="Walk the rows in order and call make_params(row) once for each; do not sort, filter or reorder.")
-    expect_equal(len({r["custom_id"] for r in reqs}), 12, "custom_ids are not unique",
-                 hint="Two requests with the same custom_id could never be told apart in the results.")
+    expect(
+        wrong is None,
+        f"request {wrong} is not make_params(row {wrong}): the requests are not in row order",
+        expected=want[wrong]["messages"] if wrong is not None else None,
+        got=_describe_params(reqs[wrong]["params"]) if wrong is not None else None,
+        hint="Walk the rows in order and call make_params(row) once for each; do not sort, filter or reorder.",
+    )
+    expect_equal(
+        len({r["custom_id"] for r in reqs}),
+        12,
+        "custom_ids are not unique",
+        hint="Two requests with the same custom_id could never be told apart in the results.",
+    )
     p = probe()
     try:
         p.client().messages.batches.create(requests=reqs)
     except Exception as exc:  # the API's own verdict, quoted
-        raise CaseFailed("the Message Batches API rejected the batch", got=str(exc)[:300],
-                         hint="Every request needs a valid custom_id and a params dict.") from None
+        raise CaseFailed(
+            "the Message Batches API rejected the batch",
+            got=str(exc)[:300],
+            hint="Every request needs a valid custom_id and a params dict.",
+        ) from None
 
 
 @build.case("an empty DataFrame gives no batches")
 def _empty(fn) -> None:
     got = call(fn, _reviews(0), make_params)
-    expect(isinstance(got, list) and len(got) == 0, "an empty DataFrame did not give an empty list of batches",
-           expected=[], got=got,
-           hint="No rows, no requests, no batches: return [] (an empty batch is refused by the API, and polling it "
-                "wastes a job slot).")
+    expect(
+        isinstance(got, list) and len(got) == 0,
+        "an empty DataFrame did not give an empty list of batches",
+        expected=[],
+        got=got,
+        hint="No rows, no requests, no batches: return [] (an empty batch is refused by the API, and polling it "
+        "wastes a job slot).",
+    )
 
 
 def _describe_params(params: Any) -> Any:
@@ -151,9 +187,12 @@ def _frame_change(df: pd.DataFrame, before: pd.DataFrame) -> str | None:
 
 def _unchanged(df: pd.DataFrame, before: pd.DataFrame, what: str = "build_batches") -> None:
     change = _frame_change(df, before)
-    expect(change is None, f"{what} changed the caller's DataFrame ({change})",
-           hint="Work on the rows you read (df.to_dict('records')) or on a copy (df.assign(...), df.copy()): the "
-                "caller's frame is theirs.")
+    expect(
+        change is None,
+        f"{what} changed the caller's DataFrame ({change})",
+        hint="Work on the rows you read (df.to_dict('records')) or on a copy (df.assign(...), df.copy()): the "
+        "caller's frame is theirs.",
+    )
 
 
 @build.case("custom_ids are deterministic: the same in another process and in any row order")
@@ -161,22 +200,31 @@ def _stable(fn) -> None:
     df = _reviews(15)
     first = _ids_by_review(fn, df)
     again = _ids_by_review(fn, df)
-    expect(first == again, "the same rows got different custom_ids on a second run",
-           hint="A rerun (or a resubmission) must produce the same custom_id for the same review: no uuid4, "
-                "no counters that persist between calls.")
+    expect(
+        first == again,
+        "the same rows got different custom_ids on a second run",
+        hint="A rerun (or a resubmission) must produce the same custom_id for the same review: no uuid4, "
+        "no counters that persist between calls.",
+    )
     with _another_process(fn):
         elsewhere = _ids_by_review(fn, df)
     moved = [rid for rid in first if elsewhere[rid] != first[rid]]
-    expect(not moved, "custom_ids change from one process to the next (they depend on Python's hash())",
-           got=f"{len(moved)} of {len(first)} reviews got another id in another process",
-           hint="hash() of a str is salted per process (PYTHONHASHSEED): tomorrow's resume, or another machine, "
-                "computes other ids. Use hashlib (e.g. sha256 of the review_id) for a stable digest.")
+    expect(
+        not moved,
+        "custom_ids change from one process to the next (they depend on Python's hash())",
+        got=f"{len(moved)} of {len(first)} reviews got another id in another process",
+        hint="hash() of a str is salted per process (PYTHONHASHSEED): tomorrow's resume, or another machine, "
+        "computes other ids. Use hashlib (e.g. sha256 of the review_id) for a stable digest.",
+    )
     shuffled = _ids_by_review(fn, df.sample(frac=1, random_state=7))
     moved = [rid for rid in first if shuffled[rid] != first[rid]]
-    expect(not moved, "custom_ids changed when the rows were reordered (they depend on position)",
-           got=f"{len(moved)} of {len(first)} reviews changed id",
-           hint="Derive the custom_id from the review_id column, not from the row number: results come back "
-                "in any order and the input may be sorted differently tomorrow.")
+    expect(
+        not moved,
+        "custom_ids changed when the rows were reordered (they depend on position)",
+        got=f"{len(moved)} of {len(first)} reviews changed id",
+        hint="Derive the custom_id from the review_id column, not from the row number: results come back "
+        "in any order and the input may be sorted differently tomorrow.",
+    )
 
 
 _REAL_HASH = hash
@@ -211,15 +259,24 @@ _ABSENT = object()
 @build.case("look-alike and very long review ids stay distinct")
 def _distinct(fn) -> None:
     long = "B0" + "X" * 70
-    df = pd.DataFrame({ID_COLUMN: ["B01/R1", "B01-R1", "B01 R1", long + "/R1", long + "/R2"],
-                       "text": [f"text {i}" for i in range(5)]})
+    df = pd.DataFrame(
+        {ID_COLUMN: ["B01/R1", "B01-R1", "B01 R1", long + "/R1", long + "/R2"], "text": [f"text {i}" for i in range(5)]}
+    )
     reqs = _flatten(call(fn, df, make_params))
     ids = [r["custom_id"] for r in reqs]
-    expect(len(set(ids)) == len(ids), "two different review ids were mapped to the same custom_id",
-           got=ids, hint="Replacing invalid characters or cutting at 64 characters can merge different ids; "
-                         "add a hash of the exact review_id.")
-    expect(all(CUSTOM_ID_PATTERN.match(i) for i in ids), "a custom_id is invalid (too long or bad characters)",
-           got=ids, hint="At most 64 characters of [a-zA-Z0-9_-].")
+    expect(
+        len(set(ids)) == len(ids),
+        "two different review ids were mapped to the same custom_id",
+        got=ids,
+        hint="Replacing invalid characters or cutting at 64 characters can merge different ids; "
+        "add a hash of the exact review_id.",
+    )
+    expect(
+        all(CUSTOM_ID_PATTERN.match(i) for i in ids),
+        "a custom_id is invalid (too long or bad characters)",
+        got=ids,
+        hint="At most 64 characters of [a-zA-Z0-9_-].",
+    )
 
 
 @build.case("any review id (unicode, spaces, punctuation, 100 characters): valid and distinct ids")
@@ -231,11 +288,19 @@ def _random_ids(fn) -> None:
     reqs = _flatten(call(fn, df, make_params))
     got = [r["custom_id"] for r in reqs]
     bad = [i for i in got if not (isinstance(i, str) and CUSTOM_ID_PATTERN.match(i))]
-    expect(not bad, f"{len(bad)} of {len(got)} custom_ids are invalid for review ids with other characters",
-           got=bad[:3], hint="Keep only [a-zA-Z0-9_-] (\\w also matches letters such as ü or 漢, which the API "
-                             "rejects) and at most 64 characters in all.")
-    expect(len(set(got)) == len(got), f"{len(got) - len(set(got))} custom_ids are shared by different review ids",
-           got=[i for i in got if got.count(i) > 1][:3], hint="Add a digest of the exact review_id.")
+    expect(
+        not bad,
+        f"{len(bad)} of {len(got)} custom_ids are invalid for review ids with other characters",
+        got=bad[:3],
+        hint="Keep only [a-zA-Z0-9_-] (\\w also matches letters such as ü or 漢, which the API "
+        "rejects) and at most 64 characters in all.",
+    )
+    expect(
+        len(set(got)) == len(got),
+        f"{len(got) - len(set(got))} custom_ids are shared by different review ids",
+        got=[i for i in got if got.count(i) > 1][:3],
+        hint="Add a digest of the exact review_id.",
+    )
 
 
 @build.case("duplicate review ids are refused with ValueError")
@@ -245,8 +310,11 @@ def _duplicates(fn) -> None:
         call(fn, df, make_params)
     except ValueError:
         return
-    raise CaseFailed("two rows with the same review_id were accepted", expected="ValueError",
-                     hint="Duplicate keys would give two requests the same custom_id: raise ValueError instead.")
+    raise CaseFailed(
+        "two rows with the same review_id were accepted",
+        expected="ValueError",
+        hint="Duplicate keys would give two requests the same custom_id: raise ValueError instead.",
+    )
 
 
 @build.case("batches respect max_requests and max_bytes, and are no more than needed")
@@ -256,19 +324,35 @@ def _chunked(fn) -> None:
         full = {"max_requests": 100_000, "max_bytes": 256 * 1024 * 1024, **limits}
         batches = call(fn, df, make_params, **full)
         reqs = _flatten(batches)
-        expect_equal(len(reqs), 30, f"with {limits}: requests lost or repeated while chunking",
-                     hint="Every request goes into exactly one batch.")
+        expect_equal(
+            len(reqs),
+            30,
+            f"with {limits}: requests lost or repeated while chunking",
+            hint="Every request goes into exactly one batch.",
+        )
         for b in batches:
-            expect(1 <= len(b) <= full["max_requests"], f"with {limits}: a batch has {len(b)} requests",
-                   expected=f"1..{full['max_requests']}", got=len(b),
-                   hint="Start a new batch when the current one holds max_requests requests.")
-            expect(batch_size_bytes(b) <= full["max_bytes"], f"with {limits}: a batch is {batch_size_bytes(b)} bytes",
-                   expected=f"<= {full['max_bytes']}", got=batch_size_bytes(b),
-                   hint="Measure with batch_size_bytes(batch) and start a new batch before it exceeds max_bytes.")
+            expect(
+                1 <= len(b) <= full["max_requests"],
+                f"with {limits}: a batch has {len(b)} requests",
+                expected=f"1..{full['max_requests']}",
+                got=len(b),
+                hint="Start a new batch when the current one holds max_requests requests.",
+            )
+            expect(
+                batch_size_bytes(b) <= full["max_bytes"],
+                f"with {limits}: a batch is {batch_size_bytes(b)} bytes",
+                expected=f"<= {full['max_bytes']}",
+                got=batch_size_bytes(b),
+                hint="Measure with batch_size_bytes(batch) and start a new batch before it exceeds max_bytes.",
+            )
         needed = len(chunk_requests(reqs, max_requests=full["max_requests"], max_bytes=full["max_bytes"]))
-        expect(len(batches) <= needed, f"with {limits}: {len(batches)} batches where {needed} suffice",
-               expected=needed, got=len(batches),
-               hint="Fill each batch as far as the limits allow: every extra batch is another job to poll.")
+        expect(
+            len(batches) <= needed,
+            f"with {limits}: {len(batches)} batches where {needed} suffice",
+            expected=needed,
+            got=len(batches),
+            hint="Fill each batch as far as the limits allow: every extra batch is another job to poll.",
+        )
 
 
 @build.case("a batch that fits max_bytes exactly is not cut short, one byte less is")
@@ -280,14 +364,23 @@ def _exact_fit(fn) -> None:
         batches = call(fn, df, make_params, max_requests=100_000, max_bytes=max_bytes)
         _flatten(batches)
         sizes = [batch_size_bytes(b) for b in batches]
-        expect(max(sizes) <= max_bytes, f"with max_bytes={max_bytes}: a batch is {max(sizes)} bytes",
-               expected=f"<= {max_bytes}", got=max(sizes),
-               hint="Count the whole body, batch_size_bytes(batch): the {\"requests\": [...]} wrapper and the commas "
-                    "between requests count too.")
-        expect(len(batches[0]) == first, f"with max_bytes={max_bytes} (the first 5 requests take {fit} bytes): "
-               f"the first batch has {len(batches[0])} requests", expected=first, got=len(batches[0]),
-               hint="A batch may be exactly max_bytes long: start a new one only when adding the next request would "
-                    "make it larger (>, not >=).")
+        expect(
+            max(sizes) <= max_bytes,
+            f"with max_bytes={max_bytes}: a batch is {max(sizes)} bytes",
+            expected=f"<= {max_bytes}",
+            got=max(sizes),
+            hint='Count the whole body, batch_size_bytes(batch): the {"requests": [...]} wrapper and the commas '
+            "between requests count too.",
+        )
+        expect(
+            len(batches[0]) == first,
+            f"with max_bytes={max_bytes} (the first 5 requests take {fit} bytes): "
+            f"the first batch has {len(batches[0])} requests",
+            expected=first,
+            got=len(batches[0]),
+            hint="A batch may be exactly max_bytes long: start a new one only when adding the next request would "
+            "make it larger (>, not >=).",
+        )
 
 
 # =============================================================================================
@@ -340,8 +433,9 @@ class LockstepClock(SimulatorClock):
         super().sleep_sync(seconds)
 
 
-def _lockstep(limit_s: float | None = None, scenario: dict[str, Any] | None = None,
-              max_sleeps: int | None = None) -> tuple[Any, LockstepClock, str]:
+def _lockstep(
+    limit_s: float | None = None, scenario: dict[str, Any] | None = None, max_sleeps: int | None = None
+) -> tuple[Any, LockstepClock, str]:
     # Batch processing at its real schedule (time_scale 1): the schedule is part of what is graded.
     server = InProcessServer(seed=0, time_scale=1.0, rate_limit_tier="unlimited")
     if scenario:
@@ -360,8 +454,17 @@ def _poll_times(server: Any, key: str) -> list[float]:
     return sorted(float(t) for t in rows["arrival"])
 
 
-def _run_poller(fn: Any, server: Any, clock: LockstepClock, key: str, batch_id: str, deadline_s: float,
-                on_progress: Any = None, *, should_end: bool = True) -> Any:
+def _run_poller(
+    fn: Any,
+    server: Any,
+    clock: LockstepClock,
+    key: str,
+    batch_id: str,
+    deadline_s: float,
+    on_progress: Any = None,
+    *,
+    should_end: bool = True,
+) -> Any:
     client = server.client(api_key=key, max_retries=0)
     kwargs: dict[str, Any] = {"clock": clock, "deadline_s": deadline_s}
     if on_progress is not None:
@@ -371,21 +474,30 @@ def _run_poller(fn: Any, server: Any, clock: LockstepClock, key: str, batch_id: 
     except TimeoutError:
         if not should_end:
             raise
-        raise CaseFailed(f"raised TimeoutError after {clock.monotonic():,.0f} s of the clock, before the batch "
-                         f"ended (deadline_s={deadline_s:g}; it needs a few minutes)",
-                         expected="the ended batch", got="TimeoutError",
-                         hint="Sleep between polls with clock.sleep_sync(seconds): the check's clock only moves when "
-                              "you sleep on it, and the deadline is measured with clock.monotonic().") from None
+        raise CaseFailed(
+            f"raised TimeoutError after {clock.monotonic():,.0f} s of the clock, before the batch "
+            f"ended (deadline_s={deadline_s:g}; it needs a few minutes)",
+            expected="the ended batch",
+            got="TimeoutError",
+            hint="Sleep between polls with clock.sleep_sync(seconds): the check's clock only moves when "
+            "you sleep on it, and the deadline is measured with clock.monotonic().",
+        ) from None
     except _TooManyPolls as stop:
-        raise CaseFailed(f"{stop.args[0]:,} polls in the first {stop.args[1]:,.0f} s of a batch",
-                         expected="waits that grow to a cap of one to ten minutes", got=f"{stop.args[0]:,} polls",
-                         hint="Every poll is a request against your rate limit: let the waits grow by a factor "
-                              "up to a cap of one to ten minutes, instead of polling every few seconds.") from None
+        raise CaseFailed(
+            f"{stop.args[0]:,} polls in the first {stop.args[1]:,.0f} s of a batch",
+            expected="waits that grow to a cap of one to ten minutes",
+            got=f"{stop.args[0]:,} polls",
+            hint="Every poll is a request against your rate limit: let the waits grow by a factor "
+            "up to a cap of one to ten minutes, instead of polling every few seconds.",
+        ) from None
     except _RanAway as stop:
-        raise CaseFailed(f"still polling {stop.args[0]:,.0f} s after the start, with deadline_s={deadline_s:g}",
-                         expected=f"TimeoutError by {deadline_s:g} s", got="no deadline",
-                         hint="Keep track of the time since the start (clock.monotonic()) and raise TimeoutError "
-                              "once deadline_s has passed: a poller without a deadline hides a stuck job.") from None
+        raise CaseFailed(
+            f"still polling {stop.args[0]:,.0f} s after the start, with deadline_s={deadline_s:g}",
+            expected=f"TimeoutError by {deadline_s:g} s",
+            got="no deadline",
+            hint="Keep track of the time since the start (clock.monotonic()) and raise TimeoutError "
+            "once deadline_s has passed: a poller without a deadline hides a stuck job.",
+        ) from None
 
 
 @poll.case("returns the batch once it has ended")
@@ -395,16 +507,28 @@ def _returns_ended(fn) -> None:
         batch_id = _submit(server, key, 10)
         batch = _run_poller(fn, server, clock, key, batch_id, deadline_s=3_600)
         status = getattr(batch, "processing_status", None)
-        expect(status == "ended", "did not return the ended batch", expected="a MessageBatch with status ended",
-               got=status if status else type(batch).__name__,
-               hint="Return the MessageBatch from the retrieve that showed processing_status == 'ended'.")
+        expect(
+            status == "ended",
+            "did not return the ended batch",
+            expected="a MessageBatch with status ended",
+            got=status if status else type(batch).__name__,
+            hint="Return the MessageBatch from the retrieve that showed processing_status == 'ended'.",
+        )
         expect_equal(batch.id, batch_id, "returned another batch", hint="Retrieve the batch_id you were given.")
         polls = _poll_times(server, key)
-        expect(len(polls) >= 2, "the ledger shows fewer than two polls of an in-progress batch",
-               got=len(polls), hint="Retrieve, and while it is not ended sleep (clock.sleep_sync) and retrieve again.")
-        expect(len(polls) <= 40, f"{len(polls)} polls for a batch that takes about a minute",
-               expected="a few polls", got=len(polls),
-               hint="Sleep between polls with clock.sleep_sync(...): every poll is a request against your rate limit.")
+        expect(
+            len(polls) >= 2,
+            "the ledger shows fewer than two polls of an in-progress batch",
+            got=len(polls),
+            hint="Retrieve, and while it is not ended sleep (clock.sleep_sync) and retrieve again.",
+        )
+        expect(
+            len(polls) <= 40,
+            f"{len(polls)} polls for a batch that takes about a minute",
+            expected="a few polls",
+            got=len(polls),
+            hint="Sleep between polls with clock.sleep_sync(...): every poll is a request against your rate limit.",
+        )
     finally:
         server.close()
 
@@ -417,16 +541,24 @@ def _growing(fn) -> None:
         _run_poller(fn, server, clock, key, batch_id, deadline_s=3_600)
         polls = _poll_times(server, key)
         gaps = [b - a for a, b in zip(polls, polls[1:])]
-        expect(len(gaps) >= 3, "too few polls to see the schedule", got=len(polls),
-               hint="Start with a short wait (a second or a few) so short batches are noticed quickly.")
+        expect(
+            len(gaps) >= 3,
+            "too few polls to see the schedule",
+            got=len(polls),
+            hint="Start with a short wait (a second or a few) so short batches are noticed quickly.",
+        )
         third = max(1, len(gaps) // 3)
         early = sorted(gaps[:third])[third // 2]
         late = sorted(gaps[-third:])[third // 2]
         shown = ", ".join(f"{g:.1f}" for g in gaps[:8]) + (" ..." if len(gaps) > 8 else "")
-        expect(late >= 1.8 * max(early, 1e-9) and late > 0, "the polls are evenly spaced, not growing",
-               expected="gaps that grow (e.g. 1, 2, 4, 8 s ...)", got=f"gaps of {shown} s",
-               hint="A fixed interval polls a four-hour batch thousands of times; multiply the wait by a factor "
-                    "(e.g. 1.5 or 2) after every poll, with a cap.")
+        expect(
+            late >= 1.8 * max(early, 1e-9) and late > 0,
+            "the polls are evenly spaced, not growing",
+            expected="gaps that grow (e.g. 1, 2, 4, 8 s ...)",
+            got=f"gaps of {shown} s",
+            hint="A fixed interval polls a four-hour batch thousands of times; multiply the wait by a factor "
+            "(e.g. 1.5 or 2) after every poll, with a cap.",
+        )
     finally:
         server.close()
 
@@ -434,8 +566,9 @@ def _growing(fn) -> None:
 @poll.case("gives up at the deadline with TimeoutError")
 def _deadline(fn) -> None:
     deadline = 900.0
-    server, clock, key = _lockstep(limit_s=3 * deadline, scenario={"name": "slow-batches", "batch_slow_factor": 1000},
-                                   max_sleeps=200)
+    server, clock, key = _lockstep(
+        limit_s=3 * deadline, scenario={"name": "slow-batches", "batch_slow_factor": 1000}, max_sleeps=200
+    )
     try:
         batch_id = _submit(server, key, 5)  # 45 s x 1000: far past the deadline
         raised = _ABSENT
@@ -443,17 +576,29 @@ def _deadline(fn) -> None:
             got = _run_poller(fn, server, clock, key, batch_id, deadline_s=deadline, should_end=False)
         except TimeoutError:
             got = raised
-        expect(got is raised, "returned instead of raising TimeoutError when the deadline passed",
-               expected="TimeoutError", got=f"returned {getattr(got, 'processing_status', got)!r}",
-               hint="When deadline_s has passed and the batch is still in progress, raise TimeoutError.")
+        expect(
+            got is raised,
+            "returned instead of raising TimeoutError when the deadline passed",
+            expected="TimeoutError",
+            got=f"returned {getattr(got, 'processing_status', got)!r}",
+            hint="When deadline_s has passed and the batch is still in progress, raise TimeoutError.",
+        )
         polls = _poll_times(server, key)
         last = polls[-1] - polls[0] if polls else 0.0
-        expect(last <= deadline * 1.25, f"kept polling until {last:,.0f} s with deadline_s={deadline:g}",
-               expected=f"<= {deadline:g} s", got=f"{last:,.0f} s",
-               hint="Clip the last sleep to the time left (min(wait, deadline - elapsed)).")
-        expect(last >= deadline * 0.5, f"gave up after {last:,.0f} s of a {deadline:g} s deadline",
-               expected=f"about {deadline:g} s", got=f"{last:,.0f} s",
-               hint="Use the deadline: keep polling (with growing waits) until it has passed.")
+        expect(
+            last <= deadline * 1.25,
+            f"kept polling until {last:,.0f} s with deadline_s={deadline:g}",
+            expected=f"<= {deadline:g} s",
+            got=f"{last:,.0f} s",
+            hint="Clip the last sleep to the time left (min(wait, deadline - elapsed)).",
+        )
+        expect(
+            last >= deadline * 0.5,
+            f"gave up after {last:,.0f} s of a {deadline:g} s deadline",
+            expected=f"about {deadline:g} s",
+            got=f"{last:,.0f} s",
+            hint="Use the deadline: keep polling (with growing waits) until it has passed.",
+        )
     finally:
         server.close()
 
@@ -466,10 +611,18 @@ def _progress(fn) -> None:
         seen: list[Any] = []
         _run_poller(fn, server, clock, key, batch_id, deadline_s=3_600, on_progress=seen.append)
         polls = _poll_times(server, key)
-        expect_equal(len(seen), len(polls), "on_progress was not called once per poll",
-                     hint="Call on_progress(batch) after every retrieve, so the display shows request_counts.")
-        expect(hasattr(seen[-1], "request_counts"), "on_progress did not get the batch", got=type(seen[-1]).__name__,
-               hint="Pass the MessageBatch itself; it carries request_counts.")
+        expect_equal(
+            len(seen),
+            len(polls),
+            "on_progress was not called once per poll",
+            hint="Call on_progress(batch) after every retrieve, so the display shows request_counts.",
+        )
+        expect(
+            hasattr(seen[-1], "request_counts"),
+            "on_progress did not get the batch",
+            got=type(seen[-1]).__name__,
+            hint="Pass the MessageBatch itself; it carries request_counts.",
+        )
     finally:
         server.close()
 
@@ -484,8 +637,9 @@ than a few hundred polls, whatever the machine's load.)"""
 
 @poll.case("waits grow to a cap of one to ten minutes (a 70-minute batch: a poll at least every ten minutes)")
 def _capped(fn) -> None:
-    server, clock, key = _lockstep(limit_s=4 * 3600, scenario={"name": "slow-batches", "batch_slow_factor": 20},
-                                   max_sleeps=150)
+    server, clock, key = _lockstep(
+        limit_s=4 * 3600, scenario={"name": "slow-batches", "batch_slow_factor": 20}, max_sleeps=150
+    )
     try:
         batch_id = _submit(server, key, 60)  # 210 s x 20: seventy minutes of processing
         _run_poller(fn, server, clock, key, batch_id, deadline_s=3 * 3600)
@@ -493,10 +647,14 @@ def _capped(fn) -> None:
         gaps = [b - a for a, b in zip(polls, polls[1:])]
         longest = max(gaps, default=0.0)
         # A request's own transit (tens of ms) sits between a sleep and the next poll's arrival.
-        expect(longest <= MAX_POLL_INTERVAL_S + 5, f"{longest:,.0f} s between two polls of a running batch",
-               expected=f"at most {MAX_POLL_INTERVAL_S:,.0f} s", got=f"{longest:,.0f} s",
-               hint="Cap the wait (wait = min(wait * factor, cap)): without a cap the waits double into hours, "
-                    "and a batch that ended is noticed hours late.")
+        expect(
+            longest <= MAX_POLL_INTERVAL_S + 5,
+            f"{longest:,.0f} s between two polls of a running batch",
+            expected=f"at most {MAX_POLL_INTERVAL_S:,.0f} s",
+            got=f"{longest:,.0f} s",
+            hint="Cap the wait (wait = min(wait * factor, cap)): without a cap the waits double into hours, "
+            "and a batch that ended is noticed hours late.",
+        )
     finally:
         server.close()
 
@@ -510,16 +668,27 @@ def _already_ended(fn) -> None:
         clock = LockstepClock(server, limit_s=20_000, max_sleeps=60)
         seen: list[Any] = []
         batch = _run_poller(fn, server, clock, key, batch_id, deadline_s=3_600, on_progress=seen.append)
-        expect(getattr(batch, "processing_status", None) == "ended", "did not return the ended batch",
-               expected="a MessageBatch with status ended", got=getattr(batch, "processing_status", type(batch).__name__),
-               hint="Return the MessageBatch whose processing_status is 'ended'.")
+        expect(
+            getattr(batch, "processing_status", None) == "ended",
+            "did not return the ended batch",
+            expected="a MessageBatch with status ended",
+            got=getattr(batch, "processing_status", type(batch).__name__),
+            hint="Return the MessageBatch whose processing_status is 'ended'.",
+        )
         polls = _poll_times(server, key)
-        expect(len(polls) == 1 and not clock.sleeps,
-               f"{len(polls)} poll(s) and {len(clock.sleeps)} sleep(s) for a batch that had already ended",
-               expected="1 poll, no sleep", got=f"{len(polls)} poll(s), sleeps of {clock.sleeps[:4]} s",
-               hint="Retrieve first and return as soon as the batch has ended; sleep only between two polls.")
-        expect_equal(len(seen), 1, "on_progress was not called once for the one poll",
-                     hint="Call on_progress(batch) after every retrieve, including the last one.")
+        expect(
+            len(polls) == 1 and not clock.sleeps,
+            f"{len(polls)} poll(s) and {len(clock.sleeps)} sleep(s) for a batch that had already ended",
+            expected="1 poll, no sleep",
+            got=f"{len(polls)} poll(s), sleeps of {clock.sleeps[:4]} s",
+            hint="Retrieve first and return as soon as the batch has ended; sleep only between two polls.",
+        )
+        expect_equal(
+            len(seen),
+            1,
+            "on_progress was not called once for the one poll",
+            hint="Call on_progress(batch) after every retrieve, including the last one.",
+        )
     finally:
         server.close()
 
@@ -542,57 +711,94 @@ triage = Exercise(
 )
 
 
-def _line(cid: str, kind: str, error_type: str | None = None, text: str = "ok",
-          blocks: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def _line(
+    cid: str, kind: str, error_type: str | None = None, text: str = "ok", blocks: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     if kind == "succeeded":
-        result: dict[str, Any] = {"type": "succeeded", "message": {
-            "id": "msg_x", "type": "message", "role": "assistant", "model": MODEL, "stop_reason": "end_turn",
-            "content": blocks if blocks is not None else [{"type": "text", "text": text}],
-            "usage": {"input_tokens": 9, "output_tokens": 1}}}
+        result: dict[str, Any] = {
+            "type": "succeeded",
+            "message": {
+                "id": "msg_x",
+                "type": "message",
+                "role": "assistant",
+                "model": MODEL,
+                "stop_reason": "end_turn",
+                "content": blocks if blocks is not None else [{"type": "text", "text": text}],
+                "usage": {"input_tokens": 9, "output_tokens": 1},
+            },
+        }
     elif kind == "errored":
-        result = {"type": "errored", "error": {"type": "error", "error": {"type": error_type, "message": "m"},
-                                               "request_id": None}}
+        result = {
+            "type": "errored",
+            "error": {"type": "error", "error": {"type": error_type, "message": "m"}, "request_id": None},
+        }
     else:
         result = {"type": kind}
     return {"custom_id": cid, "result": result}
 
 
 def _check_frame(got: Any, inputs: pd.DataFrame) -> pd.DataFrame:
-    expect(isinstance(got, pd.DataFrame), "join_and_triage must return a DataFrame", got=type(got).__name__,
-           hint="Return the inputs with 'outcome' and 'text' columns added.")
+    expect(
+        isinstance(got, pd.DataFrame),
+        "join_and_triage must return a DataFrame",
+        got=type(got).__name__,
+        hint="Return the inputs with 'outcome' and 'text' columns added.",
+    )
     for col in ("custom_id", "outcome", "text"):
         collided = [c for c in got.columns if str(c).startswith(f"{col}_")]
         if col not in got.columns and collided:
-            raise CaseFailed(f"the result has {collided} where the {col!r} column should be: a merge collided with "
-                             f"the input's own {col!r} column", expected=f"one {col!r} column", got=list(got.columns),
-                             hint=f"inputs already has a {col!r} column (the review's own); the contract replaces it. "
-                                  f"Drop it before merging (inputs.drop(columns=[{col!r}])) or assign the new column "
-                                  "(inputs.assign(...)).")
-        expect(col in got.columns, f"the result has no {col!r} column", got=list(got.columns),
-               hint="Keep the input columns and add 'outcome' and 'text'.")
+            raise CaseFailed(
+                f"the result has {collided} where the {col!r} column should be: a merge collided with "
+                f"the input's own {col!r} column",
+                expected=f"one {col!r} column",
+                got=list(got.columns),
+                hint=f"inputs already has a {col!r} column (the review's own); the contract replaces it. "
+                f"Drop it before merging (inputs.drop(columns=[{col!r}])) or assign the new column "
+                "(inputs.assign(...)).",
+            )
+        expect(
+            col in got.columns,
+            f"the result has no {col!r} column",
+            got=list(got.columns),
+            hint="Keep the input columns and add 'outcome' and 'text'.",
+        )
     lost = [c for c in inputs.columns if c not in ("outcome", "text") and c not in got.columns]
-    expect(not lost, f"the result lost the input column(s) {lost}", expected=list(inputs.columns),
-           got=list(got.columns), hint="Return the inputs with the two columns added: the caller's other columns "
-                                       "(review, rating, ...) stay.")
-    expect_equal(len(got), len(inputs), "the result does not have one row per input",
-                 hint="A left join on custom_id keeps every input row, once; an input with no result gets outcome "
-                      "'missing' rather than disappearing, and no result adds a row.")
+    expect(
+        not lost,
+        f"the result lost the input column(s) {lost}",
+        expected=list(inputs.columns),
+        got=list(got.columns),
+        hint="Return the inputs with the two columns added: the caller's other columns (review, rating, ...) stay.",
+    )
+    expect_equal(
+        len(got),
+        len(inputs),
+        "the result does not have one row per input",
+        hint="A left join on custom_id keeps every input row, once; an input with no result gets outcome "
+        "'missing' rather than disappearing, and no result adds a row.",
+    )
     order = list(got["custom_id"])
     moved = next((i for i, (a, b) in enumerate(zip(order, inputs["custom_id"])) if a != b), None)
-    expect(moved is None, f"row {moved} of the result is not row {moved} of the inputs (the input order is lost)",
-           expected=inputs["custom_id"].iloc[moved] if moved is not None else None,
-           got=order[moved] if moved is not None else None,
-           hint="Return the inputs in their own order (a left merge keeps it; sorting or a merge with the results "
-                "on the left does not).")
+    expect(
+        moved is None,
+        f"row {moved} of the result is not row {moved} of the inputs (the input order is lost)",
+        expected=inputs["custom_id"].iloc[moved] if moved is not None else None,
+        got=order[moved] if moved is not None else None,
+        hint="Return the inputs in their own order (a left merge keeps it; sorting or a merge with the results "
+        "on the left does not).",
+    )
     return got
 
 
 def _same_lines(lines: list[dict[str, Any]], before: list[dict[str, Any]]) -> None:
     changed = next((i for i, (a, b) in enumerate(zip(lines, before)) if a != b), None)
-    expect(changed is None and len(lines) == len(before), "join_and_triage changed the result lines it was given",
-           expected=before[changed] if changed is not None else f"{len(before)} lines",
-           got=lines[changed] if changed is not None else f"{len(lines)} lines",
-           hint="Read the results; do not pop from them or edit them (they may be used again, e.g. for a report).")
+    expect(
+        changed is None and len(lines) == len(before),
+        "join_and_triage changed the result lines it was given",
+        expected=before[changed] if changed is not None else f"{len(before)} lines",
+        got=lines[changed] if changed is not None else f"{len(lines)} lines",
+        hint="Read the results; do not pop from them or edit them (they may be used again, e.g. for a report).",
+    )
 
 
 @triage.case("joins a real batch's results by custom_id (they come back in any order)")
@@ -616,24 +822,45 @@ def _joins_body(fn: Any, p: Any) -> None:
         p.script(t, f"label-{i:03d}")
         labels[cid] = None if cid == unsent else f"label-{i:03d}"
     client = p.client()
-    batch = client.messages.batches.create(requests=[
-        {"custom_id": c, "params": make_params({"text": t})}
-        for c, t in zip(inputs["custom_id"], inputs["text"]) if c != unsent])
+    batch = client.messages.batches.create(
+        requests=[
+            {"custom_id": c, "params": make_params({"text": t})}
+            for c, t in zip(inputs["custom_id"], inputs["text"])
+            if c != unsent
+        ]
+    )
     _wait(p, client, [batch.id])
     lines = [line.model_dump() for line in client.messages.batches.results(batch.id)]
     got = _check_frame(call(fn, inputs.copy(), lines), inputs)
     wrong = [(c, t) for c, t in zip(got["custom_id"], got["text"]) if labels[c] is not None and t != labels[c]]
-    expect(not wrong, f"{len(wrong)} of {len(inputs) - 1} reviews with a result got another review's reply",
-           got=wrong[:3], hint="Never join by position (the results file is in no particular order, and sorting it "
-                               "does not line it up with the inputs either). Merge on custom_id.")
+    expect(
+        not wrong,
+        f"{len(wrong)} of {len(inputs) - 1} reviews with a result got another review's reply",
+        got=wrong[:3],
+        hint="Never join by position (the results file is in no particular order, and sorting it "
+        "does not line it up with the inputs either). Merge on custom_id.",
+    )
     unsent_text = got.loc[got["custom_id"] == unsent, "text"].iloc[0]
-    expect(_is_null(unsent_text), "an input with no result line has a text", expected=None, got=unsent_text,
-           hint="Without a result there is no reply: text is None (the input's own text is replaced, not kept).")
+    expect(
+        _is_null(unsent_text),
+        "an input with no result line has a text",
+        expected=None,
+        got=unsent_text,
+        hint="Without a result there is no reply: text is None (the input's own text is replaced, not kept).",
+    )
     outcomes = dict(zip(got["custom_id"], map(str, got["outcome"])))
-    expect_equal(outcomes[unsent], "missing", "an input with no result line was not marked 'missing'",
-                 hint="Inputs without a result line keep their row, with outcome 'missing'.")
-    expect({o for c, o in outcomes.items() if c != unsent} == {"succeeded"}, "succeeded results not marked 'succeeded'",
-           got=sorted(set(outcomes.values())), hint="result.type 'succeeded' -> outcome 'succeeded'.")
+    expect_equal(
+        outcomes[unsent],
+        "missing",
+        "an input with no result line was not marked 'missing'",
+        hint="Inputs without a result line keep their row, with outcome 'missing'.",
+    )
+    expect(
+        {o for c, o in outcomes.items() if c != unsent} == {"succeeded"},
+        "succeeded results not marked 'succeeded'",
+        got=sorted(set(outcomes.values())),
+        hint="result.type 'succeeded' -> outcome 'succeeded'.",
+    )
 
 
 _THINKING = {"type": "thinking", "thinking": "The review says it works.", "signature": "sig"}
@@ -642,22 +869,44 @@ _THINKING = {"type": "thinking", "thinking": "The review says it works.", "signa
 @triage.case("triages every result type; text on every succeeded row, None elsewhere; inputs unchanged")
 def _types(fn) -> None:
     inputs = pd.DataFrame({"custom_id": list("abcdefghi"), "review": list("ABCDEFGHI")})
-    lines = [_line("g", "canceled"), _line("c", "errored", "api_error"), _line("a", "succeeded", text="positive"),
-             _line("e", "expired"), _line("b", "errored", "invalid_request_error"),
-             _line("h", "succeeded", blocks=[_THINKING, {"type": "text", "text": "neg"},
-                                             {"type": "text", "text": "ative"}]),
-             _line("d", "errored", "overloaded_error"), _line("i", "succeeded", text="neutral")]
+    lines = [
+        _line("g", "canceled"),
+        _line("c", "errored", "api_error"),
+        _line("a", "succeeded", text="positive"),
+        _line("e", "expired"),
+        _line("b", "errored", "invalid_request_error"),
+        _line("h", "succeeded", blocks=[_THINKING, {"type": "text", "text": "neg"}, {"type": "text", "text": "ative"}]),
+        _line("d", "errored", "overloaded_error"),
+        _line("i", "succeeded", text="neutral"),
+    ]
     before_inputs, before_lines = inputs.copy(), copy.deepcopy(lines)
     got = _check_frame(call(fn, inputs, lines), inputs)
     _unchanged(inputs, before_inputs, "join_and_triage")
     _same_lines(lines, before_lines)
-    want = {"a": "succeeded", "b": "invalid", "c": "retry", "d": "retry", "e": "retry", "g": "canceled", "f": "missing",
-            "h": "succeeded", "i": "succeeded"}
+    want = {
+        "a": "succeeded",
+        "b": "invalid",
+        "c": "retry",
+        "d": "retry",
+        "e": "retry",
+        "g": "canceled",
+        "f": "missing",
+        "h": "succeeded",
+        "i": "succeeded",
+    }
     outcomes = dict(zip(got["custom_id"], got["outcome"]))
     for cid, expected in want.items():
-        what = {"a": "succeeded", "b": "errored with invalid_request_error", "c": "errored with api_error",
-                "d": "errored with overloaded_error", "e": "expired", "f": "(no result line)", "g": "canceled",
-                "h": "succeeded", "i": "succeeded"}[cid]
+        what = {
+            "a": "succeeded",
+            "b": "errored with invalid_request_error",
+            "c": "errored with api_error",
+            "d": "errored with overloaded_error",
+            "e": "expired",
+            "f": "(no result line)",
+            "g": "canceled",
+            "h": "succeeded",
+            "i": "succeeded",
+        }[cid]
         hint = {
             "invalid": "An invalid request fails the same way every time: report it, never resubmit it.",
             "retry": "Server-side errors (api_error, overloaded_error) and expired requests may succeed next time: 'retry'.",
@@ -666,13 +915,22 @@ def _types(fn) -> None:
         expect_equal(str(outcomes.get(cid)), expected, f"a result {what} was triaged wrong", hint=hint)
     texts = dict(zip(got["custom_id"], got["text"]))
     for cid, text in {"a": "positive", "h": "negative", "i": "neutral"}.items():
-        expect_equal(texts[cid], text, f"the text of succeeded result {cid!r} is wrong",
-                     hint="text is the concatenation of the message's text blocks, in order; other blocks "
-                          "(thinking, tool_use) carry no text: read blocks by type, never content[0].")
+        expect_equal(
+            texts[cid],
+            text,
+            f"the text of succeeded result {cid!r} is wrong",
+            hint="text is the concatenation of the message's text blocks, in order; other blocks "
+            "(thinking, tool_use) carry no text: read blocks by type, never content[0].",
+        )
     filled = {cid: texts[cid] for cid in "bcdefg" if not _is_null(texts[cid])}
-    expect(not filled, "rows that did not succeed have a text", expected="None for every row that did not succeed",
-           got=filled, hint="Only a succeeded result has a reply: text is None for errored, expired, canceled and "
-                            "missing rows (an empty string reads as an empty reply).")
+    expect(
+        not filled,
+        "rows that did not succeed have a text",
+        expected="None for every row that did not succeed",
+        got=filled,
+        hint="Only a succeeded result has a reply: text is None for errored, expired, canceled and "
+        "missing rows (an empty string reads as an empty reply).",
+    )
 
 
 @triage.case("empty inputs, or no result lines at all")
@@ -683,9 +941,13 @@ def _empty_triage(fn) -> None:
     inputs = pd.DataFrame({"custom_id": ["x", "y"], "review": ["X", "Y"]})
     got = _check_frame(call(fn, inputs.copy(), []), inputs)
     outcomes = [str(o) for o in got["outcome"]]
-    expect(outcomes == ["missing", "missing"], "inputs with no result lines are not all 'missing'",
-           expected=["missing", "missing"], got=outcomes,
-           hint="A batch whose results never came back must not lose its inputs: every one is 'missing'.")
+    expect(
+        outcomes == ["missing", "missing"],
+        "inputs with no result lines are not all 'missing'",
+        expected=["missing", "missing"],
+        got=outcomes,
+        hint="A batch whose results never came back must not lose its inputs: every one is 'missing'.",
+    )
 
 
 def _contract_outcome(result: dict[str, Any] | None) -> str:
@@ -719,14 +981,26 @@ def _random_batches(fn) -> None:
         for cid, outcome, text in zip(got["custom_id"], got["outcome"], got["text"]):
             result, want_text = truth[cid]
             want = _contract_outcome(result)
-            what = "no result line" if result is None else result["type"] + (
-                f" ({result['error']['error']['type']})" if result["type"] == "errored" else "")
-            expect(str(outcome) == want, f"batch {trial + 1} of 40: {what} triaged as {outcome!r}",
-                   expected=want, got=str(outcome), hint="Map each result type to its outcome as the docstring says.")
+            what = (
+                "no result line"
+                if result is None
+                else result["type"] + (f" ({result['error']['error']['type']})" if result["type"] == "errored" else "")
+            )
+            expect(
+                str(outcome) == want,
+                f"batch {trial + 1} of 40: {what} triaged as {outcome!r}",
+                expected=want,
+                got=str(outcome),
+                hint="Map each result type to its outcome as the docstring says.",
+            )
             ok = text == want_text or (want_text is None and _is_null(text))
-            expect(ok, f"batch {trial + 1} of 40: the text of a row with {what} is wrong",
-                   expected=want_text, got=text,
-                   hint="text is the reply of a succeeded result, None otherwise, replacing the input's own text.")
+            expect(
+                ok,
+                f"batch {trial + 1} of 40: the text of a row with {what} is wrong",
+                expected=want_text,
+                got=text,
+                hint="text is the reply of a succeeded result, None otherwise, replacing the input's own text.",
+            )
 
 
 # =============================================================================================
@@ -769,8 +1043,12 @@ def _posts(p: Any) -> int:
 
 def _call_resubmit(fn: Any, client: Any, store: JobStore, job_id: str, params: dict[str, Any]) -> list[str]:
     got = call(fn, client, store, job_id, params)
-    expect(isinstance(got, list), "resubmit_failures must return a list of batch ids", got=got,
-           hint="Return [batch.id] after submitting, or [] when there was nothing to resubmit.")
+    expect(
+        isinstance(got, list),
+        "resubmit_failures must return a list of batch ids",
+        got=got,
+        hint="Return [batch.id] after submitting, or [] when there was nothing to resubmit.",
+    )
     return got
 
 
@@ -783,56 +1061,99 @@ def _only_retryable(fn) -> None:
 def _only_retryable_body(fn: Any, p: Any) -> None:
     client = p.client()
     store = JobStore()
-    outcomes = {"ok1": ("succeeded", None), "ok2": ("succeeded", None), "bad1": ("invalid", "invalid_request_error"),
-                "exp1": ("retry", "expired"), "err1": ("retry", "api_error"), "gone1": ("missing", None),
-                "cxl1": ("canceled", "canceled")}
+    outcomes = {
+        "ok1": ("succeeded", None),
+        "ok2": ("succeeded", None),
+        "bad1": ("invalid", "invalid_request_error"),
+        "exp1": ("retry", "expired"),
+        "err1": ("retry", "api_error"),
+        "gone1": ("missing", None),
+        "cxl1": ("canceled", "canceled"),
+    }
     store.create_job("nightly", [*outcomes, "run1"])
     store.record_batch("nightly", "msgbatch_earlier", list(outcomes))
     store.record_outcomes("msgbatch_earlier", outcomes)
     store.record_batch("nightly", "msgbatch_running", ["run1"])  # still processing: outcome 'pending'
     # params_by_id in another order than the job's items: only a lookup by custom_id finds the right body.
-    params = {cid: make_params({"text": f"review {cid}"})
-              for cid in ("gone1", "ok2", "run1", "cxl1", "err1", "ok1", "exp1")}
+    params = {
+        cid: make_params({"text": f"review {cid}"}) for cid in ("gone1", "ok2", "run1", "cxl1", "err1", "ok1", "exp1")
+    }
     params["bad1"] = make_params({"text": ""})
     for cid in params:
         p.script(f"review {cid}", f"label-{cid}")  # the reply names the review whose params were sent
     before = copy.deepcopy(params)
     new = _call_resubmit(fn, client, store, "nightly", params)
     changed = sorted(cid for cid in set(before) | set(params) if params.get(cid) != before.get(cid))
-    expect(not changed, "resubmit_failures changed params_by_id", expected="params_by_id as it was given",
-           got=f"changed or removed: {changed[:4]}",
-           hint="Read params_by_id[custom_id]; do not pop from it or edit the bodies (the next round needs them).")
-    expect(len(new) >= 1 and _posts(p) >= 1, "nothing was resubmitted", got=new,
-           hint="Items with outcome 'retry' or 'missing' must go out again.")
+    expect(
+        not changed,
+        "resubmit_failures changed params_by_id",
+        expected="params_by_id as it was given",
+        got=f"changed or removed: {changed[:4]}",
+        hint="Read params_by_id[custom_id]; do not pop from it or edit the bodies (the next round needs them).",
+    )
+    expect(
+        len(new) >= 1 and _posts(p) >= 1,
+        "nothing was resubmitted",
+        got=new,
+        hint="Items with outcome 'retry' or 'missing' must go out again.",
+    )
     _wait(p, client, new)
     sent = set(_batch_rows(p)["custom_id"])
     want = {"exp1", "err1", "gone1"}
-    expect(not (sent & {"bad1"}), "an invalid request was resubmitted", got=sorted(sent),
-           hint="An invalid request fails again and fills the report twice a night: never resubmit 'invalid'.")
-    expect(not (sent & {"ok1", "ok2"}), "succeeded requests were resubmitted (billed twice)", got=sorted(sent),
-           hint="Only failures go out again; a succeeded review resubmitted is paid for twice.")
-    expect(not (sent & {"cxl1"}), "a canceled request was resubmitted", got=sorted(sent),
-           hint="Canceled means someone stopped it on purpose: report it, do not resubmit it automatically.")
-    expect(not (sent & {"run1"}), "an item still pending in a running batch was resubmitted", got=sorted(sent),
-           hint="'pending' means its batch has not ended: it may still succeed, and a second copy would be billed "
-                "twice. Resubmit only 'retry' and 'missing'.")
-    expect(sent == want, "the resubmitted custom_ids are not exactly the retryable ones",
-           expected=sorted(want), got=sorted(sent),
-           hint="Resubmit outcome 'retry' (expired and server errors) and 'missing', keeping each original "
-                "custom_id so the new results join to the same reviews.")
+    expect(
+        not (sent & {"bad1"}),
+        "an invalid request was resubmitted",
+        got=sorted(sent),
+        hint="An invalid request fails again and fills the report twice a night: never resubmit 'invalid'.",
+    )
+    expect(
+        not (sent & {"ok1", "ok2"}),
+        "succeeded requests were resubmitted (billed twice)",
+        got=sorted(sent),
+        hint="Only failures go out again; a succeeded review resubmitted is paid for twice.",
+    )
+    expect(
+        not (sent & {"cxl1"}),
+        "a canceled request was resubmitted",
+        got=sorted(sent),
+        hint="Canceled means someone stopped it on purpose: report it, do not resubmit it automatically.",
+    )
+    expect(
+        not (sent & {"run1"}),
+        "an item still pending in a running batch was resubmitted",
+        got=sorted(sent),
+        hint="'pending' means its batch has not ended: it may still succeed, and a second copy would be billed "
+        "twice. Resubmit only 'retry' and 'missing'.",
+    )
+    expect(
+        sent == want,
+        "the resubmitted custom_ids are not exactly the retryable ones",
+        expected=sorted(want),
+        got=sorted(sent),
+        hint="Resubmit outcome 'retry' (expired and server errors) and 'missing', keeping each original "
+        "custom_id so the new results join to the same reviews.",
+    )
     replies = {}
     for bid in new:
         for line in client.messages.batches.results(bid):
             result = line.result
             replies[line.custom_id] = text_of(result.message) if result.type == "succeeded" else result.type
     swapped = {cid: replies.get(cid) for cid in sorted(want) if replies.get(cid) != f"label-{cid}"}
-    expect(not swapped, "a resubmitted request went out with another review's params",
-           expected={cid: f"label-{cid}" for cid in swapped}, got=swapped,
-           hint="Look each item's params up by its custom_id (params_by_id[custom_id]), never by its position.")
-    expect(len(new) == 1 and _posts(p) == 1, f"the retries went out in {_posts(p)} batches, not one new batch",
-           expected="one POST /v1/messages/batches, returned as [batch_id]", got=f"{len(new)} id(s) returned",
-           hint="Put every retryable request into a single new batch (one batch to poll and collect, not one "
-                "per item) and return [batch.id].")
+    expect(
+        not swapped,
+        "a resubmitted request went out with another review's params",
+        expected={cid: f"label-{cid}" for cid in swapped},
+        got=swapped,
+        hint="Look each item's params up by its custom_id (params_by_id[custom_id]), never by its position.",
+    )
+    expect(
+        len(new) == 1 and _posts(p) == 1,
+        f"the retries went out in {_posts(p)} batches, not one new batch",
+        expected="one POST /v1/messages/batches, returned as [batch_id]",
+        got=f"{len(new)} id(s) returned",
+        hint="Put every retryable request into a single new batch (one batch to poll and collect, not one "
+        "per item) and return [batch.id].",
+    )
 
 
 @resubmit.case("a job with nothing to retry: [] and no batch created")
@@ -846,10 +1167,14 @@ def _nothing(fn) -> None:
     store.record_outcomes("msgbatch_done", outcomes)
     params = {cid: make_params({"text": f"review {cid}"}) for cid in outcomes}
     got = _call_resubmit(fn, client, store, "j", params)
-    expect(got == [] and _posts(p) == 0, "a job with nothing retryable still submitted something",
-           expected="[] and no POST /v1/messages/batches", got=f"{got} and {_posts(p)} POST(s)",
-           hint="When no item is 'retry' or 'missing', return [] before calling batches.create (an empty batch is "
-                "refused, and a batch of finished items bills them twice).")
+    expect(
+        got == [] and _posts(p) == 0,
+        "a job with nothing retryable still submitted something",
+        expected="[] and no POST /v1/messages/batches",
+        got=f"{got} and {_posts(p)} POST(s)",
+        hint="When no item is 'retry' or 'missing', return [] before calling batches.create (an empty batch is "
+        "refused, and a batch of finished items bills them twice).",
+    )
 
 
 @resubmit.case("running it twice submits nothing new (idempotent)")
@@ -869,12 +1194,20 @@ def _idempotent_body(fn: Any, p: Any) -> None:
     first = _call_resubmit(fn, client, store, "j", params)
     posts = _posts(p)
     second = _call_resubmit(fn, client, store, "j", params)
-    expect(_posts(p) == posts and not second, "the second run submitted another batch",
-           expected="[] and no new POST /v1/messages/batches", got=f"{second} ({_posts(p) - posts} new POST)",
-           hint="Record the new batch with store.record_batch(job_id, batch.id, custom_ids): that marks the items "
-                "'pending', so the next run does not pick them again.")
-    expect(set(store.open_batches("j")) >= set(first), "the new batch is not in the job record",
-           got=store.open_batches("j"), hint="store.record_batch(...) right after batches.create, before anything else.")
+    expect(
+        _posts(p) == posts and not second,
+        "the second run submitted another batch",
+        expected="[] and no new POST /v1/messages/batches",
+        got=f"{second} ({_posts(p) - posts} new POST)",
+        hint="Record the new batch with store.record_batch(job_id, batch.id, custom_ids): that marks the items "
+        "'pending', so the next run does not pick them again.",
+    )
+    expect(
+        set(store.open_batches("j")) >= set(first),
+        "the new batch is not in the job record",
+        got=store.open_batches("j"),
+        hint="store.record_batch(...) right after batches.create, before anything else.",
+    )
 
 
 @resubmit.case("after a run with expirations and errors: every review enriched or reported, none billed twice (ledger)")
@@ -887,7 +1220,9 @@ def _ledger_body(fn: Any, p: Any) -> None:
     client = p.client()
     p.server.set_rate_limits(p.api_key, "unlimited")
     inputs = _reviews(20, empty=(3, 11))
-    reqs = [{"custom_id": f"rev-{i:03d}", "params": make_params(row)} for i, row in enumerate(inputs.to_dict("records"))]
+    reqs = [
+        {"custom_id": f"rev-{i:03d}", "params": make_params(row)} for i, row in enumerate(inputs.to_dict("records"))
+    ]
     params = {r["custom_id"]: r["params"] for r in reqs}
     store = JobStore()
     store.create_job("j", list(params))
@@ -908,16 +1243,22 @@ def _ledger_body(fn: Any, p: Any) -> None:
     rows = _batch_rows(p)
     billed = rows[rows["status"] == 200]["custom_id"].value_counts()
     twice = sorted(billed[billed > 1].index)
-    expect(not twice, "reviews were billed twice", got=twice,
-           hint="Resubmit only failures; a succeeded review must never go out again.")
+    expect(
+        not twice,
+        "reviews were billed twice",
+        got=twice,
+        hint="Resubmit only failures; a succeeded review must never go out again.",
+    )
     again = sorted(set(rows["custom_id"][rows["custom_id"].duplicated()]) & invalid_first)
-    expect(not again, "invalid requests were resubmitted", got=again,
-           hint="outcome 'invalid' is final: report it.")
+    expect(not again, "invalid requests were resubmitted", got=again, hint="outcome 'invalid' is final: report it.")
     summary = store.summary("j")
-    expect(set(summary) <= {"succeeded", "invalid"} and summary.get("invalid") == 2,
-           "after one resubmission not every review is enriched or reported invalid",
-           expected="{'succeeded': 18, 'invalid': 2}", got=summary,
-           hint="Every expired or transiently errored request (outcome 'retry') must be resubmitted.")
+    expect(
+        set(summary) <= {"succeeded", "invalid"} and summary.get("invalid") == 2,
+        "after one resubmission not every review is enriched or reported invalid",
+        expected="{'succeeded': 18, 'invalid': 2}",
+        got=summary,
+        hint="Every expired or transiently errored request (outcome 'retry') must be resubmitted.",
+    )
 
 
 EXERCISES = [build, poll, triage, resubmit]

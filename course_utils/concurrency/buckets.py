@@ -39,8 +39,9 @@ class TokenBucket:
     what was only known afterwards); refunds never overfill it.
     """
 
-    def __init__(self, capacity: float, refill_per_second: float, *, clock: Clock = SYSTEM_CLOCK,
-                 level: float | None = None) -> None:
+    def __init__(
+        self, capacity: float, refill_per_second: float, *, clock: Clock = SYSTEM_CLOCK, level: float | None = None
+    ) -> None:
         if capacity <= 0 or refill_per_second < 0:
             raise ValueError("capacity must be > 0 and refill_per_second >= 0")
         self.capacity = float(capacity)
@@ -150,8 +151,16 @@ class RateBudget:
     acquisition back (a ``retry-after`` from the provider).
     """
 
-    def __init__(self, requests_per_minute: float, input_tokens_per_minute: float, output_tokens_per_minute: float,
-                 *, clock: Clock = SYSTEM_CLOCK, burst_s: float = 1.0, headroom: float = 0.0) -> None:
+    def __init__(
+        self,
+        requests_per_minute: float,
+        input_tokens_per_minute: float,
+        output_tokens_per_minute: float,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        burst_s: float = 1.0,
+        headroom: float = 0.0,
+    ) -> None:
         if not 0 < burst_s <= 60:
             raise ValueError(f"burst_s must be in (0, 60] seconds, not {burst_s!r}")
         if not 0 <= headroom < 1:
@@ -159,8 +168,11 @@ class RateBudget:
         self.clock = clock
         self.burst_s = float(burst_s)
         self.headroom = float(headroom)
-        self.per_minute = {"requests": float(requests_per_minute), "input-tokens": float(input_tokens_per_minute),
-                           "output-tokens": float(output_tokens_per_minute)}
+        self.per_minute = {
+            "requests": float(requests_per_minute),
+            "input-tokens": float(input_tokens_per_minute),
+            "output-tokens": float(output_tokens_per_minute),
+        }
         """The provider's limits (per minute), as given or as the ``*-limit`` headers last said."""
         self.requests = self._bucket(requests_per_minute)
         self.input = self._bucket(input_tokens_per_minute)
@@ -179,12 +191,18 @@ class RateBudget:
         return TokenBucket(capacity, rate, clock=self.clock)
 
     @classmethod
-    def from_limits(cls, limits: object, *, clock: Clock = SYSTEM_CLOCK, burst_s: float = 1.0,
-                    headroom: float = 0.0) -> "RateBudget":
+    def from_limits(
+        cls, limits: object, *, clock: Clock = SYSTEM_CLOCK, burst_s: float = 1.0, headroom: float = 0.0
+    ) -> "RateBudget":
         """From anything with ``requests_per_minute``, ``input_tokens_per_minute``, ``output_tokens_per_minute``."""
-        return cls(limits.requests_per_minute, limits.input_tokens_per_minute,  # type: ignore[attr-defined]
-                   limits.output_tokens_per_minute, clock=clock, burst_s=burst_s,  # type: ignore[attr-defined]
-                   headroom=headroom)
+        return cls(
+            limits.requests_per_minute,
+            limits.input_tokens_per_minute,  # type: ignore[attr-defined]
+            limits.output_tokens_per_minute,
+            clock=clock,
+            burst_s=burst_s,  # type: ignore[attr-defined]
+            headroom=headroom,
+        )
 
     def buckets(self) -> dict[str, TokenBucket]:
         """The buckets by the name the ``anthropic-ratelimit-{name}-*`` headers use."""
@@ -200,14 +218,20 @@ class RateBudget:
     def restart(self, spent: Cost | None = None) -> None:
         """Start every bucket afresh now, full minus ``spent`` (a request the provider already charged)."""
         spent = spent or Cost(0, 0, 0)
-        for bucket, n in ((self.requests, spent.requests), (self.input, spent.input_tokens),
-                          (self.output, spent.output_tokens)):
+        for bucket, n in (
+            (self.requests, spent.requests),
+            (self.input, spent.input_tokens),
+            (self.output, spent.output_tokens),
+        ):
             bucket.reset(bucket.capacity - n)
 
     def _needs(self, cost: Cost) -> tuple[float, float, float]:
         # A demand bigger than its bucket is admitted once the bucket is full (then overdraws it).
-        return (min(cost.requests, self.requests.capacity), min(cost.input_tokens, self.input.capacity),
-                min(cost.output_tokens, self.output.capacity))
+        return (
+            min(cost.requests, self.requests.capacity),
+            min(cost.input_tokens, self.input.capacity),
+            min(cost.output_tokens, self.output.capacity),
+        )
 
     def time_until(self, cost: Cost) -> float:
         """Seconds until ``cost`` could be taken (pauses included)."""
@@ -216,8 +240,12 @@ class RateBudget:
         # move for a shorter sleep, and the waiter would spin.
         pause = pause if pause > _SLACK_S else 0.0
         requests, input_tokens, output_tokens = self._needs(cost)
-        return max(pause, self.requests.time_until(requests), self.input.time_until(input_tokens),
-                   self.output.time_until(output_tokens))
+        return max(
+            pause,
+            self.requests.time_until(requests),
+            self.input.time_until(input_tokens),
+            self.output.time_until(output_tokens),
+        )
 
     def take(self, cost: Cost) -> None:
         """Charge ``cost`` now, whatever the levels (may overdraw)."""
@@ -246,7 +274,8 @@ class RateBudget:
         if cost.input_tokens > self.per_minute["input-tokens"]:
             raise ExceedsBucketCapacity(
                 f"{cost.input_tokens:,} input tokens exceed the {self.per_minute['input-tokens']:,.0f} input tokens "
-                "per minute this key may ever send; shorten or split the prompt")
+                "per minute this key may ever send; shorten or split the prompt"
+            )
         waited = 0.0
         async with self._line:  # first come, first served
             while True:

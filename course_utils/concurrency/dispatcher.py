@@ -49,6 +49,7 @@ class _PacedRetry(RetryPolicy):
             return 0.0
         return super().delay(attempt, error)
 
+
 __all__ = ["RateLimitedDispatcher", "DispatchStats", "estimate_cost", "retry_after_seconds"]
 
 HEADER_PREFIX = "anthropic-ratelimit-"
@@ -128,13 +129,20 @@ class RateLimitedDispatcher:
         self._sync = sync_headers
         self._max_attempts = max(1, max_attempts)
         self._rng = rng or random.Random(0)
-        self._retry = _PacedRetry(max_attempts=self._max_attempts, base_s=backoff_s, deadline_s=None,
-                                  clock=self._clock, seed=self._rng.getrandbits(32), on_retry=self._count_retry)
+        self._retry = _PacedRetry(
+            max_attempts=self._max_attempts,
+            base_s=backoff_s,
+            deadline_s=None,
+            clock=self._clock,
+            seed=self._rng.getrandbits(32),
+            on_retry=self._count_retry,
+        )
         self._slots = asyncio.Semaphore(max_concurrency)
         self._max_concurrency = max_concurrency
         self.budget: RateBudget | None = (
             RateBudget.from_limits(limits, clock=clock, burst_s=burst_s, headroom=headroom)
-            if limits is not None else None
+            if limits is not None
+            else None
         )
         self.stats = DispatchStats()
         self._first = asyncio.Lock()
@@ -231,8 +239,14 @@ class RateLimitedDispatcher:
         if self.budget is None:
             if len(limits) < 3:
                 return
-            self.budget = RateBudget(limits["requests"], limits["input-tokens"], limits["output-tokens"],
-                                     clock=self._clock, burst_s=self._burst_s, headroom=self._headroom)
+            self.budget = RateBudget(
+                limits["requests"],
+                limits["input-tokens"],
+                limits["output-tokens"],
+                clock=self._clock,
+                burst_s=self._burst_s,
+                headroom=self._headroom,
+            )
             return
         for name, limit in limits.items():
             if abs(limit - self.budget.per_minute[name]) > 1e-9:
@@ -299,8 +313,9 @@ class RateLimitedDispatcher:
             return await self.create(**body)
 
         # The semaphore inside create() bounds connections; run_all only needs to keep every outcome.
-        outcomes = await run_all(send, bodies, timeout=timeout, on_done=on_done, on_progress=on_progress,
-                                 clock=self._clock)
+        outcomes = await run_all(
+            send, bodies, timeout=timeout, on_done=on_done, on_progress=on_progress, clock=self._clock
+        )
         self.elapsed_s = self._clock.monotonic() - started
         return outcomes
 

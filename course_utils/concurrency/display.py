@@ -38,8 +38,9 @@ def async_slider(
         return None
     import pandas as pd
 
-    slider = widgets.SelectionSlider(options=list(options), value=value, description=description,
-                                     continuous_update=False)  # one run per release, not per pixel
+    slider = widgets.SelectionSlider(
+        options=list(options), value=value, description=description, continuous_update=False
+    )  # one run per release, not per pixel
     shown = widgets.Output()
     moves = {"latest": 0}
     tasks: set[asyncio.Task] = set()  # strong references: the loop keeps only weak ones

@@ -39,8 +39,9 @@ async def bounded_gather(fn: Callable[[Any], Awaitable[R]], items: Iterable[Any]
                 group.create_task(run_one(index, item))
     except BaseExceptionGroup as group_error:
         # One failure cancels its siblings; report the failure, not the cancellations it caused.
-        first = next((e for e in group_error.exceptions if not isinstance(e, asyncio.CancelledError)),
-                     group_error.exceptions[0])
+        first = next(
+            (e for e in group_error.exceptions if not isinstance(e, asyncio.CancelledError)), group_error.exceptions[0]
+        )
         raise first from None
     return results
 

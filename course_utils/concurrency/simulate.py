@@ -96,10 +96,16 @@ class SimulatedRun:
 
     def summary(self) -> dict[str, Any]:
         """The figures a sentence quotes."""
-        return {"approach": self.approach, "succeeded": self.succeeded, "failed": self.failed,
-                "rate_limited_429": self.rate_limited, "retries": self.retries,
-                "virtual_s": round(self.virtual_s, 2), "span_s": round(self.span_s, 2),
-                "limit_used_pct": round(100 * self.limit_used, 1)}
+        return {
+            "approach": self.approach,
+            "succeeded": self.succeeded,
+            "failed": self.failed,
+            "rate_limited_429": self.rate_limited,
+            "retries": self.retries,
+            "virtual_s": round(self.virtual_s, 2),
+            "span_s": round(self.span_s, 2),
+            "limit_used_pct": round(100 * self.limit_used, 1),
+        }
 
 
 class RunComparison(list):
@@ -143,9 +149,15 @@ def simulate_runs(
     out = RunComparison()
     started = time.monotonic()
     for name, approach in approaches.items():
-        out.append(_in_thread(lambda approach=approach, name=name: run_virtual(
-            _one(name, approach, rpm=rpm, itpm=itpm, otpm=otpm, burst_s=burst_s, seed=seed,
-                 time_scale=time_scale))))
+        out.append(
+            _in_thread(
+                lambda approach=approach, name=name: run_virtual(
+                    _one(
+                        name, approach, rpm=rpm, itpm=itpm, otpm=otpm, burst_s=burst_s, seed=seed, time_scale=time_scale
+                    )
+                )
+            )
+        )
         if on_progress is not None:
             on_progress(ProgressEvent(len(out), len(approaches), time.monotonic() - started, latest=out[-1]))
     return out
@@ -172,15 +184,20 @@ async def asimulate_runs(
     out = RunComparison()
     started = time.monotonic()
     for name, approach in approaches.items():
-        out.append(await asyncio.to_thread(run_virtual, _one(
-            name, approach, rpm=rpm, itpm=itpm, otpm=otpm, burst_s=burst_s, seed=seed, time_scale=time_scale)))
+        out.append(
+            await asyncio.to_thread(
+                run_virtual,
+                _one(name, approach, rpm=rpm, itpm=itpm, otpm=otpm, burst_s=burst_s, seed=seed, time_scale=time_scale),
+            )
+        )
         if on_progress is not None:
             on_progress(ProgressEvent(len(out), len(approaches), time.monotonic() - started, latest=out[-1]))
     return out
 
 
-async def _one(name: str, approach: Approach, *, rpm: float, itpm: float, otpm: float, burst_s: float,
-               seed: int, time_scale: float) -> SimulatedRun:
+async def _one(
+    name: str, approach: Approach, *, rpm: float, itpm: float, otpm: float, burst_s: float, seed: int, time_scale: float
+) -> SimulatedRun:
     import asyncio
 
     from ..mock_provider.inprocess import InProcessServer

@@ -62,16 +62,29 @@ class Outcomes(list):
         import pandas as pd
 
         return pd.DataFrame(
-            [{"index": o.index, "ok": o.ok, "value": o.value,
-              "error_type": type(o.error).__name__ if o.error is not None else None,
-              "error": str(o.error) if o.error is not None else None, "seconds": o.seconds} for o in self],
-            columns=["index", "ok", "value", "error_type", "error", "seconds"])
+            [
+                {
+                    "index": o.index,
+                    "ok": o.ok,
+                    "value": o.value,
+                    "error_type": type(o.error).__name__ if o.error is not None else None,
+                    "error": str(o.error) if o.error is not None else None,
+                    "seconds": o.seconds,
+                }
+                for o in self
+            ],
+            columns=["index", "ok", "value", "error_type", "error", "seconds"],
+        )
 
     def summary(self) -> dict[str, Any]:
         """``items``, ``succeeded``, ``failed`` and ``slowest_s`` (0.0 when empty)."""
         succeeded = sum(o.ok for o in self)
-        return {"items": len(self), "succeeded": succeeded, "failed": len(self) - succeeded,
-                "slowest_s": max((o.seconds for o in self), default=0.0)}
+        return {
+            "items": len(self),
+            "succeeded": succeeded,
+            "failed": len(self) - succeeded,
+            "slowest_s": max((o.seconds for o in self), default=0.0),
+        }
 
 
 async def with_timeout(awaitable: Awaitable[T], seconds: float | None, clock: Clock = SYSTEM_CLOCK) -> T:

@@ -20,9 +20,14 @@ __all__ = ["run_threaded"]
 R = TypeVar("R")
 
 
-def run_threaded(fn: Callable[[Any], R], items: Iterable[Any], *, workers: int,
-                 on_done: Callable[[Outcome[R]], Any] | None = None,
-                 on_progress: ProgressCallback | None = None) -> Outcomes:
+def run_threaded(
+    fn: Callable[[Any], R],
+    items: Iterable[Any],
+    *,
+    workers: int,
+    on_done: Callable[[Outcome[R]], Any] | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> Outcomes:
     """Call ``fn(item)`` on a pool of ``workers`` threads; one :class:`Outcome` per item, in input order.
 
     ``on_done(outcome)`` runs in the worker thread that finished the item; ``on_progress`` (a

@@ -131,8 +131,11 @@ class WorkerPool(Generic[R]):
                 self._outcomes[index] = outcome
                 if self._on_progress is not None:
                     total = self._total if self._total is not None else (self._submitted if self._closed else None)
-                    self._on_progress(ProgressEvent(len(self._outcomes), total,
-                                                    self._clock.monotonic() - self._started_at, latest=outcome))
+                    self._on_progress(
+                        ProgressEvent(
+                            len(self._outcomes), total, self._clock.monotonic() - self._started_at, latest=outcome
+                        )
+                    )
             finally:
                 self._queue.task_done()
 
@@ -151,8 +154,9 @@ async def run_pool(
     ``on_progress`` events carry ``total=len(jobs)`` (the jobs are listed first).
     """
     jobs = list(jobs)
-    async with WorkerPool(handler, workers=workers, timeout=timeout, on_progress=on_progress, total=len(jobs),
-                          clock=clock) as pool:
+    async with WorkerPool(
+        handler, workers=workers, timeout=timeout, on_progress=on_progress, total=len(jobs), clock=clock
+    ) as pool:
         for job in jobs:
             await pool.submit(job)
     return pool.outcomes

@@ -30,7 +30,9 @@ def load_tickets(n: int | None = None) -> Any:
 
 def classify_body(ticket: str, *, model: str = "claude-haiku-5-5", max_tokens: int = 5) -> dict[str, Any]:
     """The Messages request body that asks for exactly one label for ``ticket``."""
-    prompt = f"Classify this support ticket as one of: {', '.join(LABELS)}. Answer with the label only.\nTicket: {ticket}"
+    prompt = (
+        f"Classify this support ticket as one of: {', '.join(LABELS)}. Answer with the label only.\nTicket: {ticket}"
+    )
     return {"model": model, "max_tokens": max_tokens, "messages": [{"role": "user", "content": prompt}]}
 
 

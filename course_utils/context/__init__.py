@@ -11,7 +11,13 @@ Everything a notebook uses is exported here; import it from ``course_utils.conte
 """
 
 from .accounting import (
-    ESTIMATE_MARGIN, AccountingCheck, RequestTokens, account, compare_with_api, message_tokens, request_tokens,
+    ESTIMATE_MARGIN,
+    AccountingCheck,
+    RequestTokens,
+    account,
+    compare_with_api,
+    message_tokens,
+    request_tokens,
 )
 from .conversation import Conversation, ScriptedTurn, is_correct, load_conversation
 from .display import budget_plan, budget_strip, format_budget_plan
@@ -33,12 +39,37 @@ from .strategies import (
 from .turns import group_turns, transcript, validity_problems
 
 __all__ = [
-    "ESTIMATE_MARGIN", "AccountingCheck", "RequestTokens", "account", "compare_with_api", "message_tokens",
+    "ESTIMATE_MARGIN",
+    "AccountingCheck",
+    "RequestTokens",
+    "account",
+    "compare_with_api",
+    "message_tokens",
     "request_tokens",
-    "Conversation", "ScriptedTurn", "is_correct", "load_conversation",
-    "budget_plan", "budget_strip", "format_budget_plan",
-    "RunResult", "TurnRecord", "error_message", "run_conversation",
-    "SUMMARY_HEADER", "CacheLayout", "ContextBudgetExceeded", "ContextStrategy", "FullHistory", "Hybrid",
-    "Prompt", "SideCall", "SlidingWindow", "Summarizing", "compose_request", "sliding_window",
-    "group_turns", "transcript", "validity_problems",
+    "Conversation",
+    "ScriptedTurn",
+    "is_correct",
+    "load_conversation",
+    "budget_plan",
+    "budget_strip",
+    "format_budget_plan",
+    "RunResult",
+    "TurnRecord",
+    "error_message",
+    "run_conversation",
+    "SUMMARY_HEADER",
+    "CacheLayout",
+    "ContextBudgetExceeded",
+    "ContextStrategy",
+    "FullHistory",
+    "Hybrid",
+    "Prompt",
+    "SideCall",
+    "SlidingWindow",
+    "Summarizing",
+    "compose_request",
+    "sliding_window",
+    "group_turns",
+    "transcript",
+    "validity_problems",
 ]

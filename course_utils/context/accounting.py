@@ -16,8 +16,18 @@ from .. import tokens
 from ..clients import SyncClient
 from ..tokens import MESSAGE_OVERHEAD, REQUEST_OVERHEAD, SYSTEM_OVERHEAD, TOOLS_OVERHEAD
 
-__all__ = ["RequestTokens", "AccountingCheck", "message_tokens", "system_tokens", "tools_tokens",
-           "request_tokens", "account", "compare_with_api", "COUNT_TOKENS_FIELDS", "ESTIMATE_MARGIN"]
+__all__ = [
+    "RequestTokens",
+    "AccountingCheck",
+    "message_tokens",
+    "system_tokens",
+    "tools_tokens",
+    "request_tokens",
+    "account",
+    "compare_with_api",
+    "COUNT_TOKENS_FIELDS",
+    "ESTIMATE_MARGIN",
+]
 
 ESTIMATE_MARGIN = 0.20
 """Relative margin to budget for the offline estimate against the real ``count_tokens`` (English text).

@@ -18,8 +18,9 @@ from .turns import group_turns
 __all__ = ["budget_plan", "budget_strip", "format_budget_plan"]
 
 
-def budget_plan(history: list[dict], budget: int, *, system: Any, summary_system: Any,
-                model: str) -> dict[str, dict[str, Any]]:
+def budget_plan(
+    history: list[dict], budget: int, *, system: Any, summary_system: Any, model: str
+) -> dict[str, dict[str, Any]]:
     """Per strategy (``window``, ``hybrid``): turns kept, request tokens and input cost at ``budget``.
 
     The window keeps the newest whole turns that fit with the plain system prompt; the hybrid keeps
@@ -33,7 +34,7 @@ def budget_plan(history: list[dict], budget: int, *, system: Any, summary_system
             kept = len(group_turns(sliding_window(history, budget, system=sys_prompt)))
         except ValueError:  # not even the newest turn fits
             kept = 0
-        messages = [m for turn in turns[len(turns) - kept:] for m in turn] if kept else []
+        messages = [m for turn in turns[len(turns) - kept :] for m in turn] if kept else []
         used = tokens.count_request({"system": sys_prompt, "messages": messages})
         out[name] = {"kept": kept, "tokens": used, "cost": pricing.cost({"input_tokens": used}, model)}
     return out
@@ -52,10 +53,12 @@ def format_budget_plan(budget: int, plan: dict[str, dict[str, Any]], n_turns: in
     def usd(value: Decimal) -> str:
         return pricing.format_usd(value, places=6)
 
-    return "\n".join([
-        f"budget {budget:,} tokens, {n_turns} turns in the history",
-        f"  window  [{budget_strip(w['kept'], n_turns, '.')}] keeps {w['kept']:>3} turns, drops "
-        f"{n_turns - w['kept']:>3}: {w['tokens']:,} tokens, {usd(w['cost'])} input per request",
-        f"  hybrid  [{budget_strip(h['kept'], n_turns, 'S')}] keeps {h['kept']:>3} turns, summarizes "
-        f"{n_turns - h['kept']:>3}: {h['tokens']:,} tokens, {usd(h['cost'])} input per request",
-    ])
+    return "\n".join(
+        [
+            f"budget {budget:,} tokens, {n_turns} turns in the history",
+            f"  window  [{budget_strip(w['kept'], n_turns, '.')}] keeps {w['kept']:>3} turns, drops "
+            f"{n_turns - w['kept']:>3}: {w['tokens']:,} tokens, {usd(w['cost'])} input per request",
+            f"  hybrid  [{budget_strip(h['kept'], n_turns, 'S')}] keeps {h['kept']:>3} turns, summarizes "
+            f"{n_turns - h['kept']:>3}: {h['tokens']:,} tokens, {usd(h['cost'])} input per request",
+        ]
+    )

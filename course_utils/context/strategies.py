@@ -278,9 +278,16 @@ class Hybrid(Summarizing):
 
     name = "hybrid"
 
-    def __init__(self, client: SyncClient, *, model: str, threshold: int, keep_recent: int | None = None, **kwargs: Any) -> None:
-        super().__init__(client, model=model, threshold=threshold,
-                         keep_recent=threshold // 4 if keep_recent is None else keep_recent, **kwargs)
+    def __init__(
+        self, client: SyncClient, *, model: str, threshold: int, keep_recent: int | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(
+            client,
+            model=model,
+            threshold=threshold,
+            keep_recent=threshold // 4 if keep_recent is None else keep_recent,
+            **kwargs,
+        )
 
 
 class CacheLayout:

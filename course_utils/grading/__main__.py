@@ -51,26 +51,67 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("submissions", type=Path, metavar="SUBMISSIONS", help="folder holding the submitted .ipynb files")
     p.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: SUBMISSIONS/graded)")
-    p.add_argument("--solutions", type=Path, action="append", metavar="DIR",
-                   help="folder of official notebooks NN_slug.ipynb (repeatable; default: the project's solutions/)")
-    p.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1, metavar="N",
-                   help="submissions graded in parallel (default: %(default)s, the CPU count)")
-    p.add_argument("--timeout-per-cell", type=float, default=60.0, metavar="S",
-                   help="seconds a cell may run before it is interrupted (default: %(default)s)")
-    p.add_argument("--timeout-per-notebook", type=float, default=900.0, metavar="S",
-                   help="wall-clock limit for one submission, re-runs included (default: %(default)s)")
+    p.add_argument(
+        "--solutions",
+        type=Path,
+        action="append",
+        metavar="DIR",
+        help="folder of official notebooks NN_slug.ipynb (repeatable; default: the project's solutions/)",
+    )
+    p.add_argument(
+        "--jobs",
+        "-j",
+        type=int,
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help="submissions graded in parallel (default: %(default)s, the CPU count)",
+    )
+    p.add_argument(
+        "--timeout-per-cell",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="seconds a cell may run before it is interrupted (default: %(default)s)",
+    )
+    p.add_argument(
+        "--timeout-per-notebook",
+        type=float,
+        default=900.0,
+        metavar="S",
+        help="wall-clock limit for one submission, re-runs included (default: %(default)s)",
+    )
     p.add_argument("--lesson", type=int, metavar="N", help="treat every submission as lesson N")
     p.add_argument("--seed", type=int, default=0, help="simulator seed (default: %(default)s)")
     p.add_argument("--time-scale", type=float, default=0.02, help="simulator time scale (default: %(default)s)")
-    p.add_argument("--max-output", type=int, default=100_000, metavar="CHARS",
-                   help="output kept per cell; more is dropped with a notice (default: %(default)s)")
-    p.add_argument("--pythonpath", type=Path, action="append", default=[], metavar="DIR",
-                   help="extra import root for the kernels (repeatable), e.g. extra checks modules")
-    p.add_argument("--checks-dir", type=Path, action="append", default=[], metavar="DIR",
-                   help="extra folder of lessonNN.py check modules, importable as course_utils.checks.lessonNN "
-                        "(repeatable; for draft or fixture lessons)")
-    p.add_argument("--cold-kernels", action="store_true",
-                   help="start every kernel from scratch instead of forking it from a pre-imported one (slower)")
+    p.add_argument(
+        "--max-output",
+        type=int,
+        default=100_000,
+        metavar="CHARS",
+        help="output kept per cell; more is dropped with a notice (default: %(default)s)",
+    )
+    p.add_argument(
+        "--pythonpath",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="extra import root for the kernels (repeatable), e.g. extra checks modules",
+    )
+    p.add_argument(
+        "--checks-dir",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="extra folder of lessonNN.py check modules, importable as course_utils.checks.lessonNN "
+        "(repeatable; for draft or fixture lessons)",
+    )
+    p.add_argument(
+        "--cold-kernels",
+        action="store_true",
+        help="start every kernel from scratch instead of forking it from a pre-imported one (slower)",
+    )
     p.add_argument("--keep-work", action="store_true", help="keep the per-submission work folders in --out")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
     return p
@@ -85,8 +126,12 @@ def main(argv: list[str] | None = None) -> int:
     missing = [str(s) for s in solutions if not s.is_dir()]
     if missing:
         parser.error(f"solutions folder not found: {', '.join(missing)}")
-    for flag, value in (("--jobs", args.jobs), ("--timeout-per-cell", args.timeout_per_cell),
-                        ("--timeout-per-notebook", args.timeout_per_notebook), ("--max-output", args.max_output)):
+    for flag, value in (
+        ("--jobs", args.jobs),
+        ("--timeout-per-cell", args.timeout_per_cell),
+        ("--timeout-per-notebook", args.timeout_per_notebook),
+        ("--max-output", args.max_output),
+    ):
         if value <= 0:
             parser.error(f"{flag} must be positive")
     out = (args.out or args.submissions / "graded").resolve()
@@ -103,15 +148,24 @@ def main(argv: list[str] | None = None) -> int:
         # The parent lists exercises too when a submission never reaches a kernel.
         sys.path[:0] = [str(p.resolve()) for p in args.pythonpath]
     options = GradeOptions(
-        solutions=[s.resolve() for s in solutions], out_dir=out, jobs=args.jobs, settings=settings,
-        lesson=args.lesson, keep_work=args.keep_work, warm_kernels=not args.cold_kernels,
+        solutions=[s.resolve() for s in solutions],
+        out_dir=out,
+        jobs=args.jobs,
+        settings=settings,
+        lesson=args.lesson,
+        keep_work=args.keep_work,
+        warm_kernels=not args.cold_kernels,
     )
 
     def progress(g: SubmissionGrade, done: int, total: int) -> None:
         if not args.quiet:
             extra = f" — {g.problems[0].splitlines()[0][:100]}" if g.problems else ""
-            print(f"[{done}/{total}] {g.name}: {g.total:g}/{'?' if g.max_total is None else format(g.max_total, 'g')} "
-                  f"({g.status}, {g.seconds:.1f} s){extra}", file=sys.stderr, flush=True)
+            print(
+                f"[{done}/{total}] {g.name}: {g.total:g}/{'?' if g.max_total is None else format(g.max_total, 'g')} "
+                f"({g.status}, {g.seconds:.1f} s){extra}",
+                file=sys.stderr,
+                flush=True,
+            )
 
     batch = grade_folder(args.submissions, options, progress)
     files = write_outputs(batch)

@@ -49,7 +49,10 @@ def load_notebook(path: Path) -> tuple[NotebookNode | None, str | None]:
     if size == 0:
         return None, "not a notebook: the file is empty (0 bytes)"
     if size > MAX_SUBMISSION_BYTES:
-        return None, f"not graded: the file is {size / 1e6:.0f} MB (limit {MAX_SUBMISSION_BYTES / 1e6:.0f} MB); clear outputs and resubmit"
+        return (
+            None,
+            f"not graded: the file is {size / 1e6:.0f} MB (limit {MAX_SUBMISSION_BYTES / 1e6:.0f} MB); clear outputs and resubmit",
+        )
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8-sig")

@@ -21,7 +21,13 @@ from papermill.utils import merge_kwargs, remove_args
 from traitlets import Int
 
 __all__ = [
-    "GraderClient", "GraderEngine", "register", "ENGINE_NAME", "TIMEOUT_ENAME", "timeout_reply", "last_client",
+    "GraderClient",
+    "GraderEngine",
+    "register",
+    "ENGINE_NAME",
+    "TIMEOUT_ENAME",
+    "timeout_reply",
+    "last_client",
     "is_papermill_cell",
 ]
 
@@ -31,6 +37,7 @@ PAPERMILL_TAGS = {"injected-parameters", "papermill-error-cell-tag"}
 def is_papermill_cell(cell: Any) -> bool:
     """Cells papermill adds (injected parameters, error markers); the grader's indices skip them."""
     return bool(PAPERMILL_TAGS & set(cell.get("metadata", {}).get("tags") or []))
+
 
 ENGINE_NAME = "course-grader"
 TIMEOUT_ENAME = "CellTimeoutError"

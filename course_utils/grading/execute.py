@@ -235,11 +235,17 @@ def execute_restored(restored: Restored, workdir: Path, settings: ExecSettings, 
             tail = (workdir / "worker.log").read_text(errors="replace")[-1500:]
             problems.append(f"The grader could not execute the notebook: {run.get('message') or tail}".strip())
             break
-        what = "crashed the kernel" if outcome == "dead_kernel" else (
-            f"was still running when the notebook's {settings.notebook_timeout:g} s limit passed (it ignored interrupts)"
+        what = (
+            "crashed the kernel"
+            if outcome == "dead_kernel"
+            else (
+                f"was still running when the notebook's {settings.notebook_timeout:g} s limit passed (it ignored interrupts)"
+            )
         )
         if culprit is None or not (0 <= culprit < len(nb.cells)) or culprit in neutralised:
-            problems.append(f"The notebook {what.replace('was still running', 'hung')} at an unknown cell; later cells did not run.")
+            problems.append(
+                f"The notebook {what.replace('was still running', 'hung')} at an unknown cell; later cells did not run."
+            )
             break
         kind, exercise = restored.roles[culprit]
         reason = f"{_describe(kind, exercise)} {what}"

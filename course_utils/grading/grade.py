@@ -26,7 +26,6 @@ from ..checks.framework import STATUSES  # one list of verdict statuses, the che
 __all__ = ["GradeOptions", "SubmissionGrade", "Batch", "grade_folder", "grade_submission", "STATUSES"]
 
 
-
 @dataclass
 class GradeOptions:
     """Everything the grader needs besides the submissions."""
@@ -104,16 +103,18 @@ def _skeleton(structure: LessonStructure | None, listing: list[dict] | None) -> 
 
 
 def _zeroed(skeleton: list[dict[str, Any]], status: str, reason: str) -> list[dict[str, Any]]:
-    return [
-        {**s, "status": status, "points": 0.0, "cases": [], "feedback": "", "reason": reason} for s in skeleton
-    ]
+    return [{**s, "status": status, "points": 0.0, "cases": [], "feedback": "", "reason": reason} for s in skeleton]
 
 
 def assemble(structure: LessonStructure, restored: Restored, run: Execution) -> list[dict[str, Any]]:
     """One entry per exercise: the check's own result where it ran, else zero with the reason."""
     skeleton = _skeleton(structure, run.listing or _parent_listing(structure.lesson))
     known = {s["exercise"] for s in skeleton}
-    skeleton += [{"exercise": k, "title": v.get("title", ""), "max_points": v.get("max_points")} for k, v in run.results.items() if k not in known]
+    skeleton += [
+        {"exercise": k, "title": v.get("title", ""), "max_points": v.get("max_points")}
+        for k, v in run.results.items()
+        if k not in known
+    ]
     blocked = " ".join(p for p in run.problems) or "the notebook stopped before this check"
     out: list[dict[str, Any]] = []
     for skel in skeleton:
@@ -125,14 +126,18 @@ def assemble(structure: LessonStructure, restored: Restored, run: Execution) -> 
         if ex in restored.missing:
             reasons.append("No answer cell for this exercise was found in the submission.")
         if ex in restored.flagged:
-            reasons.append(f"Your answer cell {restored.flagged[ex]}, which exercise code has no reason to do, so it "
-                           "was not run; flagged for the instructor to review.")
+            reasons.append(
+                f"Your answer cell {restored.flagged[ex]}, which exercise code has no reason to do, so it "
+                "was not run; flagged for the instructor to review."
+            )
         for i in ex_cells:
             c = run.cells[i]
             if c.neutralised:
                 reasons.append(f"Your exercise cell {c.neutralised}; the grader skipped it and re-ran the notebook.")
             elif c.timed_out:
-                reasons.append("Your exercise cell did not finish within the per-cell time limit and was interrupted (an endless loop?).")
+                reasons.append(
+                    "Your exercise cell did not finish within the per-cell time limit and was interrupted (an endless loop?)."
+                )
             elif c.error:
                 reasons.append(f"Your exercise cell raised {c.error[0]}: {c.error[1]}".rstrip(": ") + ".")
         result = run.results.get(ex)
@@ -150,7 +155,10 @@ def assemble(structure: LessonStructure, restored: Restored, run: Execution) -> 
                 if c.neutralised:
                     why = f"Running this check on your code {c.neutralised}; the grader skipped it and re-ran the notebook."
                 elif c.timed_out:
-                    status, why = "timeout", "The check did not finish within the per-cell time limit (does your code loop forever or wait too long?)."
+                    status, why = (
+                        "timeout",
+                        "The check did not finish within the per-cell time limit (does your code loop forever or wait too long?).",
+                    )
                 elif c.error:
                     why = f"The check cell raised {c.error[0]}: {c.error[1]}".rstrip(": ") + "."
                 elif c.status in ("not run", "running"):
@@ -162,7 +170,9 @@ def assemble(structure: LessonStructure, restored: Restored, run: Execution) -> 
             reasons.append(why or "The check recorded no result.")
             entry = {**skel, "status": status, "points": 0.0, "cases": [], "feedback": ""}
         mx = entry.get("max_points")
-        entry["points"] = max(0.0, min(float(entry.get("points") or 0.0), float(mx) if mx is not None else float("inf")))
+        entry["points"] = max(
+            0.0, min(float(entry.get("points") or 0.0), float(mx) if mx is not None else float("inf"))
+        )
         entry["reason"] = " ".join(dict.fromkeys(r for r in reasons if r))
         out.append(entry)
     return out
@@ -180,14 +190,20 @@ def grade_submission(sub: Submission, options: GradeOptions, workroot: Path) -> 
         if sub.nb is None:
             grade.status = "not a notebook"
             grade.problems.append(sub.problem or "not a notebook")
-            grade.exercises = _zeroed(_skeleton(structure, _parent_listing(lesson) if lesson is not None else None), "error", sub.problem or "")
+            grade.exercises = _zeroed(
+                _skeleton(structure, _parent_listing(lesson) if lesson is not None else None),
+                "error",
+                sub.problem or "",
+            )
             return grade
         if structure is None:
             grade.status = "unknown lesson"
             if lesson is None:
                 grade.problems.append(f"Could not tell which lesson this notebook is: {how}.")
             else:
-                grade.problems.append(f"Lesson {lesson:02d} (from {how}) has no official notebook in {', '.join(map(str, options.solutions))}.")
+                grade.problems.append(
+                    f"Lesson {lesson:02d} (from {how}) has no official notebook in {', '.join(map(str, options.solutions))}."
+                )
             return grade
         if sub.path.suffix.lower() != ".ipynb":
             grade.notes.append(f"Graded although the file is named {sub.path.name!r}; submit it as .ipynb next time.")
@@ -282,7 +298,9 @@ def _kernels(options: GradeOptions, needed: bool):
         return
     with WarmKernels(child_env(options.settings)) as warm:
         env = dict(options.settings.env)
-        env["JUPYTER_PATH"] = os.pathsep.join(p for p in (warm.jupyter_path, env.get("JUPYTER_PATH") or os.environ.get("JUPYTER_PATH")) if p)
+        env["JUPYTER_PATH"] = os.pathsep.join(
+            p for p in (warm.jupyter_path, env.get("JUPYTER_PATH") or os.environ.get("JUPYTER_PATH")) if p
+        )
         settings = dataclasses.replace(options.settings, kernel=warm.kernel_name, env=env)
         yield dataclasses.replace(options, settings=settings)
 

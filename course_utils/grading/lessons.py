@@ -36,6 +36,7 @@ __all__ = [
 
 CHECK_RE = re.compile(r"\bcheck\(\s*[rRuU]?[\"']([^\"']+)[\"']")
 
+
 def check_ids_in_source(source: str) -> list[str]:
     """Exercise ids of the ``check("id", ...)`` calls in ``source``."""
     return CHECK_RE.findall(source)

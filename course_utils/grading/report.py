@@ -12,7 +12,13 @@ from .grade import Batch, SubmissionGrade
 __all__ = ["write_feedback", "write_report_md", "write_report_html", "write_results_json", "feedback_markdown"]
 
 _ICON = {"passed": "✅", "failed": "❌", "not_attempted": "⬜", "error": "💥", "timeout": "⏱"}
-_LABEL = {"passed": "passed", "failed": "failed", "not_attempted": "not attempted", "error": "error", "timeout": "timed out"}
+_LABEL = {
+    "passed": "passed",
+    "failed": "failed",
+    "not_attempted": "not attempted",
+    "error": "error",
+    "timeout": "timed out",
+}
 
 
 def _pts(x: float | None) -> str:
@@ -115,7 +121,9 @@ def write_report_md(batch: Batch) -> Path:
         lines += ["", "Ignored (not submissions): " + ", ".join(f"`{p.name}`" for p in batch.ignored)]
     for g in batch.grades:
         lines += ["", f"## {g.name} — {_score(g)}", ""]
-        lines += [f"File `{g.file}`, status **{g.status}**, lesson {g.lesson if g.lesson is not None else '?'} ({g.lesson_how or 'n/a'})."]
+        lines += [
+            f"File `{g.file}`, status **{g.status}**, lesson {g.lesson if g.lesson is not None else '?'} ({g.lesson_how or 'n/a'})."
+        ]
         if g.executed:
             lines += [f"Executed notebook: `{Path(g.executed).name}` in `executed/`."]
         if g.exercises:
@@ -166,8 +174,12 @@ def write_report_html(batch: Batch) -> Path:
                 )
             parts.append("</table>")
         if g.problems or g.notes:
-            parts.append("<ul>" + "".join(f"<li><b>Problem:</b> {e(p)}</li>" for p in g.problems)
-                         + "".join(f"<li>{e(n)}</li>" for n in g.notes) + "</ul>")
+            parts.append(
+                "<ul>"
+                + "".join(f"<li><b>Problem:</b> {e(p)}</li>" for p in g.problems)
+                + "".join(f"<li>{e(n)}</li>" for n in g.notes)
+                + "</ul>"
+            )
     path = batch.out_dir / "report.html"
     path.write_text("\n".join(parts) + "\n", encoding="utf-8")
     return path

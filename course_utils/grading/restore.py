@@ -26,7 +26,14 @@ from .lessons import LessonStructure, OfficialCell, exercise_id_in_source, is_ch
 from .tamper import suspicious
 
 __all__ = [
-    "Restored", "restore", "stub_source", "match_exercise_cells", "is_demo", "SETUP_TAG", "EXPORT_TAG", "DEMO_TAG",
+    "Restored",
+    "restore",
+    "stub_source",
+    "match_exercise_cells",
+    "is_demo",
+    "SETUP_TAG",
+    "EXPORT_TAG",
+    "DEMO_TAG",
 ]
 
 SETUP_TAG = "grader-setup"
@@ -103,7 +110,10 @@ def match_exercise_cells(structure: LessonStructure, student: NotebookNode) -> d
     # 1. metadata ids, 2. cell ids, 3. marker / stub text: each pass claims what it can.
     passes = [
         ("cell metadata", lambda oc, j: read_exercise(scells[j]) == oc.exercise),
-        ("cell id", lambda oc, j: bool(official[oc.index].get("id")) and scells[j].get("id") == official[oc.index].get("id")),
+        (
+            "cell id",
+            lambda oc, j: bool(official[oc.index].get("id")) and scells[j].get("id") == official[oc.index].get("id"),
+        ),
         ("exercise id in the cell", lambda oc, j: exercise_id_in_source(scells[j].get("source", "")) == oc.exercise),
     ]
     for how, pred in passes:
@@ -148,9 +158,7 @@ def match_exercise_cells(structure: LessonStructure, student: NotebookNode) -> d
         if region:
             for j in region:
                 claimed.add(j)
-            found[oc.index] = Match(
-                "\n\n".join(scells[j].get("source", "") for j in region), "position", tuple(region)
-            )
+            found[oc.index] = Match("\n\n".join(scells[j].get("source", "") for j in region), "position", tuple(region))
     return found
 
 
@@ -178,7 +186,7 @@ def setup_source(
     list the lesson's exercises, and export results after every cell so a later crash cannot lose
     checks that already ran."""
     dirs = [str(d) for d in checks_dirs or []]
-    return f'''# Grader setup (added by course_utils.grading; not part of the lesson).
+    return f"""# Grader setup (added by course_utils.grading; not part of the lesson).
 def __grader_setup():
     import json, os
     import course_utils.checks
@@ -208,7 +216,7 @@ def __grader_setup():
     get_ipython().events.register("post_run_cell", export)
 
 __grader_setup()
-del __grader_setup'''
+del __grader_setup"""
 
 
 def export_source(results_path: Path) -> str:
@@ -287,11 +295,15 @@ def restore(
             f"{extra} code cell(s) outside the exercise cells differ from the official notebook; "
             "they are not graded (the official cells are used)."
         )
-    nb.cells.insert(0, _code_cell(setup_source(structure.lesson, results_path, exercises_path, pid_path, checks_dirs), SETUP_TAG))
+    nb.cells.insert(
+        0, _code_cell(setup_source(structure.lesson, results_path, exercises_path, pid_path, checks_dirs), SETUP_TAG)
+    )
     roles.insert(0, ("setup", None))
     nb.cells.append(_code_cell(export_source(results_path), EXPORT_TAG))
     roles.append(("export", None))
     for ex, why in flagged.items():
-        notes.append(f"Exercise {ex}: the answer cell {why}, which exercise code has no reason to do; "
-                     "it was not run and scores zero. Flagged for the instructor to review.")
+        notes.append(
+            f"Exercise {ex}: the answer cell {why}, which exercise code has no reason to do; "
+            "it was not run and scores zero. Flagged for the instructor to review."
+        )
     return Restored(nb, roles, notes, missing, flagged)

@@ -48,6 +48,10 @@ def suspicious(source: str) -> str | None:
         elif isinstance(node, ast.Attribute):
             if node.attr in _FORBIDDEN_ATTRS:
                 return f"touches .{node.attr}"
-            if node.attr in ("checks", "grading") and isinstance(node.value, ast.Name) and node.value.id == "course_utils":
+            if (
+                node.attr in ("checks", "grading")
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "course_utils"
+            ):
                 return f"touches course_utils.{node.attr}"
     return None

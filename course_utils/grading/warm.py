@@ -42,10 +42,26 @@ __all__ = ["WarmKernels", "KERNEL_NAME", "PRELOAD"]
 KERNEL_NAME = "course-grader-warm"
 SCRIPT = Path(__file__).resolve()
 PRELOAD = (
-    "ipykernel.kernelapp", "ipykernel.ipkernel", "IPython", "anthropic", "httpx", "pandas", "numpy",
-    "matplotlib", "matplotlib.pyplot", "matplotlib_inline.backend_inline", "course_utils", "course_utils.checks",
-    "course_utils.concurrency", "course_utils.context", "course_utils.streaming", "course_utils.batch",
-    "course_utils.pricing", "course_utils.tokens", "uvicorn", "fastapi",
+    "ipykernel.kernelapp",
+    "ipykernel.ipkernel",
+    "IPython",
+    "anthropic",
+    "httpx",
+    "pandas",
+    "numpy",
+    "matplotlib",
+    "matplotlib.pyplot",
+    "matplotlib_inline.backend_inline",
+    "course_utils",
+    "course_utils.checks",
+    "course_utils.concurrency",
+    "course_utils.context",
+    "course_utils.streaming",
+    "course_utils.batch",
+    "course_utils.pricing",
+    "course_utils.tokens",
+    "uvicorn",
+    "fastapi",
 )
 """Modules the zygote imports: what lesson kernels import anyway (missing ones are skipped)."""
 _FDS = 5  # stdin, stdout, stderr, the "launcher died" pipe (read end), the "kernel alive" pipe (write end)
@@ -203,8 +219,12 @@ class WarmKernels:
 
     def __enter__(self) -> "WarmKernels":
         self._proc = subprocess.Popen(
-            [sys.executable, str(SCRIPT), "serve", self.socket_path], env=self._env,
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            [sys.executable, str(SCRIPT), "serve", self.socket_path],
+            env=self._env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
         deadline = time.monotonic() + self._timeout
         # Workers may start before the zygote listens: their launchers then start cold kernels.

@@ -19,12 +19,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765)")
     parser.add_argument("--seed", type=int, default=0, help="seed for responses, latency and faults (default 0)")
     parser.add_argument(
-        "--time-scale", type=float, default=1.0,
+        "--time-scale",
+        type=float,
+        default=1.0,
         help="multiply simulated latency and batch processing time (1 = realistic, 0 = instant)",
     )
     parser.add_argument("--scenario", default="calm", help="fault scenario preset (default: calm)")
-    parser.add_argument("--rate-limit-tier", default="default",
-                        help="rate limits every key gets unless configured otherwise (default, tier-1..tier-4, unlimited)")
+    parser.add_argument(
+        "--rate-limit-tier",
+        default="default",
+        help="rate limits every key gets unless configured otherwise (default, tier-1..tier-4, unlimited)",
+    )
     parser.add_argument("--state-dir", type=Path, default=None, help="keep batch state in this folder (SQLite)")
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     args = parser.parse_args(argv)
@@ -42,8 +47,15 @@ def main(argv: list[str] | None = None) -> int:
 
     from .simulator import Simulator, create_app
 
-    sim = Simulator(SimulatorConfig(seed=args.seed, time_scale=args.time_scale, scenario=args.scenario,
-                                    state_dir=args.state_dir, rate_limit_tier=args.rate_limit_tier))
+    sim = Simulator(
+        SimulatorConfig(
+            seed=args.seed,
+            time_scale=args.time_scale,
+            scenario=args.scenario,
+            state_dir=args.state_dir,
+            rate_limit_tier=args.rate_limit_tier,
+        )
+    )
     print(f"Simulated Anthropic API on http://{HOST}:{args.port}  (seed={args.seed}, time_scale={args.time_scale})")
     print(f"  export ANTHROPIC_BASE_URL=http://{HOST}:{args.port}")
     uvicorn.run(create_app(sim), host=HOST, port=args.port, log_level=args.log_level, access_log=False)

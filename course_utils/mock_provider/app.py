@@ -35,15 +35,15 @@ def create_app(sim: "Simulator") -> Starlette:
     batch = "/v1/messages/batches"
     routes = [
         Route("/v1/messages", api("/v1/messages", messages.messages), methods=["POST"]),
-        Route("/v1/messages/count_tokens", api("/v1/messages/count_tokens", count_tokens.count_tokens),
-              methods=["POST"]),
+        Route(
+            "/v1/messages/count_tokens", api("/v1/messages/count_tokens", count_tokens.count_tokens), methods=["POST"]
+        ),
         Route(batch, api(batch, batches.create_batch), methods=["POST"]),
         Route(batch, api(batch, batches.list_batches), methods=["GET"]),
         Route(batch + "/{batch_id:str}", api(batch + "/{id}", batches.get_batch), methods=["GET"]),
         Route(batch + "/{batch_id:str}", api(batch + "/{id}", batches.delete_batch), methods=["DELETE"]),
         Route(batch + "/{batch_id:str}/cancel", api(batch + "/{id}/cancel", batches.cancel_batch), methods=["POST"]),
-        Route(batch + "/{batch_id:str}/results", api(batch + "/{id}/results", batches.batch_results),
-              methods=["GET"]),
+        Route(batch + "/{batch_id:str}/results", api(batch + "/{id}/results", batches.batch_results), methods=["GET"]),
         Route("/v1/models", api("/v1/models", models.list_models), methods=["GET"]),
         Route("/v1/models/{model_id:str}", api("/v1/models/{model_id}", models.get_model), methods=["GET"]),
         Route("/mock/requests", mock(introspection.mock_requests), methods=["GET"]),

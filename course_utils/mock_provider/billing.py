@@ -49,9 +49,16 @@ def batch_result_row(
     """The ledger row of one finished batch request; only ``succeeded`` ones cost anything."""
     kind = result.get("type")
     row = LedgerRow(
-        request_id=new_id("req"), endpoint="/v1/messages/batches", method="BATCH", api_key=api_key,
-        model=params.get("model") if isinstance(params, dict) else None, arrival=now, finish=now,
-        batch=True, custom_id=custom_id, batch_id=batch_id,
+        request_id=new_id("req"),
+        endpoint="/v1/messages/batches",
+        method="BATCH",
+        api_key=api_key,
+        model=params.get("model") if isinstance(params, dict) else None,
+        arrival=now,
+        finish=now,
+        batch=True,
+        custom_id=custom_id,
+        batch_id=batch_id,
     )
     if kind == "succeeded":
         usage = result["message"]["usage"]

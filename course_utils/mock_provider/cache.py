@@ -261,9 +261,7 @@ class PromptCache:
         self._entries: dict[tuple[str, str, str], CacheEntry] = {}
         self._lock = threading.Lock()
 
-    def lookup_and_store(
-        self, api_key: str, model: str, body: Mapping[str, Any], min_cache_tokens: int
-    ) -> CacheUsage:
+    def lookup_and_store(self, api_key: str, model: str, body: Mapping[str, Any], min_cache_tokens: int) -> CacheUsage:
         """Serve one request: read the longest cached prefix, write the rest up to the last breakpoint."""
         return self._run(api_key, model, body, min_cache_tokens, mutate=True)
 
@@ -296,9 +294,7 @@ class PromptCache:
         entry = self._entries.get(key)
         return entry if entry is not None and entry.expires_at > now else None
 
-    def _run(
-        self, api_key: str, model: str, body: Mapping[str, Any], min_tokens: int, *, mutate: bool
-    ) -> CacheUsage:
+    def _run(self, api_key: str, model: str, body: Mapping[str, Any], min_tokens: int, *, mutate: bool) -> CacheUsage:
         plan = plan_prefixes(body)
         total = plan.total_tokens
         if not plan.breakpoints:

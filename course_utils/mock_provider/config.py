@@ -25,6 +25,7 @@ def effective_time_scale(requested: float) -> float:
     forced = os.environ.get(FORCE_TIME_SCALE_ENV, "").strip()
     return min(float(forced), float(requested)) if forced else float(requested)
 
+
 MAX_REQUEST_BYTES = 32 * 1024 * 1024
 """The Messages API's request size limit (larger bodies get 413 request_too_large)."""
 

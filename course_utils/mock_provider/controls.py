@@ -66,8 +66,14 @@ class SimulatorControls:
             self.set_rate_limits(t.api_key, tier)
         return t
 
-    def model_outage(self, models: "str | list[str] | tuple[str, ...]", duration_s: float, *,
-                     kind: str = "overloaded", start_in_s: float = 0.0) -> Outage:
+    def model_outage(
+        self,
+        models: "str | list[str] | tuple[str, ...]",
+        duration_s: float,
+        *,
+        kind: str = "overloaded",
+        start_in_s: float = 0.0,
+    ) -> Outage:
         """Take ``models`` down for ``duration_s`` simulated seconds, starting ``start_in_s`` from now:
         their requests fail with ``kind`` (``overloaded`` 529, ``api_error`` 500, ``timeout_error``
         504, ``disconnect``, or ``timeout``: no answer), every other model keeps working. On top of

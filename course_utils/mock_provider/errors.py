@@ -36,8 +36,9 @@ class APIError(Exception):
     status: int = 500
     type: str = "api_error"
 
-    def __init__(self, message: str, *, headers: dict[str, str] | None = None,
-                 details: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, message: str, *, headers: dict[str, str] | None = None, details: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.headers = dict(headers or {})
@@ -47,7 +48,9 @@ class APIError(Exception):
         return error_body(self.type, self.message, request_id, details=self.details)
 
 
-def error_body(error_type: str, message: str, request_id: str, *, details: dict[str, Any] | None = None) -> dict[str, Any]:
+def error_body(
+    error_type: str, message: str, request_id: str, *, details: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The JSON envelope the API uses for every error (also used inside batch results and SSE)."""
     error: dict[str, Any] = {"type": error_type, "message": message}
     if details:

@@ -23,8 +23,18 @@ from ..tokens import count_text, encoding
 from .skills.base import Reply, TextOut, ToolUseOut
 from .skills.thinking import OMITTED_THINKING_TOKENS, ThinkingPlan, reply_scenario
 
-__all__ = ["Generated", "finalize", "text_deltas", "json_deltas", "tool_use_id", "partial_json_object",
-           "RESPONSE_SHAPES", "apply_shape", "delta_payload", "start_block"]
+__all__ = [
+    "Generated",
+    "finalize",
+    "text_deltas",
+    "json_deltas",
+    "tool_use_id",
+    "partial_json_object",
+    "RESPONSE_SHAPES",
+    "apply_shape",
+    "delta_payload",
+    "start_block",
+]
 
 # The API counts a few tokens of framing even for an empty answer.
 _EMPTY_OUTPUT_TOKENS = 1
@@ -114,11 +124,22 @@ def finalize(
         if max_tokens <= thinking.tokens:
             # The thinking alone uses up max_tokens: the reply is the thinking block, cut.
             text = "".join(text_deltas(thinking.text)[:max_tokens])
-            empty = Generated(content=[], stop_reason="max_tokens", stop_sequence=None, output_tokens=0,
-                              skill=reply.skill, block_tokens=[])
+            empty = Generated(
+                content=[],
+                stop_reason="max_tokens",
+                stop_sequence=None,
+                output_tokens=0,
+                skill=reply.skill,
+                block_tokens=[],
+            )
             return _with_thinking(empty, ThinkingPlan(text, max(0, max_tokens)), seed=seed, body_key=body_key)
-        gen = finalize(replace(reply, thinking=None), max_tokens=max_tokens - thinking.tokens,
-                       stop_sequences=stop_sequences, seed=seed, body_key=body_key)
+        gen = finalize(
+            replace(reply, thinking=None),
+            max_tokens=max_tokens - thinking.tokens,
+            stop_sequences=stop_sequences,
+            seed=seed,
+            body_key=body_key,
+        )
         return _with_thinking(gen, thinking, seed=seed, body_key=body_key)
     content: list[dict[str, Any]] = []
     streams: list[list[str]] = []
@@ -155,8 +176,14 @@ def finalize(
                 # Cut mid-call: the incomplete tool_use is the last block, holding the JSON that fit.
                 room = max(0, budget - count_text(block.name) - 3)
                 partial = "".join(text_deltas(payload)[:room])
-                content.append({"type": "tool_use", "id": tool_use_id(seed, body_key, index), "name": block.name,
-                                "input": partial_json_object(partial)})
+                content.append(
+                    {
+                        "type": "tool_use",
+                        "id": tool_use_id(seed, body_key, index),
+                        "name": block.name,
+                        "input": partial_json_object(partial),
+                    }
+                )
                 streams.append(json_deltas(partial))
                 used += budget
                 stop_reason = "max_tokens"
@@ -242,6 +269,7 @@ RESPONSE_SHAPES = ("thinking", "refusal", "pause_turn")
 All from https://platform.claude.com/docs/build-with-claude/handling-stop-reasons.
 """
 
+
 def _signature(seed: int, body_key: str) -> str:
     return hashlib.sha256(f"thinking:{seed}:{body_key}".encode()).hexdigest()[:48]
 
@@ -252,11 +280,12 @@ def _with_thinking(gen: Generated, plan: ThinkingPlan, *, seed: int, body_key: s
     pieces.append({"type": "signature_delta", "signature": sig})
     return Generated(
         content=[{"type": "thinking", "thinking": plan.text, "signature": sig}, *gen.content],
-        stop_reason=gen.stop_reason, stop_sequence=gen.stop_sequence,
-        output_tokens=(gen.output_tokens if gen.content else 0) + plan.tokens, skill=gen.skill,
+        stop_reason=gen.stop_reason,
+        stop_sequence=gen.stop_sequence,
+        output_tokens=(gen.output_tokens if gen.content else 0) + plan.tokens,
+        skill=gen.skill,
         block_tokens=[pieces, *gen.block_tokens],
     )
-
 
 
 def start_block(block: dict[str, Any]) -> dict[str, Any]:
@@ -298,11 +327,23 @@ def apply_shape(gen: Generated, shape: str, *, seed: int = 0, body_key: str = ""
             streams.append(keep)
             used += len(keep)
             break
-        return Generated(content=content, stop_reason="refusal", stop_sequence=None,
-                         output_tokens=max(used, _EMPTY_OUTPUT_TOKENS), skill=gen.skill, block_tokens=streams)
+        return Generated(
+            content=content,
+            stop_reason="refusal",
+            stop_sequence=None,
+            output_tokens=max(used, _EMPTY_OUTPUT_TOKENS),
+            skill=gen.skill,
+            block_tokens=streams,
+        )
     if shape == "pause_turn":
-        return Generated(content=list(gen.content), stop_reason="pause_turn", stop_sequence=None,
-                         output_tokens=gen.output_tokens, skill=gen.skill, block_tokens=list(gen.block_tokens))
+        return Generated(
+            content=list(gen.content),
+            stop_reason="pause_turn",
+            stop_sequence=None,
+            output_tokens=gen.output_tokens,
+            skill=gen.skill,
+            block_tokens=list(gen.block_tokens),
+        )
     raise ValueError(f"unknown response shape {shape!r}")
 
 

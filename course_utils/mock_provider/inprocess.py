@@ -56,8 +56,13 @@ class InProcessServer(SimulatorControls):
         transit_s: float = 0.02,
         connect_s: float = 0.15,
     ) -> None:
-        config = SimulatorConfig(seed=seed, time_scale=time_scale, scenario=scenario, rate_limit_tier=rate_limit_tier,
-                                 state_dir=Path(state_dir) if state_dir else None)
+        config = SimulatorConfig(
+            seed=seed,
+            time_scale=time_scale,
+            scenario=scenario,
+            rate_limit_tier=rate_limit_tier,
+            state_dir=Path(state_dir) if state_dir else None,
+        )
         self.simulator = Simulator(config)
         self.transit_s = transit_s
         self.connect_s = connect_s

@@ -106,9 +106,19 @@ class Ledger:
                 continue
             t = totals.setdefault(
                 (r.api_key, r.model),
-                {"api_key": r.api_key, "model": r.model, "requests": 0, "errors": 0, "input_tokens": 0,
-                 "output_tokens": 0, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
-                 "cost_usd": Decimal(0), "lost": 0, "lost_cost_usd": Decimal(0)},
+                {
+                    "api_key": r.api_key,
+                    "model": r.model,
+                    "requests": 0,
+                    "errors": 0,
+                    "input_tokens": 0,
+                    "output_tokens": 0,
+                    "cache_creation_input_tokens": 0,
+                    "cache_read_input_tokens": 0,
+                    "cost_usd": Decimal(0),
+                    "lost": 0,
+                    "lost_cost_usd": Decimal(0),
+                },
             )
             t["requests"] += 1
             t["errors"] += int((r.status or 0) >= 400)
@@ -118,7 +128,9 @@ class Ledger:
             if r.cost_usd > 0 and not r.delivered:
                 t["lost"] += 1
                 t["lost_cost_usd"] += r.cost_usd
-        return [{**t, "cost_usd": str(t["cost_usd"]), "lost_cost_usd": str(t["lost_cost_usd"])} for t in totals.values()]
+        return [
+            {**t, "cost_usd": str(t["cost_usd"]), "lost_cost_usd": str(t["lost_cost_usd"])} for t in totals.values()
+        ]
 
     def extend(self, rows: Iterable[LedgerRow]) -> None:
         with self._lock:

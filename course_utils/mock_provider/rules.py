@@ -33,8 +33,10 @@ def _sampling(req: MessagesRequest) -> str | None:
 
 def _prefill(req: MessagesRequest) -> str | None:
     if req.prefill:
-        return ("messages: assistant message prefill is not supported for this model; "
-                "the conversation must end with a user message.")
+        return (
+            "messages: assistant message prefill is not supported for this model; "
+            "the conversation must end with a user message."
+        )
     return None
 
 
@@ -46,16 +48,20 @@ def _thinking_budget(req: MessagesRequest) -> str | None:
 
 def _thinking_disabled(req: MessagesRequest) -> str | None:
     if (req.thinking or {}).get("type") == "disabled":
-        return ('"thinking.type.disabled" is not supported for this model. Omit thinking (adaptive thinking) '
-                "or, where the model supports it, send thinking.type \"between_tools\".")
+        return (
+            '"thinking.type.disabled" is not supported for this model. Omit thinking (adaptive thinking) '
+            'or, where the model supports it, send thinking.type "between_tools".'
+        )
     return None
 
 
 def _forced_tool(req: MessagesRequest) -> str | None:
     kind = (req.tool_choice or {}).get("type")
     if kind in ("any", "tool"):
-        return (f"tool_choice: forced tool use (type '{kind}') is not supported for this model; "
-                "use tool_choice {\"type\": \"auto\"} and describe in the prompt which tool to use")
+        return (
+            f"tool_choice: forced tool use (type '{kind}') is not supported for this model; "
+            'use tool_choice {"type": "auto"} and describe in the prompt which tool to use'
+        )
     return None
 
 

@@ -50,8 +50,11 @@ class MockServer(SimulatorControls, ThreadedServer):
         log_level: str = "warning",
     ) -> None:
         config = SimulatorConfig(
-            seed=seed, time_scale=effective_time_scale(time_scale), scenario=scenario,
-            state_dir=Path(state_dir) if state_dir else None, rate_limit_tier=rate_limit_tier,
+            seed=seed,
+            time_scale=effective_time_scale(time_scale),
+            scenario=scenario,
+            state_dir=Path(state_dir) if state_dir else None,
+            rate_limit_tier=rate_limit_tier,
         )
         self.simulator = Simulator(config, clock=clock)
         super().__init__(create_app(self.simulator), name="mock-anthropic", port=port, log_level=log_level)

@@ -54,7 +54,9 @@ class Simulator:
         # counts against input-token limits; admission comes last before generation.
         self.middle: list[Stage] = [InjectFaults(self.faults), PromptCaching(self.cache), self.rate_limits]
         self.batches = BatchStore(
-            clock, self.config, functools.partial(process_batch_item, self),
+            clock,
+            self.config,
+            functools.partial(process_batch_item, self),
             on_result=functools.partial(bill_batch_result, self),
         )
         self.validate = Validate(self.config)

@@ -27,7 +27,16 @@ if TYPE_CHECKING:
     from .faults import FaultInjector
     from .ratelimit import RateLimiter
 
-__all__ = ["Stage", "Authenticate", "Validate", "Generate", "PromptCaching", "InjectFaults", "EnforceRateLimits", "body_key"]
+__all__ = [
+    "Stage",
+    "Authenticate",
+    "Validate",
+    "Generate",
+    "PromptCaching",
+    "InjectFaults",
+    "EnforceRateLimits",
+    "body_key",
+]
 
 
 class Stage(Protocol):
@@ -150,7 +159,9 @@ class Generate:
 
         assert ex.request is not None and ex.model is not None and ex.rng is not None
         reply = respond(
-            SkillContext(request=ex.request, model=ex.model, rng=ex.rng, seed=self.config.seed, scripted=list(self.scripted))
+            SkillContext(
+                request=ex.request, model=ex.model, rng=ex.rng, seed=self.config.seed, scripted=list(self.scripted)
+            )
         )
         gen = finalize(
             reply,
@@ -187,8 +198,9 @@ def _requested_shape(ex: Exchange) -> str | None:
         return None
     shape = value.strip()
     if shape not in RESPONSE_SHAPES:
-        raise InvalidRequest(f"x-mock-shape: {value!r} is not a reply shape; valid values are: "
-                             + ", ".join(RESPONSE_SHAPES))
+        raise InvalidRequest(
+            f"x-mock-shape: {value!r} is not a reply shape; valid values are: " + ", ".join(RESPONSE_SHAPES)
+        )
     return shape
 
 
@@ -229,8 +241,9 @@ class InjectFaults:
         from .faults import InvalidFault
 
         try:
-            fault = self.injector.decide(ex.body_key, ex.headers.get("x-mock-fault"),
-                                         model=ex.model.id if ex.model is not None else None)
+            fault = self.injector.decide(
+                ex.body_key, ex.headers.get("x-mock-fault"), model=ex.model.id if ex.model is not None else None
+            )
         except InvalidFault as exc:
             raise InvalidRequest(f"x-mock-fault: {exc}") from None
         if fault is None:

@@ -40,8 +40,10 @@ def delta_event(index: int, block_type: str, piece: Any) -> bytes:
     if block_type == "text":
         body = f'{{"type":"content_block_delta","index":{index},"delta":{{"type":"text_delta","text":{json.dumps(piece, ensure_ascii=False)}}}}}'
     else:
-        body = (f'{{"type":"content_block_delta","index":{index},'
-                f'"delta":{{"type":"input_json_delta","partial_json":{json.dumps(piece, ensure_ascii=False)}}}}}')
+        body = (
+            f'{{"type":"content_block_delta","index":{index},'
+            f'"delta":{{"type":"input_json_delta","partial_json":{json.dumps(piece, ensure_ascii=False)}}}}}'
+        )
     return f"event: content_block_delta\ndata: {body}\n\n".encode()
 
 
@@ -102,13 +104,15 @@ async def stream_reply(
                 out.clear()
                 await clock.sleep(ahead)
         out.append(PING if open_index < 0 else sse_event({"type": "content_block_stop", "index": open_index}))
-        out.append(sse_event(
-            {
-                "type": "message_delta",
-                "delta": {"stop_reason": gen.stop_reason, "stop_sequence": gen.stop_sequence},
-                "usage": delta_usage_json(ex, gen.output_tokens),
-            }
-        ))
+        out.append(
+            sse_event(
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": gen.stop_reason, "stop_sequence": gen.stop_sequence},
+                    "usage": delta_usage_json(ex, gen.output_tokens),
+                }
+            )
+        )
         out.append(MESSAGE_STOP)
         yield b"".join(out)
         emitted = gen.output_tokens

@@ -22,8 +22,9 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 def tenant_key(name: str) -> str:
     """The API key that names tenant ``name`` on the simulator (``sim-tenant-<name>``)."""
     if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise ValueError(f"a tenant name is 1-64 letters, digits, '_', '.' or '-' (starting with a letter or "
-                         f"digit), not {name!r}")
+        raise ValueError(
+            f"a tenant name is 1-64 letters, digits, '_', '.' or '-' (starting with a letter or digit), not {name!r}"
+        )
     return f"sim-tenant-{name}"
 
 

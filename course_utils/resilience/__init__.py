@@ -15,19 +15,53 @@ One job per module:
 
 from .breaker import CLOSED, HALF_OPEN, OPEN, BreakerBoard, BreakerEvent, CircuitBreaker, CircuitOpenError
 from .budget import BudgetStats, RetryBudget
-from .errors import (RETRYABLE_STATUSES, counts_as_outage, failure_kind, is_retryable, is_spend_limit,
-                     retry_after_s)
+from .errors import RETRYABLE_STATUSES, counts_as_outage, failure_kind, is_retryable, is_spend_limit, retry_after_s
 from .fallback import AllLinksFailed, FallbackChain, FallbackResult, Link, StreamInterrupted, stream_with_fallback
-from .idempotency import (Claim, Idempotent, IdempotencyError, IdempotencyStore, InProgress, KeyReused,
-                          decode_response, encode_response, fingerprint)
+from .idempotency import (
+    Claim,
+    Idempotent,
+    IdempotencyError,
+    IdempotencyStore,
+    InProgress,
+    KeyReused,
+    decode_response,
+    encode_response,
+    fingerprint,
+)
 from .policy import RetryEvent, RetryPolicy, backoff_delay
 
 __all__ = [
-    "is_retryable", "is_spend_limit", "retry_after_s", "counts_as_outage", "failure_kind", "RETRYABLE_STATUSES",
-    "RetryPolicy", "RetryEvent", "backoff_delay",
-    "RetryBudget", "BudgetStats",
-    "CircuitBreaker", "CircuitOpenError", "BreakerEvent", "BreakerBoard", "CLOSED", "OPEN", "HALF_OPEN",
-    "FallbackChain", "FallbackResult", "Link", "AllLinksFailed", "StreamInterrupted", "stream_with_fallback",
-    "IdempotencyStore", "Idempotent", "Claim", "IdempotencyError", "KeyReused", "InProgress",
-    "fingerprint", "encode_response", "decode_response",
+    "is_retryable",
+    "is_spend_limit",
+    "retry_after_s",
+    "counts_as_outage",
+    "failure_kind",
+    "RETRYABLE_STATUSES",
+    "RetryPolicy",
+    "RetryEvent",
+    "backoff_delay",
+    "RetryBudget",
+    "BudgetStats",
+    "CircuitBreaker",
+    "CircuitOpenError",
+    "BreakerEvent",
+    "BreakerBoard",
+    "CLOSED",
+    "OPEN",
+    "HALF_OPEN",
+    "FallbackChain",
+    "FallbackResult",
+    "Link",
+    "AllLinksFailed",
+    "StreamInterrupted",
+    "stream_with_fallback",
+    "IdempotencyStore",
+    "Idempotent",
+    "Claim",
+    "IdempotencyError",
+    "KeyReused",
+    "InProgress",
+    "fingerprint",
+    "encode_response",
+    "decode_response",
 ]

@@ -58,12 +58,23 @@ class BreakerEvent:
 class CircuitBreaker:
     """Closed / open / half-open breaker over a time-based sliding window (see the module docstring)."""
 
-    def __init__(self, key: Hashable = "default", *, failure_rate: float = 0.5, min_calls: int = 10,
-                 window_s: float = 30.0, cooldown_s: float = 10.0, half_open_calls: int = 2,
-                 counts: Callable[[BaseException], bool] = counts_as_outage, clock: Clock = SYSTEM_CLOCK,
-                 on_change: Callable[[BreakerEvent], Any] | None = None) -> None:
+    def __init__(
+        self,
+        key: Hashable = "default",
+        *,
+        failure_rate: float = 0.5,
+        min_calls: int = 10,
+        window_s: float = 30.0,
+        cooldown_s: float = 10.0,
+        half_open_calls: int = 2,
+        counts: Callable[[BaseException], bool] = counts_as_outage,
+        clock: Clock = SYSTEM_CLOCK,
+        on_change: Callable[[BreakerEvent], Any] | None = None,
+    ) -> None:
         if not 0 < failure_rate <= 1 or min_calls < 1 or window_s <= 0 or cooldown_s < 0 or half_open_calls < 1:
-            raise ValueError("need 0 < failure_rate <= 1, min_calls >= 1, window_s > 0, cooldown_s >= 0, half_open_calls >= 1")
+            raise ValueError(
+                "need 0 < failure_rate <= 1, min_calls >= 1, window_s > 0, cooldown_s >= 0, half_open_calls >= 1"
+            )
         self.key = key
         self.failure_rate = failure_rate
         self.min_calls = min_calls
@@ -210,8 +221,10 @@ class CircuitBreaker:
         """The state changes: one row per event (``at_s``, ``old``, ``new``, ``reason``)."""
         import pandas as pd
 
-        return pd.DataFrame([{"key": str(e.key), "at_s": e.at_s, "old": e.old, "new": e.new, "reason": e.reason}
-                             for e in self.events], columns=["key", "at_s", "old", "new", "reason"])
+        return pd.DataFrame(
+            [{"key": str(e.key), "at_s": e.at_s, "old": e.old, "new": e.new, "reason": e.reason} for e in self.events],
+            columns=["key", "at_s", "old", "new", "reason"],
+        )
 
     def __repr__(self) -> str:
         return f"CircuitBreaker({self.key!r}, state={self.state})"

@@ -40,8 +40,15 @@ class BudgetStats:
 class RetryBudget:
     """Token bucket of retries: ``deposit()`` per request, ``try_spend()`` per retry."""
 
-    def __init__(self, ratio: float = 0.2, *, initial: float = 5.0, capacity: float = 50.0,
-                 min_retries_per_s: float = 0.0, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(
+        self,
+        ratio: float = 0.2,
+        *,
+        initial: float = 5.0,
+        capacity: float = 50.0,
+        min_retries_per_s: float = 0.0,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
         if ratio < 0 or initial < 0 or capacity <= 0 or min_retries_per_s < 0:
             raise ValueError("ratio, initial and min_retries_per_s must be >= 0, capacity > 0")
         self.ratio = float(ratio)

@@ -39,16 +39,21 @@ FALLBACK = "claude-haiku-5-5"
 
 def report_body(n: int) -> dict[str, Any]:
     """The body the service sends for report ``n`` (on the primary model)."""
-    return {"model": PRIMARY, "max_tokens": 40,
-            "messages": [{"role": "user", "content": f"Write a 20-word weekly status summary for account #{n}."}]}
+    return {
+        "model": PRIMARY,
+        "max_tokens": 40,
+        "messages": [{"role": "user", "content": f"Write a 20-word weekly status summary for account #{n}."}],
+    }
 
 
 def _phases(phase_s: float) -> list[tuple[str, Scenario]]:
     return [
         ("flaky", Scenario(name="incident-flaky", p_overloaded=0.06, p_api_error=0.04)),
         ("outage", Scenario(name="incident-outage", outages=(Outage(0.0, phase_s, models=(PRIMARY,)),))),
-        ("slow", Scenario(name="incident-slow", p_overloaded=0.02, p_lost_response=0.05, p_late_response=0.10,
-                          late_s=30.0)),
+        (
+            "slow",
+            Scenario(name="incident-slow", p_overloaded=0.02, p_lost_response=0.05, p_late_response=0.10, late_s=30.0),
+        ),
     ]
 
 
@@ -100,19 +105,39 @@ class IncidentReport:
     def frame(self) -> Any:
         import pandas as pd
 
-        return pd.DataFrame([{"key": op.key, "phase": op.phase, "started_s": op.started_s, "answered": op.answered,
-                              "latency_s": op.latency_s, "app_attempts": op.app_attempts,
-                              "customer_charges": len(op.answer_ids), "errors": ", ".join(op.errors)}
-                             for op in self.ops])
+        return pd.DataFrame(
+            [
+                {
+                    "key": op.key,
+                    "phase": op.phase,
+                    "started_s": op.started_s,
+                    "answered": op.answered,
+                    "latency_s": op.latency_s,
+                    "app_attempts": op.app_attempts,
+                    "customer_charges": len(op.answer_ids),
+                    "errors": ", ".join(op.errors),
+                }
+                for op in self.ops
+            ]
+        )
 
 
 Handler = Callable[[str, dict], Awaitable[Any]]
 
 
-async def run_incident(server: Any, handle: Handler, *, api_key: str | None = None, ops_per_phase: int = 40,
-                       spacing_s: float = 0.5, app_timeout_s: float = 6.0, app_attempts: int = 4,
-                       app_pause_s: float = 1.0, drain_s: float = 120.0,
-                       on_progress: Callable[[Any], Any] | None = None) -> IncidentReport:
+async def run_incident(
+    server: Any,
+    handle: Handler,
+    *,
+    api_key: str | None = None,
+    ops_per_phase: int = 40,
+    spacing_s: float = 0.5,
+    app_timeout_s: float = 6.0,
+    app_attempts: int = 4,
+    app_pause_s: float = 1.0,
+    drain_s: float = 120.0,
+    on_progress: Callable[[Any], Any] | None = None,
+) -> IncidentReport:
     """Replay the incident against ``handle`` on ``server`` (an in-process simulator); see the module docstring.
 
     ``api_key`` selects the ledger rows that count (the handler's client's key); ``None`` counts all.

@@ -17,21 +17,39 @@ __all__ = ["status_error", "connection_error", "timeout_error", "ERROR_TYPES", "
 
 _URL = "http://simulator.invalid/v1/messages"
 
-ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "billing_error",
-               403: "permission_error", 404: "not_found_error", 408: "timeout_error", 413: "request_too_large",
-               429: "rate_limit_error", 500: "api_error", 502: "api_error", 503: "api_error",
-               504: "timeout_error", 529: "overloaded_error"}
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    408: "timeout_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    502: "api_error",
+    503: "api_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
 """The ``error.type`` the API's documentation gives each status."""
 
 
-def status_error(status: int, headers: dict[str, str] | None = None, *, error_type: str | None = None,
-                 message: str = "simulated", details: dict[str, Any] | None = None) -> anthropic.APIStatusError:
+def status_error(
+    status: int,
+    headers: dict[str, str] | None = None,
+    *,
+    error_type: str | None = None,
+    message: str = "simulated",
+    details: dict[str, Any] | None = None,
+) -> anthropic.APIStatusError:
     """The ``anthropic.APIStatusError`` subclass the SDK raises for this response."""
     error: dict[str, Any] = {"type": error_type or ERROR_TYPES.get(status, "api_error"), "message": message}
     if details is not None:
         error["details"] = details
-    response = httpx2.Response(status, headers=headers or {}, json={"type": "error", "error": error},
-                               request=httpx2.Request("POST", _URL))
+    response = httpx2.Response(
+        status, headers=headers or {}, json={"type": "error", "error": error}, request=httpx2.Request("POST", _URL)
+    )
     return _client()._make_status_error_from_response(response)
 
 
@@ -43,8 +61,12 @@ def _client() -> anthropic.Anthropic:
 
 def spend_limit_error() -> anthropic.APIStatusError:
     """The monthly spend-limit 429 (``enforced_spend_limit_reached``, ``x-should-retry: false``)."""
-    return status_error(429, {"x-should-retry": "false"}, message="You have reached your API usage limits.",
-                        details={"error_code": "enforced_spend_limit_reached"})
+    return status_error(
+        429,
+        {"x-should-retry": "false"},
+        message="You have reached your API usage limits.",
+        details={"error_code": "enforced_spend_limit_reached"},
+    )
 
 
 def connection_error() -> anthropic.APIConnectionError:

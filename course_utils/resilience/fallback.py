@@ -68,8 +68,10 @@ class StreamInterrupted(Exception):
     """A stream failed after text reached the user: no silent switch to another link."""
 
     def __init__(self, link: str, partial: str, error: BaseException) -> None:
-        super().__init__(f"stream from {link!r} failed after {len(partial)} characters were shown ({failure_kind(error)}); "
-                         "not switching links mid-answer")
+        super().__init__(
+            f"stream from {link!r} failed after {len(partial)} characters were shown ({failure_kind(error)}); "
+            "not switching links mid-answer"
+        )
         self.link = link
         self.partial = partial
         self.error = error
@@ -78,8 +80,15 @@ class StreamInterrupted(Exception):
 class FallbackChain:
     """Try ``links`` in order (see the module docstring); ``call`` for sync links, ``acall`` for async ones."""
 
-    def __init__(self, links: Sequence[Link], *, deadline_s: float | None = 30.0, retry_if: Callable[[BaseException], bool] = is_retryable,
-                 breakers: BreakerBoard | None = None, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(
+        self,
+        links: Sequence[Link],
+        *,
+        deadline_s: float | None = 30.0,
+        retry_if: Callable[[BaseException], bool] = is_retryable,
+        breakers: BreakerBoard | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
         if not links:
             raise ValueError("a fallback chain needs at least one link")
         self.links = list(links)
@@ -105,8 +114,9 @@ class FallbackChain:
     def _done(self, value: Any, index: int, errors: list[tuple[str, BaseException]], started: float) -> FallbackResult:
         link = self.links[index]
         self.answered[link.name] += 1
-        return FallbackResult(value, link.name, index, [(n, failure_kind(e)) for n, e in errors],
-                              self.clock.monotonic() - started)
+        return FallbackResult(
+            value, link.name, index, [(n, failure_kind(e)) for n, e in errors], self.clock.monotonic() - started
+        )
 
     async def acall(self, *args: Any, **kwargs: Any) -> FallbackResult:
         started = self.clock.monotonic()
@@ -168,12 +178,16 @@ def _as_async(fn: Callable[..., Any]) -> Callable[..., Any]:
         if inspect.isawaitable(value):
             value = await value
         return value
+
     return run
 
 
-async def stream_with_fallback(links: Sequence[tuple[str, Callable[[], AsyncIterator[str]]]], *,
-                               retry_if: Callable[[BaseException], bool] = is_retryable,
-                               on_link: Callable[[str], Any] | None = None) -> AsyncIterator[str]:
+async def stream_with_fallback(
+    links: Sequence[tuple[str, Callable[[], AsyncIterator[str]]]],
+    *,
+    retry_if: Callable[[BaseException], bool] = is_retryable,
+    on_link: Callable[[str], Any] | None = None,
+) -> AsyncIterator[str]:
     """Yield text chunks from the first link that streams; switch links only before the first chunk.
 
     ``links`` are ``(name, open_stream)`` pairs where ``open_stream()`` returns an async iterator of

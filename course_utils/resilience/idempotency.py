@@ -37,8 +37,17 @@ from typing import Any, Awaitable, Callable
 from ..clock import SYSTEM_CLOCK, Clock
 
 __all__ = [
-    "IdempotencyStore", "Idempotent", "Claim", "IdempotencyError", "KeyReused", "InProgress",
-    "fingerprint", "encode_response", "decode_response", "IN_PROGRESS", "COMPLETED",
+    "IdempotencyStore",
+    "Idempotent",
+    "Claim",
+    "IdempotencyError",
+    "KeyReused",
+    "InProgress",
+    "fingerprint",
+    "encode_response",
+    "decode_response",
+    "IN_PROGRESS",
+    "COMPLETED",
 ]
 
 IN_PROGRESS, COMPLETED = "in_progress", "completed"
@@ -113,8 +122,14 @@ CREATE TABLE IF NOT EXISTS idempotency (
 class IdempotencyStore:
     """Idempotency records in SQLite (see the module docstring). Thread-safe; safe across processes on a file."""
 
-    def __init__(self, path: str | Path = ":memory:", *, ttl_s: float = 24 * 3600.0, lease_s: float = 120.0,
-                 clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(
+        self,
+        path: str | Path = ":memory:",
+        *,
+        ttl_s: float = 24 * 3600.0,
+        lease_s: float = 120.0,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
         self.path = str(path)
         self.ttl_s = float(ttl_s)
         self.lease_s = float(lease_s)
@@ -145,14 +160,17 @@ class IdempotencyStore:
             raise IdempotencyError("an Idempotency-Key is required (a non-empty string)")
 
         def claim(db: sqlite3.Connection, now: float) -> Claim:
-            row = db.execute("SELECT fingerprint, state, response, expires_at, locked_until FROM idempotency WHERE key = ?",
-                             (key,)).fetchone()
+            row = db.execute(
+                "SELECT fingerprint, state, response, expires_at, locked_until FROM idempotency WHERE key = ?", (key,)
+            ).fetchone()
             if row is not None and row[3] <= now:  # expired: as if never seen
                 db.execute("DELETE FROM idempotency WHERE key = ?", (key,))
                 row = None
             if row is None:
-                db.execute("INSERT INTO idempotency VALUES (?, ?, ?, NULL, ?, ?, ?)",
-                           (key, fp, IN_PROGRESS, now, now + self.ttl_s, now + self.lease_s))
+                db.execute(
+                    "INSERT INTO idempotency VALUES (?, ?, ?, NULL, ?, ?, ?)",
+                    (key, fp, IN_PROGRESS, now, now + self.ttl_s, now + self.lease_s),
+                )
                 return Claim("new")
             stored_fp, state, response, _, locked_until = row
             if stored_fp != fp:
@@ -168,8 +186,12 @@ class IdempotencyStore:
 
     def complete(self, key: str, response: str) -> None:
         """Store the final response of ``key`` (its owner calls this once the work succeeded)."""
-        self._tx(lambda db, now: db.execute(
-            "UPDATE idempotency SET state = ?, response = ?, locked_until = 0 WHERE key = ?", (COMPLETED, response, key)))
+        self._tx(
+            lambda db, now: db.execute(
+                "UPDATE idempotency SET state = ?, response = ?, locked_until = 0 WHERE key = ?",
+                (COMPLETED, response, key),
+            )
+        )
 
     def release(self, key: str) -> None:
         """Forget an in-progress ``key`` whose work failed, so that a retry can do it (never stores a failure)."""
@@ -178,8 +200,11 @@ class IdempotencyStore:
     def get(self, key: str) -> dict[str, Any] | None:
         """The record of ``key`` (``fingerprint``, ``state``, ``response``, times), or None."""
         with self._lock:
-            row = self._db.execute("SELECT key, fingerprint, state, response, created_at, expires_at, locked_until "
-                                   "FROM idempotency WHERE key = ?", (key,)).fetchone()
+            row = self._db.execute(
+                "SELECT key, fingerprint, state, response, created_at, expires_at, locked_until "
+                "FROM idempotency WHERE key = ?",
+                (key,),
+            ).fetchone()
         if row is None:
             return None
         return dict(zip(("key", "fingerprint", "state", "response", "created_at", "expires_at", "locked_until"), row))
@@ -215,9 +240,17 @@ class Idempotent:
     :class:`InProgress`; 0 answers the conflict at once.
     """
 
-    def __init__(self, store: IdempotencyStore | None = None, *, wait_s: float = 30.0, poll_s: float = 0.05, max_poll_s: float = 1.0,
-                 clock: Clock | None = None, encode: Callable[[Any], str] = encode_response,
-                 decode: Callable[[str], Any] = decode_response) -> None:
+    def __init__(
+        self,
+        store: IdempotencyStore | None = None,
+        *,
+        wait_s: float = 30.0,
+        poll_s: float = 0.05,
+        max_poll_s: float = 1.0,
+        clock: Clock | None = None,
+        encode: Callable[[Any], str] = encode_response,
+        decode: Callable[[str], Any] = decode_response,
+    ) -> None:
         self.store = store if store is not None else IdempotencyStore(clock=clock or SYSTEM_CLOCK)
         self.clock = clock or self.store.clock
         self.wait_s = wait_s

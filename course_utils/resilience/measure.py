@@ -21,8 +21,17 @@ from .breaker import CircuitBreaker, CircuitOpenError
 from .budget import RetryBudget
 from .policy import RetryPolicy
 
-__all__ = ["on_virtual_time", "sim", "STRATEGIES", "strategy_run", "StrategyRun", "storm_run", "breaker_run",
-           "rps", "percentile"]
+__all__ = [
+    "on_virtual_time",
+    "sim",
+    "STRATEGIES",
+    "strategy_run",
+    "StrategyRun",
+    "storm_run",
+    "breaker_run",
+    "rps",
+    "percentile",
+]
 
 T = TypeVar("T")
 MODEL = "claude-haiku-5-5"
@@ -60,8 +69,11 @@ def sim(scenario: Any = "calm", *, seed: int = 0) -> InProcessServer:
 
 
 def body(n: int, model: str = MODEL) -> dict[str, Any]:
-    return {"model": model, "max_tokens": 30,
-            "messages": [{"role": "user", "content": f"Write a 15-word status note for order #{n}."}]}
+    return {
+        "model": model,
+        "max_tokens": 30,
+        "messages": [{"role": "user", "content": f"Write a 15-word status note for order #{n}."}],
+    }
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -101,9 +113,14 @@ class StrategyRun:
 
     def summary(self) -> dict[str, Any]:
         n = len(self.ok)
-        return {"strategy": self.name, "success_rate": sum(self.ok) / n, "attempts_per_request": len(self.ledger) / n,
-                "p50_latency_s": percentile(self.latency_s, 0.5), "p99_latency_s": percentile(self.latency_s, 0.99),
-                "peak_rps": float(rps(self.ledger["arrival"]).max()) if len(self.ledger) else 0.0}
+        return {
+            "strategy": self.name,
+            "success_rate": sum(self.ok) / n,
+            "attempts_per_request": len(self.ledger) / n,
+            "p50_latency_s": percentile(self.latency_s, 0.5),
+            "p99_latency_s": percentile(self.latency_s, 0.99),
+            "peak_rps": float(rps(self.ledger["arrival"]).max()) if len(self.ledger) else 0.0,
+        }
 
 
 async def _fixed(make: Callable[[], Awaitable[Any]], attempts: int, delay: Callable[[int], float]) -> Any:
@@ -118,8 +135,16 @@ async def _fixed(make: Callable[[], Awaitable[Any]], attempts: int, delay: Calla
             await asyncio.sleep(delay(attempt))
 
 
-async def strategy_run(name: str, n: int, *, rate_per_s: float = 20.0, scenario: Any = "flaky", seed: int = 0,
-                       on_progress: Callable[[Any], Any] | None = None, **policy: Any) -> StrategyRun:
+async def strategy_run(
+    name: str,
+    n: int,
+    *,
+    rate_per_s: float = 20.0,
+    scenario: Any = "flaky",
+    seed: int = 0,
+    on_progress: Callable[[Any], Any] | None = None,
+    **policy: Any,
+) -> StrategyRun:
     """``n`` requests arriving at ``rate_per_s`` under ``scenario``, each made with strategy ``name``
     (``policy`` overrides the full policy's settings, e.g. ``base_s``)."""
     server = sim(scenario, seed=seed)
@@ -134,6 +159,7 @@ async def strategy_run(name: str, n: int, *, rate_per_s: float = 20.0, scenario:
 
         def make() -> Awaitable[Any]:
             return client.messages.create(**body(i))
+
         try:
             if name in ("no retries", "SDK defaults"):
                 await make()
@@ -179,27 +205,46 @@ async def storm_run(variant: str, clients: int, *, outage_s: float = 10.0, seed:
     done: list[float] = []
 
     async def one(i: int) -> bool:
-        policy = RetryPolicy(max_attempts=8, base_s=1.0, cap_s=16.0, deadline_s=60.0, jitter=variant != "no jitter",
-                             budget=budget, seed=seed * 100_000 + i)
+        policy = RetryPolicy(
+            max_attempts=8,
+            base_s=1.0,
+            cap_s=16.0,
+            deadline_s=60.0,
+            jitter=variant != "no jitter",
+            budget=budget,
+            seed=seed * 100_000 + i,
+        )
         try:
             await policy.acall(lambda: client.messages.create(**body(i)))
             done.append(loop.time() - t0)
             return True
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - any failure of a request counts as a failed request in the measurement
             return False
 
     results = await asyncio.gather(*(one(i) for i in range(clients)))
     await client.close()
     rows = server.ledger()
-    return {"variant": variant, "arrivals": list(rows["arrival"] - rows["arrival"].min()), "succeeded": sum(results),
-            "requests": len(rows), "last_success_s": max(done) if done else math.nan}
+    return {
+        "variant": variant,
+        "arrivals": list(rows["arrival"] - rows["arrival"].min()),
+        "succeeded": sum(results),
+        "requests": len(rows),
+        "last_success_s": max(done) if done else math.nan,
+    }
 
 
 # ---------------------------------------------------------------------------------------------
 # A breaker during an outage where the dead provider never answers
 # ---------------------------------------------------------------------------------------------
-async def breaker_run(use_breaker: bool, *, duration_s: float = 60.0, every_s: float = 0.5, outage=(10.0, 25.0),
-                      timeout_s: float = 5.0, seed: int = 0) -> dict[str, Any]:
+async def breaker_run(
+    use_breaker: bool,
+    *,
+    duration_s: float = 60.0,
+    every_s: float = 0.5,
+    outage=(10.0, 25.0),
+    timeout_s: float = 5.0,
+    seed: int = 0,
+) -> dict[str, Any]:
     """One request every ``every_s`` for ``duration_s``; the provider hangs (no answer) during ``outage``.
 
     Each request has a ``timeout_s`` client timeout. Returns the time callers spent waiting on failed
@@ -219,6 +264,7 @@ async def breaker_run(use_breaker: bool, *, duration_s: float = 60.0, every_s: f
 
         async def call() -> Any:
             return await asyncio.wait_for(client.messages.create(**body(i)), timeout_s)
+
         try:
             if use_breaker:
                 await breaker.acall(call)
@@ -227,7 +273,7 @@ async def breaker_run(use_breaker: bool, *, duration_s: float = 60.0, every_s: f
             outcomes.append((sent - t0, "ok"))
         except CircuitOpenError:
             outcomes.append((sent - t0, "refused"))
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - any failure of a request counts as a failed request in the measurement
             wasted += loop.time() - sent
             outcomes.append((sent - t0, "failed"))
 
@@ -243,8 +289,13 @@ async def breaker_run(use_breaker: bool, *, duration_s: float = 60.0, every_s: f
     arrivals = rows["arrival"] - rows["arrival"].min()
     during = int(((arrivals >= start) & (arrivals < start + length)).sum())
     after_ok = [t for t, o in outcomes if o == "ok" and t >= start + length]
-    return {"breaker": use_breaker, "requests": len(outcomes), "sent_to_provider": len(rows),
-            "sent_during_outage": during, "seconds_waited_on_failures": round(wasted, 1),
-            "first_success_after_outage_s": round(min(after_ok) - (start + length), 2) if after_ok else math.nan,
-            "refused_by_breaker": sum(o == "refused" for _, o in outcomes),
-            "events": [(e.at_s - t0, e.new) for e in breaker.events]}
+    return {
+        "breaker": use_breaker,
+        "requests": len(outcomes),
+        "sent_to_provider": len(rows),
+        "sent_during_outage": during,
+        "seconds_waited_on_failures": round(wasted, 1),
+        "first_success_after_outage_s": round(min(after_ok) - (start + length), 2) if after_ok else math.nan,
+        "refused_by_breaker": sum(o == "refused" for _, o in outcomes),
+        "events": [(e.at_s - t0, e.new) for e in breaker.events],
+    }

@@ -37,8 +37,9 @@ log = logging.getLogger("course_utils.resilience")
 T = TypeVar("T")
 
 
-def backoff_delay(attempt: int, *, base_s: float = 0.5, cap_s: float = 30.0, rng: random.Random | None = None,
-                  jitter: bool = True) -> float:
+def backoff_delay(
+    attempt: int, *, base_s: float = 0.5, cap_s: float = 30.0, rng: random.Random | None = None, jitter: bool = True
+) -> float:
     """The wait before retry number ``attempt`` (1 = the first retry): full-jitter exponential backoff.
 
     Without jitter it is ``min(cap_s, base_s * 2**(attempt-1))``; with jitter a uniform draw in
@@ -121,9 +122,13 @@ class RetryPolicy:
 
         def before_sleep(state: tenacity.RetryCallState) -> None:
             error = state.outcome.exception() if state.outcome else None
-            event = RetryEvent(state.attempt_number, error, state.upcoming_sleep,  # type: ignore[arg-type]
-                               retry_after_s(error) if error is not None else None,
-                               self.clock.monotonic() - started[0])
+            event = RetryEvent(
+                state.attempt_number,
+                error,
+                state.upcoming_sleep,  # type: ignore[arg-type]
+                retry_after_s(error) if error is not None else None,
+                self.clock.monotonic() - started[0],
+            )
             log.info("attempt %d failed (%s); retrying in %.2f s", event.attempt, event.kind, event.delay_s)
             with self._lock:
                 self.events.append(event)
@@ -160,12 +165,15 @@ class RetryPolicy:
         import functools
 
         if inspect.iscoroutinefunction(fn):
+
             @functools.wraps(fn)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
                 return await self.acall(fn, *args, **kwargs)
+
             return async_wrapper
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             return self.call(fn, *args, **kwargs)
+
         return wrapper

@@ -59,16 +59,24 @@ class QueueStats:
 
     def summary(self) -> dict[str, Any]:
         """The headline figures (a row of a comparison table)."""
-        return {"policy": self.policy, "maxsize": self.maxsize, "deltas_in": self.puts, "writes_out": self.gets,
-                "coalesced": self.coalesced, "max_depth": self.max_depth,
-                "max_buffered_bytes": self.max_buffered_bytes, "upstream_paused_s": self.paused_s}
+        return {
+            "policy": self.policy,
+            "maxsize": self.maxsize,
+            "deltas_in": self.puts,
+            "writes_out": self.gets,
+            "coalesced": self.coalesced,
+            "max_depth": self.max_depth,
+            "max_buffered_bytes": self.max_buffered_bytes,
+            "upstream_paused_s": self.paused_s,
+        }
 
 
 class DeltaQueue:
     """An asyncio queue of text deltas with a full-queue policy (see the module docstring)."""
 
-    def __init__(self, maxsize: int = 16, policy: str = "pause", *, clock: Clock = SYSTEM_CLOCK,
-                 trace: bool = False) -> None:
+    def __init__(
+        self, maxsize: int = 16, policy: str = "pause", *, clock: Clock = SYSTEM_CLOCK, trace: bool = False
+    ) -> None:
         if policy not in POLICIES:
             raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
         if maxsize < 1 and policy != "unbounded":
@@ -148,8 +156,15 @@ class DeltaQueue:
             return text
 
 
-async def relay_deltas(source: AsyncIterable[str], send: Callable[[str], Awaitable[Any]], *, maxsize: int = 16,
-                       policy: str = "pause", clock: Clock = SYSTEM_CLOCK, trace: bool = False) -> QueueStats:
+async def relay_deltas(
+    source: AsyncIterable[str],
+    send: Callable[[str], Awaitable[Any]],
+    *,
+    maxsize: int = 16,
+    policy: str = "pause",
+    clock: Clock = SYSTEM_CLOCK,
+    trace: bool = False,
+) -> QueueStats:
     """Pump ``source`` into a :class:`DeltaQueue` in one task and ``await send(text)`` from it in this one.
 
     Returns when the source is exhausted and everything was sent. If sending fails (the client
@@ -177,8 +192,15 @@ async def relay_deltas(source: AsyncIterable[str], send: Callable[[str], Awaitab
     return queue.stats
 
 
-async def simulate_policy(delta_times: Sequence[float], deltas: Sequence[str], *, consumer_delay_s: float,
-                          maxsize: int, policy: str, clock: Clock | None = None) -> QueueStats:
+async def simulate_policy(
+    delta_times: Sequence[float],
+    deltas: Sequence[str],
+    *,
+    consumer_delay_s: float,
+    maxsize: int,
+    policy: str,
+    clock: Clock | None = None,
+) -> QueueStats:
     """Replay a recorded stream (``deltas`` arriving at ``delta_times`` seconds) to a client that
     takes ``consumer_delay_s`` per write, through a :class:`DeltaQueue`, on a virtual clock."""
     clock = clock or VirtualClock()
@@ -197,8 +219,9 @@ async def simulate_policy(delta_times: Sequence[float], deltas: Sequence[str], *
     return await relay_deltas(source(), slow_send, maxsize=maxsize, policy=policy, clock=clock, trace=True)
 
 
-def run_simulation(delta_times: Sequence[float], deltas: Sequence[str], *, consumer_delay_s: float,
-                   maxsize: int, policy: str) -> QueueStats:
+def run_simulation(
+    delta_times: Sequence[float], deltas: Sequence[str], *, consumer_delay_s: float, maxsize: int, policy: str
+) -> QueueStats:
     """:func:`simulate_policy` from synchronous code (e.g. a widget callback inside a running kernel
     loop): it runs on a private event loop in a worker thread and takes no real time."""
     out: dict[str, Any] = {}
@@ -206,8 +229,9 @@ def run_simulation(delta_times: Sequence[float], deltas: Sequence[str], *, consu
     def work() -> None:
         loop = asyncio.new_event_loop()
         try:
-            out["stats"] = loop.run_until_complete(simulate_policy(
-                delta_times, deltas, consumer_delay_s=consumer_delay_s, maxsize=maxsize, policy=policy))
+            out["stats"] = loop.run_until_complete(
+                simulate_policy(delta_times, deltas, consumer_delay_s=consumer_delay_s, maxsize=maxsize, policy=policy)
+            )
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
             out["error"] = exc
         finally:

@@ -17,8 +17,14 @@ from typing import Any, AsyncIterable, Callable, Iterable
 from ..clients import AsyncClient, SyncClient
 from ..clock import SYSTEM_CLOCK, Clock
 
-__all__ = ["StreamResult", "timing_from_events", "atiming_from_events", "consume_stream", "aconsume_stream",
-           "complete_timed"]
+__all__ = [
+    "StreamResult",
+    "timing_from_events",
+    "atiming_from_events",
+    "consume_stream",
+    "aconsume_stream",
+    "complete_timed",
+]
 
 
 @dataclass
@@ -50,13 +56,20 @@ class StreamResult:
         """One row per text delta: ``delta`` (0-based), ``at_s`` (seconds since the request) and ``chars``."""
         import pandas as pd
 
-        return pd.DataFrame({"delta": range(len(self.delta_times)), "at_s": list(self.delta_times),
-                             "chars": list(self.delta_sizes)})
+        return pd.DataFrame(
+            {"delta": range(len(self.delta_times)), "at_s": list(self.delta_times), "chars": list(self.delta_sizes)}
+        )
 
     def summary(self) -> dict[str, Any]:
         """The figures as a flat dict (a row of a pandas table)."""
-        return {"ttft_s": self.ttft_s, "total_s": self.total_s, "output_tokens": self.output_tokens,
-                "tokens_per_s": self.tokens_per_s, "deltas": len(self.delta_times), "stop_reason": self.stop_reason}
+        return {
+            "ttft_s": self.ttft_s,
+            "total_s": self.total_s,
+            "output_tokens": self.output_tokens,
+            "tokens_per_s": self.tokens_per_s,
+            "deltas": len(self.delta_times),
+            "stop_reason": self.stop_reason,
+        }
 
 
 class _Timer:
@@ -96,8 +109,13 @@ class _Timer:
         return self.result
 
 
-def timing_from_events(events: Iterable[Any], clock: Clock = SYSTEM_CLOCK, *, started: float | None = None,
-                       on_text: Callable[[str], Any] | None = None) -> StreamResult:
+def timing_from_events(
+    events: Iterable[Any],
+    clock: Clock = SYSTEM_CLOCK,
+    *,
+    started: float | None = None,
+    on_text: Callable[[str], Any] | None = None,
+) -> StreamResult:
     """Read SDK stream events (raw ``RawMessageStreamEvent`` or a ``MessageStream``) and time them.
 
     ``started`` is the clock reading when the request was sent (default: now).
@@ -108,9 +126,13 @@ def timing_from_events(events: Iterable[Any], clock: Clock = SYSTEM_CLOCK, *, st
     return timer.finish()
 
 
-async def atiming_from_events(events: AsyncIterable[Any], clock: Clock = SYSTEM_CLOCK, *,
-                              started: float | None = None,
-                              on_text: Callable[[str], Any] | None = None) -> StreamResult:
+async def atiming_from_events(
+    events: AsyncIterable[Any],
+    clock: Clock = SYSTEM_CLOCK,
+    *,
+    started: float | None = None,
+    on_text: Callable[[str], Any] | None = None,
+) -> StreamResult:
     """Async :func:`timing_from_events`."""
     timer = _Timer(clock, clock.monotonic() if started is None else started, on_text)
     async for event in events:
@@ -118,8 +140,9 @@ async def atiming_from_events(events: AsyncIterable[Any], clock: Clock = SYSTEM_
     return timer.finish()
 
 
-def consume_stream(client: SyncClient, *, clock: Clock = SYSTEM_CLOCK, on_text: Callable[[str], Any] | None = None,
-                   **request: Any) -> StreamResult:
+def consume_stream(
+    client: SyncClient, *, clock: Clock = SYSTEM_CLOCK, on_text: Callable[[str], Any] | None = None, **request: Any
+) -> StreamResult:
     """Stream ``request`` (``messages.create`` keyword arguments) with ``client`` and time it."""
     started = clock.monotonic()
     with client.messages.stream(**request) as stream:
@@ -128,8 +151,9 @@ def consume_stream(client: SyncClient, *, clock: Clock = SYSTEM_CLOCK, on_text: 
     return result
 
 
-async def aconsume_stream(client: AsyncClient, *, clock: Clock = SYSTEM_CLOCK,
-                          on_text: Callable[[str], Any] | None = None, **request: Any) -> StreamResult:
+async def aconsume_stream(
+    client: AsyncClient, *, clock: Clock = SYSTEM_CLOCK, on_text: Callable[[str], Any] | None = None, **request: Any
+) -> StreamResult:
     """Async :func:`consume_stream` for an ``AsyncAnthropic`` client."""
     started = clock.monotonic()
     async with client.messages.stream(**request) as stream:
@@ -141,8 +165,15 @@ async def aconsume_stream(client: AsyncClient, *, clock: Clock = SYSTEM_CLOCK,
 def _blocking_result(message: Any, elapsed: float) -> StreamResult:
     text = "".join(getattr(b, "text", "") for b in message.content)
     # Without streaming the first text reaches the user with the last: TTFT is the total.
-    return StreamResult(text=text, ttft_s=elapsed, total_s=elapsed, output_tokens=message.usage.output_tokens,
-                        stop_reason=message.stop_reason, message=message, streamed=False)
+    return StreamResult(
+        text=text,
+        ttft_s=elapsed,
+        total_s=elapsed,
+        output_tokens=message.usage.output_tokens,
+        stop_reason=message.stop_reason,
+        message=message,
+        streamed=False,
+    )
 
 
 def complete_timed(client: SyncClient, *, clock: Clock = SYSTEM_CLOCK, **request: Any) -> StreamResult:
@@ -150,4 +181,3 @@ def complete_timed(client: SyncClient, *, clock: Clock = SYSTEM_CLOCK, **request
     started = clock.monotonic()
     message = client.messages.create(**request)
     return _blocking_result(message, clock.monotonic() - started)
-

@@ -21,7 +21,7 @@ def recorded_deltas(run: StreamResult) -> tuple[list[float], list[str]]:
     """``(arrival times, texts)`` of a recorded stream's text deltas, in order."""
     texts, start = [], 0
     for size in run.delta_sizes:
-        texts.append(run.text[start:start + size])
+        texts.append(run.text[start : start + size])
         start += size
     return list(run.delta_times), texts
 
@@ -31,15 +31,24 @@ def mean_gap_ms(delta_times: Sequence[float]) -> float:
     return 1000 * (delta_times[-1] - delta_times[0]) / max(1, len(delta_times) - 1)
 
 
-def policy_table(delta_times: Sequence[float], delta_texts: Sequence[str], client_ms_per_write: float,
-                 queue_size: int) -> pd.DataFrame:
+def policy_table(
+    delta_times: Sequence[float], delta_texts: Sequence[str], client_ms_per_write: float, queue_size: int
+) -> pd.DataFrame:
     """One row per policy: queue depth, coalesced deltas, writes and upstream pause for this client."""
     rows = []
     for policy in POLICIES:
-        s = run_simulation(delta_times, delta_texts, consumer_delay_s=client_ms_per_write / 1000,
-                           maxsize=queue_size, policy=policy)
-        rows.append({"policy": policy, "max queue depth": s.max_depth, "coalesced deltas": s.coalesced,
-                     "writes to client": s.gets, "upstream paused (s)": round(s.paused_s, 3)})
+        s = run_simulation(
+            delta_times, delta_texts, consumer_delay_s=client_ms_per_write / 1000, maxsize=queue_size, policy=policy
+        )
+        rows.append(
+            {
+                "policy": policy,
+                "max queue depth": s.max_depth,
+                "coalesced deltas": s.coalesced,
+                "writes to client": s.gets,
+                "upstream paused (s)": round(s.paused_s, 3),
+            }
+        )
     return pd.DataFrame(rows).set_index("policy")
 
 

@@ -143,8 +143,10 @@ def create_relay_app(upstream: Callable[[], Any], config: RelayConfig | None = N
     async def read_upstream(record: RelayRecord, queue: DeltaQueue, headers: dict[str, str]) -> None:
         try:
             async with state["client"].messages.stream(
-                model=cfg.model, max_tokens=cfg.max_tokens,
-                messages=[{"role": "user", "content": record.prompt}], extra_headers=headers or None,
+                model=cfg.model,
+                max_tokens=cfg.max_tokens,
+                messages=[{"role": "user", "content": record.prompt}],
+                extra_headers=headers or None,
             ) as stream:
                 async for event in stream:
                     if event.type == "content_block_delta" and event.delta.type == "text_delta":
@@ -180,12 +182,25 @@ def create_relay_app(upstream: Callable[[], Any], config: RelayConfig | None = N
             await reader  # already finished: the queue is closed only when the reader ends
             if record.error_type is not None:
                 record.status = "upstream_error"
-                yield format_event({"type": record.error_type, "message": record.error_message, "partial": True,
-                                    "sent_chars": record.sent_chars}, event="error")
+                yield format_event(
+                    {
+                        "type": record.error_type,
+                        "message": record.error_message,
+                        "partial": True,
+                        "sent_chars": record.sent_chars,
+                    },
+                    event="error",
+                )
             else:
                 record.status = "completed"
-                yield format_event({"stop_reason": record.stop_reason, "output_tokens": record.output_tokens,
-                                    "sent_chars": record.sent_chars}, event="end")
+                yield format_event(
+                    {
+                        "stop_reason": record.stop_reason,
+                        "output_tokens": record.output_tokens,
+                        "sent_chars": record.sent_chars,
+                    },
+                    event="end",
+                )
             finished = True
         finally:
             record.queue = queue.stats.summary()
@@ -233,11 +248,14 @@ def create_relay_app(upstream: Callable[[], Any], config: RelayConfig | None = N
                 with contextlib.suppress(Exception):
                     await close()
 
-    app = Starlette(routes=[
-        Route("/", page, methods=["GET"]),
-        Route("/stream", stream, methods=["GET"]),
-        Route("/records", list_records, methods=["GET"]),
-    ], lifespan=lifespan)
+    app = Starlette(
+        routes=[
+            Route("/", page, methods=["GET"]),
+            Route("/stream", stream, methods=["GET"]),
+            Route("/records", list_records, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
     app.state.records = records
     app.state.config = cfg
     return app
@@ -250,8 +268,9 @@ class RelayServer(ThreadedServer):
     """
 
     def __init__(self, upstream: Callable[[], Any], config: RelayConfig | None = None, *, port: int = 0) -> None:
-        super().__init__(create_relay_app(upstream, config), name="sse-relay", port=port, backlog=128,
-                         graceful_timeout=1)
+        super().__init__(
+            create_relay_app(upstream, config), name="sse-relay", port=port, backlog=128, graceful_timeout=1
+        )
 
     def start(self, timeout: float = 10.0) -> "RelayServer":
         """Bind a free port on 127.0.0.1 and serve until :meth:`stop`."""

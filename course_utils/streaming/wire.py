@@ -39,8 +39,17 @@ class RawResponse:
         return self.head.split(b"\r\n", 1)[0].decode("latin-1")
 
 
-def raw_request(host: str, port: int, path: str, *, method: str = "GET", body: Any = None,
-                headers: dict[str, str] | None = None, timeout: float = 30.0, max_bytes: int = 1 << 20) -> RawResponse:
+def raw_request(
+    host: str,
+    port: int,
+    path: str,
+    *,
+    method: str = "GET",
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 30.0,
+    max_bytes: int = 1 << 20,
+) -> RawResponse:
     """Send one HTTP/1.1 request over a plain socket and return the raw response bytes.
 
     ``body`` that is not bytes is sent as JSON. Reads until the server closes the connection

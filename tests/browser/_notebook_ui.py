@@ -30,7 +30,9 @@ _WIDGET_AS_TEXT = re.compile(
     r"^\s*(VBox|HBox|Box|interactive|IntSlider|FloatSlider|SelectionSlider|Dropdown|Output|IntProgress|FloatProgress"
     r"|Button|HTML|Label)\(",
 )
-_STARTED = "() => [...document.querySelectorAll('.jp-InputArea-prompt')].some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))"
+_STARTED = (
+    "() => [...document.querySelectorAll('.jp-InputArea-prompt')].some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))"
+)
 _IDLE_AND_DONE = """() => {
     const indicator = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator')
         || document.querySelector('.jp-Notebook-ExecutionIndicator');

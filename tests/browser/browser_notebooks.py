@@ -43,14 +43,23 @@ ARTIFACTS = Path(os.environ.get("BROWSER_ARTIFACTS", REPO / "tests" / "browser" 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 # Flags that let Debian's Chromium run headless as root on a machine with no outside network.
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 TIME_SCALE = "0.02"  # the CI time scale (course_utils.mock_provider.config.CI_TIME_SCALE)
 RUN_ALL_TIMEOUT_S = 240.0
 WIDGET_TIMEOUT_S = 45.0
-NOTEBOOKS = [f"{folder}/{path.name}" for folder in ("notebooks", "solutions")
-             for path in sorted((REPO / folder).glob("[0-9][0-9]_*.ipynb"))]
+NOTEBOOKS = [
+    f"{folder}/{path.name}"
+    for folder in ("notebooks", "solutions")
+    for path in sorted((REPO / folder).glob("[0-9][0-9]_*.ipynb"))
+]
 _TRACEBACK = re.compile(r"Traceback \(most recent call last\)|^\w+Error: ", re.MULTILINE)
 
 
@@ -133,9 +142,13 @@ def test_notebook_in_jupyterlab(lab: LabServer, page: Page, relpath: str) -> Non
         verdicts.append(verdict.splitlines()[0] if verdict else "")
         wanted = "not attempted" if student else "passed"
         if "Exercise" not in verdict or wanted not in verdict.splitlines()[0]:
-            problems.append(f"cell {index} ({cell.source.strip()}): expected a '{wanted}' verdict, got {verdict[:200]!r}")
-    print(f"  {len(code) - len(not_run)} of {len(code)} code cells ran; {len(verdicts)} check verdicts, "
-          f"e.g. {verdicts[:1]}")
+            problems.append(
+                f"cell {index} ({cell.source.strip()}): expected a '{wanted}' verdict, got {verdict[:200]!r}"
+            )
+    print(
+        f"  {len(code) - len(not_run)} of {len(code)} code cells ran; {len(verdicts)} check verdicts, "
+        f"e.g. {verdicts[:1]}"
+    )
 
     problems += [f"widget rendered as text: {text!r}" for text in widget_text_outputs(page)]
 

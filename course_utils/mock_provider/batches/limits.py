@@ -12,8 +12,16 @@ from ...api_facts import CUSTOM_ID_PATTERN
 from ..errors import InvalidRequest, RequestTooLarge
 
 __all__ = [
-    "MAX_BATCH_REQUESTS", "MAX_BATCH_BYTES", "BATCH_EXPIRY_SECONDS", "CANCEL_GRACE_SECONDS", "CUSTOM_ID_PATTERN",
-    "ProcessFn", "OnResultFn", "BatchOptions", "batch_timestamp", "validate_requests",
+    "MAX_BATCH_REQUESTS",
+    "MAX_BATCH_BYTES",
+    "BATCH_EXPIRY_SECONDS",
+    "CANCEL_GRACE_SECONDS",
+    "CUSTOM_ID_PATTERN",
+    "ProcessFn",
+    "OnResultFn",
+    "BatchOptions",
+    "batch_timestamp",
+    "validate_requests",
 ]
 
 MAX_BATCH_REQUESTS = 100_000
@@ -56,7 +64,6 @@ def batch_timestamp(ts: float | None) -> str | None:
     if ts is None:
         return None
     return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
 
 
 def validate_requests(requests: Any, body_bytes: int | None) -> None:

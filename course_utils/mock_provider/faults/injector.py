@@ -55,8 +55,13 @@ class FaultInjector:
     changes through :meth:`rescale`, simulated time already elapsed is kept.
     """
 
-    def __init__(self, scenario: "Scenario | str" = "calm", settings: SimulatorConfig | None = None, *,
-                 clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(
+        self,
+        scenario: "Scenario | str" = "calm",
+        settings: SimulatorConfig | None = None,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
         # The simulator's settings, read at every draw: the seed and time scale are never copied.
         self.settings = settings if settings is not None else SimulatorConfig()
         self._clock = clock
@@ -138,8 +143,14 @@ class FaultInjector:
         with self._lock:
             return bool(self._open_outages()) if model is None else self._outage_for(model) is not None
 
-    def add_outage(self, duration_s: float, *, models: "str | tuple[str, ...] | list[str]" = (),
-                   kind: str = "overloaded", start_in_s: float = 0.0) -> Outage:
+    def add_outage(
+        self,
+        duration_s: float,
+        *,
+        models: "str | tuple[str, ...] | list[str]" = (),
+        kind: str = "overloaded",
+        start_in_s: float = 0.0,
+    ) -> Outage:
         """Open an outage ``start_in_s`` simulated seconds from now, lasting ``duration_s``, for
         ``models`` (a model id or several; none: every model), without restarting the scenario's
         clock or counters. Returns the window, in simulated seconds since the scenario was set.
@@ -170,8 +181,10 @@ class FaultInjector:
         batch is a fresh draw (as on the real API, where an overload passes), even across restarts.
         """
         sc = self._scenario
-        return (sc.batch_error_fraction > 0
-                and _unit(self.seed, sc.name, "batch", batch_id, custom_id, request_key) < sc.batch_error_fraction)
+        return (
+            sc.batch_error_fraction > 0
+            and _unit(self.seed, sc.name, "batch", batch_id, custom_id, request_key) < sc.batch_error_fraction
+        )
 
     def decide(self, request_key: str, forced: str | None = None, model: str | None = None) -> Fault | None:
         """The fault for this request, or None to serve it normally.

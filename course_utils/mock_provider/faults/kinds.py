@@ -23,8 +23,16 @@ from ..errors import (
 )
 
 __all__ = [
-    "FAULT_KINDS", "FAULT_SPECS", "FaultKind", "Fault", "TIMEOUT_DELAY_S", "InvalidFault", "validate_forced",
-    "make_fault", "DRAWN", "PROBABILITIES",
+    "FAULT_KINDS",
+    "FAULT_SPECS",
+    "FaultKind",
+    "Fault",
+    "TIMEOUT_DELAY_S",
+    "InvalidFault",
+    "validate_forced",
+    "make_fault",
+    "DRAWN",
+    "PROBABILITIES",
 ]
 
 TIMEOUT_DELAY_S = 900.0
@@ -114,48 +122,124 @@ def _spend_cap_regain_date(now: float) -> str:
 
 
 # In the order a scenario draws them (the order is part of the reproducible fault timeline).
-FAULT_SPECS: dict[str, FaultKind] = {k.name: k for k in (
-    FaultKind("overloaded", 529, "overloaded_error", "Overloaded", lambda f: Overloaded(f.message),
-              probability="p_overloaded"),
-    FaultKind("api_error", 500, "api_error", "Internal server error", lambda f: InternalError(f.message),
-              probability="p_api_error"),
-    FaultKind("rate_limit", 429, "rate_limit_error", _RATE_LIMIT_MESSAGE,
-              lambda f: RateLimited(f.message, headers=f.headers), retry_after=True, probability="p_rate_limit"),
-    FaultKind("stream_error", 529, "overloaded_error", "Overloaded", lambda f: Overloaded(f.message),
-              mid_stream=True, probability="p_stream_error"),
-    FaultKind("disconnect", None, None, "Connection dropped by the server", mid_stream=True, drops=True,
-              probability="p_disconnect"),
-    FaultKind("timeout", None, None, "No response before the client's timeout", hold_s=TIMEOUT_DELAY_S,
-              probability="p_timeout"),
-    FaultKind("slow", None, None, "Slow response", forceable=False, hold_from="slow_s", probability="slow_p"),
-    # Lost responses: the provider did the work and billed it, but the answer never reaches the client.
-    FaultKind("lost_response", None, None, "Response lost after the provider finished and billed the request",
-              billed=True, drops=True, probability="p_lost_response"),
-    FaultKind("late_response", None, None, "Response delivered late, after the provider finished and billed it",
-              billed=True, hold_from="late_s", probability="p_late_response"),
-    # Errors production code must tell apart (https://platform.claude.com/docs/en/api/errors); forced only.
-    FaultKind("timeout_error", 504, "timeout_error",
-              "The request timed out while processing. Consider using streaming for long-running requests.",
-              lambda f: GatewayTimeout(f.message)),
-    FaultKind("billing_error", 402, "billing_error", "Billing error", lambda f: BillingError(f.message)),
-    FaultKind("permission_error", 403, "permission_error", "Permission denied", lambda f: PermissionDenied(f.message)),
-    FaultKind("spend_limit", 429, "rate_limit_error", "Spend limit reached",
-              lambda f: SpendLimitReached(_spend_cap_regain_date(time.time()))),
-)}
+FAULT_SPECS: dict[str, FaultKind] = {
+    k.name: k
+    for k in (
+        FaultKind(
+            "overloaded",
+            529,
+            "overloaded_error",
+            "Overloaded",
+            lambda f: Overloaded(f.message),
+            probability="p_overloaded",
+        ),
+        FaultKind(
+            "api_error",
+            500,
+            "api_error",
+            "Internal server error",
+            lambda f: InternalError(f.message),
+            probability="p_api_error",
+        ),
+        FaultKind(
+            "rate_limit",
+            429,
+            "rate_limit_error",
+            _RATE_LIMIT_MESSAGE,
+            lambda f: RateLimited(f.message, headers=f.headers),
+            retry_after=True,
+            probability="p_rate_limit",
+        ),
+        FaultKind(
+            "stream_error",
+            529,
+            "overloaded_error",
+            "Overloaded",
+            lambda f: Overloaded(f.message),
+            mid_stream=True,
+            probability="p_stream_error",
+        ),
+        FaultKind(
+            "disconnect",
+            None,
+            None,
+            "Connection dropped by the server",
+            mid_stream=True,
+            drops=True,
+            probability="p_disconnect",
+        ),
+        FaultKind(
+            "timeout",
+            None,
+            None,
+            "No response before the client's timeout",
+            hold_s=TIMEOUT_DELAY_S,
+            probability="p_timeout",
+        ),
+        FaultKind("slow", None, None, "Slow response", forceable=False, hold_from="slow_s", probability="slow_p"),
+        # Lost responses: the provider did the work and billed it, but the answer never reaches the client.
+        FaultKind(
+            "lost_response",
+            None,
+            None,
+            "Response lost after the provider finished and billed the request",
+            billed=True,
+            drops=True,
+            probability="p_lost_response",
+        ),
+        FaultKind(
+            "late_response",
+            None,
+            None,
+            "Response delivered late, after the provider finished and billed it",
+            billed=True,
+            hold_from="late_s",
+            probability="p_late_response",
+        ),
+        # Errors production code must tell apart (https://platform.claude.com/docs/en/api/errors); forced only.
+        FaultKind(
+            "timeout_error",
+            504,
+            "timeout_error",
+            "The request timed out while processing. Consider using streaming for long-running requests.",
+            lambda f: GatewayTimeout(f.message),
+        ),
+        FaultKind("billing_error", 402, "billing_error", "Billing error", lambda f: BillingError(f.message)),
+        FaultKind(
+            "permission_error", 403, "permission_error", "Permission denied", lambda f: PermissionDenied(f.message)
+        ),
+        FaultKind(
+            "spend_limit",
+            429,
+            "rate_limit_error",
+            "Spend limit reached",
+            lambda f: SpendLimitReached(_spend_cap_regain_date(time.time())),
+        ),
+    )
+}
 """Every fault kind, declared once."""
 
 FAULT_KINDS: tuple[str, ...] = tuple(k.name for k in FAULT_SPECS.values() if k.forceable)
 """The kinds a request can force with the ``x-mock-fault`` header."""
 
 
-def make_fault(kind: str, *, after_tokens: int | None = None, retry_after: int = 1, delay_s: float | None = None,
-                cause: str = "scenario") -> Fault:
+def make_fault(
+    kind: str,
+    *,
+    after_tokens: int | None = None,
+    retry_after: int = 1,
+    delay_s: float | None = None,
+    cause: str = "scenario",
+) -> Fault:
     try:
         spec = FAULT_SPECS[kind]
     except KeyError:
         raise ValueError(f"unknown fault kind {kind!r}") from None
     return Fault(
-        kind, spec.status, spec.error_type, spec.message,
+        kind,
+        spec.status,
+        spec.error_type,
+        spec.message,
         after_tokens=after_tokens if spec.mid_stream else None,
         retry_after=retry_after if spec.retry_after else None,
         delay_s=delay_s if spec.hold_from else spec.hold_s,

@@ -24,8 +24,14 @@ if TYPE_CHECKING:
     from ..simulator import Simulator
 
 __all__ = [
-    "process_batch_item", "bill_batch_result",
-    "create_batch", "list_batches", "get_batch", "cancel_batch", "delete_batch", "batch_results",
+    "process_batch_item",
+    "bill_batch_result",
+    "create_batch",
+    "list_batches",
+    "get_batch",
+    "cancel_batch",
+    "delete_batch",
+    "batch_results",
 ]
 
 
@@ -38,8 +44,13 @@ async def process_batch_item(sim: "Simulator", params: dict[str, Any], custom_id
     across a batch), and its usage reports the cache reads and writes, billed at the batch discount.
     """
     rid = new_id("req")
-    ex = Exchange(request_id=rid, api_key=None, headers={}, body=params,
-                  row=LedgerRow(request_id=rid, endpoint="/v1/messages/batches", method="BATCH", api_key=None))
+    ex = Exchange(
+        request_id=rid,
+        api_key=None,
+        headers={},
+        body=params,
+        row=LedgerRow(request_id=rid, endpoint="/v1/messages/batches", method="BATCH", api_key=None),
+    )
     try:
         if not isinstance(params, dict):
             raise InvalidRequest("params: Input should be a valid object")
@@ -74,7 +85,9 @@ def _queued(sim: "Simulator", api_key: str) -> int:
     with store._lock:
         rows = store._fetch_rows(
             "SELECT COUNT(*) AS n FROM requests r JOIN batches b ON r.batch_id = b.id "
-            "WHERE b.api_key = ? AND r.result_type IS NULL", (api_key,))
+            "WHERE b.api_key = ? AND r.result_type IS NULL",
+            (api_key,),
+        )
     return int(rows[0]["n"]) if rows else 0
 
 
@@ -85,8 +98,9 @@ def bill_batch_result(
     sim.ledger.add(batch_result_row(api_key, custom_id, params, result, batch_id, sim.clock.time()))
 
 
-async def _batch_call(sim: "Simulator", request: Request, ex: Exchange, action: Callable[[Exchange], Any],
-                      *, read: bool = False) -> Response:
+async def _batch_call(
+    sim: "Simulator", request: Request, ex: Exchange, action: Callable[[Exchange], Any], *, read: bool = False
+) -> Response:
     await sim.auth.before(ex)
     # The Message Batches API has its own requests-per-minute limit (every batch endpoint counts).
     ex.response_headers.update(sim.rate_limits.limiter.admit_endpoint(ex.api_key or "", "batches"))
@@ -129,8 +143,9 @@ async def list_batches(sim: "Simulator", request: Request, ex: Exchange) -> Resp
 
     def list_(ex: Exchange) -> Any:
         limit = int_param(params.get("limit"), "limit", default=20, lo=1, hi=1000)
-        return sim.batches.list(ex.api_key or "", limit=limit, before_id=params.get("before_id"),
-                                after_id=params.get("after_id"))
+        return sim.batches.list(
+            ex.api_key or "", limit=limit, before_id=params.get("before_id"), after_id=params.get("after_id")
+        )
 
     return await _batch_call(sim, request, ex, list_)
 

@@ -76,8 +76,7 @@ def error_response(sim: "Simulator", ex: Exchange, err: APIError) -> JSONRespons
 
 def internal_error(sim: "Simulator", ex: Exchange, exc: BaseException) -> JSONResponse:
     """A bug in the simulator: logged with its traceback, answered as a 500 ``api_error``."""
-    log.error("internal error on %s %s: %s", ex.row.endpoint, ex.request_id, "".join(
-        traceback.format_exception(exc)))
+    log.error("internal error on %s %s: %s", ex.row.endpoint, ex.request_id, "".join(traceback.format_exception(exc)))
     return error_response(sim, ex, InternalError("Internal server error"))
 
 

@@ -30,9 +30,14 @@ async def mock_usage(sim: "Simulator", request: Request) -> Response:
 
 async def mock_health(sim: "Simulator", request: Request) -> Response:
     return JSONResponse(
-        {"status": "ok", "seed": sim.config.seed, "time_scale": sim.config.time_scale,
-         "scenario": sim.config.scenario, "requests": len(sim.ledger),
-         "tasks": len(asyncio.all_tasks())}
+        {
+            "status": "ok",
+            "seed": sim.config.seed,
+            "time_scale": sim.config.time_scale,
+            "scenario": sim.config.scenario,
+            "requests": len(sim.ledger),
+            "tasks": len(asyncio.all_tasks()),
+        }
     )
 
 

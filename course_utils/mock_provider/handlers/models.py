@@ -58,10 +58,20 @@ def capabilities_json(spec: Any) -> dict[str, Any]:
         "batch": _yes(True),
         "citations": _yes(real),
         "code_execution": _yes(real),
-        "context_management": {"supported": real, "clear_thinking_20251015": _yes(real and thinks),
-                               "clear_tool_uses_20250919": _yes(real), "compact_20260112": _yes(efforts)},
-        "effort": {"supported": efforts, "low": _yes(efforts), "medium": _yes(efforts), "high": _yes(efforts),
-                   "max": _yes(efforts), "xhigh": _yes(efforts)},
+        "context_management": {
+            "supported": real,
+            "clear_thinking_20251015": _yes(real and thinks),
+            "clear_tool_uses_20250919": _yes(real),
+            "compact_20260112": _yes(efforts),
+        },
+        "effort": {
+            "supported": efforts,
+            "low": _yes(efforts),
+            "medium": _yes(efforts),
+            "high": _yes(efforts),
+            "max": _yes(efforts),
+            "xhigh": _yes(efforts),
+        },
         "image_input": _yes(real),
         "pdf_input": _yes(real),
         "server_tools": {"supported": real, "code_execution": _yes(real), "web_search": _yes(real)},
@@ -107,12 +117,16 @@ async def list_models(sim: "Simulator", request: Request, ex: Exchange) -> Respo
     has_more = bool(page) and (
         ids.index(page[-1]["id"]) < len(ids) - 1 if not params.get("before_id") else ids.index(page[0]["id"]) > 0
     )
-    return ok(sim, ex, {
-        "data": page,
-        "has_more": has_more,
-        "first_id": page[0]["id"] if page else None,
-        "last_id": page[-1]["id"] if page else None,
-    })
+    return ok(
+        sim,
+        ex,
+        {
+            "data": page,
+            "has_more": has_more,
+            "first_id": page[0]["id"] if page else None,
+            "last_id": page[-1]["id"] if page else None,
+        },
+    )
 
 
 async def get_model(sim: "Simulator", request: Request, ex: Exchange) -> Response:

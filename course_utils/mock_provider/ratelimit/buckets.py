@@ -113,5 +113,3 @@ class LimitBucket:
 
     def __repr__(self) -> str:
         return f"LimitBucket(level={self.available():.1f}/{self.capacity:g}, refill={self.refill_per_second:g}/s)"
-
-

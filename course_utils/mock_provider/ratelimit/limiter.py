@@ -16,6 +16,7 @@ from .tiers import RateLimits, check_burst, get_tier
 
 __all__ = ["Admission", "Limit", "RateLimiter"]
 
+
 class Limit:
     """One per-minute limit: the burst bucket that admits requests, and the minute-sized view.
 
@@ -254,7 +255,10 @@ class RateLimiter:
                 admission._buckets.output.charge(max(0, int(actual_output_tokens)))
 
     # ----- other endpoints: token counting and Message Batches -------------------------------------
-    ENDPOINTS = {"count_tokens": ("count_tokens_rpm", "token counting"), "batches": ("batch_rpm", "Message Batches API")}
+    ENDPOINTS = {
+        "count_tokens": ("count_tokens_rpm", "token counting"),
+        "batches": ("batch_rpm", "Message Batches API"),
+    }
 
     def admit_endpoint(self, api_key: str, endpoint: str) -> dict[str, str]:
         """Charge one request to ``endpoint`` (``count_tokens`` or ``batches``) against its own
@@ -294,8 +298,11 @@ class RateLimiter:
         raise RateLimited(
             f"This request would exceed your organization's limit of {limit:,} batch requests in the processing "
             f"queue (org: {_org_id(api_key)}): {queued:,} are waiting and this batch adds {adding:,}. "
-            + ("Wait for batches to finish, or send fewer requests per batch. " if retryable else
-               "This batch alone is larger than the limit; split it. ")
+            + (
+                "Wait for batches to finish, or send fewer requests per batch. "
+                if retryable
+                else "This batch alone is larger than the limit; split it. "
+            )
             + f"For details, refer to: {_DOCS}.",
             headers=headers,
         )

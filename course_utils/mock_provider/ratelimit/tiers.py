@@ -15,6 +15,7 @@ DEFAULT_BURST_S = 1.0
 the rate-limits page describes ("60 RPM might be enforced as 1 request per second").
 """
 
+
 @dataclass(frozen=True)
 class RateLimits:
     """Per-minute limits for one model, as the API's tier tables list them.
@@ -82,5 +83,3 @@ def get_tier(tier: str | RateLimits) -> RateLimits:
         return TIERS[tier]
     except KeyError:
         raise ValueError(f"Unknown rate-limit tier {tier!r}; known tiers: {', '.join(TIERS)}") from None
-
-

@@ -29,7 +29,7 @@ def _block(raw: Any, path: str, role: str) -> dict[str, Any]:
         block["cache_control"] = cache_control(raw["cache_control"], f"{path}.cache_control")
     if btype == "text":
         check_type(require(raw, "text", f"{path}."), str, f"{path}.text", "string")
-        if raw["text"] == "" :
+        if raw["text"] == "":
             raise InvalidRequest(f"{path}.text: text content blocks must be non-empty")
     elif btype == "tool_use":
         if role != "assistant":
@@ -136,8 +136,9 @@ def tools(raw: Any) -> tuple[dict[str, Any], ...]:
         check_type(t, dict, path, "object")
         ttype = t.get("type", "custom")
         if not isinstance(ttype, str) or not (ttype == "custom" or _SERVER_TOOL_TYPE.fullmatch(ttype)):
-            raise InvalidRequest(f"{path}.type: Input should be 'custom' or a versioned server tool type "
-                                 "(such as 'web_search_20250305')")
+            raise InvalidRequest(
+                f"{path}.type: Input should be 'custom' or a versioned server tool type (such as 'web_search_20250305')"
+            )
         if ttype == "custom":
             # Server tools have their own fields; custom ones are checked strictly.
             no_extra(t, _CUSTOM_TOOL_FIELDS, path)

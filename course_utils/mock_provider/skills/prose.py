@@ -18,11 +18,58 @@ from .text import STOPWORDS, words
 __all__ = ["ProseSkill", "target_tokens", "topic_of", "compose"]
 
 _INSTRUCTION_WORDS = {
-    "write", "explain", "describe", "essay", "paragraph", "paragraphs", "sentence", "sentences", "briefly",
-    "brief", "detail", "detailed", "short", "long", "please", "summary", "give", "show", "discuss", "article",
-    "words", "quick", "quickly", "answer", "question", "something", "thing", "things", "way", "ways",
-    "depth", "concise", "thorough", "comprehensive", "overview", "simple", "simply", "terms", "few", "lot",
-    "much", "many", "now", "today", "using", "use", "mean", "means", "say", "think", "help", "can",
+    "write",
+    "explain",
+    "describe",
+    "essay",
+    "paragraph",
+    "paragraphs",
+    "sentence",
+    "sentences",
+    "briefly",
+    "brief",
+    "detail",
+    "detailed",
+    "short",
+    "long",
+    "please",
+    "summary",
+    "give",
+    "show",
+    "discuss",
+    "article",
+    "words",
+    "quick",
+    "quickly",
+    "answer",
+    "question",
+    "something",
+    "thing",
+    "things",
+    "way",
+    "ways",
+    "depth",
+    "concise",
+    "thorough",
+    "comprehensive",
+    "overview",
+    "simple",
+    "simply",
+    "terms",
+    "few",
+    "lot",
+    "much",
+    "many",
+    "now",
+    "today",
+    "using",
+    "use",
+    "mean",
+    "means",
+    "say",
+    "think",
+    "help",
+    "can",
 }
 _NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "a": 1, "an": 1, "single": 1}
 
@@ -73,7 +120,10 @@ def topic_of(prompt: str) -> str:
         runs.append(current)
     if not runs:
         return "this topic"
-    after = re.search(r"(?i)\b(?:about|on|regarding|of|explain|describe|is|are)\s+(?:the\s+|a\s+|an\s+)?([A-Za-z0-9][\w'+#-]*)", prompt)
+    after = re.search(
+        r"(?i)\b(?:about|on|regarding|of|explain|describe|is|are)\s+(?:the\s+|a\s+|an\s+)?([A-Za-z0-9][\w'+#-]*)",
+        prompt,
+    )
     if after:
         for run in runs:
             if run[0].lower() == after.group(1).lower():
@@ -133,7 +183,9 @@ def compose(ctx: SkillContext, prompt: str) -> str:
     if ctx.request.max_tokens:
         target = min(target, 2 * ctx.request.max_tokens)
     topic = topic_of(prompt)
-    keywords = [w for w in words(prompt) if w not in STOPWORDS and w not in _INSTRUCTION_WORDS and len(w) > 2] or ["the details"]
+    keywords = [w for w in words(prompt) if w not in STOPWORDS and w not in _INSTRUCTION_WORDS and len(w) > 2] or [
+        "the details"
+    ]
     if target < 20:
         return _fill(rng.choice(_OPENERS), topic, keywords[0])
     sentences = [_fill(rng.choice(_OPENERS), topic, rng.choice(keywords))]
@@ -171,6 +223,9 @@ class ProseSkill:
     def respond(self, ctx: SkillContext) -> Reply:
         """Prose about the last user turn (a greeting gets a greeting)."""
         prompt = ctx.request.last_user_text or ctx.request.system_text
-        if re.fullmatch(r"(?i)\s*(hi|hello|hey|good (morning|afternoon|evening)|are you there|ping)[\s!.?,]*(are you there[?!.]*)?\s*", prompt.replace("\n", " ")):
+        if re.fullmatch(
+            r"(?i)\s*(hi|hello|hey|good (morning|afternoon|evening)|are you there|ping)[\s!.?,]*(are you there[?!.]*)?\s*",
+            prompt.replace("\n", " "),
+        ):
             return Reply(blocks=(TextOut(ctx.rng.choice(_GREETINGS)),), skill=self.name)
         return Reply(blocks=(TextOut(compose(ctx, prompt)),), skill=self.name)

@@ -23,17 +23,62 @@ NO_INFO = "I don't have that information."
 
 # Equivalent words in fact keys ('favourite colour' == 'favorite color', 'order no' == 'order number').
 _KEY_SYNONYMS = {
-    "favorite": "favourite", "color": "colour", "no": "number", "num": "number", "#": "number", "id": "number",
-    "home": "location", "city": "location", "town": "location", "live": "location", "lives": "location",
-    "based": "location", "from": "location", "called": "name", "postcode": "zip", "postal": "zip",
-    "mobile": "phone", "telephone": "phone", "cell": "phone", "e-mail": "email", "mail": "email",
-    "occupation": "job", "profession": "job", "work": "job", "role": "job", "birthday": "birthday",
-    "bday": "birthday", "appt": "appointment", "meeting": "appointment", "full": "",
+    "favorite": "favourite",
+    "color": "colour",
+    "no": "number",
+    "num": "number",
+    "#": "number",
+    "id": "number",
+    "home": "location",
+    "city": "location",
+    "town": "location",
+    "live": "location",
+    "lives": "location",
+    "based": "location",
+    "from": "location",
+    "called": "name",
+    "postcode": "zip",
+    "postal": "zip",
+    "mobile": "phone",
+    "telephone": "phone",
+    "cell": "phone",
+    "e-mail": "email",
+    "mail": "email",
+    "occupation": "job",
+    "profession": "job",
+    "work": "job",
+    "role": "job",
+    "birthday": "birthday",
+    "bday": "birthday",
+    "appt": "appointment",
+    "meeting": "appointment",
+    "full": "",
 }
 # Words in a 'Key: value' line that mean it is a speaker tag or heading, not a fact.
-_NOT_KEYS = {"user", "assistant", "human", "ai", "system", "summary", "note", "notes", "question", "answer",
-             "previous summary", "new turns", "conversation", "context", "q", "a", "example", "instructions",
-             "turn", "task", "important", "update"}
+_NOT_KEYS = {
+    "user",
+    "assistant",
+    "human",
+    "ai",
+    "system",
+    "summary",
+    "note",
+    "notes",
+    "question",
+    "answer",
+    "previous summary",
+    "new turns",
+    "conversation",
+    "context",
+    "q",
+    "a",
+    "example",
+    "instructions",
+    "turn",
+    "task",
+    "important",
+    "update",
+}
 
 _VALUE_END = r"(?=\s*(?:[.!?;\n](?:\s|$)|,(?!\s*\d)|\s+(?:and|but|so|because|which)\s+(?:my|i|i'm|the|your|he|she|it|we)\b|\s*$))"
 _MY = re.compile(
@@ -44,7 +89,9 @@ _LIVE = re.compile(
     r"\b(?:[Ii]|[Tt]he user|[Yy]ou)\s+(?:live|lives|am based|is based|are based|am from|is from|are from|moved to|reside)\s+"
     r"(?:in\s+)?([A-Z][\w'-]*(?:[ ,]+[A-Z][\w'-]*){0,3})"
 )
-_NAME = re.compile(r"\b(?:I'm|I am|call me|this is|name's|the user is|you are)\s+([A-Z][a-z][\w'-]*(?:\s+[A-Z][a-z][\w'-]*)?)")
+_NAME = re.compile(
+    r"\b(?:I'm|I am|call me|this is|name's|the user is|you are)\s+([A-Z][a-z][\w'-]*(?:\s+[A-Z][a-z][\w'-]*)?)"
+)
 _JOB = re.compile(r"\b(?:I|the user)\s+(?:work|works)\s+as\s+(?:an?\s+)?([\w -]+?)" + _VALUE_END, re.I)
 _CALLED = re.compile(r"\bmy\s+([a-z][\w-]*)(?:'s name is|\s+is\s+(?:called|named))\s+([A-Z][\w'-]*)", re.I)
 _COLON = re.compile(r"^\s*(?:[-*•]\s*)?([A-Za-z][A-Za-z' ]{0,30}?)\s*:\s*(\S.*?)\s*$", re.M)
@@ -97,14 +144,28 @@ def extract_facts(text: str) -> list[tuple[tuple[str, ...], str, str]]:
 _PERSONAL = [
     # (pattern over the question, fact key it asks for; None = take the captured key)
     (re.compile(r"\bwho am i\b|\bwhat(?:'s| is| was)? my name\b|\bwhat am i called\b|\bmy name\b", re.I), "name"),
-    (re.compile(r"\bwhere (?:do |did )?i (?:live|stay|reside)\b|\bwhere am i (?:from|based)\b|\bwhere i(?:'m| am) (?:from|based)\b"
-                r"|\bwhere (?:do|did) i come from\b|\b(?:city|town|country|place)\b[^?]*\bi\s+(?:live|am from|am based)\b", re.I),
-     "location"),
+    (
+        re.compile(
+            r"\bwhere (?:do |did )?i (?:live|stay|reside)\b|\bwhere am i (?:from|based)\b|\bwhere i(?:'m| am) (?:from|based)\b"
+            r"|\bwhere (?:do|did) i come from\b|\b(?:city|town|country|place)\b[^?]*\bi\s+(?:live|am from|am based)\b",
+            re.I,
+        ),
+        "location",
+    ),
     (re.compile(r"\bmy\s+([\w-]+)'s\s+name\b", re.I), None),
     (re.compile(r"\bwhat (?:do i do|is my job)\b|\bwhere do i work\b", re.I), "job"),
     (re.compile(r"\bmy\s+((?:[\w-]+\s+){0,2}?[\w-]+)\s*(?:was|is|were|are)?\s*(?:again)?\s*[?.!]?\s*$", re.I), None),
-    (re.compile(r"\b(?:what|what's|whats|which|when|where|who|how many|how much)\b[^?]*?\bmy\s+((?:[\w-]+\s+){0,2}?[\w-]+?)\s*(?:again\s*)?(?:\bwas\b|\bis\b|\bwere\b|\?|$)", re.I), None),
-    (re.compile(r"\b(?:remember|recall|know)\s+my\s+((?:[\w-]+\s+){0,2}?[\w-]+?)\s*(?:\?|$|\bis\b|\bwas\b)", re.I), None),
+    (
+        re.compile(
+            r"\b(?:what|what's|whats|which|when|where|who|how many|how much)\b[^?]*?\bmy\s+((?:[\w-]+\s+){0,2}?[\w-]+?)\s*(?:again\s*)?(?:\bwas\b|\bis\b|\bwere\b|\?|$)",
+            re.I,
+        ),
+        None,
+    ),
+    (
+        re.compile(r"\b(?:remember|recall|know)\s+my\s+((?:[\w-]+\s+){0,2}?[\w-]+?)\s*(?:\?|$|\bis\b|\bwas\b)", re.I),
+        None,
+    ),
 ]
 
 
@@ -169,14 +230,21 @@ def answer_question(req: MessagesRequest) -> str | None:
             return _phrase(*fact)
         sentence = _best_sentence(key, context, user_only=True)
         if sentence:
-            return f"You mentioned: \"{sentence}\""
+            return f'You mentioned: "{sentence}"'
         return f"{NO_INFO} You haven't told me your {key} in this conversation."
     sentence = _best_sentence(question, context)
     return _to_second_person(sentence) if sentence else None
 
 
-_SWAPS = [(r"\bI am\b", "you are"), (r"\bI'm\b", "you're"), (r"\bI've\b", "you've"), (r"\bI\b", "you"),
-          (r"\bmy\b", "your"), (r"\bme\b", "you"), (r"\bmine\b", "yours")]
+_SWAPS = [
+    (r"\bI am\b", "you are"),
+    (r"\bI'm\b", "you're"),
+    (r"\bI've\b", "you've"),
+    (r"\bI\b", "you"),
+    (r"\bmy\b", "your"),
+    (r"\bme\b", "you"),
+    (r"\bmine\b", "yours"),
+]
 
 
 def _to_second_person(sentence: str) -> str:
@@ -195,7 +263,9 @@ def _last_question(text: str) -> str:
     return ""
 
 
-_PERSONA = re.compile(r"^(?:you are|you're|you will|always|never|answer|respond|reply|be |act as|your role|do not|don't)", re.I)
+_PERSONA = re.compile(
+    r"^(?:you are|you're|you will|always|never|answer|respond|reply|be |act as|your role|do not|don't)", re.I
+)
 
 
 def _best_sentence(question: str, context: str, user_only: bool = False) -> str | None:

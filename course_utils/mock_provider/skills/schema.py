@@ -151,7 +151,7 @@ class _Builder:
             out[name] = self.build(sub, key=name, depth=depth + 1)
         max_props = s.get("maxProperties")
         if isinstance(max_props, int) and len(out) > max_props:
-            keep = list(dict.fromkeys([*required, *out]))[:max(max_props, len(required))]
+            keep = list(dict.fromkeys([*required, *out]))[: max(max_props, len(required))]
             out = {k: out[k] for k in keep}
         return out
 
@@ -165,7 +165,8 @@ class _Builder:
         if depth < _MAX_DEPTH and isinstance(items, dict):
             kind = item_schema.get("type")
             simple = kind in ("string", "integer", "number") and not any(
-                k in item_schema for k in ("enum", "const", "anyOf", "oneOf", "$ref", "pattern", "format"))
+                k in item_schema for k in ("enum", "const", "anyOf", "oneOf", "$ref", "pattern", "format")
+            )
             if simple:
                 proposed = self.fill(key, [0] if kind in ("integer", "number") else [])
                 if isinstance(proposed, list):
@@ -297,7 +298,9 @@ def _pattern_example(pattern: str) -> str:
     """A string matching a simple pattern (anchored classes and literals); '' if that does not match."""
     body = pattern.removeprefix("^").removesuffix("$")
     out = []
-    for m in re.finditer(r"\\d(?:\{(\d+)(?:,\d*)?\})?|\[A-Z\](?:\{(\d+)(?:,\d*)?\})?|\[a-z\](?:\{(\d+)(?:,\d*)?\})?|\\?(.)", body):
+    for m in re.finditer(
+        r"\\d(?:\{(\d+)(?:,\d*)?\})?|\[A-Z\](?:\{(\d+)(?:,\d*)?\})?|\[a-z\](?:\{(\d+)(?:,\d*)?\})?|\\?(.)", body
+    ):
         if m.group(0).startswith("\\d"):
             out.append("0" * int(m.group(1) or 1))
         elif m.group(0).startswith("[A-Z]"):

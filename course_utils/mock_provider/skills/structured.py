@@ -27,8 +27,15 @@ from .recall import NO_INFO, answer_question, extract_facts
 from .schema import instance_for
 from .text import STOPWORDS, content_words, prefill_text, split_sentences
 
-__all__ = ["StructuredSkill", "wants_json", "find_keys", "find_skeleton", "build_object", "continue_prefill",
-           "schema_object"]
+__all__ = [
+    "StructuredSkill",
+    "wants_json",
+    "find_keys",
+    "find_skeleton",
+    "build_object",
+    "continue_prefill",
+    "schema_object",
+]
 
 _ASKS_JSON = re.compile(
     r"\b(?:respond|reply|answer|return|output|give|format|formatted|produce|provide|emit|generate|write)\b[^.\n?]{0,40}\bjson\b"
@@ -43,9 +50,43 @@ _KEYS_LIST = re.compile(
     rf"((?:{_KEY}(?:[ \t]*\([^)\n]*\))?[ \t]*(?:,[ \t]*(?:and[ \t]+|or[ \t]+)?|[ \t]+and[ \t]+|[ \t]+or[ \t]+|[ \t]+)?)+)",
     re.I,
 )
-_STOP_KEYWORDS = {"for", "from", "about", "that", "describing", "based", "given", "using", "in", "of", "to", "with",
-                  "the", "this", "these", "each", "which", "where", "when", "summarizing", "extracted", "only"}
-_SENT_POS = {"love", "great", "excellent", "amazing", "good", "happy", "fantastic", "wonderful", "best", "perfect", "awesome"}
+_STOP_KEYWORDS = {
+    "for",
+    "from",
+    "about",
+    "that",
+    "describing",
+    "based",
+    "given",
+    "using",
+    "in",
+    "of",
+    "to",
+    "with",
+    "the",
+    "this",
+    "these",
+    "each",
+    "which",
+    "where",
+    "when",
+    "summarizing",
+    "extracted",
+    "only",
+}
+_SENT_POS = {
+    "love",
+    "great",
+    "excellent",
+    "amazing",
+    "good",
+    "happy",
+    "fantastic",
+    "wonderful",
+    "best",
+    "perfect",
+    "awesome",
+}
 
 
 def wants_json(system: str, user: str, prefill: str) -> bool:
@@ -151,24 +192,51 @@ class _Values:
         if "sentiment" in k or k in ("tone", "mood", "polarity"):
             return self._label(["positive", "negative", "neutral"])
         if k in ("label", "category", "class", "classification", "intent", "topic", "department", "type", "priority"):
-            return self._label(self.labels) if self.labels else self._label(["billing", "technical", "account", "shipping", "general"])
+            return (
+                self._label(self.labels)
+                if self.labels
+                else self._label(["billing", "technical", "account", "shipping", "general"])
+            )
         if k in ("summary", "description", "abstract", "tldr", "gist", "synopsis", "overview"):
             return self._summary()
         if k in ("title", "headline", "subject"):
             return " ".join(w.capitalize() for w in content_words(self.content)[:5]) or "Untitled"
         if k in ("keywords", "tags", "topics", "entities", "key_points", "items", "list"):
             return self._list(k, None)
-        if k.startswith(("is_", "has_", "needs_", "requires_")) or k in ("urgent", "valid", "spam", "resolved", "escalate"):
+        if k.startswith(("is_", "has_", "needs_", "requires_")) or k in (
+            "urgent",
+            "valid",
+            "spam",
+            "resolved",
+            "escalate",
+        ):
             return self._bool(k)
         if k in ("confidence", "score", "probability", "certainty"):
             return round(0.6 + 0.39 * self.ctx.rng.random(), 2)
-        if k in ("count", "number", "amount", "total", "price", "quantity", "age", "year", "rating", "order_number", "id", "days"):
+        if k in (
+            "count",
+            "number",
+            "amount",
+            "total",
+            "price",
+            "quantity",
+            "age",
+            "year",
+            "rating",
+            "order_number",
+            "id",
+            "days",
+        ):
             return self._number(k)
         if "email" in k:
             m = re.search(r"[\w.+-]+@[\w-]+\.[\w.-]+", self.content)
             return m.group().rstrip(".") if m else None
         if "date" in k or k in ("when", "time", "deadline"):
-            m = re.search(r"\b\d{4}-\d{2}-\d{2}\b|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? \d{1,2}(?:, \d{4})?", self.content, re.I)
+            m = re.search(
+                r"\b\d{4}-\d{2}-\d{2}\b|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? \d{1,2}(?:, \d{4})?",
+                self.content,
+                re.I,
+            )
             return m.group() if m else None
         if k in ("language", "lang"):
             return "en"

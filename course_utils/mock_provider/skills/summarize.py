@@ -50,8 +50,10 @@ _DAYS = r"monday|tuesday|wednesday|thursday|friday|saturday|sunday|today|tomorro
 
 # A system prompt that instructs summarizing: the verb opens a sentence (optionally after "please",
 # "your task is to", "you will"), or the model is cast as a summarizer.
-_VERB = (r"(?:summari[sz]e|condense|recap|(?:write|give|produce|create|make|provide|update|prepare|draft|generate)"
-         r"\b[^.?!\n]{0,30}\bsummary\b)")
+_VERB = (
+    r"(?:summari[sz]e|condense|recap|(?:write|give|produce|create|make|provide|update|prepare|draft|generate)"
+    r"\b[^.?!\n]{0,30}\bsummary\b)"
+)
 _SYSTEM_TRIGGER = re.compile(
     r"(?:^|[.!?:]\s+|\n)\s*(?:please\s+)?(?:(?:your|the)\s+(?:only\s+|sole\s+)?(?:task|job|role|goal)\s+is\s+to\s+"
     r"|you\s+(?:will|must|should|shall)\s+|you\s+)?" + _VERB + r"\b"
@@ -88,7 +90,11 @@ def fact_score(sentence: str) -> float:
     score = 0.0
     if re.search(r"\b(?:my|the user's|your)\s+[\w -]{1,30}?\s+(?:is|was|are)\b", s, re.I):
         score += 3
-    if re.search(r"\b(?:i|the user)\s+(?:live|work|am|'m|was born|moved|have|need|want|prefer|booked|ordered)\b|\bi'm\b|\bcall me\b", s, re.I):
+    if re.search(
+        r"\b(?:i|the user)\s+(?:live|work|am|'m|was born|moved|have|need|want|prefer|booked|ordered)\b|\bi'm\b|\bcall me\b",
+        s,
+        re.I,
+    ):
         score += 2
     if re.search(r"\d", s):
         score += 2
@@ -96,10 +102,16 @@ def fact_score(sentence: str) -> float:
         score += 1.5
     if re.search(r"\b[A-Z]{2,}[-_]?\d+\b|[\w.+-]+@[\w-]+\.\w+", s):
         score += 2
-    if re.match(r"^\s*(?:[-*•]\s*)?[A-Za-z][\w ]{0,30}:\s*\S", s) and not re.match(r"(?i)^\s*(?:[-*•]\s*)?(?:user|assistant)\s*:", s):
+    if re.match(r"^\s*(?:[-*•]\s*)?[A-Za-z][\w ]{0,30}:\s*\S", s) and not re.match(
+        r"(?i)^\s*(?:[-*•]\s*)?(?:user|assistant)\s*:", s
+    ):
         score += 2
     tokens = s.split()
-    proper = [w for i, w in enumerate(tokens) if i > 0 and re.match(r"^[A-Z][a-z]+", w) and w.lower().strip(".,!?") not in ("i",)]
+    proper = [
+        w
+        for i, w in enumerate(tokens)
+        if i > 0 and re.match(r"^[A-Z][a-z]+", w) and w.lower().strip(".,!?") not in ("i",)
+    ]
     score += min(len(proper), 3)
     return score
 

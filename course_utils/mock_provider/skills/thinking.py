@@ -17,8 +17,17 @@ from typing import Any, Iterator
 
 from ...tokens import count_text
 
-__all__ = ["THINKING_BY_DEFAULT", "REPLY_SCENARIO_ENV", "REPLY_SCENARIOS", "ShapeError", "ThinkingPlan",
-           "OMITTED_THINKING_TOKENS", "plan_thinking", "reply_scenario", "use_reply_scenario"]
+__all__ = [
+    "THINKING_BY_DEFAULT",
+    "REPLY_SCENARIO_ENV",
+    "REPLY_SCENARIOS",
+    "ShapeError",
+    "ThinkingPlan",
+    "OMITTED_THINKING_TOKENS",
+    "plan_thinking",
+    "reply_scenario",
+    "use_reply_scenario",
+]
 
 OMITTED_THINKING_TOKENS = 8
 """Output tokens billed for a thinking block whose text is omitted (a stand-in for the hidden tokens)."""
@@ -79,8 +88,12 @@ def reply_scenario(name: str | None = None) -> dict[str, Any]:
         env = os.environ.get(REPLY_SCENARIO_ENV, "").strip() or "plain"
         if env not in REPLY_SCENARIOS:
             # A typo in the environment must not turn every reply into a 500: say so, and stay plain.
-            warnings.warn(f"{REPLY_SCENARIO_ENV}={env!r} is not a reply scenario (known: "
-                          f"{', '.join(REPLY_SCENARIOS)}); using 'plain'", RuntimeWarning, stacklevel=2)
+            warnings.warn(
+                f"{REPLY_SCENARIO_ENV}={env!r} is not a reply scenario (known: "
+                f"{', '.join(REPLY_SCENARIOS)}); using 'plain'",
+                RuntimeWarning,
+                stacklevel=2,
+            )
             return REPLY_SCENARIOS["plain"]
         return REPLY_SCENARIOS[env]
     try:
@@ -97,8 +110,9 @@ class ThinkingPlan:
     tokens: int
 
 
-def plan_thinking(request: Any, model: Any, *, forced: bool = False, scenario: dict[str, Any] | None = None
-                  ) -> ThinkingPlan | None:
+def plan_thinking(
+    request: Any, model: Any, *, forced: bool = False, scenario: dict[str, Any] | None = None
+) -> ThinkingPlan | None:
     """Whether this reply starts with a thinking block, as the model's documentation describes.
 
     - ``thinking: {"type": "disabled"}``: no thinking (the models that refuse it were refused earlier);

@@ -70,7 +70,21 @@ def pick_tool(req: MessagesRequest, text: str) -> dict[str, Any] | None:
 # Building an input that validates against the tool's schema.
 
 _PLACE_KEYS = ("city", "location", "place", "destination", "origin", "country", "region", "town", "where", "address")
-_TEXT_KEYS = ("query", "q", "search", "question", "text", "prompt", "message", "content", "input", "keywords", "term", "topic", "body")
+_TEXT_KEYS = (
+    "query",
+    "q",
+    "search",
+    "question",
+    "text",
+    "prompt",
+    "message",
+    "content",
+    "input",
+    "keywords",
+    "term",
+    "topic",
+    "body",
+)
 _NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?![\w.]*\d)")
 _PLACE = re.compile(r"\b(?:in|at|for|to|from|near|of)\s+((?:[A-Z][\w'.-]*)(?:\s+[A-Z][\w'.-]*){0,2})")
 _PROPER = re.compile(r"(?<![.!?]\s)(?<!^)\b([A-Z][a-z][\w'-]*(?:\s+[A-Z][a-z][\w'-]*)*)")
@@ -325,7 +339,13 @@ def _tool_results(req: MessagesRequest) -> list[tuple[str, str, bool]]:
     for b in msgs[i].content:
         if b.get("type") == "tool_result":
             c = b.get("content", "")
-            text = c if isinstance(c, str) else text_of([x for x in c if isinstance(x, dict)]) if isinstance(c, list) else ""
+            text = (
+                c
+                if isinstance(c, str)
+                else text_of([x for x in c if isinstance(x, dict)])
+                if isinstance(c, list)
+                else ""
+            )
             out.append((names.get(str(b.get("tool_use_id")), "the tool"), text.strip(), bool(b.get("is_error"))))
     return out
 
@@ -340,7 +360,12 @@ def _question_before_tools(req: MessagesRequest) -> str:
     return ""
 
 
-_PREFACES = ("I'll look that up.", "Let me check that for you.", "I'll use a tool to find out.", "Let me look into that.")
+_PREFACES = (
+    "I'll look that up.",
+    "Let me check that for you.",
+    "I'll use a tool to find out.",
+    "Let me look into that.",
+)
 
 
 class ToolUseSkill:
@@ -373,7 +398,9 @@ class ToolUseSkill:
         for name, text, is_error in results:
             shown = text if len(text) <= 400 else text[:400].rsplit(" ", 1)[0] + " ..."
             if is_error:
-                parts.append(f"The {name} tool reported an error: {shown or 'no details'}. I could not complete that step.")
+                parts.append(
+                    f"The {name} tool reported an error: {shown or 'no details'}. I could not complete that step."
+                )
             else:
                 parts.append(f"Based on the result of {name}: {shown or '(empty result)'}")
         return "\n\n".join(parts)
