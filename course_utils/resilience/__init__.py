@@ -28,9 +28,38 @@ from .idempotency import (
     encode_response,
     fingerprint,
 )
+from .chaos import FALLBACK, PHASES, PRIMARY, IncidentReport, OpRecord, report_body, run_incident
+from .measure import (
+    STRATEGIES,
+    StrategyRun,
+    breaker_run,
+    on_virtual_time,
+    percentile,
+    rps,
+    sim,
+    storm_run,
+    strategy_run,
+)
 from .policy import RetryEvent, RetryPolicy, backoff_delay
 
 __all__ = [
+    # the notebook's incident and measurements (chaos, measure)
+    "PRIMARY",
+    "FALLBACK",
+    "PHASES",
+    "report_body",
+    "run_incident",
+    "IncidentReport",
+    "OpRecord",
+    "STRATEGIES",
+    "StrategyRun",
+    "strategy_run",
+    "storm_run",
+    "breaker_run",
+    "on_virtual_time",
+    "percentile",
+    "rps",
+    "sim",
     "is_retryable",
     "is_spend_limit",
     "retry_after_s",
