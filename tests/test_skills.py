@@ -12,7 +12,7 @@ import pytest
 from course_utils.mock_provider.request import parse_messages_request
 from course_utils.mock_provider.skills import SKILLS, SkillContext, TextOut, ToolUseOut, respond, true_label
 from course_utils.mock_provider.skills.classify import p_correct
-from course_utils.mock_provider.skills.tool_use import build_input
+from course_utils.mock_provider.skills.tool_input import build_input
 from course_utils.models import get_model
 from course_utils.tokens import count_text
 
