@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SUBMISSIONS ?=
 
-.PHONY: lab lab-solutions test test-browser browser-deps venv kernel release normalize check-release grade simulator bench bench-grading clean
+.PHONY: lab lab-solutions test test-browser browser-deps redis-deps venv kernel release normalize check-release grade simulator bench bench-grading clean
 
 # JupyterLab refuses to start as root without --allow-root (containers, cloud workspaces); a normal
 # user never gets the flag. Evaluated when the recipe runs, so `sudo make lab` is judged as root.
@@ -36,7 +36,7 @@ lab-solutions: kernel
 	$(VENV)/bin/jupyter lab --notebook-dir=. --ServerApp.default_url=/lab/tree/solutions $(ALLOW_ROOT) $(LAB_ARGS)
 
 ## make test: set up and run the whole test suite
-test: kernel
+test: kernel redis-deps
 	$(VENV)/bin/ruff check course_utils tests benchmarks data
 	$(VENV)/bin/ruff format --check course_utils tests benchmarks data
 	$(PY) -m pytest
@@ -63,6 +63,13 @@ test-browser: kernel browser-deps
 	@# Two notebooks at a time (one JupyterLab and one Chromium per worker); -rA prints each
 	@# notebook's report (timings, screenshot paths) after the run.
 	$(PY) -m pytest tests/browser/browser_notebooks.py -n 2 --dist load -rA $(BROWSER_ARGS)
+
+# A real Redis server for lessons 07 and 08 (limiters, budgets, the event bus): Debian's redis-server,
+# security-maintained by Debian. Tests start their own private server from it; REDIS_URL overrides.
+redis-deps:
+	@test -n "$$REDIS_URL" || command -v redis-server >/dev/null || test -x /usr/bin/redis-server || { \
+	  if [ "$$(id -u)" -eq 0 ]; then apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; \
+	  else echo "install Redis first: sudo apt-get install -y redis-server (or set REDIS_URL)" >&2; exit 1; fi; }
 
 # Debian's Chromium (Playwright cannot download its own browser offline); CI runs as root.
 browser-deps:
