@@ -1,0 +1,151 @@
+"""Consuming events at least once, processing them once: the consumer loop and the idempotent handler.
+
+The two rules of a consumer under at-least-once delivery:
+
+1. **Acknowledge after processing**, never before: an event acked and then lost to a crash is
+   gone for good; one processed and not acked is redelivered, so nothing is lost.
+2. **Make processing idempotent**: a redelivered event (its consumer crashed after doing the work
+   but before the ack, or was merely slow past the idle timeout) must not do the work twice.
+   :class:`IdempotentHandler` records each event's *business key* (e.g. the message id, which
+   stays the same when an event is re-published, unlike the bus id) once its work succeeded, and
+   skips the work for a key it has seen. The work itself should write its results keyed the same
+   way, so a crash between the work and the record is caught too.
+
+The idle timeout must be longer than the slowest processing, or a slow consumer's event is
+redelivered to another consumer while the first is still working on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+from .base import Event, EventBus
+
+__all__ = ["Handler", "ConsumerStats", "consume", "ProcessedLog", "IdempotentHandler"]
+
+log = logging.getLogger("course_utils.architecture.bus")
+
+Handler = Callable[[Event], Awaitable[Any]]
+"""Processes one event; raising leaves the event pending (it is redelivered after the idle timeout)."""
+
+
+@dataclass
+class ConsumerStats:
+    """What one consumer loop did."""
+
+    delivered: int = 0
+    acked: int = 0
+    failed: int = 0
+    """Handler raised: the event stays pending and comes back after the idle timeout."""
+    redelivered: int = 0
+
+
+async def consume(
+    bus: EventBus,
+    topic: str,
+    group: str,
+    consumer: str,
+    handler: Handler,
+    *,
+    stop: asyncio.Event | None = None,
+    count: int = 10,
+    block_s: float = 0.5,
+    stats: ConsumerStats | None = None,
+) -> ConsumerStats:
+    """Read ``topic`` as ``consumer`` of ``group`` until ``stop`` is set: handle each event, then ack it.
+
+    A handler that raises leaves its event pending (logged, counted in ``failed``); cancelling the
+    task (a crash) leaves the event being handled pending too. Returns the stats (also updated in
+    place in ``stats`` while running, for live dashboards).
+    """
+    stats = stats if stats is not None else ConsumerStats()
+    await bus.ensure_group(topic, group)
+    while stop is None or not stop.is_set():
+        for event in await bus.read(topic, group, consumer, count=count, block_s=block_s):
+            stats.delivered += 1
+            stats.redelivered += event.redelivered
+            try:
+                await handler(event)
+            except Exception:  # noqa: BLE001 - one bad event must not stop the consumer; it stays pending
+                stats.failed += 1
+                log.exception("%s/%s: handling %s %s failed; left pending", group, consumer, topic, event.id)
+                continue
+            await bus.ack(topic, group, event.id)
+            stats.acked += 1
+    return stats
+
+
+class ProcessedLog:
+    """Which business keys a consumer group has finished processing, in SQLite (a file is shared by
+    processes and survives restarts; ``":memory:"`` for one process)."""
+
+    def __init__(self, path: str | Path = ":memory:") -> None:
+        self.path = str(path)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        if self.path != ":memory:":
+            self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS processed (grp TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (grp, key))"
+        )
+
+    def seen(self, group: str, key: str) -> bool:
+        """True if ``key`` was processed by ``group``."""
+        with self._lock:
+            return (
+                self._db.execute("SELECT 1 FROM processed WHERE grp = ? AND key = ?", (group, key)).fetchone()
+                is not None
+            )
+
+    def mark(self, group: str, key: str) -> bool:
+        """Record ``key`` as processed by ``group``; False if it already was."""
+        with self._lock:
+            return self._db.execute("INSERT OR IGNORE INTO processed VALUES (?, ?)", (group, key)).rowcount == 1
+
+    def count(self, group: str) -> int:
+        """How many keys ``group`` has processed."""
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM processed WHERE grp = ?", (group,)).fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+class IdempotentHandler:
+    """Wrap ``handler`` so each business key (``key(event)``) is processed once per ``group``.
+
+    A duplicate delivery returns ``None`` without calling ``handler`` (and is counted in
+    ``duplicates``); the consumer loop then acks it, which is right: its work is done.
+    """
+
+    def __init__(
+        self,
+        handler: Handler,
+        processed: ProcessedLog,
+        group: str,
+        *,
+        key: Callable[[Event], str] = lambda event: str(event.data["message_id"]),
+    ) -> None:
+        self.handler = handler
+        self.processed = processed
+        self.group = group
+        self.key = key
+        self.calls = 0
+        self.duplicates = 0
+
+    async def __call__(self, event: Event) -> Any:
+        key = self.key(event)
+        if self.processed.seen(self.group, key):
+            self.duplicates += 1
+            return None
+        self.calls += 1
+        result = await self.handler(event)
+        self.processed.mark(self.group, key)
+        return result
