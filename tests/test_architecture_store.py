@@ -1,0 +1,133 @@
+"""The conversation store: tenant isolation, idempotent writes, migrations, restarts, budgets."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from course_utils.architecture.migrations import SchemaTooNew, migrate, schema_version
+from course_utils.architecture.store import MIGRATIONS, ConversationStore, StoreError
+from course_utils.context import ContextBudgetExceeded, request_tokens
+
+
+def _turns(store: ConversationStore, tenant: str, conv: str, n: int, words: int = 5) -> list[str]:
+    ids = []
+    for i in range(n):
+        user = store.add_message(tenant, conv, "user", f"question {i} " + "word " * words, message_id=f"{conv}-{i}")
+        store.save_answer(tenant, conv, user.message_id, f"answer {i} " + "word " * words)
+        ids.append(user.message_id)
+    return ids
+
+
+def test_history_is_the_tenants_own_conversation_in_order():
+    store = ConversationStore()
+    _turns(store, "acme", "c1", 2)
+    store.add_message("globex", "c1", "user", "globex secret", message_id="g-1")
+    history = store.history("acme", "c1")
+    assert [m["role"] for m in history] == ["user", "assistant"] * 2
+    assert history[0]["content"].startswith("question 0") and history[3]["content"].startswith("answer 1")
+    assert "globex secret" not in str(history)
+    assert store.history("globex", "c1", upto="g-1") == [{"role": "user", "content": "globex secret"}]
+    assert store.conversations("acme") == ["c1"] and store.conversations("initech") == []
+
+
+def test_no_call_reads_across_tenants():
+    store = ConversationStore()
+    (mid,) = _turns(store, "acme", "c1", 1)
+    assert store.message("globex", mid) is None
+    assert store.answer_for("globex", mid) is None
+    assert store.messages("globex", "c1") == []
+    with pytest.raises(StoreError, match="no user message"):
+        store.history("globex", "c1", upto=mid)
+    with pytest.raises(StoreError, match="has no message"):
+        store.save_answer("globex", "c1", mid, "cross-tenant answer")
+    for bad in ("", "  ", None):
+        with pytest.raises(StoreError, match="needs a tenant"):
+            store.history(bad, "c1")  # type: ignore[arg-type]
+
+
+def test_writes_are_idempotent_on_their_business_keys():
+    store = ConversationStore()
+    first = store.add_message("acme", "c1", "user", "hello", message_id="m1")
+    again = store.add_message("acme", "c1", "user", "hello", message_id="m1")
+    assert again == first and len(store.messages("acme", "c1")) == 1
+    answer = store.save_answer("acme", "c1", "m1", "first answer")
+    assert store.save_answer("acme", "c1", "m1", "a redelivered, different answer") == answer
+    assert store.answer_for("acme", "m1").content == "first answer"
+    assert store.record_usage("acme", "c1", "m1", model="m", input_tokens=10, output_tokens=5, cost_usd=0.01)
+    assert not store.record_usage("acme", "c1", "m1", model="m", input_tokens=10, output_tokens=5, cost_usd=0.01)
+    assert [u.cost_usd for u in store.usage("acme")] == [0.01] and store.usage("globex") == []
+
+
+def test_bad_input_gets_a_clear_error_and_loses_nothing():
+    store = ConversationStore()
+    store.add_message("acme", "c1", "user", "hello", message_id="m1")
+    with pytest.raises(StoreError, match="different role or content"):
+        store.add_message("acme", "c1", "user", "something else", message_id="m1")
+    with pytest.raises(StoreError, match="already belongs to conversation"):
+        store.add_message("acme", "c2", "user", "hello", message_id="m1")
+    with pytest.raises(StoreError, match="role must be"):
+        store.add_message("acme", "c1", "system", "x")
+    with pytest.raises(StoreError, match="non-empty"):
+        store.add_message("acme", "c1", "user", "   ")
+    assert [m.content for m in store.messages("acme", "c1")] == ["hello"]
+
+
+def test_conversations_survive_a_restart(tmp_path):
+    path = tmp_path / "conversations.db"
+    with ConversationStore(path) as store:
+        _turns(store, "acme", "c1", 3)
+        before = store.history("acme", "c1")
+        assert store.applied_migrations == [1, 2]
+    with ConversationStore(path) as reopened:  # a new process would see the same file
+        assert reopened.history("acme", "c1") == before
+        assert reopened.applied_migrations == [] and reopened.schema_version == len(MIGRATIONS)
+
+
+def test_migrations_upgrade_an_old_file_and_refuse_a_newer_one(tmp_path):
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    assert migrate(db, MIGRATIONS[:1]) == [1]  # a file written by version-1 code
+    db.execute("INSERT INTO conversations VALUES ('acme', 'c1', 0)")
+    db.close()
+    with ConversationStore(path) as store:
+        assert store.applied_migrations == [2]
+        assert store.conversations("acme") == ["c1"]
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA user_version = 99")
+    with pytest.raises(SchemaTooNew, match="schema version 99"):
+        migrate(db, MIGRATIONS)
+    db.close()
+
+
+def test_a_failing_migration_rolls_back_entirely():
+    db = sqlite3.connect(":memory:", isolation_level=None)
+    with pytest.raises(sqlite3.OperationalError):
+        migrate(db, ["CREATE TABLE a (x INTEGER);", "CREATE TABLE b (y INTEGER); CREATE TABLE a (oops);"])
+    assert schema_version(db) == 0
+    assert db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall() == []
+
+
+def test_history_within_keeps_the_newest_whole_turns_under_the_budget():
+    store = ConversationStore()
+    ids = _turns(store, "acme", "c1", 8, words=30)
+    current = store.add_message("acme", "c1", "user", "the newest question", message_id="now")
+    budget = 400
+    kept = store.history_within("acme", "c1", budget, upto=current.message_id, system="You help.")
+    assert request_tokens({"system": "You help.", "messages": kept}) <= budget
+    assert kept[-1] == {"role": "user", "content": "the newest question"}
+    assert 1 < len(kept) < 2 * len(ids) + 1  # something dropped, something kept
+    full = store.history("acme", "c1", upto="now")
+    assert kept == full[len(full) - len(kept) :]  # the newest, whole turns
+    assert kept[0]["role"] == "user"
+    with pytest.raises(ContextBudgetExceeded):
+        store.history_within("acme", "c1", 5, upto="now")
+
+
+def test_history_upto_an_old_message_is_the_history_it_had():
+    store = ConversationStore()
+    ids = _turns(store, "acme", "c1", 3)
+    history = store.history("acme", "c1", upto=ids[1])
+    assert [m["role"] for m in history] == ["user", "assistant", "user"]
+    assert history[-1]["content"].startswith("question 1")
