@@ -143,6 +143,8 @@ def test_message_batches_limit_the_requests_in_the_processing_queue():
 def test_tiers_carry_the_documented_separate_limits():
     assert TIERS["tier-1"].count_tokens_rpm == 100 and TIERS["tier-1"].batch_rpm == 50
     assert TIERS["tier-1"].batch_queue == 100_000
+    # The token-counting page's table (docs/api-notes.md section 8, row 11): 100 / 2,000 / 4,000 / 8,000 RPM.
+    assert [TIERS[f"tier-{n}"].count_tokens_rpm for n in (1, 2, 3, 4)] == [100, 2_000, 4_000, 8_000]
     assert TIERS["default"].batch_queue is None and TIERS["unlimited"].count_tokens_rpm is None
     with pytest.raises(ValueError, match="batch_rpm"):
         RateLimits(1, 1, 1, batch_rpm=0)

@@ -10,16 +10,20 @@ in the catalogue as the historical record of its retirement." End-of-life dates:
 from __future__ import annotations
 
 import asyncio
+import typing
 import warnings
-from datetime import datetime
+from datetime import datetime, timezone
+from decimal import Decimal
 
 import anthropic
 import pytest
 from anthropic._data import DEPRECATED_MODELS
+from anthropic.types import ModelParam
 
-from course_utils.clock import VIRTUAL_EPOCH, run_virtual
+from course_utils.clock import SYSTEM_CLOCK, VIRTUAL_EPOCH, run_virtual
 from course_utils.mock_provider.inprocess import InProcessServer
 from course_utils.models import RetiredModelError, catalog, get_model
+from course_utils.pricing import cost
 
 ASK = [{"role": "user", "content": "Say hi."}]
 DAY = 86_400.0
@@ -100,17 +104,115 @@ def test_deprecated_model_answers_with_the_sdk_warning_retired_ones_404():
     run_virtual(go())
 
 
-@pytest.mark.parametrize(
-    "model", ["claude-opus-5", "claude-sonnet-5", "claude-haiku-4-5-20251001", "claude-opus-4-5-20251101"]
-)
-def test_other_sdk_listed_models_answer(model):
+def _sdk_models() -> list[str]:
+    """Every model id the installed SDK lists (the ``Literal`` inside ``ModelParam``)."""
+    literal = next(arg for arg in typing.get_args(ModelParam) if typing.get_origin(arg) is typing.Literal)
+    return list(typing.get_args(literal))
+
+
+def _end_of_life(model: str) -> float | None:
+    """The SDK's end-of-life date for ``model`` (``DEPRECATED_MODELS``, "June 30th, 2026"), as epoch time."""
+    when = DEPRECATED_MODELS.get(model)
+    if when is None:
+        return None
+    month, day, year = when.replace(",", "").split()
+    return datetime.strptime(f"{year} {month} {day[:-2]}", "%Y %B %d").replace(tzinfo=timezone.utc).timestamp()
+
+
+def test_the_catalog_lists_every_model_the_sdk_lists():
+    assert len(_sdk_models()) >= 20  # the parse found the list, not an empty Literal
+    assert set(_sdk_models()) <= set(catalog()), sorted(set(_sdk_models()) - set(catalog()))
+
+
+def test_every_sdk_listed_model_answers_until_its_end_of_life_and_404s_after():
+    """Computed from the SDK itself: each model it lists answers (deprecated ones with the SDK's warning)
+    unless the SDK's end-of-life date has passed at the simulator's time, then it gets 404."""
     srv = InProcessServer(seed=0, time_scale=0, rate_limit_tier="unlimited")
+    answered: list[str] = []
+    retired: list[str] = []
 
     async def go() -> None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            msg = await srv.async_client(max_retries=0).messages.create(model=model, max_tokens=20, messages=ASK)
-        assert msg.model == model and msg.usage.output_tokens > 0
+        c = srv.async_client(max_retries=0)
+        now = SYSTEM_CLOCK.time()
+        for model in _sdk_models():
+            eol = _end_of_life(model)
+            if eol is not None and now >= eol:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    with pytest.raises(anthropic.NotFoundError) as err:
+                        await c.messages.create(model=model, max_tokens=20, messages=ASK)
+                assert err.value.body["error"] == {"type": "not_found_error", "message": f"model: {model}"}
+                retired.append(model)
+                continue
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                msg = await c.messages.create(model=model, max_tokens=20, messages=ASK)
+            deprecations = [w for w in caught if issubclass(w.category, DeprecationWarning)]
+            assert bool(deprecations) == (eol is not None), (model, [str(w.message) for w in caught])
+            assert msg.model == model and msg.usage.output_tokens > 0, model
+            assert msg.stop_reason in ("end_turn", "max_tokens"), (model, msg.stop_reason)
+            answered.append(model)
+
+    run_virtual(go())
+    # At the virtual epoch (2027-01-15) the SDK's own dates retire Sonnet 4.5 and Mythos Preview only.
+    assert sorted(retired) == ["claude-mythos-preview", "claude-sonnet-4-5", "claude-sonnet-4-5-20250929"]
+    assert len(answered) == len(_sdk_models()) - 3
+
+
+@pytest.mark.parametrize(
+    "model, price_in, price_out, cache_read",
+    [
+        ("claude-opus-4-6", "5", "25", "0.50"),
+        ("claude-fable-5", "10", "50", "1"),
+        ("claude-fable-5-1", "10", "50", "0.25"),
+        ("claude-mythos-5-1", "10", "50", "0.25"),
+        ("claude-fable-5-2", "8", "40", "0.20"),
+    ],
+)
+def test_new_models_bill_at_their_documented_prices(model, price_in, price_out, cache_read):
+    # The pricing page's model table (docs/api-notes.md, models section): 1M input + 1M output + 1M cache reads.
+    usage = {"input_tokens": 1_000_000, "output_tokens": 1_000_000, "cache_read_input_tokens": 1_000_000}
+    assert cost(usage, model) == Decimal(price_in) + Decimal(price_out) + Decimal(cache_read)
+
+
+def test_fable_refuses_what_its_docs_say_and_opus_4_6_takes_a_budget():
+    """Fable 5.1+ and Mythos 5.1+ refuse forced tool use (a Fable 5.1 breaking change) and disabled
+    thinking ("always on"); Fable 5 still takes forced tool use; Opus 4.6 refuses prefill but still
+    takes a thinking budget (deprecated, and the SDK warns)."""
+    srv = InProcessServer(seed=0, time_scale=0, rate_limit_tier="unlimited")
+    tool = {"name": "get_time", "description": "Current time.", "input_schema": {"type": "object", "properties": {}}}
+
+    async def go() -> None:
+        c = srv.async_client(max_retries=0)
+        for model in ("claude-fable-5-1", "claude-mythos-5-2", "claude-fable-5-2"):
+            with pytest.raises(anthropic.BadRequestError):
+                await c.messages.create(
+                    model=model, max_tokens=50, messages=ASK, tools=[tool], tool_choice={"type": "any"}
+                )
+            with pytest.raises(anthropic.BadRequestError):
+                await c.messages.create(model=model, max_tokens=50, messages=ASK, thinking={"type": "disabled"})
+        msg = await c.messages.create(
+            model="claude-fable-5", max_tokens=200, messages=ASK, tools=[tool], tool_choice={"type": "any"}
+        )
+        assert any(b.type == "tool_use" for b in msg.content)
+        # Adaptive thinking is always on for Fable: a reply that asks for nothing still thinks when
+        # thinking is explicitly adaptive.
+        msg = await c.messages.create(
+            model="claude-fable-5-2", max_tokens=200, messages=ASK, thinking={"type": "adaptive"}
+        )
+        assert msg.content[0].type == "thinking"
+        with pytest.raises(anthropic.BadRequestError):
+            await c.messages.create(
+                model="claude-opus-4-6", max_tokens=50, messages=[*ASK, {"role": "assistant", "content": "Hi"}]
+            )
+        with pytest.warns(UserWarning, match="claude-opus-4-6"):
+            msg = await c.messages.create(
+                model="claude-opus-4-6",
+                max_tokens=2000,
+                messages=ASK,
+                thinking={"type": "enabled", "budget_tokens": 1024},
+            )
+        assert msg.content[0].type == "thinking"
 
     run_virtual(go())
 
