@@ -1,0 +1,92 @@
+"""Multi-tenant AI systems (lesson 07): plans, per-tenant limits, fair scheduling, budgets,
+context isolation, metering and billing.
+
+=====================  ==========================================================================
+module                 what
+=====================  ==========================================================================
+``plans``              :class:`Plan` and :data:`PLANS` (free, pro, enterprise)
+``registry``           :class:`TenantRegistry`: tenants, API keys, ``authenticate`` ->
+                       :class:`TenantContext` (the only source of a request's tenant)
+``limiter``            :class:`TenantLimiter` (the interface) and its :class:`Decision`
+``memory``             :class:`MemoryLimiter`, :class:`MemoryBudgetStore` (one process)
+``redis_backend``      :class:`RedisLimiter`, :class:`RedisBudgetStore` (every process; atomic Lua)
+``fair``               :class:`FairQueue` (deficit round robin), :class:`FairScheduler` (feeds a
+                       dispatcher)
+``budget``             :class:`BudgetGuard`: reserve / settle, 80 % alert, 100 % stop
+``isolation``          :func:`cache_key`, :class:`TenantCache`, :class:`ConversationStore`
+``metering``           :class:`Meter`, invoice lines and CSV, :func:`reconcile` with the ledger
+=====================  ==========================================================================
+"""
+
+from __future__ import annotations
+
+from .budget import (
+    BudgetAlert,
+    BudgetExceeded,
+    BudgetGuard,
+    BudgetStatus,
+    BudgetStore,
+    Reservation,
+    worst_case_cost,
+)
+from .fair import FairQueue, FairScheduler, Queued, estimated_tokens
+from .isolation import ConversationNotFound, ConversationStore, TenantCache, cache_key
+from .limiter import DIMENSIONS, Decision, TenantLimiter, retry_after_header
+from .memory import MemoryBudgetStore, MemoryLimiter
+from .metering import (
+    InvoiceLine,
+    Meter,
+    Reconciliation,
+    UsageRecord,
+    invoice_csv,
+    invoice_lines,
+    reconcile,
+    tenant_tag,
+    usage_key,
+)
+from .plans import PLANS, Plan, get_plan
+from .redis_backend import RedisBudgetStore, RedisLimiter
+from .registry import ModelNotAllowed, TenantContext, TenantRegistry, Unauthenticated, check_tenant_id
+
+__all__ = [
+    "Plan",
+    "PLANS",
+    "get_plan",
+    "TenantRegistry",
+    "TenantContext",
+    "Unauthenticated",
+    "ModelNotAllowed",
+    "check_tenant_id",
+    "TenantLimiter",
+    "Decision",
+    "DIMENSIONS",
+    "retry_after_header",
+    "MemoryLimiter",
+    "MemoryBudgetStore",
+    "RedisLimiter",
+    "RedisBudgetStore",
+    "FairQueue",
+    "FairScheduler",
+    "Queued",
+    "estimated_tokens",
+    "BudgetGuard",
+    "BudgetStore",
+    "BudgetExceeded",
+    "BudgetAlert",
+    "BudgetStatus",
+    "Reservation",
+    "worst_case_cost",
+    "cache_key",
+    "TenantCache",
+    "ConversationStore",
+    "ConversationNotFound",
+    "Meter",
+    "UsageRecord",
+    "InvoiceLine",
+    "Reconciliation",
+    "reconcile",
+    "invoice_lines",
+    "invoice_csv",
+    "tenant_tag",
+    "usage_key",
+]

@@ -1,0 +1,232 @@
+"""Monthly budgets per tenant: a soft alert at 80 %, a hard stop at 100 %, reserve then settle.
+
+A check-then-act guard ("is there budget left? then send") lets 50 concurrent requests all see
+the same remaining dollars and all go: the budget is overshot by everything in flight. Here a
+request first **reserves** its worst case (input tokens counted offline plus ``max_tokens`` of
+output, at the model's price) in one atomic step that refuses when ``spent + reserved + amount``
+would pass the budget; when the reply arrives it **settles**: the reservation is released and the
+actual cost (from ``usage``) is spent. A failed request settles at zero. So the total committed
+can never pass the budget, however many requests run at once, in however many processes (with
+:class:`~.redis_backend.RedisBudgetStore`).
+
+The soft threshold (``soft_ratio``, 80 %) raises one :class:`BudgetAlert` per tenant and month,
+exactly once even across processes (the store decides who crossed it).
+
+How this differs from a single in-process spend guard (lesson 06's, for one service's own spend):
+this one keeps per-tenant *monthly* totals with two thresholds, in a store shared by every
+process of the service; amounts are kept as integer nano-dollars so Redis can add them exactly.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from decimal import ROUND_CEILING, Decimal
+from typing import Any, Callable, Mapping, Protocol
+
+from ..clock import SYSTEM_CLOCK, Clock
+from ..pricing import cost as usage_cost
+from ..tokens import count_request
+from .memory import MemoryBudgetStore
+from .registry import TenantContext
+
+__all__ = [
+    "BudgetGuard",
+    "BudgetStore",
+    "BudgetExceeded",
+    "BudgetAlert",
+    "BudgetStatus",
+    "Reservation",
+    "worst_case_cost",
+    "to_nano",
+    "from_nano",
+]
+
+NANO = Decimal("1e-9")
+
+
+def to_nano(amount: Decimal) -> int:
+    """Dollars as whole nano-dollars, rounded up (a reservation never under-counts)."""
+    if not isinstance(amount, Decimal) or not amount.is_finite() or amount < 0:
+        raise ValueError(f"an amount of dollars is a finite Decimal >= 0, not {amount!r}")
+    return int((amount / NANO).to_integral_value(rounding=ROUND_CEILING))
+
+
+def from_nano(amount: int) -> Decimal:
+    """Whole nano-dollars as dollars."""
+    return Decimal(amount) * NANO
+
+
+def worst_case_cost(body: Mapping[str, Any], batch: bool = False) -> Decimal:
+    """The most a Messages request can cost: its input counted offline and ``max_tokens`` of output.
+
+    (Cache writes can cost more than plain input; a body with ``cache_control`` is priced as if
+    all its input were written to the 1-hour cache, the dearest class.)
+    """
+    model = body.get("model")
+    if not isinstance(model, str):
+        raise ValueError("the request body has no model")
+    input_tokens = count_request(body)
+    output = int(body.get("max_tokens") or 0)
+    if "cache_control" in repr(body):
+        usage = {"cache_creation": {"ephemeral_1h_input_tokens": input_tokens}, "output_tokens": output}
+        usage["cache_creation_input_tokens"] = input_tokens
+    else:
+        usage = {"input_tokens": input_tokens, "output_tokens": output}
+    return usage_cost(usage, model, batch=batch)
+
+
+class BudgetStore(Protocol):
+    """Where budgets are kept: integer nano-dollars per (tenant, period); each call atomic."""
+
+    def reserve(self, tenant_id: str, period: str, amount: int, limit: int) -> tuple[bool, int, int]:
+        """Add ``amount`` to reserved unless spent + reserved + amount > limit; (ok, spent, reserved)."""
+        ...
+
+    def settle(self, tenant_id: str, period: str, reserved: int, actual: int, soft: int) -> tuple[int, bool]:
+        """Release ``reserved``, spend ``actual``; (spent, True if this call first reached ``soft``)."""
+        ...
+
+    def usage(self, tenant_id: str, period: str) -> tuple[int, int]:
+        """(spent, reserved) now."""
+        ...
+
+
+class BudgetExceeded(Exception):
+    """A reservation would pass the tenant's monthly budget (answer 402/429; nothing was charged)."""
+
+    def __init__(
+        self, tenant_id: str, period: str, requested: Decimal, spent: Decimal, reserved: Decimal, limit: Decimal
+    ):
+        self.tenant_id, self.period, self.requested = tenant_id, period, requested
+        self.spent, self.reserved, self.limit = spent, reserved, limit
+        super().__init__(
+            f"tenant {tenant_id!r} has a budget of ${limit} for {period}: ${spent} spent and ${reserved} reserved "
+            f"by requests in flight, so this request's worst case of ${requested} does not fit"
+        )
+
+
+@dataclass(frozen=True)
+class BudgetAlert:
+    """The soft threshold was reached: ``spent`` of ``limit`` dollars in ``period``."""
+
+    tenant_id: str
+    period: str
+    spent: Decimal
+    limit: Decimal
+
+
+@dataclass(frozen=True)
+class BudgetStatus:
+    """A tenant's budget this period, in dollars."""
+
+    tenant_id: str
+    period: str
+    limit: Decimal
+    spent: Decimal
+    reserved: Decimal
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.limit - self.spent - self.reserved
+
+
+@dataclass
+class Reservation:
+    """Money held for one request; settle it exactly once (settling again does nothing)."""
+
+    tenant_id: str
+    period: str
+    amount: Decimal
+    nano: int
+    settled: bool = field(default=False)
+
+
+class BudgetGuard:
+    """Per-tenant monthly budgets (see the module docstring).
+
+    ``store``: :class:`~.memory.MemoryBudgetStore` (default, one process) or
+    :class:`~.redis_backend.RedisBudgetStore` (shared). ``on_alert`` is called with a
+    :class:`BudgetAlert` when a tenant's spend first reaches ``soft_ratio`` of its budget; alerts
+    are also kept in :attr:`alerts`. The period is the calendar month (UTC) of ``clock.time()``.
+    """
+
+    def __init__(
+        self,
+        store: BudgetStore | None = None,
+        *,
+        soft_ratio: Decimal = Decimal("0.8"),
+        clock: Clock = SYSTEM_CLOCK,
+        on_alert: Callable[[BudgetAlert], Any] | None = None,
+    ) -> None:
+        if not isinstance(soft_ratio, Decimal) or not 0 < soft_ratio <= 1:
+            raise ValueError(f"soft_ratio must be a Decimal in (0, 1], not {soft_ratio!r}")
+        self.store: BudgetStore = store if store is not None else MemoryBudgetStore()
+        self.soft_ratio = soft_ratio
+        self._clock = clock
+        self._on_alert = on_alert
+        self.alerts: list[BudgetAlert] = []
+        self._lock = threading.Lock()
+
+    def period(self) -> str:
+        """The current budget period, ``YYYY-MM`` (UTC)."""
+        return datetime.fromtimestamp(self._clock.time(), tz=timezone.utc).strftime("%Y-%m")
+
+    def reserve(self, tenant: TenantContext, amount: Decimal) -> Reservation:
+        """Hold ``amount`` dollars of the tenant's budget, or raise :class:`BudgetExceeded` (nothing held)."""
+        _require_context(tenant)
+        nano = to_nano(amount)
+        period = self.period()
+        limit = tenant.plan.monthly_budget_usd
+        ok, spent, reserved = self.store.reserve(tenant.tenant_id, period, nano, to_nano(limit))
+        if not ok:
+            raise BudgetExceeded(tenant.tenant_id, period, amount, from_nano(spent), from_nano(reserved), limit)
+        return Reservation(tenant.tenant_id, period, amount, nano)
+
+    def settle(self, tenant: TenantContext, reservation: Reservation, actual: Decimal) -> None:
+        """Release the reservation and spend ``actual`` dollars (0 for a request that failed).
+
+        ``actual`` may exceed the reservation (an estimate that was low); it is spent anyway,
+        because the provider charged it. Settling a reservation twice does nothing.
+        """
+        _require_context(tenant)
+        if reservation.tenant_id != tenant.tenant_id:
+            raise ValueError(f"reservation of tenant {reservation.tenant_id!r} settled as {tenant.tenant_id!r}")
+        actual_nano = to_nano(actual)
+        with self._lock:
+            if reservation.settled:
+                return
+            reservation.settled = True
+        limit = tenant.plan.monthly_budget_usd
+        soft = math.ceil(to_nano(limit) * self.soft_ratio)
+        spent, first_alert = self.store.settle(
+            tenant.tenant_id, reservation.period, reservation.nano, actual_nano, soft
+        )
+        if first_alert:
+            alert = BudgetAlert(tenant.tenant_id, reservation.period, from_nano(spent), limit)
+            self.alerts.append(alert)
+            if self._on_alert is not None:
+                self._on_alert(alert)
+
+    def release(self, tenant: TenantContext, reservation: Reservation) -> None:
+        """Give a reservation back unspent (the request was never sent)."""
+        self.settle(tenant, reservation, Decimal(0))
+
+    def status(self, tenant: TenantContext) -> BudgetStatus:
+        """Spent and reserved dollars this period."""
+        _require_context(tenant)
+        period = self.period()
+        spent, reserved = self.store.usage(tenant.tenant_id, period)
+        return BudgetStatus(
+            tenant.tenant_id, period, tenant.plan.monthly_budget_usd, from_nano(spent), from_nano(reserved)
+        )
+
+
+def _require_context(tenant: Any) -> None:
+    if not isinstance(tenant, TenantContext):
+        raise TypeError(
+            f"budgets are per authenticated tenant: pass the TenantContext from TenantRegistry.authenticate(), "
+            f"not {type(tenant).__name__}"
+        )

@@ -1,0 +1,116 @@
+"""In-memory backends (one process): the per-tenant limiter and the budget ledger.
+
+The default for the notebook and for a single-process service. Every operation holds one lock
+for a few dictionary updates, so it is atomic for threads and asyncio tasks alike. It is *not*
+shared: N processes each enforce the full limit, N times over. Use the Redis backends for that.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from ..clock import SYSTEM_CLOCK, Clock
+from ..concurrency import Cost
+from .limiter import DIMENSIONS, SLACK, Decision, bucket_shape, check_burst, demands
+from .plans import Plan
+
+__all__ = ["MemoryLimiter", "MemoryBudgetStore"]
+
+
+class MemoryLimiter:
+    """:class:`~.limiter.TenantLimiter` in this process's memory, on an injectable clock.
+
+    ``burst_s``: seconds of each per-minute rate a bucket holds (60 = a minute's quota at once).
+    """
+
+    def __init__(self, *, burst_s: float = 60.0, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.burst_s = check_burst(burst_s)
+        self._clock = clock
+        self._state: dict[str, tuple[list[float], float]] = {}  # tenant -> (levels, last refill)
+        self._lock = threading.Lock()
+
+    def _levels(self, tenant_id: str, shape: list[tuple[float, float]]) -> list[float]:
+        now = self._clock.monotonic()
+        levels, last = self._state.get(tenant_id, ([cap for cap, _ in shape], now))
+        elapsed = max(0.0, now - last)
+        levels = [min(cap, level + elapsed * rate) for level, (cap, rate) in zip(levels, shape)]
+        self._state[tenant_id] = (levels, max(now, last))
+        return levels
+
+    def try_acquire(self, tenant_id: str, plan: Plan, cost: Cost) -> Decision:
+        need = demands(cost)
+        shape = bucket_shape(plan, self.burst_s)
+        with self._lock:
+            levels = self._levels(tenant_id, shape)
+            wait, binding = 0.0, None
+            for name, n, level, (cap, rate) in zip(DIMENSIONS, need, levels, shape):
+                if n > cap + SLACK:
+                    wait, binding = float("inf"), name
+                    break
+                if level + SLACK < n:
+                    w = (n - level) / rate
+                    if w > wait:
+                        wait, binding = w, name
+            if binding is None:
+                for i, n in enumerate(need):
+                    levels[i] -= n
+            remaining = dict(zip(DIMENSIONS, levels))
+        if binding is None:
+            return Decision(True, remaining=remaining)
+        return Decision(False, retry_after_s=wait, limit=binding, remaining=remaining)
+
+    def settle_output(self, tenant_id: str, plan: Plan, expected: int, actual: int) -> None:
+        shape = bucket_shape(plan, self.burst_s)
+        with self._lock:
+            levels = self._levels(tenant_id, shape)
+            levels[2] = min(shape[2][0], levels[2] + float(expected) - float(actual))
+
+    def remaining(self, tenant_id: str, plan: Plan) -> dict[str, float]:
+        with self._lock:
+            return dict(zip(DIMENSIONS, self._levels(tenant_id, bucket_shape(plan, self.burst_s))))
+
+    def reset(self) -> None:
+        with self._lock:
+            self._state.clear()
+
+
+class MemoryBudgetStore:
+    """:class:`~.budget.BudgetStore` in memory: spent and reserved amounts (integer nano-dollars)
+    per (tenant, period), each operation atomic under one lock."""
+
+    def __init__(self) -> None:
+        self._spent: dict[tuple[str, str], int] = {}
+        self._reserved: dict[tuple[str, str], int] = {}
+        self._alerted: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+
+    def reserve(self, tenant_id: str, period: str, amount: int, limit: int) -> tuple[bool, int, int]:
+        key = (tenant_id, period)
+        with self._lock:
+            spent, reserved = self._spent.get(key, 0), self._reserved.get(key, 0)
+            if spent + reserved + amount > limit:
+                return False, spent, reserved
+            self._reserved[key] = reserved + amount
+            return True, spent, reserved + amount
+
+    def settle(self, tenant_id: str, period: str, reserved: int, actual: int, soft: int) -> tuple[int, bool]:
+        key = (tenant_id, period)
+        with self._lock:
+            self._reserved[key] = max(0, self._reserved.get(key, 0) - reserved)
+            spent = self._spent.get(key, 0) + actual
+            self._spent[key] = spent
+            first_alert = spent >= soft and key not in self._alerted
+            if first_alert:
+                self._alerted.add(key)
+            return spent, first_alert
+
+    def usage(self, tenant_id: str, period: str) -> tuple[int, int]:
+        key = (tenant_id, period)
+        with self._lock:
+            return self._spent.get(key, 0), self._reserved.get(key, 0)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._spent.clear()
+            self._reserved.clear()
+            self._alerted.clear()
