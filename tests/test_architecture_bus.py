@@ -287,3 +287,27 @@ def test_redis_events_survive_the_bus_object_and_are_shared_by_processes(redis_u
 
     run(scenario())
     assert redis_client.xlen("shared:message.received") == 1
+
+
+def test_tail_reads_after_an_id_without_a_group_and_waits_for_new_events(make_bus):
+    async def scenario() -> None:
+        bus = make_bus()
+        first = await bus.publish("deltas", {"text": "Hel"})
+        await bus.publish("deltas", {"text": "lo"})
+        assert [e.data["text"] for e in await bus.tail("deltas")] == ["Hel", "lo"]
+        assert [e.data["text"] for e in await bus.tail("deltas", first)] == ["lo"]
+        last = (await bus.tail("deltas"))[-1].id
+        assert await bus.tail("deltas", last) == []
+
+        async def later() -> None:
+            await asyncio.sleep(0.05)
+            await bus.publish("deltas", {"text": "!"})
+
+        task = asyncio.create_task(later())
+        assert [e.data["text"] for e in await bus.tail("deltas", last, block_s=10.0)] == ["!"]
+        await task
+        with pytest.raises(BusError, match="not an event id"):
+            await bus.tail("deltas", "yesterday")
+        await bus.close()
+
+    run(scenario())

@@ -30,6 +30,7 @@ __all__ = [
     "BusError",
     "dead_letter_topic",
     "encode_data",
+    "id_key",
     "decode_data",
 ]
 
@@ -58,6 +59,15 @@ def encode_data(data: Mapping[str, Any]) -> str:
         return json.dumps(dict(data), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise BusError(f"event data is not JSON-serialisable: {exc}") from exc
+
+
+def id_key(event_id: str) -> tuple[int, int]:
+    """An event id (``"<ms>-<seq>"`` as Redis writes them) as a sortable pair; ``"0"`` is before every id."""
+    head, _, tail = event_id.partition("-")
+    try:
+        return int(head), int(tail or 0)
+    except ValueError:
+        raise BusError(f"not an event id: {event_id!r}") from None
 
 
 def decode_data(text: str) -> dict[str, Any]:
@@ -104,6 +114,10 @@ class EventBus(Protocol):
 
     async def ack(self, topic: str, group: str, event_id: str) -> bool:
         """Acknowledge ``event_id``: it will not be delivered to ``group`` again. False if it was not pending."""
+
+    async def tail(self, topic: str, after: str = "0", *, count: int = 100, block_s: float = 0.0) -> list[Event]:
+        """Up to ``count`` events of ``topic`` with ids after ``after`` ("0": from the start), waiting up
+        to ``block_s`` for one; no group, no acks: for fan-out readers such as an SSE stream."""
 
     async def pending(self, topic: str, group: str) -> int:
         """How many events of ``group`` are delivered but not acknowledged."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ...clock import SYSTEM_CLOCK, Clock
-from .base import BusError, Event, dead_letter_topic, decode_data, encode_data
+from .base import BusError, Event, dead_letter_topic, decode_data, encode_data, id_key
 
 __all__ = ["InMemoryBus"]
 
@@ -155,6 +155,20 @@ class InMemoryBus:
 
     async def ack(self, topic: str, group: str, event_id: str) -> bool:
         return self._group(topic, group).pending.pop(event_id, None) is not None
+
+    async def tail(self, topic: str, after: str = "0", *, count: int = 100, block_s: float = 0.0) -> list[Event]:
+        if count < 1:
+            raise BusError("count must be at least 1")
+        after_key = id_key(after)
+        deadline = self.clock.monotonic() + max(0.0, block_s)
+        while True:
+            newer = [(i, t) for i, t in self._logs.get(topic, []) if id_key(i) > after_key][:count]
+            if newer:
+                return [Event(topic, event_id, decode_data(text)) for event_id, text in newer]
+            remaining = deadline - self.clock.monotonic()
+            if remaining <= 0:
+                return []
+            await self._wait_for_publish(remaining)
 
     async def pending(self, topic: str, group: str) -> int:
         return len(self._group(topic, group).pending)

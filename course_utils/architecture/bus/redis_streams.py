@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from .base import BusError, Event, dead_letter_topic, decode_data, encode_data
+from .base import BusError, Event, dead_letter_topic, decode_data, encode_data, id_key
 
 __all__ = ["RedisStreamsBus"]
 
@@ -132,6 +132,18 @@ class RedisStreamsBus:
 
     async def ack(self, topic: str, group: str, event_id: str) -> bool:
         return bool(await self._call(self._redis.xack(self.key(topic), group, event_id), topic, group))
+
+    async def tail(self, topic: str, after: str = "0", *, count: int = 100, block_s: float = 0.0) -> list[Event]:
+        if count < 1:
+            raise BusError("count must be at least 1")
+        id_key(after)  # a clear error for a malformed id, before Redis gives a cryptic one
+        block_ms = int(block_s * 1000)
+        reply = await self._redis.xread({self.key(topic): after}, count=count, block=block_ms or None)
+        return [
+            Event(topic, event_id, decode_data(fields["data"]))
+            for _, entries in reply or []
+            for event_id, fields in entries
+        ]
 
     async def pending(self, topic: str, group: str) -> int:
         summary = await self._call(self._redis.xpending(self.key(topic), group), topic, group)
