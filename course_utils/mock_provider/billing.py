@@ -60,6 +60,8 @@ def batch_result_row(
         custom_id=custom_id,
         batch_id=batch_id,
     )
+    metadata = params.get("metadata") if isinstance(params, dict) else None
+    row.tenant_tag = metadata.get("user_id") if isinstance(metadata, dict) else None
     if kind == "succeeded":
         usage = result["message"]["usage"]
         row.status = 200

@@ -54,17 +54,39 @@ class SimulatorControls:
         """Give ``api_key`` its own limits: a tier name (see ``ratelimit.TIERS``) or a ``RateLimits``."""
         self.simulator.set_rate_limits(api_key, tier)
 
-    def tenant(self, name: str, tier: Any = None) -> Tenant:
+    def tenant(self, name: str, tier: Any = None, *, workspace: str | None = None) -> Tenant:
         """Tenant ``name``: SDK clients with its own API key and its own view of the ledger.
 
         ``tier`` (a tier name such as ``"tier-1"``, or a ``RateLimits``) gives the tenant its own
         rate limits, with full buckets; None leaves its limits as they are (the server's default
-        tier for a new tenant). The same name always means the same tenant (the same key).
+        tier for a new tenant). ``workspace`` puts the tenant's key in that workspace (see
+        :meth:`workspace`): it then draws on the workspace's and the organization's limits instead
+        of limits of its own. The same name always means the same tenant (the same key).
         """
+        if tier is not None and workspace is not None:
+            raise ValueError("a key in a workspace uses the workspace's limits: give the workspace the tier")
         t = Tenant(self, name)
         if tier is not None:
             self.set_rate_limits(t.api_key, tier)
+        if workspace is not None:
+            self.simulator.limiter.assign_workspace(t.api_key, workspace)
         return t
+
+    def workspace(self, name: str, limits: Any = None) -> str:
+        """Create (or reconfigure) workspace ``name`` and return its name.
+
+        ``limits`` (a tier name or a ``RateLimits``) are the workspace's own per-minute limits; the
+        organization's still apply, so the lower of the two is enforced (as the Admin API's
+        workspace rate limits work). ``None``: no limits of its own. Keys join it with
+        ``tenant(..., workspace=name)``; every key of every workspace shares the organization's
+        limits (:meth:`set_org_limits`).
+        """
+        self.simulator.limiter.set_workspace(name, limits)
+        return name
+
+    def set_org_limits(self, limits: Any) -> None:
+        """The per-minute limits of the organization the workspaces belong to (default: the default tier)."""
+        self.simulator.limiter.set_org_limits(limits)
 
     def model_outage(
         self,

@@ -46,6 +46,11 @@ class LedgerRow:
     """The client received the whole response. A billed row (``cost_usd > 0``) with ``delivered``
     False is work the provider charged for and the client never got (a lost response)."""
     skill: str | None = None
+    tenant_tag: str | None = None
+    """The request's ``metadata.user_id``: the opaque id a multi-tenant service sends per end user or
+    tenant, so the provider side of the bill can be split per tenant (lesson 07)."""
+    workspace: str | None = None
+    """The workspace of the API key (``None`` for a key in no workspace)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -122,6 +122,8 @@ class Validate:
         check_model_rules(req, model)
         ex.request, ex.model = req, model
         ex.row.model, ex.row.stream, ex.row.max_tokens = model.id, req.stream, req.max_tokens
+        metadata = ex.body.get("metadata")
+        ex.row.tenant_tag = metadata.get("user_id") if isinstance(metadata, dict) else None
         ex.input_tokens_total = count_request(ex.body)
         ex.usage = {
             "input_tokens": ex.input_tokens_total,
@@ -272,6 +274,7 @@ class EnforceRateLimits:
 
     async def before(self, ex: Exchange) -> None:
         assert ex.request is not None and ex.model is not None
+        ex.row.workspace = self.limiter.workspaces.workspace_of(ex.api_key or "")
         ex.admission = self.limiter.admit(
             ex.api_key or "",
             ex.model.id,

@@ -22,12 +22,11 @@ from __future__ import annotations
 
 from .budget import (
     BudgetAlert,
-    BudgetExceeded,
+    TenantBudgetExceeded,
     BudgetGuard,
     BudgetStatus,
     BudgetStore,
-    Reservation,
-    worst_case_cost,
+    TenantReservation,
 )
 from .fair import FairQueue, FairScheduler, Queued, estimated_tokens
 from .isolation import ConversationNotFound, ConversationStore, TenantCache, cache_key
@@ -71,11 +70,10 @@ __all__ = [
     "estimated_tokens",
     "BudgetGuard",
     "BudgetStore",
-    "BudgetExceeded",
+    "TenantBudgetExceeded",
     "BudgetAlert",
     "BudgetStatus",
-    "Reservation",
-    "worst_case_cost",
+    "TenantReservation",
     "cache_key",
     "TenantCache",
     "ConversationStore",

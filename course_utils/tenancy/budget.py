@@ -2,8 +2,8 @@
 
 A check-then-act guard ("is there budget left? then send") lets 50 concurrent requests all see
 the same remaining dollars and all go: the budget is overshot by everything in flight. Here a
-request first **reserves** its worst case (input tokens counted offline plus ``max_tokens`` of
-output, at the model's price) in one atomic step that refuses when ``spent + reserved + amount``
+request first **reserves** its worst case (``course_utils.cost.worst_case_cost``: input counted
+offline plus ``max_tokens`` of output, at the model's price) in one atomic step that refuses when ``spent + reserved + amount``
 would pass the budget; when the reply arrives it **settles**: the reservation is released and the
 actual cost (from ``usage``) is spent. A failed request settles at zero. So the total committed
 can never pass the budget, however many requests run at once, in however many processes (with
@@ -12,9 +12,10 @@ can never pass the budget, however many requests run at once, in however many pr
 The soft threshold (``soft_ratio``, 80 %) raises one :class:`BudgetAlert` per tenant and month,
 exactly once even across processes (the store decides who crossed it).
 
-How this differs from a single in-process spend guard (lesson 06's, for one service's own spend):
-this one keeps per-tenant *monthly* totals with two thresholds, in a store shared by every
-process of the service; amounts are kept as integer nano-dollars so Redis can add them exactly.
+How this differs from lesson 06's ``course_utils.cost.SpendGuard`` (the same reserve/settle
+protocol, for one budget in one process): this guard keeps a budget per tenant and calendar month,
+with a soft and a hard threshold, in a store every process of the service shares (Redis), so the
+amounts are integer nano-dollars that Redis can add exactly.
 """
 
 from __future__ import annotations
@@ -24,22 +25,19 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import ROUND_CEILING, Decimal
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Callable, Protocol
 
 from ..clock import SYSTEM_CLOCK, Clock
-from ..pricing import cost as usage_cost
-from ..tokens import count_request
 from .memory import MemoryBudgetStore
 from .registry import TenantContext
 
 __all__ = [
     "BudgetGuard",
     "BudgetStore",
-    "BudgetExceeded",
+    "TenantBudgetExceeded",
     "BudgetAlert",
     "BudgetStatus",
-    "Reservation",
-    "worst_case_cost",
+    "TenantReservation",
     "to_nano",
     "from_nano",
 ]
@@ -59,25 +57,6 @@ def from_nano(amount: int) -> Decimal:
     return Decimal(amount) * NANO
 
 
-def worst_case_cost(body: Mapping[str, Any], batch: bool = False) -> Decimal:
-    """The most a Messages request can cost: its input counted offline and ``max_tokens`` of output.
-
-    (Cache writes can cost more than plain input; a body with ``cache_control`` is priced as if
-    all its input were written to the 1-hour cache, the dearest class.)
-    """
-    model = body.get("model")
-    if not isinstance(model, str):
-        raise ValueError("the request body has no model")
-    input_tokens = count_request(body)
-    output = int(body.get("max_tokens") or 0)
-    if "cache_control" in repr(body):
-        usage = {"cache_creation": {"ephemeral_1h_input_tokens": input_tokens}, "output_tokens": output}
-        usage["cache_creation_input_tokens"] = input_tokens
-    else:
-        usage = {"input_tokens": input_tokens, "output_tokens": output}
-    return usage_cost(usage, model, batch=batch)
-
-
 class BudgetStore(Protocol):
     """Where budgets are kept: integer nano-dollars per (tenant, period); each call atomic."""
 
@@ -94,7 +73,7 @@ class BudgetStore(Protocol):
         ...
 
 
-class BudgetExceeded(Exception):
+class TenantBudgetExceeded(Exception):
     """A reservation would pass the tenant's monthly budget (answer 402/429; nothing was charged)."""
 
     def __init__(
@@ -134,7 +113,7 @@ class BudgetStatus:
 
 
 @dataclass
-class Reservation:
+class TenantReservation:
     """Money held for one request; settle it exactly once (settling again does nothing)."""
 
     tenant_id: str
@@ -174,18 +153,18 @@ class BudgetGuard:
         """The current budget period, ``YYYY-MM`` (UTC)."""
         return datetime.fromtimestamp(self._clock.time(), tz=timezone.utc).strftime("%Y-%m")
 
-    def reserve(self, tenant: TenantContext, amount: Decimal) -> Reservation:
-        """Hold ``amount`` dollars of the tenant's budget, or raise :class:`BudgetExceeded` (nothing held)."""
+    def reserve(self, tenant: TenantContext, amount: Decimal) -> TenantReservation:
+        """Hold ``amount`` dollars of the tenant's budget, or raise :class:`TenantBudgetExceeded` (nothing held)."""
         _require_context(tenant)
         nano = to_nano(amount)
         period = self.period()
         limit = tenant.plan.monthly_budget_usd
         ok, spent, reserved = self.store.reserve(tenant.tenant_id, period, nano, to_nano(limit))
         if not ok:
-            raise BudgetExceeded(tenant.tenant_id, period, amount, from_nano(spent), from_nano(reserved), limit)
-        return Reservation(tenant.tenant_id, period, amount, nano)
+            raise TenantBudgetExceeded(tenant.tenant_id, period, amount, from_nano(spent), from_nano(reserved), limit)
+        return TenantReservation(tenant.tenant_id, period, amount, nano)
 
-    def settle(self, tenant: TenantContext, reservation: Reservation, actual: Decimal) -> None:
+    def settle(self, tenant: TenantContext, reservation: TenantReservation, actual: Decimal) -> None:
         """Release the reservation and spend ``actual`` dollars (0 for a request that failed).
 
         ``actual`` may exceed the reservation (an estimate that was low); it is spent anyway,
@@ -210,7 +189,7 @@ class BudgetGuard:
             if self._on_alert is not None:
                 self._on_alert(alert)
 
-    def release(self, tenant: TenantContext, reservation: Reservation) -> None:
+    def release(self, tenant: TenantContext, reservation: TenantReservation) -> None:
         """Give a reservation back unspent (the request was never sent)."""
         self.settle(tenant, reservation, Decimal(0))
 

@@ -95,7 +95,9 @@ def bill_batch_result(
     sim: "Simulator", api_key: str, custom_id: str, params: dict[str, Any], result: dict[str, Any], batch_id: str
 ) -> None:
     """One ledger row per finished batch request; only ``succeeded`` ones are billed (at the discount)."""
-    sim.ledger.add(batch_result_row(api_key, custom_id, params, result, batch_id, sim.clock.time()))
+    row = batch_result_row(api_key, custom_id, params, result, batch_id, sim.clock.time())
+    row.workspace = sim.rate_limits.limiter.workspaces.workspace_of(api_key or "")
+    sim.ledger.add(row)
 
 
 async def _batch_call(

@@ -17,6 +17,10 @@ What the simulator reproduces (https://platform.claude.com/docs/en/api/rate-limi
   minute-sized view (limit per minute, remaining in it, time it is full again) whatever the burst.
 * Limits apply separately to each model, and (here) to each API key, standing in for an
   organization, so tenants can be given different tiers with :meth:`RateLimiter.set_tier`.
+* **Workspaces** (:mod:`.workspaces`): keys put in a workspace (:meth:`RateLimiter.assign_workspace`)
+  share one organization's limits (:meth:`RateLimiter.set_org_limits`) and, when the workspace has
+  limits of its own (:meth:`RateLimiter.set_workspace`), the workspace's too, each capped at the
+  organization's: "the lower of the two is enforced" (the Admin API's workspace rate limits).
 * ITPM counts uncached input only: ``input_tokens`` and cache writes count, cache reads do not.
 * OTPM counts the output actually produced; ``max_tokens`` reserves nothing. The docs: "OTPM rate
   limits are evaluated in real time as output tokens are produced, counting only the actual tokens
@@ -47,6 +51,7 @@ from __future__ import annotations
 from .buckets import LimitBucket, reset_timestamp
 from .limiter import Admission, RateLimiter
 from .tiers import DEFAULT_BURST_S, TIERS, TIERS_SOURCE, RateLimits, get_tier
+from .workspaces import WORKSPACES_SOURCE, Workspaces, effective_limits
 
 __all__ = [
     "DEFAULT_BURST_S",
@@ -58,4 +63,7 @@ __all__ = [
     "Admission",
     "RateLimiter",
     "reset_timestamp",
+    "Workspaces",
+    "WORKSPACES_SOURCE",
+    "effective_limits",
 ]

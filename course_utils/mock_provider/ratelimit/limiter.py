@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 import threading
-import uuid
 from dataclasses import dataclass, field
 
 from ...clock import Clock
@@ -13,8 +11,12 @@ from ..errors import RateLimited
 from . import tiers
 from .buckets import TIME_SLACK_S, LimitBucket, reset_timestamp
 from .tiers import RateLimits, check_burst, get_tier
+from .refusals import endpoint_exceeded, limit_exceeded, org_id, prompt_too_large, queue_exceeded
+from .workspaces import Workspaces, effective_limits
 
 __all__ = ["Admission", "Limit", "RateLimiter"]
+
+_ORG = "\x00org"  # bucket scope of the organization that owns the workspaces
 
 
 class Limit:
@@ -77,17 +79,8 @@ class Admission:
     """``anthropic-ratelimit-*`` headers as of admission (after this request was charged)."""
     admitted_at: float
     settled: bool = False
-    _buckets: _Buckets | None = field(default=None, repr=False, compare=False)
-
-
-_UNITS = {"requests": "requests", "input": "input tokens", "output": "output tokens"}
-_DOCS = "https://docs.claude.com/en/api/rate-limits"
-_SALES = "https://claude.com/contact-sales"
-
-
-def _org_id(api_key: str) -> str:
-    # A stable stand-in for the organization id the API names; never echo the key itself.
-    return str(uuid.UUID(bytes=hashlib.sha256(api_key.encode()).digest()[:16], version=4))
+    _groups: list[_Buckets] = field(default_factory=list, repr=False, compare=False)
+    """Every set of buckets the request was charged to (its workspace's and its organization's)."""
 
 
 class RateLimiter:
@@ -107,6 +100,7 @@ class RateLimiter:
         self._tiers: dict[str, RateLimits] = {}
         self._buckets: dict[tuple[str, str], _Buckets] = {}
         self._endpoint_buckets: dict[tuple[str, str], Limit] = {}
+        self.workspaces = Workspaces()
         self._lock = threading.Lock()
 
     # ----- configuration -------------------------------------------------------------------------
@@ -142,6 +136,29 @@ class RateLimiter:
             for key in [k for k in self._endpoint_buckets if k[0] not in self._tiers]:
                 del self._endpoint_buckets[key]
 
+    def set_workspace(self, name: str, limits: str | RateLimits | None = None) -> None:
+        """Create workspace ``name`` with its own limits (capped at the organization's), or none
+        (``None``: its keys share the organization's limits only). Its buckets start afresh."""
+        resolved = None if limits is None else get_tier(limits)
+        with self._lock:
+            self.workspaces.define(name, resolved)
+            self._drop_scope("\x00ws:" + name)
+
+    def set_org_limits(self, limits: str | RateLimits) -> None:
+        """The limits of the organization every workspace belongs to (default: the default tier)."""
+        resolved = get_tier(limits)
+        with self._lock:
+            self.workspaces.org_limits = resolved
+            for key in [k for k in self._buckets if k[0].startswith("\x00")]:
+                del self._buckets[key]
+
+    def assign_workspace(self, api_key: str, name: str) -> None:
+        """Put ``api_key`` in workspace ``name``: from now on it draws on that workspace's limits and
+        the organization's, shared with every other key there."""
+        with self._lock:
+            self.workspaces.assign(api_key, name)
+            self._drop_key(api_key)
+
     def limits_for(self, api_key: str) -> RateLimits:
         """The limits that apply to ``api_key``."""
         with self._lock:
@@ -158,6 +175,10 @@ class RateLimiter:
             self._buckets.clear()
             self._endpoint_buckets.clear()
 
+    def _drop_scope(self, scope: str) -> None:
+        for key in [k for k in self._buckets if k[0] == scope]:
+            del self._buckets[key]
+
     def _drop_key(self, api_key: str) -> None:
         for key in [k for k in self._buckets if k[0] == api_key]:
             del self._buckets[key]
@@ -165,11 +186,30 @@ class RateLimiter:
             del self._endpoint_buckets[key]
 
     def _get(self, api_key: str, model: str) -> _Buckets:
-        buckets = self._buckets.get((api_key, model))
+        return self._scope(api_key, model, self._tiers.get(api_key, self._default))
+
+    def _scope(self, scope: str, model: str, limits: RateLimits) -> _Buckets:
+        buckets = self._buckets.get((scope, model))
         if buckets is None:
-            buckets = _Buckets.create(self._tiers.get(api_key, self._default), self._clock, self._default_burst_s)
-            self._buckets[(api_key, model)] = buckets
+            buckets = _Buckets.create(limits, self._clock, self._default_burst_s)
+            self._buckets[(scope, model)] = buckets
         return buckets
+
+    def _groups(self, api_key: str, model: str) -> list[tuple[str, _Buckets]]:
+        """The buckets a request of ``api_key`` must fit, each with how a 429 names it: its own (a
+        key outside any workspace stands for its own organization), or its workspace's (when the
+        workspace has limits) and the organization's."""
+        workspace = self.workspaces.workspace_of(api_key)
+        if workspace is None:
+            return [(f"organization's|org: {org_id(api_key)}", self._get(api_key, model))]
+        org = self.workspaces.org_limits or self._default
+        groups = []
+        own = self.workspaces.limits_of(workspace)
+        if own is not None:
+            scoped = self._scope("\x00ws:" + workspace, model, effective_limits(own, org))
+            groups.append((f"workspace's|workspace: {workspace}", scoped))
+        groups.append((f"organization's|org: {org_id(_ORG)}", self._scope(_ORG, model, org)))
+        return groups
 
     # ----- admission -----------------------------------------------------------------------------
     def admit(
@@ -191,55 +231,45 @@ class RateLimiter:
         del max_tokens  # "does not factor into OTPM rate limit calculations" (rate-limits page)
         uncached = max(0, int(input_tokens) - max(0, int(cache_read_tokens)))
         with self._lock:
-            b = self._get(api_key, model)
-            if uncached > b.limits.input_tokens_per_minute:
-                headers = self._headers_locked(b)
-                headers["x-should-retry"] = "false"
-                raise RateLimited(
-                    f"This request would exceed your organization's rate limit of "
-                    f"{b.limits.input_tokens_per_minute:,} input tokens per minute (org: {_org_id(api_key)}, "
-                    f"model: {model}): its {uncached:,} uncached input tokens are more than the limit allows "
-                    f"in a minute, so retrying cannot succeed. Shorten the prompt, cache its stable prefix "
-                    f"(cache reads do not count towards this limit), or use a higher rate-limit tier. "
-                    f"For details, refer to: {_DOCS}.",
-                    headers=headers,
-                )
-            # (name, limit, needed to be admitted, charged now)
-            demands = [
-                ("requests", b.requests, 1, 1),
-                ("input", b.input, uncached, uncached),
-                ("output", b.output, 1, 0),
-            ]
-            waits = [(limit.wait_for(need), name) for name, limit, need, _ in demands]
-            wait, binding = max(waits)
+            groups = self._groups(api_key, model)
+            buckets = [b for _, b in groups]
+            for label, b in groups:
+                if uncached > b.limits.input_tokens_per_minute:
+                    whose, scope = label.split("|")
+                    headers = self._headers_locked(buckets)
+                    headers["x-should-retry"] = "false"
+                    raise RateLimited(
+                        prompt_too_large(whose, scope, b.limits.input_tokens_per_minute, model, uncached),
+                        headers=headers,
+                    )
+            # (wait, name, group label, limit per minute) for every bucket of every group
+            waits = []
+            for label, b in groups:
+                for name, limit, need in (
+                    ("requests", b.requests, 1),
+                    ("input", b.input, uncached),
+                    ("output", b.output, 1),
+                ):
+                    waits.append((limit.wait_for(need), name, label, limit.per_minute))
+            wait, binding, label, per_minute = max(waits, key=lambda w: (w[0], w[1]))
             if wait > 0:
-                headers = self._headers_locked(b)
+                whose, scope = label.split("|")
+                headers = self._headers_locked(buckets)
                 # Whole seconds, rounded up, never 0: an earlier retry would be refused again.
                 headers["retry-after"] = str(max(1, math.ceil(wait - TIME_SLACK_S)))
-                limit = {
-                    "requests": b.limits.requests_per_minute,
-                    "input": b.limits.input_tokens_per_minute,
-                    "output": b.limits.output_tokens_per_minute,
-                }[binding]
-                raise RateLimited(
-                    f"This request would exceed your organization's rate limit of {limit:,} {_UNITS[binding]} "
-                    f"per minute (org: {_org_id(api_key)}, model: {model}). For details, refer to: {_DOCS}. "
-                    f"You can see the response headers for current usage. Please reduce the prompt length or "
-                    f"the maximum tokens requested, or try again later. You may also contact sales at {_SALES} "
-                    f"to discuss your options for a rate limit increase.",
-                    headers=headers,
-                )
-            for _, limit_, _, charge in demands:
-                if charge:
-                    limit_.charge(charge)
+                raise RateLimited(limit_exceeded(whose, scope, per_minute, binding, model), headers=headers)
+            for b in buckets:
+                b.requests.charge(1)
+                if uncached:
+                    b.input.charge(uncached)
             return Admission(
                 api_key=api_key,
                 model=model,
                 input_tokens=uncached,
                 output_reserved=0,
-                headers=self._headers_locked(b),
+                headers=self._headers_locked(buckets),
                 admitted_at=self._clock.time(),
-                _buckets=b,
+                _groups=buckets,
             )
 
     def settle(self, admission: Admission, actual_output_tokens: int) -> None:
@@ -251,8 +281,8 @@ class RateLimiter:
             if admission.settled:
                 return
             admission.settled = True
-            if admission._buckets is not None:
-                admission._buckets.output.charge(max(0, int(actual_output_tokens)))
+            for b in admission._groups:
+                b.output.charge(max(0, int(actual_output_tokens)))
 
     # ----- other endpoints: token counting and Message Batches -------------------------------------
     ENDPOINTS = {
@@ -279,11 +309,7 @@ class RateLimiter:
             headers = _bucket_headers("requests", bucket.minute)
             if wait > 0:
                 headers["retry-after"] = str(max(1, math.ceil(wait - TIME_SLACK_S)))
-                raise RateLimited(
-                    f"This request would exceed your organization's rate limit of {rpm:,} requests per minute "
-                    f"for the {label} (org: {_org_id(api_key)}). For details, refer to: {_DOCS}.",
-                    headers=headers,
-                )
+                raise RateLimited(endpoint_exceeded(rpm, label, api_key), headers=headers)
             bucket.charge(1)
             return _bucket_headers("requests", bucket.minute)
 
@@ -295,30 +321,26 @@ class RateLimiter:
             return
         retryable = adding <= limit
         headers = {"retry-after": "60"} if retryable else {"x-should-retry": "false"}
-        raise RateLimited(
-            f"This request would exceed your organization's limit of {limit:,} batch requests in the processing "
-            f"queue (org: {_org_id(api_key)}): {queued:,} are waiting and this batch adds {adding:,}. "
-            + (
-                "Wait for batches to finish, or send fewer requests per batch. "
-                if retryable
-                else "This batch alone is larger than the limit; split it. "
-            )
-            + f"For details, refer to: {_DOCS}.",
-            headers=headers,
-        )
+        raise RateLimited(queue_exceeded(limit, api_key, queued, adding, retryable), headers=headers)
 
     # ----- headers -------------------------------------------------------------------------------
     def headers(self, api_key: str, model: str) -> dict[str, str]:
         """The ``anthropic-ratelimit-*`` headers for ``api_key`` and ``model`` right now."""
         with self._lock:
-            return self._headers_locked(self._get(api_key, model))
+            return self._headers_locked([b for _, b in self._groups(api_key, model)])
 
-    def _headers_locked(self, b: _Buckets) -> dict[str, str]:
+    def _headers_locked(self, groups: list[_Buckets]) -> dict[str, str]:
+        # Under a workspace, each limit is reported from whichever of the workspace's and the
+        # organization's buckets has less left: that is the one that will refuse first.
+        def tightest_of(name: str) -> LimitBucket:
+            return min((getattr(b, name).minute for b in groups), key=lambda bk: (bk.remaining(), -bk.reset_at()))
+
         out: dict[str, str] = {}
-        for prefix, limit in (("requests", b.requests), ("input-tokens", b.input), ("output-tokens", b.output)):
-            out.update(_bucket_headers(prefix, limit.minute))
+        minute = {name: tightest_of(name) for name in ("requests", "input", "output")}
+        for prefix, name in (("requests", "requests"), ("input-tokens", "input"), ("output-tokens", "output")):
+            out.update(_bucket_headers(prefix, minute[name]))
         # "tokens-*" mirror whichever token limit is closer to refusing requests right now.
-        tightest = min((b.input.minute, b.output.minute), key=lambda bk: (bk.remaining(), -bk.reset_at()))
+        tightest = min((minute["input"], minute["output"]), key=lambda bk: (bk.remaining(), -bk.reset_at()))
         out.update(_bucket_headers("tokens", tightest))
         return out
 
