@@ -186,7 +186,9 @@ def test_batch_create_accepts_bodies_over_the_messages_limit():
     reqs = [
         {
             "custom_id": f"big{i}",
-            "params": {"model": HAIKU, "max_tokens": 5, "messages": [{"role": "user", "content": text}]},
+            # A 200k-context model: each ~400k-token item then errors at once ("prompt is too long")
+            # instead of being answered over a 2 MB prompt (~50 s of CPU the test does not need).
+            "params": {"model": "claude-haiku-4-5", "max_tokens": 5, "messages": [{"role": "user", "content": text}]},
         }
         for i in range(18)
     ]
