@@ -1,0 +1,507 @@
+"""Lesson 07 checks: solutions and correct alternatives pass, the issue's wrong answers are rejected."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import hashlib
+import itertools
+import json
+import uuid
+from decimal import ROUND_HALF_UP, Decimal
+
+import pytest
+
+import course_utils.checks as checks
+from _checks import assert_not_attempted, assert_rejected
+from course_utils.clock import VirtualClock
+from course_utils.concurrency import Cost
+from course_utils.pricing import cost
+from course_utils.tenancy import FairQueue, MemoryLimiter, Plan, cache_key
+
+
+def passes(exercise, answer):
+    result = checks.check(exercise, answer, quiet=True)
+    assert result.status == "passed", result.feedback
+
+
+# ----- 7.1 a per-tenant limiter ---------------------------------------------------------------
+class TenantRateLimiter:
+    def __init__(self, rpm, clock):
+        self.rpm, self.clock = rpm, clock
+        self.buckets = {}
+
+    def acquire(self, tenant_id):
+        now = self.clock.monotonic()
+        level, last = self.buckets.get(tenant_id, (self.rpm, now))
+        level = min(self.rpm, level + (now - last) * self.rpm / 60)
+        if level >= 1:
+            self.buckets[tenant_id] = (level - 1, now)
+            return 0.0
+        self.buckets[tenant_id] = (level, now)
+        return (1 - level) / (self.rpm / 60)
+
+
+class LimiterOnTheReference:
+    """Written differently: the course's MemoryLimiter, one plan per rpm."""
+
+    def __init__(self, rpm, clock):
+        self.plan = Plan("x", rpm, 10**9, 10**9, Decimal(1), frozenset({"m"}))
+        self.limiter = MemoryLimiter(clock=clock)
+
+    def acquire(self, tenant_id):
+        d = self.limiter.try_acquire(tenant_id, self.plan, Cost(1, 0, 0))
+        return 0.0 if d.allowed else d.retry_after_s
+
+
+class OneGlobalBucket(TenantRateLimiter):
+    def acquire(self, tenant_id):
+        return super().acquire("everyone")
+
+
+class NeverRefills:
+    def __init__(self, rpm, clock):
+        self.left = collections.defaultdict(lambda: rpm)
+        self.rpm = rpm
+
+    def acquire(self, tenant_id):
+        if self.left[tenant_id] >= 1:
+            self.left[tenant_id] -= 1
+            return 0.0
+        return 60 / self.rpm
+
+
+class UncappedRefill(TenantRateLimiter):
+    def acquire(self, tenant_id):
+        now = self.clock.monotonic()
+        level, last = self.buckets.get(tenant_id, (self.rpm, now))
+        level = level + (now - last) * self.rpm / 60  # no cap: an idle tenant banks a burst
+        if level >= 1:
+            self.buckets[tenant_id] = (level - 1, now)
+            return 0.0
+        self.buckets[tenant_id] = (level, now)
+        return (1 - level) / (self.rpm / 60)
+
+
+class RefusalTakesAToken(TenantRateLimiter):
+    def acquire(self, tenant_id):
+        wait = super().acquire(tenant_id)
+        if wait:
+            level, last = self.buckets[tenant_id]
+            self.buckets[tenant_id] = (level - 1, last)
+        return wait
+
+
+class StubLimiter:
+    def __init__(self, rpm, clock):
+        pass
+
+    def acquire(self, tenant_id):
+        raise NotImplementedError("Exercise 7.1")
+
+
+@pytest.mark.parametrize("answer", [TenantRateLimiter, LimiterOnTheReference])
+def test_7_1_solutions_pass(answer):
+    passes("7.1", answer)
+
+
+@pytest.mark.parametrize(
+    "answer, phrase",
+    [
+        (OneGlobalBucket, "tenant globex, which had sent nothing, was told to wait"),
+        (NeverRefills, "was still refused"),
+        (UncappedRefill, "after an idle hour"),
+        (RefusalTakesAToken, "after 20 refused requests"),
+    ],
+)
+def test_7_1_wrong_answers_are_rejected(answer, phrase):
+    assert_rejected("7.1", answer, phrase)
+
+
+def test_7_1_stub_is_not_attempted():
+    assert_not_attempted("7.1", StubLimiter)
+
+
+# ----- 7.2 deficit round robin ----------------------------------------------------------------
+class DRRQueue:
+    def __init__(self, weights, quantum):
+        self.weights, self.quantum = weights, quantum
+        self.queues = collections.defaultdict(collections.deque)
+        self.active = collections.deque()
+        self.deficit = collections.defaultdict(float)
+        self.credited = False
+
+    def push(self, tenant, item, cost):
+        if not self.queues[tenant]:
+            self.active.append(tenant)
+        self.queues[tenant].append((item, cost))
+
+    def pop(self):
+        while True:
+            tenant = self.active[0]
+            if not self.credited:
+                self.deficit[tenant] += self.quantum * self.weights.get(tenant, 1)
+                self.credited = True
+            item, cost = self.queues[tenant][0]
+            if cost <= self.deficit[tenant]:
+                self.deficit[tenant] -= cost
+                self.queues[tenant].popleft()
+                if not self.queues[tenant]:
+                    self.deficit[tenant] = 0
+                    self.active.popleft()
+                    self.credited = False
+                return tenant, item
+            self.active.rotate(-1)
+            self.credited = False
+
+
+class DRRFromTheReference:
+    """Written differently: the course's FairQueue."""
+
+    def __init__(self, weights, quantum):
+        self.q = FairQueue(weights, quantum=quantum)
+
+    def push(self, tenant, item, cost):
+        self.q.push(tenant, item, cost)
+
+    def pop(self):
+        e = self.q.pop()
+        return e.tenant_id, e.item
+
+
+class Fifo:
+    def __init__(self, weights, quantum):
+        self.q = collections.deque()
+
+    def push(self, tenant, item, cost):
+        self.q.append((tenant, item))
+
+    def pop(self):
+        return self.q.popleft()
+
+
+class StrictPriority(Fifo):
+    """Always the heaviest tenant with work first: the light tenant starves."""
+
+    def __init__(self, weights, quantum):
+        self.weights = weights
+        self.queues = collections.defaultdict(collections.deque)
+
+    def push(self, tenant, item, cost):
+        self.queues[tenant].append(item)
+
+    def pop(self):
+        tenant = max((t for t, q in self.queues.items() if q), key=lambda t: self.weights.get(t, 1))
+        return tenant, self.queues[tenant].popleft()
+
+
+class RoundRobinByCount(Fifo):
+    """Counts requests, not tokens, and ignores weights."""
+
+    def __init__(self, weights, quantum):
+        self.queues = collections.OrderedDict()
+        self.turn = itertools.count()
+
+    def push(self, tenant, item, cost):
+        self.queues.setdefault(tenant, collections.deque()).append(item)
+
+    def pop(self):
+        tenants = [t for t, q in self.queues.items() if q]
+        tenant = tenants[next(self.turn) % len(tenants)]
+        return tenant, self.queues[tenant].popleft()
+
+
+class StubDRR:
+    def __init__(self, weights, quantum):
+        pass
+
+    def push(self, tenant, item, cost):
+        raise NotImplementedError("Exercise 7.2")
+
+    def pop(self):
+        raise NotImplementedError("Exercise 7.2")
+
+
+@pytest.mark.parametrize("answer", [DRRQueue, DRRFromTheReference])
+def test_7_2_solutions_pass(answer):
+    passes("7.2", answer)
+
+
+@pytest.mark.parametrize(
+    "answer, phrase",
+    [
+        (Fifo, "of the tokens served while every tenant had work"),
+        (StrictPriority, "tenant small was not served in 400 pops"),
+        (RoundRobinByCount, "its weight entitles it to"),
+    ],
+)
+def test_7_2_wrong_answers_are_rejected(answer, phrase):
+    assert_rejected("7.2", answer, phrase)
+
+
+def test_7_2_stub_is_not_attempted():
+    assert_not_attempted("7.2", StubDRR)
+
+
+# ----- 7.3 tenant-scoped cache keys -------------------------------------------------------------
+def tenant_cache_key(tenant, body):
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(f"{tenant.tenant_id}\n{canonical}".encode()).hexdigest()
+
+
+def tenant_cache_key_tuple(tenant, body):
+    """Written differently: a readable composite key."""
+    return f"{tenant.tenant_id}|{json.dumps(body, sort_keys=True)}"
+
+
+def key_without_tenant(tenant, body):
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def tenant_from_body(tenant, body):
+    owner = (body.get("metadata") or {}).get("user_id", "anonymous")
+    return f"{owner}|{json.dumps(body['messages'], sort_keys=True)}"
+
+
+def random_key(tenant, body):
+    return f"{tenant.tenant_id}:{uuid.uuid4()}"
+
+
+def tenant_only(tenant, body):
+    return tenant.tenant_id
+
+
+def stub_7_3(tenant, body):
+    raise NotImplementedError("Exercise 7.3")
+
+
+@pytest.mark.parametrize("answer", [tenant_cache_key, tenant_cache_key_tuple, cache_key])
+def test_7_3_solutions_pass(answer):
+    passes("7.3", answer)
+
+
+@pytest.mark.parametrize(
+    "answer, phrase",
+    [
+        (key_without_tenant, "was served the answer cached for tenant"),
+        (tenant_from_body, "got t00's cache key"),
+        (random_key, "got a different key"),
+        (tenant_only, "was served the answer to"),
+    ],
+)
+def test_7_3_wrong_answers_are_rejected(answer, phrase):
+    assert_rejected("7.3", answer, phrase)
+
+
+def test_7_3_stub_is_not_attempted():
+    assert_not_attempted("7.3", stub_7_3)
+
+
+# ----- 7.4 a budget guard under concurrency ---------------------------------------------------
+class TenantBudget:
+    def __init__(self, limit):
+        self.limit, self.spent, self.reserved = limit, Decimal(0), Decimal(0)
+
+    async def spend(self, estimate, send):
+        if self.spent + self.reserved + estimate > self.limit:
+            return None
+        self.reserved += estimate
+        try:
+            result, actual = await send()
+        except BaseException:
+            self.reserved -= estimate
+            raise
+        self.reserved -= estimate
+        self.spent += actual
+        return result
+
+
+class BudgetWithALock:
+    """Written differently: an asyncio.Lock around the reservation, a ledger of holds."""
+
+    def __init__(self, limit):
+        self.limit = limit
+        self.spent = Decimal(0)
+        self.holds = {}
+        self.lock = asyncio.Lock()
+        self.ids = itertools.count()
+
+    async def spend(self, estimate, send):
+        async with self.lock:
+            if self.spent + sum(self.holds.values(), Decimal(0)) + estimate > self.limit:
+                return None
+            hold = next(self.ids)
+            self.holds[hold] = estimate
+        try:
+            result, actual = await send()
+            self.spent += actual
+            return result
+        finally:
+            del self.holds[hold]
+
+
+class CheckThenAct:
+    def __init__(self, limit):
+        self.limit, self.spent = limit, Decimal(0)
+
+    async def spend(self, estimate, send):
+        if self.spent + estimate > self.limit:
+            return None
+        result, actual = await send()
+        self.spent += actual
+        return result
+
+
+class NeverSettles(TenantBudget):
+    async def spend(self, estimate, send):
+        if self.spent + self.reserved + estimate > self.limit:
+            return None
+        self.reserved += estimate
+        result, actual = await send()
+        self.spent += actual  # the reservation is never released
+        return result
+
+
+class SpendsTheEstimate(TenantBudget):
+    async def spend(self, estimate, send):
+        if self.spent + estimate > self.limit:
+            return None
+        self.spent += estimate  # reserve and never settle to the actual cost
+        result, _ = await send()
+        return result
+
+
+class LeaksOnFailure(TenantBudget):
+    async def spend(self, estimate, send):
+        if self.spent + self.reserved + estimate > self.limit:
+            return None
+        self.reserved += estimate
+        result, actual = await send()
+        self.reserved -= estimate
+        self.spent += actual
+        return result
+
+
+class StubBudget:
+    def __init__(self, limit):
+        pass
+
+    async def spend(self, estimate, send):
+        raise NotImplementedError("Exercise 7.4")
+
+
+@pytest.mark.parametrize("answer", [TenantBudget, BudgetWithALock])
+def test_7_4_solutions_pass(answer):
+    passes("7.4", answer)
+
+
+@pytest.mark.parametrize(
+    "answer, phrase",
+    [
+        (CheckThenAct, "50 concurrent requests made 50 provider calls"),
+        (NeverSettles, "of 30 sequential requests were refused"),
+        (SpendsTheEstimate, "budget.spent does not equal what was really spent"),
+        (LeaksOnFailure, "after 1 failed call(s) that spent nothing"),
+    ],
+)
+def test_7_4_wrong_answers_are_rejected(answer, phrase):
+    assert_rejected("7.4", answer, phrase)
+
+
+def test_7_4_stub_is_not_attempted():
+    assert_not_attempted("7.4", StubBudget)
+
+
+# ----- 7.5 reconciliation ---------------------------------------------------------------------
+def tenant_charges(rows):
+    out = {}
+    for row in rows:
+        out[row["tenant"]] = out.get(row["tenant"], Decimal(0)) + cost(row, row["model"], batch=row["batch"])
+    return out
+
+
+def tenant_charges_by_hand(rows):
+    """Written differently: the rates by hand from the price table."""
+    from course_utils.pricing import price
+
+    out = collections.defaultdict(Decimal)
+    for r in rows:
+        p = price(r["model"])
+        amount = (
+            r["input_tokens"] * p.input_per_mtok
+            + r["cache_creation_input_tokens"] * p.cache_write_5m_per_mtok
+            + r["cache_read_input_tokens"] * p.cache_read_per_mtok
+            + r["output_tokens"] * p.output_per_mtok
+        ) / Decimal(1_000_000)
+        out[r["tenant"]] += amount * (p.batch_discount if r["batch"] else 1)
+    return dict(out)
+
+
+def ignores_cache_pricing(rows):
+    out = {}
+    for r in rows:
+        usage = {
+            "input_tokens": r["input_tokens"] + r["cache_creation_input_tokens"] + r["cache_read_input_tokens"],
+            "output_tokens": r["output_tokens"],
+        }
+        out[r["tenant"]] = out.get(r["tenant"], Decimal(0)) + cost(usage, r["model"], batch=r["batch"])
+    return out
+
+
+def ignores_batch_discount(rows):
+    out = {}
+    for r in rows:
+        out[r["tenant"]] = out.get(r["tenant"], Decimal(0)) + cost(r, r["model"])
+    return out
+
+
+def float_sums(rows):
+    out = collections.defaultdict(float)
+    for r in rows:
+        out[r["tenant"]] += float(cost(r, r["model"], batch=r["batch"]))
+    return {t: Decimal(v) for t, v in out.items()}
+
+
+def rounds_each_row_to_cents(rows):
+    out = collections.defaultdict(Decimal)
+    for r in rows:
+        out[r["tenant"]] += cost(r, r["model"], batch=r["batch"]).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    return dict(out)
+
+
+def float_values(rows):
+    return {t: float(v) for t, v in tenant_charges(rows).items()}
+
+
+def stub_7_5(rows):
+    raise NotImplementedError("Exercise 7.5")
+
+
+@pytest.mark.parametrize("answer", [tenant_charges, tenant_charges_by_hand])
+def test_7_5_solutions_pass(answer):
+    passes("7.5", answer)
+
+
+@pytest.mark.parametrize(
+    "answer, phrase",
+    [
+        (ignores_cache_pricing, "this month has cache reads/writes"),
+        (ignores_batch_discount, "but the provider billed"),
+        (float_sums, "off by"),
+        (rounds_each_row_to_cents, "off by"),
+        (float_values, "not a Decimal"),
+    ],
+)
+def test_7_5_wrong_answers_are_rejected(answer, phrase):
+    assert_rejected("7.5", answer, phrase)
+
+
+def test_7_5_stub_is_not_attempted():
+    assert_not_attempted("7.5", stub_7_5)
+
+
+def test_checks_use_virtual_time_only():
+    # The limiter cases drive a VirtualClock; nothing in them can depend on the machine's speed.
+    clock = VirtualClock()
+    lim = TenantRateLimiter(60, clock)
+    assert [lim.acquire("a") == 0 for _ in range(61)] == [True] * 60 + [False]
