@@ -268,6 +268,11 @@ _PERSONA = re.compile(
 )
 
 
+def _values(text: str) -> set[str]:
+    """Numbers and amounts in ``text`` ('3', '$49', '4.5')."""
+    return set(re.findall(r"\d+(?:[.,]\d+)*", text))
+
+
 def _best_sentence(question: str, context: str, user_only: bool = False) -> str | None:
     """The context sentence sharing the most content words with ``question``, if the overlap is strong."""
     q = stems(question) - {"remember", "recall", "say", "said", "tell", "told", "mention"}
@@ -279,8 +284,9 @@ def _best_sentence(question: str, context: str, user_only: bool = False) -> str 
             continue
         s = stems(sentence)
         shared = len(q & s)
-        # An answer must add something the question does not already say.
-        if not (s - q):
+        # An answer must add something the question does not already say: a new word or a value
+        # (stems drop numbers, and "The seat limit is 3 seats." answers "What is the seat limit?").
+        if not (s - q) and not (_values(sentence) - _values(question)):
             continue
         # A personal key ('dog') must appear whole; a general question needs half its words.
         needed = len(q) if user_only else max(2, (len(q) + 1) // 2)

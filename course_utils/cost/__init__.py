@@ -1,0 +1,81 @@
+"""Lesson 06: where token money goes and how to spend less of it without losing quality.
+
+One job per module:
+
+- :mod:`.attribution`: usage rows to exact dollars per feature, model and day (:func:`cost_report`);
+- :mod:`.trend`: p50/p95 prompt length per day and the day-over-day growth alert;
+- :mod:`.compress`: fit context into a token budget (dedupe, BM25 ranking, extractive selection);
+- :mod:`.exact_cache`: :class:`ExactCache` on SQLite, keyed by :func:`cache_key` (never the API key);
+- :mod:`.semantic_cache`: :class:`SemanticCache` on offline embeddings, with an identifier guard;
+- :mod:`.prompt_cache`: break-even reads for 5-minute and 1-hour writes; a cache-friendly layout;
+- :mod:`.routing`: :class:`CascadeRouter` (cheap model, escalate on disagreement or invalid label);
+- :mod:`.rightsizing`: ``max_tokens`` from observed lengths; batch savings;
+- :mod:`.spend_guard`: :class:`SpendGuard`, reserve the worst case before a request, settle after.
+"""
+
+from .attribution import LEDGER_COLUMNS, cost_frame, cost_report, row_cost, usage_of
+from .compress import BOILERPLATE, Compression, compress, compress_report, dedupe, rank_sentences, split_sentences
+from .exact_cache import NON_SEMANTIC_FIELDS, CacheStats, ExactCache, cache_key
+from .prompt_cache import break_even_from_multipliers, break_even_reads, cached_layout, caching_cost
+from .rightsizing import batch_savings, suggest_max_tokens, truncation_rate
+from .routing import (
+    PHRASINGS,
+    CascadeRouter,
+    Classifier,
+    Routed,
+    SingleModel,
+    evaluate,
+    label_request,
+    pareto_front,
+    parse_label,
+)
+from .semantic_cache import SemanticCache, SemanticHit, identifiers, same_identifiers, threshold_curve
+from .spend_guard import BudgetExceeded, Reservation, SpendGuard, worst_case_cost
+from .trend import PromptGrowthAlert, daily_trend, prompt_growth_alerts
+
+__all__ = [
+    "LEDGER_COLUMNS",
+    "usage_of",
+    "row_cost",
+    "cost_frame",
+    "cost_report",
+    "daily_trend",
+    "PromptGrowthAlert",
+    "prompt_growth_alerts",
+    "BOILERPLATE",
+    "split_sentences",
+    "dedupe",
+    "rank_sentences",
+    "compress",
+    "compress_report",
+    "Compression",
+    "NON_SEMANTIC_FIELDS",
+    "cache_key",
+    "ExactCache",
+    "CacheStats",
+    "identifiers",
+    "same_identifiers",
+    "SemanticCache",
+    "SemanticHit",
+    "threshold_curve",
+    "break_even_reads",
+    "break_even_from_multipliers",
+    "caching_cost",
+    "cached_layout",
+    "PHRASINGS",
+    "label_request",
+    "parse_label",
+    "Routed",
+    "Classifier",
+    "SingleModel",
+    "CascadeRouter",
+    "evaluate",
+    "pareto_front",
+    "suggest_max_tokens",
+    "truncation_rate",
+    "batch_savings",
+    "BudgetExceeded",
+    "Reservation",
+    "SpendGuard",
+    "worst_case_cost",
+]
