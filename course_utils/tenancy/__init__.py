@@ -15,6 +15,8 @@ module                 what
 ``budget``             :class:`BudgetGuard`: reserve / settle, 80 % alert, 100 % stop
 ``isolation``          :func:`cache_key`, :class:`TenantCache`, :class:`ConversationStore`
 ``metering``           :class:`Meter`, invoice lines and CSV, :func:`reconcile` with the ledger
+``simulate``           :func:`noisy_neighbour`: FIFO, per-tenant limits and fair queueing measured
+``processes``          :func:`run_processes`: N processes, per-process vs shared (Redis) limits
 =====================  ==========================================================================
 """
 
@@ -44,6 +46,8 @@ from .metering import (
     usage_key,
 )
 from .plans import PLANS, Plan, get_plan
+from .processes import ProcessRun, run_processes
+from .simulate import GATEWAYS, NoisyNeighbour, noisy_neighbour, tenant_mix
 from .redis_backend import RedisBudgetStore, RedisLimiter
 from .registry import ModelNotAllowed, TenantContext, TenantRegistry, Unauthenticated, check_tenant_id
 
@@ -87,4 +91,10 @@ __all__ = [
     "invoice_csv",
     "tenant_tag",
     "usage_key",
+    "noisy_neighbour",
+    "NoisyNeighbour",
+    "tenant_mix",
+    "GATEWAYS",
+    "run_processes",
+    "ProcessRun",
 ]

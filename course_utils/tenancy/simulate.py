@@ -1,0 +1,257 @@
+"""The noisy neighbour, measured: one flooding tenant and small ones on one shared provider key.
+
+Three gateways in front of the same key, each on its own fresh in-process simulator and on
+virtual time (the figures are the same on any machine, under any load):
+
+* ``fifo``: every request goes straight to the provider, first come, first served; the SDK
+  retries a 429 twice (honouring ``retry-after``), then the tenant sees the 429. The bulk import
+  (10 workers that retry until each item is done, as import jobs do) keeps the key's limit
+  full, and everyone else's requests are refused.
+* ``per-tenant limits``: a :class:`~.memory.MemoryLimiter` per tenant's plan admits or refuses
+  (429 with ``retry-after``, which the tenant's client honours, twice) before the provider is
+  called. The flood is held to its plan; the small tenants' requests fit in what is left.
+* ``fair queueing``: a :class:`~.fair.FairScheduler` (deficit round robin by estimated tokens)
+  feeds lesson 03's :class:`~course_utils.concurrency.RateLimitedDispatcher`, which paces the key
+  below its limit: nobody gets a 429, and a small tenant waits about one round, not behind the flood.
+
+:func:`noisy_neighbour` runs them and returns a :class:`NoisyNeighbour` with one row per request
+(``frame()``) and per tenant and gateway (``summary()``: p95 wait and the share of 429s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Callable, Iterable
+
+import anthropic
+
+from ..clock import SYSTEM_CLOCK, run_virtual
+from ..concurrency import Cost, RateLimitedDispatcher, estimate_cost
+from ..progress import ProgressCallback, ProgressEvent
+from .fair import FairScheduler
+from .memory import MemoryLimiter
+from .plans import Plan
+
+__all__ = ["GATEWAYS", "NoisyNeighbour", "noisy_neighbour", "tenant_mix"]
+
+GATEWAYS = ("fifo", "per-tenant limits", "fair queueing")
+BULK_WORKERS = 10
+"""Concurrent workers of the bulk import (tenant ``bulk``)."""
+MODEL = "claude-haiku-5-5"
+
+
+def tenant_mix(
+    flood: int = 60, small_tenants: int = 9, small_each: int = 5, interval_s: float = 20.0
+) -> list[tuple[float, str]]:
+    """The workload: ``(submit time in s, tenant)`` pairs. Tenant ``bulk`` submits ``flood``
+    requests at once (an import); ``small_tenants`` tenants each submit ``small_each`` requests,
+    one every ``interval_s`` seconds, staggered so they do not arrive together."""
+    if flood < 0 or small_tenants < 0 or small_each < 0 or interval_s <= 0:
+        raise ValueError("counts must be >= 0 and interval_s > 0")
+    plan = [(0.0, "bulk")] * flood
+    for k in range(small_tenants):
+        offset = interval_s * k / max(1, small_tenants)
+        plan += [(offset + i * interval_s, f"t{k + 1}") for i in range(small_each)]
+    return sorted(plan, key=lambda p: p[0])
+
+
+def _body(tenant: str, n: int) -> dict[str, Any]:
+    return {
+        "model": MODEL,
+        "max_tokens": 150,
+        "messages": [{"role": "user", "content": f"[{tenant}] Classify support ticket #{n}: 'cannot log in'."}],
+    }
+
+
+@dataclass
+class NoisyNeighbour:
+    """Every request of every gateway: ``frame()`` (one row per request), ``summary()`` (per gateway
+    and tenant: requests, p95 wait in s, share of 429s the tenant saw)."""
+
+    rows: list[dict[str, Any]]
+    provider_rpm: int
+
+    def frame(self) -> Any:
+        import pandas as pd
+
+        return pd.DataFrame(self.rows, columns=["gateway", "tenant", "submitted_s", "finished_s", "wait_s", "status"])
+
+    def summary(self) -> Any:
+        df = self.frame()
+        if df.empty:
+            return df
+        g = df.groupby(["gateway", "tenant"], sort=False)
+        out = g.agg(requests=("status", "size"))
+        out["p95_wait_s"] = g["wait_s"].quantile(0.95).round(2)
+        out["share_429"] = g["status"].apply(lambda s: float((s == 429).mean())).round(3)
+        return out.reset_index()
+
+    def small_tenants(self) -> Any:
+        """:meth:`summary` without the flooding tenant (``bulk``)."""
+        s = self.summary()
+        return s[s["tenant"] != "bulk"].reset_index(drop=True)
+
+
+async def _run_gateway(
+    gateway: str, mix: list[tuple[float, str]], *, provider_rpm: int, seed: int, time_scale: float
+) -> list[dict[str, Any]]:
+    from ..mock_provider.inprocess import InProcessServer
+    from ..mock_provider.ratelimit import RateLimits
+
+    server = InProcessServer(seed=seed, time_scale=time_scale)
+    key = "sim-key-l07-shared"
+    limits = RateLimits(provider_rpm, 10**8, 10**8, burst_s=1.0)
+    server.set_rate_limits(key, limits)
+    client = server.async_client(api_key=key, max_retries=0)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    rows: list[dict[str, Any]] = []
+
+    # Plans for the per-tenant gateway: the import may use a third of the key; small tenants a tenth each.
+    share = Decimal(1)
+    plans = {
+        "bulk": Plan("bulk", max(1, provider_rpm // 3), 10**8, 10**8, share, frozenset({MODEL})),
+        "small": Plan("small", max(1, provider_rpm // 10), 10**8, 10**8, share, frozenset({MODEL})),
+    }
+    limiter = MemoryLimiter(burst_s=2.0, clock=SYSTEM_CLOCK)
+    dispatcher = RateLimitedDispatcher(client, limits=limits, max_concurrency=8, clock=SYSTEM_CLOCK)
+    retrying = client.with_options(max_retries=2)
+    import_workers = asyncio.Semaphore(BULK_WORKERS)
+
+    async def direct(body: dict[str, Any]) -> int:
+        try:
+            await retrying.messages.create(**body)
+            return 200
+        except anthropic.RateLimitError:
+            return 429
+
+    async def persistent(body: dict[str, Any]) -> int:
+        """The import job: retry every 429 after its retry-after, until the item is done."""
+        while True:
+            try:
+                await client.messages.create(**body)
+                return 200
+            except anthropic.RateLimitError as exc:
+                await asyncio.sleep(float(exc.response.headers.get("retry-after", "1")))
+
+    async def limited(tenant: str, body: dict[str, Any]) -> int:
+        plan = plans["bulk" if tenant == "bulk" else "small"]
+        cost = Cost(1, 0, 0)
+        attempt = 0
+        while True:  # the tenant's client honours our retry-after: twice, or for ever (the import)
+            decision = limiter.try_acquire(tenant, plan, cost)
+            if decision.allowed:
+                return await (persistent(body) if tenant == "bulk" else direct(body))
+            attempt += 1
+            if tenant != "bulk" and attempt > 2:
+                return 429
+            await asyncio.sleep(max(1, math.ceil(decision.retry_after_s)))
+
+    async def one(at: float, tenant: str, n: int, sched: FairScheduler | None) -> None:
+        await asyncio.sleep(max(0.0, start + at - loop.time()))
+        submitted = loop.time() - start
+        body = _body(tenant, n)
+        if gateway == "fifo":
+            if tenant == "bulk":
+                async with import_workers:
+                    status = await persistent(body)
+            else:
+                status = await direct(body)
+        elif gateway == "per-tenant limits":
+            if tenant == "bulk":
+                async with import_workers:
+                    status = await limited(tenant, body)
+            else:
+                status = await limited(tenant, body)
+        else:
+            assert sched is not None
+            try:
+                await sched.submit(tenant, body)
+                status = 200
+            except anthropic.RateLimitError:
+                status = 429
+        finished = loop.time() - start
+        rows.append(
+            {
+                "gateway": gateway,
+                "tenant": tenant,
+                "submitted_s": round(submitted, 3),
+                "finished_s": round(finished, 3),
+                "wait_s": round(finished - submitted, 3),
+                "status": status,
+            }
+        )
+
+    try:
+        if gateway == "fair queueing":
+            async with FairScheduler(
+                lambda body: dispatcher.create(**body),
+                max_in_flight=2,
+                quantum=100,
+                cost=lambda b: estimate_cost(b, 20).input_tokens + 20,
+            ) as sched:
+                await asyncio.gather(*(one(at, t, i, sched) for i, (at, t) in enumerate(mix)))
+        elif gateway in GATEWAYS:
+            await asyncio.gather(*(one(at, t, i, None) for i, (at, t) in enumerate(mix)))
+        else:
+            raise ValueError(f"unknown gateway {gateway!r}; choose from {', '.join(GATEWAYS)}")
+    finally:
+        await client.close()
+        server.close()
+    return rows
+
+
+def noisy_neighbour(
+    gateways: Iterable[str] = GATEWAYS,
+    *,
+    mix: list[tuple[float, str]] | None = None,
+    provider_rpm: int = 60,
+    seed: int = 0,
+    time_scale: float = 1.0,
+    on_progress: ProgressCallback | None = None,
+) -> NoisyNeighbour:
+    """Run the workload ``mix`` (default :func:`tenant_mix`) through each gateway, on virtual time.
+
+    The shared key allows ``provider_rpm`` requests per minute, enforced over about a second (the
+    rate-limits page's "60 RPM might be enforced as 1 request per second"). Blocks until done (each
+    gateway runs on its own thread and virtual loop, so a notebook cell's loop is not involved);
+    ``on_progress`` gets a ``ProgressEvent`` per gateway (``latest``: its name).
+    """
+    workload = tenant_mix() if mix is None else list(mix)
+    names = list(gateways)
+    for name in names:
+        if name not in GATEWAYS:
+            raise ValueError(f"unknown gateway {name!r}; choose from {', '.join(GATEWAYS)}")
+    rows: list[dict[str, Any]] = []
+    started = time.monotonic()
+    for i, name in enumerate(names):
+        rows += _in_thread(
+            lambda name=name: run_virtual(
+                _run_gateway(name, workload, provider_rpm=provider_rpm, seed=seed, time_scale=time_scale)
+            )
+        )
+        if on_progress is not None:
+            on_progress(ProgressEvent(i + 1, len(names), time.monotonic() - started, latest=name))
+    return NoisyNeighbour(rows, provider_rpm)
+
+
+def _in_thread(fn: Callable[[], Any]) -> Any:
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="noisy-neighbour", daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]

@@ -1,0 +1,55 @@
+"""The lesson's measured demos: the noisy neighbour (virtual time) and N processes sharing one limit
+(real processes, a real Redis, the simulator's ledger as the independent count). Counts only."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from course_utils.tenancy import Plan
+from course_utils.tenancy.processes import run_processes
+from course_utils.tenancy.simulate import GATEWAYS, noisy_neighbour, tenant_mix
+
+PLAN = Plan("pro", 20, 10**6, 10**6, Decimal(10), frozenset({"claude-haiku-5-5"}))
+BODY = {"model": "claude-haiku-5-5", "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]}
+
+
+def test_noisy_neighbour_gateways_compare_as_the_lesson_says():
+    run = noisy_neighbour(mix=tenant_mix(flood=30, small_tenants=4, small_each=3))
+    small = run.small_tenants().groupby("gateway")["share_429"].mean()
+    assert set(small.index) == set(GATEWAYS)
+    assert small["fifo"] > 0.3  # the flood keeps the key full: small tenants see 429s
+    assert small["per-tenant limits"] < small["fifo"]
+    assert small["fair queueing"] == 0
+    frame = run.frame()
+    assert len(frame) == 3 * (30 + 4 * 3)
+    assert (frame[frame.gateway == "fair queueing"]["status"] == 200).all()
+
+
+def test_noisy_neighbour_rejects_unknown_gateways():
+    with pytest.raises(ValueError, match="unknown gateway"):
+        noisy_neighbour(["lifo"])
+    with pytest.raises(ValueError):
+        tenant_mix(flood=-1)
+
+
+@pytest.mark.parametrize("backend, expected", [("memory", 4 * 20), ("redis", 20)])
+def test_processes_multiply_a_memory_limit_not_a_redis_one(server, redis_url, backend, expected):
+    """4 processes, one tenant limited to 20 requests per minute: the simulator's ledger counts what went out."""
+    server.reset()
+    tenant = server.tenant("procs", "unlimited")
+    run = run_processes(
+        backend, base_url=server.base_url, api_key=tenant.api_key, plan=PLAN, body=BODY, redis_url=redis_url
+    )
+    sent = len(tenant.ledger())
+    assert sent == run.total_sent
+    # Redis: the bucket's 20, plus at most what refills while the processes decide (20/min is 1 per 3 s).
+    assert expected <= sent <= expected + 1
+
+
+def test_processes_need_a_valid_backend():
+    with pytest.raises(ValueError, match="backend"):
+        run_processes("disk", base_url="http://x", api_key="k", plan=PLAN, body=BODY)
+    with pytest.raises(ValueError, match="redis_url"):
+        run_processes("redis", base_url="http://x", api_key="k", plan=PLAN, body=BODY)
