@@ -16,9 +16,9 @@ from decimal import Decimal
 from typing import Any
 
 from ..clock import VirtualClock
+from ..cost import worst_case_cost
 from ..pricing import cost as usage_cost
 from ..tenancy import TenantRegistry, tenant_tag
-from ..tokens import count_request
 from .framework import CaseFailed, Exercise, expect
 from .sim import probe
 
@@ -389,8 +389,7 @@ def _ledger_cost(p: Any) -> Decimal:
 async def _concurrent_budget(cls) -> None:
     p = probe(tier="unlimited", tag="check07")
     client = p.async_client()
-    # The worst case: the prompt (counted offline) and max_tokens of output, at the model's prices.
-    estimate = usage_cost({"input_tokens": count_request(_BODY), "output_tokens": _BODY["max_tokens"]}, MODEL)
+    estimate = worst_case_cost(_BODY)
     b = cls(Decimal("1.00"))
     sent = 0
 

@@ -22,17 +22,17 @@ from __future__ import annotations
 
 import asyncio
 import math
-import threading
 import time
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 import anthropic
 
-from ..clock import SYSTEM_CLOCK, run_virtual
+from ..clock import SYSTEM_CLOCK
 from ..concurrency import Cost, RateLimitedDispatcher, estimate_cost
 from ..progress import ProgressCallback, ProgressEvent
+from ..resilience import on_virtual_time
 from .fair import FairScheduler
 from .memory import MemoryLimiter
 from .plans import Plan
@@ -230,28 +230,10 @@ def noisy_neighbour(
     rows: list[dict[str, Any]] = []
     started = time.monotonic()
     for i, name in enumerate(names):
-        rows += _in_thread(
-            lambda name=name: run_virtual(
-                _run_gateway(name, workload, provider_rpm=provider_rpm, seed=seed, time_scale=time_scale)
-            )
+        rows += on_virtual_time(
+            lambda name=name: _run_gateway(name, workload, provider_rpm=provider_rpm, seed=seed, time_scale=time_scale),
+            seed=seed,
         )
         if on_progress is not None:
             on_progress(ProgressEvent(i + 1, len(names), time.monotonic() - started, latest=name))
     return NoisyNeighbour(rows, provider_rpm)
-
-
-def _in_thread(fn: Callable[[], Any]) -> Any:
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["value"] = fn()
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
-            box["error"] = exc
-
-    thread = threading.Thread(target=target, name="noisy-neighbour", daemon=True)
-    thread.start()
-    thread.join()
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
