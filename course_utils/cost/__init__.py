@@ -4,7 +4,7 @@ One job per module:
 
 - :mod:`.attribution`: usage rows to exact dollars per feature, model and day (:func:`cost_report`);
 - :mod:`.trend`: p50/p95 prompt length per day and the day-over-day growth alert;
-- :mod:`.compress`: fit context into a token budget (dedupe, BM25 ranking, extractive selection);
+- :mod:`.compression`: fit context into a token budget (dedupe, BM25 ranking, extractive selection);
 - :mod:`.exact_cache`: :class:`ExactCache` on SQLite, keyed by :func:`cache_key` (never the API key);
 - :mod:`.semantic_cache`: :class:`SemanticCache` on offline embeddings, with an identifier guard;
 - :mod:`.prompt_cache`: break-even reads for 5-minute and 1-hour writes; a cache-friendly layout;
@@ -14,7 +14,7 @@ One job per module:
 """
 
 from .attribution import LEDGER_COLUMNS, cost_frame, cost_report, row_cost, usage_of
-from .compress import BOILERPLATE, Compression, compress, compress_report, dedupe, rank_sentences, split_sentences
+from .compression import BOILERPLATE, Compression, compress, compress_report, dedupe, rank_sentences, split_sentences
 from .exact_cache import NON_SEMANTIC_FIELDS, CacheStats, ExactCache, cache_key
 from .prompt_cache import break_even_from_multipliers, break_even_reads, cached_layout, caching_cost
 from .rightsizing import batch_savings, suggest_max_tokens, truncation_rate

@@ -1,0 +1,441 @@
+"""Lesson 06 checks: the solutions and correct alternatives pass, plausible wrong answers are rejected."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import re
+from decimal import Decimal
+
+import bm25s
+import pytest
+
+import course_utils.checks as checks
+from _checks import assert_not_attempted, assert_rejected
+from course_utils import pricing
+from course_utils.cost import label_request, parse_label, worst_case_cost
+from course_utils.tokens import count_text, encoding
+
+CHEAP, MID, TOP = "claude-haiku-5-5", "claude-sonnet-5-5", "claude-opus-5-5"
+
+
+def passes(exercise, answer):
+    result = checks.check(exercise, answer, quiet=True)
+    assert result.status == "passed", result.feedback
+
+
+# ----- 6.1 ------------------------------------------------------------------------------------
+M = Decimal(1_000_000)
+
+
+def _row_cost(r, *, cache_as_input=False, batch=True):
+    p = pricing.price(r["model"])
+    if cache_as_input:
+        total = (
+            r["input_tokens"] + r["cache_read_input_tokens"] + r["cache_creation_5m"] + r["cache_creation_1h"]
+        ) * p.input_per_mtok + r["output_tokens"] * p.output_per_mtok
+    else:
+        total = (
+            r["input_tokens"] * p.input_per_mtok
+            + r["cache_read_input_tokens"] * p.cache_read_per_mtok
+            + r["cache_creation_5m"] * p.cache_write_5m_per_mtok
+            + r["cache_creation_1h"] * p.cache_write_1h_per_mtok
+            + r["output_tokens"] * p.output_per_mtok
+        )
+    total /= M
+    return total * p.batch_discount if (batch and r["batch"]) else total
+
+
+def cost_by_feature(rows):
+    out = {}
+    for r in rows:
+        out[r["feature"]] = out.get(r["feature"], Decimal(0)) + _row_cost(r)
+    return out
+
+
+def cost_by_feature_grouped(rows):
+    """Written differently: per-class token sums per (feature, model, batch), priced once per group."""
+    groups = {}
+    for r in rows:
+        g = groups.setdefault((r["feature"], r["model"], bool(r["batch"])), dict.fromkeys(
+            ("input_tokens", "cache_read_input_tokens", "cache_creation_5m", "cache_creation_1h", "output_tokens"), 0))  # fmt: skip
+        for k in g:
+            g[k] += r[k]
+    out = {}
+    for (feature, model, batch), counts in groups.items():
+        out[feature] = out.get(feature, Decimal(0)) + _row_cost({**counts, "model": model, "batch": batch})
+    return out
+
+
+def cache_as_input(rows):
+    out = {}
+    for r in rows:
+        out[r["feature"]] = out.get(r["feature"], Decimal(0)) + _row_cost(r, cache_as_input=True)
+    return out
+
+
+def no_batch_discount(rows):
+    out = {}
+    for r in rows:
+        out[r["feature"]] = out.get(r["feature"], Decimal(0)) + _row_cost(r, batch=False)
+    return out
+
+
+def float_money(rows):
+    out = {}
+    for r in rows:
+        out[r["feature"]] = out.get(r["feature"], 0.0) + float(_row_cost(r))
+    return {k: Decimal(v) for k, v in out.items()}
+
+
+def rounded(rows):
+    return {k: v.quantize(Decimal("0.0001")) for k, v in cost_by_feature(rows).items()}
+
+
+def uses_library(rows):
+    out = {}
+    for r in rows:
+        usage = {"input_tokens": r["input_tokens"], "output_tokens": r["output_tokens"]}
+        out[r["feature"]] = out.get(r["feature"], Decimal(0)) + pricing.cost(usage, r["model"])
+    return out
+
+
+def stub_6_1(rows):
+    raise NotImplementedError("Exercise 6.1")
+
+
+@pytest.mark.parametrize("answer", [cost_by_feature, cost_by_feature_grouped])
+def test_6_1_solutions_pass(answer):
+    passes("6.1", answer)
+
+
+@pytest.mark.parametrize(
+    "answer, phrase",
+    [
+        (cache_as_input, "Cache tokens are not input tokens"),
+        (no_batch_discount, "batch_discount"),
+        (float_money, "went through a float"),
+        (rounded, "rounded"),
+        (uses_library, "pricing.cost"),
+    ],
+)
+def test_6_1_wrong_answers_are_rejected(answer, phrase):
+    assert_rejected("6.1", answer, phrase)
+
+
+def test_6_1_stub_is_not_attempted():
+    assert_not_attempted("6.1", stub_6_1)
+
+
+# ----- 6.2 ------------------------------------------------------------------------------------
+def cache_key(body, api_key):
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def cache_key_sorted_items(body, api_key):
+    """Written differently: a recursive canonical form and blake2b."""
+
+    def canon(v):
+        if isinstance(v, dict):
+            return "{" + ",".join(f"{json.dumps(k)}:{canon(v[k])}" for k in sorted(v)) + "}"
+        if isinstance(v, list):
+            return "[" + ",".join(canon(x) for x in v) + "]"
+        return json.dumps(v)
+
+    return hashlib.blake2b(canon(body).encode(), digest_size=20).hexdigest()
+
+
+def key_without_model(body, api_key):
+    return cache_key({k: v for k, v in body.items() if k != "model"}, api_key)
+
+
+def key_without_max_tokens(body, api_key):
+    return cache_key({k: v for k, v in body.items() if k != "max_tokens"}, api_key)
+
+
+def key_with_api_key(body, api_key):
+    return cache_key({**body, "api_key": api_key}, api_key)
+
+
+def key_from_str_dict(body, api_key):
+    return hashlib.sha256(str(body).encode()).hexdigest()
+
+
+def key_from_messages_only(body, api_key):
+    return cache_key({"messages": body["messages"]}, api_key)
+
+
+def stub_6_2(body, api_key):
+    raise NotImplementedError("Exercise 6.2")
+
+
+@pytest.mark.parametrize("answer", [cache_key, cache_key_sorted_items])
+def test_6_2_solutions_pass(answer):
+    passes("6.2", answer)
+
+
+@pytest.mark.parametrize(
+    "answer, phrase",
+    [
+        (key_without_model, "differ only in model"),
+        (key_without_max_tokens, "differ only in max_tokens"),
+        (key_with_api_key, "changes with the API key"),
+        (key_from_str_dict, "another order got another key"),
+        (key_from_messages_only, "differ only in model"),
+    ],
+)
+def test_6_2_wrong_answers_are_rejected(answer, phrase):
+    assert_rejected("6.2", answer, phrase)
+
+
+def test_6_2_stub_is_not_attempted():
+    assert_not_attempted("6.2", stub_6_2)
+
+
+# ----- 6.3 ------------------------------------------------------------------------------------
+def _sentences(text):
+    return [s.strip() for s in re.split(r"(?<=[.!?])\s+", text) if s.strip()]
+
+
+def compress(context, question, budget):
+    sentences = list(dict.fromkeys(_sentences(context)))
+    if not sentences:
+        return ""
+    retriever = bm25s.BM25()
+    retriever.index(bm25s.tokenize(sentences, stopwords="en", show_progress=False), show_progress=False)
+    query = [t for t in bm25s.tokenize([question], stopwords="en", return_ids=False, show_progress=False)[0]
+             if t in retriever.vocab_dict]  # fmt: skip
+    scores = retriever.get_scores(query) if query else [0.0] * len(sentences)
+    chosen = []
+    for i in sorted(range(len(sentences)), key=lambda i: -scores[i]):
+        trial = sorted(chosen + [i])
+        if count_text(" ".join(sentences[j] for j in trial)) <= budget:
+            chosen = trial
+    return " ".join(sentences[j] for j in chosen)
+
+
+def compress_by_overlap(context, question, budget):
+    """Written differently: word-overlap ranking (no BM25), best-first until the budget is full."""
+    q = set(re.findall(r"[a-z0-9]+", question.lower())) - {"what", "is", "the", "for", "a"}
+    sentences = list(dict.fromkeys(_sentences(context)))
+    ranked = sorted(sentences, key=lambda s: -len(q & set(re.findall(r"[a-z0-9]+", s.lower()))))
+    out = []
+    for s in ranked:
+        if count_text("\n".join(out + [s])) <= budget:
+            out.append(s)
+    return "\n".join(out)
+
+
+def keep_head(context, question, budget):
+    return encoding().decode(encoding().encode(context)[:budget])
+
+
+def keep_tail(context, question, budget):
+    return encoding().decode(encoding().encode(context)[-budget:]) if budget else ""
+
+
+def over_budget(context, question, budget):
+    """Ranks well but counts words, not tokens, and ignores the separators."""
+    sentences = list(dict.fromkeys(_sentences(context)))
+    q = set(question.lower().split())
+    ranked = sorted(sentences, key=lambda s: -len(q & set(s.lower().split())))
+    out, words = [], 0
+    for s in ranked:
+        if words + len(s.split()) <= budget:
+            out.append(s)
+            words += len(s.split())
+    return " ".join(out)
+
+
+def stub_6_3(context, question, budget):
+    raise NotImplementedError("Exercise 6.3")
+
+
+@pytest.mark.parametrize("answer", [compress, compress_by_overlap])
+def test_6_3_solutions_pass(answer):
+    passes("6.3", answer)
+
+
+@pytest.mark.parametrize(
+    "answer, phrase",
+    [
+        (keep_head, "facts lost at"),
+        (keep_tail, "facts lost at"),
+        (over_budget, "for a budget of"),
+    ],
+)
+def test_6_3_wrong_answers_are_rejected(answer, phrase):
+    assert_rejected("6.3", answer, phrase)
+
+
+def test_6_3_stub_is_not_attempted():
+    assert_not_attempted("6.3", stub_6_3)
+
+
+# ----- 6.4 ------------------------------------------------------------------------------------
+async def route(client, text, labels):
+    first, second = await asyncio.gather(
+        *(client.messages.create(**label_request(text, labels, model=CHEAP, phrasing=i)) for i in (0, 1))
+    )
+    a, b = parse_label(first, labels), parse_label(second, labels)
+    if a is not None and a == b:
+        return a
+    reply = await client.messages.create(**label_request(text, labels, model=MID))
+    return parse_label(reply, labels) or a or labels[0]
+
+
+async def route_sequential(client, text, labels):
+    """Written differently: one phrasing at a time, stop at the first disagreement."""
+    answers = []
+    for phrasing in (2, 0):
+        reply = await client.messages.create(**label_request(text, labels, model=CHEAP, phrasing=phrasing))
+        answers.append(parse_label(reply, labels))
+        if answers[0] is None or answers[-1] != answers[0]:
+            break
+    if len(answers) == 2 and answers[0] == answers[1]:
+        return answers[0]
+    reply = await client.messages.create(**label_request(text, labels, model=MID))
+    return parse_label(reply, labels)
+
+
+def always(model):
+    async def answer(client, text, labels):
+        return parse_label(await client.messages.create(**label_request(text, labels, model=model)), labels)
+
+    return answer
+
+
+async def stub_6_4(client, text, labels):
+    raise NotImplementedError("Exercise 6.4")
+
+
+@pytest.mark.parametrize("answer", [route, route_sequential])
+def test_6_4_solutions_pass(answer):
+    passes("6.4", answer)
+
+
+@pytest.mark.parametrize(
+    "answer, phrase",
+    [
+        (always(CHEAP), "is below the target"),
+        (always(MID), "of Sonnet 5.5's"),
+        (always(TOP), "of Sonnet 5.5's"),
+    ],
+)
+def test_6_4_wrong_answers_are_rejected(answer, phrase):
+    assert_rejected("6.4", answer, phrase)
+
+
+def test_6_4_stub_is_not_attempted():
+    assert_not_attempted("6.4", stub_6_4)
+
+
+# ----- 6.5 ------------------------------------------------------------------------------------
+class SpendGuard:
+    def __init__(self, budget):
+        self.budget, self.spent, self.reserved = Decimal(budget), Decimal(0), Decimal(0)
+
+    async def call(self, client, body):
+        worst = worst_case_cost(body)
+        if self.spent + self.reserved + worst > self.budget:
+            raise RuntimeError("over budget")
+        self.reserved += worst
+        try:
+            message = await client.messages.create(**body)
+        except Exception:
+            self.reserved -= worst
+            raise
+        self.reserved -= worst
+        self.spent += pricing.cost(message.usage, body["model"])
+        return message
+
+
+class LockedGuard:
+    """Written differently: an asyncio.Lock around the bookkeeping and a ledger of open reservations."""
+
+    def __init__(self, budget):
+        self.budget, self.spent, self.open = Decimal(budget), Decimal(0), {}
+        self.lock = asyncio.Lock()
+
+    async def call(self, client, body):
+        p = pricing.price(body["model"])
+        from course_utils.tokens import count_request
+
+        worst = (count_request(body) * p.input_per_mtok + body["max_tokens"] * p.output_per_mtok) / M
+        async with self.lock:
+            if self.spent + sum(self.open.values(), Decimal(0)) + worst > self.budget:
+                raise ValueError("budget exhausted")
+            token = object()
+            self.open[token] = worst
+        try:
+            message = await client.messages.create(**body)
+        finally:
+            async with self.lock:
+                self.open.pop(token)
+        async with self.lock:
+            self.spent += pricing.cost(message.usage, body["model"])
+        return message
+
+
+class CheckThenSpend:
+    def __init__(self, budget):
+        self.budget, self.spent = Decimal(budget), Decimal(0)
+
+    async def call(self, client, body):
+        if self.spent + worst_case_cost(body) > self.budget:
+            raise RuntimeError("over budget")
+        message = await client.messages.create(**body)
+        self.spent += pricing.cost(message.usage, body["model"])
+        return message
+
+
+class NeverSettles(SpendGuard):
+    async def call(self, client, body):
+        worst = worst_case_cost(body)
+        if self.spent + self.reserved + worst > self.budget:
+            raise RuntimeError("over budget")
+        self.reserved += worst
+        return await client.messages.create(**body)
+
+
+class KeepsFailedReservations(SpendGuard):
+    async def call(self, client, body):
+        worst = worst_case_cost(body)
+        if self.spent + self.reserved + worst > self.budget:
+            raise RuntimeError("over budget")
+        self.reserved += worst
+        message = await client.messages.create(**body)
+        self.reserved -= worst
+        self.spent += pricing.cost(message.usage, body["model"])
+        return message
+
+
+class Stub65:
+    def __init__(self, budget):
+        pass
+
+    async def call(self, client, body):
+        raise NotImplementedError("Exercise 6.5")
+
+
+@pytest.mark.parametrize("answer", [SpendGuard, LockedGuard])
+def test_6_5_solutions_pass(answer):
+    passes("6.5", answer)
+
+
+@pytest.mark.parametrize(
+    "answer, phrase",
+    [
+        (CheckThenSpend, "over the"),
+        (NeverSettles, "budget runs out early"),
+        (KeepsFailedReservations, "after a 400 the guard refused"),
+    ],
+)
+def test_6_5_wrong_answers_are_rejected(answer, phrase):
+    assert_rejected("6.5", answer, phrase)
+
+
+def test_6_5_stub_is_not_attempted():
+    assert_not_attempted("6.5", Stub65)
