@@ -117,3 +117,41 @@ def test_shipped_ledger_week_has_the_incident_shape():
     # The release lands on Wednesday the 13th; chat prompts keep growing after it, nothing else does.
     assert (alerts[0].day, alerts[0].scope) == ("2027-01-13", "chat")
     assert {a.scope for a in alerts} == {"chat"}
+
+
+# --- what-if ----------------------------------------------------------------------------------
+from course_utils.cost import total, with_batch, with_cost_factor, with_exact_cache, with_prompt_budget  # noqa: E402 - grouped with their tests
+
+
+def _faq(ts: str, digest: str) -> dict:
+    return {**ROW, "feature": "faq", "ts": ts, "request_hash": digest}
+
+
+def test_exact_cache_whatif_respects_the_ttl_from_the_storing_request():
+    frame = cost_frame(
+        [
+            _faq("2027-01-11T10:00:00Z", "a"),
+            _faq("2027-01-11T10:30:00Z", "a"),  # hit
+            _faq("2027-01-11T11:00:00Z", "a"),  # 60 min after the store: expired, stores again
+            _faq("2027-01-11T11:10:00Z", "b"),
+            {**ROW, "ts": "2027-01-11T11:20:00Z", "request_hash": "a"},  # another feature
+        ]
+    )
+    out = with_exact_cache(frame, "faq", ttl_s=3600)
+    assert out["cache_hit"].tolist() == [False, True, False, False, False]
+    assert total(out) == total(frame) - row_cost(ROW)
+    assert not frame.get("cache_hit", pd.Series([False])).any()  # the input frame is not changed
+
+
+def test_prompt_budget_batch_and_factor_whatifs_reprice_only_their_rows():
+    frame = cost_frame([ROW, {**ROW, "feature": "faq"}])
+    capped = with_prompt_budget(frame, "chat", 1000)
+    assert capped.loc[0, "input_tokens"] == 1000 and capped.loc[1, "input_tokens"] == 1_000_000
+    assert capped.loc[0, "cost"] == row_cost({**ROW, "input_tokens": 1000})
+    assert capped.loc[1, "cost"] == frame.loc[1, "cost"]
+    batched = with_batch(frame, ["faq"])
+    assert batched.loc[1, "cost"] == frame.loc[1, "cost"] / 2 and batched.loc[0, "cost"] == frame.loc[0, "cost"]
+    scaled = with_cost_factor(frame, "chat", Decimal("0.25"))
+    assert scaled.loc[0, "cost"] == frame.loc[0, "cost"] / 4
+    with pytest.raises(ValueError):
+        with_cost_factor(frame, "chat", Decimal(-1))

@@ -10,6 +10,7 @@ One job per module:
 - :mod:`.prompt_cache`: break-even reads for 5-minute and 1-hour writes; a cache-friendly layout;
 - :mod:`.routing`: :class:`CascadeRouter` (cheap model, escalate on disagreement or invalid label);
 - :mod:`.rightsizing`: ``max_tokens`` from observed lengths; batch savings;
+- :mod:`.whatif`: the ledger re-priced as if a technique had been in place;
 - :mod:`.spend_guard`: :class:`SpendGuard`, reserve the worst case before a request, settle after.
 """
 
@@ -32,6 +33,7 @@ from .routing import (
 from .semantic_cache import SemanticCache, SemanticHit, identifiers, same_identifiers, threshold_curve
 from .spend_guard import BudgetExceeded, Reservation, SpendGuard, worst_case_cost
 from .trend import PromptGrowthAlert, daily_trend, prompt_growth_alerts
+from .whatif import total, with_batch, with_cost_factor, with_exact_cache, with_prompt_budget
 
 __all__ = [
     "LEDGER_COLUMNS",
@@ -78,4 +80,9 @@ __all__ = [
     "Reservation",
     "SpendGuard",
     "worst_case_cost",
+    "total",
+    "with_exact_cache",
+    "with_prompt_budget",
+    "with_batch",
+    "with_cost_factor",
 ]
