@@ -17,6 +17,7 @@ module                 what
 ``metering``           :class:`Meter`, invoice lines and CSV, :func:`reconcile` with the ledger
 ``simulate``           :func:`noisy_neighbour`: FIFO, per-tenant limits and fair queueing measured
 ``processes``          :func:`run_processes`: N processes, per-process vs shared (Redis) limits
+``roster``             :func:`load_tenants`: the lesson's 40 tenants
 =====================  ==========================================================================
 """
 
@@ -49,6 +50,7 @@ from .plans import PLANS, Plan, get_plan
 from .processes import ProcessRun, run_processes
 from .simulate import GATEWAYS, NoisyNeighbour, noisy_neighbour, tenant_mix
 from .redis_backend import RedisBudgetStore, RedisLimiter
+from .roster import TENANTS_CSV, load_tenants
 from .registry import ModelNotAllowed, TenantContext, TenantRegistry, Unauthenticated, check_tenant_id
 
 __all__ = [
@@ -97,4 +99,6 @@ __all__ = [
     "GATEWAYS",
     "run_processes",
     "ProcessRun",
+    "load_tenants",
+    "TENANTS_CSV",
 ]
