@@ -93,6 +93,8 @@ class IncidentReport:
         return {
             "reports": self.n,
             "success_ratio": sum(op.answered for op in self.ops) / self.n if self.n else 0.0,
+            # Distinct reports produced per key: what customers were charged (0 for a report never produced).
+            "customer_charges": sum(len(op.answer_ids) for op in self.ops),
             "duplicate_charges": sum(max(0, len(op.answer_ids) - 1) for op in self.ops),
             "p50_latency_s": p50,
             "p99_latency_s": p99,
