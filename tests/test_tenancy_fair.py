@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import random
 from collections import Counter
 
@@ -111,3 +112,45 @@ def test_submit_needs_a_running_scheduler():
             await FairScheduler(lambda b: None).submit("a", {"max_tokens": 1, "messages": []})
 
     run_virtual(main())
+
+
+def test_huge_requests_cost_no_busy_loop_and_keep_the_order():
+    q: FairQueue = FairQueue({"a": 1, "b": 3}, quantum=1)
+    q.push("a", "a-huge", 10**9)
+    q.push("b", "b-huge", 10**9)
+    q.push("b", "b-small", 1)
+    # b earns 3x the credit per round, so its huge request fits first, then a's, then b's small one.
+    assert [q.pop().item for _ in range(3)] == ["b-huge", "b-small", "a-huge"]
+
+
+def _naive_drr_order(weights, quantum, items):
+    """Textbook DRR that visits every round, even the ones that send nothing."""
+    queues = {t: collections.deque() for t in weights}
+    active, deficit = collections.deque(), dict.fromkeys(weights, 0.0)
+    for t, i, c in items:
+        if not queues[t]:
+            active.append(t)
+        queues[t].append((i, c))
+    out = []
+    while active:
+        t = active[0]
+        deficit[t] += quantum * weights[t]
+        while queues[t] and queues[t][0][1] <= deficit[t] + 1e-9:
+            i, c = queues[t].popleft()
+            deficit[t] -= c
+            out.append(i)
+        active.rotate(-1)
+        if not queues[t]:
+            deficit[t] = 0.0
+            active.remove(t)
+    return out
+
+
+def test_skipping_empty_rounds_gives_the_textbook_order():
+    rng = random.Random(5)
+    weights = {"a": 1, "b": 2, "c": 3}
+    items = [(rng.choice("abc"), i, rng.choice([50, 300, 2000])) for i in range(300)]
+    q: FairQueue = FairQueue(weights, quantum=7)  # most rounds send nothing: they are skipped
+    for t, i, c in items:
+        q.push(t, i, c)
+    assert [q.pop().item for _ in range(len(items))] == _naive_drr_order(weights, 7, items)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Generic, Mapping, TypeVar
@@ -75,6 +76,7 @@ class FairQueue(Generic[T]):
         self._active: deque[str] = deque()  # tenants with work, in visiting order
         self._deficit: dict[str, float] = {}
         self._credited = False  # whether the tenant at the head of _active got this visit's quantum
+        self._idle_visits = 0  # visits in a row that sent nothing
         self._seq = itertools.count()
 
     def weight(self, tenant_id: str) -> float:
@@ -106,6 +108,7 @@ class FairQueue(Generic[T]):
             if head.cost <= self._deficit[tenant] + 1e-9:
                 self._deficit[tenant] -= head.cost
                 queue.popleft()
+                self._idle_visits = 0
                 if not queue:
                     # An idle tenant keeps no credit: it cannot save up a burst while away.
                     self._deficit[tenant] = 0.0
@@ -115,6 +118,21 @@ class FairQueue(Generic[T]):
             # Not enough credit this round: the next tenant's turn (the credit carries over).
             self._active.rotate(-1)
             self._credited = False
+            self._idle_visits += 1
+            if self._idle_visits >= len(self._active):
+                self._skip_empty_rounds()
+
+    def _skip_empty_rounds(self) -> None:
+        """A whole round sent nothing (every head costs more than its credit): add at once the credit
+        of the rounds that would only have added credit, so a huge request costs no busy loop."""
+        rounds = min(
+            math.ceil((self._queues[t][0].cost - self._deficit[t]) / (self.quantum * self.weight(t)))
+            for t in self._active
+        )
+        if rounds > 1:
+            for t in self._active:
+                self._deficit[t] += (rounds - 1) * self.quantum * self.weight(t)
+        self._idle_visits = 0
 
     def __len__(self) -> int:
         return sum(len(q) for q in self._queues.values())
