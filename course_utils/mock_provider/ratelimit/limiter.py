@@ -12,11 +12,10 @@ from . import tiers
 from .buckets import TIME_SLACK_S, LimitBucket, reset_timestamp
 from .tiers import RateLimits, check_burst, get_tier
 from .refusals import endpoint_exceeded, limit_exceeded, org_id, prompt_too_large, queue_exceeded
-from .workspaces import Workspaces, effective_limits
+
+from .workspaces import ORG_SCOPE, Workspaces, effective_limits
 
 __all__ = ["Admission", "Limit", "RateLimiter"]
-
-_ORG = "\x00org"  # bucket scope of the organization that owns the workspaces
 
 
 class Limit:
@@ -208,7 +207,7 @@ class RateLimiter:
         if own is not None:
             scoped = self._scope("\x00ws:" + workspace, model, effective_limits(own, org))
             groups.append((f"workspace's|workspace: {workspace}", scoped))
-        groups.append((f"organization's|org: {org_id(_ORG)}", self._scope(_ORG, model, org)))
+        groups.append((f"organization's|org: {org_id(ORG_SCOPE)}", self._scope(ORG_SCOPE, model, org)))
         return groups
 
     # ----- admission -----------------------------------------------------------------------------
@@ -243,14 +242,10 @@ class RateLimiter:
                         headers=headers,
                     )
             # (wait, name, group label, limit per minute) for every bucket of every group
-            waits = []
-            for label, b in groups:
-                for name, limit, need in (
-                    ("requests", b.requests, 1),
-                    ("input", b.input, uncached),
-                    ("output", b.output, 1),
-                ):
-                    waits.append((limit.wait_for(need), name, label, limit.per_minute))
+            needs = (("requests", 1), ("input", uncached), ("output", 1))
+            waits = [
+                (getattr(b, n).wait_for(k), n, label, getattr(b, n).per_minute) for label, b in groups for n, k in needs
+            ]
             wait, binding, label, per_minute = max(waits, key=lambda w: (w[0], w[1]))
             if wait > 0:
                 whose, scope = label.split("|")

@@ -20,7 +20,10 @@ from dataclasses import replace
 
 from .tiers import RateLimits
 
-__all__ = ["Workspaces", "effective_limits", "WORKSPACES_SOURCE"]
+__all__ = ["Workspaces", "effective_limits", "WORKSPACES_SOURCE", "ORG_SCOPE"]
+
+ORG_SCOPE = "\x00org"
+"""The limiter's bucket scope for the organization the workspaces belong to (no API key looks like it)."""
 
 WORKSPACES_SOURCE = "https://platform.claude.com/docs/en/api/organization/workspaces/rate_limits/update"
 
