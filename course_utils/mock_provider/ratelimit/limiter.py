@@ -12,7 +12,6 @@ from . import tiers
 from .buckets import TIME_SLACK_S, LimitBucket, reset_timestamp
 from .tiers import RateLimits, check_burst, get_tier
 from .refusals import endpoint_exceeded, limit_exceeded, org_id, prompt_too_large, queue_exceeded
-
 from .workspaces import ORG_SCOPE, Workspaces, effective_limits
 
 __all__ = ["Admission", "Limit", "RateLimiter"]
