@@ -158,3 +158,33 @@ def test_four_processes_share_one_budget_and_one_alert(redis_client, redis_url):
         p.join(timeout=30)
     assert sum(ok for ok, _ in results) == 100  # $1.00 in cents, not 4 x 40
     assert sum(alerts for _, alerts in results) == 1
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+def test_a_hold_that_is_never_settled_expires(backend, registry, request):
+    """A process reserved and crashed: after hold_ttl_s its money is free again; a late settle still spends."""
+    clock = VirtualClock(start=NOV)
+    if backend == "memory":
+        store = MemoryBudgetStore(clock=clock)
+    else:
+        store = RedisBudgetStore(request.getfixturevalue("redis_client"), now=clock.time)
+    guard = BudgetGuard(store, clock=clock, hold_ttl_s=600)
+    acme = registry.context("acme")
+    orphan = guard.reserve(acme, Decimal("0.90"))
+    with pytest.raises(TenantBudgetExceeded):
+        guard.reserve(acme, Decimal("0.20"))
+    clock.advance_sync(599)
+    assert guard.status(acme).reserved == Decimal("0.90")
+    clock.advance_sync(2)
+    assert guard.status(acme).reserved == 0
+    fresh = guard.reserve(acme, Decimal("0.20"))
+    guard.settle(acme, orphan, Decimal("0.30"))  # the crashed request's reply was billed after all
+    s = guard.status(acme)
+    assert (s.spent, s.reserved) == (Decimal("0.30"), Decimal("0.20"))  # the late settle released nothing else
+    guard.settle(acme, fresh, Decimal("0.10"))
+    assert guard.status(acme).reserved == 0
+
+
+def test_hold_ttl_must_be_positive():
+    with pytest.raises(ValueError, match="hold_ttl_s"):
+        BudgetGuard(hold_ttl_s=0)

@@ -7,7 +7,9 @@ offline plus ``max_tokens`` of output, at the model's price) in one atomic step 
 would pass the budget; when the reply arrives it **settles**: the reservation is released and the
 actual cost (from ``usage``) is spent. A failed request settles at zero. So the total committed
 can never pass the budget, however many requests run at once, in however many processes (with
-:class:`~.redis_backend.RedisBudgetStore`).
+:class:`~.redis_backend.RedisBudgetStore`). A hold expires after ``hold_ttl_s`` (15 minutes by
+default, far longer than any request): a process that reserved and crashed cannot keep a tenant's
+money held for the rest of the month. (Settling an expired hold still spends the actual cost.)
 
 The soft threshold (``soft_ratio``, 80 %) raises one :class:`BudgetAlert` per tenant and month,
 exactly once even across processes (the store decides who crossed it).
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import math
 import threading
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import ROUND_CEILING, Decimal
@@ -60,12 +63,16 @@ def from_nano(amount: int) -> Decimal:
 class BudgetStore(Protocol):
     """Where budgets are kept: integer nano-dollars per (tenant, period); each call atomic."""
 
-    def reserve(self, tenant_id: str, period: str, amount: int, limit: int) -> tuple[bool, int, int]:
-        """Add ``amount`` to reserved unless spent + reserved + amount > limit; (ok, spent, reserved)."""
+    def reserve(
+        self, tenant_id: str, period: str, amount: int, limit: int, hold_id: str, hold_ttl_s: float
+    ) -> tuple[bool, int, int]:
+        """Hold ``amount`` under ``hold_id`` for ``hold_ttl_s`` unless spent + held + amount > limit
+        (expired holds released first); (ok, spent, reserved)."""
         ...
 
-    def settle(self, tenant_id: str, period: str, reserved: int, actual: int, soft: int) -> tuple[int, bool]:
-        """Release ``reserved``, spend ``actual``; (spent, True if this call first reached ``soft``)."""
+    def settle(self, tenant_id: str, period: str, hold_id: str, actual: int, soft: int) -> tuple[int, bool]:
+        """Release hold ``hold_id`` (if it has not expired), spend ``actual``; (spent, True if this
+        call first reached ``soft``)."""
         ...
 
     def usage(self, tenant_id: str, period: str) -> tuple[int, int]:
@@ -120,6 +127,7 @@ class TenantReservation:
     period: str
     amount: Decimal
     nano: int
+    hold_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     settled: bool = field(default=False)
 
 
@@ -139,10 +147,14 @@ class BudgetGuard:
         soft_ratio: Decimal = Decimal("0.8"),
         clock: Clock = SYSTEM_CLOCK,
         on_alert: Callable[[BudgetAlert], Any] | None = None,
+        hold_ttl_s: float = 900.0,
     ) -> None:
         if not isinstance(soft_ratio, Decimal) or not 0 < soft_ratio <= 1:
             raise ValueError(f"soft_ratio must be a Decimal in (0, 1], not {soft_ratio!r}")
-        self.store: BudgetStore = store if store is not None else MemoryBudgetStore()
+        if not hold_ttl_s > 0:
+            raise ValueError(f"hold_ttl_s must be positive, not {hold_ttl_s!r}")
+        self.store: BudgetStore = store if store is not None else MemoryBudgetStore(clock=clock)
+        self.hold_ttl_s = float(hold_ttl_s)
         self.soft_ratio = soft_ratio
         self._clock = clock
         self._on_alert = on_alert
@@ -159,10 +171,13 @@ class BudgetGuard:
         nano = to_nano(amount)
         period = self.period()
         limit = tenant.plan.monthly_budget_usd
-        ok, spent, reserved = self.store.reserve(tenant.tenant_id, period, nano, to_nano(limit))
+        held = TenantReservation(tenant.tenant_id, period, amount, nano)
+        ok, spent, reserved = self.store.reserve(
+            tenant.tenant_id, period, nano, to_nano(limit), held.hold_id, self.hold_ttl_s
+        )
         if not ok:
             raise TenantBudgetExceeded(tenant.tenant_id, period, amount, from_nano(spent), from_nano(reserved), limit)
-        return TenantReservation(tenant.tenant_id, period, amount, nano)
+        return held
 
     def settle(self, tenant: TenantContext, reservation: TenantReservation, actual: Decimal) -> None:
         """Release the reservation and spend ``actual`` dollars (0 for a request that failed).
@@ -181,7 +196,7 @@ class BudgetGuard:
         limit = tenant.plan.monthly_budget_usd
         soft = math.ceil(to_nano(limit) * self.soft_ratio)
         spent, first_alert = self.store.settle(
-            tenant.tenant_id, reservation.period, reservation.nano, actual_nano, soft
+            tenant.tenant_id, reservation.period, reservation.hold_id, actual_nano, soft
         )
         if first_alert:
             alert = BudgetAlert(tenant.tenant_id, reservation.period, from_nano(spent), limit)

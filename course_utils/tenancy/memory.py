@@ -75,28 +75,40 @@ class MemoryLimiter:
 
 
 class MemoryBudgetStore:
-    """:class:`~.budget.BudgetStore` in memory: spent and reserved amounts (integer nano-dollars)
-    per (tenant, period), each operation atomic under one lock."""
+    """:class:`~.budget.BudgetStore` in memory: spent and held amounts (integer nano-dollars) per
+    (tenant, period), each operation atomic under one lock. Holds expire ``hold_ttl_s`` after they
+    were made (clock seconds), so a request that never settles cannot hold its money for ever."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, clock: Clock = SYSTEM_CLOCK) -> None:
+        self._clock = clock
         self._spent: dict[tuple[str, str], int] = {}
-        self._reserved: dict[tuple[str, str], int] = {}
+        self._holds: dict[tuple[str, str], dict[str, tuple[int, float]]] = {}  # hold id -> (amount, expires)
         self._alerted: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
 
-    def reserve(self, tenant_id: str, period: str, amount: int, limit: int) -> tuple[bool, int, int]:
+    def _live_holds(self, key: tuple[str, str]) -> dict[str, tuple[int, float]]:
+        now = self._clock.time()
+        holds = self._holds.setdefault(key, {})
+        for hold_id in [h for h, (_, expires) in holds.items() if expires <= now]:
+            del holds[hold_id]
+        return holds
+
+    def reserve(
+        self, tenant_id: str, period: str, amount: int, limit: int, hold_id: str, hold_ttl_s: float
+    ) -> tuple[bool, int, int]:
         key = (tenant_id, period)
         with self._lock:
-            spent, reserved = self._spent.get(key, 0), self._reserved.get(key, 0)
+            holds = self._live_holds(key)
+            spent, reserved = self._spent.get(key, 0), sum(a for a, _ in holds.values())
             if spent + reserved + amount > limit:
                 return False, spent, reserved
-            self._reserved[key] = reserved + amount
+            holds[hold_id] = (amount, self._clock.time() + hold_ttl_s)
             return True, spent, reserved + amount
 
-    def settle(self, tenant_id: str, period: str, reserved: int, actual: int, soft: int) -> tuple[int, bool]:
+    def settle(self, tenant_id: str, period: str, hold_id: str, actual: int, soft: int) -> tuple[int, bool]:
         key = (tenant_id, period)
         with self._lock:
-            self._reserved[key] = max(0, self._reserved.get(key, 0) - reserved)
+            self._live_holds(key).pop(hold_id, None)
             spent = self._spent.get(key, 0) + actual
             self._spent[key] = spent
             first_alert = spent >= soft and key not in self._alerted
@@ -107,10 +119,10 @@ class MemoryBudgetStore:
     def usage(self, tenant_id: str, period: str) -> tuple[int, int]:
         key = (tenant_id, period)
         with self._lock:
-            return self._spent.get(key, 0), self._reserved.get(key, 0)
+            return self._spent.get(key, 0), sum(a for a, _ in self._live_holds(key).values())
 
     def clear(self) -> None:
         with self._lock:
             self._spent.clear()
-            self._reserved.clear()
+            self._holds.clear()
             self._alerted.clear()

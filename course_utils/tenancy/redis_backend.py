@@ -82,31 +82,79 @@ return {allowed, string.format('%.17g', wait), binding,
   string.format('%.17g', levels[1]), string.format('%.17g', levels[2]), string.format('%.17g', levels[3])}
 """
 
-# KEYS[1]: the (tenant, period) budget hash. ARGV: amount, limit. Returns {ok, spent, reserved}.
-_RESERVE_LUA = """
+_NOW_LUA = """
+local now
+if ARGV[1] == '' then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+else
+  now = tonumber(ARGV[1])
+end
+"""
+
+# Expired holds (a process that reserved and died) give their money back before anything else.
+_PURGE_LUA = """
+local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now)
+for _, id in ipairs(expired) do
+  local amount = redis.call('HGET', KEYS[2], id)
+  if amount then
+    redis.call('HINCRBY', KEYS[1], 'reserved', -tonumber(amount))
+    redis.call('HDEL', KEYS[2], id)
+  end
+  redis.call('ZREM', KEYS[3], id)
+end
+"""
+
+# KEYS: the (tenant, period) budget hash, its holds hash (id -> amount), its expiry zset (id -> time).
+# ARGV: now ('' = the server's TIME), amount, limit, hold id, hold ttl (s), key ttl (s).
+# Returns {ok, spent, reserved}.
+_RESERVE_LUA = (
+    _NOW_LUA
+    + _PURGE_LUA
+    + """
 local spent = tonumber(redis.call('HGET', KEYS[1], 'spent') or '0')
 local reserved = tonumber(redis.call('HGET', KEYS[1], 'reserved') or '0')
-local amount, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
+local amount, limit = tonumber(ARGV[2]), tonumber(ARGV[3])
 if spent + reserved + amount > limit then
   return {0, string.format('%d', spent), string.format('%d', reserved)}
 end
 reserved = redis.call('HINCRBY', KEYS[1], 'reserved', amount)
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
+redis.call('HSET', KEYS[2], ARGV[4], amount)
+redis.call('ZADD', KEYS[3], now + tonumber(ARGV[5]), ARGV[4])
+for i = 1, 3 do redis.call('EXPIRE', KEYS[i], tonumber(ARGV[6])) end
 return {1, string.format('%d', spent), string.format('%d', reserved)}
 """
+)
 
-# KEYS[1]: the budget hash. ARGV: reserved (to release), actual (to spend), soft threshold, ttl.
-# Returns {spent, first_alert}; first_alert is 1 exactly once per (tenant, period), in whichever
-# process's settle crossed the threshold.
-_SETTLE_LUA = """
-local reserved = redis.call('HINCRBY', KEYS[1], 'reserved', -tonumber(ARGV[1]))
-if reserved < 0 then redis.call('HSET', KEYS[1], 'reserved', 0) end
-local spent = redis.call('HINCRBY', KEYS[1], 'spent', tonumber(ARGV[2]))
+# KEYS as for reserve. ARGV: now, hold id, actual (to spend), soft threshold, key ttl. Returns
+# {spent, first_alert}: first_alert is 1 exactly once per (tenant, period), in whichever process's
+# settle crossed the threshold. A hold that already expired releases nothing (it was purged).
+_SETTLE_LUA = (
+    _NOW_LUA
+    + _PURGE_LUA
+    + """
+local amount = redis.call('HGET', KEYS[2], ARGV[2])
+if amount then
+  redis.call('HINCRBY', KEYS[1], 'reserved', -tonumber(amount))
+  redis.call('HDEL', KEYS[2], ARGV[2])
+  redis.call('ZREM', KEYS[3], ARGV[2])
+end
+local spent = redis.call('HINCRBY', KEYS[1], 'spent', tonumber(ARGV[3]))
 local first = 0
-if spent >= tonumber(ARGV[3]) and redis.call('HSETNX', KEYS[1], 'alerted', 1) == 1 then first = 1 end
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
+if spent >= tonumber(ARGV[4]) and redis.call('HSETNX', KEYS[1], 'alerted', 1) == 1 then first = 1 end
+for i = 1, 3 do redis.call('EXPIRE', KEYS[i], tonumber(ARGV[5])) end
 return {string.format('%d', spent), first}
 """
+)
+
+# KEYS as for reserve. ARGV: now. Returns {spent, reserved} after purging expired holds.
+_USAGE_LUA = (
+    _NOW_LUA
+    + _PURGE_LUA
+    + """
+return {redis.call('HGET', KEYS[1], 'spent') or '0', redis.call('HGET', KEYS[1], 'reserved') or '0'}
+"""
+)
 
 _BUDGET_TTL_S = 100 * 24 * 3600  # a period's totals outlive its month, for the invoice run
 
@@ -173,32 +221,43 @@ class RedisLimiter:
 
 class RedisBudgetStore:
     """:class:`~.budget.BudgetStore` in Redis: reserve and settle are Lua scripts, atomic across
-    every process sharing the server. Amounts are integer nano-dollars."""
+    every process sharing the server. Amounts are integer nano-dollars. Holds expire on the
+    server's clock (``now`` injects another, for tests), so a process that reserved and died
+    gives the money back after ``hold_ttl_s``."""
 
-    def __init__(self, client: Any, *, prefix: str = "tenancy") -> None:
+    def __init__(self, client: Any, *, now: Callable[[], float] | None = None, prefix: str = "tenancy") -> None:
         self._client = client
+        self._now = now
         self._prefix = prefix
         self._reserve = client.register_script(_RESERVE_LUA)
         self._settle = client.register_script(_SETTLE_LUA)
+        self._usage = client.register_script(_USAGE_LUA)
 
-    def _key(self, tenant_id: str, period: str) -> str:
-        return f"{self._prefix}:budget:{tenant_id}:{period}"
+    def _keys(self, tenant_id: str, period: str) -> list[str]:
+        base = f"{self._prefix}:budget:{tenant_id}:{period}"
+        return [base, base + ":holds", base + ":expiry"]
 
-    def reserve(self, tenant_id: str, period: str, amount: int, limit: int) -> tuple[bool, int, int]:
+    def _time(self) -> str:
+        return "" if self._now is None else _fmt(self._now())
+
+    def reserve(
+        self, tenant_id: str, period: str, amount: int, limit: int, hold_id: str, hold_ttl_s: float
+    ) -> tuple[bool, int, int]:
         ok, spent, reserved = self._reserve(
-            keys=[self._key(tenant_id, period)], args=[int(amount), int(limit), _BUDGET_TTL_S]
+            keys=self._keys(tenant_id, period),
+            args=[self._time(), int(amount), int(limit), hold_id, _fmt(hold_ttl_s), _BUDGET_TTL_S],
         )
         return int(ok) == 1, int(spent), int(reserved)
 
-    def settle(self, tenant_id: str, period: str, reserved: int, actual: int, soft: int) -> tuple[int, bool]:
+    def settle(self, tenant_id: str, period: str, hold_id: str, actual: int, soft: int) -> tuple[int, bool]:
         spent, first = self._settle(
-            keys=[self._key(tenant_id, period)], args=[int(reserved), int(actual), int(soft), _BUDGET_TTL_S]
+            keys=self._keys(tenant_id, period), args=[self._time(), hold_id, int(actual), int(soft), _BUDGET_TTL_S]
         )
         return int(spent), int(first) == 1
 
     def usage(self, tenant_id: str, period: str) -> tuple[int, int]:
-        spent, reserved = self._client.hmget(self._key(tenant_id, period), "spent", "reserved")
-        return int(spent or 0), int(reserved or 0)
+        spent, reserved = self._usage(keys=self._keys(tenant_id, period), args=[self._time()])
+        return int(spent), int(reserved)
 
     def clear(self) -> None:
         for key in self._client.scan_iter(match=f"{self._prefix}:budget:*", count=500):
