@@ -211,6 +211,27 @@ class RoundRobinByCount(Fifo):
         return tenant, self.queues[tenant].popleft()
 
 
+class KeepsCredit(DRRQueue):
+    """Forgets to reset an idle tenant's deficit: it saves up a burst."""
+
+    def pop(self):
+        while True:
+            tenant = self.active[0]
+            if not self.credited:
+                self.deficit[tenant] += self.quantum * self.weights.get(tenant, 1)
+                self.credited = True
+            item, cost = self.queues[tenant][0]
+            if cost <= self.deficit[tenant]:
+                self.deficit[tenant] -= cost
+                self.queues[tenant].popleft()
+                if not self.queues[tenant]:
+                    self.active.popleft()
+                    self.credited = False
+                return tenant, item
+            self.active.rotate(-1)
+            self.credited = False
+
+
 class StubDRR:
     def __init__(self, weights, quantum):
         pass
@@ -233,6 +254,7 @@ def test_7_2_solutions_pass(answer):
         (Fifo, "of the tokens served while every tenant had work"),
         (StrictPriority, "tenant small was not served in 400 pops"),
         (RoundRobinByCount, "its weight entitles it to"),
+        (KeepsCredit, "after tenant a went idle with 900 of unused credit"),
     ],
 )
 def test_7_2_wrong_answers_are_rejected(answer, phrase):

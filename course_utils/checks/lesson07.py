@@ -238,6 +238,29 @@ def _fifo(cls) -> None:
     )
 
 
+@drr.case("an idle tenant keeps no credit; a tenant missing from weights has weight 1")
+def _idle_credit(cls) -> None:
+    q = cls({"b": 1}, 1000)
+    q.push("a", "a0", 100)
+    first = _pop(q)
+    expect(first == ("a", "a0"), "the only queued item was not popped first", expected=("a", "a0"), got=first)
+    for i in range(6):
+        q.push("b", f"b{i}", 500)
+    for i in range(3):
+        q.push("a", f"a{i + 1}", 500)
+    order = [_pop(q)[1] for _ in range(6)]
+    expected = ["b0", "b1", "a1", "a2", "b2", "b3"]
+    expect(
+        order == expected,
+        "after tenant a went idle with 900 of unused credit, it came back and sent "
+        + f"{sum(x.startswith('a') for x in order[:5])} requests before b's second turn",
+        expected=expected,
+        got=order,
+        hint="When a tenant's queue empties, remove it from the round and set its deficit to 0: credit saved "
+        "while idle would let it burst ahead of tenants that kept working. Tenants without a weight weigh 1.",
+    )
+
+
 # =============================================================================================
 # 7.3 tenant_cache_key(tenant, body) -> str
 # =============================================================================================
