@@ -12,6 +12,7 @@ Vectors are L2-normalised float32 rows, so a dot product is the cosine similarit
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 from pathlib import Path
 from typing import Sequence
@@ -27,10 +28,18 @@ _lock = threading.Lock()
 @functools.cache
 def model():
     """The process-wide WordLlama model (loaded on first use, about a second; thread-safe)."""
-    import wordllama
-    from wordllama import WordLlama
-
     with _lock:
+        # wordllama calls logging.basicConfig(level=INFO) on import, which would switch on INFO logs
+        # of every library in the process (httpx prints each request into notebook outputs): undo it.
+        root = logging.getLogger()
+        handlers, level = list(root.handlers), root.level
+        import wordllama
+        from wordllama import WordLlama
+
+        for handler in root.handlers[:]:
+            if handler not in handlers:
+                root.removeHandler(handler)
+        root.setLevel(level)
         return WordLlama.load(dim=DIM, cache_dir=Path(wordllama.__file__).parent, disable_download=True)
 
 

@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
 from course_utils.embeddings import DIM, cosine, embed, embed_one
+
+
+def test_loading_the_model_leaves_logging_as_it_was():
+    # In a fresh process: wordllama's import-time logging.basicConfig must not survive model().
+    code = (
+        "import logging; root = logging.getLogger(); before = (list(root.handlers), root.level)\n"
+        "from course_utils.embeddings import embed_one; embed_one('x')\n"
+        "assert (list(root.handlers), root.level) == before, (root.handlers, root.level)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
 def test_embeds_offline_as_unit_rows():
