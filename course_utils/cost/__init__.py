@@ -10,6 +10,7 @@ One job per module:
 - :mod:`.prompt_cache`: break-even reads for 5-minute and 1-hour writes; a cache-friendly layout;
 - :mod:`.routing`: :class:`CascadeRouter` (cheap model, escalate on disagreement or invalid label);
 - :mod:`.rightsizing`: ``max_tokens`` from observed lengths; batch savings;
+- :mod:`.measure`: the lesson's data sets and measurements on the simulator;
 - :mod:`.whatif`: the ledger re-priced as if a technique had been in place;
 - :mod:`.spend_guard`: :class:`SpendGuard`, reserve the worst case before a request, settle after.
 """
@@ -17,6 +18,17 @@ One job per module:
 from .attribution import LEDGER_COLUMNS, cost_frame, cost_report, row_cost, usage_of
 from .compression import BOILERPLATE, Compression, compress, compress_report, dedupe, rank_sentences, split_sentences
 from .exact_cache import NON_SEMANTIC_FIELDS, CacheStats, ExactCache, cache_key
+from .measure import (
+    RECALL_SYSTEM,
+    keep_head,
+    keep_tail,
+    load_cache_pairs,
+    load_labelled,
+    load_ledger,
+    load_recall,
+    policy_table,
+    recall_eval,
+)
 from .prompt_cache import break_even_from_multipliers, break_even_reads, cached_layout, caching_cost
 from .rightsizing import batch_savings, suggest_max_tokens, truncation_rate
 from .routing import (
@@ -81,6 +93,15 @@ __all__ = [
     "SpendGuard",
     "worst_case_cost",
     "total",
+    "RECALL_SYSTEM",
+    "load_ledger",
+    "load_recall",
+    "load_cache_pairs",
+    "load_labelled",
+    "keep_head",
+    "keep_tail",
+    "recall_eval",
+    "policy_table",
     "with_exact_cache",
     "with_prompt_budget",
     "with_batch",

@@ -14,6 +14,7 @@ Extractive selection never invents text: whatever survives was in the context, w
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -22,6 +23,10 @@ import bm25s
 import numpy as np
 
 from ..tokens import count_text
+
+# bm25s sets its own logger to DEBUG when imported, so every index build would log a line into a
+# notebook whose root logger has a handler; its warnings still show.
+logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 __all__ = ["BOILERPLATE", "split_sentences", "dedupe", "rank_sentences", "compress", "Compression", "compress_report"]
 
