@@ -154,3 +154,24 @@ def test_skipping_empty_rounds_gives_the_textbook_order():
     for t, i, c in items:
         q.push(t, i, c)
     assert [q.pop().item for _ in range(len(items))] == _naive_drr_order(weights, 7, items)
+
+
+def test_closing_the_scheduler_cancels_what_is_still_queued():
+    clock = VirtualClock()
+    sent = []
+
+    async def send(body):
+        sent.append(body["id"])
+        await clock.sleep(10.0)
+        return body["id"]
+
+    async def main():
+        sched = FairScheduler(send, max_in_flight=1, cost=lambda b: 1, clock=clock).start()
+        waiting = [asyncio.ensure_future(sched.submit("a", {"id": i})) for i in range(5)]
+        await clock.sleep(1.0)
+        await sched.aclose()
+        return await asyncio.gather(*waiting, return_exceptions=True)
+
+    results = run_virtual(main())
+    assert sent == [0]  # one was in flight; the other four never reached the provider
+    assert all(isinstance(r, asyncio.CancelledError) for r in results[1:])
