@@ -17,6 +17,9 @@ from .base import BusError, Event, dead_letter_topic, decode_data, encode_data, 
 
 __all__ = ["InMemoryBus"]
 
+_TICK = 1e-3
+"""Waits shorter than this count as expired (virtual loops keep microseconds; a sub-tick sleep is a no-op)."""
+
 
 @dataclass
 class _Pending:
@@ -131,10 +134,10 @@ class InMemoryBus:
             if events:
                 return events
             remaining = deadline - self.clock.monotonic()
-            if remaining <= 0:
+            if remaining < _TICK:  # a shorter wait may not move a virtual clock at all: spin for ever
                 return []
             claim_in = self._next_claim_in(topic, group)
-            wait = remaining if claim_in is None else min(remaining, max(claim_in, 1e-3))
+            wait = remaining if claim_in is None else min(remaining, max(claim_in, _TICK))
             await self._wait_for_publish(wait)
 
     async def _wait_for_publish(self, seconds: float) -> None:
@@ -166,7 +169,7 @@ class InMemoryBus:
             if newer:
                 return [Event(topic, event_id, decode_data(text)) for event_id, text in newer]
             remaining = deadline - self.clock.monotonic()
-            if remaining <= 0:
+            if remaining < _TICK:  # a shorter wait may not move a virtual clock at all: spin for ever
                 return []
             await self._wait_for_publish(remaining)
 

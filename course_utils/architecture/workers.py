@@ -1,0 +1,338 @@
+"""The pipeline's workers: one consumer group per stage, each stage idempotent under redelivery.
+
+::
+
+    POST  ->  message.received  ->  [context]  ->  context.ready  ->  [model]  ->  answer.streamed
+          ->  [metering]  ->  usage.recorded  ->  [observer: traces]
+
+* **context** (group ``context``): retrieval from the tenant's help centre (:mod:`.vectors`, tenant
+  filter inside the KNN query), then the history from the store within a token budget (lesson 01's
+  strategies), composed into the request. Pure computation on stored data: redoing it is harmless.
+* **model** (group ``model``): streams the answer through lesson 05's resilience (a
+  :class:`~course_utils.resilience.RetryPolicy` per link, a :class:`~course_utils.resilience.BreakerBoard`
+  breaker per model, a :class:`~course_utils.resilience.FallbackChain` from the primary model to the
+  fallback), publishing each text delta on the conversation's delta topic for the SSE stream. It
+  checks the store first: a message that already has an answer is not sent to the model again
+  (a redelivery after a crash republishes the stored answer: one answer, one charge). A stream that
+  fails after some text was published publishes ``restart`` first, so a client never shows two
+  answers spliced into one.
+* **metering** (group ``metering``): charges the tenant (the ``meter`` hook, lesson 07's metering)
+  once per message, and publishes ``usage.recorded``.
+* **observer** (group ``observer``): collects each request's :class:`~.trace.Trace` (once per message).
+
+Every hook that can refuse a request (``admit``: lesson 07's tenant limits and budgets) runs
+before the model call; a refusal becomes the message's answered error, never a retry storm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Mapping
+
+from .. import pricing
+from ..clock import SYSTEM_CLOCK, Clock
+from ..content import text_of
+from ..resilience import AllLinksFailed, BreakerBoard, FallbackChain, Link, RetryPolicy, is_retryable
+from .bus import ANSWER_STREAMED, CONTEXT_READY, MESSAGE_RECEIVED, USAGE_RECORDED, Event, EventBus, consume
+from .store import ConversationStore
+from .trace import Trace, TraceLog, span
+from .vectors import VectorIndex
+
+__all__ = [
+    "PipelineConfig",
+    "Pipeline",
+    "WorkerCrash",
+    "message_id_for",
+    "deltas_topic",
+    "TENANT_NAME",
+]
+
+log = logging.getLogger("course_utils.architecture.workers")
+
+TENANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+"""A tenant name: 1-64 letters, digits, ``_``, ``.`` or ``-`` (it names keys and topics)."""
+
+SYSTEM_TEMPLATE = (
+    "You are the support assistant of {tenant}. Answer the customer's question in a few sentences, "
+    "using only these help-centre articles:\n\n{articles}"
+)
+
+
+class WorkerCrash(Exception):
+    """Raised by a test's fault hook to simulate a worker dying at a given point (never in production)."""
+
+
+def message_id_for(tenant: str, idempotency_key: str) -> str:
+    """The message id of a POST: derived from the tenant and its ``Idempotency-Key``, so a retried
+    request that got as far as storing the message finds the same message, never a second one."""
+    return hashlib.sha256(f"{tenant}\x00{idempotency_key}".encode()).hexdigest()[:24]
+
+
+def deltas_topic(tenant: str, conversation_id: str) -> str:
+    """The topic that carries one conversation's answer deltas (read by its SSE stream)."""
+    return f"answer.delta.{tenant}.{conversation_id}"
+
+
+@dataclass
+class PipelineConfig:
+    """What the pipeline asks the model, and how hard it tries."""
+
+    primary_model: str = "claude-sonnet-5-5"
+    fallback_model: str | None = "claude-haiku-5-5"
+    max_tokens: int = 300
+    context_budget: int = 3_000
+    """Input tokens per request: system prompt (with the articles) plus the history that fits."""
+    k: int = 3
+    """Help-centre articles retrieved per message."""
+    max_attempts: int = 3
+    """Tries per model (lesson 05's RetryPolicy), before falling back to the next model."""
+    deadline_s: float = 60.0
+    """Time the whole fallback chain may take for one message."""
+    breaker: dict[str, Any] = field(
+        default_factory=lambda: {"failure_rate": 0.5, "min_calls": 5, "window_s": 30.0, "cooldown_s": 10.0}
+    )
+    """Settings of each model's circuit breaker (lesson 05's CircuitBreaker)."""
+
+
+Admit = Callable[[str, Mapping[str, Any]], Awaitable[None]]
+"""``admit(tenant, body)``: raise to refuse the request (tenant rate limit, budget); lesson 07."""
+Meter = Callable[[str, str, Mapping[str, Any]], Awaitable[None]]
+"""``meter(tenant, message_id, usage)``: charge the tenant for one answered message; lesson 07."""
+
+
+class Pipeline:
+    """The workers of the support desk, over one bus, one store and one index (see the module docstring).
+
+    ``clients(tenant)`` returns the ``AsyncAnthropic`` client to call the model with for a tenant.
+    ``faults`` maps a point (``"model:after_answer"``, ``"metering:after_meter"``) to a callable that
+    may raise :class:`WorkerCrash` (or block) there: the tests' way to kill a worker mid-message.
+    """
+
+    def __init__(
+        self,
+        bus: EventBus,
+        store: ConversationStore,
+        index: VectorIndex,
+        clients: Callable[[str], Any],
+        *,
+        config: PipelineConfig | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        breakers: BreakerBoard | None = None,
+        admit: Admit | None = None,
+        meter: Meter | None = None,
+        faults: Mapping[str, Callable[[], Awaitable[None]]] | None = None,
+    ) -> None:
+        self.bus = bus
+        self.store = store
+        self.index = index
+        self.clients = clients
+        self.config = config or PipelineConfig()
+        self.clock = clock
+        self.breakers = breakers or BreakerBoard(clock=clock, **self.config.breaker)
+        self.admit = admit
+        self.meter = meter
+        self.faults = dict(faults or {})
+        self.traces = TraceLog()
+        self._traced: set[str] = set()
+        self.model_calls = 0
+        """Model streams opened (every attempt of every link)."""
+        self.replayed_answers = 0
+        """Redelivered messages answered from the store without calling the model."""
+        self.answered_by: dict[str, int] = {}
+
+    # ----- entry -----------------------------------------------------------------------------------
+    async def submit(
+        self, tenant: str, conversation_id: str, text: str, *, message_id: str, trace: list[dict] | None = None
+    ) -> str:
+        """Store the user's message and publish ``message.received``; returns the event id."""
+        if not TENANT_NAME.fullmatch(tenant or ""):
+            raise ValueError(f"a tenant is 1-64 letters, digits, '_', '.' or '-', not {tenant!r}")
+        self.store.add_message(tenant, conversation_id, "user", text, message_id=message_id)
+        data = {
+            "tenant": tenant,
+            "conversation_id": conversation_id,
+            "message_id": message_id,
+            "text": text,
+            "trace": list(trace or []),
+        }
+        return await self.bus.publish(MESSAGE_RECEIVED, data)
+
+    async def _fault(self, point: str) -> None:
+        hook = self.faults.get(point)
+        if hook is not None:
+            await hook()
+
+    # ----- context ---------------------------------------------------------------------------------
+    async def handle_message(self, event: Event) -> None:
+        """``message.received`` -> retrieval and history within the budget -> ``context.ready``."""
+        d = dict(event.data)
+        spans = list(d.get("trace", []))
+        tenant, conv, mid = d["tenant"], d["conversation_id"], d["message_id"]
+        with span(spans, "retrieval", clock=self.clock) as attrs:
+            hits = self.index.search(tenant, d["text"], k=self.config.k)
+            attrs.update(hits=len(hits), docs=[h.doc_id for h in hits])
+        articles = "\n\n".join(f"[{h.doc_id}] {h.text}" for h in hits) or "(no articles found)"
+        system = SYSTEM_TEMPLATE.format(tenant=tenant, articles=articles)
+        with span(spans, "context", clock=self.clock) as attrs:
+            messages = self.store.history_within(tenant, conv, self.config.context_budget, upto=mid, system=system)
+            attrs.update(messages=len(messages))
+        await self.bus.publish(CONTEXT_READY, {**d, "system": system, "messages": messages, "trace": spans})
+
+    # ----- model -----------------------------------------------------------------------------------
+    async def handle_context(self, event: Event) -> None:
+        """``context.ready`` -> the streamed answer (stored once) -> ``answer.streamed``."""
+        d = dict(event.data)
+        spans = list(d.get("trace", []))
+        tenant, conv, mid = d["tenant"], d["conversation_id"], d["message_id"]
+        topic = deltas_topic(tenant, conv)
+        stored = self.store.answer_for(tenant, mid)
+        if stored is not None:  # answered before a crash: republish, never call the model again
+            self.replayed_answers += 1
+            usage = next((u for u in self.store.usage(tenant, conv) if u.message_id == mid), None)
+            content = stored.content if isinstance(stored.content, str) else text_of(stored.content)
+            await self._finish(d, spans, content, usage_of(usage), None)
+            return
+        error: str | None = None
+        result: dict[str, Any] | None = None
+        try:
+            with span(spans, "model", clock=self.clock) as attrs:
+                body = {"system": d["system"], "messages": d["messages"], "max_tokens": self.config.max_tokens}
+                if self.admit is not None:
+                    await self.admit(tenant, body)
+                result = await self._answer(tenant, topic, mid, body, attrs)
+                attrs.update({k: result[k] for k in ("model", "input_tokens", "output_tokens", "cost_usd")})
+                attrs["cache_hit"] = result["cache_read_input_tokens"] > 0
+        except AllLinksFailed as exc:
+            if event.deliveries < self.bus.max_deliveries and all(is_retryable(e) for _, e in exc.errors):
+                raise  # transient: left pending, redelivered after the idle timeout (spans go with this try)
+            error = f"all models failed: {exc}"
+        except Exception as exc:  # noqa: BLE001 - a refusal (admission, 400) is this message's answer
+            error = f"{type(exc).__name__}: {exc}"
+        if result is None:
+            await self.bus.publish(topic, {"message_id": mid, "type": "error", "error": error})
+            await self._finish(d, spans, None, None, error)
+            return
+        self.store.save_answer(tenant, conv, mid, result["text"])
+        self.store.record_usage(
+            tenant,
+            conv,
+            mid,
+            model=result["model"],
+            input_tokens=result["input_tokens"],
+            output_tokens=result["output_tokens"],
+            cache_read_input_tokens=result["cache_read_input_tokens"],
+            cost_usd=result["cost_usd"],
+        )
+        await self._fault("model:after_answer")
+        await self._finish(d, spans, result["text"], usage_of(result), None)
+
+    async def _finish(
+        self, d: dict[str, Any], spans: list[dict], text: str | None, usage: dict[str, Any] | None, error: str | None
+    ) -> None:
+        tenant, conv, mid = d["tenant"], d["conversation_id"], d["message_id"]
+        if text is not None:
+            await self.bus.publish(deltas_topic(tenant, conv), {"message_id": mid, "type": "end", "usage": usage})
+        data = {k: d[k] for k in ("tenant", "conversation_id", "message_id")}
+        await self.bus.publish(ANSWER_STREAMED, {**data, "text": text, "usage": usage, "error": error, "trace": spans})
+
+    async def _answer(self, tenant: str, topic: str, mid: str, body: dict[str, Any], attrs: dict) -> dict[str, Any]:
+        client = self.clients(tenant)
+        client = client.with_options(max_retries=0)  # lesson 05's policy is the one retry layer
+
+        async def attempt(model: str) -> dict[str, Any]:
+            self.model_calls += 1
+            published = 0
+            try:
+                async with client.messages.stream(model=model, **body) as stream:
+                    async for text in stream.text_stream:
+                        if "first_token_at" not in attrs:
+                            attrs["first_token_at"] = self.clock.time()
+                        published += 1
+                        await self.bus.publish(topic, {"message_id": mid, "type": "delta", "text": text})
+                    message = await stream.get_final_message()
+            except BaseException:
+                if published:  # the client has shown part of this attempt: tell it to start over
+                    attrs.pop("first_token_at", None)
+                    await self.bus.publish(topic, {"message_id": mid, "type": "restart"})
+                raise
+            u = message.usage
+            return {
+                "model": model,
+                "text": text_of(message),
+                "input_tokens": u.input_tokens,
+                "output_tokens": u.output_tokens,
+                "cache_read_input_tokens": u.cache_read_input_tokens or 0,
+                "cost_usd": float(pricing.cost(u, model)),
+                "stop_reason": message.stop_reason,
+            }
+
+        def link(model: str) -> Link:
+            policy = RetryPolicy(max_attempts=self.config.max_attempts, deadline_s=None, clock=self.clock)
+            return Link(model, lambda: policy.acall(attempt, model))
+
+        models = [self.config.primary_model] + ([self.config.fallback_model] if self.config.fallback_model else [])
+        chain = FallbackChain(
+            [link(m) for m in models], deadline_s=self.config.deadline_s, breakers=self.breakers, clock=self.clock
+        )
+        outcome = await chain.acall()
+        self.answered_by[outcome.link] = self.answered_by.get(outcome.link, 0) + 1
+        attrs["link"] = outcome.link
+        return outcome.value
+
+    # ----- metering and observation ------------------------------------------------------------------
+    async def handle_answer(self, event: Event) -> None:
+        """``answer.streamed`` -> charge the tenant once (``meter``) -> ``usage.recorded``."""
+        d = dict(event.data)
+        spans = list(d.get("trace", []))
+        with span(spans, "metering", clock=self.clock) as attrs:
+            if self.meter is not None and d.get("usage"):
+                await self.meter(d["tenant"], d["message_id"], d["usage"])
+            attrs["cost_usd_metered"] = (d.get("usage") or {}).get("cost_usd", 0.0)
+        await self._fault("metering:after_meter")
+        await self.bus.publish(USAGE_RECORDED, {**d, "trace": spans})
+
+    async def handle_usage(self, event: Event) -> None:
+        """``usage.recorded`` -> the request's trace, once per message."""
+        mid = str(event.data["message_id"])
+        if mid in self._traced:
+            return
+        self._traced.add(mid)
+        trace = Trace.from_event(event.data)
+        if event.data.get("error") and trace.error is None:
+            trace.spans[-1].attrs["error"] = event.data["error"]
+        self.traces.add(trace)
+
+    # ----- running -----------------------------------------------------------------------------------
+    def stages(self) -> list[tuple[str, str, Callable[[Event], Awaitable[None]]]]:
+        """``(topic, group, handler)`` of every worker, in pipeline order (the wiring the diagram draws)."""
+        return [
+            (MESSAGE_RECEIVED, "context", self.handle_message),
+            (CONTEXT_READY, "model", self.handle_context),
+            (ANSWER_STREAMED, "metering", self.handle_answer),
+            (USAGE_RECORDED, "observer", self.handle_usage),
+        ]
+
+    async def run(
+        self, stop: asyncio.Event, *, consumers: Mapping[str, int] | None = None, block_s: float = 0.2, name: str = "w"
+    ) -> None:
+        """Run every stage's consumers until ``stop`` is set (``consumers``: how many per group, default 1;
+        the model group gets 4 by default, since model calls are slow and wait on the network)."""
+        counts = {"model": 4, **(consumers or {})}
+        async with asyncio.TaskGroup() as tg:
+            for topic, group, handler in self.stages():
+                for i in range(counts.get(group, 1)):
+                    tg.create_task(
+                        consume(self.bus, topic, group, f"{name}-{group}-{i}", handler, stop=stop, block_s=block_s)
+                    )
+
+
+def usage_of(source: Any) -> dict[str, Any] | None:
+    """The usage figures of a model result (dict) or a stored :class:`~.store.Usage`, for events."""
+    if source is None:
+        return None
+    get = source.get if isinstance(source, dict) else lambda k: getattr(source, k)
+    return {k: get(k) for k in ("model", "input_tokens", "output_tokens", "cache_read_input_tokens", "cost_usd")}
