@@ -76,6 +76,8 @@ class ExactCache:
 
     ``path`` is a file (shared by processes on one machine) or ``":memory:"`` (the default).
     ``await cache.create(client, **body)`` is a drop-in for ``client.messages.create``.
+    Identical requests that miss *concurrently* each call the API (there is no single flight);
+    where duplicates arrive together, put :class:`course_utils.resilience.Idempotent` in front.
     """
 
     def __init__(
