@@ -143,6 +143,7 @@ class Pipeline:
         self.replayed_answers = 0
         """Redelivered messages answered from the store without calling the model."""
         self.answered_by: dict[str, int] = {}
+        self._clients: dict[str, Any] = {}
 
     # ----- entry -----------------------------------------------------------------------------------
     async def submit(
@@ -240,8 +241,7 @@ class Pipeline:
         await self.bus.publish(ANSWER_STREAMED, {**data, "text": text, "usage": usage, "error": error, "trace": spans})
 
     async def _answer(self, tenant: str, topic: str, mid: str, body: dict[str, Any], attrs: dict) -> dict[str, Any]:
-        client = self.clients(tenant)
-        client = client.with_options(max_retries=0)  # lesson 05's policy is the one retry layer
+        client = self._client(tenant)
 
         async def attempt(model: str) -> dict[str, Any]:
             self.model_calls += 1
@@ -282,6 +282,18 @@ class Pipeline:
         self.answered_by[outcome.link] = self.answered_by.get(outcome.link, 0) + 1
         attrs["link"] = outcome.link
         return outcome.value
+
+    def _client(self, tenant: str) -> Any:
+        # One client per tenant (its connection pool is reused); lesson 05's policy is the one retry layer.
+        if tenant not in self._clients:
+            self._clients[tenant] = self.clients(tenant).with_options(max_retries=0)
+        return self._clients[tenant]
+
+    async def aclose(self) -> None:
+        """Close the model clients this pipeline opened (call from the loop that used them)."""
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.close()
 
     # ----- metering and observation ------------------------------------------------------------------
     async def handle_answer(self, event: Event) -> None:
