@@ -1,0 +1,132 @@
+"""``python -m course_utils.architecture``: run the support desk on 127.0.0.1 in the foreground.
+
+By default it talks to a private simulator (started here) and keeps everything in process except
+the conversations, which go to a SQLite file. ``--redis-url`` (or ``REDIS_URL``) puts the event
+bus on Redis Streams; ``--workers-only`` / ``--api-only`` split the API and the workers into
+separate processes that share the bus and the files. ``COURSE_PROVIDER=anthropic`` with
+``ANTHROPIC_API_KEY`` calls the real API instead of the simulator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import tempfile
+import time
+from pathlib import Path
+
+from ..serving import HOST
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments and serve until interrupted."""
+    parser = argparse.ArgumentParser(
+        prog="python -m course_utils.architecture",
+        description="Serve lesson 08's event-driven support desk on 127.0.0.1.",
+    )
+    parser.add_argument("--port", type=int, default=8808, help="port on 127.0.0.1 (default 8808)")
+    parser.add_argument("--data-dir", type=Path, default=None, help="folder for the SQLite files (default: a temp dir)")
+    parser.add_argument(
+        "--redis-url", default=os.environ.get("REDIS_URL"), help="Redis Streams bus (default: in process)"
+    )
+    parser.add_argument(
+        "--idle-timeout", type=float, default=30.0, help="seconds before an unacked event is redelivered"
+    )
+    parser.add_argument("--sim-port", type=int, default=0, help="simulator port (default: a free one)")
+    parser.add_argument("--sim-url", default=None, help="use a simulator already running at this URL")
+    parser.add_argument("--time-scale", type=float, default=1.0, help="simulator latency scale (1 = realistic)")
+    parser.add_argument("--scenario", default="calm", help="simulator fault scenario (default: calm)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--api-only", action="store_true", help="serve the HTTP API; workers run elsewhere")
+    mode.add_argument("--workers-only", action="store_true", help="run the workers only (needs --redis-url)")
+    args = parser.parse_args(argv)
+    if args.workers_only and not args.redis_url:
+        parser.error("--workers-only needs --redis-url: in-process events cannot reach another process")
+    if args.api_only and not args.redis_url:
+        parser.error("--api-only needs --redis-url: in-process events cannot reach another process")
+
+    from .. import provider
+    from ..resilience import IdempotencyStore
+    from .bus import InMemoryBus, RedisStreamsBus
+    from .help_centre import load_help_centre
+    from .service import SupportDesk, SupportDeskServer
+    from .store import ConversationStore
+    from .vectors import VectorIndex
+    from .workers import Pipeline
+
+    data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="support-desk-"))
+    data_dir.mkdir(parents=True, exist_ok=True)
+    sim = None
+    if provider.current_provider() == provider.ANTHROPIC:
+        clients = lambda tenant: provider.async_client()  # noqa: E731 - one real key for every tenant
+        model_at = "the real API"
+    elif args.sim_url:
+        import anthropic
+
+        from ..mock_provider.tenants import tenant_key
+
+        clients = lambda tenant: anthropic.AsyncAnthropic(base_url=args.sim_url, api_key=tenant_key(tenant))  # noqa: E731
+        model_at = f"the simulator at {args.sim_url}"
+    else:
+        from ..mock_provider.server import mock_server
+
+        sim = mock_server(port=args.sim_port, time_scale=args.time_scale, scenario=args.scenario).start()
+        clients = lambda tenant: sim.tenant(tenant).async_client()  # noqa: E731 - each tenant its own key
+        model_at = f"the simulator at {sim.base_url}"
+    bus = (
+        RedisStreamsBus(args.redis_url, idle_timeout_s=args.idle_timeout)
+        if args.redis_url
+        else InMemoryBus(idle_timeout_s=args.idle_timeout)
+    )
+    index = VectorIndex(data_dir / "vectors.db")
+    if index.count("acme") == 0:
+        load_help_centre(index)
+    pipeline = Pipeline(bus, ConversationStore(data_dir / "conversations.db"), index, clients)
+    print(f"bus: {bus.name}; data: {data_dir}; model: {model_at}", flush=True)
+    try:
+        if args.workers_only:
+            asyncio.run(_run_workers(pipeline))
+            return 0
+        desk = SupportDesk(
+            pipeline, idempotency=IdempotencyStore(data_dir / "idempotency.db"), run_workers=not args.api_only
+        )
+        with SupportDeskServer(desk, port=args.port) as server:
+            print(f"support desk on http://{HOST}:{server.port}  (Ctrl-C to stop)", flush=True)
+            print(
+                f"  curl -X POST http://{HOST}:{server.port}/conversations/c1/messages -H 'X-Tenant: acme' "
+                "-H 'Idempotency-Key: k1' -H 'Content-Type: application/json' -d '{\"text\": \"I forgot my password\"}'"
+            )
+            print(f"  curl -N 'http://{HOST}:{server.port}/conversations/c1/stream?tenant=acme'", flush=True)
+            signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as cleanly as Ctrl-C
+            try:
+                while server.running:
+                    time.sleep(0.5)
+            except KeyboardInterrupt:
+                pass
+    finally:
+        if sim is not None:
+            sim.stop()
+    return 0
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
+async def _run_workers(pipeline) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    print("workers running (Ctrl-C to stop)", flush=True)
+    try:
+        await pipeline.run(stop)
+    finally:
+        await pipeline.aclose()
+        await pipeline.bus.close()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
