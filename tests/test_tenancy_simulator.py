@@ -187,3 +187,21 @@ def test_metering_without_the_batch_discount_does_not_reconcile(sim, client):
     assert not rec.balanced and rec.unattributed and rec.not_in_ledger == ["not-the-batch-key"]
     with pytest.raises(TypeError, match="exact"):
         reconcile([], [{"endpoint": "/v1/messages", "request_id": "r", "cost_usd": 0.1}])
+
+
+def test_the_ledger_has_a_per_tenant_view(sim, client):
+    for tag, n in (("tnt_a", 2), ("tnt_b", 1)):
+        for _ in range(n):
+            client.messages.create(**BODY, metadata={"user_id": tag})
+    client.messages.create(**BODY)
+    by_tag = {row["tenant_tag"]: row for row in sim.simulator.ledger.usage_summary(("tenant_tag",))}
+    assert {k: v["requests"] for k, v in by_tag.items()} == {"tnt_a": 2, "tnt_b": 1, None: 1}
+    total = sum(Decimal(r["cost_usd"]) for r in sim.simulator.ledger.records())
+    assert sum(Decimal(v["cost_usd"]) for v in by_tag.values()) == total
+    import httpx
+
+    served = httpx.get(sim.base_url + "/mock/usage", params={"by": "tenant_tag,model"}).json()
+    assert sorted((r["tenant_tag"] or "-", r["requests"]) for r in served) == [("-", 1), ("tnt_a", 2), ("tnt_b", 1)]
+    assert httpx.get(sim.base_url + "/mock/usage", params={"by": "password"}).status_code == 400
+    with pytest.raises(ValueError, match="ledger columns"):
+        sim.simulator.ledger.usage_summary(("extra",))

@@ -100,20 +100,25 @@ class Ledger:
         df["latency_s"] = df["finish"] - df["arrival"]
         return df
 
-    def usage_summary(self) -> list[dict[str, Any]]:
-        """Totals per (api_key, model) over model calls (messages and batch requests): requests,
-        errors, tokens and exact cost, and what of it was charged for answers the client never
-        received (``lost``, ``lost_cost_usd``). Token counting, model listing and batch bookkeeping
-        calls are free and left out."""
-        totals: dict[tuple[Any, Any], dict[str, Any]] = {}
+    def usage_summary(self, by: tuple[str, ...] = ("api_key", "model")) -> list[dict[str, Any]]:
+        """Totals per ``by`` (default (api_key, model)) over model calls (messages and batch requests):
+        requests, errors, tokens and exact cost, and what of it was charged for answers the client
+        never received (``lost``, ``lost_cost_usd``). ``by=("tenant_tag",)`` is the per-tenant view
+        a multi-tenant service reconciles with (``metadata.user_id``; ``None`` for untagged
+        requests); ``("workspace",)`` the per-workspace one. Token counting, model listing and batch
+        bookkeeping calls are free and left out."""
+        unknown = [k for k in by if k not in LedgerRow.__dataclass_fields__ or k == "extra"]
+        if not by or unknown:
+            raise ValueError(f"usage_summary(by=...) takes ledger columns, not {unknown or 'nothing'}")
+        totals: dict[tuple[Any, ...], dict[str, Any]] = {}
         for r in self.rows():
             if not (r.endpoint == "/v1/messages" or (r.batch and r.custom_id is not None)):
                 continue
+            group = tuple(getattr(r, k) for k in by)
             t = totals.setdefault(
-                (r.api_key, r.model),
+                group,
                 {
-                    "api_key": r.api_key,
-                    "model": r.model,
+                    **dict(zip(by, group)),
                     "requests": 0,
                     "errors": 0,
                     "input_tokens": 0,

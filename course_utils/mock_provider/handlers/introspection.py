@@ -25,7 +25,12 @@ async def mock_requests(sim: "Simulator", request: Request) -> Response:
 
 
 async def mock_usage(sim: "Simulator", request: Request) -> Response:
-    return JSONResponse(sim.ledger.usage_summary())
+    """Usage totals; ``?by=tenant_tag`` (or any ledger columns, comma-separated) groups them otherwise."""
+    by = tuple(c for c in request.query_params.get("by", "api_key,model").split(",") if c)
+    try:
+        return JSONResponse(sim.ledger.usage_summary(by))
+    except ValueError as exc:
+        return JSONResponse({"error": str(exc)}, status_code=400)
 
 
 async def mock_health(sim: "Simulator", request: Request) -> Response:
