@@ -15,6 +15,7 @@ from course_utils.tenancy import (
     TenantRegistry,
     Unauthenticated,
     cache_key,
+    check_tenant_id,
 )
 
 
@@ -108,3 +109,20 @@ def test_conversations_are_invisible_across_tenants(registry, tmp_path):
         store.messages("acme", conv)  # type: ignore[arg-type]
     assert store.delete_tenant(a) == 1 and store.conversations(a) == []
     store.close()
+
+
+def test_keys_plans_and_ids():
+    reg = TenantRegistry()
+    first = reg.register("acme", "free")
+    second = reg.issue_key("acme")
+    assert first != second and reg.authenticate(second).tenant_id == "acme"
+    reg.set_plan("acme", "enterprise")
+    assert reg.authenticate(first).plan.name == "enterprise"
+    assert first not in repr(reg.__dict__) and second not in repr(reg.__dict__)  # stored as digests only
+    for missing in (lambda: reg.issue_key("nope"), lambda: reg.set_plan("nope", "pro"), lambda: reg.context("nope")):
+        with pytest.raises(KeyError):
+            missing()
+    for bad in ("", "UPPER", "a:b", "x" * 65, 5):
+        with pytest.raises(ValueError):
+            check_tenant_id(bad)
+    assert check_tenant_id("t-01_a") == "t-01_a"
