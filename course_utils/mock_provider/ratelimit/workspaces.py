@@ -10,7 +10,8 @@ stops it first; that is what workspace limits are for.
 In the simulator, keys that were never put in a workspace keep the historic behaviour: each key
 stands for its own organization. Keys assigned with :meth:`Workspaces.assign` share the one
 organization of the workspaces (limits :attr:`Workspaces.org_limits`, the limiter's default tier
-when unset).
+when unset). Simplification: only the Messages limits (RPM, ITPM, OTPM) are shared this way; the
+token-counting and Message Batches limits stay per key.
 """
 
 from __future__ import annotations
