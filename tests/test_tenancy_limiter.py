@@ -162,11 +162,12 @@ def test_retry_after_header_rounds_up_and_is_never_zero():
 
 
 def test_redis_backend_reads_the_servers_clock_by_default(redis_client):
+    slow = Plan("slow", 1, 6_000, 1_200, Decimal("10"), frozenset({"claude-haiku-5-5"}))  # 1 request a minute
     limiter = RedisLimiter(redis_client)
-    assert [limiter.try_acquire("a", PLAN, Cost(1, 0, 0)).allowed for _ in range(60)] == [True] * 60
-    d = limiter.try_acquire("a", PLAN, Cost(1, 0, 0))
-    # Real time passes between calls, so the wait is at most one request's refill.
-    assert not d.allowed and 0 < d.retry_after_s <= 1.0
+    assert limiter.try_acquire("a", slow, Cost(1, 0, 0)).allowed
+    d = limiter.try_acquire("a", slow, Cost(1, 0, 0))
+    # Real time passes between the calls (the server's clock), so the wait is just under a minute.
+    assert not d.allowed and 0 < d.retry_after_s <= 60.0
     assert redis_client.pttl("tenancy:rl:a") > 0  # idle buckets expire once full again
 
 
