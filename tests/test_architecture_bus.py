@@ -311,3 +311,26 @@ def test_tail_reads_after_an_id_without_a_group_and_waits_for_new_events(make_bu
         await bus.close()
 
     run(scenario())
+
+
+def test_a_slow_handler_keeps_its_event_by_renewing_the_lease(make_bus):
+    """Processing for 4 idle timeouts: no other consumer gets the event meanwhile."""
+
+    async def scenario() -> None:
+        bus = make_bus(idle_timeout_s=0.1)
+        await bus.publish(T, {"n": 1})
+        stop = asyncio.Event()
+        stolen: list[Event] = []
+
+        async def slow(event: Event) -> None:
+            for _ in range(4):
+                await asyncio.sleep(0.1)
+                stolen.extend(await bus.read(T, "g", "thief"))
+            stop.set()
+
+        stats = await asyncio.wait_for(consume(bus, T, "g", "slow", slow, stop=stop, block_s=0.05), 10)
+        assert stolen == [] and stats.acked == 1 and stats.redelivered == 0
+        assert await bus.pending(T, "g") == 0
+        await bus.close()
+
+    run(scenario())

@@ -197,6 +197,9 @@ class Pipeline:
             content = stored.content if isinstance(stored.content, str) else text_of(stored.content)
             await self._finish(d, spans, content, usage_of(usage), None)
             return
+        if event.redelivered:
+            # A worker died mid-stream: the client may hold part of that attempt. Start it over visibly.
+            await self.bus.publish(topic, {"message_id": mid, "type": "restart"})
         error: str | None = None
         result: dict[str, Any] | None = None
         try:

@@ -112,6 +112,10 @@ class EventBus(Protocol):
         """Up to ``count`` events for ``consumer``: first pending events idle for ``idle_timeout_s``
         (redeliveries), else new ones, waiting up to ``block_s`` for one to arrive."""
 
+    async def touch(self, topic: str, group: str, consumer: str, event_id: str) -> bool:
+        """Reset the idle time of ``consumer``'s pending ``event_id`` (a lease renewal while it is still
+        being processed), without counting a delivery. False if the event is not pending."""
+
     async def ack(self, topic: str, group: str, event_id: str) -> bool:
         """Acknowledge ``event_id``: it will not be delivered to ``group`` again. False if it was not pending."""
 

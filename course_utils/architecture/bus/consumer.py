@@ -11,8 +11,9 @@ The two rules of a consumer under at-least-once delivery:
    skips the work for a key it has seen. The work itself should write its results keyed the same
    way, so a crash between the work and the record is caught too.
 
-The idle timeout must be longer than the slowest processing, or a slow consumer's event is
-redelivered to another consumer while the first is still working on it.
+While a handler runs, :func:`consume` renews the event's lease (:meth:`EventBus.touch`) every
+third of the idle timeout, so a slow handler keeps its event and only a dead consumer's event is
+redelivered; the idle timeout is then the time to *detect* a crash, not a bound on processing time.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ async def consume(
             stats.delivered += 1
             stats.redelivered += event.redelivered
             try:
-                await handler(event)
+                await _with_lease(bus, topic, group, consumer, event, handler)
             except Exception:  # noqa: BLE001 - one bad event must not stop the consumer; it stays pending
                 stats.failed += 1
                 log.exception("%s/%s: handling %s %s failed; left pending", group, consumer, topic, event.id)
@@ -79,6 +80,24 @@ async def consume(
             await bus.ack(topic, group, event.id)
             stats.acked += 1
     return stats
+
+
+async def _with_lease(bus: EventBus, topic: str, group: str, consumer: str, event: Event, handler: Handler) -> Any:
+    """Run ``handler(event)`` while renewing the event's lease every third of the idle timeout, so a
+    slow handler (a long model stream) is not mistaken for a dead one and redelivered under it."""
+
+    async def renew() -> None:
+        while True:
+            await asyncio.sleep(bus.idle_timeout_s / 3)
+            await bus.touch(topic, group, consumer, event.id)
+
+    renewer = asyncio.create_task(renew()) if bus.idle_timeout_s > 0 else None
+    try:
+        return await handler(event)
+    finally:
+        if renewer is not None:
+            renewer.cancel()
+            await asyncio.gather(renewer, return_exceptions=True)
 
 
 class ProcessedLog:

@@ -156,6 +156,13 @@ class InMemoryBus:
             waiter.cancel()
             timer.cancel()
 
+    async def touch(self, topic: str, group: str, consumer: str, event_id: str) -> bool:
+        entry = self._group(topic, group).pending.get(event_id)
+        if entry is None:
+            return False
+        entry.consumer, entry.delivered_at = consumer, self.clock.monotonic()
+        return True
+
     async def ack(self, topic: str, group: str, event_id: str) -> bool:
         return self._group(topic, group).pending.pop(event_id, None) is not None
 

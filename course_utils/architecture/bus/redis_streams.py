@@ -130,6 +130,15 @@ class RedisStreamsBus:
             for event_id, fields in entries
         ]
 
+    async def touch(self, topic: str, group: str, consumer: str, event_id: str) -> bool:
+        # XCLAIM ... JUSTID resets the entry's idle time and does not increment its delivery count.
+        claimed = await self._call(
+            self._redis.xclaim(self.key(topic), group, consumer, min_idle_time=0, message_ids=[event_id], justid=True),
+            topic,
+            group,
+        )
+        return bool(claimed)
+
     async def ack(self, topic: str, group: str, event_id: str) -> bool:
         return bool(await self._call(self._redis.xack(self.key(topic), group, event_id), topic, group))
 

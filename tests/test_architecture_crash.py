@@ -1,0 +1,97 @@
+"""Crash and redelivery across processes: SIGKILL a worker process mid-message, on a REAL Redis.
+
+The API side (this test) stores and publishes the message; worker process 1 (``python -m
+course_utils.architecture --workers-only``) picks it up and starts streaming the answer from the
+simulator (running in this process, so its ledger is ours to read); we kill it with SIGKILL as soon
+as the first delta is on the bus. Worker process 2 starts, claims the unacknowledged event after
+the idle timeout, tells the client to restart the answer, and answers it: one stored answer, one
+complete charge, and the killed attempt's partial stream, billed for the tokens it generated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from course_utils import mock_server
+from course_utils.architecture.bus import RedisStreamsBus
+from course_utils.architecture.store import ConversationStore
+from course_utils.architecture.vectors import VectorIndex
+from course_utils.architecture.workers import Pipeline, deltas_topic
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _worker(redis_url: str, sim_url: str, data_dir: Path, log: Path) -> subprocess.Popen:
+    args = [sys.executable, "-m", "course_utils.architecture", "--workers-only", "--redis-url", redis_url]
+    args += ["--sim-url", sim_url, "--data-dir", str(data_dir), "--idle-timeout", "1"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+
+
+def _wait(predicate, what: str, proc: subprocess.Popen, log: Path, seconds: float = 90.0) -> None:
+    # A bounded wait for another process; nothing here measures or asserts a duration.
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        if proc.poll() is not None:
+            pytest.fail(f"worker exited ({proc.returncode}) before {what}:\n{log.read_text()[-2000:]}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}:\n{log.read_text()[-2000:]}")
+        time.sleep(0.02)
+
+
+def test_a_worker_killed_mid_stream_is_redelivered_and_the_message_answered_once(redis_url, redis_client, tmp_path):
+    bus_key = "course:bus:" + deltas_topic("acme", "c1")
+    with mock_server(seed=0, time_scale=1.0, rate_limit_tier="unlimited") as sim:
+        store = ConversationStore(tmp_path / "conversations.db")
+        api = Pipeline(RedisStreamsBus(redis_url), store, VectorIndex(), lambda t: None)
+        first = _worker(redis_url, sim.base_url, tmp_path, tmp_path / "worker1.log")
+        try:
+            asyncio.run(api.submit("acme", "c1", "How do I export all my data?", message_id="m1"))
+            _wait(lambda: redis_client.xlen(bus_key) > 0, "the first delta", first, tmp_path / "worker1.log")
+            first.send_signal(signal.SIGKILL)  # mid-stream: no ack, no cleanup, no restart event
+            first.wait(10)
+        finally:
+            if first.poll() is None:
+                first.kill()
+        assert store.answer_for("acme", "m1") is None
+        second = _worker(redis_url, sim.base_url, tmp_path, tmp_path / "worker2.log")
+        try:
+            _wait(
+                lambda: redis_client.exists("course:bus:usage.recorded")
+                and redis_client.xlen("course:bus:usage.recorded") > 0,
+                "the answer",
+                second,
+                tmp_path / "worker2.log",
+            )
+        finally:
+            second.send_signal(signal.SIGTERM)
+            second.wait(20)
+        ledger = sim.tenant("acme").ledger()
+
+    messages = store.messages("acme", "c1")
+    assert [m.role for m in messages] == ["user", "assistant"]  # one answer
+    assert len(store.usage("acme")) == 1
+    calls = ledger[ledger["endpoint"] == "/v1/messages"]
+    complete = calls[(calls["status"] == 200) & ~calls["disconnected"]]
+    killed = calls[calls["disconnected"]]
+    print(
+        calls[["request_id", "status", "output_tokens", "disconnected", "delivered", "arrival", "finish"]].to_string()
+    )
+    assert len(complete) == 1  # one charge for the answer
+    assert len(killed) == 1 and int(killed["output_tokens"].iloc[0]) < int(complete["output_tokens"].iloc[0])
+    # The client was told to drop the killed attempt's text before the new one streamed.
+    deltas = [fields for _, fields in redis_client.xrange(bus_key)]
+    kinds = [json.loads(f["data"])["type"] for f in deltas]
+    assert "restart" in kinds and kinds[-1] == "end"
+    after = kinds[kinds.index("restart") + 1 :]
+    assert set(after[:-1]) == {"delta"}
+    assert redis_client.xpending("course:bus:context.ready", "model")["pending"] == 0
