@@ -23,7 +23,7 @@ import pytest
 
 from course_utils import mock_server
 from course_utils.architecture.bus import RedisStreamsBus
-from course_utils.architecture.store import ConversationStore
+from course_utils.architecture.store import DeskStore
 from course_utils.architecture.vectors import VectorIndex
 from course_utils.architecture.workers import Pipeline, deltas_topic
 
@@ -51,7 +51,7 @@ def _wait(predicate, what: str, proc: subprocess.Popen, log: Path, seconds: floa
 def test_a_worker_killed_mid_stream_is_redelivered_and_the_message_answered_once(redis_url, redis_client, tmp_path):
     bus_key = "course:bus:" + deltas_topic("acme", "c1")
     with mock_server(seed=0, time_scale=1.0, rate_limit_tier="unlimited") as sim:
-        store = ConversationStore(tmp_path / "conversations.db")
+        store = DeskStore(tmp_path / "conversations.db")
         api = Pipeline(RedisStreamsBus(redis_url), store, VectorIndex(), lambda t: None)
         first = _worker(redis_url, sim.base_url, tmp_path, tmp_path / "worker1.log")
         try:

@@ -13,7 +13,7 @@ import pytest
 
 from course_utils.architecture.bus import InMemoryBus, RedisStreamsBus
 from course_utils.architecture.service import SupportDesk, SupportDeskServer
-from course_utils.architecture.store import ConversationStore
+from course_utils.architecture.store import DeskStore
 from course_utils.architecture.vectors import VectorIndex
 from course_utils.architecture.workers import Pipeline
 from course_utils.resilience import IdempotencyStore
@@ -43,7 +43,7 @@ def bus_factory(request):
 
 
 def _desk(sim, index, bus, tmp_path: Path) -> SupportDesk:
-    store = ConversationStore(tmp_path / "conversations.db")
+    store = DeskStore(tmp_path / "conversations.db")
     pipeline = Pipeline(bus, store, index, lambda tenant: sim.tenant(tenant).async_client())
     return SupportDesk(pipeline, idempotency=IdempotencyStore(tmp_path / "idempotency.db"), heartbeat_s=0.5)
 

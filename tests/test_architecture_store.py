@@ -7,11 +7,11 @@ import sqlite3
 import pytest
 
 from course_utils.architecture.migrations import SchemaTooNew, migrate, schema_version
-from course_utils.architecture.store import MIGRATIONS, ConversationStore, StoreError
+from course_utils.architecture.store import MIGRATIONS, DeskStore, StoreError
 from course_utils.context import ContextBudgetExceeded, request_tokens
 
 
-def _turns(store: ConversationStore, tenant: str, conv: str, n: int, words: int = 5) -> list[str]:
+def _turns(store: DeskStore, tenant: str, conv: str, n: int, words: int = 5) -> list[str]:
     ids = []
     for i in range(n):
         user = store.add_message(tenant, conv, "user", f"question {i} " + "word " * words, message_id=f"{conv}-{i}")
@@ -21,7 +21,7 @@ def _turns(store: ConversationStore, tenant: str, conv: str, n: int, words: int 
 
 
 def test_history_is_the_tenants_own_conversation_in_order():
-    store = ConversationStore()
+    store = DeskStore()
     _turns(store, "acme", "c1", 2)
     store.add_message("globex", "c1", "user", "globex secret", message_id="g-1")
     history = store.history("acme", "c1")
@@ -33,7 +33,7 @@ def test_history_is_the_tenants_own_conversation_in_order():
 
 
 def test_no_call_reads_across_tenants():
-    store = ConversationStore()
+    store = DeskStore()
     (mid,) = _turns(store, "acme", "c1", 1)
     assert store.message("globex", mid) is None
     assert store.answer_for("globex", mid) is None
@@ -48,7 +48,7 @@ def test_no_call_reads_across_tenants():
 
 
 def test_writes_are_idempotent_on_their_business_keys():
-    store = ConversationStore()
+    store = DeskStore()
     first = store.add_message("acme", "c1", "user", "hello", message_id="m1")
     again = store.add_message("acme", "c1", "user", "hello", message_id="m1")
     assert again == first and len(store.messages("acme", "c1")) == 1
@@ -61,7 +61,7 @@ def test_writes_are_idempotent_on_their_business_keys():
 
 
 def test_bad_input_gets_a_clear_error_and_loses_nothing():
-    store = ConversationStore()
+    store = DeskStore()
     store.add_message("acme", "c1", "user", "hello", message_id="m1")
     with pytest.raises(StoreError, match="different role or content"):
         store.add_message("acme", "c1", "user", "something else", message_id="m1")
@@ -76,11 +76,11 @@ def test_bad_input_gets_a_clear_error_and_loses_nothing():
 
 def test_conversations_survive_a_restart(tmp_path):
     path = tmp_path / "conversations.db"
-    with ConversationStore(path) as store:
+    with DeskStore(path) as store:
         _turns(store, "acme", "c1", 3)
         before = store.history("acme", "c1")
         assert store.applied_migrations == [1, 2]
-    with ConversationStore(path) as reopened:  # a new process would see the same file
+    with DeskStore(path) as reopened:  # a new process would see the same file
         assert reopened.history("acme", "c1") == before
         assert reopened.applied_migrations == [] and reopened.schema_version == len(MIGRATIONS)
 
@@ -91,7 +91,7 @@ def test_migrations_upgrade_an_old_file_and_refuse_a_newer_one(tmp_path):
     assert migrate(db, MIGRATIONS[:1]) == [1]  # a file written by version-1 code
     db.execute("INSERT INTO conversations VALUES ('acme', 'c1', 0)")
     db.close()
-    with ConversationStore(path) as store:
+    with DeskStore(path) as store:
         assert store.applied_migrations == [2]
         assert store.conversations("acme") == ["c1"]
     db = sqlite3.connect(path, isolation_level=None)
@@ -110,7 +110,7 @@ def test_a_failing_migration_rolls_back_entirely():
 
 
 def test_history_within_keeps_the_newest_whole_turns_under_the_budget():
-    store = ConversationStore()
+    store = DeskStore()
     ids = _turns(store, "acme", "c1", 8, words=30)
     current = store.add_message("acme", "c1", "user", "the newest question", message_id="now")
     budget = 400
@@ -126,7 +126,7 @@ def test_history_within_keeps_the_newest_whole_turns_under_the_budget():
 
 
 def test_history_upto_an_old_message_is_the_history_it_had():
-    store = ConversationStore()
+    store = DeskStore()
     ids = _turns(store, "acme", "c1", 3)
     history = store.history("acme", "c1", upto=ids[1])
     assert [m["role"] for m in history] == ["user", "assistant", "user"]

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from course_utils.architecture.bus import InMemoryBus
-from course_utils.architecture.store import ConversationStore
+from course_utils.architecture.store import DeskStore
 from course_utils.architecture.vectors import VectorIndex
 from course_utils.architecture.workers import Pipeline, PipelineConfig, deltas_topic, message_id_for
 from course_utils.clock import run_virtual
@@ -36,7 +36,7 @@ def _sim(scenario: str = "calm") -> InProcessServer:
     return server
 
 
-def _pipeline(server: InProcessServer, index: VectorIndex, bus: InMemoryBus, store: ConversationStore, **kw: Any):
+def _pipeline(server: InProcessServer, index: VectorIndex, bus: InMemoryBus, store: DeskStore, **kw: Any):
     return Pipeline(bus, store, index, lambda tenant: server.tenant(tenant).async_client(), **kw)
 
 
@@ -56,7 +56,7 @@ def _billed(server: InProcessServer) -> int:
 
 def test_messages_flow_through_every_stage_and_each_answer_is_charged_once(index):
     server = _sim()
-    bus, store = InMemoryBus(idle_timeout_s=30.0), ConversationStore()
+    bus, store = InMemoryBus(idle_timeout_s=30.0), DeskStore()
     pipeline = _pipeline(server, index, bus, store)
 
     async def scenario() -> None:
@@ -99,7 +99,7 @@ def test_messages_flow_through_every_stage_and_each_answer_is_charged_once(index
 def test_a_worker_killed_after_the_answer_and_before_the_ack_is_redelivered_and_charged_once(index):
     """The crash the incident's retry turned into a double charge: here one answer, one ledger row."""
     server = _sim()
-    bus, store = InMemoryBus(idle_timeout_s=30.0), ConversationStore()
+    bus, store = InMemoryBus(idle_timeout_s=30.0), DeskStore()
     hang = asyncio.Event()
 
     async def die_here() -> None:
@@ -138,7 +138,7 @@ def test_an_outage_of_the_primary_model_is_answered_by_the_fallback(index):
     server = _sim()
     config = PipelineConfig(max_attempts=2)
     server.model_outage(config.primary_model, 3600)
-    bus, store = InMemoryBus(), ConversationStore()
+    bus, store = InMemoryBus(), DeskStore()
     pipeline = _pipeline(server, index, bus, store, config=config)
 
     async def scenario() -> None:
@@ -159,7 +159,7 @@ def test_an_outage_of_the_primary_model_is_answered_by_the_fallback(index):
 
 def test_a_refused_request_is_answered_with_an_error_not_retried(index):
     server = _sim()
-    bus, store = InMemoryBus(), ConversationStore()
+    bus, store = InMemoryBus(), DeskStore()
 
     async def over_budget(tenant: str, body: Any) -> None:
         raise PermissionError(f"{tenant} is over its monthly budget")

@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     from .bus import InMemoryBus, RedisStreamsBus
     from .help_centre import load_help_centre
     from .service import SupportDesk, SupportDeskServer
-    from .store import ConversationStore
+    from .store import DeskStore
     from .vectors import VectorIndex
     from .workers import Pipeline
 
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     index = VectorIndex(data_dir / "vectors.db")
     if index.count("acme") == 0:
         load_help_centre(index)
-    pipeline = Pipeline(bus, ConversationStore(data_dir / "conversations.db"), index, clients)
+    pipeline = Pipeline(bus, DeskStore(data_dir / "conversations.db"), index, clients)
     print(f"bus: {bus.name}; data: {data_dir}; model: {model_at}", flush=True)
     try:
         if args.workers_only:

@@ -1,4 +1,6 @@
-"""The conversation store: SQLite, tenant-scoped, migrated, and it survives a restart.
+"""The support desk's conversation store (:class:`DeskStore`): SQLite, tenant-scoped, migrated, and it
+survives a restart. (Lesson 07's ``tenancy.ConversationStore`` is the small isolation demo; this one
+adds what an event-driven service needs: idempotent writes, answers, usage, migrations.)
 
 Every method takes the tenant and every query filters on it: there is no call that reads across
 tenants, so a bug elsewhere cannot leak one customer's conversation into another's prompt. The
@@ -6,7 +8,7 @@ database is a file (``":memory:"`` only for throw-away use); a new process openi
 finds every conversation where the last one left it.
 
 Writes are idempotent on their business keys, because the pipeline's events are delivered at
-least once: :meth:`ConversationStore.add_message` with a ``message_id`` it already holds returns the
+least once: :meth:`DeskStore.add_message` with a ``message_id`` it already holds returns the
 stored message; :meth:`save_answer` stores one answer per user message (a second answer to the same
 message returns the first); :meth:`record_usage` stores one usage row per message.
 
@@ -28,7 +30,7 @@ from ..clock import SYSTEM_CLOCK, Clock
 from ..context import ContextStrategy, SlidingWindow
 from .migrations import migrate, schema_version
 
-__all__ = ["StoreError", "StoredMessage", "Usage", "ConversationStore", "MIGRATIONS"]
+__all__ = ["StoreError", "StoredMessage", "Usage", "DeskStore", "MIGRATIONS"]
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: conversations and their messages; an assistant message answers one user message.
@@ -125,7 +127,7 @@ def _name(value: str, what: str) -> str:
 _COLUMNS = "tenant, conversation_id, message_id, role, content, reply_to, created_at, seq"
 
 
-class ConversationStore:
+class DeskStore:
     """Conversations in SQLite (see the module docstring). Thread-safe; a file is shared by processes."""
 
     def __init__(self, path: str | Path = ":memory:", *, clock: Clock = SYSTEM_CLOCK) -> None:
@@ -333,11 +335,11 @@ class ConversationStore:
         with self._lock:
             self._db.close()
 
-    def __enter__(self) -> "ConversationStore":
+    def __enter__(self) -> "DeskStore":
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
     def __repr__(self) -> str:
-        return f"ConversationStore({self.path!r})"
+        return f"DeskStore({self.path!r})"

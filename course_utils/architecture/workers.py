@@ -38,7 +38,7 @@ from ..clock import SYSTEM_CLOCK, Clock
 from ..content import text_of
 from ..resilience import AllLinksFailed, BreakerBoard, FallbackChain, Link, RetryPolicy, is_retryable
 from .bus import ANSWER_STREAMED, CONTEXT_READY, MESSAGE_RECEIVED, USAGE_RECORDED, Event, EventBus, consume
-from .store import ConversationStore
+from .store import DeskStore
 from .trace import Trace, TraceLog, span
 from .vectors import VectorIndex
 
@@ -115,7 +115,7 @@ class Pipeline:
     def __init__(
         self,
         bus: EventBus,
-        store: ConversationStore,
+        store: DeskStore,
         index: VectorIndex,
         clients: Callable[[str], Any],
         *,
