@@ -44,6 +44,7 @@ def _worker(
     tenant_id: str,
     attempts: int,
     body: dict[str, Any],
+    burst_s: float,
     out: Any,
 ) -> None:
     import anthropic
@@ -55,9 +56,9 @@ def _worker(
         if backend == "redis":
             from ..redis_server import connect
 
-            limiter: Any = RedisLimiter(connect(str(redis_url)), prefix=prefix)
+            limiter: Any = RedisLimiter(connect(str(redis_url)), prefix=prefix, burst_s=burst_s)
         else:
-            limiter = MemoryLimiter()
+            limiter = MemoryLimiter(burst_s=burst_s)
         # Decide first (a burst of requests arriving at this process), then send what was admitted.
         admitted = sum(limiter.try_acquire(tenant_id, plan, Cost(1, 0, 0)).allowed for _ in range(attempts))
         client = anthropic.Anthropic(base_url=base_url, api_key=api_key, max_retries=0)
@@ -85,6 +86,7 @@ def run_processes(
     attempts: int = 60,
     redis_url: str | None = None,
     prefix: str = "tenancy-demo",
+    burst_s: float = 60.0,
     timeout_s: float = 120.0,
 ) -> ProcessRun:
     """Start ``workers`` processes; each tries to admit ``attempts`` requests of ``tenant_id`` under
@@ -92,6 +94,7 @@ def run_processes(
 
     ``backend``: ``"memory"`` (a limiter per process) or ``"redis"`` (one shared limiter at
     ``redis_url``; its keys under ``prefix`` are deleted first, so the tenant starts with a full bucket).
+    ``burst_s``: seconds of the plan's rate each bucket holds (60: a minute's worth).
     Raises ``RuntimeError`` with the first worker's error if any failed.
     """
     if backend not in ("memory", "redis"):
@@ -107,7 +110,7 @@ def run_processes(
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     ctx = multiprocessing.get_context(method)
     out = ctx.Queue()
-    args = (backend, base_url, api_key, redis_url, prefix, plan, tenant_id, attempts, body, out)
+    args = (backend, base_url, api_key, redis_url, prefix, plan, tenant_id, attempts, body, burst_s, out)
     procs = [ctx.Process(target=_worker, args=args, daemon=True) for _ in range(workers)]
     for p in procs:
         p.start()
