@@ -55,7 +55,7 @@ def test_pareto_front():
 
 
 def test_router_matches_the_mid_tier_within_a_point_at_under_40_percent_of_its_cost():
-    items = pd.read_csv("data/lesson06_labelled.csv").query("split == 'dev'").head(300)
+    items = pd.read_csv("data/lesson06_labelled.csv").query("split == 'dev'").head(150)
     srv = server()
 
     async def run():

@@ -460,15 +460,24 @@ def _hidden_items() -> pd.DataFrame:
     return df[df["split"] == "hidden"].head(N_ROUTED).reset_index(drop=True)
 
 
+_BASELINES: dict[tuple[str, ...], tuple[float, Decimal]] = {}
+
+
 async def _baseline(labels: tuple[str, ...]) -> tuple[float, Decimal]:
-    """Sonnet 5.5 alone on the hidden set: its accuracy and cost (a probe of its own)."""
+    """Sonnet 5.5 alone on the hidden set: its accuracy and cost (a probe of its own).
+
+    A function of the fixed items and the probe's seed only, so it is measured once per process.
+    """
+    if labels in _BASELINES:
+        return _BASELINES[labels]
     p = probe(tier="unlimited", tag="check06-mid")
     client = p.async_client()
     try:
         result = await routing.evaluate(routing.SingleModel(MID, labels), client, _hidden_items())
     finally:
         await client.close()
-    return result["accuracy"], _ledger_cost(p.requests())
+    _BASELINES[labels] = (result["accuracy"], _ledger_cost(p.requests()))
+    return _BASELINES[labels]
 
 
 @router.case("accuracy within 1 point of Sonnet 5.5 at <= 40% of its cost, on a hidden labelled set (ledger)")
