@@ -79,7 +79,7 @@ def test_conversations_survive_a_restart(tmp_path):
     with DeskStore(path) as store:
         _turns(store, "acme", "c1", 3)
         before = store.history("acme", "c1")
-        assert store.applied_migrations == [1, 2]
+        assert store.applied_migrations == [1, 2, 3]
     with DeskStore(path) as reopened:  # a new process would see the same file
         assert reopened.history("acme", "c1") == before
         assert reopened.applied_migrations == [] and reopened.schema_version == len(MIGRATIONS)
@@ -92,7 +92,7 @@ def test_migrations_upgrade_an_old_file_and_refuse_a_newer_one(tmp_path):
     db.execute("INSERT INTO conversations VALUES ('acme', 'c1', 0)")
     db.close()
     with DeskStore(path) as store:
-        assert store.applied_migrations == [2]
+        assert store.applied_migrations == [2, 3]
         assert store.conversations("acme") == ["c1"]
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA user_version = 99")

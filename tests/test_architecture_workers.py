@@ -9,12 +9,16 @@ from typing import Any
 
 import pytest
 
+from decimal import Decimal
+
 from course_utils.architecture.bus import InMemoryBus
+from course_utils.architecture.controls import TenantControls
 from course_utils.architecture.store import DeskStore
 from course_utils.architecture.vectors import VectorIndex
 from course_utils.architecture.workers import Pipeline, PipelineConfig, deltas_topic, message_id_for
 from course_utils.clock import run_virtual
 from course_utils.mock_provider.inprocess import InProcessServer
+from course_utils.tenancy import BudgetGuard, MemoryBudgetStore, MemoryLimiter, Plan, TenantRegistry
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 TENANTS = ("acme", "globex")
@@ -157,14 +161,18 @@ def test_an_outage_of_the_primary_model_is_answered_by_the_fallback(index):
     assert pipeline.traces.slo()["error_rate"] == 0
 
 
-def test_a_refused_request_is_answered_with_an_error_not_retried(index):
+def _controls(plan: Plan, *, tenants=("acme", "globex")) -> TenantControls:
+    registry = TenantRegistry()
+    for tenant in tenants:
+        registry.register(tenant, plan)
+    return TenantControls(registry, MemoryLimiter(), BudgetGuard(MemoryBudgetStore()))
+
+
+def test_a_tenant_over_its_budget_is_answered_with_an_error_and_nothing_is_charged(index):
     server = _sim()
     bus, store = InMemoryBus(), DeskStore()
-
-    async def over_budget(tenant: str, body: Any) -> None:
-        raise PermissionError(f"{tenant} is over its monthly budget")
-
-    pipeline = _pipeline(server, index, bus, store, admit=over_budget)
+    broke = Plan("broke", 60, 100_000, 20_000, Decimal("0.0001"), frozenset({"claude-sonnet-5-5"}))
+    pipeline = _pipeline(server, index, bus, store, controls=_controls(broke))
 
     async def scenario() -> list[dict]:
         stop = asyncio.Event()
@@ -176,8 +184,60 @@ def test_a_refused_request_is_answered_with_an_error_not_retried(index):
         return [e.data for e in await bus.tail(deltas_topic("acme", "c1"))]
 
     deltas = run_virtual(scenario(), limit=3600)
-    assert deltas == [
-        {"message_id": "m1", "type": "error", "error": "PermissionError: acme is over its monthly budget"}
-    ]
+    assert [d["type"] for d in deltas] == ["error"] and "TenantBudgetExceeded" in deltas[0]["error"]
+    assert "budget of $0.0001" in deltas[0]["error"]
     assert _billed(server) == 0 and store.answer_for("acme", "m1") is None
-    assert pipeline.traces.traces[0].error == "PermissionError"  # the model span says what refused it
+    assert pipeline.traces.traces[0].error == "TenantBudgetExceeded"  # the model span says what refused it
+
+
+def test_lesson_07_controls_limit_rate_keep_to_the_plan_settle_the_budget_and_meter_once(index):
+    """A 2-requests-a-minute plan with Haiku only: 4 messages wait their turn, all answered by Haiku,
+    the budget spent equals the answers' cost, and each answer is metered once."""
+    server = _sim()
+    bus, store = InMemoryBus(), DeskStore()
+    slow = Plan("slow", 2, 100_000, 20_000, Decimal("10"), frozenset({"claude-haiku-5-5"}))
+    controls = _controls(slow)
+    pipeline = _pipeline(server, index, bus, store, controls=controls)
+
+    async def scenario() -> Any:
+        stop = asyncio.Event()
+        runner = asyncio.create_task(pipeline.run(stop))
+        for i in range(4):
+            await pipeline.submit("acme", f"c{i}", "How do I reset my password?", message_id=f"m{i}")
+        await _until(lambda: len(pipeline.traces) == 4)
+        stop.set()
+        await runner
+        return controls.budgets.status(controls.registry.context("acme"))  # this (virtual) month's budget
+
+    status = run_virtual(scenario(), limit=7200)
+    assert pipeline.answered_by == {"claude-haiku-5-5": 4}  # the plan has no Sonnet: the chain skipped it
+    assert controls.waits["acme"] > 30  # 4 requests at 2 a minute (burst included): someone waited
+    records = controls.meter.records()
+    assert len(records) == 4 and {r.tenant_id for r in records} == {"acme"}
+    spent = sum(Decimal(str(u.cost_usd)) for u in store.usage("acme"))
+    assert status.reserved == 0 and abs(status.spent - spent) < Decimal("0.000001")
+    assert {r.key for r in records} == {u.request_id for u in store.usage("acme")}
+
+
+def test_lesson_06_exact_cache_answers_a_repeated_first_question_without_a_model_call(index, tmp_path):
+    server = _sim()
+    bus, store = InMemoryBus(), DeskStore()
+    pipeline = _pipeline(server, index, bus, store, cache_path=str(tmp_path / "cache.db"))
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        runner = asyncio.create_task(pipeline.run(stop))
+        await pipeline.submit("acme", "c1", "How do I reset my password?", message_id="m1")
+        await _until(lambda: len(pipeline.traces) == 1)
+        await pipeline.submit("acme", "c2", "How do I reset my password?", message_id="m2")
+        await pipeline.submit("globex", "c3", "How do I reset my password?", message_id="m3")
+        await _until(lambda: len(pipeline.traces) == 3)
+        stop.set()
+        await runner
+
+    run_virtual(scenario(), limit=3600)
+    assert _billed(server) == 2  # acme's repeat came from the cache; globex's namespace is its own
+    assert store.answer_for("acme", "m2").content == store.answer_for("acme", "m1").content
+    hits = {t.request_id: t.summary()["cache_hit"] for t in pipeline.traces.traces}
+    assert hits == {"m1": False, "m2": True, "m3": False}
+    assert pipeline.traces.slo()["cache_hit_rate"] == pytest.approx(1 / 3)

@@ -71,6 +71,10 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (tenant, message_id)
     );
     """,
+    # 3: the provider's request-id of the call that answered (what billing reconciles against).
+    """
+    ALTER TABLE usage ADD COLUMN request_id TEXT;
+    """,
 )
 """The schema, one migration per entry (see :mod:`.migrations`); append, never edit a released one."""
 
@@ -110,6 +114,7 @@ class Usage:
     cache_read_input_tokens: int
     cost_usd: float
     recorded_at: float
+    request_id: str | None = None
 
 
 def _tenant(tenant: str) -> str:
@@ -299,12 +304,13 @@ class DeskStore:
         output_tokens: int,
         cost_usd: float,
         cache_read_input_tokens: int = 0,
+        request_id: str | None = None,
     ) -> bool:
         """Record the usage of the call that answered ``message_id``; False if it was already recorded."""
         tenant = _tenant(tenant)
         with self._lock:
             cur = self._db.execute(
-                "INSERT OR IGNORE INTO usage VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO usage VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     tenant,
                     message_id,
@@ -315,6 +321,7 @@ class DeskStore:
                     int(cache_read_input_tokens),
                     float(cost_usd),
                     self.clock.time(),
+                    request_id,
                 ),
             )
         return cur.rowcount == 1

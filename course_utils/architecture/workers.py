@@ -20,8 +20,10 @@
   once per message, and publishes ``usage.recorded``.
 * **observer** (group ``observer``): collects each request's :class:`~.trace.Trace` (once per message).
 
-Every hook that can refuse a request (``admit``: lesson 07's tenant limits and budgets) runs
-before the model call; a refusal becomes the message's answered error, never a retry storm.
+With :class:`~.controls.TenantControls` (lessons 06 and 07), the model stage keeps to the models the
+tenant's plan allows, waits for the tenant's own rate limit and reserves its budget before the call,
+and settles after it; a refusal becomes the message's answered error, never a retry storm. With a
+``cache_path``, lesson 06's exact-match cache answers a repeated request without a model call.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from .. import pricing
 from ..clock import SYSTEM_CLOCK, Clock
 from ..content import text_of
 from ..resilience import AllLinksFailed, BreakerBoard, FallbackChain, Link, RetryPolicy, is_retryable
+from .controls import TenantControls
 from .bus import ANSWER_STREAMED, CONTEXT_READY, MESSAGE_RECEIVED, USAGE_RECORDED, Event, EventBus, consume
 from .store import DeskStore
 from .trace import Trace, TraceLog, span
@@ -98,12 +101,6 @@ class PipelineConfig:
     """Settings of each model's circuit breaker (lesson 05's CircuitBreaker)."""
 
 
-Admit = Callable[[str, Mapping[str, Any]], Awaitable[None]]
-"""``admit(tenant, body)``: raise to refuse the request (tenant rate limit, budget); lesson 07."""
-Meter = Callable[[str, str, Mapping[str, Any]], Awaitable[None]]
-"""``meter(tenant, message_id, usage)``: charge the tenant for one answered message; lesson 07."""
-
-
 class Pipeline:
     """The workers of the support desk, over one bus, one store and one index (see the module docstring).
 
@@ -122,8 +119,8 @@ class Pipeline:
         config: PipelineConfig | None = None,
         clock: Clock = SYSTEM_CLOCK,
         breakers: BreakerBoard | None = None,
-        admit: Admit | None = None,
-        meter: Meter | None = None,
+        controls: TenantControls | None = None,
+        cache_path: str | None = None,
         faults: Mapping[str, Callable[[], Awaitable[None]]] | None = None,
     ) -> None:
         self.bus = bus
@@ -133,8 +130,10 @@ class Pipeline:
         self.config = config or PipelineConfig()
         self.clock = clock
         self.breakers = breakers or BreakerBoard(clock=clock, **self.config.breaker)
-        self.admit = admit
-        self.meter = meter
+        self.controls = controls
+        self.cache_path = cache_path
+        """Lesson 06's exact-match response cache (one namespace per tenant) at this SQLite path; None: off."""
+        self._caches: dict[str, Any] = {}
         self.faults = dict(faults or {})
         self.traces = TraceLog()
         self._traced: set[str] = set()
@@ -205,16 +204,29 @@ class Pipeline:
         try:
             with span(spans, "model", clock=self.clock) as attrs:
                 body = {"system": d["system"], "messages": d["messages"], "max_tokens": self.config.max_tokens}
-                if self.admit is not None:
-                    await self.admit(tenant, body)
-                result = await self._answer(tenant, topic, mid, body, attrs)
+                models = [self.config.primary_model] + [m for m in [self.config.fallback_model] if m]
+                if self.controls is not None:
+                    models = self.controls.models(tenant, models)
+                    if not models:
+                        raise PermissionError(f"the plan of tenant {tenant!r} allows none of the models {models}")
+                ticket = await self.controls.admit(tenant, {**body, "model": models[0]}) if self.controls else None
+                if ticket is not None:
+                    attrs["rate_wait_s"] = ticket.waited_s
+                try:
+                    result = await self._answer(tenant, topic, mid, body, models, attrs)
+                except BaseException:
+                    if ticket is not None:
+                        self.controls.settle(ticket, None)  # type: ignore[union-attr]
+                    raise
+                if ticket is not None:
+                    self.controls.settle(ticket, result)  # type: ignore[union-attr]
                 attrs.update({k: result[k] for k in ("model", "input_tokens", "output_tokens", "cost_usd")})
-                attrs["cache_hit"] = result["cache_read_input_tokens"] > 0
+                attrs["cache_hit"] = bool(result["cache_hit"])
         except AllLinksFailed as exc:
             if event.deliveries < self.bus.max_deliveries and all(is_retryable(e) for _, e in exc.errors):
                 raise  # transient: left pending, redelivered after the idle timeout (spans go with this try)
             error = f"all models failed: {exc}"
-        except Exception as exc:  # noqa: BLE001 - a refusal (admission, 400) is this message's answer
+        except Exception as exc:  # noqa: BLE001 - a refusal (plan, rate, budget, a 400) is this message's answer
             error = f"{type(exc).__name__}: {exc}"
         if result is None:
             await self.bus.publish(topic, {"message_id": mid, "type": "error", "error": error})
@@ -230,6 +242,7 @@ class Pipeline:
             output_tokens=result["output_tokens"],
             cache_read_input_tokens=result["cache_read_input_tokens"],
             cost_usd=result["cost_usd"],
+            request_id=result["request_id"],
         )
         await self._fault("model:after_answer")
         await self._finish(d, spans, result["text"], usage_of(result), None)
@@ -243,8 +256,27 @@ class Pipeline:
         data = {k: d[k] for k in ("tenant", "conversation_id", "message_id")}
         await self.bus.publish(ANSWER_STREAMED, {**data, "text": text, "usage": usage, "error": error, "trace": spans})
 
-    async def _answer(self, tenant: str, topic: str, mid: str, body: dict[str, Any], attrs: dict) -> dict[str, Any]:
+    def _cache(self, tenant: str) -> Any:
+        if self.cache_path is None:
+            return None
+        if tenant not in self._caches:
+            from ..cost import ExactCache
+
+            self._caches[tenant] = ExactCache(self.cache_path, namespace=tenant, clock=self.clock)
+        return self._caches[tenant]
+
+    async def _answer(
+        self, tenant: str, topic: str, mid: str, body: dict[str, Any], models: list[str], attrs: dict
+    ) -> dict[str, Any]:
         client = self._client(tenant)
+        cache = self._cache(tenant)
+        if cache is not None:
+            cached = cache.get({**body, "model": models[0]})
+            if cached is not None:  # the same question in the same context: no model call, no charge
+                attrs["first_token_at"] = self.clock.time()
+                await self.bus.publish(topic, {"message_id": mid, "type": "delta", "text": text_of(cached)})
+                attrs["link"] = "cache"
+                return {**_result(cached, models[0]), "cost_usd": 0.0, "cache_hit": True, "request_id": None}
 
         async def attempt(model: str) -> dict[str, Any]:
             self.model_calls += 1
@@ -257,27 +289,20 @@ class Pipeline:
                         published += 1
                         await self.bus.publish(topic, {"message_id": mid, "type": "delta", "text": text})
                     message = await stream.get_final_message()
+                    request_id = stream.request_id  # the `request-id` header: what billing reconciles by
             except BaseException:
                 if published:  # the client has shown part of this attempt: tell it to start over
                     attrs.pop("first_token_at", None)
                     await self.bus.publish(topic, {"message_id": mid, "type": "restart"})
                 raise
-            u = message.usage
-            return {
-                "model": model,
-                "text": text_of(message),
-                "input_tokens": u.input_tokens,
-                "output_tokens": u.output_tokens,
-                "cache_read_input_tokens": u.cache_read_input_tokens or 0,
-                "cost_usd": float(pricing.cost(u, model)),
-                "stop_reason": message.stop_reason,
-            }
+            if cache is not None and model == models[0]:  # never cache a degraded (fallback) answer
+                cache.put({**body, "model": model}, message)
+            return {**_result(message, model), "cache_hit": False, "request_id": request_id}
 
         def link(model: str) -> Link:
             policy = RetryPolicy(max_attempts=self.config.max_attempts, deadline_s=None, clock=self.clock)
             return Link(model, lambda: policy.acall(attempt, model))
 
-        models = [self.config.primary_model] + ([self.config.fallback_model] if self.config.fallback_model else [])
         chain = FallbackChain(
             [link(m) for m in models], deadline_s=self.config.deadline_s, breakers=self.breakers, clock=self.clock
         )
@@ -304,8 +329,8 @@ class Pipeline:
         d = dict(event.data)
         spans = list(d.get("trace", []))
         with span(spans, "metering", clock=self.clock) as attrs:
-            if self.meter is not None and d.get("usage"):
-                await self.meter(d["tenant"], d["message_id"], d["usage"])
+            if self.controls is not None and d.get("usage"):
+                await self.controls.record(d["tenant"], d["message_id"], d["usage"])
             attrs["cost_usd_metered"] = (d.get("usage") or {}).get("cost_usd", 0.0)
         await self._fault("metering:after_meter")
         await self.bus.publish(USAGE_RECORDED, {**d, "trace": spans})
@@ -345,9 +370,23 @@ class Pipeline:
                     )
 
 
+def _result(message: Any, model: str) -> dict[str, Any]:
+    u = message.usage
+    return {
+        "model": model,
+        "text": text_of(message),
+        "input_tokens": u.input_tokens,
+        "output_tokens": u.output_tokens,
+        "cache_read_input_tokens": u.cache_read_input_tokens or 0,
+        "cost_usd": float(pricing.cost(u, model)),
+        "stop_reason": message.stop_reason,
+    }
+
+
 def usage_of(source: Any) -> dict[str, Any] | None:
     """The usage figures of a model result (dict) or a stored :class:`~.store.Usage`, for events."""
     if source is None:
         return None
     get = source.get if isinstance(source, dict) else lambda k: getattr(source, k)
-    return {k: get(k) for k in ("model", "input_tokens", "output_tokens", "cache_read_input_tokens", "cost_usd")}
+    keys = ("model", "input_tokens", "output_tokens", "cache_read_input_tokens", "cost_usd", "request_id")
+    return {k: get(k) for k in keys}
