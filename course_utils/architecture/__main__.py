@@ -67,7 +67,9 @@ def main(argv: list[str] | None = None) -> int:
 
         from ..mock_provider.tenants import tenant_key
 
-        clients = lambda tenant: anthropic.AsyncAnthropic(base_url=args.sim_url, api_key=tenant_key(tenant))  # noqa: E731
+        def clients(tenant: str) -> anthropic.AsyncAnthropic:  # each tenant its own key on the simulator
+            return anthropic.AsyncAnthropic(base_url=args.sim_url, api_key=tenant_key(tenant))
+
         model_at = f"the simulator at {args.sim_url}"
     else:
         from ..mock_provider.server import mock_server
