@@ -113,3 +113,12 @@ def test_an_idempotent_service_never_charges_a_customer_twice_in_the_incident():
     summary = on_virtual_time(_incident(_idempotent))
     assert summary["duplicate_charges"] == 0
     assert summary["customer_charges"] <= summary["reports"]
+
+
+def test_storm_reports_progress_per_client_without_changing_its_figures():
+    events = []
+    with_bar = on_virtual_time(lambda: storm_run("full jitter", 20, seed=0, on_progress=events.append))
+    without = on_virtual_time(lambda: storm_run("full jitter", 20, seed=0))
+    assert with_bar == without
+    assert [e.done for e in events] == list(range(1, 21)) and {e.total for e in events} == {20}
+    assert events[-1].elapsed_s >= 10.0  # the last client finished after the 10 s outage

@@ -219,17 +219,26 @@ async def strategy_run(
 # ---------------------------------------------------------------------------------------------
 # A retry storm: many clients fail together at the start of an outage
 # ---------------------------------------------------------------------------------------------
-async def storm_run(variant: str, clients: int, *, outage_s: float = 10.0, seed: int = 0) -> dict[str, Any]:
+async def storm_run(
+    variant: str,
+    clients: int,
+    *,
+    outage_s: float = 10.0,
+    seed: int = 0,
+    on_progress: Callable[[Any], Any] | None = None,
+) -> dict[str, Any]:
     """``clients`` requests sent together into an outage of every model that ends at ``outage_s``.
 
     ``variant``: ``"no jitter"`` (exponential), ``"full jitter"`` or ``"jitter + budget"`` (a shared
-    :class:`RetryBudget` of 20%). Returns the ledger's arrivals and the outcome counts."""
+    :class:`RetryBudget` of 20%). Returns the ledger's arrivals and the outcome counts.
+    ``on_progress`` gets a :class:`~course_utils.progress.ProgressEvent` as each client finishes."""
     server = sim(Scenario(name="storm", outages=(Outage(0.0, outage_s),)), seed=seed)
     client = server.async_client(max_retries=0)
     budget = RetryBudget(ratio=0.2, initial=10) if variant == "jitter + budget" else None
     loop = asyncio.get_running_loop()
     t0 = loop.time()
     done: list[float] = []
+    finished = [0]
 
     async def one(i: int) -> bool:
         policy = RetryPolicy(
@@ -247,6 +256,12 @@ async def storm_run(variant: str, clients: int, *, outage_s: float = 10.0, seed:
             return True
         except Exception:  # noqa: BLE001 - any failure of a request counts as a failed request in the measurement
             return False
+        finally:
+            finished[0] += 1
+            if on_progress is not None:
+                from ..progress import ProgressEvent
+
+                on_progress(ProgressEvent(finished[0], clients, loop.time() - t0))
 
     results = await asyncio.gather(*(one(i) for i in range(clients)))
     await client.close()
