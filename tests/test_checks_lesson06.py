@@ -101,6 +101,18 @@ def uses_library(rows):
     return out
 
 
+def reads_at_a_tenth_of_input(rows):
+    """Derives the read rate as 0.1x input instead of reading it (wrong on Opus 5.5: 0.05x)."""
+    out = {}
+    for r in rows:
+        p = pricing.price(r["model"])
+        fixed = {**r, "cache_read_input_tokens": 0}
+        extra = r["cache_read_input_tokens"] * p.input_per_mtok / 10 / M
+        extra = extra * p.batch_discount if r["batch"] else extra
+        out[r["feature"]] = out.get(r["feature"], Decimal(0)) + _row_cost(fixed) + extra
+    return out
+
+
 def stub_6_1(rows):
     raise NotImplementedError("Exercise 6.1")
 
@@ -118,6 +130,7 @@ def test_6_1_solutions_pass(answer):
         (float_money, "went through a float"),
         (rounded, "rounded"),
         (uses_library, "pricing.cost"),
+        (reads_at_a_tenth_of_input, "Opus 5.5 reads cost 0.05x"),
     ],
 )
 def test_6_1_wrong_answers_are_rejected(answer, phrase):

@@ -155,3 +155,26 @@ def test_prompt_budget_batch_and_factor_whatifs_reprice_only_their_rows():
     assert scaled.loc[0, "cost"] == frame.loc[0, "cost"] / 4
     with pytest.raises(ValueError):
         with_cost_factor(frame, "chat", Decimal(-1))
+
+
+def test_response_row_prices_like_the_response_itself():
+    from course_utils.cost import response_row
+    from course_utils.pricing import cost
+
+    message = {
+        "model": "claude-haiku-4-5",
+        "usage": {
+            "input_tokens": 20,
+            "output_tokens": 30,
+            "cache_read_input_tokens": 4000,
+            "cache_creation_input_tokens": 5000,
+            "cache_creation": {"ephemeral_5m_input_tokens": 1000, "ephemeral_1h_input_tokens": 4000},
+        },
+    }
+    row = response_row(message, feature="chat", ts="2027-01-11T00:00:00Z")
+    assert (row["cache_creation_5m"], row["cache_creation_1h"]) == (1000, 4000)
+    assert row_cost(row) == cost(message["usage"], "claude-haiku-4-5")
+    batch_row = response_row(message, feature="chat", ts="2027-01-11T00:00:00Z", batch=True)
+    assert row_cost(batch_row) == cost(message["usage"], "claude-haiku-4-5", batch=True)
+    with pytest.raises(ValueError, match="usage"):
+        response_row({"model": "x"}, feature="chat", ts=0)

@@ -9,6 +9,8 @@ import anthropic
 import httpx
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from course_utils.clock import run_virtual
 from course_utils.concurrency import LABELS
@@ -179,3 +181,30 @@ def test_a_lost_answer_stays_charged_at_the_worst_case():
     with pytest.raises(anthropic.APITimeoutError):
         run_virtual(guard.create(Lost(), **body(1)))
     assert guard.reserved == 0 and guard.spent == worst_case_cost(body(1))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    ops=st.lists(
+        st.tuples(st.sampled_from(["reserve", "settle", "release"]), st.integers(0, 400), st.integers(0, 400)),
+        max_size=40,
+    )
+)
+def test_spent_plus_reserved_never_exceeds_the_budget(ops):
+    """Any sequence of reservations, settlements at or below the reserve, and releases keeps the invariant."""
+    guard = SpendGuard(Decimal("1.000"))
+    open_ = []
+    for op, a, b in ops:
+        if op == "reserve":
+            try:
+                open_.append(guard.reserve(Decimal(a) / 1000))
+            except BudgetExceeded as exc:
+                assert exc.available < Decimal(a) / 1000
+        elif open_:
+            r = open_.pop(b % len(open_))
+            if op == "settle":
+                guard.settle(r, r.amount * Decimal(a % 101) / 100)
+            else:
+                guard.release(r)
+        assert guard.spent + guard.reserved <= guard.budget
+        assert guard.reserved == sum((r.amount for r in open_), Decimal(0))

@@ -182,6 +182,27 @@ def _batch_rows(fn) -> None:
     )
 
 
+@report.case("200 random rows across models, cache classes and batch flags (seeded) match the reference")
+def _random_rows(fn) -> None:
+    rng = random.Random(61)
+    models = [CHEAP, MID, "claude-opus-5-5", "claude-haiku-4-5", "claude-sonnet-4-6"]
+    rows = []
+    for _ in range(200):
+        counts = {
+            k: rng.choice([0, 0, rng.randint(1, 50_000)])
+            for k in ("input_tokens", "cache_creation_5m", "cache_creation_1h", "cache_read_input_tokens")
+        }
+        counts["output_tokens"] = rng.randint(0, 4_000)
+        rows.append(_row(rng.choice(["chat", "faq", "summaries"]), rng.choice(models), rng.random() < 0.3, **counts))
+    _compare_report(
+        _run_report(fn, rows, "random rows"),
+        _reference_report(rows),
+        "random rows",
+        "Check each token class against its own rate on every model (read the rates from pricing.price(model); "
+        "Opus 5.5 reads cost 0.05x input, not 0.1x) and the batch discount on batch rows.",
+    )
+
+
 @report.case("an empty slice is an empty report")
 def _empty(fn) -> None:
     got = _run_report(fn, [], "an empty slice")

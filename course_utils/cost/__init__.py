@@ -15,7 +15,7 @@ One job per module:
 - :mod:`.spend_guard`: :class:`SpendGuard`, reserve the worst case before a request, settle after.
 """
 
-from .attribution import LEDGER_COLUMNS, cost_frame, cost_report, row_cost, usage_of
+from .attribution import LEDGER_COLUMNS, cost_frame, cost_report, response_row, row_cost, usage_of
 from .compression import BOILERPLATE, Compression, compress, compress_report, dedupe, rank_sentences, split_sentences
 from .exact_cache import NON_SEMANTIC_FIELDS, CacheStats, ExactCache, cache_key
 from .measure import (
@@ -51,6 +51,7 @@ __all__ = [
     "LEDGER_COLUMNS",
     "usage_of",
     "row_cost",
+    "response_row",
     "cost_frame",
     "cost_report",
     "daily_trend",

@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..pricing import cost
 
-__all__ = ["usage_of", "row_cost", "cost_frame", "cost_report", "LEDGER_COLUMNS"]
+__all__ = ["usage_of", "row_cost", "response_row", "cost_frame", "cost_report", "LEDGER_COLUMNS"]
 
 LEDGER_COLUMNS: tuple[str, ...] = (
     "ts",
@@ -78,6 +78,30 @@ def row_cost(row: Any) -> Decimal:
     if not model:
         raise ValueError(f"usage row has no model: {row!r}")
     return cost(usage_of(row), str(model), batch=_batch(_get(row, "batch", False)))
+
+
+def response_row(message: Any, *, feature: str, ts: Any, batch: bool = False) -> dict[str, Any]:
+    """A ledger row from an SDK ``Message`` (or its JSON): its model and usage, with the 5m/1h write split.
+
+    Cache writes without a TTL breakdown count as 5-minute writes (the API's default TTL).
+    """
+    usage = _get(message, "usage")
+    if usage is None:
+        raise ValueError("the message has no usage to attribute")
+    created = int(_get(usage, "cache_creation_input_tokens", 0) or 0)
+    split = _get(usage, "cache_creation")
+    write_1h = int(_get(split, "ephemeral_1h_input_tokens", 0) or 0) if split is not None else 0
+    return {
+        "ts": ts,
+        "feature": feature,
+        "model": _get(message, "model"),
+        "batch": batch,
+        "input_tokens": int(_get(usage, "input_tokens", 0) or 0),
+        "cache_creation_5m": created - write_1h,
+        "cache_creation_1h": write_1h,
+        "cache_read_input_tokens": int(_get(usage, "cache_read_input_tokens", 0) or 0),
+        "output_tokens": int(_get(usage, "output_tokens", 0) or 0),
+    }
 
 
 def _day(ts: Any) -> str:
