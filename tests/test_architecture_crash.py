@@ -5,7 +5,7 @@ course_utils.architecture --workers-only``) picks it up and starts streaming the
 simulator (running in this process, so its ledger is ours to read); we kill it with SIGKILL as soon
 as the first delta is on the bus. Worker process 2 starts, claims the unacknowledged event after
 the idle timeout, tells the client to restart the answer, and answers it: one stored answer, one
-complete charge, and the killed attempt's partial stream, billed for the tokens it generated.
+complete charge, and the killed attempt's stream, billed for the tokens generated before the hang-up.
 """
 
 from __future__ import annotations
@@ -83,11 +83,9 @@ def test_a_worker_killed_mid_stream_is_redelivered_and_the_message_answered_once
     calls = ledger[ledger["endpoint"] == "/v1/messages"]
     complete = calls[(calls["status"] == 200) & ~calls["disconnected"]]
     killed = calls[calls["disconnected"]]
-    print(
-        calls[["request_id", "status", "output_tokens", "disconnected", "delivered", "arrival", "finish"]].to_string()
-    )
     assert len(complete) == 1  # one charge for the answer
-    assert len(killed) == 1 and int(killed["output_tokens"].iloc[0]) < int(complete["output_tokens"].iloc[0])
+    # The killed stream is billed for what was generated before the provider saw the hang-up (all or part).
+    assert len(killed) == 1 and 1 <= int(killed["output_tokens"].iloc[0]) <= int(complete["output_tokens"].iloc[0])
     # The client was told to drop the killed attempt's text before the new one streamed.
     deltas = [fields for _, fields in redis_client.xrange(bus_key)]
     kinds = [json.loads(f["data"])["type"] for f in deltas]
