@@ -19,7 +19,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -125,6 +125,12 @@ class VectorIndex:
                 (vec.tobytes(), int(k), tenant),
             ).fetchall()
         return [Hit(tenant, doc_id, text, float(distance)) for doc_id, text, distance in rows]
+
+    @property
+    def db(self) -> Any:
+        """The underlying ``apsw`` connection, for your own SQL (lesson 08's exercise): the table is
+        ``docs(tenant TEXT PARTITION KEY, embedding float[dim] distance_metric=cosine, +doc_id, +text)``."""
+        return self._db
 
     def count(self, tenant: str) -> int:
         """How many documents ``tenant`` has."""

@@ -1,0 +1,241 @@
+"""Checks for lesson 08 (AI product architecture).
+
+8.1 ``handle_event`` (an idempotent consumer under at-least-once delivery) and 8.3 ``retrieve``
+(retrieval with the tenant filter inside the KNN query). The consumer cases run on virtual time
+against the in-process bus, with the crashes placed where production has them (inside the work,
+between the work and the ack); the retrieval cases grade recall@3 on the hidden question set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+from typing import Any
+
+from ..architecture.bus import Event, InMemoryBus
+from ..architecture.help_centre import load_help_centre, questions
+from ..architecture.vectors import VectorIndex, recall_at_k
+from .framework import CaseFailed, Exercise, expect, expect_equal
+
+TOPIC, GROUP = "message.received", "model"
+
+
+class _Crash(Exception):
+    """The worker dies here (the check's stand-in for a kill -9)."""
+
+
+async def _handle(fn: Any, event: Event, bus: Any, processed: set[str], work: Any) -> bool:
+    """Run the answer on one event; True if it returned, False if the check's crash went through it."""
+    try:
+        result = fn(event, bus=bus, group=GROUP, processed=processed, work=work)
+        if not inspect.isawaitable(result):
+            raise CaseFailed(
+                f"handle_event returned {type(result).__name__}, not a coroutine",
+                hint="Define it with `async def`: bus.ack and work are coroutines to await.",
+            )
+        await result
+    except _Crash:
+        return False
+    return True
+
+
+class _Work:
+    """The side effect (a model call and its charge): counts completed runs per message id."""
+
+    def __init__(self, crash_on_first: str | None = None) -> None:
+        self.done: dict[str, int] = {}
+        self.crash_on_first = crash_on_first
+
+    async def __call__(self, event: Event) -> None:
+        mid = event.data["message_id"]
+        if mid == self.crash_on_first:
+            self.crash_on_first = None
+            raise _Crash("killed during the work")
+        self.done[mid] = self.done.get(mid, 0) + 1
+
+
+class _AckCrashes(InMemoryBus):
+    """A bus whose first ack of ``message_id`` never happens: the worker dies just before it."""
+
+    def __init__(self, message_id: str, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.doomed: str | None = message_id
+        self.events_by_id: dict[str, str] = {}
+
+    async def ack(self, topic: str, group: str, event_id: str) -> bool:
+        if self.doomed is not None and self.events_by_id.get(event_id) == self.doomed:
+            self.doomed = None
+            raise _Crash("killed before the ack")
+        return await super().ack(topic, group, event_id)
+
+
+async def _drain(fn: Any, bus: Any, work: _Work, processed: set[str], *, rounds: int = 3) -> None:
+    """Deliver everything, wait past the idle timeout for redeliveries, and deliver again."""
+    await bus.ensure_group(TOPIC, GROUP)
+    for _ in range(rounds):
+        for event in await bus.read(TOPIC, GROUP, "worker", count=100):
+            if isinstance(bus, _AckCrashes):
+                bus.events_by_id[event.id] = event.data["message_id"]
+            await _handle(fn, event, bus, processed, work)
+        await asyncio.sleep(bus.idle_timeout_s + 1)  # virtual time: the idle timeout costs nothing
+
+
+consumer = Exercise(
+    "8.1",
+    "An idempotent event consumer under at-least-once delivery",
+    points=3,
+    signature="async handle_event(event, *, bus, group, processed, work) -> None",
+    hints=[
+        "Order matters: do the work, record the message id in `processed`, and only then ack. "
+        "A message id already in `processed` is acked without doing the work again.",
+        "key = event.data['message_id']; if key not in processed: await work(event); processed.add(key); "
+        "then await bus.ack(event.topic, group, event.id). Let exceptions from work propagate.",
+    ],
+)
+
+
+@consumer.case("processes each message once and acknowledges it")
+async def _each_once(fn) -> None:
+    bus, work, processed = InMemoryBus(idle_timeout_s=30), _Work(), set()
+    for i in range(3):
+        await bus.publish(TOPIC, {"message_id": f"m{i}"})
+    await _drain(fn, bus, work, processed)
+    expect_equal(work.done, {"m0": 1, "m1": 1, "m2": 1}, hint="Call work(event) once for each new message.")
+    pending = await bus.pending(TOPIC, GROUP)
+    expect(pending == 0, f"{pending} events were never acknowledged", expected=0, got=pending,
+           hint="await bus.ack(event.topic, group, event.id) once the event is handled.")  # fmt: skip
+
+
+@consumer.case("a crash inside the work loses nothing: the event is acked only after it")
+async def _crash_in_work(fn) -> None:
+    bus, work, processed = InMemoryBus(idle_timeout_s=30), _Work(crash_on_first="m1"), set()
+    for i in range(3):
+        await bus.publish(TOPIC, {"message_id": f"m{i}"})
+    await _drain(fn, bus, work, processed)
+    expect(
+        work.done.get("m1", 0) >= 1,
+        "message m1 was lost: the worker died during its work and the bus never redelivered it",
+        expected="m1 processed after the redelivery",
+        got=f"m1 processed {work.done.get('m1', 0)} times",
+        hint="Acking before the work (or acking after catching its exception) tells the bus the event is done. "
+        "Ack after the work succeeded, and let a failure propagate so the event stays pending.",
+    )
+    expect_equal(processed, {"m0", "m1", "m2"}, hint="Add each message id to `processed` once its work succeeded.")
+
+
+@consumer.case("a worker killed between the work and the ack does not do the work twice")
+async def _crash_before_ack(fn) -> None:
+    bus, work, processed = _AckCrashes("m1", idle_timeout_s=30), _Work(), set()
+    for i in range(3):
+        await bus.publish(TOPIC, {"message_id": f"m{i}"})
+    await _drain(fn, bus, work, processed)
+    times = work.done.get("m1", 0)
+    expect(
+        times == 1,
+        f"message m1 was processed {times} times (one model call and one charge each)",
+        expected="m1 processed once",
+        got=f"{times} times",
+        hint="The bus redelivers an event whose ack never arrived. Record the message id in `processed` "
+        "before the ack, and skip the work (but still ack) for an id already there.",
+    )
+    pending = await bus.pending(TOPIC, GROUP)
+    expect(pending == 0, f"the redelivered event was left pending ({pending})", expected=0, got=pending,
+           hint="A duplicate still needs its ack, or it comes back again and again.")  # fmt: skip
+
+
+@consumer.case("the same message published twice (two bus ids) is processed once")
+async def _business_key(fn) -> None:
+    bus, work, processed = InMemoryBus(idle_timeout_s=30), _Work(), set()
+    await bus.publish(TOPIC, {"message_id": "m7"})
+    await bus.publish(TOPIC, {"message_id": "m7"})  # a retried publish: a new event id, the same message
+    await _drain(fn, bus, work, processed)
+    times = work.done.get("m7", 0)
+    expect(
+        times == 1,
+        f"message m7 was processed {times} times: deduplicated by the event id, which a re-publish changes",
+        expected="once",
+        got=f"{times} times",
+        hint="Deduplicate on the business key, event.data['message_id'], not on event.id.",
+    )
+
+
+# =============================================================================================
+# 8.3 retrieve(index, tenant, question, k) -> list[str]
+# =============================================================================================
+retrieval = Exercise(
+    "8.3",
+    "Retrieval with the tenant filter inside the KNN query",
+    points=3,
+    signature="retrieve(index, tenant, question, k) -> list[str]",
+    hints=[
+        "Put the tenant in the KNN query itself (`AND tenant = ?`: the partition key), so sqlite-vec picks "
+        "the k nearest among that tenant's documents. Filtering after a global top-k leaves fewer than k.",
+        "rows = index.db.execute('SELECT doc_id FROM docs WHERE embedding MATCH ? AND k = ? AND tenant = ? "
+        "ORDER BY distance', (embed_one(question).tobytes(), k, tenant)).fetchall(); return [r[0] for r in rows]",
+    ],
+)
+
+RECALL_AT_3 = 0.90
+"""The bar on the hidden set (the reference measures 0.95)."""
+
+
+@functools.cache
+def _index() -> VectorIndex:
+    index = VectorIndex()
+    load_help_centre(index)
+    return index
+
+
+def _ids(fn: Any, tenant: str, question: str, k: int) -> list[str]:
+    got = fn(_index(), tenant, question, k)
+    if not isinstance(got, list) or not all(isinstance(x, str) for x in got):
+        raise CaseFailed(
+            f"retrieve returned {type(got).__name__} for {question!r}",
+            expected="a list of doc_id strings",
+            got=got,
+            hint="Return the doc ids, nearest first: [row[0] for row in rows].",
+        )
+    return got
+
+
+@retrieval.case("k results, every one the tenant's own")
+def _own_and_k(fn) -> None:
+    for q in questions(hidden=True)[::40]:
+        got = _ids(fn, q["tenant"], q["question"], 3)
+        foreign = [d for d in got if not d.startswith(q["tenant"] + "/")]
+        expect(
+            not foreign,
+            f"for tenant {q['tenant']!r} retrieve returned other tenants' documents {foreign}",
+            expected=f"only {q['tenant']}/... documents",
+            got=got,
+            hint="Every query needs the tenant filter: another company's help centre must never reach the prompt.",
+        )
+        expect(
+            len(got) == 3,
+            f"retrieve returned {len(got)} documents for k=3 although {q['tenant']!r} has 12: "
+            "the tenant filter ran after the top-k",
+            expected="3 documents",
+            got=got,
+            hint="Filter inside the KNN query (AND tenant = ?), not on its results.",
+        )
+
+
+@retrieval.case(f"recall@3 of at least {RECALL_AT_3:.2f} on the hidden question set, nearest first")
+def _recall(fn) -> None:
+    hidden = questions(hidden=True)
+    got = [_ids(fn, q["tenant"], q["question"], 3) for q in hidden]
+    recall = recall_at_k(got, [q["doc_id"] for q in hidden], 3)
+    expect(
+        recall >= RECALL_AT_3,
+        f"recall@3 is {recall:.3f} on the hidden questions",
+        expected=f">= {RECALL_AT_3:.2f}",
+        got=round(recall, 3),
+        hint="Search the tenant's articles by embedding similarity (embed_one(question)), k nearest first.",
+    )
+    reference = [[h.doc_id for h in _index().search(q["tenant"], q["question"], 3)] for q in hidden[::24]]
+    firsts = [g[0] if g else None for g in got[::24]]
+    expect_equal(firsts, [r[0] for r in reference], hint="Order the results by distance, nearest first.")
+
+
+EXERCISES = [consumer, retrieval]

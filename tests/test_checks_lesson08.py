@@ -1,0 +1,149 @@
+"""Lesson 08 checks: the solutions and correct alternatives pass, plausible wrong answers are rejected."""
+
+from __future__ import annotations
+
+import course_utils.checks as checks
+from _checks import assert_not_attempted, assert_rejected
+from course_utils.embeddings import embed_one
+
+
+def passes(exercise, answer):
+    result = checks.check(exercise, answer, quiet=True)
+    assert result.status == "passed", result.feedback
+
+
+# ----- 8.1 ------------------------------------------------------------------------------------
+async def handle_event(event, *, bus, group, processed, work):
+    key = event.data["message_id"]
+    if key not in processed:
+        await work(event)
+        processed.add(key)
+    await bus.ack(event.topic, group, event.id)
+
+
+async def handle_event_early_return(event, *, bus, group, processed, work):
+    """Written differently: ack and return early for a duplicate."""
+    if event.data["message_id"] in processed:
+        return await bus.ack(event.topic, group, event.id)
+    await work(event)
+    processed.update({event.data["message_id"]})
+    await bus.ack(event.topic, group, event.id)
+
+
+async def ack_first(event, *, bus, group, processed, work):
+    await bus.ack(event.topic, group, event.id)
+    key = event.data["message_id"]
+    if key not in processed:
+        await work(event)
+        processed.add(key)
+
+
+async def swallow_and_ack(event, *, bus, group, processed, work):
+    key = event.data["message_id"]
+    try:
+        if key not in processed:
+            await work(event)
+            processed.add(key)
+    except Exception:  # noqa: BLE001 - the plausible wrong answer: "never crash the consumer"
+        pass
+    await bus.ack(event.topic, group, event.id)
+
+
+async def no_dedupe(event, *, bus, group, processed, work):
+    await work(event)
+    processed.add(event.data["message_id"])
+    await bus.ack(event.topic, group, event.id)
+
+
+async def mark_after_ack(event, *, bus, group, processed, work):
+    key = event.data["message_id"]
+    if key not in processed:
+        await work(event)
+    await bus.ack(event.topic, group, event.id)
+    processed.add(key)
+
+
+async def dedupe_on_event_id(event, *, bus, group, processed, work):
+    if event.id not in processed:
+        await work(event)
+        processed.add(event.id)
+    await bus.ack(event.topic, group, event.id)
+
+
+async def stub(event, *, bus, group, processed, work):
+    raise NotImplementedError
+
+
+def test_8_1_solution_and_an_alternative_pass():
+    passes("8.1", handle_event)
+    passes("8.1", handle_event_early_return)
+
+
+def test_8_1_rejects_acking_before_processing():
+    assert_rejected("8.1", ack_first, "message m1 was lost")
+    assert_rejected("8.1", swallow_and_ack, "message m1 was lost")
+
+
+def test_8_1_rejects_processing_without_dedupe():
+    assert_rejected("8.1", no_dedupe, "message m1 was processed 2 times")
+    assert_rejected("8.1", mark_after_ack, "message m1 was processed 2 times")
+    assert_rejected("8.1", dedupe_on_event_id, "deduplicated by the event id")
+
+
+def test_8_1_stub_is_not_attempted():
+    assert_not_attempted("8.1", stub)
+
+
+# ----- 8.3 ------------------------------------------------------------------------------------
+SQL = "SELECT doc_id FROM docs WHERE embedding MATCH ? AND k = ? AND tenant = ? ORDER BY distance"
+
+
+def retrieve(index, tenant, question, k):
+    rows = index.db.execute(SQL, (embed_one(question).tobytes(), k, tenant)).fetchall()
+    return [row[0] for row in rows]
+
+
+def retrieve_with_the_library(index, tenant, question, k):
+    """Written differently: the reference index's own search (the filter is inside its query)."""
+    return [hit.doc_id for hit in index.search(tenant, question, k=k)]
+
+
+def filter_after_top_k(index, tenant, question, k):
+    rows = index.db.execute(
+        "SELECT doc_id, tenant FROM docs WHERE embedding MATCH ? AND k = ? ORDER BY distance",
+        (embed_one(question).tobytes(), k),
+    ).fetchall()
+    return [doc for doc, owner in rows if owner == tenant]
+
+
+def no_filter(index, tenant, question, k):
+    rows = index.db.execute(
+        "SELECT doc_id FROM docs WHERE embedding MATCH ? AND k = ? ORDER BY distance",
+        (embed_one(question).tobytes(), k),
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
+def farthest_first(index, tenant, question, k):
+    return list(reversed(retrieve(index, tenant, question, 12)))[:k]
+
+
+def test_8_3_solution_and_an_alternative_pass():
+    passes("8.3", retrieve)
+    passes("8.3", retrieve_with_the_library)
+
+
+def test_8_3_rejects_filtering_after_top_k_and_no_filter():
+    assert_rejected("8.3", filter_after_top_k, "the tenant filter ran after the top-k")
+    assert_rejected("8.3", no_filter, "other tenants' documents")
+
+
+def test_8_3_rejects_a_wrong_order():
+    assert_rejected("8.3", farthest_first, "recall@3 is")
+
+
+def test_8_3_stub_is_not_attempted():
+    def stub(index, tenant, question, k):
+        raise NotImplementedError
+
+    assert_not_attempted("8.3", stub)
