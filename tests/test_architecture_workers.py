@@ -17,6 +17,7 @@ from course_utils.architecture.store import DeskStore
 from course_utils.architecture.vectors import VectorIndex
 from course_utils.architecture.workers import Pipeline, PipelineConfig, deltas_topic, message_id_for
 from course_utils.clock import run_virtual
+from course_utils.mock_provider import use_reply_scenario
 from course_utils.mock_provider.inprocess import InProcessServer
 from course_utils.tenancy import BudgetGuard, MemoryBudgetStore, MemoryLimiter, Plan, TenantRegistry
 
@@ -235,9 +236,36 @@ def test_lesson_06_exact_cache_answers_a_repeated_first_question_without_a_model
         stop.set()
         await runner
 
-    run_virtual(scenario(), limit=3600)
+    with use_reply_scenario("plain"):  # about the cache, not reply shapes: a refusal is never cached
+        run_virtual(scenario(), limit=3600)
     assert _billed(server) == 2  # acme's repeat came from the cache; globex's namespace is its own
     assert store.answer_for("acme", "m2").content == store.answer_for("acme", "m1").content
     hits = {t.request_id: t.summary()["cache_hit"] for t in pipeline.traces.traces}
     assert hits == {"m1": False, "m2": True, "m3": False}
     assert pipeline.traces.slo()["cache_hit_rate"] == pytest.approx(1 / 3)
+
+
+def test_hostile_replies_thinking_and_refusals_end_every_message_once(index):
+    """Thinking blocks, refusals and pause_turn: each message ends in an answer or a clean error,
+    with one model call each (a refusal is billed and answered as an error, never retried)."""
+    server = _sim()
+    bus, store = InMemoryBus(), DeskStore()
+    pipeline = _pipeline(server, index, bus, store)
+
+    async def scenario() -> dict[str, list[str]]:
+        stop = asyncio.Event()
+        runner = asyncio.create_task(pipeline.run(stop))
+        for i in range(8):
+            await pipeline.submit("acme", f"c{i}", f"Question {i}: how do I export my data?", message_id=f"m{i}")
+        await _until(lambda: len(pipeline.traces) == 8)
+        stop.set()
+        await runner
+        return {f"m{i}": [e.data["type"] for e in await bus.tail(deltas_topic("acme", f"c{i}"))] for i in range(8)}
+
+    with use_reply_scenario("hostile"):
+        kinds = run_virtual(scenario(), limit=3600)
+    assert _billed(server) == 8 and pipeline.model_calls == 8
+    for mid, seen in kinds.items():
+        answered = store.answer_for("acme", mid) is not None
+        assert seen[-1] == ("end" if answered else "error"), (mid, seen)
+    assert len(store.usage("acme")) == 8  # refusals are billed too, and recorded

@@ -190,9 +190,13 @@ class Pipeline:
         tenant, conv, mid = d["tenant"], d["conversation_id"], d["message_id"]
         topic = deltas_topic(tenant, conv)
         stored = self.store.answer_for(tenant, mid)
+        usage = next((u for u in self.store.usage(tenant, conv) if u.message_id == mid), None)
+        if stored is None and usage is not None:  # billed, but had no text: the same error, no new call
+            self.replayed_answers += 1
+            await self._finish(d, spans, None, usage_of(usage), "the model returned no text")
+            return
         if stored is not None:  # answered before a crash: republish, never call the model again
             self.replayed_answers += 1
-            usage = next((u for u in self.store.usage(tenant, conv) if u.message_id == mid), None)
             content = stored.content if isinstance(stored.content, str) else text_of(stored.content)
             await self._finish(d, spans, content, usage_of(usage), None)
             return
@@ -232,7 +236,18 @@ class Pipeline:
             await self.bus.publish(topic, {"message_id": mid, "type": "error", "error": error})
             await self._finish(d, spans, None, None, error)
             return
+        if not result["text"].strip():  # a refusal, or only thinking: billed, but nothing to show
+            error = f"the model returned no text (stop_reason {result['stop_reason']})"
+            self._record_usage(tenant, conv, mid, result)
+            await self.bus.publish(topic, {"message_id": mid, "type": "error", "error": error})
+            await self._finish(d, spans, None, usage_of(result), error)
+            return
         self.store.save_answer(tenant, conv, mid, result["text"])
+        self._record_usage(tenant, conv, mid, result)
+        await self._fault("model:after_answer")
+        await self._finish(d, spans, result["text"], usage_of(result), None)
+
+    def _record_usage(self, tenant: str, conv: str, mid: str, result: Mapping[str, Any]) -> None:
         self.store.record_usage(
             tenant,
             conv,
@@ -244,8 +259,6 @@ class Pipeline:
             cost_usd=result["cost_usd"],
             request_id=result["request_id"],
         )
-        await self._fault("model:after_answer")
-        await self._finish(d, spans, result["text"], usage_of(result), None)
 
     async def _finish(
         self, d: dict[str, Any], spans: list[dict], text: str | None, usage: dict[str, Any] | None, error: str | None
