@@ -1,8 +1,21 @@
 """Lesson 08: AI product architecture — an event-driven support desk composed of lessons 01-07.
 
-* :mod:`.bus` — the event bus (in-process or Redis Streams), at-least-once, idempotent consumers.
+=================  ==============================================================================
+module             what
+=================  ==============================================================================
+``bus``            the event bus (in process or Redis Streams), at-least-once, idempotent consumers
+``store``          :class:`DeskStore`: conversations in SQLite, tenant-scoped, migrated (``migrations``)
+``vectors``        :class:`VectorIndex`: sqlite-vec, the tenant as partition key; :func:`recall_at_k`
+``help_centre``    the lesson's multi-tenant help centre and labelled questions (``data/``)
+``trace``          per-request stage spans and the dashboard's figures (:class:`TraceLog`)
+``answering``      :class:`ModelCaller`: the streamed model call (retry, breaker, fallback, cache)
+``controls``       :class:`TenantControls`: lesson 07's plans, limits, budgets and metering
+``workers``        :class:`Pipeline`: the four stages wired to the bus
+``service``        the HTTP API (:class:`SupportDesk`, :class:`SupportDeskServer`); ``__main__`` runs it
+=================  ==============================================================================
 """
 
+from .answering import ModelCaller
 from .bus import (
     ANSWER_STREAMED,
     CONTEXT_READY,
@@ -20,6 +33,13 @@ from .bus import (
     consume,
     dead_letter_topic,
 )
+from .controls import TenantControls, TenantRateLimited
+from .help_centre import articles, load_help_centre, questions
+from .service import SupportDesk, SupportDeskServer, create_app
+from .store import DeskStore, StoreError
+from .trace import Span, Trace, TraceLog
+from .vectors import Hit, VectorIndex, VectorIndexError, recall_at_k
+from .workers import Pipeline, PipelineConfig, deltas_topic, message_id_for
 
 __all__ = [
     "MESSAGE_RECEIVED",
@@ -37,4 +57,26 @@ __all__ = [
     "ConsumerStats",
     "IdempotentHandler",
     "ProcessedLog",
+    "DeskStore",
+    "StoreError",
+    "VectorIndex",
+    "VectorIndexError",
+    "Hit",
+    "recall_at_k",
+    "articles",
+    "questions",
+    "load_help_centre",
+    "Span",
+    "Trace",
+    "TraceLog",
+    "ModelCaller",
+    "TenantControls",
+    "TenantRateLimited",
+    "Pipeline",
+    "PipelineConfig",
+    "deltas_topic",
+    "message_id_for",
+    "SupportDesk",
+    "SupportDeskServer",
+    "create_app",
 ]

@@ -35,10 +35,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Mapping
 
-from .. import pricing
 from ..clock import SYSTEM_CLOCK, Clock
 from ..content import text_of
-from ..resilience import AllLinksFailed, BreakerBoard, FallbackChain, Link, RetryPolicy, is_retryable
+from ..resilience import AllLinksFailed, BreakerBoard, is_retryable
+from .answering import ModelCaller, usage_of
 from .controls import TenantControls
 from .bus import ANSWER_STREAMED, CONTEXT_READY, MESSAGE_RECEIVED, USAGE_RECORDED, Event, EventBus, consume
 from .store import DeskStore
@@ -130,19 +130,13 @@ class Pipeline:
         self.config = config or PipelineConfig()
         self.clock = clock
         self.breakers = breakers or BreakerBoard(clock=clock, **self.config.breaker)
+        self.caller = ModelCaller(bus, clients, self.config, breakers=self.breakers, cache_path=cache_path, clock=clock)
         self.controls = controls
-        self.cache_path = cache_path
-        """Lesson 06's exact-match response cache (one namespace per tenant) at this SQLite path; None: off."""
-        self._caches: dict[str, Any] = {}
         self.faults = dict(faults or {})
         self.traces = TraceLog()
         self._traced: set[str] = set()
-        self.model_calls = 0
-        """Model streams opened (every attempt of every link)."""
         self.replayed_answers = 0
         """Redelivered messages answered from the store without calling the model."""
-        self.answered_by: dict[str, int] = {}
-        self._clients: dict[str, Any] = {}
 
     # ----- entry -----------------------------------------------------------------------------------
     async def submit(
@@ -217,7 +211,7 @@ class Pipeline:
                 if ticket is not None:
                     attrs["rate_wait_s"] = ticket.waited_s
                 try:
-                    result = await self._answer(tenant, topic, mid, body, models, attrs)
+                    result = await self.caller.answer(tenant, topic, mid, body, models, attrs)
                 except BaseException:
                     if ticket is not None:
                         self.controls.settle(ticket, None)  # type: ignore[union-attr]
@@ -269,72 +263,19 @@ class Pipeline:
         data = {k: d[k] for k in ("tenant", "conversation_id", "message_id")}
         await self.bus.publish(ANSWER_STREAMED, {**data, "text": text, "usage": usage, "error": error, "trace": spans})
 
-    def _cache(self, tenant: str) -> Any:
-        if self.cache_path is None:
-            return None
-        if tenant not in self._caches:
-            from ..cost import ExactCache
+    @property
+    def model_calls(self) -> int:
+        """Model streams opened (every attempt of every link)."""
+        return self.caller.model_calls
 
-            self._caches[tenant] = ExactCache(self.cache_path, namespace=tenant, clock=self.clock)
-        return self._caches[tenant]
-
-    async def _answer(
-        self, tenant: str, topic: str, mid: str, body: dict[str, Any], models: list[str], attrs: dict
-    ) -> dict[str, Any]:
-        client = self._client(tenant)
-        cache = self._cache(tenant)
-        if cache is not None:
-            cached = cache.get({**body, "model": models[0]})
-            if cached is not None:  # the same question in the same context: no model call, no charge
-                attrs["first_token_at"] = self.clock.time()
-                await self.bus.publish(topic, {"message_id": mid, "type": "delta", "text": text_of(cached)})
-                attrs["link"] = "cache"
-                return {**_result(cached, models[0]), "cost_usd": 0.0, "cache_hit": True, "request_id": None}
-
-        async def attempt(model: str) -> dict[str, Any]:
-            self.model_calls += 1
-            published = 0
-            try:
-                async with client.messages.stream(model=model, **body) as stream:
-                    async for text in stream.text_stream:
-                        if "first_token_at" not in attrs:
-                            attrs["first_token_at"] = self.clock.time()
-                        published += 1
-                        await self.bus.publish(topic, {"message_id": mid, "type": "delta", "text": text})
-                    message = await stream.get_final_message()
-                    request_id = stream.request_id  # the `request-id` header: what billing reconciles by
-            except BaseException:
-                if published:  # the client has shown part of this attempt: tell it to start over
-                    attrs.pop("first_token_at", None)
-                    await self.bus.publish(topic, {"message_id": mid, "type": "restart"})
-                raise
-            if cache is not None and model == models[0]:  # never cache a degraded (fallback) answer
-                cache.put({**body, "model": model}, message)
-            return {**_result(message, model), "cache_hit": False, "request_id": request_id}
-
-        def link(model: str) -> Link:
-            policy = RetryPolicy(max_attempts=self.config.max_attempts, deadline_s=None, clock=self.clock)
-            return Link(model, lambda: policy.acall(attempt, model))
-
-        chain = FallbackChain(
-            [link(m) for m in models], deadline_s=self.config.deadline_s, breakers=self.breakers, clock=self.clock
-        )
-        outcome = await chain.acall()
-        self.answered_by[outcome.link] = self.answered_by.get(outcome.link, 0) + 1
-        attrs["link"] = outcome.link
-        return outcome.value
-
-    def _client(self, tenant: str) -> Any:
-        # One client per tenant (its connection pool is reused); lesson 05's policy is the one retry layer.
-        if tenant not in self._clients:
-            self._clients[tenant] = self.clients(tenant).with_options(max_retries=0)
-        return self._clients[tenant]
+    @property
+    def answered_by(self) -> dict[str, int]:
+        """Answers per model (or ``cache``)."""
+        return self.caller.answered_by
 
     async def aclose(self) -> None:
-        """Close the model clients this pipeline opened (call from the loop that used them)."""
-        clients, self._clients = list(self._clients.values()), {}
-        for client in clients:
-            await client.close()
+        """Close the model clients (call from the loop that used them)."""
+        await self.caller.aclose()
 
     # ----- metering and observation ------------------------------------------------------------------
     async def handle_answer(self, event: Event) -> None:
@@ -381,25 +322,3 @@ class Pipeline:
                     tg.create_task(
                         consume(self.bus, topic, group, f"{name}-{group}-{i}", handler, stop=stop, block_s=block_s)
                     )
-
-
-def _result(message: Any, model: str) -> dict[str, Any]:
-    u = message.usage
-    return {
-        "model": model,
-        "text": text_of(message),
-        "input_tokens": u.input_tokens,
-        "output_tokens": u.output_tokens,
-        "cache_read_input_tokens": u.cache_read_input_tokens or 0,
-        "cost_usd": float(pricing.cost(u, model)),
-        "stop_reason": message.stop_reason,
-    }
-
-
-def usage_of(source: Any) -> dict[str, Any] | None:
-    """The usage figures of a model result (dict) or a stored :class:`~.store.Usage`, for events."""
-    if source is None:
-        return None
-    get = source.get if isinstance(source, dict) else lambda k: getattr(source, k)
-    keys = ("model", "input_tokens", "output_tokens", "cache_read_input_tokens", "cost_usd", "request_id")
-    return {k: get(k) for k in keys}

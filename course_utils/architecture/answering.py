@@ -1,0 +1,137 @@
+"""The model call of the support desk: one tenant's streamed answer, as resilient as lesson 05 makes it.
+
+:class:`ModelCaller` streams an answer through a :class:`~course_utils.resilience.FallbackChain`
+of models (each link retried by a :class:`~course_utils.resilience.RetryPolicy` and guarded by its
+breaker in a :class:`~course_utils.resilience.BreakerBoard`), publishes each text delta on the
+conversation's delta topic as it arrives (``restart`` first when a failed attempt had shown some
+text), and answers a repeated request from lesson 06's exact cache (one namespace per tenant)
+without a model call. One SDK client per tenant (its connection pool reused), with the SDK's own
+retries off: the policy is the one retry layer.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from .. import pricing
+from ..clock import SYSTEM_CLOCK, Clock
+from ..content import text_of
+from ..resilience import BreakerBoard, FallbackChain, Link, RetryPolicy
+from .bus import EventBus
+
+__all__ = ["ModelCaller", "usage_of"]
+
+
+class ModelCaller:
+    """Streams answers for the pipeline (see the module docstring); counts what it did."""
+
+    def __init__(
+        self,
+        bus: EventBus,
+        clients: Callable[[str], Any],
+        config: Any,
+        *,
+        breakers: BreakerBoard,
+        cache_path: str | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self.bus = bus
+        self.clients = clients
+        self.config = config
+        self.breakers = breakers
+        self.cache_path = cache_path
+        self.clock = clock
+        self.model_calls = 0
+        """Model streams opened (every attempt of every link)."""
+        self.answered_by: dict[str, int] = {}
+        self._clients: dict[str, Any] = {}
+        self._caches: dict[str, Any] = {}
+
+    def _cache(self, tenant: str) -> Any:
+        if self.cache_path is None:
+            return None
+        if tenant not in self._caches:
+            from ..cost import ExactCache
+
+            self._caches[tenant] = ExactCache(self.cache_path, namespace=tenant, clock=self.clock)
+        return self._caches[tenant]
+
+    async def answer(
+        self, tenant: str, topic: str, mid: str, body: dict[str, Any], models: list[str], attrs: dict
+    ) -> dict[str, Any]:
+        client = self._client(tenant)
+        cache = self._cache(tenant)
+        if cache is not None:
+            cached = cache.get({**body, "model": models[0]})
+            if cached is not None:  # the same question in the same context: no model call, no charge
+                attrs["first_token_at"] = self.clock.time()
+                await self.bus.publish(topic, {"message_id": mid, "type": "delta", "text": text_of(cached)})
+                attrs["link"] = "cache"
+                return {**_result(cached, models[0]), "cost_usd": 0.0, "cache_hit": True, "request_id": None}
+
+        async def attempt(model: str) -> dict[str, Any]:
+            self.model_calls += 1
+            published = 0
+            try:
+                async with client.messages.stream(model=model, **body) as stream:
+                    async for text in stream.text_stream:
+                        if "first_token_at" not in attrs:
+                            attrs["first_token_at"] = self.clock.time()
+                        published += 1
+                        await self.bus.publish(topic, {"message_id": mid, "type": "delta", "text": text})
+                    message = await stream.get_final_message()
+                    request_id = stream.request_id  # the `request-id` header: what billing reconciles by
+            except BaseException:
+                if published:  # the client has shown part of this attempt: tell it to start over
+                    attrs.pop("first_token_at", None)
+                    await self.bus.publish(topic, {"message_id": mid, "type": "restart"})
+                raise
+            if cache is not None and model == models[0]:  # never cache a degraded (fallback) answer
+                cache.put({**body, "model": model}, message)
+            return {**_result(message, model), "cache_hit": False, "request_id": request_id}
+
+        def link(model: str) -> Link:
+            policy = RetryPolicy(max_attempts=self.config.max_attempts, deadline_s=None, clock=self.clock)
+            return Link(model, lambda: policy.acall(attempt, model))
+
+        chain = FallbackChain(
+            [link(m) for m in models], deadline_s=self.config.deadline_s, breakers=self.breakers, clock=self.clock
+        )
+        outcome = await chain.acall()
+        self.answered_by[outcome.link] = self.answered_by.get(outcome.link, 0) + 1
+        attrs["link"] = outcome.link
+        return outcome.value
+
+    def _client(self, tenant: str) -> Any:
+        # One client per tenant (its connection pool is reused); lesson 05's policy is the one retry layer.
+        if tenant not in self._clients:
+            self._clients[tenant] = self.clients(tenant).with_options(max_retries=0)
+        return self._clients[tenant]
+
+    async def aclose(self) -> None:
+        """Close the SDK clients this caller opened (call from the loop that used them)."""
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.close()
+
+
+def _result(message: Any, model: str) -> dict[str, Any]:
+    u = message.usage
+    return {
+        "model": model,
+        "text": text_of(message),
+        "input_tokens": u.input_tokens,
+        "output_tokens": u.output_tokens,
+        "cache_read_input_tokens": u.cache_read_input_tokens or 0,
+        "cost_usd": float(pricing.cost(u, model)),
+        "stop_reason": message.stop_reason,
+    }
+
+
+def usage_of(source: Any) -> dict[str, Any] | None:
+    """The usage figures of a model result (dict) or a stored :class:`~.store.Usage`, for events."""
+    if source is None:
+        return None
+    get = source.get if isinstance(source, dict) else lambda k: getattr(source, k)
+    keys = ("model", "input_tokens", "output_tokens", "cache_read_input_tokens", "cost_usd", "request_id")
+    return {k: get(k) for k in keys}
