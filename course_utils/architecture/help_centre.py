@@ -9,7 +9,7 @@ from typing import Iterable
 
 from .vectors import VectorIndex
 
-__all__ = ["DATA_DIR", "articles", "questions", "load_help_centre"]
+__all__ = ["DATA_DIR", "articles", "questions", "load_help_centre", "tenant_names"]
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 
@@ -35,3 +35,14 @@ def load_help_centre(index: VectorIndex, tenants: Iterable[str] | None = None) -
     for a in articles(tenants):
         by_tenant[a["tenant"]].append((a["doc_id"], f"{a['title']}. {a['text']}"))
     return sum(index.add(tenant, docs) for tenant, docs in by_tenant.items())
+
+
+def tenant_names(n: int) -> list[str]:
+    """The first ``n`` tenants of the help centre, in the generator's order."""
+    seen: list[str] = []
+    for a in articles():
+        if a["tenant"] not in seen:
+            seen.append(a["tenant"])
+    if not 1 <= n <= len(seen):
+        raise ValueError(f"the help centre has {len(seen)} tenants; asked for {n}")
+    return seen[:n]

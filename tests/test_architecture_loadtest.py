@@ -1,0 +1,26 @@
+"""The end-to-end load test at a small size: SLO figures from what ran, on virtual time."""
+
+from __future__ import annotations
+
+import math
+
+from course_utils.architecture.loadtest import LoadSpec, run_load
+
+
+def test_flaky_load_with_a_primary_outage_loses_nothing_and_charges_once():
+    spec = LoadSpec(tenants=3, conversations=2, turns=2, scenario="flaky", outage_at=10.0, outage_s=30.0)
+    result = run_load(spec)
+    slo = result.slo()
+    assert result.sent == 3 * 2 * 2
+    assert slo["lost_messages"] == 0 and slo["duplicate_charges"] == 0
+    assert result.answered + result.refused == result.sent
+    assert "claude-haiku-5-5" in slo["answered_by"]  # the outage sent traffic to the fallback
+    assert 0 < slo["p50_ttft_s"] <= slo["p95_ttft_s"] < 60
+    assert slo["cost_per_conversation_usd"] > 0
+    assert not math.isnan(slo["worst_tenant_p95_over_median"])
+
+
+def test_the_same_seed_gives_the_same_figures():
+    spec = LoadSpec(tenants=2, conversations=1, turns=2, scenario="calm")
+    first, second = run_load(spec).slo(), run_load(spec).slo()
+    assert first == second
