@@ -56,3 +56,19 @@ def test_monotonic_and_sync_sleep():
 def test_system_clock_reads_real_time():
     c = SystemClock()
     assert c.time() == pytest.approx(time.time(), abs=1.0)  # a reading, not a duration
+
+
+def test_virtual_loop_idle_cycles_are_a_parameter_and_must_be_positive():
+    import asyncio
+
+    from course_utils.clock import run_virtual, virtual_loop
+
+    async def nap() -> float:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        await asyncio.sleep(30)
+        return loop.time() - start
+
+    assert run_virtual(nap(), noop_cycles=1) == pytest.approx(30)
+    with pytest.raises(ValueError, match="at least 1"):
+        virtual_loop(noop_cycles=0)

@@ -14,9 +14,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, TypeVar
 
-import looptime
 
-from ..clock import shutdown_loop
+from ..clock import shutdown_loop, virtual_loop
 from ..mock_provider.faults import Outage, Scenario
 from ..mock_provider.inprocess import InProcessServer
 from .breaker import CircuitBreaker, CircuitOpenError
@@ -50,7 +49,7 @@ def on_virtual_time(make: Callable[[], Awaitable[T]], *, seed: int | None = 0) -
     def run() -> None:
         if seed is not None:
             random.seed(seed)
-        loop = _measurement_loop()
+        loop = virtual_loop(noop_cycles=NOOP_CYCLES)
         try:
             asyncio.set_event_loop(loop)
             out["value"] = loop.run_until_complete(_awaited(make))
@@ -75,13 +74,7 @@ looptime runs 42 by default, so that a coroutine between two awaits can still sc
 before time moves; that idling is half the CPU time of these workloads (a request through the SDK,
 httpx and the ASGI app is about 200 loop cycles). 8 gives the same figures in every section of
 lesson 05 (``tests/test_resilience_measure.py`` compares them with the default) at half the cost.
-``clock.virtual_loop`` has no such parameter yet (requested), hence the loop built here.
 """
-
-
-def _measurement_loop() -> asyncio.AbstractEventLoop:
-    # As clock.virtual_loop (time starts at 0, SYSTEM_CLOCK reads it from VIRTUAL_EPOCH), fewer idle cycles.
-    return looptime.new_event_loop(start=0.0, noop_cycles=NOOP_CYCLES)
 
 
 async def _awaited(make: Callable[[], Awaitable[T]]) -> T:
