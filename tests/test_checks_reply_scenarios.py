@@ -3,7 +3,8 @@
 ``COURSE_REPLY_SCENARIO=hostile`` makes a quarter of replies refusals and every reply think: the
 way to run a notebook against what the current models can return. Checks must not inherit it:
 their verdicts compare exact texts and token counts, so the runner pins plain replies for every
-case. Here the reference answer of every exercise of lessons 00-04 still passes under ``hostile``.
+case. Here the reference answer of every exercise of lessons 00-04, and of every exercise of lessons
+05-07 whose check calls the simulator, still passes under ``hostile``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ import test_checks_lesson01 as t1
 import test_checks_lesson02 as t2
 import test_checks_lesson03 as t3
 import test_checks_lesson04 as t4
+import test_checks_lesson05 as t5
+import test_checks_lesson06 as t6
+import test_checks_lesson07 as t7
 from course_utils.mock_provider import REPLY_SCENARIOS
 
 SOLUTIONS = {
@@ -37,6 +41,14 @@ SOLUTIONS = {
     "4.2": t4.poll_until_ended,
     "4.3": t4.join_and_triage,
     "4.4": t4.resubmit_failures,
+    "5.2": t5.call_with_retries,
+    "5.4": t5.idempotent_call,
+    "5.5": t5.make_handler,
+    "6.3": t6.compress,
+    "6.4": t6.route,
+    "6.5": t6.SpendGuard,
+    "7.4": t7.TenantBudget,
+    "7.5": t7.tenant_charges,
 }
 
 
