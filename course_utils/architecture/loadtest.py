@@ -107,14 +107,8 @@ async def _load(spec: LoadSpec, index: VectorIndex) -> LoadResult:
     rng = random.Random(spec.seed)
     tenants = tenant_names(spec.tenants)
     pool = {t: [q["question"] for q in questions() if q["tenant"] == t] for t in tenants}
-    done: dict[str, asyncio.Event] = {}
     sent = 0
     start = SYSTEM_CLOCK.monotonic()
-
-    def observe() -> None:
-        for trace in pipeline.traces.traces:
-            if trace.request_id in done:
-                done[trace.request_id].set()
 
     async def user(tenant: str, conv: str, delay: float, seed: int) -> None:
         nonlocal sent
@@ -122,14 +116,12 @@ async def _load(spec: LoadSpec, index: VectorIndex) -> LoadResult:
         await asyncio.sleep(delay)
         for turn in range(spec.turns):
             mid = f"{tenant}-{conv}-{turn}"
-            done[mid] = asyncio.Event()
             now = SYSTEM_CLOCK.time()
             await pipeline.submit(
                 tenant, conv, r.choice(pool[tenant]), message_id=mid, trace=[Span("api", now, now).to_dict()]
             )
             sent += 1
-            while not done[mid].is_set():
-                observe()
+            while not pipeline.finished(mid):  # the user watches the stream until it ends
                 await asyncio.sleep(0.25)
             await asyncio.sleep(r.expovariate(1 / spec.think_s))
 
