@@ -21,6 +21,9 @@ import course_utils.checks as checks
 import test_checks_lesson02 as t2
 import test_checks_lesson03 as t3
 import test_checks_lesson04 as t4
+import test_checks_lesson05 as t5
+import test_checks_lesson06 as t6
+import test_checks_lesson07 as t7
 
 pytestmark = pytest.mark.load
 
@@ -34,6 +37,12 @@ ANSWERS: dict[str, list[Callable[..., Any]]] = {
     "3.3": [t3.run_workers, t3.task_per_item],
     "3.4": [t3.dispatch, t3.bucket_started_before_connecting, t3.bucket_at_80_percent],
     "4.2": [t4.poll_until_ended, t4.no_deadline, t4.uncapped_doubling, t4.shrinking_waits],
+    "5.2": [t5.call_with_retries, t5.deadline_checked_after_sleep, t5.jitter_without_growth],
+    "5.3": [t5.CircuitBreaker, t5.NoHalfOpen, t5.HalfOpenLetsEverythingThrough],
+    "6.4": [t6.route, t6.always(t6.CHEAP)],  # each answer runs the hidden set: the cheapest wrong one
+    "6.5": [t6.SpendGuard, t6.CheckThenSpend, t6.NeverSettles],
+    "7.1": [t7.TenantRateLimiter, t7.OneGlobalBucket, t7.NeverRefills],
+    "7.4": [t7.TenantBudget, t7.CheckThenAct, t7.NeverSettles],
 }
 RUNS = 2  # two runs under load show any difference as well as three, at two thirds of the cost
 
