@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import course_utils.checks as checks
 from _checks import assert_not_attempted, assert_rejected
+from course_utils.context import request_tokens, sliding_window
 from course_utils.embeddings import embed_one
 
 
@@ -92,6 +95,57 @@ def test_8_1_rejects_processing_without_dedupe():
 
 def test_8_1_stub_is_not_attempted():
     assert_not_attempted("8.1", stub)
+
+
+# ----- 8.2 ------------------------------------------------------------------------------------
+def history_within(store, tenant, conversation_id, upto, budget):
+    return sliding_window(store.history(tenant, conversation_id, upto=upto), budget)
+
+
+def history_within_sql(store, tenant, conversation_id, upto, budget):
+    """Written differently: the SQL by hand, then whole turns from the newest while they fit."""
+    rows = store.db.execute(
+        "SELECT message_id, role, content, reply_to FROM messages WHERE tenant = ? AND conversation_id = ? ORDER BY seq",
+        (tenant, conversation_id),
+    ).fetchall()
+    answers = {r[3]: json.loads(r[2]) for r in rows if r[1] == "assistant"}
+    turns = []
+    for mid, role, content, _ in rows:
+        if mid == upto:
+            current = [{"role": "user", "content": json.loads(content)}]
+            break
+        if role == "user" and mid in answers:
+            turns.append(
+                [{"role": "user", "content": json.loads(content)}, {"role": "assistant", "content": answers[mid]}]
+            )
+    kept = current
+    for turn in reversed(turns):
+        if request_tokens({"messages": turn + kept}) > budget:
+            break
+        kept = turn + kept
+    return kept
+
+
+def history_without_tenant(store, tenant, conversation_id, upto, budget):
+    rows = store.db.execute(
+        "SELECT message_id, role, content FROM messages WHERE conversation_id = ? ORDER BY seq", (conversation_id,)
+    ).fetchall()
+    out = [{"role": role, "content": json.loads(content)} for mid, role, content in rows if mid != upto]
+    return out + [{"role": "user", "content": store.message(tenant, upto).content}]
+
+
+def history_over_budget(store, tenant, conversation_id, upto, budget):
+    return store.history(tenant, conversation_id, upto=upto)
+
+
+def test_8_2_solution_and_an_alternative_pass():
+    passes("8.2", history_within)
+    passes("8.2", history_within_sql)
+
+
+def test_8_2_rejects_a_missing_tenant_filter_and_going_over_the_budget():
+    assert_rejected("8.2", history_without_tenant, "messages of tenant 'globex'")
+    assert_rejected("8.2", history_over_budget, "over the budget of 400")
 
 
 # ----- 8.3 ------------------------------------------------------------------------------------

@@ -146,6 +146,13 @@ class DeskStore:
         self.applied_migrations = migrate(self._db, MIGRATIONS)
 
     @property
+    def db(self) -> sqlite3.Connection:
+        """The SQLite connection, for your own queries (lesson 08's exercise). Tables: ``messages``
+        (``tenant, conversation_id, message_id, role, content`` as JSON, ``reply_to``, ``seq``),
+        ``conversations``, ``usage``. Every query you write must filter on ``tenant``."""
+        return self._db
+
+    @property
     def schema_version(self) -> int:
         """The database's schema version (``len(MIGRATIONS)`` once opened)."""
         with self._lock:

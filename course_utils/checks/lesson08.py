@@ -1,6 +1,7 @@
 """Checks for lesson 08 (AI product architecture).
 
-8.1 ``handle_event`` (an idempotent consumer under at-least-once delivery) and 8.3 ``retrieve``
+8.1 ``handle_event`` (an idempotent consumer under at-least-once delivery), 8.2 ``history_within``
+(tenant-scoped history within a token budget, from the store) and 8.3 ``retrieve``
 (retrieval with the tenant filter inside the KNN query). The consumer cases run on virtual time
 against the in-process bus, with the crashes placed where production has them (inside the work,
 between the work and the ack); the retrieval cases grade recall@3 on the hidden question set.
@@ -161,6 +162,73 @@ async def _business_key(fn) -> None:
 
 
 # =============================================================================================
+# 8.2 history_within(store, tenant, conversation_id, upto, budget) -> list[dict]
+# =============================================================================================
+history = Exercise(
+    "8.2",
+    "Tenant-scoped history within a token budget, from the conversation store",
+    points=3,
+    signature="history_within(store, tenant, conversation_id, upto, budget) -> list[dict]",
+    hints=[
+        "Read the tenant's messages of the conversation in order (WHERE tenant = ? AND conversation_id = ? "
+        "ORDER BY seq), pair each answered user message with its answer, stop at `upto`, then keep the newest "
+        "whole turns whose request fits the budget (course_utils.context.sliding_window does that).",
+        "msgs = store.history(tenant, conversation_id, upto=upto) gives the API messages tenant-scoped; "
+        "return sliding_window(msgs, budget).",
+    ],
+)
+
+
+def _desk() -> Any:
+    from ..architecture.store import DeskStore
+
+    store = DeskStore()
+    for tenant, words in (("acme", "router"), ("globex", "SECRET-GLOBEX")):
+        for i in range(6):
+            user = store.add_message(
+                tenant, "c1", "user", f"turn {i}: my {words} " + "blinks " * 20, message_id=f"{tenant}-{i}"
+            )
+            store.save_answer(tenant, "c1", user.message_id, f"answer {i} about the {words} " + "restart it " * 15)
+    store.add_message("acme", "c1", "user", "and now it is slow", message_id="acme-now")
+    store.add_message("globex", "c1", "user", "SECRET-GLOBEX question", message_id="globex-now")
+    return store
+
+
+@history.case("only the tenant's own messages, ending with the new one")
+def _tenant_scoped(fn) -> None:
+    store = _desk()
+    got = fn(store, "acme", "c1", "acme-now", 100_000)
+    leaked = [m for m in got if "SECRET-GLOBEX" in str(m.get("content"))]
+    expect(
+        not leaked,
+        f"the history of tenant 'acme' contains {len(leaked)} messages of tenant 'globex' (same conversation id)",
+        expected="acme's messages only",
+        got=leaked[:2],
+        hint="Every query filters on the tenant: conversation ids are chosen by tenants and collide.",
+    )
+    expect_equal(got, store.history("acme", "c1", upto="acme-now"), hint="Every answered turn in order, then `upto`.")
+
+
+@history.case("within the budget: the newest whole turns that fit")
+def _budget(fn) -> None:
+    from ..context import request_tokens, sliding_window
+
+    store = _desk()
+    full = store.history("acme", "c1", upto="acme-now")
+    for budget in (request_tokens({"messages": full}), 400, 250):
+        got = fn(store, "acme", "c1", "acme-now", budget)
+        used = request_tokens({"messages": got})
+        expect(
+            used <= budget,
+            f"the history needs {used} input tokens, over the budget of {budget}",
+            expected=f"<= {budget} tokens",
+            got=used,
+            hint="Drop the oldest whole turns until the request fits (count with course_utils.context.request_tokens).",
+        )
+        expect_equal(got, sliding_window(full, budget), hint="Keep the newest whole turns, as many as fit.")
+
+
+# =============================================================================================
 # 8.3 retrieve(index, tenant, question, k) -> list[str]
 # =============================================================================================
 retrieval = Exercise(
@@ -238,4 +306,4 @@ def _recall(fn) -> None:
     expect_equal(firsts, [r[0] for r in reference], hint="Order the results by distance, nearest first.")
 
 
-EXERCISES = [consumer, retrieval]
+EXERCISES = [consumer, history, retrieval]
