@@ -27,6 +27,7 @@ def main() -> None:
     parser.add_argument("--scenario", default="flaky")
     parser.add_argument("--outage-at", type=float, default=60.0, help="seconds; negative: no outage")
     parser.add_argument("--outage-s", type=float, default=60.0)
+    parser.add_argument("--model-workers", type=int, default=8, help="consumers of the model stage")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     spec = LoadSpec(
@@ -36,6 +37,7 @@ def main() -> None:
         scenario=args.scenario,
         outage_at=None if args.outage_at < 0 else args.outage_at,
         outage_s=args.outage_s,
+        model_consumers=args.model_workers,
         seed=args.seed,
     )
     wall = time.perf_counter()
