@@ -269,19 +269,3 @@ def test_hostile_replies_thinking_and_refusals_end_every_message_once(index):
         answered = store.answer_for("acme", mid) is not None
         assert seen[-1] == ("end" if answered else "error"), (mid, seen)
     assert len(store.usage("acme")) == 8  # refusals are billed too, and recorded
-
-
-def test_an_overload_inside_a_stream_is_retried_and_a_bad_request_is_not():
-    """After a 200, an `event: error` reaches the SDK as an APIStatusError with status 200: its body decides."""
-    import anthropic
-    import httpx
-
-    from course_utils.architecture.answering import retryable
-
-    def in_stream(kind: str) -> anthropic.APIStatusError:
-        response = httpx.Response(200, request=httpx.Request("POST", "https://api.anthropic.com/v1/messages"))
-        return anthropic.APIStatusError(kind, response=response, body={"type": "error", "error": {"type": kind}})
-
-    assert retryable(in_stream("overloaded_error")) and retryable(in_stream("api_error"))
-    assert not retryable(in_stream("invalid_request_error"))
-    assert not retryable(ValueError("a bug of ours"))

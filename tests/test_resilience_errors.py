@@ -99,3 +99,40 @@ def test_classification_of_what_the_simulator_really_sends():
     assert verdicts["spend_limit"][:2] == (429, False)
     assert verdicts["permission_error"][:2] == (403, False)
     assert verdicts["billing_error"][:2] == (402, False)
+
+
+def test_an_error_event_inside_a_stream_is_classified_by_its_type():
+    """After the 200 the SDK raises APIStatusError with status 200 (api-notes §2 STREAM): an
+    overloaded_error there is as retryable as a 529, and counts against the breaker, through the SDK."""
+    server = InProcessServer(seed=0, time_scale=0.0)
+    caught: list[BaseException] = []
+
+    async def run():
+        client = server.async_client(max_retries=0)
+        try:
+            async with client.messages.stream(
+                model="claude-haiku-4-5",
+                max_tokens=200,
+                messages=[{"role": "user", "content": "Tell me a long story about a lighthouse."}],
+                extra_headers={"x-mock-fault": "stream_error"},
+            ) as stream:
+                async for _ in stream:
+                    pass
+        except anthropic.APIStatusError as exc:
+            caught.append(exc)
+        await client.close()
+
+    run_virtual(run())
+    [exc] = caught
+    assert exc.status_code == 200  # the stream had started: the status cannot say what went wrong
+    assert is_retryable(exc) and counts_as_outage(exc)
+    assert failure_kind(exc) == "stream overloaded_error"
+
+
+def test_an_invalid_request_inside_a_stream_is_not_retried():
+    import httpx2
+
+    response = httpx2.Response(200, request=httpx2.Request("POST", "http://sim/v1/messages"))
+    body = {"type": "error", "error": {"type": "invalid_request_error", "message": "bad"}}
+    exc = anthropic.APIStatusError("bad", response=response, body=body)
+    assert not is_retryable(exc) and not counts_as_outage(exc)

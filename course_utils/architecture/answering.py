@@ -19,21 +19,7 @@ from ..content import text_of
 from ..resilience import BreakerBoard, FallbackChain, Link, RetryPolicy, is_retryable
 from .bus import EventBus
 
-__all__ = ["ModelCaller", "usage_of", "retryable"]
-
-_TRANSIENT_IN_STREAM = frozenset({"overloaded_error", "api_error", "timeout_error"})
-
-
-def retryable(exc: BaseException) -> bool:
-    """Lesson 05's :func:`~course_utils.resilience.is_retryable`, plus an error that arrives *inside*
-    a stream: the HTTP status was already 200, so the SDK's ``APIStatusError`` carries 200 and only its
-    body says ``overloaded_error`` (api-notes §2: errors can arrive after a 200 when streaming).
-    Requested upstream (C_requests.md); until then composed here, not copied."""
-    if is_retryable(exc):
-        return True
-    body = getattr(exc, "body", None)
-    error = body.get("error") if isinstance(body, dict) else None
-    return isinstance(error, dict) and error.get("type") in _TRANSIENT_IN_STREAM
+__all__ = ["ModelCaller", "usage_of"]
 
 
 class ModelCaller:
@@ -106,14 +92,14 @@ class ModelCaller:
 
         def link(model: str) -> Link:
             policy = RetryPolicy(
-                max_attempts=self.config.max_attempts, deadline_s=None, retry_if=retryable, clock=self.clock
+                max_attempts=self.config.max_attempts, deadline_s=None, retry_if=is_retryable, clock=self.clock
             )
             return Link(model, lambda: policy.acall(attempt, model))
 
         chain = FallbackChain(
             [link(m) for m in models],
             deadline_s=self.config.deadline_s,
-            retry_if=retryable,
+            retry_if=is_retryable,
             breakers=self.breakers,
             clock=self.clock,
         )

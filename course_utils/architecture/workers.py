@@ -37,8 +37,8 @@ from typing import Any, Awaitable, Callable, Mapping
 
 from ..clock import SYSTEM_CLOCK, Clock
 from ..content import text_of
-from ..resilience import AllLinksFailed, BreakerBoard
-from .answering import ModelCaller, retryable, usage_of
+from ..resilience import AllLinksFailed, BreakerBoard, is_retryable
+from .answering import ModelCaller, usage_of
 from .controls import TenantControls
 from .bus import ANSWER_STREAMED, CONTEXT_READY, MESSAGE_RECEIVED, USAGE_RECORDED, Event, EventBus, consume
 from .store import DeskStore
@@ -221,7 +221,7 @@ class Pipeline:
                 attrs.update({k: result[k] for k in ("model", "input_tokens", "output_tokens", "cost_usd")})
                 attrs["cache_hit"] = bool(result["cache_hit"])
         except AllLinksFailed as exc:
-            if event.deliveries < self.bus.max_deliveries and all(retryable(e) for _, e in exc.errors):
+            if event.deliveries < self.bus.max_deliveries and all(is_retryable(e) for _, e in exc.errors):
                 raise  # transient: left pending, redelivered after the idle timeout (spans go with this try)
             error = f"all models failed: {exc}"
         except Exception as exc:  # noqa: BLE001 - a refusal (plan, rate, budget, a 400) is this message's answer

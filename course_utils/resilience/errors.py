@@ -9,7 +9,10 @@ One module decides it for the whole course, from the official SDK's exception ty
 - never retried: 400, 401, 402, 403, 404, 413 and every other 4xx, the spend-limit 429
   (``error.details.error_code == "enforced_spend_limit_reached"``: it lasts until the month turns),
   and anything that is not an API failure (a bug in our own code is not fixed by trying again);
-- ``x-should-retry: true | false`` on a response overrides the status code, as the official SDKs do.
+- ``x-should-retry: true | false`` on a response overrides the status code, as the official SDKs do;
+- an error *inside a stream* arrives after the HTTP 200 (api-notes §2, ``STREAM``): the SDK raises
+  ``APIStatusError`` with the response's status, 200, so the body's ``error.type`` decides
+  (``overloaded_error``, ``api_error``, ``timeout_error``, ``rate_limit_error``: retryable).
 
 A circuit breaker asks a different question (:func:`counts_as_outage`): is the *provider* failing?
 Overloads, 5xx, timeouts and connection errors say yes. A 429 says "you are sending too fast": the
@@ -24,6 +27,7 @@ import anthropic
 
 __all__ = [
     "RETRYABLE_STATUSES",
+    "RETRYABLE_STREAM_ERRORS",
     "SPEND_LIMIT_CODE",
     "is_retryable",
     "is_spend_limit",
@@ -38,6 +42,11 @@ RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 529})
 SPEND_LIMIT_CODE = "enforced_spend_limit_reached"
 """``error.details.error_code`` of the monthly spend-limit 429."""
 
+RETRYABLE_STREAM_ERRORS = frozenset({"overloaded_error", "api_error", "timeout_error", "rate_limit_error"})
+"""``error.type`` values of an error event inside a stream (after the 200) worth another attempt."""
+
+_OUTAGE_STREAM_ERRORS = RETRYABLE_STREAM_ERRORS - {"rate_limit_error"}
+
 
 def _header(exc: BaseException, name: str) -> str | None:
     response = getattr(exc, "response", None)
@@ -48,6 +57,19 @@ def _header(exc: BaseException, name: str) -> str | None:
         return headers.get(name)
     except Exception:  # noqa: BLE001 - a malformed response is not a reason to crash the classifier
         return None
+
+
+def _error_type(exc: BaseException) -> str | None:
+    """``error.type`` of an API error's body (``{"type": "error", "error": {"type": ...}}``), or None."""
+    body: Any = getattr(exc, "body", None)
+    error = body.get("error", body) if isinstance(body, dict) else None
+    kind = error.get("type") if isinstance(error, dict) else None
+    return kind if isinstance(kind, str) else None
+
+
+def _in_stream(exc: BaseException) -> bool:
+    """An error event that arrived inside a stream: the HTTP status was a success."""
+    return isinstance(exc, anthropic.APIStatusError) and exc.status_code < 400
 
 
 def is_spend_limit(exc: BaseException) -> bool:
@@ -73,6 +95,8 @@ def is_retryable(exc: BaseException) -> bool:
             return True
         if should == "false":
             return False
+        if _in_stream(exc):
+            return _error_type(exc) in RETRYABLE_STREAM_ERRORS
         return exc.status_code in RETRYABLE_STATUSES or exc.status_code >= 500
     if isinstance(exc, anthropic.APIConnectionError):  # includes APITimeoutError
         return True
@@ -104,6 +128,8 @@ def counts_as_outage(exc: BaseException) -> bool:
     4xx (our request was wrong; the provider answered it fine): no.
     """
     if isinstance(exc, anthropic.APIStatusError):
+        if _in_stream(exc):
+            return _error_type(exc) in _OUTAGE_STREAM_ERRORS
         return exc.status_code >= 500 or exc.status_code == 408
     return isinstance(exc, (anthropic.APIConnectionError, TimeoutError))
 
@@ -114,6 +140,8 @@ def failure_kind(exc: BaseException | None) -> str:
         return "ok"
     if is_spend_limit(exc):
         return "spend_limit"
+    if _in_stream(exc):
+        return f"stream {_error_type(exc) or 'error'}"
     if isinstance(exc, anthropic.APIStatusError):
         return str(exc.status_code)
     if isinstance(exc, (anthropic.APITimeoutError, TimeoutError)):
