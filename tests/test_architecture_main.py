@@ -34,12 +34,14 @@ def test_the_service_runs_on_its_own_and_stops_on_sigterm(tmp_path):
             found = re.search(r"support desk on (http://127\.0\.0\.1:\d+)", log.read_text())
             url = found.group(1) if found else None
             time.sleep(0.1)
+        key = re.search(r"API key for acme: (tk_\S+)", log.read_text()).group(1)
+        auth = {"Authorization": f"Bearer {key}"}
         with httpx.Client(base_url=url, timeout=30) as http:
-            headers = {"X-Tenant": "acme", "Idempotency-Key": "k1"}
+            headers = {**auth, "Idempotency-Key": "k1"}
             accepted = http.post("/conversations/c1/messages", json={"text": "I forgot my password"}, headers=headers)
             assert accepted.status_code == 202
             assert accepted.json()["message_id"] == message_id_for("acme", "k1")
-            with http.stream("GET", accepted.headers["location"], headers={"X-Tenant": "acme"}) as stream:
+            with http.stream("GET", accepted.headers["location"], headers=auth) as stream:
                 body = "".join(stream.iter_text())
             assert "event: end" in body
             ends = [json.loads(line[5:]) for line in body.splitlines() if line.startswith("data:") and "usage" in line]

@@ -18,6 +18,7 @@ from course_utils.architecture.vectors import VectorIndex
 from course_utils.architecture.workers import Pipeline
 from course_utils.resilience import IdempotencyStore
 from course_utils.streaming import SSEParser
+from course_utils.tenancy import TenantRegistry
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
@@ -42,10 +43,21 @@ def bus_factory(request):
     return lambda: RedisStreamsBus(url, prefix=prefix, idle_timeout_s=5.0)
 
 
+REGISTRY = TenantRegistry()
+KEYS = {tenant: REGISTRY.register(tenant, "pro") for tenant in ("acme", "globex")}
+
+
+def _auth(tenant: str) -> dict[str, str]:
+    """The tenant's credentials: the only way a request says who it is."""
+    return {"Authorization": f"Bearer {KEYS[tenant]}"}
+
+
 def _desk(sim, index, bus, tmp_path: Path) -> SupportDesk:
     store = DeskStore(tmp_path / "conversations.db")
     pipeline = Pipeline(bus, store, index, lambda tenant: sim.tenant(tenant).async_client())
-    return SupportDesk(pipeline, idempotency=IdempotencyStore(tmp_path / "idempotency.db"), heartbeat_s=0.5)
+    return SupportDesk(
+        pipeline, registry=REGISTRY, idempotency=IdempotencyStore(tmp_path / "idempotency.db"), heartbeat_s=0.5
+    )
 
 
 @pytest.fixture()
@@ -56,13 +68,13 @@ def desk_server(sim, index, bus_factory, tmp_path) -> Iterator[SupportDeskServer
 
 def _post(http: httpx.Client, cid: str, text: str, key: str, tenant: str = "acme") -> httpx.Response:
     return http.post(
-        f"/conversations/{cid}/messages", json={"text": text}, headers={"X-Tenant": tenant, "Idempotency-Key": key}
+        f"/conversations/{cid}/messages", json={"text": text}, headers={**_auth(tenant), "Idempotency-Key": key}
     )
 
 
 def _read_stream(http: httpx.Client, url: str, tenant: str = "acme") -> list[Any]:
     parser, events = SSEParser(), []
-    with http.stream("GET", url, headers={"X-Tenant": tenant}, timeout=60) as response:
+    with http.stream("GET", url, headers=_auth(tenant), timeout=60) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         assert response.headers["cache-control"] == "no-cache"
@@ -97,7 +109,7 @@ def test_post_answers_202_at_once_and_the_answer_streams_over_sse(desk_server, s
         assert kinds[-1] == "end" and set(kinds[:-1]) == {"delta"}
         text = "".join(json.loads(e.data)["text"] for e in events[:-1])
         assert json.loads(events[-1].data)["usage"]["output_tokens"] > 0
-        conversation = http.get("/conversations/c1", headers={"X-Tenant": "acme"}).json()
+        conversation = http.get("/conversations/c1", headers=_auth("acme")).json()
         assert [m["role"] for m in conversation["messages"]] == ["user", "assistant"]
         assert conversation["messages"][1]["content"] == text
         # A reconnect with Last-Event-ID resumes after it: only the end event is left.
@@ -117,7 +129,7 @@ def test_a_retried_post_is_the_same_message_one_answer_and_one_charge(desk_serve
         assert late.json() == first.json()
         reused = _post(http, "c2", "Something else entirely", "retry-me")
         assert reused.status_code == 422 and "different request body" in reused.json()["error"]["message"]
-        messages = http.get("/conversations/c2", headers={"X-Tenant": "acme"}).json()["messages"]
+        messages = http.get("/conversations/c2", headers=_auth("acme")).json()["messages"]
         assert [m["role"] for m in messages] == ["user", "assistant"]
     assert _billed(sim) == 1
 
@@ -126,38 +138,44 @@ def test_bad_requests_get_clear_errors_and_store_nothing(desk_server):
     with httpx.Client(base_url=desk_server.base_url, timeout=30) as http:
         url = "/conversations/c3/messages"
         cases = [
-            (http.post(url, json={"text": "hi"}, headers={"Idempotency-Key": "k"}), 400, "X-Tenant"),
-            (http.post(url, json={"text": "hi"}, headers={"X-Tenant": "acme"}), 400, "Idempotency-Key"),
-            (http.post(url, content=b"{not json", headers={"X-Tenant": "acme", "Idempotency-Key": "k"}), 400, "JSON"),
+            (http.post(url, json={"text": "hi"}, headers={"Idempotency-Key": "k"}), 401, "Authorization"),
+            # A tenant named by the caller is not an identity: without a key the header changes nothing.
+            (http.post(url, json={"text": "hi"}, headers={"X-Tenant": "acme", "Idempotency-Key": "k"}), 401, "API key"),
+            (http.post(url, json={"text": "hi"}, headers=_auth("acme")), 400, "Idempotency-Key"),
+            (http.post(url, content=b"{not json", headers={**_auth("acme"), "Idempotency-Key": "k"}), 400, "JSON"),
             (
-                http.post(url, json={"text": "  "}, headers={"X-Tenant": "acme", "Idempotency-Key": "k"}),
+                http.post(url, json={"text": "  "}, headers={**_auth("acme"), "Idempotency-Key": "k"}),
                 400,
                 "non-empty",
             ),
             (
-                http.post(url, json={"text": "x" * 9000}, headers={"X-Tenant": "acme", "Idempotency-Key": "k"}),
+                http.post(url, json={"text": "x" * 9000}, headers={**_auth("acme"), "Idempotency-Key": "k"}),
                 413,
                 "longer",
             ),
             (
-                http.post(url, json={"text": "hi"}, headers={"X-Tenant": "no spaces!", "Idempotency-Key": "k"}),
-                400,
-                "X-Tenant",
+                http.post(
+                    url, json={"text": "hi"}, headers={"Authorization": "Bearer tk_forged", "Idempotency-Key": "k"}
+                ),
+                401,
+                "API key",
             ),
         ]
         for response, status, words in cases:
             assert response.status_code == status, response.text
             assert words in response.json()["error"]["message"]
-        assert http.get("/conversations/c3", headers={"X-Tenant": "acme"}).status_code == 404
-        assert http.get("/conversations/c3/stream?after=yesterday", headers={"X-Tenant": "acme"}).status_code == 400
+        assert http.get("/conversations/c3", headers=_auth("acme")).status_code == 404
+        assert http.get("/conversations/c3/stream?after=yesterday", headers=_auth("acme")).status_code == 400
 
 
 def test_a_tenant_cannot_read_another_tenants_conversation(desk_server):
     with httpx.Client(base_url=desk_server.base_url, timeout=30) as http:
         accepted = _post(http, "shared-id", "How do I export my data?", "k-1", tenant="acme")
         _read_stream(http, accepted.headers["location"])
-        assert http.get("/conversations/shared-id", headers={"X-Tenant": "globex"}).status_code == 404
-        assert http.get("/conversations/shared-id", headers={"X-Tenant": "acme"}).status_code == 200
+        assert http.get("/conversations/shared-id", headers=_auth("globex")).status_code == 404
+        spoofed = {**_auth("globex"), "X-Tenant": "acme"}  # naming another tenant does not make you it
+        assert http.get("/conversations/shared-id?tenant=acme", headers=spoofed).status_code == 404
+        assert http.get("/conversations/shared-id", headers=_auth("acme")).status_code == 200
 
 
 def test_conversations_survive_a_restart_of_the_service(sim, index, bus_factory, tmp_path):
@@ -165,10 +183,10 @@ def test_conversations_survive_a_restart_of_the_service(sim, index, bus_factory,
         with httpx.Client(base_url=srv.base_url, timeout=30) as http:
             accepted = _post(http, "c4", "How do I cancel my plan?", "k-4")
             _read_stream(http, accepted.headers["location"])
-            before = http.get("/conversations/c4", headers={"X-Tenant": "acme"}).json()
+            before = http.get("/conversations/c4", headers=_auth("acme")).json()
     with SupportDeskServer(_desk(sim, index, bus_factory(), tmp_path)) as srv:  # a deploy: new process, same files
         with httpx.Client(base_url=srv.base_url, timeout=30) as http:
-            assert http.get("/conversations/c4", headers={"X-Tenant": "acme"}).json() == before
+            assert http.get("/conversations/c4", headers=_auth("acme")).json() == before
             replay = _post(http, "c4", "How do I cancel my plan?", "k-4")  # a retry across the deploy
             assert replay.json() == accepted.json()
             follow_up = _post(http, "c4", "And will my data be kept?", "k-5")

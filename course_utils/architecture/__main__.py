@@ -38,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sim-url", default=None, help="use a simulator already running at this URL")
     parser.add_argument("--time-scale", type=float, default=1.0, help="simulator latency scale (1 = realistic)")
     parser.add_argument("--scenario", default="calm", help="simulator fault scenario (default: calm)")
+    parser.add_argument(
+        "--tenants", default="acme,globex", help="tenants to register (comma-separated); their API keys are printed"
+    )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--api-only", action="store_true", help="serve the HTTP API; workers run elsewhere")
     mode.add_argument("--workers-only", action="store_true", help="run the workers only (needs --redis-url)")
@@ -49,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from .. import provider
     from ..resilience import IdempotencyStore
+    from ..tenancy import TenantRegistry
     from .bus import InMemoryBus, RedisStreamsBus
     from .help_centre import load_help_centre
     from .service import SupportDesk, SupportDeskServer
@@ -91,16 +95,27 @@ def main(argv: list[str] | None = None) -> int:
         if args.workers_only:
             asyncio.run(_run_workers(pipeline))
             return 0
+        # Callers are tenants with API keys (lesson 07): the key, not a header they choose, says who
+        # they are. Keys live in this process only and are shown once, here, for the local demo.
+        registry = TenantRegistry()
+        keys = {t: registry.register(t, "pro") for t in (t.strip() for t in args.tenants.split(",")) if t}
         desk = SupportDesk(
-            pipeline, idempotency=IdempotencyStore(data_dir / "idempotency.db"), run_workers=not args.api_only
+            pipeline,
+            registry=registry,
+            idempotency=IdempotencyStore(data_dir / "idempotency.db"),
+            run_workers=not args.api_only,
         )
         with SupportDeskServer(desk, port=args.port) as server:
+            for tenant, key in keys.items():
+                print(f"API key for {tenant}: {key}", flush=True)
             print(f"support desk on http://{HOST}:{server.port}  (Ctrl-C to stop)", flush=True)
+            first = next(iter(keys), "acme")
+            auth = f"-H 'Authorization: Bearer {keys.get(first, '<key>')}'"
             print(
-                f"  curl -X POST http://{HOST}:{server.port}/conversations/c1/messages -H 'X-Tenant: acme' "
+                f"  curl -X POST http://{HOST}:{server.port}/conversations/c1/messages {auth} "
                 "-H 'Idempotency-Key: k1' -H 'Content-Type: application/json' -d '{\"text\": \"I forgot my password\"}'"
             )
-            print(f"  curl -N 'http://{HOST}:{server.port}/conversations/c1/stream?tenant=acme'", flush=True)
+            print(f"  curl -N {auth} 'http://{HOST}:{server.port}/conversations/c1/stream'", flush=True)
             signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as cleanly as Ctrl-C
             try:
                 while server.running:

@@ -1,13 +1,16 @@
 """The support desk's HTTP API (Starlette, served by uvicorn on 127.0.0.1): accept fast, answer by events.
 
-* ``POST /conversations/{id}/messages`` with headers ``X-Tenant`` and ``Idempotency-Key`` and a JSON
+Every request authenticates with ``Authorization: Bearer <tenant API key>``: the tenant comes from the
+key, through lesson 07's :class:`~course_utils.tenancy.TenantRegistry`, never from a header or field
+the caller chooses (a missing or unknown key gets 401). All store and bus access is scoped by it.
+
+* ``POST /conversations/{id}/messages`` with an ``Idempotency-Key`` header and a JSON
   body ``{"text": ...}``: stores the message, publishes ``message.received`` and answers
   **202 Accepted** with the event id at once; the model runs in the workers, never in the request.
   The endpoint is idempotent (lesson 05's :class:`~course_utils.resilience.Idempotent`): a retry with
   the same key gets the same 202 and the same event id, and no second message, answer or charge;
   the same key with another body gets 422, one still being stored 409.
-* ``GET /conversations/{id}/stream`` (tenant in ``X-Tenant`` or ``?tenant=``, since a browser's
-  ``EventSource`` cannot set headers): the conversation's answers as Server-Sent Events in lesson
+* ``GET /conversations/{id}/stream``: the conversation's answers as Server-Sent Events in lesson
   02's wire format (``event: delta``/``restart``/``end``/``error``, heartbeat comments, the
   ``Cache-Control: no-cache`` and ``X-Accel-Buffering: no`` headers). Each event's ``id`` is its bus
   id, so a reconnecting client sends ``Last-Event-ID`` and misses nothing. ``?until=<message_id>``
@@ -35,6 +38,7 @@ from ..resilience import Idempotent, IdempotencyError, IdempotencyStore
 from ..serving import ThreadedServer
 from ..streaming import format_comment, format_event
 from ..streaming.relay import SSE_HEADERS
+from ..tenancy import TenantRegistry, Unauthenticated
 from .store import StoreError
 from .trace import Span
 from .workers import TENANT_NAME, Pipeline, deltas_topic, message_id_for
@@ -52,6 +56,7 @@ class SupportDesk:
         self,
         pipeline: Pipeline,
         *,
+        registry: TenantRegistry,
         idempotency: IdempotencyStore | None = None,
         consumers: Mapping[str, int] | None = None,
         heartbeat_s: float = 15.0,
@@ -59,6 +64,8 @@ class SupportDesk:
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.pipeline = pipeline
+        self.registry = registry
+        """Who the callers are: each request's API key names its tenant (lesson 07)."""
         self.clock = clock
         # `is None`, not `or`: an empty IdempotencyStore has len() 0 and is falsy.
         store = idempotency if idempotency is not None else IdempotencyStore(clock=clock)
@@ -73,8 +80,18 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": {"status": status, "message": message}}, status_code=status)
 
 
-def _tenant(request: Request) -> str | None:
-    tenant = request.headers.get("x-tenant") or request.query_params.get("tenant") or ""
+UNAUTHENTICATED = "an Authorization: Bearer <API key> header with a valid tenant API key is required"
+
+
+def _tenant(request: Request, registry: TenantRegistry) -> str | None:
+    """The authenticated tenant of ``request``, or ``None`` (the caller answers 401)."""
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    try:
+        tenant = registry.authenticate(key.strip()).tenant_id
+    except Unauthenticated:
+        return None
     return tenant if TENANT_NAME.fullmatch(tenant) else None
 
 
@@ -89,9 +106,9 @@ def create_app(desk: SupportDesk) -> Starlette:
 
     async def post_message(request: Request) -> Response:
         arrived = desk.clock.time()
-        tenant, cid = _tenant(request), _conversation(request)
+        tenant, cid = _tenant(request, desk.registry), _conversation(request)
         if tenant is None:
-            return _error(400, "the X-Tenant header is required: 1-64 letters, digits, '_', '.' or '-'")
+            return _error(401, UNAUTHENTICATED)
         if cid is None:
             return _error(400, "a conversation id is 1-64 letters, digits, '_', '.' or '-'")
         key = request.headers.get("idempotency-key", "").strip()
@@ -124,9 +141,11 @@ def create_app(desk: SupportDesk) -> Starlette:
         return JSONResponse(accepted, status_code=202, headers={"Location": location})
 
     async def stream(request: Request) -> Response:
-        tenant, cid = _tenant(request), _conversation(request)
-        if tenant is None or cid is None:
-            return _error(400, "a valid tenant (X-Tenant header or ?tenant=) and conversation id are required")
+        tenant, cid = _tenant(request, desk.registry), _conversation(request)
+        if tenant is None:
+            return _error(401, UNAUTHENTICATED)
+        if cid is None:
+            return _error(400, "a conversation id is 1-64 letters, digits, '_', '.' or '-'")
         after = request.headers.get("last-event-id") or request.query_params.get("after") or "0"
         until = request.query_params.get("until")
         topic = deltas_topic(tenant, cid)
@@ -154,9 +173,11 @@ def create_app(desk: SupportDesk) -> Starlette:
         return StreamingResponse(events(), media_type="text/event-stream", headers=SSE_HEADERS)
 
     async def get_conversation(request: Request) -> Response:
-        tenant, cid = _tenant(request), _conversation(request)
-        if tenant is None or cid is None:
-            return _error(400, "a valid X-Tenant header and conversation id are required")
+        tenant, cid = _tenant(request, desk.registry), _conversation(request)
+        if tenant is None:
+            return _error(401, UNAUTHENTICATED)
+        if cid is None:
+            return _error(400, "a conversation id is 1-64 letters, digits, '_', '.' or '-'")
         messages = pipeline.store.messages(tenant, cid)
         if not messages:
             return _error(404, f"tenant {tenant!r} has no conversation {cid!r}")
