@@ -6,6 +6,7 @@ import json
 
 import course_utils.checks as checks
 from _checks import assert_not_attempted, assert_rejected
+from course_utils.architecture.workers import PipelineConfig
 from course_utils.context import request_tokens, sliding_window
 from course_utils.embeddings import embed_one
 
@@ -201,3 +202,125 @@ def test_8_3_stub_is_not_attempted():
         raise NotImplementedError
 
     assert_not_attempted("8.3", stub)
+
+
+# ----- 8.4 ------------------------------------------------------------------------------------
+def wire_pipeline():
+    return {"config": PipelineConfig(fallback_model="claude-haiku-5-5", max_attempts=3), "model_consumers": 8}
+
+
+def wire_pipeline_alternative():
+    """Written differently: more attempts, a stricter breaker, fewer but enough workers."""
+    breaker = {"failure_rate": 0.4, "min_calls": 4, "window_s": 20.0, "cooldown_s": 15.0}
+    return {
+        "config": PipelineConfig(fallback_model="claude-haiku-5-5", max_attempts=4, breaker=breaker),
+        "model_consumers": 6,
+    }
+
+
+def wire_without_fallback():
+    return {"config": PipelineConfig(fallback_model=None, max_attempts=3), "model_consumers": 8}
+
+
+def wire_without_retries():
+    return {"config": PipelineConfig(fallback_model="claude-haiku-5-5", max_attempts=1), "model_consumers": 8}
+
+
+def wire_too_few_workers():
+    return {"config": PipelineConfig(fallback_model="claude-haiku-5-5", max_attempts=3), "model_consumers": 2}
+
+
+def wire_as_kwargs():
+    return {"config": {"fallback_model": "claude-haiku-5-5"}, "model_consumers": 8}
+
+
+def test_8_4_solution_and_an_alternative_pass():
+    passes("8.4", wire_pipeline)
+    passes("8.4", wire_pipeline_alternative)
+
+
+def test_8_4_rejects_no_fallback_and_no_retries():
+    assert_rejected("8.4", wire_without_fallback, "failed while the primary model was down")
+    assert_rejected("8.4", wire_without_retries, "failed while the primary model was down")
+
+
+def test_8_4_rejects_too_few_workers():
+    assert_rejected("8.4", wire_too_few_workers, "p95 time to first token is")
+
+
+def test_8_4_rejects_settings_of_the_wrong_shape():
+    assert_rejected("8.4", wire_as_kwargs, "is not a PipelineConfig")
+    assert_rejected("8.4", lambda: {"config": PipelineConfig(), "model_consumers": 0}, "model_consumers must be")
+
+
+def test_8_4_stub_is_not_attempted():
+    def stub():
+        raise NotImplementedError
+
+    assert_not_attempted("8.4", stub)
+
+
+# ----- 8.5 ------------------------------------------------------------------------------------
+def capacity(p):
+    return (
+        min(p.rpm, p.itpm / p.input_tokens_per_turn, p.otpm / p.output_tokens_per_turn, p.workers * 60 / p.latency_s)
+        / p.turns_per_conversation
+    )
+
+
+def capacity_per_second_then_scaled(p):
+    """Written differently: the rates per second, the conversations' duration, then per minute."""
+    turns_per_s = min(p.rpm / 60, p.itpm / 60 / p.input_tokens_per_turn, p.otpm / 60 / p.output_tokens_per_turn)
+    turns_per_s = min(turns_per_s, p.workers / p.latency_s)
+    seconds_per_conversation = p.turns_per_conversation / turns_per_s
+    return 60 / seconds_per_conversation
+
+
+def capacity_rpm_only(p):
+    return min(p.rpm, p.workers * 60 / p.latency_s) / p.turns_per_conversation
+
+
+def capacity_ignoring_turns(p):
+    return min(p.rpm, p.itpm / p.input_tokens_per_turn, p.otpm / p.output_tokens_per_turn, p.workers * 60 / p.latency_s)
+
+
+def capacity_ignoring_workers(p):
+    return min(p.rpm, p.itpm / p.input_tokens_per_turn, p.otpm / p.output_tokens_per_turn) / p.turns_per_conversation
+
+
+def capacity_per_second(p):
+    return capacity(p) / 60
+
+
+def capacity_without_output(p):
+    return min(p.rpm, p.itpm / p.input_tokens_per_turn, p.workers * 60 / p.latency_s) / p.turns_per_conversation
+
+
+def test_8_5_solution_and_an_alternative_pass():
+    passes("8.5", capacity)
+    passes("8.5", capacity_per_second_then_scaled)
+
+
+def test_8_5_rejects_ignoring_the_binding_token_limit():
+    assert_rejected("8.5", capacity_rpm_only, "with ITPM binding")
+    assert_rejected("8.5", capacity_without_output, "with OTPM binding")
+
+
+def test_8_5_rejects_ignoring_turns_and_workers_and_a_per_second_figure():
+    assert_rejected("8.5", capacity_ignoring_turns, "a conversation is 5 turns")
+    assert_rejected("8.5", capacity_ignoring_workers, "with the worker pool (Little's law) binding")
+    assert_rejected("8.5", capacity_per_second, "a per-second figure")
+
+
+def test_8_5_plans_exercise_the_limit_they_are_named_for():
+    from course_utils.architecture.capacity import binding_limit
+    from course_utils.checks.lesson08 import PLANS
+
+    assert {name: binding_limit(p) for name, p in PLANS.items()} == {name: name for name in PLANS}
+
+
+def test_8_5_stub_is_not_attempted():
+    def stub(p):
+        raise NotImplementedError
+
+    assert_not_attempted("8.5", stub)

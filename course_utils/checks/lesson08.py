@@ -1,21 +1,32 @@
 """Checks for lesson 08 (AI product architecture).
 
 8.1 ``handle_event`` (an idempotent consumer under at-least-once delivery), 8.2 ``history_within``
-(tenant-scoped history within a token budget, from the store) and 8.3 ``retrieve``
-(retrieval with the tenant filter inside the KNN query). The consumer cases run on virtual time
-against the in-process bus, with the crashes placed where production has them (inside the work,
-between the work and the ack); the retrieval cases grade recall@3 on the hidden question set.
+(tenant-scoped history within a token budget, from the store), 8.3 ``retrieve``
+(retrieval with the tenant filter inside the KNN query), 8.4 ``wire_pipeline`` (the pipeline's
+settings, graded by the SLO table of a chaos load test) and 8.5 ``conversations_per_minute``
+(capacity planning, graded against the formula and a simulation). The consumer cases run on virtual
+time against the in-process bus, with the crashes placed where production has them (inside the work,
+between the work and the ack); the retrieval cases grade recall@3 on the hidden question set; the
+load test and the capacity simulation run on virtual time, so the grade is the same on any machine.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import inspect
+import logging
+import math
 from typing import Any
+from unittest import mock
 
+from ..architecture import loadtest
 from ..architecture.bus import Event, InMemoryBus
+from ..architecture.capacity import CapacityInputs, simulate_conversations_per_minute
+from ..architecture.capacity import conversations_per_minute as _reference_capacity
 from ..architecture.help_centre import load_help_centre, questions
+from ..architecture.workers import PipelineConfig
 from ..architecture.vectors import VectorIndex, recall_at_k
 from .framework import CaseFailed, Exercise, expect, expect_equal
 
@@ -306,4 +317,201 @@ def _recall(fn) -> None:
     expect_equal(firsts, [r[0] for r in reference], hint="Order the results by distance, nearest first.")
 
 
-EXERCISES = [consumer, history, retrieval]
+# =============================================================================================
+# 8.4 wire_pipeline() -> {"config": PipelineConfig, "model_consumers": int}
+# =============================================================================================
+wiring = Exercise(
+    "8.4",
+    "Wire the pipeline so that the SLO table holds under the chaos scenario",
+    points=3,
+    signature='wire_pipeline() -> {"config": PipelineConfig, "model_consumers": int}',
+    hints=[
+        "The chaos scenario: `flaky` faults and the primary model down for a minute. A message survives an "
+        "outage only with somewhere else to go (fallback_model), and a blip only with a retry (max_attempts).",
+        "Each model consumer holds one streamed call for its whole latency (Little's law: in flight = rate x "
+        'latency). Try {"config": PipelineConfig(fallback_model="claude-haiku-5-5", max_attempts=3), '
+        '"model_consumers": 8}.',
+    ],
+)
+
+CHAOS = loadtest.LoadSpec(
+    tenants=4, conversations=3, turns=3, think_s=2.0, ramp_s=10.0, scenario="flaky", outage_at=5.0, outage_s=60.0
+)
+"""The graded load: 36 messages from 12 users of 4 tenants, with the primary model down from 5 s to 65 s."""
+SLO_P95_TTFT_S = 3.0
+SLO_ERROR_RATE = 0.05
+MAX_MODEL_CONSUMERS = 64
+"""More would only cost the check CPU: the load never has more than 12 messages in flight."""
+
+
+def _settings(fn: Any) -> tuple[PipelineConfig, int]:
+    got = fn()
+    if not isinstance(got, dict) or set(got) != {"config", "model_consumers"}:
+        raise CaseFailed(
+            "wire_pipeline must return a dict with exactly the keys 'config' and 'model_consumers'",
+            expected="{'config': PipelineConfig(...), 'model_consumers': int}",
+            got=sorted(got) if isinstance(got, dict) else type(got).__name__,
+            hint='return {"config": PipelineConfig(...), "model_consumers": 8}',
+        )
+    config, consumers = got["config"], got["model_consumers"]
+    if not isinstance(config, PipelineConfig):
+        raise CaseFailed(
+            "settings['config'] is not a PipelineConfig",
+            expected="PipelineConfig(...)",
+            got=type(config).__name__,
+            hint="Build it with PipelineConfig(field=value, ...): the workers read its fields by name.",
+        )
+    if isinstance(consumers, bool) or not isinstance(consumers, int) or not 1 <= consumers <= MAX_MODEL_CONSUMERS:
+        raise CaseFailed(
+            f"model_consumers must be a whole number from 1 to {MAX_MODEL_CONSUMERS}",
+            expected=f"an int in 1..{MAX_MODEL_CONSUMERS}",
+            got=consumers,
+            hint="It is how many model calls the pipeline runs at once.",
+        )
+    return config, consumers
+
+
+_runs: dict[tuple[str, int], dict[str, Any]] = {}
+
+
+def _chaos_slo(fn: Any) -> dict[str, Any]:
+    """The SLO row of the chaos load with the answer's settings (one run per distinct settings)."""
+    config, consumers = _settings(fn)
+    key = (repr(config), consumers)
+    if key not in _runs:
+        quiet = logging.getLogger("course_utils.architecture")
+        level = quiet.level
+        quiet.setLevel(logging.CRITICAL)  # the retries' tracebacks are the scenario's faults, not the answer's
+        try:
+            # run_load builds its PipelineConfig() itself; hand it the answer's (a config= parameter is requested).
+            with mock.patch.object(loadtest, "PipelineConfig", lambda: config):
+                result = loadtest.run_load(dataclasses.replace(CHAOS, model_consumers=consumers), index=_index())
+        finally:
+            quiet.setLevel(level)
+        if len(_runs) > 8:
+            _runs.clear()
+        _runs[key] = result.slo()
+    return _runs[key]
+
+
+@wiring.case("the settings: a PipelineConfig and a number of model consumers")
+def _wiring_shape(fn) -> None:
+    _settings(fn)
+
+
+@wiring.case(f"under the outage: no message lost or charged twice, error rate under {SLO_ERROR_RATE:.0%}")
+def _wiring_errors(fn) -> None:
+    slo = _chaos_slo(fn)
+    expect(slo["lost_messages"] == 0, f"{slo['lost_messages']} of {slo['messages']} messages were lost",
+           expected=0, got=slo["lost_messages"], hint="Every message needs an answer or an error.")  # fmt: skip
+    expect(
+        slo["duplicate_charges"] == 0,
+        f"{slo['duplicate_charges']} model calls were charged twice",
+        expected=0,
+        got=slo["duplicate_charges"],
+        hint="The model stage answers a redelivered message from the store.",
+    )
+    rate = slo["error_rate"]
+    expect(
+        rate <= SLO_ERROR_RATE,
+        f"{rate:.0%} of the {slo['messages']} messages failed while the primary model was down "
+        f"(answered by {slo['answered_by']})",
+        expected=f"<= {SLO_ERROR_RATE:.0%}",
+        got=f"{rate:.1%}",
+        hint="During an outage retries of the same model only wait: give the chain a fallback_model, "
+        "and keep a few attempts (max_attempts) for the flaky blips.",
+    )
+
+
+@wiring.case(f"p95 time to first token under {SLO_P95_TTFT_S:g} s")
+def _wiring_latency(fn) -> None:
+    slo = _chaos_slo(fn)
+    p95 = slo["p95_ttft_s"]
+    expect(
+        p95 <= SLO_P95_TTFT_S,
+        f"p95 time to first token is {p95:.1f} s, over the SLO of {SLO_P95_TTFT_S:g} s (p50 {slo['p50_ttft_s']:.1f} s)",
+        expected=f"<= {SLO_P95_TTFT_S:g} s",
+        got=f"{p95:.1f} s",
+        hint="Messages wait in the queue for a free model consumer: by Little's law the workers needed are "
+        "arrival rate x model latency. Add model_consumers (and a fallback, or waits for the dead model count).",
+    )
+
+
+# =============================================================================================
+# 8.5 conversations_per_minute(p: CapacityInputs) -> float
+# =============================================================================================
+capacity = Exercise(
+    "8.5",
+    "Capacity planning: sustainable conversations per minute",
+    points=3,
+    signature="conversations_per_minute(p: CapacityInputs) -> float",
+    hints=[
+        "Four limits cap the turns (model calls) per minute: RPM, ITPM / input tokens per turn, OTPM / output "
+        "tokens per turn, and the workers (Little's law: workers x 60 / latency_s). The smallest binds.",
+        "min(p.rpm, p.itpm / p.input_tokens_per_turn, p.otpm / p.output_tokens_per_turn, "
+        "p.workers * 60 / p.latency_s) / p.turns_per_conversation",
+    ],
+)
+
+CAPACITY_TOLERANCE = 0.02
+"""Relative: the simulation's 10 minutes measure the reference formula to well under 1%."""
+
+PLANS = {
+    "rpm": CapacityInputs(50, 200_000, 80_000, 2_000, 300, 5, 3.0, 8),
+    "itpm": CapacityInputs(1_000, 100_000, 100_000, 4_000, 200, 4, 2.0, 20),
+    "otpm": CapacityInputs(1_000, 1_000_000, 16_000, 1_000, 800, 3, 4.0, 50),
+    "workers": CapacityInputs(4_000, 2_000_000, 400_000, 1_500, 250, 6, 5.0, 10),
+}
+"""One key and pool per limit that can bind (the key names it)."""
+
+_LIMIT_NAMES = {"rpm": "RPM", "itpm": "ITPM", "otpm": "OTPM", "workers": "the worker pool (Little's law)"}
+
+
+@functools.cache
+def _simulated(p: CapacityInputs) -> float:
+    return simulate_conversations_per_minute(p)
+
+
+def _close(a: float, b: float) -> bool:
+    return abs(a - b) <= CAPACITY_TOLERANCE * abs(b)
+
+
+def _capacity_case(limit: str) -> Any:
+    def case(fn: Any) -> None:
+        p = PLANS[limit]
+        got = fn(p)
+        if isinstance(got, bool) or not isinstance(got, (int, float)) or not math.isfinite(got):
+            raise CaseFailed(
+                "conversations_per_minute must return a finite number",
+                expected="a float",
+                got=got,
+                hint="Return the number of conversations per minute, e.g. 6.25.",
+            )
+        reference, simulated = _reference_capacity(p), _simulated(p)
+        if _close(got, reference) and _close(got, simulated):
+            return
+        cause = f"the binding limit here is {_LIMIT_NAMES[limit]}"
+        if _close(got, reference / 60):
+            cause = "60 times too few: a per-second figure, not per minute"
+        elif _close(got, reference * p.turns_per_conversation):
+            cause = f"that is turns per minute: a conversation is {p.turns_per_conversation:g} turns"
+        raise CaseFailed(
+            f"with {_LIMIT_NAMES[limit]} binding, the answer is {got:.4g} conversations per minute; "
+            f"the simulation sustained {simulated:.4g} ({cause})",
+            expected=f"{reference:.4g} (within {CAPACITY_TOLERANCE:.0%})",
+            got=round(got, 4),
+            hint="Every limit caps the turns per minute: rpm, itpm / input_tokens_per_turn, "
+            "otpm / output_tokens_per_turn and workers * 60 / latency_s. The smallest binds; divide by "
+            "turns_per_conversation.",
+        )
+
+    return case
+
+
+for _limit in PLANS:
+    capacity.case(f"when {_LIMIT_NAMES[_limit]} binds: within {CAPACITY_TOLERANCE:.0%} of the simulation")(
+        _capacity_case(_limit)
+    )
+
+
+EXERCISES = [consumer, history, retrieval, wiring, capacity]
