@@ -7,9 +7,10 @@ A turn is one model call. Four limits cap the turns per minute, and the smallest
 * its output tokens per minute (OTPM): ``otpm / output_tokens_per_turn`` turns;
 * the workers, by Little's law (in flight = throughput x latency): ``workers * 60 / latency_s`` turns.
 
-The Messages API refills each per-minute limit continuously (a token bucket:
-https://platform.claude.com/docs/en/api/rate-limits), so the long-run rate is the refill rate, not a
-minute's burst. Conversations per minute are the binding turn rate over the turns per conversation.
+The Messages API refills each per-minute limit continuously ("your capacity is continuously replenished
+up to your maximum limit": https://platform.claude.com/docs/en/api/rate-limits), so the long-run rate is
+the refill rate, not a minute's burst; limits apply per model, so plan one key-and-model at a time.
+Conversations per minute are the binding turn rate over the turns per conversation.
 
 :func:`simulate_conversations_per_minute` measures the same figure the hard way, on virtual time:
 workers that take from the three buckets (lesson 03's :class:`~course_utils.concurrency.TokenBucket`)
@@ -40,13 +41,14 @@ class CapacityInputs:
     rpm: float
     """Requests per minute of the key."""
     itpm: float
-    """Input tokens per minute of the key (uncached input tokens)."""
+    """Input tokens per minute of the key."""
     otpm: float
-    """Output tokens per minute of the key (tokens actually generated)."""
+    """Output tokens per minute of the key."""
     input_tokens_per_turn: float
-    """Mean input tokens of one model call."""
+    """Mean input tokens of one model call that count toward ITPM: ``input_tokens`` plus
+    ``cache_creation_input_tokens``; cache reads do not count (docs/api-notes.md, "What counts")."""
     output_tokens_per_turn: float
-    """Mean output tokens of one model call."""
+    """Mean output tokens one model call generates (OTPM counts what is generated, not ``max_tokens``)."""
     turns_per_conversation: float
     """Model calls per conversation."""
     latency_s: float
