@@ -8,6 +8,8 @@ module             what
 ``vectors``        :class:`VectorIndex`: sqlite-vec, the tenant as partition key; :func:`recall_at_k`
 ``help_centre``    the lesson's multi-tenant help centre and labelled questions (``data/``)
 ``trace``          per-request stage spans and the dashboard's figures (:class:`TraceLog`)
+``diagram``        the architecture diagram generated from the running wiring (Mermaid, matplotlib)
+``dashboard``      one request's stage waterfall and the load test's SLO dashboard
 ``answering``      :class:`ModelCaller`: the streamed model call (retry, breaker, fallback, cache)
 ``controls``       :class:`TenantControls`: lesson 07's plans, limits, budgets and metering
 ``workers``        :class:`Pipeline`: the four stages wired to the bus
@@ -34,6 +36,9 @@ from .bus import (
     dead_letter_topic,
 )
 from .controls import TenantControls, TenantRateLimited
+from .dashboard import Dashboard, load_dashboard, load_series, waterfall
+from .diagram import StageWiring, Wiring, mermaid, wiring_of
+from .diagram import figure as architecture_figure
 from .help_centre import articles, load_help_centre, questions
 from .service import SupportDesk, SupportDeskServer, create_app
 from .store import DeskStore, StoreError
@@ -69,6 +74,15 @@ __all__ = [
     "Span",
     "Trace",
     "TraceLog",
+    "Wiring",
+    "StageWiring",
+    "wiring_of",
+    "mermaid",
+    "architecture_figure",
+    "Dashboard",
+    "load_series",
+    "load_dashboard",
+    "waterfall",
     "ModelCaller",
     "TenantControls",
     "TenantRateLimited",
