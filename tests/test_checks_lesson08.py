@@ -251,6 +251,7 @@ def test_8_4_rejects_too_few_workers():
 def test_8_4_rejects_settings_of_the_wrong_shape():
     assert_rejected("8.4", wire_as_kwargs, "is not a PipelineConfig")
     assert_rejected("8.4", lambda: {"config": PipelineConfig(), "model_consumers": 0}, "model_consumers must be")
+    assert_rejected("8.4", lambda: None, "must return a dict")
 
 
 def test_8_4_stub_is_not_attempted():
@@ -310,6 +311,14 @@ def test_8_5_rejects_ignoring_turns_and_workers_and_a_per_second_figure():
     assert_rejected("8.5", capacity_ignoring_turns, "a conversation is 5 turns")
     assert_rejected("8.5", capacity_ignoring_workers, "with the worker pool (Little's law) binding")
     assert_rejected("8.5", capacity_per_second, "a per-second figure")
+
+
+def test_8_5_accepts_a_numpy_number_and_rejects_no_number():
+    import numpy as np
+
+    passes("8.5", lambda p: np.float64(capacity(p)))
+    assert_rejected("8.5", lambda p: None, "must return a finite number")
+    assert_rejected("8.5", lambda p: float("inf"), "must return a finite number")
 
 
 def test_8_5_plans_exercise_the_limit_they_are_named_for():

@@ -18,6 +18,7 @@ import functools
 import inspect
 import logging
 import math
+import numbers
 from typing import Any
 from unittest import mock
 
@@ -480,14 +481,14 @@ def _capacity_case(limit: str) -> Any:
     def case(fn: Any) -> None:
         p = PLANS[limit]
         got = fn(p)
-        if isinstance(got, bool) or not isinstance(got, (int, float)) or not math.isfinite(got):
+        if isinstance(got, bool) or not isinstance(got, numbers.Real) or not math.isfinite(got):
             raise CaseFailed(
                 "conversations_per_minute must return a finite number",
                 expected="a float",
                 got=got,
                 hint="Return the number of conversations per minute, e.g. 6.25.",
             )
-        reference, simulated = _reference_capacity(p), _simulated(p)
+        got, reference, simulated = float(got), _reference_capacity(p), _simulated(p)
         if _close(got, reference) and _close(got, simulated):
             return
         cause = f"the binding limit here is {_LIMIT_NAMES[limit]}"
