@@ -326,6 +326,7 @@ wiring = Exercise(
     "Wire the pipeline so that the SLO table holds under the chaos scenario",
     points=3,
     signature='wire_pipeline() -> {"config": PipelineConfig, "model_consumers": int}',
+    time_limit=120,  # a wall-clock safety net only: the load runs on virtual time (~3 s CPU, more on a busy CI)
     hints=[
         "The chaos scenario: `flaky` faults and the primary model down for a minute. A message survives an "
         "outage only with somewhere else to go (fallback_model), and a blip only with a retry (max_attempts).",
