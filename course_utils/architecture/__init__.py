@@ -10,6 +10,7 @@ module             what
 ``trace``          per-request stage spans and the dashboard's figures (:class:`TraceLog`)
 ``diagram``        the architecture diagram generated from the running wiring (Mermaid, matplotlib)
 ``dashboard``      one request's stage waterfall and the load test's SLO dashboard
+``capacity``       capacity planning: each limit's turns per minute, the binding one, a simulation
 ``answering``      :class:`ModelCaller`: the streamed model call (retry, breaker, fallback, cache)
 ``controls``       :class:`TenantControls`: lesson 07's plans, limits, budgets and metering
 ``workers``        :class:`Pipeline`: the four stages wired to the bus
@@ -35,6 +36,7 @@ from .bus import (
     consume,
     dead_letter_topic,
 )
+from .capacity import CapacityInputs, binding_limit, simulate_conversations_per_minute, turn_limits
 from .controls import TenantControls, TenantRateLimited
 from .dashboard import Dashboard, load_dashboard, load_series, waterfall
 from .diagram import StageWiring, Wiring, mermaid, wiring_of
@@ -80,6 +82,10 @@ __all__ = [
     "mermaid",
     "architecture_figure",
     "Dashboard",
+    "CapacityInputs",
+    "turn_limits",
+    "binding_limit",
+    "simulate_conversations_per_minute",
     "load_series",
     "load_dashboard",
     "waterfall",

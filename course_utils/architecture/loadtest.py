@@ -96,10 +96,9 @@ class LoadResult:
         }
 
 
-async def _load(spec: LoadSpec, index: VectorIndex) -> LoadResult:
+async def _load(spec: LoadSpec, index: VectorIndex, config: PipelineConfig) -> LoadResult:
     server = InProcessServer(seed=spec.seed, time_scale=1.0, rate_limit_tier="unlimited")
     server.set_scenario(spec.scenario)
-    config = PipelineConfig()
     if spec.outage_at is not None:
         server.model_outage(config.primary_model, spec.outage_s, start_in_s=spec.outage_at)
     bus, store = InMemoryBus(idle_timeout_s=30.0), DeskStore()
@@ -156,10 +155,14 @@ async def _load(spec: LoadSpec, index: VectorIndex) -> LoadResult:
     )
 
 
-def run_load(spec: LoadSpec | None = None, *, index: VectorIndex | None = None) -> LoadResult:
-    """Run ``spec`` on a fresh virtual loop (seconds of wall time for hours of traffic)."""
+def run_load(
+    spec: LoadSpec | None = None, *, index: VectorIndex | None = None, config: PipelineConfig | None = None
+) -> LoadResult:
+    """Run ``spec`` on a fresh virtual loop (seconds of wall time for hours of traffic), with the
+    pipeline's ``config`` (default ``PipelineConfig()``; the outage hits its ``primary_model``)."""
     spec = spec or LoadSpec()
+    config = config if config is not None else PipelineConfig()
     if index is None:
         index = VectorIndex()
         load_help_centre(index, tenant_names(spec.tenants))
-    return run_virtual(_load(spec, index), limit=24 * 3600)
+    return run_virtual(_load(spec, index, config), limit=24 * 3600)

@@ -20,7 +20,6 @@ import logging
 import math
 import numbers
 from typing import Any
-from unittest import mock
 
 from ..architecture import loadtest
 from ..architecture.bus import Event, InMemoryBus
@@ -385,9 +384,8 @@ def _chaos_slo(fn: Any) -> dict[str, Any]:
         level = quiet.level
         quiet.setLevel(logging.CRITICAL)  # the retries' tracebacks are the scenario's faults, not the answer's
         try:
-            # run_load builds its PipelineConfig() itself; hand it the answer's (a config= parameter is requested).
-            with mock.patch.object(loadtest, "PipelineConfig", lambda: config):
-                result = loadtest.run_load(dataclasses.replace(CHAOS, model_consumers=consumers), index=_index())
+            spec = dataclasses.replace(CHAOS, model_consumers=consumers)
+            result = loadtest.run_load(spec, index=_index(), config=config)
         finally:
             quiet.setLevel(level)
         if len(_runs) > 8:
