@@ -24,3 +24,13 @@ def test_the_same_seed_gives_the_same_figures():
     spec = LoadSpec(tenants=2, conversations=1, turns=2, scenario="calm")
     first, second = run_load(spec).slo(), run_load(spec).slo()
     assert first == second
+
+
+def test_one_idle_cycle_per_time_jump_gives_the_default_loops_figures(monkeypatch):
+    """LOAD_NOOP_CYCLES = 1 saves CPU; the figures must be those of looptime's default (42)."""
+    from course_utils.architecture import loadtest
+
+    spec = LoadSpec(tenants=3, conversations=2, turns=2, scenario="flaky", outage_at=5.0, outage_s=20.0)
+    fast = run_load(spec).slo()
+    monkeypatch.setattr(loadtest, "LOAD_NOOP_CYCLES", 42)
+    assert run_load(spec).slo() == fast

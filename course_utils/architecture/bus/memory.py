@@ -50,20 +50,25 @@ class InMemoryBus:
         self._index: dict[str, dict[str, int]] = {}
         self._groups: dict[tuple[str, str], _Group] = {}
         self._ids = itertools.count(1)
-        self._changed: asyncio.Condition | None = None
+        # One condition per topic: a publish wakes only that topic's readers (a delta stream's
+        # hundreds of publishes per answer would otherwise wake every stage's consumers).
+        self._changed: dict[str, asyncio.Condition] = {}
 
-    def _condition(self) -> asyncio.Condition:
-        if self._changed is None:
-            self._changed = asyncio.Condition()
-        return self._changed
+    def _condition(self, topic: str) -> asyncio.Condition:
+        cond = self._changed.get(topic)
+        if cond is None:
+            cond = self._changed[topic] = asyncio.Condition()
+        return cond
 
     async def publish(self, topic: str, data: Mapping[str, Any]) -> str:
         text = encode_data(data)
         event_id = f"{next(self._ids)}-0"
         self._logs.setdefault(topic, []).append((event_id, text))
         self._index.setdefault(topic, {})[event_id] = len(self._logs[topic]) - 1
-        async with self._condition():
-            self._condition().notify_all()
+        cond = self._changed.get(topic)
+        if cond is not None:  # nobody has waited on this topic yet: nobody to wake
+            async with cond:
+                cond.notify_all()
         return event_id
 
     async def ensure_group(self, topic: str, group: str) -> None:
@@ -138,11 +143,11 @@ class InMemoryBus:
                 return []
             claim_in = self._next_claim_in(topic, group)
             wait = remaining if claim_in is None else min(remaining, max(claim_in, _TICK))
-            await self._wait_for_publish(wait)
+            await self._wait_for_publish(topic, wait)
 
-    async def _wait_for_publish(self, seconds: float) -> None:
+    async def _wait_for_publish(self, topic: str, seconds: float) -> None:
         # The timer runs on the injected clock (virtual in checks), not on asyncio.wait_for's loop time.
-        cond = self._condition()
+        cond = self._condition(topic)
 
         async def changed() -> None:
             async with cond:
@@ -178,7 +183,7 @@ class InMemoryBus:
             remaining = deadline - self.clock.monotonic()
             if remaining < _TICK:  # a shorter wait may not move a virtual clock at all: spin for ever
                 return []
-            await self._wait_for_publish(remaining)
+            await self._wait_for_publish(topic, remaining)
 
     async def pending(self, topic: str, group: str) -> int:
         return len(self._group(topic, group).pending)
