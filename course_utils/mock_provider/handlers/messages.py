@@ -111,10 +111,12 @@ async def _lost(sim: "Simulator", request: Request, ex: Exchange) -> Response:
 async def _hold(sim: "Simulator", seconds: float, request: Request) -> bool:
     """Wait ``seconds`` (a slow or late response); False if the client left."""
     deadline = sim.clock.monotonic() + seconds
-    while sim.clock.monotonic() < deadline:
+    # Stop within a millisecond of the deadline: on a virtual loop (microsecond ticks) a sleep of
+    # less than a tick does not move the clock, and the loop would spin for ever.
+    while (left := deadline - sim.clock.monotonic()) > 1e-3:
         if await request.is_disconnected():
             return False
-        await sim.clock.sleep(min(0.25, deadline - sim.clock.monotonic()))
+        await sim.clock.sleep(min(0.25, left))
     return True
 
 
