@@ -11,6 +11,7 @@ retries off: the policy is the one retry layer.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Callable
 
 from .. import pricing
@@ -73,7 +74,14 @@ class ModelCaller:
             self.model_calls += 1
             published = 0
             try:
-                async with client.messages.stream(model=model, **body) as stream:
+                # A provider that holds the response (no headers yet) is a hung call: give up after
+                # response_timeout_s and retry (TimeoutError is retryable), instead of holding a consumer
+                # for as long as it hangs. Once the response has started, a long answer is no hang.
+                async with (
+                    asyncio.timeout(self.config.response_timeout_s) as started,
+                    client.messages.stream(model=model, **body) as stream,
+                ):
+                    started.reschedule(None)
                     async for text in stream.text_stream:
                         if "first_token_at" not in attrs:
                             attrs["first_token_at"] = self.clock.time()

@@ -53,6 +53,8 @@ class LoadSpec:
     """Seconds after the start when the primary model goes down (None: no outage)."""
     outage_s: float = 60.0
     model_consumers: int = 8
+    restart_at: float | None = None
+    """Seconds after the start of a rolling deploy of the workers (None: none)."""
     seed: int = 0
 
 
@@ -66,11 +68,15 @@ class LoadResult:
     answered: int
     refused: int
     billed_calls: int
+    """Completed model calls the provider billed (streams cut by a restart are in ``cut_streams``)."""
     billed_messages: int
     answered_by: dict[str, int]
     cost_usd: float
     duration_s: float
     per_tenant_p95: dict[str, float] = field(default_factory=dict)
+    cut_streams: int = 0
+    """Streams cut before their end (a client that gave up, a worker that died), billed for what was generated."""
+    restarts: int = 0
 
     @property
     def lost(self) -> int:
@@ -106,13 +112,28 @@ async def _load(spec: LoadSpec, index: VectorIndex, config: PipelineConfig) -> L
     server.set_scenario(spec.scenario)
     if spec.outage_at is not None:
         server.model_outage(config.primary_model, spec.outage_s, start_in_s=spec.outage_at)
+    # The bus and the store outlive a restart of the workers: in production they are Redis and a
+    # database file, other processes than the one a deploy restarts.
     bus, store = InMemoryBus(idle_timeout_s=30.0), DeskStore()
-    pipeline = Pipeline(bus, store, index, lambda t: server.tenant(t).async_client(), config=config)
     rng = random.Random(spec.seed)
     tenants = tenant_names(spec.tenants)
     pool = {t: [q["question"] for q in questions() if q["tenant"] == t] for t in tenants}
     sent = 0
     start = SYSTEM_CLOCK.monotonic()
+    pipelines: list[Pipeline] = []
+    runners: list[asyncio.Task] = []
+    stops: list[asyncio.Event] = []
+
+    def start_workers() -> None:
+        pipeline = Pipeline(bus, store, index, lambda t: server.tenant(t).async_client(), config=config)
+        pipelines.append(pipeline)
+        stop = asyncio.Event()
+        stops.append(stop)
+        # Idle consumers wake every block_s to look at `stop`: 5 s, not 0.2 s, saves most of the CPU of 64.
+        runners.append(asyncio.create_task(pipeline.run(stop, consumers={"model": spec.model_consumers}, block_s=5.0)))
+
+    def finished(mid: str) -> bool:
+        return any(p.finished(mid) for p in pipelines)
 
     async def user(tenant: str, conv: str, delay: float, seed: int) -> None:
         nonlocal sent
@@ -121,42 +142,62 @@ async def _load(spec: LoadSpec, index: VectorIndex, config: PipelineConfig) -> L
         for turn in range(spec.turns):
             mid = f"{tenant}-{conv}-{turn}"
             now = SYSTEM_CLOCK.time()
-            await pipeline.submit(
+            await pipelines[-1].submit(
                 tenant, conv, r.choice(pool[tenant]), message_id=mid, trace=[Span("api", now, now).to_dict()]
             )
             sent += 1
-            while not pipeline.finished(mid):  # the user watches the stream until it ends
+            while not finished(mid):  # the user watches the stream until it ends
                 await asyncio.sleep(0.25)
             await asyncio.sleep(r.expovariate(1 / spec.think_s))
 
-    stop = asyncio.Event()
-    runner = asyncio.create_task(pipeline.run(stop, consumers={"model": spec.model_consumers}))
+    async def deploy(at: float) -> None:
+        # A rolling deploy: the new workers start, the old ones stop reading and finish what they hold
+        # (SIGTERM and a grace period). A crash, where nothing is finished, is `test_architecture_crash`.
+        await asyncio.sleep(at)
+        old_runner, old = runners[-1], pipelines[-1]
+        stops[-1].set()
+        start_workers()
+        await old_runner
+        await old.aclose()
+
+    start_workers()
+    deployer = asyncio.create_task(deploy(spec.restart_at)) if spec.restart_at is not None else None
     users = [
         user(t, f"c{c}", rng.uniform(0, spec.ramp_s), rng.getrandbits(32))
         for t in tenants
         for c in range(spec.conversations)
     ]
     await asyncio.gather(*users)
-    stop.set()
-    await runner
-    await pipeline.aclose()
+    if deployer is not None:
+        await deployer  # a deploy after the last user left still drains
+    stops[-1].set()
+    await runners[-1]
+    await pipelines[-1].aclose()
+    traces = TraceLog([t for p in pipelines for t in p.traces.traces])
+    answered_by: dict[str, int] = {}
+    for p in pipelines:
+        for model, n in p.answered_by.items():
+            answered_by[model] = answered_by.get(model, 0) + n
     ledger = server.ledger()
     calls = ledger[(ledger["endpoint"] == "/v1/messages") & (ledger["status"] == 200)]
+    complete = calls[~calls["disconnected"].astype(bool)]
     answered = sum(1 for t in tenants for c in store.conversations(t) for m in store.messages(t, c) if m.reply_to)
     billed = sum(len(store.usage(t)) for t in tenants)
-    per_tenant = {t: percentile([tr.ttft_s for tr in pipeline.traces.traces if tr.tenant == t], 0.95) for t in tenants}
+    per_tenant = {t: percentile([tr.ttft_s for tr in traces.traces if tr.tenant == t], 0.95) for t in tenants}
     return LoadResult(
         spec=spec,
-        traces=pipeline.traces,
+        traces=traces,
         sent=sent,
         answered=answered,
-        refused=sum(1 for tr in pipeline.traces.traces if tr.error is not None),
-        billed_calls=len(calls),
+        refused=sum(1 for tr in traces.traces if tr.error is not None),
+        billed_calls=len(complete),
         billed_messages=billed,
-        answered_by=dict(pipeline.answered_by),
+        answered_by=answered_by,
         cost_usd=float(sum(float(c) for c in calls["cost_usd"])),
         duration_s=SYSTEM_CLOCK.monotonic() - start,
         per_tenant_p95=per_tenant,
+        cut_streams=len(calls) - len(complete),
+        restarts=len(pipelines) - 1,
     )
 
 

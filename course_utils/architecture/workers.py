@@ -95,6 +95,9 @@ class PipelineConfig:
     """Tries per model (lesson 05's RetryPolicy), before falling back to the next model."""
     deadline_s: float = 60.0
     """Time the whole fallback chain may take for one message."""
+    response_timeout_s: float | None = 10.0
+    """Seconds an attempt waits for the response to start before it counts as a timeout and is retried
+    (None: wait as long as the provider holds it). A streamed answer starts within seconds."""
     breaker: dict[str, Any] = field(
         default_factory=lambda: {"failure_rate": 0.5, "min_calls": 5, "window_s": 30.0, "cooldown_s": 10.0}
     )
@@ -323,6 +326,11 @@ class Pipeline:
         async with asyncio.TaskGroup() as tg:
             for topic, group, handler in self.stages():
                 for i in range(counts.get(group, 1)):
+                    # count=1: a consumer takes only the event it works on. Prefetched events wait
+                    # behind it without a lease renewal, and a slow stream ahead of them (minutes of
+                    # retries) lets the idle timeout hand them to a second consumer: two model calls.
                     tg.create_task(
-                        consume(self.bus, topic, group, f"{name}-{group}-{i}", handler, stop=stop, block_s=block_s)
+                        consume(
+                            self.bus, topic, group, f"{name}-{group}-{i}", handler, stop=stop, block_s=block_s, count=1
+                        )
                     )
