@@ -15,6 +15,9 @@ module             what
 ``controls``       :class:`TenantControls`: lesson 07's plans, limits, budgets and metering
 ``workers``        :class:`Pipeline`: the four stages wired to the bus
 ``service``        the HTTP API (:class:`SupportDesk`, :class:`SupportDeskServer`); ``__main__`` runs it
+``loadtest``       the end-to-end load test on virtual time (:func:`run_load`), with faults and a deploy
+``synchronous``    the incident's synchronous design (:class:`SyncDesk`), under the same load
+``crash``          a worker killed mid-answer and the recovery (:func:`crash_mid_stream`)
 =================  ==============================================================================
 """
 
@@ -38,12 +41,15 @@ from .bus import (
 )
 from .capacity import CapacityInputs, binding_limit, simulate_conversations_per_minute, turn_limits
 from .controls import TenantControls, TenantRateLimited
+from .crash import CrashReport, crash_mid_stream
 from .dashboard import Dashboard, load_dashboard, load_series, waterfall
 from .diagram import StageWiring, Wiring, mermaid, wiring_of
 from .diagram import figure as architecture_figure
-from .help_centre import articles, load_help_centre, questions
+from .help_centre import articles, load_help_centre, questions, tenant_names
+from .loadtest import LoadResult, LoadSpec, run_load
 from .service import SupportDesk, SupportDeskServer, create_app
 from .store import DeskStore, StoreError
+from .synchronous import SyncDesk, SyncResult, run_synchronous_load
 from .trace import Span, Trace, TraceLog
 from .vectors import Hit, VectorIndex, VectorIndexError, recall_at_k
 from .workers import Pipeline, PipelineConfig, deltas_topic, message_id_for
@@ -99,4 +105,13 @@ __all__ = [
     "SupportDesk",
     "SupportDeskServer",
     "create_app",
+    "tenant_names",
+    "LoadSpec",
+    "LoadResult",
+    "run_load",
+    "SyncDesk",
+    "SyncResult",
+    "run_synchronous_load",
+    "CrashReport",
+    "crash_mid_stream",
 ]
