@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import threading
 import time
 from typing import Any, Awaitable, Protocol, TypeVar, runtime_checkable
 
@@ -121,7 +122,32 @@ def virtual_loop(*, limit: float | None = None, noop_cycles: int = DEFAULT_NOOP_
 
 
 def run_virtual(awaitable: Awaitable[T], *, limit: float | None = None, noop_cycles: int = DEFAULT_NOOP_CYCLES) -> T:
-    """Run ``awaitable`` to completion on a fresh :func:`virtual_loop` (for tests); like ``asyncio.run``."""
+    """Run ``awaitable`` to completion on a fresh :func:`virtual_loop`; like ``asyncio.run``.
+
+    Called where a loop is already running (a notebook cell: the kernel's loop runs in its thread),
+    it runs the virtual loop in a helper thread and waits for it: the caller blocks for the CPU time.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return _run_virtual_here(awaitable, limit=limit, noop_cycles=noop_cycles)
+    out: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            out["value"] = _run_virtual_here(awaitable, limit=limit, noop_cycles=noop_cycles)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            out["error"] = exc
+
+    thread = threading.Thread(target=run, name="virtual-time")
+    thread.start()
+    thread.join()
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
+
+
+def _run_virtual_here(awaitable: Awaitable[T], *, limit: float | None, noop_cycles: int) -> T:
     loop = virtual_loop(limit=limit, noop_cycles=noop_cycles)
     try:
         asyncio.set_event_loop(loop)

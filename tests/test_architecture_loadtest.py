@@ -34,3 +34,13 @@ def test_one_idle_cycle_per_time_jump_gives_the_default_loops_figures(monkeypatc
     fast = run_load(spec).slo()
     monkeypatch.setattr(loadtest, "LOAD_NOOP_CYCLES", 42)
     assert run_load(spec).slo() == fast
+
+
+def test_progress_reports_each_answered_message_on_the_runs_clock():
+    events = []
+    spec = LoadSpec(tenants=2, conversations=1, turns=2, scenario="calm")
+    result = run_load(spec, on_progress=events.append)
+    assert [e.done for e in events] == [1, 2, 3, 4] and {e.total for e in events} == {4}
+    assert all(a.elapsed_s <= b.elapsed_s for a, b in zip(events, events[1:]))
+    assert events[-1].elapsed_s <= result.duration_s
+    assert {e.latest for e in events} == {f"{t}-c0-{turn}" for t in ("acme", "globex") for turn in (0, 1)}

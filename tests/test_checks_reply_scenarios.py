@@ -20,6 +20,7 @@ import test_checks_lesson04 as t4
 import test_checks_lesson05 as t5
 import test_checks_lesson06 as t6
 import test_checks_lesson07 as t7
+import test_checks_lesson08 as t8
 from course_utils.mock_provider import REPLY_SCENARIOS
 
 SOLUTIONS = {
@@ -49,6 +50,8 @@ SOLUTIONS = {
     "6.5": t6.SpendGuard,
     "7.4": t7.TenantBudget,
     "7.5": t7.tenant_charges,
+    "8.2": t8.history_within,
+    "8.4": t8.wire_pipeline,
 }
 
 

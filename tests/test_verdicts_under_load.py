@@ -24,6 +24,7 @@ import test_checks_lesson04 as t4
 import test_checks_lesson05 as t5
 import test_checks_lesson06 as t6
 import test_checks_lesson07 as t7
+import test_checks_lesson08 as t8
 
 pytestmark = pytest.mark.load
 
@@ -43,6 +44,8 @@ ANSWERS: dict[str, list[Callable[..., Any]]] = {
     "6.5": [t6.SpendGuard, t6.CheckThenSpend, t6.NeverSettles],
     "7.1": [t7.TenantRateLimiter, t7.OneGlobalBucket, t7.NeverRefills],
     "7.4": [t7.TenantBudget, t7.CheckThenAct, t7.NeverSettles],
+    "8.1": [t8.handle_event, t8.ack_first, t8.no_dedupe],  # redelivery after the idle timeout
+    "8.4": [t8.wire_pipeline, t8.wire_too_few_workers],  # a load test: p95 time to first token
 }
 RUNS = 2  # two runs under load show any difference as well as three, at two thirds of the cost
 

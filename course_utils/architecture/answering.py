@@ -89,7 +89,7 @@ class ModelCaller:
                         await self.bus.publish(topic, {"message_id": mid, "type": "delta", "text": text})
                     message = await stream.get_final_message()
                     request_id = stream.request_id  # the `request-id` header: what billing reconciles by
-            except BaseException:
+            except Exception:  # not on cancellation: a worker being killed says nothing (its redelivery will)
                 if published:  # the client has shown part of this attempt: tell it to start over
                     attrs.pop("first_token_at", None)
                     await self.bus.publish(topic, {"message_id": mid, "type": "restart"})

@@ -21,6 +21,7 @@ from typing import Any
 
 from ..clock import SYSTEM_CLOCK, run_virtual
 from ..mock_provider.inprocess import InProcessServer
+from ..progress import ProgressCallback, ProgressEvent
 from .bus import InMemoryBus
 from .help_centre import tenant_names, load_help_centre, questions
 from .store import DeskStore
@@ -107,7 +108,9 @@ class LoadResult:
         }
 
 
-async def _load(spec: LoadSpec, index: VectorIndex, config: PipelineConfig) -> LoadResult:
+async def _load(
+    spec: LoadSpec, index: VectorIndex, config: PipelineConfig, on_progress: ProgressCallback | None
+) -> LoadResult:
     server = InProcessServer(seed=spec.seed, time_scale=1.0, rate_limit_tier="unlimited")
     server.set_scenario(spec.scenario)
     if spec.outage_at is not None:
@@ -118,7 +121,8 @@ async def _load(spec: LoadSpec, index: VectorIndex, config: PipelineConfig) -> L
     rng = random.Random(spec.seed)
     tenants = tenant_names(spec.tenants)
     pool = {t: [q["question"] for q in questions() if q["tenant"] == t] for t in tenants}
-    sent = 0
+    sent = done = 0
+    total = spec.tenants * spec.conversations * spec.turns
     start = SYSTEM_CLOCK.monotonic()
     pipelines: list[Pipeline] = []
     runners: list[asyncio.Task] = []
@@ -136,7 +140,7 @@ async def _load(spec: LoadSpec, index: VectorIndex, config: PipelineConfig) -> L
         return any(p.finished(mid) for p in pipelines)
 
     async def user(tenant: str, conv: str, delay: float, seed: int) -> None:
-        nonlocal sent
+        nonlocal sent, done
         r = random.Random(seed)
         await asyncio.sleep(delay)
         for turn in range(spec.turns):
@@ -148,6 +152,9 @@ async def _load(spec: LoadSpec, index: VectorIndex, config: PipelineConfig) -> L
             sent += 1
             while not finished(mid):  # the user watches the stream until it ends
                 await asyncio.sleep(0.25)
+            done += 1
+            if on_progress is not None:
+                on_progress(ProgressEvent(done, total, SYSTEM_CLOCK.monotonic() - start, mid))
             await asyncio.sleep(r.expovariate(1 / spec.think_s))
 
     async def deploy(at: float) -> None:
@@ -202,13 +209,21 @@ async def _load(spec: LoadSpec, index: VectorIndex, config: PipelineConfig) -> L
 
 
 def run_load(
-    spec: LoadSpec | None = None, *, index: VectorIndex | None = None, config: PipelineConfig | None = None
+    spec: LoadSpec | None = None,
+    *,
+    index: VectorIndex | None = None,
+    config: PipelineConfig | None = None,
+    on_progress: ProgressCallback | None = None,
 ) -> LoadResult:
     """Run ``spec`` on a fresh virtual loop (seconds of wall time for hours of traffic), with the
-    pipeline's ``config`` (default ``PipelineConfig()``; the outage hits its ``primary_model``)."""
+    pipeline's ``config`` (default ``PipelineConfig()``; the outage hits its ``primary_model``).
+
+    ``on_progress`` gets a :class:`~course_utils.progress.ProgressEvent` as each message is answered or
+    refused (``latest``: its message id; ``elapsed_s`` on the run's virtual clock), from the loop's thread.
+    """
     spec = spec or LoadSpec()
     config = config if config is not None else PipelineConfig()
     if index is None:
         index = VectorIndex()
         load_help_centre(index, tenant_names(spec.tenants))
-    return run_virtual(_load(spec, index, config), limit=24 * 3600, noop_cycles=LOAD_NOOP_CYCLES)
+    return run_virtual(_load(spec, index, config, on_progress), limit=24 * 3600, noop_cycles=LOAD_NOOP_CYCLES)

@@ -8,10 +8,13 @@
 * :class:`Scenario`, :class:`Outage`, :class:`Burst`, :data:`SCENARIOS`, :data:`FAULT_KINDS`: faults
   on demand (``x-mock-fault`` header values) and by scenario.
 * :class:`RateLimits`, :data:`TIERS`: per-key rate limits.
+* :func:`effective_time_scale`: the time scale simulators really run at (``COURSE_FORCE_TIME_SCALE``
+  caps it in CI), so a notebook can size its demos to it.
 * :data:`REPLY_SCENARIOS`, :func:`use_reply_scenario`: how replies are shaped (thinking blocks,
   refusals, ``pause_turn``), from ``COURSE_REPLY_SCENARIO`` or pinned for a block of code.
 """
 
+from .config import effective_time_scale
 from .faults import FAULT_KINDS, OUTAGE_KINDS, SCENARIOS, Burst, Outage, Scenario
 from .inprocess import InProcessServer
 from .ratelimit import TIERS, RateLimits
@@ -32,6 +35,7 @@ __all__ = [
     "OUTAGE_KINDS",
     "RateLimits",
     "TIERS",
+    "effective_time_scale",
     "REPLY_SCENARIOS",
     "use_reply_scenario",
 ]

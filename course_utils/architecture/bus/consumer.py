@@ -73,9 +73,20 @@ async def consume(
             stats.redelivered += event.redelivered
             try:
                 await _with_lease(bus, topic, group, consumer, event, handler)
-            except Exception:  # noqa: BLE001 - one bad event must not stop the consumer; it stays pending
+            except Exception as exc:  # noqa: BLE001 - one bad event must not stop the consumer; it stays pending
                 stats.failed += 1
-                log.exception("%s/%s: handling %s %s failed; left pending", group, consumer, topic, event.id)
+                # Routine under at-least-once delivery (the event comes back after the idle timeout), so
+                # info, not an alarm: what to alert on is ``failed`` climbing and the dead-letter topic.
+                log.info(
+                    "%s/%s: handling %s %s failed (%s: %s); left pending",
+                    group,
+                    consumer,
+                    topic,
+                    event.id,
+                    type(exc).__name__,
+                    exc,
+                    exc_info=log.isEnabledFor(logging.DEBUG),
+                )
                 continue
             await bus.ack(topic, group, event.id)
             stats.acked += 1
