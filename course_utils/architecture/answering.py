@@ -2,7 +2,8 @@
 
 :class:`ModelCaller` streams an answer through a :class:`~course_utils.resilience.FallbackChain`
 of models (each link retried by a :class:`~course_utils.resilience.RetryPolicy` and guarded by its
-breaker in a :class:`~course_utils.resilience.BreakerBoard`), publishes each text delta on the
+breaker in a :class:`~course_utils.resilience.BreakerBoard`), paced below the key's limits by lesson
+03's :class:`~course_utils.concurrency.RateBudget` when ``config.key_limits`` is set, publishes each text delta on the
 conversation's delta topic as it arrives (``restart`` first when a failed attempt had shown some
 text), and answers a repeated request from lesson 06's exact cache (one namespace per tenant)
 without a model call. One SDK client per tenant (its connection pool reused), with the SDK's own
@@ -16,6 +17,7 @@ from typing import Any, Callable
 
 from .. import pricing
 from ..clock import SYSTEM_CLOCK, Clock
+from ..concurrency import RateBudget, estimate_cost
 from ..content import text_of
 from ..resilience import BreakerBoard, FallbackChain, Link, RetryPolicy, is_retryable
 from .bus import EventBus
@@ -47,6 +49,19 @@ class ModelCaller:
         self.answered_by: dict[str, int] = {}
         self._clients: dict[str, Any] = {}
         self._caches: dict[str, Any] = {}
+        self._budgets: dict[str, RateBudget] = {}
+        self._outputs = [0, 0]  # replies, output tokens: the expected output of the next request
+
+    def _budget(self, model: str) -> RateBudget | None:
+        """Lesson 03's pacing: one client-side copy of the key's limits per model (they apply per model)."""
+        limits = getattr(self.config, "key_limits", None)
+        if limits is None:
+            return None
+        if model not in self._budgets:
+            self._budgets[model] = RateBudget.from_limits(
+                limits, clock=self.clock, burst_s=1.0, headroom=self.config.key_headroom
+            )
+        return self._budgets[model]
 
     def _cache(self, tenant: str) -> Any:
         if self.cache_path is None:
@@ -71,6 +86,13 @@ class ModelCaller:
                 return {**_result(cached, models[0]), "cost_usd": 0.0, "cache_hit": True, "request_id": None}
 
         async def attempt(model: str) -> dict[str, Any]:
+            budget = self._budget(model)
+            if budget is not None:  # pace below the key's limits instead of learning them from 429s
+                # Output tokens are charged as generated: expect the mean so far; before any reply,
+                # assume max_tokens (a cautious start, settled to what the reply really used).
+                expected = self._outputs[1] / self._outputs[0] if self._outputs[0] else float(body["max_tokens"])
+                cost = estimate_cost({**body, "model": model}, expected)
+                attrs["paced_s"] = attrs.get("paced_s", 0.0) + await budget.acquire(cost)
             self.model_calls += 1
             published = 0
             try:
@@ -89,11 +111,18 @@ class ModelCaller:
                         await self.bus.publish(topic, {"message_id": mid, "type": "delta", "text": text})
                     message = await stream.get_final_message()
                     request_id = stream.request_id  # the `request-id` header: what billing reconciles by
-            except Exception:  # not on cancellation: a worker being killed says nothing (its redelivery will)
+            except Exception as exc:  # not on cancellation: a worker being killed says nothing (its redelivery will)
+                if budget is not None and getattr(exc, "status_code", None) == 429:
+                    budget.refund(cost)  # refused, so never charged against the limits
                 if published:  # the client has shown part of this attempt: tell it to start over
                     attrs.pop("first_token_at", None)
                     await self.bus.publish(topic, {"message_id": mid, "type": "restart"})
                 raise
+            used = int(message.usage.output_tokens or 0)
+            self._outputs[0] += 1
+            self._outputs[1] += used
+            if budget is not None:
+                budget.settle_output(cost.output_tokens, used)
             if cache is not None and model == models[0]:  # never cache a degraded (fallback) answer
                 cache.put({**body, "model": model}, message)
             return {**_result(message, model), "cache_hit": False, "request_id": request_id}

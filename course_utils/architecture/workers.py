@@ -95,6 +95,13 @@ class PipelineConfig:
     """Tries per model (lesson 05's RetryPolicy), before falling back to the next model."""
     deadline_s: float = 60.0
     """Time the whole fallback chain may take for one message."""
+    key_limits: Any = None
+    """The provider key's per-model limits (e.g. ``mock_provider.TIERS["tier-2"]``: anything with
+    ``requests_per_minute``, ``input_tokens_per_minute``, ``output_tokens_per_minute``). Set, the model
+    stage paces each model's calls below them with lesson 03's ``RateBudget`` (one second's burst), so
+    a busy desk waits its turn instead of collecting 429s. None: no client-side pacing."""
+    key_headroom: float = 0.05
+    """The share of each limit left unused when pacing (network jitter, other clients of the key)."""
     response_timeout_s: float | None = 10.0
     """Seconds an attempt waits for the response to start before it counts as a timeout and is retried
     (None: wait as long as the provider holds it). A streamed answer starts within seconds."""
