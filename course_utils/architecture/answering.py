@@ -145,6 +145,10 @@ class ModelCaller:
         attrs["link"] = outcome.link
         return outcome.value
 
+    def client_for(self, tenant: str) -> Any:
+        """The tenant's SDK client (SDK retries off), shared with the stage's other calls (routing)."""
+        return self._client(tenant)
+
     def _client(self, tenant: str) -> Any:
         # One client per tenant (its connection pool is reused); lesson 05's policy is the one retry layer.
         if tenant not in self._clients:

@@ -1,7 +1,7 @@
 """Observability: each request's path through the stages, as spans carried along with its events.
 
-A :class:`Span` is one stage of one request (``api``, ``retrieval``, ``context``, ``model``,
-``metering``): when it started and ended on the injected clock's epoch time (virtual in checks),
+A :class:`Span` is one stage of one request (``api``, ``retrieval``, ``context``, ``routing`` when a
+router is set, ``model``, ``metering``): when it started and ended on the injected clock's epoch time (virtual in checks),
 and what it measured (tokens, cost, cache reads, time to first token, errors). Workers run in
 different tasks or processes, so spans travel *inside the events* (``data["trace"]``, the way W3C
 trace context travels in headers): the last event of a request holds its whole :class:`Trace`, and
@@ -22,7 +22,7 @@ from ..clock import SYSTEM_CLOCK, Clock
 
 __all__ = ["Span", "Trace", "TraceLog", "span", "percentile", "STAGES"]
 
-STAGES = ("api", "retrieval", "context", "model", "metering")
+STAGES = ("api", "retrieval", "context", "routing", "model", "metering")
 """The stages of a request, in pipeline order."""
 
 _SUMMED = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cost_usd")

@@ -8,7 +8,8 @@
 * **context** (group ``context``): retrieval from the tenant's help centre (:mod:`.vectors`, tenant
   filter inside the KNN query), then the history from the store within a token budget (lesson 01's
   strategies), composed into the request. Pure computation on stored data: redoing it is harmless.
-* **model** (group ``model``): streams the answer through lesson 05's resilience (a
+* **model** (group ``model``): optionally triages the message with lesson 06's router (``config.router``:
+  the label picks the model), then streams the answer through lesson 05's resilience (a
   :class:`~course_utils.resilience.RetryPolicy` per link, a :class:`~course_utils.resilience.BreakerBoard`
   breaker per model, a :class:`~course_utils.resilience.FallbackChain` from the primary model to the
   fallback), publishing each text delta on the conversation's delta topic for the SSE stream. It
@@ -95,6 +96,12 @@ class PipelineConfig:
     """Tries per model (lesson 05's RetryPolicy), before falling back to the next model."""
     deadline_s: float = 60.0
     """Time the whole fallback chain may take for one message."""
+    router: Any = None
+    """A lesson 06 classifier (``cost.CascadeRouter``, ``cost.SingleModel``: ``await classify(client, text)``)
+    that triages each message into a label before the answer; None: no routing."""
+    route_to: dict[str, str] = field(default_factory=dict)
+    """The model that answers each label of ``router`` (the fallback model stays behind it); an unknown
+    label or a failed triage keeps ``primary_model``."""
     key_limits: Any = None
     """The provider key's per-model limits (e.g. ``mock_provider.TIERS["tier-2"]``: anything with
     ``requests_per_minute``, ``input_tokens_per_minute``, ``output_tokens_per_minute``). Set, the model
@@ -213,6 +220,8 @@ class Pipeline:
             with span(spans, "model", clock=self.clock) as attrs:
                 body = {"system": d["system"], "messages": d["messages"], "max_tokens": self.config.max_tokens}
                 models = [self.config.primary_model] + [m for m in [self.config.fallback_model] if m]
+                if self.config.router is not None:
+                    models = await self._route(tenant, d["text"], models, spans)
                 if self.controls is not None:
                     models = self.controls.models(tenant, models)
                     if not models:
@@ -250,6 +259,19 @@ class Pipeline:
         self._record_usage(tenant, conv, mid, result)
         await self._fault("model:after_answer")
         await self._finish(d, spans, result["text"], usage_of(result), None)
+
+    async def _route(self, tenant: str, text: str, models: list[str], spans: list[dict]) -> list[str]:
+        """Lesson 06's triage: the routed label's model first, then the others in order. Routing only
+        saves money, so a failed triage (a 529, a refusal) answers with ``models`` as they were."""
+        with span(spans, "routing", clock=self.clock) as attrs:
+            try:
+                routed = await self.config.router.classify(self.caller.client_for(tenant), text)
+            except Exception as exc:  # noqa: BLE001 - see the docstring; recorded in the span, not an error
+                attrs["routing_failed"] = type(exc).__name__
+                return models
+            attrs.update(label=routed.label, calls=list(routed.calls), cost_usd=float(routed.cost))
+        chosen = self.config.route_to.get(routed.label or "")
+        return [chosen] + [m for m in models if m != chosen] if chosen else models
 
     def _record_usage(self, tenant: str, conv: str, mid: str, result: Mapping[str, Any]) -> None:
         self.store.record_usage(
