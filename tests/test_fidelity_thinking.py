@@ -41,9 +41,55 @@ def _types(msg) -> list[str]:
     return [b.type for b in msg.content]
 
 
-def test_plain_default_has_no_thinking_block(client, monkeypatch):
+def test_plain_default_thinks_as_the_models_do_by_default_and_never_ends_early(client, monkeypatch):
+    # Thinking on by default on the 5.x models (Opus 5 migration guide, the 5.5 model pages), subject
+    # to effort: Sonnet 5.5 (high) thinks, Haiku 5.5 (medium) skips a simple request; older models don't.
     monkeypatch.delenv(REPLY_SCENARIO_ENV, raising=False)
+    assert thinking_mod.THINKING_BY_DEFAULT is True
     assert _types(client.messages.create(model=HAIKU, max_tokens=200, messages=ASK)) == ["text"]
+    assert _types(client.messages.create(model=HAIKU, max_tokens=400, messages=LONG_ASK))[0] == "thinking"
+    assert _types(client.messages.create(model=SONNET46, max_tokens=200, messages=ASK)) == ["text"]
+    first, again = (client.messages.create(model=SONNET55, max_tokens=200, messages=ASK) for _ in range(2))
+    assert _types(first) == _types(again) == ["thinking", "text"]
+    # Deterministic: the same request gets the same text and the same usage (the thinking's tokens included).
+    assert course_utils.text_of(first) == course_utils.text_of(again)
+    assert first.usage.output_tokens == again.usage.output_tokens
+    assert (
+        first.usage.output_tokens
+        == len(text_deltas(course_utils.text_of(first))) + thinking_mod.OMITTED_THINKING_TOKENS
+    )
+    assert first.stop_reason == "end_turn"
+
+
+def test_a_forced_tool_choice_does_not_think_by_default(client, monkeypatch):
+    # "Tool use with thinking only supports tool_choice auto or none ... any or tool ... force tool use,
+    # which is incompatible with extended thinking" (extended-thinking guide): a request that forces a
+    # tool and says nothing about thinking gets the tool_use first, even under the hostile scenario.
+    weather = {
+        "name": "get_weather",
+        "description": "Current weather for a city.",
+        "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    }
+    asks = [
+        [{"role": "user", "content": f"What's the weather in {city}?"}] for city in ("Lisbon", "Oslo", "Lima", "Pune")
+    ]
+    monkeypatch.delenv(REPLY_SCENARIO_ENV, raising=False)
+    answered = 0
+    for scenario in ("plain", "hostile"):
+        monkeypatch.setenv(REPLY_SCENARIO_ENV, scenario)
+        for choice in ({"type": "tool", "name": "get_weather"}, {"type": "any"}):
+            for ask in asks:
+                forced = client.messages.create(
+                    model=HAIKU, max_tokens=200, tools=[weather], tool_choice=choice, messages=ask
+                )
+                if forced.stop_reason in ("refusal", "pause_turn"):  # hostile's rare endings
+                    continue
+                answered += 1
+                assert _types(forced) == ["tool_use"], (scenario, choice, ask)
+    assert answered >= 12  # all 8 plain ones, and most hostile ones
+    monkeypatch.setenv(REPLY_SCENARIO_ENV, "plain")
+    auto = client.messages.create(model=HAIKU, max_tokens=200, tools=[weather], messages=asks[0])
+    assert _types(auto)[0] == "thinking"  # with tools, not a "simpler problem": medium effort thinks
 
 
 def test_realistic_scenario_5_5_models_start_with_omitted_thinking_older_ones_do_not(client, monkeypatch):
@@ -75,8 +121,10 @@ def test_medium_effort_skips_thinking_for_a_simple_request_high_effort_does_not(
     assert _types(msg)[0] == "thinking"
 
 
-def test_the_thinking_constant_turns_it_on_without_a_scenario(client, monkeypatch):
+def test_the_thinking_constant_decides_the_plain_default(client, monkeypatch):
     monkeypatch.delenv(REPLY_SCENARIO_ENV, raising=False)
+    monkeypatch.setattr(thinking_mod, "THINKING_BY_DEFAULT", False)
+    assert _types(client.messages.create(model=SONNET55, max_tokens=200, messages=ASK)) == ["text"]
     monkeypatch.setattr(thinking_mod, "THINKING_BY_DEFAULT", True)
     assert _types(client.messages.create(model=SONNET55, max_tokens=200, messages=ASK))[0] == "thinking"
     assert _types(client.messages.create(model=SONNET46, max_tokens=200, messages=ASK)) == ["text"]

@@ -9,7 +9,7 @@ import anthropic
 import httpx2
 import pytest
 
-from course_utils import mock_server, tokens
+from course_utils import mock_server, text_of, tokens
 
 HAIKU = "claude-haiku-5-5"
 USER = [{"role": "user", "content": "Tell me about rate limits in one paragraph."}]
@@ -247,7 +247,7 @@ def test_determinism_across_servers():
     texts = []
     for seed in (7, 7, 8):
         with mock_server(seed=seed, time_scale=0) as srv:
-            texts.append(srv.client(max_retries=0).messages.create(**body).content[0].text)
+            texts.append(text_of(srv.client(max_retries=0).messages.create(**body)))
     assert texts[0] == texts[1]
     assert texts[0] != texts[2]
 

@@ -29,6 +29,7 @@ from ..batch.requests import CUSTOM_ID_PATTERN, batch_size_bytes, chunk_requests
 from ..batch.virtual import SimulatorClock
 from .forbid import _reachable
 from .framework import CaseFailed, Exercise, call, expect, expect_equal
+from ..concurrency.workload import LABEL_MAX_TOKENS
 from ..content import text_of
 from ..mock_provider.inprocess import InProcessServer
 from .sim import probe
@@ -41,7 +42,7 @@ def make_params(row: Any) -> dict[str, Any]:
     """The Messages body for one review (the notebook's enrichment prompt, short)."""
     return {
         "model": MODEL,
-        "max_tokens": 8,
+        "max_tokens": LABEL_MAX_TOKENS,  # room for thinking: it counts toward max_tokens
         "system": "Classify the sentiment of the product review as one of: positive, negative, neutral. "
         "Answer with the label only.",
         "messages": [{"role": "user", "content": str(row["text"]).strip()}],

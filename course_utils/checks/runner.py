@@ -57,7 +57,8 @@ class _Worker(threading.Thread):
     def run(self) -> None:
         _local.worker = self
         try:
-            # Verdicts must not depend on the grader's environment: replies are plain unless a case
+            # Verdicts must not depend on the grader's environment: replies are plain (the models'
+            # default shapes, thinking blocks included, never a refusal or pause_turn) unless a case
             # pins another reply scenario itself (COURSE_REPLY_SCENARIO is for running notebooks).
             with use_reply_scenario("plain"):
                 value = self.fn(*self.args, **self.kwargs)

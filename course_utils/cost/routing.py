@@ -22,6 +22,7 @@ from typing import Any, Iterable, Protocol, Sequence
 import numpy as np
 import pandas as pd
 
+from ..concurrency.workload import LABEL_MAX_TOKENS
 from ..content import text_of
 from ..pricing import cost
 
@@ -47,9 +48,10 @@ PHRASINGS: tuple[str, ...] = (
 
 
 def label_request(
-    text: str, labels: Sequence[str], *, model: str, phrasing: int = 0, max_tokens: int = 5
+    text: str, labels: Sequence[str], *, model: str, phrasing: int = 0, max_tokens: int = LABEL_MAX_TOKENS
 ) -> dict[str, Any]:
-    """The Messages body asking ``model`` for exactly one of ``labels`` for ``text`` (phrasing ``phrasing``)."""
+    """The Messages body asking ``model`` for exactly one of ``labels`` for ``text`` (phrasing ``phrasing``);
+    ``max_tokens`` leaves room for the thinking the 5.x models do by default (:data:`LABEL_MAX_TOKENS`)."""
     if not labels:
         raise ValueError("label_request needs at least one label")
     prompt = PHRASINGS[phrasing % len(PHRASINGS)].format(labels=", ".join(labels), text=text)

@@ -32,15 +32,15 @@ __all__ = [
 OMITTED_THINKING_TOKENS = 8
 """Output tokens billed for a thinking block whose text is omitted (a stand-in for the hidden tokens)."""
 
-THINKING_BY_DEFAULT = False
+THINKING_BY_DEFAULT = True
 """Whether models whose default is adaptive thinking (``thinking_default`` in ``data/models.csv``: the
-5.5 models) start replies with a ``thinking`` block when the request does not mention ``thinking``.
+5.x models) start replies with a ``thinking`` block when the request does not mention ``thinking``.
 
-The documentation says they do (adaptive thinking on by default; "Responses may start with a
-thinking block ... select content blocks by type, not position", Haiku 5.5 what's new). Off here so
-the lessons' stored figures (token counts, costs) stay as they are until they are regenerated; the
-``realistic`` reply scenario and an explicit ``thinking`` parameter turn it on. Flip to True once the
-notebooks are re-executed.
+On, as the documentation says (adaptive thinking on by default; "Responses may start with a
+thinking block ... select content blocks by type, not position", Haiku 5.5 what's new; Opus 5's
+migration guide: a request without ``thinking`` runs with adaptive thinking). Whether a reply
+thinks still follows the effort level (:func:`_skips`). The lessons' stored figures were
+regenerated with it on (thinking tokens are billed output and take generation time).
 """
 
 REPLY_SCENARIO_ENV = "COURSE_REPLY_SCENARIO"
@@ -54,8 +54,19 @@ REPLY_SCENARIOS: dict[str, dict[str, Any]] = {
 """How replies are shaped, independent of faults: ``thinking_by_default`` (None = :data:`THINKING_BY_DEFAULT`;
 ``"always"`` = think even where the effort level would skip it)
 and the share of replies that end in ``refusal`` / ``pause_turn`` (drawn per request from the seed
-and the prompt, so reproducible). ``realistic`` is the current models as documented; ``hostile``
-makes the rare shapes common, to test that code survives them."""
+and the prompt, so reproducible).
+
+- ``plain`` (the default): the models' documented default shapes and nothing rare. Thinking is on by
+  default (:data:`THINKING_BY_DEFAULT`), so a 5.x model's reply may start with a ``thinking`` block,
+  decided by the request alone (model, effort, prompt length, tools): the same request always gets
+  the same blocks and the same token counts. Never a ``refusal`` or ``pause_turn``. Checks pin it
+  (:func:`use_reply_scenario`) where a verdict compares exact texts or token counts: the text blocks
+  are the scripted texts, and ``usage.output_tokens`` includes the thinking's tokens, so such a
+  check compares the text (read by type) and the usage the API reported, never ``content[0]``.
+- ``realistic``: the current models as documented, with the rare endings (5% ``refusal``, 3%
+  ``pause_turn``).
+- ``hostile``: makes the rare shapes common, to test that code survives them: thinking on every reply
+  of a model that thinks, whatever the effort, a quarter of replies refused, 15% paused."""
 
 
 class ShapeError(ValueError):
@@ -119,8 +130,11 @@ def plan_thinking(
       ``between_tools``: none up front either (its thinking blocks come between tool calls).
     - ``{"type": "adaptive" | "enabled"}``: thinking; adaptive skips it at ``effort: "low"``, and at
       ``medium`` (the request's, or the model's default) for a simple request (:func:`_skips`).
-    - no ``thinking``: the model's ``thinking_default`` (``adaptive`` on the 5.5 models, none on the
-      older ones), when thinking by default is on (:data:`THINKING_BY_DEFAULT` or the scenario).
+    - no ``thinking``: the model's ``thinking_default`` (``adaptive`` on the 5.x models, none on the
+      older ones), when thinking by default is on (:data:`THINKING_BY_DEFAULT` or the scenario); never
+      under a forced ``tool_choice`` (``any`` / ``tool``): forcing a tool prefills the reply with the
+      ``tool_use``, and "forced tool use ... is incompatible with extended thinking" (extended-thinking
+      guide), so a request that forces a tool and says nothing about thinking does not think.
     - ``display``: ``omitted`` (empty text) by default on models whose default is adaptive
       ("Thinking text is omitted by default", Haiku 5.5 what's new), ``summarized`` otherwise.
     """
@@ -145,7 +159,9 @@ def plan_thinking(
         by_default = (scenario or {}).get("thinking_by_default")
         if by_default is None:
             by_default = THINKING_BY_DEFAULT
-        if not (default_adaptive and by_default) or (not always and _skips(effort, request)):
+        if not (default_adaptive and by_default) or _forces_a_tool(request):
+            return None
+        if not always and _skips(effort, request):
             return None
         display = "omitted"
     if display == "omitted":
@@ -155,6 +171,12 @@ def plan_thinking(
 
 
 _SIMPLE_WORDS = 40
+
+
+def _forces_a_tool(request: Any) -> bool:
+    """Whether ``tool_choice`` forces tool use (``any`` or a named ``tool``)."""
+    choice = getattr(request, "tool_choice", None)
+    return isinstance(choice, dict) and choice.get("type") in ("any", "tool")
 
 
 def _skips(effort: str | None, request: Any) -> bool:
