@@ -6,6 +6,7 @@ import asyncio
 
 from course_utils.architecture import DeskStore, InMemoryBus, Pipeline, PipelineConfig, VectorIndex, load_help_centre
 from course_utils.clock import run_virtual
+from course_utils.concurrency.workload import LABEL_MAX_TOKENS
 from course_utils.cost import CascadeRouter
 from course_utils.mock_provider import InProcessServer
 
@@ -52,7 +53,7 @@ def test_the_triage_label_picks_the_model_and_its_calls_are_traced_and_billed():
     assert _spans(pipeline, "m-account", "model")["model"] == HAIKU
     assert _spans(pipeline, "m-technical", "model")["model"] == SONNET
     assert account["cost_usd"] > 0 and account["calls"][:2] == [HAIKU, HAIKU]
-    label_calls = ledger[(ledger["endpoint"] == "/v1/messages") & (ledger["max_tokens"] == 5)]
+    label_calls = ledger[(ledger["endpoint"] == "/v1/messages") & (ledger["max_tokens"] == LABEL_MAX_TOKENS)]
     assert len(label_calls) >= 4  # two votes per message, on the cheap model, billed like any call
 
 
