@@ -72,3 +72,30 @@ def test_virtual_loop_idle_cycles_are_a_parameter_and_must_be_positive():
     assert run_virtual(nap(), noop_cycles=1) == pytest.approx(30)
     with pytest.raises(ValueError, match="at least 1"):
         virtual_loop(noop_cycles=0)
+
+
+def test_run_virtual_from_inside_a_running_loop_uses_a_helper_thread():
+    """A notebook cell already runs the kernel's loop: run_virtual must still work there, and raise
+    what the coroutine raised."""
+    import threading
+
+    from course_utils.clock import SYSTEM_CLOCK, run_virtual
+
+    async def an_hour() -> tuple[float, str]:
+        start = SYSTEM_CLOCK.monotonic()
+        await asyncio.sleep(3600)
+        return SYSTEM_CLOCK.monotonic() - start, threading.current_thread().name
+
+    async def failing() -> None:
+        await asyncio.sleep(1)
+        raise KeyError("boom")
+
+    async def cell() -> None:  # the caller's own (real-time) loop is running here
+        slept, thread = run_virtual(an_hour())
+        assert slept == pytest.approx(3600, abs=1e-3) and thread == "virtual-time"
+        with pytest.raises(KeyError, match="boom"):
+            run_virtual(failing())
+
+    asyncio.run(cell())
+    slept, thread = run_virtual(an_hour())  # no loop running: this thread
+    assert thread == threading.current_thread().name

@@ -10,12 +10,11 @@ from __future__ import annotations
 import asyncio
 import math
 import random
-import threading
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, TypeVar
 
 
-from ..clock import shutdown_loop, virtual_loop
+from ..clock import run_virtual
 from ..mock_provider.faults import Outage, Scenario
 from ..mock_provider.inprocess import InProcessServer
 from .breaker import CircuitBreaker, CircuitOpenError
@@ -43,28 +42,11 @@ def on_virtual_time(make: Callable[[], Awaitable[T]], *, seed: int | None = 0) -
 
     A notebook's kernel already runs a loop in its thread; this one is private, so the kernel just
     waits the CPU time it takes (virtual seconds cost nothing). ``seed`` seeds Python's ``random``
-    first (the SDK's own retry jitter draws from it), so a run gives the same figures every time."""
-    out: dict[str, Any] = {}
-
-    def run() -> None:
-        if seed is not None:
-            random.seed(seed)
-        loop = virtual_loop(noop_cycles=NOOP_CYCLES)
-        try:
-            asyncio.set_event_loop(loop)
-            out["value"] = loop.run_until_complete(_awaited(make))
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
-            out["error"] = exc
-        finally:
-            asyncio.set_event_loop(None)
-            shutdown_loop(loop)
-
-    thread = threading.Thread(target=run, name="virtual-time")
-    thread.start()
-    thread.join()
-    if "error" in out:
-        raise out["error"]
-    return out["value"]
+    first (the SDK's own retry jitter draws from it), so a run gives the same figures every time.
+    (:func:`~course_utils.clock.run_virtual` does the threading.)"""
+    if seed is not None:
+        random.seed(seed)
+    return run_virtual(_awaited(make), noop_cycles=NOOP_CYCLES)
 
 
 NOOP_CYCLES = 8
