@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from course_utils.architecture.loadtest import LoadSpec, run_load  # noqa: E402 - after sys.path is set
-from course_utils.architecture.synchronous import run_synchronous_load  # noqa: E402
+from course_utils.architecture.synchronous import run_synchronous_load  # noqa: E402 - after sys.path is set
 
 
 def compare(seed: int) -> None:
