@@ -34,6 +34,7 @@ RULES: tuple[str, ...] = (
     "thinking_budget",
     "forced_tool_choice",
     "thinking_disabled",
+    "thinking_disabled_high_effort",
 )
 """The request rules ``data/model_rules.csv`` states for every model (``allowed`` true or false)."""
 

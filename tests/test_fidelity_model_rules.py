@@ -25,6 +25,8 @@ BREAKS = {
     "thinking_budget": {"thinking": {"type": "enabled", "budget_tokens": 500}, "max_tokens": 1000},
     "forced_tool_choice": {"tools": TOOLS, "tool_choice": {"type": "any"}},
     "thinking_disabled": {"thinking": {"type": "disabled"}},
+    # Breaks thinking_disabled too where that is refused; those models refuse this rule as well (the table says so).
+    "thinking_disabled_high_effort": {"thinking": {"type": "disabled"}, "output_config": {"effort": "max"}},
 }
 
 ROWS = list(csv.DictReader(open(DATA_DIR / "model_rules.csv", newline="", encoding="utf-8")))
@@ -69,3 +71,25 @@ def test_documented_wording_through_the_sdk(client):
     assert client.messages.create(
         model="claude-opus-5-5", max_tokens=20, messages=ASK, extra_body={"temperature": 1.0}
     ).content
+
+
+def test_opus_5_disables_thinking_only_at_effort_high_or_below(client):
+    """The Opus 5 overview: 'thinking can be disabled only at effort high or below'."""
+    for effort in ("low", "medium", "high"):
+        reply = client.messages.create(
+            model="claude-opus-5",
+            max_tokens=50,
+            messages=ASK,
+            thinking={"type": "disabled"},
+            extra_body={"output_config": {"effort": effort}},
+        )
+        assert [b.type for b in reply.content] == ["text"]
+    for effort in ("xhigh", "max"):
+        with pytest.raises(anthropic.BadRequestError, match='only supported with output_config.effort "high" or lower'):
+            client.messages.create(
+                model="claude-opus-5",
+                max_tokens=50,
+                messages=ASK,
+                thinking={"type": "disabled"},
+                extra_body={"output_config": {"effort": effort}},
+            )

@@ -55,6 +55,16 @@ def _thinking_disabled(req: MessagesRequest) -> str | None:
     return None
 
 
+def _thinking_disabled_high_effort(req: MessagesRequest) -> str | None:
+    effort = (req.output_config or {}).get("effort")
+    if (req.thinking or {}).get("type") == "disabled" and effort in ("xhigh", "max"):
+        return (
+            f'"thinking.type.disabled" is only supported with output_config.effort "high" or lower for this model '
+            f'(got "{effort}"). Keep thinking on, or lower the effort.'
+        )
+    return None
+
+
 def _forced_tool(req: MessagesRequest) -> str | None:
     kind = (req.tool_choice or {}).get("type")
     if kind in ("any", "tool"):
@@ -70,6 +80,7 @@ _CHECKS: dict[str, Callable[[MessagesRequest], str | None]] = {
     "assistant_prefill": _prefill,
     "thinking_budget": _thinking_budget,
     "thinking_disabled": _thinking_disabled,
+    "thinking_disabled_high_effort": _thinking_disabled_high_effort,
     "forced_tool_choice": _forced_tool,
 }
 
