@@ -12,7 +12,7 @@ import matplotlib
 import matplotlib.pyplot as plt
 import pytest
 
-from course_utils.architecture import DeskStore, InMemoryBus, Pipeline, RedisStreamsBus, VectorIndex
+from course_utils.architecture import DeskStore, InMemoryBus, Pipeline, PipelineConfig, RedisStreamsBus, VectorIndex
 from course_utils.architecture.dashboard import Dashboard, load_dashboard, load_series, waterfall
 from course_utils.architecture.diagram import Wiring, figure, mermaid, wiring_of
 from course_utils.architecture.loadtest import LoadSpec, run_load
@@ -281,3 +281,15 @@ def test_waterfall_of_a_real_request(small_run):
     assert {"api", "model", "metering"} <= {s.stage for s in trace.spans}
     ends = [bar.get_x() + bar.get_width() for bar in ax.patches]
     assert max(ends) == pytest.approx(1000 * trace.total_s, rel=0.01)
+
+
+def test_a_router_in_the_config_appears_in_the_diagram(pipeline):
+    from course_utils.cost import CascadeRouter
+
+    assert "router" not in wiring_of(pipeline).components
+    config = PipelineConfig(router=CascadeRouter("claude-haiku-5-5", "claude-sonnet-5-5", ("account", "billing")))
+    routed = Pipeline(pipeline.bus, pipeline.store, pipeline.index, lambda tenant: None, config=config)
+    w = wiring_of(routed)
+    assert "CascadeRouter" in w.components["router"]
+    assert "router" in {s.group: s for s in w.stages}["model"].uses
+    assert "g_model -.-> c_router" in mermaid(routed)

@@ -22,6 +22,7 @@ _COMPONENTS = {
     "store": "conversation store",
     "caller": "Anthropic API",
     "controls": "tenant controls",
+    "router": "triage router",
 }
 
 

@@ -265,7 +265,7 @@ class Pipeline:
         saves money, so a failed triage (a 529, a refusal) answers with ``models`` as they were."""
         with span(spans, "routing", clock=self.clock) as attrs:
             try:
-                routed = await self.config.router.classify(self.caller.client_for(tenant), text)
+                routed = await self.router.classify(self.caller.client_for(tenant), text)
             except Exception as exc:  # noqa: BLE001 - see the docstring; recorded in the span, not an error
                 attrs["routing_failed"] = type(exc).__name__
                 return models
@@ -294,6 +294,11 @@ class Pipeline:
             await self.bus.publish(deltas_topic(tenant, conv), {"message_id": mid, "type": "end", "usage": usage})
         data = {k: d[k] for k in ("tenant", "conversation_id", "message_id")}
         await self.bus.publish(ANSWER_STREAMED, {**data, "text": text, "usage": usage, "error": error, "trace": spans})
+
+    @property
+    def router(self) -> Any:
+        """The triage router of ``config`` (lesson 06), or None: a component the diagram draws when set."""
+        return self.config.router
 
     @property
     def model_calls(self) -> int:
