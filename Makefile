@@ -5,35 +5,54 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SUBMISSIONS ?=
 
-.PHONY: lab lab-solutions test test-browser browser-deps redis-deps venv kernel release normalize check-release grade simulator bench bench-grading clean
+.PHONY: lab update lab-solutions test test-browser browser-deps redis-deps venv kernel release normalize check-release grade simulator bench bench-grading clean
 
 # JupyterLab refuses to start as root without --allow-root (containers, cloud workspaces); a normal
 # user never gets the flag. Evaluated when the recipe runs, so `sudo make lab` is judged as root.
 ALLOW_ROOT = $$([ "$$(id -u)" -eq 0 ] && echo --allow-root)
-# make lab LAB_ARGS="--port 8899 --no-browser --ServerApp.token=secret"  (any `jupyter lab` option)
+# make lab LAB_ARGS="--port 8899 --no-browser"  (any `jupyter lab` option)
 LAB_ARGS ?=
-# The folder JupyterLab serves; `make lab-solutions` serves the whole course for authors.
-LAB_DIR ?= notebooks
+# The student's working copy (git-ignored), filled from notebooks/: JupyterLab's autosave writes
+# there, never into tracked files, so `git pull` of a course fix cannot conflict with an answer.
+WORK ?= my-work
+# Checked (and installed as root) by redis-deps and browser-deps; variables so a test can point
+# them at a missing file.
+REDIS_SERVER ?= $(or $(shell command -v redis-server),/usr/bin/redis-server)
+CHROMIUM ?= /usr/bin/chromium
 
+# Built under a lock: two `make` started together on a fresh clone (`make lab` in two terminals,
+# `make lab` beside `make test`, CI's two browser workers) must not pip-install into one venv at once.
+# The second waits for the lock, finds the stamp newer than its inputs and does nothing.
 $(STAMP): requirements.txt pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
-	$(PY) -m pip install --quiet --no-deps -e .
-	touch $(STAMP)
+	@mkdir -p $(VENV)
+	@flock $(VENV)/.build.lock sh -ec '\
+	  if [ $(STAMP) -nt requirements.txt ] && [ $(STAMP) -nt pyproject.toml ]; then exit 0; fi; \
+	  set -x; \
+	  test -x $(PY) || $(PYTHON) -m venv $(VENV); \
+	  $(PY) -m pip install --quiet --upgrade pip; \
+	  $(PY) -m pip install --quiet -r requirements.txt; \
+	  $(PY) -m pip install --quiet --no-deps -e .; \
+	  touch $(STAMP)'
 
 venv: $(STAMP)
 
+# The kernel and JupyterLab's settings overrides (no news pop-up), in the venv only. Safe when several
+# make targets run it at once: it writes under a lock, and only what differs (course_utils/jupyter_env.py).
 kernel: $(STAMP)
-	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (Production AI Patterns)" >/dev/null
+	@$(PY) -m course_utils.jupyter_env
 
-## make lab: set up and start JupyterLab on notebooks/ (options: LAB_ARGS="--port 8899 --no-browser")
+## make lab: set up, copy new lessons into my-work/ (never over yours), start JupyterLab there
 lab: kernel
-	$(VENV)/bin/jupyter lab --notebook-dir=$(LAB_DIR) $(ALLOW_ROOT) $(LAB_ARGS)
+	@$(PY) -m course_utils.workspace init --official notebooks "$(WORK)"
+	$(PY) -m jupyterlab --notebook-dir="$(WORK)" $(ALLOW_ROOT) $(LAB_ARGS)
+
+## make update: after `git pull`, bring new and updated lessons into my-work/ (your edited ones stay)
+update: $(STAMP)
+	@$(PY) -m course_utils.workspace update --official notebooks "$(WORK)"
 
 ## make lab-solutions: JupyterLab on the whole course, opened at solutions/ (instructors and authors)
 lab-solutions: kernel
-	$(VENV)/bin/jupyter lab --notebook-dir=. --ServerApp.default_url=/lab/tree/solutions $(ALLOW_ROOT) $(LAB_ARGS)
+	$(PY) -m jupyterlab --notebook-dir=. --ServerApp.default_url=/lab/tree/solutions $(ALLOW_ROOT) $(LAB_ARGS)
 
 ## make test: set up and run the whole test suite
 test: kernel redis-deps
@@ -67,13 +86,13 @@ test-browser: kernel browser-deps
 # A real Redis server for lessons 07 and 08 (limiters, budgets, the event bus): Debian's redis-server,
 # security-maintained by Debian. Tests start their own private server from it; REDIS_URL overrides.
 redis-deps:
-	@test -n "$$REDIS_URL" || command -v redis-server >/dev/null || test -x /usr/bin/redis-server || { \
+	@test -n "$$REDIS_URL" || test -x "$(REDIS_SERVER)" || { \
 	  if [ "$$(id -u)" -eq 0 ]; then apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; \
 	  else echo "install Redis first: sudo apt-get install -y redis-server (or set REDIS_URL)" >&2; exit 1; fi; }
 
 # Debian's Chromium (Playwright cannot download its own browser offline); CI runs as root.
 browser-deps:
-	@test -x /usr/bin/chromium || { \
+	@test -x "$(CHROMIUM)" || { \
 	  if [ "$$(id -u)" -eq 0 ]; then apt-get update && apt-get install -y chromium chromium-driver; \
 	  else echo "install Chromium first: sudo apt-get install -y chromium chromium-driver" >&2; exit 1; fi; }
 

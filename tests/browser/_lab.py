@@ -1,7 +1,9 @@
 """A JupyterLab server for the browser test, started the way a student starts it: ``make lab``.
 
-The server serves a scratch copy of the course's notebooks (so Run All and saving never touch the
-tracked files), with its own user settings (no autosave, no news pop-up, every cell in the DOM) and
+``make lab`` fills a student workspace from ``notebooks/`` and serves it. Here the workspace is a
+scratch folder (``WORK=<root>/my-work``, beside a link to ``data/`` as ``my-work/`` is in a checkout),
+so Run All and saving never touch the checkout. The server gets its own user settings (no autosave,
+every cell in the DOM; the news pop-up is left to the venv's overrides, which the test checks) and
 kernels that inherit ``COURSE_FORCE_TIME_SCALE`` so lessons run at the CI time scale.
 """
 
@@ -19,8 +21,6 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-import nbformat
-
 __all__ = ["LabServer", "prepare_root", "start_lab"]
 
 # User settings a fresh JupyterLab reads from JUPYTERLAB_SETTINGS_DIR (plugin id -> settings).
@@ -29,14 +29,12 @@ SETTINGS = {
     "@jupyterlab/docmanager-extension/plugin": {"autosave": False},
     # Every cell stays in the DOM, so the test sees outputs of cells scrolled out of view.
     "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"},
-    # The "get notified about Jupyter news?" toast covers the notebook in screenshots.
-    "@jupyterlab/apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False},
 }
 
 
 @dataclass
 class LabServer:
-    """A running ``make lab``: its base URL, token, served folder and log file."""
+    """A running ``make lab``: its base URL, token, served folder (the workspace) and log file."""
 
     url: str
     token: str
@@ -59,23 +57,16 @@ class LabServer:
                 self.process.wait(timeout=10)
 
 
-def prepare_root(repo: Path, root: Path, folders: tuple[str, ...] = ("notebooks", "solutions")) -> Path:
-    """Copy the course notebooks into ``root`` with their outputs cleared, link ``data/``; return ``root``.
+def prepare_root(repo: Path, root: Path) -> Path:
+    """Lay out ``root`` as a checkout is laid out for ``make lab``; return the workspace folder to serve.
 
-    Cleared outputs mean that everything on screen after Run All came from this run.
+    The workspace (``root/my-work``) does not exist yet: ``make lab`` creates and fills it. Lessons
+    read their data sets relative to the notebook (``../data``), so ``root/data`` links to the
+    repository's.
     """
-    for folder in folders:
-        (root / folder).mkdir(parents=True, exist_ok=True)
-        for source in sorted((repo / folder).glob("*.ipynb")):
-            nb = nbformat.read(str(source), as_version=4)
-            for cell in nb.cells:
-                if cell.cell_type == "code":
-                    cell.outputs, cell.execution_count = [], None
-            nb.metadata.pop("widgets", None)
-            nbformat.write(nb, str(root / folder / source.name))
-    # Lessons read their data sets relative to the notebook (``../data``), as in the repository.
+    root.mkdir(parents=True, exist_ok=True)
     (root / "data").symlink_to(repo / "data", target_is_directory=True)
-    return root
+    return root / "my-work"
 
 
 def _write_settings(settings_dir: Path) -> None:
@@ -93,7 +84,7 @@ def _free_port() -> int:
 
 
 def start_lab(repo: Path, root: Path, state: Path, env: dict[str, str], timeout: float = 180.0) -> LabServer:
-    """Run ``make lab`` in ``repo`` serving ``root``; return once the server answers.
+    """Run ``make lab WORK=root`` in ``repo`` (it fills and serves ``root``); return once the server answers.
 
     ``state`` holds the log, user settings and workspaces; ``env`` is added to the server's (and so
     the kernels') environment. Raises ``RuntimeError`` with the log's tail if it does not come up.
@@ -103,7 +94,7 @@ def start_lab(repo: Path, root: Path, state: Path, env: dict[str, str], timeout:
     _write_settings(settings)
     shutil.rmtree(workspaces, ignore_errors=True)
     workspaces.mkdir(parents=True)
-    lab_args = f"--no-browser --port {port} --ServerApp.ip=127.0.0.1 --ServerApp.token={token}"
+    lab_args = f"--no-browser --port {port} --ServerApp.ip=127.0.0.1 --IdentityProvider.token={token}"
     full_env = {
         **os.environ,
         "JUPYTERLAB_SETTINGS_DIR": str(settings),
@@ -115,7 +106,7 @@ def start_lab(repo: Path, root: Path, state: Path, env: dict[str, str], timeout:
     log = state / "lab.log"
     with log.open("w") as out:
         process = subprocess.Popen(
-            ["make", "--no-print-directory", "lab", f"LAB_DIR={root}", f"LAB_ARGS={lab_args}"],
+            ["make", "--no-print-directory", "lab", f"WORK={root}", f"LAB_ARGS={lab_args}"],
             cwd=repo,
             env=full_env,
             stdout=out,

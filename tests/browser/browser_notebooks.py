@@ -1,13 +1,13 @@
 """Every student notebook, as a student meets it: JupyterLab in headless Chromium.
 
 Run by ``make test-browser`` (not by ``make test``: this file's name does not match ``test_*.py``,
-so pytest only collects it when named explicitly). One ``make lab`` server serves a scratch copy of
-``notebooks/`` and ``solutions/``; its kernels run at ``COURSE_FORCE_TIME_SCALE=0.02`` and under the
+so pytest only collects it when named explicitly). One ``make lab`` per worker fills a scratch
+student workspace from ``notebooks/`` and serves it, as it does for a student; its kernels run at ``COURSE_FORCE_TIME_SCALE=0.02`` and under the
 ``hostile`` reply scenario (``COURSE_REPLY_SCENARIO``): every reply starts with a ``thinking`` block
 and a quarter end in ``refusal`` or ``pause_turn``, as the current models may answer (issue 13).
 Code that reads ``content[0].text`` fails here; code that reads blocks by type does not.
 
-Each lesson runs once, in the version students open (``notebooks/``). Its demo and Explore cells
+Each lesson runs once, in the version students open (their workspace copy of ``notebooks/``). Its demo and Explore cells
 are the solution's, byte for byte (``test_repository_notebooks_are_up_to_date``), and no demo cell
 calls an exercise function (a stub would raise here), so this covers all the code a student runs;
 the solutions' exercise code is graded by ``make test`` (nbval, grading and check tests), where
@@ -24,7 +24,9 @@ saves it from the UI and fails on:
   (grey) in a student notebook and "passed" in a solution;
 - a widget rendered as text (``VBox(children=...``);
 - a slider or dropdown whose Output does not change within ``WIDGET_TIMEOUT_S`` after it is moved
-  (for ``interact_manual``, after its button is pressed).
+  (for ``interact_manual``, after its button is pressed);
+- JupyterLab's "Jupyter news" pop-up on screen: the venv's settings overrides turn it off
+  (``course_utils/jupyter_env.py``), and the test's own user settings leave it alone.
 
 Screenshots (first plot, each widget after interaction, the first check verdict) are written to
 ``tests/browser/artifacts/`` (or ``$BROWSER_ARTIFACTS``) and their paths printed.
@@ -65,7 +67,7 @@ TIME_SCALE = "0.02"  # the CI time scale (course_utils.mock_provider.config.CI_T
 RUN_ALL_TIMEOUT_S = 240.0
 WIDGET_TIMEOUT_S = 45.0
 REPLY_SCENARIO = "hostile"  # course_utils.mock_provider.skills.thinking.REPLY_SCENARIOS
-NOTEBOOKS = [f"notebooks/{path.name}" for path in sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))]
+NOTEBOOKS = [path.name for path in sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))]
 _TRACEBACK = re.compile(r"Traceback \(most recent call last\)|^\w+Error: ", re.MULTILINE)
 
 
@@ -124,8 +126,7 @@ def _shot(locator, name: str, problems: list[str]) -> Path | None:
 
 @pytest.mark.parametrize("relpath", NOTEBOOKS)
 def test_notebook_in_jupyterlab(lab: LabServer, page: Page, relpath: str) -> None:
-    student = relpath.startswith("notebooks/")
-    stem = relpath.replace("/", "-").removesuffix(".ipynb")
+    stem = relpath.removesuffix(".ipynb")
     open_notebook(page, lab.page_url(relpath, workspace=stem))
     seconds = run_all(page, RUN_ALL_TIMEOUT_S)
     nb = save(page, lab.root / relpath)
@@ -151,7 +152,7 @@ def test_notebook_in_jupyterlab(lab: LabServer, page: Page, relpath: str) -> Non
             continue
         verdict = "\n".join(_text(o) for o in cell.outputs).strip()
         verdicts.append(verdict.splitlines()[0] if verdict else "")
-        wanted = "not attempted" if student else "passed"
+        wanted = "not attempted"  # a student's copy: every exercise is still a stub
         if "Exercise" not in verdict or wanted not in verdict.splitlines()[0]:
             problems.append(
                 f"cell {index} ({cell.source.strip()}): expected a '{wanted}' verdict, got {verdict[:200]!r}"
@@ -162,6 +163,8 @@ def test_notebook_in_jupyterlab(lab: LabServer, page: Page, relpath: str) -> Non
     )
 
     problems += [f"widget rendered as text: {text!r}" for text in widget_text_outputs(page)]
+    if page.get_by_text("Jupyter news").count():
+        problems.append("JupyterLab's 'Jupyter news' pop-up is showing (the venv's overrides.json should turn it off)")
 
     cells = page.locator(".jp-Notebook .jp-Cell")
     plots = page.locator(".jp-OutputArea-output[data-mime-type='image/png']")
