@@ -235,8 +235,14 @@ def _line(cid, kind, error_type=None, text="ok"):
         (_line("a", "succeeded"), "succeeded"),
         (_line("a", "errored", "invalid_request_error"), "invalid"),
         (_line("a", "errored", "not_found_error"), "invalid"),
+        (_line("a", "errored", "permission_error"), "invalid"),
+        (_line("a", "errored", "billing_error"), "invalid"),
+        (_line("a", "errored", "authentication_error"), "invalid"),
+        (_line("a", "errored", "a_type_added_next_year"), "invalid"),  # an allow-list: unknown is final
         (_line("a", "errored", "api_error"), "retry"),
         (_line("a", "errored", "overloaded_error"), "retry"),
+        (_line("a", "errored", "rate_limit_error"), "retry"),
+        (_line("a", "errored", "timeout_error"), "retry"),
         (_line("a", "expired"), "retry"),
         (_line("a", "canceled"), "canceled"),
     ],
@@ -633,3 +639,85 @@ def test_poll_skips_transient_failures_and_raises_the_rest():
     for fatal in (status_error(404), status_error(401)):
         with pytest.raises(type(fatal)):
             poll_batch(_scripted_client([fatal]), "b", deadline_s=600, clock=VirtualClock())
+
+
+# ----- a download cut short, a missing line, a 429 while polling -------------------------------
+class FlakyResults:
+    """``results()`` loses the last ``lose`` lines of each of the first ``bad`` downloads, or breaks mid-file."""
+
+    def __init__(self, lines, *, bad=1, lose=1, breaks=False):
+        self.lines, self.bad, self.lose, self.breaks, self.downloads = lines, bad, lose, breaks, 0
+
+    def results(self, batch_id):
+        import anthropic
+        import httpx
+
+        self.downloads += 1
+        if self.downloads > self.bad:
+            yield from self.lines
+            return
+        yield from self.lines[: len(self.lines) - self.lose]
+        if self.breaks:
+            raise anthropic.APIConnectionError(request=httpx.Request("GET", "http://x/results"))
+
+
+def _store_with(ids):
+    store = JobStore()
+    store.create_job("j", ids)
+    store.record_batch("j", "b1", ids)
+    return store
+
+
+@pytest.mark.parametrize("breaks", [False, True], ids=["short file", "stream broke"])
+def test_a_result_line_lost_in_a_download_is_downloaded_again_not_resubmitted(breaks):
+    lines = [_line(c, "succeeded") for c in ("a", "b", "c")]
+    store, fake = _store_with(["a", "b", "c"]), FlakyResults(lines, breaks=breaks)
+    assert collect_batch(fake_client(fake), store, "j", "b1") == {"succeeded": 3}
+    assert fake.downloads == 2
+    assert store.summary("j") == {"succeeded": 3}
+
+
+def test_a_line_still_missing_after_three_downloads_is_reported_and_resubmitted_only_by_decision(sim, client):
+    lines = [_line(c, "succeeded") for c in ("a", "b")] + [_line("c", "expired")]
+    store, fake = _store_with(["a", "b", "c", "d"]), FlakyResults(lines, bad=10, lose=0)
+    assert collect_batch(fake_client(fake), store, "j", "b1") == {"succeeded": 2, "retry": 1, "missing": 1}
+    assert fake.downloads == 3  # DOWNLOADS: results stay for 29 days, so downloading again is the cheap fix
+    assert store.retryable("j") == ["c"]
+    assert store.retryable("j", include_missing=True) == ["c", "d"]
+    params = {cid: {"model": "claude-haiku-5-5", "max_tokens": 16, "messages": [{"role": "user", "content": cid}]}
+              for cid in "abcd"}  # fmt: skip
+    [new] = resubmit_retryable(client, store, "j", params)
+    sent = set(store.items("j").query("batch_id == @new")["custom_id"])
+    assert sent == {"c"}  # the missing one may have been billed already: not resubmitted by default
+
+
+class RateLimitedBatches(FakeBatches):
+    """Every second poll is refused with 429 and a retry-after far above the schedule's next wait."""
+
+    def __init__(self, clock, ends_at, retry_after_s):
+        super().__init__(clock, ends_at)
+        self.retry_after_s, self.calls = retry_after_s, 0
+
+    def retrieve(self, batch_id):
+        import anthropic
+        import httpx
+
+        self.calls += 1
+        if self.calls % 2 == 0:
+            self.polls.append(self.clock.monotonic())
+            request = httpx.Request("GET", "http://x")
+            response = httpx.Response(429, request=request, headers={"retry-after": str(self.retry_after_s)})
+            raise anthropic.RateLimitError("rate limited", response=response, body=None)
+        return super().retrieve(batch_id)
+
+
+def test_a_poll_refused_with_429_waits_at_least_retry_after():
+    clock = VirtualClock()
+    fake = RateLimitedBatches(clock, ends_at=10**6, retry_after_s=45)
+    schedule = PollSchedule(initial=2, factor=1.0, max_interval=2)
+    with pytest.raises(PollTimeout):
+        poll_batch(fake_client(fake), "b1", deadline_s=400, clock=clock, schedule=schedule)
+    gaps = [b - a for a, b in zip(fake.polls, fake.polls[1:])][:-1]  # the last wait is clipped to the deadline
+    # After each refused poll (every second one) the next comes retry-after later, not 2 s later.
+    assert len(gaps) >= 6 and all(gap >= 45 for gap in gaps[1::2]), gaps
+    assert all(gap == 2 for gap in gaps[0::2]), gaps

@@ -476,10 +476,13 @@ def _text(result):
     return "".join(b["text"] for b in result["message"]["content"] if b["type"] == "text")
 
 
-def _outcome(result, invalid=("invalid_request_error",)):
+TRANSIENT = ("api_error", "overloaded_error", "rate_limit_error", "timeout_error")
+
+
+def _outcome(result, transient=TRANSIENT):
     kind = result["type"]
     if kind == "errored":
-        return "invalid" if result["error"]["error"]["type"] in invalid else "retry"
+        return "retry" if result["error"]["error"]["type"] in transient else "invalid"
     return {"succeeded": "succeeded", "expired": "retry", "canceled": "canceled"}[kind]
 
 
@@ -556,14 +559,43 @@ def empty_string_text(inputs, results):
 
 
 def outer_error_type(inputs, results):
-    # Reads result["error"]["type"], which is always "error": every errored result looks transient.
+    # Reads result["error"]["type"], which is always "error": no errored result looks transient.
     return _by_id(
         inputs,
         results,
-        lambda r: ("invalid" if r["error"]["type"] == "invalid_request_error" else "retry")
+        lambda r: ("retry" if r["error"]["type"] in TRANSIENT else "invalid")
         if r["type"] == "errored"
         else _outcome(r),
     )
+
+
+def deny_list(inputs, results):
+    # The old rule: only invalid_request_error is final, every other error type is retried.
+    return _by_id(
+        inputs,
+        results,
+        lambda r: ("invalid" if r["error"]["error"]["type"] == "invalid_request_error" else "retry")
+        if r["type"] == "errored"
+        else _outcome(r),
+    )
+
+
+def fourxx_deny_list(inputs, results):
+    # A longer deny-list of the documented 4xx types: an error type nobody listed is still retried.
+    final = {"invalid_request_error", "authentication_error", "permission_error", "not_found_error",
+             "request_too_large", "billing_error"}  # fmt: skip
+    return _by_id(
+        inputs,
+        results,
+        lambda r: ("invalid" if r["error"]["error"]["type"] in final else "retry")
+        if r["type"] == "errored"
+        else _outcome(r),
+    )
+
+
+def server_errors_only(inputs, results):
+    # Retries 5xx types but forgets rate_limit_error (429) and timeout_error.
+    return _by_id(inputs, results, lambda r: _outcome(r, transient=("api_error", "overloaded_error")))
 
 
 def missing_is_retry(inputs, results):
@@ -598,7 +630,8 @@ def merge_with_a_lookup_table(inputs, results):
             return line["custom_id"], "succeeded", text_of_blocks(result["message"])
         if result["type"] == "errored":
             kind = result["error"]["error"]["type"]
-            return line["custom_id"], "invalid" if kind == "invalid_request_error" else "retry", None
+            retry = kind in {"api_error", "overloaded_error", "rate_limit_error", "timeout_error"}
+            return line["custom_id"], "retry" if retry else "invalid", None
         return line["custom_id"], {"expired": "retry", "canceled": "canceled"}[result["type"]], None
 
     table = pd.DataFrame([row(line) for line in results], columns=["custom_id", "outcome", "text"])
@@ -627,13 +660,16 @@ def test_4_3_solution_passes():
         (sorted_position, "another review's reply"),
         (all_errors_invalid, "errored with api_error"),
         (all_errors_retry, "errored with invalid_request_error"),
+        (deny_list, "errored with permission_error"),
+        (fourxx_deny_list, "errored with a type not in the documentation"),
+        (server_errors_only, "errored with timeout_error"),
         (expired_is_final, "expired"),
         (inner_join, "one row per input"),
         (plain_merge, "collided with the input's own 'text' column"),
         (adds_columns_in_place, "changed the caller's DataFrame"),
         (first_block_text, "text of succeeded result 'h'"),
         (empty_string_text, "did not succeed have a text"),
-        (outer_error_type, "errored with invalid_request_error"),
+        (outer_error_type, "errored with api_error"),
         (missing_is_retry, "(no result line)"),
         (canceled_is_retry, "canceled"),
         (pops_the_results, "changed the result lines"),
@@ -647,7 +683,7 @@ def test_4_3_wrong_answers_are_rejected(answer, phrase):
 # ----- 4.4 ------------------------------------------------------------------------------------
 def resubmit_failures(client, store, job_id, params_by_id):
     items = store.items(job_id)
-    todo = list(items.loc[items["outcome"].isin(["retry", "missing"]), "custom_id"])
+    todo = list(items.loc[items["outcome"] == "retry", "custom_id"])
     if not todo:
         return []
     batch = client.messages.batches.create(requests=[{"custom_id": c, "params": params_by_id[c]} for c in todo])
@@ -677,10 +713,10 @@ def _resubmit(outcomes, record=True, suffix=""):
 
 every_failure = _resubmit(["invalid", "retry", "missing", "canceled"])
 everything = _resubmit(["succeeded", "invalid", "retry", "missing", "canceled"])
-not_recorded = _resubmit(["retry", "missing"], record=False)
-forgets_missing = _resubmit(["retry"])
-with_canceled = _resubmit(["retry", "missing", "canceled"])
-new_custom_ids = _resubmit(["retry", "missing"], suffix="-retry")
+not_recorded = _resubmit(["retry"], record=False)
+with_missing = _resubmit(["retry", "missing"])  # the old rule: a lost result line is resubmitted (billed twice)
+with_canceled = _resubmit(["retry", "canceled"])
+new_custom_ids = _resubmit(["retry"], suffix="-retry")
 
 
 def expired_only(client, store, job_id, params_by_id):
@@ -696,7 +732,7 @@ def expired_only(client, store, job_id, params_by_id):
 def params_by_position(client, store, job_id, params_by_id):
     # Takes each item's params from its row number in the job, as if params_by_id were in the same order.
     items = store.items(job_id)
-    todo = items[items["outcome"].isin(["retry", "missing"])]
+    todo = items[items["outcome"].isin(["retry"])]
     if todo.empty:
         return []
     bodies = list(params_by_id.values())
@@ -710,7 +746,7 @@ def params_by_position(client, store, job_id, params_by_id):
 def one_batch_per_item(client, store, job_id, params_by_id):
     items = store.items(job_id)
     new = []
-    for c in items.loc[items["outcome"].isin(["retry", "missing"]), "custom_id"]:
+    for c in items.loc[items["outcome"].isin(["retry"]), "custom_id"]:
         batch = client.messages.batches.create(requests=[{"custom_id": c, "params": params_by_id[c]}])
         store.record_batch(job_id, batch.id, [c])
         new.append(batch.id)
@@ -720,7 +756,7 @@ def one_batch_per_item(client, store, job_id, params_by_id):
 def not_finished_yet(client, store, job_id, params_by_id):
     # "Everything that has not finished well": pending items (still running) go out again too.
     items = store.items(job_id)
-    todo = list(items.loc[~items["outcome"].isin(["succeeded", "invalid", "canceled"]), "custom_id"])
+    todo = list(items.loc[~items["outcome"].isin(["succeeded", "invalid", "canceled", "missing"]), "custom_id"])
     if not todo:
         return []
     batch = client.messages.batches.create(requests=[{"custom_id": c, "params": params_by_id[c]} for c in todo])
@@ -730,7 +766,7 @@ def not_finished_yet(client, store, job_id, params_by_id):
 
 def pops_the_params(client, store, job_id, params_by_id):
     items = store.items(job_id)
-    todo = list(items.loc[items["outcome"].isin(["retry", "missing"]), "custom_id"])
+    todo = list(items.loc[items["outcome"].isin(["retry"]), "custom_id"])
     if not todo:
         return []
     batch = client.messages.batches.create(requests=[{"custom_id": c, "params": params_by_id.pop(c)} for c in todo])
@@ -740,7 +776,7 @@ def pops_the_params(client, store, job_id, params_by_id):
 
 def always_creates_a_batch(client, store, job_id, params_by_id):
     items = store.items(job_id)
-    todo = list(items.loc[items["outcome"].isin(["retry", "missing"]), "custom_id"])
+    todo = list(items.loc[items["outcome"].isin(["retry"]), "custom_id"])
     requests = [{"custom_id": c, "params": params_by_id[c]} for c in todo]
     if not requests:  # "the batch needs at least one request": send the first item again
         first = items["custom_id"].iloc[0]
@@ -753,6 +789,7 @@ def always_creates_a_batch(client, store, job_id, params_by_id):
 def by_error_type(client, store, job_id, params_by_id):
     items = store.items(job_id)
     todo = list(items.loc[items["error_type"].notna() & (items["error_type"] != "invalid_request_error"), "custom_id"])
+    # (a canceled item has error_type "canceled": it goes out too)
     if not todo:
         return []
     batch = client.messages.batches.create(requests=[{"custom_id": c, "params": params_by_id[c]} for c in todo])
@@ -762,7 +799,7 @@ def by_error_type(client, store, job_id, params_by_id):
 
 def records_every_item(client, store, job_id, params_by_id):
     items = store.items(job_id)
-    todo = list(items.loc[items["outcome"].isin(["retry", "missing"]), "custom_id"])
+    todo = list(items.loc[items["outcome"].isin(["retry"]), "custom_id"])
     if not todo:
         return []
     batch = client.messages.batches.create(requests=[{"custom_id": c, "params": params_by_id[c]} for c in todo])
@@ -777,7 +814,7 @@ def returns_the_id_alone(client, store, job_id, params_by_id):
 
 def set_of_rows(client, store, job_id, params_by_id):
     """A correct alternative: itertuples into a set test, requests built in a loop, deep-copied params."""
-    retryable = {"retry", "missing"}
+    retryable = {"retry"}
     chosen = [row.custom_id for row in store.items(job_id).itertuples() if row.outcome in retryable]
     if len(chosen) == 0:
         return []
@@ -815,7 +852,7 @@ def test_4_4_solution_passes():
         (every_failure, "an invalid request was resubmitted"),
         (everything, "billed twice"),
         (not_recorded, "the second run submitted another batch"),
-        (forgets_missing, "not exactly the retryable ones"),
+        (with_missing, "a 'missing' item was resubmitted"),
         (with_canceled, "a canceled request was resubmitted"),
         (new_custom_ids, "not exactly the retryable ones"),
         (expired_only, "not exactly the retryable ones"),

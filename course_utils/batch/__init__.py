@@ -13,7 +13,7 @@ objects (:class:`BatchResults`, :class:`CostComparison`) have ``.frame()`` and `
 from .costs import CostComparison, billed_twice, sync_vs_batch
 from .job import collect_batch, latest_results, submit_job, wait_and_collect
 from .jobstore import OUTCOMES, RETRYABLE_OUTCOMES, JobStore
-from .poll import PollSchedule, PollTimeout, counts_of, format_counts, poll_batch, poll_batches
+from .poll import POLL_CAP_S, PollSchedule, PollTimeout, counts_of, format_counts, poll_batch, poll_batches
 from .progress import CountsProgress
 from .requests import (
     CUSTOM_ID_PATTERN,
@@ -30,6 +30,7 @@ from .resubmit import resubmit_retryable
 from .virtual import SimulatorClock, VirtualSimulator
 
 __all__ = [
+    "POLL_CAP_S",
     "JobStore",
     "OUTCOMES",
     "RETRYABLE_OUTCOMES",

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Sequence
 
+import anthropic
+import httpx2
+
 from ..clients import SyncClient
 from ..clock import SYSTEM_CLOCK, Clock
 from ..progress import ProgressCallback, ProgressEvent
@@ -42,14 +45,37 @@ def submit_job(
     return created
 
 
-def collect_batch(client: SyncClient, store: JobStore, job_id: str, batch_id: str) -> dict[str, int]:
-    """Stream an ended batch's results into the job record; returns the count per outcome."""
-    outcomes: dict[str, tuple[str, str | None]] = {}
-    for line in iter_results(client, batch_id):
-        outcomes[line["custom_id"]] = classify(line["result"])
+DOWNLOADS = 3
+"""Downloads of one batch's results before an item without a line is recorded ``missing``."""
+
+
+def collect_batch(
+    client: SyncClient, store: JobStore, job_id: str, batch_id: str, *, downloads: int = DOWNLOADS
+) -> dict[str, int]:
+    """Stream an ended batch's results into the job record; returns the count per outcome.
+
+    An item of the batch with no result line (a download cut short) is downloaded again, up to
+    ``downloads`` downloads in all: results stay available for 29 days, and a lost line may belong
+    to a request that succeeded and was billed. Only what is still absent after that is ``missing``.
+    """
+    if downloads < 1:
+        raise ValueError("downloads must be >= 1")
     items = store.items(job_id)
-    for cid in items.loc[items["batch_id"] == batch_id, "custom_id"]:
-        outcomes.setdefault(cid, ("missing", None))  # a result line never came: do not lose the item
+    expected = set(items.loc[items["batch_id"] == batch_id, "custom_id"])
+    outcomes: dict[str, tuple[str, str | None]] = {}
+    for attempt in range(1, downloads + 1):
+        try:
+            for line in iter_results(client, batch_id):
+                outcomes[line["custom_id"]] = classify(line["result"])
+        except (anthropic.APIConnectionError, httpx2.TransportError):
+            # The stream broke mid-file: keep the lines that arrived, download again.
+            if attempt == downloads:
+                raise
+            continue
+        if expected <= outcomes.keys():
+            break
+    for cid in expected:
+        outcomes.setdefault(cid, ("missing", None))  # still no line: report it, never lose the item
     store.record_outcomes(batch_id, outcomes)
     store.mark_batch(batch_id, "collected")
     tally: dict[str, int] = {}

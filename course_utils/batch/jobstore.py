@@ -23,7 +23,10 @@ __all__ = ["JobStore", "OUTCOMES", "RETRYABLE_OUTCOMES"]
 
 OUTCOMES = ("pending", "succeeded", "invalid", "retry", "canceled", "missing")
 """Item states: submitted and not yet collected, or the triage of its latest result."""
-RETRYABLE_OUTCOMES = ("retry", "missing")
+RETRYABLE_OUTCOMES = ("retry",)
+"""Resubmitted without asking: expired requests and transient errors. ``missing`` is not among them: its
+request may have succeeded (and been billed) with only the result line lost, so it is downloaded again
+and, if still missing, reported; resubmitting it is a decision (``include_missing``)."""
 """Outcomes that a resubmission picks up (``invalid`` never: it would fail again, and cost again)."""
 
 _SCHEMA = """
@@ -171,9 +174,18 @@ class JobStore:
                 params=(job_id,),
             )
 
-    def retryable(self, job_id: str, *, include_canceled: bool = False, max_attempts: int | None = None) -> list[str]:
-        """custom_ids whose latest result says "try again" (and, optionally, were canceled)."""
-        outcomes = RETRYABLE_OUTCOMES + (("canceled",) if include_canceled else ())
+    def retryable(
+        self,
+        job_id: str,
+        *,
+        include_canceled: bool = False,
+        include_missing: bool = False,
+        max_attempts: int | None = None,
+    ) -> list[str]:
+        """custom_ids whose latest result says "try again" (and, when asked, were canceled or are missing)."""
+        outcomes = (
+            RETRYABLE_OUTCOMES + (("canceled",) if include_canceled else ()) + (("missing",) if include_missing else ())
+        )
         sql = f"SELECT custom_id FROM items WHERE job_id=? AND outcome IN ({','.join('?' * len(outcomes))})"
         args: list[Any] = [job_id, *outcomes]
         if max_attempts is not None:

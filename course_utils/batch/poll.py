@@ -1,9 +1,18 @@
 """Polling Message Batches: growing intervals, an overall deadline, progress from request_counts.
 
-A batch takes minutes to hours. Polling at a fixed short interval wastes requests (and rate
-limit) for the whole run; polling with no deadline hides a stuck job until someone notices the
-morning report is missing. The schedule here starts short (small batches finish fast), grows
-geometrically up to a cap, and every wait is clipped so the last poll lands on the deadline.
+A batch takes minutes to hours. Polling at a fixed short interval wastes requests for the whole
+run: every 5 s is 720 status requests for a job of one hour, 17,280 for one that runs its full
+24 hours. Polling with no deadline hides a stuck job until someone notices the morning report is
+missing. The schedule here starts short (small batches finish fast), grows geometrically up to a
+cap, and every wait is clipped so the last poll lands on the deadline.
+
+**The cap is 60 s** (:data:`POLL_CAP_S`). Two things bound it. Above, the delay a caller accepts
+between a batch ending and its results being read: a minute is nothing for a nightly job. Below,
+the Message Batches API's own rate limit, which counts every batches request, polls included
+(Tier 1: 50 requests per minute, docs/api-notes.md §1): ``k`` open batches polled every ``i``
+seconds cost ``60 k / i`` requests a minute, so at 60 s a job may keep up to 50 batches open
+before polling alone reaches Tier 1's limit, against 4 at a 5 s interval. A 429 on a poll is a
+missed poll, and the next one waits at least the ``retry-after`` the API asked for.
 """
 
 from __future__ import annotations
@@ -17,9 +26,12 @@ import anthropic
 from ..clients import SyncClient
 from ..clock import SYSTEM_CLOCK, Clock
 from ..progress import ProgressCallback, ProgressEvent
-from ..resilience.errors import is_retryable
+from ..resilience.errors import is_retryable, retry_after_s
 
-__all__ = ["PollSchedule", "PollTimeout", "poll_batches", "poll_batch", "counts_of", "format_counts"]
+__all__ = ["POLL_CAP_S", "PollSchedule", "PollTimeout", "poll_batches", "poll_batch", "counts_of", "format_counts"]
+
+POLL_CAP_S = 60.0
+"""The longest wait between two polls (see the module docstring for why a minute)."""
 
 
 @dataclass(frozen=True)
@@ -32,7 +44,7 @@ class PollSchedule:
 
     initial: float = 5.0
     factor: float = 1.5
-    max_interval: float = 300.0
+    max_interval: float = POLL_CAP_S
     jitter: float = 0.0
 
     def __post_init__(self) -> None:
@@ -87,7 +99,8 @@ def poll_batches(
     Returns ``{batch_id: MessageBatch}``. Raises :class:`PollTimeout` once ``deadline_s`` seconds
     (on ``clock``) have passed; the batches keep running server-side, so a later call (or another
     process) can resume polling them. A transient error on one retrieve is a missed poll, not a
-    failure: the next poll tries again.
+    failure: the next poll tries again, and after a 429 it waits at least the ``retry-after`` the
+    API sent (the Batches API rate-limits polls too).
 
     ``on_progress`` hears a :class:`~course_utils.progress.ProgressEvent` after every successful
     retrieve: ``done`` batches of ``total`` (``len(batch_ids)``) have ended, ``elapsed_s`` on
@@ -100,6 +113,7 @@ def poll_batches(
     latest: dict[str, Any] = {}
     waits = schedule.intervals(rng)
     while True:
+        floor = 0.0  # the longest retry-after a 429 asked for in this round of polls
         for bid in batch_ids:
             if bid in latest and _ended(latest[bid]):
                 continue
@@ -110,6 +124,7 @@ def poll_batches(
                 # transient is the course's one classification (lesson 05), so a 404 or 401 raises.
                 if not is_retryable(exc):
                     raise
+                floor = max(floor, retry_after_s(exc) or 0.0)
                 continue
             if on_progress is not None:
                 done = sum(1 for b in latest.values() if _ended(b))
@@ -120,7 +135,7 @@ def poll_batches(
         if remaining <= 0:
             pending = [bid for bid in batch_ids if not (bid in latest and _ended(latest[bid]))]
             raise PollTimeout(f"{len(pending)} batch(es) still not ended after {deadline_s:g} s: {pending}", latest)
-        clock.sleep_sync(min(next(waits), remaining))
+        clock.sleep_sync(min(max(next(waits), floor), remaining))
 
 
 def poll_batch(

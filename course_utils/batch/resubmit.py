@@ -24,6 +24,7 @@ def resubmit_retryable(
     params_by_id: Mapping[str, Mapping[str, Any]],
     *,
     include_canceled: bool = False,
+    include_missing: bool = False,
     max_attempts: int = 3,
     max_requests: int = MAX_BATCH_REQUESTS,
     max_bytes: int = MAX_BATCH_BYTES,
@@ -31,10 +32,13 @@ def resubmit_retryable(
     """Submit the job's retryable items again, under their original custom_ids; return the new batch ids.
 
     Items that already had ``max_attempts`` submissions stay as they are (report them rather than
-    paying for them forever). Returns ``[]`` when there is nothing to resubmit, which is what a
-    second call right after the first returns.
+    paying for them forever). ``missing`` items (no result line even after downloading again) go
+    out only with ``include_missing``: they may have been billed already. Returns ``[]`` when there is
+    nothing to resubmit, which is what a second call right after the first returns.
     """
-    todo = store.retryable(job_id, include_canceled=include_canceled, max_attempts=max_attempts)
+    todo = store.retryable(
+        job_id, include_canceled=include_canceled, include_missing=include_missing, max_attempts=max_attempts
+    )
     if not todo:
         return []
     requests = [{"custom_id": cid, "params": dict(params_by_id[cid])} for cid in todo]

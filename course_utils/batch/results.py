@@ -3,15 +3,25 @@
 Results come back in no particular order, so position means nothing: the join key is
 ``custom_id``. Each result is triaged into what to do next:
 
-=============  ===================================================  ====================
-outcome        result                                               next step
-=============  ===================================================  ====================
-succeeded      ``succeeded``                                        use it
-invalid        ``errored`` with a client error (400-class)          report; never resubmit
-retry          ``errored`` with a server error, or ``expired``      resubmit
-canceled       ``canceled``                                         someone decided; report
-missing        no result line for an input                          resubmit (and alert)
-=============  ===================================================  ====================
+=============  ========================================================  ==========================
+outcome        result                                                    next step
+=============  ========================================================  ==========================
+succeeded      ``succeeded``                                             use it
+retry          ``errored`` with a type on :data:`TRANSIENT_ERROR_TYPES`,  resubmit (bounded)
+               or ``expired``
+invalid        ``errored`` with any other type (``invalid_request_error``,  report; never resubmit
+               permission, not found, billing, a type added later)
+canceled       ``canceled``                                              someone decided; report
+missing        no result line for an input, after downloading again      alert; resubmit only by
+                                                                         decision
+=============  ========================================================  ==========================
+
+What is retried comes from an **allow-list** of transient types, not a deny-list of final ones: a
+request refused for a reason nobody listed (a new error type, a permission the key lost) fails the
+same way when sent again, and a deny-list would pay a batch slot for it every night. A result line
+missing from a download is downloaded again (results stay available for 29 days, docs/api-notes.md
+§7) rather than resubmitted: the request may well have succeeded and been billed, and resubmitting
+pays for it twice.
 """
 
 from __future__ import annotations
@@ -23,7 +33,6 @@ import pandas as pd
 from ..clients import SyncClient
 
 __all__ = [
-    "INVALID_ERROR_TYPES",
     "TRANSIENT_ERROR_TYPES",
     "RESULT_COLUMNS",
     "iter_results",
@@ -33,19 +42,9 @@ __all__ = [
     "join_results",
 ]
 
-INVALID_ERROR_TYPES = frozenset(
-    {
-        "invalid_request_error",
-        "authentication_error",
-        "permission_error",
-        "not_found_error",
-        "request_too_large",
-        "billing_error",
-    }
-)
-"""The request itself is wrong: sending it again fails again (and a batch slot is wasted)."""
 TRANSIENT_ERROR_TYPES = frozenset({"api_error", "overloaded_error", "rate_limit_error", "timeout_error"})
-"""The server failed this time; the same request may well succeed later."""
+"""The allow-list: the server failed this time (500, 529, 429, 504 in docs/api-notes.md §2), so the same
+request may well succeed later. Every other error type is final."""
 
 RESULT_COLUMNS = [
     "custom_id",
@@ -87,9 +86,7 @@ def classify(result: Mapping[str, Any]) -> tuple[str, str | None]:
         return "canceled", "canceled"
     if kind == "errored":
         error_type = ((result.get("error") or {}).get("error") or {}).get("type") or "unknown"
-        # Unknown error types are retried: a bounded number of retries of a new server error is
-        # cheaper than silently dropping a review that would have succeeded.
-        return ("invalid" if error_type in INVALID_ERROR_TYPES else "retry"), error_type
+        return ("retry" if error_type in TRANSIENT_ERROR_TYPES else "invalid"), error_type
     raise ValueError(f"unknown batch result type {kind!r}")
 
 

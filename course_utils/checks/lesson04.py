@@ -9,8 +9,9 @@ Every sentence of each contract has a case that fails an answer breaking it (iss
 order, empty reviews, an empty frame, ids stable in another process (``hash`` salted differently
 in the answer's namespace), the caller's frame unchanged; 4.2 a cap on the waits and a batch that
 has already ended; 4.3 text on every succeeded row (several blocks, a thinking block first) and
-None elsewhere, a merge colliding with the inputs' own ``text``, empty inputs, inputs and lines
-unchanged, and 40 seeded random batches against the contract; 4.4 pending items, an empty job and
+None elsewhere, every documented error type and an undocumented one against the transient allow-list,
+a merge colliding with the inputs' own ``text``, empty inputs, inputs and lines unchanged, and 40
+seeded random batches against the contract; 4.4 pending and missing items, an empty job and
 ``params_by_id`` unchanged.
 """
 
@@ -705,9 +706,10 @@ triage = Exercise(
     hints=[
         "Results come back in any order: build a table keyed by custom_id and merge it into the inputs "
         "(a left join, so inputs without a result stay). Then map each result type to an outcome.",
-        "outcome: succeeded -> 'succeeded'; errored with error.error.type 'invalid_request_error' (a 4xx type) -> "
-        "'invalid'; errored with another type, or expired -> 'retry'; canceled -> 'canceled'; no result -> "
-        "'missing'. text = the message's text for succeeded results, else None.",
+        "outcome: succeeded -> 'succeeded'; errored with error.error.type in the transient allow-list (api_error, "
+        "overloaded_error, rate_limit_error, timeout_error), or expired -> 'retry'; errored with any other type -> "
+        "'invalid'; canceled -> 'canceled'; no result -> 'missing'. text = the message's text for succeeded "
+        "results, else None.",
     ],
 )
 
@@ -869,7 +871,7 @@ _THINKING = {"type": "thinking", "thinking": "The review says it works.", "signa
 
 @triage.case("triages every result type; text on every succeeded row, None elsewhere; inputs unchanged")
 def _types(fn) -> None:
-    inputs = pd.DataFrame({"custom_id": list("abcdefghi"), "review": list("ABCDEFGHI")})
+    inputs = pd.DataFrame({"custom_id": list("abcdefghijklmn"), "review": list("ABCDEFGHIJKLMN")})
     lines = [
         _line("g", "canceled"),
         _line("c", "errored", "api_error"),
@@ -879,6 +881,11 @@ def _types(fn) -> None:
         _line("h", "succeeded", blocks=[_THINKING, {"type": "text", "text": "neg"}, {"type": "text", "text": "ative"}]),
         _line("d", "errored", "overloaded_error"),
         _line("i", "succeeded", text="neutral"),
+        _line("j", "errored", "permission_error"),
+        _line("k", "errored", "timeout_error"),
+        _line("l", "errored", "billing_error"),
+        _line("m", "errored", "rate_limit_error"),
+        _line("n", "errored", "a_type_added_next_year"),
     ]
     before_inputs, before_lines = inputs.copy(), copy.deepcopy(lines)
     got = _check_frame(call(fn, inputs, lines), inputs)
@@ -894,6 +901,11 @@ def _types(fn) -> None:
         "f": "missing",
         "h": "succeeded",
         "i": "succeeded",
+        "j": "invalid",
+        "k": "retry",
+        "l": "invalid",
+        "m": "retry",
+        "n": "invalid",
     }
     outcomes = dict(zip(got["custom_id"], got["outcome"]))
     for cid, expected in want.items():
@@ -907,12 +919,21 @@ def _types(fn) -> None:
             "g": "canceled",
             "h": "succeeded",
             "i": "succeeded",
+            "j": "errored with permission_error",
+            "k": "errored with timeout_error",
+            "l": "errored with billing_error",
+            "m": "errored with rate_limit_error",
+            "n": "errored with a type not in the documentation",
         }[cid]
         hint = {
-            "invalid": "An invalid request fails the same way every time: report it, never resubmit it.",
-            "retry": "Server-side errors (api_error, overloaded_error) and expired requests may succeed next time: 'retry'.",
-            "missing": "An input without a result must not vanish: mark it 'missing' so it is retried and alerted on.",
-        }.get(expected, "Map each result type to its outcome as the docstring says.")
+            "invalid": "Retry from the allow-list of transient types only (api_error, overloaded_error, "
+            "rate_limit_error, timeout_error): any other error type, including one you have never seen, fails "
+            "the same way when sent again, so report it as 'invalid'.",
+            "retry": "The transient error types (api_error, overloaded_error, rate_limit_error, timeout_error) and "
+            "expired requests may succeed next time: 'retry'.",
+            "missing": "An input without a result must not vanish: mark it 'missing' so it is downloaded again and "
+            "alerted on.",
+        }.get(expected, "Map each result type to its outcome as the statement says.")
         expect_equal(str(outcomes.get(cid)), expected, f"a result {what} was triaged wrong", hint=hint)
     texts = dict(zip(got["custom_id"], got["text"]))
     for cid, text in {"a": "positive", "h": "negative", "i": "neutral"}.items():
@@ -923,7 +944,7 @@ def _types(fn) -> None:
             hint="text is the concatenation of the message's text blocks, in order; other blocks "
             "(thinking, tool_use) carry no text: read blocks by type, never content[0].",
         )
-    filled = {cid: texts[cid] for cid in "bcdefg" if not _is_null(texts[cid])}
+    filled = {cid: texts[cid] for cid in "bcdefgjklmn" if not _is_null(texts[cid])}
     expect(
         not filled,
         "rows that did not succeed have a text",
@@ -951,11 +972,14 @@ def _empty_triage(fn) -> None:
     )
 
 
+TRANSIENT = ("api_error", "overloaded_error", "rate_limit_error", "timeout_error")  # the statement's allow-list
+
+
 def _contract_outcome(result: dict[str, Any] | None) -> str:
     if result is None:
         return "missing"
     if result["type"] == "errored":
-        return "invalid" if result["error"]["error"]["type"] == "invalid_request_error" else "retry"
+        return "retry" if result["error"]["error"]["type"] in TRANSIENT else "invalid"
     return {"succeeded": "succeeded", "expired": "retry", "canceled": "canceled"}[result["type"]]
 
 
@@ -963,7 +987,16 @@ def _contract_outcome(result: dict[str, Any] | None) -> str:
 def _random_batches(fn) -> None:
     rng = random.Random(404)
     kinds = ["succeeded", "succeeded", "expired", "canceled", "errored", None]
-    errors = ["invalid_request_error", "overloaded_error", "api_error", "timeout_error"]
+    errors = [
+        "invalid_request_error",
+        "overloaded_error",
+        "api_error",
+        "timeout_error",
+        "rate_limit_error",
+        "permission_error",
+        "not_found_error",
+        "billing_error",
+    ]
     for trial in range(40):
         n = rng.randint(1, 9)
         ids = [f"rv-{rng.randrange(10**6):06d}-{i}" for i in range(n)]
@@ -1013,9 +1046,9 @@ resubmit = Exercise(
     points=3,
     signature="resubmit_failures(client, store, job_id, params_by_id) -> list[str]",
     hints=[
-        "Pick the items whose outcome is 'retry' or 'missing' from store.items(job_id), submit them in a new "
-        "batch under their original custom_ids, and record that batch in the store right away.",
-        "todo = items[items.outcome.isin(['retry', 'missing'])].custom_id; if empty return []; batch = "
+        "Pick the items whose outcome is 'retry' from store.items(job_id), submit them in a new batch under "
+        "their original custom_ids, and record that batch in the store right away.",
+        "todo = items[items.outcome == 'retry'].custom_id; if empty return []; batch = "
         "client.messages.batches.create(requests=[{'custom_id': c, 'params': params_by_id[c]} for c in todo]); "
         "store.record_batch(job_id, batch.id, list(todo)) (this marks them 'pending', so a second run finds "
         "nothing); return [batch.id].",
@@ -1053,7 +1086,7 @@ def _call_resubmit(fn: Any, client: Any, store: JobStore, job_id: str, params: d
     return got
 
 
-@resubmit.case("resubmits retry and missing items only, under their custom_ids")
+@resubmit.case("resubmits the 'retry' items only (not missing ones), under their custom_ids")
 def _only_retryable(fn) -> None:
     p = probe(time_scale=0.0)  # batches end at once
     _only_retryable_body(fn, p)
@@ -1096,11 +1129,11 @@ def _only_retryable_body(fn: Any, p: Any) -> None:
         len(new) >= 1 and _posts(p) >= 1,
         "nothing was resubmitted",
         got=new,
-        hint="Items with outcome 'retry' or 'missing' must go out again.",
+        hint="Items with outcome 'retry' must go out again.",
     )
     _wait(p, client, new)
     sent = set(_batch_rows(p)["custom_id"])
-    want = {"exp1", "err1", "gone1"}
+    want = {"exp1", "err1"}
     expect(
         not (sent & {"bad1"}),
         "an invalid request was resubmitted",
@@ -1114,6 +1147,14 @@ def _only_retryable_body(fn: Any, p: Any) -> None:
         hint="Only failures go out again; a succeeded review resubmitted is paid for twice.",
     )
     expect(
+        not (sent & {"gone1"}),
+        "a 'missing' item was resubmitted",
+        got=sorted(sent),
+        hint="'missing' means its result line was lost, not that the request failed: it may have succeeded and "
+        "been billed, so resubmitting it can pay twice. The collector downloads results again (they stay for "
+        "29 days) and what is still missing is reported; resubmit only 'retry'.",
+    )
+    expect(
         not (sent & {"cxl1"}),
         "a canceled request was resubmitted",
         got=sorted(sent),
@@ -1124,14 +1165,14 @@ def _only_retryable_body(fn: Any, p: Any) -> None:
         "an item still pending in a running batch was resubmitted",
         got=sorted(sent),
         hint="'pending' means its batch has not ended: it may still succeed, and a second copy would be billed "
-        "twice. Resubmit only 'retry' and 'missing'.",
+        "twice. Resubmit only 'retry'.",
     )
     expect(
         sent == want,
         "the resubmitted custom_ids are not exactly the retryable ones",
         expected=sorted(want),
         got=sorted(sent),
-        hint="Resubmit outcome 'retry' (expired and server errors) and 'missing', keeping each original "
+        hint="Resubmit outcome 'retry' (expired requests and transient errors), keeping each original "
         "custom_id so the new results join to the same reviews.",
     )
     replies = {}
@@ -1162,7 +1203,12 @@ def _nothing(fn) -> None:
     p = probe(time_scale=0.0)
     client = p.client()
     store = JobStore()
-    outcomes = {"a": ("succeeded", None), "b": ("invalid", "invalid_request_error"), "c": ("canceled", "canceled")}
+    outcomes = {
+        "a": ("succeeded", None),
+        "b": ("invalid", "invalid_request_error"),
+        "c": ("canceled", "canceled"),
+        "d": ("missing", None),
+    }
     store.create_job("j", list(outcomes))
     store.record_batch("j", "msgbatch_done", list(outcomes))
     store.record_outcomes("msgbatch_done", outcomes)
@@ -1173,8 +1219,8 @@ def _nothing(fn) -> None:
         "a job with nothing retryable still submitted something",
         expected="[] and no POST /v1/messages/batches",
         got=f"{got} and {_posts(p)} POST(s)",
-        hint="When no item is 'retry' or 'missing', return [] before calling batches.create (an empty batch is "
-        "refused, and a batch of finished items bills them twice).",
+        hint="When no item is 'retry', return [] before calling batches.create (an empty batch is refused, a "
+        "batch of finished items bills them twice, and a 'missing' item is downloaded again, not resubmitted).",
     )
 
 
