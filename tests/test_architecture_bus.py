@@ -334,3 +334,87 @@ def test_a_slow_handler_keeps_its_event_by_renewing_the_lease(make_bus):
         await bus.close()
 
     run(scenario())
+
+
+# ----- issue 29: ids per topic, strict ids, bounded memory --------------------------------------------
+@pytest.mark.parametrize(
+    "bad", ["18446744073709551616-0", "1-18446744073709551616", " 1-0", "1-0-0", "-1", "1e3", "\u0661-0", ""]
+)
+def test_a_malformed_or_out_of_range_id_is_a_bus_error_on_both_backends(make_bus, bad):
+    """Before Redis is asked (it would answer a cryptic ResponseError, a 500 for the service)."""
+
+    async def scenario() -> None:
+        bus = make_bus()
+        await bus.publish("deltas", {"n": 1})
+        with pytest.raises(BusError, match="not an event id"):
+            await bus.tail("deltas", bad)
+        assert [e.data for e in await bus.tail("deltas", "18446744073709551615-18446744073709551615")] == []
+        await bus.close()
+
+    run(scenario())
+
+
+def test_in_memory_ids_count_their_own_topic_only():
+    """Like Redis, which numbers entries per stream: a topic's ids say nothing of other topics' traffic."""
+
+    async def scenario() -> None:
+        bus = InMemoryBus()
+        assert await bus.publish("answer.delta.globex.c1", {"n": 1}) == "1-0"
+        for n in range(100):
+            await bus.publish("answer.delta.acme.c1", {"n": n})
+            await bus.publish(T, {"n": n})
+        assert await bus.publish("answer.delta.globex.c1", {"n": 2}) == "2-0"
+        assert [e.id for e in await bus.events("answer.delta.globex.c1")] == ["1-0", "2-0"]
+
+    run(scenario())
+
+
+def test_in_memory_topics_keep_about_maxlen_events_and_ids_keep_increasing():
+    async def scenario() -> None:
+        bus = InMemoryBus(maxlen=100)
+        ids = [await bus.publish("deltas", {"n": n}) for n in range(1_000)]
+        assert 100 <= await bus.length("deltas") <= 110  # trimmed in steps, as Redis' MAXLEN ~
+        kept = await bus.events("deltas")
+        assert [e.id for e in kept] == ids[-len(kept) :] and kept[-1].data == {"n": 999}
+        assert [e.id for e in await bus.tail("deltas", "0", count=1)] == [kept[0].id]  # from the oldest kept
+        assert await bus.publish("deltas", {"n": 1_000}) == "1001-0"
+
+    run(scenario())
+
+
+def test_in_memory_trimming_never_drops_what_a_group_has_not_processed():
+    async def scenario() -> None:
+        bus = InMemoryBus(maxlen=100)
+        await bus.ensure_group(T, "g")
+        for n in range(500):
+            await bus.publish(T, {"n": n})
+        assert await bus.length(T) == 500  # nothing delivered yet: all of it is work, none is history
+        taken = await bus.read(T, "g", "c", count=500)
+        assert [e.data["n"] for e in taken] == list(range(500))
+        for event in taken[:400]:
+            await bus.ack(T, "g", event.id)
+        await bus.publish(T, {"n": 500})
+        assert [e.data["n"] for e in await bus.events(T)][:1] == [400]  # the pending 100 stay, acked ones go
+        for n in range(501, 620):
+            await bus.publish(T, {"n": n})
+        for event in taken[400:] + await bus.read(T, "g", "c", count=500):
+            await bus.ack(T, "g", event.id)
+        assert await bus.length(T) == 220  # 100 pending, then 120 not yet given to the group
+        await bus.publish(T, {"n": 620})  # everything processed: trimmed to maxlen
+        assert await bus.length(T) == 100 and (await bus.events(T))[-1].data == {"n": 620}
+
+    run(scenario())
+
+
+def test_in_memory_waits_leave_no_state_behind():
+    """Streams opened on many topics (even ones never written) hold a condition only while they wait."""
+
+    async def scenario() -> None:
+        bus = InMemoryBus()
+        await bus.publish("answer.delta.acme.c0", {"n": 0})
+        waits = [bus.tail(f"answer.delta.acme.c{i}", "1-0", block_s=0.05) for i in range(200)]
+        assert await asyncio.gather(*waits) == [[]] * 200
+        assert bus.waiting_topics() == 0
+        assert bus.topics() == ["answer.delta.acme.c0"]
+
+    run(scenario())

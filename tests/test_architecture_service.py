@@ -45,6 +45,7 @@ def bus_factory(request):
 
 REGISTRY = TenantRegistry()
 KEYS = {tenant: REGISTRY.register(tenant, "pro") for tenant in ("acme", "globex")}
+OPERATOR = {"Authorization": "Bearer op_service-tests"}
 
 
 def _auth(tenant: str) -> dict[str, str]:
@@ -56,7 +57,11 @@ def _desk(sim, index, bus, tmp_path: Path) -> SupportDesk:
     store = DeskStore(tmp_path / "conversations.db")
     pipeline = Pipeline(bus, store, index, lambda tenant: sim.tenant(tenant).async_client())
     return SupportDesk(
-        pipeline, registry=REGISTRY, idempotency=IdempotencyStore(tmp_path / "idempotency.db"), heartbeat_s=0.5
+        pipeline,
+        registry=REGISTRY,
+        idempotency=IdempotencyStore(tmp_path / "idempotency.db"),
+        heartbeat_s=0.5,
+        operator_key=OPERATOR["Authorization"].split()[1],
     )
 
 
@@ -84,9 +89,9 @@ def _read_stream(http: httpx.Client, url: str, tenant: str = "acme") -> list[Any
 
 
 def _stats_when(http: httpx.Client, ready, tries: int = 200) -> dict:
-    """/stats once ``ready(stats)``: the observer records a trace just after the answer's end event."""
+    """/stats (the operator's view) once ``ready(stats)``: the observer records a trace just after the end event."""
     for _ in range(tries):
-        stats = http.get("/stats").json()
+        stats = http.get("/stats", headers=OPERATOR).json()
         if ready(stats):
             return stats
         time.sleep(0.05)
@@ -142,7 +147,15 @@ def test_bad_requests_get_clear_errors_and_store_nothing(desk_server):
             # A tenant named by the caller is not an identity: without a key the header changes nothing.
             (http.post(url, json={"text": "hi"}, headers={"X-Tenant": "acme", "Idempotency-Key": "k"}), 401, "API key"),
             (http.post(url, json={"text": "hi"}, headers=_auth("acme")), 400, "Idempotency-Key"),
-            (http.post(url, content=b"{not json", headers={**_auth("acme"), "Idempotency-Key": "k"}), 400, "JSON"),
+            (
+                http.post(
+                    url,
+                    content=b"{not json",
+                    headers={**_auth("acme"), "Idempotency-Key": "k", "Content-Type": "application/json"},
+                ),
+                400,
+                "JSON",
+            ),
             (
                 http.post(url, json={"text": "  "}, headers={**_auth("acme"), "Idempotency-Key": "k"}),
                 400,

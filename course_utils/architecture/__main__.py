@@ -5,6 +5,13 @@ the conversations, which go to a SQLite file. ``--redis-url`` (or ``REDIS_URL``)
 bus on Redis Streams; ``--workers-only`` / ``--api-only`` split the API and the workers into
 separate processes that share the bus and the files. ``COURSE_PROVIDER=anthropic`` with
 ``ANTHROPIC_API_KEY`` calls the real API instead of the simulator.
+
+It runs with lesson 07's controls, as the notebook's desk does: each tenant's plan limits its models,
+its rate (``TenantLimiter``) and its monthly budget (``BudgetGuard``), shared through Redis when the
+bus is (every API and worker process counts against the same limits), in memory otherwise.
+
+The tenants' API keys and the operator key are written to ``<data-dir>/api-keys``, readable only by
+the user who started the service; only that file's path is printed: keys never go to stdout or a log.
 """
 
 from __future__ import annotations
@@ -12,10 +19,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import secrets
+import shlex
 import signal
 import tempfile
 import time
 from pathlib import Path
+from typing import Mapping
 
 from ..serving import HOST
 
@@ -39,8 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--time-scale", type=float, default=1.0, help="simulator latency scale (1 = realistic)")
     parser.add_argument("--scenario", default="calm", help="simulator fault scenario (default: calm)")
     parser.add_argument(
-        "--tenants", default="acme,globex", help="tenants to register (comma-separated); their API keys are printed"
+        "--tenants",
+        default="acme,globex",
+        help="tenants to register (comma-separated); their API keys go to <data-dir>/api-keys",
     )
+    parser.add_argument("--plan", default="pro", help="the tenants' plan (lesson 07: free, pro, enterprise)")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--api-only", action="store_true", help="serve the HTTP API; workers run elsewhere")
     mode.add_argument("--workers-only", action="store_true", help="run the workers only (needs --redis-url)")
@@ -52,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from .. import provider
     from ..resilience import IdempotencyStore
-    from ..tenancy import TenantRegistry
+    from ..tenancy import TenantRegistry, get_plan
     from .bus import InMemoryBus, RedisStreamsBus
     from .help_centre import load_help_centre
     from .service import SupportDesk, SupportDeskServer
@@ -81,41 +94,52 @@ def main(argv: list[str] | None = None) -> int:
         sim = mock_server(port=args.sim_port, time_scale=args.time_scale, scenario=args.scenario).start()
         clients = lambda tenant: sim.tenant(tenant).async_client()  # noqa: E731 - each tenant its own key
         model_at = f"the simulator at {sim.base_url}"
+    # The in-process log keeps about 10,000 events a topic (never one a worker has still to process).
+    # Redis' MAXLEN would trim unprocessed ones too: there, retention is the Redis operator's choice.
     bus = (
         RedisStreamsBus(args.redis_url, idle_timeout_s=args.idle_timeout)
         if args.redis_url
-        else InMemoryBus(idle_timeout_s=args.idle_timeout)
+        else InMemoryBus(idle_timeout_s=args.idle_timeout, maxlen=10_000)
     )
     index = VectorIndex(data_dir / "vectors.db")
     if index.count("acme") == 0:
         load_help_centre(index)
-    pipeline = Pipeline(bus, DeskStore(data_dir / "conversations.db"), index, clients)
-    print(f"bus: {bus.name}; data: {data_dir}; model: {model_at}", flush=True)
+    # Callers are tenants with API keys (lesson 07): the key, not a header they choose, says who they
+    # are. Every process registers the tenants (the workers need their plans); the API's keys are new
+    # at each start and live in this process only.
+    registry = TenantRegistry()
+    plan = get_plan(args.plan)
+    tenants = [t for t in (t.strip() for t in args.tenants.split(",")) if t]
+    keys = {t: registry.register(t, plan) for t in tenants}
+    pipeline = Pipeline(
+        bus, DeskStore(data_dir / "conversations.db"), index, clients, controls=_controls(registry, args.redis_url)
+    )
+    print(f"bus: {bus.name}; data: {data_dir}; model: {model_at}; tenants on the {plan.name} plan", flush=True)
     try:
         if args.workers_only:
             asyncio.run(_run_workers(pipeline))
             return 0
-        # Callers are tenants with API keys (lesson 07): the key, not a header they choose, says who
-        # they are. Keys live in this process only and are shown once, here, for the local demo.
-        registry = TenantRegistry()
-        keys = {t: registry.register(t, "pro") for t in (t.strip() for t in args.tenants.split(",")) if t}
+        operator_key = "op_" + secrets.token_urlsafe(24)
         desk = SupportDesk(
             pipeline,
             registry=registry,
             idempotency=IdempotencyStore(data_dir / "idempotency.db"),
             run_workers=not args.api_only,
+            operator_key=operator_key,
         )
         with SupportDeskServer(desk, port=args.port) as server:
-            for tenant, key in keys.items():
-                print(f"API key for {tenant}: {key}", flush=True)
-            print(f"support desk on http://{HOST}:{server.port}  (Ctrl-C to stop)", flush=True)
+            url = f"http://{HOST}:{server.port}"
+            keys_file = write_keys(data_dir / "api-keys", keys, operator_key, url)
+            print(f"API keys: {keys_file} (readable only by you: one 'tenant key' a line; never log them)", flush=True)
+            print(f"support desk on {url}  (Ctrl-C to stop)", flush=True)
             first = next(iter(keys), "acme")
-            auth = f"-H 'Authorization: Bearer {keys.get(first, '<key>')}'"
+            print(f"  KEY=$(awk '$1 == \"{first}\" {{print $2}}' {shlex.quote(str(keys_file))})")
+            auth = '-H "Authorization: Bearer $KEY"'
             print(
-                f"  curl -X POST http://{HOST}:{server.port}/conversations/c1/messages {auth} "
+                f"  curl -X POST {url}/conversations/c1/messages {auth} "
                 "-H 'Idempotency-Key: k1' -H 'Content-Type: application/json' -d '{\"text\": \"I forgot my password\"}'"
             )
-            print(f"  curl -N {auth} 'http://{HOST}:{server.port}/conversations/c1/stream'", flush=True)
+            print(f"  curl -N {auth} '{url}/conversations/c1/stream'", flush=True)
             signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as cleanly as Ctrl-C
             try:
                 while server.running:
@@ -126,6 +150,39 @@ def main(argv: list[str] | None = None) -> int:
         if sim is not None:
             sim.stop()
     return 0
+
+
+def write_keys(path: Path, keys: Mapping[str, str], operator_key: str, url: str) -> Path:
+    """Write the API keys to ``path``, readable and writable by the user only (mode 600); returns ``path``.
+
+    One ``tenant key`` a line, then ``@operator <key>`` (not a valid tenant id, so it cannot clash).
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # a file left by an earlier run keeps its mode otherwise
+        lines = [f"# API keys of the support desk on {url}: keep them private, never log them"]
+        lines += [f"{tenant} {key}" for tenant, key in keys.items()]
+        lines.append(f"@operator {operator_key}")
+        os.write(fd, ("\n".join(lines) + "\n").encode())
+    finally:
+        os.close(fd)
+    return path
+
+
+def _controls(registry, redis_url: str | None):
+    """Lesson 07's per-tenant controls: shared through Redis when the bus is, else in this process."""
+    from ..tenancy import BudgetGuard, MemoryBudgetStore, MemoryLimiter, RedisBudgetStore, RedisLimiter
+    from .controls import TenantControls
+
+    if redis_url:
+        from ..redis_server import connect
+
+        client = connect(redis_url)
+        return TenantControls(
+            registry, RedisLimiter(client, prefix="desk"), BudgetGuard(RedisBudgetStore(client, prefix="desk"))
+        )
+    return TenantControls(registry, MemoryLimiter(), BudgetGuard(MemoryBudgetStore()))
 
 
 def _interrupt(*_: object) -> None:

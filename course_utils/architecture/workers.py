@@ -53,6 +53,7 @@ __all__ = [
     "message_id_for",
     "deltas_topic",
     "TENANT_NAME",
+    "ACCEPTED",
 ]
 
 log = logging.getLogger("course_utils.architecture.workers")
@@ -74,6 +75,10 @@ def message_id_for(tenant: str, idempotency_key: str) -> str:
     """The message id of a POST: derived from the tenant and its ``Idempotency-Key``, so a retried
     request that got as far as storing the message finds the same message, never a second one."""
     return hashlib.sha256(f"{tenant}\x00{idempotency_key}".encode()).hexdigest()[:24]
+
+
+ACCEPTED = "accepted"
+"""Type of the marker :meth:`Pipeline.accept` puts on a conversation's topic (not relayed to clients)."""
 
 
 def deltas_topic(tenant: str, conversation_id: str) -> str:
@@ -154,6 +159,8 @@ class Pipeline:
         self._traced: set[str] = set()
         self.replayed_answers = 0
         """Redelivered messages answered from the store without calling the model."""
+        self.replayed_by_tenant: dict[str, int] = {}
+        """:attr:`replayed_answers` per tenant (what a tenant's own figures show)."""
 
     # ----- entry -----------------------------------------------------------------------------------
     async def submit(
@@ -171,6 +178,22 @@ class Pipeline:
             "trace": list(trace or []),
         }
         return await self.bus.publish(MESSAGE_RECEIVED, data)
+
+    async def accept(
+        self, tenant: str, conversation_id: str, text: str, *, message_id: str, trace: list[dict] | None = None
+    ) -> str:
+        """What the API does with a new message: mark it on its conversation's own topic, then :meth:`submit`.
+
+        Returns the marker's id, the id the API answers with: a position in the conversation's stream
+        (a client may resume the stream after it), never an id of a topic other tenants share, whose
+        numbering would tell one tenant how busy the others are. The stream does not relay the marker.
+        """
+        if not TENANT_NAME.fullmatch(tenant or ""):
+            raise ValueError(f"a tenant is 1-64 letters, digits, '_', '.' or '-', not {tenant!r}")
+        marker = {"message_id": message_id, "type": ACCEPTED}
+        event_id = await self.bus.publish(deltas_topic(tenant, conversation_id), marker)
+        await self.submit(tenant, conversation_id, text, message_id=message_id, trace=trace)
+        return event_id
 
     async def _fault(self, point: str) -> None:
         hook = self.faults.get(point)
@@ -203,11 +226,11 @@ class Pipeline:
         stored = self.store.answer_for(tenant, mid)
         usage = next((u for u in self.store.usage(tenant, conv) if u.message_id == mid), None)
         if stored is None and usage is not None:  # billed, but had no text: the same error, no new call
-            self.replayed_answers += 1
+            self._replayed(tenant)
             await self._finish(d, spans, None, usage_of(usage), "the model returned no text")
             return
         if stored is not None:  # answered before a crash: republish, never call the model again
-            self.replayed_answers += 1
+            self._replayed(tenant)
             content = stored.content if isinstance(stored.content, str) else text_of(stored.content)
             await self._finish(d, spans, content, usage_of(usage), None)
             return
@@ -259,6 +282,10 @@ class Pipeline:
         self._record_usage(tenant, conv, mid, result)
         await self._fault("model:after_answer")
         await self._finish(d, spans, result["text"], usage_of(result), None)
+
+    def _replayed(self, tenant: str) -> None:
+        self.replayed_answers += 1
+        self.replayed_by_tenant[tenant] = self.replayed_by_tenant.get(tenant, 0) + 1
 
     async def _route(self, tenant: str, text: str, models: list[str], spans: list[dict]) -> list[str]:
         """Lesson 06's triage: the routed label's model first, then the others in order. Routing only

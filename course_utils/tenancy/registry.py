@@ -77,7 +77,9 @@ def _digest(api_key: str) -> str:
 class TenantRegistry:
     """Tenants, their plans and the API keys the product issued to them (thread-safe).
 
-    Keys are stored as SHA-256 digests only: a leaked registry does not leak usable keys.
+    Keys are stored as SHA-256 digests only: a leaked registry does not leak usable keys. A leaked
+    key is revoked (:meth:`revoke_key`), rotated (:meth:`rotate_key`), or all of a tenant's keys at
+    once (:meth:`revoke_tenant_keys`, :meth:`remove`); each takes effect for the next request.
     """
 
     KEY_PREFIX = "tk_"
@@ -111,6 +113,46 @@ class TenantRegistry:
         key = self.KEY_PREFIX + secrets.token_urlsafe(24)
         self._keys[_digest(key)] = tenant_id
         return key
+
+    def revoke_key(self, api_key: str) -> bool:
+        """Make ``api_key`` invalid at once (a leaked key): the next :meth:`authenticate` of it raises
+        :class:`Unauthenticated`. The tenant's other keys stay valid. False if the key was not valid."""
+        if not isinstance(api_key, str):
+            return False
+        with self._lock:
+            return self._keys.pop(_digest(api_key), None) is not None
+
+    def rotate_key(self, api_key: str) -> str:
+        """Replace ``api_key`` by a new key of the same tenant, in one step: the old key is invalid when
+        this returns. Raises :class:`Unauthenticated` if ``api_key`` is not valid (nothing changes)."""
+        digest = _digest(api_key) if isinstance(api_key, str) else ""
+        with self._lock:
+            tenant_id = self._keys.pop(digest, None)
+            if tenant_id is None:
+                raise Unauthenticated("invalid API key")
+            return self._issue_locked(tenant_id)
+
+    def revoke_tenant_keys(self, tenant_id: str) -> int:
+        """Revoke every key of ``tenant_id`` (it stays registered; :meth:`issue_key` gives it a new one).
+        Returns how many keys were revoked."""
+        with self._lock:
+            if tenant_id not in self._plans:
+                raise KeyError(f"no tenant {tenant_id!r}")
+            return self._revoke_all_locked(tenant_id)
+
+    def remove(self, tenant_id: str) -> int:
+        """Remove ``tenant_id`` and revoke all its keys at once; returns how many keys were revoked.
+        Its id may be registered again afterwards (with new keys)."""
+        with self._lock:
+            if self._plans.pop(tenant_id, None) is None:
+                raise KeyError(f"no tenant {tenant_id!r}")
+            return self._revoke_all_locked(tenant_id)
+
+    def _revoke_all_locked(self, tenant_id: str) -> int:
+        digests = [d for d, t in self._keys.items() if t == tenant_id]
+        for d in digests:
+            del self._keys[d]
+        return len(digests)
 
     def set_plan(self, tenant_id: str, plan: str | Plan) -> None:
         """Move a tenant to another plan (takes effect for contexts authenticated afterwards)."""

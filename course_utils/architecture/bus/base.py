@@ -16,6 +16,7 @@ topic's dead-letter topic (``<topic>.dead``) instead of being retried for ever.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Protocol, runtime_checkable
 
@@ -61,13 +62,20 @@ def encode_data(data: Mapping[str, Any]) -> str:
         raise BusError(f"event data is not JSON-serialisable: {exc}") from exc
 
 
+_ID = re.compile(r"([0-9]{1,20})(?:-([0-9]{1,20}))?")
+_ID_MAX = 2**64 - 1  # each part is an unsigned 64-bit integer in Redis
+
+
 def id_key(event_id: str) -> tuple[int, int]:
-    """An event id (``"<ms>-<seq>"`` as Redis writes them) as a sortable pair; ``"0"`` is before every id."""
-    head, _, tail = event_id.partition("-")
-    try:
-        return int(head), int(tail or 0)
-    except ValueError:
-        raise BusError(f"not an event id: {event_id!r}") from None
+    """An event id (``"<ms>-<seq>"`` as Redis writes them) as a sortable pair; ``"0"`` is before every id.
+
+    Raises :class:`BusError` for anything else (as Redis would, but before it is asked): decimal digits
+    only, each part at most 2**64 - 1.
+    """
+    found = _ID.fullmatch(event_id) if isinstance(event_id, str) else None
+    if found is None or int(found.group(1)) > _ID_MAX or int(found.group(2) or 0) > _ID_MAX:
+        raise BusError(f"not an event id: {event_id!r}"[:120])
+    return int(found.group(1)), int(found.group(2) or 0)
 
 
 def decode_data(text: str) -> dict[str, Any]:
