@@ -4,7 +4,7 @@
 ``python -m course_utils.jupyter_env`` before they start, so any two of them may run it at the same
 moment in one checkout. ``ipykernel install`` deletes the kernelspec folder and writes it again,
 and a second install racing with the first died with ``FileNotFoundError: kernel.json`` (issue 25).
-Here the work is done under an exclusive lock, and only when something differs: the kernelspec is
+Here the work is done under an exclusive file lock (``filelock``), and only when something differs: the kernelspec is
 built in a scratch folder beside its target and swapped in with two renames, and the overrides file
 is replaced with one atomic rename. A run that finds everything in place writes nothing, so a
 JupyterLab or a kernel that is starting meanwhile never sees a half-written file.
@@ -21,16 +21,15 @@ Both go to ``sys.prefix`` (the venv), never to the user's own Jupyter folders:
 from __future__ import annotations
 
 import argparse
-import fcntl
 import filecmp
 import json
 import os
 import shutil
 import sys
 import tempfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+
+from filelock import FileLock
 
 __all__ = ["KERNEL_NAME", "DISPLAY_NAME", "LAB_OVERRIDES", "install", "main"]
 
@@ -40,18 +39,6 @@ DISPLAY_NAME = "Python 3 (Production AI Patterns)"
 LAB_OVERRIDES: dict[str, dict[str, object]] = {
     "@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False},
 }
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``path`` (created if missing) for the block."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _same_tree(a: Path, b: Path) -> bool:
@@ -112,7 +99,7 @@ def install(prefix: Path | str = sys.prefix) -> list[str]:
     """
     jupyter = Path(prefix) / "share" / "jupyter"
     written = []
-    with _locked(jupyter / ".course-setup.lock"):
+    with FileLock(jupyter / ".course-setup.lock"):
         if _install_kernelspec(jupyter / "kernels"):
             written.append(f"kernel {KERNEL_NAME!r} ({DISPLAY_NAME})")
         if _install_overrides(jupyter / "lab" / "settings"):

@@ -23,17 +23,15 @@ replaces when the name exists, and the manifest is read and written under an exc
 from __future__ import annotations
 
 import argparse
-import fcntl
 import hashlib
 import json
 import os
 import sys
 import tempfile
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
+from filelock import FileLock
 from .notebook_format import lesson_notebooks
 
 __all__ = ["MANIFEST", "SyncReport", "sources_digest", "sync", "main"]
@@ -83,16 +81,6 @@ def sources_digest(path: Path) -> str | None:
     return _sha256(json.dumps(cells).encode())
 
 
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _place(data: bytes, target: Path, *, replace: bool) -> bool:
     """Write ``data`` at ``target`` atomically; unless ``replace``, never over an existing file.
 
@@ -124,7 +112,7 @@ def sync(official: Path, workspace: Path, *, update: bool = False) -> SyncReport
     """
     workspace.mkdir(parents=True, exist_ok=True)
     report = SyncReport()
-    with _locked(workspace / ".course-manifest.lock"):
+    with FileLock(workspace / ".course-manifest.lock"):
         manifest_path = workspace / MANIFEST
         try:
             manifest: dict[str, dict[str, str]] = json.loads(manifest_path.read_text(encoding="utf-8"))
