@@ -58,7 +58,7 @@ lab-solutions: kernel
 test: kernel redis-deps
 	$(VENV)/bin/ruff check course_utils tests benchmarks data
 	$(VENV)/bin/ruff format --check course_utils tests benchmarks data
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=25
 
 ## make release: regenerate notebooks/ from solutions/ (and normalise solution metadata)
 release: $(STAMP)
