@@ -45,10 +45,13 @@ class Simulator:
         self.scripted: list[tuple[Any, str]] = []
         self.auth = Authenticate(self.config.require_version_header)
         # Stages between validation and generation (faults, prompt cache, rate limits) plug in here.
-        self.cache = PromptCache(clock)
         self._initial_scenario = self.config.scenario
         self.faults = FaultInjector(self.config.scenario, self.config, clock=clock)
-        self.limiter = RateLimiter(clock, self.config.rate_limit_tier)
+        self.limiter = RateLimiter(
+            clock, self.config.rate_limit_tier, exact_remaining=self.config.exact_ratelimit_remaining
+        )
+        # Caches and batches belong to a workspace: every key of the workspace shares them.
+        self.cache = PromptCache(clock, scope_of=self.limiter.workspace_scope)
         self.rate_limits = EnforceRateLimits(self.limiter)
         # Order as the API: a fault can strike any valid request; the cache split decides what
         # counts against input-token limits; admission comes last before generation.
@@ -58,6 +61,7 @@ class Simulator:
             self.config,
             functools.partial(process_batch_item, self),
             on_result=functools.partial(bill_batch_result, self),
+            scope_of=self.limiter.workspace_scope,
         )
         self.validate = Validate(self.config)
         self.validate_count = Validate(self.config, for_count=True)
@@ -91,7 +95,8 @@ class Simulator:
             self.faults.rescale(float(time_scale))  # writes self.config.time_scale, banking elapsed time
 
     def set_rate_limits(self, api_key: str, tier: "str | RateLimits") -> None:
-        """Give one API key (a tenant) its own limits: a tier name or a :class:`RateLimits`."""
+        """Make ``api_key`` an organisation of its own with these limits (a tier name or a
+        :class:`RateLimits`): only another organisation has limits of its own."""
         self.limiter.set_tier(api_key, tier)
 
     def revoke_key(self, api_key: str) -> None:
