@@ -227,9 +227,25 @@ def plan_prefixes(body: Mapping[str, Any]) -> PrefixPlan:
     breakpoints = [Breakpoint(b, ttl) for b, ttl in marked]
     auto = body.get("cache_control")
     if auto is not None:
+        # Prompt-caching page, automatic caching's edge cases: "If the last block already has an
+        # explicit cache_control with the same TTL, automatic caching is a no-op. If the last block
+        # has an explicit cache_control with a different TTL, the API returns a 400 error. If 4
+        # explicit block-level breakpoints already exist, the API returns a 400 error."
         ttl = _ttl_of(auto, "")
+        if len(breakpoints) >= MAX_BREAKPOINTS:  # no slot left for the automatic breakpoint
+            raise InvalidRequest(
+                f"A maximum of {MAX_BREAKPOINTS} blocks with cache_control may be provided. "
+                f"Found {len(breakpoints) + 1}."
+            )
         last = next((b for b in reversed(boundaries) if b.cacheable), None)
-        if last is not None and all(bp.boundary.index != last.index for bp in breakpoints):
+        explicit = next((bp for bp in breakpoints if last is not None and bp.boundary.index == last.index), None)
+        if explicit is not None and explicit.ttl != ttl:
+            raise InvalidRequest(
+                f"cache_control: the top-level cache_control (ttl='{ttl}') applies to the last cacheable block, "
+                f"{explicit.boundary.path}, which already has a cache_control with ttl='{explicit.ttl}'. "
+                "Use the same ttl, or remove one of them."
+            )
+        if last is not None and explicit is None:
             breakpoints.append(Breakpoint(last, ttl, automatic=True))
     if len(breakpoints) > MAX_BREAKPOINTS:
         raise InvalidRequest(
