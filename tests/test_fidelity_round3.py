@@ -153,3 +153,33 @@ def test_prefill_on_the_models_that_refuse_it_is_a_400(client, model):
         client.messages.create(
             model=model, max_tokens=50, messages=[*ASK, {"role": "assistant", "content": "The policy"}]
         )
+
+
+def _forced(client, fault: str, **kw):
+    return client.messages.create(
+        model="claude-haiku-5-5", max_tokens=20, messages=ASK, extra_headers={"x-mock-fault": fault}, **kw
+    )
+
+
+@pytest.mark.parametrize(
+    "fault, words", [("user_spend_limit", "API usage limits"), ("workspace_spend_limit", "workspace")]
+)
+def test_a_spend_limit_you_set_is_a_400_not_a_429(client, fault, words):
+    # Errors page: "The API also returns a 400 when usage reaches an organization or workspace spend
+    # limit you set"; a usage tier's cap is the 429 (test_fidelity_errors.py).
+    with pytest.raises(anthropic.BadRequestError) as err:
+        _forced(client, fault)
+    assert err.value.status_code == 400 and err.value.body["error"]["type"] == "invalid_request_error"
+    assert "You have reached your specified" in err.value.message and words in err.value.message
+
+
+def test_a_409_conflict_error_is_retried_by_the_sdk():
+    # Errors page: "409 - conflict_error: The request conflicts with the current state of a resource";
+    # the SDK retries 409 as it retries 429 and 5xx.
+    srv = InProcessServer(seed=0, time_scale=0, rate_limit_tier="unlimited")
+    with pytest.raises(anthropic.ConflictError) as err:
+        _forced(srv.client(max_retries=0), "conflict_error")
+    assert err.value.status_code == 409 and err.value.body["error"]["type"] == "conflict_error"
+    with pytest.raises(anthropic.ConflictError):
+        _forced(srv.client(max_retries=2), "conflict_error")
+    assert int((srv.ledger().status == 409).sum()) == 1 + 3  # one plain call, then 1 + 2 retries

@@ -20,6 +20,8 @@ from ..errors import (
     PermissionDenied,
     RateLimited,
     SpendLimitReached,
+    Conflict,
+    UserSpendLimitReached,
 )
 
 __all__ = [
@@ -214,6 +216,28 @@ FAULT_SPECS: dict[str, FaultKind] = {
             "rate_limit_error",
             "Spend limit reached",
             lambda f: SpendLimitReached(_spend_cap_regain_date(time.time())),
+        ),
+        # A spend limit the organisation or a workspace set itself is a 400, not the tier cap's 429.
+        FaultKind(
+            "user_spend_limit",
+            400,
+            "invalid_request_error",
+            "Specified spend limit reached",
+            lambda f: UserSpendLimitReached(_spend_cap_regain_date(time.time())),
+        ),
+        FaultKind(
+            "workspace_spend_limit",
+            400,
+            "invalid_request_error",
+            "Specified workspace spend limit reached",
+            lambda f: UserSpendLimitReached(_spend_cap_regain_date(time.time()), workspace=True),
+        ),
+        FaultKind(
+            "conflict_error",
+            409,
+            "conflict_error",
+            "The request conflicts with the current state of a resource.",
+            lambda f: Conflict(f.message),
         ),
     )
 }
