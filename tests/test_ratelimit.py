@@ -93,6 +93,10 @@ def test_tiers():
     )
     for a, b in zip(["tier-1", "tier-2", "tier-3"], ["tier-2", "tier-3", "tier-4"]):
         assert TIERS[a].input_tokens_per_minute < TIERS[b].input_tokens_per_minute
+    # The current tiers (rate-limits page): Start, Build, Scale (Opus 4.x row; batches RPM and queue).
+    assert TIERS["start"] == RateLimits(1_000, 2_000_000, 400_000, batch_rpm=1_000, batch_queue=200_000)
+    assert TIERS["build"] == RateLimits(5_000, 5_000_000, 1_000_000, batch_rpm=2_000, batch_queue=300_000)
+    assert TIERS["scale"] == RateLimits(10_000, 10_000_000, 2_000_000, batch_rpm=4_000, batch_queue=500_000)
     custom = RateLimits(1, 2, 3)
     assert get_tier(custom) is custom
     with pytest.raises(ValueError, match="tier-1"):
