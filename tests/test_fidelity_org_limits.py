@@ -182,3 +182,40 @@ def test_batches_are_visible_to_every_key_of_the_workspace():
     with pytest.raises(anthropic.NotFoundError):
         stranger.messages.batches.retrieve(batch.id)
     assert batch.id not in [b.id for b in stranger.messages.batches.list()]
+
+
+def test_acceleration_limits_refuse_a_sharp_increase_and_allow_a_gradual_ramp():
+    # Rate-limits page: "You might also encounter 429 errors because of acceleration limits on the API
+    # if your organization has a sharp increase in usage. To avoid hitting acceleration limits, ramp up
+    # your traffic gradually". The figures are the simulator's own (the page publishes none).
+    from course_utils.clock import VirtualClock
+    from course_utils.mock_provider.errors import RateLimited
+    from course_utils.mock_provider.ratelimit import Acceleration, RateLimiter
+
+    def limiter() -> tuple[RateLimiter, VirtualClock]:
+        clock = VirtualClock(start=1_800_000_000.0)
+        rl = RateLimiter(clock, "unlimited", burst_s=60)
+        rl.set_acceleration(Acceleration(factor=2.0, window_s=60, baseline_s=600, floor=10))
+        return rl, clock
+
+    def minute(rl: RateLimiter, clock: VirtualClock, n: int) -> int:
+        ok = 0
+        for _ in range(n):
+            try:
+                rl.admit("k", HAIKU, 10)
+                ok += 1
+            except RateLimited as exc:
+                assert "acceleration" in str(exc) and int(exc.headers["retry-after"]) >= 1
+            clock.advance_sync(60 / n)
+        return ok
+
+    sharp, clock = limiter()
+    assert minute(sharp, clock, 100) == 10  # a quiet organisation jumps to 100/min: the floor, then 429s
+    ramp, clock = limiter()
+    sent = [minute(ramp, clock, n) for n in [10] * 10 + [20, 20]]
+    assert sent[-2:] == [20, 20]  # after ten steady minutes, twice the baseline rate is admitted
+    jump, clock = limiter()
+    sent = [minute(jump, clock, n) for n in [10] * 10 + [40]]
+    assert sent[-1] == 20  # four times the baseline: half of it refused
+    off = RateLimiter(VirtualClock(start=1_800_000_000.0), "unlimited", burst_s=60)
+    assert all(off.admit("k", HAIKU, 10) for _ in range(500))  # off by default

@@ -12,7 +12,15 @@ from ..errors import RateLimited
 from . import tiers
 from .buckets import TIME_SLACK_S, LimitBucket, reset_timestamp
 from .tiers import RateLimits, check_burst, get_tier
-from .refusals import endpoint_exceeded, limit_exceeded, org_id, prompt_too_large, queue_exceeded
+from .refusals import (
+    acceleration_exceeded,
+    endpoint_exceeded,
+    limit_exceeded,
+    org_id,
+    prompt_too_large,
+    queue_exceeded,
+)
+from .acceleration import Acceleration, AccelerationLog
 from .groups import group_of
 from .workspaces import ORG_SCOPE, Workspaces, effective_limits
 
@@ -123,6 +131,8 @@ class RateLimiter:
         self._buckets: dict[tuple[str, str], _Buckets] = {}
         self._endpoint_buckets: dict[tuple[str, str], Limit] = {}
         self.workspaces = Workspaces()
+        self._acceleration: Acceleration | None = None
+        self._acceleration_logs: dict[str, AccelerationLog] = {}
         self._lock = threading.Lock()
 
     # ----- configuration -------------------------------------------------------------------------
@@ -140,6 +150,13 @@ class RateLimiter:
             for key, b in list(self._buckets.items()):
                 if b.limits.burst_s is None:
                     del self._buckets[key]
+
+    def set_acceleration(self, rule: Acceleration | None) -> None:
+        """Switch on acceleration limits (429s on a sharp increase of an organisation's traffic) with
+        ``rule`` (e.g. ``Acceleration()``), or off with ``None`` (the default). See :mod:`.acceleration`."""
+        with self._lock:
+            self._acceleration = rule
+            self._acceleration_logs.clear()
 
     def set_tier(self, api_key: str, tier: str | RateLimits) -> None:
         """Make ``api_key`` an organisation of its own with these limits (another account: only a
@@ -220,6 +237,7 @@ class RateLimiter:
         """Refill every bucket (forget all usage); per-key tiers are kept."""
         with self._lock:
             self._buckets.clear()
+            self._acceleration_logs.clear()
             self._endpoint_buckets.clear()
 
     def _drop_scope(self, scope: str) -> None:
@@ -306,6 +324,15 @@ class RateLimiter:
                 # Whole seconds, rounded up, never 0: an earlier retry would be refused again.
                 headers["retry-after"] = str(max(1, math.ceil(wait - TIME_SLACK_S)))
                 raise RateLimited(limit_exceeded(whose, scope, per_minute, binding, model), headers=headers)
+            accel = self._acceleration_log(api_key)
+            now = self._clock.monotonic()
+            if accel is not None and accel.wait_s(now) > 0:
+                headers = self._headers_locked(buckets)
+                headers["retry-after"] = str(max(1, math.ceil(accel.wait_s(now) - TIME_SLACK_S)))
+                recent, allowed = accel.allowance(now)
+                raise RateLimited(acceleration_exceeded(recent, allowed, accel.rule.window_s), headers=headers)
+            if accel is not None:
+                accel.record(now)
             for b in buckets:
                 b.requests.charge(1)
                 if uncached:
@@ -319,6 +346,15 @@ class RateLimiter:
                 admitted_at=self._clock.time(),
                 _groups=buckets,
             )
+
+    def _acceleration_log(self, api_key: str) -> AccelerationLog | None:
+        if self._acceleration is None:
+            return None
+        scope = self._org_of(api_key)[0]
+        log = self._acceleration_logs.get(scope)
+        if log is None:
+            log = self._acceleration_logs[scope] = AccelerationLog(self._acceleration)
+        return log
 
     def settle(self, admission: Admission, actual_output_tokens: int) -> None:
         """Charge the output the reply actually produced against OTPM (may overdraw the bucket).
