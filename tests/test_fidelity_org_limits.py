@@ -136,6 +136,18 @@ def test_rate_limits_api_lists_a_workspaces_overrides_and_what_it_inherits():
         client.organization.workspaces.rate_limits.list("nowhere")
 
 
+def test_rate_limits_api_shapes_pass_the_sdks_strict_validation():
+    # _strict_response_validation: the SDK checks every field against its OrganizationRateLimit /
+    # WorkspaceRateLimit types instead of accepting what it cannot parse.
+    srv = _server(RateLimits(7, 70_000, 7_000, burst_s=60, count_tokens_rpm=9, batch_rpm=8))
+    srv.workspace("w", RateLimits(3, 30_000, 3_000))
+    strict = srv.client(api_key="k", _strict_response_validation=True)
+    assert len(list(strict.organization.rate_limits.list())) > 3
+    assert list(strict.organization.rate_limits.list(group_type="token_count", limit=1))[0].group.type == "token_count"
+    inherited = list(strict.organization.workspaces.rate_limits.list("w", include_inherited=True))
+    assert {e.group.type for e in inherited} >= {"model_group", "batch", "token_count"}
+
+
 def test_a_gateway_can_read_its_limits_instead_of_hard_coding_them():
     srv = _server(RateLimits(3, BIG, BIG, burst_s=60))
     client = srv.client(api_key="k", max_retries=0)
