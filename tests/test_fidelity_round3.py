@@ -183,3 +183,28 @@ def test_a_409_conflict_error_is_retried_by_the_sdk():
     with pytest.raises(anthropic.ConflictError):
         _forced(srv.client(max_retries=2), "conflict_error")
     assert int((srv.ledger().status == 409).sum()) == 1 + 3  # one plain call, then 1 + 2 retries
+
+
+def test_reaching_a_spend_limit_you_set_is_a_400_for_that_scope_only():
+    # Errors page: "The API also returns a 400 when usage reaches an organization or workspace spend
+    # limit you set"; rate-limits page: "You can't set limits on the default Workspace".
+    srv = InProcessServer(seed=0, time_scale=0, rate_limit_tier="unlimited")
+    srv.workspace("capped")
+    srv.workspace("free")
+    srv.set_spend_limit("0.000001", workspace="capped")
+    capped = srv.tenant("c", workspace="capped").client(max_retries=0)
+    free = srv.tenant("f", workspace="free").client(max_retries=0)
+    body = {"model": "claude-haiku-5-5", "max_tokens": 20, "messages": ASK}
+    assert capped.messages.create(**body).stop_reason  # spent 0: admitted, then billed past the limit
+    with pytest.raises(anthropic.BadRequestError, match="specified workspace API usage limits"):
+        capped.messages.create(**body)
+    assert free.messages.create(**body).stop_reason  # another workspace is not limited
+    srv.set_spend_limit("0.000001")  # now the organisation's own limit: every key of it
+    with pytest.raises(anthropic.BadRequestError, match="specified API usage limits"):
+        free.messages.create(**body)
+    other = srv.tenant("other-account", tier="unlimited").client(max_retries=0)
+    assert other.messages.create(**body).stop_reason  # another organisation
+    srv.set_spend_limit(None)
+    assert free.messages.create(**body).stop_reason
+    with pytest.raises(KeyError):
+        srv.set_spend_limit(1, workspace="nowhere")

@@ -98,6 +98,12 @@ class SimulatorControls:
         shared by every key that is not an organisation of its own."""
         self.simulator.limiter.set_org_limits(limits)
 
+    def set_spend_limit(self, usd: Any, *, workspace: str | None = None) -> None:
+        """A monthly spend limit in USD that the simulated organisation (or ``workspace``) set for
+        itself; ``None`` removes it. Once reached, requests get the API's 400 ("You have reached your
+        specified API usage limits"), not the 429 of a tier's cap. Message Batches may exceed it."""
+        self.simulator.set_spend_limit(usd, workspace=workspace)
+
     def model_outage(
         self,
         models: "str | list[str] | tuple[str, ...]",

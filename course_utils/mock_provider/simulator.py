@@ -9,6 +9,7 @@ of HTTP: :func:`~.app.create_app` serves it, with one handler module per endpoin
 from __future__ import annotations
 
 import asyncio
+from decimal import Decimal
 import functools
 import logging
 from typing import Any
@@ -25,6 +26,7 @@ from .faults import FaultInjector, Scenario, get_scenario
 from .handlers.batches import bill_batch_result, process_batch_item
 from .ledger import Ledger
 from .ratelimit import RateLimiter, RateLimits
+from .spend import SpendLimits
 from .stages import Authenticate, EnforceRateLimits, Generate, InjectFaults, PromptCaching, Stage, Validate
 from .stream import DroppedConnection
 
@@ -50,6 +52,7 @@ class Simulator:
         self.limiter = RateLimiter(
             clock, self.config.rate_limit_tier, exact_remaining=self.config.exact_ratelimit_remaining
         )
+        self.spend = SpendLimits()
         # Caches and batches belong to a workspace: every key of the workspace shares them.
         self.cache = PromptCache(clock, scope_of=self.limiter.workspace_scope)
         self.rate_limits = EnforceRateLimits(self.limiter)
@@ -99,6 +102,23 @@ class Simulator:
         :class:`RateLimits`): only another organisation has limits of its own."""
         self.limiter.set_tier(api_key, tier)
 
+    def spend_scopes(self, api_key: str) -> tuple[str, str | None]:
+        """(organisation, named workspace or None) whose spend limits a request of ``api_key`` meets."""
+        workspace = self.limiter.workspaces.workspace_of(api_key)
+        return self.limiter.organization_of(api_key), (None if workspace is None else "ws:" + workspace)
+
+    def set_spend_limit(
+        self, usd: "Decimal | float | str | None", *, api_key: str = "", workspace: str | None = None
+    ) -> None:
+        """A monthly spend limit (USD) of the organisation of ``api_key`` (default: the simulated
+        organisation), or of ``workspace``; ``None`` removes it. Reaching it is a 400 (errors page)."""
+        if workspace is not None:
+            if workspace not in self.limiter.workspaces.names():
+                raise KeyError(f"no workspace {workspace!r}; create it first")
+            self.spend.set("ws:" + workspace, usd)
+        else:
+            self.spend.set(self.limiter.organization_of(api_key), usd)
+
     def revoke_key(self, api_key: str) -> None:
         """From now on ``api_key`` gets 401 ``authentication_error`` (a revoked or expired key)."""
         self.auth.revoke(api_key)
@@ -107,6 +127,7 @@ class Simulator:
         """Back to a fresh server: empty ledger, no scripted replies, empty cache, full rate-limit
         buckets, the scenario it was started with. Batches are kept (they are the client's data)."""
         self.ledger.clear()
+        self.spend.reset()
         self.scripted.clear()
         self.set_scenario(self._initial_scenario)
         for stage in self.middle:
@@ -122,6 +143,7 @@ class Simulator:
             await self.validate_count.before(ex)
             return
         await self.validate.before(ex)
+        self.spend.check(self.clock.time(), *self.spend_scopes(ex.api_key or ""))
         for stage in self.middle:
             await stage.before(ex)
         await self.generate.before(ex)
@@ -144,6 +166,7 @@ class Simulator:
                 log.exception("stage %s failed to settle request %s", type(stage).__name__, ex.request_id)
         if status == 200 and ex.model is not None and row.endpoint == "/v1/messages":
             row.cost_usd = price(row)
+            self.spend.add(self.clock.time(), *self.spend_scopes(ex.api_key or ""), row.cost_usd)
         self.ledger.add(row)
 
     async def run_batches(self) -> None:

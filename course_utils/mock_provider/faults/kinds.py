@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Callable
 
+from ..spend import regain_access_date
 from ..errors import (
     APIError,
     BillingError,
@@ -118,9 +119,7 @@ class FaultKind:
 
 def _spend_cap_regain_date(now: float) -> str:
     """When a paused organisation regains access: 00:00 UTC on the first day of the next month."""
-    t = time.gmtime(now)
-    year, month = (t.tm_year + 1, 1) if t.tm_mon == 12 else (t.tm_year, t.tm_mon + 1)
-    return f"{year:04d}-{month:02d}-01 at 00:00 UTC"
+    return regain_access_date(now)
 
 
 # In the order a scenario draws them (the order is part of the reproducible fault timeline).

@@ -101,6 +101,8 @@ def bill_batch_result(
     row = batch_result_row(api_key, custom_id, params, result, batch_id, sim.clock.time())
     row.workspace = sim.rate_limits.limiter.workspaces.workspace_of(api_key or "")
     sim.ledger.add(row)
+    # Counted against spend limits as billed; a batch "may slightly exceed a workspace spend limit".
+    sim.spend.add(sim.clock.time(), *sim.spend_scopes(api_key or ""), row.cost_usd)
 
 
 async def _batch_call(
