@@ -1,4 +1,4 @@
-"""Rate limits: continuously refilling token buckets, per key and model, with the API's headers."""
+"""Rate limits: continuously refilling token buckets, per organisation and model group, with the API's headers."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ What the simulator reproduces (https://platform.claude.com/docs/en/api/rate-limi
   request per second. Short bursts of requests can exceed the rate limit", so ``burst_s=1.0`` is
   the documented short-interval enforcement, and ``burst_s=60`` the lenient variant in which a
   burst may spend a whole minute's quota at once. The default is :data:`DEFAULT_BURST_S`; pick one
-  per key with ``RateLimits(..., burst_s=1.0)`` or for every key with
+  per organisation with ``RateLimits(..., burst_s=1.0)`` or for every one with
   :meth:`RateLimiter.set_default_burst`. The bucket holds at least one request, and a request
   bigger than the token burst capacity is admitted once that bucket is full (it then overdraws it,
   so the average rate stays at the limit). The ``anthropic-ratelimit-*`` headers report the

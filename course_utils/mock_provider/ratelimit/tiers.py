@@ -65,7 +65,7 @@ TIERS: dict[str, RateLimits] = {
     "default": RateLimits(50, 20_000, 8_000),
     # The former usage tiers 1-4 (the page's tables before the 2026 Start/Build/Scale tiers), for
     # Claude Opus 4.x / Sonnet 4.x (see TIERS_SOURCE). Haiku 4.5 is listed
-    # higher at tiers 1, 3 and 4 (50K/10K, 1M/200K, 4M/800K ITPM/OTPM); set it per key if needed.
+    # higher at tiers 1, 3 and 4 (50K/10K, 1M/200K, 4M/800K ITPM/OTPM); give an organisation those limits if needed.
     # Token counting RPM and Message Batches RPM / queue per tier: the rate-limits page's tables
     # (Batches tier 1: 50 RPM, 100,000 requests in the processing queue; see docs/api-notes.md §1).
     "tier-1": RateLimits(50, 30_000, 8_000, count_tokens_rpm=100, batch_rpm=50, batch_queue=100_000),
