@@ -139,6 +139,9 @@ def test_validate_forced():
         "billing_error",
         "permission_error",
         "spend_limit",
+        "user_spend_limit",
+        "workspace_spend_limit",
+        "conflict_error",
         "lost_response",
         "late_response",
     }

@@ -50,7 +50,7 @@ def test_prompt_caching_applies_inside_a_batch_and_is_billed_with_both_discounts
         batch = await c.messages.batches.create(requests=[_item(i) for i in range(4)])
         await _until_ended(c, batch.id)
         results = {r.custom_id: r.result.message.usage async for r in await c.messages.batches.results(batch.id)}
-        # The same key's Messages call afterwards reads what the batch wrote (one cache per organization).
+        # The same key's Messages call afterwards reads what the batch wrote (one cache per workspace).
         after = await c.messages.create(
             model=HAIKU, max_tokens=50, system=SYSTEM, messages=[{"role": "user", "content": "And clause 7?"}]
         )
@@ -116,6 +116,22 @@ def test_message_batches_have_their_own_requests_per_minute_limit():
             await c.messages.batches.retrieve(batch.id)
         assert "Message Batches API" in err.value.message and err.value.response.headers["retry-after"] == "30"
         assert await c.messages.create(model=HAIKU, max_tokens=5, messages=[{"role": "user", "content": "hi"}])
+
+    run_virtual(go())
+
+
+def test_the_processing_queue_limit_is_the_organisations_across_its_keys():
+    # Rate-limits page: the Message Batches limits are the organization's, like every limit.
+    srv = InProcessServer(seed=0, time_scale=1.0)
+    srv.set_org_limits(RateLimits(BIG, BIG, BIG, batch_queue=5))
+
+    async def go() -> None:
+        one = srv.tenant("one").async_client(max_retries=0)
+        two = srv.tenant("two").async_client(max_retries=0)
+        await one.messages.batches.create(requests=[_item(i) for i in range(4)])
+        with pytest.raises(anthropic.RateLimitError) as err:
+            await two.messages.batches.create(requests=[_item(i) for i in range(10, 12)])  # 4 + 2 > 5
+        assert "4 are waiting" in err.value.message
 
     run_virtual(go())
 

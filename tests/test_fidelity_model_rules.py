@@ -22,7 +22,8 @@ ASK = [{"role": "user", "content": "Where is order 4417?"}]
 BREAKS = {
     "sampling_params": {"temperature": 0.2},
     "assistant_prefill": {"messages": ASK + [{"role": "assistant", "content": "The order"}]},
-    "thinking_budget": {"thinking": {"type": "enabled", "budget_tokens": 500}, "max_tokens": 1000},
+    # A valid budget (>= 1,024 and below max_tokens): only the model's rule can refuse it.
+    "thinking_budget": {"thinking": {"type": "enabled", "budget_tokens": 1024}, "max_tokens": 2000},
     "forced_tool_choice": {"tools": TOOLS, "tool_choice": {"type": "any"}},
     "thinking_disabled": {"thinking": {"type": "disabled"}},
     # Breaks thinking_disabled too where that is refused; those models refuse this rule as well (the table says so).

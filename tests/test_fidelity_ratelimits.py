@@ -34,6 +34,7 @@ async def _call(client, **kw):
 def test_a_huge_max_tokens_is_admitted_and_only_the_output_produced_is_charged():
     srv = InProcessServer(seed=0, time_scale=0)
     srv.set_rate_limits("k", RateLimits(BIG, BIG, 500, burst_s=60))  # OTPM 500, far below max_tokens
+    srv.simulator.limiter.exact_remaining = True  # exact *-remaining (the API rounds to the nearest thousand)
 
     async def go() -> None:
         c = srv.async_client(api_key="k", max_retries=0)

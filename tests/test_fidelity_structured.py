@@ -1,7 +1,11 @@
-"""Issue 13 item 8: ``output_config.format`` with a JSON schema returns JSON that validates against it.
+"""Issue 13 item 8: ``output_config.format`` with a JSON schema returns JSON that validates against it;
+issue 26 §5: a schema outside the supported subset is a 400.
 
 Structured outputs (https://platform.claude.com/docs/en/build-with-claude/structured-outputs):
-"Structured outputs guarantee schema-compliant responses through constrained decoding".
+"Structured outputs guarantee schema-compliant responses through constrained decoding"; not supported:
+numerical constraints (``minimum``, ``maximum``, ``multipleOf``), string constraints (``minLength``,
+``maxLength``), array constraints beyond ``minItems`` 0 or 1, ``additionalProperties`` other than
+``false``, recursive schemas, external ``$ref``: "you'll receive a 400 error with details".
 """
 
 from __future__ import annotations
@@ -16,8 +20,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from course_utils.mock_provider.errors import InvalidRequest
 from course_utils.mock_provider.inprocess import InProcessServer
 from course_utils.mock_provider.request import parse_messages_request
+from course_utils.mock_provider.request.schema_subset import unsupported_feature
 from course_utils.mock_provider.skills import SkillContext, TextOut, respond
 from course_utils.mock_provider.skills.schema import instance_for, is_valid
 from course_utils.models import get_model
@@ -117,6 +123,91 @@ SCHEMAS = {
 }
 
 
+_UNSUPPORTED_KEYS = (
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "multipleOf",
+    "minLength",
+    "maxLength",
+    "maxItems",
+    "uniqueItems",
+)
+
+
+def _supported(node):
+    """The schema as the SDKs' ``messages.parse()`` sends it: unsupported constraints stripped."""
+    if isinstance(node, list):
+        return [_supported(x) for x in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _supported(v) for k, v in node.items() if k not in _UNSUPPORTED_KEYS}
+    if out.get("minItems") not in (None, 0, 1):
+        del out["minItems"]
+    return out
+
+
+RAW_SCHEMAS = {name: s for name, s in SCHEMAS.items() if unsupported_feature(s) is not None}
+SCHEMAS = {name: _supported(s) for name, s in SCHEMAS.items()}
+
+
+@pytest.mark.parametrize("name", sorted(RAW_SCHEMAS))
+def test_a_schema_with_unsupported_constraints_is_a_400_naming_them(name):
+    with pytest.raises(InvalidRequest, match=r"^output_config\.format\.schema: .*not supported"):
+        _reply(RAW_SCHEMAS[name])
+
+
+@pytest.mark.parametrize(
+    "schema, message",
+    [
+        ({"type": "integer", "minimum": 1}, "For 'integer' type, property 'minimum' is not supported"),
+        (
+            {"type": "number", "minimum": 0, "maximum": 1},
+            "For 'number' type, properties maximum, minimum are not supported",
+        ),
+        ({"type": "string", "maxLength": 10}, "For 'string' type, property 'maxLength' is not supported"),
+        (
+            {"type": "array", "items": {"type": "string"}, "minItems": 2},
+            "'minItems' values other than 0 or 1 are not supported",
+        ),
+        (
+            {"type": "object", "properties": {"a": {"type": "string"}}, "additionalProperties": True},
+            "'additionalProperties' values other than false are not supported",
+        ),
+        ({"type": "object", "properties": {"next": {"$ref": "#"}}, "additionalProperties": False}, "Recursive schemas"),
+        ({"$ref": "https://example.com/schema.json"}, "External $ref is not supported"),
+    ],
+)
+def test_unsupported_features_through_the_sdk(schema, message):
+    srv = InProcessServer(seed=0, time_scale=0, rate_limit_tier="unlimited")
+    with pytest.raises(anthropic.BadRequestError) as err:
+        srv.client(max_retries=0).messages.create(
+            model=HAIKU,
+            max_tokens=100,
+            messages=[{"role": "user", "content": "hi"}],
+            output_config={"format": {"type": "json_schema", "schema": schema}},
+        )
+    assert err.value.status_code == 400 and message in err.value.message
+
+
+def test_supported_features_are_accepted():
+    schema = {
+        "type": "object",
+        "properties": {
+            "tags": {"type": "array", "items": {"type": "string", "format": "email"}, "minItems": 1},
+            "kind": {"anyOf": [{"type": "string", "enum": ["a", "b"]}, {"type": "null"}]},
+            "ref": {"$ref": "#/$defs/leaf"},
+        },
+        "required": ["tags", "kind", "ref"],
+        "additionalProperties": False,
+        "$defs": {"leaf": {"type": "object", "properties": {"x": {"type": "integer"}}, "additionalProperties": False}},
+    }
+    assert unsupported_feature(schema) is None
+    _, value = _reply(schema)
+    _check(value, schema)
+
+
 @pytest.mark.parametrize("name", SCHEMAS)
 def test_reply_validates_against_the_schema(name):
     r, value = _reply(SCHEMAS[name])
@@ -187,6 +278,10 @@ _schemas = st.recursive(
 def test_any_supported_schema_gets_a_valid_instance(schema):
     value = instance_for(schema, lambda key, hint: None)
     assert is_valid(value, schema), (schema, value)
+    if unsupported_feature(schema) is not None:  # a constraint outside the subset: the API's 400
+        with pytest.raises(InvalidRequest, match="not supported"):
+            _reply(schema)
+        schema = _supported(schema)
     r, value = _reply(schema)
     _check(value, schema)
 
@@ -231,8 +326,8 @@ def test_strange_schemas_never_make_a_server_error(schema):
             messages=[{"role": "user", "content": "hi"}],
             output_config={"format": {"type": "json_schema", "schema": schema}},
         )
-    except anthropic.BadRequestError as exc:  # a schema its meta-schema rejects is the caller's error
-        assert exc.status_code == 400 and "invalid JSON schema" in exc.message
+    except anthropic.BadRequestError as exc:  # invalid, or outside the supported subset: the caller's error
+        assert exc.status_code == 400 and ("invalid JSON schema" in exc.message or "not supported" in exc.message)
         return
     assert r.status_code == 200
     json.loads("".join(b.text for b in r.parse().content if b.type == "text"))

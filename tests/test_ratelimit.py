@@ -1,4 +1,4 @@
-"""Rate limits: continuously refilling token buckets, per key and model, with the API's headers."""
+"""Rate limits: continuously refilling token buckets, per organisation and model group, with the API's headers."""
 
 from __future__ import annotations
 
@@ -93,6 +93,10 @@ def test_tiers():
     )
     for a, b in zip(["tier-1", "tier-2", "tier-3"], ["tier-2", "tier-3", "tier-4"]):
         assert TIERS[a].input_tokens_per_minute < TIERS[b].input_tokens_per_minute
+    # The current tiers (rate-limits page): Start, Build, Scale (Opus 4.x row; batches RPM and queue).
+    assert TIERS["start"] == RateLimits(1_000, 2_000_000, 400_000, batch_rpm=1_000, batch_queue=200_000)
+    assert TIERS["build"] == RateLimits(5_000, 5_000_000, 1_000_000, batch_rpm=2_000, batch_queue=300_000)
+    assert TIERS["scale"] == RateLimits(10_000, 10_000_000, 2_000_000, batch_rpm=4_000, batch_queue=500_000)
     custom = RateLimits(1, 2, 3)
     assert get_tier(custom) is custom
     with pytest.raises(ValueError, match="tier-1"):
@@ -103,7 +107,7 @@ def test_tiers():
 
 # ----- RateLimiter ---------------------------------------------------------------------------------
 def test_requests_count_down_and_refuse_with_the_api_message(clock):
-    rl = RateLimiter(clock, burst_s=60)
+    rl = RateLimiter(clock, burst_s=60, exact_remaining=True)
     seen = []
     for _ in range(50):
         adm = rl.admit("sk-secret", MODEL, input_tokens=10, max_tokens=10)
@@ -122,7 +126,7 @@ def test_requests_count_down_and_refuse_with_the_api_message(clock):
 
 
 def test_input_tokens_count_down(clock):
-    rl = RateLimiter(clock, burst_s=60)
+    rl = RateLimiter(clock, burst_s=60, exact_remaining=True)
     a = rl.admit("k", MODEL, input_tokens=1_000, max_tokens=100)
     b = rl.admit("k", MODEL, input_tokens=1_000, max_tokens=100)
     assert a.headers["anthropic-ratelimit-input-tokens-remaining"] == "19000"
@@ -138,7 +142,7 @@ def test_input_tokens_count_down(clock):
     ],
 )
 def test_retry_exactly_after_retry_after_is_admitted(clock, kwargs, output, limit_text):
-    rl = RateLimiter(clock, burst_s=60)
+    rl = RateLimiter(clock, burst_s=60, exact_remaining=True)
     rl.settle(rl.admit("k", MODEL, **kwargs), output)
     with pytest.raises(RateLimited) as err:
         rl.admit("k", MODEL, **kwargs)
@@ -164,7 +168,7 @@ def test_retry_after_rounds_up_fractional_waits(clock):
 
 
 def test_refused_request_consumes_nothing(clock):
-    rl = RateLimiter(clock, burst_s=60)
+    rl = RateLimiter(clock, burst_s=60, exact_remaining=True)
     rl.admit("k", MODEL, input_tokens=19_000, max_tokens=10)
     before = rl.headers("k", MODEL)
     with pytest.raises(RateLimited):
@@ -175,14 +179,14 @@ def test_refused_request_consumes_nothing(clock):
 
 
 def test_cache_reads_do_not_count_against_itpm(clock):
-    rl = RateLimiter(clock, burst_s=60)
+    rl = RateLimiter(clock, burst_s=60, exact_remaining=True)
     adm = rl.admit("k", MODEL, input_tokens=50_000, max_tokens=10, cache_read_tokens=49_000)
     assert adm.input_tokens == 1_000
     assert adm.headers["anthropic-ratelimit-input-tokens-remaining"] == "19000"
 
 
 def test_prompt_larger_than_itpm_is_refused_without_retry(clock):
-    rl = RateLimiter(clock, burst_s=60)
+    rl = RateLimiter(clock, burst_s=60, exact_remaining=True)
     with pytest.raises(RateLimited) as err:
         rl.admit("k", MODEL, input_tokens=25_000, max_tokens=10)
     assert "retry-after" not in err.value.headers
@@ -195,7 +199,7 @@ def test_prompt_larger_than_itpm_is_refused_without_retry(clock):
 def test_otpm_counts_actual_output_not_max_tokens(clock):
     # Rate-limits page: "counting only the actual tokens generated. The max_tokens parameter does
     # not factor into OTPM rate limit calculations."
-    rl = RateLimiter(clock, burst_s=60)
+    rl = RateLimiter(clock, burst_s=60, exact_remaining=True)
     adm = rl.admit("k", MODEL, input_tokens=10, max_tokens=64_000)
     assert adm.output_reserved == 0
     assert rl.headers("k", MODEL)["anthropic-ratelimit-output-tokens-remaining"] == "8000"
@@ -209,7 +213,7 @@ def test_otpm_counts_actual_output_not_max_tokens(clock):
 
 
 def test_output_beyond_the_bucket_overdraws_and_blocks_until_repaid(clock):
-    rl = RateLimiter(clock, burst_s=60)
+    rl = RateLimiter(clock, burst_s=60, exact_remaining=True)
     adm = rl.admit("k", MODEL, input_tokens=10, max_tokens=32_000)
     rl.settle(adm, 10_000)  # 2,000 more than the bucket held: the bucket goes negative
     assert rl.headers("k", MODEL)["anthropic-ratelimit-output-tokens-remaining"] == "0"
@@ -226,7 +230,7 @@ def test_output_beyond_the_bucket_overdraws_and_blocks_until_repaid(clock):
 
 
 def test_per_key_tiers_are_isolated(clock):
-    rl = RateLimiter(clock, burst_s=60)
+    rl = RateLimiter(clock, burst_s=60, exact_remaining=True)
     rl.set_tier("big", "tier-4")
     rl.set_tier("tiny", RateLimits(1, 100, 100))
     assert rl.limits_for("big") == TIERS["tier-4"]
@@ -242,7 +246,7 @@ def test_per_key_tiers_are_isolated(clock):
 
 
 def test_set_tier_starts_buckets_afresh(clock):
-    rl = RateLimiter(clock, burst_s=60)
+    rl = RateLimiter(clock, burst_s=60, exact_remaining=True)
     for _ in range(50):
         rl.admit("k", MODEL, 1, 1)
     rl.set_tier("k", "tier-2")
@@ -250,7 +254,7 @@ def test_set_tier_starts_buckets_afresh(clock):
 
 
 def test_per_model_buckets_are_isolated(clock):
-    rl = RateLimiter(clock, burst_s=60)
+    rl = RateLimiter(clock, burst_s=60, exact_remaining=True)
     for _ in range(50):
         rl.admit("k", MODEL, 1, 1)
     with pytest.raises(RateLimited):
@@ -260,7 +264,7 @@ def test_per_model_buckets_are_isolated(clock):
 
 
 def test_headers_format_and_reset_timestamps(clock):
-    rl = RateLimiter(clock, burst_s=60)
+    rl = RateLimiter(clock, burst_s=60, exact_remaining=True)
     h = rl.headers("k", MODEL)
     for prefix in ("requests", "input-tokens", "output-tokens", "tokens"):
         for suffix in ("limit", "remaining", "reset"):
@@ -279,20 +283,46 @@ def test_headers_format_and_reset_timestamps(clock):
     assert reset_timestamp(1_800_000_000.2) == "2027-01-15T08:00:01Z"
 
 
-def test_tokens_headers_mirror_the_most_restrictive_limit(clock):
-    rl = RateLimiter(clock, burst_s=60)
-    rl.settle(rl.admit("k", MODEL, input_tokens=100, max_tokens=10), 10)  # output (7,990 left) is tighter
+def test_tokens_headers_sum_input_and_output_when_no_workspace_limits_apply(clock):
+    # Rate-limits page: "If Workspace limits do not apply, the headers will return the total tokens
+    # remaining, where total is the sum of input and output tokens."
+    rl = RateLimiter(clock, burst_s=60, exact_remaining=True)
+    rl.settle(rl.admit("k", MODEL, input_tokens=100, max_tokens=10), 10)
     h = rl.headers("k", MODEL)
-    assert h["anthropic-ratelimit-tokens-limit"] == "8000"
-    assert h["anthropic-ratelimit-tokens-remaining"] == "7990"
-    rl.admit("k", MODEL, input_tokens=15_000, max_tokens=10)  # now input (4,900 left) is tighter
+    assert h["anthropic-ratelimit-tokens-limit"] == "28000"  # 20,000 ITPM + 8,000 OTPM
+    assert h["anthropic-ratelimit-tokens-remaining"] == str(19_900 + 7_990)
+
+
+def test_tokens_headers_show_the_most_restrictive_limit_under_workspace_limits(clock):
+    # "The anthropic-ratelimit-tokens-* headers display the values for the most restrictive limit
+    # currently in effect. For instance, if you have exceeded the Workspace per-minute token limit,
+    # the headers will contain the Workspace per-minute token rate limit values."
+    rl = RateLimiter(clock, burst_s=60, exact_remaining=True)
+    rl.set_workspace("w", RateLimits(50, 5_000, 8_000))
+    rl.assign_workspace("k", "w")
+    rl.settle(rl.admit("k", MODEL, input_tokens=100, max_tokens=10), 10)
     h = rl.headers("k", MODEL)
-    assert h["anthropic-ratelimit-tokens-limit"] == "20000"
+    assert h["anthropic-ratelimit-tokens-limit"] == "5000"  # the workspace's ITPM: 4,900 left
     assert h["anthropic-ratelimit-tokens-remaining"] == "4900"
 
 
-def test_refill_over_time_shows_in_headers(clock):
+def test_token_remaining_headers_are_rounded_to_the_nearest_thousand_by_default(clock):
+    # Rate-limits page: "The number of tokens remaining (rounded to the nearest thousand)".
     rl = RateLimiter(clock, burst_s=60)
+    rl.settle(rl.admit("k", MODEL, input_tokens=1_400, max_tokens=10), 2_600)
+    h = rl.headers("k", MODEL)
+    assert h["anthropic-ratelimit-input-tokens-remaining"] == "19000"  # 18,600
+    assert h["anthropic-ratelimit-output-tokens-remaining"] == "5000"  # 5,400
+    assert h["anthropic-ratelimit-tokens-remaining"] == "24000"  # 24,000
+    assert h["anthropic-ratelimit-requests-remaining"] == "49"  # requests are never rounded
+    assert h["anthropic-ratelimit-input-tokens-limit"] == "20000"
+    exact = RateLimiter(clock, burst_s=60, exact_remaining=True)
+    exact.settle(exact.admit("k", MODEL, input_tokens=1_400, max_tokens=10), 2_600)
+    assert exact.headers("k", MODEL)["anthropic-ratelimit-input-tokens-remaining"] == "18600"
+
+
+def test_refill_over_time_shows_in_headers(clock):
+    rl = RateLimiter(clock, burst_s=60, exact_remaining=True)
     for _ in range(10):
         rl.admit("k", MODEL, 1, 1)
     assert rl.headers("k", MODEL)["anthropic-ratelimit-requests-remaining"] == "40"
@@ -301,7 +331,7 @@ def test_refill_over_time_shows_in_headers(clock):
 
 
 def test_fanout_of_short_requests_hits_the_default_limit(clock):
-    rl = RateLimiter(clock, burst_s=60)
+    rl = RateLimiter(clock, burst_s=60, exact_remaining=True)
     admitted = refused = 0
     for _ in range(80):
         try:
@@ -316,7 +346,7 @@ def test_unlimited_and_reset(clock):
     rl = RateLimiter(clock, default_tier="unlimited", burst_s=60)
     for _ in range(1000):
         rl.admit("k", MODEL, 100_000, 64_000)
-    rl = RateLimiter(clock, burst_s=60)
+    rl = RateLimiter(clock, burst_s=60, exact_remaining=True)
     for _ in range(50):
         rl.admit("k", MODEL, 1, 1)
     rl.reset()
@@ -326,7 +356,7 @@ def test_unlimited_and_reset(clock):
 
 
 def test_concurrent_admissions_never_oversubscribe(clock):
-    rl = RateLimiter(clock, burst_s=60)
+    rl = RateLimiter(clock, burst_s=60, exact_remaining=True)
     admitted: list[int] = []
 
     def worker() -> None:

@@ -87,12 +87,15 @@ def test_unknown_workspace_and_bad_names_are_refused():
         rl.set_workspace("a b")
 
 
-def test_keys_outside_workspaces_keep_limits_of_their_own():
+def test_keys_outside_workspaces_share_the_organisations_limits():
+    # Limits belong to the organisation: a key in the default workspace draws on the same buckets.
     rl = _limiter(RateLimits(10, 10**6, 10**6))
     rl.set_workspace("w")
     rl.assign_workspace("in", "w")
     _admitted(rl, "in", 10)
-    assert _admitted(rl, "outside", 20) == 20  # default tier "unlimited", its own buckets
+    assert _admitted(rl, "outside", 20) == 0
+    rl.set_tier("other-org", RateLimits(20, 10**6, 10**6))  # another organisation (account)
+    assert _admitted(rl, "other-org", 20) == 20
 
 
 def test_served_workspaces_and_tenant_tags_reach_the_ledger(sim):

@@ -1,15 +1,16 @@
-"""Capacity planning: how many conversations per minute one API key and a worker pool sustain.
+"""Capacity planning: how many conversations per minute an organisation's limits and a worker pool sustain.
 
 A turn is one model call. Four limits cap the turns per minute, and the smallest one binds:
 
-* the key's requests per minute (RPM): ``rpm`` turns;
+* the organisation's requests per minute (RPM) for the model: ``rpm`` turns;
 * its input tokens per minute (ITPM): ``itpm / input_tokens_per_turn`` turns;
 * its output tokens per minute (OTPM): ``otpm / output_tokens_per_turn`` turns;
 * the workers, by Little's law (in flight = throughput x latency): ``workers * 60 / latency_s`` turns.
 
 The Messages API refills each per-minute limit continuously ("your capacity is continuously replenished
 up to your maximum limit": https://platform.claude.com/docs/en/api/rate-limits), so the long-run rate is
-the refill rate, not a minute's burst; limits apply per model, so plan one key-and-model at a time.
+the refill rate, not a minute's burst; limits belong to the organisation (every key and workspace of it
+shares them) and apply per model group, so plan one organisation-and-model at a time.
 Conversations per minute are the binding turn rate over the turns per conversation.
 
 :func:`simulate_conversations_per_minute` measures the same figure the hard way, on virtual time:
@@ -36,7 +37,7 @@ __all__ = [
 
 @dataclass(frozen=True)
 class CapacityInputs:
-    """The limits of one API key, the shape of the traffic and the worker pool (all positive)."""
+    """The organisation's limits for one model, the shape of the traffic and the worker pool (all positive)."""
 
     rpm: float
     """Requests per minute of the key."""
@@ -87,7 +88,7 @@ def simulate_conversations_per_minute(
     p: CapacityInputs, *, minutes: float = 10.0, warmup_minutes: float = 1.0
 ) -> float:
     """Measure conversations per minute on virtual time: ``p.workers`` workers call a model of latency
-    ``p.latency_s`` as fast as the key's three buckets allow; turns completed during ``minutes`` (after
+    ``p.latency_s`` as fast as the organisation's three buckets allow; turns completed during ``minutes`` (after
     ``warmup_minutes``) over the turns per conversation. Buckets start empty, so no burst inflates it."""
     if minutes <= 0 or warmup_minutes < 0:
         raise ValueError("minutes must be positive and warmup_minutes not negative")

@@ -10,6 +10,7 @@ module             what
 ``workers``        :class:`WorkerPool` / :func:`run_pool`: N workers over an ``asyncio.Queue``
 ``buckets``        :class:`TokenBucket`, :class:`RateBudget`: client-side request and token buckets
 ``dispatcher``     :class:`RateLimitedDispatcher`: pace at the limit with headroom, sync with the headers
+``org_limits``     :func:`read_rate_limits`: the organisation's limits from the Rate Limits API
 ``simulate``       :func:`simulate_runs`: approaches side by side on the simulator, on virtual time
 ``threads``        :func:`run_threaded`: the same with a thread pool and the sync client
 ``display``        :func:`async_slider`: the Explore control
@@ -26,6 +27,7 @@ from .buckets import Cost, ExceedsBucketCapacity, RateBudget, TokenBucket
 from .dispatcher import DispatchStats, RateLimitedDispatcher, estimate_cost, retry_after_seconds
 from .display import async_slider
 from .fanout import bounded_gather, max_in_flight
+from .org_limits import ModelLimits, aread_rate_limits, read_rate_limits
 from .simulate import NO_LIMIT, RunComparison, SimulatedRun, asimulate_runs, simulate_runs
 from .structured import Outcome, Outcomes, partition, run_all, with_timeout
 from .threads import run_threaded
@@ -33,6 +35,9 @@ from .workers import WorkerPool, run_pool
 from .workload import LABELS, classify_body, label_of, load_tickets
 
 __all__ = [
+    "ModelLimits",
+    "read_rate_limits",
+    "aread_rate_limits",
     "bounded_gather",
     "max_in_flight",
     "run_all",

@@ -14,7 +14,7 @@ dispatcher:
 3. **stays in step with the provider**: the first request goes alone and the buckets start when
    its answer arrives (behind the provider's, never ahead); every response's
    ``anthropic-ratelimit-*-limit`` headers set the limits, and a ``*-remaining`` lower than the local
-   level (another process on the same key) lowers the local bucket to match;
+   level (another process or key of the same organisation) lowers the local bucket to match;
 4. **honours ``retry-after``** if a 429 still happens: the request is refunded, every request
    waits exactly the advised time (not a fixed 15 s pause), then it is retried.
 
@@ -53,6 +53,8 @@ class _PacedRetry(RetryPolicy):
 __all__ = ["RateLimitedDispatcher", "DispatchStats", "estimate_cost", "retry_after_seconds"]
 
 HEADER_PREFIX = "anthropic-ratelimit-"
+ROUNDING_SLACK = 500.0
+"""The ``*-tokens-remaining`` headers are "rounded to the nearest thousand": at most this far off."""
 
 
 def estimate_cost(body: Mapping[str, Any], expected_output: float = 0.0) -> Cost:
@@ -271,20 +273,22 @@ class RateLimitedDispatcher:
                 continue
             remaining = float(value)
             if fresh:
-                removed = bucket.lower_to(remaining)
+                # A rounded token count may be up to ROUNDING_SLACK under the true level.
+                removed = bucket.lower_to(remaining + (ROUNDING_SLACK if name != "requests" else 0.0))
                 self._corrected[name] += removed
                 self.stats.corrections += int(removed >= 1)
                 continue
             level_at_send, corrected_at_send = snapshot["levels"][name]
             # Our requests sent after this one may have reached the provider first: each explains
-            # one request's worth of gap. remaining is floored (the API also rounds token counts).
+            # one request's worth of gap. requests-remaining is exact.
             overtaken = self.stats.sent - snapshot["sent"] - 1
             cost: Cost = snapshot["cost"]
             if name == "requests":
                 tolerance = 1.0 + overtaken * cost.requests
             else:
                 per_request = cost.input_tokens if name == "input-tokens" else cost.output_tokens
-                tolerance = max(2.0, 0.005 * bucket.capacity) + overtaken * per_request
+                # Token counts come "rounded to the nearest thousand" (rate-limits page): up to 500 off.
+                tolerance = max(2.0, 0.005 * bucket.capacity) + ROUNDING_SLACK + overtaken * per_request
             gap = level_at_send - remaining - tolerance
             # Responses of requests sent before an earlier correction would report the same gap again.
             new = gap - (self._corrected[name] - corrected_at_send)

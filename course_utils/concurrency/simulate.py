@@ -136,9 +136,9 @@ def simulate_runs(
     time_scale: float = 1.0,
     on_progress: ProgressCallback | None = None,
 ) -> RunComparison:
-    """Run each approach on its own fresh simulator and key, on virtual time; return their figures.
+    """Run each approach on its own fresh simulator and organisation, on virtual time; return their figures.
 
-    ``rpm``, ``itpm``, ``otpm``: the key's limits per minute. ``burst_s``: the provider's burst
+    ``rpm``, ``itpm``, ``otpm``: the organisation's limits per minute (its key's, as every key of it shares them). ``burst_s``: the provider's burst
     capacity in seconds of each rate (1: enforced over about a second, as the API may; ``60``: the
     lenient minute-sized burst), stated here so a demo does not depend on the simulator's default. ``time_scale`` 1.0 is realistic latency,
     free here. Blocks until every run is done (it runs on a private thread, so it can be called
@@ -205,6 +205,7 @@ async def _one(
 
     server = InProcessServer(seed=seed, time_scale=time_scale)
     key = f"sim-key-l03-{''.join(c if c.isalnum() else '-' for c in name.lower())}"
+    # The key stands for an organisation of its own with these limits (limits belong to the organisation).
     server.set_rate_limits(key, RateLimits(int(rpm), int(itpm), int(otpm), burst_s=burst_s))
     burst = max(1.0, rpm * server.simulator.limiter.burst_for(key) / 60.0)
     client = server.async_client(api_key=key, max_retries=0)

@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rate-limit-tier",
         default="default",
-        help="rate limits every key gets unless configured otherwise (default, tier-1..tier-4, unlimited)",
+        help="the organisation's rate limits (default, start, build, scale, unlimited; tier-1..tier-4: the former tiers)",
     )
     parser.add_argument("--state-dir", type=Path, default=None, help="keep batch state in this folder (SQLite)")
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])

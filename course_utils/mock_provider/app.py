@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .handlers import batches, count_tokens, introspection, messages, models
+from .handlers import batches, count_tokens, introspection, messages, models, rate_limits
 from .handlers.common import Handler, endpoint, exchange_for, internal_error
 from .stream import DroppedConnection
 
@@ -33,6 +33,8 @@ def create_app(sim: "Simulator") -> Starlette:
         return functools.partial(handler, sim)
 
     batch = "/v1/messages/batches"
+    org_rl = "/v1/organizations/rate_limits"
+    ws_rl = "/v1/organizations/workspaces/{workspace_id:str}/rate_limits"
     routes = [
         Route("/v1/messages", api("/v1/messages", messages.messages), methods=["POST"]),
         Route(
@@ -46,6 +48,8 @@ def create_app(sim: "Simulator") -> Starlette:
         Route(batch + "/{batch_id:str}/results", api(batch + "/{id}/results", batches.batch_results), methods=["GET"]),
         Route("/v1/models", api("/v1/models", models.list_models), methods=["GET"]),
         Route("/v1/models/{model_id:str}", api("/v1/models/{model_id}", models.get_model), methods=["GET"]),
+        Route(org_rl, api(org_rl, rate_limits.list_org_rate_limits), methods=["GET"]),
+        Route(ws_rl, api(ws_rl.replace(":str", ""), rate_limits.list_workspace_rate_limits), methods=["GET"]),
         Route("/mock/requests", mock(introspection.mock_requests), methods=["GET"]),
         Route("/mock/usage", mock(introspection.mock_usage), methods=["GET"]),
         Route("/mock/health", mock(introspection.mock_health), methods=["GET"]),

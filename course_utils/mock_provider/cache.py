@@ -14,7 +14,8 @@ The rules follow https://platform.claude.com/docs/en/build-with-claude/prompt-ca
   A to the last breakpoint (C), billed at 1h for the span up to the last 1h breakpoint (B) and at
   5m for the rest; ``input_tokens`` = only what follows the last breakpoint.
 * A prefix shorter than the model's minimum cacheable length is silently not cached.
-* Entries are isolated per workspace (here: per API key) and per model; a hit refreshes the TTL.
+* Entries are isolated per workspace ("Caches will be isolated per workspace": every key of one
+  workspace shares them; ``scope_of`` names a key's workspace) and per model; a hit refreshes the TTL.
 
 Token positions are measured with exactly the per-part counts of :func:`tokens.count_request`,
 so ``cache_read + cache_creation + input_tokens == count_request(body)`` always holds.
@@ -26,7 +27,7 @@ import hashlib
 import json
 import threading
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from ..clock import Clock
 from ..tokens import (
@@ -226,9 +227,25 @@ def plan_prefixes(body: Mapping[str, Any]) -> PrefixPlan:
     breakpoints = [Breakpoint(b, ttl) for b, ttl in marked]
     auto = body.get("cache_control")
     if auto is not None:
+        # Prompt-caching page, automatic caching's edge cases: "If the last block already has an
+        # explicit cache_control with the same TTL, automatic caching is a no-op. If the last block
+        # has an explicit cache_control with a different TTL, the API returns a 400 error. If 4
+        # explicit block-level breakpoints already exist, the API returns a 400 error."
         ttl = _ttl_of(auto, "")
+        if len(breakpoints) >= MAX_BREAKPOINTS:  # no slot left for the automatic breakpoint
+            raise InvalidRequest(
+                f"A maximum of {MAX_BREAKPOINTS} blocks with cache_control may be provided. "
+                f"Found {len(breakpoints) + 1}."
+            )
         last = next((b for b in reversed(boundaries) if b.cacheable), None)
-        if last is not None and all(bp.boundary.index != last.index for bp in breakpoints):
+        explicit = next((bp for bp in breakpoints if last is not None and bp.boundary.index == last.index), None)
+        if explicit is not None and explicit.ttl != ttl:
+            raise InvalidRequest(
+                f"cache_control: the top-level cache_control (ttl='{ttl}') applies to the last cacheable block, "
+                f"{explicit.boundary.path}, which already has a cache_control with ttl='{explicit.ttl}'. "
+                "Use the same ttl, or remove one of them."
+            )
+        if last is not None and explicit is None:
             breakpoints.append(Breakpoint(last, ttl, automatic=True))
     if len(breakpoints) > MAX_BREAKPOINTS:
         raise InvalidRequest(
@@ -251,13 +268,15 @@ def plan_prefixes(body: Mapping[str, Any]) -> PrefixPlan:
 
 
 class PromptCache:
-    """Cached prefixes keyed by (api key, model, prefix hash), expiring on ``clock``.
+    """Cached prefixes keyed by (workspace, model, prefix hash), expiring on ``clock``.
 
     Thread-safe: the simulator may serve requests from several threads.
     """
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: Clock, scope_of: Callable[[str], str] | None = None) -> None:
         self._clock = clock
+        # The workspace a key belongs to (entries are shared by its keys); default: each key its own.
+        self.scope_of: Callable[[str], str] = scope_of or (lambda key: key)
         self._entries: dict[tuple[str, str, str], CacheEntry] = {}
         self._lock = threading.Lock()
 
@@ -282,7 +301,7 @@ class PromptCache:
             found = [
                 e
                 for e in self._entries.values()
-                if (api_key is None or e.api_key == api_key) and (model is None or e.model == model)
+                if (api_key is None or e.api_key == self.scope_of(api_key)) and (model is None or e.model == model)
             ]
         return sorted(found, key=lambda e: (e.created_at, e.tokens))
 
@@ -295,6 +314,7 @@ class PromptCache:
         return entry if entry is not None and entry.expires_at > now else None
 
     def _run(self, api_key: str, model: str, body: Mapping[str, Any], min_tokens: int, *, mutate: bool) -> CacheUsage:
+        api_key = self.scope_of(api_key)  # entries belong to the key's workspace
         plan = plan_prefixes(body)
         total = plan.total_tokens
         if not plan.breakpoints:

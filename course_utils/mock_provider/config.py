@@ -45,3 +45,6 @@ class SimulatorConfig:
     state_dir: Path | None = None
     rate_limit_tier: str = "default"
     require_version_header: bool = True
+    exact_ratelimit_remaining: bool = False
+    """``*-tokens-remaining`` headers exact instead of "rounded to the nearest thousand" as the API
+    sends them (a teaching option for a demo that watches a bucket drain token by token)."""

@@ -51,20 +51,29 @@ class SimulatorControls:
         self.simulator.configure(seed=seed, time_scale=time_scale)
 
     def set_rate_limits(self, api_key: str, tier: Any) -> None:
-        """Give ``api_key`` its own limits: a tier name (see ``ratelimit.TIERS``) or a ``RateLimits``."""
+        """Make ``api_key`` an organisation of its own with these limits (a tier name, see
+        ``ratelimit.TIERS``, or a ``RateLimits``). Limits belong to an organisation, so only a key of
+        another organisation (another account) has limits apart from the others'."""
         self.simulator.set_rate_limits(api_key, tier)
 
     def tenant(self, name: str, tier: Any = None, *, workspace: str | None = None) -> Tenant:
         """Tenant ``name``: SDK clients with its own API key and its own view of the ledger.
 
-        ``tier`` (a tier name such as ``"tier-1"``, or a ``RateLimits``) gives the tenant its own
-        rate limits, with full buckets; None leaves its limits as they are (the server's default
-        tier for a new tenant). ``workspace`` puts the tenant's key in that workspace (see
-        :meth:`workspace`): it then draws on the workspace's and the organization's limits instead
-        of limits of its own. The same name always means the same tenant (the same key).
+        Limits belong to the organisation, not to the key (rate-limits page: "Limits are set at the
+        organization level"), so by default a tenant's key is one more key of the simulated
+        organisation, in its default workspace: it shares the organisation's limits, prompt cache
+        and batches with every other such key, and adds no capacity.
+
+        ``workspace``: the key belongs to that workspace (see :meth:`workspace`): it shares the
+        workspace's cache and batches, and draws on the workspace's limits (if it has any) *and*
+        the organisation's. ``tier`` (a tier name such as ``"tier-1"``, or a ``RateLimits``): the
+        tenant is an organisation of its own with those limits (another account), buckets full.
+        The same name always means the same tenant (the same key).
         """
         if tier is not None and workspace is not None:
-            raise ValueError("a key in a workspace uses the workspace's limits: give the workspace the tier")
+            raise ValueError(
+                "a key in a workspace belongs to the simulated organisation: give the workspace limits instead"
+            )
         t = Tenant(self, name)
         if tier is not None:
             self.set_rate_limits(t.api_key, tier)
@@ -73,20 +82,27 @@ class SimulatorControls:
         return t
 
     def workspace(self, name: str, limits: Any = None) -> str:
-        """Create (or reconfigure) workspace ``name`` and return its name.
+        """Create (or reconfigure) workspace ``name`` of the simulated organisation; returns its name
+        (also its id in the Rate Limits API, as is or as ``wrkspc_<name>``).
 
         ``limits`` (a tier name or a ``RateLimits``) are the workspace's own per-minute limits; the
-        organization's still apply, so the lower of the two is enforced (as the Admin API's
-        workspace rate limits work). ``None``: no limits of its own. Keys join it with
-        ``tenant(..., workspace=name)``; every key of every workspace shares the organization's
-        limits (:meth:`set_org_limits`).
+        organization's still apply ("Organization-wide limits always apply, even if Workspace limits
+        add up to more"), so the lower of the two is enforced. ``None``: no limits of its own. Keys
+        join it with ``tenant(..., workspace=name)``.
         """
         self.simulator.limiter.set_workspace(name, limits)
         return name
 
     def set_org_limits(self, limits: Any) -> None:
-        """The per-minute limits of the organization the workspaces belong to (default: the default tier)."""
+        """The per-minute limits of the simulated organisation (default: the server's default tier),
+        shared by every key that is not an organisation of its own."""
         self.simulator.limiter.set_org_limits(limits)
+
+    def set_spend_limit(self, usd: Any, *, workspace: str | None = None) -> None:
+        """A monthly spend limit in USD that the simulated organisation (or ``workspace``) set for
+        itself; ``None`` removes it. Once reached, requests get the API's 400 ("You have reached your
+        specified API usage limits"), not the 429 of a tier's cap. Message Batches may exceed it."""
+        self.simulator.set_spend_limit(usd, workspace=workspace)
 
     def model_outage(
         self,

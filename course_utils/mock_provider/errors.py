@@ -21,6 +21,8 @@ __all__ = [
     "BillingError",
     "NotFound",
     "RequestTooLarge",
+    "Conflict",
+    "UserSpendLimitReached",
     "RateLimited",
     "InternalError",
     "Overloaded",
@@ -76,6 +78,28 @@ class PermissionDenied(APIError):
 
 class NotFound(APIError):
     status, type = 404, "not_found_error"
+
+
+class Conflict(APIError):
+    """409: "The request conflicts with the current state of a resource. For example, the resource was
+    modified concurrently" (errors page). The official SDKs retry it, like 408, 429 and 5xx."""
+
+    status, type = 409, "conflict_error"
+
+
+class UserSpendLimitReached(InvalidRequest):
+    """A spend limit the organisation or a workspace set for itself: "The API also returns a 400 when
+    usage reaches an organization or workspace spend limit you set" (errors page), unlike the 429 of
+    a usage tier's cap (:class:`SpendLimitReached`). The message "begins 'You have reached your
+    specified API usage limits' (or '... workspace API usage limits')" (as reported, not verbatim
+    from the official page)."""
+
+    def __init__(self, regain_access: str, *, workspace: bool = False) -> None:
+        scope = "workspace API usage limits" if workspace else "API usage limits"
+        super().__init__(
+            f"You have reached your specified {scope}. You will regain access on {regain_access}. "
+            "To raise or remove the limit, visit the Limits page of the Claude Console."
+        )
 
 
 class RequestTooLarge(APIError):

@@ -96,8 +96,36 @@ def violations(req: MessagesRequest, model: ModelSpec) -> list[tuple[str, str]]:
     return out
 
 
+def _thinking_shape(req: MessagesRequest, model: ModelSpec) -> str | None:
+    """Rules every model shares, from the thinking pages rather than ``data/model_rules.csv``:
+
+    * adaptive thinking on a model without it (``thinking_modes`` in ``data/models.csv``): "On earlier
+      models, including Claude Sonnet 4.5, Claude Opus 4.5, and Claude Haiku 4.5, extended thinking
+      is the only thinking mode" (thinking-troubleshooting page); the API's reply, as reported:
+      "adaptive thinking is not supported on this model";
+    * a budget not below ``max_tokens``: "budget_tokens must be set to a value less than max_tokens.
+      However, when using interleaved thinking with tools, you can exceed this limit" (extended
+      thinking page), so a request with tools is let through.
+    """
+    thinking = req.thinking or {}
+    kind = thinking.get("type")
+    if kind == "adaptive" and model.line is not None and "adaptive" not in model.thinking_modes:
+        return "adaptive thinking is not supported on this model"
+    budget = thinking.get("budget_tokens")
+    if kind == "enabled" and req.max_tokens is not None and isinstance(budget, int) and not req.tools:
+        if budget >= req.max_tokens:
+            return (
+                "`max_tokens` must be greater than `thinking.budget_tokens`. Please consult our documentation at "
+                "https://docs.claude.com/en/docs/build-with-claude/extended-thinking#max-tokens-and-context-window-size"
+            )
+    return None
+
+
 def check_model_rules(req: MessagesRequest, model: ModelSpec) -> None:
     """Raise the API's 400 for the first rule ``req`` breaks on ``model``; return if it breaks none."""
     found = violations(req, model)
     if found:
         raise InvalidRequest(found[0][1])
+    message = _thinking_shape(req, model)
+    if message is not None:
+        raise InvalidRequest(message)

@@ -9,6 +9,7 @@ of HTTP: :func:`~.app.create_app` serves it, with one handler module per endpoin
 from __future__ import annotations
 
 import asyncio
+from decimal import Decimal
 import functools
 import logging
 from typing import Any
@@ -25,6 +26,7 @@ from .faults import FaultInjector, Scenario, get_scenario
 from .handlers.batches import bill_batch_result, process_batch_item
 from .ledger import Ledger
 from .ratelimit import RateLimiter, RateLimits
+from .spend import SpendLimits
 from .stages import Authenticate, EnforceRateLimits, Generate, InjectFaults, PromptCaching, Stage, Validate
 from .stream import DroppedConnection
 
@@ -45,10 +47,14 @@ class Simulator:
         self.scripted: list[tuple[Any, str]] = []
         self.auth = Authenticate(self.config.require_version_header)
         # Stages between validation and generation (faults, prompt cache, rate limits) plug in here.
-        self.cache = PromptCache(clock)
         self._initial_scenario = self.config.scenario
         self.faults = FaultInjector(self.config.scenario, self.config, clock=clock)
-        self.limiter = RateLimiter(clock, self.config.rate_limit_tier)
+        self.limiter = RateLimiter(
+            clock, self.config.rate_limit_tier, exact_remaining=self.config.exact_ratelimit_remaining
+        )
+        self.spend = SpendLimits()
+        # Caches and batches belong to a workspace: every key of the workspace shares them.
+        self.cache = PromptCache(clock, scope_of=self.limiter.workspace_scope)
         self.rate_limits = EnforceRateLimits(self.limiter)
         # Order as the API: a fault can strike any valid request; the cache split decides what
         # counts against input-token limits; admission comes last before generation.
@@ -58,6 +64,7 @@ class Simulator:
             self.config,
             functools.partial(process_batch_item, self),
             on_result=functools.partial(bill_batch_result, self),
+            scope_of=self.limiter.workspace_scope,
         )
         self.validate = Validate(self.config)
         self.validate_count = Validate(self.config, for_count=True)
@@ -91,8 +98,26 @@ class Simulator:
             self.faults.rescale(float(time_scale))  # writes self.config.time_scale, banking elapsed time
 
     def set_rate_limits(self, api_key: str, tier: "str | RateLimits") -> None:
-        """Give one API key (a tenant) its own limits: a tier name or a :class:`RateLimits`."""
+        """Make ``api_key`` an organisation of its own with these limits (a tier name or a
+        :class:`RateLimits`): only another organisation has limits of its own."""
         self.limiter.set_tier(api_key, tier)
+
+    def spend_scopes(self, api_key: str) -> tuple[str, str | None]:
+        """(organisation, named workspace or None) whose spend limits a request of ``api_key`` meets."""
+        workspace = self.limiter.workspaces.workspace_of(api_key)
+        return self.limiter.organization_of(api_key), (None if workspace is None else "ws:" + workspace)
+
+    def set_spend_limit(
+        self, usd: "Decimal | float | str | None", *, api_key: str = "", workspace: str | None = None
+    ) -> None:
+        """A monthly spend limit (USD) of the organisation of ``api_key`` (default: the simulated
+        organisation), or of ``workspace``; ``None`` removes it. Reaching it is a 400 (errors page)."""
+        if workspace is not None:
+            if workspace not in self.limiter.workspaces.names():
+                raise KeyError(f"no workspace {workspace!r}; create it first")
+            self.spend.set("ws:" + workspace, usd)
+        else:
+            self.spend.set(self.limiter.organization_of(api_key), usd)
 
     def revoke_key(self, api_key: str) -> None:
         """From now on ``api_key`` gets 401 ``authentication_error`` (a revoked or expired key)."""
@@ -102,6 +127,7 @@ class Simulator:
         """Back to a fresh server: empty ledger, no scripted replies, empty cache, full rate-limit
         buckets, the scenario it was started with. Batches are kept (they are the client's data)."""
         self.ledger.clear()
+        self.spend.reset()
         self.scripted.clear()
         self.set_scenario(self._initial_scenario)
         for stage in self.middle:
@@ -117,6 +143,7 @@ class Simulator:
             await self.validate_count.before(ex)
             return
         await self.validate.before(ex)
+        self.spend.check(self.clock.time(), *self.spend_scopes(ex.api_key or ""))
         for stage in self.middle:
             await stage.before(ex)
         await self.generate.before(ex)
@@ -139,6 +166,7 @@ class Simulator:
                 log.exception("stage %s failed to settle request %s", type(stage).__name__, ex.request_id)
         if status == 200 and ex.model is not None and row.endpoint == "/v1/messages":
             row.cost_usd = price(row)
+            self.spend.add(self.clock.time(), *self.spend_scopes(ex.api_key or ""), row.cost_usd)
         self.ledger.add(row)
 
     async def run_batches(self) -> None:

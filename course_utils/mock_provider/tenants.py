@@ -1,4 +1,8 @@
-"""A tenant of the simulator: one API key, its own SDK clients, its own rate limits, its own ledger.
+"""A tenant of the simulator: one API key, its own SDK clients and its own view of the ledger.
+
+Rate limits belong to the organisation, not the key: a tenant's key shares the simulated
+organisation's limits unless the tenant is made an organisation of its own (``tier=...``) or its
+workspace has lower limits (``workspace=...``); see :meth:`SimulatorControls.tenant`.
 
 Lesson 07 (multi-tenant systems) and any check that needs callers told apart use
 ``server.tenant("acme", tier="tier-1")`` instead of hand-made keys and ledger queries.

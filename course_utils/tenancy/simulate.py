@@ -1,18 +1,18 @@
-"""The noisy neighbour, measured: one flooding tenant and small ones on one shared provider key.
+"""The noisy neighbour, measured: one flooding tenant and small ones sharing one organisation's limit.
 
-Three gateways in front of the same key, each on its own fresh in-process simulator and on
+Three gateways in front of the same provider organisation, each on its own fresh in-process simulator and on
 virtual time (the figures are the same on any machine, under any load):
 
 * ``fifo``: every request goes straight to the provider, first come, first served; the SDK
   retries a 429 twice (honouring ``retry-after``), then the tenant sees the 429. The bulk import
-  (10 workers that retry until each item is done, as import jobs do) keeps the key's limit
-  full, and everyone else's requests are refused.
+  (10 workers that retry until each item is done, as import jobs do) keeps the organisation's
+  limit full, and everyone else's requests are refused.
 * ``per-tenant limits``: a :class:`~.memory.MemoryLimiter` per tenant's plan admits or refuses
   (429 with ``retry-after``, which the tenant's client honours, twice) before the provider is
   called. The flood is held to its plan; the small tenants' requests fit in what is left.
 * ``fair queueing``: a :class:`~.fair.FairScheduler` (deficit round robin by estimated tokens)
-  feeds lesson 03's :class:`~course_utils.concurrency.RateLimitedDispatcher`, which paces the key
-  below its limit: nobody gets a 429, and a small tenant waits about one round, not behind the flood.
+  feeds lesson 03's :class:`~course_utils.concurrency.RateLimitedDispatcher`, which paces all traffic
+  below the organisation's limit: nobody gets a 429, and a small tenant waits about one round, not behind the flood.
 
 :func:`noisy_neighbour` runs them and returns a :class:`NoisyNeighbour` with one row per request
 (``frame()``) and per tenant and gateway (``summary()``: p95 wait and the share of 429s).
@@ -105,14 +105,15 @@ async def _run_gateway(
 
     server = InProcessServer(seed=seed, time_scale=time_scale)
     key = "sim-key-l07-shared"
+    # The organisation's limit, which every key of it shares (one key or forty: the same buckets).
     limits = RateLimits(provider_rpm, 10**8, 10**8, burst_s=1.0)
-    server.set_rate_limits(key, limits)
+    server.set_org_limits(limits)
     client = server.async_client(api_key=key, max_retries=0)
     loop = asyncio.get_running_loop()
     start = loop.time()
     rows: list[dict[str, Any]] = []
 
-    # Plans for the per-tenant gateway: the import may use a third of the key; small tenants a tenth each.
+    # Plans for the per-tenant gateway: the import may use a third of the limit; small tenants a tenth each.
     share = Decimal(1)
     plans = {
         "bulk": Plan("bulk", max(1, provider_rpm // 3), 10**8, 10**8, share, frozenset({MODEL})),

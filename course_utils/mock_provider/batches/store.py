@@ -12,7 +12,7 @@ import random
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from ...clock import Clock
 from ..config import SimulatorConfig
@@ -78,8 +78,12 @@ class BatchStore(BatchProcessing):
         options: BatchOptions | None = None,
         base_url: str = "https://api.anthropic.com",
         max_concurrency: int = 16,
+        scope_of: Callable[[str], str] | None = None,
     ) -> None:
         self.clock = clock
+        # Batches "are scoped to the workspace": every key of the creating key's workspace sees them.
+        # ``scope_of(api_key)`` names a key's workspace (default: each key is its own).
+        self.scope_of: Callable[[str], str] = scope_of or (lambda key: key)
         # The simulator's settings, read when used: seed and time scale are never copied here.
         self.settings = settings
         state_dir = settings.state_dir
@@ -195,21 +199,23 @@ class BatchStore(BatchProcessing):
         if before_id is not None and after_id is not None:
             raise InvalidRequest("Only one of before_id and after_id may be provided.")
         with self._lock:
+            keys = self._keys_in_scope(api_key)
+            marks = ",".join("?" * len(keys))
             if after_id is not None:
                 cursor = self._row(after_id, api_key)["seq"]
                 rows = self._fetch_rows(
-                    "SELECT * FROM batches WHERE api_key=? AND seq<? ORDER BY seq DESC LIMIT ?",
-                    (api_key, cursor, limit + 1),
+                    f"SELECT * FROM batches WHERE api_key IN ({marks}) AND seq<? ORDER BY seq DESC LIMIT ?",
+                    (*keys, cursor, limit + 1),
                 )
             elif before_id is not None:
                 cursor = self._row(before_id, api_key)["seq"]
                 rows = self._fetch_rows(
-                    "SELECT * FROM batches WHERE api_key=? AND seq>? ORDER BY seq ASC LIMIT ?",
-                    (api_key, cursor, limit + 1),
+                    f"SELECT * FROM batches WHERE api_key IN ({marks}) AND seq>? ORDER BY seq ASC LIMIT ?",
+                    (*keys, cursor, limit + 1),
                 )
             else:
                 rows = self._fetch_rows(
-                    "SELECT * FROM batches WHERE api_key=? ORDER BY seq DESC LIMIT ?", (api_key, limit + 1)
+                    f"SELECT * FROM batches WHERE api_key IN ({marks}) ORDER BY seq DESC LIMIT ?", (*keys, limit + 1)
                 )
             has_more = len(rows) > limit
             rows = rows[:limit]
@@ -290,9 +296,15 @@ class BatchStore(BatchProcessing):
         names = [d[0] for d in cur.description]
         return [dict(zip(names, r)) for r in cur.fetchall()]
 
+    def _keys_in_scope(self, api_key: str) -> list[str]:
+        """Every key that created a batch in ``api_key``'s workspace (``api_key`` included)."""
+        scope = self.scope_of(api_key)
+        owners = {r["api_key"] for r in self._fetch_rows("SELECT DISTINCT api_key FROM batches", ())}
+        return sorted({api_key} | {k for k in owners if self.scope_of(k) == scope})
+
     def _row(self, batch_id: str, api_key: str | None) -> dict[str, Any]:
         rows = self._fetch_rows("SELECT * FROM batches WHERE id=?", (batch_id,))
-        if not rows or (api_key is not None and rows[0]["api_key"] != api_key):
+        if not rows or (api_key is not None and self.scope_of(rows[0]["api_key"]) != self.scope_of(api_key)):
             raise NotFound(f"Message batch {batch_id} not found.")
         return rows[0]
 

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Callable
 
+from ..spend import regain_access_date
 from ..errors import (
     APIError,
     BillingError,
@@ -20,6 +21,8 @@ from ..errors import (
     PermissionDenied,
     RateLimited,
     SpendLimitReached,
+    Conflict,
+    UserSpendLimitReached,
 )
 
 __all__ = [
@@ -116,9 +119,7 @@ class FaultKind:
 
 def _spend_cap_regain_date(now: float) -> str:
     """When a paused organisation regains access: 00:00 UTC on the first day of the next month."""
-    t = time.gmtime(now)
-    year, month = (t.tm_year + 1, 1) if t.tm_mon == 12 else (t.tm_year, t.tm_mon + 1)
-    return f"{year:04d}-{month:02d}-01 at 00:00 UTC"
+    return regain_access_date(now)
 
 
 # In the order a scenario draws them (the order is part of the reproducible fault timeline).
@@ -214,6 +215,28 @@ FAULT_SPECS: dict[str, FaultKind] = {
             "rate_limit_error",
             "Spend limit reached",
             lambda f: SpendLimitReached(_spend_cap_regain_date(time.time())),
+        ),
+        # A spend limit the organisation or a workspace set itself is a 400, not the tier cap's 429.
+        FaultKind(
+            "user_spend_limit",
+            400,
+            "invalid_request_error",
+            "Specified spend limit reached",
+            lambda f: UserSpendLimitReached(_spend_cap_regain_date(time.time())),
+        ),
+        FaultKind(
+            "workspace_spend_limit",
+            400,
+            "invalid_request_error",
+            "Specified workspace spend limit reached",
+            lambda f: UserSpendLimitReached(_spend_cap_regain_date(time.time()), workspace=True),
+        ),
+        FaultKind(
+            "conflict_error",
+            409,
+            "conflict_error",
+            "The request conflicts with the current state of a resource.",
+            lambda f: Conflict(f.message),
         ),
     )
 }

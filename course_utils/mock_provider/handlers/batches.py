@@ -80,15 +80,18 @@ def _owner(sim: "Simulator", batch_id: str) -> str | None:
 
 
 def _queued(sim: "Simulator", api_key: str) -> int:
-    """Batch requests of ``api_key`` still waiting in the processing queue."""
+    """Batch requests of ``api_key``'s organisation still waiting in the processing queue (the limit
+    is the organisation's: every key of it counts)."""
     store = sim.batches
+    limiter = sim.rate_limits.limiter
     with store._lock:
         rows = store._fetch_rows(
-            "SELECT COUNT(*) AS n FROM requests r JOIN batches b ON r.batch_id = b.id "
-            "WHERE b.api_key = ? AND r.result_type IS NULL",
-            (api_key,),
+            "SELECT b.api_key AS api_key, COUNT(*) AS n FROM requests r JOIN batches b ON r.batch_id = b.id "
+            "WHERE r.result_type IS NULL GROUP BY b.api_key",
+            (),
         )
-    return int(rows[0]["n"]) if rows else 0
+    org = limiter.organization_of(api_key)
+    return sum(int(r["n"]) for r in rows if limiter.organization_of(r["api_key"]) == org)
 
 
 def bill_batch_result(
@@ -98,6 +101,8 @@ def bill_batch_result(
     row = batch_result_row(api_key, custom_id, params, result, batch_id, sim.clock.time())
     row.workspace = sim.rate_limits.limiter.workspaces.workspace_of(api_key or "")
     sim.ledger.add(row)
+    # Counted against spend limits as billed; a batch "may slightly exceed a workspace spend limit".
+    sim.spend.add(sim.clock.time(), *sim.spend_scopes(api_key or ""), row.cost_usd)
 
 
 async def _batch_call(

@@ -1,4 +1,5 @@
-"""The limiter: admits or refuses each request per key and model, and writes the rate-limit headers."""
+"""The limiter: admits or refuses each request against its organisation's (and workspace's) limits
+per model group, and writes the rate-limit headers."""
 
 from __future__ import annotations
 
@@ -11,10 +12,24 @@ from ..errors import RateLimited
 from . import tiers
 from .buckets import TIME_SLACK_S, LimitBucket, reset_timestamp
 from .tiers import RateLimits, check_burst, get_tier
-from .refusals import endpoint_exceeded, limit_exceeded, org_id, prompt_too_large, queue_exceeded
+from .refusals import (
+    acceleration_exceeded,
+    endpoint_exceeded,
+    limit_exceeded,
+    org_id,
+    prompt_too_large,
+    queue_exceeded,
+)
+from .acceleration import Acceleration, AccelerationLog
+from .groups import group_of
 from .workspaces import ORG_SCOPE, Workspaces, effective_limits
 
-__all__ = ["Admission", "Limit", "RateLimiter"]
+__all__ = ["Admission", "Limit", "RateLimiter", "round_thousand"]
+
+
+def round_thousand(tokens: int) -> int:
+    """A token count "rounded to the nearest thousand", as the ``*-tokens-remaining`` headers carry it."""
+    return int(math.floor(tokens / 1000 + 0.5)) * 1000
 
 
 class Limit:
@@ -82,16 +97,33 @@ class Admission:
 
 
 class RateLimiter:
-    """Token-bucket rate limits per (API key, model), with per-key tiers and a burst capacity.
+    """Token-bucket rate limits owned by organisations, per model group, with workspace limits on top.
+
+    * Every key belongs to an organisation. A key given limits of its own (:meth:`set_tier`) stands
+      for an organisation of its own (another account, with its own tier); every other key belongs
+      to the one simulated organisation (limits: :meth:`set_org_limits`, else the default tier), so
+      its keys share its buckets: a second key adds no capacity.
+    * Keys of that organisation may sit in a workspace (:meth:`assign_workspace`); a workspace with
+      limits of its own (:meth:`set_workspace`) is enforced as well as the organisation's.
+    * Buckets are per model *group* (:mod:`.groups`): pooled models share one set of limits.
+
+    ``exact_remaining``: the ``*-tokens-remaining`` headers carry exact token counts instead of
+    the API's "rounded to the nearest thousand" (a teaching option; off by default).
 
     Safe to call from several threads: every operation holds one lock, so an admission checks
-    and charges its three buckets atomically.
+    and charges its buckets atomically.
     """
 
     def __init__(
-        self, clock: Clock, default_tier: str | RateLimits = "default", *, burst_s: float | None = None
+        self,
+        clock: Clock,
+        default_tier: str | RateLimits = "default",
+        *,
+        burst_s: float | None = None,
+        exact_remaining: bool = False,
     ) -> None:
         self._clock = clock
+        self.exact_remaining = bool(exact_remaining)
         self._default = get_tier(default_tier)
         # Read at construction (not at import), so the module constant is the one place to change it.
         self._default_burst_s = check_burst(tiers.DEFAULT_BURST_S if burst_s is None else burst_s)
@@ -99,6 +131,8 @@ class RateLimiter:
         self._buckets: dict[tuple[str, str], _Buckets] = {}
         self._endpoint_buckets: dict[tuple[str, str], Limit] = {}
         self.workspaces = Workspaces()
+        self._acceleration: Acceleration | None = None
+        self._acceleration_logs: dict[str, AccelerationLog] = {}
         self._lock = threading.Lock()
 
     # ----- configuration -------------------------------------------------------------------------
@@ -117,8 +151,16 @@ class RateLimiter:
                 if b.limits.burst_s is None:
                     del self._buckets[key]
 
+    def set_acceleration(self, rule: Acceleration | None) -> None:
+        """Switch on acceleration limits (429s on a sharp increase of an organisation's traffic) with
+        ``rule`` (e.g. ``Acceleration()``), or off with ``None`` (the default). See :mod:`.acceleration`."""
+        with self._lock:
+            self._acceleration = rule
+            self._acceleration_logs.clear()
+
     def set_tier(self, api_key: str, tier: str | RateLimits) -> None:
-        """Give ``api_key`` its own limits; its buckets start afresh (full) at the new limits."""
+        """Make ``api_key`` an organisation of its own with these limits (another account: only a
+        separate organisation has separate limits); its buckets start afresh (full)."""
         limits = get_tier(tier)
         with self._lock:
             self._tiers[api_key] = limits
@@ -129,9 +171,10 @@ class RateLimiter:
         limits = get_tier(tier)
         with self._lock:
             self._default = limits
-            for key in [k for k in self._buckets if k[0] not in self._tiers]:
+            own = {_own_org(k) for k in self._tiers}
+            for key in [k for k in self._buckets if k[0] not in own]:
                 del self._buckets[key]
-            for key in [k for k in self._endpoint_buckets if k[0] not in self._tiers]:
+            for key in [k for k in self._endpoint_buckets if k[0] not in own]:
                 del self._endpoint_buckets[key]
 
     def set_workspace(self, name: str, limits: str | RateLimits | None = None) -> None:
@@ -147,8 +190,10 @@ class RateLimiter:
         resolved = get_tier(limits)
         with self._lock:
             self.workspaces.org_limits = resolved
-            for key in [k for k in self._buckets if k[0].startswith("\x00")]:
+            for key in [k for k in self._buckets if k[0] == ORG_SCOPE or k[0].startswith("\x00ws:")]:
                 del self._buckets[key]
+            for key in [k for k in self._endpoint_buckets if k[0] == ORG_SCOPE]:
+                del self._endpoint_buckets[key]
 
     def assign_workspace(self, api_key: str, name: str) -> None:
         """Put ``api_key`` in workspace ``name``: from now on it draws on that workspace's limits and
@@ -158,9 +203,30 @@ class RateLimiter:
             self._drop_key(api_key)
 
     def limits_for(self, api_key: str) -> RateLimits:
-        """The limits that apply to ``api_key``."""
+        """The limits of ``api_key``'s organisation."""
         with self._lock:
-            return self._tiers.get(api_key, self._default)
+            return self._org_of(api_key)[1]
+
+    def organization_of(self, api_key: str) -> str:
+        """An opaque name of the organisation ``api_key`` belongs to (equal for keys that share limits)."""
+        with self._lock:
+            return self._org_of(api_key)[0]
+
+    def workspace_scope(self, api_key: str) -> str:
+        """An opaque name of the workspace ``api_key`` belongs to (its organisation's default
+        workspace unless it was put in one): what prompt caches and batches are isolated by."""
+        with self._lock:
+            workspace = self.workspaces.workspace_of(api_key)
+            if workspace is not None:
+                return "ws:" + workspace
+            return self._org_of(api_key)[0] + "/default"
+
+    def org_limits(self, api_key: str | None = None) -> RateLimits:
+        """The limits of the simulated organisation, or of ``api_key``'s organisation."""
+        with self._lock:
+            if api_key is None:
+                return self.workspaces.org_limits or self._default
+            return self._org_of(api_key)[1]
 
     def burst_for(self, api_key: str) -> float:
         """The burst capacity (seconds) that applies to ``api_key``."""
@@ -171,6 +237,7 @@ class RateLimiter:
         """Refill every bucket (forget all usage); per-key tiers are kept."""
         with self._lock:
             self._buckets.clear()
+            self._acceleration_logs.clear()
             self._endpoint_buckets.clear()
 
     def _drop_scope(self, scope: str) -> None:
@@ -178,35 +245,40 @@ class RateLimiter:
             del self._buckets[key]
 
     def _drop_key(self, api_key: str) -> None:
-        for key in [k for k in self._buckets if k[0] == api_key]:
+        scope = _own_org(api_key)
+        for key in [k for k in self._buckets if k[0] == scope]:
             del self._buckets[key]
-        for key in [k for k in self._endpoint_buckets if k[0] == api_key]:
+        for key in [k for k in self._endpoint_buckets if k[0] == scope]:
             del self._endpoint_buckets[key]
 
-    def _get(self, api_key: str, model: str) -> _Buckets:
-        return self._scope(api_key, model, self._tiers.get(api_key, self._default))
+    def _org_of(self, api_key: str) -> tuple[str, RateLimits]:
+        """(bucket scope, limits) of ``api_key``'s organisation: its own if it was given a tier (and
+        is in no workspace), else the simulated organisation's."""
+        if api_key in self._tiers and self.workspaces.workspace_of(api_key) is None:
+            return _own_org(api_key), self._tiers[api_key]
+        return ORG_SCOPE, self.workspaces.org_limits or self._default
 
     def _scope(self, scope: str, model: str, limits: RateLimits) -> _Buckets:
-        buckets = self._buckets.get((scope, model))
+        key = (scope, group_of(model).id)
+        buckets = self._buckets.get(key)
         if buckets is None:
             buckets = _Buckets.create(limits, self._clock, self._default_burst_s)
-            self._buckets[(scope, model)] = buckets
+            self._buckets[key] = buckets
         return buckets
 
     def _groups(self, api_key: str, model: str) -> list[tuple[str, _Buckets]]:
-        """The buckets a request of ``api_key`` must fit, each with how a 429 names it: its own (a
-        key outside any workspace stands for its own organization), or its workspace's (when the
-        workspace has limits) and the organization's."""
-        workspace = self.workspaces.workspace_of(api_key)
-        if workspace is None:
-            return [(f"organization's|org: {org_id(api_key)}", self._get(api_key, model))]
-        org = self.workspaces.org_limits or self._default
+        """The buckets a request of ``api_key`` must fit, each with how a 429 names it: its
+        workspace's (when the workspace has limits of its own) and always its organisation's, for
+        the model group of ``model``."""
+        scope, org = self._org_of(api_key)
+        name = org_id(api_key if scope != ORG_SCOPE else ORG_SCOPE)
         groups = []
-        own = self.workspaces.limits_of(workspace)
+        workspace = self.workspaces.workspace_of(api_key)
+        own = self.workspaces.limits_of(workspace) if workspace is not None else None
         if own is not None:
-            scoped = self._scope("\x00ws:" + workspace, model, effective_limits(own, org))
+            scoped = self._scope("\x00ws:" + workspace, model, effective_limits(own, org))  # type: ignore[operator]
             groups.append((f"workspace's|workspace: {workspace}", scoped))
-        groups.append((f"organization's|org: {org_id(ORG_SCOPE)}", self._scope(ORG_SCOPE, model, org)))
+        groups.append((f"organization's|org: {name}", self._scope(scope, model, org)))
         return groups
 
     # ----- admission -----------------------------------------------------------------------------
@@ -252,6 +324,15 @@ class RateLimiter:
                 # Whole seconds, rounded up, never 0: an earlier retry would be refused again.
                 headers["retry-after"] = str(max(1, math.ceil(wait - TIME_SLACK_S)))
                 raise RateLimited(limit_exceeded(whose, scope, per_minute, binding, model), headers=headers)
+            accel = self._acceleration_log(api_key)
+            now = self._clock.monotonic()
+            if accel is not None and accel.wait_s(now) > 0:
+                headers = self._headers_locked(buckets)
+                headers["retry-after"] = str(max(1, math.ceil(accel.wait_s(now) - TIME_SLACK_S)))
+                recent, allowed = accel.allowance(now)
+                raise RateLimited(acceleration_exceeded(recent, allowed, accel.rule.window_s), headers=headers)
+            if accel is not None:
+                accel.record(now)
             for b in buckets:
                 b.requests.charge(1)
                 if uncached:
@@ -265,6 +346,15 @@ class RateLimiter:
                 admitted_at=self._clock.time(),
                 _groups=buckets,
             )
+
+    def _acceleration_log(self, api_key: str) -> AccelerationLog | None:
+        if self._acceleration is None:
+            return None
+        scope = self._org_of(api_key)[0]
+        log = self._acceleration_logs.get(scope)
+        if log is None:
+            log = self._acceleration_logs[scope] = AccelerationLog(self._acceleration)
+        return log
 
     def settle(self, admission: Admission, actual_output_tokens: int) -> None:
         """Charge the output the reply actually produced against OTPM (may overdraw the bucket).
@@ -290,11 +380,11 @@ class RateLimiter:
         ``anthropic-ratelimit-requests-*`` headers (empty when the endpoint is not limited)."""
         field_name, label = self.ENDPOINTS[endpoint]
         with self._lock:
-            limits = self._tiers.get(api_key, self._default)
+            scope, limits = self._org_of(api_key)
             rpm = getattr(limits, field_name)
             if rpm is None:
                 return {}
-            key = (api_key, f"endpoint:{endpoint}")
+            key = (scope, f"endpoint:{endpoint}")
             bucket = self._endpoint_buckets.get(key)
             if bucket is None:
                 burst = limits.burst_s if limits.burst_s is not None else self._default_burst_s
@@ -308,7 +398,7 @@ class RateLimiter:
             return _bucket_headers("requests", bucket.minute)
 
     def check_batch_queue(self, api_key: str, queued: int, adding: int) -> None:
-        """Refuse (429) a batch create that would put more than ``batch_queue`` requests of this key in
+        """Refuse (429) a batch create that would put more than ``batch_queue`` requests of this key's organisation in
         the processing queue (``queued`` already waiting, ``adding`` in the new batch)."""
         limit = self.limits_for(api_key).batch_queue
         if limit is None or queued + adding <= limit:
@@ -324,24 +414,42 @@ class RateLimiter:
             return self._headers_locked([b for _, b in self._groups(api_key, model)])
 
     def _headers_locked(self, groups: list[_Buckets]) -> dict[str, str]:
-        # Under a workspace, each limit is reported from whichever of the workspace's and the
-        # organization's buckets has less left: that is the one that will refuse first.
+        # Under a workspace with limits, each limit is reported from whichever of the workspace's
+        # and the organization's buckets has less left: that is the one that will refuse first.
         def tightest_of(name: str) -> LimitBucket:
             return min((getattr(b, name).minute for b in groups), key=lambda bk: (bk.remaining(), -bk.reset_at()))
 
+        exact = self.exact_remaining
         out: dict[str, str] = {}
         minute = {name: tightest_of(name) for name in ("requests", "input", "output")}
-        for prefix, name in (("requests", "requests"), ("input-tokens", "input"), ("output-tokens", "output")):
-            out.update(_bucket_headers(prefix, minute[name]))
-        # "tokens-*" mirror whichever token limit is closer to refusing requests right now.
-        tightest = min((minute["input"], minute["output"]), key=lambda bk: (bk.remaining(), -bk.reset_at()))
-        out.update(_bucket_headers("tokens", tightest))
+        out.update(_bucket_headers("requests", minute["requests"], exact=True))
+        out.update(_bucket_headers("input-tokens", minute["input"], exact=exact))
+        out.update(_bucket_headers("output-tokens", minute["output"], exact=exact))
+        if len(groups) > 1:
+            # "The anthropic-ratelimit-tokens-* headers display the values for the most restrictive
+            # limit currently in effect" (rate-limits page): here, when workspace limits apply.
+            tightest = min((minute["input"], minute["output"]), key=lambda bk: (bk.remaining(), -bk.reset_at()))
+            out.update(_bucket_headers("tokens", tightest, exact=exact))
+        else:
+            # "If Workspace limits do not apply, the headers will return the total tokens remaining,
+            # where total is the sum of input and output tokens."
+            i, o = minute["input"], minute["output"]
+            remaining = i.remaining() + o.remaining()
+            out["anthropic-ratelimit-tokens-limit"] = str(int(i.capacity) + int(o.capacity))
+            out["anthropic-ratelimit-tokens-remaining"] = str(remaining if exact else round_thousand(remaining))
+            out["anthropic-ratelimit-tokens-reset"] = reset_timestamp(max(i.reset_at(), o.reset_at()))
         return out
 
 
-def _bucket_headers(prefix: str, bucket: LimitBucket) -> dict[str, str]:
+def _own_org(api_key: str) -> str:
+    """The bucket scope of the organisation a key with a tier of its own stands for."""
+    return "\x00org:" + api_key
+
+
+def _bucket_headers(prefix: str, bucket: LimitBucket, *, exact: bool = True) -> dict[str, str]:
+    remaining = bucket.remaining()
     return {
         f"anthropic-ratelimit-{prefix}-limit": str(int(bucket.capacity)),
-        f"anthropic-ratelimit-{prefix}-remaining": str(bucket.remaining()),
+        f"anthropic-ratelimit-{prefix}-remaining": str(remaining if exact else round_thousand(remaining)),
         f"anthropic-ratelimit-{prefix}-reset": reset_timestamp(bucket.reset_at()),
     }

@@ -5,7 +5,14 @@ from __future__ import annotations
 import hashlib
 import uuid
 
-__all__ = ["org_id", "prompt_too_large", "limit_exceeded", "endpoint_exceeded", "queue_exceeded"]
+__all__ = [
+    "org_id",
+    "prompt_too_large",
+    "limit_exceeded",
+    "endpoint_exceeded",
+    "queue_exceeded",
+    "acceleration_exceeded",
+]
 
 DOCS = "https://docs.claude.com/en/api/rate-limits"
 SALES = "https://claude.com/contact-sales"
@@ -55,4 +62,13 @@ def queue_exceeded(limit: int, api_key: str, queued: int, adding: int, retryable
         f"queue (org: {org_id(api_key)}): {queued:,} are waiting and this batch adds {adding:,}. "
         + advice
         + f"For details, refer to: {DOCS}."
+    )
+
+
+def acceleration_exceeded(recent: int, allowed: int, window_s: float) -> str:
+    # The page documents acceleration limits but not their wording; this says what happened.
+    return (
+        f"Your organization's usage increased too sharply: {recent:,} requests in the last {window_s:g} seconds, "
+        f"where its recent traffic allows {allowed:,} (acceleration limits). Ramp up your traffic gradually "
+        f"and maintain consistent usage patterns. For details, refer to: {DOCS}."
     )

@@ -63,14 +63,21 @@ _UNLIMITED = 10**12
 TIERS: dict[str, RateLimits] = {
     # Low on purpose: a notebook fanning out 50-100 short requests runs into it, which is the lesson.
     "default": RateLimits(50, 20_000, 8_000),
-    # Usage tiers 1-4 for Claude Opus 4.x / Sonnet 4.x (see TIERS_SOURCE). Haiku 4.5 is listed
-    # higher at tiers 1, 3 and 4 (50K/10K, 1M/200K, 4M/800K ITPM/OTPM); set it per key if needed.
+    # The former usage tiers 1-4 (the page's tables before the 2026 Start/Build/Scale tiers), for
+    # Claude Opus 4.x / Sonnet 4.x (see TIERS_SOURCE). Haiku 4.5 is listed
+    # higher at tiers 1, 3 and 4 (50K/10K, 1M/200K, 4M/800K ITPM/OTPM); give an organisation those limits if needed.
     # Token counting RPM and Message Batches RPM / queue per tier: the rate-limits page's tables
     # (Batches tier 1: 50 RPM, 100,000 requests in the processing queue; see docs/api-notes.md §1).
     "tier-1": RateLimits(50, 30_000, 8_000, count_tokens_rpm=100, batch_rpm=50, batch_queue=100_000),
     "tier-2": RateLimits(1_000, 450_000, 90_000, count_tokens_rpm=2_000, batch_rpm=1_000, batch_queue=200_000),
     "tier-3": RateLimits(2_000, 800_000, 160_000, count_tokens_rpm=4_000, batch_rpm=2_000, batch_queue=300_000),
     "tier-4": RateLimits(4_000, 2_000_000, 400_000, count_tokens_rpm=8_000, batch_rpm=4_000, batch_queue=500_000),
+    # The current tiers (rate-limits page, 2026): Start, Build, Scale. Messages limits of the Opus 4.x,
+    # Sonnet 4.x, Sonnet 5 and Haiku 4.5 rows (Fable 5 is lower); Message Batches RPM and processing
+    # queue per tier. The token-counting RPM of these tiers was not found: not limited here.
+    "start": RateLimits(1_000, 2_000_000, 400_000, batch_rpm=1_000, batch_queue=200_000),
+    "build": RateLimits(5_000, 5_000_000, 1_000_000, batch_rpm=2_000, batch_queue=300_000),
+    "scale": RateLimits(10_000, 10_000_000, 2_000_000, batch_rpm=4_000, batch_queue=500_000),
     "unlimited": RateLimits(_UNLIMITED, _UNLIMITED, _UNLIMITED),
 }
 

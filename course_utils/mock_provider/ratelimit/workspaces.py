@@ -7,11 +7,11 @@ enforced". Every key of every workspace also draws on the organization's limits,
 workspace's traffic can exhaust the organization for all of them unless its own, lower limit
 stops it first; that is what workspace limits are for.
 
-In the simulator, keys that were never put in a workspace keep the historic behaviour: each key
-stands for its own organization. Keys assigned with :meth:`Workspaces.assign` share the one
-organization of the workspaces (limits :attr:`Workspaces.org_limits`, the limiter's default tier
-when unset). Simplification: only the Messages limits (RPM, ITPM, OTPM) are shared this way; the
-token-counting and Message Batches limits stay per key.
+In the simulator, keys that were never put in a workspace belong to the organization's default
+workspace and share its limits (limits :attr:`Workspaces.org_limits`, the limiter's default tier when
+unset); only a key given a tier of its own stands for another organization. Simplification: only the
+Messages limits (RPM, ITPM, OTPM) can be lowered per workspace; the token-counting and Message
+Batches limits are the organization's.
 """
 
 from __future__ import annotations

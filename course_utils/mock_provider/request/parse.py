@@ -7,10 +7,14 @@ from typing import Any, Mapping
 from ..errors import InvalidRequest
 from .content import messages as _messages, system as _system, tool_choice as _tool_choice, tools as _tools
 from .fields import cache_control, check_type, enum, no_extra, require
+from .schema_subset import unsupported_feature
 from .schema import _COUNT_FIELDS, _CREATE_FIELDS, _EFFORTS, _SERVICE_TIERS, _SPEEDS, _THINKING_FIELDS
 from .types import MessagesRequest
 
-__all__ = ["parse_messages_request"]
+__all__ = ["parse_messages_request", "MIN_THINKING_BUDGET"]
+
+MIN_THINKING_BUDGET = 1024
+"""The smallest ``thinking.budget_tokens`` (SDK ``ThinkingConfigEnabledParam``: "Must be ≥1024")."""
 
 
 def parse_messages_request(body: Mapping[str, Any], *, for_count: bool = False) -> MessagesRequest:
@@ -87,6 +91,12 @@ def _thinking(raw: Any) -> dict[str, Any] | None:
     no_extra(raw, _THINKING_FIELDS[kind], "thinking")
     if kind == "enabled":
         check_type(require(raw, "budget_tokens", "thinking."), int, "thinking.budget_tokens", "integer")
+        # "Must be ≥1024 and less than `max_tokens`" (SDK ThinkingConfigEnabledParam.budget_tokens);
+        # the max_tokens half is checked with the model's rules (count_tokens has no max_tokens).
+        if raw["budget_tokens"] < MIN_THINKING_BUDGET:
+            raise InvalidRequest(
+                f"thinking.budget_tokens: Input should be greater than or equal to {MIN_THINKING_BUDGET}"
+            )
     if raw.get("display") is not None:
         enum(raw["display"], ("summarized", "omitted"), "thinking.display")
     return dict(raw)
@@ -108,6 +118,9 @@ def _output_config(raw: Any) -> dict[str, Any] | None:
         schema = require(fmt, "schema", "output_config.format.")
         check_type(schema, dict, "output_config.format.schema", "object")
         _check_schema(schema)
+        problem = unsupported_feature(schema)  # valid JSON schema, but outside the supported subset
+        if problem is not None:
+            raise InvalidRequest(problem)
     return dict(raw)
 
 
