@@ -19,6 +19,7 @@ from course_utils.streaming import (
     DeltaQueue,
     RelayConfig,
     RelayServer,
+    stall_run,
     SSEEvent,
     SSEParser,
     aconsume_stream,
@@ -31,6 +32,7 @@ from course_utils.streaming import (
 )
 from course_utils.streaming import decode_chunked, raw_request, run_simulation
 from course_utils.streaming.consume import atiming_from_events
+from course_utils.streaming.loopback import sse_bytes
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 RECORDED = sorted(DATA.glob("lesson02_stream_*.sse"))
@@ -159,6 +161,26 @@ def test_timing_on_a_virtual_clock():
     frame = result.frame()  # one row per text delta (the result-table convention)
     assert list(frame.columns) == ["delta", "at_s", "chars"]
     assert frame["at_s"].tolist() == pytest.approx([0.9, 1.0]) and frame["chars"].tolist() == [5, 6]
+
+
+def test_timing_splits_first_event_thinking_and_first_text():
+    clock = VirtualClock()
+    start = SimpleNamespace(type="message_start", message=SimpleNamespace(usage=SimpleNamespace(output_tokens=1)))
+    think = SimpleNamespace(type="content_block_start", index=0, content_block=SimpleNamespace(type="thinking"))
+    thinking = SimpleNamespace(type="content_block_delta", delta=SimpleNamespace(type="thinking_delta", thinking="hm"))
+    text_block = SimpleNamespace(type="content_block_start", index=1, content_block=SimpleNamespace(type="text"))
+    end = SimpleNamespace(
+        type="message_delta", delta=SimpleNamespace(stop_reason="end_turn"), usage=SimpleNamespace(output_tokens=9)
+    )
+    schedule = [(0.1, start), (0.3, think), (0.8, thinking), (1.5, text_block), (1.6, _delta("Hi")), (2.0, end)]
+    result = timing_from_events(_scripted(clock, schedule), clock)
+    assert result.first_event_s == pytest.approx(0.1)
+    assert result.first_thinking_s == pytest.approx(0.3)
+    assert result.ttft_s == pytest.approx(1.6)  # thinking is not text: the user still waits
+    assert result.text == "Hi" and result.summary()["first_thinking_s"] == pytest.approx(0.3)
+    other = VirtualClock()
+    plain = timing_from_events(_scripted(other, [(0.2, start), (0.4, _delta("x"))]), other)
+    assert plain.first_thinking_s is None and plain.first_event_s == pytest.approx(0.2)
 
 
 def test_consume_stream_against_the_simulator(sim, client):
@@ -329,9 +351,9 @@ def _relay(paced, key, **overrides):
     return RelayServer(lambda: paced.async_client(api_key=key, max_retries=0), cfg)
 
 
-def _read_all(relay, **kw):
+def _read_all(relay, prompt=PROMPT, **kw):
     with httpx.Client(base_url=relay.url, timeout=20) as http:
-        with http.stream("GET", "/stream", params={"prompt": PROMPT}, **kw) as response:
+        with http.stream("POST", "/stream", json={"prompt": prompt}, **kw) as response:
             raw = b"".join(response.iter_raw())
             return response, raw
 
@@ -383,7 +405,7 @@ def test_client_disconnect_and_the_upstream_bill(paced, cancel):
     key = f"relay-cancel-{cancel}"
     with _relay(paced, key, cancel_on_disconnect=cancel) as relay:
         with httpx.Client(base_url=relay.url, timeout=20) as http:
-            with http.stream("GET", "/stream", params={"prompt": PROMPT}) as response:
+            with http.stream("POST", "/stream", json={"prompt": PROMPT}) as response:
                 seen = 0
                 for chunk in response.iter_raw():
                     seen += chunk.count(b"event: delta")
@@ -395,19 +417,97 @@ def test_client_disconnect_and_the_upstream_bill(paced, cancel):
         record = relay.records[-1]
     row = _rows(paced, key).iloc[-1]
     assert record.status == "client_disconnected"
+    assert record.input_tokens == row["input_tokens"]  # from message_start, which every stream gets
     if cancel:
         assert bool(row["disconnected"]) and row["output_tokens"] < 100
+        # The final usage never came: the relay meters by estimate, from what it received.
+        assert record.output_tokens is None and record.usage_source == "estimated"
+        assert record.metered_output_tokens == record.estimated_output_tokens > 0
+        assert record.metered_output_tokens <= row["output_tokens"]
     else:
         assert not bool(row["disconnected"]) and row["output_tokens"] == 400  # billed for nobody
+        deadline = time.monotonic() + 10
+        while not record.upstream_closed and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert record.usage_source == "reported" and record.metered_output_tokens == 400
 
 
 def test_relay_serves_the_page_and_stops_cleanly(paced):
     relay = _relay(paced, "relay-page").start()
     page = httpx.get(relay.url + "/", timeout=5)
-    assert page.status_code == 200 and "new EventSource(" in page.text
-    assert httpx.get(relay.url + "/stream", timeout=5).status_code == 400  # no prompt
+    assert page.status_code == 200 and 'method: "POST"' in page.text and "new EventSource(" not in page.text
+    # The prompt travels in a POST body, never in a URL that logs keep.
+    assert httpx.get(relay.url + "/stream", params={"prompt": PROMPT}, timeout=5).status_code == 405
+    for bad in (None, {}, {"prompt": "  "}, {"prompt": 3}, ["x"]):
+        response = httpx.post(relay.url + "/stream", json=bad, timeout=5)
+        assert response.status_code == 400 and "prompt" in response.json()["error"]
+    assert httpx.post(relay.url + "/stream", content=b"{not json", timeout=5).status_code == 400
     relay.stop()
     assert not relay.running
+
+
+def test_relay_shows_a_thinking_state_before_the_first_text(paced):
+    with _relay(paced, "relay-think") as relay:
+        response, raw = _read_all(relay, headers={"x-mock-shape": "thinking"})
+        record = relay.records[-1]
+    events = list(iter_sse([raw]))
+    kinds = [e.event for e in events]
+    assert kinds.count("thinking") == 1 and kinds.index("thinking") < kinds.index("delta")
+    assert events[-1].event == "end"
+    assert record.first_event_s <= record.first_thinking_s <= record.first_text_s
+    # The SSE framing stays text-only: the marker never leaks into a delta.
+    assert all("\x00" not in json.loads(e.data)["text"] for e in events if e.event == "delta")
+
+
+def test_relay_retracts_a_refused_answer_and_keeps_it_out_of_the_history(paced):
+    with _relay(paced, "relay-refusal") as relay:
+        response, raw = _read_all(relay, headers={"x-mock-shape": "refusal"})
+        record = relay.records[-1]
+    events = list(iter_sse([raw]))
+    shown = "".join(json.loads(e.data)["text"] for e in events if e.event == "delta")
+    assert shown  # some text was streamed before the refusal
+    assert events[-1].event == "refusal" and not any(e.event == "end" for e in events)
+    refusal = events[-1].json()
+    assert refusal["retract"] is True and refusal["sent_chars"] == len(shown)
+    assert refusal["message"]  # the docs: provide user-facing messaging (stop_details may be null)
+    assert record.status == "refused" and record.retracted and record.history_text is None
+    row = _rows(paced, "relay-refusal").iloc[-1]
+    assert record.usage_source == "reported" and record.output_tokens == row["output_tokens"] > 0
+
+
+def test_a_completed_answer_is_kept_for_the_history(paced):
+    with _relay(paced, "relay-history") as relay:
+        _read_all(relay)
+        record = relay.records[-1]
+    assert record.status == "completed" and record.history_text == record.sent_text != ""
+    assert record.http_version == "1.1" and record.asgi_spec_version is not None
+
+
+# ----- backpressure on real sockets ----------------------------------------------------------------
+def test_a_short_reply_never_backs_up_into_the_relay_on_real_sockets():
+    short = [f" word{i}" for i in range(200)]  # ~10 KiB of SSE: fits in the server's and kernel's buffers
+    run = stall_run(short, policy="unbounded", maxsize=16, stall_s=0.3)
+    assert run.received_bytes == run.wire_bytes  # nothing lost
+    assert run.queue_peak_depth < 50
+    assert run.below_app_peak_bytes > 0.8 * run.wire_bytes  # the buffers below the app took it
+    assert run.send_waits == 0  # send() always returned at once: nothing reached the high-water mark
+
+
+@pytest.mark.parametrize("policy", ["unbounded", "pause", "coalesce"])
+def test_a_long_reply_to_a_stalled_reader_on_real_sockets(policy):
+    texts = [f" word{i % 97}" for i in range(4000)]  # ~210 KiB of SSE, more than the buffers hold
+    run = stall_run(texts, policy=policy, maxsize=16, stall_s=1.0)
+    assert run.received_bytes == run.wire_bytes  # every byte arrived, in the end
+    assert run.send_waits > 0  # uvicorn's write flow control held send() (counted, not timed)
+    if policy == "unbounded":
+        assert run.queue_peak_depth > 500  # the relay's own memory grew with the reply
+    else:
+        assert run.queue_peak_depth <= 16
+    unmerged = sum(len(f"{len(b):x}\r\n") + len(b) + 2 for b in sse_bytes(texts)) + 5  # one chunk per delta
+    if policy == "coalesce":
+        assert run.wire_bytes < unmerged  # fewer, bigger events: less framing on the wire
+    else:
+        assert run.wire_bytes == unmerged
 
 
 # ----- wire -------------------------------------------------------------------------------------

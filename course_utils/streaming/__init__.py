@@ -6,8 +6,10 @@
   writer side (events, comments).
 * :mod:`.backpressure` — a bounded queue between a fast upstream and a slow client, with the two
   policies that keep memory bounded (pause the upstream, coalesce deltas).
-* :mod:`.relay` — a Starlette app that turns the model's stream into browser SSE (headers,
-  heartbeats, an end event, error events, cancellation on disconnect) and a threaded server for it.
+* :mod:`.loopback` — backpressure on real sockets: a relay under uvicorn and a reader that stalls.
+* :mod:`.relay` — a Starlette app that turns the model's stream (POSTed prompt) into browser SSE
+  (headers, heartbeats, a thinking state, an end event, error and refusal events, cancellation on
+  disconnect, metering by estimate when the final usage never came) and a threaded server for it.
 * :mod:`.wire` — raw HTTP bytes from a real socket, to see chunked transfer encoding.
 * :mod:`.display` — the Explore cell's policy table (a recorded stream replayed on virtual time).
 
@@ -19,7 +21,8 @@ from __future__ import annotations
 from .backpressure import POLICIES, DeltaQueue, QueueStats, relay_deltas, run_simulation, simulate_policy
 from .consume import StreamResult, aconsume_stream, complete_timed, consume_stream, timing_from_events
 from .display import describe_pace, mean_gap_ms, policy_table, recorded_deltas
-from .relay import RelayConfig, RelayServer, create_relay_app
+from .loopback import StallRun, stall_run, stall_runs
+from .relay import RelayConfig, RelayRecord, RelayServer, create_relay_app
 from .sse import SSEEvent, SSEParser, format_comment, format_event, iter_sse
 from .wire import RawResponse, decode_chunked, raw_request
 
@@ -44,7 +47,11 @@ __all__ = [
     "mean_gap_ms",
     "policy_table",
     "describe_pace",
+    "StallRun",
+    "stall_run",
+    "stall_runs",
     "RelayConfig",
+    "RelayRecord",
     "RelayServer",
     "create_relay_app",
     "RawResponse",

@@ -1,9 +1,13 @@
 """Consume the SDK's message stream (sync and async) and time it.
 
-Three figures describe a streamed reply as a user feels it:
+Four figures describe a streamed reply as a user feels it:
 
+* **first event**: from sending the request to the first stream event (``message_start``): the
+  request was accepted, nothing is produced yet;
 * **time to first token** (TTFT): from sending the request to the first *text* arriving. Not to
-  ``message_start``, which comes before the model has produced anything;
+  ``message_start``, and not to a ``thinking`` block: the 5.x models think by default, so a reply
+  can start with a thinking block (``first_thinking_s``) long before its first text. A page should
+  show "thinking…" from that moment instead of silence;
 * **total**: from sending the request to the end of the stream;
 * **tokens per second**: output tokens (from the final ``usage``, not the number of delta events:
   a delta can carry several tokens) over the generation time, ``total - ttft``.
@@ -34,6 +38,10 @@ class StreamResult:
     text: str = ""
     ttft_s: float | None = None
     """Seconds from the request to the first text; ``None`` if no text arrived."""
+    first_event_s: float | None = None
+    """Seconds from the request to the first stream event (``message_start``)."""
+    first_thinking_s: float | None = None
+    """Seconds to the start of a ``thinking`` block; ``None`` if the reply did not think."""
     total_s: float = 0.0
     output_tokens: int = 0
     stop_reason: str | None = None
@@ -63,6 +71,8 @@ class StreamResult:
     def summary(self) -> dict[str, Any]:
         """The figures as a flat dict (a row of a pandas table)."""
         return {
+            "first_event_s": self.first_event_s,
+            "first_thinking_s": self.first_thinking_s,
             "ttft_s": self.ttft_s,
             "total_s": self.total_s,
             "output_tokens": self.output_tokens,
@@ -83,7 +93,12 @@ class _Timer:
     def event(self, event: Any) -> None:
         kind = getattr(event, "type", None)
         now = self.clock.monotonic() - self.started
-        if kind == "content_block_delta" and getattr(event.delta, "type", None) == "text_delta":
+        if self.result.first_event_s is None and kind is not None:
+            self.result.first_event_s = now
+        if kind == "content_block_start" and getattr(event.content_block, "type", None) == "thinking":
+            if self.result.first_thinking_s is None:
+                self.result.first_thinking_s = now
+        elif kind == "content_block_delta" and getattr(event.delta, "type", None) == "text_delta":
             text = event.delta.text
             if not text:
                 return

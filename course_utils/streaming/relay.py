@@ -1,23 +1,38 @@
 """A streaming relay: the model's stream, re-served as Server-Sent Events to browser clients.
 
-``GET /stream?prompt=...`` answers ``text/event-stream`` with:
+``POST /stream`` with a JSON body ``{"prompt": ...}`` answers ``text/event-stream``. POST, not
+``GET /stream?prompt=``: a query string lands in access logs, proxy logs and browser history, and a
+prompt is user data. (The price: the browser's ``EventSource`` only does GET, so the page reads the
+stream with ``fetch`` and parses it itself.) The events:
 
+* ``event: thinking`` once, when the model starts a ``thinking`` block before any text (the 5.x
+  models think by default): the page shows "thinking…" instead of an unexplained silence;
 * ``event: delta`` (``data: {"text": ...}``, ``id:`` = characters sent so far) per piece of text;
 * ``: heartbeat`` comment lines whenever nothing was sent for ``heartbeat_s`` (proxies and load
   balancers close connections that look idle, typically after 30 to 60 s);
 * ``event: end`` with the stop reason and the output tokens: without it a browser's
   ``EventSource`` treats the closed connection as a failure and *reconnects*, asking (and paying
   for) the same question again;
+* ``event: refusal`` instead of ``end`` when the model stops with ``stop_reason: "refusal"`` (a
+  streaming classifier intervened): ``retract: true`` tells the page to withdraw the text it showed,
+  and the relay keeps that text out of the conversation history, because the documentation says
+  to reset the context (remove or update the refused turn) before continuing;
 * ``event: error`` when the upstream fails mid-stream, saying how much text was already sent, so
   the client can mark the answer as partial instead of silently showing half a reply as whole.
+
+Metering: the final ``usage`` arrives in the last ``message_delta``. A stream the relay cancels
+never receives it, so the record then meters output tokens by *estimate* (tokens of the text and
+thinking received so far, :attr:`RelayRecord.usage_source` ``"estimated"``); input tokens come
+from ``message_start``, which every stream receives first.
 
 Headers: ``Cache-Control: no-cache`` (no cache may store or coalesce the stream) and
 ``X-Accel-Buffering: no`` (nginx and friends would otherwise buffer the whole response, which is
 the "streaming that arrives all at once" bug).
 
 Between the upstream reader and the client sits a bounded :class:`~.backpressure.DeltaQueue`, and
-a client that disconnects cancels the upstream request, so the provider stops generating (and
-billing) output tokens. ``cancel_on_disconnect=False`` gives the naive relay for comparison.
+a client that disconnects makes the relay close its upstream request. What the provider then bills
+is not documented; the simulator stops generating at the disconnect, and its ledger shows what it
+generated. ``cancel_on_disconnect=False`` gives the naive relay, which reads the reply to its end.
 """
 
 from __future__ import annotations
@@ -37,10 +52,11 @@ from starlette.routing import Route
 
 from ..clock import SYSTEM_CLOCK, Clock
 from ..serving import HOST, ThreadedServer
+from ..tokens import count_text
 from .backpressure import DeltaQueue
 from .sse import format_comment, format_event
 
-__all__ = ["RelayConfig", "RelayRecord", "create_relay_app", "RelayServer", "SSE_HEADERS", "HOST"]
+__all__ = ["RelayConfig", "RelayRecord", "create_relay_app", "RelayServer", "SSE_HEADERS", "HOST", "REFUSAL_MESSAGE"]
 
 STATIC = Path(__file__).with_name("static")
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -61,7 +77,8 @@ class RelayConfig:
     cancel_on_disconnect: bool = True
     """False = the naive relay: after the client leaves, keep reading the upstream to the end."""
     forward_fault_header: bool = True
-    """Pass ``x-mock-fault`` (header or ``?fault=`` query) to the upstream: a simulator teaching knob."""
+    """Pass ``x-mock-fault`` / ``x-mock-shape`` (headers, or ``fault`` / ``shape`` in the JSON body) to the
+    upstream: simulator teaching knobs."""
     clock: Clock = SYSTEM_CLOCK
 
 
@@ -72,12 +89,31 @@ class RelayRecord:
     id: str
     prompt: str
     status: str = "streaming"
-    """``streaming``, ``completed``, ``upstream_error`` or ``client_disconnected``."""
+    """``streaming``, ``completed``, ``refused``, ``upstream_error`` or ``client_disconnected``."""
     sent_chars: int = 0
     sent_text: str = ""
     received_chars: int = 0
+    received_text: str = ""
+    thinking_text: str = ""
+    input_tokens: int | None = None
+    """From ``message_start`` (every stream gets it first)."""
     output_tokens: int | None = None
+    """The reply's output tokens as the API reported them (final ``message_delta``); None if it never came."""
     stop_reason: str | None = None
+    stop_details: dict[str, Any] | None = None
+    first_event_s: float | None = None
+    """Seconds from the request to the first upstream event (``message_start``)."""
+    first_thinking_s: float | None = None
+    """Seconds to the start of a ``thinking`` block (None if the reply did not think)."""
+    first_text_s: float | None = None
+    """Seconds to the first text delta: the time to first token a user feels."""
+    retracted: bool = False
+    """True when the text shown was withdrawn (a refusal) and kept out of the history."""
+    http_version: str | None = None
+    """The HTTP version of the client's connection, as the server reports it (``scope["http_version"]``)."""
+    asgi_spec_version: str | None = None
+    """The ASGI HTTP spec version the server reports (``scope["asgi"]["spec_version"]``): from 2.4 a
+    ``send`` after the client left raises ``OSError``; before, only ``http.disconnect`` says so."""
     error_type: str | None = None
     error_message: str | None = None
     heartbeats: int = 0
@@ -85,10 +121,38 @@ class RelayRecord:
     queue: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "usage_source": self.usage_source, "metered_output_tokens": self.metered_output_tokens}
+
+    @property
+    def usage_source(self) -> str:
+        """``"reported"`` when the final usage arrived, else ``"estimated"`` (a cancelled or failed stream)."""
+        return "reported" if self.output_tokens is not None else "estimated"
+
+    @property
+    def estimated_output_tokens(self) -> int:
+        """Output tokens estimated from what the relay received: its text and thinking, counted offline.
+
+        A lower bound: tokens in flight when the stream was cut, and thinking the API did not show
+        (omitted thinking text), are billed but never seen.
+        """
+        return count_text(self.received_text) + count_text(self.thinking_text)
+
+    @property
+    def metered_output_tokens(self) -> int:
+        """What the relay meters: the reported count when there is one, else the estimate."""
+        return self.output_tokens if self.output_tokens is not None else self.estimated_output_tokens
+
+    @property
+    def history_text(self) -> str | None:
+        """The assistant text to keep in the conversation: None after a refusal (reset the turn)."""
+        return None if self.retracted else self.sent_text
 
 
 _HEARTBEAT = object()
+_THINKING = "\x00thinking"
+"""Queued (as a str, so the queue's byte accounting holds) when the model starts thinking."""
+REFUSAL_MESSAGE = "The model declined to continue this answer, so the text shown so far was withdrawn."
+"""Shown when a refusal carries no explanation (``stop_details`` may be missing or null)."""
 
 
 def _error_type(exc: BaseException) -> tuple[str, str]:
@@ -140,7 +204,10 @@ def create_relay_app(upstream: Callable[[], Any], config: RelayConfig | None = N
     state: dict[str, Any] = {"client": None, "background": set()}
     records: list[RelayRecord] = []
 
-    async def read_upstream(record: RelayRecord, queue: DeltaQueue, headers: dict[str, str]) -> None:
+    async def read_upstream(record: RelayRecord, queue: DeltaQueue, headers: dict[str, str], started: float) -> None:
+        def now() -> float:
+            return cfg.clock.monotonic() - started
+
         try:
             async with state["client"].messages.stream(
                 model=cfg.model,
@@ -149,12 +216,31 @@ def create_relay_app(upstream: Callable[[], Any], config: RelayConfig | None = N
                 extra_headers=headers or None,
             ) as stream:
                 async for event in stream:
-                    if event.type == "content_block_delta" and event.delta.type == "text_delta":
+                    if record.first_event_s is None:
+                        record.first_event_s = now()
+                    if event.type == "message_start":
+                        record.input_tokens = event.message.usage.input_tokens
+                    elif event.type == "content_block_start" and event.content_block.type == "thinking":
+                        if record.first_thinking_s is None and record.first_text_s is None:
+                            record.first_thinking_s = now()
+                            await queue.put(_THINKING)
+                    elif event.type == "content_block_delta" and event.delta.type == "thinking_delta":
+                        record.thinking_text += event.delta.thinking
+                    elif event.type == "content_block_delta" and event.delta.type == "text_delta":
+                        if record.first_text_s is None:
+                            record.first_text_s = now()
                         record.received_chars += len(event.delta.text)
+                        record.received_text += event.delta.text
                         await queue.put(event.delta.text)
                     elif event.type == "message_delta":
+                        # Cumulative, per the streaming docs: the last one is the reply's total.
                         record.output_tokens = event.usage.output_tokens
                         record.stop_reason = event.delta.stop_reason
+                        details = getattr(event.delta, "stop_details", None)
+                        if details is not None:
+                            record.stop_details = (
+                                details.model_dump() if hasattr(details, "model_dump") else dict(details)
+                            )
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - any upstream failure becomes an error event
@@ -166,7 +252,7 @@ def create_relay_app(upstream: Callable[[], Any], config: RelayConfig | None = N
 
     async def events(record: RelayRecord, headers: dict[str, str]) -> AsyncIterator[bytes]:
         queue = DeltaQueue(cfg.queue_size, cfg.policy, clock=cfg.clock)
-        reader = asyncio.create_task(read_upstream(record, queue, headers))
+        reader = asyncio.create_task(read_upstream(record, queue, headers, cfg.clock.monotonic()))
         finished = False
         try:
             yield format_comment("connected")
@@ -176,6 +262,11 @@ def create_relay_app(upstream: Callable[[], Any], config: RelayConfig | None = N
                         record.heartbeats += 1
                         yield format_comment("heartbeat")
                         continue
+                    if item.startswith(_THINKING):  # (coalesce may have appended text to the marker)
+                        yield format_event({"state": "thinking"}, event="thinking")
+                        item = item[len(_THINKING) :]
+                        if not item:
+                            continue
                     record.sent_text += item
                     record.sent_chars += len(item)
                     yield format_event({"text": item}, event="delta", id=str(record.sent_chars))
@@ -190,6 +281,20 @@ def create_relay_app(upstream: Callable[[], Any], config: RelayConfig | None = N
                         "sent_chars": record.sent_chars,
                     },
                     event="error",
+                )
+            elif record.stop_reason == "refusal":
+                # The docs: reset the context (remove or update the refused turn) before continuing.
+                record.status, record.retracted = "refused", True
+                details = record.stop_details or {}
+                yield format_event(
+                    {
+                        "retract": True,
+                        "sent_chars": record.sent_chars,
+                        "category": details.get("category"),
+                        "message": details.get("explanation") or REFUSAL_MESSAGE,
+                        "output_tokens": record.output_tokens,
+                    },
+                    event="refusal",
                 )
             else:
                 record.status = "completed"
@@ -218,14 +323,28 @@ def create_relay_app(upstream: Callable[[], Any], config: RelayConfig | None = N
                         drain.add_done_callback(state["background"].discard)
 
     async def stream(request: Request) -> Response:
-        prompt = request.query_params.get("prompt", "").strip()
-        if not prompt:
-            return JSONResponse({"error": "the query parameter `prompt` is required"}, status_code=400)
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        prompt = body.get("prompt") if isinstance(body, dict) else None
+        if not isinstance(prompt, str) or not prompt.strip():
+            return JSONResponse({"error": 'the JSON body must be {"prompt": "<non-empty text>"}'}, status_code=400)
+        prompt = prompt.strip()
         headers: dict[str, str] = {}
-        fault = request.headers.get("x-mock-fault") or request.query_params.get("fault")
-        if cfg.forward_fault_header and fault:
-            headers["x-mock-fault"] = fault
-        record = RelayRecord(id=uuid.uuid4().hex[:12], prompt=prompt)
+        if cfg.forward_fault_header:
+            for name in ("x-mock-fault", "x-mock-shape"):
+                value = request.headers.get(name) or (
+                    body.get(name[len("x-mock-") :]) if isinstance(body, dict) else None
+                )
+                if value:
+                    headers[name] = str(value)
+        record = RelayRecord(
+            id=uuid.uuid4().hex[:12],
+            prompt=prompt,
+            http_version=request.scope.get("http_version"),
+            asgi_spec_version=(request.scope.get("asgi") or {}).get("spec_version"),
+        )
         records.append(record)
         return StreamingResponse(events(record, headers), media_type="text/event-stream", headers=SSE_HEADERS)
 
@@ -251,7 +370,7 @@ def create_relay_app(upstream: Callable[[], Any], config: RelayConfig | None = N
     app = Starlette(
         routes=[
             Route("/", page, methods=["GET"]),
-            Route("/stream", stream, methods=["GET"]),
+            Route("/stream", stream, methods=["POST"]),
             Route("/records", list_records, methods=["GET"]),
         ],
         lifespan=lifespan,
