@@ -54,8 +54,8 @@ update: $(STAMP)
 lab-solutions: kernel
 	$(PY) -m jupyterlab --notebook-dir=. --ServerApp.default_url=/lab/tree/solutions $(ALLOW_ROOT) $(LAB_ARGS)
 
-## make test: set up and run the whole test suite
-test: kernel redis-deps
+## make test: set up and run the whole test suite (installs Redis and Chromium as root when missing)
+test: kernel redis-deps browser-deps
 	$(VENV)/bin/ruff check course_utils tests benchmarks data
 	$(VENV)/bin/ruff format --check course_utils tests benchmarks data
 	$(PY) -m pytest --durations=25

@@ -17,15 +17,29 @@ from course_utils import mock_server
 from course_utils.streaming import RelayConfig, RelayServer
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
+# The flags Debian's Chromium needs headless, as root, on a machine with no outside network (as in
+# tests/browser/browser_notebooks.py).
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 DONE = "() => /done in|withdrawn|failed mid-answer|connection/.test(document.getElementById('status').textContent)"
-
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM}")
 
 
 @pytest.fixture()
 def browser_page():
-    sync_api = pytest.importorskip("playwright.sync_api")
+    """A page in Debian's Chromium, which `make test` installs (browser-deps): missing is a failure, not a skip."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium (make browser-deps)")
+    from playwright import sync_api
+
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         try:
