@@ -45,6 +45,27 @@ def test_refusal_streams(client):
     assert final.stop_reason == "refusal" and text_of(final) == text_of(_create(client, "refusal"))
 
 
+def test_refusal_carries_stop_details_in_the_message_and_the_message_delta(client):
+    """The streaming-refusals page: ``stop_details`` (type refusal; category and explanation may be null)
+    arrives on ``message_delta`` and on the final Message; other replies have none."""
+    assert _create(client, None).stop_details is None
+    seen = []
+    for i in range(8):  # different bodies draw both forms: named with an explanation, and all-null
+        ask = [{"role": "user", "content": f"Explain in two sentences why the sky is blue ({i})."}]
+        kwargs = dict(model=HAIKU, max_tokens=200, messages=ask, extra_headers={"x-mock-shape": "refusal"})
+        whole = client.messages.create(**kwargs)
+        deltas = []
+        with client.messages.stream(**kwargs) as stream:
+            for event in stream:
+                if event.type == "message_delta":
+                    deltas.append(event.delta.stop_details)
+            final = stream.get_final_message()
+        assert whole.stop_details.type == "refusal" and deltas == [whole.stop_details] == [final.stop_details]
+        assert (whole.stop_details.category is None) == (whole.stop_details.explanation is None)
+        seen.append(whole.stop_details.explanation is None)
+    assert set(seen) == {True, False}
+
+
 def test_pause_turn(client):
     paused = _create(client, "pause_turn")
     assert paused.stop_reason == "pause_turn" and text_of(paused) == text_of(_create(client, None))

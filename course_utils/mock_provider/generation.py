@@ -51,6 +51,8 @@ class Generated:
     skill: str
     block_tokens: list[list[str]] = field(default_factory=list)
     """Per content block, the pieces to stream (text deltas or partial JSON)."""
+    stop_details: dict[str, Any] | None = None
+    """``{"type": "refusal", "category", "explanation"}`` on a refusal (both nullable, as documented), else None."""
 
 
 def tool_use_id(seed: int, body_key: str, index: int) -> str:
@@ -282,6 +284,7 @@ def _with_thinking(gen: Generated, plan: ThinkingPlan, *, seed: int, body_key: s
         content=[{"type": "thinking", "thinking": plan.text, "signature": sig}, *gen.content],
         stop_reason=gen.stop_reason,
         stop_sequence=gen.stop_sequence,
+        stop_details=gen.stop_details,
         output_tokens=(gen.output_tokens if gen.content else 0) + plan.tokens,
         skill=gen.skill,
         block_tokens=[pieces, *gen.block_tokens],
@@ -304,6 +307,21 @@ def delta_payload(block_type: str, piece: Any) -> dict[str, Any]:
     if block_type == "text":
         return {"type": "text_delta", "text": piece}
     return {"type": "input_json_delta", "partial_json": piece}
+
+
+REFUSAL_EXPLANATION = "The simulated model declined to continue this reply (a simulated refusal)."
+
+
+def refusal_details(seed: int, body_key: str) -> dict[str, Any]:
+    """A refusal's ``stop_details``. Half of them name no category and carry no explanation, since the
+    streaming-refusals page says both may be null and clients must bring their own message
+    (docs/api-notes.md §15); drawn from the seed and the body, so a reply is the same every time."""
+    named = int(hashlib.sha256(f"refusal:{seed}:{body_key}".encode()).hexdigest()[:8], 16) % 2 == 0
+    return {
+        "type": "refusal",
+        "category": "general_harms" if named else None,
+        "explanation": REFUSAL_EXPLANATION if named else None,
+    }
 
 
 def apply_shape(gen: Generated, shape: str, *, seed: int = 0, body_key: str = "") -> Generated:
@@ -334,6 +352,7 @@ def apply_shape(gen: Generated, shape: str, *, seed: int = 0, body_key: str = ""
             output_tokens=max(used, _EMPTY_OUTPUT_TOKENS),
             skill=gen.skill,
             block_tokens=streams,
+            stop_details=refusal_details(seed, body_key),
         )
     if shape == "pause_turn":
         return Generated(

@@ -45,5 +45,6 @@ def message_json(ex: Exchange, *, final: bool) -> dict[str, Any]:
         "content": gen.content if final else [],
         "stop_reason": gen.stop_reason if final else None,
         "stop_sequence": gen.stop_sequence if final else None,
+        "stop_details": gen.stop_details if final else None,
         "usage": usage_json(ex, gen.output_tokens if final else 1),
     }

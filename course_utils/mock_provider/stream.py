@@ -108,7 +108,11 @@ async def stream_reply(
             sse_event(
                 {
                     "type": "message_delta",
-                    "delta": {"stop_reason": gen.stop_reason, "stop_sequence": gen.stop_sequence},
+                    "delta": {
+                        "stop_reason": gen.stop_reason,
+                        "stop_sequence": gen.stop_sequence,
+                        "stop_details": gen.stop_details,
+                    },
                     "usage": delta_usage_json(ex, gen.output_tokens),
                 }
             )
