@@ -8,12 +8,14 @@ import json
 import re
 from decimal import Decimal
 
+import anthropic
 import bm25s
 import pytest
 
 import course_utils.checks as checks
 from _checks import assert_not_attempted, assert_rejected
 from course_utils import pricing
+from course_utils.cost import SpendGuard as ReferenceSpendGuard
 from course_utils.cost import label_request, parse_label, worst_case_cost
 from course_utils.tokens import count_text, encoding
 
@@ -357,8 +359,12 @@ class SpendGuard:
         self.reserved += worst
         try:
             message = await client.messages.create(**body)
-        except Exception:
+        except anthropic.APIStatusError:
             self.reserved -= worst
+            raise
+        except BaseException:
+            self.reserved -= worst
+            self.spent += worst
             raise
         self.reserved -= worst
         self.spent += pricing.cost(message.usage, body["model"])
@@ -382,14 +388,71 @@ class LockedGuard:
                 raise ValueError("budget exhausted")
             token = object()
             self.open[token] = worst
+        actual = worst  # unless the API answers: a lost answer may have been billed
         try:
             message = await client.messages.create(**body)
+            actual = pricing.cost(message.usage, body["model"])
+            return message
+        except anthropic.APIStatusError:
+            actual = Decimal(0)  # an error response is not billed
+            raise
         finally:
             async with self.lock:
                 self.open.pop(token)
-        async with self.lock:
-            self.spent += pricing.cost(message.usage, body["model"])
+                self.spent += actual
+
+
+class ReleasesOnAnyError(SpendGuard):
+    """The other reading of "give the reservation back": also for a lost answer the provider billed."""
+
+    async def call(self, client, body):
+        worst = worst_case_cost(body)
+        if self.spent + self.reserved + worst > self.budget:
+            raise RuntimeError("over budget")
+        self.reserved += worst
+        try:
+            message = await client.messages.create(**body)
+        except Exception:
+            self.reserved -= worst
+            raise
+        self.reserved -= worst
+        self.spent += pricing.cost(message.usage, body["model"])
         return message
+
+
+class SwallowsLostAnswers(SpendGuard):
+    async def call(self, client, body):
+        try:
+            return await super().call(client, body)
+        except anthropic.APIConnectionError:
+            return None
+
+
+class LibraryGuard(ReferenceSpendGuard):
+    """The shortcut: the library's guard under the exercise's interface."""
+
+    async def call(self, client, body):
+        return await self.create(client, **body)
+
+
+class WrapsTheLibrary:
+    def __init__(self, budget):
+        self.inner = ReferenceSpendGuard(budget)
+
+    async def call(self, client, body):
+        return await self.inner.create(client, **body)
+
+
+_EARLIER = ReferenceSpendGuard(Decimal(1))
+
+
+class HoldsAnEarlierLibraryGuard:
+    def __init__(self, budget):
+        self.inner = _EARLIER
+        self.inner.budget = Decimal(budget)
+
+    async def call(self, client, body):
+        return await self.inner.create(client, **body)
 
 
 class CheckThenSpend:
@@ -444,6 +507,12 @@ def test_6_5_solutions_pass(answer):
         (CheckThenSpend, "over the"),
         (NeverSettles, "budget runs out early"),
         (KeepsFailedReservations, "after a 400 the guard refused"),
+        (ReleasesOnAnyError, "after an answer was lost"),
+        (SwallowsLostAnswers, "a call whose connection dropped returned instead of raising"),
+        (ReferenceSpendGuard, "your answer is cost.SpendGuard"),
+        (LibraryGuard, "your answer subclasses cost.SpendGuard"),
+        (WrapsTheLibrary, "your function called cost.SpendGuard"),
+        (HoldsAnEarlierLibraryGuard, "your function called cost.SpendGuard.create"),
     ],
 )
 def test_6_5_wrong_answers_are_rejected(answer, phrase):

@@ -161,6 +161,12 @@ class Exercise:
     the student's function has the wrong signature."""
     time_limit: float | None = None
     """Seconds for the whole check; ``None`` uses the framework default (30 s)."""
+    reference: dict[str, Any] = field(default_factory=dict)
+    """The library's own answer (display name -> function or class): every case runs under
+    :func:`~.forbid.forbid`, so the reference itself, an alias, a subclass, a thin wrapper or a call
+    into it scores nothing."""
+    task: str = ""
+    """Completes "the exercise is to ... without the library" in a refusal (with ``reference``)."""
 
     @property
     def lesson(self) -> int:

@@ -15,6 +15,7 @@ from typing import Any
 
 import anthropic
 
+from .. import resilience
 from ..clock import SYSTEM_CLOCK, VirtualClock
 from ..mock_provider.faults import Scenario
 from ..resilience.fakes import connection_error, spend_limit_error, status_error, timeout_error
@@ -58,6 +59,8 @@ retryable = Exercise(
     "Which failures are worth another attempt",
     points=2,
     signature="is_retryable(exc) -> bool",
+    reference={"resilience.is_retryable": resilience.is_retryable},
+    task="classify failures",
     hints=[
         "Retry what can succeed next time: 429 (but not the spend limit), 529, 500, 504, connection errors and "
         "timeouts. Never 400, 401, 403, 404, 413: the same request fails the same way. Honour x-should-retry.",
@@ -85,15 +88,29 @@ def _verdict(fn: Any, exc: BaseException, label: str) -> bool:
     return got
 
 
-@retryable.case("transient failures are retried: 429, 529, 500, 504, connection errors, timeouts")
+def _spend_limit_saying_retry() -> BaseException:
+    """The spend-limit 429 with ``x-should-retry: true``: the statement says the spend limit wins."""
+    return status_error(
+        429,
+        {"x-should-retry": "true"},
+        message="You have reached your API usage limits.",
+        details={"error_code": "enforced_spend_limit_reached"},
+    )
+
+
+@retryable.case("transient failures are retried: 408, 429, 529, 500, 502, 503, 504, connection errors, timeouts")
 def _transient(fn) -> None:
     for label, exc in [
         ("429 rate_limit_error", status_error(429, {"retry-after": "2"})),
         ("529 overloaded_error", status_error(529)),
         ("500 api_error", status_error(500)),
+        ("502 api_error", status_error(502)),
+        ("503 api_error", status_error(503)),
         ("504 timeout_error", status_error(504)),
+        ("408 request timeout", status_error(408)),
         ("APIConnectionError", connection_error()),
         ("APITimeoutError", timeout_error()),
+        ("TimeoutError (asyncio.wait_for's)", TimeoutError()),
     ]:
         expect(
             _verdict(fn, exc, label) is True,
@@ -136,6 +153,28 @@ def _spend_limit(fn) -> None:
         got=True,
         hint="The x-should-retry header overrides the status code (the official SDKs obey it).",
     )
+    expect(
+        _verdict(fn, _spend_limit_saying_retry(), "the spend-limit 429 with x-should-retry: true") is False,
+        "the spend-limit 429 was retried because its x-should-retry said true",
+        expected=False,
+        got=True,
+        hint="The statement: the spend-limit 429 is never retried, whatever its x-should-retry says. Test "
+        "exc.error_code == 'enforced_spend_limit_reached' before reading the header.",
+    )
+
+
+@retryable.case("x-should-retry: true makes any status retryable (the header overrides in both directions)")
+def _header_true(fn) -> None:
+    for status in (400, 404, 413):
+        exc = status_error(status, {"x-should-retry": "true"})
+        expect(
+            _verdict(fn, exc, f"{status} with x-should-retry: true") is True,
+            f"a {status} whose response says x-should-retry: true was not retried",
+            expected=True,
+            got=False,
+            hint="The header overrides the status in both directions: read exc.response.headers.get('x-should-retry') "
+            "before falling back to the status code.",
+        )
 
 
 @retryable.case("other exceptions (bugs in our code) are not retried")
@@ -159,13 +198,15 @@ retries = Exercise(
     points=4,
     signature="await call_with_retries(make_request, *, max_attempts, base_s, cap_s, deadline_s)",
     time_limit=60,
+    reference={"resilience.RetryPolicy": resilience.RetryPolicy, "resilience.backoff_delay": resilience.backoff_delay},
+    task="retry with full jitter, retry-after and a deadline",
     hints=[
         "Loop: try `await make_request()`; on a retryable error compute the wait = max(retry-after, "
         "random.uniform(0, min(cap_s, base_s * 2 ** (attempt - 1)))); stop (re-raise) when attempts are used up "
         "or when now + wait would pass the deadline.",
         "With tenacity: AsyncRetrying(retry=retry_if_exception(is_retryable), stop=stop_after_attempt(n), "
-        "wait=a function of retry_state returning max(retry_after, jitter), reraise=True), or use "
-        "course_utils.resilience.RetryPolicy(max_attempts=..., base_s=..., cap_s=..., deadline_s=...).acall(make_request).",
+        "wait=a function of retry_state returning max(retry_after, jitter), reraise=True); stop_before_delay(deadline_s) "
+        "stops before a wait that would end past the deadline. (RetryPolicy is the reference: write your own.)",
     ],
 )
 
@@ -282,6 +323,16 @@ async def _jitter(fn) -> None:
         got=[round(m, 2) for m in means],
         hint="The ceiling doubles with each attempt: base_s * 2 ** (attempt - 1), capped at cap_s.",
     )
+    capped = [_Faulty(*[status_error(529) for _ in range(4)]) for _ in range(30)]
+    await asyncio.gather(*(_retries(fn, c, max_attempts=5, base_s=1.0, cap_s=1.5) for c in capped))
+    late = [g - 0.01 for c in capped for g in _gaps(c.times)[2:]]  # retries 3 and 4: ceilings 4 and 8, capped
+    expect(
+        max(late) <= 1.5 + 1e-6,
+        f"with base_s=1 and cap_s=1.5, a third or fourth retry waited {max(late):.2f} s",
+        expected="<= 1.5 s (cap_s)",
+        got=f"{max(late):.2f} s",
+        hint="cap_s caps the ceiling of the draw: random.uniform(0, min(cap_s, base_s * 2 ** (attempt - 1))).",
+    )
 
 
 @retries.case("never retries a 400 or the spend limit; re-raises the SDK's own exception")
@@ -376,6 +427,11 @@ breaker = Exercise(
     "A circuit breaker with a half-open state",
     points=4,
     signature="CircuitBreaker(*, failure_rate, min_calls, window_s, cooldown_s, half_open_calls, clock)",
+    reference={
+        "resilience.CircuitBreaker": resilience.CircuitBreaker,
+        "resilience.BreakerBoard": resilience.BreakerBoard,
+    },
+    task="write a circuit breaker",
     hints=[
         "Keep (time, failed) pairs of the last window_s seconds. Open when there are >= min_calls and the failed "
         "share >= failure_rate. Open refuses until cooldown_s has passed; then half-open admits half_open_calls "
@@ -442,16 +498,49 @@ def _opens(cls) -> None:
         got=True,
         hint="While open, allow() must return False: no request to a provider that is down.",
     )
-    fresh = _make_breaker(cls, VirtualClock())
-    for _ in range(6):
-        fresh.record_success()
-        fresh.record_failure(timeout_error())
+    at_rate = _make_breaker(cls, VirtualClock())
+    for _ in range(2):
+        at_rate.record_success()
+        at_rate.record_failure(status_error(529))
     expect(
-        _state(fresh) == "open",
-        "timeouts did not count as failures",
+        _state(at_rate) == "open",
+        f"2 of 4 calls failed (50%, exactly failure_rate=0.5) but the state is {_state(at_rate)!r}",
         expected="open",
-        got=_state(fresh),
-        hint="Timeouts and connection errors say the provider is unhealthy: they count like a 529.",
+        got=_state(at_rate),
+        hint="Open at the failure rate, not only above it: failures / calls >= failure_rate.",
+    )
+    for label, make in (("timeouts", timeout_error), ("connection errors", connection_error)):
+        fresh = _make_breaker(cls, VirtualClock())
+        fresh.record_success()
+        for _ in range(3):
+            fresh.record_failure(make())
+        expect(
+            _state(fresh) == "open",
+            f"3 {label} of 4 calls (75% >= 50%) did not open the breaker: {label} did not count as failures",
+            expected="open",
+            got=_state(fresh),
+            hint="Timeouts and connection errors say the provider is unhealthy: they count like a 529.",
+        )
+
+
+@breaker.case("only outcomes of the last window_s seconds count")
+def _window(cls) -> None:
+    clock = VirtualClock()
+    b = _make_breaker(cls, clock)
+    for _ in range(3):
+        b.record_failure(status_error(529))
+    clock.advance_sync(11.0)  # those three are now older than window_s = 10 s
+    b.record_failure(status_error(529))
+    for _ in range(3):
+        b.record_success()
+    expect(
+        _state(b) == "closed",
+        f"1 failure in the last 10 s (1 of 4 calls, 25%) opened the breaker (state {_state(b)!r}): failures "
+        "older than window_s were still counted",
+        expected="closed",
+        got=_state(b),
+        hint="Keep (time, failed) pairs and drop those older than clock.monotonic() - window_s before computing "
+        "the failure rate.",
     )
 
 
@@ -588,6 +677,11 @@ idempotent = Exercise(
     "One Idempotency-Key, one model call",
     points=4,
     signature="await idempotent_call(cache, key, body, generate)",
+    reference={
+        "resilience.Idempotent": resilience.Idempotent,
+        "resilience.IdempotencyStore": resilience.IdempotencyStore,
+    },
+    task="make a call idempotent",
     hints=[
         "Claim the key *before* the first await: store an asyncio.Task (or Future) for it in cache at once, so a "
         "duplicate that arrives while the model is working awaits the same task instead of calling again.",

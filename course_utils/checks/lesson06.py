@@ -556,12 +556,15 @@ guard_ex = Exercise(
     points=5,
     signature="SpendGuard(budget); await guard.call(client, body) -> Message",
     time_limit=90,
+    reference={"cost.SpendGuard": spend_guard.SpendGuard},
+    task="guard spend",
     hints=[
         "In call(): worst = worst_case_cost(body); check `spent + reserved + worst <= budget` and add worst to "
         "reserved in the same step, before any await; then await the request; then reserved -= worst and "
         "spent += pricing.cost(message.usage, body['model']).",
-        "Refuse (raise) before sending when the worst case does not fit. On an error response give the "
-        "reservation back (try/except around the await).",
+        "Refuse (raise) before sending when the worst case does not fit. On an error response "
+        "(anthropic.APIStatusError) give the reservation back; on a lost answer (any other exception: a timeout, a "
+        "dropped connection) keep the worst case as spent, since the provider may have billed it.",
     ],
 )
 
@@ -602,9 +605,9 @@ async def _calls(guard: Any, client: Any, bodies: list[dict]) -> list[Any]:
         except Exception as exc:  # noqa: BLE001 - a refusal is any exception the guard raises
             return exc
 
-    with forbid(guard.call, {"cost.SpendGuard": spend_guard.SpendGuard}, task="guard spend",
-                hint="Write the guard yourself; {name} is the reference."):  # fmt: skip
-        return await asyncio.gather(*(one(b) for b in bodies))
+    # The exercise's ``reference`` guard (forbid) runs around every case: the library's SpendGuard, a
+    # subclass or a wrapper calling into it scores nothing.
+    return await asyncio.gather(*(one(b) for b in bodies))
 
 
 @guard_ex.case("50 concurrent requests never spend more than the budget (ledger)")
@@ -703,6 +706,38 @@ async def _refusal(fn) -> None:
         got="refused",
         hint="An error response carries no usage: release its reservation in an except branch, or it holds the "
         "budget forever.",
+    )
+
+
+@guard_ex.case("a lost answer (dropped connection after billing) keeps its worst case; the call raises")
+async def _lost(fn) -> None:
+    p = probe(tier="unlimited", tag="check06-lost")
+    lossy = p.async_client(default_headers={"x-mock-fault": "lost_response"})
+    client = p.async_client()
+    worst = spend_guard.worst_case_cost(_short_body(0))
+    guard = _guard(fn, worst * Decimal("1.5"))
+    try:
+        lost = (await _calls(guard, lossy, [_short_body(0)]))[0]
+        expect(
+            isinstance(lost, Exception),
+            "a call whose connection dropped returned instead of raising",
+            expected="the SDK's APIConnectionError, re-raised",
+            got=type(lost).__name__,
+            hint="Re-raise what the client raised: the caller must know the answer was lost.",
+        )
+        after = (await _calls(guard, client, [_short_body(1)]))[0]
+    finally:
+        await lossy.close()
+        await client.close()
+    billed = _ledger_cost(p.requests())
+    expect(
+        isinstance(after, Exception),
+        f"after an answer was lost (the provider billed {pricing.format_usd(billed, 6)} for it) the guard sent "
+        "another request its worst case no longer covers",
+        expected="refused: the lost call's worst case stays spent",
+        got="answered",
+        hint="A lost answer (APIConnectionError, a timeout, a cancelled call) may already be billed: keep its "
+        "worst case as spent. Only an error response (anthropic.APIStatusError) gives the reservation back.",
     )
 
 
