@@ -31,7 +31,7 @@ def passes(exercise, answer):
 M = Decimal(1_000_000)
 
 
-def _row_cost(r, *, cache_as_input=False, batch=True):
+def _row_cost(r, *, cache_as_input=False, batch=True, tier=True, tier_counts_reads=True):
     p = pricing.price(r["model"])
     if cache_as_input:
         total = (
@@ -46,6 +46,10 @@ def _row_cost(r, *, cache_as_input=False, batch=True):
             + r["output_tokens"] * p.output_per_mtok
         )
     total /= M
+    prompt = r["input_tokens"] + r["cache_creation_5m"] + r["cache_creation_1h"]
+    prompt += r["cache_read_input_tokens"] if tier_counts_reads else 0
+    if tier and p.long_prompt_threshold is not None and prompt > p.long_prompt_threshold:
+        total *= p.long_prompt_multiplier
     return total * p.batch_discount if (batch and r["batch"]) else total
 
 
@@ -56,8 +60,9 @@ def cost_by_feature(rows):
     return out
 
 
-def cost_by_feature_grouped(rows):
-    """Written differently: per-class token sums per (feature, model, batch), priced once per group."""
+def grouped_before_pricing(rows):
+    """Sums each token class per (feature, model, batch), then prices the sums: the long-prompt tier is per
+    request, so a group of short prompts is priced as one long one."""
     groups = {}
     for r in rows:
         g = groups.setdefault((r["feature"], r["model"], bool(r["batch"])), dict.fromkeys(
@@ -115,11 +120,99 @@ def reads_at_a_tenth_of_input(rows):
     return out
 
 
+def cost_by_feature_with_pandas(rows):
+    """Written differently, with a well-known library: a DataFrame, a column of Decimal per row, groupby."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, columns=["feature", "model", "batch", *_TOKEN_COLUMNS])
+    if frame.empty:
+        return {}
+
+    def row_cost(row):
+        p = pricing.price(row["model"])
+        rates = (p.input_per_mtok, p.cache_read_per_mtok, p.cache_write_5m_per_mtok, p.cache_write_1h_per_mtok)
+        prompt = [int(row[c]) for c in _TOKEN_COLUMNS[:4]]
+        dollars = sum((n * rate for n, rate in zip(prompt, rates)), Decimal(0))
+        dollars = (dollars + int(row["output_tokens"]) * p.output_per_mtok) / M
+        if p.long_prompt_threshold is not None and sum(prompt) > p.long_prompt_threshold:
+            dollars *= p.long_prompt_multiplier
+        return dollars * p.batch_discount if row["batch"] else dollars
+
+    frame["cost"] = frame.apply(row_cost, axis=1)
+    return {feature: sum(costs, Decimal(0)) for feature, costs in frame.groupby("feature")["cost"]}
+
+
+_TOKEN_COLUMNS = ("input_tokens", "cache_read_input_tokens", "cache_creation_5m", "cache_creation_1h", "output_tokens")
+
+
+_RATE_OF = {
+    "input_tokens": "input_per_mtok",
+    "cache_read_input_tokens": "cache_read_per_mtok",
+    "cache_creation_5m": "cache_write_5m_per_mtok",
+    "cache_creation_1h": "cache_write_1h_per_mtok",
+    "output_tokens": "output_per_mtok",
+}
+
+
+def cost_by_feature_by_rate_table(rows):
+    """Written differently: a column -> rate-attribute table, a defaultdict, the multipliers as one factor."""
+    import collections
+
+    totals = collections.defaultdict(Decimal)
+    for row in rows:
+        p = pricing.price(row["model"])
+        prompt = sum(row[c] for c in _RATE_OF if c != "output_tokens")
+        factor = Decimal(1)
+        if p.long_prompt_threshold is not None and prompt > p.long_prompt_threshold:
+            factor *= p.long_prompt_multiplier
+        if row["batch"]:
+            factor *= p.batch_discount
+        totals[row["feature"]] += sum(row[c] * getattr(p, rate) for c, rate in _RATE_OF.items()) * factor / M
+    return dict(totals)
+
+
+def no_long_prompt_tier(rows):
+    out = {}
+    for r in rows:
+        out[r["feature"]] = out.get(r["feature"], Decimal(0)) + _row_cost(r, tier=False)
+    return out
+
+
+def tier_on_input_only(rows):
+    """Applies the tier on uncached input + writes, forgetting that cache reads are prompt tokens too."""
+    out = {}
+    for r in rows:
+        out[r["feature"]] = out.get(r["feature"], Decimal(0)) + _row_cost(r, tier_counts_reads=False)
+    return out
+
+
+def tier_at_the_threshold(rows):
+    """Uses >= where the tier starts strictly above the threshold."""
+    out = {}
+    for r in rows:
+        p = pricing.price(r["model"])
+        cost = _row_cost(r)
+        prompt = r["input_tokens"] + r["cache_creation_5m"] + r["cache_creation_1h"] + r["cache_read_input_tokens"]
+        if p.long_prompt_threshold is not None and prompt == p.long_prompt_threshold:
+            cost *= p.long_prompt_multiplier
+        out[r["feature"]] = out.get(r["feature"], Decimal(0)) + cost
+    return out
+
+
+def changes_the_rows(rows):
+    for r in rows:
+        r["cost"] = _row_cost(r)
+    out = {}
+    for r in rows:
+        out[r["feature"]] = out.get(r["feature"], Decimal(0)) + r["cost"]
+    return out
+
+
 def stub_6_1(rows):
     raise NotImplementedError("Exercise 6.1")
 
 
-@pytest.mark.parametrize("answer", [cost_by_feature, cost_by_feature_grouped])
+@pytest.mark.parametrize("answer", [cost_by_feature, cost_by_feature_by_rate_table, cost_by_feature_with_pandas])
 def test_6_1_solutions_pass(answer):
     passes("6.1", answer)
 
@@ -133,6 +226,11 @@ def test_6_1_solutions_pass(answer):
         (rounded, "rounded"),
         (uses_library, "pricing.cost"),
         (reads_at_a_tenth_of_input, "Opus 5.5 reads cost 0.05x"),
+        (no_long_prompt_tier, "long prompts: the cost of 'research' is wrong"),
+        (tier_on_input_only, "long prompts: the cost of 'digest' is wrong"),
+        (tier_at_the_threshold, "long prompts: the cost of 'research' is wrong"),
+        (changes_the_rows, "your function changed the rows it was given"),
+        (grouped_before_pricing, "never sum rows before the threshold test"),
     ],
 )
 def test_6_1_wrong_answers_are_rejected(answer, phrase):
@@ -182,11 +280,47 @@ def key_from_messages_only(body, api_key):
     return cache_key({"messages": body["messages"]}, api_key)
 
 
+def key_with_sorted_lists(body, api_key):
+    """Sorts everything, lists included: a conversation in another order gets the same key."""
+
+    def canon(v):
+        if isinstance(v, dict):
+            return {k: canon(v[k]) for k in sorted(v)}
+        if isinstance(v, list):
+            return sorted((canon(x) for x in v), key=lambda x: json.dumps(x, sort_keys=True))
+        return v
+
+    return cache_key(canon(body), api_key)
+
+
+def key_top_level_sorted_only(body, api_key):
+    """Sorts the top-level keys only: nested dicts keep their insertion order."""
+    return hashlib.sha256(repr(sorted(body.items())).encode()).hexdigest()
+
+
+def key_from_known_fields(body, api_key):
+    """A fixed list of fields: misses the ones nobody thought of (top_k, tool_choice, thinking)."""
+    fields = ("model", "max_tokens", "system", "messages", "tools", "temperature", "stop_sequences", "top_p")
+    return cache_key({f: body.get(f) for f in fields}, api_key)
+
+
+def key_fills_in_defaults(body, api_key):
+    """Normalises the defaults in place: the caller's body gains a temperature."""
+    body.setdefault("temperature", 1.0)
+    return cache_key(body, api_key)
+
+
+def cache_key_with_orjson_like_bytes(body, api_key):
+    """Written differently: a canonical form through pickle-free bytes (json with sorted keys, utf-8) and md5
+    would do; here sha3 over json with ensure_ascii, default separators."""
+    return hashlib.sha3_256(json.dumps(body, sort_keys=True).encode("ascii")).hexdigest()
+
+
 def stub_6_2(body, api_key):
     raise NotImplementedError("Exercise 6.2")
 
 
-@pytest.mark.parametrize("answer", [cache_key, cache_key_sorted_items])
+@pytest.mark.parametrize("answer", [cache_key, cache_key_sorted_items, cache_key_with_orjson_like_bytes])
 def test_6_2_solutions_pass(answer):
     passes("6.2", answer)
 
@@ -199,6 +333,10 @@ def test_6_2_solutions_pass(answer):
         (key_with_api_key, "changes with the API key"),
         (key_from_str_dict, "another order got another key"),
         (key_from_messages_only, "differ only in model"),
+        (key_with_sorted_lists, "the same messages in another order got the same key"),
+        (key_top_level_sorted_only, "nested keys in another order got another key"),
+        (key_from_known_fields, "adding top_k did not change the key"),
+        (key_fills_in_defaults, "your function changed the body"),
     ],
 )
 def test_6_2_wrong_answers_are_rejected(answer, phrase):
@@ -238,9 +376,26 @@ def compress_by_overlap(context, question, budget):
     ranked = sorted(sentences, key=lambda s: -len(q & set(re.findall(r"[a-z0-9]+", s.lower()))))
     out = []
     for s in ranked:
+        if count_text("\n".join(sorted(out + [s], key=sentences.index))) <= budget:
+            out.append(s)
+    return "\n".join(sorted(out, key=sentences.index))
+
+
+def best_first_order(context, question, budget):
+    """Chooses well but returns the sentences best-first, not in the context's order."""
+    q = set(re.findall(r"[a-z0-9]+", question.lower())) - {"what", "is", "the", "for", "a"}
+    sentences = list(dict.fromkeys(_sentences(context)))
+    ranked = sorted(sentences, key=lambda s: -len(q & set(re.findall(r"[a-z0-9]+", s.lower()))))
+    out = []
+    for s in ranked:
         if count_text("\n".join(out + [s])) <= budget:
             out.append(s)
     return "\n".join(out)
+
+
+def crashes_on_empty(context, question, budget):
+    longest = max(_sentences(context), key=len)  # ValueError: max() of an empty sequence
+    return compress(context, question, budget) if longest else ""
 
 
 def keep_head(context, question, budget):
@@ -279,6 +434,8 @@ def test_6_3_solutions_pass(answer):
         (keep_head, "facts lost at"),
         (keep_tail, "facts lost at"),
         (over_budget, "for a budget of"),
+        (best_first_order, "the kept sentences are not in their order in the context"),
+        (crashes_on_empty, "compress raised ValueError on an empty context"),
     ],
 )
 def test_6_3_wrong_answers_are_rejected(answer, phrase):
@@ -420,6 +577,32 @@ class ReleasesOnAnyError(SpendGuard):
         return message
 
 
+class RefusesAnExactFit(SpendGuard):
+    async def call(self, client, body):
+        if self.spent + self.reserved + worst_case_cost(body) >= self.budget:
+            raise RuntimeError("over budget")
+        return await super().call(client, body)
+
+
+class ReservesTheOutputOnly(SpendGuard):
+    """Reserves max_tokens of output but forgets the input side of the worst case."""
+
+    async def call(self, client, body):
+        p = pricing.price(body["model"])
+        worst = body["max_tokens"] * p.output_per_mtok / M
+        if self.spent + self.reserved + worst > self.budget:
+            raise RuntimeError("over budget")
+        self.reserved += worst
+        try:
+            message = await client.messages.create(**body)
+        except anthropic.APIStatusError:
+            self.reserved -= worst
+            raise
+        self.reserved -= worst
+        self.spent += pricing.cost(message.usage, body["model"])
+        return message
+
+
 class SwallowsLostAnswers(SpendGuard):
     async def call(self, client, body):
         try:
@@ -508,6 +691,8 @@ def test_6_5_solutions_pass(answer):
         (NeverSettles, "budget runs out early"),
         (KeepsFailedReservations, "after a 400 the guard refused"),
         (ReleasesOnAnyError, "after an answer was lost"),
+        (RefusesAnExactFit, "a request whose worst case equals the whole budget was refused"),
+        (ReservesTheOutputOnly, "over the"),
         (SwallowsLostAnswers, "a call whose connection dropped returned instead of raising"),
         (ReferenceSpendGuard, "your answer is cost.SpendGuard"),
         (LibraryGuard, "your answer subclasses cost.SpendGuard"),

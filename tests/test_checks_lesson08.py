@@ -74,6 +74,29 @@ async def dedupe_on_event_id(event, *, bus, group, processed, work):
     await bus.ack(event.topic, group, event.id)
 
 
+async def records_the_event_id_too(event, *, bus, group, processed, work):
+    """Dedupes on the business key but records the bus's event id as well: `processed` is not the ids handled."""
+    key = event.data["message_id"]
+    if key not in processed:
+        await work(event)
+        processed.update({key, event.id})
+    await bus.ack(event.topic, group, event.id)
+
+
+async def handle_event_with_a_lock_free_claim(event, *, bus, group, processed, work):
+    """Written differently: a local flag, one ack at the end, try/else so a failure propagates unacked."""
+    key = event.data["message_id"]
+    fresh = key not in processed
+    if fresh:
+        try:
+            await work(event)
+        except BaseException:
+            raise
+        else:
+            processed.add(key)
+    await bus.ack(event.topic, group, event.id)
+
+
 async def stub(event, *, bus, group, processed, work):
     raise NotImplementedError
 
@@ -81,6 +104,17 @@ async def stub(event, *, bus, group, processed, work):
 def test_8_1_solution_and_an_alternative_pass():
     passes("8.1", handle_event)
     passes("8.1", handle_event_early_return)
+    passes("8.1", handle_event_with_a_lock_free_claim)
+
+
+def test_8_1_rejects_recording_the_wrong_ids_with_a_stable_message():
+    """Issue 27, class 4: the fault is what the answer records, and the message prints the same every run."""
+    first = checks.check("8.1", records_the_event_id_too, quiet=True)
+    assert first.status == "failed"
+    assert "`processed` does not record exactly the handled message ids" in first.feedback
+    assert "was lost" not in first.feedback
+    again = checks.check("8.1", records_the_event_id_too, quiet=True)
+    assert [c.message for c in again.cases] == [c.message for c in first.cases]
 
 
 def test_8_1_rejects_acking_before_processing():

@@ -9,6 +9,7 @@ on a hidden labelled set through the simulator's ledger), 6.5 ``SpendGuard`` (re
 from __future__ import annotations
 
 import asyncio
+import re
 import copy
 import inspect
 import random
@@ -199,7 +200,28 @@ def _random_rows(fn) -> None:
         _reference_report(rows),
         "random rows",
         "Check each token class against its own rate on every model (read the rates from pricing.price(model); "
-        "Opus 5.5 reads cost 0.05x input, not 0.1x) and the batch discount on batch rows.",
+        "Opus 5.5 reads cost 0.05x input, not 0.1x), the long-prompt tier per row (each row is one request: "
+        "never sum rows before the threshold test) and the batch discount on batch rows.",
+    )
+
+
+@report.case("the long-prompt tier: a Haiku 5.5 prompt over 100,000 tokens pays 5x on every token class")
+def _long_prompt_rows(fn) -> None:
+    threshold = pricing.price(CHEAP).long_prompt_threshold or 100_000
+    rows = [
+        _row("research", CHEAP, input_tokens=threshold + 1, output_tokens=2_000),  # just over: the tier
+        _row("research", CHEAP, input_tokens=threshold, output_tokens=2_000),  # exactly at it: not over
+        _row("digest", CHEAP, input_tokens=40_000, cache_read_input_tokens=70_000, output_tokens=500),  # reads count
+        _row("digest", CHEAP, batch=True, cache_creation_1h=60_000, cache_creation_5m=50_000, output_tokens=100),
+        _row("digest", MID, input_tokens=150_000, output_tokens=100),  # a model without the tier
+    ]
+    _compare_report(
+        _run_report(fn, rows, "long prompts"),
+        _reference_report(rows),
+        "long prompts",
+        "Above p.long_prompt_threshold prompt tokens (input + cache reads + both cache writes; strictly above) the "
+        "whole request, output included, costs p.long_prompt_multiplier times more; models whose threshold is None "
+        "have no such tier.",
     )
 
 
@@ -297,6 +319,68 @@ def _fields(fn) -> None:
             got=f"both {base[:16]}...",
             hint=f"{field} changes the answer (another model, another length, another question), so it must be "
             "part of the key; otherwise the cache serves one request's answer to another.",
+        )
+
+
+@key.case("the order of a list matters (messages, tools); the order of nested dict keys does not")
+def _lists_and_nesting(fn) -> None:
+    two = {
+        **_BODY,
+        "messages": [
+            {"role": "user", "content": "Refund order 1?"},
+            {"role": "assistant", "content": "Done."},
+            {"role": "user", "content": "And order 2?"},
+        ],
+    }
+    swapped = {**two, "messages": [two["messages"][2], two["messages"][1], two["messages"][0]]}
+    a = _key(fn, two, "k", "a three-turn conversation")
+    b = _key(fn, swapped, "k", "the same turns in another order")
+    expect(
+        a != b,
+        "the same messages in another order got the same key",
+        expected="different keys",
+        got=f"both {a[:16]}...",
+        hint="A conversation's order changes the answer: serialise lists as they are (never sort them or turn "
+        "them into sets); sort only the keys of dicts.",
+    )
+    schema = {"type": "object", "properties": {"order_id": {"type": "string", "description": "the order"}}}
+    nested = {**_BODY, "tools": [{"name": "lookup_order", "description": "Find an order", "input_schema": schema}]}
+    reordered_schema = {
+        "properties": {"order_id": {"description": "the order", "type": "string"}},
+        "type": "object",
+    }
+    renested = {
+        **_BODY,
+        "tools": [{"input_schema": reordered_schema, "description": "Find an order", "name": "lookup_order"}],
+    }
+    c = _key(fn, nested, "k", "a body with a nested tool schema")
+    d = _key(fn, renested, "k", "the same body with the schema's keys in another order")
+    expect(
+        c == d,
+        "the same tool schema with its nested keys in another order got another key",
+        expected=c,
+        got=d,
+        hint="Sort the keys at every depth (json.dumps(body, sort_keys=True) does), not only the top level.",
+    )
+
+
+@key.case("more settings change the key: top_p, top_k, tool_choice, thinking")
+def _more_fields(fn) -> None:
+    base = _key(fn, _BODY, "k", "the body")
+    for field, value in [
+        ("top_p", 0.5),
+        ("top_k", 20),
+        ("tool_choice", {"type": "any"}),
+        ("thinking", {"type": "enabled", "budget_tokens": 1024}),
+    ]:
+        other = _key(fn, {**_BODY, field: value}, "k", f"the body with {field}")
+        expect(
+            other != base,
+            f"adding {field} did not change the key",
+            expected="different keys",
+            got=f"both {base[:16]}...",
+            hint=f"{field} changes the answer; a key built from a fixed list of fields misses the ones you did not "
+            "think of: serialise the whole body instead.",
         )
 
 
@@ -413,9 +497,34 @@ def _budget(fn) -> None:
         expected="the facts",
         got=repr(whole),
     )
+    kept = [x for x in dict.fromkeys(re.split(r"(?<=[.!?])\s+", item["context"])) if x.strip() and x in whole]
+    positions = [whole.find(x) for x in kept]
     expect(
-        _compressed(fn, "", item["question"], 50) == "", "an empty context did not give ''", expected="''", got="text"
+        positions == sorted(positions),
+        "the kept sentences are not in their order in the context",
+        expected="context order",
+        got=f"sentence starts at {positions[:8]} in your result",
+        hint="Rank by relevance to choose, then put the chosen sentences back in the order they had in the context.",
     )
+
+
+@compress_ex.case("an empty context gives '' (without raising)")
+def _empty(fn) -> None:
+    item = _recall_items()[0]
+    try:
+        got = _compressed(fn, "", item["question"], 50)
+    except CaseFailed:
+        raise
+    except NotImplementedError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the crash is the fault this case names
+        raise CaseFailed(
+            f"compress raised {type(exc).__name__} on an empty context: {exc}",
+            expected="''",
+            got=type(exc).__name__,
+            hint="Return '' before ranking when the context has no sentences (BM25 cannot index an empty corpus).",
+        ) from None
+    expect(got == "", "an empty context did not give ''", expected="''", got=got)
 
 
 @compress_ex.case("keeps the fact the question needs wherever it sits (the simulator answers from it; ledger)")
@@ -610,14 +719,25 @@ async def _calls(guard: Any, client: Any, bodies: list[dict]) -> list[Any]:
     return await asyncio.gather(*(one(b) for b in bodies))
 
 
+def _long_input_body(n: int) -> dict:
+    """A request whose input is most of its worst case: a guard that reserves only the output overspends."""
+    background = " ".join(f"Clause {i}: the warranty covers part {i} for {i % 5 + 1} years." for i in range(150))
+    return {**_long_body(n), "system": f"Background for the essay. {background}"}
+
+
 @guard_ex.case("50 concurrent requests never spend more than the budget (ledger)")
 async def _concurrent(fn) -> None:
-    worst = spend_guard.worst_case_cost(_long_body(0))
+    for make in (_long_body, _long_input_body):
+        await _concurrent_round(fn, make)
+
+
+async def _concurrent_round(fn: Any, make: Any) -> None:
+    worst = spend_guard.worst_case_cost(make(0))
     budget = worst * 10
     p = probe(tier="unlimited", tag="check06-guard")
     client = p.async_client()
     try:
-        await _calls(_guard(fn, budget), client, [_long_body(n) for n in range(50)])
+        await _calls(_guard(fn, budget), client, [make(n) for n in range(50)])
     finally:
         await client.close()
     rows = p.requests()
@@ -629,7 +749,8 @@ async def _concurrent(fn) -> None:
         expected=f"<= {pricing.format_usd(budget, 6)}",
         got=pricing.format_usd(spent, 6),
         hint="Checking the budget and adding the cost after the reply races: all 50 requests pass the check "
-        "before the first reply is charged. Reserve the worst case in the same step as the check, before the await.",
+        "before the first reply is charged. Reserve the worst case (input + max_tokens of output: "
+        "worst_case_cost(body)) in the same step as the check, before the await.",
     )
     expect(
         len(rows) >= 10,
@@ -673,7 +794,9 @@ async def _settles(fn) -> None:
     )
 
 
-@guard_ex.case("a refused request is not sent, and an error response gives its reservation back")
+@guard_ex.case(
+    "a refused request is not sent, one that fits exactly is, and an error response gives its reservation back"
+)
 async def _refusal(fn) -> None:
     p = probe(tier="unlimited", tag="check06-refuse")
     client = p.async_client()
@@ -691,6 +814,16 @@ async def _refusal(fn) -> None:
             "a refused request still reached the API",
             expected="0 requests",
             got=f"{len(p.requests())} requests",
+        )
+        exact = _guard(fn, spend_guard.worst_case_cost(_short_body(3)))
+        fits = (await _calls(exact, client, [_short_body(3)]))[0]
+        expect(
+            not isinstance(fits, Exception),
+            f"a request whose worst case equals the whole budget was refused ({type(fits).__name__}: {fits})",
+            expected="answered: it fits exactly",
+            got="refused",
+            hint="Refuse only when spent + reserved + worst would be *greater* than the budget; a worst case that "
+            "fits exactly is allowed.",
         )
         roomy = _guard(fn, spend_guard.worst_case_cost(_short_body(0)) * Decimal("1.5"))
         bad = {**_short_body(1), "messages": []}  # the API answers 400
