@@ -178,10 +178,13 @@ def _relation_to(answer: Any, reference: Any) -> str | None:
         if item is reference:
             return "is"
         if isinstance(reference, type):
-            if isinstance(item, type) and issubclass(item, reference):
-                return "subclasses"
-            if not isinstance(item, type) and isinstance(item, reference):
-                return "is an instance of"
+            try:
+                if isinstance(item, type) and issubclass(item, reference):
+                    return "subclasses"
+                if not isinstance(item, type) and isinstance(item, reference):
+                    return "is an instance of"
+            except TypeError:  # a Protocol that is not runtime-checkable: only identity applies
+                continue
     return None
 
 
