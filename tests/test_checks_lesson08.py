@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 import course_utils.checks as checks
 from _checks import assert_not_attempted, assert_rejected
 from course_utils.architecture.workers import PipelineConfig
@@ -173,14 +175,77 @@ def history_over_budget(store, tenant, conversation_id, upto, budget):
     return store.history(tenant, conversation_id, upto=upto)
 
 
+def history_within_returning_empty(store, tenant, conversation_id, upto, budget):
+    """Written differently: turns by index arithmetic over store.history, [] when nothing fits."""
+    msgs = store.history(tenant, conversation_id, upto=upto)
+    for start in range(0, len(msgs), 2):  # msgs[start:] keeps whole turns and ends with `upto`
+        if request_tokens({"messages": msgs[start:]}) <= budget:
+            return msgs[start:]
+    return []
+
+
+def drops_single_messages(store, tenant, conversation_id, upto, budget):
+    """Trims one message at a time from the oldest: a history can start with an assistant message."""
+    msgs = store.history(tenant, conversation_id, upto=upto)
+    while msgs and request_tokens({"messages": msgs}) > budget:
+        msgs = msgs[1:]
+    return msgs
+
+
+def keeps_the_oldest_turns(store, tenant, conversation_id, upto, budget):
+    msgs = store.history(tenant, conversation_id, upto=upto)
+    kept = [msgs[-1]]
+    for i in range(0, len(msgs) - 1, 2):
+        if request_tokens({"messages": kept[:-1] + msgs[i : i + 2] + kept[-1:]}) > budget:
+            break
+        kept = kept[:-1] + msgs[i : i + 2] + kept[-1:]
+    return kept
+
+
+def off_by_one_budget(store, tenant, conversation_id, upto, budget):
+    """Keeps turns while they stay strictly under the budget: a history that fits exactly loses a turn."""
+    msgs = store.history(tenant, conversation_id, upto=upto)
+    try:
+        return sliding_window(msgs, budget - 1)
+    except Exception:
+        return msgs[-1:]
+
+
+def sends_older_turns_when_nothing_fits(store, tenant, conversation_id, upto, budget):
+    msgs = store.history(tenant, conversation_id, upto=upto)
+    try:
+        return sliding_window(msgs, budget)
+    except Exception:
+        return msgs[-3:]
+
+
+def through_the_store(store, tenant, conversation_id, upto, budget):
+    return store.history_within(tenant, conversation_id, budget, upto=upto)
+
+
 def test_8_2_solution_and_an_alternative_pass():
     passes("8.2", history_within)
     passes("8.2", history_within_sql)
+    passes("8.2", history_within_returning_empty)
 
 
 def test_8_2_rejects_a_missing_tenant_filter_and_going_over_the_budget():
     assert_rejected("8.2", history_without_tenant, "messages of tenant 'globex'")
-    assert_rejected("8.2", history_over_budget, "over the budget of 400")
+    assert_rejected("8.2", history_over_budget, "over the budget of")
+
+
+@pytest.mark.parametrize(
+    "answer, phrase",
+    [
+        (drops_single_messages, "with a budget of"),
+        (keeps_the_oldest_turns, "with a budget of"),
+        (off_by_one_budget, "with a budget of"),
+        (sends_older_turns_when_nothing_fits, "one less than the new message alone"),
+        (through_the_store, "your function called DeskStore.history_within"),
+    ],
+)
+def test_8_2_wrong_answers_are_rejected(answer, phrase):
+    assert_rejected("8.2", answer, phrase)
 
 
 # ----- 8.3 ------------------------------------------------------------------------------------
@@ -193,8 +258,24 @@ def retrieve(index, tenant, question, k):
 
 
 def retrieve_with_the_library(index, tenant, question, k):
-    """Written differently: the reference index's own search (the filter is inside its query)."""
+    """The shortcut: the reference index's own search."""
     return [hit.doc_id for hit in index.search(tenant, question, k=k)]
+
+
+def retrieve_with_numpy(index, tenant, question, k):
+    """Written differently, with a well-known library: the tenant's vectors out of sqlite-vec, cosine by numpy."""
+    import numpy as np
+
+    rows = index.db.execute("SELECT doc_id, embedding FROM docs WHERE tenant = ?", (tenant,)).fetchall()
+    ids = [r[0] for r in rows]
+    vectors = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
+    q = embed_one(question).astype(np.float32)
+    similarity = vectors @ q / (np.linalg.norm(vectors, axis=1) * np.linalg.norm(q))
+    return [ids[i] for i in np.argsort(-similarity, kind="stable")[:k]]
+
+
+def always_three(index, tenant, question, k):
+    return retrieve(index, tenant, question, 3)
 
 
 def filter_after_top_k(index, tenant, question, k):
@@ -219,7 +300,12 @@ def farthest_first(index, tenant, question, k):
 
 def test_8_3_solution_and_an_alternative_pass():
     passes("8.3", retrieve)
-    passes("8.3", retrieve_with_the_library)
+    passes("8.3", retrieve_with_numpy)
+
+
+def test_8_3_rejects_a_fixed_k_and_the_library_search():
+    assert_rejected("8.3", always_three, "retrieve returned 3 documents for k=1")
+    assert_rejected("8.3", retrieve_with_the_library, "your function called VectorIndex.search")
 
 
 def test_8_3_rejects_filtering_after_top_k_and_no_filter():
@@ -329,6 +415,16 @@ def capacity_per_second(p):
 
 def capacity_without_output(p):
     return min(p.rpm, p.itpm / p.input_tokens_per_turn, p.workers * 60 / p.latency_s) / p.turns_per_conversation
+
+
+def capacity_through_the_library(p):
+    from course_utils.architecture.capacity import conversations_per_minute
+
+    return conversations_per_minute(p)
+
+
+def test_8_5_rejects_the_library_formula():
+    assert_rejected("8.5", capacity_through_the_library, "your function called architecture.conversations_per_minute")
 
 
 def test_8_5_solution_and_an_alternative_pass():
