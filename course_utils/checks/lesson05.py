@@ -84,7 +84,12 @@ def _verdict(fn: Any, exc: BaseException, label: str) -> bool:
             "from anthropic.APIStatusError.",
         ) from None
     if not isinstance(got, bool):
-        raise CaseFailed(f"is_retryable returned {got!r} for {label}", expected="True or False", got=got)
+        raise CaseFailed(
+            f"is_retryable returned {got!r} for {label}",
+            expected="True or False",
+            got=got,
+            hint="Return a bool: True or False, not None or a truthy value.",
+        )
     return got
 
 
@@ -279,7 +284,12 @@ async def _honours_retry_after(fn) -> None:
         hint="Read exc.response.headers['retry-after'] (seconds) and wait max(retry_after, backoff): a retry "
         "before then is refused again and wastes an attempt.",
     )
-    expect(getattr(message, "id", None) is not None, "the successful Message was not returned", got=message)
+    expect(
+        getattr(message, "id", None) is not None,
+        "the successful Message was not returned",
+        got=message,
+        hint="Return what make_request() returned on the attempt that succeeded.",
+    )
 
 
 @retries.case("full jitter: clients that failed together retry apart, with exponential bounds")
@@ -292,6 +302,8 @@ async def _jitter(fn) -> None:
         "a caller that failed 3 times with 529 should make 4 attempts",
         expected=4,
         got=sorted({len(c.times) for c in calls}),
+        hint="A 529 is retryable: retry it until an attempt succeeds (4 attempts here, within max_attempts=5); "
+        "fewer means the loop stopped early, more that it retried after the success.",
     )
     firsts = [round(c.times[1], 4) for c in calls]
     expect(
@@ -558,7 +570,13 @@ def _not_on_429(cls) -> None:
         hint="A 429 means 'you are sending too fast', not 'the provider is down': the cure is to slow down "
         "(retry-after), and opening would stop all traffic to a healthy provider. Ignore 429s.",
     )
-    expect(b.allow() is True, "a closed breaker refused a call", expected=True, got=False)
+    expect(
+        b.allow() is True,
+        "a closed breaker refused a call",
+        expected=True,
+        got=False,
+        hint="Closed means healthy: allow() returns True for every call.",
+    )
 
 
 @breaker.case("half-open: after the cooldown, only half_open_calls probes; success closes, failure reopens")
@@ -566,7 +584,13 @@ def _half_open(cls) -> None:
     clock = VirtualClock()
     b = _make_breaker(cls, clock)
     _trip(b)
-    expect(_state(b) == "open", "did not open after 4 failures of 4", expected="open", got=_state(b))
+    expect(
+        _state(b) == "open",
+        "did not open after 4 failures of 4",
+        expected="open",
+        got=_state(b),
+        hint="4 of 4 calls failed, at least min_calls=4 with 100% >= failure_rate: open.",
+    )
     clock.advance_sync(4.0)
     expect(
         b.allow() is False,
@@ -602,10 +626,22 @@ def _half_open(cls) -> None:
         got=_state(b),
         hint="When half_open_calls probes have succeeded, close (and clear the window).",
     )
-    expect(b.allow() is True, "closed again but refused a call", expected=True, got=False)
+    expect(
+        b.allow() is True,
+        "closed again but refused a call",
+        expected=True,
+        got=False,
+        hint="After closing, forget the probes and the old window: a closed breaker admits everything.",
+    )
     _trip(b)
     clock.advance_sync(5.5)
-    expect(b.allow() is True, "no probe admitted after the second cooldown", expected=True, got=False)
+    expect(
+        b.allow() is True,
+        "no probe admitted after the second cooldown",
+        expected=True,
+        got=False,
+        hint="Each time the breaker opens, its next cooldown ends in half-open with a fresh probe count.",
+    )
     b.record_failure(status_error(529))
     expect(
         _state(b) == "open",
@@ -666,7 +702,13 @@ async def _outage(cls) -> None:
         got=f"{len(after)} requests",
         hint="A successful probe in half-open must close the breaker, or traffic never comes back.",
     )
-    expect(_state(b) == "closed", f"the breaker ended {_state(b)!r} after the outage", expected="closed", got=_state(b))
+    expect(
+        _state(b) == "closed",
+        f"the breaker ended {_state(b)!r} after the outage",
+        expected="closed",
+        got=_state(b),
+        hint="Once the provider answers again, a successful probe in half-open closes the breaker.",
+    )
 
 
 # =============================================================================================
@@ -843,7 +885,12 @@ async def _failure(fn) -> None:
         "the ledger's model calls for the key",
         hint="One failed call, then one successful call on the retry.",
     )
-    expect(getattr(second, "id", None) is not None, "the retry did not return the Message", got=second)
+    expect(
+        getattr(second, "id", None) is not None,
+        "the retry did not return the Message",
+        got=second,
+        hint="Return what generate(body) returned.",
+    )
 
 
 # =============================================================================================

@@ -106,7 +106,12 @@ def _run_report(fn: Any, rows: list[dict], what: str) -> dict:
             hint="Read the counts into local variables; the ledger is a record, not scratch space.",
         )
     if not isinstance(got, dict):
-        raise CaseFailed(f"{what}: not a dict", expected="{feature: Decimal}", got=type(got).__name__)
+        raise CaseFailed(
+            f"{what}: not a dict",
+            expected="{feature: Decimal}",
+            got=type(got).__name__,
+            hint="Return a dict mapping each feature to its Decimal total.",
+        )
     return got
 
 
@@ -120,7 +125,12 @@ def _compare_report(got: dict, expected: dict, what: str, hint: str) -> None:
                 hint="Money is Decimal end to end: pricing.price() rates are Decimal; multiply them by int counts.",
             )
     if set(got) != set(expected):
-        raise CaseFailed(f"{what}: wrong features", expected=sorted(expected), got=sorted(got))
+        raise CaseFailed(
+            f"{what}: wrong features",
+            expected=sorted(expected),
+            got=sorted(got),
+            hint="One entry per row['feature'] that appears in the rows, no other.",
+        )
     for feature, want in expected.items():
         have = got[feature]
         if have != want:
@@ -228,7 +238,13 @@ def _long_prompt_rows(fn) -> None:
 @report.case("an empty slice is an empty report")
 def _empty(fn) -> None:
     got = _run_report(fn, [], "an empty slice")
-    expect(got == {}, "an empty slice gave a non-empty report", expected={}, got=got)
+    expect(
+        got == {},
+        "an empty slice gave a non-empty report",
+        expected={},
+        got=got,
+        hint="No rows, no features: start from an empty dict and add only features that appear.",
+    )
 
 
 # =============================================================================================
@@ -264,9 +280,19 @@ def _key(fn: Any, body: dict, api_key: str, what: str) -> str:
                 task="build the key", hint="Write the key function yourself; {name} is the reference."):  # fmt: skip
         got = fn(given, api_key)
     if given != body:
-        raise CaseFailed(f"{what}: your function changed the body", expected="the body as given", got="changed")
+        raise CaseFailed(
+            f"{what}: your function changed the body",
+            expected="the body as given",
+            got="changed",
+            hint="Build the key from a copy or a serialisation; never add, pop or reorder the caller's fields.",
+        )
     if not isinstance(got, str) or not got:
-        raise CaseFailed(f"{what}: the key is not a non-empty str", expected="a str such as a hex digest", got=got)
+        raise CaseFailed(
+            f"{what}: the key is not a non-empty str",
+            expected="a str such as a hex digest",
+            got=got,
+            hint="Return a string, e.g. hashlib.sha256(canonical.encode()).hexdigest().",
+        )
     return got
 
 
@@ -393,6 +419,8 @@ def _absent(fn) -> None:
         "a body with tools and sampling got the same key as one without",
         expected="different keys",
         got=f"both {a[:16]}...",
+        hint="Serialise the whole body: a field that is present must change the key even if its value looks "
+        "like a default.",
     )
 
 
@@ -472,7 +500,12 @@ def _compressed(fn: Any, context: str, question: str, budget: int) -> str:
     ):
         got = fn(context, question, budget)
     if not isinstance(got, str):
-        raise CaseFailed("compress returned no str", expected="the compressed context (a str)", got=type(got).__name__)
+        raise CaseFailed(
+            "compress returned no str",
+            expected="the compressed context (a str)",
+            got=type(got).__name__,
+            hint="Join the chosen sentences into one string (e.g. with newlines).",
+        )
     return got
 
 
@@ -496,6 +529,7 @@ def _budget(fn) -> None:
         "a budget larger than the whole context gave an empty result",
         expected="the facts",
         got=repr(whole),
+        hint="When everything fits, keep everything relevant: add sentences while count_text(result) <= budget.",
     )
     kept = [x for x in dict.fromkeys(re.split(r"(?<=[.!?])\s+", item["context"])) if x.strip() and x in whole]
     positions = [whole.find(x) for x in kept]
@@ -524,7 +558,13 @@ def _empty(fn) -> None:
             got=type(exc).__name__,
             hint="Return '' before ranking when the context has no sentences (BM25 cannot index an empty corpus).",
         ) from None
-    expect(got == "", "an empty context did not give ''", expected="''", got=got)
+    expect(
+        got == "",
+        "an empty context did not give ''",
+        expected="''",
+        got=got,
+        hint="No sentences, nothing to keep: return the empty string.",
+    )
 
 
 @compress_ex.case("keeps the fact the question needs wherever it sits (the simulator answers from it; ledger)")
@@ -551,6 +591,8 @@ async def _keeps_facts(fn) -> None:
         "not every question reached the simulator",
         expected=len(_recall_items()),
         got=len(p.requests()),
+        hint="Ask every question once with your compressed context (the check sends them; compress must "
+        "return for each).",
     )
     by_place = {w: missed.count(w) for w in ("head", "middle", "tail") if missed.count(w)}
     expect(
@@ -700,7 +742,10 @@ def _guard(fn: Any, budget: Decimal) -> Any:
     guard = fn(budget)
     if not callable(getattr(guard, "call", None)):
         raise CaseFailed(
-            "SpendGuard has no call method", expected="await guard.call(client, body)", got=type(guard).__name__
+            "SpendGuard has no call method",
+            expected="await guard.call(client, body)",
+            got=type(guard).__name__,
+            hint="Define `async def call(self, client, body)` on the class.",
         )
     return guard
 
@@ -779,9 +824,11 @@ async def _settles(fn) -> None:
     spent = _ledger_cost(rows)
     expect(
         spent <= budget,
-        "the guard overspent",
+        f"12 one-at-a-time requests cost {pricing.format_usd(spent, 6)}, over the {pricing.format_usd(budget, 6)} "
+        "budget",
         expected=f"<= {pricing.format_usd(budget, 6)}",
         got=pricing.format_usd(spent, 6),
+        hint="Refuse a request whose worst case does not fit in budget - spent - reserved.",
     )
     expect(
         answered == 12,
@@ -808,12 +855,14 @@ async def _refusal(fn) -> None:
             "a request whose worst case exceeds the budget was answered",
             expected="an exception",
             got=type(refused).__name__,
+            hint="Before sending, raise when spent + reserved + worst_case_cost(body) > budget.",
         )
         expect(
             len(p.requests()) == 0,
             "a refused request still reached the API",
             expected="0 requests",
             got=f"{len(p.requests())} requests",
+            hint="Refuse before the await: a request that does not fit must never be sent.",
         )
         exact = _guard(fn, spend_guard.worst_case_cost(_short_body(3)))
         fits = (await _calls(exact, client, [_short_body(3)]))[0]
@@ -828,7 +877,13 @@ async def _refusal(fn) -> None:
         roomy = _guard(fn, spend_guard.worst_case_cost(_short_body(0)) * Decimal("1.5"))
         bad = {**_short_body(1), "messages": []}  # the API answers 400
         failed = (await _calls(roomy, client, [bad]))[0]
-        expect(isinstance(failed, Exception), "an invalid request did not raise", expected="the API's 400", got=failed)
+        expect(
+            isinstance(failed, Exception),
+            "an invalid request did not raise",
+            expected="the API's 400",
+            got=failed,
+            hint="Re-raise the API's error after giving the reservation back.",
+        )
         after = (await _calls(roomy, client, [_short_body(2)]))[0]
     finally:
         await client.close()

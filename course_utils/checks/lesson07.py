@@ -227,7 +227,9 @@ drr = Exercise(
 def _pop(q: Any) -> tuple[str, Any]:
     got = q.pop()
     if not (isinstance(got, tuple) and len(got) == 2):
-        raise CaseFailed("pop() must return a (tenant, item) pair", expected="(tenant, item)", got=got)
+        raise CaseFailed(
+            "pop() must return a (tenant, item) pair", expected="(tenant, item)", got=got, hint="return tenant, item"
+        )
     return got
 
 
@@ -319,7 +321,13 @@ def _idle_credit(cls) -> None:
     q = cls({"b": 1}, 1000)
     q.push("a", "a0", 100)
     first = _pop(q)
-    expect(first == ("a", "a0"), "the only queued item was not popped first", expected=("a", "a0"), got=first)
+    expect(
+        first == ("a", "a0"),
+        "the only queued item was not popped first",
+        expected=("a", "a0"),
+        got=first,
+        hint="A tenant missing from weights has weight 1 and is served like any other.",
+    )
     for i in range(6):
         q.push("b", f"b{i}", 500)
     for i in range(3):
@@ -375,7 +383,12 @@ def _body(prompt: str, tag: str | None = None) -> dict[str, Any]:
 def _key(fn: Any, tenant: Any, body: dict) -> str:
     key = fn(tenant, body)
     if not isinstance(key, str) or not key:
-        raise CaseFailed("tenant_cache_key must return a non-empty str", expected="a str", got=key)
+        raise CaseFailed(
+            "tenant_cache_key must return a non-empty str",
+            expected="a str",
+            got=key,
+            hint="Return a string, e.g. a sha256 hex digest.",
+        )
     return key
 
 
@@ -472,7 +485,12 @@ def _works(fn) -> None:
         got=first,
         hint="Hash the whole request (model, system, messages, max_tokens ...), not the tenant alone.",
     )
-    expect(_key(fn, b, body) != first, "two tenants got the same key for one request", got=first)
+    expect(
+        _key(fn, b, body) != first,
+        "two tenants got the same key for one request",
+        got=first,
+        hint="Put tenant.tenant_id in the key.",
+    )
 
 
 # =============================================================================================
@@ -740,7 +758,12 @@ def _usage_rows(p: Any, tags: dict[str, str]) -> tuple[list[dict[str, Any]], dic
 def _charges(fn: Any, rows: list[dict[str, Any]]) -> dict[str, Decimal]:
     got = fn([dict(r) for r in rows])
     if not isinstance(got, dict):
-        raise CaseFailed("tenant_charges must return a dict", expected="{tenant: Decimal}", got=type(got).__name__)
+        raise CaseFailed(
+            "tenant_charges must return a dict",
+            expected="{tenant: Decimal}",
+            got=type(got).__name__,
+            hint="Return {tenant: Decimal}.",
+        )
     for tenant, amount in got.items():
         if not isinstance(amount, Decimal):
             raise CaseFailed(
@@ -842,7 +865,12 @@ def _long_prompt(fn) -> None:
 @reconciliation.case("an empty month charges nobody, and the rows are not modified")
 def _empty(fn) -> None:
     got = _charges(fn, [])
-    expect(got == {} or all(v == 0 for v in got.values()), "an empty month produced charges", got=got)
+    expect(
+        got == {} or all(v == 0 for v in got.values()),
+        "an empty month produced charges",
+        got=got,
+        hint="No rows, no charges: start from an empty dict.",
+    )
     row = {
         "tenant": "acme",
         "model": MODEL,
@@ -854,7 +882,13 @@ def _empty(fn) -> None:
     }
     original = dict(row)
     fn([row])
-    expect(row == original, "tenant_charges modified its input rows", expected=original, got=row)
+    expect(
+        row == original,
+        "tenant_charges modified its input rows",
+        expected=original,
+        got=row,
+        hint="Read the rows; keep your sums in a dict of your own.",
+    )
 
 
 EXERCISES = [limiter, drr, isolation, budget, reconciliation]
