@@ -109,6 +109,13 @@ def sdk_timeouts_only(exc):
     return isinstance(exc, anthropic.APIConnectionError)
 
 
+def returns_truthy_values(exc):
+    """Returns the status class (a truthy int) or None instead of a bool."""
+    if isinstance(exc, anthropic.APIStatusError):
+        return None if exc.error_code == "enforced_spend_limit_reached" else (exc.status_code >= 500 or None)
+    return 1 if isinstance(exc, (anthropic.APIConnectionError, TimeoutError)) else 0
+
+
 def alias_of_the_library(exc):
     return reference_is_retryable(exc)
 
@@ -156,6 +163,7 @@ def test_5_1_solutions_pass(answer):
         (header_only_says_no, "a 400 whose response says x-should-retry: true was not retried"),
         (listed_5xx_only, "502 api_error was not retried"),
         (sdk_timeouts_only, "TimeoutError (asyncio.wait_for's) was not retried"),
+        (returns_truthy_values, "is_retryable returned None for 429 rate_limit_error"),
         (reference_is_retryable, "your answer is resilience.is_retryable"),
         (alias_of_the_library, "your function called resilience.is_retryable"),
         (wraps_the_library, "your answer is resilience.is_retryable"),
@@ -235,6 +243,21 @@ async def uncapped(make_request, *, max_attempts, base_s, cap_s, deadline_s):
             if attempt == max_attempts or not is_retryable(exc):
                 raise
             wait = max(_retry_after(exc), random.uniform(0, base_s * 2 ** (attempt - 1)))
+            if loop.time() - started + wait > deadline_s:
+                raise
+            await asyncio.sleep(wait)
+
+
+async def adds_retry_after_to_the_jitter(make_request, *, max_attempts, base_s, cap_s, deadline_s):
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    for attempt in range(1, max_attempts + 1):
+        try:
+            return await make_request()
+        except Exception as exc:
+            if attempt == max_attempts or not is_retryable(exc):
+                raise
+            wait = _retry_after(exc) + random.uniform(0, min(cap_s, base_s * 2 ** (attempt - 1)))
             if loop.time() - started + wait > deadline_s:
                 raise
             await asyncio.sleep(wait)
@@ -325,6 +348,7 @@ def test_5_2_solutions_pass(answer):
         (_variant(retry_if=lambda exc: True), "BadRequestError was attempted 5 times"),
         (jitter_without_growth, "did not grow with the attempts"),
         (uncapped, "with base_s=1 and cap_s=1.5, a third or fourth retry waited"),
+        (adds_retry_after_to_the_jitter, "not retry_after plus the jitter"),
         (call_with_policy, "your function called resilience.RetryPolicy"),
         (call_with_a_subclassed_policy, "your function called resilience.RetryPolicy"),
     ],
@@ -499,6 +523,89 @@ class CountsBreaker:
             self._trip()
 
 
+class ClosesOnTheFirstProbe(CircuitBreaker):
+    def record_success(self):
+        if self.state == "half_open":
+            self._state = "closed"
+            self.window.clear()
+            return
+        super().record_success()
+
+
+class CountsFailuresNotCalls(CircuitBreaker):
+    """Needs min_calls *failures* in the window, not min_calls calls."""
+
+    def _record(self, failed):
+        if self.state != "closed":
+            return super()._record(failed)
+        now = self.clock.monotonic()
+        self.window.append((now, failed))
+        while self.window and self.window[0][0] < now - self.window_s:
+            self.window.popleft()
+        failures = sum(f for _, f in self.window)
+        if failures >= self.min_calls and failures / len(self.window) >= self.failure_rate:
+            self._open()
+
+
+class EnumStateBreaker:
+    """Written differently: a str Enum for the state, bisect over a sorted list of (time, failed), a probe set."""
+
+    def __init__(self, *, failure_rate, min_calls, window_s, cooldown_s, half_open_calls, clock):
+        import enum
+
+        class State(str, enum.Enum):
+            CLOSED = "closed"
+            OPEN = "open"
+            HALF_OPEN = "half_open"
+
+        self.State = State
+        self.settings = (failure_rate, min_calls, window_s, cooldown_s, half_open_calls)
+        self.clock = clock
+        self.outcomes = []
+        self._mode, self.since, self.probes, self.good = State.CLOSED, 0.0, 0, 0
+
+    @property
+    def state(self):
+        cooldown = self.settings[3]
+        if self._mode is self.State.OPEN and self.clock.monotonic() - self.since >= cooldown:
+            self._mode, self.probes, self.good = self.State.HALF_OPEN, 0, 0
+        return self._mode
+
+    def allow(self):
+        state = self.state
+        if state is self.State.HALF_OPEN and self.probes < self.settings[4]:
+            self.probes += 1
+            return True
+        return state is self.State.CLOSED
+
+    def record_success(self):
+        self._outcome(False)
+
+    def record_failure(self, exc=None):
+        if not isinstance(exc, anthropic.RateLimitError):
+            self._outcome(True)
+
+    def _outcome(self, failed):
+        import bisect
+
+        rate, min_calls, window_s, _, probes = self.settings
+        now = self.clock.monotonic()
+        if self.state is self.State.HALF_OPEN:
+            if failed:
+                self._mode, self.since = self.State.OPEN, now
+            else:
+                self.good += 1
+                if self.good >= probes:
+                    self._mode, self.outcomes = self.State.CLOSED, []
+            return
+        if self.state is self.State.OPEN:
+            return
+        self.outcomes.append((now, failed))
+        self.outcomes = self.outcomes[bisect.bisect_left(self.outcomes, (now - window_s, False)) :]
+        if len(self.outcomes) >= min_calls and sum(f for _, f in self.outcomes) >= rate * len(self.outcomes):
+            self._mode, self.since = self.State.OPEN, now
+
+
 class SubclassedLibraryBreaker(ReferenceBreaker):
     pass
 
@@ -530,7 +637,7 @@ class StubBreaker:
         raise NotImplementedError("Exercise 5.3")
 
 
-@pytest.mark.parametrize("answer", [CircuitBreaker, CountsBreaker])
+@pytest.mark.parametrize("answer", [CircuitBreaker, CountsBreaker, EnumStateBreaker])
 def test_5_3_solutions_pass(answer):
     passes("5.3", answer)
 
@@ -544,6 +651,8 @@ def test_5_3_solutions_pass(answer):
         (OpensAboveTheRate, "2 of 4 calls failed (50%, exactly failure_rate=0.5)"),
         (NoTimeWindow, "failures older than window_s were still counted"),
         (OnlyStatusErrorsCount, "timeouts did not count as failures"),
+        (ClosesOnTheFirstProbe, "after 1 of the 2 probes succeeded the state is 'closed'"),
+        (CountsFailuresNotCalls, "3 of 4 calls failed (75% >= 50%) but the state is 'closed'"),
         (ReferenceBreaker, "your answer is resilience.CircuitBreaker"),
         (SubclassedLibraryBreaker, "your answer subclasses resilience.CircuitBreaker"),
         (BoardBreaker, "your function called resilience.BreakerBoard"),
@@ -651,6 +760,33 @@ async def idempotent_with_futures(cache, key, body, generate):
     return result
 
 
+async def fingerprint_by_str(cache, key, body, generate):
+    """Fingerprints str(body): the same body with its keys in another order counts as another body."""
+    return await _idempotent_with(str, cache, key, body, generate)
+
+
+async def normalises_the_body(cache, key, body, generate):
+    """Tags the caller's dict with a metadata default before fingerprinting it."""
+    body.setdefault("metadata", {"user_id": "report-service"})
+    return await idempotent_call(cache, key, body, generate)
+
+
+async def _idempotent_with(fingerprint, cache, key, body, generate):
+    fp = fingerprint(body)
+    entry = cache.get(key)
+    if entry is not None:
+        if entry[0] != fp:
+            raise ValueError("reused")
+        return await asyncio.shield(entry[1])
+    task = asyncio.ensure_future(generate(body))
+    cache[key] = (fp, task)
+    try:
+        return await asyncio.shield(task)
+    except Exception:
+        cache.pop(key, None)
+        raise
+
+
 async def library_idempotent(cache, key, body, generate):
     from course_utils.resilience import Idempotent, IdempotencyStore
 
@@ -675,6 +811,8 @@ def test_5_4_solutions_pass(answer):
         (keyed_by_body, "the ledger shows 1 model calls for two keys"),
         (ignores_the_body, "reusing a key with a different body returned an answer"),
         (library_idempotent, "your function called resilience.IdempotencyStore"),
+        (fingerprint_by_str, "a replay of the same body with its keys in another order was refused"),
+        (normalises_the_body, "idempotent_call changed the body it was given"),
     ],
 )
 def test_5_4_wrong_answers_are_rejected(answer, phrase):

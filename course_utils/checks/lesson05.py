@@ -182,9 +182,46 @@ def _header_true(fn) -> None:
         )
 
 
+_NAMED_STATUSES = (400, 401, 403, 404, 408, 413, 429, 500, 501, 502, 503, 504, 520, 529, 599)
+"""Statuses the statement classifies (other 4xx, 409 or 422 say, it leaves open, so none is drawn)."""
+
+
+@retryable.case("300 seeded random failures (status, x-should-retry, spend limit) classified as the statement says")
+def _random_failures(fn) -> None:
+    rng = random.Random(51)
+    for _ in range(300):
+        status = rng.choice(_NAMED_STATUSES)
+        header = rng.choice([None, None, "true", "false"])
+        spend = status == 429 and rng.random() < 0.3
+        headers = {"x-should-retry": header} if header else {}
+        if status == 429 and not spend and rng.random() < 0.5:
+            headers["retry-after"] = str(rng.randint(1, 30))
+        details = {"error_code": "enforced_spend_limit_reached"} if spend else None
+        exc = status_error(status, headers, details=details)
+        label = (
+            f"{status}" + (" (spend limit)" if spend else "") + (f" with x-should-retry: {header}" if header else "")
+        )
+        want = False if spend else (header == "true") if header else (status in (408, 429) or status >= 500)
+        got = _verdict(fn, exc, label)
+        expect(
+            got is want,
+            f"{label} was {'retried' if got else 'not retried'}",
+            expected=want,
+            got=got,
+            hint="In order: the spend limit is never retried; then x-should-retry decides when present; then the "
+            "status: 408, 429 and every 5xx are retried, 400, 401, 403, 404 and 413 are not.",
+        )
+
+
 @retryable.case("other exceptions (bugs in our code) are not retried")
 def _bugs(fn) -> None:
-    for exc in (ValueError("bad prompt template"), KeyError("text"), TypeError("unsupported operand")):
+    for exc in (
+        ValueError("bad prompt template"),
+        KeyError("text"),
+        TypeError("unsupported operand"),
+        RuntimeError("event loop is closed"),
+        ZeroDivisionError("division by zero"),
+    ):
         expect(
             _verdict(fn, exc, type(exc).__name__) is False,
             f"{type(exc).__name__} was retried",
@@ -283,6 +320,19 @@ async def _honours_retry_after(fn) -> None:
         got=[round(w, 2) for w in waits],
         hint="Read exc.response.headers['retry-after'] (seconds) and wait max(retry_after, backoff): a retry "
         "before then is refused again and wastes an attempt.",
+    )
+    # max(retry-after, backoff), not their sum: with base_s=0.5 the first two ceilings (0.5, 1 s) are below 3 s,
+    # so each wait is exactly 3 s (plus the attempt's own 10 ms).
+    call = _Faulty(*[status_error(429, {"retry-after": "3"}) for _ in range(2)])
+    await _retries(fn, call, base_s=0.5)
+    longest = max(g - 0.01 for g in _gaps(call.times))
+    expect(
+        longest <= 3.0 + 1e-6,
+        f"after a 429 with retry-after: 3 (and backoff ceilings of 0.5 and 1 s) it waited {longest:.3f} s",
+        expected="3 s: max(retry-after, backoff)",
+        got=f"{longest:.3f} s",
+        hint="The wait is max(retry_after, random.uniform(0, ceiling)), not retry_after plus the jitter: "
+        "retry-after is a floor, the backoff only matters when it is longer.",
     )
     expect(
         getattr(message, "id", None) is not None,
@@ -618,6 +668,13 @@ def _half_open(cls) -> None:
         hint="Admit exactly half_open_calls probes; refuse the others until the probes have answered.",
     )
     b.record_success()
+    expect(
+        _state(b) == "half_open",
+        f"after 1 of the 2 probes succeeded the state is {_state(b)!r}",
+        expected="half_open",
+        got=_state(b),
+        hint="Close only when all half_open_calls probes have succeeded; one success of two proves little.",
+    )
     b.record_success()
     expect(
         _state(b) == "closed",
@@ -752,12 +809,29 @@ async def _replay(fn) -> None:
     p = probe(tier="unlimited", tag="check05")
     client, generate = _generator(p)
     cache: dict = {}
+    body = report_body(1)
+    reordered = dict(reversed(list(report_body(1).items())))  # the same body, as another client serialises it
     try:
-        first = await _idem(fn, cache, "report-1", report_body(1), generate)
-        again = [await _idem(fn, cache, "report-1", report_body(1), generate) for _ in range(3)]
+        first = await _idem(fn, cache, "report-1", body, generate)
+        again = [await _idem(fn, cache, "report-1", b, generate) for b in (report_body(1), reordered, body)]
         other = await _idem(fn, cache, "report-2", report_body(1), generate)
+    except ValueError as exc:
+        raise CaseFailed(
+            f"a replay of the same body with its keys in another order was refused ({exc})",
+            expected="the stored answer",
+            got="ValueError",
+            hint="Fingerprint the body canonically (json.dumps(body, sort_keys=True)): equal bodies must match "
+            "whatever the order of their keys.",
+        ) from None
     finally:
         await client.close()
+    expect(
+        body == report_body(1),
+        "idempotent_call changed the body it was given",
+        expected=report_body(1),
+        got=body,
+        hint="Fingerprint a serialisation of the body; never add to, pop from or normalise the caller's dict.",
+    )
     n = len(p.requests())
     expect(
         n == 2,

@@ -10,6 +10,7 @@ checks' virtual-time loop against an in-process simulator, whose ledger grades 7
 from __future__ import annotations
 
 import asyncio
+import copy
 import inspect
 import math
 import random
@@ -381,7 +382,16 @@ def _body(prompt: str, tag: str | None = None) -> dict[str, Any]:
 
 
 def _key(fn: Any, tenant: Any, body: dict) -> str:
-    key = fn(tenant, body)
+    given = copy.deepcopy(body)
+    key = fn(tenant, given)
+    if given != body:
+        raise CaseFailed(
+            "tenant_cache_key changed the request body it was given",
+            expected=body,
+            got=given,
+            hint="Key a serialisation of the body; never write the tenant (or anything) into the caller's dict: "
+            "the same body is sent to the provider next.",
+        )
     if not isinstance(key, str) or not key:
         raise CaseFailed(
             "tenant_cache_key must return a non-empty str",
