@@ -199,6 +199,23 @@ def tier_at_the_threshold(rows):
     return out
 
 
+def batch_discount_on_output_only(rows):
+    out = {}
+    for r in rows:
+        p = pricing.price(r["model"])
+        full = _row_cost({**r, "batch": False})
+        if r["batch"]:
+            out_part = r["output_tokens"] * p.output_per_mtok / M
+            if p.long_prompt_threshold is not None and (
+                r["input_tokens"] + r["cache_read_input_tokens"] + r["cache_creation_5m"] + r["cache_creation_1h"]
+                > p.long_prompt_threshold
+            ):
+                out_part *= p.long_prompt_multiplier
+            full -= out_part * (1 - p.batch_discount)
+        out[r["feature"]] = out.get(r["feature"], Decimal(0)) + full
+    return out
+
+
 def changes_the_rows(rows):
     for r in rows:
         r["cost"] = _row_cost(r)
@@ -231,6 +248,7 @@ def test_6_1_solutions_pass(answer):
         (tier_at_the_threshold, "long prompts: the cost of 'research' is wrong"),
         (changes_the_rows, "your function changed the rows it was given"),
         (grouped_before_pricing, "never sum rows before the threshold test"),
+        (batch_discount_on_output_only, "batch rows: the cost of 'summaries' is wrong"),
     ],
 )
 def test_6_1_wrong_answers_are_rejected(answer, phrase):
@@ -304,6 +322,15 @@ def key_from_known_fields(body, api_key):
     return cache_key({f: body.get(f) for f in fields}, api_key)
 
 
+def key_without_system(body, api_key):
+    return cache_key({k: v for k, v in body.items() if k != "system"}, api_key)
+
+
+def key_of_the_last_message(body, api_key):
+    """Keys on the model and the last user message: the earlier turns are left out."""
+    return cache_key({"model": body["model"], "last": body["messages"][-1], "max_tokens": body["max_tokens"]}, api_key)
+
+
 def key_fills_in_defaults(body, api_key):
     """Normalises the defaults in place: the caller's body gains a temperature."""
     body.setdefault("temperature", 1.0)
@@ -337,6 +364,8 @@ def test_6_2_solutions_pass(answer):
         (key_top_level_sorted_only, "nested keys in another order got another key"),
         (key_from_known_fields, "adding top_k did not change the key"),
         (key_fills_in_defaults, "your function changed the body"),
+        (key_without_system, "differ only in system"),
+        (key_of_the_last_message, "end with the same message but differ earlier got the same key"),
     ],
 )
 def test_6_2_wrong_answers_are_rejected(answer, phrase):
@@ -393,6 +422,37 @@ def best_first_order(context, question, budget):
     return "\n".join(out)
 
 
+def compress_with_bm25s_by_position(context, question, budget):
+    """Written differently, with bm25s: stemming off, scores into a numpy argsort, a set of chosen positions."""
+    import numpy as np
+
+    sentences = list(dict.fromkeys(_sentences(context)))
+    if not sentences:
+        return ""
+    retriever = bm25s.BM25(k1=1.2, b=0.75)
+    retriever.index(bm25s.tokenize(sentences, show_progress=False), show_progress=False)
+    words = [
+        w for w in bm25s.tokenize([question], return_ids=False, show_progress=False)[0] if w in retriever.vocab_dict
+    ]
+    scores = np.asarray(retriever.get_scores(words)) if words else np.zeros(len(sentences))
+    chosen = set()
+    for i in np.argsort(-scores, kind="stable"):
+        trial = chosen | {int(i)}
+        if count_text("\n".join(sentences[j] for j in sorted(trial))) <= budget:
+            chosen = trial
+    return "\n".join(sentences[j] for j in sorted(chosen))
+
+
+def longest_sentences_first(context, question, budget):
+    """Ranks by length ("the most informative"), not by relevance to the question."""
+    sentences = list(dict.fromkeys(_sentences(context)))
+    chosen = []
+    for sentence in sorted(sentences, key=len, reverse=True):
+        if count_text("\n".join(sorted(chosen + [sentence], key=sentences.index))) <= budget:
+            chosen.append(sentence)
+    return "\n".join(sorted(chosen, key=sentences.index))
+
+
 def crashes_on_empty(context, question, budget):
     longest = max(_sentences(context), key=len)  # ValueError: max() of an empty sequence
     return compress(context, question, budget) if longest else ""
@@ -423,7 +483,7 @@ def stub_6_3(context, question, budget):
     raise NotImplementedError("Exercise 6.3")
 
 
-@pytest.mark.parametrize("answer", [compress, compress_by_overlap])
+@pytest.mark.parametrize("answer", [compress, compress_by_overlap, compress_with_bm25s_by_position])
 def test_6_3_solutions_pass(answer):
     passes("6.3", answer)
 
@@ -436,6 +496,7 @@ def test_6_3_solutions_pass(answer):
         (over_budget, "for a budget of"),
         (best_first_order, "the kept sentences are not in their order in the context"),
         (crashes_on_empty, "compress raised ValueError on an empty context"),
+        (longest_sentences_first, "facts lost at"),
     ],
 )
 def test_6_3_wrong_answers_are_rejected(answer, phrase):
@@ -603,6 +664,49 @@ class ReservesTheOutputOnly(SpendGuard):
         return message
 
 
+class SettlesToTheWorstCase(SpendGuard):
+    async def call(self, client, body):
+        message = await super().call(client, body)
+        self.spent += worst_case_cost(body) - pricing.cost(message.usage, body["model"])
+        return message
+
+
+class GuardWithAReservationContext:
+    """Written differently: an async context manager owns the reservation; a dict of open holds."""
+
+    def __init__(self, budget):
+        self.budget, self.spent, self.holds = Decimal(budget), Decimal(0), {}
+
+    def _hold(self, worst):
+        import contextlib
+
+        guard = self
+
+        @contextlib.asynccontextmanager
+        async def hold():
+            if guard.spent + sum(guard.holds.values(), Decimal(0)) + worst > guard.budget:
+                raise RuntimeError("budget exhausted")
+            token = object()
+            guard.holds[token] = worst
+            outcome = {"actual": worst}  # unless told otherwise, a lost answer is charged its worst case
+            try:
+                yield outcome
+            except anthropic.APIStatusError:
+                outcome["actual"] = Decimal(0)
+                raise
+            finally:
+                del guard.holds[token]
+                guard.spent += outcome["actual"]
+
+        return hold()
+
+    async def call(self, client, body):
+        async with self._hold(worst_case_cost(body)) as outcome:
+            message = await client.messages.create(**body)
+            outcome["actual"] = pricing.cost(message.usage, body["model"])
+            return message
+
+
 class SwallowsLostAnswers(SpendGuard):
     async def call(self, client, body):
         try:
@@ -679,7 +783,7 @@ class Stub65:
         raise NotImplementedError("Exercise 6.5")
 
 
-@pytest.mark.parametrize("answer", [SpendGuard, LockedGuard])
+@pytest.mark.parametrize("answer", [SpendGuard, LockedGuard, GuardWithAReservationContext])
 def test_6_5_solutions_pass(answer):
     passes("6.5", answer)
 
@@ -693,6 +797,7 @@ def test_6_5_solutions_pass(answer):
         (ReleasesOnAnyError, "after an answer was lost"),
         (RefusesAnExactFit, "a request whose worst case equals the whole budget was refused"),
         (ReservesTheOutputOnly, "over the"),
+        (SettlesToTheWorstCase, "budget runs out early"),
         (SwallowsLostAnswers, "a call whose connection dropped returned instead of raising"),
         (ReferenceSpendGuard, "your answer is cost.SpendGuard"),
         (LibraryGuard, "your answer subclasses cost.SpendGuard"),

@@ -369,6 +369,15 @@ def _lists_and_nesting(fn) -> None:
         hint="A conversation's order changes the answer: serialise lists as they are (never sort them or turn "
         "them into sets); sort only the keys of dicts.",
     )
+    earlier = {**two, "messages": [{"role": "user", "content": "Refund order 3?"}, *two["messages"][1:]]}
+    e = _key(fn, earlier, "k", "the conversation with another first turn")
+    expect(
+        e != a,
+        "two conversations that end with the same message but differ earlier got the same key",
+        expected="different keys",
+        got=f"both {a[:16]}...",
+        hint="Every turn of the conversation changes the answer, not only the last one: key the whole messages list.",
+    )
     schema = {"type": "object", "properties": {"order_id": {"type": "string", "description": "the order"}}}
     nested = {**_BODY, "tools": [{"name": "lookup_order", "description": "Find an order", "input_schema": schema}]}
     reordered_schema = {
