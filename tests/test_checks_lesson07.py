@@ -144,6 +144,16 @@ class RoundsTheWaitDown(TenantRateLimiter):
         return float(int(super().acquire(tenant_id)))
 
 
+class ClassLevelBuckets(TenantRateLimiter):
+    """Keeps the buckets in a class attribute: every limiter (and every rpm) shares them."""
+
+    shared = {}
+
+    def __init__(self, rpm, clock):
+        self.rpm, self.clock = rpm, clock
+        self.buckets = ClassLevelBuckets.shared
+
+
 class SubclassesTheLibrary(MemoryLimiter):
     def __init__(self, rpm, clock):
         super().__init__(clock=clock)
@@ -175,6 +185,7 @@ def test_7_1_solutions_pass(answer):
         (UncappedRefill, "after an idle hour"),
         (RefusalTakesAToken, "after 20 refused requests"),
         (WaitsAFullPeriod, "with half a token in the bucket"),
+        (ClassLevelBuckets, "acme"),
         (RefusalResetsTheClock, "the refused call threw away the refill"),
         (RoundsTheWaitDown, "with half a token in the bucket"),
         (LimiterOnTheReference, "your function called tenancy.MemoryLimiter"),
@@ -335,6 +346,71 @@ class DRRWithRotation:
             return tenant, item
 
 
+class IgnoresWeights(DRRQueue):
+    def pop(self):
+        weights, self.weights = self.weights, {}
+        try:
+            return super().pop()
+        finally:
+            self.weights = weights
+
+
+class ForgetsCreditBetweenTurns(DRRQueue):
+    """Resets the deficit at every visit: a request dearer than one quantum * weight never goes."""
+
+    def pop(self):
+        for _ in range(10_000):
+            tenant = self.active[0]
+            if not self.credited:
+                self.deficit[tenant] = self.quantum * self.weights.get(tenant, 1)
+                self.credited = True
+            item, cost = self.queues[tenant][0]
+            if cost <= self.deficit[tenant]:
+                self.deficit[tenant] -= cost
+                self.queues[tenant].popleft()
+                if not self.queues[tenant]:
+                    self.active.popleft()
+                    self.credited = False
+                return tenant, item
+            self.active.rotate(-1)
+            self.credited = False
+        raise RuntimeError("no request fits a single quantum")
+
+
+class DRRWithIndexPointer:
+    """Written differently: a plain list of active tenants and an index that walks it."""
+
+    def __init__(self, weights, quantum):
+        self.weights, self.quantum = weights, quantum
+        self.fifo, self.credit, self.active, self.at, self.topped_up = {}, {}, [], 0, False
+
+    def push(self, tenant, item, cost):
+        queue = self.fifo.setdefault(tenant, collections.deque())
+        if not queue:
+            self.active.append(tenant)
+            self.credit[tenant] = 0
+        queue.append((cost, item))
+
+    def pop(self):
+        while True:
+            self.at %= len(self.active)
+            tenant = self.active[self.at]
+            if not self.topped_up:
+                self.credit[tenant] += self.quantum * self.weights.get(tenant, 1)
+                self.topped_up = True
+            cost, item = self.fifo[tenant][0]
+            if cost <= self.credit[tenant]:
+                self.fifo[tenant].popleft()
+                self.credit[tenant] -= cost
+                if not self.fifo[tenant]:
+                    self.credit[tenant] = 0
+                    del self.active[self.at]
+                    self.topped_up = False
+                return tenant, item
+            self.at += 1
+            self.topped_up = False
+
+
 class SkipsToAFittingItem(DRRQueue):
     """When the head does not fit the credit, sends a cheaper request from further back."""
 
@@ -392,7 +468,7 @@ class StubDRR:
         raise NotImplementedError("Exercise 7.2")
 
 
-@pytest.mark.parametrize("answer", [DRRQueue, DRRWithRotation])
+@pytest.mark.parametrize("answer", [DRRQueue, DRRWithRotation, DRRWithIndexPointer])
 def test_7_2_solutions_pass(answer):
     passes("7.2", answer)
 
@@ -405,6 +481,8 @@ def test_7_2_solutions_pass(answer):
         (RoundRobinByCount, "its weight entitles it to"),
         (KeepsCredit, "after tenant a went idle with 900 of unused credit"),
         (SkipsToAFittingItem, "a cheaper request overtook the head"),
+        (IgnoresWeights, "its weight entitles it to"),
+        (ForgetsCreditBetweenTurns, "unused credit carries over"),
         (StackPerTenant, "a tenant's requests were reordered"),
         (DRRFromTheReference, "your function called tenancy.FairQueue"),
         (SubclassedFairQueue, "your answer subclasses tenancy.FairQueue"),
@@ -466,6 +544,11 @@ def key_sorting_the_top_level_only(tenant, body):
     return hashlib.sha256(f"{tenant.tenant_id}{sorted(body.items())!r}".encode()).hexdigest()
 
 
+def writes_the_tenant_into_the_body(tenant, body):
+    body["metadata"] = {**body.get("metadata", {}), "tenant": tenant.tenant_id}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
 def key_through_the_library(tenant, body):
     return cache_key(tenant, body)
 
@@ -489,6 +572,7 @@ def test_7_3_solutions_pass(answer):
         (key_from_python_hash, "the key changes from one process to the next"),
         (key_sorting_the_top_level_only, "keys of its nested dicts (tools, metadata) in another order"),
         (key_through_the_library, "your function called tenancy.cache_key"),
+        (writes_the_tenant_into_the_body, "tenant_cache_key changed the request body it was given"),
         (cache_key, "your answer is tenancy.cache_key"),
     ],
 )
@@ -608,6 +692,50 @@ class ReturnsThePair(TenantBudget):
         return result, actual
 
 
+class RefusesAtTheLimit(TenantBudget):
+    async def spend(self, estimate, send):
+        if self.spent + self.reserved + estimate >= self.limit:
+            return None
+        return await super().spend(estimate, send)
+
+
+class SpentRoundedToCents(TenantBudget):
+    async def spend(self, estimate, send):
+        result = await super().spend(estimate, send)
+        self.spent = self.spent.quantize(Decimal("0.01"))
+        return result
+
+
+class BudgetWithAContextManager:
+    """Written differently: an async context manager holds the reservation; one total of open holds."""
+
+    def __init__(self, limit):
+        self.limit, self.spent, self.held = limit, Decimal(0), Decimal(0)
+
+    def _hold(self, estimate):
+        import contextlib
+
+        budget = self
+
+        @contextlib.asynccontextmanager
+        async def hold():
+            budget.held += estimate
+            try:
+                yield
+            finally:
+                budget.held -= estimate
+
+        return hold()
+
+    async def spend(self, estimate, send):
+        if self.spent + self.held + estimate > self.limit:
+            return None
+        async with self._hold(estimate):
+            result, actual = await send()
+        self.spent += actual
+        return result
+
+
 class OnTheLibraryGuard:
     def __init__(self, limit):
         from course_utils.tenancy import BudgetGuard, MemoryBudgetStore
@@ -627,7 +755,7 @@ class StubBudget:
         raise NotImplementedError("Exercise 7.4")
 
 
-@pytest.mark.parametrize("answer", [TenantBudget, BudgetWithALock])
+@pytest.mark.parametrize("answer", [TenantBudget, BudgetWithALock, BudgetWithAContextManager])
 def test_7_4_solutions_pass(answer):
     passes("7.4", answer)
 
@@ -640,6 +768,8 @@ def test_7_4_solutions_pass(answer):
         (SpendsTheEstimate, "budget.spent does not equal what was really spent"),
         (LeaksOnFailure, "after 1 failed call(s) that spent nothing"),
         (SwallowsTheError, "the error was swallowed"),
+        (RefusesAtTheLimit, "requests were let through and"),
+        (SpentRoundedToCents, "never rounded"),
         (ReturnsThePair, "spend returned send()'s (result, actual) pair instead of the result"),
         (OnTheLibraryGuard, "your function called tenancy"),
     ],
@@ -748,6 +878,13 @@ def charges_through_the_library(rows):
     return {line.tenant_id: line.cost for line in invoice_lines(rows)}
 
 
+def per_model_not_per_tenant(rows):
+    out = collections.defaultdict(Decimal)
+    for r in rows:
+        out[r["model"]] += cost(r, r["model"], batch=r["batch"])
+    return dict(out)
+
+
 def changes_the_rows(rows):
     for r in rows:
         r["cost"] = cost(r, r["model"], batch=r["batch"])
@@ -777,6 +914,7 @@ def test_7_5_solutions_pass(answer):
         (tier_from_the_threshold_on, "for long prompts; the provider bills"),
         (charges_through_the_library, "your function called tenancy.invoice_lines"),
         (changes_the_rows, "tenant_charges modified its input rows"),
+        (per_model_not_per_tenant, "was charged"),
     ],
 )
 def test_7_5_wrong_answers_are_rejected(answer, phrase):

@@ -258,7 +258,8 @@ def _shares(cls) -> None:
             expected=f"{target:.1%} +/- 10%",
             got=f"{share:.1%}",
             hint="Serve in rounds, not in arrival order: each round, a tenant may send quantum * weight tokens' "
-            "worth (its deficit), counting each request's cost, not the number of requests.",
+            "worth (its deficit), counting each request's cost, not the number of requests; unused credit carries "
+            "over to the tenant's next turn while it has work (a request dearer than one turn's credit waits).",
         )
 
 
@@ -622,7 +623,8 @@ async def _settles(cls) -> None:
         "budget.spent after 30 replies of $0.002 each is not $0.06",
         expected=Decimal("0.060"),
         got=b.spent,
-        hint="spent counts actual costs, not estimates.",
+        hint="spent is the sum of the actual costs send() reported, exact: not the estimates, and never rounded "
+        "(a Decimal rounded to cents after each reply loses the small charges).",
     )
 
 
