@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import math
 
 import pytest
 
@@ -99,6 +101,15 @@ async def handle_event_with_a_lock_free_claim(event, *, bus, group, processed, w
     await bus.ack(event.topic, group, event.id)
 
 
+async def work_in_the_background(event, *, bus, group, processed, work):
+    """Starts the work as a task and acks at once: a crash in the work loses the message."""
+    key = event.data["message_id"]
+    if key not in processed:
+        processed.add(key)
+        asyncio.ensure_future(work(event))
+    await bus.ack(event.topic, group, event.id)
+
+
 async def stub(event, *, bus, group, processed, work):
     raise NotImplementedError
 
@@ -122,6 +133,7 @@ def test_8_1_rejects_recording_the_wrong_ids_with_a_stable_message():
 def test_8_1_rejects_acking_before_processing():
     assert_rejected("8.1", ack_first, "message m1 was lost")
     assert_rejected("8.1", swallow_and_ack, "message m1 was lost")
+    assert_rejected("8.1", work_in_the_background, "message m1 was lost")
 
 
 def test_8_1_rejects_processing_without_dedupe():
@@ -274,6 +286,23 @@ def retrieve_with_numpy(index, tenant, question, k):
     return [ids[i] for i in np.argsort(-similarity, kind="stable")[:k]]
 
 
+def retrieve_with_a_full_scan(index, tenant, question, k):
+    """Written differently: no KNN index, sqlite-vec's distance function over the tenant's rows."""
+    rows = index.db.execute(
+        "SELECT doc_id, vec_distance_cosine(embedding, ?) AS d FROM docs WHERE tenant = ? ORDER BY d, doc_id LIMIT ?",
+        (embed_one(question).tobytes(), tenant, k),
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
+def alphabetical(index, tenant, question, k):
+    return sorted(retrieve(index, tenant, question, k))
+
+
+def one_extra(index, tenant, question, k):
+    return retrieve(index, tenant, question, k + 1)
+
+
 def always_three(index, tenant, question, k):
     return retrieve(index, tenant, question, 3)
 
@@ -301,10 +330,13 @@ def farthest_first(index, tenant, question, k):
 def test_8_3_solution_and_an_alternative_pass():
     passes("8.3", retrieve)
     passes("8.3", retrieve_with_numpy)
+    passes("8.3", retrieve_with_a_full_scan)
 
 
 def test_8_3_rejects_a_fixed_k_and_the_library_search():
     assert_rejected("8.3", always_three, "retrieve returned 3 documents for k=1")
+    assert_rejected("8.3", one_extra, "retrieve returned 2 documents for k=1")
+    assert_rejected("8.3", alphabetical, "Order the results by distance")
     assert_rejected("8.3", retrieve_with_the_library, "your function called VectorIndex.search")
 
 
@@ -417,6 +449,23 @@ def capacity_without_output(p):
     return min(p.rpm, p.itpm / p.input_tokens_per_turn, p.workers * 60 / p.latency_s) / p.turns_per_conversation
 
 
+def capacity_with_fractions(p):
+    """Written differently: exact fractions for every limit, per conversation from the start."""
+    from fractions import Fraction as F
+
+    per_conversation = [
+        F(p.rpm) / p.turns_per_conversation,
+        F(p.itpm) / (p.input_tokens_per_turn * p.turns_per_conversation),
+        F(p.otpm) / (p.output_tokens_per_turn * p.turns_per_conversation),
+        F(p.workers * 60) / (F(p.latency_s) * p.turns_per_conversation),
+    ]
+    return float(min(per_conversation))
+
+
+def capacity_rounded_down(p):
+    return float(math.floor(capacity(p)))
+
+
 def capacity_through_the_library(p):
     from course_utils.architecture.capacity import conversations_per_minute
 
@@ -427,7 +476,12 @@ def test_8_5_rejects_the_library_formula():
     assert_rejected("8.5", capacity_through_the_library, "your function called architecture.conversations_per_minute")
 
 
+def test_8_5_rejects_a_rounded_figure():
+    assert_rejected("8.5", capacity_rounded_down, "conversations per minute; the simulation sustained")
+
+
 def test_8_5_solution_and_an_alternative_pass():
+    passes("8.5", capacity_with_fractions)
     passes("8.5", capacity)
     passes("8.5", capacity_per_second_then_scaled)
 
