@@ -299,6 +299,14 @@ def alphabetical(index, tenant, question, k):
     return sorted(retrieve(index, tenant, question, k))
 
 
+def returns_the_texts(index, tenant, question, k):
+    rows = index.db.execute(
+        "SELECT text FROM docs WHERE embedding MATCH ? AND k = ? AND tenant = ? ORDER BY distance",
+        (embed_one(question).tobytes(), k, tenant),
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
 def one_extra(index, tenant, question, k):
     return retrieve(index, tenant, question, k + 1)
 
@@ -337,6 +345,7 @@ def test_8_3_rejects_a_fixed_k_and_the_library_search():
     assert_rejected("8.3", always_three, "retrieve returned 3 documents for k=1")
     assert_rejected("8.3", one_extra, "retrieve returned 2 documents for k=1")
     assert_rejected("8.3", alphabetical, "Order the results by distance")
+    assert_rejected("8.3", returns_the_texts, "retrieve returned other tenants' documents")
     assert_rejected("8.3", retrieve_with_the_library, "your function called VectorIndex.search")
 
 
@@ -462,6 +471,22 @@ def capacity_with_fractions(p):
     return float(min(per_conversation))
 
 
+def capacity_loosest_limit(p):
+    """Takes the largest limit instead of the smallest: the one that binds is the tightest."""
+    return (
+        max(p.rpm, p.itpm / p.input_tokens_per_turn, p.otpm / p.output_tokens_per_turn, p.workers * 60 / p.latency_s)
+        / p.turns_per_conversation
+    )
+
+
+def capacity_workers_per_second(p):
+    """Little's law in seconds mixed with limits per minute: the worker limit is 60 times too small."""
+    return (
+        min(p.rpm, p.itpm / p.input_tokens_per_turn, p.otpm / p.output_tokens_per_turn, p.workers / p.latency_s)
+        / p.turns_per_conversation
+    )
+
+
 def capacity_rounded_down(p):
     return float(math.floor(capacity(p)))
 
@@ -478,6 +503,8 @@ def test_8_5_rejects_the_library_formula():
 
 def test_8_5_rejects_a_rounded_figure():
     assert_rejected("8.5", capacity_rounded_down, "conversations per minute; the simulation sustained")
+    assert_rejected("8.5", capacity_loosest_limit, "that is the loosest limit: the smallest one binds")
+    assert_rejected("8.5", capacity_workers_per_second, "times 60 per minute")
 
 
 def test_8_5_solution_and_an_alternative_pass():

@@ -552,10 +552,16 @@ def _capacity_case(limit: str) -> Any:
         if _close(got, reference) and _close(got, simulated):
             return
         cause = f"the binding limit here is {_LIMIT_NAMES[limit]}"
+        limits = [p.rpm, p.itpm / p.input_tokens_per_turn, p.otpm / p.output_tokens_per_turn]
+        per_second_workers = min(*limits, p.workers / p.latency_s) / p.turns_per_conversation
         if _close(got, reference / 60):
             cause = "60 times too few: a per-second figure, not per minute"
         elif _close(got, reference * p.turns_per_conversation):
             cause = f"that is turns per minute: a conversation is {p.turns_per_conversation:g} turns"
+        elif _close(got, max(*limits, p.workers * 60 / p.latency_s) / p.turns_per_conversation):
+            cause = "that is the loosest limit: the smallest one binds"
+        elif _close(got, per_second_workers) and not _close(per_second_workers, reference):
+            cause = "the worker pool gives workers / latency_s turns per second: times 60 per minute"
         raise CaseFailed(
             f"with {_LIMIT_NAMES[limit]} binding, the answer is {got:.4g} conversations per minute; "
             f"the simulation sustained {simulated:.4g} ({cause})",
