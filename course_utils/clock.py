@@ -147,7 +147,17 @@ def _every_wait_moves_time(loop: asyncio.AbstractEventLoop) -> None:
             when = now + TICK
         return call_at(when, callback, *args, context=context)
 
-    loop.call_at = call_at_least_a_tick_ahead  # type: ignore[method-assign]  # call_later goes through it
+    call_later = loop.call_later
+
+    def call_later_at_least_a_tick(delay: float, callback: Any, *args: Any, context: Any = None) -> Any:
+        # A delay below the float resolution of the loop's time (1e-18 s at 1.0 s) vanishes in
+        # ``time() + delay`` before call_at could see it: round it up here.
+        if 0 < delay < TICK:
+            delay = TICK
+        return call_later(delay, callback, *args, context=context)
+
+    loop.call_at = call_at_least_a_tick_ahead  # type: ignore[method-assign]
+    loop.call_later = call_later_at_least_a_tick  # type: ignore[method-assign]
 
 
 class _LoopTimeModule:

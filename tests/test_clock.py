@@ -173,3 +173,31 @@ def test_outside_a_virtual_loop_tenacity_reads_real_time():
     assert before <= LOOP_TIME_MODULE.monotonic() <= time.monotonic()
     assert abs(LOOP_TIME_MODULE.time() - time.time()) < 5
     assert LOOP_TIME_MODULE.sleep is time.sleep
+
+
+def test_property_every_positive_sleep_moves_time_and_never_goes_back():
+    """hypothesis: for any offset and any positive sleep, virtual time moves forward by at least a tick
+    and by no more than the sleep plus a tick (seeded: the same examples on every run)."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from course_utils.clock import TICK, run_virtual
+
+    @settings(max_examples=60, derandomize=True, deadline=None)
+    @given(
+        offset=st.floats(min_value=0.0, max_value=1000.0, allow_nan=False),
+        seconds=st.floats(min_value=1e-18, max_value=5.0, allow_nan=False, allow_subnormal=False),
+    )
+    def moves(offset, seconds):
+        async def main() -> float:
+            loop = asyncio.get_running_loop()
+            await asyncio.sleep(offset)
+            before = loop.time()
+            await asyncio.sleep(seconds)
+            return loop.time() - before
+
+        moved = run_virtual(main())
+        assert moved >= TICK * 0.5
+        assert moved <= seconds + 2 * TICK
+
+    moves()
