@@ -459,8 +459,8 @@ def _works(fn) -> None:
     expect(
         first == again,
         "the same tenant sending the same request (keys in another order) got a different key",
-        expected=first,
-        got=again,
+        expected="the same key both times",
+        got="two different keys",
         hint="Keys must be deterministic: json.dumps(body, sort_keys=True), then a hash (hashlib.sha256), never "
         "uuid4 or id().",
     )
@@ -483,8 +483,8 @@ def _works(fn) -> None:
     expect(
         elsewhere == first,
         "the key changes from one process to the next (it depends on Python's hash())",
-        expected=first,
-        got=elsewhere,
+        expected="the same key in every process",
+        got="another key in another process",
         hint="hash() of a str is salted per process (PYTHONHASHSEED): a cache shared by several workers, or "
         "restarted, would never hit. Use hashlib (sha256) for a stable digest.",
     )
