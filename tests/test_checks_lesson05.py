@@ -898,6 +898,43 @@ def make_handler_by_hand(client):
     return handle
 
 
+def make_handler_with_tenacity(client):
+    """Written differently, with a well-known library: the by-hand handler, its retries by tenacity's own stops
+    and wait_random_exponential (on the check's virtual time, issue 27)."""
+    breakers = {m: CountsBreaker(failure_rate=0.5, min_calls=5, window_s=10.0, cooldown_s=5.0, half_open_calls=1,
+                                 clock=SYSTEM_CLOCK) for m in (PRIMARY, FALLBACK)}  # fmt: skip
+    cache = {}
+
+    async def one_model(body, model):
+        b = breakers[model]
+
+        async def attempt():
+            if not b.allow():
+                raise RuntimeError("circuit open")
+            try:
+                result = await asyncio.wait_for(client.messages.create(**{**body, "model": model}), 4)
+            except Exception as exc:
+                b.record_failure(exc)
+                raise
+            b.record_success()
+            return result
+
+        return await call_with_idiomatic_tenacity(attempt, max_attempts=3, base_s=0.3, cap_s=2.0, deadline_s=12.0)
+
+    async def generate(body):
+        try:
+            return await one_model(body, PRIMARY)
+        except Exception as exc:
+            if not (is_retryable(exc) or "circuit open" in str(exc)):
+                raise
+            return await one_model(body, FALLBACK)
+
+    async def handle(key, body):
+        return await idempotent_with_futures(cache, key, body, generate)
+
+    return handle
+
+
 def naive_handler(client):
     async def handle(key, body):
         return await client.messages.create(**body)
@@ -979,7 +1016,7 @@ def stub_5_5(client):
     raise NotImplementedError("Exercise 5.5")
 
 
-@pytest.mark.parametrize("answer", [make_handler, make_handler_by_hand])
+@pytest.mark.parametrize("answer", [make_handler, make_handler_by_hand, make_handler_with_tenacity])
 def test_5_5_solutions_pass(answer):
     passes("5.5", answer)
 
