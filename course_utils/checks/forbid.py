@@ -25,7 +25,13 @@ A refusal the answer catches and swallows still fails the check: the context man
 :class:`ForbiddenCall` on exit when any call was refused. Everything is put back in ``finally``,
 also when the answer raises. The simulator (``course_utils.mock_provider``) runs in the same
 process and is never patched: its modules are skipped, and a stand-in called while a simulator
-frame is on the stack (e.g. the ledger pricing a request) hands the call to the original.
+frame is on the stack (e.g. the ledger pricing a request) hands the call to the original. So does
+a stand-in called directly by a lesson's check module (``course_utils.checks.lessonNN``), which
+may compute the expected answer with the reference itself. A forbidden function that is a method
+of a library class (``DeskStore.history_within``) is swapped in that class too.
+
+An exercise declares its reference once (``Exercise(..., reference={...}, task=...)``) and the
+engine runs every case under ``forbid``.
 
 Not covered: an answer that copies the library's source, or reaches the simulator's internals
 directly. Those are not "calling the library" in the sense of the exercises.
