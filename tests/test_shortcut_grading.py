@@ -31,6 +31,8 @@ SHORTCUTS = {
         ),
     },
     "06_cost_optimization": {
+        "6.2": ("def cache_key", "from course_utils.cost import cache_key\n"),
+        "6.3": ("def compress", "import course_utils.cost as cost_lib\n\ncompress = cost_lib.compress\n"),
         "6.5": (
             "class SpendGuard",
             "from course_utils.cost import SpendGuard as _LibraryGuard\n\n\nclass SpendGuard(_LibraryGuard):\n"
