@@ -32,6 +32,8 @@ __all__ = [
     "run_virtual",
     "is_virtual",
     "shutdown_loop",
+    "TICK",
+    "LOOP_TIME_MODULE",
 ]
 
 T = TypeVar("T")
@@ -116,9 +118,83 @@ def virtual_loop(*, limit: float | None = None, noop_cycles: int = DEFAULT_NOOP_
     """
     if noop_cycles < 1:
         raise ValueError(f"noop_cycles must be at least 1, got {noop_cycles}")
+    _virtualise_library_clocks()
     # The loop's own clock starts at 0: looptime's integer microseconds lose asyncio's float
     # comparisons near 1.8e9 (a loop started there never wakes its timers).
-    return looptime.new_event_loop(start=0.0, end=limit, noop_cycles=noop_cycles)
+    loop = looptime.new_event_loop(start=0.0, end=limit, noop_cycles=noop_cycles)
+    _every_wait_moves_time(loop)
+    return loop
+
+
+TICK = 1e-6
+"""looptime's resolution: virtual time moves in whole microseconds."""
+
+
+def _every_wait_moves_time(loop: asyncio.AbstractEventLoop) -> None:
+    """Make any timer in the future fire at least one tick after now.
+
+    asyncio runs a timer as soon as it is due within the clock's resolution (1 ns), so a sleep of
+    less than a nanosecond (a pacer's ``(1 - level) / rate`` when ``level`` is 0.9999999999) fires
+    without the virtual clock moving, and code that waits until the clock has moved spins for
+    ever; on a real loop the same sleep takes real time and the code finishes. Rounding such a
+    timer up to the next tick keeps the promise "any positive sleep advances time" on both.
+    """
+    call_at = loop.call_at
+
+    def call_at_least_a_tick_ahead(when: float, callback: Any, *args: Any, context: Any = None) -> Any:
+        now = loop.time()
+        if now < when < now + TICK:
+            when = now + TICK
+        return call_at(when, callback, *args, context=context)
+
+    call_later = loop.call_later
+
+    def call_later_at_least_a_tick(delay: float, callback: Any, *args: Any, context: Any = None) -> Any:
+        # A delay below the float resolution of the loop's time (1e-18 s at 1.0 s) vanishes in
+        # ``time() + delay`` before call_at could see it: round it up here.
+        if 0 < delay < TICK:
+            delay = TICK
+        return call_later(delay, callback, *args, context=context)
+
+    loop.call_at = call_at_least_a_tick_ahead  # type: ignore[method-assign]
+    loop.call_later = call_later_at_least_a_tick  # type: ignore[method-assign]
+
+
+class _LoopTimeModule:
+    """The ``time`` module as a library sees it: its clocks read the running loop's virtual time.
+
+    tenacity measures ``stop_before_delay``/``stop_after_delay`` with ``time.monotonic()``, which
+    a virtual loop does not move: on virtual time a deadline would never pass, although on a real
+    loop the same code stops in time. Outside a virtual loop (notebooks, other threads) every
+    attribute is the real ``time`` module's, so nothing changes there.
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+    def monotonic(self) -> float:
+        loop = _running_loop()
+        return loop.time() if is_virtual(loop) else time.monotonic()
+
+    def time(self) -> float:
+        loop = _running_loop()
+        return VIRTUAL_EPOCH + loop.time() if is_virtual(loop) else time.time()
+
+    def __repr__(self) -> str:
+        return "<time module, virtual inside a virtual loop>"
+
+
+LOOP_TIME_MODULE = _LoopTimeModule()
+
+
+def _virtualise_library_clocks() -> None:
+    """Point the ``time`` of the timing libraries a statement invites (tenacity) at :data:`LOOP_TIME_MODULE`."""
+    try:
+        import tenacity
+    except ImportError:  # pragma: no cover - tenacity is a dependency
+        return
+    if getattr(tenacity, "time", None) is time:
+        tenacity.time = LOOP_TIME_MODULE  # type: ignore[attr-defined]
 
 
 def run_virtual(awaitable: Awaitable[T], *, limit: float | None = None, noop_cycles: int = DEFAULT_NOOP_CYCLES) -> T:

@@ -103,3 +103,27 @@ def test_every_lesson_with_checks_has_check_tests_for_every_exercise():
             assert any("rejected" in n or "caught" in n for n in names) or (
                 f'"{exercise.id}"' in source and "assert_rejected" in source
             ), f"{exercise.id}: no wrong-answer test"
+
+
+def test_every_failure_of_lessons_05_to_08_hints_at_its_cause():
+    """Issue 27, class 4: a failure names the difference it saw (the strict guard above) and hints at the
+    cause; a message without a hint leaves the student with a difference and no cause. Every ``expect``,
+    ``expect_equal`` and ``CaseFailed`` of lessons 05-08 passes ``hint=`` (``None`` only where the message
+    itself is the whole story)."""
+    import ast
+    from pathlib import Path
+
+    import course_utils.checks.lesson05 as first
+
+    missing = []
+    for lesson in range(5, 9):
+        path = Path(first.__file__).with_name(f"lesson{lesson:02d}.py")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            is_failure = isinstance(node, ast.Call) and getattr(node.func, "id", "") in (
+                "expect",
+                "expect_equal",
+                "CaseFailed",
+            )
+            if is_failure and "hint" not in {k.arg for k in node.keywords}:
+                missing.append(f"{path.name}:{node.lineno}")
+    assert not missing, missing

@@ -208,3 +208,88 @@ def test_the_count_tokens_endpoint_is_refused_through_any_client():
     with forbid(lambda: None, {}, task="count", endpoints=(COUNT_TOKENS,)):
         client.messages.create(max_tokens=5, **params)
     assert client.messages.count_tokens(**params).input_tokens > 0
+
+
+# ----- the reference itself, a subclass, an instance, a call into a class's methods (issue 27) -----
+class Meter:
+    """A stand-in for a library class an exercise asks the student to write."""
+
+    def __init__(self, limit):
+        self.limit = limit
+
+    def take(self, n):
+        return n <= self.limit
+
+    @property
+    def left(self):
+        return self.limit
+
+
+CLASS_FORBIDDEN = {"lib.Meter": Meter}
+
+
+class MeterOfMine(Meter):
+    pass
+
+
+_EARLIER_METER = Meter(5)
+
+
+class HoldsAMeter:
+    def __init__(self, limit):
+        self.inner = _EARLIER_METER
+
+    def take(self, n):
+        return self.inner.take(n)
+
+
+class ReadsItsProperty:
+    def __init__(self, limit):
+        self.inner = _EARLIER_METER
+
+    def take(self, n):
+        return n <= self.inner.left
+
+
+@pytest.mark.parametrize(
+    "answer, phrase",
+    [
+        (pricing.cost, "your answer is pricing.cost"),
+        (functools.wraps(pricing.cost)(lambda usage, model: 0), "your answer is pricing.cost"),
+    ],
+)
+def test_the_reference_itself_is_refused_before_it_runs(answer, phrase):
+    with pytest.raises(ForbiddenCall, match=phrase):
+        _run(answer, USAGE, MODEL)
+    _assert_restored()
+
+
+@pytest.mark.parametrize(
+    "answer, phrase",
+    [
+        (Meter, "your answer is lib.Meter"),
+        (MeterOfMine, "your answer subclasses lib.Meter"),
+        (Meter(3).take, "your answer is an instance of lib.Meter"),
+        (HoldsAMeter, "your function called lib.Meter.take"),
+        (ReadsItsProperty, "your function called lib.Meter.left"),
+    ],
+)
+def test_a_class_reference_is_refused_by_every_route(answer, phrase):
+    with pytest.raises(ForbiddenCall, match=phrase):
+        with forbid(answer, CLASS_FORBIDDEN, task="meter"):
+            made = answer(3)
+            made.take(1) if hasattr(made, "take") else None
+    assert Meter.__dict__["take"].__name__ == "take" and Meter(2).take(1) and Meter(4).left == 4
+
+
+def test_a_class_of_its_own_passes_and_the_check_can_still_print_the_reference():
+    class OwnMeter:
+        def __init__(self, limit):
+            self.limit = limit
+
+        def take(self, n):
+            return n <= self.limit
+
+    with forbid(OwnMeter, CLASS_FORBIDDEN, task="meter"):
+        assert OwnMeter(3).take(2)
+        assert "Meter" in repr(_EARLIER_METER)  # dunder methods stay: the check may print

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import math
+
+import pytest
 
 import course_utils.checks as checks
 from _checks import assert_not_attempted, assert_rejected
@@ -74,6 +78,38 @@ async def dedupe_on_event_id(event, *, bus, group, processed, work):
     await bus.ack(event.topic, group, event.id)
 
 
+async def records_the_event_id_too(event, *, bus, group, processed, work):
+    """Dedupes on the business key but records the bus's event id as well: `processed` is not the ids handled."""
+    key = event.data["message_id"]
+    if key not in processed:
+        await work(event)
+        processed.update({key, event.id})
+    await bus.ack(event.topic, group, event.id)
+
+
+async def handle_event_with_a_lock_free_claim(event, *, bus, group, processed, work):
+    """Written differently: a local flag, one ack at the end, try/else so a failure propagates unacked."""
+    key = event.data["message_id"]
+    fresh = key not in processed
+    if fresh:
+        try:
+            await work(event)
+        except BaseException:
+            raise
+        else:
+            processed.add(key)
+    await bus.ack(event.topic, group, event.id)
+
+
+async def work_in_the_background(event, *, bus, group, processed, work):
+    """Starts the work as a task and acks at once: a crash in the work loses the message."""
+    key = event.data["message_id"]
+    if key not in processed:
+        processed.add(key)
+        asyncio.ensure_future(work(event))
+    await bus.ack(event.topic, group, event.id)
+
+
 async def stub(event, *, bus, group, processed, work):
     raise NotImplementedError
 
@@ -81,11 +117,23 @@ async def stub(event, *, bus, group, processed, work):
 def test_8_1_solution_and_an_alternative_pass():
     passes("8.1", handle_event)
     passes("8.1", handle_event_early_return)
+    passes("8.1", handle_event_with_a_lock_free_claim)
+
+
+def test_8_1_rejects_recording_the_wrong_ids_with_a_stable_message():
+    """Issue 27, class 4: the fault is what the answer records, and the message prints the same every run."""
+    first = checks.check("8.1", records_the_event_id_too, quiet=True)
+    assert first.status == "failed"
+    assert "`processed` does not record exactly the handled message ids" in first.feedback
+    assert "was lost" not in first.feedback
+    again = checks.check("8.1", records_the_event_id_too, quiet=True)
+    assert [c.message for c in again.cases] == [c.message for c in first.cases]
 
 
 def test_8_1_rejects_acking_before_processing():
     assert_rejected("8.1", ack_first, "message m1 was lost")
     assert_rejected("8.1", swallow_and_ack, "message m1 was lost")
+    assert_rejected("8.1", work_in_the_background, "message m1 was lost")
 
 
 def test_8_1_rejects_processing_without_dedupe():
@@ -139,14 +187,77 @@ def history_over_budget(store, tenant, conversation_id, upto, budget):
     return store.history(tenant, conversation_id, upto=upto)
 
 
+def history_within_returning_empty(store, tenant, conversation_id, upto, budget):
+    """Written differently: turns by index arithmetic over store.history, [] when nothing fits."""
+    msgs = store.history(tenant, conversation_id, upto=upto)
+    for start in range(0, len(msgs), 2):  # msgs[start:] keeps whole turns and ends with `upto`
+        if request_tokens({"messages": msgs[start:]}) <= budget:
+            return msgs[start:]
+    return []
+
+
+def drops_single_messages(store, tenant, conversation_id, upto, budget):
+    """Trims one message at a time from the oldest: a history can start with an assistant message."""
+    msgs = store.history(tenant, conversation_id, upto=upto)
+    while msgs and request_tokens({"messages": msgs}) > budget:
+        msgs = msgs[1:]
+    return msgs
+
+
+def keeps_the_oldest_turns(store, tenant, conversation_id, upto, budget):
+    msgs = store.history(tenant, conversation_id, upto=upto)
+    kept = [msgs[-1]]
+    for i in range(0, len(msgs) - 1, 2):
+        if request_tokens({"messages": kept[:-1] + msgs[i : i + 2] + kept[-1:]}) > budget:
+            break
+        kept = kept[:-1] + msgs[i : i + 2] + kept[-1:]
+    return kept
+
+
+def off_by_one_budget(store, tenant, conversation_id, upto, budget):
+    """Keeps turns while they stay strictly under the budget: a history that fits exactly loses a turn."""
+    msgs = store.history(tenant, conversation_id, upto=upto)
+    try:
+        return sliding_window(msgs, budget - 1)
+    except Exception:
+        return msgs[-1:]
+
+
+def sends_older_turns_when_nothing_fits(store, tenant, conversation_id, upto, budget):
+    msgs = store.history(tenant, conversation_id, upto=upto)
+    try:
+        return sliding_window(msgs, budget)
+    except Exception:
+        return msgs[-3:]
+
+
+def through_the_store(store, tenant, conversation_id, upto, budget):
+    return store.history_within(tenant, conversation_id, budget, upto=upto)
+
+
 def test_8_2_solution_and_an_alternative_pass():
     passes("8.2", history_within)
     passes("8.2", history_within_sql)
+    passes("8.2", history_within_returning_empty)
 
 
 def test_8_2_rejects_a_missing_tenant_filter_and_going_over_the_budget():
     assert_rejected("8.2", history_without_tenant, "messages of tenant 'globex'")
-    assert_rejected("8.2", history_over_budget, "over the budget of 400")
+    assert_rejected("8.2", history_over_budget, "over the budget of")
+
+
+@pytest.mark.parametrize(
+    "answer, phrase",
+    [
+        (drops_single_messages, "with a budget of"),
+        (keeps_the_oldest_turns, "with a budget of"),
+        (off_by_one_budget, "with a budget of"),
+        (sends_older_turns_when_nothing_fits, "one less than the new message alone"),
+        (through_the_store, "your function called DeskStore.history_within"),
+    ],
+)
+def test_8_2_wrong_answers_are_rejected(answer, phrase):
+    assert_rejected("8.2", answer, phrase)
 
 
 # ----- 8.3 ------------------------------------------------------------------------------------
@@ -159,8 +270,49 @@ def retrieve(index, tenant, question, k):
 
 
 def retrieve_with_the_library(index, tenant, question, k):
-    """Written differently: the reference index's own search (the filter is inside its query)."""
+    """The shortcut: the reference index's own search."""
     return [hit.doc_id for hit in index.search(tenant, question, k=k)]
+
+
+def retrieve_with_numpy(index, tenant, question, k):
+    """Written differently, with a well-known library: the tenant's vectors out of sqlite-vec, cosine by numpy."""
+    import numpy as np
+
+    rows = index.db.execute("SELECT doc_id, embedding FROM docs WHERE tenant = ?", (tenant,)).fetchall()
+    ids = [r[0] for r in rows]
+    vectors = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
+    q = embed_one(question).astype(np.float32)
+    similarity = vectors @ q / (np.linalg.norm(vectors, axis=1) * np.linalg.norm(q))
+    return [ids[i] for i in np.argsort(-similarity, kind="stable")[:k]]
+
+
+def retrieve_with_a_full_scan(index, tenant, question, k):
+    """Written differently: no KNN index, sqlite-vec's distance function over the tenant's rows."""
+    rows = index.db.execute(
+        "SELECT doc_id, vec_distance_cosine(embedding, ?) AS d FROM docs WHERE tenant = ? ORDER BY d, doc_id LIMIT ?",
+        (embed_one(question).tobytes(), tenant, k),
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
+def alphabetical(index, tenant, question, k):
+    return sorted(retrieve(index, tenant, question, k))
+
+
+def returns_the_texts(index, tenant, question, k):
+    rows = index.db.execute(
+        "SELECT text FROM docs WHERE embedding MATCH ? AND k = ? AND tenant = ? ORDER BY distance",
+        (embed_one(question).tobytes(), k, tenant),
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
+def one_extra(index, tenant, question, k):
+    return retrieve(index, tenant, question, k + 1)
+
+
+def always_three(index, tenant, question, k):
+    return retrieve(index, tenant, question, 3)
 
 
 def filter_after_top_k(index, tenant, question, k):
@@ -185,7 +337,16 @@ def farthest_first(index, tenant, question, k):
 
 def test_8_3_solution_and_an_alternative_pass():
     passes("8.3", retrieve)
-    passes("8.3", retrieve_with_the_library)
+    passes("8.3", retrieve_with_numpy)
+    passes("8.3", retrieve_with_a_full_scan)
+
+
+def test_8_3_rejects_a_fixed_k_and_the_library_search():
+    assert_rejected("8.3", always_three, "retrieve returned 3 documents for k=1")
+    assert_rejected("8.3", one_extra, "retrieve returned 2 documents for k=1")
+    assert_rejected("8.3", alphabetical, "Order the results by distance")
+    assert_rejected("8.3", returns_the_texts, "retrieve returned other tenants' documents")
+    assert_rejected("8.3", retrieve_with_the_library, "your function called VectorIndex.search")
 
 
 def test_8_3_rejects_filtering_after_top_k_and_no_filter():
@@ -297,7 +458,57 @@ def capacity_without_output(p):
     return min(p.rpm, p.itpm / p.input_tokens_per_turn, p.workers * 60 / p.latency_s) / p.turns_per_conversation
 
 
+def capacity_with_fractions(p):
+    """Written differently: exact fractions for every limit, per conversation from the start."""
+    from fractions import Fraction as F
+
+    per_conversation = [
+        F(p.rpm) / p.turns_per_conversation,
+        F(p.itpm) / (p.input_tokens_per_turn * p.turns_per_conversation),
+        F(p.otpm) / (p.output_tokens_per_turn * p.turns_per_conversation),
+        F(p.workers * 60) / (F(p.latency_s) * p.turns_per_conversation),
+    ]
+    return float(min(per_conversation))
+
+
+def capacity_loosest_limit(p):
+    """Takes the largest limit instead of the smallest: the one that binds is the tightest."""
+    return (
+        max(p.rpm, p.itpm / p.input_tokens_per_turn, p.otpm / p.output_tokens_per_turn, p.workers * 60 / p.latency_s)
+        / p.turns_per_conversation
+    )
+
+
+def capacity_workers_per_second(p):
+    """Little's law in seconds mixed with limits per minute: the worker limit is 60 times too small."""
+    return (
+        min(p.rpm, p.itpm / p.input_tokens_per_turn, p.otpm / p.output_tokens_per_turn, p.workers / p.latency_s)
+        / p.turns_per_conversation
+    )
+
+
+def capacity_rounded_down(p):
+    return float(math.floor(capacity(p)))
+
+
+def capacity_through_the_library(p):
+    from course_utils.architecture.capacity import conversations_per_minute
+
+    return conversations_per_minute(p)
+
+
+def test_8_5_rejects_the_library_formula():
+    assert_rejected("8.5", capacity_through_the_library, "your function called architecture.conversations_per_minute")
+
+
+def test_8_5_rejects_a_rounded_figure():
+    assert_rejected("8.5", capacity_rounded_down, "conversations per minute; the simulation sustained")
+    assert_rejected("8.5", capacity_loosest_limit, "that is the loosest limit: the smallest one binds")
+    assert_rejected("8.5", capacity_workers_per_second, "times 60 per minute")
+
+
 def test_8_5_solution_and_an_alternative_pass():
+    passes("8.5", capacity_with_fractions)
     passes("8.5", capacity)
     passes("8.5", capacity_per_second_then_scaled)
 

@@ -38,21 +38,33 @@ ANSWERS: dict[str, list[Callable[..., Any]]] = {
     "3.3": [t3.run_workers, t3.task_per_item],
     "3.4": [t3.dispatch, t3.bucket_started_before_connecting, t3.bucket_at_80_percent],
     "4.2": [t4.poll_until_ended, t4.no_deadline, t4.uncapped_doubling, t4.shrinking_waits],
-    "5.2": [t5.call_with_retries, t5.deadline_checked_after_sleep, t5.jitter_without_growth],
+    "5.2": [t5.call_with_retries, t5.deadline_checked_after_sleep, t5.jitter_without_growth, t5.uncapped],
     "5.3": [t5.CircuitBreaker, t5.NoHalfOpen, t5.HalfOpenLetsEverythingThrough],
     "6.4": [t6.route, t6.always(t6.CHEAP)],  # each answer runs the hidden set: the cheapest wrong one
-    "6.5": [t6.SpendGuard, t6.CheckThenSpend, t6.NeverSettles],
-    "7.1": [t7.TenantRateLimiter, t7.OneGlobalBucket, t7.NeverRefills],
-    "7.4": [t7.TenantBudget, t7.CheckThenAct, t7.NeverSettles],
-    "8.1": [t8.handle_event, t8.ack_first, t8.no_dedupe],  # redelivery after the idle timeout
+    "6.5": [t6.SpendGuard, t6.CheckThenSpend, t6.NeverSettles, t6.ReleasesOnAnyError],
+    "7.1": [t7.TenantRateLimiter, t7.OneGlobalBucket, t7.NeverRefills, t7.RefusalResetsTheClock],
+    "7.4": [t7.TenantBudget, t7.CheckThenAct, t7.NeverSettles, t7.SwallowsTheError],
+    "8.1": [
+        t8.handle_event,
+        t8.ack_first,
+        t8.no_dedupe,
+        t8.records_the_event_id_too,
+    ],  # redelivery after the idle timeout
     "8.4": [t8.wire_pipeline, t8.wire_too_few_workers],  # a load test: p95 time to first token
+}
+ALSO_CORRECT: dict[str, list[Callable[..., Any]]] = {
+    # Correct alternatives whose verdict depends on what virtual time covers (issue 27, class 3): tenacity's
+    # deadline stop reads time.monotonic(); a GCRA limiter waits to the microsecond.
+    "5.2": [t5.call_with_idiomatic_tenacity],
+    "7.1": [t7.GcraLimiter],
 }
 RUNS = 2  # two runs under load show any difference as well as three, at two thirds of the cost
 
 
 def _verdict(exercise: str, answer: Callable[..., Any]) -> tuple[Any, ...]:
     result = checks.check(exercise, answer, quiet=True)
-    return result.status, result.points, tuple((c.name, c.outcome) for c in result.cases)
+    # The messages too: a verdict's text must not change from run to run (a set printed in hash order did).
+    return result.status, result.points, tuple((c.name, c.outcome, c.message) for c in result.cases)
 
 
 @pytest.fixture
@@ -72,8 +84,9 @@ def burners():
 def test_verdicts_are_identical_under_load(exercise, burners):
     assert all(p.poll() is None for p in burners), "the CPU burners must be running"
     solution, *wrong = ANSWERS[exercise]
-    for answer in ANSWERS[exercise]:
+    correct = [solution, *ALSO_CORRECT.get(exercise, [])]
+    for answer in [*ANSWERS[exercise], *ALSO_CORRECT.get(exercise, [])]:
         runs = [_verdict(exercise, answer) for _ in range(RUNS)]
         assert runs.count(runs[0]) == RUNS, (exercise, answer.__name__, runs)
-        expected = ("passed",) if answer is solution else ("failed", "timeout")
+        expected = ("passed",) if answer in correct else ("failed", "timeout")
         assert runs[0][0] in expected, (exercise, answer.__name__, runs[0])

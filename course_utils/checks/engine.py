@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import re
 import time
 from types import ModuleType
@@ -10,6 +11,7 @@ from typing import Any
 
 from . import registry
 from .explain import explain
+from .forbid import forbid
 from .framework import MISSING, CaseFailed, CaseResult, CheckBug, CheckResult, Exercise, describe
 from .report import format_verdict, show
 from .runner import run_with_limit
@@ -90,7 +92,7 @@ def _run_cases(exercise: Exercise, answer: tuple, kw: dict, limit: float) -> lis
                 for c in exercise.cases[index:]
             )
             break
-        outcome = run_with_limit(case.run, answer, kw, limit=remaining)
+        outcome = run_with_limit(_guarded(exercise, case.run), answer, kw, limit=remaining)
         if outcome.timed_out:
             out.append(
                 CaseResult(
@@ -119,6 +121,27 @@ def _run_cases(exercise: Exercise, answer: tuple, kw: dict, limit: float) -> lis
             message = why.text + (f"\nIn your code: {why.where}" if why.where else "")
             out.append(CaseResult(case.name, False, message, why.outcome))
     return out
+
+
+def _guarded(exercise: Exercise, run: Any) -> Any:
+    """``run`` under :func:`~.forbid.forbid` of the exercise's ``reference`` (sync or ``async`` cases)."""
+    if not exercise.reference:
+        return run
+    task = exercise.task or f"solve exercise {exercise.id}"
+
+    if inspect.iscoroutinefunction(run):
+
+        async def guarded_async(*answer: Any, **kw: Any) -> Any:
+            with forbid(answer, exercise.reference, task=task):
+                return await run(*answer, **kw)
+
+        return guarded_async
+
+    def guarded(*answer: Any, **kw: Any) -> Any:
+        with forbid(answer, exercise.reference, task=task):
+            return run(*answer, **kw)
+
+    return guarded
 
 
 def _shown_in() -> Any:

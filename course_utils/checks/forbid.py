@@ -15,6 +15,9 @@ While the block runs, each forbidden function is swapped for a stand-in that rai
   as c`` in the notebook), also in the namespaces of helpers the answer reaches;
 * a default argument (``def f(u, m, _c=cost)``), a closure cell, a ``functools.partial`` target,
   and an attribute of the answer's classes or of a callable object passed as the answer;
+* the reference itself passed as the answer (``is_retryable = resilience.is_retryable``), a
+  ``functools.wraps`` wrapper of it, and for a class: a subclass of it, an instance of it, and a
+  call into any of its methods (a thin wrapper around an instance made before the check);
 * for ``endpoints``, a request to that API path through any Anthropic SDK client, the notebook's
   included (``client.messages.count_tokens``, ``with_raw_response``, the beta resource).
 
@@ -22,7 +25,13 @@ A refusal the answer catches and swallows still fails the check: the context man
 :class:`ForbiddenCall` on exit when any call was refused. Everything is put back in ``finally``,
 also when the answer raises. The simulator (``course_utils.mock_provider``) runs in the same
 process and is never patched: its modules are skipped, and a stand-in called while a simulator
-frame is on the stack (e.g. the ledger pricing a request) hands the call to the original.
+frame is on the stack (e.g. the ledger pricing a request) hands the call to the original. So does
+a stand-in called directly by a lesson's check module (``course_utils.checks.lessonNN``), which
+may compute the expected answer with the reference itself. A forbidden function that is a method
+of a library class (``DeskStore.history_within``) is swapped in that class too.
+
+An exercise declares its reference once (``Exercise(..., reference={...}, task=...)``) and the
+engine runs every case under ``forbid``.
 
 Not covered: an answer that copies the library's source, or reaches the simulator's internals
 directly. Those are not "calling the library" in the sense of the exercises.
@@ -82,11 +91,13 @@ def forbid(
     with the refusal.
     """
     called: list[str] = []
+    how: dict[str, str] = {}
 
     def refusal(name: str) -> ForbiddenCall:
         advice = hint or "Use only the building blocks the exercise names; {name} already does the exercise for you."
         return ForbiddenCall(
-            f"write it yourself: the exercise is to {task} without the library, but your function called {name}",
+            f"write it yourself: the exercise is to {task} without the library, but "
+            + how.get(name, f"your function called {name}"),
             hint=advice.format(name=name),
         )
 
@@ -98,12 +109,22 @@ def forbid(
     names = {id(obj): name for name, obj in functions.items()}
     with ExitStack() as undo:
         try:
+            for name, reference in functions.items():
+                # The reference itself under the exercise's name (identity, an alias), a subclass of
+                # it, or an instance of it: refused before the answer runs.
+                relation = _relation_to(answer, reference)
+                if relation is not None:
+                    how[name] = f"your answer {relation} {name}"
+                    refuse(name)
             for target in _partial_targets(answer):
                 # A partial's function cannot be swapped (``func`` is read-only): one that wraps a
                 # forbidden function is refused before the answer runs.
                 if _replacement(target, stand_ins) is not None:
                     refuse(names[id(target)])
             _swap_references(answer, stand_ins, undo)
+            for name, reference in functions.items():
+                if isinstance(reference, type):
+                    _refuse_methods(name, reference, refuse, undo)
             for endpoint in endpoints:
                 _refuse_endpoint(endpoint, refuse, undo)
             yield called
@@ -119,7 +140,7 @@ def _stand_in(name: str, original: Callable[..., Any], refuse: Callable[[str], N
     """A function that refuses, except on behalf of the simulator (which must keep working)."""
 
     def stand_in(*args: Any, **kwargs: Any) -> Any:
-        if _simulator_on_stack():
+        if _simulator_on_stack() or _called_by_a_check():
             return original(*args, **kwargs)
         refuse(name)
 
@@ -128,6 +149,78 @@ def _stand_in(name: str, original: Callable[..., Any], refuse: Callable[[str], N
     stand_in.__qualname__ = getattr(original, "__qualname__", name)
     stand_in.__doc__ = f"Refused during this check: {name}."
     return stand_in
+
+
+def _answers(answer: Any) -> list[Any]:
+    """The objects a check received: ``check(id, a, b)`` passes a tuple of them."""
+    return list(answer) if isinstance(answer, tuple) else [answer]
+
+
+def _unwrapped(obj: Any) -> list[Any]:
+    """``obj`` and what it wraps: a bound method's function and instance, ``__wrapped__`` chains."""
+    out, todo = [], [obj]
+    while todo and len(out) < 50:
+        item = todo.pop()
+        if any(item is seen for seen in out):
+            continue
+        out.append(item)
+        if isinstance(item, MethodType):
+            todo += [item.__func__, item.__self__]
+        elif isinstance(item, (staticmethod, classmethod)):
+            todo.append(item.__func__)
+        wrapped = getattr(item, "__wrapped__", None) if isinstance(item, (FunctionType, type)) else None
+        if wrapped is not None:
+            todo.append(wrapped)
+    return out
+
+
+def _relation_to(answer: Any, reference: Any) -> str | None:
+    """How ``answer`` is ``reference``: itself (under any name, or wrapped by ``functools.wraps``),
+    a subclass or an instance of it (also as a bound method's instance); else None."""
+    # Only what the check was given: a notebook's other classes share the answer's namespace, and a
+    # helper class that merely exists there is not the answer. Routes further in call the reference
+    # (its functions and methods refuse).
+    for item in (c for a in _answers(answer) for c in _unwrapped(a)):
+        if item is reference:
+            return "is"
+        if isinstance(reference, type):
+            try:
+                if isinstance(item, type) and issubclass(item, reference):
+                    return "subclasses"
+                if not isinstance(item, type) and isinstance(item, reference):
+                    return "is an instance of"
+            except TypeError:  # a Protocol that is not runtime-checkable: only identity applies
+                continue
+    return None
+
+
+def _refuse_methods(name: str, cls: type, refuse: Callable[[str], None], undo: ExitStack) -> None:
+    """Every method of the reference class refuses (a thin wrapper holding an instance made earlier
+    calls into it); dunder methods other than ``__init__``/``__call__`` stay, so the check can print."""
+    for key, value in list(vars(cls).items()):
+        if key.startswith("__") and key not in ("__init__", "__call__"):
+            continue
+        if isinstance(value, FunctionType):
+            new: Any = _stand_in(f"{name}.{key}", value, refuse)
+        elif isinstance(value, property) and value.fget is not None:
+            new = property(_stand_in(f"{name}.{key}", value.fget, refuse), value.fset, value.fdel, value.__doc__)
+        elif isinstance(value, (staticmethod, classmethod)) and isinstance(value.__func__, FunctionType):
+            new = type(value)(_stand_in(f"{name}.{key}", value.__func__, refuse))
+        else:
+            continue
+        setattr(cls, key, new)
+        undo.callback(setattr, cls, key, value)
+
+
+_CHECKS = "course_utils.checks.lesson"
+
+
+def _called_by_a_check() -> bool:
+    """The caller is a lesson's check module itself (it computes the expected answer with the reference).
+
+    Only the direct caller counts: the student's code, and the library code it calls, are never a check.
+    """
+    return str(sys._getframe(2).f_globals.get("__name__", "")).startswith(_CHECKS)
 
 
 def _simulator_on_stack() -> bool:
@@ -158,6 +251,11 @@ def _swap_references(answer: Any, stand_ins: StandIns, undo: ExitStack) -> None:
             namespaces.setdefault(id(fn.__globals__), fn.__globals__)
     for ns in namespaces.values():
         _swap_in_dict(ns, stand_ins, undo)
+    for cls in _library_classes():  # a forbidden method of a library class (``DeskStore.history_within``)
+        for key, value in list(vars(cls).items()):
+            if (new := _replacement(value, stand_ins)) is not None:
+                setattr(cls, key, new)
+                undo.callback(setattr, cls, key, value)
     for obj in objects:
         _swap_in_dict(vars(obj), stand_ins, undo)
     for cls in classes:
@@ -211,7 +309,7 @@ def _reachable(answer: Any) -> tuple[list[FunctionType], list[type], list[Any]]:
     functions: dict[int, FunctionType] = {}
     classes: dict[int, type] = {}
     objects: dict[int, Any] = {}
-    todo: list[Any] = [answer]
+    todo: list[Any] = _answers(answer)
     while todo:
         obj = todo.pop()
         if isinstance(obj, MethodType):
@@ -243,7 +341,7 @@ def _partial_targets(answer: Any) -> list[Any]:
     closure cell, a callable object's attribute, or a global its code reads (only those: a notebook's
     unrelated partials are not the answer's)."""
     functions, _, objects = _reachable(answer)
-    candidates: list[Any] = [answer, *objects]
+    candidates: list[Any] = [*_answers(answer), *objects]
     for fn in functions:
         if str(fn.__globals__.get("__name__", "")).startswith(_PACKAGE):
             continue  # the library's own functions: not the answer's routes
@@ -291,6 +389,16 @@ def _defined_in(value: Any, namespace: dict[str, Any]) -> bool:
 
 def _is_simulator(namespace: dict[str, Any]) -> bool:
     return str(namespace.get("__name__", "")).startswith(_SIMULATOR)
+
+
+def _library_classes() -> list[type]:
+    """The classes defined in loaded ``course_utils`` modules (the simulator's excluded)."""
+    out: dict[int, type] = {}
+    for ns in _library_namespaces():
+        for value in list(ns.values()):
+            if isinstance(value, type) and getattr(value, "__module__", None) == ns.get("__name__"):
+                out[id(value)] = value
+    return list(out.values())
 
 
 def _library_namespaces() -> list[dict[str, Any]]:

@@ -43,6 +43,12 @@ The rule every lesson's checks follow (issue 14; lessons 05-08 inherit it):
   an ``expected`` and a ``got`` that print the same, or a message of the form "N x instead of N", in
   strict mode (:data:`STRICT`: on under the test suite and with ``COURSE_CHECKS_STRICT=1``), so
   every lesson's wrong-answer tests catch such a message.
+* **The library's own answer scores nothing** (issue 27): an exercise whose reference lives in
+  ``course_utils`` declares it (``reference={"resilience.is_retryable": ...}``) and every case runs
+  under :func:`~.forbid.forbid`: the reference itself, an alias, a subclass, a thin wrapper or a call
+  into it is refused. Import cells never bind an exercise's name (``tests/test_exercise_names.py``).
+* **Every failure hints at its cause** (``hint=``; ``tests/test_check_messages.py`` holds lessons 05-08
+  to it), and prints the same on every run (no set in hash order, no echo of the answer's random values).
 * **In ``tests/test_checks_lessonNN.py``**: the solution and at least one correct alternative
   written differently pass; plausible wrong answers, written as a student would from the contract,
   are rejected with the phrase that names their mistake; the unedited stub is "not attempted".
@@ -161,6 +167,12 @@ class Exercise:
     the student's function has the wrong signature."""
     time_limit: float | None = None
     """Seconds for the whole check; ``None`` uses the framework default (30 s)."""
+    reference: dict[str, Any] = field(default_factory=dict)
+    """The library's own answer (display name -> function or class): every case runs under
+    :func:`~.forbid.forbid`, so the reference itself, an alias, a subclass, a thin wrapper or a call
+    into it scores nothing."""
+    task: str = ""
+    """Completes "the exercise is to ... without the library" in a refusal (with ``reference``)."""
 
     @property
     def lesson(self) -> int:

@@ -15,6 +15,7 @@ from typing import Any
 
 import anthropic
 
+from .. import resilience
 from ..clock import SYSTEM_CLOCK, VirtualClock
 from ..mock_provider.faults import Scenario
 from ..resilience.fakes import connection_error, spend_limit_error, status_error, timeout_error
@@ -58,6 +59,8 @@ retryable = Exercise(
     "Which failures are worth another attempt",
     points=2,
     signature="is_retryable(exc) -> bool",
+    reference={"resilience.is_retryable": resilience.is_retryable},
+    task="classify failures",
     hints=[
         "Retry what can succeed next time: 429 (but not the spend limit), 529, 500, 504, connection errors and "
         "timeouts. Never 400, 401, 403, 404, 413: the same request fails the same way. Honour x-should-retry.",
@@ -81,19 +84,38 @@ def _verdict(fn: Any, exc: BaseException, label: str) -> bool:
             "from anthropic.APIStatusError.",
         ) from None
     if not isinstance(got, bool):
-        raise CaseFailed(f"is_retryable returned {got!r} for {label}", expected="True or False", got=got)
+        raise CaseFailed(
+            f"is_retryable returned {got!r} for {label}",
+            expected="True or False",
+            got=got,
+            hint="Return a bool: True or False, not None or a truthy value.",
+        )
     return got
 
 
-@retryable.case("transient failures are retried: 429, 529, 500, 504, connection errors, timeouts")
+def _spend_limit_saying_retry() -> BaseException:
+    """The spend-limit 429 with ``x-should-retry: true``: the statement says the spend limit wins."""
+    return status_error(
+        429,
+        {"x-should-retry": "true"},
+        message="You have reached your API usage limits.",
+        details={"error_code": "enforced_spend_limit_reached"},
+    )
+
+
+@retryable.case("transient failures are retried: 408, 429, 529, 500, 502, 503, 504, connection errors, timeouts")
 def _transient(fn) -> None:
     for label, exc in [
         ("429 rate_limit_error", status_error(429, {"retry-after": "2"})),
         ("529 overloaded_error", status_error(529)),
         ("500 api_error", status_error(500)),
+        ("502 api_error", status_error(502)),
+        ("503 api_error", status_error(503)),
         ("504 timeout_error", status_error(504)),
+        ("408 request timeout", status_error(408)),
         ("APIConnectionError", connection_error()),
         ("APITimeoutError", timeout_error()),
+        ("TimeoutError (asyncio.wait_for's)", TimeoutError()),
     ]:
         expect(
             _verdict(fn, exc, label) is True,
@@ -136,11 +158,70 @@ def _spend_limit(fn) -> None:
         got=True,
         hint="The x-should-retry header overrides the status code (the official SDKs obey it).",
     )
+    expect(
+        _verdict(fn, _spend_limit_saying_retry(), "the spend-limit 429 with x-should-retry: true") is False,
+        "the spend-limit 429 was retried because its x-should-retry said true",
+        expected=False,
+        got=True,
+        hint="The statement: the spend-limit 429 is never retried, whatever its x-should-retry says. Test "
+        "exc.error_code == 'enforced_spend_limit_reached' before reading the header.",
+    )
+
+
+@retryable.case("x-should-retry: true makes any status retryable (the header overrides in both directions)")
+def _header_true(fn) -> None:
+    for status in (400, 404, 413):
+        exc = status_error(status, {"x-should-retry": "true"})
+        expect(
+            _verdict(fn, exc, f"{status} with x-should-retry: true") is True,
+            f"a {status} whose response says x-should-retry: true was not retried",
+            expected=True,
+            got=False,
+            hint="The header overrides the status in both directions: read exc.response.headers.get('x-should-retry') "
+            "before falling back to the status code.",
+        )
+
+
+_NAMED_STATUSES = (400, 401, 403, 404, 408, 413, 429, 500, 501, 502, 503, 504, 520, 529, 599)
+"""Statuses the statement classifies (other 4xx, 409 or 422 say, it leaves open, so none is drawn)."""
+
+
+@retryable.case("300 seeded random failures (status, x-should-retry, spend limit) classified as the statement says")
+def _random_failures(fn) -> None:
+    rng = random.Random(51)
+    for _ in range(300):
+        status = rng.choice(_NAMED_STATUSES)
+        header = rng.choice([None, None, "true", "false"])
+        spend = status == 429 and rng.random() < 0.3
+        headers = {"x-should-retry": header} if header else {}
+        if status == 429 and not spend and rng.random() < 0.5:
+            headers["retry-after"] = str(rng.randint(1, 30))
+        details = {"error_code": "enforced_spend_limit_reached"} if spend else None
+        exc = status_error(status, headers, details=details)
+        label = (
+            f"{status}" + (" (spend limit)" if spend else "") + (f" with x-should-retry: {header}" if header else "")
+        )
+        want = False if spend else (header == "true") if header else (status in (408, 429) or status >= 500)
+        got = _verdict(fn, exc, label)
+        expect(
+            got is want,
+            f"{label} was {'retried' if got else 'not retried'}",
+            expected=want,
+            got=got,
+            hint="In order: the spend limit is never retried; then x-should-retry decides when present; then the "
+            "status: 408, 429 and every 5xx are retried, 400, 401, 403, 404 and 413 are not.",
+        )
 
 
 @retryable.case("other exceptions (bugs in our code) are not retried")
 def _bugs(fn) -> None:
-    for exc in (ValueError("bad prompt template"), KeyError("text"), TypeError("unsupported operand")):
+    for exc in (
+        ValueError("bad prompt template"),
+        KeyError("text"),
+        TypeError("unsupported operand"),
+        RuntimeError("event loop is closed"),
+        ZeroDivisionError("division by zero"),
+    ):
         expect(
             _verdict(fn, exc, type(exc).__name__) is False,
             f"{type(exc).__name__} was retried",
@@ -159,13 +240,15 @@ retries = Exercise(
     points=4,
     signature="await call_with_retries(make_request, *, max_attempts, base_s, cap_s, deadline_s)",
     time_limit=60,
+    reference={"resilience.RetryPolicy": resilience.RetryPolicy, "resilience.backoff_delay": resilience.backoff_delay},
+    task="retry with full jitter, retry-after and a deadline",
     hints=[
         "Loop: try `await make_request()`; on a retryable error compute the wait = max(retry-after, "
         "random.uniform(0, min(cap_s, base_s * 2 ** (attempt - 1)))); stop (re-raise) when attempts are used up "
         "or when now + wait would pass the deadline.",
         "With tenacity: AsyncRetrying(retry=retry_if_exception(is_retryable), stop=stop_after_attempt(n), "
-        "wait=a function of retry_state returning max(retry_after, jitter), reraise=True), or use "
-        "course_utils.resilience.RetryPolicy(max_attempts=..., base_s=..., cap_s=..., deadline_s=...).acall(make_request).",
+        "wait=a function of retry_state returning max(retry_after, jitter), reraise=True); stop_before_delay(deadline_s) "
+        "stops before a wait that would end past the deadline. (RetryPolicy is the reference: write your own.)",
     ],
 )
 
@@ -238,7 +321,25 @@ async def _honours_retry_after(fn) -> None:
         hint="Read exc.response.headers['retry-after'] (seconds) and wait max(retry_after, backoff): a retry "
         "before then is refused again and wastes an attempt.",
     )
-    expect(getattr(message, "id", None) is not None, "the successful Message was not returned", got=message)
+    # max(retry-after, backoff), not their sum: with base_s=0.5 the first two ceilings (0.5, 1 s) are below 3 s,
+    # so each wait is exactly 3 s (plus the attempt's own 10 ms).
+    call = _Faulty(*[status_error(429, {"retry-after": "3"}) for _ in range(2)])
+    await _retries(fn, call, base_s=0.5)
+    longest = max(g - 0.01 for g in _gaps(call.times))
+    expect(
+        longest <= 3.0 + 1e-6,
+        f"after a 429 with retry-after: 3 (and backoff ceilings of 0.5 and 1 s) it waited {longest:.3f} s",
+        expected="3 s: max(retry-after, backoff)",
+        got=f"{longest:.3f} s",
+        hint="The wait is max(retry_after, random.uniform(0, ceiling)), not retry_after plus the jitter: "
+        "retry-after is a floor, the backoff only matters when it is longer.",
+    )
+    expect(
+        getattr(message, "id", None) is not None,
+        "the successful Message was not returned",
+        got=message,
+        hint="Return what make_request() returned on the attempt that succeeded.",
+    )
 
 
 @retries.case("full jitter: clients that failed together retry apart, with exponential bounds")
@@ -251,6 +352,8 @@ async def _jitter(fn) -> None:
         "a caller that failed 3 times with 529 should make 4 attempts",
         expected=4,
         got=sorted({len(c.times) for c in calls}),
+        hint="A 529 is retryable: retry it until an attempt succeeds (4 attempts here, within max_attempts=5); "
+        "fewer means the loop stopped early, more that it retried after the success.",
     )
     firsts = [round(c.times[1], 4) for c in calls]
     expect(
@@ -281,6 +384,16 @@ async def _jitter(fn) -> None:
         expected="about 0.5, 1, 2 s (exponential)",
         got=[round(m, 2) for m in means],
         hint="The ceiling doubles with each attempt: base_s * 2 ** (attempt - 1), capped at cap_s.",
+    )
+    capped = [_Faulty(*[status_error(529) for _ in range(4)]) for _ in range(30)]
+    await asyncio.gather(*(_retries(fn, c, max_attempts=5, base_s=1.0, cap_s=1.5) for c in capped))
+    late = [g - 0.01 for c in capped for g in _gaps(c.times)[2:]]  # retries 3 and 4: ceilings 4 and 8, capped
+    expect(
+        max(late) <= 1.5 + 1e-6,
+        f"with base_s=1 and cap_s=1.5, a third or fourth retry waited {max(late):.2f} s",
+        expected="<= 1.5 s (cap_s)",
+        got=f"{max(late):.2f} s",
+        hint="cap_s caps the ceiling of the draw: random.uniform(0, min(cap_s, base_s * 2 ** (attempt - 1))).",
     )
 
 
@@ -376,6 +489,11 @@ breaker = Exercise(
     "A circuit breaker with a half-open state",
     points=4,
     signature="CircuitBreaker(*, failure_rate, min_calls, window_s, cooldown_s, half_open_calls, clock)",
+    reference={
+        "resilience.CircuitBreaker": resilience.CircuitBreaker,
+        "resilience.BreakerBoard": resilience.BreakerBoard,
+    },
+    task="write a circuit breaker",
     hints=[
         "Keep (time, failed) pairs of the last window_s seconds. Open when there are >= min_calls and the failed "
         "share >= failure_rate. Open refuses until cooldown_s has passed; then half-open admits half_open_calls "
@@ -442,16 +560,49 @@ def _opens(cls) -> None:
         got=True,
         hint="While open, allow() must return False: no request to a provider that is down.",
     )
-    fresh = _make_breaker(cls, VirtualClock())
-    for _ in range(6):
-        fresh.record_success()
-        fresh.record_failure(timeout_error())
+    at_rate = _make_breaker(cls, VirtualClock())
+    for _ in range(2):
+        at_rate.record_success()
+        at_rate.record_failure(status_error(529))
     expect(
-        _state(fresh) == "open",
-        "timeouts did not count as failures",
+        _state(at_rate) == "open",
+        f"2 of 4 calls failed (50%, exactly failure_rate=0.5) but the state is {_state(at_rate)!r}",
         expected="open",
-        got=_state(fresh),
-        hint="Timeouts and connection errors say the provider is unhealthy: they count like a 529.",
+        got=_state(at_rate),
+        hint="Open at the failure rate, not only above it: failures / calls >= failure_rate.",
+    )
+    for label, make in (("timeouts", timeout_error), ("connection errors", connection_error)):
+        fresh = _make_breaker(cls, VirtualClock())
+        fresh.record_success()
+        for _ in range(3):
+            fresh.record_failure(make())
+        expect(
+            _state(fresh) == "open",
+            f"3 {label} of 4 calls (75% >= 50%) did not open the breaker: {label} did not count as failures",
+            expected="open",
+            got=_state(fresh),
+            hint="Timeouts and connection errors say the provider is unhealthy: they count like a 529.",
+        )
+
+
+@breaker.case("only outcomes of the last window_s seconds count")
+def _window(cls) -> None:
+    clock = VirtualClock()
+    b = _make_breaker(cls, clock)
+    for _ in range(3):
+        b.record_failure(status_error(529))
+    clock.advance_sync(11.0)  # those three are now older than window_s = 10 s
+    b.record_failure(status_error(529))
+    for _ in range(3):
+        b.record_success()
+    expect(
+        _state(b) == "closed",
+        f"1 failure in the last 10 s (1 of 4 calls, 25%) opened the breaker (state {_state(b)!r}): failures "
+        "older than window_s were still counted",
+        expected="closed",
+        got=_state(b),
+        hint="Keep (time, failed) pairs and drop those older than clock.monotonic() - window_s before computing "
+        "the failure rate.",
     )
 
 
@@ -469,7 +620,13 @@ def _not_on_429(cls) -> None:
         hint="A 429 means 'you are sending too fast', not 'the provider is down': the cure is to slow down "
         "(retry-after), and opening would stop all traffic to a healthy provider. Ignore 429s.",
     )
-    expect(b.allow() is True, "a closed breaker refused a call", expected=True, got=False)
+    expect(
+        b.allow() is True,
+        "a closed breaker refused a call",
+        expected=True,
+        got=False,
+        hint="Closed means healthy: allow() returns True for every call.",
+    )
 
 
 @breaker.case("half-open: after the cooldown, only half_open_calls probes; success closes, failure reopens")
@@ -477,7 +634,13 @@ def _half_open(cls) -> None:
     clock = VirtualClock()
     b = _make_breaker(cls, clock)
     _trip(b)
-    expect(_state(b) == "open", "did not open after 4 failures of 4", expected="open", got=_state(b))
+    expect(
+        _state(b) == "open",
+        "did not open after 4 failures of 4",
+        expected="open",
+        got=_state(b),
+        hint="4 of 4 calls failed, at least min_calls=4 with 100% >= failure_rate: open.",
+    )
     clock.advance_sync(4.0)
     expect(
         b.allow() is False,
@@ -505,6 +668,13 @@ def _half_open(cls) -> None:
         hint="Admit exactly half_open_calls probes; refuse the others until the probes have answered.",
     )
     b.record_success()
+    expect(
+        _state(b) == "half_open",
+        f"after 1 of the 2 probes succeeded the state is {_state(b)!r}",
+        expected="half_open",
+        got=_state(b),
+        hint="Close only when all half_open_calls probes have succeeded; one success of two proves little.",
+    )
     b.record_success()
     expect(
         _state(b) == "closed",
@@ -513,10 +683,22 @@ def _half_open(cls) -> None:
         got=_state(b),
         hint="When half_open_calls probes have succeeded, close (and clear the window).",
     )
-    expect(b.allow() is True, "closed again but refused a call", expected=True, got=False)
+    expect(
+        b.allow() is True,
+        "closed again but refused a call",
+        expected=True,
+        got=False,
+        hint="After closing, forget the probes and the old window: a closed breaker admits everything.",
+    )
     _trip(b)
     clock.advance_sync(5.5)
-    expect(b.allow() is True, "no probe admitted after the second cooldown", expected=True, got=False)
+    expect(
+        b.allow() is True,
+        "no probe admitted after the second cooldown",
+        expected=True,
+        got=False,
+        hint="Each time the breaker opens, its next cooldown ends in half-open with a fresh probe count.",
+    )
     b.record_failure(status_error(529))
     expect(
         _state(b) == "open",
@@ -577,7 +759,13 @@ async def _outage(cls) -> None:
         got=f"{len(after)} requests",
         hint="A successful probe in half-open must close the breaker, or traffic never comes back.",
     )
-    expect(_state(b) == "closed", f"the breaker ended {_state(b)!r} after the outage", expected="closed", got=_state(b))
+    expect(
+        _state(b) == "closed",
+        f"the breaker ended {_state(b)!r} after the outage",
+        expected="closed",
+        got=_state(b),
+        hint="Once the provider answers again, a successful probe in half-open closes the breaker.",
+    )
 
 
 # =============================================================================================
@@ -588,6 +776,11 @@ idempotent = Exercise(
     "One Idempotency-Key, one model call",
     points=4,
     signature="await idempotent_call(cache, key, body, generate)",
+    reference={
+        "resilience.Idempotent": resilience.Idempotent,
+        "resilience.IdempotencyStore": resilience.IdempotencyStore,
+    },
+    task="make a call idempotent",
     hints=[
         "Claim the key *before* the first await: store an asyncio.Task (or Future) for it in cache at once, so a "
         "duplicate that arrives while the model is working awaits the same task instead of calling again.",
@@ -616,12 +809,29 @@ async def _replay(fn) -> None:
     p = probe(tier="unlimited", tag="check05")
     client, generate = _generator(p)
     cache: dict = {}
+    body = report_body(1)
+    reordered = dict(reversed(list(report_body(1).items())))  # the same body, as another client serialises it
     try:
-        first = await _idem(fn, cache, "report-1", report_body(1), generate)
-        again = [await _idem(fn, cache, "report-1", report_body(1), generate) for _ in range(3)]
+        first = await _idem(fn, cache, "report-1", body, generate)
+        again = [await _idem(fn, cache, "report-1", b, generate) for b in (report_body(1), reordered, body)]
         other = await _idem(fn, cache, "report-2", report_body(1), generate)
+    except ValueError as exc:
+        raise CaseFailed(
+            f"a replay of the same body with its keys in another order was refused ({exc})",
+            expected="the stored answer",
+            got="ValueError",
+            hint="Fingerprint the body canonically (json.dumps(body, sort_keys=True)): equal bodies must match "
+            "whatever the order of their keys.",
+        ) from None
     finally:
         await client.close()
+    expect(
+        body == report_body(1),
+        "idempotent_call changed the body it was given",
+        expected=report_body(1),
+        got=body,
+        hint="Fingerprint a serialisation of the body; never add to, pop from or normalise the caller's dict.",
+    )
     n = len(p.requests())
     expect(
         n == 2,
@@ -749,7 +959,12 @@ async def _failure(fn) -> None:
         "the ledger's model calls for the key",
         hint="One failed call, then one successful call on the retry.",
     )
-    expect(getattr(second, "id", None) is not None, "the retry did not return the Message", got=second)
+    expect(
+        getattr(second, "id", None) is not None,
+        "the retry did not return the Message",
+        got=second,
+        hint="Return what generate(body) returned.",
+    )
 
 
 # =============================================================================================

@@ -9,6 +9,7 @@ on a hidden labelled set through the simulator's ledger), 6.5 ``SpendGuard`` (re
 from __future__ import annotations
 
 import asyncio
+import re
 import copy
 import inspect
 import random
@@ -105,7 +106,12 @@ def _run_report(fn: Any, rows: list[dict], what: str) -> dict:
             hint="Read the counts into local variables; the ledger is a record, not scratch space.",
         )
     if not isinstance(got, dict):
-        raise CaseFailed(f"{what}: not a dict", expected="{feature: Decimal}", got=type(got).__name__)
+        raise CaseFailed(
+            f"{what}: not a dict",
+            expected="{feature: Decimal}",
+            got=type(got).__name__,
+            hint="Return a dict mapping each feature to its Decimal total.",
+        )
     return got
 
 
@@ -119,7 +125,12 @@ def _compare_report(got: dict, expected: dict, what: str, hint: str) -> None:
                 hint="Money is Decimal end to end: pricing.price() rates are Decimal; multiply them by int counts.",
             )
     if set(got) != set(expected):
-        raise CaseFailed(f"{what}: wrong features", expected=sorted(expected), got=sorted(got))
+        raise CaseFailed(
+            f"{what}: wrong features",
+            expected=sorted(expected),
+            got=sorted(got),
+            hint="One entry per row['feature'] that appears in the rows, no other.",
+        )
     for feature, want in expected.items():
         have = got[feature]
         if have != want:
@@ -199,14 +210,41 @@ def _random_rows(fn) -> None:
         _reference_report(rows),
         "random rows",
         "Check each token class against its own rate on every model (read the rates from pricing.price(model); "
-        "Opus 5.5 reads cost 0.05x input, not 0.1x) and the batch discount on batch rows.",
+        "Opus 5.5 reads cost 0.05x input, not 0.1x), the long-prompt tier per row (each row is one request: "
+        "never sum rows before the threshold test) and the batch discount on batch rows.",
+    )
+
+
+@report.case("the long-prompt tier: a Haiku 5.5 prompt over 100,000 tokens pays 5x on every token class")
+def _long_prompt_rows(fn) -> None:
+    threshold = pricing.price(CHEAP).long_prompt_threshold or 100_000
+    rows = [
+        _row("research", CHEAP, input_tokens=threshold + 1, output_tokens=2_000),  # just over: the tier
+        _row("research", CHEAP, input_tokens=threshold, output_tokens=2_000),  # exactly at it: not over
+        _row("digest", CHEAP, input_tokens=40_000, cache_read_input_tokens=70_000, output_tokens=500),  # reads count
+        _row("digest", CHEAP, batch=True, cache_creation_1h=60_000, cache_creation_5m=50_000, output_tokens=100),
+        _row("digest", MID, input_tokens=150_000, output_tokens=100),  # a model without the tier
+    ]
+    _compare_report(
+        _run_report(fn, rows, "long prompts"),
+        _reference_report(rows),
+        "long prompts",
+        "Above p.long_prompt_threshold prompt tokens (input + cache reads + both cache writes; strictly above) the "
+        "whole request, output included, costs p.long_prompt_multiplier times more; models whose threshold is None "
+        "have no such tier.",
     )
 
 
 @report.case("an empty slice is an empty report")
 def _empty(fn) -> None:
     got = _run_report(fn, [], "an empty slice")
-    expect(got == {}, "an empty slice gave a non-empty report", expected={}, got=got)
+    expect(
+        got == {},
+        "an empty slice gave a non-empty report",
+        expected={},
+        got=got,
+        hint="No rows, no features: start from an empty dict and add only features that appear.",
+    )
 
 
 # =============================================================================================
@@ -242,9 +280,19 @@ def _key(fn: Any, body: dict, api_key: str, what: str) -> str:
                 task="build the key", hint="Write the key function yourself; {name} is the reference."):  # fmt: skip
         got = fn(given, api_key)
     if given != body:
-        raise CaseFailed(f"{what}: your function changed the body", expected="the body as given", got="changed")
+        raise CaseFailed(
+            f"{what}: your function changed the body",
+            expected="the body as given",
+            got="changed",
+            hint="Build the key from a copy or a serialisation; never add, pop or reorder the caller's fields.",
+        )
     if not isinstance(got, str) or not got:
-        raise CaseFailed(f"{what}: the key is not a non-empty str", expected="a str such as a hex digest", got=got)
+        raise CaseFailed(
+            f"{what}: the key is not a non-empty str",
+            expected="a str such as a hex digest",
+            got=got,
+            hint="Return a string, e.g. hashlib.sha256(canonical.encode()).hexdigest().",
+        )
     return got
 
 
@@ -300,6 +348,77 @@ def _fields(fn) -> None:
         )
 
 
+@key.case("the order of a list matters (messages, tools); the order of nested dict keys does not")
+def _lists_and_nesting(fn) -> None:
+    two = {
+        **_BODY,
+        "messages": [
+            {"role": "user", "content": "Refund order 1?"},
+            {"role": "assistant", "content": "Done."},
+            {"role": "user", "content": "And order 2?"},
+        ],
+    }
+    swapped = {**two, "messages": [two["messages"][2], two["messages"][1], two["messages"][0]]}
+    a = _key(fn, two, "k", "a three-turn conversation")
+    b = _key(fn, swapped, "k", "the same turns in another order")
+    expect(
+        a != b,
+        "the same messages in another order got the same key",
+        expected="different keys",
+        got=f"both {a[:16]}...",
+        hint="A conversation's order changes the answer: serialise lists as they are (never sort them or turn "
+        "them into sets); sort only the keys of dicts.",
+    )
+    earlier = {**two, "messages": [{"role": "user", "content": "Refund order 3?"}, *two["messages"][1:]]}
+    e = _key(fn, earlier, "k", "the conversation with another first turn")
+    expect(
+        e != a,
+        "two conversations that end with the same message but differ earlier got the same key",
+        expected="different keys",
+        got=f"both {a[:16]}...",
+        hint="Every turn of the conversation changes the answer, not only the last one: key the whole messages list.",
+    )
+    schema = {"type": "object", "properties": {"order_id": {"type": "string", "description": "the order"}}}
+    nested = {**_BODY, "tools": [{"name": "lookup_order", "description": "Find an order", "input_schema": schema}]}
+    reordered_schema = {
+        "properties": {"order_id": {"description": "the order", "type": "string"}},
+        "type": "object",
+    }
+    renested = {
+        **_BODY,
+        "tools": [{"input_schema": reordered_schema, "description": "Find an order", "name": "lookup_order"}],
+    }
+    c = _key(fn, nested, "k", "a body with a nested tool schema")
+    d = _key(fn, renested, "k", "the same body with the schema's keys in another order")
+    expect(
+        c == d,
+        "the same tool schema with its nested keys in another order got another key",
+        expected=c,
+        got=d,
+        hint="Sort the keys at every depth (json.dumps(body, sort_keys=True) does), not only the top level.",
+    )
+
+
+@key.case("more settings change the key: top_p, top_k, tool_choice, thinking")
+def _more_fields(fn) -> None:
+    base = _key(fn, _BODY, "k", "the body")
+    for field, value in [
+        ("top_p", 0.5),
+        ("top_k", 20),
+        ("tool_choice", {"type": "any"}),
+        ("thinking", {"type": "enabled", "budget_tokens": 1024}),
+    ]:
+        other = _key(fn, {**_BODY, field: value}, "k", f"the body with {field}")
+        expect(
+            other != base,
+            f"adding {field} did not change the key",
+            expected="different keys",
+            got=f"both {base[:16]}...",
+            hint=f"{field} changes the answer; a key built from a fixed list of fields misses the ones you did not "
+            "think of: serialise the whole body instead.",
+        )
+
+
 @key.case("a request without a field differs from one with it (no field silently dropped)")
 def _absent(fn) -> None:
     bare = {k: v for k, v in _BODY.items() if k not in ("temperature", "tools", "stop_sequences")}
@@ -309,6 +428,8 @@ def _absent(fn) -> None:
         "a body with tools and sampling got the same key as one without",
         expected="different keys",
         got=f"both {a[:16]}...",
+        hint="Serialise the whole body: a field that is present must change the key even if its value looks "
+        "like a default.",
     )
 
 
@@ -388,7 +509,12 @@ def _compressed(fn: Any, context: str, question: str, budget: int) -> str:
     ):
         got = fn(context, question, budget)
     if not isinstance(got, str):
-        raise CaseFailed("compress returned no str", expected="the compressed context (a str)", got=type(got).__name__)
+        raise CaseFailed(
+            "compress returned no str",
+            expected="the compressed context (a str)",
+            got=type(got).__name__,
+            hint="Join the chosen sentences into one string (e.g. with newlines).",
+        )
     return got
 
 
@@ -412,9 +538,41 @@ def _budget(fn) -> None:
         "a budget larger than the whole context gave an empty result",
         expected="the facts",
         got=repr(whole),
+        hint="When everything fits, keep everything relevant: add sentences while count_text(result) <= budget.",
     )
+    kept = [x for x in dict.fromkeys(re.split(r"(?<=[.!?])\s+", item["context"])) if x.strip() and x in whole]
+    positions = [whole.find(x) for x in kept]
     expect(
-        _compressed(fn, "", item["question"], 50) == "", "an empty context did not give ''", expected="''", got="text"
+        positions == sorted(positions),
+        "the kept sentences are not in their order in the context",
+        expected="context order",
+        got=f"sentence starts at {positions[:8]} in your result",
+        hint="Rank by relevance to choose, then put the chosen sentences back in the order they had in the context.",
+    )
+
+
+@compress_ex.case("an empty context gives '' (without raising)")
+def _empty(fn) -> None:
+    item = _recall_items()[0]
+    try:
+        got = _compressed(fn, "", item["question"], 50)
+    except CaseFailed:
+        raise
+    except NotImplementedError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the crash is the fault this case names
+        raise CaseFailed(
+            f"compress raised {type(exc).__name__} on an empty context: {exc}",
+            expected="''",
+            got=type(exc).__name__,
+            hint="Return '' before ranking when the context has no sentences (BM25 cannot index an empty corpus).",
+        ) from None
+    expect(
+        got == "",
+        "an empty context did not give ''",
+        expected="''",
+        got=got,
+        hint="No sentences, nothing to keep: return the empty string.",
     )
 
 
@@ -442,6 +600,8 @@ async def _keeps_facts(fn) -> None:
         "not every question reached the simulator",
         expected=len(_recall_items()),
         got=len(p.requests()),
+        hint="Ask every question once with your compressed context (the check sends them; compress must "
+        "return for each).",
     )
     by_place = {w: missed.count(w) for w in ("head", "middle", "tail") if missed.count(w)}
     expect(
@@ -556,12 +716,15 @@ guard_ex = Exercise(
     points=5,
     signature="SpendGuard(budget); await guard.call(client, body) -> Message",
     time_limit=90,
+    reference={"cost.SpendGuard": spend_guard.SpendGuard},
+    task="guard spend",
     hints=[
         "In call(): worst = worst_case_cost(body); check `spent + reserved + worst <= budget` and add worst to "
         "reserved in the same step, before any await; then await the request; then reserved -= worst and "
         "spent += pricing.cost(message.usage, body['model']).",
-        "Refuse (raise) before sending when the worst case does not fit. On an error response give the "
-        "reservation back (try/except around the await).",
+        "Refuse (raise) before sending when the worst case does not fit. On an error response "
+        "(anthropic.APIStatusError) give the reservation back; on a lost answer (any other exception: a timeout, a "
+        "dropped connection) keep the worst case as spent, since the provider may have billed it.",
     ],
 )
 
@@ -588,7 +751,10 @@ def _guard(fn: Any, budget: Decimal) -> Any:
     guard = fn(budget)
     if not callable(getattr(guard, "call", None)):
         raise CaseFailed(
-            "SpendGuard has no call method", expected="await guard.call(client, body)", got=type(guard).__name__
+            "SpendGuard has no call method",
+            expected="await guard.call(client, body)",
+            got=type(guard).__name__,
+            hint="Define `async def call(self, client, body)` on the class.",
         )
     return guard
 
@@ -602,19 +768,30 @@ async def _calls(guard: Any, client: Any, bodies: list[dict]) -> list[Any]:
         except Exception as exc:  # noqa: BLE001 - a refusal is any exception the guard raises
             return exc
 
-    with forbid(guard.call, {"cost.SpendGuard": spend_guard.SpendGuard}, task="guard spend",
-                hint="Write the guard yourself; {name} is the reference."):  # fmt: skip
-        return await asyncio.gather(*(one(b) for b in bodies))
+    # The exercise's ``reference`` guard (forbid) runs around every case: the library's SpendGuard, a
+    # subclass or a wrapper calling into it scores nothing.
+    return await asyncio.gather(*(one(b) for b in bodies))
+
+
+def _long_input_body(n: int) -> dict:
+    """A request whose input is most of its worst case: a guard that reserves only the output overspends."""
+    background = " ".join(f"Clause {i}: the warranty covers part {i} for {i % 5 + 1} years." for i in range(150))
+    return {**_long_body(n), "system": f"Background for the essay. {background}"}
 
 
 @guard_ex.case("50 concurrent requests never spend more than the budget (ledger)")
 async def _concurrent(fn) -> None:
-    worst = spend_guard.worst_case_cost(_long_body(0))
+    for make in (_long_body, _long_input_body):
+        await _concurrent_round(fn, make)
+
+
+async def _concurrent_round(fn: Any, make: Any) -> None:
+    worst = spend_guard.worst_case_cost(make(0))
     budget = worst * 10
     p = probe(tier="unlimited", tag="check06-guard")
     client = p.async_client()
     try:
-        await _calls(_guard(fn, budget), client, [_long_body(n) for n in range(50)])
+        await _calls(_guard(fn, budget), client, [make(n) for n in range(50)])
     finally:
         await client.close()
     rows = p.requests()
@@ -626,7 +803,8 @@ async def _concurrent(fn) -> None:
         expected=f"<= {pricing.format_usd(budget, 6)}",
         got=pricing.format_usd(spent, 6),
         hint="Checking the budget and adding the cost after the reply races: all 50 requests pass the check "
-        "before the first reply is charged. Reserve the worst case in the same step as the check, before the await.",
+        "before the first reply is charged. Reserve the worst case (input + max_tokens of output: "
+        "worst_case_cost(body)) in the same step as the check, before the await.",
     )
     expect(
         len(rows) >= 10,
@@ -655,9 +833,11 @@ async def _settles(fn) -> None:
     spent = _ledger_cost(rows)
     expect(
         spent <= budget,
-        "the guard overspent",
+        f"12 one-at-a-time requests cost {pricing.format_usd(spent, 6)}, over the {pricing.format_usd(budget, 6)} "
+        "budget",
         expected=f"<= {pricing.format_usd(budget, 6)}",
         got=pricing.format_usd(spent, 6),
+        hint="Refuse a request whose worst case does not fit in budget - spent - reserved.",
     )
     expect(
         answered == 12,
@@ -670,7 +850,9 @@ async def _settles(fn) -> None:
     )
 
 
-@guard_ex.case("a refused request is not sent, and an error response gives its reservation back")
+@guard_ex.case(
+    "a refused request is not sent, one that fits exactly is, and an error response gives its reservation back"
+)
 async def _refusal(fn) -> None:
     p = probe(tier="unlimited", tag="check06-refuse")
     client = p.async_client()
@@ -682,17 +864,35 @@ async def _refusal(fn) -> None:
             "a request whose worst case exceeds the budget was answered",
             expected="an exception",
             got=type(refused).__name__,
+            hint="Before sending, raise when spent + reserved + worst_case_cost(body) > budget.",
         )
         expect(
             len(p.requests()) == 0,
             "a refused request still reached the API",
             expected="0 requests",
             got=f"{len(p.requests())} requests",
+            hint="Refuse before the await: a request that does not fit must never be sent.",
+        )
+        exact = _guard(fn, spend_guard.worst_case_cost(_short_body(3)))
+        fits = (await _calls(exact, client, [_short_body(3)]))[0]
+        expect(
+            not isinstance(fits, Exception),
+            f"a request whose worst case equals the whole budget was refused ({type(fits).__name__}: {fits})",
+            expected="answered: it fits exactly",
+            got="refused",
+            hint="Refuse only when spent + reserved + worst would be *greater* than the budget; a worst case that "
+            "fits exactly is allowed.",
         )
         roomy = _guard(fn, spend_guard.worst_case_cost(_short_body(0)) * Decimal("1.5"))
         bad = {**_short_body(1), "messages": []}  # the API answers 400
         failed = (await _calls(roomy, client, [bad]))[0]
-        expect(isinstance(failed, Exception), "an invalid request did not raise", expected="the API's 400", got=failed)
+        expect(
+            isinstance(failed, Exception),
+            "an invalid request did not raise",
+            expected="the API's 400",
+            got=failed,
+            hint="Re-raise the API's error after giving the reservation back.",
+        )
         after = (await _calls(roomy, client, [_short_body(2)]))[0]
     finally:
         await client.close()
@@ -703,6 +903,38 @@ async def _refusal(fn) -> None:
         got="refused",
         hint="An error response carries no usage: release its reservation in an except branch, or it holds the "
         "budget forever.",
+    )
+
+
+@guard_ex.case("a lost answer (dropped connection after billing) keeps its worst case; the call raises")
+async def _lost(fn) -> None:
+    p = probe(tier="unlimited", tag="check06-lost")
+    lossy = p.async_client(default_headers={"x-mock-fault": "lost_response"})
+    client = p.async_client()
+    worst = spend_guard.worst_case_cost(_short_body(0))
+    guard = _guard(fn, worst * Decimal("1.5"))
+    try:
+        lost = (await _calls(guard, lossy, [_short_body(0)]))[0]
+        expect(
+            isinstance(lost, Exception),
+            "a call whose connection dropped returned instead of raising",
+            expected="the SDK's APIConnectionError, re-raised",
+            got=type(lost).__name__,
+            hint="Re-raise what the client raised: the caller must know the answer was lost.",
+        )
+        after = (await _calls(guard, client, [_short_body(1)]))[0]
+    finally:
+        await lossy.close()
+        await client.close()
+    billed = _ledger_cost(p.requests())
+    expect(
+        isinstance(after, Exception),
+        f"after an answer was lost (the provider billed {pricing.format_usd(billed, 6)} for it) the guard sent "
+        "another request its worst case no longer covers",
+        expected="refused: the lost call's worst case stays spent",
+        got="answered",
+        hint="A lost answer (APIConnectionError, a timeout, a cancelled call) may already be billed: keep its "
+        "worst case as spent. Only an error response (anthropic.APIStatusError) gives the reservation back.",
     )
 
 

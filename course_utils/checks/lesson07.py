@@ -10,16 +10,24 @@ checks' virtual-time loop against an in-process simulator, whose ledger grades 7
 from __future__ import annotations
 
 import asyncio
+import copy
 import inspect
+import math
 import random
 from decimal import Decimal
 from typing import Any
 
+import anthropic
+
 from ..clock import VirtualClock
 from ..cost import worst_case_cost
 from ..pricing import cost as usage_cost
+from ..pricing import price
+from ..resilience.fakes import status_error
+from .. import tenancy
 from ..tenancy import TenantRegistry, tenant_tag
 from .framework import CaseFailed, Exercise, expect
+from .lesson04 import _another_process
 from .sim import probe
 
 MODEL = "claude-haiku-5-5"
@@ -38,6 +46,8 @@ limiter = Exercise(
     "A per-tenant rate limiter",
     points=3,
     signature="TenantRateLimiter(rpm, clock); limiter.acquire(tenant_id) -> float",
+    reference={"tenancy.MemoryLimiter": tenancy.MemoryLimiter, "tenancy.RedisLimiter": tenancy.RedisLimiter},
+    task="limit each tenant's rate",
     hints=[
         "One token bucket per tenant (a dict keyed by tenant id), each holding at most rpm requests and "
         "refilling at rpm / 60 per second of clock.monotonic(). acquire returns 0.0 and takes one token, or "
@@ -118,6 +128,55 @@ def _refill(cls) -> None:
     )
 
 
+def _retry_after_matches(wait: float, exact: float) -> bool:
+    """The announced wait is the exact fractional time, or that time rounded up to whole seconds.
+
+    The statement does not yet say which (HTTP's ``retry-after`` is whole seconds; the hint computes
+    the exact float): both readings pass until it does. Any other value fails.
+    """
+    return abs(wait - exact) < 0.01 or wait == math.ceil(exact - 1e-9)
+
+
+@limiter.case("a partly empty bucket: the wait is what is missing, and a refused call loses no refill")
+def _partial(cls) -> None:
+    clock = VirtualClock()
+    lim = _make_limiter(cls, 12, clock)  # 0.2 tokens per second
+    for _ in range(12):
+        _acquire(lim, "acme")
+    clock.advance_sync(2.5)  # the bucket holds 0.5 of a token: neither full nor empty
+    wait = _acquire(lim, "acme")
+    expect(
+        _retry_after_matches(wait, 2.5),
+        f"with half a token in the bucket (2.5 s of refill at 12 per minute), acme was told to wait {wait:.3f} s",
+        expected="2.5 s (or 3 s, rounded up to whole seconds)",
+        got=f"{wait:.3f} s",
+        hint="The wait is what is missing divided by the refill rate: (1 - level) / (rpm / 60), not a full "
+        "60 / rpm period.",
+    )
+    clock.advance_sync(2.5)  # the wait it announced: now exactly one token
+    wait = _acquire(lim, "acme")
+    expect(
+        wait == 0,
+        f"after waiting the 2.5 s it was told, acme was refused again ({wait:.3f} s more): the refused call "
+        "threw away the refill up to it",
+        expected=0.0,
+        got=wait,
+        hint="On every call first add the refill since the last call (level += (now - last) * rpm / 60; "
+        "last = now), then decide: a refusal keeps the level it computed.",
+    )
+    lim7 = _make_limiter(cls, 7, clock)  # 60 / 7 = 8.571... s per token: not a whole number
+    for _ in range(7):
+        _acquire(lim7, "initech")
+    wait = _acquire(lim7, "initech")
+    expect(
+        _retry_after_matches(wait, 60 / 7),
+        f"with 7 per minute spent, initech was told to wait {wait:.3f} s",
+        expected="8.571 s (or 9 s, rounded up)",
+        got=f"{wait:.3f} s",
+        hint="One token takes 60 / rpm seconds at rpm / 60 per second; don't round it down.",
+    )
+
+
 @limiter.case("a refusal takes nothing, and an idle tenant banks at most one bucket")
 def _idle(cls) -> None:
     clock = VirtualClock()
@@ -154,6 +213,8 @@ drr = Exercise(
     "A fair scheduler: deficit round robin",
     points=3,
     signature="DRRQueue(weights, quantum); q.push(tenant, item, cost); q.pop() -> (tenant, item)",
+    reference={"tenancy.FairQueue": tenancy.FairQueue, "tenancy.FairScheduler": tenancy.FairScheduler},
+    task="schedule tenants fairly",
     hints=[
         "Keep a FIFO per tenant and a round-robin list of tenants with work. On a tenant's turn add "
         "quantum * weight to its deficit, then pop from its queue while the head's cost fits the deficit; "
@@ -167,7 +228,9 @@ drr = Exercise(
 def _pop(q: Any) -> tuple[str, Any]:
     got = q.pop()
     if not (isinstance(got, tuple) and len(got) == 2):
-        raise CaseFailed("pop() must return a (tenant, item) pair", expected="(tenant, item)", got=got)
+        raise CaseFailed(
+            "pop() must return a (tenant, item) pair", expected="(tenant, item)", got=got, hint="return tenant, item"
+        )
     return got
 
 
@@ -195,7 +258,8 @@ def _shares(cls) -> None:
             expected=f"{target:.1%} +/- 10%",
             got=f"{share:.1%}",
             hint="Serve in rounds, not in arrival order: each round, a tenant may send quantum * weight tokens' "
-            "worth (its deficit), counting each request's cost, not the number of requests.",
+            "worth (its deficit), counting each request's cost, not the number of requests; unused credit carries "
+            "over to the tenant's next turn while it has work (a request dearer than one turn's credit waits).",
         )
 
 
@@ -236,6 +300,22 @@ def _fifo(cls) -> None:
         got=got,
         hint="Keep one FIFO (collections.deque) per tenant and always pop its head.",
     )
+    # A head that does not fit the remaining credit waits for the next round, even when a cheaper item
+    # behind it would fit now: skipping ahead reorders the tenant's requests.
+    q = cls({"a": 1, "b": 1}, 300)
+    costs = [200, 200, 50, 200, 200, 50]  # after 200, 100 of credit is left: the 50 behind the next 200 fits
+    for i, c in enumerate(costs):
+        q.push("a", i, c)
+        q.push("b", i, 100)
+    order = [item for tenant, item in (_pop(q) for _ in range(2 * len(costs))) if tenant == "a"]
+    expect(
+        order == list(range(len(costs))),
+        f"tenant a's requests (costs {costs}) left in the order {order}: a cheaper request overtook the head",
+        expected=list(range(len(costs))),
+        got=order,
+        hint="Only the head of a tenant's queue may go: when it does not fit the credit, end the tenant's turn "
+        "(the credit carries over) instead of looking for a smaller request behind it.",
+    )
 
 
 @drr.case("an idle tenant keeps no credit; a tenant missing from weights has weight 1")
@@ -243,7 +323,13 @@ def _idle_credit(cls) -> None:
     q = cls({"b": 1}, 1000)
     q.push("a", "a0", 100)
     first = _pop(q)
-    expect(first == ("a", "a0"), "the only queued item was not popped first", expected=("a", "a0"), got=first)
+    expect(
+        first == ("a", "a0"),
+        "the only queued item was not popped first",
+        expected=("a", "a0"),
+        got=first,
+        hint="A tenant missing from weights has weight 1 and is served like any other.",
+    )
     for i in range(6):
         q.push("b", f"b{i}", 500)
     for i in range(3):
@@ -269,6 +355,8 @@ isolation = Exercise(
     "Tenant-scoped cache keys",
     points=3,
     signature="tenant_cache_key(tenant: TenantContext, body: dict) -> str",
+    reference={"tenancy.cache_key": tenancy.cache_key, "tenancy.TenantCache": tenancy.TenantCache},
+    task="key a tenant's cache",
     hints=[
         "Hash the authenticated tenant's id together with the whole request: json.dumps(body, sort_keys=True) "
         "makes equal requests equal strings.",
@@ -295,9 +383,23 @@ def _body(prompt: str, tag: str | None = None) -> dict[str, Any]:
 
 
 def _key(fn: Any, tenant: Any, body: dict) -> str:
-    key = fn(tenant, body)
+    given = copy.deepcopy(body)
+    key = fn(tenant, given)
+    if given != body:
+        raise CaseFailed(
+            "tenant_cache_key changed the request body it was given",
+            expected=body,
+            got=given,
+            hint="Key a serialisation of the body; never write the tenant (or anything) into the caller's dict: "
+            "the same body is sent to the provider next.",
+        )
     if not isinstance(key, str) or not key:
-        raise CaseFailed("tenant_cache_key must return a non-empty str", expected="a str", got=key)
+        raise CaseFailed(
+            "tenant_cache_key must return a non-empty str",
+            expected="a str",
+            got=key,
+            hint="Return a string, e.g. a sha256 hex digest.",
+        )
     return key
 
 
@@ -357,10 +459,34 @@ def _works(fn) -> None:
     expect(
         first == again,
         "the same tenant sending the same request (keys in another order) got a different key",
-        expected=first,
-        got=again,
+        expected="the same key both times",
+        got="two different keys",
         hint="Keys must be deterministic: json.dumps(body, sort_keys=True), then a hash (hashlib.sha256), never "
         "uuid4 or id().",
+    )
+    nested = {**body, "tools": [{"name": "lookup", "input_schema": {"type": "object", "properties": {}}}],
+              "metadata": {"user_id": "u-1"}}  # fmt: skip
+    renested = {
+        "metadata": {"user_id": "u-1"},
+        "tools": [{"input_schema": {"properties": {}, "type": "object"}, "name": "lookup"}],
+        **{k: body[k] for k in reversed(list(body))},
+    }
+    expect(
+        _key(fn, a, nested) == _key(fn, a, renested),
+        "the same request with the keys of its nested dicts (tools, metadata) in another order got another key",
+        expected=_key(fn, a, nested),
+        got=_key(fn, a, renested),
+        hint="Sort the keys at every depth: json.dumps(body, sort_keys=True) does; sorting body.items() does not.",
+    )
+    with _another_process(fn):
+        elsewhere = _key(fn, a, body)
+    expect(
+        elsewhere == first,
+        "the key changes from one process to the next (it depends on Python's hash())",
+        expected="the same key in every process",
+        got="another key in another process",
+        hint="hash() of a str is salted per process (PYTHONHASHSEED): a cache shared by several workers, or "
+        "restarted, would never hit. Use hashlib (sha256) for a stable digest.",
     )
     other = _key(fn, a, _body(_PROMPTS[2]))
     expect(
@@ -370,7 +496,12 @@ def _works(fn) -> None:
         got=first,
         hint="Hash the whole request (model, system, messages, max_tokens ...), not the tenant alone.",
     )
-    expect(_key(fn, b, body) != first, "two tenants got the same key for one request", got=first)
+    expect(
+        _key(fn, b, body) != first,
+        "two tenants got the same key for one request",
+        got=first,
+        hint="Put tenant.tenant_id in the key.",
+    )
 
 
 # =============================================================================================
@@ -381,6 +512,8 @@ budget = Exercise(
     "A budget guard under concurrency",
     points=4,
     signature="TenantBudget(limit); await budget.spend(estimate, send) -> result or None; budget.spent",
+    reference={"tenancy.BudgetGuard": tenancy.BudgetGuard, "tenancy.MemoryBudgetStore": tenancy.MemoryBudgetStore},
+    task="guard a tenant's budget",
     hints=[
         "Reserve before the first await: if spent + reserved + estimate > limit return None; else reserved += "
         "estimate, and only then await send(). Checking and adding in two steps around the await lets 50 "
@@ -400,7 +533,15 @@ async def _spend(b: Any, estimate: Decimal, send: Any) -> Any:
             f"spend returned {type(result).__name__}, not a coroutine",
             hint="Define it with `async def spend(self, estimate, send)` and await send() inside.",
         )
-    return await result
+    got = await result
+    if isinstance(got, tuple) and len(got) == 2 and isinstance(got[1], Decimal):
+        raise CaseFailed(
+            "spend returned send()'s (result, actual) pair instead of the result",
+            expected="result",
+            got=f"({type(got[0]).__name__}, Decimal('{got[1]}'))",
+            hint="Unpack it: result, actual = await send(); add actual to spent and return result alone.",
+        )
+    return got
 
 
 def _ledger_cost(p: Any) -> Decimal:
@@ -482,7 +623,8 @@ async def _settles(cls) -> None:
         "budget.spent after 30 replies of $0.002 each is not $0.06",
         expected=Decimal("0.060"),
         got=b.spent,
-        hint="spent counts actual costs, not estimates.",
+        hint="spent is the sum of the actual costs send() reported, exact: not the estimates, and never rounded "
+        "(a Decimal rounded to cents after each reply loses the small charges).",
     )
 
 
@@ -492,28 +634,33 @@ async def _failure(cls) -> None:
     calls = 0
 
     async def boom() -> tuple[str, Decimal]:
+        # An error *response* (the API refused the request: nothing was billed). Both readings of "give the
+        # reservation back" agree here: the statement's (any exception) and the library's (error responses;
+        # a lost answer keeps its worst case), which the check does not grade until the statement says which.
         nonlocal calls
         calls += 1
-        raise RuntimeError("provider down")
+        raise status_error(529)
 
     for n in range(3):
+        before = calls
         try:
             result = await _spend(b, Decimal("0.04"), boom)
-        except RuntimeError:
+        except anthropic.APIStatusError:
             continue
-        if result is None:
+        if calls == before:
             raise CaseFailed(
                 f"after {n} failed call(s) that spent nothing, a $0.04 request was refused by a $0.05 budget",
                 expected="send() called (and its error raised)",
-                got="None (refused)",
+                got=f"{result!r} without calling send()",
                 hint="A failed call must release its reservation: try/except around await send(), "
                 "reserved -= estimate, then raise.",
             )
         raise CaseFailed(
-            "spend swallowed the error of send()",
-            expected="RuntimeError raised",
-            got=result,
-            hint="Release the reservation, then re-raise the error.",
+            f"send() raised OverloadedError but spend returned {result!r}: the error was swallowed",
+            expected="the OverloadedError re-raised",
+            got=repr(result),
+            hint="Release the reservation in an except branch, then re-raise (a bare `raise`): the caller must "
+            "know the request failed.",
         )
 
     async def fine() -> tuple[str, Decimal]:
@@ -548,6 +695,9 @@ reconciliation = Exercise(
     "Reconcile tenants with the provider's ledger",
     points=3,
     signature="tenant_charges(rows) -> dict[str, Decimal]",
+    # pricing.cost is allowed (the hint invites it); the tenancy package's own reconciliation is not.
+    reference={"tenancy.reconcile": tenancy.reconcile, "tenancy.invoice_lines": tenancy.invoice_lines},
+    task="charge each tenant",
     hints=[
         "Price each row with course_utils.pricing.cost(usage, row['model'], batch=row['batch']): it prices "
         "uncached input, cache writes, cache reads and output at their own rates and applies the batch discount.",
@@ -620,7 +770,12 @@ def _usage_rows(p: Any, tags: dict[str, str]) -> tuple[list[dict[str, Any]], dic
 def _charges(fn: Any, rows: list[dict[str, Any]]) -> dict[str, Decimal]:
     got = fn([dict(r) for r in rows])
     if not isinstance(got, dict):
-        raise CaseFailed("tenant_charges must return a dict", expected="{tenant: Decimal}", got=type(got).__name__)
+        raise CaseFailed(
+            "tenant_charges must return a dict",
+            expected="{tenant: Decimal}",
+            got=type(got).__name__,
+            hint="Return {tenant: Decimal}.",
+        )
     for tenant, amount in got.items():
         if not isinstance(amount, Decimal):
             raise CaseFailed(
@@ -666,10 +821,68 @@ async def _exact(fn) -> None:
         )
 
 
+LONG_PROMPT_TIER_STATED = False
+"""Whether exercise 7.5's statement names Haiku 5.5's long-prompt tier (the lesson's notebook is edited by
+another engineer). Until it does, a charge priced without the tier also passes the long-prompt case; the
+provider's price, which the simulator bills, always does. Set True once the statement names it."""
+
+
+def _untiered(row: dict[str, Any]) -> Decimal:
+    """A row priced as the statement reads today: every class at its rate, the batch discount, no tier."""
+    p = price(row["model"])
+    total = (
+        row["input_tokens"] * p.input_per_mtok
+        + row["cache_creation_input_tokens"] * p.cache_write_5m_per_mtok
+        + row["cache_read_input_tokens"] * p.cache_read_per_mtok
+        + row["output_tokens"] * p.output_per_mtok
+    ) / Decimal(1_000_000)
+    return total * p.batch_discount if row["batch"] else total
+
+
+@reconciliation.case("a prompt over Haiku 5.5's 100,000 tokens is billed at its long-prompt tier")
+def _long_prompt(fn) -> None:
+    def row(tenant: str, batch: bool = False, **tokens: int) -> dict[str, Any]:
+        counts = {"input_tokens": 0, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+        return {"tenant": tenant, "model": MODEL, "batch": batch, **counts, "output_tokens": 700, **tokens}
+
+    rows = [
+        row("acme", input_tokens=120_000),
+        row("acme", input_tokens=100_000),  # at the threshold, not over it
+        row("globex", input_tokens=30_000, cache_read_input_tokens=80_000),  # reads are prompt tokens
+        row("initech", batch=True, cache_creation_input_tokens=101_000),
+        row("initech", input_tokens=2_000),
+    ]
+    provider: dict[str, Decimal] = {}
+    plain: dict[str, Decimal] = {}
+    for r in rows:
+        billed = usage_cost({k: v for k, v in r.items() if k.endswith("tokens")}, r["model"], batch=r["batch"])
+        provider[r["tenant"]] = provider.get(r["tenant"], Decimal(0)) + billed
+        plain[r["tenant"]] = plain.get(r["tenant"], Decimal(0)) + _untiered(r)
+    got = _charges(fn, rows)
+    if got == provider or (not LONG_PROMPT_TIER_STATED and got == plain):
+        return
+    wrong = next(t for t in provider if got.get(t) != provider[t])
+    expect(
+        False,
+        f"tenant {wrong} was charged {_money(got.get(wrong, Decimal(0)))} for long prompts; the provider bills "
+        f"{_money(provider[wrong])}",
+        expected=_money(provider[wrong]),
+        got=_money(got.get(wrong, Decimal(0))),
+        hint="Haiku 5.5 bills a request whose prompt (input + cache writes + cache reads) is over 100,000 tokens "
+        "at 5x on every token class (price(model).long_prompt_threshold and .long_prompt_multiplier); "
+        "pricing.cost applies it.",
+    )
+
+
 @reconciliation.case("an empty month charges nobody, and the rows are not modified")
 def _empty(fn) -> None:
     got = _charges(fn, [])
-    expect(got == {} or all(v == 0 for v in got.values()), "an empty month produced charges", got=got)
+    expect(
+        got == {} or all(v == 0 for v in got.values()),
+        "an empty month produced charges",
+        got=got,
+        hint="No rows, no charges: start from an empty dict.",
+    )
     row = {
         "tenant": "acme",
         "model": MODEL,
@@ -681,7 +894,13 @@ def _empty(fn) -> None:
     }
     original = dict(row)
     fn([row])
-    expect(row == original, "tenant_charges modified its input rows", expected=original, got=row)
+    expect(
+        row == original,
+        "tenant_charges modified its input rows",
+        expected=original,
+        got=row,
+        hint="Read the rows; keep your sums in a dict of your own.",
+    )
 
 
 EXERCISES = [limiter, drr, isolation, budget, reconciliation]

@@ -16,6 +16,7 @@ import asyncio
 import dataclasses
 import functools
 import inspect
+import itertools
 import logging
 import math
 import numbers
@@ -26,6 +27,7 @@ from ..architecture.bus import Event, InMemoryBus
 from ..architecture.capacity import CapacityInputs, simulate_conversations_per_minute
 from ..architecture.capacity import conversations_per_minute as _reference_capacity
 from ..architecture.help_centre import load_help_centre, questions
+from ..architecture.store import DeskStore
 from ..architecture.workers import PipelineConfig
 from ..architecture.vectors import VectorIndex, recall_at_k
 from .framework import CaseFailed, Exercise, expect, expect_equal
@@ -133,7 +135,20 @@ async def _crash_in_work(fn) -> None:
         hint="Acking before the work (or acking after catching its exception) tells the bus the event is done. "
         "Ack after the work succeeded, and let a failure propagate so the event stays pending.",
     )
-    expect_equal(processed, {"m0", "m1", "m2"}, hint="Add each message id to `processed` once its work succeeded.")
+    # Sorted lists, not sets: a set prints in hash order, which changes from run to run.
+    recorded = sorted(str(k) for k in processed)
+    missing = sorted({"m0", "m1", "m2"} - set(recorded))
+    extra = sorted(set(recorded) - {"m0", "m1", "m2"})
+    expect(
+        not missing and not extra,
+        "the work was done, but `processed` does not record exactly the handled message ids"
+        + (f" (missing {missing})" if missing else "")
+        + (f" (unexpected {extra})" if extra else ""),
+        expected=["m0", "m1", "m2"],
+        got=recorded,
+        hint="Add event.data['message_id'] (the business key, not event.id) to `processed` once its work "
+        "succeeded, and nothing for a message whose work raised.",
+    )
 
 
 @consumer.case("a worker killed between the work and the ack does not do the work twice")
@@ -180,6 +195,8 @@ history = Exercise(
     "Tenant-scoped history within a token budget, from the conversation store",
     points=3,
     signature="history_within(store, tenant, conversation_id, upto, budget) -> list[dict]",
+    reference={"DeskStore.history_within": DeskStore.history_within},
+    task="build the history within the budget",
     hints=[
         "Read the tenant's messages of the conversation in order (WHERE tenant = ? AND conversation_id = ? "
         "ORDER BY seq), pair each answered user message with its answer, stop at `upto`, then keep the newest "
@@ -191,8 +208,6 @@ history = Exercise(
 
 
 def _desk() -> Any:
-    from ..architecture.store import DeskStore
-
     store = DeskStore()
     for tenant, words in (("acme", "router"), ("globex", "SECRET-GLOBEX")):
         for i in range(6):
@@ -226,7 +241,9 @@ def _budget(fn) -> None:
 
     store = _desk()
     full = store.history("acme", "c1", upto="acme-now")
-    for budget in (request_tokens({"messages": full}), 400, 250):
+    # Every boundary: the budget that keeps exactly k newest turns, and one token less (k - 1 turns).
+    needs = [request_tokens({"messages": full[len(full) - 1 - 2 * k :]}) for k in range(len(full) // 2 + 1)]
+    for budget in sorted({b for need in needs for b in (need, need - 1)} - {needs[0] - 1}):
         got = fn(store, "acme", "c1", "acme-now", budget)
         used = request_tokens({"messages": got})
         expect(
@@ -236,7 +253,39 @@ def _budget(fn) -> None:
             got=used,
             hint="Drop the oldest whole turns until the request fits (count with course_utils.context.request_tokens).",
         )
-        expect_equal(got, sliding_window(full, budget), hint="Keep the newest whole turns, as many as fit.")
+        expect_equal(
+            got,
+            sliding_window(full, budget),
+            f"with a budget of {budget} tokens",
+            hint="Keep the newest whole turns, as many as fit: an over-budget history is cut from the oldest "
+            "end, a turn (user + assistant) at a time, and the new message always stays last.",
+        )
+
+
+@history.case("when not even the new message fits: no older turn is sent (an error, [] or the message alone)")
+def _nothing_fits(fn) -> None:
+    from ..context import request_tokens
+
+    store = _desk()
+    newest = store.history("acme", "c1", upto="acme-now")[-1:]
+    alone = request_tokens({"messages": newest})
+    try:
+        got = fn(store, "acme", "c1", "acme-now", alone - 1)
+    except (CaseFailed, NotImplementedError):
+        raise
+    except Exception:  # noqa: BLE001 - the library's reading: ContextBudgetExceeded
+        return
+    # The statement does not yet say which; every reading that sends no older turn passes: raise (the
+    # library), return [] (nothing fits), or return the new message alone (it must be answered anyway).
+    expect(
+        got in ([], newest),
+        f"with a budget of {alone - 1} tokens, one less than the new message alone, history_within returned "
+        f"{len(got)} messages",
+        expected="an exception (ContextBudgetExceeded), [] or the new message alone",
+        got=f"{len(got)} messages, {request_tokens({'messages': got})} tokens",
+        hint="Nothing fits, so no older turn may be sent: raise (sliding_window raises ContextBudgetExceeded), "
+        "or return [] or just the new message.",
+    )
 
 
 # =============================================================================================
@@ -247,6 +296,8 @@ retrieval = Exercise(
     "Retrieval with the tenant filter inside the KNN query",
     points=3,
     signature="retrieve(index, tenant, question, k) -> list[str]",
+    reference={"VectorIndex.search": VectorIndex.search},
+    task="write the tenant-filtered KNN query",
     hints=[
         "Put the tenant in the KNN query itself (`AND tenant = ?`: the partition key), so sqlite-vec picks "
         "the k nearest among that tenant's documents. Filtering after a global top-k leaves fewer than k.",
@@ -278,10 +329,10 @@ def _ids(fn: Any, tenant: str, question: str, k: int) -> list[str]:
     return got
 
 
-@retrieval.case("k results, every one the tenant's own")
+@retrieval.case("k results for k = 1, 3 and 5, every one the tenant's own, the k nearest")
 def _own_and_k(fn) -> None:
-    for q in questions(hidden=True)[::40]:
-        got = _ids(fn, q["tenant"], q["question"], 3)
+    for q, k in zip(questions(hidden=True)[::40], itertools.cycle((1, 3, 5))):
+        got = _ids(fn, q["tenant"], q["question"], k)
         foreign = [d for d in got if not d.startswith(q["tenant"] + "/")]
         expect(
             not foreign,
@@ -291,12 +342,20 @@ def _own_and_k(fn) -> None:
             hint="Every query needs the tenant filter: another company's help centre must never reach the prompt.",
         )
         expect(
-            len(got) == 3,
-            f"retrieve returned {len(got)} documents for k=3 although {q['tenant']!r} has 12: "
-            "the tenant filter ran after the top-k",
-            expected="3 documents",
+            len(got) == k,
+            f"retrieve returned {len(got)} documents for k={k} although {q['tenant']!r} has 12"
+            + (": the tenant filter ran after the top-k" if len(got) < k else ""),
+            expected=f"{k} documents",
             got=got,
-            hint="Filter inside the KNN query (AND tenant = ?), not on its results.",
+            hint="Pass k to the KNN query (AND k = ?) and filter inside it (AND tenant = ?), not on its results.",
+        )
+        nearest = [h.doc_id for h in _index().search(q["tenant"], q["question"], k)]
+        expect(
+            sorted(got) == sorted(nearest),
+            f"for k={k}, retrieve returned {got}, not the tenant's {k} nearest articles",
+            expected=nearest,
+            got=got,
+            hint="Rank by the embedding distance of the question (embed_one(question)), nearest first.",
         )
 
 
@@ -445,6 +504,8 @@ capacity = Exercise(
     "Capacity planning: sustainable conversations per minute",
     points=3,
     signature="conversations_per_minute(p: CapacityInputs) -> float",
+    reference={"architecture.conversations_per_minute": _reference_capacity},
+    task="work out the capacity",
     hints=[
         "Four limits cap the turns (model calls) per minute: RPM, ITPM / input tokens per turn, OTPM / output "
         "tokens per turn, and the workers (Little's law: workers x 60 / latency_s). The smallest binds.",
@@ -491,10 +552,16 @@ def _capacity_case(limit: str) -> Any:
         if _close(got, reference) and _close(got, simulated):
             return
         cause = f"the binding limit here is {_LIMIT_NAMES[limit]}"
+        limits = [p.rpm, p.itpm / p.input_tokens_per_turn, p.otpm / p.output_tokens_per_turn]
+        per_second_workers = min(*limits, p.workers / p.latency_s) / p.turns_per_conversation
         if _close(got, reference / 60):
             cause = "60 times too few: a per-second figure, not per minute"
         elif _close(got, reference * p.turns_per_conversation):
             cause = f"that is turns per minute: a conversation is {p.turns_per_conversation:g} turns"
+        elif _close(got, max(*limits, p.workers * 60 / p.latency_s) / p.turns_per_conversation):
+            cause = "that is the loosest limit: the smallest one binds"
+        elif _close(got, per_second_workers) and not _close(per_second_workers, reference):
+            cause = "the worker pool gives workers / latency_s turns per second: times 60 per minute"
         raise CaseFailed(
             f"with {_LIMIT_NAMES[limit]} binding, the answer is {got:.4g} conversations per minute; "
             f"the simulation sustained {simulated:.4g} ({cause})",
