@@ -11,6 +11,7 @@ import math
 import uuid
 from decimal import ROUND_HALF_UP, Decimal
 
+import anthropic
 import pytest
 
 import course_utils.checks as checks
@@ -112,7 +113,7 @@ class GcraLimiter:
 
 
 class WholeSecondRetryAfter(TenantRateLimiter):
-    """The other reading of retry-after: whole seconds, rounded up (as the HTTP header carries it)."""
+    """Whole seconds, rounded up (as an HTTP header carries it): the statement asks for the exact wait."""
 
     def acquire(self, tenant_id):
         wait = super().acquire(tenant_id)
@@ -172,7 +173,7 @@ class StubLimiter:
         raise NotImplementedError("Exercise 7.1")
 
 
-@pytest.mark.parametrize("answer", [TenantRateLimiter, GcraLimiter, WholeSecondRetryAfter])
+@pytest.mark.parametrize("answer", [TenantRateLimiter, GcraLimiter])
 def test_7_1_solutions_pass(answer):
     passes("7.1", answer)
 
@@ -190,6 +191,7 @@ def test_7_1_solutions_pass(answer):
         (RoundsTheWaitDown, "with half a token in the bucket"),
         (LimiterOnTheReference, "your function called tenancy.MemoryLimiter"),
         (SubclassesTheLibrary, "your answer subclasses tenancy.MemoryLimiter"),
+        (WholeSecondRetryAfter, "with half a token in the bucket"),
     ],
 )
 def test_7_1_wrong_answers_are_rejected(answer, phrase):
@@ -595,6 +597,27 @@ class TenantBudget:
         self.reserved += estimate
         try:
             result, actual = await send()
+        except anthropic.APIStatusError:  # refused: nothing billed
+            self.reserved -= estimate
+            raise
+        except BaseException:  # lost: it may have been billed
+            self.reserved -= estimate
+            self.spent += estimate
+            raise
+        self.reserved -= estimate
+        self.spent += actual
+        return result
+
+
+class ReleasesALostAnswer(TenantBudget):
+    """The old rule: every exception gives the reservation back, though a lost answer may have been billed."""
+
+    async def spend(self, estimate, send):
+        if self.spent + self.reserved + estimate > self.limit:
+            return None
+        self.reserved += estimate
+        try:
+            result, actual = await send()
         except BaseException:
             self.reserved -= estimate
             raise
@@ -623,6 +646,11 @@ class BudgetWithALock:
             result, actual = await send()
             self.spent += actual
             return result
+        except anthropic.APIStatusError:
+            raise
+        except BaseException:
+            self.spent += estimate  # a lost answer counts at its worst case
+            raise
         finally:
             del self.holds[hold]
 
@@ -730,8 +758,14 @@ class BudgetWithAContextManager:
     async def spend(self, estimate, send):
         if self.spent + self.held + estimate > self.limit:
             return None
-        async with self._hold(estimate):
-            result, actual = await send()
+        try:
+            async with self._hold(estimate):
+                result, actual = await send()
+        except anthropic.APIStatusError:
+            raise
+        except BaseException:
+            self.spent += estimate  # lost, not refused: it may have been billed
+            raise
         self.spent += actual
         return result
 
@@ -772,6 +806,7 @@ def test_7_4_solutions_pass(answer):
         (SpentRoundedToCents, "never rounded"),
         (ReturnsThePair, "spend returned send()'s (result, actual) pair instead of the result"),
         (OnTheLibraryGuard, "your function called tenancy"),
+        (ReleasesALostAnswer, "the provider may have billed it"),
     ],
 )
 def test_7_4_wrong_answers_are_rejected(answer, phrase):
@@ -792,6 +827,26 @@ def tenant_charges(rows):
 
 def tenant_charges_by_hand(rows):
     """Written differently: the rates by hand from the price table."""
+    from course_utils.pricing import price
+
+    out = collections.defaultdict(Decimal)
+    for r in rows:
+        p = price(r["model"])
+        amount = (
+            r["input_tokens"] * p.input_per_mtok
+            + r["cache_creation_input_tokens"] * p.cache_write_5m_per_mtok
+            + r["cache_read_input_tokens"] * p.cache_read_per_mtok
+            + r["output_tokens"] * p.output_per_mtok
+        ) / Decimal(1_000_000)
+        prompt = r["input_tokens"] + r["cache_creation_input_tokens"] + r["cache_read_input_tokens"]
+        if p.long_prompt_threshold is not None and prompt > p.long_prompt_threshold:
+            amount *= p.long_prompt_multiplier  # the statement's long-prompt tier, on every class
+        out[r["tenant"]] += amount * (p.batch_discount if r["batch"] else 1)
+    return dict(out)
+
+
+def without_the_long_prompt_tier(rows):
+    """Every class at its own rate and the batch discount, but no long-prompt tier (the statement names it)."""
     from course_utils.pricing import price
 
     out = collections.defaultdict(Decimal)
@@ -912,6 +967,7 @@ def test_7_5_solutions_pass(answer):
         (rounds_each_row_to_cents, "off by"),
         (float_values, "not a Decimal"),
         (tier_from_the_threshold_on, "for long prompts; the provider bills"),
+        (without_the_long_prompt_tier, "for long prompts; the provider bills"),
         (charges_through_the_library, "your function called tenancy.invoice_lines"),
         (changes_the_rows, "tenant_charges modified its input rows"),
         (per_model_not_per_tenant, "was charged"),

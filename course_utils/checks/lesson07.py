@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import inspect
-import math
 import random
 from decimal import Decimal
 from typing import Any
@@ -129,12 +128,8 @@ def _refill(cls) -> None:
 
 
 def _retry_after_matches(wait: float, exact: float) -> bool:
-    """The announced wait is the exact fractional time, or that time rounded up to whole seconds.
-
-    The statement does not yet say which (HTTP's ``retry-after`` is whole seconds; the hint computes
-    the exact float): both readings pass until it does. Any other value fails.
-    """
-    return abs(wait - exact) < 0.01 or wait == math.ceil(exact - 1e-9)
+    """The announced wait is the exact fractional time, as the statement says (not rounded up)."""
+    return abs(wait - exact) < 0.01
 
 
 @limiter.case("a partly empty bucket: the wait is what is missing, and a refused call loses no refill")
@@ -518,7 +513,8 @@ budget = Exercise(
         "Reserve before the first await: if spent + reserved + estimate > limit return None; else reserved += "
         "estimate, and only then await send(). Checking and adding in two steps around the await lets 50 "
         "concurrent requests all pass the check.",
-        "try: result, actual = await send() except: reserved -= estimate; raise. Then reserved -= estimate; "
+        "try: result, actual = await send(); except anthropic.APIStatusError: reserved -= estimate; raise; "
+        "except BaseException: reserved -= estimate; spent += estimate; raise. Then reserved -= estimate; "
         "spent += actual; return result.",
     ],
 )
@@ -634,9 +630,7 @@ async def _failure(cls) -> None:
     calls = 0
 
     async def boom() -> tuple[str, Decimal]:
-        # An error *response* (the API refused the request: nothing was billed). Both readings of "give the
-        # reservation back" agree here: the statement's (any exception) and the library's (error responses;
-        # a lost answer keeps its worst case), which the check does not grade until the statement says which.
+        # An error *response* (the API refused the request: nothing was billed): the reservation goes back.
         nonlocal calls
         calls += 1
         raise status_error(529)
@@ -685,6 +679,56 @@ async def _failure(cls) -> None:
         got=f"{refused!r}, send called {calls - before} time(s)",
         hint="Return None before calling send when spent + reserved + estimate > limit.",
     )
+
+
+@budget.case("a lost answer (timeout, cancellation) keeps its estimate as spent and raises")
+async def _lost_answer(cls) -> None:
+    import asyncio
+
+    for how in ("timed out", "cancelled"):
+        b = cls(Decimal("0.05"))
+        calls = 0
+
+        async def lost() -> tuple[str, Decimal]:
+            nonlocal calls
+            calls += 1
+            if how == "timed out":
+                raise anthropic.APITimeoutError(request=status_error(529).request)
+            await asyncio.sleep(3600)  # the caller gives up first
+            return "late", Decimal("0.01")
+
+        task = asyncio.ensure_future(_spend(b, Decimal("0.04"), lost))
+        if how == "cancelled":
+            await asyncio.sleep(1)
+            task.cancel()
+        try:
+            got = await task
+        except (anthropic.APITimeoutError, asyncio.CancelledError):
+            got = "raised"
+        expect(
+            got == "raised",
+            f"send() {how}, but spend returned {got!r}",
+            expected="the exception re-raised",
+            got=repr(got),
+            hint="Keep the worst case, then re-raise with a bare `raise`: the caller must know the answer was lost.",
+        )
+        before = calls
+
+        async def fine() -> tuple[str, Decimal]:
+            nonlocal calls
+            calls += 1
+            return "ok", Decimal("0.04")
+
+        again = await _spend(b, Decimal("0.04"), fine)
+        expect(
+            again is None and calls == before,
+            f"after an answer that {how} (the provider may have billed it), a second $0.04 request was let through "
+            "a $0.05 budget",
+            expected="None: the lost answer's $0.04 counts as spent",
+            got=f"{again!r}, send called {calls - before} time(s)",
+            hint="Only an error response (anthropic.APIStatusError) proves nothing was billed. Any other exception "
+            "or a cancellation means the answer was lost, not refused: add the estimate to spent, then re-raise.",
+        )
 
 
 # =============================================================================================
@@ -821,10 +865,8 @@ async def _exact(fn) -> None:
         )
 
 
-LONG_PROMPT_TIER_STATED = False
-"""Whether exercise 7.5's statement names Haiku 5.5's long-prompt tier (the lesson's notebook is edited by
-another engineer). Until it does, a charge priced without the tier also passes the long-prompt case; the
-provider's price, which the simulator bills, always does. Set True once the statement names it."""
+LONG_PROMPT_TIER_STATED = True
+"""Exercise 7.5's statement names Haiku 5.5's long-prompt tier, so a charge priced without it fails."""
 
 
 def _untiered(row: dict[str, Any]) -> Decimal:
