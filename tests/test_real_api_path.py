@@ -117,8 +117,9 @@ def real_api_notebook(nb: nbformat.NotebookNode) -> tuple[nbformat.NotebookNode,
 
 @pytest.fixture(scope="module")
 def stand_in() -> Iterator[MockServer]:
-    """The simulator standing in for api.anthropic.com (default rate limits, as a real key has)."""
-    with mock_server(seed=0, time_scale=CI_TIME_SCALE) as server:
+    """The simulator standing in for api.anthropic.com, with the limits of the lowest current usage tier
+    ("start", docs/api-notes.md §13), as a real organisation has at least."""
+    with mock_server(seed=0, time_scale=CI_TIME_SCALE, rate_limit_tier="start") as server:
         yield server
 
 
