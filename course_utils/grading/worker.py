@@ -21,13 +21,13 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-__all__ = ["run_job", "main", "SCRIPT"]
+__all__ = ["run_job", "main", "SCRIPT", "lean_imports"]
 
 SCRIPT = Path(__file__).resolve()
 """What :mod:`.execute` runs: ``[sys.executable, SCRIPT, JOB.json]``."""
 
 
-def _lean_imports() -> None:
+def lean_imports() -> None:
     """Skip the optional IRI checker jsonschema loads for nbformat: it compiles a grammar at import
     (about 2.5 s of CPU per process) and notebooks have no IRI fields to check. A ``None`` entry
     in ``sys.modules`` makes ``import rfc3987_syntax`` raise ImportError, which jsonschema handles."""
@@ -102,7 +102,7 @@ def _die_with_parent(pid_file: str | None) -> None:
 
 def run_job(job: dict[str, Any]) -> dict[str, Any]:
     """Execute ``job["input"]`` to ``job["output"]``; return the outcome (also written to ``job["run"]``)."""
-    _lean_imports()
+    lean_imports()
     _die_with_parent(job.get("pid_file"))
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
