@@ -228,11 +228,35 @@ def test_cli_help_and_usage_errors(tmp_path: Path, capsys) -> None:
         main(["--help"])
     assert exc.value.code == 0
     out = capsys.readouterr().out
-    for option in ("--out", "--timeout-per-cell", "--jobs", "--solutions", "gradebook.csv"):
+    for option in (
+        "--out",
+        "--timeout-per-cell",
+        "--jobs",
+        "--solutions",
+        "--scheduler",
+        "--workers",
+        "--layout",
+        "--regrade",
+        "gradebook.csv",
+        "canvas_import.csv",
+        "moodle_import.csv",
+        "ledger.sqlite",
+    ):
         assert option in out
     with pytest.raises(SystemExit) as exc:
         main([str(tmp_path / "nowhere")])
     assert exc.value.code == 2
+    not_a_zip = tmp_path / "grades.txt"
+    not_a_zip.write_text("a file, but neither a folder nor a zip")
+    for argv in (
+        [str(not_a_zip)],
+        [str(tmp_path), "--workers", "0"],
+        [str(tmp_path), "--lms-column", "three=Lesson 3"],
+        [str(tmp_path), "--layout", "moodle"],
+    ):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 2, argv
     with pytest.raises(SystemExit) as exc:
         main([str(tmp_path), "--solutions", str(tmp_path / "nowhere")])
     assert exc.value.code == 2

@@ -305,7 +305,7 @@ def read_intake(
             content_hash=_sha256(f.path),
             readable=nb is not None,
         )
-        entries.append((f, sub, lesson if (nb is not None or lesson is not None) else None))
+        entries.append((f, sub, lesson))
     chosen: list[tuple[Submission, int | None]] = []
     by_student: dict[str, list[tuple[Submission, int | None]]] = {}
     for _, sub, lesson in entries:
