@@ -50,11 +50,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="grade-cluster-"))
     procs: list[subprocess.Popen] = []
+    client = None
     try:
-        folder, out = tmp / "submissions", tmp / "graded"
+        folder = tmp / "submissions"
+        out = folder / "graded"  # the grader's default output folder
         folder.mkdir()
+        source = json.loads((default_solutions()[0] / LESSON).read_text(encoding="utf-8"))
         for i in range(args.copies):
-            shutil.copy(default_solutions()[0] / LESSON, folder / f"student{i:04d}.ipynb")
+            # Each copy's bytes differ (as students' do): the ledger keys grades by content hash.
+            source["metadata"]["benchmark_copy"] = i
+            (folder / f"student{i:04d}.ipynb").write_text(json.dumps(source), encoding="utf-8")
         sched_file = tmp / "scheduler.json"
         procs.append(
             start(
@@ -132,12 +137,13 @@ def main(argv: list[str] | None = None) -> int:
             f"rerun: {again['reused_from_ledger']} of {len(again['submissions'])} from the ledger, "
             f"{time.perf_counter() - again_started:.1f} s"
         )
-        client.close()
         ok = len(rows) == students == ledger_rows == full == args.copies and errors == 0 and killed is not None
         ok = ok and again["reused_from_ledger"] == args.copies
         print("OK: nothing lost, nothing twice" if ok else "FAILED")
         return 0 if ok else 1
     finally:
+        if client is not None:
+            client.close()
         for p in procs:
             try:
                 os.killpg(p.pid, signal.SIGKILL)
