@@ -96,10 +96,12 @@ browser-deps:
 	  if [ "$$(id -u)" -eq 0 ]; then apt-get update && apt-get install -y chromium chromium-driver; \
 	  else echo "install Chromium first: sudo apt-get install -y chromium chromium-driver" >&2; exit 1; fi; }
 
-## make grade SUBMISSIONS=path/to/folder: grade every notebook there (results in SUBMISSIONS/graded/)
+## make grade SUBMISSIONS=path/to/folder-or.zip: grade every submission there (results in SUBMISSIONS/graded/)
+# On a LocalCluster by default; GRADE_SCHEDULER=tcp://host:8786 grades on a running Dask cluster.
+GRADE_SCHEDULER ?=
 grade: kernel
-	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=path/to/folder [GRADE_ARGS='--jobs 4']"; exit 2; }
-	$(PY) -m course_utils.grading "$(SUBMISSIONS)" $(GRADE_ARGS)
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=path/to/folder-or.zip [GRADE_SCHEDULER=tcp://host:8786] [GRADE_ARGS='--workers 2 --jobs 2']"; exit 2; }
+	$(PY) -m course_utils.grading "$(SUBMISSIONS)" $(if $(GRADE_SCHEDULER),--scheduler "$(GRADE_SCHEDULER)") $(GRADE_ARGS)
 
 ## run the simulated Anthropic API on http://127.0.0.1:8765
 simulator: $(STAMP)
@@ -108,9 +110,11 @@ simulator: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_simulator.py
 
-## make bench-grading: grade 100 copies of lesson 03's solution (grading throughput, figure in README)
+## make bench-grading: 200 copies of lesson 03's solution on 1 then 2 workers, then on a command-line
+## Dask cluster with a worker killed mid-run (figures in README)
 bench-grading: kernel
-	$(PY) benchmarks/grade_throughput.py
+	$(PY) benchmarks/grade_throughput.py --scaling --copies 200
+	$(PY) benchmarks/grade_cluster.py --copies 200
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -191,16 +191,28 @@ def test_gradebook_columns_max_row_and_blanks(tmp_path: Path) -> None:
     ]
     header = write_gradebook(grades, tmp_path / "g.csv")
     rows = list(csv.reader(open(tmp_path / "g.csv", encoding="utf-8")))
-    assert header == rows[0] == ["submission", "1.1", "1.2", "total"]
-    assert rows[1] == ["bob", "1", "0.5", "1.5"]
-    assert rows[3] == ["junk", "", "", "0"]
+    assert header == rows[0] == ["student", "lesson", "1.1", "1.2", "total"]
+    assert rows[1] == ["bob", "01", "1", "0.5", "1.5"]
+    assert rows[3] == ["junk", "", "", "", "0"]
     maxima = list(csv.reader(open(tmp_path / "max_points.csv", encoding="utf-8")))
-    assert maxima == [["submission", "1.1", "1.2", "total"], ["max", "1", "2", "3"]]
+    assert maxima == [["student", "lesson", "1.1", "1.2", "total"], ["max", "", "1", "2", "3"]]
+
+
+def test_gradebook_refuses_two_rows_for_one_student_and_lesson(tmp_path: Path) -> None:
+    mx = {"1.1": 1.0}
+    twice = [_grade("bob", 1, {"1.1": 1.0}, mx), _grade("bob", 1, {"1.1": 0.0}, mx)]
+    with pytest.raises(ValueError, match="bob"):
+        write_gradebook(twice, tmp_path / "g.csv")
+    # One student in two lessons is two rows.
+    two_lessons = [_grade("bob", 1, {"1.1": 1.0}, mx), _grade("bob", 2, {"2.1": 1.0}, {"2.1": 1.0})]
+    write_gradebook(two_lessons, tmp_path / "g.csv")
+    rows = list(csv.reader(open(tmp_path / "g.csv", encoding="utf-8")))
+    assert [r[:2] for r in rows[1:]] == [["bob", "01"], ["bob", "02"]]
 
 
 def test_gradebook_prefixes_clashing_ids_across_lessons(tmp_path: Path) -> None:
     grades = [_grade("a", 1, {"1": 1.0}, {"1": 1.0}), _grade("b", 2, {"1": 0.0}, {"1": 1.0})]
-    assert write_gradebook(grades, tmp_path / "g.csv") == ["submission", "01:1", "02:1", "total"]
+    assert write_gradebook(grades, tmp_path / "g.csv") == ["student", "lesson", "01:1", "02:1", "total"]
 
 
 def test_feedback_quotes_the_check_and_the_reason() -> None:
@@ -216,11 +228,35 @@ def test_cli_help_and_usage_errors(tmp_path: Path, capsys) -> None:
         main(["--help"])
     assert exc.value.code == 0
     out = capsys.readouterr().out
-    for option in ("--out", "--timeout-per-cell", "--jobs", "--solutions", "gradebook.csv"):
+    for option in (
+        "--out",
+        "--timeout-per-cell",
+        "--jobs",
+        "--solutions",
+        "--scheduler",
+        "--workers",
+        "--layout",
+        "--regrade",
+        "gradebook.csv",
+        "canvas_import.csv",
+        "moodle_import.csv",
+        "ledger.sqlite",
+    ):
         assert option in out
     with pytest.raises(SystemExit) as exc:
         main([str(tmp_path / "nowhere")])
     assert exc.value.code == 2
+    not_a_zip = tmp_path / "grades.txt"
+    not_a_zip.write_text("a file, but neither a folder nor a zip")
+    for argv in (
+        [str(not_a_zip)],
+        [str(tmp_path), "--workers", "0"],
+        [str(tmp_path), "--lms-column", "three=Lesson 3"],
+        [str(tmp_path), "--layout", "moodle"],
+    ):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 2, argv
     with pytest.raises(SystemExit) as exc:
         main([str(tmp_path), "--solutions", str(tmp_path / "nowhere")])
     assert exc.value.code == 2
@@ -345,11 +381,11 @@ def test_broken_files_score_zero_with_reason(graded) -> None:
 def test_gradebook_of_the_batch(graded) -> None:
     out, _, _ = graded
     rows = list(csv.reader(open(out / "gradebook.csv", encoding="utf-8")))
-    assert rows[0] == ["submission", *IDS, "total"]
-    assert list(csv.reader(open(out / "max_points.csv", encoding="utf-8")))[1] == ["max", "1", "2", "1", "4"]
+    assert rows[0] == ["student", "lesson", *IDS, "total"]
+    assert list(csv.reader(open(out / "max_points.csv", encoding="utf-8")))[1] == ["max", "", "1", "2", "1", "4"]
     table = {r[0]: r[1:] for r in rows[1:]}
-    assert table["syntax_error"] == ["0", "2", "1", "3"]
-    assert table["random_bytes"] == ["", "", "", "0"]
+    assert table["syntax_error"] == ["99", "0", "2", "1", "3"]
+    assert table["random_bytes"] == ["", "", "", "", "0"]
 
 
 @pytest.mark.notebooks

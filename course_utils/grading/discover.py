@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
@@ -11,7 +11,7 @@ from nbformat import NotebookNode
 
 from ..notebook_format import LESSON_PREFIX
 
-__all__ = ["Submission", "discover", "load_notebook", "MAX_SUBMISSION_BYTES"]
+__all__ = ["Submission", "discover", "load_notebook", "is_submission", "stem", "MAX_SUBMISSION_BYTES"]
 
 MAX_SUBMISSION_BYTES = 100 * 1024 * 1024
 # Besides *.ipynb: files a student plausibly handed in by mistake (exported, zipped, renamed).
@@ -23,17 +23,30 @@ class Submission:
     """One file handed in: its name in the gradebook, and the notebook or why it is not one."""
 
     path: Path
-    name: str
+    name: str  # unique in the batch: names the feedback and executed files
     nb: NotebookNode | None
     problem: str | None = None
+    student: str = ""  # the student id the layout gives (:mod:`.intake`); the name when empty
+    student_name: str = ""
+    origin: str = ""  # the file as the instructor knows it (its path in the folder or zip)
+    timestamp: float | None = None
+    content_hash: str = ""  # sha256 of the file's bytes: what a rerun is keyed by
+    readable: bool = True  # a notebook (False: ``problem`` says why not)
+    notes: list[str] = field(default_factory=list)  # about the hand-in (duplicates), for the feedback
+
+    def __post_init__(self) -> None:
+        self.student = self.student or self.name
+        self.origin = self.origin or self.path.name
 
 
-def _is_submission(path: Path) -> bool:
+def is_submission(path: Path) -> bool:
+    """Whether ``path`` looks handed in (a notebook, or a file a student plausibly sent instead)."""
     name = path.name.lower()
     return ".ipynb" in name or path.suffix.lower() in _SUBMISSION_SUFFIXES or bool(LESSON_PREFIX.match(name))
 
 
-def _stem(path: Path) -> str:
+def stem(path: Path) -> str:
+    """The submission's name from its file name (``alice.ipynb.txt`` is alice's)."""
     # "alice.ipynb.txt" and "alice.ipynb" are both alice's notebook.
     name = path.name
     cut = name.lower().find(".ipynb")
@@ -85,10 +98,10 @@ def discover(folder: Path, exclude: Path | None = None) -> tuple[list[Submission
     for path in sorted(Path(folder).iterdir(), key=lambda p: p.name.lower()):
         if path.name.startswith(".") or (excluded and path.resolve() == excluded):
             continue
-        if not path.is_file() or not _is_submission(path):
+        if not path.is_file() or not is_submission(path):
             ignored.append(path)
             continue
-        name = base = _stem(path)
+        name = base = stem(path)
         n = 2
         while name.lower() in taken:
             name, n = f"{base}-{n}", n + 1

@@ -61,7 +61,7 @@ class CellRun:
 class Execution:
     """The outcome of executing one restored notebook."""
 
-    outcome: str  # "completed" | "dead_kernel" | "wall_timeout" | "grader_error"
+    outcome: str  # "completed" | "dead_kernel" | "wall_timeout" | "grader_error" | "no_kernel"
     results: dict[str, dict]
     listing: list[dict] | None
     listing_error: str | None
@@ -197,6 +197,7 @@ def execute_restored(restored: Restored, workdir: Path, settings: ExecSettings, 
             "cwd": str(settings.cwd) if settings.cwd else None,
             "cell_timeout": settings.cell_timeout,
             "max_output_bytes": settings.max_output_bytes,
+            "pid_file": str(paths["pid"]),
         }
         (workdir / "run.json").unlink(missing_ok=True)
         (workdir / "job.json").write_text(json.dumps(job))
@@ -230,6 +231,14 @@ def execute_restored(restored: Restored, workdir: Path, settings: ExecSettings, 
         outcome = run["outcome"]
         culprit = run.get("cell_index")
         if outcome == "completed":
+            break
+        if outcome == "no_kernel":
+            if attempts < settings.max_attempts and settings.notebook_timeout - (time.monotonic() - started) > 5:
+                continue  # a kernel that failed to start says nothing about the submission: start another
+            tail = (workdir / "worker.log").read_text(errors="replace")[-1500:]
+            problems.append(
+                f"The grader could not start a kernel ({attempts} tries): {run.get('message') or tail}".strip()
+            )
             break
         if outcome == "grader_error":
             tail = (workdir / "worker.log").read_text(errors="replace")[-1500:]

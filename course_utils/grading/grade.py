@@ -2,28 +2,22 @@
 
 from __future__ import annotations
 
-import concurrent.futures as cf
-import contextlib
 import dataclasses
-import os
-import shutil
 import sys
-import tempfile
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from .discover import Submission, discover
-from .execute import ExecSettings, Execution, child_env, execute_restored, kill_all
+from .discover import Submission
+from .execute import ExecSettings, Execution, execute_restored
 from .lessons import LessonStructure, find_solution, identify_lesson, load_structure
 from .restore import Restored, restore
-from .warm import WarmKernels
 
 from ..checks.framework import STATUSES  # one list of verdict statuses, the checks' own
 
-__all__ = ["GradeOptions", "SubmissionGrade", "Batch", "grade_folder", "grade_submission", "STATUSES"]
+__all__ = ["GradeOptions", "SubmissionGrade", "Batch", "grade_submission", "fill_max", "STATUSES"]
 
 
 @dataclass
@@ -37,6 +31,10 @@ class GradeOptions:
     lesson: int | None = None  # force every submission to this lesson
     keep_work: bool = False
     warm_kernels: bool = True  # fork each (fresh) kernel from a pre-imported zygote; see .warm
+    scheduler: str | None = None  # a running Dask cluster (tcp://host:8786); None: a LocalCluster
+    workers: int = 1  # LocalCluster worker processes (each grades ``jobs`` submissions at a time)
+    layout: str = "auto"  # how submissions are laid out; see .intake
+    regrade: bool = False  # ignore the ledger: grade every submission again
 
 
 @dataclass
@@ -46,6 +44,10 @@ class SubmissionGrade:
     name: str
     file: str
     status: str  # "graded" | "not a notebook" | "unknown lesson" | "grader error"
+    student: str = ""  # the student id from the submissions' layout (.intake); the name when empty
+    student_name: str = ""
+    origin: str = ""  # the file as the instructor knows it (path in the folder or zip)
+    content_hash: str = ""
     lesson: int | None = None
     lesson_how: str = ""
     exercises: list[dict[str, Any]] = field(default_factory=list)  # the checks contract + "reason"
@@ -56,8 +58,16 @@ class SubmissionGrade:
     seconds: float = 0.0
     executed: str | None = None
 
+    def __post_init__(self) -> None:
+        self.student = self.student or self.name
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "SubmissionGrade":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 @dataclass
@@ -69,6 +79,10 @@ class Batch:
     grades: list[SubmissionGrade]
     ignored: list[Path]
     seconds: float
+    skipped: list[Any] = field(default_factory=list)  # .intake.Skipped: found, deliberately not graded
+    layout: str = "flat"
+    reused: int = 0  # grades taken from the ledger (graded by an earlier run)
+    dashboard: str | None = None
 
 
 def extend_checks_path(dirs: list[Path]) -> None:
@@ -227,6 +241,8 @@ def grade_submission(sub: Submission, options: GradeOptions, workroot: Path) -> 
         )
         grade.notes += restored.notes
         run = execute_restored(restored, work, options.settings, paths=paths)
+        if run.outcome == "no_kernel":
+            grade.status = "grader error"  # not the student's doing: not recorded, so a rerun retries it
         grade.problems += run.problems
         grade.exercises = assemble(structure, restored, run)
         grade.executed = str(run.executed_path) if run.executed_path else None
@@ -243,7 +259,7 @@ def grade_submission(sub: Submission, options: GradeOptions, workroot: Path) -> 
     return grade
 
 
-def _fill_max(grades: list[SubmissionGrade]) -> None:
+def fill_max(grades: list[SubmissionGrade]) -> None:
     """Submissions that never ran borrow max points from a graded submission of the same lesson."""
     known: dict[tuple[int | None, str], float] = {}
     for g in grades:
@@ -257,52 +273,6 @@ def _fill_max(grades: list[SubmissionGrade]) -> None:
         maxes = [e.get("max_points") for e in g.exercises]
         if maxes and None not in maxes:
             g.max_total = round(sum(float(m) for m in maxes), 4)
-
-
-def grade_folder(
-    folder: Path, options: GradeOptions, progress: Callable[[SubmissionGrade, int, int], None] | None = None
-) -> Batch:
-    """Grade every submission in ``folder`` in parallel; the batch survives any single submission."""
-    started = time.monotonic()
-    extend_checks_path(options.settings.checks_dirs)
-    options.out_dir.mkdir(parents=True, exist_ok=True)
-    subs, ignored = discover(folder, exclude=options.out_dir)
-    workroot = Path(tempfile.mkdtemp(prefix="grading-", dir=options.out_dir if options.keep_work else None))
-    grades: list[SubmissionGrade] = []
-    try:
-        with _kernels(options, bool(subs)) as options, cf.ThreadPoolExecutor(max_workers=max(1, options.jobs)) as pool:
-            # Threads only wait: each submission's real work runs in its own worker process.
-            futures = {pool.submit(grade_submission, s, options, workroot): s for s in subs}
-            for fut in cf.as_completed(futures):
-                g = fut.result()
-                grades.append(g)
-                if progress:
-                    progress(g, len(grades), len(subs))
-    except KeyboardInterrupt:
-        kill_all()
-        raise
-    finally:
-        if not options.keep_work:
-            shutil.rmtree(workroot, ignore_errors=True)
-    grades.sort(key=lambda g: g.name.lower())
-    _fill_max(grades)
-    return Batch(Path(folder), options.out_dir, grades, ignored, round(time.monotonic() - started, 2))
-
-
-@contextlib.contextmanager
-def _kernels(options: GradeOptions, needed: bool):
-    """``options`` whose kernel spec forks warm kernels from a zygote running for this block (when
-    ``options.warm_kernels`` and there is anything to grade); else ``options`` unchanged."""
-    if not (options.warm_kernels and needed):
-        yield options
-        return
-    with WarmKernels(child_env(options.settings)) as warm:
-        env = dict(options.settings.env)
-        env["JUPYTER_PATH"] = os.pathsep.join(
-            p for p in (warm.jupyter_path, env.get("JUPYTER_PATH") or os.environ.get("JUPYTER_PATH")) if p
-        )
-        settings = dataclasses.replace(options.settings, kernel=warm.kernel_name, env=env)
-        yield dataclasses.replace(options, settings=settings)
 
 
 def default_solutions() -> list[Path]:

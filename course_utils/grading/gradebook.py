@@ -1,5 +1,5 @@
-"""The gradebook: ``gradebook.csv`` has one row per submission only (so spreadsheets can average
-columns); the maximum points sit beside it in ``max_points.csv``."""
+"""The gradebook: ``gradebook.csv`` has exactly one row per student and lesson (so spreadsheets can
+average columns); the maximum points sit beside it in ``max_points.csv``."""
 
 from __future__ import annotations
 
@@ -40,16 +40,25 @@ def _fmt(x: float | None) -> str:
 
 
 def write_gradebook(grades: list[SubmissionGrade], path: Path) -> list[str]:
-    """Write ``gradebook.csv``; returns its header. Blank = exercise not part of that submission's lesson."""
+    """Write ``gradebook.csv``; returns its header. Blank = exercise not part of that row's lesson.
+
+    Raises ``ValueError`` if two grades share a student and lesson (the intake picks one).
+    """
+    seen: set[tuple[str, int | None]] = set()
+    for g in grades:
+        key = (g.student, g.lesson)
+        if key in seen:
+            raise ValueError(f"two grades for student {g.student!r}, lesson {g.lesson}: the gradebook holds one")
+        seen.add(key)
     cols = exercise_columns(grades)
-    header = ["submission"] + [c[2] for c in cols] + ["total"]
+    header = ["student", "lesson"] + [c[2] for c in cols] + ["total"]
     maxima: dict[tuple[int | None, str], float | None] = {}
     for g in grades:
         for e in g.exercises:
             if e.get("max_points") is not None:
                 maxima.setdefault((g.lesson, e["exercise"]), e["max_points"])
     lessons = {g.lesson for g in grades if g.exercises}
-    max_row = [MAX_ROW] + [_fmt(maxima.get((c[0], c[1]))) for c in cols]
+    max_row = [MAX_ROW, ""] + [_fmt(maxima.get((c[0], c[1]))) for c in cols]
     # The max total is only meaningful when the batch is a single lesson.
     single = len(lessons) == 1 and all(maxima.get((c[0], c[1])) is not None for c in cols)
     max_row.append(_fmt(sum(float(maxima[(c[0], c[1])]) for c in cols)) if single else "")
@@ -64,7 +73,7 @@ def write_gradebook(grades: list[SubmissionGrade], path: Path) -> list[str]:
         for g in grades:
             mine = {(g.lesson, e["exercise"]): e for e in g.exercises}
             w.writerow(
-                [g.name]
+                [g.student, "" if g.lesson is None else f"{g.lesson:02d}"]
                 + [_fmt(mine[(c[0], c[1])]["points"]) if (c[0], c[1]) in mine else "" for c in cols]
                 + [_fmt(g.total)]
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import html
 import json
@@ -63,7 +64,8 @@ def feedback_markdown(g: SubmissionGrade) -> str:
 
 
 def write_feedback(batch: Batch) -> Path:
-    """``feedback/<name>.md`` for every submission; returns the folder."""
+    """``feedback/<student id>.md`` for every submission (``<student id>-NN.md`` for a student with
+    several lessons in the batch); returns the folder."""
     folder = batch.out_dir / "feedback"
     folder.mkdir(parents=True, exist_ok=True)
     for g in batch.grades:
@@ -78,7 +80,10 @@ def write_results_json(batch: Batch) -> Path:
         "folder": str(batch.folder),
         "graded_at": dt.datetime.now().isoformat(timespec="seconds"),
         "seconds": batch.seconds,
+        "layout": batch.layout,
+        "reused_from_ledger": batch.reused,
         "submissions": [g.to_dict() for g in batch.grades],
+        "not_graded": [dataclasses.asdict(k) for k in batch.skipped],
         "ignored": [p.name for p in batch.ignored],
     }
     path.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
@@ -110,19 +115,23 @@ def write_report_md(batch: Batch) -> Path:
     lines = [
         "# Grading report",
         "",
-        f"Folder `{batch.folder}` — {n} submission(s), graded in {batch.seconds:.1f} s. "
-        "Legend: ✅ passed, ❌ failed, ⬜ not attempted, 💥 error, ⏱ timed out.",
+        f"Folder `{batch.folder}` ({batch.layout} layout) — {n} submission(s), graded in {batch.seconds:.1f} s"
+        + (f" ({batch.reused} taken from the ledger of an earlier run). " if batch.reused else ". ")
+        + "Legend: ✅ passed, ❌ failed, ⬜ not attempted, 💥 error, ⏱ timed out.",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),
     ]
     lines += ["| " + " | ".join(_cell(c) for c in r) + " |" for r in rows]
+    if batch.skipped:
+        lines += ["", "## Found but not graded", "", "| Student | File | Why |", "|---|---|---|"]
+        lines += [f"| {_cell(k.student)} | {_cell(k.origin)} | {_cell(k.reason)} |" for k in batch.skipped]
     if batch.ignored:
         lines += ["", "Ignored (not submissions): " + ", ".join(f"`{p.name}`" for p in batch.ignored)]
     for g in batch.grades:
         lines += ["", f"## {g.name} — {_score(g)}", ""]
         lines += [
-            f"File `{g.file}`, status **{g.status}**, lesson {g.lesson if g.lesson is not None else '?'} ({g.lesson_how or 'n/a'})."
+            f"Student `{g.student}`, file `{g.origin or g.file}`, status **{g.status}**, lesson {g.lesson if g.lesson is not None else '?'} ({g.lesson_how or 'n/a'})."
         ]
         if g.executed:
             lines += [f"Executed notebook: `{Path(g.executed).name}` in `executed/`."]
@@ -159,6 +168,12 @@ def write_report_html(batch: Batch) -> Path:
     for r in rows:
         parts.append("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>")
     parts.append("</table>")
+    if batch.skipped:
+        parts.append("<h2>Found but not graded</h2><table><tr><th>Student</th><th>File</th><th>Why</th></tr>")
+        parts += [
+            f"<tr><td>{e(k.student)}</td><td>{e(k.origin)}</td><td>{e(k.reason)}</td></tr>" for k in batch.skipped
+        ]
+        parts.append("</table>")
     if batch.ignored:
         parts.append("<p>Ignored: " + ", ".join(f"<code>{e(p.name)}</code>" for p in batch.ignored) + "</p>")
     for g in batch.grades:

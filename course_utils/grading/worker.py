@@ -21,13 +21,13 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-__all__ = ["run_job", "main", "SCRIPT"]
+__all__ = ["run_job", "main", "SCRIPT", "lean_imports"]
 
 SCRIPT = Path(__file__).resolve()
 """What :mod:`.execute` runs: ``[sys.executable, SCRIPT, JOB.json]``."""
 
 
-def _lean_imports() -> None:
+def lean_imports() -> None:
     """Skip the optional IRI checker jsonschema loads for nbformat: it compiles a grammar at import
     (about 2.5 s of CPU per process) and notebooks have no IRI fields to check. A ``None`` entry
     in ``sys.modules`` makes ``import rfc3987_syntax`` raise ImportError, which jsonschema handles."""
@@ -62,9 +62,48 @@ def _drop_error_markers(path: str) -> None:
     nbformat.write(nb, path)
 
 
+def _die_with_parent(pid_file: str | None) -> None:
+    """End this run, kernel included, when the process that started it is gone.
+
+    The worker runs in its own session so the grader can kill it as a group; the price is that
+    nothing kills it when the grader itself dies (a Dask worker killed or out of memory, a node
+    lost). Dask then grades the submission again elsewhere, so this run must not linger: when the
+    parent changes, kill the kernel (its pid, from the setup cell, or jupyter_client's process)
+    and exit.
+    """
+    import os
+    import signal
+    import threading
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        pids: list[int] = []
+        try:
+            pids.append(int(Path(pid_file or "").read_text().strip()))
+        except (OSError, ValueError):
+            pass
+        client = _engine().last_client()
+        process = getattr(getattr(getattr(client, "km", None), "provisioner", None), "process", None)
+        if process is not None:
+            pids.append(process.pid)
+        for pid in pids:
+            for kill in (os.killpg, os.kill):  # kernels lead their own process group
+                try:
+                    kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+        os._exit(3)
+
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
+
+
 def run_job(job: dict[str, Any]) -> dict[str, Any]:
     """Execute ``job["input"]`` to ``job["output"]``; return the outcome (also written to ``job["run"]``)."""
-    _lean_imports()
+    lean_imports()
+    _die_with_parent(job.get("pid_file"))
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
@@ -99,6 +138,10 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         outcome = "dead_kernel" if name == "DeadKernelError" else "grader_error"
         message = f"{name}: {exc}" if outcome == "dead_kernel" else traceback.format_exc(limit=6)
     client = last_client()
+    if outcome != "completed" and (client is None or client.current_index is None):
+        # Nothing of the notebook ran: the kernel never started (or died before its first cell).
+        # No student code can cause that, so it is the grader's failure, and worth another try.
+        outcome = "no_kernel"
     result = {
         "outcome": outcome,
         "message": message[-4000:],
