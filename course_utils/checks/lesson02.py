@@ -778,7 +778,8 @@ def _send_fails(fn) -> None:
         not left,
         f"{len(left)} task(s) still running after bounded_relay returned (the client had left)",
         expected="no task left behind",
-        got=", ".join(repr(t.get_coro()) for t in left)[:200],
+        # By name, not repr: a coroutine's repr carries its memory address, which changes from run to run.
+        got=", ".join(sorted(getattr(t.get_coro(), "__qualname__", type(t.get_coro()).__name__) for t in left))[:200],
         hint="Wrap the sending loop in try/finally and cancel the reader task there (then await it), so a "
         "client that leaves also stops the upstream reader; otherwise it waits on a full queue forever.",
     )
