@@ -83,17 +83,23 @@ test-browser: kernel browser-deps
 	@# notebook's report (timings, screenshot paths) after the run.
 	$(PY) -m pytest tests/browser/browser_notebooks.py -n 2 --dist load -rA $(BROWSER_ARGS)
 
+# apt-get as root under one machine-wide lock, re-testing inside it: two makes that both find a
+# package missing (`make test` beside `make test-browser` on a fresh machine) install it once, and
+# neither dies on dpkg's lock. $(1): the binary that proves it is installed; $(2): the packages.
+APT_LOCK := /tmp/.production-ai-patterns-apt.lock
+apt_install = flock $(APT_LOCK) sh -c 'test -x "$(1)" || { apt-get update -qq && apt-get install -y -qq $(2) >/dev/null; }'
+
 # A real Redis server for lessons 07 and 08 (limiters, budgets, the event bus): Debian's redis-server,
 # security-maintained by Debian. Tests start their own private server from it; REDIS_URL overrides.
 redis-deps:
 	@test -n "$$REDIS_URL" || test -x "$(REDIS_SERVER)" || { \
-	  if [ "$$(id -u)" -eq 0 ]; then apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; \
+	  if [ "$$(id -u)" -eq 0 ]; then $(call apt_install,$(REDIS_SERVER),redis-server); \
 	  else echo "install Redis first: sudo apt-get install -y redis-server (or set REDIS_URL)" >&2; exit 1; fi; }
 
 # Debian's Chromium (Playwright cannot download its own browser offline); CI runs as root.
 browser-deps:
 	@test -x "$(CHROMIUM)" || { \
-	  if [ "$$(id -u)" -eq 0 ]; then apt-get update && apt-get install -y chromium chromium-driver; \
+	  if [ "$$(id -u)" -eq 0 ]; then $(call apt_install,$(CHROMIUM),chromium chromium-driver); \
 	  else echo "install Chromium first: sudo apt-get install -y chromium chromium-driver" >&2; exit 1; fi; }
 
 ## make grade SUBMISSIONS=path/to/folder-or.zip: grade every submission there (results in SUBMISSIONS/graded/)
