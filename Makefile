@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SUBMISSIONS ?=
 
-.PHONY: lab update lab-solutions test test-browser browser-deps redis-deps venv kernel release normalize check-release grade simulator bench bench-grading clean
+.PHONY: lab update lab-solutions test test-fast test-browser browser-deps redis-deps venv kernel release normalize check-release grade simulator bench bench-grading clean
 
 # JupyterLab refuses to start as root without --allow-root (containers, cloud workspaces); a normal
 # user never gets the flag. Evaluated when the recipe runs, so `sudo make lab` is judged as root.
@@ -59,6 +59,10 @@ test: kernel redis-deps browser-deps
 	$(VENV)/bin/ruff check course_utils tests benchmarks data
 	$(VENV)/bin/ruff format --check course_utils tests benchmarks data
 	$(PY) -m pytest --durations=25
+
+## make test-fast: the inner loop, everything but the tests marked notebooks or load (make test runs all)
+test-fast: kernel redis-deps browser-deps
+	$(PY) -m pytest -m "not notebooks and not load"
 
 ## make release: regenerate notebooks/ from solutions/ (and normalise solution metadata)
 release: $(STAMP)

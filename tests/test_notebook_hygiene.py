@@ -93,8 +93,7 @@ def test_plots_are_rendered(path):
 
 
 def test_every_student_notebook_has_a_solution():
-    if not STUDENTS:
-        pytest.skip("no notebooks yet")
+    assert STUDENTS, "no student notebooks in notebooks/"
     sources = {p.name for p in SOLUTIONS}
     orphans = [p.name for p in STUDENTS if p.name not in sources]
     assert not orphans, f"notebooks without a source in solutions/: {orphans}"

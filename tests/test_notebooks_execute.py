@@ -8,8 +8,8 @@ one in JupyterLab under the ``hostile`` reply scenario (thinking blocks, refusal
 ``pause_turn`` in every lesson's demos, issue 13 item 3). How long a lesson takes is measured by
 ``benchmarks/notebook_wait_times.py`` (figures in the README), not asserted here: a test's verdict must not depend on machine load.
 
-Slow by nature; marked ``notebooks`` (select or skip with ``-m``). Skips cleanly when no lesson
-notebooks exist yet.
+Slow by nature; marked ``notebooks`` (``make test-fast`` leaves it out). With no solution notebooks
+it fails: a skip could never go red.
 """
 
 from __future__ import annotations
@@ -31,9 +31,7 @@ CELL_TIMEOUT = 120
 
 def test_solutions_reproduce_their_outputs_nbval():
     """Stored solution outputs match a fresh run (nbval, sanitised with tests/nbval_sanitize.cfg)."""
-    if not SOLUTIONS:
-        pytest.skip("no solution notebooks yet")
-    pytest.importorskip("nbval")
+    assert SOLUTIONS, "no solution notebooks: nothing to reproduce"  # a failure, never a skip (issue 30)
     cmd = [
         sys.executable,
         "-m",
