@@ -72,7 +72,7 @@ release: $(STAMP)
 # Solutions whose code is unchanged get their committed outputs back; edited ones are re-executed
 # at the CI time scale (what nbval expects); notebooks/ is regenerated.
 normalize: kernel
-	$(PY) -m course_utils.autosave
+	$(PY) -m course_utils.authoring.autosave
 	$(PY) -m course_utils.authoring release
 
 ## make check-release: fail if notebooks/ is out of date with solutions/

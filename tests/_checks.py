@@ -7,6 +7,12 @@ from typing import Any
 import course_utils.checks as checks
 
 
+def passes(exercise: str, answer: Any) -> None:
+    """``answer`` must pass every case, with full points."""
+    result = checks.check(exercise, answer, quiet=True)
+    assert result.status == "passed" and result.points == result.max_points, result.feedback
+
+
 def assert_rejected(exercise: str, answer: Any, phrase: str) -> None:
     """``answer`` must lose points, as a failure or a timeout, with ``phrase`` in the feedback."""
     result = checks.check(exercise, answer, quiet=True)

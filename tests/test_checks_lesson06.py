@@ -12,19 +12,13 @@ import anthropic
 import bm25s
 import pytest
 
-import course_utils.checks as checks
-from _checks import assert_not_attempted, assert_rejected
+from _checks import assert_not_attempted, assert_rejected, passes
 from course_utils import pricing
 from course_utils.cost import SpendGuard as ReferenceSpendGuard
 from course_utils.cost import label_request, parse_label, worst_case_cost
 from course_utils.tokens import count_text, encoding
 
 CHEAP, MID, TOP = "claude-haiku-5-5", "claude-sonnet-5-5", "claude-opus-5-5"
-
-
-def passes(exercise, answer):
-    result = checks.check(exercise, answer, quiet=True)
-    assert result.status == "passed", result.feedback
 
 
 # ----- 6.1 ------------------------------------------------------------------------------------

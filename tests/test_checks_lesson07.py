@@ -14,17 +14,11 @@ from decimal import ROUND_HALF_UP, Decimal
 import anthropic
 import pytest
 
-import course_utils.checks as checks
-from _checks import assert_not_attempted, assert_rejected
+from _checks import assert_not_attempted, assert_rejected, passes
 from course_utils.clock import VirtualClock
 from course_utils.concurrency import Cost
 from course_utils.pricing import cost
 from course_utils.tenancy import FairQueue, MemoryLimiter, Plan, cache_key
-
-
-def passes(exercise, answer):
-    result = checks.check(exercise, answer, quiet=True)
-    assert result.status == "passed", result.feedback
 
 
 # ----- 7.1 a per-tenant limiter ---------------------------------------------------------------

@@ -51,7 +51,7 @@ from urllib.parse import urlsplit
 
 from .framework import CaseFailed
 
-__all__ = ["forbid", "ForbiddenCall", "ApiEndpoint", "COUNT_TOKENS"]
+__all__ = ["forbid", "reachable", "ForbiddenCall", "ApiEndpoint", "COUNT_TOKENS"]
 
 _PACKAGE = "course_utils"
 _SIMULATOR = "course_utils.mock_provider"
@@ -244,7 +244,7 @@ def _replacement(value: Any, stand_ins: StandIns) -> Callable[..., Any] | None:
 
 
 def _swap_references(answer: Any, stand_ins: StandIns, undo: ExitStack) -> None:
-    functions, classes, objects = _reachable(answer)
+    functions, classes, objects = reachable(answer)
     namespaces = {id(ns): ns for ns in _library_namespaces()}
     for fn in functions:
         if not _is_simulator(fn.__globals__):
@@ -298,7 +298,7 @@ def _cell_contents(cell: CellType) -> Any:
         return None
 
 
-def _reachable(answer: Any) -> tuple[list[FunctionType], list[type], list[Any]]:
+def reachable(answer: Any) -> tuple[list[FunctionType], list[type], list[Any]]:
     """The student's code the answer can run: functions, classes, and objects holding callables.
 
     Followed: bound methods (and their ``self``), ``functools.partial``, default arguments, closure
@@ -340,7 +340,7 @@ def _partial_targets(answer: Any) -> list[Any]:
     """The functions wrapped by every ``functools.partial`` the answer can reach: itself, a default, a
     closure cell, a callable object's attribute, or a global its code reads (only those: a notebook's
     unrelated partials are not the answer's)."""
-    functions, _, objects = _reachable(answer)
+    functions, _, objects = reachable(answer)
     candidates: list[Any] = [*_answers(answer), *objects]
     for fn in functions:
         if str(fn.__globals__.get("__name__", "")).startswith(_PACKAGE):

@@ -28,7 +28,7 @@ from ..batch.jobstore import JobStore
 from ..batch.job import collect_batch
 from ..batch.requests import CUSTOM_ID_PATTERN, batch_size_bytes, chunk_requests
 from ..batch.virtual import SimulatorClock
-from .forbid import _reachable
+from .forbid import reachable
 from .framework import CaseFailed, Exercise, call, expect, expect_equal
 from ..concurrency.workload import LABEL_MAX_TOKENS
 from ..content import text_of
@@ -240,7 +240,7 @@ def _another_process(fn: Any) -> Iterator[None]:
     between yesterday's run and today's resume. Within one process the salt is fixed; here ``hash``
     is shadowed, in the namespaces of the answer and the helpers it calls, by a differently salted one.
     """
-    namespaces = {id(f.__globals__): f.__globals__ for f in _reachable(fn)[0]}
+    namespaces = {id(f.__globals__): f.__globals__ for f in reachable(fn)[0]}
     # Only where ``hash`` means the builtin: a student's own global named ``hash`` is theirs.
     saved = [(ns, ns.get("hash", _ABSENT)) for ns in namespaces.values() if ns.get("hash", _REAL_HASH) is _REAL_HASH]
     for ns, _ in saved:

@@ -26,7 +26,7 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
-from .authoring.generate import ROOT, SOLUTIONS_DIR, lesson_files, render
+from .generate import ROOT, SOLUTIONS_DIR, lesson_files, render
 
 __all__ = ["Plan", "committed", "plan", "restore_outputs", "normalize", "main"]
 
