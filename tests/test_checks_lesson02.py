@@ -1001,3 +1001,26 @@ def test_2_1_the_parsers_agree_on_any_stream_and_chunking(events, cuts, newline,
     want = [(e.event, e.data) for e in iter_sse([raw])]
     assert list(parse_sse(iter(chunks))) == want
     assert list(bytes_lines_parser(iter(chunks))) == want
+
+
+def test_2_3_finds_a_leaked_task_whatever_the_garbage_collector_does():
+    """An abandoned reader blocked on a queue is a garbage cycle, and ``asyncio.all_tasks()`` holds tasks
+    weakly: with the collector eager, the old check lost sight of the leak and passed the case. The check
+    now keeps every task the answer creates, so the verdict is the same at any collector threshold."""
+    import gc
+
+    old = gc.get_threshold()
+    verdicts = set()
+    try:
+        for threshold in (old[0], 1, 50):
+            gc.set_threshold(threshold, *old[1:])
+            for _ in range(3):
+                checks.reset()
+                result = checks.check("2.3", never_cancels_reader, quiet=True)
+                verdicts.add(tuple((c.name, c.outcome) for c in result.cases))
+    finally:
+        gc.set_threshold(*old)
+    [cases] = verdicts
+    assert (
+        dict(cases)["the client disconnects (send raises): the upstream stops and no task is left running"] == "failed"
+    )

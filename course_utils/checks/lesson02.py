@@ -706,9 +706,28 @@ def _overlap(fn) -> None:
     )
 
 
-def _pending(before: set) -> list:
-    """Tasks started since ``before`` that are still running."""
-    return [t for t in asyncio.all_tasks() - before if not t.done()]
+def _track_tasks() -> list:
+    """From now on, keep every task this loop creates, and return the list they go in.
+
+    ``asyncio.all_tasks()`` holds tasks only weakly: an abandoned task blocked on a queue that nothing
+    else references is a garbage cycle, and whether the collector has freed it by the time the case
+    looks depends on allocations elsewhere. Holding each task here makes a leak visible on every run.
+    """
+    loop = asyncio.get_running_loop()
+    created: list = []
+
+    def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task:
+        task = asyncio.Task(coro, loop=loop, **kwargs)
+        created.append(task)
+        return task
+
+    loop.set_task_factory(factory)
+    return created
+
+
+def _pending(created: list) -> list:
+    """The tasks of ``created`` (see :func:`_track_tasks`) that are still running."""
+    return [t for t in created if not t.done()]
 
 
 def _quiet_leaks() -> None:
@@ -734,14 +753,14 @@ def _send_fails(fn) -> None:
 
     async def go() -> list:
         _quiet_leaks()
-        before = asyncio.all_tasks()
+        created = _track_tasks()
         try:
             await asyncio.wait_for(fn(up.source(), send, maxsize), timeout=timeout)
         except ConnectionResetError:
             pass  # propagating the disconnect is fine, so is returning
         for _ in range(20):  # let a cancelled task finish cancelling, and a leaked one keep reading
             await asyncio.sleep(0)
-        left = _pending(before)
+        left = _pending(created)
         for task in left:
             task.cancel()
         await asyncio.gather(*left, return_exceptions=True)
@@ -801,7 +820,7 @@ def _source_fails(fn) -> None:
 
     async def go() -> tuple[BaseException | None, list]:
         _quiet_leaks()
-        before = asyncio.all_tasks()
+        created = _track_tasks()
         error: BaseException | None = None
         try:
             await asyncio.wait_for(fn(source(), up.sender(0.0), 4), timeout=timeout)
@@ -809,7 +828,7 @@ def _source_fails(fn) -> None:
             error = exc
         for _ in range(20):
             await asyncio.sleep(0)
-        left = _pending(before)
+        left = _pending(created)
         for task in left:
             task.cancel()
         await asyncio.gather(*left, return_exceptions=True)
