@@ -74,6 +74,7 @@ __all__ = [
     "expect_equal",
     "call",
     "run_awaitable",
+    "track_tasks",
     "describe",
     "CheckBug",
     "STRICT",
@@ -311,6 +312,28 @@ def run_awaitable(awaitable: Any) -> Any:
 
 async def _as_coroutine(awaitable: Any) -> Any:
     return await awaitable
+
+
+def track_tasks() -> list:
+    """From now on, keep every task the running loop creates; return the list they are appended to.
+
+    For cases that grade "no task left running": ``asyncio.all_tasks()`` holds tasks only weakly, and a
+    task abandoned on a queue nothing else references is a garbage cycle, so whether it is still listed
+    depends on when the collector last ran. Holding each task here gives the same verdict on every run.
+    Call it inside the case's own loop (each case runs on a private one, so the factory dies with it).
+    """
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    created: list = []
+
+    def factory(loop: Any, coro: Any, **kwargs: Any) -> Any:
+        task = asyncio.Task(coro, loop=loop, **kwargs)
+        created.append(task)
+        return task
+
+    loop.set_task_factory(factory)
+    return created
 
 
 def describe(value: Any, limit: int = 300) -> str:

@@ -16,7 +16,7 @@ from typing import Any, Iterable, Iterator
 
 from ..clock import VirtualClock
 from ..streaming.sse import format_comment, format_event, iter_sse
-from .framework import CaseFailed, Exercise, expect, expect_equal, run_awaitable
+from .framework import CaseFailed, Exercise, expect, expect_equal, run_awaitable, track_tasks
 from .sim import Probe, probe
 
 DATA = Path(__file__).resolve().parents[2] / "data"
@@ -706,27 +706,8 @@ def _overlap(fn) -> None:
     )
 
 
-def _track_tasks() -> list:
-    """From now on, keep every task this loop creates, and return the list they go in.
-
-    ``asyncio.all_tasks()`` holds tasks only weakly: an abandoned task blocked on a queue that nothing
-    else references is a garbage cycle, and whether the collector has freed it by the time the case
-    looks depends on allocations elsewhere. Holding each task here makes a leak visible on every run.
-    """
-    loop = asyncio.get_running_loop()
-    created: list = []
-
-    def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task:
-        task = asyncio.Task(coro, loop=loop, **kwargs)
-        created.append(task)
-        return task
-
-    loop.set_task_factory(factory)
-    return created
-
-
 def _pending(created: list) -> list:
-    """The tasks of ``created`` (see :func:`_track_tasks`) that are still running."""
+    """The tasks of ``created`` (see :func:`~.framework.track_tasks`) that are still running."""
     return [t for t in created if not t.done()]
 
 
@@ -753,7 +734,7 @@ def _send_fails(fn) -> None:
 
     async def go() -> list:
         _quiet_leaks()
-        created = _track_tasks()
+        created = track_tasks()
         try:
             await asyncio.wait_for(fn(up.source(), send, maxsize), timeout=timeout)
         except ConnectionResetError:
@@ -820,7 +801,7 @@ def _source_fails(fn) -> None:
 
     async def go() -> tuple[BaseException | None, list]:
         _quiet_leaks()
-        created = _track_tasks()
+        created = track_tasks()
         error: BaseException | None = None
         try:
             await asyncio.wait_for(fn(source(), up.sender(0.0), 4), timeout=timeout)

@@ -24,7 +24,7 @@ from ..concurrency.fanout import max_in_flight
 from ..concurrency.workload import classify_body, load_tickets
 from ..mock_provider.ratelimit import RateLimits
 from ..mock_provider import use_reply_scenario
-from .framework import CaseFailed, Exercise, expect, expect_equal
+from .framework import CaseFailed, Exercise, expect, expect_equal, track_tasks
 from .sim import Probe, probe
 
 BIG = 10**9
@@ -89,8 +89,9 @@ async def _on_empty(fn: Any, *args: Any, what: str) -> Any:
         ) from None
 
 
-def _leftover_tasks() -> list[asyncio.Task[Any]]:
-    return [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]
+def _still_running(created: list) -> list[asyncio.Task[Any]]:
+    """The tasks of ``created`` (:func:`~.framework.track_tasks`, strong references) not done yet."""
+    return [t for t in created if not t.done()]
 
 
 async def _settle() -> None:
@@ -628,10 +629,10 @@ async def _pool(fn) -> None:
 
 @run_workers.case("clean shutdown: no worker left pending")
 async def _shutdown(fn) -> None:
-    before = set(_leftover_tasks())
+    created = track_tasks()
     await _await_answer(fn, _Gauge(), list(range(8)), 4, limit=10, what="run_workers")
     await _settle()
-    left = [t for t in _leftover_tasks() if t not in before]
+    left = _still_running(created)
     expect(
         not left,
         f"{len(left)} task(s) were still pending after run_workers returned",
@@ -644,7 +645,7 @@ async def _shutdown(fn) -> None:
 
 @run_workers.case("an empty list, and more workers than items: results, and no worker left pending")
 async def _edges(fn) -> None:
-    before = set(_leftover_tasks())
+    created = track_tasks()
     try:
         got = await _on_empty(fn, _Gauge(), [], 3, what="run_workers")
         expect(
@@ -660,7 +661,7 @@ async def _edges(fn) -> None:
             got, [8, 2], "wrong results for 2 items and 5 workers", hint="Store each result at its item's index."
         )
         await _settle()
-        left = [t for t in _leftover_tasks() if t not in before]
+        left = _still_running(created)
         expect(
             not left,
             f"{len(left)} task(s) were still pending after run_workers returned (2 items, 5 workers)",
@@ -670,14 +671,14 @@ async def _edges(fn) -> None:
             "ones that ran a job.",
         )
     finally:
-        for task in [t for t in _leftover_tasks() if t not in before]:
+        for task in _still_running(created):
             task.cancel()
 
 
 @run_workers.case("a failing job does not stop the pool")
 async def _failure(fn) -> None:
     gauge = _Gauge(fail={2, 7})
-    before = set(_leftover_tasks())
+    created = track_tasks()
     try:
         got = await _await_answer(fn, gauge, list(range(10)), 3, limit=5, what="run_workers")
     except NotImplementedError:
@@ -694,7 +695,7 @@ async def _failure(fn) -> None:
             hint="Catch each job's exception inside the worker and store it as that job's result.",
         )
     finally:
-        for task in [t for t in _leftover_tasks() if t not in before]:
+        for task in _still_running(created):
             task.cancel()
     expect(isinstance(got, list) and len(got) == 10, "expected 10 results", got=got)
     expect(
