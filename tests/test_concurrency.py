@@ -29,7 +29,6 @@ from course_utils.concurrency import (
     estimate_cost,
     max_in_flight,
     partition,
-    retry_after_seconds,
     run_all,
     run_pool,
     run_threaded,
@@ -598,14 +597,11 @@ def test_dispatcher_gives_up_after_max_attempts_and_keeps_other_results():
     provider.assert_retry_after_honoured()  # the others waited exactly its retry-after
 
 
-def test_estimate_cost_and_retry_after():
+def test_estimate_cost():
     assert estimate_cost(BODY) == Cost(1, count_request(BODY), 0)  # max_tokens is not a reservation
     assert estimate_cost(BODY, expected_output=3.2) == Cost(1, count_request(BODY), 4)
     capped = estimate_cost(BODY, expected_output=BODY["max_tokens"] + 99)
     assert capped == Cost(1, count_request(BODY), BODY["max_tokens"])
-    assert retry_after_seconds({"retry-after": "3"}, 1.0) == 3.0
-    assert retry_after_seconds({}, 1.5) == 1.5
-    assert retry_after_seconds({"retry-after": "soon"}, 2.0) == 2.0
 
 
 # ----- workload and progress ----------------------------------------------------------------------

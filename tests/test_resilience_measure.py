@@ -26,7 +26,7 @@ from course_utils.resilience import (
 )
 from course_utils.resilience.chaos import IncidentReport, OpRecord
 from course_utils.clock import DEFAULT_NOOP_CYCLES
-from course_utils.resilience.measure import NOOP_CYCLES
+from course_utils.lab import NOOP_CYCLES
 
 
 def _default_loop(make):

@@ -26,7 +26,7 @@ import anthropic
 from ..clients import SyncClient
 from ..clock import SYSTEM_CLOCK, Clock
 from ..progress import ProgressCallback, ProgressEvent
-from ..resilience.errors import is_retryable, retry_after_s
+from ..retries import is_retryable, retry_after_s
 
 __all__ = ["POLL_CAP_S", "PollSchedule", "PollTimeout", "poll_batches", "poll_batch", "counts_of", "format_counts"]
 

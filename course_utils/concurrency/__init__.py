@@ -24,7 +24,7 @@ Long operations take ``on_progress``, a :data:`course_utils.progress.ProgressCal
 from __future__ import annotations
 
 from .buckets import Cost, ExceedsBucketCapacity, RateBudget, TokenBucket
-from .dispatcher import DispatchStats, RateLimitedDispatcher, estimate_cost, retry_after_seconds
+from .dispatcher import DispatchStats, RateLimitedDispatcher, estimate_cost
 from .display import async_slider
 from .fanout import bounded_gather, max_in_flight
 from .org_limits import ModelLimits, aread_rate_limits, read_rate_limits
@@ -54,7 +54,6 @@ __all__ = [
     "RateLimitedDispatcher",
     "DispatchStats",
     "estimate_cost",
-    "retry_after_seconds",
     "run_threaded",
     "simulate_runs",
     "asimulate_runs",

@@ -36,8 +36,8 @@ from ..clients import AsyncClient
 from ..clock import SYSTEM_CLOCK, Clock
 from ..progress import ProgressCallback
 from ..tokens import count_request
+from ..retries import RetryEvent, RetryPolicy, retry_after_s
 from .buckets import Cost, RateBudget
-from ..resilience.policy import RetryEvent, RetryPolicy
 from .structured import Outcome, Outcomes, run_all
 
 
@@ -50,7 +50,7 @@ class _PacedRetry(RetryPolicy):
         return super().delay(attempt, error)
 
 
-__all__ = ["RateLimitedDispatcher", "DispatchStats", "estimate_cost", "retry_after_seconds"]
+__all__ = ["RateLimitedDispatcher", "DispatchStats", "estimate_cost"]
 
 HEADER_PREFIX = "anthropic-ratelimit-"
 ROUNDING_SLACK = 500.0
@@ -66,15 +66,6 @@ def estimate_cost(body: Mapping[str, Any], expected_output: float = 0.0) -> Cost
     """
     cap = int(body.get("max_tokens") or 0)
     return Cost(requests=1, input_tokens=count_request(body), output_tokens=min(cap, math.ceil(expected_output)))
-
-
-def retry_after_seconds(headers: Mapping[str, str], default: float) -> float:
-    """The ``retry-after`` header in seconds (the API sends whole seconds), or ``default``."""
-    value = headers.get("retry-after")
-    try:
-        return max(0.0, float(value)) if value is not None else default
-    except ValueError:
-        return default
 
 
 @dataclass
@@ -177,7 +168,7 @@ class RateLimitedDispatcher:
         return self._output_tokens / self._outputs if self._outputs else 0.0
 
     async def _attempts(self, body: Mapping[str, Any]) -> Any:
-        # The course's one retry policy (lesson 05) decides what is retried (429 but not the spend
+        # The course's one retry policy (course_utils.retries, taught in lesson 05) decides what is retried (429 but not the spend
         # limit, 529, 5xx, timeouts, connection errors; x-should-retry wins) and how long to back off.
         # A 429 has already been waited out in _send_once (the budget pauses until retry-after), so
         # it is retried at once; other transient failures back off with full jitter.
@@ -201,7 +192,8 @@ class RateLimitedDispatcher:
                 if self.budget is not None:
                     self.budget.refund(cost)  # refused, so never charged
                 self._observe(exc.response.headers, snapshot)
-                wait = retry_after_seconds(exc.response.headers, default=1.0)
+                advised = retry_after_s(exc)  # the course's one parser (retry-after-ms, then retry-after)
+                wait = 1.0 if advised is None else advised
                 if self.budget is not None:
                     self.budget.pause_until(self._clock.monotonic() + wait)
                 else:

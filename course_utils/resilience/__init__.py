@@ -2,9 +2,9 @@
 
 One job per module:
 
-- :mod:`.errors`: what is retryable (:func:`is_retryable`), ``retry-after``, what a breaker counts;
-- :mod:`.policy`: :class:`RetryPolicy` on ``tenacity`` (full jitter, ``retry-after``, attempts, deadline);
-- :mod:`.budget`: :class:`RetryBudget`, retries capped at a fraction of requests;
+- :mod:`course_utils.retries` (the foundation lessons 03 and 04 use too, re-exported here because
+  this lesson teaches it): what is retryable, ``retry-after``, :class:`RetryPolicy` (full jitter,
+  ``retry-after``, attempts, deadline) and :class:`RetryBudget`;
 - :mod:`.breaker`: :class:`CircuitBreaker` (closed / open / half-open) and :class:`BreakerBoard`;
 - :mod:`.fallback`: :class:`FallbackChain` and :func:`stream_with_fallback`;
 - :mod:`.idempotency`: :class:`IdempotencyStore` (SQLite) and :class:`Idempotent`;
@@ -14,8 +14,6 @@ One job per module:
 """
 
 from .breaker import CLOSED, HALF_OPEN, OPEN, BreakerBoard, BreakerEvent, CircuitBreaker, CircuitOpenError
-from .budget import BudgetStats, RetryBudget
-from .errors import RETRYABLE_STATUSES, counts_as_outage, failure_kind, is_retryable, is_spend_limit, retry_after_s
 from .fallback import AllLinksFailed, FallbackChain, FallbackResult, Link, StreamInterrupted, stream_with_fallback
 from .idempotency import (
     Claim,
@@ -40,7 +38,19 @@ from .measure import (
     storm_run,
     strategy_run,
 )
-from .policy import RetryEvent, RetryPolicy, backoff_delay
+from ..retries import (
+    RETRYABLE_STATUSES,
+    BudgetStats,
+    RetryBudget,
+    RetryEvent,
+    RetryPolicy,
+    backoff_delay,
+    counts_as_outage,
+    failure_kind,
+    is_retryable,
+    is_spend_limit,
+    retry_after_s,
+)
 
 __all__ = [
     # the notebook's incident and measurements (chaos, measure)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Hashable, TypeVar
 
 from ..clock import SYSTEM_CLOCK, Clock
-from .errors import counts_as_outage, is_retryable
+from ..retries import counts_as_outage, is_retryable
 
 __all__ = ["CircuitBreaker", "CircuitOpenError", "BreakerEvent", "BreakerBoard", "CLOSED", "OPEN", "HALF_OPEN"]
 

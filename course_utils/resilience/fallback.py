@@ -23,7 +23,7 @@ from typing import Any, AsyncIterator, Callable, Sequence
 
 from ..clock import SYSTEM_CLOCK, Clock
 from .breaker import BreakerBoard, CircuitOpenError
-from .errors import failure_kind, is_retryable
+from ..retries import failure_kind, is_retryable
 
 __all__ = ["Link", "FallbackChain", "FallbackResult", "AllLinksFailed", "StreamInterrupted", "stream_with_fallback"]
 

@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import math
-import random
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, TypeVar
 
 
-from ..clock import run_virtual
+from ..lab import on_virtual_time, percentile, sim
 from ..mock_provider.faults import Outage, Scenario
-from ..mock_provider.inprocess import InProcessServer
 from .breaker import CircuitBreaker, CircuitOpenError
-from .budget import RetryBudget
-from .policy import RetryPolicy
+from ..retries import RetryBudget, RetryPolicy
 
 __all__ = [
     "on_virtual_time",
@@ -37,52 +34,12 @@ T = TypeVar("T")
 MODEL = "claude-haiku-5-5"
 
 
-def on_virtual_time(make: Callable[[], Awaitable[T]], *, seed: int | None = 0) -> T:
-    """Run ``make()`` to completion on a fresh virtual-time loop in a helper thread, and return its result.
-
-    A notebook's kernel already runs a loop in its thread; this one is private, so the kernel just
-    waits the CPU time it takes (virtual seconds cost nothing). ``seed`` seeds Python's ``random``
-    first (the SDK's own retry jitter draws from it), so a run gives the same figures every time.
-    (:func:`~course_utils.clock.run_virtual` does the threading.)"""
-    if seed is not None:
-        random.seed(seed)
-    return run_virtual(_awaited(make), noop_cycles=NOOP_CYCLES)
-
-
-NOOP_CYCLES = 8
-"""Idle cycles the measurement loop runs before each jump of virtual time.
-
-looptime runs 42 by default, so that a coroutine between two awaits can still schedule its timer
-before time moves; that idling is half the CPU time of these workloads (a request through the SDK,
-httpx and the ASGI app is about 200 loop cycles). 8 gives the same figures in every section of
-lesson 05 (``tests/test_resilience_measure.py`` compares them with the default) at half the cost.
-"""
-
-
-async def _awaited(make: Callable[[], Awaitable[T]]) -> T:
-    return await make()
-
-
-def sim(scenario: Any = "calm", *, seed: int = 0) -> InProcessServer:
-    """An in-process simulator with realistic latency and no rate limits (faults come from ``scenario``)."""
-    server = InProcessServer(seed=seed, time_scale=1.0, rate_limit_tier="unlimited")
-    server.set_scenario(scenario)
-    return server
-
-
 def body(n: int, model: str = MODEL) -> dict[str, Any]:
     return {
         "model": model,
         "max_tokens": 30,
         "messages": [{"role": "user", "content": f"Write a 15-word status note for order #{n}."}],
     }
-
-
-def percentile(values: list[float], q: float) -> float:
-    values = sorted(v for v in values if not math.isnan(v))
-    if not values:
-        return math.nan
-    return values[min(len(values) - 1, max(0, math.ceil(q * len(values)) - 1))]
 
 
 def rps(arrivals: Any, *, bin_s: float = 1.0, start: float | None = None) -> Any:
@@ -126,7 +83,7 @@ class StrategyRun:
 
 
 async def _fixed(make: Callable[[], Awaitable[Any]], attempts: int, delay: Callable[[int], float]) -> Any:
-    from .errors import is_retryable
+    from ..retries import is_retryable
 
     for attempt in range(1, attempts + 1):
         try:
