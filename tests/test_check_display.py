@@ -13,7 +13,7 @@ from IPython.core.formatters import HTMLFormatter, PlainTextFormatter
 
 import course_utils.checks as checks
 from course_utils.checks import CaseFailed, Exercise, expect_equal
-from course_utils.checks.framework import CaseResult, CheckResult
+from course_utils.checks.report import CaseResult, CheckResult
 from course_utils.checks.report import STATUS_COLORS, format_verdict, show, split_hint, verdict_html
 
 EVIL = "<script>alert('x')</script> & <b>bold</b>"

@@ -24,7 +24,8 @@ from hypothesis import strategies as st
 
 from course_utils.clock import VirtualClock
 from course_utils.mock_provider.config import SimulatorConfig
-from course_utils.mock_provider.simulator import Simulator, create_app
+from course_utils.mock_provider.app import create_app
+from course_utils.mock_provider.simulator import Simulator
 
 HEADERS = {"x-api-key": "fuzz", "anthropic-version": "2023-06-01", "content-type": "application/json"}
 ENDPOINTS = ("/v1/messages", "/v1/messages/count_tokens", "/v1/messages/batches")

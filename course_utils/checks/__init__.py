@@ -15,9 +15,7 @@ from .engine import DEFAULT_TIME_LIMIT, check, exercises, find_exercise
 from .framework import (
     Case,
     CaseFailed,
-    CaseResult,
     CheckBug,
-    CheckResult,
     Exercise,
     call,
     expect,
@@ -25,6 +23,7 @@ from .framework import (
     shows_no_difference,
 )
 from .registry import export_results, reset, results
+from .report import CaseResult, CheckResult
 
 __all__ = [
     "check",

@@ -12,7 +12,8 @@ from typing import Any
 from . import registry
 from .explain import explain
 from .forbid import forbid
-from .framework import MISSING, CaseFailed, CaseResult, CheckBug, CheckResult, Exercise, describe
+from .framework import MISSING, CaseFailed, CheckBug, Exercise, describe
+from .report import CaseResult, CheckResult
 from .report import format_verdict, show
 from .runner import run_with_limit
 

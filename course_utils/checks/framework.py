@@ -56,32 +56,35 @@ The rule every lesson's checks follow (issue 14; lessons 05-08 inherit it):
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import os
 import re
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
+
+from ..clock import shutdown_loop, virtual_loop
 
 __all__ = [
     "CaseFailed",
     "Case",
     "Exercise",
-    "CaseResult",
-    "CheckResult",
-    "STATUSES",
     "MISSING",
     "expect",
     "expect_equal",
     "call",
     "run_awaitable",
+    "private_loop",
+    "loop_of_thread",
+    "VIRTUAL_LIMIT",
     "track_tasks",
     "describe",
     "CheckBug",
     "STRICT",
     "shows_no_difference",
 ]
-
-STATUSES = ("passed", "failed", "not_attempted", "error", "timeout")
 
 
 class _Missing:
@@ -195,77 +198,6 @@ class Exercise:
         return self.hints[min(level, len(self.hints) - 1)]
 
 
-@dataclass
-class CaseResult:
-    """How one case went, for the verdict and the results registry."""
-
-    name: str
-    passed: bool
-    message: str = ""
-    outcome: str = "passed"
-    """One of passed, failed, not_attempted, error, timeout, skipped."""
-    hint: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "passed": self.passed, "message": self.message}
-
-
-@dataclass
-class CheckResult:
-    """What one ``check()`` call found; ``to_dict()`` is the results contract the grader reads."""
-
-    exercise: str
-    title: str
-    status: str
-    points: float
-    max_points: float
-    cases: list[CaseResult] = field(default_factory=list)
-    feedback: str = ""
-    _shown_in: Any = field(default=None, repr=False, compare=False)
-
-    @property
-    def passed(self) -> bool:
-        return self.status == "passed"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "exercise": self.exercise,
-            "title": self.title,
-            "status": self.status,
-            "points": float(self.points),
-            "max_points": float(self.max_points),
-            "cases": [c.to_dict() for c in self.cases],
-            "feedback": self.feedback,
-        }
-
-    def __str__(self) -> str:
-        return self.feedback
-
-    def _repr_html_(self) -> str:
-        """The verdict as escaped HTML: green passed, red failed, grey not attempted, hint folded."""
-        from .report import verdict_html  # report imports this module
-
-        return verdict_html(self)
-
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
-        """IPython's plain text: the verdict text, as papermill and consoles show it."""
-        printer.text(self.feedback if not cycle else f"CheckResult({self.exercise!r})")
-
-    def _ipython_display_(self) -> None:
-        # check() already printed the verdict; when it is also the cell's last expression, showing it
-        # again would print it twice. Displayed later (``result`` in another cell), show it once.
-        try:
-            from IPython import get_ipython
-
-            count = getattr(get_ipython(), "execution_count", None)
-        except Exception:
-            count = None
-        if count is None or count != self._shown_in:
-            from .report import show  # report imports this module
-
-            show(self)
-
-
 def expect(
     condition: Any, message: str = "", *, expected: Any = MISSING, got: Any = MISSING, hint: str | None = None
 ) -> None:
@@ -303,11 +235,47 @@ def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 
 
 def run_awaitable(awaitable: Any) -> Any:
-    """Run ``awaitable`` on a private event loop in the current (worker) thread, then close the loop."""
-    from .runner import private_loop  # registers the loop so a timeout can cancel it
-
+    """Run ``awaitable`` on a :func:`private_loop` in the current (worker) thread, then close the loop."""
     with private_loop() as loop:
         return loop.run_until_complete(_as_coroutine(awaitable))
+
+
+VIRTUAL_LIMIT = 3600.0
+"""Virtual seconds an async case may run; past them every waiting task gets ``TimeoutError``."""
+
+_loops: dict[int, asyncio.AbstractEventLoop] = {}
+_loops_lock = threading.Lock()
+
+
+@contextmanager
+def private_loop() -> Iterator[asyncio.AbstractEventLoop]:
+    """A fresh virtual-time event loop for the current thread, closed (tasks cancelled) afterwards.
+
+    While it is open, :func:`loop_of_thread` finds it, so the runner's time limit, which fires in
+    another thread, can cancel the case's tasks.
+    """
+    loop = virtual_loop(limit=VIRTUAL_LIMIT)
+    ident = threading.get_ident()
+    with _loops_lock:
+        outer = _loops.get(ident)
+        _loops[ident] = loop
+    asyncio.set_event_loop(loop)
+    try:
+        yield loop
+    finally:
+        asyncio.set_event_loop(None)
+        with _loops_lock:
+            if outer is None:
+                _loops.pop(ident, None)
+            else:
+                _loops[ident] = outer
+        shutdown_loop(loop)
+
+
+def loop_of_thread(ident: int | None) -> asyncio.AbstractEventLoop | None:
+    """The :func:`private_loop` thread ``ident`` is running now, or None."""
+    with _loops_lock:
+        return _loops.get(ident) if ident is not None else None
 
 
 async def _as_coroutine(awaitable: Any) -> Any:
@@ -322,8 +290,6 @@ def track_tasks() -> list:
     depends on when the collector last ran. Holding each task here gives the same verdict on every run.
     Call it inside the case's own loop (each case runs on a private one, so the factory dies with it).
     """
-    import asyncio
-
     loop = asyncio.get_running_loop()
     created: list = []
 

@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from .framework import CheckResult
+from .report import CheckResult
 
 __all__ = ["record", "results", "export_results", "failures", "reset"]
 

@@ -1,5 +1,8 @@
 """The verdict a check cell shows: short, one line per case, details only where something failed.
 
+:class:`CheckResult` (with its :class:`CaseResult` rows) is what one ``check()`` call found; its
+``to_dict()`` is the results contract the grader reads.
+
 Two renderings of one verdict: :func:`format_verdict` is the plain text (papermill, consoles, the
 grader's feedback), :func:`verdict_html` the same facts as HTML for JupyterLab (green passed, red
 failed, grey not attempted, the points, the hint folded in a ``<details>``). :func:`show` puts a
@@ -10,11 +13,93 @@ from __future__ import annotations
 
 import html
 import re
+from dataclasses import dataclass, field
 from typing import Any
 
-from .framework import CheckResult, Exercise
+from .framework import Exercise
 
-__all__ = ["format_verdict", "format_points", "verdict_html", "split_hint", "show", "STATUS_COLORS"]
+__all__ = [
+    "CaseResult",
+    "CheckResult",
+    "STATUSES",
+    "format_verdict",
+    "format_points",
+    "verdict_html",
+    "split_hint",
+    "show",
+    "STATUS_COLORS",
+]
+
+STATUSES = ("passed", "failed", "not_attempted", "error", "timeout")
+"""The statuses of an exercise's verdict (a case may also be ``skipped``)."""
+
+
+@dataclass
+class CaseResult:
+    """How one case went, for the verdict and the results registry."""
+
+    name: str
+    passed: bool
+    message: str = ""
+    outcome: str = "passed"
+    """One of passed, failed, not_attempted, error, timeout, skipped."""
+    hint: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "passed": self.passed, "message": self.message}
+
+
+@dataclass
+class CheckResult:
+    """What one ``check()`` call found; ``to_dict()`` is the results contract the grader reads."""
+
+    exercise: str
+    title: str
+    status: str
+    points: float
+    max_points: float
+    cases: list[CaseResult] = field(default_factory=list)
+    feedback: str = ""
+    _shown_in: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "exercise": self.exercise,
+            "title": self.title,
+            "status": self.status,
+            "points": float(self.points),
+            "max_points": float(self.max_points),
+            "cases": [c.to_dict() for c in self.cases],
+            "feedback": self.feedback,
+        }
+
+    def __str__(self) -> str:
+        return self.feedback
+
+    def _repr_html_(self) -> str:
+        """The verdict as escaped HTML: green passed, red failed, grey not attempted, hint folded."""
+        return verdict_html(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """IPython's plain text: the verdict text, as papermill and consoles show it."""
+        printer.text(self.feedback if not cycle else f"CheckResult({self.exercise!r})")
+
+    def _ipython_display_(self) -> None:
+        # check() already printed the verdict; when it is also the cell's last expression, showing it
+        # again would print it twice. Displayed later (``result`` in another cell), show it once.
+        try:
+            from IPython import get_ipython
+
+            count = getattr(get_ipython(), "execution_count", None)
+        except Exception:
+            count = None
+        if count is None or count != self._shown_in:
+            show(self)
+
 
 _ICON = {"passed": "✓", "failed": "✗", "error": "✗", "timeout": "⏱", "not_attempted": "…", "skipped": "·"}
 

@@ -19,17 +19,13 @@ import ctypes
 import inspect
 import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
-from ..clock import shutdown_loop, virtual_loop
 from ..mock_provider import use_reply_scenario
+from .framework import VIRTUAL_LIMIT, loop_of_thread, private_loop
 
 __all__ = ["RunOutcome", "run_with_limit", "private_loop", "CheckAbandoned", "VIRTUAL_LIMIT"]
-
-VIRTUAL_LIMIT = 3600.0
-"""Virtual seconds an async case may run; past them every waiting task gets ``TimeoutError``."""
 
 
 class CheckAbandoned(BaseException):
@@ -52,10 +48,8 @@ class _Worker(threading.Thread):
         super().__init__(name="course-check", daemon=True)
         self.fn, self.args, self.kwargs = fn, args, kwargs
         self.outcome = RunOutcome()
-        self.loop: asyncio.AbstractEventLoop | None = None
 
     def run(self) -> None:
-        _local.worker = self
         try:
             # Verdicts must not depend on the grader's environment: replies are plain (the models'
             # default shapes, thinking blocks included, never a refusal or pause_turn) unless a case
@@ -73,7 +67,7 @@ class _Worker(threading.Thread):
 
     def stop(self) -> None:
         """Best effort: cancel asyncio work, then interrupt pure-Python loops."""
-        loop = self.loop
+        loop = loop_of_thread(self.ident)
         if loop is not None and not loop.is_closed():
             try:
                 loop.call_soon_threadsafe(_cancel_all, loop)
@@ -83,9 +77,6 @@ class _Worker(threading.Thread):
             ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self.ident), ctypes.py_object(CheckAbandoned))
 
 
-_local = threading.local()
-
-
 async def _await(awaitable: Any) -> Any:
     return await awaitable
 
@@ -93,23 +84,6 @@ async def _await(awaitable: Any) -> Any:
 def _cancel_all(loop: asyncio.AbstractEventLoop) -> None:
     for task in asyncio.all_tasks(loop):
         task.cancel()
-
-
-@contextmanager
-def private_loop() -> Iterator[asyncio.AbstractEventLoop]:
-    """A fresh virtual-time event loop for the current worker thread, closed (tasks cancelled) afterwards."""
-    loop = virtual_loop(limit=VIRTUAL_LIMIT)
-    worker = getattr(_local, "worker", None)
-    if worker is not None:
-        worker.loop = loop
-    asyncio.set_event_loop(loop)
-    try:
-        yield loop
-    finally:
-        asyncio.set_event_loop(None)
-        if worker is not None:
-            worker.loop = None
-        shutdown_loop(loop)
 
 
 def run_with_limit(fn: Callable[..., Any], args: tuple = (), kwargs: dict | None = None, *, limit: float) -> RunOutcome:

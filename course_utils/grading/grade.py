@@ -15,7 +15,7 @@ from .execute import ExecSettings, Execution, execute_restored
 from .lessons import LessonStructure, find_solution, identify_lesson, load_structure
 from .restore import Restored, restore
 
-from ..checks.framework import STATUSES  # one list of verdict statuses, the checks' own
+from ..checks.report import STATUSES  # one list of verdict statuses, the checks' own
 
 __all__ = ["GradeOptions", "SubmissionGrade", "Batch", "grade_submission", "fill_max", "STATUSES"]
 

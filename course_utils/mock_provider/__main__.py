@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import uvicorn
 
-    from .simulator import Simulator, create_app
+    from .app import create_app
+    from .simulator import Simulator
 
     sim = Simulator(
         SimulatorConfig(

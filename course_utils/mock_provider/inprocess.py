@@ -21,7 +21,8 @@ from ..asgi_transport import StreamingASGITransport, SyncASGITransport
 from ..clock import shutdown_loop, virtual_loop
 from .config import SimulatorConfig
 from .controls import SimulatorControls
-from .simulator import Simulator, create_app
+from .app import create_app
+from .simulator import Simulator
 
 __all__ = ["InProcessServer", "BASE_URL"]
 

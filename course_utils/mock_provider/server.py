@@ -10,7 +10,8 @@ from ..clock import SYSTEM_CLOCK, Clock
 from ..serving import HOST, ThreadedServer
 from .config import SimulatorConfig, effective_time_scale
 from .controls import SimulatorControls
-from .simulator import DroppedConnection, Simulator, create_app
+from .app import create_app
+from .simulator import DroppedConnection, Simulator
 
 __all__ = ["MockServer", "mock_server", "HOST"]
 

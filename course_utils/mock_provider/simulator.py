@@ -10,27 +10,25 @@ from __future__ import annotations
 
 import asyncio
 from decimal import Decimal
-import functools
 import logging
 from typing import Any
 
 from ..clock import SYSTEM_CLOCK, Clock
-from .app import create_app
 from .batches import BatchStore
-from .billing import price
+from .billing import batch_result_row, price
 from .cache import PromptCache
 from .config import SimulatorConfig
-from .errors import APIError
-from .exchange import Exchange, mask_key
+from .errors import APIError, InvalidRequest, Overloaded
+from .exchange import Exchange, mask_key, new_id
 from .faults import FaultInjector, Scenario, get_scenario
-from .handlers.batches import bill_batch_result, process_batch_item
-from .ledger import Ledger
+from .ledger import Ledger, LedgerRow
 from .ratelimit import RateLimiter, RateLimits
+from .render import message_json
 from .spend import SpendLimits
 from .stages import Authenticate, EnforceRateLimits, Generate, InjectFaults, PromptCaching, Stage, Validate
 from .stream import DroppedConnection
 
-__all__ = ["Simulator", "create_app", "DroppedConnection", "mask_key"]
+__all__ = ["Simulator", "DroppedConnection", "mask_key"]
 
 log = logging.getLogger("course_utils.mock_provider")
 
@@ -62,8 +60,8 @@ class Simulator:
         self.batches = BatchStore(
             clock,
             self.config,
-            functools.partial(process_batch_item, self),
-            on_result=functools.partial(bill_batch_result, self),
+            self._process_batch_item,
+            on_result=self._bill_batch_result,
             scope_of=self.limiter.workspace_scope,
         )
         self.validate = Validate(self.config)
@@ -172,3 +170,57 @@ class Simulator:
     async def run_batches(self) -> None:
         """Process batches in the background for as long as the server runs."""
         await self.batches.run()
+
+    # ----- batch items: the core runs them as it runs a Messages request --------------------------
+    def batches_queued_in_org(self, api_key: str) -> int:
+        """Batch requests of ``api_key``'s organisation still waiting to be processed (the queue
+        limit is the organisation's: every key of it counts)."""
+        org = self.limiter.organization_of(api_key)
+        return sum(n for key, n in self.batches.queued_by_key().items() if self.limiter.organization_of(key) == org)
+
+    async def _process_batch_item(self, params: dict[str, Any], custom_id: str, batch_id: str) -> dict[str, Any]:
+        """Run one batch item through validation, the prompt cache and the skills; invalid params become
+        ``errored``.
+
+        Prompt caching applies inside batches as in the Messages API: the item reads and writes the
+        cache of the batch owner's key (the batch guide recommends the 1-hour TTL for context shared
+        across a batch), and its usage reports the cache reads and writes, billed at the batch discount.
+        """
+        rid = new_id("req")
+        ex = Exchange(
+            request_id=rid,
+            api_key=None,
+            headers={},
+            body=params,
+            row=LedgerRow(request_id=rid, endpoint="/v1/messages/batches", method="BATCH", api_key=None),
+        )
+        try:
+            if not isinstance(params, dict):
+                raise InvalidRequest("params: Input should be a valid object")
+            if params.get("stream"):
+                raise InvalidRequest("stream: streaming is not supported for requests in a Message Batch")
+            await self.validate.before(ex)
+            if self.faults.batch_error(batch_id, custom_id, ex.body_key):
+                # A transient failure: the same request, resubmitted in a new batch, is a fresh draw.
+                raise Overloaded("Overloaded")
+            owner = self.batches.owner_of(batch_id)
+            if owner is not None and ex.model is not None:
+                ex.usage = self.cache.lookup_and_store(
+                    owner, ex.model.id, ex.body, ex.model.min_cache_tokens
+                ).as_usage()
+            await self.generate.before(ex)
+        except APIError as err:
+            return {"type": "errored", "error": err.body(rid)}
+        message = message_json(ex, final=True)
+        message["usage"]["service_tier"] = "batch"
+        return {"type": "succeeded", "message": message}
+
+    def _bill_batch_result(
+        self, api_key: str, custom_id: str, params: dict[str, Any], result: dict[str, Any], batch_id: str
+    ) -> None:
+        """One ledger row per finished batch request; only ``succeeded`` ones are billed (at the discount)."""
+        row = batch_result_row(api_key, custom_id, params, result, batch_id, self.clock.time())
+        row.workspace = self.limiter.workspaces.workspace_of(api_key or "")
+        self.ledger.add(row)
+        # Counted against spend limits as billed; a batch "may slightly exceed a workspace spend limit".
+        self.spend.add(self.clock.time(), *self.spend_scopes(api_key or ""), row.cost_usd)

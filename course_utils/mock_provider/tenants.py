@@ -11,12 +11,9 @@ Lesson 07 (multi-tenant systems) and any check that needs callers told apart use
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .exchange import mask_key
-
-if TYPE_CHECKING:
-    from .controls import SimulatorControls
 
 __all__ = ["Tenant", "tenant_key"]
 
@@ -32,6 +29,16 @@ def tenant_key(name: str) -> str:
     return f"sim-tenant-{name}"
 
 
+class _Server(Protocol):
+    """What a tenant needs of the server that made it (:class:`~.controls.SimulatorControls`)."""
+
+    def client(self, **kwargs: Any) -> Any: ...
+
+    def async_client(self, **kwargs: Any) -> Any: ...
+
+    def ledger(self) -> Any: ...
+
+
 class Tenant:
     """One tenant of a running simulator (made by ``server.tenant(name, tier)``).
 
@@ -40,7 +47,7 @@ class Tenant:
     limits and recorded on the ledger under its key. ``ledger()`` shows those rows only.
     """
 
-    def __init__(self, server: "SimulatorControls", name: str) -> None:
+    def __init__(self, server: _Server, name: str) -> None:
         self.name = name
         self.api_key = tenant_key(name)
         self._server = server

@@ -291,6 +291,22 @@ class BatchStore(BatchProcessing):
             chars.append(alphabet[r])
         return "msgbatch_01" + "".join(chars)
 
+    def owner_of(self, batch_id: str) -> str | None:
+        """The API key that created ``batch_id`` (whose prompt cache its requests use), or None."""
+        with self._lock:
+            rows = self._fetch_rows("SELECT api_key FROM batches WHERE id=?", (batch_id,))
+        return rows[0]["api_key"] if rows else None
+
+    def queued_by_key(self) -> dict[str, int]:
+        """Requests not yet processed (no result), counted per API key that created their batch."""
+        with self._lock:
+            rows = self._fetch_rows(
+                "SELECT b.api_key AS api_key, COUNT(*) AS n FROM requests r JOIN batches b ON r.batch_id = b.id "
+                "WHERE r.result_type IS NULL GROUP BY b.api_key",
+                (),
+            )
+        return {r["api_key"]: int(r["n"]) for r in rows}
+
     def _fetch_rows(self, sql: str, args: tuple[Any, ...]) -> list[dict[str, Any]]:
         cur = self._db.execute(sql, args)
         names = [d[0] for d in cur.description]
