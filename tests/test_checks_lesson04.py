@@ -827,7 +827,8 @@ def set_of_rows(client, store, job_id, params_by_id):
 
 
 def test_4_4_ledger_case_runs_into_expirations_and_transient_errors():
-    from course_utils.checks import lesson04
+    from course_utils.checks.lesson04 import resubmit_failures as resubmit_checks
+    from course_utils.checks.sim import probe
 
     seen = {}
 
@@ -835,7 +836,7 @@ def test_4_4_ledger_case_runs_into_expirations_and_transient_errors():
         seen.update(store.items(job_id).groupby("error_type").size().to_dict())
         return resubmit_failures(client, store, job_id, params_by_id)
 
-    lesson04._ledger_body(spy, lesson04.probe(time_scale=0.0))
+    resubmit_checks._ledger_body(spy, probe(time_scale=0.0))
     assert seen.get("expired", 0) >= 1 and seen.get("overloaded_error", 0) >= 1, seen
     assert seen.get("invalid_request_error", 0) >= 1, seen
 
@@ -872,7 +873,7 @@ def test_4_4_wrong_answers_are_rejected(answer, phrase):
 
 def test_4_1_another_process_is_simulated_in_the_answers_namespace_only_and_undone():
     """The salted ``hash`` shadows the builtin only while the answer runs, and never a student's own ``hash``."""
-    from course_utils.checks.lesson04 import _another_process
+    from course_utils.checks.another_process import another_process as _another_process
 
     namespace = {"__name__": "student"}
     exec("def ids(keys):\n    return [hash(k) for k in keys]\n", namespace)

@@ -1,6 +1,7 @@
 """The vocabulary of a lesson's check module: :class:`Exercise`, :class:`Case`, :class:`CaseFailed`.
 
-A lesson module (``course_utils/checks/lessonNN.py``) declares its exercises and their cases::
+A lesson module (``course_utils/checks/lessonNN.py``, or a package ``lessonNN/`` with one module per
+exercise, as otter-grader keeps one file per question) declares its exercises and their cases::
 
     from .framework import Exercise, expect_equal
 

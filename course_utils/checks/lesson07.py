@@ -26,7 +26,7 @@ from ..resilience.fakes import status_error
 from .. import tenancy
 from ..tenancy import TenantRegistry, tenant_tag
 from .framework import CaseFailed, Exercise, expect
-from .lesson04 import _another_process
+from .another_process import another_process
 from .sim import probe
 
 MODEL = "claude-haiku-5-5"
@@ -473,7 +473,7 @@ def _works(fn) -> None:
         got=_key(fn, a, renested),
         hint="Sort the keys at every depth: json.dumps(body, sort_keys=True) does; sorting body.items() does not.",
     )
-    with _another_process(fn):
+    with another_process(fn):
         elsewhere = _key(fn, a, body)
     expect(
         elsewhere == first,
