@@ -16,6 +16,7 @@ module                 what
 ``isolation``          :func:`cache_key`, :class:`TenantCache`, :class:`ConversationStore`
 ``metering``           :class:`Meter` (pending rows at reservation), invoice lines and CSV,
                        :func:`reconcile_report` with the provider's totals per key and model
+``streams``            :class:`ConcurrencyCap` (requests in flight per tenant), :func:`stream_caps`
 ``race``               :func:`budget_race`: check-then-act vs reserve-and-settle, measured
 ``simulate``           :func:`noisy_neighbour`: FIFO, per-tenant limits and fair queueing measured
 ``processes``          :func:`run_processes`: N processes, per-process vs shared (Redis) limits
@@ -55,6 +56,7 @@ from .metering import (
 from .plans import PLANS, Plan, get_plan
 from .processes import ProcessRun, run_processes
 from .race import GUARDS, BudgetRace, BudgetRun, budget_race
+from .streams import LIMITERS, ConcurrencyCap, StreamCapRun, TenantBusy, stream_caps
 from .simulate import GATEWAYS, NoisyNeighbour, noisy_neighbour, tenant_mix
 from .redis_backend import RedisBudgetStore, RedisLimiter
 from .roster import TENANTS_CSV, load_tenants
@@ -108,6 +110,11 @@ __all__ = [
     "BudgetRace",
     "BudgetRun",
     "GUARDS",
+    "ConcurrencyCap",
+    "TenantBusy",
+    "StreamCapRun",
+    "stream_caps",
+    "LIMITERS",
     "noisy_neighbour",
     "NoisyNeighbour",
     "tenant_mix",
