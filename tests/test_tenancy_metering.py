@@ -9,7 +9,16 @@ from decimal import Decimal
 import pytest
 
 from course_utils.pricing import cost
-from course_utils.tenancy import Meter, TenantRegistry, invoice_csv, invoice_lines, reconcile, tenant_tag, usage_key
+from course_utils.tenancy import (
+    Meter,
+    TenantRegistry,
+    invoice_csv,
+    invoice_lines,
+    reconcile,
+    reconcile_report,
+    tenant_tag,
+    usage_key,
+)
 
 MODEL = "claude-haiku-5-5"
 
@@ -128,8 +137,6 @@ def test_tags_are_opaque_and_keys_are_named_alike():
 
 
 # --- Pending rows at reservation, reconciled against the provider's totals per key and model ---
-
-from course_utils.tenancy import reconcile_report  # noqa: E402
 
 
 def _totals(*groups):

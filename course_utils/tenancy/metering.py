@@ -316,7 +316,10 @@ def reconcile(
     *,
     tenant_of_tag: Mapping[str, str] | None = None,
 ) -> Reconciliation:
-    """Attribute every billed ledger row to a tenant, exactly.
+    """Attribute every billed ledger row to a tenant, exactly (against the simulator's per-request ledger).
+
+    The real provider reports neither per request nor per ``metadata.user_id``: reconcile with
+    :func:`reconcile_report` (totals per key, model and batch) there.
 
     ``ledger_rows``: the provider's rows as dicts with ``request_id``, ``endpoint``, ``batch``,
     ``batch_id``, ``custom_id``, ``cost_usd`` (a Decimal or its string: never a float) and
@@ -445,6 +448,7 @@ def reconcile_report(
         billed, ours, rows = provider.get(g, Decimal(0)), metered.get(g, Decimal(0)), waiting.get(g, [])
         gap = billed - ours
         if gap == 0:
+            gap = Decimal(0)  # not 0E-7: a zero reads as 0
             outcome = "exact"
             for p in rows:
                 result.charged_pending[p.pending_id] = Decimal(0)

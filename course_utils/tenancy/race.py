@@ -61,7 +61,7 @@ class BudgetRun:
         return self.spent_usd / self.budget
 
     def row(self) -> dict[str, Any]:
-        alert = None if self.alert_spent_usd is None else f"{self.alert_spent_usd / self.budget:.1%}"
+        alert = "never" if self.alert_spent_usd is None else f"{self.alert_spent_usd / self.budget:.1%}"
         return {
             "guard": self.guard,
             "sent": self.sent,
@@ -70,7 +70,7 @@ class BudgetRun:
             "of_budget": f"{self.share:.1%}",
             "over_budget_usd": max(Decimal(0), self.spent_usd - self.budget),
             "alert_at": alert,
-            "in_flight_at_alert": self.in_flight_at_alert,
+            "in_flight_at_alert": "" if self.in_flight_at_alert is None else str(self.in_flight_at_alert),
         }
 
 

@@ -94,7 +94,7 @@ class NoisyNeighbour:
             return df
         g = df.groupby(["gateway", "tenant"], sort=False)
         out = g.agg(requests=("status", "size"))
-        out["p95_wait_s"] = g["wait_s"].quantile(0.95).round(2)
+        out["p95_answer_s"] = g["wait_s"].quantile(0.95).round(2)
         out["refusals_per_request"] = g["refusals"].mean().round(2)
         out["share_given_up"] = g["status"].apply(lambda s: float((s == 429).mean())).round(3)
         return out.reset_index()
