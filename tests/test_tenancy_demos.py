@@ -81,3 +81,15 @@ def test_processes_need_a_valid_backend():
         run_processes("disk", base_url="http://x", api_key="k", plan=PLAN, body=BODY)
     with pytest.raises(ValueError, match="redis_url"):
         run_processes("redis", base_url="http://x", api_key="k", plan=PLAN, body=BODY)
+
+
+def test_the_lessons_default_workload_orders_the_gateways_as_its_prose_says():
+    """Section 1's sentence after the table (parameters' defaults, virtual time): per-tenant limits answer
+    the small tenants fastest and the import slowest; fifo answers the small tenants slowest; fair
+    queueing refuses nobody."""
+    s = noisy_neighbour().summary()
+    small = s[s.tenant != "bulk"].groupby("gateway").p95_answer_s.max()
+    bulk = s[s.tenant == "bulk"].set_index("gateway").p95_answer_s
+    assert small["per-tenant limits"] < small["fair queueing"] < small["fifo"]
+    assert bulk.idxmax() == "per-tenant limits"
+    assert (s[s.gateway == "fair queueing"].refusals_per_request == 0).all()
