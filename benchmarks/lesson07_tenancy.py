@@ -1,5 +1,6 @@
-"""Lesson 07's figures for the README: the noisy neighbour per gateway (virtual time), the cost of a
-limiter decision (in-memory vs a real Redis, one Lua round trip), and N processes against one limit.
+"""Lesson 07's figures for the README: the noisy neighbour per gateway (time to an answer, retries
+included; virtual time), concurrency caps with long answers, the budget race (burst and steady), the
+cost of a limiter decision (in-memory vs a real Redis, one Lua round trip), and N processes against one limit.
 
     .venv/bin/python benchmarks/lesson07_tenancy.py
 
@@ -15,7 +16,17 @@ from decimal import Decimal
 from course_utils import mock_server
 from course_utils.concurrency import Cost
 from course_utils.redis_server import RedisServer, connect, redis_url
-from course_utils.tenancy import GATEWAYS, MemoryLimiter, Plan, RedisLimiter, noisy_neighbour, run_processes
+from course_utils.tenancy import (
+    GATEWAYS,
+    GUARDS,
+    MemoryLimiter,
+    Plan,
+    RedisLimiter,
+    budget_race,
+    noisy_neighbour,
+    run_processes,
+    stream_caps,
+)
 
 PLAN = Plan("bench", 10**6, 10**9, 10**9, Decimal(1), frozenset({"claude-haiku-5-5"}))
 
@@ -30,14 +41,30 @@ def decisions_per_second(limiter, n: int = 20_000) -> float:
 def main() -> None:
     nn = noisy_neighbour()
     s = nn.summary()
-    print("noisy neighbour (60 bulk + 9 x 5 small requests, 60 RPM key, virtual time):")
+    print(
+        "noisy neighbour (60 bulk + 9 x 5 small requests, 60 RPM org limit, virtual time; every client retries 429s):"
+    )
     for gateway in GATEWAYS:
         g = s[s.gateway == gateway]
         small, bulk = g[g.tenant != "bulk"], g[g.tenant == "bulk"]
         print(
-            f"  {gateway:18s} small tenants: p95 wait <= {small.p95_wait_s.max():6.2f} s, 429s {small.share_429.mean():5.1%};"
-            f" bulk p95 {bulk.p95_wait_s.max():6.1f} s"
+            f"  {gateway:18s} small tenants: p95 time to an answer <= {small.p95_answer_s.max():6.2f} s,"
+            f" {small.refusals_per_request.mean():5.2f} 429s per request; bulk p95 {bulk.p95_answer_s.max():6.1f} s"
         )
+    for run in stream_caps():
+        print(
+            f"  {run.streams:5s} answers, {run.limiter:22s}: admitted {run.admitted}, refused by cap"
+            f" {run.refused_by_cap}, peak in flight {run.peak_in_flight}, mean {run.mean_stream_s} s"
+        )
+    for name, spread in (("burst", 0.0), ("steady 30 s", 30.0)):
+        race = budget_race(budget=Decimal("0.01"), start_share=Decimal("0.5"), requests=200, spread_s=spread)
+        for guard in GUARDS:
+            row = race.runs[guard].row()
+            print(
+                f"  budget from 50%, {name:11s} {guard:30s}: sent {row['sent']}, refused {row['refused']},"
+                f" billed {row['of_budget']}, alert at {row['alert_at']} ({row['in_flight_at_alert'] or '-'} in flight)"
+            )
+        print(f"    hold {race.over_reservation:.2f}x the mean real cost; unspent pays for {race.unspent_fits()} more")
     server = None if redis_url() else RedisServer().start()
     url = redis_url() or server.url
     try:

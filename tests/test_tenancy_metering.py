@@ -9,7 +9,16 @@ from decimal import Decimal
 import pytest
 
 from course_utils.pricing import cost
-from course_utils.tenancy import Meter, TenantRegistry, invoice_csv, invoice_lines, reconcile, tenant_tag, usage_key
+from course_utils.tenancy import (
+    Meter,
+    TenantRegistry,
+    invoice_csv,
+    invoice_lines,
+    reconcile,
+    reconcile_report,
+    tenant_tag,
+    usage_key,
+)
 
 MODEL = "claude-haiku-5-5"
 
@@ -125,3 +134,104 @@ def test_tags_are_opaque_and_keys_are_named_alike():
     assert usage_key("req_1") == "req_1" and usage_key(batch_id="b", custom_id="c") == "b/c"
     with pytest.raises(ValueError):
         usage_key()
+
+
+# --- Pending rows at reservation, reconciled against the provider's totals per key and model ---
+
+
+def _totals(*groups):
+    return [{"api_key": k, "model": m, "batch": b, "cost_usd": str(c)} for k, m, b, c in groups]
+
+
+def test_a_lost_answer_leaves_its_pending_row_and_is_charged_the_groups_gap(tenants):
+    acme, globex = tenants
+    meter = Meter()
+    p1 = meter.pending(acme, api_key="key-pro", model=MODEL, estimate=Decimal("0.01"))
+    meter.record(acme, _msg("req_1"), pending_id=p1)
+    p2 = meter.pending(globex, api_key="key-pro", model=MODEL, estimate=Decimal("0.01"))  # its answer is lost
+    assert [p.pending_id for p in meter.pending_rows()] == [p2]
+    lost = cost(_msg("x", inp=300)["usage"], MODEL)
+    billed = cost(_msg("req_1")["usage"], MODEL) + lost
+    rec = reconcile_report(meter.records(), meter.pending_rows(), _totals(("key-pro", MODEL, False, billed)))
+    assert rec.balanced and rec.attributed_total == rec.provider_total == billed
+    assert rec.per_tenant["globex"] == lost and rec.charged_pending == {p2: lost}
+    assert [g.outcome for g in rec.groups] == ["lost answer"]
+    assert meter.records()[0].api_key == "key-pro"
+
+
+def test_several_lost_answers_in_a_group_are_split_by_estimate_and_flagged(tenants):
+    acme, globex = tenants
+    meter = Meter()
+    meter.pending(acme, api_key="k", model=MODEL, estimate=Decimal("0.03"))
+    meter.pending(globex, api_key="k", model=MODEL, estimate=Decimal("0.01"))
+    rec = reconcile_report([], meter.pending_rows(), _totals(("k", MODEL, False, Decimal("0.0008"))))
+    assert rec.per_tenant == {"acme": Decimal("0.0006"), "globex": Decimal("0.0002")}
+    assert rec.balanced and len(rec.estimated) == 1
+
+
+def test_uneven_splits_still_add_up_exactly(tenants):
+    acme, globex = tenants
+    meter = Meter()
+    for t in (acme, globex, acme):
+        meter.pending(t, api_key="k", model=MODEL, estimate=Decimal("0.01"))
+    rec = reconcile_report([], meter.pending_rows(), _totals(("k", MODEL, False, Decimal("0.0000001"))))
+    assert rec.attributed_total == Decimal("0.0000001") and rec.balanced
+
+
+def test_gaps_nothing_explains_are_reported_not_absorbed(tenants):
+    acme, _ = tenants
+    meter = Meter()
+    meter.record(acme, _msg("req_1"), api_key="k")
+    one = cost(_msg("req_1")["usage"], MODEL)
+    # The provider billed more, and no pending row explains it (a request sent without metering).
+    rec = reconcile_report(meter.records(), [], _totals(("k", MODEL, False, one * 2)))
+    assert not rec.balanced and [g.outcome for g in rec.unexplained] == ["unexplained"]
+    # The meter says more than the provider billed (e.g. a key or model recorded wrongly).
+    rec = reconcile_report(meter.records(), [], _totals(("k", MODEL, False, one / 2)))
+    assert not rec.balanced and rec.unexplained[0].gap_usd == one / 2 - one
+    # Metered under the wrong key: both groups disagree.
+    rec = reconcile_report(meter.records(), [], _totals(("other", MODEL, False, one)))
+    assert not rec.balanced and len(rec.unexplained) == 2
+
+
+def test_pending_rows_of_a_group_with_no_gap_are_charged_nothing(tenants):
+    acme, globex = tenants
+    meter = Meter()
+    p = meter.pending(acme, api_key="k", model=MODEL, estimate=Decimal("0.01"))
+    meter.record(acme, _msg("req_1"), pending_id=p)
+    q = meter.pending(globex, api_key="k", model=MODEL, estimate=Decimal("0.01"))  # failed, never billed
+    rec = reconcile_report(
+        meter.records(), meter.pending_rows(), _totals(("k", MODEL, False, cost(_msg("r")["usage"], MODEL)))
+    )
+    assert rec.balanced and rec.charged_pending == {q: Decimal(0)} and "globex" not in rec.per_tenant
+
+
+def test_batch_and_standard_are_separate_groups(tenants):
+    acme, _ = tenants
+    meter = Meter()
+    meter.record(acme, _msg(None), batch_id="b", custom_id="1", api_key="k")
+    meter.record(acme, _msg("req_1"), api_key="k")
+    half = cost(_msg("r")["usage"], MODEL, batch=True)
+    full = cost(_msg("r")["usage"], MODEL)
+    rec = reconcile_report(meter.records(), [], _totals(("k", MODEL, True, half), ("k", MODEL, False, full)))
+    assert rec.balanced and [g.outcome for g in rec.groups] == ["exact", "exact"]
+    with pytest.raises(TypeError):
+        reconcile_report([], [], [{"api_key": "k", "model": MODEL, "batch": False, "cost_usd": 0.1}])
+
+
+def test_pending_rows_are_settled_once_by_their_own_tenant(tenants):
+    acme, globex = tenants
+    meter = Meter()
+    p = meter.pending(acme, api_key="k", model=MODEL, estimate=Decimal("0.01"))
+    with pytest.raises(ValueError, match="settled as"):
+        meter.record(globex, _msg("req_1"), pending_id=p)
+    meter.record(acme, _msg("req_1"), pending_id=p)
+    with pytest.raises(KeyError):
+        meter.record(acme, _msg("req_2"), pending_id=p)
+    q = meter.pending(acme, api_key="k", model=MODEL, estimate=Decimal("0.01"))
+    meter.cancel(q)
+    assert meter.pending_rows() == []
+    with pytest.raises(ValueError):
+        meter.pending(acme, api_key="k", model=MODEL, estimate=Decimal(-1))
+    with pytest.raises(TypeError):
+        meter.pending("acme", api_key="k", model=MODEL, estimate=Decimal(1))

@@ -14,7 +14,10 @@ module                 what
                        dispatcher)
 ``budget``             :class:`BudgetGuard`: reserve / settle, 80 % alert, 100 % stop
 ``isolation``          :func:`cache_key`, :class:`TenantCache`, :class:`ConversationStore`
-``metering``           :class:`Meter`, invoice lines and CSV, :func:`reconcile` with the ledger
+``metering``           :class:`Meter` (pending rows at reservation), invoice lines and CSV,
+                       :func:`reconcile_report` with the provider's totals per key and model
+``streams``            :class:`ConcurrencyCap` (requests in flight per tenant), :func:`stream_caps`
+``race``               :func:`budget_race`: check-then-act vs reserve-and-settle, measured
 ``simulate``           :func:`noisy_neighbour`: FIFO, per-tenant limits and fair queueing measured
 ``processes``          :func:`run_processes`: N processes, per-process vs shared (Redis) limits
 ``roster``             :func:`load_tenants`: the lesson's 40 tenants
@@ -37,17 +40,23 @@ from .limiter import DIMENSIONS, Decision, TenantLimiter, retry_after_header
 from .memory import MemoryBudgetStore, MemoryLimiter
 from .metering import (
     InvoiceLine,
+    GroupCheck,
     Meter,
+    PendingRow,
     Reconciliation,
+    ReportReconciliation,
     UsageRecord,
     invoice_csv,
     invoice_lines,
     reconcile,
+    reconcile_report,
     tenant_tag,
     usage_key,
 )
 from .plans import PLANS, Plan, get_plan
 from .processes import ProcessRun, run_processes
+from .race import GUARDS, BudgetRace, BudgetRun, budget_race
+from .streams import LIMITERS, ConcurrencyCap, StreamCapRun, TenantBusy, stream_caps
 from .simulate import GATEWAYS, NoisyNeighbour, noisy_neighbour, tenant_mix
 from .redis_backend import RedisBudgetStore, RedisLimiter
 from .roster import TENANTS_CSV, load_tenants
@@ -89,10 +98,23 @@ __all__ = [
     "InvoiceLine",
     "Reconciliation",
     "reconcile",
+    "reconcile_report",
+    "ReportReconciliation",
+    "GroupCheck",
+    "PendingRow",
     "invoice_lines",
     "invoice_csv",
     "tenant_tag",
     "usage_key",
+    "budget_race",
+    "BudgetRace",
+    "BudgetRun",
+    "GUARDS",
+    "ConcurrencyCap",
+    "TenantBusy",
+    "StreamCapRun",
+    "stream_caps",
+    "LIMITERS",
     "noisy_neighbour",
     "NoisyNeighbour",
     "tenant_mix",

@@ -9,7 +9,17 @@ under the tenant that made it. At month end, :func:`reconcile` matches the provi
 batch requests) against the records: every dollar of the ledger must land on exactly one tenant.
 A billed row the service never metered (its response was lost on the way back) is attributed by
 the request's tenant tag (``metadata.user_id``), when the ledger has one; what is left is
-reported as unattributed, and the reconciliation does not balance.
+reported as unattributed, and the reconciliation does not balance. That per-request ledger is the
+simulator's: the real provider's reports are not per request and not split by ``metadata.user_id``.
+
+What a service can reconcile against on the real API is the Usage and Cost Admin API, which groups
+usage by API key, workspace, model and service tier (batch or standard). So the meter writes a
+**pending row at reservation**, before the request is sent (:meth:`Meter.pending`: tenant, key,
+model, worst-case estimate) and settles it with the response's ``usage``. An answer lost on the way
+back leaves its pending row. :func:`reconcile_report` compares, per (key, model, batch) group, the
+provider's total with what was metered: a gap is charged to that group's pending rows (exactly, when
+there is one; in proportion to their estimates, flagged, when there are several); a gap with no
+pending row to explain it, or a meter above the provider, is reported as unexplained.
 """
 
 from __future__ import annotations
@@ -18,6 +28,7 @@ import csv
 import hashlib
 import io
 import threading
+import uuid
 from dataclasses import asdict, dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Iterable, Mapping
@@ -27,7 +38,11 @@ from .registry import TenantContext
 
 __all__ = [
     "UsageRecord",
+    "PendingRow",
     "Meter",
+    "GroupCheck",
+    "ReportReconciliation",
+    "reconcile_report",
     "InvoiceLine",
     "Reconciliation",
     "reconcile",
@@ -76,6 +91,21 @@ class UsageRecord:
     cache_read_tokens: int
     output_tokens: int
     cost_usd: Decimal
+    api_key: str | None = None
+    """The provider API key the request went out with (the Usage API groups by it)."""
+
+
+@dataclass(frozen=True)
+class PendingRow:
+    """A request metered at reservation, before it was sent: settled by its response, or left
+    pending if the answer never arrived (then :func:`reconcile_report` charges it the provider's gap)."""
+
+    pending_id: str
+    tenant_id: str
+    api_key: str
+    model: str
+    batch: bool
+    estimate_usd: Decimal
 
 
 class Meter:
@@ -86,7 +116,32 @@ class Meter:
 
     def __init__(self) -> None:
         self._records: dict[str, UsageRecord] = {}
+        self._pending: dict[str, PendingRow] = {}
         self._lock = threading.Lock()
+
+    def pending(
+        self, tenant: TenantContext, *, api_key: str, model: str, estimate: Decimal, batch: bool = False
+    ) -> str:
+        """Write a pending row before the request is sent (at reservation); returns its id for
+        :meth:`record` (``pending_id=``) or :meth:`cancel`."""
+        if not isinstance(tenant, TenantContext):
+            raise TypeError("meter usage under the TenantContext of the authenticated tenant")
+        if not isinstance(estimate, Decimal) or estimate < 0:
+            raise ValueError(f"an estimate is a Decimal >= 0, not {estimate!r}")
+        row = PendingRow(uuid.uuid4().hex, tenant.tenant_id, api_key, model, batch, estimate)
+        with self._lock:
+            self._pending[row.pending_id] = row
+        return row.pending_id
+
+    def cancel(self, pending_id: str) -> None:
+        """Drop a pending row whose request was refused with an error response (nothing was billed)."""
+        with self._lock:
+            self._pending.pop(pending_id, None)
+
+    def pending_rows(self) -> list[PendingRow]:
+        """Rows written at reservation and never settled: answers that were lost, or are still in flight."""
+        with self._lock:
+            return list(self._pending.values())
 
     def record(
         self,
@@ -96,14 +151,25 @@ class Meter:
         request_id: str | None = None,
         batch_id: str | None = None,
         custom_id: str | None = None,
+        pending_id: str | None = None,
+        api_key: str | None = None,
     ) -> UsageRecord:
         """Meter one response (an SDK ``Message`` or its dict) for ``tenant``.
 
         ``request_id`` defaults to the SDK's ``message._request_id`` (the ``request-id`` header);
         a batch result is named by ``batch_id`` and ``custom_id`` and priced at the batch discount.
+        ``pending_id`` settles the row :meth:`pending` wrote (its key is the record's ``api_key``).
         """
         if not isinstance(tenant, TenantContext):
             raise TypeError("meter usage under the TenantContext of the authenticated tenant")
+        if pending_id is not None:
+            with self._lock:
+                held = self._pending.get(pending_id)
+            if held is None:
+                raise KeyError(f"no pending row {pending_id!r} (settled already, or never written)")
+            if held.tenant_id != tenant.tenant_id:
+                raise ValueError(f"pending row of tenant {held.tenant_id!r} settled as {tenant.tenant_id!r}")
+            api_key = api_key or held.api_key
         batch = batch_id is not None
         key = usage_key(request_id or _get(message, "_request_id"), batch_id=batch_id, custom_id=custom_id)
         usage = _get(message, "usage")
@@ -120,8 +186,11 @@ class Meter:
             cache_read_tokens=int(_get(usage, "cache_read_input_tokens", 0) or 0),
             output_tokens=int(_get(usage, "output_tokens", 0) or 0),
             cost_usd=usage_cost(usage, model, batch=batch),
+            api_key=api_key,
         )
         with self._lock:
+            if pending_id is not None:
+                self._pending.pop(pending_id, None)
             return self._records.setdefault(key, record)
 
     def records(self) -> list[UsageRecord]:
@@ -247,7 +316,10 @@ def reconcile(
     *,
     tenant_of_tag: Mapping[str, str] | None = None,
 ) -> Reconciliation:
-    """Attribute every billed ledger row to a tenant, exactly.
+    """Attribute every billed ledger row to a tenant, exactly (against the simulator's per-request ledger).
+
+    The real provider reports neither per request nor per ``metadata.user_id``: reconcile with
+    :func:`reconcile_report` (totals per key, model and batch) there.
 
     ``ledger_rows``: the provider's rows as dicts with ``request_id``, ``endpoint``, ``batch``,
     ``batch_id``, ``custom_id``, ``cost_usd`` (a Decimal or its string: never a float) and
@@ -284,4 +356,112 @@ def reconcile(
         # The tenant pays what the provider billed (the ledger is the source of truth).
         per_tenant[tenant] = per_tenant.get(tenant, Decimal(0)) + cost
     result.not_in_ledger = sorted(k for k, r in metered.items() if k not in seen and r.cost_usd > 0)
+    return result
+
+
+@dataclass(frozen=True)
+class GroupCheck:
+    """One (key, model, batch) group of the provider's report against the meter."""
+
+    api_key: str | None
+    model: str | None
+    batch: bool
+    provider_usd: Decimal
+    metered_usd: Decimal
+    pending: int
+    gap_usd: Decimal
+    outcome: str
+    """``exact`` (no gap), ``lost answer`` (a gap charged to the one pending row), ``lost answers, split
+    by estimate`` (several), ``unexplained`` (a gap no pending row explains, or a meter above the provider)."""
+
+
+@dataclass
+class ReportReconciliation:
+    """The provider's totals per (key, model, batch) against the meter, and each tenant's charge."""
+
+    groups: list[GroupCheck]
+    per_tenant: dict[str, Decimal]
+    provider_total: Decimal
+    charged_pending: dict[str, Decimal] = field(default_factory=dict)
+    """pending id -> the share of its group's gap it was charged."""
+
+    @property
+    def attributed_total(self) -> Decimal:
+        return sum(self.per_tenant.values(), Decimal(0))
+
+    @property
+    def unexplained(self) -> list[GroupCheck]:
+        return [g for g in self.groups if g.outcome == "unexplained"]
+
+    @property
+    def estimated(self) -> list[GroupCheck]:
+        """Groups whose gap was split among several pending rows by estimate (not exact per tenant)."""
+        return [g for g in self.groups if g.outcome.endswith("split by estimate")]
+
+    @property
+    def balanced(self) -> bool:
+        return not self.unexplained and self.attributed_total == self.provider_total
+
+    def frame(self) -> Any:
+        import pandas as pd
+
+        return pd.DataFrame([asdict(g) for g in self.groups])
+
+
+def _group_of(api_key: Any, model: Any, batch: Any) -> tuple[Any, Any, bool]:
+    return (api_key, model, bool(batch))
+
+
+def reconcile_report(
+    records: Iterable[UsageRecord],
+    pending: Iterable[PendingRow],
+    provider_totals: Iterable[Mapping[str, Any]],
+) -> ReportReconciliation:
+    """Reconcile the meter with the provider's totals per (API key, model, batch).
+
+    ``provider_totals``: one mapping per group with ``api_key``, ``model``, ``batch`` and ``cost_usd``
+    (a Decimal or its string, never a float): what the Usage and Cost API reports per key, model and
+    service tier (the simulator's ``ledger.usage_summary(by=("api_key", "model", "batch"))``). Per
+    group, the gap ``provider - metered`` is charged to the group's pending rows: all of it to one
+    row; split in proportion to their estimates among several (the last row takes the remainder, so
+    the sum is exact). A positive gap with no pending row, or a negative one, is ``unexplained``.
+    Pending rows of a group with no gap were never billed (an error the meter did not cancel): charged 0.
+    """
+    metered: dict[tuple[Any, Any, bool], Decimal] = {}
+    per_tenant: dict[str, Decimal] = {}
+    for r in records:
+        g = _group_of(r.api_key, r.model, r.batch)
+        metered[g] = metered.get(g, Decimal(0)) + r.cost_usd
+        per_tenant[r.tenant_id] = per_tenant.get(r.tenant_id, Decimal(0)) + r.cost_usd
+    waiting: dict[tuple[Any, Any, bool], list[PendingRow]] = {}
+    for p in pending:
+        waiting.setdefault(_group_of(p.api_key, p.model, p.batch), []).append(p)
+    provider: dict[tuple[Any, Any, bool], Decimal] = {}
+    for row in provider_totals:
+        raw = row.get("cost_usd")
+        if isinstance(raw, float):
+            raise TypeError("provider totals must be exact (Decimal or str), not float")
+        g = _group_of(row.get("api_key"), row.get("model"), row.get("batch"))
+        provider[g] = provider.get(g, Decimal(0)) + Decimal(str(raw or 0))
+    result = ReportReconciliation(groups=[], per_tenant=per_tenant, provider_total=sum(provider.values(), Decimal(0)))
+    for g in sorted(set(provider) | set(metered) | set(waiting), key=lambda k: tuple(str(x) for x in k)):
+        billed, ours, rows = provider.get(g, Decimal(0)), metered.get(g, Decimal(0)), waiting.get(g, [])
+        gap = billed - ours
+        if gap == 0:
+            gap = Decimal(0)  # not 0E-7: a zero reads as 0
+            outcome = "exact"
+            for p in rows:
+                result.charged_pending[p.pending_id] = Decimal(0)
+        elif gap < 0 or not rows:
+            outcome = "unexplained"
+        else:
+            outcome = "lost answer" if len(rows) == 1 else "lost answers, split by estimate"
+            weights = sum((p.estimate_usd for p in rows), Decimal(0))
+            left = gap
+            for i, p in enumerate(rows):
+                share = left if i == len(rows) - 1 else (gap * p.estimate_usd / weights if weights else gap / len(rows))
+                left -= share
+                result.charged_pending[p.pending_id] = share
+                per_tenant[p.tenant_id] = per_tenant.get(p.tenant_id, Decimal(0)) + share
+        result.groups.append(GroupCheck(g[0], g[1], g[2], billed, ours, len(rows), gap, outcome))
     return result
