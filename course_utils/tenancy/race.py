@@ -28,7 +28,7 @@ import anthropic
 
 from ..cost import worst_case_cost
 from ..pricing import cost as price_of
-from ..resilience import on_virtual_time
+from ..lab import on_virtual_time
 from .budget import BudgetGuard, TenantBudgetExceeded
 from .memory import MemoryBudgetStore
 from .metering import tenant_tag

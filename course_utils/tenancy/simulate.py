@@ -36,7 +36,7 @@ import anthropic
 from ..clock import SYSTEM_CLOCK
 from ..concurrency import Cost, RateLimitedDispatcher, estimate_cost
 from ..progress import ProgressCallback, ProgressEvent
-from ..resilience import on_virtual_time
+from ..lab import on_virtual_time
 from .fair import FairScheduler
 from .memory import MemoryLimiter
 from .plans import Plan

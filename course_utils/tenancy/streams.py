@@ -24,7 +24,7 @@ from typing import Any, AsyncIterator
 
 from ..clock import SYSTEM_CLOCK
 from ..concurrency import Cost
-from ..resilience import on_virtual_time
+from ..lab import on_virtual_time
 from .memory import MemoryLimiter
 from .plans import Plan
 
