@@ -65,6 +65,7 @@ from .whatif import (
     with_batch,
     with_cost_factor,
     with_exact_cache,
+    with_output_tokens,
     with_prompt_budget,
     with_prompt_caching,
 )

@@ -15,6 +15,7 @@ share of turns answered with the fact the turn's notes hold.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Callable, Sequence
@@ -23,6 +24,7 @@ import pandas as pd
 
 from ..content import text_of
 from ..pricing import cost
+from ..progress import ProgressCallback, ProgressEvent
 
 __all__ = ["conversations", "CHAT_SYSTEM", "ChatPolicy", "CHAT_POLICIES", "chat_turn_body", "run_chat", "chat_policies"]
 
@@ -159,15 +161,18 @@ async def chat_policies(
     notes_budget: int,
     history_budget: int,
     policies: Sequence[ChatPolicy] = CHAT_POLICIES,
+    on_progress: ProgressCallback | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every policy on every conversation: (per-turn rows, one summary row per policy).
 
     The summary: input tokens per turn, the shares of them read from and written to the cache,
     dollars per conversation (exact ``Decimal``), the share of turns answered with the fact of that
     turn's notes, and the share of turns whose reply is word for word the first policy's.
+    ``on_progress`` is called after each policy.
     """
     turns = []
-    for policy in policies:
+    started = time.perf_counter()
+    for done, policy in enumerate(policies, 1):
         for n, conversation in enumerate(conversations):
             for row in await run_chat(
                 client,
@@ -179,6 +184,8 @@ async def chat_policies(
                 history_budget=history_budget,
             ):
                 turns.append({**row, "conversation": n})
+        if on_progress is not None:
+            on_progress(ProgressEvent(done, len(policies), time.perf_counter() - started, policy.name))
     frame = pd.DataFrame(turns)
     first = frame[frame["policy"] == policies[0].name].set_index(["conversation", "turn"])["answer"]
     summary = []
