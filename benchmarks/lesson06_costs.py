@@ -10,24 +10,34 @@ same on any machine).
    the head or the tail.
 3. **Semantic cache**: paraphrase hit rate and near-miss false-hit rate at a few thresholds, with and
    without the identifier guard.
-4. **Incident week**: the ledger's daily cost, the first prompt-length alert and the last day re-priced
-   with all four techniques.
+4. **Chat history** (the notebook's defaults: 60 turns in conversations of 12, Sonnet 5.5): resend,
+   automatic caching, per-question compression + caching, caching + compressed notes.
+5. **Effort** (the notebook's 150 dev tickets, hidden thinking billed at the ledger's median triage
+   output): Opus 5.5 at its default, high and low; Sonnet 5.5 at its default and low; the router.
+6. **Incident week**: the ledger's daily cost, the first prompt-length alert and the last day re-priced
+   with :func:`course_utils.cost.incident_steps` from sections 4 and 5: the figure the notebook prints.
 """
 
 from __future__ import annotations
 
 import argparse
-from decimal import Decimal
-
 import pandas as pd
 
 from course_utils.concurrency import LABELS
 from course_utils.cost import (
+    CHAT_POLICIES,
     CascadeRouter,
     SingleModel,
+    apply_steps,
+    chat_policies,
     compress,
+    conversations,
     cost_report,
     daily_trend,
+    effort_policies,
+    effort_table,
+    hidden_thinking_from,
+    incident_steps,
     keep_head,
     keep_tail,
     load_cache_pairs,
@@ -40,18 +50,14 @@ from course_utils.cost import (
     same_identifiers,
     threshold_curve,
     total,
-    with_batch,
-    with_cost_factor,
-    with_exact_cache,
-    with_prompt_budget,
 )
 from course_utils.resilience import on_virtual_time, sim
 
 CHEAP, MID, TOP = "claude-haiku-5-5", "claude-sonnet-5-5", "claude-opus-5-5"
 
 
-def routing(split: str) -> pd.DataFrame:
-    tickets = load_labelled(split=split)
+def routing(split: str, n: int | None = None) -> pd.DataFrame:
+    tickets = load_labelled(n, split=split)
     policies = [SingleModel(m, LABELS) for m in (CHEAP, "claude-sonnet-4-6", MID, TOP)]
     policies += [CascadeRouter(CHEAP, MID, LABELS), CascadeRouter(CHEAP, TOP, LABELS)]
 
@@ -60,7 +66,8 @@ def routing(split: str) -> pd.DataFrame:
 
     table = on_virtual_time(run, seed=0)
     print(f"\n## Routing on {len(tickets)} {split} tickets")
-    print(table[["accuracy", "cost_per_1k", "escalation_rate"]].round(4).to_string())
+    columns = ["accuracy", "cost_per_1k", "escalation_rate", "output_per_item", "p50_s", "p95_s"]
+    print(table[columns].round(4).to_string())
     router, mid = table.loc[CascadeRouter(CHEAP, MID, LABELS).name], table.loc[MID]
     share = router["cost_per_1k"] / mid["cost_per_1k"]
     met = router["accuracy"] >= mid["accuracy"] - 0.01 and share <= 0.40
@@ -68,6 +75,32 @@ def routing(split: str) -> pd.DataFrame:
         f"router {router['accuracy']:.1%} vs {MID} {mid['accuracy']:.1%} at {share:.0%} of its cost: "
         f"target {'met' if met else 'NOT met'}"
     )
+    return table
+
+
+def chat_history() -> pd.DataFrame:
+    chats = conversations(load_recall(60), 12)
+
+    async def run() -> tuple[pd.DataFrame, pd.DataFrame]:
+        client = sim(seed=0).async_client(max_retries=0)
+        return await chat_policies(client, chats, model=MID, shrink=compress, notes_budget=40, history_budget=1500)
+
+    _, summary = on_virtual_time(run, seed=0)
+    naive = summary.loc[CHAT_POLICIES[0].name, "cost_per_conversation"]
+    print(f"\n## Chat history: {len(chats)} conversations of 12 turns on {MID}")
+    shown = summary.assign(
+        cost_per_conversation=summary["cost_per_conversation"].map(float),
+        share_of_resending=summary["cost_per_conversation"].map(lambda c: float(c / naive)),
+    )
+    print(shown.round(4).to_string())
+    return summary
+
+
+def effort(ledger: pd.DataFrame) -> pd.DataFrame:
+    hidden = hidden_thinking_from(ledger, "triage")
+    table = effort_table(load_labelled(150), effort_policies(LABELS, cheap=CHEAP, mid=MID, top=TOP), hidden=hidden)
+    print(f"\n## Effort on 150 dev tickets, hidden thinking billed {hidden['medium']} tokens")
+    print(table[["accuracy", "cost_per_1k", "output_per_item", "p50_s", "p95_s"]].round(4).to_string())
     return table
 
 
@@ -97,30 +130,29 @@ def semantic() -> None:
     print(plain.round(3).to_string())
 
 
-def incident(router_vs_top: Decimal) -> None:
-    ledger = load_ledger()
+def incident(ledger: pd.DataFrame, chat: pd.DataFrame, efforts: pd.DataFrame) -> None:
     per_day = cost_report(ledger, by=("day",)).set_index("day")["cost"]
     alerts = prompt_growth_alerts(daily_trend(ledger, by=("feature",)), 0.5, scope="feature")
     day = ledger[ledger["day"] == ledger["day"].max()]
-    optimised = with_batch(
-        with_cost_factor(with_exact_cache(with_prompt_budget(day, "chat", 1500), "faq", 3600), "triage", router_vs_top),
-        ["summaries"],
-    )
+    table, optimised = apply_steps(day, incident_steps(chat, efforts, triage_model=TOP))
     print("\n## Incident week")
     print(f"daily cost {per_day.iloc[0]:.2f} -> {per_day.iloc[-1]:.2f} USD ({per_day.iloc[-1] / per_day.iloc[0]:.1f}x)")
     print(f"first alert: {alerts[0]}")
-    print(f"last day re-priced with all four techniques: {total(day):.2f} -> {total(optimised):.2f} USD")
+    print(table.round(2).to_string())
+    print(f"last day re-priced with every technique: {total(day):.2f} -> {total(optimised):.2f} USD")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budgets", type=int, nargs="*", default=[20, 40, 80])
     args = parser.parse_args()
-    dev = routing("dev")
+    routing("dev")
     routing("hidden")
+    routing("dev", 150)
     compression(args.budgets)
     semantic()
-    incident(Decimal(str(dev.loc[CascadeRouter(CHEAP, MID, LABELS).name, "cost_per_1k"] / dev.loc[TOP, "cost_per_1k"])))
+    ledger = load_ledger()
+    incident(ledger, chat_history(), effort(ledger))
 
 
 if __name__ == "__main__":

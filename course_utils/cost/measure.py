@@ -88,11 +88,11 @@ async def recall_eval(
 ) -> dict[str, Any]:
     """Ask each item's question with its context (shrunk to ``budget`` unless ``shrink`` is None).
 
-    Returns the share of answers containing the fact, mean input tokens and total cost (Decimal),
-    all from the replies and their usage.
+    Returns the share of answers containing the fact, mean input and output tokens and total cost
+    (Decimal), all from the replies and their usage.
     """
 
-    async def one(item: dict[str, Any]) -> tuple[bool, int, Decimal]:
+    async def one(item: dict[str, Any]) -> tuple[bool, int, Decimal, int]:
         context = item["context"] if shrink is None else shrink(item["context"], item["question"], budget)
         reply = await client.messages.create(
             model=model,
@@ -100,7 +100,8 @@ async def recall_eval(
             system=RECALL_SYSTEM + context,
             messages=[{"role": "user", "content": item["question"]}],
         )
-        return item["answer"] in text_of(reply), reply.usage.input_tokens, cost(reply.usage, model)
+        usage = reply.usage
+        return item["answer"] in text_of(reply), usage.input_tokens, cost(usage, model), usage.output_tokens
 
     results = await asyncio.gather(*(one(item) for item in items))
     return {
@@ -108,6 +109,7 @@ async def recall_eval(
         "budget": budget if shrink is not None else None,
         "recall": sum(r[0] for r in results) / len(results),
         "input_tokens": sum(r[1] for r in results) / len(results),
+        "output_tokens": sum(r[3] for r in results) / len(results),
         "cost": sum((r[2] for r in results), Decimal(0)),
     }
 

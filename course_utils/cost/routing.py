@@ -22,6 +22,7 @@ from typing import Any, Iterable, Protocol, Sequence
 import numpy as np
 import pandas as pd
 
+from ..clock import SYSTEM_CLOCK, Clock
 from ..concurrency.workload import LABEL_MAX_TOKENS
 from ..content import text_of
 from ..pricing import cost
@@ -67,11 +68,13 @@ def parse_label(message: Any, labels: Sequence[str]) -> str | None:
 
 @dataclass
 class Routed:
-    """One routed answer: the label (None if no model gave a valid one), the models called and the cost."""
+    """One routed answer: the label (None if no model gave a valid one), the models called, the cost and
+    the output tokens billed (thinking included)."""
 
     label: str | None
     calls: list[str] = field(default_factory=list)
     cost: Decimal = Decimal(0)
+    output_tokens: int = 0
 
     @property
     def escalated(self) -> bool:
@@ -87,15 +90,24 @@ class Classifier(Protocol):
 
 
 class SingleModel:
-    """Always one model, one call: the baselines of the Pareto plot."""
+    """Always one model, one call: the baselines of the Pareto plot. ``effort`` sets ``output_config.effort``
+    (None: the model's default), and names the policy ``"<model> @<effort>"``."""
 
-    def __init__(self, model: str, labels: Sequence[str]) -> None:
-        self.model, self.labels = model, tuple(labels)
-        self.name = model
+    def __init__(self, model: str, labels: Sequence[str], *, effort: str | None = None) -> None:
+        self.model, self.labels, self.effort = model, tuple(labels), effort
+        self.name = model if effort is None else f"{model} @{effort}"
 
     async def classify(self, client: Any, text: str) -> Routed:
-        message = await client.messages.create(**label_request(text, self.labels, model=self.model))
-        return Routed(parse_label(message, self.labels), [self.model], cost(message.usage, self.model))
+        body = label_request(text, self.labels, model=self.model)
+        if self.effort is not None:
+            body["output_config"] = {"effort": self.effort}
+        message = await client.messages.create(**body)
+        return Routed(
+            parse_label(message, self.labels),
+            [self.model],
+            cost(message.usage, self.model),
+            message.usage.output_tokens,
+        )
 
 
 class CascadeRouter:
@@ -110,7 +122,12 @@ class CascadeRouter:
     async def classify(self, client: Any, text: str) -> Routed:
         bodies = [label_request(text, self.labels, model=self.cheap, phrasing=i) for i in range(self.votes)]
         replies = await asyncio.gather(*(client.messages.create(**b) for b in bodies))
-        routed = Routed(None, [self.cheap] * self.votes, sum((cost(r.usage, self.cheap) for r in replies), Decimal(0)))
+        routed = Routed(
+            None,
+            [self.cheap] * self.votes,
+            sum((cost(r.usage, self.cheap) for r in replies), Decimal(0)),
+            sum(r.usage.output_tokens for r in replies),
+        )
         answers = {parse_label(r, self.labels) for r in replies}
         if len(answers) == 1 and None not in answers:
             routed.label = answers.pop()
@@ -118,21 +135,28 @@ class CascadeRouter:
         message = await client.messages.create(**label_request(text, self.labels, model=self.strong))
         routed.calls.append(self.strong)
         routed.cost += cost(message.usage, self.strong)
+        routed.output_tokens += message.usage.output_tokens
         routed.label = parse_label(message, self.labels)
         return routed
 
 
 async def evaluate(
-    classifier: Classifier, client: Any, items: pd.DataFrame, *, concurrency: int = 32
+    classifier: Classifier, client: Any, items: pd.DataFrame, *, concurrency: int = 32, clock: Clock = SYSTEM_CLOCK
 ) -> dict[str, Any]:
-    """Accuracy, total cost (Decimal), cost per item and escalation rate of ``classifier`` on ``items`` (text, label)."""
+    """Accuracy, total cost (Decimal), cost per item, escalation rate, calls and output tokens per item, and the
+    p50/p95 seconds an item takes once it starts (``clock``: virtual under ``on_virtual_time``), of
+    ``classifier`` on ``items`` (text, label)."""
     if items.empty:
         raise ValueError("evaluate needs at least one labelled item")
     gate = asyncio.Semaphore(concurrency)
+    seconds: list[float] = []
 
     async def one(text: str) -> Routed:
         async with gate:
-            return await classifier.classify(client, text)
+            started = clock.monotonic()
+            result = await classifier.classify(client, text)
+            seconds.append(clock.monotonic() - started)
+            return result
 
     routed = await asyncio.gather(*(one(t) for t in items["text"]))
     correct = [r.label == truth for r, truth in zip(routed, items["label"])]
@@ -144,6 +168,9 @@ async def evaluate(
         "cost_per_1k": float(total / len(routed) * 1000),
         "escalation_rate": float(np.mean([r.escalated for r in routed])),
         "calls_per_item": float(np.mean([len(r.calls) for r in routed])),
+        "output_per_item": float(np.mean([r.output_tokens for r in routed])),
+        "p50_s": float(np.percentile(seconds, 50)),
+        "p95_s": float(np.percentile(seconds, 95)),
     }
 
 

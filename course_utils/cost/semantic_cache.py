@@ -21,7 +21,7 @@ import pandas as pd
 from ..clock import SYSTEM_CLOCK, Clock
 from ..embeddings import embed, embed_one
 
-__all__ = ["identifiers", "same_identifiers", "SemanticCache", "SemanticHit", "threshold_curve"]
+__all__ = ["identifiers", "same_identifiers", "SemanticCache", "SemanticHit", "cache_scope", "threshold_curve"]
 
 _IDENT = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+|\b[\w-]*\d[\w-]*\b")
 
@@ -71,22 +71,28 @@ class SemanticCache:
         self._questions: list[str] = []
         self._answers: list[Any] = []
         self._stored_at: list[float] = []
+        self._scopes: list[tuple[str, ...]] = []
         self._vectors = np.zeros((0, 0), dtype=np.float32)
 
     def __len__(self) -> int:
         return len(self._questions)
 
-    def store(self, question: str, answer: Any) -> None:
-        """Remember ``answer`` for ``question``."""
+    def store(self, question: str, answer: Any, *, scope: Sequence[str] = ()) -> None:
+        """Remember ``answer`` for ``question`` within ``scope`` (see :func:`cache_scope`)."""
         vector = embed_one(question)[None, :]
         with self._lock:
             self._vectors = vector if len(self._questions) == 0 else np.vstack([self._vectors, vector])
             self._questions.append(question)
             self._answers.append(answer)
             self._stored_at.append(self.clock.time())
+            self._scopes.append(tuple(scope))
 
-    def lookup(self, question: str) -> SemanticHit | None:
-        """The most similar fresh stored question passing the guard and the threshold, or None."""
+    def lookup(self, question: str, *, scope: Sequence[str] = ()) -> SemanticHit | None:
+        """The most similar fresh stored question of the same ``scope`` passing the guard and the threshold, or None.
+
+        An answer never crosses scopes: another tenant's answer may hold that tenant's data, and an
+        answer from another model or an older prompt version is not the answer this request would get.
+        """
         with self._lock:
             if not self._questions:
                 return None
@@ -95,11 +101,19 @@ class SemanticCache:
             for i in np.argsort(-sims, kind="stable"):
                 if sims[i] < self.threshold:
                     return None
-                if now - self._stored_at[i] >= self.ttl_s:
+                if now - self._stored_at[i] >= self.ttl_s or self._scopes[i] != tuple(scope):
                     continue
                 if self.guard is None or self.guard(question, self._questions[i]):
                     return SemanticHit(self._questions[i], self._answers[i], float(sims[i]))
         return None
+
+
+def cache_scope(tenant: str, model: str, prompt_version: str) -> tuple[str, str, str]:
+    """The scope a cached answer belongs to: the tenant, the model and the version of the prompt that made it."""
+    for name, value in (("tenant", tenant), ("model", model), ("prompt_version", prompt_version)):
+        if not value:
+            raise ValueError(f"{name} must be non-empty: an empty part would let answers cross scopes")
+    return (tenant, model, prompt_version)
 
 
 def threshold_curve(

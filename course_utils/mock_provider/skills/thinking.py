@@ -9,11 +9,12 @@ refusals and pauses, and prepends the block.
 from __future__ import annotations
 
 import os
+import threading
 import warnings
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 from ...tokens import count_text
 
@@ -24,6 +25,8 @@ __all__ = [
     "ShapeError",
     "ThinkingPlan",
     "OMITTED_THINKING_TOKENS",
+    "use_hidden_thinking",
+    "hidden_thinking_tokens",
     "plan_thinking",
     "reply_scenario",
     "use_reply_scenario",
@@ -31,6 +34,48 @@ __all__ = [
 
 OMITTED_THINKING_TOKENS = 8
 """Output tokens billed for a thinking block whose text is omitted (a stand-in for the hidden tokens)."""
+
+_HIDDEN: list[Mapping[str, int]] = []
+"""The lengths :func:`use_hidden_thinking` set, innermost last (process-wide while its block runs)."""
+_HIDDEN_LOCK = threading.Lock()
+
+
+@contextmanager
+def use_hidden_thinking(tokens_by_effort: Mapping[str, int]) -> Iterator[None]:
+    """Within this block, a thinking block whose text is omitted bills ``tokens_by_effort[effort]`` output
+    tokens (the request's ``output_config.effort``, else the model's default) instead of
+    :data:`OMITTED_THINKING_TOKENS`.
+
+    The API bills the thinking it did, not the text it returned: "the tokens Claude spends reasoning
+    are billed as output tokens, even when the thinking text isn't returned to you"
+    (https://platform.claude.com/docs/build-with-claude/thinking), and lower effort thinks less.
+    How many tokens a real model thinks is not public; the default stand-in is 8 so that every
+    lesson's figures stay small, and a lesson that measures thinking as a cost sets a length here
+    and says so. Process-wide, not per context: a simulator's request handling does not always run
+    in the context of the code that sent the request, so this is for one measurement at a time
+    (a notebook cell, a benchmark), not for concurrent checks.
+    """
+    bad = {k: v for k, v in tokens_by_effort.items() if not isinstance(v, int) or v < 1}
+    if bad:
+        raise ValueError(f"hidden thinking lengths must be positive integers, got {bad}")
+    lengths = dict(tokens_by_effort)
+    with _HIDDEN_LOCK:
+        _HIDDEN.append(lengths)
+    try:
+        yield
+    finally:
+        with _HIDDEN_LOCK:
+            _HIDDEN.remove(lengths)
+
+
+def hidden_thinking_tokens(effort: str | None) -> int:
+    """Output tokens billed for an omitted thinking block at ``effort`` (see :func:`use_hidden_thinking`)."""
+    with _HIDDEN_LOCK:
+        lengths = _HIDDEN[-1] if _HIDDEN else None
+    if lengths is None or effort not in lengths:
+        return OMITTED_THINKING_TOKENS
+    return lengths[effort]
+
 
 THINKING_BY_DEFAULT = True
 """Whether models whose default is adaptive thinking (``thinking_default`` in ``data/models.csv``: the
@@ -165,7 +210,7 @@ def plan_thinking(
             return None
         display = "omitted"
     if display == "omitted":
-        return ThinkingPlan("", OMITTED_THINKING_TOKENS)
+        return ThinkingPlan("", hidden_thinking_tokens(effort))
     text = _thinking_summary(request)
     return ThinkingPlan(text, count_text(text))
 
