@@ -15,8 +15,12 @@ dispatcher:
    its answer arrives (behind the provider's, never ahead); every response's
    ``anthropic-ratelimit-*-limit`` headers set the limits, and a ``*-remaining`` lower than the local
    level (another process or key of the same organisation) lowers the local bucket to match;
-4. **honours ``retry-after``** if a 429 still happens: the request is refunded, every request
-   waits exactly the advised time (not a fixed 15 s pause), then it is retried.
+4. **waits ``retry-after`` plus jitter** if a 429 still happens (the course's one waiting rule,
+   :func:`course_utils.retries.retry_delay`): the request is refunded; nothing is sent before
+   ``retry-after`` ("earlier retries will fail"), the local buckets drop to empty (the provider's
+   short-interval bucket is), and each refused request comes back at its own time,
+   ``retry-after`` plus a full-jitter draw, so the refused crowd does not return at one instant
+   (the SDK waits exactly ``retry-after``: lesson 03 measures the herd that makes).
 
 With ``limits=None`` the limits are read from the first response's headers.
 The client is used with ``max_retries=0``: the SDK's own retries would hide the 429s from us.
@@ -39,15 +43,6 @@ from ..tokens import count_request
 from ..retries import RetryEvent, RetryPolicy, retry_after_s
 from .buckets import Cost, RateBudget
 from .structured import Outcome, Outcomes, run_all
-
-
-class _PacedRetry(RetryPolicy):
-    """The retry policy with no extra wait after a 429: the dispatcher's budget already paused for it."""
-
-    def delay(self, attempt: int, error: BaseException | None = None) -> float:
-        if isinstance(error, anthropic.RateLimitError):
-            return 0.0
-        return super().delay(attempt, error)
 
 
 __all__ = ["RateLimitedDispatcher", "DispatchStats", "estimate_cost"]
@@ -97,7 +92,9 @@ class RateLimitedDispatcher:
     jitter and clock differences; ``burst_s`` how many seconds of the paced rate the local buckets
     may spend at once (1: the short interval the API may enforce over; 60 bets on a lenient
     provider, see the lesson). ``max_attempts`` counts tries per request for 429 and transient
-    500/529 errors.
+    500/529 errors. ``backoff_s`` is the full-jitter window of the first retry (doubling each
+    retry) added on top of ``retry-after``; ``backoff_s=0`` waits exactly ``retry-after``, the SDK's
+    rule, which exists to show the herd it makes.
     """
 
     def __init__(
@@ -122,7 +119,7 @@ class RateLimitedDispatcher:
         self._sync = sync_headers
         self._max_attempts = max(1, max_attempts)
         self._rng = rng or random.Random(0)
-        self._retry = _PacedRetry(
+        self._retry = RetryPolicy(
             max_attempts=self._max_attempts,
             base_s=backoff_s,
             deadline_s=None,
@@ -168,10 +165,9 @@ class RateLimitedDispatcher:
         return self._output_tokens / self._outputs if self._outputs else 0.0
 
     async def _attempts(self, body: Mapping[str, Any]) -> Any:
-        # The course's one retry policy (course_utils.retries, taught in lesson 05) decides what is retried (429 but not the spend
-        # limit, 529, 5xx, timeouts, connection errors; x-should-retry wins) and how long to back off.
-        # A 429 has already been waited out in _send_once (the budget pauses until retry-after), so
-        # it is retried at once; other transient failures back off with full jitter.
+        # The course's one retry policy (course_utils.retries, taught in lesson 05) decides what is retried
+        # (429 but not the spend limit, 529, 5xx, timeouts, connection errors; x-should-retry wins) and how
+        # long to wait: retry-after (0 if none) plus full jitter, for a 429 as for anything else.
         return await self._retry.acall(self._send_once, body, estimate_cost(body, self.expected_output))
 
     def _count_retry(self, event: RetryEvent) -> None:
@@ -193,11 +189,15 @@ class RateLimitedDispatcher:
                     self.budget.refund(cost)  # refused, so never charged
                 self._observe(exc.response.headers, snapshot)
                 advised = retry_after_s(exc)  # the course's one parser (retry-after-ms, then retry-after)
-                wait = 1.0 if advised is None else advised
                 if self.budget is not None:
-                    self.budget.pause_until(self._clock.monotonic() + wait)
-                else:
-                    await self._clock.sleep(wait)
+                    # Nobody sends before retry-after (a floor for every request, not a meeting time: the
+                    # refused request itself waits retry-after plus its own jitter, in the retry policy).
+                    # A 429 says the provider's short-interval bucket is empty now, whatever the per-minute
+                    # *-remaining headers say: ours empty too, or the refund above keeps them full and the
+                    # end of every pause releases a burst of burst_s seconds into the same 429s.
+                    self.budget.pause_until(self._clock.monotonic() + (advised or 0.0))
+                    for bucket in self.budget.buckets().values():
+                        self.stats.corrections += int(bucket.lower_to(0.0) >= 1)
                 raise
             except anthropic.APIStatusError:
                 self.stats.failed += 1
