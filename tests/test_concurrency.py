@@ -424,13 +424,14 @@ class FakeProvider:
     60: a minute's quota at once). Each reply generates ``output`` tokens, charged against OTPM.
     """
 
-    def __init__(self, clock, limits, *, latency=0.5, key="k", burst_s=1.0, output=1, rtt=0.0):
+    def __init__(self, clock, limits, *, latency=0.5, key="k", burst_s=1.0, output=1, rtt=0.0, cache_read=0):
         self.clock = clock
         self.limiter = RateLimiter(clock, "unlimited", burst_s=burst_s)
         self.limiter.set_tier(key, limits)
         self.key = key
         self.latency = latency
         self.output = output
+        self.cache_read = cache_read  # tokens of every request but the first read from the prompt cache
         self.rtt = rtt  # the way to the provider: requests sent together arrive before any 429 comes back
         self.log: list[tuple[float, int]] = []  # (time, status)
         self.refusals: list[tuple[float, float]] = []  # (time of a 429, its retry-after in seconds)
@@ -443,8 +444,10 @@ class FakeProvider:
     async def _create(self, **body):
         if self.rtt:
             await self.clock.sleep(self.rtt)
+        prompt = count_request(body)
+        read = self.cache_read if self.count(200) else 0  # the first request writes the cache
         try:
-            admission = self.limiter.admit(self.key, body["model"], count_request(body), body["max_tokens"])
+            admission = self.limiter.admit(self.key, body["model"], prompt, body["max_tokens"], cache_read_tokens=read)
         except RateLimited as exc:
             self.log.append((self.clock.monotonic(), 429))
             self.refusals.append((self.clock.monotonic(), float(exc.headers["retry-after"])))
@@ -454,9 +457,15 @@ class FakeProvider:
         self.log.append((self.clock.monotonic(), 200))
         await self.clock.sleep(self.latency)
         self.limiter.settle(admission, self.output)
-        message = SimpleNamespace(
-            usage=SimpleNamespace(output_tokens=self.output), content=[SimpleNamespace(type="text", text="billing")]
-        )
+        usage = SimpleNamespace(output_tokens=self.output)
+        if self.cache_read:
+            usage = SimpleNamespace(
+                output_tokens=self.output,
+                input_tokens=prompt - self.cache_read,
+                cache_creation_input_tokens=0 if read else self.cache_read,
+                cache_read_input_tokens=read,
+            )
+        message = SimpleNamespace(usage=usage, content=[SimpleNamespace(type="text", text="billing")])
 
         async def parse():
             return message
@@ -572,6 +581,42 @@ def test_dispatcher_paces_on_input_tokens_estimated_before_sending():
     # Each request is bigger than a second's worth of input, so each goes when the bucket is full
     # again: one request's input per 0.95 * 0.5 requests per second.
     assert provider.sends()[-1] == pytest.approx(0.5 + 59 / (0.5 * 0.95), abs=1e-3)
+
+
+CACHED_BODY = dict(
+    BODY, system=[{"type": "text", "text": "You label support tickets. " * 60, "cache_control": {"type": "ephemeral"}}]
+)
+
+
+def test_cache_reads_are_not_charged_against_itpm():
+    # "For most Claude models, only uncached input tokens count towards your ITPM rate limits"
+    # (rate-limits page): a shared cached system prompt read by every request but the first.
+    prompt = count_request(CACHED_BODY)
+    read = prompt - 40  # all but the 40-token tail comes from the cache
+    itpm = prompt * 30  # the whole prompt 30 times a minute: one uncached request every 2 s
+    limits = RateLimits(BIG, itpm, BIG)
+    provider = FakeProvider(VirtualClock(), limits, cache_read=read)
+    dispatcher, outcomes, _ = _run_dispatcher(provider, 60, body=CACHED_BODY, limits=limits)
+    assert all(o.ok for o in outcomes) and provider.count(429) == 0
+    assert dispatcher.expected_cache_read == read
+    # Charged the whole prompt, 60 requests would take 59 / (0.95 * 0.5) = 124 s. Charged their 40
+    # uncached tokens, they go one every 40 / (0.95 * itpm / 60) s once the cache is warm.
+    sends = provider.sends()
+    assert sends[-1] < 25, sends[-1]
+    assert sends[-1] - sends[-2] == pytest.approx(40 / (0.95 * itpm / 60), abs=1e-3)
+    # Settled to what the provider counted: the input bucket ends where the provider's does (within
+    # the tokens the first, uncached, request took and one second's refill).
+    assert dispatcher.budget.input.level > dispatcher.budget.input.capacity - prompt
+
+
+def test_the_same_prompt_without_cache_control_is_paced_on_every_token():
+    prompt = count_request(BODY)
+    limits = RateLimits(BIG, prompt * 30, BIG)
+    provider = FakeProvider(VirtualClock(), limits)
+    dispatcher, outcomes, _ = _run_dispatcher(provider, 20, limits=limits)
+    assert all(o.ok for o in outcomes) and provider.count(429) == 0
+    assert dispatcher.expected_cache_read == 0
+    assert provider.sends()[-1] == pytest.approx(0.5 + 19 / (0.5 * 0.95), abs=1e-3)
 
 
 def test_max_tokens_reserves_nothing_output_is_paced_on_what_replies_generate():

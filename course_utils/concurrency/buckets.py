@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 from ..clock import SYSTEM_CLOCK, Clock
 
@@ -261,6 +262,11 @@ class RateBudget:
         """Replace the output the client expected by the output actually generated."""
         self.output.take(used - expected)
 
+    def settle_input(self, charged: int, counted: int) -> None:
+        """Replace the input charged before sending by what the provider counts towards ITPM
+        (``input_tokens + cache_creation_input_tokens``: cache reads don't count on most models)."""
+        self.input.take(counted - charged)
+
     def pause_until(self, monotonic_deadline: float) -> None:
         """Admit nothing before ``monotonic_deadline`` (a clock ``monotonic()`` reading)."""
         self._paused_until = max(self._paused_until, monotonic_deadline)
@@ -271,18 +277,26 @@ class RateBudget:
         Raises :class:`ExceedsBucketCapacity` for more input tokens than the per-minute limit
         (the provider refuses those for good).
         """
-        if cost.input_tokens > self.per_minute["input-tokens"]:
-            raise ExceedsBucketCapacity(
-                f"{cost.input_tokens:,} input tokens exceed the {self.per_minute['input-tokens']:,.0f} input tokens "
-                "per minute this key may ever send; shorten or split the prompt"
-            )
+        waited, _ = await self.acquire_estimate(lambda: cost)
+        return waited
+
+    async def acquire_estimate(self, estimate: Callable[[], Cost]) -> tuple[float, Cost]:
+        """:meth:`acquire` for a cost estimated while waiting: ``estimate()`` is called again each time
+        the request is about to be admitted (what replies taught while it queued, e.g. how many of its
+        tokens the prompt cache will serve, counts); returns the seconds waited and the cost taken."""
         waited = 0.0
         async with self._line:  # first come, first served
             while True:
+                cost = estimate()
+                if cost.input_tokens > self.per_minute["input-tokens"]:
+                    raise ExceedsBucketCapacity(
+                        f"{cost.input_tokens:,} input tokens exceed the {self.per_minute['input-tokens']:,.0f} input "
+                        "tokens per minute this key may ever send; shorten or split the prompt"
+                    )
                 wait = self.time_until(cost)
                 if wait <= 0:
                     self.take(cost)
                     self.waited_s += waited
-                    return waited
+                    return waited, cost
                 await self.clock.sleep(wait)
                 waited += wait
