@@ -619,6 +619,32 @@ def test_the_same_prompt_without_cache_control_is_paced_on_every_token():
     assert provider.sends()[-1] == pytest.approx(0.5 + 19 / (0.5 * 0.95), abs=1e-3)
 
 
+def test_a_ramp_starts_at_a_share_of_the_paced_rate_and_reaches_all_of_it():
+    # "ramp up your traffic gradually" (rate-limits page, acceleration limits); the figures are ours.
+    limits = RateLimits(120, BIG, BIG)  # paced at 0.95 * 2 = 1.9 requests a second
+    provider = FakeProvider(VirtualClock(), limits)
+    dispatcher, outcomes, _ = _run_dispatcher(provider, 120, limits=limits, ramp_s=20, ramp_start=0.1)
+    assert all(o.ok for o in outcomes) and provider.count(429) == 0
+    sends = provider.sends()
+    start = 0.5  # the first reply starts the ramp
+    # The ramped rate integrates to 1.9 * (0.1 * 20 + 0.9 * 20 / 2) = 20.9 requests over its 20 s
+    # (plus what the first burst held): far fewer than the 38 an unramped client sends then.
+    during = sum(1 for t in sends if start < t <= start + 20)
+    assert 18 <= during <= 23, during
+    early = sum(1 for t in sends if start < t <= start + 5)  # about 1.9 * (0.1 * 5 + 0.9 * 25 / 40) = 2.0
+    assert early <= 4, early
+    # After the ramp: the full paced rate.
+    assert sends[-1] - sends[-2] == pytest.approx(1 / 1.9, abs=1e-3)
+    assert dispatcher.budget.ramp_share() == 1.0
+
+
+def test_without_a_ramp_the_dispatcher_starts_at_the_full_paced_rate():
+    limits = RateLimits(120, BIG, BIG)
+    provider = FakeProvider(VirtualClock(), limits)
+    _run_dispatcher(provider, 60, limits=limits)
+    assert sum(1 for t in provider.sends() if 0.5 < t <= 20.5) >= 37
+
+
 def test_max_tokens_reserves_nothing_output_is_paced_on_what_replies_generate():
     # OTPM 300 and 5 tokens per reply: one request a second. A max_tokens of 1,000 (more than the
     # whole minute's OTPM) changes nothing, as on the API.

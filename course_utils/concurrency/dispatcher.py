@@ -115,7 +115,10 @@ class RateLimitedDispatcher:
     provider, see the lesson). ``max_attempts`` counts tries per request for 429 and transient
     500/529 errors. ``backoff_s`` is the full-jitter window of the first retry (doubling each
     retry) added on top of ``retry-after``; ``backoff_s=0`` waits exactly ``retry-after``, the SDK's
-    rule, which exists to show the herd it makes.
+    rule, which exists to show the herd it makes. ``ramp_s`` ramps the paced rate up from
+    ``ramp_start`` of it to all of it over that many seconds after the first response: the
+    rate-limits page asks clients to "ramp up your traffic gradually" to avoid acceleration limits
+    and gives no figures (0, the default, starts at the full paced rate, as lessons 07 and 08 use it).
     """
 
     def __init__(
@@ -131,6 +134,8 @@ class RateLimitedDispatcher:
         clock: Clock = SYSTEM_CLOCK,
         backoff_s: float = 0.5,
         rng: random.Random | None = None,
+        ramp_s: float = 0.0,
+        ramp_start: float = 0.1,
     ) -> None:
         with_options = getattr(client, "with_options", None)
         self._client = with_options(max_retries=0) if with_options is not None else client
@@ -139,6 +144,7 @@ class RateLimitedDispatcher:
         self._burst_s = burst_s
         self._sync = sync_headers
         self._max_attempts = max(1, max_attempts)
+        self._ramp = (ramp_s, ramp_start)
         self._rng = rng or random.Random(0)
         self._retry = RetryPolicy(
             max_attempts=self._max_attempts,
@@ -298,6 +304,8 @@ class RateLimitedDispatcher:
         says (another process may be spending the key)."""
         assert self.budget is not None
         self.budget.restart(spent)
+        if self._ramp[0] > 0:
+            self.budget.ramp(*self._ramp)
         if self._sync:
             self._lower_to_remaining(headers, {}, fresh=True)
 
