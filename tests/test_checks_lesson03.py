@@ -12,6 +12,7 @@ from _checks import assert_rejected, assert_not_attempted
 from course_utils import text_of
 from course_utils.concurrency import RateLimitedDispatcher, TokenBucket, bounded_gather
 from course_utils.mock_provider.ratelimit import RateLimits
+from course_utils.retries import retry_after_s, retry_delay
 
 
 # ----- 3.1 ------------------------------------------------------------------------------------
@@ -611,16 +612,18 @@ def test_3_3_stub_is_not_attempted():
 # ----- 3.4 ------------------------------------------------------------------------------------
 async def dispatch(client, bodies, rpm):
     """The notebook's solution: a bucket of one request (no burst to bet on) refilled at 95% of the
-    limit (headroom), several requests in flight, and retry-after honoured if a 429 still comes."""
+    limit (headroom), several requests in flight, and retry-after plus jitter if a 429 still comes."""
     bucket = TokenBucket(1, 0.95 * rpm / 60)
 
     async def send(body):
+        attempt = 0
         while True:
             await bucket.acquire(1)
             try:
                 return await client.messages.create(**body)
             except anthropic.RateLimitError as exc:
-                await asyncio.sleep(float(exc.response.headers.get("retry-after", 1)))
+                attempt += 1
+                await asyncio.sleep(retry_delay(attempt, retry_after_s(exc)))
 
     return await bounded_gather(send, bodies, limit=32)
 

@@ -11,7 +11,7 @@ import pytest
 
 from course_utils.clock import SYSTEM_CLOCK, VirtualClock, run_virtual
 from course_utils.mock_provider.inprocess import InProcessServer
-from course_utils.resilience import RetryBudget, RetryPolicy, backoff_delay
+from course_utils.resilience import RetryBudget, RetryPolicy, backoff_delay, retry_delay
 from course_utils.resilience.fakes import spend_limit_error, status_error
 
 
@@ -122,6 +122,36 @@ def test_jitter_spreads_clients_that_failed_together():
 
     assert len(set(run_virtual(crowd(False)))) == 1
     assert len(set(run_virtual(crowd(True)))) > 90
+
+
+def test_retry_after_plus_jitter_spreads_a_crowd_that_got_the_same_retry_after():
+    """100 clients get the same 429 with ``retry-after: 5`` and a backoff cap below it.
+
+    ``max(retry-after, backoff)`` would bring all 100 back at exactly 5 s; retry-after *plus* jitter
+    keeps every retry at or after 5 s and spreads them over the backoff window."""
+
+    async def crowd():
+        seconds = []
+
+        async def client(i):
+            fn = Script(status_error(429, {"retry-after": "5"}))
+            await RetryPolicy(base_s=1, cap_s=1, seed=i).acall(fn.acall)
+            seconds.append(round(fn.times[1] - fn.times[0], 6))
+
+        await asyncio.gather(*(client(i) for i in range(100)))
+        return seconds
+
+    waits = run_virtual(crowd())
+    assert all(5 <= w <= 6 for w in waits)
+    assert len(set(waits)) > 90 and max(waits) - min(waits) > 0.8
+
+
+def test_retry_delay_is_retry_after_plus_the_backoff_draw():
+    assert retry_delay(3, 5.0, base_s=1, cap_s=10, jitter=False) == 9.0
+    assert retry_delay(3, None, base_s=1, cap_s=10, jitter=False) == 4.0
+    rng = random.Random(3)
+    draws = [retry_delay(2, 5.0, base_s=1, cap_s=10, rng=rng) for _ in range(300)]
+    assert all(5 <= d <= 7 for d in draws) and max(draws) > 6.9 and min(draws) < 5.1
 
 
 def test_same_seed_same_delays():

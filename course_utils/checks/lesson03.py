@@ -730,10 +730,10 @@ dispatch = Exercise(
         "Don't count on a burst: the provider may enforce `rpm` over about a second. Keep a client-side "
         "token bucket that holds one request and refills a little below rpm/60 per second (headroom), take "
         "a token before each request, and keep several requests in flight. If a 429 still comes, wait its "
-        "retry-after and send that request again.",
+        "retry-after plus a random jitter (course_utils.retries.retry_delay) and send that request again.",
         "bucket = TokenBucket(1, 0.95 * rpm / 60); async def send(body): while True: await bucket.acquire(1); "
         "try: return await client.messages.create(**body) except anthropic.RateLimitError as exc: await "
-        "asyncio.sleep(float(exc.response.headers.get('retry-after', 1))); then return await "
+        "asyncio.sleep(retry_delay(1, retry_after_s(exc))); then return await "
         "bounded_gather(send, bodies, limit=32) (results in input order).",
     ],
 )

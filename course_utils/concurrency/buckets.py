@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 from ..clock import SYSTEM_CLOCK, Clock
 
@@ -178,6 +179,7 @@ class RateBudget:
         self.input = self._bucket(input_tokens_per_minute)
         self.output = self._bucket(output_tokens_per_minute)
         self._paused_until = -math.inf
+        self._ramp: tuple[float, float, float] | None = None
         self._line = asyncio.Lock()
         self.waited_s = 0.0
         """Total seconds acquisitions spent waiting for capacity or a pause."""
@@ -211,9 +213,42 @@ class RateBudget:
     def set_limit(self, name: str, per_minute: float) -> None:
         """Adopt the provider's per-minute limit for bucket ``name`` (a ``*-limit`` header), keeping its level."""
         self.per_minute[name] = float(per_minute)
-        capacity, rate = self._shape(per_minute)
-        bucket = self.buckets()[name]
-        bucket.set_limit(rate * 60.0, capacity=capacity)
+        self._reshape(name)
+
+    def _reshape(self, name: str) -> None:
+        capacity, rate = self._shape(self.per_minute[name])
+        share = self.ramp_share()
+        self.buckets()[name].set_limit(rate * share * 60.0, capacity=max(1.0, capacity * share))
+
+    def ramp(self, over_s: float, start: float = 0.1) -> None:
+        """Ramp up from now: the paced rate (and burst) start at ``start`` of the full ones and grow
+        linearly to all of them over ``over_s`` seconds. The rate-limits page asks clients to "ramp
+        up your traffic gradually" (acceleration limits); it publishes no figures, so these are the
+        caller's. ``over_s=0`` switches the ramp off."""
+        if not 0 < start <= 1:
+            raise ValueError(f"start must be in (0, 1], not {start!r}")
+        self._ramp = (self.clock.monotonic(), float(over_s), float(start)) if over_s > 0 else None
+        for name in self.buckets():
+            self._reshape(name)
+
+    def ramp_share(self) -> float:
+        """The share of the paced rate allowed now: 1 when not ramping."""
+        if self._ramp is None:
+            return 1.0
+        began, over_s, start = self._ramp
+        share = start + (1.0 - start) * (self.clock.monotonic() - began) / over_s
+        if share >= 1.0:
+            self._ramp = None
+            return 1.0
+        return share
+
+    def _follow_ramp(self) -> float:
+        """Apply the ramp's current share; return the longest sleep before it should be applied again."""
+        if self._ramp is None:
+            return math.inf
+        for name in self.buckets():
+            self._reshape(name)
+        return 0.0 if self._ramp is None else max(0.05, self._ramp[1] / 100.0)
 
     def restart(self, spent: Cost | None = None) -> None:
         """Start every bucket afresh now, full minus ``spent`` (a request the provider already charged)."""
@@ -261,6 +296,11 @@ class RateBudget:
         """Replace the output the client expected by the output actually generated."""
         self.output.take(used - expected)
 
+    def settle_input(self, charged: int, counted: int) -> None:
+        """Replace the input charged before sending by what the provider counts towards ITPM
+        (``input_tokens + cache_creation_input_tokens``: cache reads don't count on most models)."""
+        self.input.take(counted - charged)
+
     def pause_until(self, monotonic_deadline: float) -> None:
         """Admit nothing before ``monotonic_deadline`` (a clock ``monotonic()`` reading)."""
         self._paused_until = max(self._paused_until, monotonic_deadline)
@@ -271,18 +311,28 @@ class RateBudget:
         Raises :class:`ExceedsBucketCapacity` for more input tokens than the per-minute limit
         (the provider refuses those for good).
         """
-        if cost.input_tokens > self.per_minute["input-tokens"]:
-            raise ExceedsBucketCapacity(
-                f"{cost.input_tokens:,} input tokens exceed the {self.per_minute['input-tokens']:,.0f} input tokens "
-                "per minute this key may ever send; shorten or split the prompt"
-            )
+        waited, _ = await self.acquire_estimate(lambda: cost)
+        return waited
+
+    async def acquire_estimate(self, estimate: Callable[[], Cost]) -> tuple[float, Cost]:
+        """:meth:`acquire` for a cost estimated while waiting: ``estimate()`` is called again each time
+        the request is about to be admitted (what replies taught while it queued, e.g. how many of its
+        tokens the prompt cache will serve, counts); returns the seconds waited and the cost taken."""
         waited = 0.0
         async with self._line:  # first come, first served
             while True:
+                step = self._follow_ramp()
+                cost = estimate()
+                if cost.input_tokens > self.per_minute["input-tokens"]:
+                    raise ExceedsBucketCapacity(
+                        f"{cost.input_tokens:,} input tokens exceed the {self.per_minute['input-tokens']:,.0f} input "
+                        "tokens per minute this key may ever send; shorten or split the prompt"
+                    )
                 wait = self.time_until(cost)
                 if wait <= 0:
                     self.take(cost)
                     self.waited_s += waited
-                    return waited
+                    return waited, cost
+                wait = min(wait, step) if step > 0 else wait  # look again as the ramp raises the rate
                 await self.clock.sleep(wait)
                 waited += wait

@@ -9,14 +9,22 @@ dispatcher:
    :func:`course_utils.tokens.count_request`, and the output it *expects* (the mean of the replies
    so far, capped at ``max_tokens``). The API reserves nothing for ``max_tokens``: OTPM counts the
    output actually generated, so the estimate is the client's own, settled to the actual output;
+   Input is charged the same way: "only uncached input tokens count towards your ITPM rate limits"
+   on most models (cache reads are still billed), so the client subtracts the cache reads it expects
+   (the latest reply's, for a body with ``cache_control``) and settles each reply to its
+   ``input_tokens + cache_creation_input_tokens``;
 2. **waits in a client-side** :class:`~.buckets.RateBudget` that refills at ``1 - headroom`` of each
    limit and holds about ``burst_s`` (1) second of it, so requests go out paced from the start;
 3. **stays in step with the provider**: the first request goes alone and the buckets start when
    its answer arrives (behind the provider's, never ahead); every response's
    ``anthropic-ratelimit-*-limit`` headers set the limits, and a ``*-remaining`` lower than the local
    level (another process or key of the same organisation) lowers the local bucket to match;
-4. **honours ``retry-after``** if a 429 still happens: the request is refunded, every request
-   waits exactly the advised time (not a fixed 15 s pause), then it is retried.
+4. **waits ``retry-after`` plus jitter** if a 429 still happens (the course's one waiting rule,
+   :func:`course_utils.retries.retry_delay`): the request is refunded; nothing is sent before
+   ``retry-after`` ("earlier retries will fail"), the local buckets drop to empty (the provider's
+   short-interval bucket is), and each refused request comes back at its own time,
+   ``retry-after`` plus a full-jitter draw, so the refused crowd does not return at one instant
+   (the SDK waits exactly ``retry-after``: lesson 03 measures the herd that makes).
 
 With ``limits=None`` the limits are read from the first response's headers.
 The client is used with ``max_retries=0``: the SDK's own retries would hide the 429s from us.
@@ -25,6 +33,7 @@ The client is used with ``max_retries=0``: the SDK's own retries would hide the 
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import random
 from dataclasses import dataclass, field
@@ -41,31 +50,38 @@ from .buckets import Cost, RateBudget
 from .structured import Outcome, Outcomes, run_all
 
 
-class _PacedRetry(RetryPolicy):
-    """The retry policy with no extra wait after a 429: the dispatcher's budget already paused for it."""
-
-    def delay(self, attempt: int, error: BaseException | None = None) -> float:
-        if isinstance(error, anthropic.RateLimitError):
-            return 0.0
-        return super().delay(attempt, error)
-
-
-__all__ = ["RateLimitedDispatcher", "DispatchStats", "estimate_cost"]
+__all__ = ["RateLimitedDispatcher", "DispatchStats", "estimate_cost", "itpm_tokens", "uses_cache"]
 
 HEADER_PREFIX = "anthropic-ratelimit-"
 ROUNDING_SLACK = 500.0
 """The ``*-tokens-remaining`` headers are "rounded to the nearest thousand": at most this far off."""
 
 
-def estimate_cost(body: Mapping[str, Any], expected_output: float = 0.0) -> Cost:
+def estimate_cost(body: Mapping[str, Any], expected_output: float = 0.0, expected_cache_read: float = 0.0) -> Cost:
     """What a Messages request body will take from the rate limits, computed before sending it.
 
-    1 request and its input tokens (counted offline); ``expected_output`` tokens of output, capped
-    at the body's ``max_tokens`` (the API charges OTPM for output generated, so only the client
-    can guess it; ``max_tokens`` itself reserves nothing).
+    1 request and its input tokens (counted offline) less ``expected_cache_read`` (cache reads don't
+    count towards ITPM on most models); ``expected_output`` tokens of output, capped at the body's
+    ``max_tokens`` (the API charges OTPM for output generated, so only the client can guess it;
+    ``max_tokens`` itself reserves nothing).
     """
     cap = int(body.get("max_tokens") or 0)
-    return Cost(requests=1, input_tokens=count_request(body), output_tokens=min(cap, math.ceil(expected_output)))
+    counted = count_request(body)
+    uncached = max(0, counted - int(expected_cache_read))
+    return Cost(requests=1, input_tokens=uncached, output_tokens=min(cap, math.ceil(expected_output)))
+
+
+def uses_cache(body: Mapping[str, Any]) -> bool:
+    """Whether a body marks anything for the prompt cache (a block's or the top-level ``cache_control``)."""
+    return '"cache_control"' in json.dumps(body, default=str)
+
+
+def itpm_tokens(usage: Any) -> int | None:
+    """What a reply's ``usage`` counts towards ITPM: ``input_tokens + cache_creation_input_tokens``
+    (``cache_read_input_tokens`` do not count on most models); None without a usage."""
+    if usage is None or getattr(usage, "input_tokens", None) is None:
+        return None
+    return int(usage.input_tokens or 0) + int(getattr(usage, "cache_creation_input_tokens", 0) or 0)
 
 
 @dataclass
@@ -97,7 +113,12 @@ class RateLimitedDispatcher:
     jitter and clock differences; ``burst_s`` how many seconds of the paced rate the local buckets
     may spend at once (1: the short interval the API may enforce over; 60 bets on a lenient
     provider, see the lesson). ``max_attempts`` counts tries per request for 429 and transient
-    500/529 errors.
+    500/529 errors. ``backoff_s`` is the full-jitter window of the first retry (doubling each
+    retry) added on top of ``retry-after``; ``backoff_s=0`` waits exactly ``retry-after``, the SDK's
+    rule, which exists to show the herd it makes. ``ramp_s`` ramps the paced rate up from
+    ``ramp_start`` of it to all of it over that many seconds after the first response: the
+    rate-limits page asks clients to "ramp up your traffic gradually" to avoid acceleration limits
+    and gives no figures (0, the default, starts at the full paced rate, as lessons 07 and 08 use it).
     """
 
     def __init__(
@@ -113,6 +134,8 @@ class RateLimitedDispatcher:
         clock: Clock = SYSTEM_CLOCK,
         backoff_s: float = 0.5,
         rng: random.Random | None = None,
+        ramp_s: float = 0.0,
+        ramp_start: float = 0.1,
     ) -> None:
         with_options = getattr(client, "with_options", None)
         self._client = with_options(max_retries=0) if with_options is not None else client
@@ -121,8 +144,9 @@ class RateLimitedDispatcher:
         self._burst_s = burst_s
         self._sync = sync_headers
         self._max_attempts = max(1, max_attempts)
+        self._ramp = (ramp_s, ramp_start)
         self._rng = rng or random.Random(0)
-        self._retry = _PacedRetry(
+        self._retry = RetryPolicy(
             max_attempts=self._max_attempts,
             base_s=backoff_s,
             deadline_s=None,
@@ -143,6 +167,7 @@ class RateLimitedDispatcher:
         self._corrected = {"requests": 0.0, "input-tokens": 0.0, "output-tokens": 0.0}
         self._outputs = 0
         self._output_tokens = 0
+        self._cache_read_tokens = 0
 
     # ----- one request -----------------------------------------------------------------------
     async def create(self, **body: Any) -> Any:
@@ -167,22 +192,36 @@ class RateLimitedDispatcher:
         """Output tokens per reply so far (the mean), what the next request is expected to produce."""
         return self._output_tokens / self._outputs if self._outputs else 0.0
 
+    @property
+    def expected_cache_read(self) -> float:
+        """Cache-read tokens the next body with ``cache_control`` is expected to read: the latest such
+        reply's (the cache as it is now; a mean would drag the first reply's cache write along)."""
+        return float(self._cache_read_tokens)
+
     async def _attempts(self, body: Mapping[str, Any]) -> Any:
-        # The course's one retry policy (course_utils.retries, taught in lesson 05) decides what is retried (429 but not the spend
-        # limit, 529, 5xx, timeouts, connection errors; x-should-retry wins) and how long to back off.
-        # A 429 has already been waited out in _send_once (the budget pauses until retry-after), so
-        # it is retried at once; other transient failures back off with full jitter.
-        return await self._retry.acall(self._send_once, body, estimate_cost(body, self.expected_output))
+        # The course's one retry policy (course_utils.retries, taught in lesson 05) decides what is retried
+        # (429 but not the spend limit, 529, 5xx, timeouts, connection errors; x-should-retry wins) and how
+        # long to wait: retry-after (0 if none) plus full jitter, for a 429 as for anything else.
+        cached = uses_cache(body)
+
+        def estimate() -> Cost:
+            # Called again while the request waits for capacity: replies that arrive meanwhile count.
+            return estimate_cost(body, self.expected_output, self.expected_cache_read if cached else 0.0)
+
+        return await self._retry.acall(self._send_once, body, estimate, cached)
 
     def _count_retry(self, event: RetryEvent) -> None:
         self.stats.retries += 1
 
-    async def _send_once(self, body: Mapping[str, Any], cost: Cost) -> Any:
+    async def _send_once(self, body: Mapping[str, Any], estimate: Callable[[], Cost], cached: bool = False) -> Any:
         async with self._slots:
             snapshot = None
             if self.budget is not None:
-                self.stats.waited_s += await self.budget.acquire(cost)
+                waited, cost = await self.budget.acquire_estimate(estimate)
+                self.stats.waited_s += waited
                 snapshot = self._snapshot(cost)
+            else:
+                cost = estimate()
             self.stats.sent += 1
             self.stats.arrivals.append(self._clock.monotonic())
             try:
@@ -193,25 +232,36 @@ class RateLimitedDispatcher:
                     self.budget.refund(cost)  # refused, so never charged
                 self._observe(exc.response.headers, snapshot)
                 advised = retry_after_s(exc)  # the course's one parser (retry-after-ms, then retry-after)
-                wait = 1.0 if advised is None else advised
                 if self.budget is not None:
-                    self.budget.pause_until(self._clock.monotonic() + wait)
-                else:
-                    await self._clock.sleep(wait)
+                    # Nobody sends before retry-after (a floor for every request, not a meeting time: the
+                    # refused request itself waits retry-after plus its own jitter, in the retry policy).
+                    # A 429 says the provider's short-interval bucket is empty now, whatever the per-minute
+                    # *-remaining headers say: ours empty too, or the refund above keeps them full and the
+                    # end of every pause releases a burst of burst_s seconds into the same 429s.
+                    self.budget.pause_until(self._clock.monotonic() + (advised or 0.0))
+                    for bucket in self.budget.buckets().values():
+                        self.stats.corrections += int(bucket.lower_to(0.0) >= 1)
                 raise
             except anthropic.APIStatusError:
                 self.stats.failed += 1
                 raise
             message = await raw.parse()
-            used = int(getattr(getattr(message, "usage", None), "output_tokens", 0) or 0)
+            usage = getattr(message, "usage", None)
+            used = int(getattr(usage, "output_tokens", 0) or 0)
             self._outputs += 1
             self._output_tokens += used
+            counted = itpm_tokens(usage)
+            if cached and usage is not None:
+                self._cache_read_tokens = int(getattr(usage, "cache_read_input_tokens", 0) or 0)
             self._observe(raw.headers, snapshot)
             if self.budget is not None:
                 if not self._warmed_up:
-                    self._start_after_first(raw.headers, Cost(cost.requests, cost.input_tokens, used))
+                    counted_in = cost.input_tokens if counted is None else counted
+                    self._start_after_first(raw.headers, Cost(cost.requests, counted_in, used))
                 else:
                     self.budget.settle_output(cost.output_tokens, used)
+                    if counted is not None:
+                        self.budget.settle_input(cost.input_tokens, counted)
             self.stats.succeeded += 1
             return message
 
@@ -254,6 +304,8 @@ class RateLimitedDispatcher:
         says (another process may be spending the key)."""
         assert self.budget is not None
         self.budget.restart(spent)
+        if self._ramp[0] > 0:
+            self.budget.ramp(*self._ramp)
         if self._sync:
             self._lower_to_remaining(headers, {}, fresh=True)
 

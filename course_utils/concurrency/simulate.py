@@ -134,6 +134,7 @@ def simulate_runs(
     burst_s: float = 1.0,
     seed: int = 0,
     time_scale: float = 1.0,
+    acceleration: Any | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> RunComparison:
     """Run each approach on its own fresh simulator and organisation, on virtual time; return their figures.
@@ -153,7 +154,15 @@ def simulate_runs(
             _in_thread(
                 lambda approach=approach, name=name: run_virtual(
                     _one(
-                        name, approach, rpm=rpm, itpm=itpm, otpm=otpm, burst_s=burst_s, seed=seed, time_scale=time_scale
+                        name,
+                        approach,
+                        rpm=rpm,
+                        itpm=itpm,
+                        otpm=otpm,
+                        burst_s=burst_s,
+                        seed=seed,
+                        time_scale=time_scale,
+                        acceleration=acceleration,
                     )
                 )
             )
@@ -172,6 +181,7 @@ async def asimulate_runs(
     burst_s: float = 1.0,
     seed: int = 0,
     time_scale: float = 1.0,
+    acceleration: Any | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> RunComparison:
     """:func:`simulate_runs` for a running event loop (``await`` it in a notebook cell).
@@ -187,7 +197,17 @@ async def asimulate_runs(
         out.append(
             await asyncio.to_thread(
                 run_virtual,
-                _one(name, approach, rpm=rpm, itpm=itpm, otpm=otpm, burst_s=burst_s, seed=seed, time_scale=time_scale),
+                _one(
+                    name,
+                    approach,
+                    rpm=rpm,
+                    itpm=itpm,
+                    otpm=otpm,
+                    burst_s=burst_s,
+                    seed=seed,
+                    time_scale=time_scale,
+                    acceleration=acceleration,
+                ),
             )
         )
         if on_progress is not None:
@@ -196,7 +216,16 @@ async def asimulate_runs(
 
 
 async def _one(
-    name: str, approach: Approach, *, rpm: float, itpm: float, otpm: float, burst_s: float, seed: int, time_scale: float
+    name: str,
+    approach: Approach,
+    *,
+    rpm: float,
+    itpm: float,
+    otpm: float,
+    burst_s: float,
+    seed: int,
+    time_scale: float,
+    acceleration: Any | None = None,
 ) -> SimulatedRun:
     import asyncio
 
@@ -207,6 +236,8 @@ async def _one(
     key = f"sim-key-l03-{''.join(c if c.isalnum() else '-' for c in name.lower())}"
     # The key stands for an organisation of its own with these limits (limits belong to the organisation).
     server.set_rate_limits(key, RateLimits(int(rpm), int(itpm), int(otpm), burst_s=burst_s))
+    if acceleration is not None:
+        server.simulator.limiter.set_acceleration(acceleration)
     burst = max(1.0, rpm * server.simulator.limiter.burst_for(key) / 60.0)
     client = server.async_client(api_key=key, max_retries=0)
     loop = asyncio.get_running_loop()

@@ -3,8 +3,8 @@
 One job per module:
 
 - :mod:`course_utils.retries` (the foundation lessons 03 and 04 use too, re-exported here because
-  this lesson teaches it): what is retryable, ``retry-after``, :class:`RetryPolicy` (full jitter,
-  ``retry-after``, attempts, deadline) and :class:`RetryBudget`;
+  this lesson teaches it): what is retryable, ``retry-after``, :class:`RetryPolicy` (``retry-after``
+  plus full jitter, attempts, deadline) and :class:`RetryBudget`;
 - :mod:`.breaker`: :class:`CircuitBreaker` (closed / open / half-open) and :class:`BreakerBoard`;
 - :mod:`.fallback`: :class:`FallbackChain` and :func:`stream_with_fallback`;
 - :mod:`.idempotency`: :class:`IdempotencyStore` (SQLite) and :class:`Idempotent`;
@@ -50,6 +50,7 @@ from ..retries import (
     is_retryable,
     is_spend_limit,
     retry_after_s,
+    retry_delay,
 )
 
 __all__ = [
@@ -79,6 +80,7 @@ __all__ = [
     "RetryPolicy",
     "RetryEvent",
     "backoff_delay",
+    "retry_delay",
     "RetryBudget",
     "BudgetStats",
     "CircuitBreaker",

@@ -5,7 +5,7 @@ failure is classified, and a ``retry-after`` read, the same way everywhere:
 
 - :mod:`.errors`: what is retryable (:func:`is_retryable`), the one ``retry-after`` parser
   (:func:`retry_after_s`, which reads ``retry-after-ms`` first), what a circuit breaker counts;
-- :mod:`.policy`: :class:`RetryPolicy` on ``tenacity`` (full jitter, ``retry-after``, attempts,
+- :mod:`.policy`: :class:`RetryPolicy` on ``tenacity`` (``retry-after`` plus jitter, attempts,
   deadline, budget);
 - :mod:`.budget`: :class:`RetryBudget`, retries capped at a fraction of requests.
 """
@@ -21,7 +21,7 @@ from .errors import (
     is_spend_limit,
     retry_after_s,
 )
-from .policy import RetryEvent, RetryPolicy, backoff_delay
+from .policy import RetryEvent, RetryPolicy, backoff_delay, retry_delay
 
 __all__ = [
     "RETRYABLE_STATUSES",
@@ -35,6 +35,7 @@ __all__ = [
     "RetryPolicy",
     "RetryEvent",
     "backoff_delay",
+    "retry_delay",
     "RetryBudget",
     "BudgetStats",
 ]

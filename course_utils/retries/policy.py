@@ -2,10 +2,14 @@
 
 - **What**: :func:`~.errors.is_retryable` (429 except the spend limit, 529, 5xx, timeouts,
   connection errors; ``x-should-retry`` overrides), or your own predicate.
-- **How long**: ``max(retry-after, full-jitter exponential backoff)``. Full jitter (a uniform draw in
-  ``[0, min(cap, base * 2**(n-1))]``, AWS Architecture Blog, "Exponential Backoff and Jitter")
-  spreads a crowd of clients that failed together, so their retries do not arrive together; the
-  server's ``retry-after`` is a floor, because retrying earlier is refused again.
+- **How long**: ``retry-after`` (0 when the response gives none) **plus** full-jitter exponential
+  backoff (:func:`retry_delay`). Full jitter (a uniform draw in ``[0, min(cap, base * 2**(n-1))]``,
+  AWS Architecture Blog, "Exponential Backoff and Jitter") spreads a crowd of clients that failed
+  together, so their retries do not arrive together. The server's ``retry-after`` is a floor
+  (retrying earlier is refused again), and the jitter goes *on top of* it: every client that got
+  the same 429 reads the same ``retry-after``, so ``max(retry-after, backoff)``, or the SDK's
+  "wait exactly retry-after", brings them all back at the same instant whenever ``retry-after``
+  exceeds the backoff draw (lessons 03 and 05 measure that herd).
 - **When to stop**: after ``max_attempts`` attempts, or when the next wait would end past
   ``deadline_s`` after the first attempt (a retry that cannot finish in time is not worth starting),
   or when a shared :class:`~.budget.RetryBudget` has no retry left.
@@ -31,7 +35,7 @@ from ..clock import SYSTEM_CLOCK, Clock
 from .budget import RetryBudget
 from .errors import failure_kind, is_retryable, retry_after_s
 
-__all__ = ["RetryPolicy", "RetryEvent", "backoff_delay", "log"]
+__all__ = ["RetryPolicy", "RetryEvent", "backoff_delay", "retry_delay", "log"]
 
 log = logging.getLogger("course_utils.resilience")
 T = TypeVar("T")
@@ -51,6 +55,24 @@ def backoff_delay(
     return (rng or random).uniform(0.0, ceiling)
 
 
+def retry_delay(
+    attempt: int,
+    retry_after: float | None = None,
+    *,
+    base_s: float = 0.5,
+    cap_s: float = 30.0,
+    rng: random.Random | None = None,
+    jitter: bool = True,
+) -> float:
+    """The course's one waiting rule: ``retry-after`` (None: 0) plus :func:`backoff_delay`.
+
+    The result is never below ``retry_after`` (the server refuses earlier retries), and two clients
+    given the same ``retry-after`` draw different waits (no herd). ``jitter=False`` exists to show
+    the herd it prevents.
+    """
+    return (retry_after or 0.0) + backoff_delay(attempt, base_s=base_s, cap_s=cap_s, rng=rng, jitter=jitter)
+
+
 @dataclass(frozen=True)
 class RetryEvent:
     """One retry about to happen: after ``attempt`` failed with ``error``, wait ``delay_s``."""
@@ -68,7 +90,7 @@ class RetryEvent:
 
 @dataclass
 class RetryPolicy:
-    """Retry with ``max(retry-after, full jitter)``, an attempt limit, a deadline and an optional budget.
+    """Retry with ``retry-after`` plus full jitter, an attempt limit, a deadline and an optional budget.
 
     ``retry_if(exc) -> bool`` decides what is retryable; ``respect_retry_after=False`` and
     ``jitter=False`` exist to show what they prevent, not for production.
@@ -96,10 +118,11 @@ class RetryPolicy:
     # ----- the three decisions ---------------------------------------------------------------------
     def delay(self, attempt: int, error: BaseException | None = None) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based) with ``error``."""
-        with self._lock:
-            backoff = backoff_delay(attempt, base_s=self.base_s, cap_s=self.cap_s, rng=self._rng, jitter=self.jitter)
         advised = retry_after_s(error) if (error is not None and self.respect_retry_after) else None
-        return max(backoff, advised or 0.0)
+        with self._lock:
+            return retry_delay(
+                attempt, advised, base_s=self.base_s, cap_s=self.cap_s, rng=self._rng, jitter=self.jitter
+            )
 
     def _tenacity_kwargs(self, started: list[float]) -> dict[str, Any]:
         def retry(state: tenacity.RetryCallState) -> bool:
