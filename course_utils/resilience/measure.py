@@ -14,9 +14,9 @@ from typing import Any, Awaitable, Callable, TypeVar
 
 
 from ..lab import on_virtual_time, percentile, sim
-from ..mock_provider.faults import Outage, Scenario
+from ..mock_provider.faults import Capacity, Outage, Scenario
+from ..retries import AdaptiveThrottle, RetryBudget, RetryPolicy, ThrottledLocally, is_retryable
 from .breaker import CircuitBreaker, CircuitOpenError
-from ..retries import RetryBudget, RetryPolicy
 
 __all__ = [
     "on_virtual_time",
@@ -25,6 +25,7 @@ __all__ = [
     "strategy_run",
     "StrategyRun",
     "storm_run",
+    "STORM_VARIANTS",
     "breaker_run",
     "rps",
     "percentile",
@@ -83,8 +84,6 @@ class StrategyRun:
 
 
 async def _fixed(make: Callable[[], Awaitable[Any]], attempts: int, delay: Callable[[int], float]) -> Any:
-    from ..retries import is_retryable
-
     for attempt in range(1, attempts + 1):
         try:
             return await make()
@@ -149,61 +148,118 @@ async def strategy_run(
 
 
 # ---------------------------------------------------------------------------------------------
-# A retry storm: many clients fail together at the start of an outage
+# A retry storm: an outage at a provider whose capacity sheds load above it
 # ---------------------------------------------------------------------------------------------
+STORM_CAPACITY = Capacity(25.0, shed_cost=0.5)
+"""The storm's default provider: 25 requests/s, a shed request costing half a served one."""
+STORM_VARIANTS = ("no jitter", "full jitter", "retry budget", "adaptive throttling")
+"""How the storm's callers retry: exponential without jitter; full jitter; full jitter with a shared
+per-client :class:`RetryBudget` (10%, the SRE book's per-client figure); full jitter behind the SRE
+book's client-side :class:`AdaptiveThrottle` (K = 2)."""
+
+
 async def storm_run(
     variant: str,
-    clients: int,
     *,
-    outage_s: float = 10.0,
+    clients: int = 0,
+    rate_per_s: float = 0.0,
+    duration_s: float = 0.0,
+    outage: tuple[float, float] = (0.0, 10.0),
+    capacity: Capacity = STORM_CAPACITY,
+    max_attempts: int = 6,
+    base_s: float = 1.0,
+    cap_s: float = 16.0,
+    deadline_s: float = 60.0,
+    budget_ratio: float = 0.1,
+    k: float = 2.0,
+    throttle_window_s: float = 10.0,
     seed: int = 0,
     on_progress: Callable[[Any], Any] | None = None,
 ) -> dict[str, Any]:
-    """``clients`` requests sent together into an outage of every model that ends at ``outage_s``.
+    """Callers retrying (``variant``, one of :data:`STORM_VARIANTS`) through an outage of every model
+    (``outage`` = (start, length) in seconds) at a provider with ``capacity`` (above it, it sheds 529s,
+    and each shed request costs it ``shed_cost`` of a served one).
 
-    ``variant``: ``"no jitter"`` (exponential), ``"full jitter"`` or ``"jitter + budget"`` (a shared
-    :class:`RetryBudget` of 20%). Returns the ledger's arrivals and the outcome counts.
-    ``on_progress`` gets a :class:`~course_utils.progress.ProgressEvent` as each client finishes."""
-    server = sim(Scenario(name="storm", outages=(Outage(0.0, outage_s),)), seed=seed)
+    Callers: ``clients`` sent together at 0 s (a crowd that fails together), then ``rate_per_s`` new
+    ones a second until ``duration_s`` (steady traffic). The budget and the throttle are shared by all
+    callers (one service, one client). Returns the ledger's arrivals and statuses and the outcome counts;
+    ``on_progress`` gets a :class:`~course_utils.progress.ProgressEvent` as each caller finishes."""
+    if variant not in STORM_VARIANTS:
+        raise ValueError(f"variant must be one of {STORM_VARIANTS}")
+    server = sim(Scenario(name="storm", outages=(Outage(*outage),), capacity=capacity), seed=seed)
     client = server.async_client(max_retries=0)
-    budget = RetryBudget(ratio=0.2, initial=10) if variant == "jitter + budget" else None
+    budget = RetryBudget(ratio=budget_ratio, initial=0) if variant == "retry budget" else None
+    throttle = AdaptiveThrottle(k, window_s=throttle_window_s, seed=seed) if variant == "adaptive throttling" else None
     loop = asyncio.get_running_loop()
     t0 = loop.time()
-    done: list[float] = []
+    total = clients + round(rate_per_s * duration_s)
+    answered: list[float] = []
+    latency: list[float] = []
     finished = [0]
 
-    async def one(i: int) -> bool:
+    def retry_if(exc: BaseException) -> bool:
+        # A refusal by our own throttle never reached the provider: the caller may try again later.
+        return isinstance(exc, ThrottledLocally) or is_retryable(exc)
+
+    async def one(i: int) -> None:
+        sent = loop.time()
         policy = RetryPolicy(
-            max_attempts=8,
-            base_s=1.0,
-            cap_s=16.0,
-            deadline_s=60.0,
+            max_attempts=max_attempts,
+            base_s=base_s,
+            cap_s=cap_s,
+            deadline_s=deadline_s,
             jitter=variant != "no jitter",
             budget=budget,
+            retry_if=retry_if,
             seed=seed * 100_000 + i,
         )
+
+        def make() -> Awaitable[Any]:
+            return client.messages.create(**body(i))
+
         try:
-            await policy.acall(lambda: client.messages.create(**body(i)))
-            done.append(loop.time() - t0)
-            return True
-        except Exception:  # noqa: BLE001 - any failure of a request counts as a failed request in the measurement
-            return False
+            await policy.acall((lambda: throttle.acall(make)) if throttle is not None else make)
+            answered.append(loop.time() - t0)
+            latency.append(loop.time() - sent)
+        except Exception:  # noqa: BLE001 - any failure of a caller counts as a caller not answered
+            pass
         finally:
             finished[0] += 1
             if on_progress is not None:
                 from ..progress import ProgressEvent
 
-                on_progress(ProgressEvent(finished[0], clients, loop.time() - t0))
+                on_progress(ProgressEvent(finished[0], total, loop.time() - t0))
 
-    results = await asyncio.gather(*(one(i) for i in range(clients)))
+    tasks = [asyncio.ensure_future(one(i)) for i in range(clients)]
+    for i in range(clients, total):
+        tasks.append(asyncio.ensure_future(one(i)))
+        await asyncio.sleep(1.0 / rate_per_s)
+    await asyncio.gather(*tasks)
     await client.close()
     rows = server.ledger()
+    rows = rows[rows["endpoint"] == "/v1/messages"]
+    arrivals = list(rows["arrival"] - rows["arrival"].min())  # the first request goes at 0 s
+    statuses = list(rows["status"])
+    end = outage[0] + outage[1]
+    shed_after = [t for t, s in zip(arrivals, statuses) if s == 529 and t >= end]
+    refused = throttle.refused if throttle is not None else (budget.stats().refused if budget is not None else 0)
     return {
         "variant": variant,
-        "arrivals": list(rows["arrival"] - rows["arrival"].min()),
-        "succeeded": sum(results),
+        "callers": total,
+        "answered": len(answered),
         "requests": len(rows),
-        "last_success_s": max(done) if done else math.nan,
+        "served": statuses.count(200),
+        "shed_529": statuses.count(529),
+        "shed_after_outage": len(shed_after),
+        "overloaded_until_s": max(shed_after) if shed_after else end,
+        "refused_by_client": refused,
+        "last_answer_s": max(answered) if answered else math.nan,
+        "p50_latency_s": percentile(latency, 0.5),
+        "arrivals": arrivals,
+        "statuses": statuses,
+        "outage_start_s": outage[0],
+        "outage_end_s": end,
+        "capacity_rps": capacity.rps,
     }
 
 
