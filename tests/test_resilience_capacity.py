@@ -124,7 +124,7 @@ def test_acall_refuses_locally_and_counts_rejections_and_accepts():
                 await t.acall(fn)
             except ThrottledLocally:
                 outcomes.append("local")
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:  # noqa: BLE001 - the outcome is the status the SDK raised with
                 outcomes.append(getattr(exc, "status_code", None))
         return outcomes
 

@@ -1014,12 +1014,12 @@ chaos = Exercise(
     time_limit=240,
     hints=[
         "Compose the lesson: an idempotent boundary (5.4) so the app's retries join the work in flight; retries "
-        "with jitter and a per-attempt timeout (5.2) shorter than the app's 6 s; a breaker per model (5.3) so the "
+        "at one layer, with jitter (5.2) and a response-start timeout shorter than the app's 6 s; a breaker per model (5.3) so the "
         "dead primary only gets probes; and a fallback to claude-haiku-5-5 while it is down.",
         "With the library: policy = RetryPolicy(max_attempts=4, base_s=0.25, cap_s=2, deadline_s=20, "
         "budget=RetryBudget(0.2)); board = BreakerBoard(min_calls=5, cooldown_s=5, half_open_calls=1); each Link "
-        "calls policy.acall(lambda: board[model].acall(lambda: asyncio.wait_for(client.messages.create(**{**body, "
-        "'model': model}), 5))); FallbackChain([primary, fallback]); handle = Idempotent(IdempotencyStore()).acall(key, body, generate).",
+        "calls policy.acall(lambda: board[model].acall(lambda: stream_with_start_timeout(client, start_timeout_s=5, "
+        "**{**body, 'model': model}))); FallbackChain([primary, fallback]); handle = Idempotent(IdempotencyStore()).acall(key, body, generate).",
     ],
 )
 
@@ -1114,8 +1114,9 @@ async def _chaos_latency(fn) -> None:
         f"p99 latency {s['p99_latency_s']:.1f} s ({_figures(s)})",
         expected=f"<= {CHAOS_P99_S:g} s",
         got=f"{s['p99_latency_s']:.1f} s",
-        hint="Some answers are held 30 s by the slow provider: give each model call its own timeout "
-        "(asyncio.wait_for(..., 5)) and retry, instead of waiting for an answer that comes too late.",
+        hint="Some answers are held 30 s by the slow provider: time out when a response has not started within a "
+        "few seconds (stream_with_start_timeout, or asyncio.wait_for around a short call) and retry, instead of "
+        "waiting for an answer that comes too late.",
     )
 
 

@@ -26,6 +26,9 @@ __all__ = [
     "StrategyRun",
     "storm_run",
     "STORM_VARIANTS",
+    "stacked_run",
+    "timeout_run",
+    "TIMEOUT_MODES",
     "breaker_run",
     "rps",
     "percentile",
@@ -278,7 +281,8 @@ async def breaker_run(
     """One request every ``every_s`` for ``duration_s``; the provider hangs (no answer) during ``outage``.
 
     Each request has a ``timeout_s`` client timeout. Returns the time callers spent waiting on failed
-    requests, the requests sent during the outage, when requests succeeded again, and the breaker's events."""
+    requests, the requests sent during the outage, how long after the outage's end the first answer
+    arrived (answer time, not send time), and the breaker's events."""
     start, length = outage
     server = sim(Scenario(name="hang", outages=(Outage(start, length, kind="timeout"),)), seed=seed)
     client = server.async_client(max_retries=0)
@@ -287,6 +291,7 @@ async def breaker_run(
     t0 = loop.time()
     wasted = 0.0
     outcomes: list[tuple[float, str]] = []
+    answers: list[float] = []  # when each successful request was answered
 
     async def one(i: int) -> None:
         nonlocal wasted
@@ -301,6 +306,7 @@ async def breaker_run(
             else:
                 await call()
             outcomes.append((sent - t0, "ok"))
+            answers.append(loop.time() - t0)
         except CircuitOpenError:
             outcomes.append((sent - t0, "refused"))
         except Exception:  # noqa: BLE001 - any failure of a request counts as a failed request in the measurement
@@ -318,14 +324,136 @@ async def breaker_run(
     rows = server.ledger()
     arrivals = rows["arrival"] - rows["arrival"].min()
     during = int(((arrivals >= start) & (arrivals < start + length)).sum())
-    after_ok = [t for t, o in outcomes if o == "ok" and t >= start + length]
+    after_ok = [t for t in answers if t >= start + length]
     return {
         "breaker": use_breaker,
         "requests": len(outcomes),
         "sent_to_provider": len(rows),
         "sent_during_outage": during,
         "seconds_waited_on_failures": round(wasted, 1),
-        "first_success_after_outage_s": round(min(after_ok) - (start + length), 2) if after_ok else math.nan,
+        "first_answer_after_outage_s": round(min(after_ok) - (start + length), 2) if after_ok else math.nan,
         "refused_by_breaker": sum(o == "refused" for _, o in outcomes),
         "events": [(e.at_s - t0, e.new) for e in breaker.events],
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Retries stacked at several layers multiply
+# ---------------------------------------------------------------------------------------------
+async def stacked_run(
+    *,
+    app_attempts: int = 1,
+    policy_attempts: int = 1,
+    links: int = 1,
+    sdk_max_retries: int = 0,
+    app_pause_s: float = 1.0,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """One user request through a stack of retry layers while every model is down (529 to everything).
+
+    From the outside in: the app makes ``app_attempts`` attempts (``app_pause_s`` apart); the service runs a
+    :class:`~.fallback.FallbackChain` of ``links`` models; each link retries with a :class:`RetryPolicy` of
+    ``policy_attempts`` attempts; the SDK client has ``max_retries=sdk_max_retries``. Returns the attempts
+    that reached the provider (from the ledger) and the seconds until the user got the final error."""
+    from .fallback import FallbackChain, Link
+
+    server = sim(Scenario(name="all-down", outages=(Outage(0.0, 86_400.0),)), seed=seed)
+    client = server.async_client(max_retries=sdk_max_retries)
+    policy = RetryPolicy(max_attempts=policy_attempts, base_s=0.25, cap_s=2.0, deadline_s=None, seed=seed)
+    models = ("claude-sonnet-5-5", "claude-haiku-5-5", "claude-opus-5-5")[:links]
+
+    def link(model: str) -> Link:
+        async def call(payload: dict[str, Any]) -> Any:
+            return await policy.acall(lambda: client.messages.create(**{**payload, "model": model}))
+
+        return Link(model, call)
+
+    chain = FallbackChain([link(m) for m in models], deadline_s=None)
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    for attempt in range(app_attempts):
+        try:
+            await chain.acall(body(0))
+            break
+        except Exception:  # noqa: BLE001 - the app retries whatever the service answered with
+            if attempt + 1 < app_attempts:
+                await asyncio.sleep(app_pause_s)
+    waited = loop.time() - t0
+    await client.close()
+    rows = server.ledger()
+    return {
+        "app attempts": app_attempts,
+        "policy attempts": policy_attempts,
+        "fallback links": links,
+        "SDK max_retries": sdk_max_retries,
+        "attempts at the provider": int((rows["endpoint"] == "/v1/messages").sum()),
+        "seconds until the user hears": round(waited, 1),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Timeouts: a total timeout on a non-streamed call against a response-start timeout on a stream
+# ---------------------------------------------------------------------------------------------
+TIMEOUT_MODES = ("total 5 s, not streamed", "total 60 s, not streamed", "response start 5 s, streamed")
+
+
+async def timeout_run(
+    mode: str,
+    n: int = 24,
+    *,
+    long_every: int = 4,
+    long_tokens: int = 1000,
+    p_hang: float = 0.1,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """``n`` requests to Sonnet, every ``long_every``-th asking for a long answer (``long_tokens``), while
+    ``p_hang`` of responses never start (the provider holds them); each retried by a :class:`RetryPolicy`
+    (3 attempts) with the timeout ``mode`` (one of :data:`TIMEOUT_MODES`). Returns the callers answered,
+    the attempts and dollars at the provider (ledger), and the median and worst latency."""
+    from .timeouts import stream_with_start_timeout
+
+    if mode not in TIMEOUT_MODES:
+        raise ValueError(f"mode must be one of {TIMEOUT_MODES}")
+    server = sim(Scenario(name="hangs", p_timeout=p_hang), seed=seed)
+    client = server.async_client(max_retries=0)
+    loop = asyncio.get_running_loop()
+    latency: list[float] = []
+    answered = [0]
+
+    def request(i: int) -> dict[str, Any]:
+        tokens = long_tokens if i % long_every == 0 else 150
+        return {
+            "model": "claude-sonnet-5-5",
+            "max_tokens": tokens,
+            "messages": [{"role": "user", "content": f"Write a {tokens // 2}-word report on account #{i}, in detail."}],
+        }
+
+    async def one(i: int) -> None:
+        sent = loop.time()
+        policy = RetryPolicy(max_attempts=3, base_s=0.5, cap_s=4.0, deadline_s=120.0, seed=seed * 1000 + i)
+
+        async def attempt() -> Any:
+            if mode == TIMEOUT_MODES[2]:
+                return await stream_with_start_timeout(client, start_timeout_s=5.0, **request(i))
+            total = 5.0 if mode == TIMEOUT_MODES[0] else 60.0
+            return await asyncio.wait_for(client.messages.create(**request(i)), total)
+
+        try:
+            await policy.acall(attempt)
+            answered[0] += 1
+        except Exception:  # noqa: BLE001 - a caller not answered
+            pass
+        latency.append(loop.time() - sent)
+
+    await asyncio.gather(*(one(i) for i in range(n)))
+    await client.close()
+    rows = server.ledger()
+    rows = rows[rows["endpoint"] == "/v1/messages"]
+    return {
+        "timeout": mode,
+        "answered": f"{answered[0]}/{n}",
+        "attempts": len(rows),
+        "cost_usd": round(float(rows["cost_usd"].astype(float).sum()), 4),
+        "p50_latency_s": round(percentile(latency, 0.5), 1),
+        "worst_latency_s": round(max(latency), 1),
     }
