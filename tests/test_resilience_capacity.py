@@ -164,3 +164,11 @@ def test_budgets_and_throttling_end_an_overload_that_retries_alone_prolong():
 def test_storm_variants_are_checked():
     with pytest.raises(ValueError):
         on_virtual_time(lambda: storm_run("jitter + budget", clients=1))
+
+
+def test_a_new_client_does_not_throttle_itself_on_its_first_requests_in_flight():
+    t = AdaptiveThrottle(2.0, min_requests=20, clock=VirtualClock(), seed=0)
+    assert all(t.allow() for _ in range(20))  # 20 requests sent, none answered yet: no evidence of overload
+    assert t.reject_probability() == pytest.approx((20 - 0) / 21)
+    bare = AdaptiveThrottle(2.0, min_requests=0, clock=VirtualClock(), seed=0)
+    assert not all(bare.allow() for _ in range(20))

@@ -12,6 +12,10 @@ With the backend healthy, requests == accepts and nothing is refused. When the b
 rejections it does cost the backend stay bounded, and the refusals cost nothing. The book uses K = 2
 ("allowing more requests to reach the backend than are expected to actually be allowed"), so the
 client notices recovery quickly.
+
+``min_requests`` is a small-sample guard (not in the book): below that many requests in the window the
+throttle refuses nothing, so a client that has just started, whose first requests are all still in
+flight (counted as requests, not yet as accepts), does not throttle itself on no evidence.
 """
 
 from __future__ import annotations
@@ -47,11 +51,13 @@ class AdaptiveThrottle:
         k: float = 2.0,
         *,
         window_s: float = 120.0,
+        min_requests: int = 20,
         clock: Clock = SYSTEM_CLOCK,
         seed: int | None = 0,
     ) -> None:
-        if k < 1 or window_s <= 0:
-            raise ValueError("k must be >= 1 and window_s > 0")
+        if k < 1 or window_s <= 0 or min_requests < 0:
+            raise ValueError("k must be >= 1, window_s > 0 and min_requests >= 0")
+        self.min_requests = int(min_requests)
         self.k = float(k)
         self.window_s = float(window_s)
         self.clock = clock
@@ -67,13 +73,15 @@ class AdaptiveThrottle:
                 q.popleft()
 
     def reject_probability(self) -> float:
-        """``max(0, (requests - K * accepts) / (requests + 1))`` over the window, now."""
+        """``max(0, (requests - K * accepts) / (requests + 1))`` over the window, now (0 below ``min_requests``)."""
         with self._lock:
             self._prune(self.clock.monotonic())
             return self._p()
 
     def _p(self) -> float:
         n = len(self._requests)
+        if n < self.min_requests:
+            return 0.0
         return max(0.0, (n - self.k * len(self._accepts)) / (n + 1))
 
     def allow(self) -> bool:
