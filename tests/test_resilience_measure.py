@@ -54,8 +54,8 @@ def test_strategy_figures_do_not_depend_on_the_idle_cycles(name):
 
 
 def test_storm_and_breaker_figures_do_not_depend_on_the_idle_cycles():
-    fast = on_virtual_time(lambda: storm_run("no jitter", 30, seed=0))
-    default = _default_loop(lambda: storm_run("no jitter", 30, seed=0))
+    fast = on_virtual_time(lambda: storm_run("no jitter", clients=30, seed=0))
+    default = _default_loop(lambda: storm_run("no jitter", clients=30, seed=0))
     assert fast == default
     fast = on_virtual_time(lambda: breaker_run(True, duration_s=40.0, seed=0))
     default = _default_loop(lambda: breaker_run(True, duration_s=40.0, seed=0))
@@ -118,8 +118,8 @@ def test_an_idempotent_service_never_charges_a_customer_twice_in_the_incident():
 
 def test_storm_reports_progress_per_client_without_changing_its_figures():
     events = []
-    with_bar = on_virtual_time(lambda: storm_run("full jitter", 20, seed=0, on_progress=events.append))
-    without = on_virtual_time(lambda: storm_run("full jitter", 20, seed=0))
+    with_bar = on_virtual_time(lambda: storm_run("full jitter", clients=20, seed=0, on_progress=events.append))
+    without = on_virtual_time(lambda: storm_run("full jitter", clients=20, seed=0))
     assert with_bar == without
     assert [e.done for e in events] == list(range(1, 21)) and {e.total for e in events} == {20}
     # elapsed_s is the virtual loop's time here: the last client finished after the 10 s outage.

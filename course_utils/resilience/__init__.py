@@ -9,7 +9,9 @@ One job per module:
 - :mod:`.fallback`: :class:`FallbackChain` and :func:`stream_with_fallback`;
 - :mod:`.idempotency`: :class:`IdempotencyStore` (SQLite) and :class:`Idempotent`;
 - :mod:`.chaos`: the replayed incident (flaky, outage, slow and lossy) a report service is scored on;
-- :mod:`.measure`: the notebook's workloads on virtual time (strategies, retry storm, breaker);
+- :mod:`.timeouts`: :func:`stream_with_start_timeout`, a response-start timeout on a stream;
+- :mod:`.measure`: the notebook's workloads on virtual time (strategies, retry storm, stacked retries,
+  timeouts, breaker);
 - :mod:`.fakes`: the SDK's exceptions built without a network (tests, checks, tables).
 """
 
@@ -27,6 +29,7 @@ from .idempotency import (
     fingerprint,
 )
 from .chaos import FALLBACK, PHASES, PRIMARY, IncidentReport, OpRecord, report_body, run_incident
+from .timeouts import stream_with_start_timeout
 from .measure import (
     STRATEGIES,
     StrategyRun,
@@ -35,7 +38,10 @@ from .measure import (
     percentile,
     rps,
     sim,
+    TIMEOUT_MODES,
+    stacked_run,
     storm_run,
+    timeout_run,
     strategy_run,
 )
 from ..retries import (
@@ -66,6 +72,10 @@ __all__ = [
     "StrategyRun",
     "strategy_run",
     "storm_run",
+    "stacked_run",
+    "timeout_run",
+    "TIMEOUT_MODES",
+    "stream_with_start_timeout",
     "breaker_run",
     "on_virtual_time",
     "percentile",

@@ -14,9 +14,9 @@ from typing import Any, Awaitable, Callable, TypeVar
 
 
 from ..lab import on_virtual_time, percentile, sim
-from ..mock_provider.faults import Outage, Scenario
+from ..mock_provider.faults import Capacity, Outage, Scenario
+from ..retries import AdaptiveThrottle, RetryBudget, RetryPolicy, ThrottledLocally, is_retryable
 from .breaker import CircuitBreaker, CircuitOpenError
-from ..retries import RetryBudget, RetryPolicy
 
 __all__ = [
     "on_virtual_time",
@@ -25,6 +25,10 @@ __all__ = [
     "strategy_run",
     "StrategyRun",
     "storm_run",
+    "STORM_VARIANTS",
+    "stacked_run",
+    "timeout_run",
+    "TIMEOUT_MODES",
     "breaker_run",
     "rps",
     "percentile",
@@ -83,8 +87,6 @@ class StrategyRun:
 
 
 async def _fixed(make: Callable[[], Awaitable[Any]], attempts: int, delay: Callable[[int], float]) -> Any:
-    from ..retries import is_retryable
-
     for attempt in range(1, attempts + 1):
         try:
             return await make()
@@ -149,61 +151,118 @@ async def strategy_run(
 
 
 # ---------------------------------------------------------------------------------------------
-# A retry storm: many clients fail together at the start of an outage
+# A retry storm: an outage at a provider whose capacity sheds load above it
 # ---------------------------------------------------------------------------------------------
+STORM_CAPACITY = Capacity(25.0, shed_cost=0.5)
+"""The storm's default provider: 25 requests/s, a shed request costing half a served one."""
+STORM_VARIANTS = ("no jitter", "full jitter", "retry budget", "adaptive throttling")
+"""How the storm's callers retry: exponential without jitter; full jitter; full jitter with a shared
+per-client :class:`RetryBudget` (10%, the SRE book's per-client figure); full jitter behind the SRE
+book's client-side :class:`AdaptiveThrottle` (K = 2)."""
+
+
 async def storm_run(
     variant: str,
-    clients: int,
     *,
-    outage_s: float = 10.0,
+    clients: int = 0,
+    rate_per_s: float = 0.0,
+    duration_s: float = 0.0,
+    outage: tuple[float, float] = (0.0, 10.0),
+    capacity: Capacity = STORM_CAPACITY,
+    max_attempts: int = 6,
+    base_s: float = 1.0,
+    cap_s: float = 16.0,
+    deadline_s: float = 60.0,
+    budget_ratio: float = 0.1,
+    k: float = 2.0,
+    throttle_window_s: float = 10.0,
     seed: int = 0,
     on_progress: Callable[[Any], Any] | None = None,
 ) -> dict[str, Any]:
-    """``clients`` requests sent together into an outage of every model that ends at ``outage_s``.
+    """Callers retrying (``variant``, one of :data:`STORM_VARIANTS`) through an outage of every model
+    (``outage`` = (start, length) in seconds) at a provider with ``capacity`` (above it, it sheds 529s,
+    and each shed request costs it ``shed_cost`` of a served one).
 
-    ``variant``: ``"no jitter"`` (exponential), ``"full jitter"`` or ``"jitter + budget"`` (a shared
-    :class:`RetryBudget` of 20%). Returns the ledger's arrivals and the outcome counts.
-    ``on_progress`` gets a :class:`~course_utils.progress.ProgressEvent` as each client finishes."""
-    server = sim(Scenario(name="storm", outages=(Outage(0.0, outage_s),)), seed=seed)
+    Callers: ``clients`` sent together at 0 s (a crowd that fails together), then ``rate_per_s`` new
+    ones a second until ``duration_s`` (steady traffic). The budget and the throttle are shared by all
+    callers (one service, one client). Returns the ledger's arrivals and statuses and the outcome counts;
+    ``on_progress`` gets a :class:`~course_utils.progress.ProgressEvent` as each caller finishes."""
+    if variant not in STORM_VARIANTS:
+        raise ValueError(f"variant must be one of {STORM_VARIANTS}")
+    server = sim(Scenario(name="storm", outages=(Outage(*outage),), capacity=capacity), seed=seed)
     client = server.async_client(max_retries=0)
-    budget = RetryBudget(ratio=0.2, initial=10) if variant == "jitter + budget" else None
+    budget = RetryBudget(ratio=budget_ratio, initial=0) if variant == "retry budget" else None
+    throttle = AdaptiveThrottle(k, window_s=throttle_window_s, seed=seed) if variant == "adaptive throttling" else None
     loop = asyncio.get_running_loop()
     t0 = loop.time()
-    done: list[float] = []
+    total = clients + round(rate_per_s * duration_s)
+    answered: list[float] = []
+    latency: list[float] = []
     finished = [0]
 
-    async def one(i: int) -> bool:
+    def retry_if(exc: BaseException) -> bool:
+        # A refusal by our own throttle never reached the provider: the caller may try again later.
+        return isinstance(exc, ThrottledLocally) or is_retryable(exc)
+
+    async def one(i: int) -> None:
+        sent = loop.time()
         policy = RetryPolicy(
-            max_attempts=8,
-            base_s=1.0,
-            cap_s=16.0,
-            deadline_s=60.0,
+            max_attempts=max_attempts,
+            base_s=base_s,
+            cap_s=cap_s,
+            deadline_s=deadline_s,
             jitter=variant != "no jitter",
             budget=budget,
+            retry_if=retry_if,
             seed=seed * 100_000 + i,
         )
+
+        def make() -> Awaitable[Any]:
+            return client.messages.create(**body(i))
+
         try:
-            await policy.acall(lambda: client.messages.create(**body(i)))
-            done.append(loop.time() - t0)
-            return True
-        except Exception:  # noqa: BLE001 - any failure of a request counts as a failed request in the measurement
-            return False
+            await policy.acall((lambda: throttle.acall(make)) if throttle is not None else make)
+            answered.append(loop.time() - t0)
+            latency.append(loop.time() - sent)
+        except Exception:  # noqa: BLE001 - any failure of a caller counts as a caller not answered
+            pass
         finally:
             finished[0] += 1
             if on_progress is not None:
                 from ..progress import ProgressEvent
 
-                on_progress(ProgressEvent(finished[0], clients, loop.time() - t0))
+                on_progress(ProgressEvent(finished[0], total, loop.time() - t0))
 
-    results = await asyncio.gather(*(one(i) for i in range(clients)))
+    tasks = [asyncio.ensure_future(one(i)) for i in range(clients)]
+    for i in range(clients, total):
+        tasks.append(asyncio.ensure_future(one(i)))
+        await asyncio.sleep(1.0 / rate_per_s)
+    await asyncio.gather(*tasks)
     await client.close()
     rows = server.ledger()
+    rows = rows[rows["endpoint"] == "/v1/messages"]
+    arrivals = list(rows["arrival"] - rows["arrival"].min())  # the first request goes at 0 s
+    statuses = list(rows["status"])
+    end = outage[0] + outage[1]
+    shed_after = [t for t, s in zip(arrivals, statuses) if s == 529 and t >= end]
+    refused = throttle.refused if throttle is not None else (budget.stats().refused if budget is not None else 0)
     return {
         "variant": variant,
-        "arrivals": list(rows["arrival"] - rows["arrival"].min()),
-        "succeeded": sum(results),
+        "callers": total,
+        "answered": len(answered),
         "requests": len(rows),
-        "last_success_s": max(done) if done else math.nan,
+        "served": statuses.count(200),
+        "shed_529": statuses.count(529),
+        "shed_after_outage": len(shed_after),
+        "overloaded_until_s": max(shed_after) if shed_after else end,
+        "refused_by_client": refused,
+        "last_answer_s": max(answered) if answered else math.nan,
+        "p50_latency_s": percentile(latency, 0.5),
+        "arrivals": arrivals,
+        "statuses": statuses,
+        "outage_start_s": outage[0],
+        "outage_end_s": end,
+        "capacity_rps": capacity.rps,
     }
 
 
@@ -222,7 +281,8 @@ async def breaker_run(
     """One request every ``every_s`` for ``duration_s``; the provider hangs (no answer) during ``outage``.
 
     Each request has a ``timeout_s`` client timeout. Returns the time callers spent waiting on failed
-    requests, the requests sent during the outage, when requests succeeded again, and the breaker's events."""
+    requests, the requests sent during the outage, how long after the outage's end the first answer
+    arrived (answer time, not send time), and the breaker's events."""
     start, length = outage
     server = sim(Scenario(name="hang", outages=(Outage(start, length, kind="timeout"),)), seed=seed)
     client = server.async_client(max_retries=0)
@@ -231,6 +291,7 @@ async def breaker_run(
     t0 = loop.time()
     wasted = 0.0
     outcomes: list[tuple[float, str]] = []
+    answers: list[float] = []  # when each successful request was answered
 
     async def one(i: int) -> None:
         nonlocal wasted
@@ -245,6 +306,7 @@ async def breaker_run(
             else:
                 await call()
             outcomes.append((sent - t0, "ok"))
+            answers.append(loop.time() - t0)
         except CircuitOpenError:
             outcomes.append((sent - t0, "refused"))
         except Exception:  # noqa: BLE001 - any failure of a request counts as a failed request in the measurement
@@ -262,14 +324,136 @@ async def breaker_run(
     rows = server.ledger()
     arrivals = rows["arrival"] - rows["arrival"].min()
     during = int(((arrivals >= start) & (arrivals < start + length)).sum())
-    after_ok = [t for t, o in outcomes if o == "ok" and t >= start + length]
+    after_ok = [t for t in answers if t >= start + length]
     return {
         "breaker": use_breaker,
         "requests": len(outcomes),
         "sent_to_provider": len(rows),
         "sent_during_outage": during,
         "seconds_waited_on_failures": round(wasted, 1),
-        "first_success_after_outage_s": round(min(after_ok) - (start + length), 2) if after_ok else math.nan,
+        "first_answer_after_outage_s": round(min(after_ok) - (start + length), 2) if after_ok else math.nan,
         "refused_by_breaker": sum(o == "refused" for _, o in outcomes),
         "events": [(e.at_s - t0, e.new) for e in breaker.events],
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Retries stacked at several layers multiply
+# ---------------------------------------------------------------------------------------------
+async def stacked_run(
+    *,
+    app_attempts: int = 1,
+    policy_attempts: int = 1,
+    links: int = 1,
+    sdk_max_retries: int = 0,
+    app_pause_s: float = 1.0,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """One user request through a stack of retry layers while every model is down (529 to everything).
+
+    From the outside in: the app makes ``app_attempts`` attempts (``app_pause_s`` apart); the service runs a
+    :class:`~.fallback.FallbackChain` of ``links`` models; each link retries with a :class:`RetryPolicy` of
+    ``policy_attempts`` attempts; the SDK client has ``max_retries=sdk_max_retries``. Returns the attempts
+    that reached the provider (from the ledger) and the seconds until the user got the final error."""
+    from .fallback import FallbackChain, Link
+
+    server = sim(Scenario(name="all-down", outages=(Outage(0.0, 86_400.0),)), seed=seed)
+    client = server.async_client(max_retries=sdk_max_retries)
+    policy = RetryPolicy(max_attempts=policy_attempts, base_s=0.25, cap_s=2.0, deadline_s=None, seed=seed)
+    models = ("claude-sonnet-5-5", "claude-haiku-5-5", "claude-opus-5-5")[:links]
+
+    def link(model: str) -> Link:
+        async def call(payload: dict[str, Any]) -> Any:
+            return await policy.acall(lambda: client.messages.create(**{**payload, "model": model}))
+
+        return Link(model, call)
+
+    chain = FallbackChain([link(m) for m in models], deadline_s=None)
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    for attempt in range(app_attempts):
+        try:
+            await chain.acall(body(0))
+            break
+        except Exception:  # noqa: BLE001 - the app retries whatever the service answered with
+            if attempt + 1 < app_attempts:
+                await asyncio.sleep(app_pause_s)
+    waited = loop.time() - t0
+    await client.close()
+    rows = server.ledger()
+    return {
+        "app attempts": app_attempts,
+        "policy attempts": policy_attempts,
+        "fallback links": links,
+        "SDK max_retries": sdk_max_retries,
+        "attempts at the provider": int((rows["endpoint"] == "/v1/messages").sum()),
+        "seconds until the user hears": round(waited, 1),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Timeouts: a total timeout on a non-streamed call against a response-start timeout on a stream
+# ---------------------------------------------------------------------------------------------
+TIMEOUT_MODES = ("total 5 s, not streamed", "total 60 s, not streamed", "response start 5 s, streamed")
+
+
+async def timeout_run(
+    mode: str,
+    n: int = 24,
+    *,
+    long_every: int = 4,
+    long_tokens: int = 1000,
+    p_hang: float = 0.1,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """``n`` requests to Sonnet, every ``long_every``-th asking for a long answer (``long_tokens``), while
+    ``p_hang`` of responses never start (the provider holds them); each retried by a :class:`RetryPolicy`
+    (3 attempts) with the timeout ``mode`` (one of :data:`TIMEOUT_MODES`). Returns the callers answered,
+    the attempts and dollars at the provider (ledger), and the median and worst latency."""
+    from .timeouts import stream_with_start_timeout
+
+    if mode not in TIMEOUT_MODES:
+        raise ValueError(f"mode must be one of {TIMEOUT_MODES}")
+    server = sim(Scenario(name="hangs", p_timeout=p_hang), seed=seed)
+    client = server.async_client(max_retries=0)
+    loop = asyncio.get_running_loop()
+    latency: list[float] = []
+    answered = [0]
+
+    def request(i: int) -> dict[str, Any]:
+        tokens = long_tokens if i % long_every == 0 else 150
+        return {
+            "model": "claude-sonnet-5-5",
+            "max_tokens": tokens,
+            "messages": [{"role": "user", "content": f"Write a {tokens // 2}-word report on account #{i}, in detail."}],
+        }
+
+    async def one(i: int) -> None:
+        sent = loop.time()
+        policy = RetryPolicy(max_attempts=3, base_s=0.5, cap_s=4.0, deadline_s=120.0, seed=seed * 1000 + i)
+
+        async def attempt() -> Any:
+            if mode == TIMEOUT_MODES[2]:
+                return await stream_with_start_timeout(client, start_timeout_s=5.0, **request(i))
+            total = 5.0 if mode == TIMEOUT_MODES[0] else 60.0
+            return await asyncio.wait_for(client.messages.create(**request(i)), total)
+
+        try:
+            await policy.acall(attempt)
+            answered[0] += 1
+        except Exception:  # noqa: BLE001 - a caller not answered
+            pass
+        latency.append(loop.time() - sent)
+
+    await asyncio.gather(*(one(i) for i in range(n)))
+    await client.close()
+    rows = server.ledger()
+    rows = rows[rows["endpoint"] == "/v1/messages"]
+    return {
+        "timeout": mode,
+        "answered": f"{answered[0]}/{n}",
+        "attempts": len(rows),
+        "cost_usd": round(float(rows["cost_usd"].astype(float).sum()), 4),
+        "p50_latency_s": round(percentile(latency, 0.5), 1),
+        "worst_latency_s": round(max(latency), 1),
     }

@@ -7,7 +7,8 @@ failure is classified, and a ``retry-after`` read, the same way everywhere:
   (:func:`retry_after_s`, which reads ``retry-after-ms`` first), what a circuit breaker counts;
 - :mod:`.policy`: :class:`RetryPolicy` on ``tenacity`` (``retry-after`` plus jitter, attempts,
   deadline, budget);
-- :mod:`.budget`: :class:`RetryBudget`, retries capped at a fraction of requests.
+- :mod:`.budget`: :class:`RetryBudget`, retries capped at a fraction of requests;
+- :mod:`.throttle`: :class:`AdaptiveThrottle`, the SRE book's client-side adaptive throttling.
 """
 
 from .budget import BudgetStats, RetryBudget
@@ -22,6 +23,7 @@ from .errors import (
     retry_after_s,
 )
 from .policy import RetryEvent, RetryPolicy, backoff_delay, retry_delay
+from .throttle import AdaptiveThrottle, ThrottledLocally, rejected_by_backend
 
 __all__ = [
     "RETRYABLE_STATUSES",
@@ -38,4 +40,7 @@ __all__ = [
     "retry_delay",
     "RetryBudget",
     "BudgetStats",
+    "AdaptiveThrottle",
+    "ThrottledLocally",
+    "rejected_by_backend",
 ]

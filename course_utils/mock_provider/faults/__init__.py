@@ -37,6 +37,11 @@ late_response      the provider generates the whole reply and bills it, then hol
 slow               (scenarios only, not forceable) await ``delay_s`` real seconds, then answer normally
 ================== ==================================================================================
 
+Capacity (:class:`Capacity`) makes overload depend on the offered load: above ``rps`` requests per
+simulated second the provider sheds the excess with 529 ``overloaded_error``, and a shed request still
+costs ``shed_cost`` of a served one, so a crowd of retries keeps the provider overloaded (a retry storm)
+until the offered load falls.
+
 Outages (:class:`Outage`) are windows of simulated time during which every request, or every request
 to some models only, fails with one kind (``overloaded`` by default; see :data:`OUTAGE_KINDS`).
 
@@ -49,7 +54,7 @@ simulator's one clock: on an in-process simulator on a virtual loop, virtual tim
 
 from .injector import FaultInjector
 from .kinds import FAULT_KINDS, FAULT_SPECS, TIMEOUT_DELAY_S, Fault, FaultKind, InvalidFault, validate_forced
-from .scenarios import OUTAGE_KINDS, SCENARIOS, Burst, Outage, Scenario, get_scenario
+from .scenarios import OUTAGE_KINDS, SCENARIOS, Burst, Capacity, Outage, Scenario, get_scenario
 
 __all__ = [
     "FAULT_KINDS",
@@ -58,6 +63,7 @@ __all__ = [
     "TIMEOUT_DELAY_S",
     "Fault",
     "Burst",
+    "Capacity",
     "Outage",
     "OUTAGE_KINDS",
     "Scenario",

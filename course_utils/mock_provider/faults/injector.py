@@ -13,7 +13,7 @@ import asyncio
 import hashlib
 import math
 import threading
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -88,6 +88,8 @@ class FaultInjector:
             self._seen: defaultdict[str, int] = defaultdict(int)
             self._count = 0
             self._burst = _BurstState()
+            # Capacity: per model (or "*"), the (simulated time, work) of the requests in the window.
+            self._load: defaultdict[str, deque[tuple[float, float]]] = defaultdict(deque)
             self._sim_elapsed = 0.0
             self._last = self._clock.monotonic()
             self._domain = _time_domain()
@@ -205,6 +207,8 @@ class FaultInjector:
             if outage is not None:
                 # A dropped connection strikes a stream at once (no text before it).
                 return make_fault(outage.kind, after_tokens=0, cause="outage")
+            if self._shed(model):
+                return make_fault("overloaded", cause="capacity")
             burst = self._burst_fault(index)
             if burst is not None:
                 return burst
@@ -225,6 +229,29 @@ class FaultInjector:
         hold_from = FAULT_SPECS[kind].hold_from
         delay = getattr(sc, hold_from) if hold_from else None
         return make_fault(kind, after_tokens=after, retry_after=sc.retry_after_s, delay_s=delay, cause=cause)
+
+    def _shed(self, model: str | None) -> bool:
+        """Whether the scenario's :class:`~.scenarios.Capacity` sheds this request (and record its work)."""
+        capacity = self._scenario.capacity
+        if capacity is None:
+            return False
+        t = self._sim_elapsed  # advanced by the outage check just before
+        window = self._load[(model or "") if capacity.per_model else "*"]
+        while window and window[0][0] <= t - capacity.window_s:
+            window.popleft()
+        shed = sum(w for _, w in window) + 1.0 > capacity.units + 1e-9
+        window.append((t, capacity.shed_cost if shed else 1.0))
+        return shed
+
+    def load(self, model: str | None = None) -> float:
+        """Work in the capacity window right now (served requests plus ``shed_cost`` per shed one), 0 without one."""
+        capacity = self._scenario.capacity
+        with self._lock:
+            if capacity is None:
+                return 0.0
+            t = self._advance()
+            window = self._load.get((model or "") if capacity.per_model else "*", ())
+            return sum(w for at, w in window if at > t - capacity.window_s)
 
     def _burst_fault(self, index: int) -> Fault | None:
         burst = self._scenario.burst

@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 from .kinds import PROBABILITIES
 
-__all__ = ["Burst", "Outage", "OUTAGE_KINDS", "Scenario", "SCENARIOS", "get_scenario"]
+__all__ = ["Burst", "Capacity", "Outage", "OUTAGE_KINDS", "Scenario", "SCENARIOS", "get_scenario"]
 
 OUTAGE_KINDS = ("overloaded", "api_error", "timeout_error", "disconnect", "timeout")
 """How requests fail during an outage: 529, 500, 504, a dropped connection, or no answer at all."""
@@ -35,6 +35,49 @@ class Burst:
     def __post_init__(self) -> None:
         if self.every < 1 or self.length < 1 or self.retry_after_s < 1:
             raise ValueError("burst: every, length and retry_after_s must all be >= 1")
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """A provider that can serve only so much: above ``rps`` requests per simulated second, it sheds
+    the excess with 529 ``overloaded_error``, so overload follows the *offered* load.
+
+    Admission looks at the last ``window_s`` simulated seconds: a request is served when the work
+    already in the window plus its own fits in ``rps * window_s``, else it is shed. A served request
+    is one unit of work; a shed one costs ``shed_cost`` units (turning a request away still costs the
+    server something: reading it, authenticating, answering the 529). With ``shed_cost`` > 0, a crowd
+    of retries above capacity crowds out the requests that could be served, so retries *prolong*
+    the overload, and it ends only when the offered load falls (clients give up, back off, or are
+    throttled). ``per_model``: one capacity per model id (else one for the whole server).
+    """
+
+    rps: float
+    window_s: float = 1.0
+    shed_cost: float = 0.0
+    per_model: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("rps", "window_s", "shed_cost"):
+            object.__setattr__(self, name, float(getattr(self, name)))
+        if not self.rps > 0 or not self.window_s > 0 or not 0.0 <= self.shed_cost <= 1.0:
+            raise ValueError("capacity: rps and window_s must be > 0, shed_cost in [0, 1]")
+
+    @property
+    def units(self) -> float:
+        """Work the window holds: ``rps * window_s``."""
+        return self.rps * self.window_s
+
+    @classmethod
+    def parse(cls, c: Any) -> "Capacity | None":
+        """A :class:`Capacity`, None, or a ``{"rps", "window_s", "shed_cost", "per_model"}`` object."""
+        if c is None or isinstance(c, Capacity):
+            return c
+        if not isinstance(c, Mapping) or "rps" not in c or set(c) - {"rps", "window_s", "shed_cost", "per_model"}:
+            raise ValueError("capacity must be an object with keys rps (required), window_s, shed_cost, per_model")
+        return cls(**c)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -115,6 +158,8 @@ class Scenario:
     """Seconds a late response is held after the provider finished it (past a typical client timeout)."""
     burst: Burst | None = None
     outages: tuple[Outage, ...] = ()
+    capacity: Capacity | None = None
+    """Load-dependent overload (:class:`Capacity`): requests above it are shed with 529."""
     retry_after_s: int = 1
     """``retry-after`` of randomly drawn (and forced) ``rate_limit`` faults."""
     after_tokens: tuple[int, int] = (3, 30)
@@ -149,6 +194,10 @@ class Scenario:
             raise ValueError(f"scenario {self.name!r}: {exc}") from None
         object.__setattr__(self, "outages", outages)
         object.__setattr__(self, "after_tokens", (int(lo), int(hi)))
+        try:
+            object.__setattr__(self, "capacity", Capacity.parse(self.capacity))
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"scenario {self.name!r}: {exc}") from None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Scenario":
@@ -157,7 +206,8 @@ class Scenario:
         ``{"preset": "flaky", "p_overloaded": 0.3}`` starts from a preset and overrides fields.
         ``outages`` take ``[start_s, duration_s]`` pairs (every model, 529) or
         ``{"start_s", "duration_s", "models", "kind"}`` objects (see :class:`Outage`);
-        ``burst`` takes ``{"every", "length", "retry_after_s"}`` or null.
+        ``burst`` takes ``{"every", "length", "retry_after_s"}`` or null; ``capacity`` takes
+        ``{"rps", "window_s", "shed_cost", "per_model"}`` or null (see :class:`Capacity`).
         """
         if not isinstance(data, Mapping):
             raise ValueError("a scenario must be a JSON object")
@@ -189,6 +239,7 @@ class Scenario:
         out = asdict(self)
         out["outages"] = [o.to_dict() for o in self.outages]
         out["after_tokens"] = list(self.after_tokens)
+        out["capacity"] = self.capacity.to_dict() if self.capacity is not None else None
         return out
 
 
