@@ -355,3 +355,23 @@ def test_context_editing_needs_its_beta(client) -> None:
             messages=[{"role": "user", "content": "Hi"}],
             context_management={"edits": [{"type": "clear_thinking_20251015"}]},
         )
+
+
+@pytest.mark.parametrize(
+    "messages, field",
+    [
+        ([{"role": "user", "content": 7}], "messages.0.content"),
+        (["not a message"], "messages.0"),
+        ([{"role": "user", "content": [{"type": "text"}]}], "messages.0.content.0.text"),
+    ],
+)
+def test_a_malformed_body_with_context_management_is_the_parsers_400(client, messages, field) -> None:
+    with pytest.raises(anthropic.BadRequestError) as err:
+        client.beta.messages.create(
+            betas=COMPACT_BETA + EDIT_BETA,
+            model=TEACH,
+            max_tokens=20,
+            messages=messages,
+            context_management={"edits": [{"type": "clear_thinking_20251015"}, _compact(1024)["edits"][0]]},
+        )
+    assert err.value.body["error"]["message"].startswith(field)

@@ -155,16 +155,22 @@ def apply_context_management(body: Mapping[str, Any], headers: Mapping[str, str]
                     f"context_management.edits.{i}.trigger.value: Input should be greater than or equal to {floor}"
                 )
 
-    work = {k: copy.deepcopy(v) for k, v in body.items() if k != "context_management"}
-    _drop_before_compaction(work)
+    stripped = {k: v for k, v in body.items() if k != "context_management"}
+    work = copy.deepcopy(stripped)
     out = ContextOutcome(body=work, configured=raw is not None)
-    for edit in edits:
-        if edit["type"] == CLEAR_THINKING:
-            _clear_thinking(work, edit, out)
-        elif edit["type"] == CLEAR_TOOL_USES:
-            _clear_tool_uses(work, edit, out)
-        else:
-            _compact(work, edit, out)
+    try:
+        _drop_before_compaction(work)
+        for edit in edits:
+            if edit["type"] == CLEAR_THINKING:
+                _clear_thinking(work, edit, out)
+            elif edit["type"] == CLEAR_TOOL_USES:
+                _clear_tool_uses(work, edit, out)
+            else:
+                _compact(work, edit, out)
+    except (AttributeError, KeyError, TypeError, ValueError):
+        # A malformed body (a message that is not an object, content of the wrong type...): leave it
+        # as sent, so the request parser answers with the 400 that names the bad field.
+        return ContextOutcome(body=stripped, configured=raw is not None)
     return out
 
 
