@@ -4,6 +4,8 @@
 * :mod:`.turns` — whole turns and the validity rules a trimmed history must keep.
 * :mod:`.strategies` — :class:`FullHistory`, :class:`SlidingWindow`, :class:`Summarizing`,
   :class:`Hybrid` and :class:`CacheLayout`, all behind one ``build(system, history)`` interface.
+* :mod:`.server_side` — :class:`ServerSide`: the whole history, trimmed by the API's own compaction or
+  context editing (``context_management``).
 * :mod:`.runner` — plays the scripted conversation through a strategy and records every turn.
 * :mod:`.display` — the Explore cell's budget plan (what each strategy keeps under a budget).
 
@@ -36,9 +38,14 @@ from .strategies import (
     compose_request,
     sliding_window,
 )
+from .server_side import BETA_OF_EDIT, ServerSide, context_editing, server_compaction
 from .turns import group_turns, transcript, validity_problems
 
 __all__ = [
+    "BETA_OF_EDIT",
+    "ServerSide",
+    "context_editing",
+    "server_compaction",
     "ESTIMATE_MARGIN",
     "AccountingCheck",
     "RequestTokens",

@@ -109,6 +109,16 @@ def error_message(exc: anthropic.APIStatusError) -> str:
     return str(error.get("message") or exc.message)
 
 
+def _assistant_content(reply: Any, answer: str) -> str | list[dict[str, Any]]:
+    """What the history keeps of a reply: its text, and a ``compaction`` block when the API compacted
+    (the documentation: append the response, the API drops everything before the block next time)."""
+    text = answer or "(no reply)"
+    compaction = [b for b in reply.content if getattr(b, "type", None) == "compaction"]
+    if not compaction:
+        return text
+    return [{"type": "compaction", "content": compaction[-1].content}, {"type": "text", "text": text}]
+
+
 def is_overflow_message(message: str) -> bool:
     return "prompt is too long" in message
 
@@ -146,7 +156,9 @@ def run_conversation(
         try:
             prompt = strategy.build(conversation.system, history)
             record.messages_sent = len(prompt.messages)
-            reply = client.messages.create(**prompt.body(model, max_tokens))
+            # Server-side context management is a beta: its edits go through the beta endpoint.
+            create = client.beta.messages.create if prompt.betas else client.messages.create
+            reply = create(**prompt.body(model, max_tokens))
         except anthropic.APIStatusError as exc:
             record.error = error_message(exc)
         record.latency_s = clock.monotonic() - started
@@ -161,6 +173,13 @@ def run_conversation(
             report(record)
             break
         usage = reply.usage
+        # A compaction is a sampling step of its own inside the request: usage.iterations bills it
+        # beside the reply (top-level usage is the reply's), so it counts as a side call here.
+        for step in getattr(usage, "iterations", None) or []:
+            if getattr(step, "type", None) == "compaction":
+                record.side_calls += 1
+                record.side_cost += pricing.cost(step, model)
+                record.cost += pricing.cost(step, model)
         record.input_tokens = _n(usage, "input_tokens")
         record.cache_write_tokens = _n(usage, "cache_creation_input_tokens")
         record.cache_read_tokens = _n(usage, "cache_read_input_tokens")
@@ -170,7 +189,7 @@ def run_conversation(
         record.answer = text_of(reply)
         if scripted.kind == "question" and scripted.expected:
             record.correct = is_correct(record.answer, scripted.expected)
-        history.append({"role": "assistant", "content": record.answer or "(no reply)"})
+        history.append({"role": "assistant", "content": _assistant_content(reply, record.answer)})
         result.records.append(record)
         report(record)
     return result

@@ -54,14 +54,26 @@ class Prompt:
     system: str | list[dict[str, Any]] | None
     messages: list[dict[str, Any]]
     tools: list[dict[str, Any]] | None = None
+    context_management: dict[str, Any] | None = None
+    """Server-side edits (``context_management``), sent with their beta headers (:attr:`betas`)."""
+    betas: tuple[str, ...] = ()
+    cache_control: dict[str, Any] | None = None
+    """Top-level ``cache_control``: automatic caching up to the last cacheable block."""
 
     def body(self, model: str, max_tokens: int) -> dict[str, Any]:
-        """Keyword arguments for ``client.messages.create``."""
+        """Keyword arguments for ``client.messages.create`` (``client.beta.messages.create`` when
+        :attr:`betas` is set: the body then carries ``betas``)."""
         body: dict[str, Any] = {"model": model, "max_tokens": max_tokens, "messages": self.messages}
         if self.system:
             body["system"] = self.system
         if self.tools:
             body["tools"] = self.tools
+        if self.cache_control:
+            body["cache_control"] = self.cache_control
+        if self.context_management:
+            body["context_management"] = self.context_management
+        if self.betas:
+            body["betas"] = list(self.betas)
         return body
 
     @property

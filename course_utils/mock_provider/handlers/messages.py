@@ -9,12 +9,14 @@ and then the answer is dropped, or held until the client has given up.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, AsyncIterator
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from ..billing import record_usage
+from ..context_edits import apply_context_management
+from ..context_response import bill_compaction, decorate_message, pause_reply, rewrite_stream
 from ..exchange import Exchange
 from ..render import message_json
 from ..stream import DroppedConnection, stream_reply
@@ -28,8 +30,18 @@ __all__ = ["messages"]
 
 async def messages(sim: "Simulator", request: Request, ex: Exchange) -> Response:
     await read_body(request, ex)
+    # Context management edits the prompt before the model (and the cache, and the limits) see it;
+    # authenticate first, so a missing key is still a 401 whatever the body holds.
+    await sim.auth.before(ex)
+    managed = apply_context_management(ex.body, ex.headers)
+    if managed is not None:
+        ex.body = managed.body
     await sim.run_stages(ex)
+    if managed is not None:
+        pause_reply(ex, managed)
     record_usage(ex)
+    if managed is not None:
+        bill_compaction(ex, managed)
     fault = ex.fault
     assert ex.request is not None
     if fault is not None and fault.spec.billed:
@@ -47,8 +59,10 @@ async def messages(sim: "Simulator", request: Request, ex: Exchange) -> Response
         ex.row.output_tokens = 0
         return _drop(sim, ex)
     if ex.request.stream:
+        settle = sim.settle if managed is None else _settle_compacted(sim, managed)
+        events = stream_reply(ex, clock=sim.clock, settle=settle)
         return StreamingResponse(
-            stream_reply(ex, clock=sim.clock, settle=sim.settle),
+            events if managed is None else rewrite_stream(ex, managed, events),
             media_type="text/event-stream",
             headers={**ex.response_headers, "cache-control": "no-cache"},
         )
@@ -63,7 +77,19 @@ async def messages(sim: "Simulator", request: Request, ex: Exchange) -> Response
         raise
     if await request.is_disconnected():  # over HTTP the handler runs on after the client left
         ex.row.disconnected, ex.row.delivered = True, False
-    return ok(sim, ex, message_json(ex, final=True))
+    message = message_json(ex, final=True)
+    return ok(sim, ex, message if managed is None else decorate_message(ex, managed, message))
+
+
+def _settle_compacted(sim: "Simulator", managed: Any) -> Callable[[Exchange, int], None]:
+    """Settle a streamed reply whose request compacted: the stream meters the reply's output
+    tokens, and the summary's are billed on top."""
+
+    def settle(ex: Exchange, status: int) -> None:
+        bill_compaction(ex, managed, output_only=True)
+        sim.settle(ex, status)
+
+    return settle
 
 
 def _generation_s(ex: Exchange) -> float:
