@@ -13,11 +13,12 @@ module             what
 ``capacity``       capacity planning: each limit's turns per minute, the binding one, a simulation
 ``answering``      :class:`ModelCaller`: the streamed model call (retry, breaker, fallback, cache)
 ``controls``       :class:`TenantControls`: lesson 07's plans, limits, budgets and metering
-``workers``        :class:`Pipeline`: the four stages wired to the bus
+``workers``        :class:`Pipeline`: the four stages wired to the bus, each behind its group's inbox
+``outbox``         :class:`OutboxRelay`: the transactional outbox's relay from the store to the bus
 ``service``        the HTTP API (:class:`SupportDesk`, :class:`SupportDeskServer`); ``__main__`` runs it
 ``loadtest``       the end-to-end load test on virtual time (:func:`run_load`), with faults and a deploy
 ``synchronous``    the incident's synchronous design (:class:`SyncDesk`), under the same load
-``crash``          a worker killed mid-answer and the recovery (:func:`crash_mid_stream`)
+``crash``          a worker killed mid-answer (:func:`crash_mid_stream`); the dual write (:func:`crash_after_commit`)
 =================  ==============================================================================
 """
 
@@ -41,10 +42,11 @@ from .bus import (
 )
 from .capacity import CapacityInputs, binding_limit, simulate_conversations_per_minute, turn_limits
 from .controls import TenantControls, TenantRateLimited
-from .crash import CrashReport, crash_mid_stream
+from .crash import CrashReport, DualWriteReport, crash_after_commit, crash_mid_stream
 from .dashboard import Dashboard, load_dashboard, load_series, waterfall
 from .diagram import StageWiring, Wiring, mermaid, wiring_of
 from .diagram import figure as architecture_figure
+from .outbox import OutboxRelay
 from .help_centre import articles, load_help_centre, questions, tenant_names
 from .loadtest import LoadResult, LoadSpec, run_load
 from .service import SupportDesk, SupportDeskServer, create_app
@@ -114,4 +116,7 @@ __all__ = [
     "run_synchronous_load",
     "CrashReport",
     "crash_mid_stream",
+    "DualWriteReport",
+    "crash_after_commit",
+    "OutboxRelay",
 ]

@@ -22,7 +22,7 @@ from typing import Any
 from ..clock import SYSTEM_CLOCK, run_virtual
 from ..mock_provider.inprocess import InProcessServer
 from ..progress import ProgressCallback, ProgressEvent
-from .bus import InMemoryBus
+from .bus import CONTEXT_READY, InMemoryBus
 from .help_centre import tenant_names, load_help_centre, questions
 from .store import DeskStore
 from .trace import Span, TraceLog, percentile
@@ -75,6 +75,11 @@ class LoadResult:
     cost_usd: float
     duration_s: float
     per_tenant_p95: dict[str, float] = field(default_factory=dict)
+    histories_lost: int = 0
+    """Conversations with a turn whose context stage found fewer earlier answered turns than the user
+    had seen answered (measured from each trace's ``context`` span, as the synchronous design's is)."""
+    peak_queued: int = 0
+    """Most events waiting at once for a model consumer (sampled each second of the run)."""
     cut_streams: int = 0
     """Streams cut before their end (a client that gave up, a worker that died), billed for what was generated."""
     restarts: int = 0
@@ -101,6 +106,8 @@ class LoadResult:
             "lost_messages": self.lost,
             "duplicate_charges": self.duplicate_charges,
             "error_rate": slo["error_rate"],
+            "histories_lost": self.histories_lost,
+            "peak_queued": self.peak_queued,
             "cost_per_conversation_usd": self.cost_usd / max(1, self.spec.tenants * self.spec.conversations),
             "cache_hit_rate": slo["cache_hit_rate"],
             "worst_tenant_p95_over_median": (max(p95s) / median) if p95s and median else math.nan,
@@ -127,6 +134,13 @@ async def _load(
     pipelines: list[Pipeline] = []
     runners: list[asyncio.Task] = []
     stops: list[asyncio.Event] = []
+    expected: dict[str, tuple[tuple[str, str], int]] = {}  # message id -> conversation, turns it had answered
+    queued = [0]
+
+    async def sample_queue() -> None:
+        while True:
+            queued[0] = max(queued[0], bus.backlog(CONTEXT_READY, "model"))
+            await asyncio.sleep(1.0)
 
     def start_workers() -> None:
         pipeline = Pipeline(bus, store, index, lambda t: server.tenant(t).async_client(), config=config)
@@ -143,8 +157,10 @@ async def _load(
         nonlocal sent, done
         r = random.Random(seed)
         await asyncio.sleep(delay)
+        answered_turns = 0
         for turn in range(spec.turns):
             mid = f"{tenant}-{conv}-{turn}"
+            expected[mid] = ((tenant, conv), answered_turns)
             now = SYSTEM_CLOCK.time()
             await pipelines[-1].submit(
                 tenant, conv, r.choice(pool[tenant]), message_id=mid, trace=[Span("api", now, now).to_dict()]
@@ -153,6 +169,7 @@ async def _load(
             while not finished(mid):  # the user watches the stream until it ends
                 await asyncio.sleep(0.25)
             done += 1
+            answered_turns += store.answer_for(tenant, mid) is not None
             if on_progress is not None:
                 on_progress(ProgressEvent(done, total, SYSTEM_CLOCK.monotonic() - start, mid))
             await asyncio.sleep(r.expovariate(1 / spec.think_s))
@@ -168,6 +185,7 @@ async def _load(
         await old.aclose()
 
     start_workers()
+    sampler = asyncio.create_task(sample_queue())
     deployer = asyncio.create_task(deploy(spec.restart_at)) if spec.restart_at is not None else None
     users = [
         user(t, f"c{c}", rng.uniform(0, spec.ramp_s), rng.getrandbits(32))
@@ -180,6 +198,8 @@ async def _load(
     stops[-1].set()
     await runners[-1]
     await pipelines[-1].aclose()
+    sampler.cancel()
+    await asyncio.gather(sampler, return_exceptions=True)
     traces = TraceLog([t for p in pipelines for t in p.traces.traces])
     answered_by: dict[str, int] = {}
     for p in pipelines:
@@ -190,6 +210,11 @@ async def _load(
     complete = calls[~calls["disconnected"].astype(bool)]
     answered = sum(1 for t in tenants for c in store.conversations(t) for m in store.messages(t, c) if m.reply_to)
     billed = sum(len(store.usage(t)) for t in tenants)
+    lost_history = set()
+    for tr in traces.traces:
+        contexts = [s.attrs["history_turns"] for s in tr.spans if s.stage == "context" and "history_turns" in s.attrs]
+        if contexts and min(contexts) < expected[tr.request_id][1]:
+            lost_history.add(expected[tr.request_id][0])
     per_tenant = {t: percentile([tr.ttft_s for tr in traces.traces if tr.tenant == t], 0.95) for t in tenants}
     return LoadResult(
         spec=spec,
@@ -203,6 +228,8 @@ async def _load(
         cost_usd=float(sum(float(c) for c in calls["cost_usd"])),
         duration_s=SYSTEM_CLOCK.monotonic() - start,
         per_tenant_p95=per_tenant,
+        histories_lost=len(lost_history),
+        peak_queued=queued[0],
         cut_streams=len(calls) - len(complete),
         restarts=len(pipelines) - 1,
     )

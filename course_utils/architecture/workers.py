@@ -42,6 +42,7 @@ from ..resilience import AllLinksFailed, BreakerBoard, is_retryable
 from .answering import ModelCaller, usage_of
 from .controls import TenantControls
 from .bus import ANSWER_STREAMED, CONTEXT_READY, MESSAGE_RECEIVED, USAGE_RECORDED, Event, EventBus, consume
+from .outbox import OutboxRelay
 from .store import DeskStore
 from .trace import Trace, TraceLog, span
 from .vectors import VectorIndex
@@ -155,8 +156,11 @@ class Pipeline:
         self.caller = ModelCaller(bus, clients, self.config, breakers=self.breakers, cache_path=cache_path, clock=clock)
         self.controls = controls
         self.faults = dict(faults or {})
+        self.relay = OutboxRelay(store, bus, clock=clock)
         self.traces = TraceLog()
         self._traced: set[str] = set()
+        self.inbox_skipped = 0
+        """Events acknowledged without the work: their message was already in the group's inbox."""
         self.replayed_answers = 0
         """Redelivered messages answered from the store without calling the model."""
         self.replayed_by_tenant: dict[str, int] = {}
@@ -166,10 +170,10 @@ class Pipeline:
     async def submit(
         self, tenant: str, conversation_id: str, text: str, *, message_id: str, trace: list[dict] | None = None
     ) -> str:
-        """Store the user's message and publish ``message.received``; returns the event id."""
+        """Store the user's message with its ``message.received`` event in the outbox (one transaction),
+        then relay the outbox to the bus; returns the event's bus id ("" if the relay has not published it yet)."""
         if not TENANT_NAME.fullmatch(tenant or ""):
             raise ValueError(f"a tenant is 1-64 letters, digits, '_', '.' or '-', not {tenant!r}")
-        self.store.add_message(tenant, conversation_id, "user", text, message_id=message_id)
         data = {
             "tenant": tenant,
             "conversation_id": conversation_id,
@@ -177,7 +181,14 @@ class Pipeline:
             "text": text,
             "trace": list(trace or []),
         }
-        return await self.bus.publish(MESSAGE_RECEIVED, data)
+        # The transactional outbox: the message and its event commit together; the relay publishes the
+        # event. A crash after the commit delays the event until the relay loop's next flush, never loses it.
+        self.store.add_message(
+            tenant, conversation_id, "user", text, message_id=message_id, outbox=(MESSAGE_RECEIVED, data)
+        )
+        await self._fault("submit:after_commit")
+        await self.relay.flush()
+        return self.store.outbox_event_id(tenant, message_id) or ""
 
     async def accept(
         self, tenant: str, conversation_id: str, text: str, *, message_id: str, trace: list[dict] | None = None
@@ -213,7 +224,8 @@ class Pipeline:
         system = SYSTEM_TEMPLATE.format(tenant=tenant, articles=articles)
         with span(spans, "context", clock=self.clock) as attrs:
             messages = self.store.history_within(tenant, conv, self.config.context_budget, upto=mid, system=system)
-            attrs.update(messages=len(messages))
+            # Earlier answered turns the store holds (before the budget trims them): what a deploy must keep.
+            attrs.update(messages=len(messages), history_turns=len(self.store.history(tenant, conv, upto=mid)) // 2)
         await self.bus.publish(CONTEXT_READY, {**d, "system": system, "messages": messages, "trace": spans})
 
     # ----- model -----------------------------------------------------------------------------------
@@ -364,6 +376,20 @@ class Pipeline:
             trace.spans[-1].attrs["error"] = event.data["error"]
         self.traces.add(trace)
 
+    def inbox(self, group: str, handler: Callable[[Event], Awaitable[None]]) -> Callable[[Event], Awaitable[None]]:
+        """``handler`` behind the consumer group's inbox: a message the group already processed (the event
+        redelivered after a lost ack, or published twice by the relay) is acknowledged without the work."""
+
+        async def handle(event: Event) -> None:
+            tenant, mid = str(event.data["tenant"]), str(event.data["message_id"])
+            if self.store.processed(group, tenant, mid):
+                self.inbox_skipped += 1
+                return
+            await handler(event)
+            self.store.mark_processed(group, tenant, mid)
+
+        return handle
+
     def finished(self, message_id: str) -> bool:
         """True once ``message_id``'s trace was collected (it was answered or refused)."""
         return message_id in self._traced
@@ -379,10 +405,17 @@ class Pipeline:
         ]
 
     async def run(
-        self, stop: asyncio.Event, *, consumers: Mapping[str, int] | None = None, block_s: float = 0.2, name: str = "w"
+        self,
+        stop: asyncio.Event,
+        *,
+        consumers: Mapping[str, int] | None = None,
+        block_s: float = 0.2,
+        name: str = "w",
+        relay_poll_s: float = 1.0,
     ) -> None:
         """Run every stage's consumers until ``stop`` is set (``consumers``: how many per group, default 1;
-        the model group gets 4 by default, since model calls are slow and wait on the network)."""
+        the model group gets 4 by default, since model calls are slow and wait on the network), and the
+        outbox relay, which publishes every ``relay_poll_s`` what a crash left unpublished."""
         counts = {"model": 4, **(consumers or {})}
         async with asyncio.TaskGroup() as tg:
             for topic, group, handler in self.stages():
@@ -392,6 +425,14 @@ class Pipeline:
                     # retries) lets the idle timeout hand them to a second consumer: two model calls.
                     tg.create_task(
                         consume(
-                            self.bus, topic, group, f"{name}-{group}-{i}", handler, stop=stop, block_s=block_s, count=1
+                            self.bus,
+                            topic,
+                            group,
+                            f"{name}-{group}-{i}",
+                            self.inbox(group, handler),
+                            stop=stop,
+                            block_s=block_s,
+                            count=1,
                         )
                     )
+            tg.create_task(self.relay.run(stop, poll_s=relay_poll_s))
