@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import random
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +59,12 @@ class LoadSpec:
     model_consumers: int = 8
     restart_at: float | None = None
     """Seconds after the start of a rolling deploy of the workers (None: none)."""
+    question_skew: float = 0.0
+    """How much users favour the common questions: question i of a tenant's list is asked with weight
+    ``1 / (i + 1) ** question_skew`` (0: uniformly; 1: Zipf's law, as support traffic tends to be)."""
+    cache: bool = False
+    """Lesson 06's exact-match cache in front of the model (a repeated question in the same context is
+    answered without a model call)."""
     seed: int = 0
 
 
@@ -83,6 +92,9 @@ class LoadResult:
     cut_streams: int = 0
     """Streams cut before their end (a client that gave up, a worker that died), billed for what was generated."""
     restarts: int = 0
+    started_at: float = 0.0
+    """The run's start on its clock (epoch seconds): where ``outage_at`` and ``restart_at`` count from."""
+    primary_model: str = ""
 
     @property
     def lost(self) -> int:
@@ -125,12 +137,22 @@ async def _load(
     # The bus and the store outlive a restart of the workers: in production they are Redis and a
     # database file, other processes than the one a deploy restarts.
     bus, store = InMemoryBus(idle_timeout_s=30.0), DeskStore()
+    cache_dir = tempfile.mkdtemp(prefix="load-cache-") if spec.cache else None
+    cache_path = os.path.join(cache_dir, "cache.db") if cache_dir else None
     rng = random.Random(spec.seed)
     tenants = tenant_names(spec.tenants)
     pool = {t: [q["question"] for q in questions() if q["tenant"] == t] for t in tenants}
+    weights = {t: [1 / (i + 1) ** spec.question_skew for i in range(len(qs))] for t, qs in pool.items()}
     sent = done = 0
+
+    def ask(r: random.Random, tenant: str) -> str:
+        if not spec.question_skew:
+            return r.choice(pool[tenant])  # the uniform draw the figures without skew were measured with
+        return r.choices(pool[tenant], weights[tenant])[0]
+
     total = spec.tenants * spec.conversations * spec.turns
     start = SYSTEM_CLOCK.monotonic()
+    started_at = SYSTEM_CLOCK.time()
     pipelines: list[Pipeline] = []
     runners: list[asyncio.Task] = []
     stops: list[asyncio.Event] = []
@@ -143,7 +165,9 @@ async def _load(
             await asyncio.sleep(1.0)
 
     def start_workers() -> None:
-        pipeline = Pipeline(bus, store, index, lambda t: server.tenant(t).async_client(), config=config)
+        pipeline = Pipeline(
+            bus, store, index, lambda t: server.tenant(t).async_client(), config=config, cache_path=cache_path
+        )
         pipelines.append(pipeline)
         stop = asyncio.Event()
         stops.append(stop)
@@ -163,7 +187,7 @@ async def _load(
             expected[mid] = ((tenant, conv), answered_turns)
             now = SYSTEM_CLOCK.time()
             await pipelines[-1].submit(
-                tenant, conv, r.choice(pool[tenant]), message_id=mid, trace=[Span("api", now, now).to_dict()]
+                tenant, conv, ask(r, tenant), message_id=mid, trace=[Span("api", now, now).to_dict()]
             )
             sent += 1
             while not finished(mid):  # the user watches the stream until it ends
@@ -200,6 +224,8 @@ async def _load(
     await pipelines[-1].aclose()
     sampler.cancel()
     await asyncio.gather(sampler, return_exceptions=True)
+    if cache_dir is not None:
+        shutil.rmtree(cache_dir, ignore_errors=True)
     traces = TraceLog([t for p in pipelines for t in p.traces.traces])
     answered_by: dict[str, int] = {}
     for p in pipelines:
@@ -232,6 +258,8 @@ async def _load(
         peak_queued=queued[0],
         cut_streams=len(calls) - len(complete),
         restarts=len(pipelines) - 1,
+        started_at=started_at,
+        primary_model=config.primary_model,
     )
 
 

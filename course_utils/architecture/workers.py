@@ -43,6 +43,7 @@ from .answering import ModelCaller, usage_of
 from .controls import TenantControls
 from .bus import ANSWER_STREAMED, CONTEXT_READY, MESSAGE_RECEIVED, USAGE_RECORDED, Event, EventBus, consume
 from .outbox import OutboxRelay
+from .telemetry import Telemetry
 from .store import DeskStore
 from .trace import Trace, TraceLog, span
 from .vectors import VectorIndex
@@ -145,6 +146,7 @@ class Pipeline:
         controls: TenantControls | None = None,
         cache_path: str | None = None,
         faults: Mapping[str, Callable[[], Awaitable[None]]] | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.bus = bus
         self.store = store
@@ -157,6 +159,8 @@ class Pipeline:
         self.controls = controls
         self.faults = dict(faults or {})
         self.relay = OutboxRelay(store, bus, clock=clock)
+        self.telemetry = telemetry
+        """OpenTelemetry spans of every stage (None: only the spans carried in the events)."""
         self.traces = TraceLog()
         self._traced: set[str] = set()
         self.inbox_skipped = 0
@@ -180,7 +184,14 @@ class Pipeline:
             "message_id": message_id,
             "text": text,
             "trace": list(trace or []),
+            "headers": {},
         }
+        if self.telemetry is not None:  # the API's span: the root of the request's trace
+            api = next((sp for sp in data["trace"] if sp.get("stage") == "api"), None)
+            start = api["start"] if api else self.clock.time()
+            root = self.telemetry.start("api", start, None, **{"gen_ai.conversation.id": conversation_id})
+            root.update_name("POST /conversations/{conversation_id}/messages")
+            self.telemetry.end(root, "api", {}, api["end"] if api else start, data["headers"])
         # The transactional outbox: the message and its event commit together; the relay publishes the
         # event. A crash after the commit delays the event until the relay loop's next flush, never loses it.
         self.store.add_message(
@@ -206,6 +217,14 @@ class Pipeline:
         await self.submit(tenant, conversation_id, text, message_id=message_id, trace=trace)
         return event_id
 
+    def _otel(self, d: dict[str, Any]) -> dict[str, Any]:
+        """The keyword arguments of :func:`~.trace.span` that make a stage an OpenTelemetry span: the
+        telemetry, and the event's ``headers`` (a copy, updated with the stage's context for the next event)."""
+        if self.telemetry is None:
+            return {}
+        d["headers"] = dict(d.get("headers") or {})
+        return {"telemetry": self.telemetry, "headers": d["headers"]}
+
     async def _fault(self, point: str) -> None:
         hook = self.faults.get(point)
         if hook is not None:
@@ -217,12 +236,12 @@ class Pipeline:
         d = dict(event.data)
         spans = list(d.get("trace", []))
         tenant, conv, mid = d["tenant"], d["conversation_id"], d["message_id"]
-        with span(spans, "retrieval", clock=self.clock) as attrs:
+        with span(spans, "retrieval", clock=self.clock, **self._otel(d)) as attrs:
             hits = self.index.search(tenant, d["text"], k=self.config.k)
             attrs.update(hits=len(hits), docs=[h.doc_id for h in hits])
         articles = "\n\n".join(f"[{h.doc_id}] {h.text}" for h in hits) or "(no articles found)"
         system = SYSTEM_TEMPLATE.format(tenant=tenant, articles=articles)
-        with span(spans, "context", clock=self.clock) as attrs:
+        with span(spans, "context", clock=self.clock, **self._otel(d)) as attrs:
             messages = self.store.history_within(tenant, conv, self.config.context_budget, upto=mid, system=system)
             # Earlier answered turns the store holds (before the budget trims them): what a deploy must keep.
             attrs.update(messages=len(messages), history_turns=len(self.store.history(tenant, conv, upto=mid)) // 2)
@@ -252,7 +271,7 @@ class Pipeline:
         error: str | None = None
         result: dict[str, Any] | None = None
         try:
-            with span(spans, "model", clock=self.clock) as attrs:
+            with span(spans, "model", clock=self.clock, **self._otel(d)) as attrs:
                 body = {"system": d["system"], "messages": d["messages"], "max_tokens": self.config.max_tokens}
                 models = [self.config.primary_model] + [m for m in [self.config.fallback_model] if m]
                 if self.config.router is not None:
@@ -261,6 +280,7 @@ class Pipeline:
                     models = self.controls.models(tenant, models)
                     if not models:
                         raise PermissionError(f"the plan of tenant {tenant!r} allows none of the models {models}")
+                attrs.update(request_model=models[0], max_tokens=self.config.max_tokens, conversation_id=conv)
                 ticket = await self.controls.admit(tenant, {**body, "model": models[0]}) if self.controls else None
                 if ticket is not None:
                     attrs["rate_wait_s"] = ticket.waited_s
@@ -331,7 +351,8 @@ class Pipeline:
         tenant, conv, mid = d["tenant"], d["conversation_id"], d["message_id"]
         if text is not None:
             await self.bus.publish(deltas_topic(tenant, conv), {"message_id": mid, "type": "end", "usage": usage})
-        data = {k: d[k] for k in ("tenant", "conversation_id", "message_id")}
+        data = {k: d[k] for k in ("tenant", "conversation_id", "message_id") if k in d}
+        data["headers"] = d.get("headers") or {}
         await self.bus.publish(ANSWER_STREAMED, {**data, "text": text, "usage": usage, "error": error, "trace": spans})
 
     @property
@@ -358,7 +379,7 @@ class Pipeline:
         """``answer.streamed`` -> charge the tenant once (``meter``) -> ``usage.recorded``."""
         d = dict(event.data)
         spans = list(d.get("trace", []))
-        with span(spans, "metering", clock=self.clock) as attrs:
+        with span(spans, "metering", clock=self.clock, **self._otel(d)) as attrs:
             if self.controls is not None and d.get("usage"):
                 await self.controls.record(d["tenant"], d["message_id"], d["usage"])
             attrs["cost_usd_metered"] = (d.get("usage") or {}).get("cost_usd", 0.0)
