@@ -5,7 +5,7 @@ Anthropic inference (name ``chat {model}``, kind CLIENT, ``gen_ai.provider.name 
 ``gen_ai.operation.name``, ``gen_ai.request.model``, ``gen_ai.response.model``,
 ``gen_ai.usage.input_tokens``/``output_tokens``/``cache_read.input_tokens``,
 ``gen_ai.response.time_to_first_chunk``, ``gen_ai.conversation.id``, ``error.type``; see
-``docs/api-notes.md`` §12.x). The trace context travels between workers in each event's
+``docs/api-notes.md`` §12.1). The trace context travels between workers in each event's
 ``headers`` (``traceparent``, W3C Trace Context, by the SDK's propagator), so a stage in another
 process continues the same trace: its span is a child of the previous stage's.
 
