@@ -40,7 +40,15 @@ def compare(seed: int) -> None:
     ):
         wall = time.perf_counter()
         row = run()
-        keys = ("messages", "p50_ttft_s", "p95_ttft_s", "lost_messages", "duplicate_charges", "histories_lost")
+        keys = (
+            "messages",
+            "p50_ttft_s",
+            "p95_ttft_s",
+            "lost_messages",
+            "duplicate_charges",
+            "histories_lost",
+            "peak_queued",
+        )
         print(name, {k: round(row[k], 2) if isinstance(row.get(k), float) else row.get(k, 0) for k in keys})
         print(f"  wall_s (this machine) {time.perf_counter() - wall:.1f}")
 

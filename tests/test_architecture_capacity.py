@@ -87,3 +87,14 @@ def test_bad_inputs_are_refused_with_the_field_named():
         dataclasses.replace(KEY, latency_s=0)
     with pytest.raises(ValueError, match="minutes"):
         simulate_conversations_per_minute(KEY, minutes=0)
+
+
+def test_workers_for_uses_a_percentile_latency_and_leaves_headroom():
+    from course_utils.architecture.capacity import workers_for
+
+    # 600 turns/min = 10/s; a p95 of 3 s: 30 in flight at 100%, 43 at 70% utilisation.
+    assert workers_for(600, 3.0, utilisation=1.0) == 30
+    assert workers_for(600, 3.0) == 43
+    assert workers_for(0, 3.0) == 1
+    with pytest.raises(ValueError):
+        workers_for(600, 3.0, utilisation=0)

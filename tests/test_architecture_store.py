@@ -79,7 +79,7 @@ def test_conversations_survive_a_restart(tmp_path):
     with DeskStore(path) as store:
         _turns(store, "acme", "c1", 3)
         before = store.history("acme", "c1")
-        assert store.applied_migrations == [1, 2, 3]
+        assert store.applied_migrations == [1, 2, 3, 4]
     with DeskStore(path) as reopened:  # a new process would see the same file
         assert reopened.history("acme", "c1") == before
         assert reopened.applied_migrations == [] and reopened.schema_version == len(MIGRATIONS)
@@ -92,7 +92,7 @@ def test_migrations_upgrade_an_old_file_and_refuse_a_newer_one(tmp_path):
     db.execute("INSERT INTO conversations VALUES ('acme', 'c1', 0)")
     db.close()
     with DeskStore(path) as store:
-        assert store.applied_migrations == [2, 3]
+        assert store.applied_migrations == [2, 3, 4]
         assert store.conversations("acme") == ["c1"]
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA user_version = 99")
@@ -131,3 +131,27 @@ def test_history_upto_an_old_message_is_the_history_it_had():
     history = store.history("acme", "c1", upto=ids[1])
     assert [m["role"] for m in history] == ["user", "assistant", "user"]
     assert history[-1]["content"].startswith("question 1")
+
+
+def test_the_outbox_commits_with_the_message_and_only_for_a_new_one():
+    """The transactional outbox: the event is written in the message's transaction; a retried add of the same
+    message writes no second event; a failed transaction writes neither."""
+    store = DeskStore()
+    store.add_message("acme", "c1", "user", "hi", message_id="m1", outbox=("message.received", {"message_id": "m1"}))
+    store.add_message("acme", "c1", "user", "hi", message_id="m1", outbox=("message.received", {"message_id": "m1"}))
+    assert [(topic, data) for _, topic, data in store.unpublished()] == [("message.received", {"message_id": "m1"})]
+    with pytest.raises(StoreError):  # a bad role: the transaction rolls back, the event with it
+        store.add_message("acme", "c1", "robot", "x", message_id="m2", outbox=("message.received", {}))
+    assert len(store.unpublished()) == 1
+    seq = store.unpublished()[0][0]
+    assert store.mark_published(seq, "7-0") and not store.mark_published(seq, "8-0")
+    assert store.unpublished() == [] and store.outbox_event_id("acme", "m1") == "7-0"
+
+
+def test_the_inbox_is_per_group_and_tenant_and_survives_a_reopen(tmp_path):
+    path = tmp_path / "desk.db"
+    with DeskStore(path) as store:
+        assert store.mark_processed("model", "acme", "m1") and not store.mark_processed("model", "acme", "m1")
+    with DeskStore(path) as store:
+        assert store.processed("model", "acme", "m1")
+        assert not store.processed("metering", "acme", "m1") and not store.processed("model", "globex", "m1")

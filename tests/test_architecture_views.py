@@ -228,11 +228,11 @@ def test_takeaway_is_computed_from_the_data(hand_log):
     board = load_dashboard(hand_log, bins=2)
     assert isinstance(board, Dashboard)
     assert board.takeaway == (
-        "p95 TTFT 4.00 s over 4 requests (worst 4.00 s for arrivals at 10-20 s); errors 25.0%; "
-        "$0.0333 per conversation; cache hits 25%."
+        "p95 time to first token 4.00 s over 4 requests. Worst bin: arrivals at 10-20 s, p95 4.00 s. "
+        "Errors 25.0%, cache hits 25%, $0.02500 per request."
     )
-    calmer = TraceLog(hand_log.traces[:2])
-    assert load_dashboard(calmer, bins=2).takeaway.startswith("p95 TTFT 2.00 s over 2 requests")
+    one_bin = load_dashboard(TraceLog(hand_log.traces[:2]), bins=1)
+    assert "Worst bin" not in one_bin.takeaway  # a single bin has no worst bin to name
 
 
 def test_dashboard_panels_have_titles_units_and_the_series(hand_log):
@@ -240,8 +240,8 @@ def test_dashboard_panels_have_titles_units_and_the_series(hand_log):
     axes = board.figure.axes
     assert [ax.get_title() for ax in axes] == [
         "time to first token",
-        "error rate",
-        "cost per conversation",
+        "errors and degraded answers",
+        "cost per request",
         "cache hit rate",
     ]
     assert [ax.get_ylabel() for ax in axes] == ["seconds", "% of requests", "USD", "% of requests"]
@@ -251,6 +251,17 @@ def test_dashboard_panels_have_titles_units_and_the_series(hand_log):
     errors = axes[1].get_lines()[0]
     assert list(errors.get_ydata()) == pytest.approx([0.0, 50.0])  # percent
     assert board.figure._suptitle.get_text().startswith("Load test: 4 requests")
+
+
+def test_each_whole_run_line_lies_within_its_bins(hand_log):
+    """The issue's cost panel drew a whole-run line above every point (cost per conversation over bins
+    that split conversations). Per request, the whole run is a weighted mean of the bins: never outside."""
+    board = load_dashboard(hand_log, bins=2)
+    for ax in board.figure.axes:
+        lines = ax.get_lines()
+        for series, whole in zip(lines[0::2], lines[1::2]):
+            points = [y for y in series.get_ydata() if not math.isnan(y)]
+            assert min(points) - 1e-9 <= whole.get_ydata()[0] <= max(points) + 1e-9, ax.get_title()
 
 
 # ----- a real, small load test on virtual time -------------------------------------------------------------
@@ -271,7 +282,27 @@ def test_dashboard_of_a_real_run_matches_the_run_slo(small_run):
         assert whole[name] == pytest.approx(slo[name]), name
     # With 8 requests the nearest-rank p95 is the slowest request: the bin holding it shows it.
     assert board.series["p95_ttft_s"].max() == pytest.approx(slo["p95_ttft_s"])
-    assert f"p95 TTFT {slo['p95_ttft_s']:.2f} s over {small_run.sent} requests" in board.takeaway
+    assert f"p95 time to first token {slo['p95_ttft_s']:.2f} s over {small_run.sent} requests" in board.takeaway
+
+
+def test_the_outage_is_shaded_and_the_fallback_panel_moves_with_it():
+    result = run_load(LoadSpec(tenants=3, conversations=2, turns=3, outage_at=10.0, outage_s=60.0, ramp_s=20.0))
+    board = load_dashboard(result, bins=6)
+    begin, end = board.outage
+    assert begin == pytest.approx(result.started_at + 10.0 - min(t.start for t in result.traces.traces))
+    assert end - begin == pytest.approx(60.0)
+    during = board.series[board.series.bin_end_s > begin + 5]  # bins well inside the outage
+    before = board.series[board.series.bin_end_s <= begin]
+    assert (during.fallback_rate.dropna() > 0.5).all() and (before.fallback_rate.dropna() == 0).all()
+    assert all("primary model down" in [t.get_text() for t in ax.get_legend().get_texts()] for ax in board.figure.axes)
+    assert "arrived during the outage" in board.takeaway and "answered by the fallback model" in board.takeaway
+
+
+def test_the_cache_panel_moves_when_users_repeat_common_questions():
+    spec = LoadSpec(tenants=2, conversations=4, turns=2, cache=True, question_skew=1.5)
+    slo = run_load(spec).traces.slo()
+    assert 0 < slo["cache_hit_rate"] < 1
+    assert run_load(LoadSpec(tenants=2, conversations=4, turns=2)).traces.slo()["cache_hit_rate"] == 0
 
 
 def test_waterfall_of_a_real_request(small_run):

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 
 import pytest
 
-import course_utils.checks as checks
 from _checks import assert_not_attempted, assert_rejected, passes
 from course_utils.architecture.workers import PipelineConfig
 from course_utils.context import request_tokens, sliding_window
@@ -16,124 +14,195 @@ from course_utils.embeddings import embed_one
 
 
 # ----- 8.1 ------------------------------------------------------------------------------------
-async def handle_event(event, *, bus, group, processed, work):
+SEEN = "SELECT 1 FROM processed WHERE consumer_group = ? AND message_id = ?"
+
+
+async def handle_event(event, *, bus, group, db, work):
     key = event.data["message_id"]
-    if key not in processed:
-        await work(event)
-        processed.add(key)
+    if db.execute(SEEN, (group, key)).fetchone() is None:
+        try:
+            await work(event, db)
+            db.execute("INSERT INTO processed VALUES (?, ?)", (group, key))
+            db.commit()
+        except BaseException:
+            db.rollback()
+            raise
     await bus.ack(event.topic, group, event.id)
 
 
-async def handle_event_early_return(event, *, bus, group, processed, work):
-    """Written differently: ack and return early for a duplicate."""
-    if event.data["message_id"] in processed:
+async def handle_event_claim_first(event, *, bus, group, db, work):
+    """Written differently: claim with INSERT OR IGNORE inside `with db:` (the claim rolls back with the work)."""
+    with db:
+        claimed = db.execute(
+            "INSERT OR IGNORE INTO processed VALUES (?, ?)", (group, event.data["message_id"])
+        ).rowcount
+        if claimed:
+            await work(event, db)
+    await bus.ack(event.topic, group, event.id)
+
+
+async def handle_event_with_explicit_begin(event, *, bus, group, db, work):
+    """Written differently: an explicit BEGIN IMMEDIATE, a separate inbox check, early return for a duplicate."""
+    db.execute("BEGIN IMMEDIATE")
+    if db.execute(SEEN, (group, event.data["message_id"])).fetchone():
+        db.execute("ROLLBACK")
         return await bus.ack(event.topic, group, event.id)
-    await work(event)
-    processed.update({event.data["message_id"]})
-    await bus.ack(event.topic, group, event.id)
-
-
-async def ack_first(event, *, bus, group, processed, work):
-    await bus.ack(event.topic, group, event.id)
-    key = event.data["message_id"]
-    if key not in processed:
-        await work(event)
-        processed.add(key)
-
-
-async def swallow_and_ack(event, *, bus, group, processed, work):
-    key = event.data["message_id"]
     try:
-        if key not in processed:
-            await work(event)
-            processed.add(key)
+        await work(event, db)
+    except Exception:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("INSERT INTO processed (consumer_group, message_id) VALUES (?, ?)", (group, event.data["message_id"]))
+    db.execute("COMMIT")
+    await bus.ack(event.topic, group, event.id)
+
+
+processed_in_memory = set()
+
+
+async def in_memory_set(event, *, bus, group, db, work):
+    """The old exercise's answer: a Python set, which a restart empties."""
+    key = event.data["message_id"]
+    if key not in processed_in_memory:
+        await work(event, db)
+        db.commit()
+        processed_in_memory.add(key)
+    await bus.ack(event.topic, group, event.id)
+
+
+async def in_memory_default(event, *, bus, group, db, work, _seen={}):  # noqa: B006 - the wrong answer itself
+    """A set hidden in a default argument: still process memory."""
+    key = event.data["message_id"]
+    if key not in _seen:
+        await work(event, db)
+        db.commit()
+        _seen[key] = True
+    await bus.ack(event.topic, group, event.id)
+
+
+async def table_and_set(event, *, bus, group, db, work):
+    """Writes the table but trusts a Python set to skip duplicates: the restart still does the work twice."""
+    key = event.data["message_id"]
+    if key not in processed_in_memory:
+        try:
+            await work(event, db)
+            db.execute("INSERT OR IGNORE INTO processed VALUES (?, ?)", (group, key))
+            db.commit()
+        except BaseException:
+            db.rollback()
+            raise
+        processed_in_memory.add(key)
+    await bus.ack(event.topic, group, event.id)
+
+
+async def no_rollback(event, *, bus, group, db, work):
+    """Lets the failure propagate but leaves its partial write in the open transaction."""
+    key = event.data["message_id"]
+    if db.execute(SEEN, (group, key)).fetchone() is None:
+        await work(event, db)
+        db.execute("INSERT INTO processed VALUES (?, ?)", (group, key))
+        db.commit()
+    await bus.ack(event.topic, group, event.id)
+
+
+async def record_before_work(event, *, bus, group, db, work):
+    """Commits the inbox row first, then works: a failed work is never retried."""
+    key = event.data["message_id"]
+    if db.execute(SEEN, (group, key)).fetchone() is None:
+        db.execute("INSERT INTO processed VALUES (?, ?)", (group, key))
+        db.commit()
+        try:
+            await work(event, db)
+            db.commit()
+        except BaseException:
+            db.rollback()
+            raise
+    await bus.ack(event.topic, group, event.id)
+
+
+async def ack_first(event, *, bus, group, db, work):
+    await bus.ack(event.topic, group, event.id)
+    await handle_event_body(event, group, db, work)
+
+
+async def handle_event_body(event, group, db, work):
+    key = event.data["message_id"]
+    if db.execute(SEEN, (group, key)).fetchone() is None:
+        try:
+            await work(event, db)
+            db.execute("INSERT INTO processed VALUES (?, ?)", (group, key))
+            db.commit()
+        except BaseException:
+            db.rollback()
+            raise
+
+
+async def swallow_and_ack(event, *, bus, group, db, work):
+    try:
+        await handle_event_body(event, group, db, work)
     except Exception:  # noqa: BLE001 - the plausible wrong answer: "never crash the consumer"
         pass
     await bus.ack(event.topic, group, event.id)
 
 
-async def no_dedupe(event, *, bus, group, processed, work):
-    await work(event)
-    processed.add(event.data["message_id"])
-    await bus.ack(event.topic, group, event.id)
-
-
-async def mark_after_ack(event, *, bus, group, processed, work):
+async def ack_before_commit(event, *, bus, group, db, work):
+    """Does the work and the inbox row, acks, then commits."""
     key = event.data["message_id"]
-    if key not in processed:
-        await work(event)
-    await bus.ack(event.topic, group, event.id)
-    processed.add(key)
-
-
-async def dedupe_on_event_id(event, *, bus, group, processed, work):
-    if event.id not in processed:
-        await work(event)
-        processed.add(event.id)
-    await bus.ack(event.topic, group, event.id)
-
-
-async def records_the_event_id_too(event, *, bus, group, processed, work):
-    """Dedupes on the business key but records the bus's event id as well: `processed` is not the ids handled."""
-    key = event.data["message_id"]
-    if key not in processed:
-        await work(event)
-        processed.update({key, event.id})
-    await bus.ack(event.topic, group, event.id)
-
-
-async def handle_event_with_a_lock_free_claim(event, *, bus, group, processed, work):
-    """Written differently: a local flag, one ack at the end, try/else so a failure propagates unacked."""
-    key = event.data["message_id"]
-    fresh = key not in processed
-    if fresh:
+    if db.execute(SEEN, (group, key)).fetchone() is None:
         try:
-            await work(event)
+            await work(event, db)
+            db.execute("INSERT INTO processed VALUES (?, ?)", (group, key))
         except BaseException:
+            db.rollback()
             raise
-        else:
-            processed.add(key)
+    await bus.ack(event.topic, group, event.id)
+    db.commit()
+
+
+async def dedupe_on_event_id(event, *, bus, group, db, work):
+    if db.execute(SEEN, (group, event.id)).fetchone() is None:
+        try:
+            await work(event, db)
+            db.execute("INSERT INTO processed VALUES (?, ?)", (group, event.id))
+            db.commit()
+        except BaseException:
+            db.rollback()
+            raise
     await bus.ack(event.topic, group, event.id)
 
 
-async def work_in_the_background(event, *, bus, group, processed, work):
-    """Starts the work as a task and acks at once: a crash in the work loses the message."""
-    key = event.data["message_id"]
-    if key not in processed:
-        processed.add(key)
-        asyncio.ensure_future(work(event))
-    await bus.ack(event.topic, group, event.id)
-
-
-async def stub(event, *, bus, group, processed, work):
+async def stub(event, *, bus, group, db, work):
     raise NotImplementedError
 
 
-def test_8_1_solution_and_an_alternative_pass():
+def test_8_1_solution_and_alternatives_pass():
     passes("8.1", handle_event)
-    passes("8.1", handle_event_early_return)
-    passes("8.1", handle_event_with_a_lock_free_claim)
+    passes("8.1", handle_event_claim_first)
+    passes("8.1", handle_event_with_explicit_begin)
 
 
-def test_8_1_rejects_recording_the_wrong_ids_with_a_stable_message():
-    """Issue 27, class 4: the fault is what the answer records, and the message prints the same every run."""
-    first = checks.check("8.1", records_the_event_id_too, quiet=True)
-    assert first.status == "failed"
-    assert "`processed` does not record exactly the handled message ids" in first.feedback
-    assert "was lost" not in first.feedback
-    again = checks.check("8.1", records_the_event_id_too, quiet=True)
-    assert [c.message for c in again.cases] == [c.message for c in first.cases]
+def test_8_1_rejects_a_processed_set_in_process_memory():
+    """The incident's own state: a set (module-level, or a default argument) that the restart empties."""
+    processed_in_memory.clear()
+    assert_rejected("8.1", in_memory_set, "the restarted process did not know it was done")
+    processed_in_memory.clear()
+    assert_rejected("8.1", in_memory_default, "the restarted process did not know it was done")
+    processed_in_memory.clear()
+    assert_rejected("8.1", table_and_set, "the restarted process did not know it was done")
+
+
+def test_8_1_rejects_a_transaction_that_is_not_one():
+    assert_rejected("8.1", no_rollback, "half-written answer for m1 was committed")
+    assert_rejected("8.1", record_before_work, "message m1 was lost")
+    assert_rejected("8.1", ack_before_commit, "acknowledged before it was committed")
 
 
 def test_8_1_rejects_acking_before_processing():
-    assert_rejected("8.1", ack_first, "message m1 was lost")
+    assert_rejected("8.1", ack_first, "acknowledged before it was committed")
     assert_rejected("8.1", swallow_and_ack, "message m1 was lost")
-    assert_rejected("8.1", work_in_the_background, "message m1 was lost")
 
 
-def test_8_1_rejects_processing_without_dedupe():
-    assert_rejected("8.1", no_dedupe, "message m1 was processed 2 times")
-    assert_rejected("8.1", mark_after_ack, "message m1 was processed 2 times")
+def test_8_1_rejects_deduplicating_on_the_event_id():
     assert_rejected("8.1", dedupe_on_event_id, "deduplicated by the event id")
 
 

@@ -160,6 +160,7 @@ def test_skills_order_and_fallback():
         "structured",
         "summarize",
         "classify",
+        "grounded",
         "recall",
         "prose",
     ]

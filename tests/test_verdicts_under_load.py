@@ -47,9 +47,9 @@ ANSWERS: dict[str, list[Callable[..., Any]]] = {
     "8.1": [
         t8.handle_event,
         t8.ack_first,
-        t8.no_dedupe,
-        t8.records_the_event_id_too,
-    ],  # redelivery after the idle timeout
+        t8.in_memory_set,
+        t8.no_rollback,
+    ],  # redelivery after the idle timeout, a restart
     "8.4": [t8.wire_pipeline, t8.wire_too_few_workers],  # a load test: p95 time to first token
 }
 ALSO_CORRECT: dict[str, list[Callable[..., Any]]] = {

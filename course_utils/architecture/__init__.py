@@ -6,18 +6,21 @@ module             what
 ``bus``            the event bus (in process or Redis Streams), at-least-once, idempotent consumers
 ``store``          :class:`DeskStore`: conversations in SQLite, tenant-scoped, migrated (``migrations``)
 ``vectors``        :class:`VectorIndex`: sqlite-vec, the tenant as partition key; :func:`recall_at_k`
+``evaluation``     groundedness of the answers next to recall@k (:func:`evaluate_answers`)
 ``help_centre``    the lesson's multi-tenant help centre and labelled questions (``data/``)
 ``trace``          per-request stage spans and the dashboard's figures (:class:`TraceLog`)
+``telemetry``      OpenTelemetry SDK spans with the GenAI conventions, ``traceparent`` in event headers
 ``diagram``        the architecture diagram generated from the running wiring (Mermaid, matplotlib)
 ``dashboard``      one request's stage waterfall and the load test's SLO dashboard
 ``capacity``       capacity planning: each limit's turns per minute, the binding one, a simulation
 ``answering``      :class:`ModelCaller`: the streamed model call (retry, breaker, fallback, cache)
 ``controls``       :class:`TenantControls`: lesson 07's plans, limits, budgets and metering
-``workers``        :class:`Pipeline`: the four stages wired to the bus
+``workers``        :class:`Pipeline`: the four stages wired to the bus, each behind its group's inbox
+``outbox``         :class:`OutboxRelay`: the transactional outbox's relay from the store to the bus
 ``service``        the HTTP API (:class:`SupportDesk`, :class:`SupportDeskServer`); ``__main__`` runs it
 ``loadtest``       the end-to-end load test on virtual time (:func:`run_load`), with faults and a deploy
 ``synchronous``    the incident's synchronous design (:class:`SyncDesk`), under the same load
-``crash``          a worker killed mid-answer and the recovery (:func:`crash_mid_stream`)
+``crash``          a worker killed mid-answer (:func:`crash_mid_stream`); the dual write (:func:`crash_after_commit`)
 =================  ==============================================================================
 """
 
@@ -39,12 +42,15 @@ from .bus import (
     consume,
     dead_letter_topic,
 )
-from .capacity import CapacityInputs, binding_limit, simulate_conversations_per_minute, turn_limits
+from .capacity import CapacityInputs, binding_limit, simulate_conversations_per_minute, turn_limits, workers_for
 from .controls import TenantControls, TenantRateLimited
-from .crash import CrashReport, crash_mid_stream
+from .crash import CrashReport, DualWriteReport, crash_after_commit, crash_mid_stream
 from .dashboard import Dashboard, load_dashboard, load_series, waterfall
 from .diagram import StageWiring, Wiring, mermaid, wiring_of
 from .diagram import figure as architecture_figure
+from .evaluation import evaluate_answers, groundedness
+from .outbox import OutboxRelay
+from .telemetry import Telemetry
 from .help_centre import articles, load_help_centre, questions, tenant_names
 from .loadtest import LoadResult, LoadSpec, run_load
 from .service import SupportDesk, SupportDeskServer, create_app
@@ -92,6 +98,7 @@ __all__ = [
     "turn_limits",
     "binding_limit",
     "simulate_conversations_per_minute",
+    "workers_for",
     "load_series",
     "load_dashboard",
     "waterfall",
@@ -114,4 +121,10 @@ __all__ = [
     "run_synchronous_load",
     "CrashReport",
     "crash_mid_stream",
+    "DualWriteReport",
+    "crash_after_commit",
+    "OutboxRelay",
+    "Telemetry",
+    "evaluate_answers",
+    "groundedness",
 ]

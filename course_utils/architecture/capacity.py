@@ -20,6 +20,8 @@ before each call and then wait out the model's latency; it is what the formula i
 
 from __future__ import annotations
 
+import math
+
 import asyncio
 from dataclasses import dataclass
 
@@ -27,6 +29,7 @@ from ..clock import SYSTEM_CLOCK, run_virtual
 from ..concurrency import TokenBucket
 
 __all__ = [
+    "workers_for",
     "CapacityInputs",
     "turn_limits",
     "binding_limit",
@@ -40,11 +43,11 @@ class CapacityInputs:
     """The organisation's limits for one model, the shape of the traffic and the worker pool (all positive)."""
 
     rpm: float
-    """Requests per minute of the key."""
+    """Requests per minute of the organisation (every key and workspace shares it)."""
     itpm: float
-    """Input tokens per minute of the key."""
+    """Input tokens per minute of the organisation."""
     otpm: float
-    """Output tokens per minute of the key."""
+    """Output tokens per minute of the organisation."""
     input_tokens_per_turn: float
     """Mean input tokens of one model call that count toward ITPM: ``input_tokens`` plus
     ``cache_creation_input_tokens``; cache reads do not count (docs/api-notes.md, "What counts")."""
@@ -71,6 +74,18 @@ def turn_limits(p: CapacityInputs) -> dict[str, float]:
         "otpm": p.otpm / p.output_tokens_per_turn,
         "workers": p.workers * 60.0 / p.latency_s,  # Little's law: L = lambda * W
     }
+
+
+def workers_for(turns_per_minute: float, latency_s: float, *, utilisation: float = 0.7) -> int:
+    """Workers (concurrent model calls) to provision for ``turns_per_minute`` by Little's law, with headroom.
+
+    Little's law gives the mean number in flight, ``L = lambda * W``; a pool sized to exactly that runs at
+    100% utilisation, where queues grow without bound on any burst. Pass a high percentile of the latency
+    (p95, not the mean) for ``latency_s`` and divide by a target ``utilisation`` (0.7: 30% headroom).
+    """
+    if turns_per_minute < 0 or latency_s <= 0 or not 0 < utilisation <= 1:
+        raise ValueError("turns_per_minute >= 0, latency_s > 0 and 0 < utilisation <= 1 are required")
+    return max(1, math.ceil(turns_per_minute / 60.0 * latency_s / utilisation - 1e-9))
 
 
 def binding_limit(p: CapacityInputs) -> str:

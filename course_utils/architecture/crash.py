@@ -17,13 +17,13 @@ from typing import Any
 
 from ..clock import SYSTEM_CLOCK, run_virtual
 from ..mock_provider.inprocess import InProcessServer
-from .bus import InMemoryBus
+from .bus import MESSAGE_RECEIVED, InMemoryBus
 from .loadtest import LOAD_NOOP_CYCLES
 from .store import DeskStore
 from .vectors import VectorIndex
-from .workers import Pipeline, deltas_topic
+from .workers import Pipeline, WorkerCrash, deltas_topic
 
-__all__ = ["CrashReport", "crash_mid_stream"]
+__all__ = ["CrashReport", "crash_mid_stream", "DualWriteReport", "crash_after_commit"]
 
 
 @dataclass
@@ -94,3 +94,66 @@ def crash_mid_stream(
 ) -> CrashReport:
     """Kill the workers mid-answer and recover (see the module docstring); runs on a fresh virtual loop."""
     return run_virtual(_crash(index, tenant, question, idle_timeout_s, seed), limit=3600, noop_cycles=LOAD_NOOP_CYCLES)
+
+
+@dataclass
+class DualWriteReport:
+    """What a crash between storing a message and publishing its event left, and what the relay did."""
+
+    stored: bool
+    """The message was in the store after the crash."""
+    on_bus_after_crash: int
+    """``message.received`` events on the bus right after the crash (0: without the outbox, lost)."""
+    in_outbox_after_crash: int
+    """Events waiting in the outbox right after the crash."""
+    relayed_after_s: float
+    """Seconds after the crash when the relay loop published the event."""
+    answers: int
+    charges: int
+
+
+async def _dual_write(index: VectorIndex, tenant: str, question: str, relay_poll_s: float, seed: int):
+    server = InProcessServer(seed=seed, time_scale=1.0, rate_limit_tier="unlimited")
+    bus, store = InMemoryBus(idle_timeout_s=30.0), DeskStore()
+
+    async def die() -> None:
+        raise WorkerCrash("the API process died between the commit and the publish")
+
+    api = Pipeline(bus, store, index, lambda t: server.tenant(t).async_client(), faults={"submit:after_commit": die})
+    mid = "m-dual-write"
+    try:
+        await api.submit(tenant, "c1", question, message_id=mid)
+    except WorkerCrash:
+        pass
+    t0 = SYSTEM_CLOCK.monotonic()
+    stored, on_bus = store.message(tenant, mid) is not None, len(await bus.events(MESSAGE_RECEIVED))
+    waiting = len(store.unpublished())
+    workers = Pipeline(bus, store, index, lambda t: server.tenant(t).async_client())
+    stop = asyncio.Event()
+    runner = asyncio.create_task(workers.run(stop, block_s=1.0, relay_poll_s=relay_poll_s))
+    while not await bus.events(MESSAGE_RECEIVED):
+        await asyncio.sleep(0.05)
+    relayed = SYSTEM_CLOCK.monotonic() - t0
+    while not workers.finished(mid):
+        await asyncio.sleep(0.1)
+    stop.set()
+    await runner
+    await workers.aclose()
+    return DualWriteReport(
+        stored=stored,
+        on_bus_after_crash=on_bus,
+        in_outbox_after_crash=waiting,
+        relayed_after_s=relayed,
+        answers=sum(1 for m in store.messages(tenant, "c1") if m.reply_to == mid),
+        charges=sum(1 for u in store.usage(tenant) if u.message_id == mid),
+    )
+
+
+def crash_after_commit(
+    index: VectorIndex, tenant: str, question: str, *, relay_poll_s: float = 1.0, seed: int = 0
+) -> DualWriteReport:
+    """The dual write's crash: the API stores the message (and, in the same transaction, its event in the
+    outbox) and dies before publishing; a worker process's relay publishes it. On a fresh virtual loop."""
+    return run_virtual(
+        _dual_write(index, tenant, question, relay_poll_s, seed), limit=3600, noop_cycles=LOAD_NOOP_CYCLES
+    )

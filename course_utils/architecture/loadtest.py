@@ -15,14 +15,17 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import random
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..clock import SYSTEM_CLOCK, run_virtual
 from ..mock_provider.inprocess import InProcessServer
 from ..progress import ProgressCallback, ProgressEvent
-from .bus import InMemoryBus
+from .bus import CONTEXT_READY, InMemoryBus
 from .help_centre import tenant_names, load_help_centre, questions
 from .store import DeskStore
 from .trace import Span, TraceLog, percentile
@@ -56,6 +59,12 @@ class LoadSpec:
     model_consumers: int = 8
     restart_at: float | None = None
     """Seconds after the start of a rolling deploy of the workers (None: none)."""
+    question_skew: float = 0.0
+    """How much users favour the common questions: question i of a tenant's list is asked with weight
+    ``1 / (i + 1) ** question_skew`` (0: uniformly; 1: Zipf's law, as support traffic tends to be)."""
+    cache: bool = False
+    """Lesson 06's exact-match cache in front of the model (a repeated question in the same context is
+    answered without a model call)."""
     seed: int = 0
 
 
@@ -75,9 +84,17 @@ class LoadResult:
     cost_usd: float
     duration_s: float
     per_tenant_p95: dict[str, float] = field(default_factory=dict)
+    histories_lost: int = 0
+    """Conversations with a turn whose context stage found fewer earlier answered turns than the user
+    had seen answered (measured from each trace's ``context`` span, as the synchronous design's is)."""
+    peak_queued: int = 0
+    """Most events waiting at once for a model consumer (sampled each second of the run)."""
     cut_streams: int = 0
     """Streams cut before their end (a client that gave up, a worker that died), billed for what was generated."""
     restarts: int = 0
+    started_at: float = 0.0
+    """The run's start on its clock (epoch seconds): where ``outage_at`` and ``restart_at`` count from."""
+    primary_model: str = ""
 
     @property
     def lost(self) -> int:
@@ -101,6 +118,8 @@ class LoadResult:
             "lost_messages": self.lost,
             "duplicate_charges": self.duplicate_charges,
             "error_rate": slo["error_rate"],
+            "histories_lost": self.histories_lost,
+            "peak_queued": self.peak_queued,
             "cost_per_conversation_usd": self.cost_usd / max(1, self.spec.tenants * self.spec.conversations),
             "cache_hit_rate": slo["cache_hit_rate"],
             "worst_tenant_p95_over_median": (max(p95s) / median) if p95s and median else math.nan,
@@ -118,18 +137,37 @@ async def _load(
     # The bus and the store outlive a restart of the workers: in production they are Redis and a
     # database file, other processes than the one a deploy restarts.
     bus, store = InMemoryBus(idle_timeout_s=30.0), DeskStore()
+    cache_dir = tempfile.mkdtemp(prefix="load-cache-") if spec.cache else None
+    cache_path = os.path.join(cache_dir, "cache.db") if cache_dir else None
     rng = random.Random(spec.seed)
     tenants = tenant_names(spec.tenants)
     pool = {t: [q["question"] for q in questions() if q["tenant"] == t] for t in tenants}
+    weights = {t: [1 / (i + 1) ** spec.question_skew for i in range(len(qs))] for t, qs in pool.items()}
     sent = done = 0
+
+    def ask(r: random.Random, tenant: str) -> str:
+        if not spec.question_skew:
+            return r.choice(pool[tenant])  # the uniform draw the figures without skew were measured with
+        return r.choices(pool[tenant], weights[tenant])[0]
+
     total = spec.tenants * spec.conversations * spec.turns
     start = SYSTEM_CLOCK.monotonic()
+    started_at = SYSTEM_CLOCK.time()
     pipelines: list[Pipeline] = []
     runners: list[asyncio.Task] = []
     stops: list[asyncio.Event] = []
+    expected: dict[str, tuple[tuple[str, str], int]] = {}  # message id -> conversation, turns it had answered
+    queued = [0]
+
+    async def sample_queue() -> None:
+        while True:
+            queued[0] = max(queued[0], bus.backlog(CONTEXT_READY, "model"))
+            await asyncio.sleep(1.0)
 
     def start_workers() -> None:
-        pipeline = Pipeline(bus, store, index, lambda t: server.tenant(t).async_client(), config=config)
+        pipeline = Pipeline(
+            bus, store, index, lambda t: server.tenant(t).async_client(), config=config, cache_path=cache_path
+        )
         pipelines.append(pipeline)
         stop = asyncio.Event()
         stops.append(stop)
@@ -143,16 +181,19 @@ async def _load(
         nonlocal sent, done
         r = random.Random(seed)
         await asyncio.sleep(delay)
+        answered_turns = 0
         for turn in range(spec.turns):
             mid = f"{tenant}-{conv}-{turn}"
+            expected[mid] = ((tenant, conv), answered_turns)
             now = SYSTEM_CLOCK.time()
             await pipelines[-1].submit(
-                tenant, conv, r.choice(pool[tenant]), message_id=mid, trace=[Span("api", now, now).to_dict()]
+                tenant, conv, ask(r, tenant), message_id=mid, trace=[Span("api", now, now).to_dict()]
             )
             sent += 1
             while not finished(mid):  # the user watches the stream until it ends
                 await asyncio.sleep(0.25)
             done += 1
+            answered_turns += store.answer_for(tenant, mid) is not None
             if on_progress is not None:
                 on_progress(ProgressEvent(done, total, SYSTEM_CLOCK.monotonic() - start, mid))
             await asyncio.sleep(r.expovariate(1 / spec.think_s))
@@ -168,6 +209,7 @@ async def _load(
         await old.aclose()
 
     start_workers()
+    sampler = asyncio.create_task(sample_queue())
     deployer = asyncio.create_task(deploy(spec.restart_at)) if spec.restart_at is not None else None
     users = [
         user(t, f"c{c}", rng.uniform(0, spec.ramp_s), rng.getrandbits(32))
@@ -180,6 +222,10 @@ async def _load(
     stops[-1].set()
     await runners[-1]
     await pipelines[-1].aclose()
+    sampler.cancel()
+    await asyncio.gather(sampler, return_exceptions=True)
+    if cache_dir is not None:
+        shutil.rmtree(cache_dir, ignore_errors=True)
     traces = TraceLog([t for p in pipelines for t in p.traces.traces])
     answered_by: dict[str, int] = {}
     for p in pipelines:
@@ -190,6 +236,11 @@ async def _load(
     complete = calls[~calls["disconnected"].astype(bool)]
     answered = sum(1 for t in tenants for c in store.conversations(t) for m in store.messages(t, c) if m.reply_to)
     billed = sum(len(store.usage(t)) for t in tenants)
+    lost_history = set()
+    for tr in traces.traces:
+        contexts = [s.attrs["history_turns"] for s in tr.spans if s.stage == "context" and "history_turns" in s.attrs]
+        if contexts and min(contexts) < expected[tr.request_id][1]:
+            lost_history.add(expected[tr.request_id][0])
     per_tenant = {t: percentile([tr.ttft_s for tr in traces.traces if tr.tenant == t], 0.95) for t in tenants}
     return LoadResult(
         spec=spec,
@@ -203,8 +254,12 @@ async def _load(
         cost_usd=float(sum(float(c) for c in calls["cost_usd"])),
         duration_s=SYSTEM_CLOCK.monotonic() - start,
         per_tenant_p95=per_tenant,
+        histories_lost=len(lost_history),
+        peak_queued=queued[0],
         cut_streams=len(calls) - len(complete),
         restarts=len(pipelines) - 1,
+        started_at=started_at,
+        primary_model=config.primary_model,
     )
 
 

@@ -12,6 +12,12 @@ least once: :meth:`DeskStore.add_message` with a ``message_id`` it already holds
 stored message; :meth:`save_answer` stores one answer per user message (a second answer to the same
 message returns the first); :meth:`record_usage` stores one usage row per message.
 
+The dual write (store the message, then publish its event) is made safe by a **transactional
+outbox**: :meth:`add_message` with ``outbox=`` writes the event in the same SQLite transaction, and a
+relay publishes it afterwards, so a crash between the two can only delay the event, never lose it.
+The consumers' **inbox** (:meth:`processed`, :meth:`mark_processed`) records which message each
+consumer group has finished, so a redelivered or re-published event is acknowledged without the work.
+
 The history sent to the model is built by lesson 01's strategies (:mod:`course_utils.context`):
 :meth:`history_within` returns whole answered turns, newest first, within a token budget.
 """
@@ -24,7 +30,7 @@ import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from ..clock import SYSTEM_CLOCK, Clock
 from ..context import ContextStrategy, SlidingWindow
@@ -74,6 +80,28 @@ MIGRATIONS: tuple[str, ...] = (
     # 3: the provider's request-id of the call that answered (what billing reconciles against).
     """
     ALTER TABLE usage ADD COLUMN request_id TEXT;
+    """,
+    # 4: the transactional outbox (events written in the same transaction as the message they announce,
+    # relayed to the bus afterwards) and the consumers' inbox (which message each group has processed).
+    """
+    CREATE TABLE outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        tenant TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        data TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        published_at REAL,
+        event_id TEXT
+    );
+    CREATE INDEX outbox_unpublished ON outbox (seq) WHERE published_at IS NULL;
+    CREATE TABLE inbox (
+        consumer_group TEXT NOT NULL,
+        tenant TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        processed_at REAL NOT NULL,
+        PRIMARY KEY (consumer_group, tenant, message_id)
+    );
     """,
 )
 """The schema, one migration per entry (see :mod:`.migrations`); append, never edit a released one."""
@@ -171,11 +199,14 @@ class DeskStore:
         *,
         message_id: str | None = None,
         reply_to: str | None = None,
+        outbox: tuple[str, Mapping[str, Any]] | None = None,
     ) -> StoredMessage:
         """Append a message (creating the conversation on its first message) and return it.
 
         Idempotent on ``message_id``: adding an id the tenant already has returns the stored message.
-        ``content`` is a string or a list of content blocks (stored as JSON).
+        ``content`` is a string or a list of content blocks (stored as JSON). ``outbox=(topic, data)``
+        writes that event to the outbox *in the same transaction* as a new message (the transactional
+        outbox: both are stored or neither; :class:`~.outbox.OutboxRelay` publishes it afterwards).
         """
         tenant = _tenant(tenant)
         _name(conversation_id, "conversation_id")
@@ -204,6 +235,11 @@ class DeskStore:
                     existing = self._db.execute(
                         f"SELECT {_COLUMNS} FROM messages WHERE tenant = ? AND message_id = ?", (tenant, message_id)
                     ).fetchone()
+                    if outbox is not None:
+                        self._db.execute(
+                            "INSERT INTO outbox (tenant, message_id, topic, data, created_at) VALUES (?, ?, ?, ?, ?)",
+                            (tenant, message_id, outbox[0], json.dumps(dict(outbox[1]), ensure_ascii=False), now),
+                        )
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
@@ -343,6 +379,53 @@ class DeskStore:
         with self._lock:
             rows = self._db.execute(query + " ORDER BY recorded_at, rowid", args).fetchall()
         return [Usage(*row) for row in rows]
+
+    # ----- the transactional outbox and the consumers' inbox -------------------------------------------
+    def unpublished(self, limit: int = 100) -> list[tuple[int, str, dict[str, Any]]]:
+        """The outbox's events not yet published, oldest first: ``(seq, topic, data)``."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, topic, data FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT ?", (limit,)
+            ).fetchall()
+        return [(seq, topic, json.loads(data)) for seq, topic, data in rows]
+
+    def mark_published(self, seq: int, event_id: str) -> bool:
+        """Record that outbox event ``seq`` is on the bus as ``event_id``; False if it already was."""
+        with self._lock:
+            cur = self._db.execute(
+                "UPDATE outbox SET published_at = ?, event_id = ? WHERE seq = ? AND published_at IS NULL",
+                (self.clock.time(), event_id, seq),
+            )
+        return cur.rowcount == 1
+
+    def outbox_event_id(self, tenant: str, message_id: str) -> str | None:
+        """The bus id the outbox event of the tenant's message was published as (None: not yet)."""
+        tenant = _tenant(tenant)
+        with self._lock:
+            row = self._db.execute(
+                "SELECT event_id FROM outbox WHERE tenant = ? AND message_id = ? ORDER BY seq LIMIT 1",
+                (tenant, message_id),
+            ).fetchone()
+        return None if row is None else row[0]
+
+    def processed(self, group: str, tenant: str, message_id: str) -> bool:
+        """True if consumer ``group`` recorded the tenant's message as processed (the inbox)."""
+        tenant = _tenant(tenant)
+        with self._lock:
+            row = self._db.execute(
+                "SELECT 1 FROM inbox WHERE consumer_group = ? AND tenant = ? AND message_id = ?",
+                (group, tenant, message_id),
+            ).fetchone()
+        return row is not None
+
+    def mark_processed(self, group: str, tenant: str, message_id: str) -> bool:
+        """Record in the inbox that ``group`` processed the tenant's message; False if it already had."""
+        tenant = _tenant(tenant)
+        with self._lock:
+            cur = self._db.execute(
+                "INSERT OR IGNORE INTO inbox VALUES (?, ?, ?, ?)", (group, tenant, message_id, self.clock.time())
+            )
+        return cur.rowcount == 1
 
     def close(self) -> None:
         """Close the database (idempotent)."""

@@ -51,20 +51,34 @@ class Span:
 
 
 @contextlib.contextmanager
-def span(spans: list[dict[str, Any]], stage: str, *, clock: Clock = SYSTEM_CLOCK, **attrs: Any) -> Iterator[dict]:
+def span(
+    spans: list[dict[str, Any]],
+    stage: str,
+    *,
+    clock: Clock = SYSTEM_CLOCK,
+    telemetry: Any = None,
+    headers: dict[str, str] | None = None,
+    **attrs: Any,
+) -> Iterator[dict]:
     """Time a stage and append its span (as a dict) to ``spans``; yields the attrs to fill in.
 
-    An exception inside marks the span with ``error`` (its type) and propagates.
+    With a :class:`~.telemetry.Telemetry`, the stage is also an OpenTelemetry span, a child of the
+    context in ``headers`` (the event's), whose own context is written back into ``headers`` for the
+    next event. An exception inside marks the span with ``error`` (its type) and propagates.
     """
     start = clock.time()
     record = dict(attrs)
+    otel = telemetry.start(stage, start, headers) if telemetry is not None else None
     try:
         yield record
     except BaseException as exc:
         record["error"] = type(exc).__name__
         raise
     finally:
-        spans.append(Span(stage, start, clock.time(), record).to_dict())
+        end = clock.time()
+        spans.append(Span(stage, start, end, record).to_dict())
+        if otel is not None:
+            telemetry.end(otel, stage, record, end, headers)
 
 
 @dataclass
@@ -179,7 +193,8 @@ class TraceLog:
         return pd.DataFrame([t.summary() for t in self.traces])
 
     def slo(self) -> dict[str, float]:
-        """p50/p95 time to first token (s), error rate, cost per conversation (USD), cache hit rate."""
+        """p50/p95 time to first token (s), error rate, cost per conversation and per request (USD), cache
+        hit rate, and the share of requests whose model stage ran more than once (redelivered)."""
         ttfts = [t.ttft_s for t in self.traces]
         conversations = {(t.tenant, t.conversation_id) for t in self.traces}
         n = len(self.traces)
@@ -192,4 +207,8 @@ class TraceLog:
                 sum(t._sum("cost_usd") for t in self.traces) / len(conversations) if conversations else math.nan
             ),
             "cache_hit_rate": sum(t.summary()["cache_hit"] for t in self.traces) / n if n else math.nan,
+            "cost_per_request_usd": sum(t._sum("cost_usd") for t in self.traces) / n if n else math.nan,
+            "redelivered_rate": sum(sum(s.stage == "model" for s in t.spans) > 1 for t in self.traces) / n
+            if n
+            else math.nan,
         }

@@ -132,6 +132,15 @@ class VectorIndex:
         ``docs(tenant TEXT PARTITION KEY, embedding float[dim] distance_metric=cosine, +doc_id, +text)``."""
         return self._db
 
+    def text(self, tenant: str, doc_id: str) -> str | None:
+        """The text of the tenant's document ``doc_id``, or None."""
+        tenant = _tenant(tenant)
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT text FROM docs WHERE tenant = ? AND doc_id = ?", (tenant, doc_id)
+            ).fetchall()
+        return rows[0][0] if rows else None
+
     def count(self, tenant: str) -> int:
         """How many documents ``tenant`` has."""
         tenant = _tenant(tenant)

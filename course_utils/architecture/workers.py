@@ -42,6 +42,8 @@ from ..resilience import AllLinksFailed, BreakerBoard, is_retryable
 from .answering import ModelCaller, usage_of
 from .controls import TenantControls
 from .bus import ANSWER_STREAMED, CONTEXT_READY, MESSAGE_RECEIVED, USAGE_RECORDED, Event, EventBus, consume
+from .outbox import OutboxRelay
+from .telemetry import Telemetry
 from .store import DeskStore
 from .trace import Trace, TraceLog, span
 from .vectors import VectorIndex
@@ -144,6 +146,7 @@ class Pipeline:
         controls: TenantControls | None = None,
         cache_path: str | None = None,
         faults: Mapping[str, Callable[[], Awaitable[None]]] | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.bus = bus
         self.store = store
@@ -155,8 +158,13 @@ class Pipeline:
         self.caller = ModelCaller(bus, clients, self.config, breakers=self.breakers, cache_path=cache_path, clock=clock)
         self.controls = controls
         self.faults = dict(faults or {})
+        self.relay = OutboxRelay(store, bus, clock=clock)
+        self.telemetry = telemetry
+        """OpenTelemetry spans of every stage (None: only the spans carried in the events)."""
         self.traces = TraceLog()
         self._traced: set[str] = set()
+        self.inbox_skipped = 0
+        """Events acknowledged without the work: their message was already in the group's inbox."""
         self.replayed_answers = 0
         """Redelivered messages answered from the store without calling the model."""
         self.replayed_by_tenant: dict[str, int] = {}
@@ -166,18 +174,32 @@ class Pipeline:
     async def submit(
         self, tenant: str, conversation_id: str, text: str, *, message_id: str, trace: list[dict] | None = None
     ) -> str:
-        """Store the user's message and publish ``message.received``; returns the event id."""
+        """Store the user's message with its ``message.received`` event in the outbox (one transaction),
+        then relay the outbox to the bus; returns the event's bus id ("" if the relay has not published it yet)."""
         if not TENANT_NAME.fullmatch(tenant or ""):
             raise ValueError(f"a tenant is 1-64 letters, digits, '_', '.' or '-', not {tenant!r}")
-        self.store.add_message(tenant, conversation_id, "user", text, message_id=message_id)
         data = {
             "tenant": tenant,
             "conversation_id": conversation_id,
             "message_id": message_id,
             "text": text,
             "trace": list(trace or []),
+            "headers": {},
         }
-        return await self.bus.publish(MESSAGE_RECEIVED, data)
+        if self.telemetry is not None:  # the API's span: the root of the request's trace
+            api = next((sp for sp in data["trace"] if sp.get("stage") == "api"), None)
+            start = api["start"] if api else self.clock.time()
+            root = self.telemetry.start("api", start, None, **{"gen_ai.conversation.id": conversation_id})
+            root.update_name("POST /conversations/{conversation_id}/messages")
+            self.telemetry.end(root, "api", {}, api["end"] if api else start, data["headers"])
+        # The transactional outbox: the message and its event commit together; the relay publishes the
+        # event. A crash after the commit delays the event until the relay loop's next flush, never loses it.
+        self.store.add_message(
+            tenant, conversation_id, "user", text, message_id=message_id, outbox=(MESSAGE_RECEIVED, data)
+        )
+        await self._fault("submit:after_commit")
+        await self.relay.flush()
+        return self.store.outbox_event_id(tenant, message_id) or ""
 
     async def accept(
         self, tenant: str, conversation_id: str, text: str, *, message_id: str, trace: list[dict] | None = None
@@ -195,6 +217,14 @@ class Pipeline:
         await self.submit(tenant, conversation_id, text, message_id=message_id, trace=trace)
         return event_id
 
+    def _otel(self, d: dict[str, Any]) -> dict[str, Any]:
+        """The keyword arguments of :func:`~.trace.span` that make a stage an OpenTelemetry span: the
+        telemetry, and the event's ``headers`` (a copy, updated with the stage's context for the next event)."""
+        if self.telemetry is None:
+            return {}
+        d["headers"] = dict(d.get("headers") or {})
+        return {"telemetry": self.telemetry, "headers": d["headers"]}
+
     async def _fault(self, point: str) -> None:
         hook = self.faults.get(point)
         if hook is not None:
@@ -206,14 +236,15 @@ class Pipeline:
         d = dict(event.data)
         spans = list(d.get("trace", []))
         tenant, conv, mid = d["tenant"], d["conversation_id"], d["message_id"]
-        with span(spans, "retrieval", clock=self.clock) as attrs:
+        with span(spans, "retrieval", clock=self.clock, **self._otel(d)) as attrs:
             hits = self.index.search(tenant, d["text"], k=self.config.k)
             attrs.update(hits=len(hits), docs=[h.doc_id for h in hits])
         articles = "\n\n".join(f"[{h.doc_id}] {h.text}" for h in hits) or "(no articles found)"
         system = SYSTEM_TEMPLATE.format(tenant=tenant, articles=articles)
-        with span(spans, "context", clock=self.clock) as attrs:
+        with span(spans, "context", clock=self.clock, **self._otel(d)) as attrs:
             messages = self.store.history_within(tenant, conv, self.config.context_budget, upto=mid, system=system)
-            attrs.update(messages=len(messages))
+            # Earlier answered turns the store holds (before the budget trims them): what a deploy must keep.
+            attrs.update(messages=len(messages), history_turns=len(self.store.history(tenant, conv, upto=mid)) // 2)
         await self.bus.publish(CONTEXT_READY, {**d, "system": system, "messages": messages, "trace": spans})
 
     # ----- model -----------------------------------------------------------------------------------
@@ -240,7 +271,7 @@ class Pipeline:
         error: str | None = None
         result: dict[str, Any] | None = None
         try:
-            with span(spans, "model", clock=self.clock) as attrs:
+            with span(spans, "model", clock=self.clock, **self._otel(d)) as attrs:
                 body = {"system": d["system"], "messages": d["messages"], "max_tokens": self.config.max_tokens}
                 models = [self.config.primary_model] + [m for m in [self.config.fallback_model] if m]
                 if self.config.router is not None:
@@ -249,6 +280,7 @@ class Pipeline:
                     models = self.controls.models(tenant, models)
                     if not models:
                         raise PermissionError(f"the plan of tenant {tenant!r} allows none of the models {models}")
+                attrs.update(request_model=models[0], max_tokens=self.config.max_tokens, conversation_id=conv)
                 ticket = await self.controls.admit(tenant, {**body, "model": models[0]}) if self.controls else None
                 if ticket is not None:
                     attrs["rate_wait_s"] = ticket.waited_s
@@ -319,7 +351,8 @@ class Pipeline:
         tenant, conv, mid = d["tenant"], d["conversation_id"], d["message_id"]
         if text is not None:
             await self.bus.publish(deltas_topic(tenant, conv), {"message_id": mid, "type": "end", "usage": usage})
-        data = {k: d[k] for k in ("tenant", "conversation_id", "message_id")}
+        data = {k: d[k] for k in ("tenant", "conversation_id", "message_id") if k in d}
+        data["headers"] = d.get("headers") or {}
         await self.bus.publish(ANSWER_STREAMED, {**data, "text": text, "usage": usage, "error": error, "trace": spans})
 
     @property
@@ -346,7 +379,7 @@ class Pipeline:
         """``answer.streamed`` -> charge the tenant once (``meter``) -> ``usage.recorded``."""
         d = dict(event.data)
         spans = list(d.get("trace", []))
-        with span(spans, "metering", clock=self.clock) as attrs:
+        with span(spans, "metering", clock=self.clock, **self._otel(d)) as attrs:
             if self.controls is not None and d.get("usage"):
                 await self.controls.record(d["tenant"], d["message_id"], d["usage"])
             attrs["cost_usd_metered"] = (d.get("usage") or {}).get("cost_usd", 0.0)
@@ -364,6 +397,20 @@ class Pipeline:
             trace.spans[-1].attrs["error"] = event.data["error"]
         self.traces.add(trace)
 
+    def inbox(self, group: str, handler: Callable[[Event], Awaitable[None]]) -> Callable[[Event], Awaitable[None]]:
+        """``handler`` behind the consumer group's inbox: a message the group already processed (the event
+        redelivered after a lost ack, or published twice by the relay) is acknowledged without the work."""
+
+        async def handle(event: Event) -> None:
+            tenant, mid = str(event.data["tenant"]), str(event.data["message_id"])
+            if self.store.processed(group, tenant, mid):
+                self.inbox_skipped += 1
+                return
+            await handler(event)
+            self.store.mark_processed(group, tenant, mid)
+
+        return handle
+
     def finished(self, message_id: str) -> bool:
         """True once ``message_id``'s trace was collected (it was answered or refused)."""
         return message_id in self._traced
@@ -379,10 +426,17 @@ class Pipeline:
         ]
 
     async def run(
-        self, stop: asyncio.Event, *, consumers: Mapping[str, int] | None = None, block_s: float = 0.2, name: str = "w"
+        self,
+        stop: asyncio.Event,
+        *,
+        consumers: Mapping[str, int] | None = None,
+        block_s: float = 0.2,
+        name: str = "w",
+        relay_poll_s: float = 1.0,
     ) -> None:
         """Run every stage's consumers until ``stop`` is set (``consumers``: how many per group, default 1;
-        the model group gets 4 by default, since model calls are slow and wait on the network)."""
+        the model group gets 4 by default, since model calls are slow and wait on the network), and the
+        outbox relay, which publishes every ``relay_poll_s`` what a crash left unpublished."""
         counts = {"model": 4, **(consumers or {})}
         async with asyncio.TaskGroup() as tg:
             for topic, group, handler in self.stages():
@@ -392,6 +446,14 @@ class Pipeline:
                     # retries) lets the idle timeout hand them to a second consumer: two model calls.
                     tg.create_task(
                         consume(
-                            self.bus, topic, group, f"{name}-{group}-{i}", handler, stop=stop, block_s=block_s, count=1
+                            self.bus,
+                            topic,
+                            group,
+                            f"{name}-{group}-{i}",
+                            self.inbox(group, handler),
+                            stop=stop,
+                            block_s=block_s,
+                            count=1,
                         )
                     )
+            tg.create_task(self.relay.run(stop, poll_s=relay_poll_s))

@@ -13,6 +13,7 @@ load test and the capacity simulation run on virtual time, so the grade is the s
 from __future__ import annotations
 
 import asyncio
+import copy
 import dataclasses
 import functools
 import inspect
@@ -20,6 +21,10 @@ import itertools
 import logging
 import math
 import numbers
+import os
+import sqlite3
+import tempfile
+import weakref
 from typing import Any
 
 from ..architecture import loadtest
@@ -33,16 +38,142 @@ from ..architecture.vectors import VectorIndex, recall_at_k
 from .framework import CaseFailed, Exercise, expect, expect_equal
 
 TOPIC, GROUP = "message.received", "model"
+INBOX_SQL = "CREATE TABLE IF NOT EXISTS processed (consumer_group TEXT, message_id TEXT, PRIMARY KEY (consumer_group, message_id))"
+WORK_SQL = "CREATE TABLE IF NOT EXISTS answers (message_id TEXT, state TEXT)"
 
 
 class _Crash(Exception):
     """The worker dies here (the check's stand-in for a kill -9)."""
 
 
-async def _handle(fn: Any, event: Event, bus: Any, processed: set[str], work: Any) -> bool:
+class _ModelError(Exception):
+    """The work failed (a model call that errored): the process lives on and handles the next event."""
+
+
+class _Process:
+    """One worker process of the check: its own connection to the inbox's database file.
+
+    :meth:`restart` is what a deploy or a crash does to a process: the connection goes (an open
+    transaction with it), and the module's memory starts over, so every module-level set, dict or list
+    the answer uses, and its default arguments, are put back as they were when the check first ran it
+    (each case also starts that way: a fresh process).
+    """
+
+    def __init__(self, fn: Any, path: str) -> None:
+        self.fn, self.path = fn, path
+        self._memory = _memory_of(fn)
+        if fn not in _FIRST_SEEN:  # the module's memory when the check first met this answer
+            _FIRST_SEEN[fn] = copy.deepcopy([value for _, value in self._memory])
+        self._initial = _FIRST_SEEN[fn]
+        self._forget()  # each case starts as a fresh process
+        self.db = self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=1.0)  # Python's default: a transaction opens before a write
+        db.execute(INBOX_SQL)
+        db.execute(WORK_SQL)
+        db.commit()
+        return db
+
+    def _forget(self) -> None:
+        for (_, value), initial in zip(self._memory, copy.deepcopy(self._initial)):
+            if isinstance(value, list):
+                value[:] = initial
+            else:
+                value.clear()
+                value.update(initial)
+
+    def restart(self) -> None:
+        self.db.close()
+        self._forget()
+        self.db = self._connect()
+
+
+_FIRST_SEEN: "weakref.WeakKeyDictionary[Any, list[Any]]" = weakref.WeakKeyDictionary()
+
+
+def _memory_of(fn: Any) -> list[tuple[str, Any]]:
+    """The mutable state a process would lose: module-level sets, dicts and lists ``fn`` (or a function
+    it defines) names, and its default arguments."""
+    names: set[str] = set()
+    stack = [getattr(fn, "__code__", None)]
+    while stack:
+        code = stack.pop()
+        if code is None:
+            continue
+        names.update(code.co_names)
+        stack += [c for c in code.co_consts if inspect.iscode(c)]
+    found = [(n, fn.__globals__[n]) for n in sorted(names) if n in getattr(fn, "__globals__", {})]
+    found += [(f"default {i}", v) for i, v in enumerate(getattr(fn, "__defaults__", None) or ())]
+    found += [(f"default {k}", v) for k, v in sorted((getattr(fn, "__kwdefaults__", None) or {}).items())]
+    return [(n, v) for n, v in found if type(v) in (set, dict, list)]
+
+
+def _committed(path: str, sql: str, args: tuple = ()) -> list[tuple]:
+    """What another process sees: committed rows only."""
+    db = sqlite3.connect(path, timeout=1.0)
+    try:
+        return db.execute(sql, args).fetchall()
+    finally:
+        db.close()
+
+
+class _Work:
+    """The side effect (the answer, stored in the caller's transaction): counts committed answers.
+
+    ``fail_on_first``: the first run for that message id writes a partial row, then raises."""
+
+    def __init__(self, path: str, fail_on_first: str | None = None) -> None:
+        self.path = path
+        self.fail_on_first = fail_on_first
+        self.calls: dict[str, int] = {}
+
+    async def __call__(self, event: Event, db: sqlite3.Connection) -> None:
+        mid = event.data["message_id"]
+        self.calls[mid] = self.calls.get(mid, 0) + 1
+        if mid == self.fail_on_first:
+            self.fail_on_first = None
+            db.execute("INSERT INTO answers VALUES (?, 'partial')", (mid,))
+            raise _ModelError("the model call failed after the work's first write")
+        db.execute("INSERT INTO answers VALUES (?, 'answer')", (mid,))
+
+    def done(self) -> dict[str, int]:
+        """Committed answers per message id (what the customer sees and is charged for)."""
+        sql = "SELECT message_id, COUNT(*) FROM answers WHERE state = ? GROUP BY message_id ORDER BY 1"
+        return dict(_committed(self.path, sql, ("answer",)))
+
+    def partial(self) -> int:
+        """Committed rows of a failed attempt."""
+        return len(_committed(self.path, "SELECT 1 FROM answers WHERE state = 'partial'"))
+
+
+class _CheckingBus(InMemoryBus):
+    """A bus that notes, at each ack, whether the message was committed as processed; with ``doomed``,
+    the first ack of that message never happens: the worker dies just before it."""
+
+    def __init__(self, path: str, doomed: str | None = None, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.path, self.doomed = path, doomed
+        self.events_by_id: dict[str, str] = {}
+        self.early_acks: list[str] = []
+
+    async def ack(self, topic: str, group: str, event_id: str) -> bool:
+        mid = self.events_by_id.get(event_id, "")
+        recorded = _committed(
+            self.path, "SELECT 1 FROM processed WHERE consumer_group = ? AND message_id = ?", (group, mid)
+        )
+        if not recorded and mid not in self.early_acks:
+            self.early_acks.append(mid)
+        if self.doomed is not None and mid == self.doomed:
+            self.doomed = None
+            raise _Crash("killed before the ack")
+        return await super().ack(topic, group, event_id)
+
+
+async def _handle(process: _Process, event: Event, bus: Any, work: Any) -> bool:
     """Run the answer on one event; True if it returned, False if the check's crash went through it."""
     try:
-        result = fn(event, bus=bus, group=GROUP, processed=processed, work=work)
+        result = process.fn(event, bus=bus, group=GROUP, db=process.db, work=work)
         if not inspect.isawaitable(result):
             raise CaseFailed(
                 f"handle_event returned {type(result).__name__}, not a coroutine",
@@ -50,121 +181,122 @@ async def _handle(fn: Any, event: Event, bus: Any, processed: set[str], work: An
             )
         await result
     except _Crash:
+        process.restart()  # the worker died: a new process takes over, with only what was committed
         return False
+    except _ModelError:
+        return False  # the consumer loop logs it and goes on; the event stays pending
     return True
 
 
-class _Work:
-    """The side effect (a model call and its charge): counts completed runs per message id."""
-
-    def __init__(self, crash_on_first: str | None = None) -> None:
-        self.done: dict[str, int] = {}
-        self.crash_on_first = crash_on_first
-
-    async def __call__(self, event: Event) -> None:
-        mid = event.data["message_id"]
-        if mid == self.crash_on_first:
-            self.crash_on_first = None
-            raise _Crash("killed during the work")
-        self.done[mid] = self.done.get(mid, 0) + 1
-
-
-class _AckCrashes(InMemoryBus):
-    """A bus whose first ack of ``message_id`` never happens: the worker dies just before it."""
-
-    def __init__(self, message_id: str, **kw: Any) -> None:
-        super().__init__(**kw)
-        self.doomed: str | None = message_id
-        self.events_by_id: dict[str, str] = {}
-
-    async def ack(self, topic: str, group: str, event_id: str) -> bool:
-        if self.doomed is not None and self.events_by_id.get(event_id) == self.doomed:
-            self.doomed = None
-            raise _Crash("killed before the ack")
-        return await super().ack(topic, group, event_id)
-
-
-async def _drain(fn: Any, bus: Any, work: _Work, processed: set[str], *, rounds: int = 3) -> None:
+async def _drain(process: _Process, bus: _CheckingBus, work: _Work, *, rounds: int = 3) -> None:
     """Deliver everything, wait past the idle timeout for redeliveries, and deliver again."""
     await bus.ensure_group(TOPIC, GROUP)
     for _ in range(rounds):
         for event in await bus.read(TOPIC, GROUP, "worker", count=100):
-            if isinstance(bus, _AckCrashes):
-                bus.events_by_id[event.id] = event.data["message_id"]
-            await _handle(fn, event, bus, processed, work)
+            bus.events_by_id[event.id] = event.data["message_id"]
+            await _handle(process, event, bus, work)
         await asyncio.sleep(bus.idle_timeout_s + 1)  # virtual time: the idle timeout costs nothing
+
+
+def _setup(fn: Any, *, fail_in_work: str | None = None, crash_before_ack: str | None = None):
+    path = os.path.join(tempfile.mkdtemp(prefix="check-8-1-"), "inbox.db")
+    return _Process(fn, path), _CheckingBus(path, crash_before_ack, idle_timeout_s=30), _Work(path, fail_in_work)
 
 
 consumer = Exercise(
     "8.1",
-    "An idempotent event consumer under at-least-once delivery",
+    "An idempotent consumer with a durable inbox under at-least-once delivery",
     points=3,
-    signature="async handle_event(event, *, bus, group, processed, work) -> None",
+    signature="async handle_event(event, *, bus, group, db, work) -> None",
     hints=[
-        "Order matters: do the work, record the message id in `processed`, and only then ack. "
-        "A message id already in `processed` is acked without doing the work again.",
-        "key = event.data['message_id']; if key not in processed: await work(event); processed.add(key); "
-        "then await bus.ack(event.topic, group, event.id). Let exceptions from work propagate.",
+        "In one transaction: look the message id up in `processed`; if it is not there, await work(event, db) "
+        "and insert (group, message_id); commit. Only then ack. On an exception: roll back and re-raise.",
+        "key = event.data['message_id']; if db.execute('SELECT 1 FROM processed WHERE consumer_group = ? AND "
+        "message_id = ?', (group, key)).fetchone() is None: try: await work(event, db); db.execute('INSERT INTO "
+        "processed VALUES (?, ?)', (group, key)); db.commit() except BaseException: db.rollback(); raise. "
+        "Then await bus.ack(event.topic, group, event.id).",
     ],
 )
 
 
-@consumer.case("processes each message once and acknowledges it")
+@consumer.case("processes each message once, commits it as processed, then acknowledges it")
 async def _each_once(fn) -> None:
-    bus, work, processed = InMemoryBus(idle_timeout_s=30), _Work(), set()
+    process, bus, work = _setup(fn)
     for i in range(3):
         await bus.publish(TOPIC, {"message_id": f"m{i}"})
-    await _drain(fn, bus, work, processed)
-    expect_equal(work.done, {"m0": 1, "m1": 1, "m2": 1}, hint="Call work(event) once for each new message.")
+    await _drain(process, bus, work)
+    expect_equal(work.done(), {"m0": 1, "m1": 1, "m2": 1}, hint="Call work(event, db) once for each new message "
+                 "and commit its writes.")  # fmt: skip
     pending = await bus.pending(TOPIC, GROUP)
     expect(pending == 0, f"{pending} events were never acknowledged", expected=0, got=pending,
            hint="await bus.ack(event.topic, group, event.id) once the event is handled.")  # fmt: skip
-
-
-@consumer.case("a crash inside the work loses nothing: the event is acked only after it")
-async def _crash_in_work(fn) -> None:
-    bus, work, processed = InMemoryBus(idle_timeout_s=30), _Work(crash_on_first="m1"), set()
-    for i in range(3):
-        await bus.publish(TOPIC, {"message_id": f"m{i}"})
-    await _drain(fn, bus, work, processed)
+    recorded = [r[0] for r in _committed(process.path, "SELECT message_id FROM processed WHERE consumer_group = ? "
+                                         "ORDER BY 1", (GROUP,))]  # fmt: skip
     expect(
-        work.done.get("m1", 0) >= 1,
-        "message m1 was lost: the worker died during its work and the bus never redelivered it",
-        expected="m1 processed after the redelivery",
-        got=f"m1 processed {work.done.get('m1', 0)} times",
-        hint="Acking before the work (or acking after catching its exception) tells the bus the event is done. "
-        "Ack after the work succeeded, and let a failure propagate so the event stays pending.",
-    )
-    # Sorted lists, not sets: a set prints in hash order, which changes from run to run.
-    recorded = sorted(str(k) for k in processed)
-    missing = sorted({"m0", "m1", "m2"} - set(recorded))
-    extra = sorted(set(recorded) - {"m0", "m1", "m2"})
-    expect(
-        not missing and not extra,
-        "the work was done, but `processed` does not record exactly the handled message ids"
-        + (f" (missing {missing})" if missing else "")
-        + (f" (unexpected {extra})" if extra else ""),
+        recorded == ["m0", "m1", "m2"],
+        "the work was done, but the `processed` table does not hold exactly the handled message ids",
         expected=["m0", "m1", "m2"],
         got=recorded,
-        hint="Add event.data['message_id'] (the business key, not event.id) to `processed` once its work "
-        "succeeded, and nothing for a message whose work raised.",
+        hint="Insert (group, event.data['message_id']) into `processed`, the business key, not event.id, "
+        "and commit it with the work.",
+    )
+    expect(
+        not bus.early_acks,
+        f"message {bus.early_acks[0] if bus.early_acks else ''} was acknowledged before it was committed as processed",
+        expected="the ack after the commit",
+        got="an ack before it",
+        hint="Commit the work and the inbox row first; ack last. An ack before the commit is lost work "
+        "if the process dies in between.",
     )
 
 
-@consumer.case("a worker killed between the work and the ack does not do the work twice")
-async def _crash_before_ack(fn) -> None:
-    bus, work, processed = _AckCrashes("m1", idle_timeout_s=30), _Work(), set()
+@consumer.case("a failure inside the work loses nothing and leaves no half-written answer")
+async def _crash_in_work(fn) -> None:
+    process, bus, work = _setup(fn, fail_in_work="m1")
     for i in range(3):
         await bus.publish(TOPIC, {"message_id": f"m{i}"})
-    await _drain(fn, bus, work, processed)
-    times = work.done.get("m1", 0)
+    await _drain(process, bus, work)
+    times = work.done().get("m1", 0)
+    expect(
+        times >= 1,
+        "message m1 was lost: its work failed and it was never done again",
+        expected="m1 answered after the redelivery",
+        got=f"m1 answered {times} times",
+        hint="Acking before the work, swallowing its exception or recording the message before the work "
+        "tells the system it is done. Let a failure propagate, unacknowledged, with nothing recorded.",
+    )
+    partial = work.partial()
+    expect(
+        partial == 0,
+        "the failed attempt's half-written answer for m1 was committed (with the next message's transaction)",
+        expected="no partial row",
+        got=f"{partial} partial row(s)",
+        hint="When work raises, db.rollback() before re-raising (or use `with db:`), so its partial writes go with it.",
+    )
+    expect(
+        times <= 1,
+        f"message m1 was answered {times} times",
+        expected="one answer",
+        got=f"{times} answers",
+        hint="When work raises, db.rollback() before re-raising (or use `with db:`), so its partial writes go with it.",
+    )
+
+
+@consumer.case("a worker killed between the commit and the ack: the new process does not do the work again")
+async def _crash_before_ack(fn) -> None:
+    process, bus, work = _setup(fn, crash_before_ack="m1")
+    for i in range(3):
+        await bus.publish(TOPIC, {"message_id": f"m{i}"})
+    await _drain(process, bus, work)
+    times = work.calls.get("m1", 0)
     expect(
         times == 1,
-        f"message m1 was processed {times} times (one model call and one charge each)",
+        f"message m1 was processed {times} times (one model call and one charge each): the restarted "
+        "process did not know it was done",
         expected="m1 processed once",
         got=f"{times} times",
-        hint="The bus redelivers an event whose ack never arrived. Record the message id in `processed` "
-        "before the ack, and skip the work (but still ack) for an id already there.",
+        hint="The processed set must outlive the process: keep it in the database (the `processed` table), "
+        "committed with the work, not in a Python set, which a deploy or a crash empties.",
     )
     pending = await bus.pending(TOPIC, GROUP)
     expect(pending == 0, f"the redelivered event was left pending ({pending})", expected=0, got=pending,
@@ -173,11 +305,11 @@ async def _crash_before_ack(fn) -> None:
 
 @consumer.case("the same message published twice (two bus ids) is processed once")
 async def _business_key(fn) -> None:
-    bus, work, processed = InMemoryBus(idle_timeout_s=30), _Work(), set()
+    process, bus, work = _setup(fn)
     await bus.publish(TOPIC, {"message_id": "m7"})
-    await bus.publish(TOPIC, {"message_id": "m7"})  # a retried publish: a new event id, the same message
-    await _drain(fn, bus, work, processed)
-    times = work.done.get("m7", 0)
+    await bus.publish(TOPIC, {"message_id": "m7"})  # a relay that published twice: a new event id, the same message
+    await _drain(process, bus, work)
+    times = work.calls.get("m7", 0)
     expect(
         times == 1,
         f"message m7 was processed {times} times: deduplicated by the event id, which a re-publish changes",

@@ -250,6 +250,14 @@ class InMemoryBus:
     async def pending(self, topic: str, group: str) -> int:
         return len(self._group(topic, group).pending)
 
+    def backlog(self, topic: str, group: str) -> int:
+        """Events of ``topic`` not yet delivered to ``group`` plus those delivered and not acknowledged:
+        the queue a consumer group has still to work through (0 for an unknown group)."""
+        state, g = self._topics.get(topic), self._groups.get((topic, group))
+        if state is None or g is None:
+            return 0
+        return state.last - g.cursor + len(g.pending)
+
     async def length(self, topic: str) -> int:
         state = self._topics.get(topic)
         return len(state.entries) if state is not None else 0

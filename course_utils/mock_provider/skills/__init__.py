@@ -2,7 +2,7 @@
 
 Order matters: an explicit script beats everything, tools and JSON are output *formats* the
 request demands, summarize/classify are tasks named in the prompt, recall answers questions from
-the context window, and prose is the fallback.
+the context window (after grounded answers from the passages a request supplies), and prose is the fallback.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from dataclasses import replace
 
 from .base import Reply, Skill, SkillContext, TextOut, ToolUseOut
 from .classify import ClassifySkill, true_label
+from .grounded import GroundedSkill
 from .prose import ProseSkill
 from .recall import RecallSkill
 from .scripted import ScriptedSkill
@@ -36,6 +37,7 @@ SKILLS: list[Skill] = [
     StructuredSkill(),
     SummarizeSkill(),
     ClassifySkill(),
+    GroundedSkill(),
     RecallSkill(),
     ProseSkill(),
 ]
