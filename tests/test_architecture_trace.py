@@ -7,7 +7,8 @@ import math
 
 import pytest
 
-from course_utils.architecture.trace import Trace, TraceLog, percentile, span
+from course_utils.architecture.trace import Trace, TraceLog, span
+from course_utils.lab import percentile
 from course_utils.clock import SYSTEM_CLOCK, run_virtual
 
 

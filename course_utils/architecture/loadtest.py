@@ -28,7 +28,8 @@ from ..progress import ProgressCallback, ProgressEvent
 from .bus import CONTEXT_READY, InMemoryBus
 from .help_centre import tenant_names, load_help_centre, questions
 from .store import DeskStore
-from .trace import Span, TraceLog, percentile
+from ..lab import percentile
+from .trace import Span, TraceLog
 from .vectors import VectorIndex
 from .workers import Pipeline, PipelineConfig
 

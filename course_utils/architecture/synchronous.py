@@ -32,7 +32,7 @@ from ..resilience import BreakerBoard
 from .answering import ModelCaller
 from .help_centre import load_help_centre, questions, tenant_names
 from .loadtest import LOAD_NOOP_CYCLES, LoadSpec
-from .trace import percentile
+from ..lab import percentile
 from .vectors import VectorIndex
 from .workers import SYSTEM_TEMPLATE, PipelineConfig
 

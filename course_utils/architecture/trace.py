@@ -16,11 +16,12 @@ from __future__ import annotations
 import contextlib
 import math
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 from ..clock import SYSTEM_CLOCK, Clock
+from ..lab import percentile
 
-__all__ = ["Span", "Trace", "TraceLog", "span", "percentile", "STAGES"]
+__all__ = ["Span", "Trace", "TraceLog", "span", "STAGES"]
 
 STAGES = ("api", "retrieval", "context", "routing", "model", "metering")
 """The stages of a request, in pipeline order."""
@@ -164,14 +165,6 @@ class Trace:
                 for s in self.spans
             ]
         )
-
-
-def percentile(values: Iterable[float], q: float) -> float:
-    """The ``q`` quantile (0-1) by the nearest-rank method, ignoring NaN; NaN for no values."""
-    ordered = sorted(v for v in values if not math.isnan(v))
-    if not ordered:
-        return math.nan
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
 class TraceLog:
