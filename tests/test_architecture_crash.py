@@ -32,7 +32,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _worker(redis_url: str, sim_url: str, data_dir: Path, log: Path) -> subprocess.Popen:
     args = [sys.executable, "-m", "course_utils.architecture", "--workers-only", "--redis-url", redis_url]
-    args += ["--sim-url", sim_url, "--data-dir", str(data_dir), "--idle-timeout", "1"]
+    # 5 s, renewed every 5/3 s while a worker answers: with 1 s, a loaded machine (CI run 14, load 10)
+    # delayed a renewal past the timeout, the event was claimed again mid-answer and billed twice.
+    args += ["--sim-url", sim_url, "--data-dir", str(data_dir), "--idle-timeout", "5"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen(args, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
 
