@@ -15,7 +15,7 @@
 """
 
 from .config import effective_time_scale
-from .faults import FAULT_KINDS, OUTAGE_KINDS, SCENARIOS, Burst, Outage, Scenario
+from .faults import FAULT_KINDS, OUTAGE_KINDS, SCENARIOS, Burst, Capacity, Outage, Scenario
 from .inprocess import InProcessServer
 from .ratelimit import TIERS, RateLimits
 from .server import MockServer, mock_server
@@ -30,6 +30,7 @@ __all__ = [
     "Scenario",
     "Outage",
     "Burst",
+    "Capacity",
     "SCENARIOS",
     "FAULT_KINDS",
     "OUTAGE_KINDS",
