@@ -483,6 +483,18 @@ async def reads_the_first_block(event, *, bus, group, db, store, index, client, 
     await handle_event(event, bus=bus, group=group, db=db, work=work)
 
 
+async def fixed_k(event, *, bus, group, db, store, index, client, budget, k):
+    """Three articles whatever k says."""
+    d = event.data
+
+    async def work(event, db):
+        request = build_request(store, index, d["tenant"], d["conversation_id"], d["message_id"], budget=budget, k=3)
+        reply = await client.messages.create(model=MODEL, max_tokens=300, **request)
+        db.execute("INSERT INTO answers VALUES (?, ?)", (d["message_id"], _text(reply)))
+
+    await handle_event(event, bus=bus, group=group, db=db, work=work)
+
+
 def test_8_3_solution_and_an_alternative_pass():
     passes("8.3", answer_event)
     passes("8.3", answer_event_streamed)
@@ -498,6 +510,7 @@ def test_8_3_solution_and_an_alternative_pass():
         (answers_the_latest_message, "the conversation's latest message, not the event's"),
         (dedupes_in_memory, "it was charged twice"),
         (stores_the_whole_reply, "the answers table holds"),
+        (fixed_k, "carried 3 help-centre articles, with k=2"),
         (reads_the_first_block, "'ThinkingBlock' object has no attribute 'text'"),
     ],
 )

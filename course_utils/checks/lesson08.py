@@ -562,6 +562,8 @@ def _request_nothing_fits(fn) -> None:
 MODEL, MAX_TOKENS = "claude-sonnet-5-5", 300
 ANSWER_BUDGET = 600
 """The 8.3 cases' budget: the system prompt with 3 articles, the new message and about four of its eight turns."""
+ANSWER_K = 2
+"""The 8.3 cases' k (not 8.2's usual 3, so a hard-coded k shows)."""
 ANSWERS_SQL = "CREATE TABLE IF NOT EXISTS answers (message_id TEXT, text TEXT)"
 
 answering = Exercise(
@@ -655,7 +657,7 @@ class _Desk:
                 index=_index(),
                 client=self.client,
                 budget=ANSWER_BUDGET,
-                k=3,
+                k=ANSWER_K,
             )
             if not inspect.isawaitable(result):
                 raise CaseFailed(
@@ -739,6 +741,14 @@ def _answered_once(desk: _Desk, mids: list[str], situation: str) -> None:
         )
 
 
+def _system_text(body: dict) -> str:
+    """The system prompt of a request body: a string, or the text of its blocks."""
+    system = body.get("system") or ""
+    if isinstance(system, str):
+        return system
+    return "\n".join(b.get("text", "") for b in system if isinstance(b, dict))
+
+
 def _within_budget_and_scope(desk: _Desk) -> None:
     ledger = desk.ledger()
     over = ledger[ledger["input_tokens"] > ANSWER_BUDGET]
@@ -763,7 +773,7 @@ def _within_budget_and_scope(desk: _Desk) -> None:
         tenant = mid.split("-")[0]
         other = next((t for t in FILLER if t != tenant), "")
         for body in bodies:
-            _, foreign = _articles_in(json.dumps(body.get("system", ""), ensure_ascii=False), tenant)
+            own, foreign = _articles_in(_system_text(body), tenant)
             leaked = FILLER.get(other, "\0") in json.dumps(body.get("messages", []), ensure_ascii=False)
             expect(
                 not foreign and not leaked,
@@ -774,11 +784,18 @@ def _within_budget_and_scope(desk: _Desk) -> None:
                 hint="Build the request with the event's tenant in every query (your 8.2): the KNN query and the "
                 "history.",
             )
+            expect(
+                len(own) == ANSWER_K,
+                f"the request answering {mid} carried {len(own)} help-centre articles, with k={ANSWER_K}",
+                expected=f"{ANSWER_K} articles",
+                got=own,
+                hint="Pass answer_event's own `k` (and `budget`) on to your build_request.",
+            )
 
 
 @answering.case(
     f"each message answered once through your inbox: {MODEL}, max_tokens {MAX_TOKENS}, the reply's text stored, "
-    f"every request within the budget and the tenant's scope (ledger)"
+    f"every request within the budget, with k of the tenant's articles and none of another's (ledger)"
 )
 async def _answer_each_once(fn) -> None:
     desk = _Desk(fn)
