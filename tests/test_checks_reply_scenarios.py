@@ -50,7 +50,8 @@ SOLUTIONS = {
     "6.5": t6.SpendGuard,
     "7.4": t7.TenantBudget,
     "7.5": t7.tenant_charges,
-    "8.2": t8.history_within,
+    "8.2": t8.build_request,
+    "8.3": t8.answer_event,
     "8.4": t8.wire_pipeline,
 }
 

@@ -50,6 +50,11 @@ ANSWERS: dict[str, list[Callable[..., Any]]] = {
         t8.in_memory_set,
         t8.no_rollback,
     ],  # redelivery after the idle timeout, a restart
+    "8.3": [
+        t8.answer_event,
+        t8.model_call_outside_the_inbox,
+        t8.answers_the_latest_message,
+    ],  # 8.1 composed with a model call on a simulator: the ledger after restarts and redeliveries
     "8.4": [t8.wire_pipeline, t8.wire_too_few_workers],  # a load test: p95 time to first token
 }
 ALSO_CORRECT: dict[str, list[Callable[..., Any]]] = {

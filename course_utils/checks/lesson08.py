@@ -1,13 +1,14 @@
 """Checks for lesson 08 (AI product architecture).
 
-8.1 ``handle_event`` (an idempotent consumer under at-least-once delivery), 8.2 ``history_within``
-(tenant-scoped history within a token budget, from the store), 8.3 ``retrieve``
-(retrieval with the tenant filter inside the KNN query), 8.4 ``wire_pipeline`` (the pipeline's
-settings, graded by the SLO table of a chaos load test) and 8.5 ``conversations_per_minute``
-(capacity planning, graded against the formula and a simulation). The consumer cases run on virtual
-time against the in-process bus, with the crashes placed where production has them (inside the work,
-between the work and the ack); the retrieval cases grade recall@3 on the hidden question set; the
-load test and the capacity simulation run on virtual time, so the grade is the same on any machine.
+8.1 ``handle_event`` (an idempotent consumer under at-least-once delivery), 8.2 ``build_request``
+(the model request: the tenant's k nearest articles in the system prompt, the newest turns, the whole
+request within a token budget), 8.3 ``answer_event`` (the model stage: the answer's own 8.1 and 8.2
+around one model call), 8.4 ``wire_pipeline`` (the pipeline's settings, graded by the SLO table of a
+chaos load test) and 8.5 ``conversations_per_minute`` (capacity planning, graded against the formula
+and a simulation). The consumer cases run on virtual time against the in-process bus, with the crashes
+placed where production has them (inside the work, between the work and the ack); 8.3 adds a
+simulator and grades through its ledger and the request bodies its client sent; the load test and the
+capacity simulation run on virtual time, so the grade is the same on any machine.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import dataclasses
 import functools
 import inspect
 import itertools
+import json
 import logging
 import math
 import numbers
@@ -34,7 +36,7 @@ from ..architecture.capacity import conversations_per_minute as _reference_capac
 from ..architecture.help_centre import load_help_centre, questions
 from ..architecture.store import DeskStore
 from ..architecture.workers import PipelineConfig
-from ..architecture.vectors import VectorIndex, recall_at_k
+from ..architecture.vectors import VectorIndex
 from .framework import CaseFailed, Exercise, expect, expect_equal
 
 TOPIC, GROUP = "message.received", "model"
@@ -59,8 +61,8 @@ class _Process:
     (each case also starts that way: a fresh process).
     """
 
-    def __init__(self, fn: Any, path: str) -> None:
-        self.fn, self.path = fn, path
+    def __init__(self, fn: Any, path: str, *, schema: str = WORK_SQL) -> None:
+        self.fn, self.path, self.schema = fn, path, schema
         self._memory = _memory_of(fn)
         if fn not in _FIRST_SEEN:  # the module's memory when the check first met this answer
             _FIRST_SEEN[fn] = copy.deepcopy([value for _, value in self._memory])
@@ -71,7 +73,7 @@ class _Process:
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=1.0)  # Python's default: a transaction opens before a write
         db.execute(INBOX_SQL)
-        db.execute(WORK_SQL)
+        db.execute(self.schema)
         db.commit()
         return db
 
@@ -93,20 +95,33 @@ _FIRST_SEEN: "weakref.WeakKeyDictionary[Any, list[Any]]" = weakref.WeakKeyDictio
 
 
 def _memory_of(fn: Any) -> list[tuple[str, Any]]:
-    """The mutable state a process would lose: module-level sets, dicts and lists ``fn`` (or a function
-    it defines) names, and its default arguments."""
-    names: set[str] = set()
-    stack = [getattr(fn, "__code__", None)]
-    while stack:
-        code = stack.pop()
-        if code is None:
+    """The mutable state a process would lose: module-level sets, dicts and lists that ``fn``, a function
+    it defines or a module-level function it calls (8.3 calls the answer's 8.1 and 8.2) names, and their
+    default arguments."""
+    found: dict[int, tuple[str, Any]] = {}
+    functions, seen = [fn], set()
+    while functions:
+        f = functions.pop()
+        if id(f) in seen or not inspect.isfunction(f):
             continue
-        names.update(code.co_names)
-        stack += [c for c in code.co_consts if inspect.iscode(c)]
-    found = [(n, fn.__globals__[n]) for n in sorted(names) if n in getattr(fn, "__globals__", {})]
-    found += [(f"default {i}", v) for i, v in enumerate(getattr(fn, "__defaults__", None) or ())]
-    found += [(f"default {k}", v) for k, v in sorted((getattr(fn, "__kwdefaults__", None) or {}).items())]
-    return [(n, v) for n, v in found if type(v) in (set, dict, list)]
+        seen.add(id(f))
+        names: set[str] = set()
+        stack = [f.__code__]
+        while stack:
+            code = stack.pop()
+            names.update(code.co_names)
+            stack += [c for c in code.co_consts if inspect.iscode(c)]
+        for n in sorted(names):
+            value = f.__globals__.get(n)
+            if inspect.isfunction(value) and value.__module__ == f.__module__:
+                functions.append(value)
+            elif type(value) in (set, dict, list):
+                found.setdefault(id(value), (n, value))
+        defaults = [*(f.__defaults__ or ()), *(f.__kwdefaults__ or {}).values()]
+        for i, v in enumerate(defaults):
+            if type(v) in (set, dict, list):
+                found.setdefault(id(v), (f"default {i} of {f.__name__}", v))
+    return list(found.values())
 
 
 def _committed(path: str, sql: str, args: tuple = ()) -> list[tuple]:
@@ -320,126 +335,29 @@ async def _business_key(fn) -> None:
 
 
 # =============================================================================================
-# 8.2 history_within(store, tenant, conversation_id, upto, budget) -> list[dict]
+# 8.2 build_request(store, index, tenant, conversation_id, upto, *, budget, k) -> {"system", "messages"}
 # =============================================================================================
-history = Exercise(
+_REFERENCES = {"DeskStore.history_within": DeskStore.history_within, "VectorIndex.search": VectorIndex.search}
+
+request = Exercise(
     "8.2",
-    "Tenant-scoped history within a token budget, from the conversation store",
+    "The model request: the tenant's k nearest articles and the newest turns, within one token budget",
     points=3,
-    signature="history_within(store, tenant, conversation_id, upto, budget) -> list[dict]",
-    reference={"DeskStore.history_within": DeskStore.history_within},
-    task="build the history within the budget",
+    signature="build_request(store, index, tenant, conversation_id, upto, *, budget, k) -> "
+    '{"system": str, "messages": list[dict]}',
+    reference=_REFERENCES,
+    task="build the request (retrieval and history) yourself",
     hints=[
-        "Read the tenant's messages of the conversation in order (WHERE tenant = ? AND conversation_id = ? "
-        "ORDER BY seq), pair each answered user message with its answer, stop at `upto`, then keep the newest "
-        "whole turns whose request fits the budget (course_utils.context.sliding_window does that).",
-        "msgs = store.history(tenant, conversation_id, upto=upto) gives the API messages tenant-scoped; "
-        "return sliding_window(msgs, budget).",
+        "Two queries, each with the tenant in it: the KNN query of the vector index (`AND tenant = ?` inside it, "
+        "so it returns k of the tenant's articles, never fewer) and the conversation's history up to `upto` "
+        "(store.history). The articles go into the system prompt; the budget is for the whole request, so count "
+        "the system prompt before you keep turns (lesson 01: sliding_window(..., system=system)).",
+        "question = store.message(tenant, upto).content; rows = index.db.execute('SELECT text FROM docs WHERE "
+        "embedding MATCH ? AND k = ? AND tenant = ? ORDER BY distance', (embed_one(question).tobytes(), k, "
+        "tenant)).fetchall(); system = 'Answer from these articles:\\n\\n' + '\\n\\n'.join(r[0] for r in rows); "
+        "messages = sliding_window(store.history(tenant, conversation_id, upto=upto), budget, system=system).",
     ],
 )
-
-
-def _desk() -> Any:
-    store = DeskStore()
-    for tenant, words in (("acme", "router"), ("globex", "SECRET-GLOBEX")):
-        for i in range(6):
-            user = store.add_message(
-                tenant, "c1", "user", f"turn {i}: my {words} " + "blinks " * 20, message_id=f"{tenant}-{i}"
-            )
-            store.save_answer(tenant, "c1", user.message_id, f"answer {i} about the {words} " + "restart it " * 15)
-    store.add_message("acme", "c1", "user", "and now it is slow", message_id="acme-now")
-    store.add_message("globex", "c1", "user", "SECRET-GLOBEX question", message_id="globex-now")
-    return store
-
-
-@history.case("only the tenant's own messages, ending with the new one")
-def _tenant_scoped(fn) -> None:
-    store = _desk()
-    got = fn(store, "acme", "c1", "acme-now", 100_000)
-    leaked = [m for m in got if "SECRET-GLOBEX" in str(m.get("content"))]
-    expect(
-        not leaked,
-        f"the history of tenant 'acme' contains {len(leaked)} messages of tenant 'globex' (same conversation id)",
-        expected="acme's messages only",
-        got=leaked[:2],
-        hint="Every query filters on the tenant: conversation ids are chosen by tenants and collide.",
-    )
-    expect_equal(got, store.history("acme", "c1", upto="acme-now"), hint="Every answered turn in order, then `upto`.")
-
-
-@history.case("within the budget: the newest whole turns that fit")
-def _budget(fn) -> None:
-    from ..context import request_tokens, sliding_window
-
-    store = _desk()
-    full = store.history("acme", "c1", upto="acme-now")
-    # Every boundary: the budget that keeps exactly k newest turns, and one token less (k - 1 turns).
-    needs = [request_tokens({"messages": full[len(full) - 1 - 2 * k :]}) for k in range(len(full) // 2 + 1)]
-    for budget in sorted({b for need in needs for b in (need, need - 1)} - {needs[0] - 1}):
-        got = fn(store, "acme", "c1", "acme-now", budget)
-        used = request_tokens({"messages": got})
-        expect(
-            used <= budget,
-            f"the history needs {used} input tokens, over the budget of {budget}",
-            expected=f"<= {budget} tokens",
-            got=used,
-            hint="Drop the oldest whole turns until the request fits (count with course_utils.context.request_tokens).",
-        )
-        expect_equal(
-            got,
-            sliding_window(full, budget),
-            f"with a budget of {budget} tokens",
-            hint="Keep the newest whole turns, as many as fit: an over-budget history is cut from the oldest "
-            "end, a turn (user + assistant) at a time, and the new message always stays last.",
-        )
-
-
-@history.case("when not even the new message fits: no older turn is sent (an error, [] or the message alone)")
-def _nothing_fits(fn) -> None:
-    from ..context import request_tokens
-
-    store = _desk()
-    newest = store.history("acme", "c1", upto="acme-now")[-1:]
-    alone = request_tokens({"messages": newest})
-    try:
-        got = fn(store, "acme", "c1", "acme-now", alone - 1)
-    except (CaseFailed, NotImplementedError):
-        raise
-    except Exception:  # noqa: BLE001 - the library's reading: ContextBudgetExceeded
-        return
-    # The statement does not yet say which; every reading that sends no older turn passes: raise (the
-    # library), return [] (nothing fits), or return the new message alone (it must be answered anyway).
-    expect(
-        got in ([], newest),
-        f"with a budget of {alone - 1} tokens, one less than the new message alone, history_within returned "
-        f"{len(got)} messages",
-        expected="an exception (ContextBudgetExceeded), [] or the new message alone",
-        got=f"{len(got)} messages, {request_tokens({'messages': got})} tokens",
-        hint="Nothing fits, so no older turn may be sent: raise (sliding_window raises ContextBudgetExceeded), "
-        "or return [] or just the new message.",
-    )
-
-
-# =============================================================================================
-# 8.3 retrieve(index, tenant, question, k) -> list[str]
-# =============================================================================================
-retrieval = Exercise(
-    "8.3",
-    "Retrieval with the tenant filter inside the KNN query",
-    points=3,
-    signature="retrieve(index, tenant, question, k) -> list[str]",
-    reference={"VectorIndex.search": VectorIndex.search},
-    task="write the tenant-filtered KNN query",
-    hints=[
-        "Put the tenant in the KNN query itself (`AND tenant = ?`: the partition key), so sqlite-vec picks "
-        "the k nearest among that tenant's documents. Filtering after a global top-k leaves fewer than k.",
-        "rows = index.db.execute('SELECT doc_id FROM docs WHERE embedding MATCH ? AND k = ? AND tenant = ? "
-        "ORDER BY distance', (embed_one(question).tobytes(), k, tenant)).fetchall(); return [r[0] for r in rows]",
-    ],
-)
-
-RECALL_AT_3 = 0.90
-"""The bar on the hidden set (the reference measures 0.95)."""
 
 
 @functools.cache
@@ -449,63 +367,526 @@ def _index() -> VectorIndex:
     return index
 
 
-def _ids(fn: Any, tenant: str, question: str, k: int) -> list[str]:
-    got = fn(_index(), tenant, question, k)
-    if not isinstance(got, list) or not all(isinstance(x, str) for x in got):
+@functools.cache
+def _articles(tenant: str) -> tuple[tuple[str, str], ...]:
+    """The tenant's articles as the index stores them: (doc_id, docs.text)."""
+    rows = _index().db.execute("SELECT doc_id, text FROM docs WHERE tenant = ? ORDER BY doc_id", (tenant,))
+    return tuple((doc_id, text) for doc_id, text in rows.fetchall())
+
+
+@functools.cache
+def _all_articles() -> tuple[tuple[str, str, str], ...]:
+    rows = _index().db.execute("SELECT tenant, doc_id, text FROM docs ORDER BY tenant, doc_id").fetchall()
+    return tuple((t, d, x) for t, d, x in rows)
+
+
+def _articles_in(text: str, tenant: str) -> tuple[list[str], list[str]]:
+    """The articles whose ``docs.text`` appears in ``text``: (the tenant's own doc ids, other tenants')."""
+    own_texts = {x for _, x in _articles(tenant)}
+    own = [d for d, x in _articles(tenant) if x in text]
+    foreign = [d for t, d, x in _all_articles() if t != tenant and x not in own_texts and x in text]
+    return own, foreign
+
+
+FILLER = {"acme": "router", "globex": "SECRET-GLOBEX"}
+"""Two tenants whose conversation ids collide; globex's turns carry a word acme must never see."""
+
+
+def _desk(new: dict[str, str] | None = None, *, turns: int = 6) -> DeskStore:
+    """Both tenants' conversation ``c1``: ``turns`` answered turns, then a new message ``<tenant>-now``."""
+    store = DeskStore()
+    for tenant, words in FILLER.items():
+        for i in range(turns):
+            user = store.add_message(
+                tenant, "c1", "user", f"turn {i}: my {words} " + "blinks " * 20, message_id=f"{tenant}-{i}"
+            )
+            store.save_answer(tenant, "c1", user.message_id, f"answer {i} about the {words} " + "restart it " * 15)
+        text = (new or {}).get(tenant, "and now it is slow" if tenant == "acme" else "SECRET-GLOBEX question")
+        store.add_message(tenant, "c1", "user", text, message_id=f"{tenant}-now")
+    return store
+
+
+def _request(fn: Any, store: DeskStore, tenant: str, budget: int, k: int, upto: str | None = None) -> dict:
+    got = fn(store, _index(), tenant, "c1", upto or f"{tenant}-now", budget=budget, k=k)
+    if (
+        not isinstance(got, dict)
+        or not isinstance(got.get("system"), str)
+        or not isinstance(got.get("messages"), list)
+        or not all(isinstance(m, dict) for m in got["messages"])
+    ):
         raise CaseFailed(
-            f"retrieve returned {type(got).__name__} for {question!r}",
-            expected="a list of doc_id strings",
-            got=got,
-            hint="Return the doc ids, nearest first: [row[0] for row in rows].",
+            "build_request must return a dict with 'system' (a string) and 'messages' (a list of API messages)",
+            expected='{"system": "...", "messages": [{"role": ..., "content": ...}, ...]}',
+            got=type(got).__name__ if not isinstance(got, dict) else {k: type(v).__name__ for k, v in got.items()},
+            hint="Return {'system': system, 'messages': messages}: what client.messages.create(**request) takes.",
         )
     return got
 
 
-@retrieval.case("k results for k = 1, 3 and 5, every one the tenant's own, the k nearest")
-def _own_and_k(fn) -> None:
-    for q, k in zip(questions(hidden=True)[::40], itertools.cycle((1, 3, 5))):
-        got = _ids(fn, q["tenant"], q["question"], k)
-        foreign = [d for d in got if not d.startswith(q["tenant"] + "/")]
+def _tokens(got: dict) -> int:
+    from ..context import request_tokens
+
+    return request_tokens({"system": got["system"], "messages": got["messages"]})
+
+
+@request.case("only the tenant's own messages and articles, the history ending with `upto`")
+def _request_tenant(fn) -> None:
+    store = _desk()
+    for tenant in ("acme", "globex"):
+        got = _request(fn, store, tenant, 100_000, 3)
+        other = next(t for t in FILLER if t != tenant)
+        leaked = [m for m in got["messages"] if FILLER[other] in str(m.get("content"))]
+        expect(
+            not leaked,
+            f"the request of tenant {tenant!r} contains {len(leaked)} messages of tenant {other!r} "
+            "(same conversation id)",
+            expected=f"{tenant}'s messages only",
+            got=leaked[:2],
+            hint="Every query filters on the tenant: conversation ids are chosen by tenants and collide.",
+        )
+        _, foreign = _articles_in(got["system"], tenant)
         expect(
             not foreign,
-            f"for tenant {q['tenant']!r} retrieve returned other tenants' documents {foreign}",
-            expected=f"only {q['tenant']}/... documents",
-            got=got,
+            f"the system prompt of tenant {tenant!r} carries other tenants' articles {foreign[:3]}",
+            expected=f"only {tenant}/... articles",
+            got=foreign[:3],
+            hint="Put the tenant in the KNN query (AND tenant = ?): another company's help centre must never "
+            "reach the prompt.",
+        )
+        expect_equal(
+            got["messages"],
+            store.history(tenant, "c1", upto=f"{tenant}-now"),
+            f"with a budget that fits everything, the messages of tenant {tenant!r}",
+            hint="Every answered turn in order, then the message `upto` (store.history(..., upto=upto)).",
+        )
+
+
+@request.case("the system prompt carries the text of exactly the tenant's k nearest articles (k = 1, 3, 5)")
+def _request_articles(fn) -> None:
+    sample = questions(hidden=True)[::40]
+    store = DeskStore()
+    for i, q in enumerate(sample):
+        store.add_message(q["tenant"], "c1", "user", q["question"], message_id=f"q{i}")
+    for i, (q, k) in enumerate(zip(sample, itertools.cycle((1, 3, 5)))):
+        got = _request(fn, store, q["tenant"], 100_000, k, upto=f"q{i}")
+        own, foreign = _articles_in(got["system"], q["tenant"])
+        expect(
+            not foreign,
+            f"for tenant {q['tenant']!r} the system prompt carries other tenants' articles {foreign[:3]}",
+            expected=f"only {q['tenant']}/... articles",
+            got=foreign[:3],
             hint="Every query needs the tenant filter: another company's help centre must never reach the prompt.",
         )
         expect(
-            len(got) == k,
-            f"retrieve returned {len(got)} documents for k={k} although {q['tenant']!r} has 12"
-            + (": the tenant filter ran after the top-k" if len(got) < k else ""),
-            expected=f"{k} documents",
-            got=got,
-            hint="Pass k to the KNN query (AND k = ?) and filter inside it (AND tenant = ?), not on its results.",
+            len(own) == k,
+            f"the system prompt carries {len(own)} of the tenant's articles for k={k}, although {q['tenant']!r} "
+            "has 12" + (": the tenant filter ran after the top-k" if len(own) < k else ""),
+            expected=f"{k} articles (their docs.text)",
+            got=own,
+            hint="Pass k to the KNN query (AND k = ?) and filter inside it (AND tenant = ?), not on its results; "
+            "put each article's docs.text in the system prompt verbatim.",
         )
-        nearest = [h.doc_id for h in _index().search(q["tenant"], q["question"], k)]
+        nearest = [h.doc_id for h in VectorIndex.search(_index(), q["tenant"], q["question"], k)]
         expect(
-            sorted(got) == sorted(nearest),
-            f"for k={k}, retrieve returned {got}, not the tenant's {k} nearest articles",
-            expected=nearest,
-            got=got,
-            hint="Rank by the embedding distance of the question (embed_one(question)), nearest first.",
+            sorted(own) == sorted(nearest),
+            f"for k={k}, the system prompt carries {sorted(own)}, not the tenant's {k} nearest articles to "
+            f"{q['question']!r}",
+            expected=sorted(nearest),
+            got=sorted(own),
+            hint="Rank by the embedding distance of the question (embed_one of the text of `upto`).",
         )
 
 
-@retrieval.case(f"recall@3 of at least {RECALL_AT_3:.2f} on the hidden question set, nearest first")
-def _recall(fn) -> None:
-    hidden = questions(hidden=True)
-    got = [_ids(fn, q["tenant"], q["question"], 3) for q in hidden]
-    recall = recall_at_k(got, [q["doc_id"] for q in hidden], 3)
+@request.case("the whole request (system prompt and messages) within the budget: the newest whole turns that fit")
+def _request_budget(fn) -> None:
+    from ..context import request_tokens, sliding_window
+
+    store = _desk()
+    full = store.history("acme", "c1", upto="acme-now")
+    system = _request(fn, store, "acme", 100_000, 3)["system"]
+    # Every boundary: the budget that keeps exactly j newest turns, and one token less (j - 1 turns).
+    needs = [
+        request_tokens({"system": system, "messages": full[len(full) - 1 - 2 * j :]}) for j in range(len(full) // 2 + 1)
+    ]
+    for budget in sorted({b for need in needs for b in (need, need - 1)} - {needs[0] - 1}):
+        got = _request(fn, store, "acme", budget, 3)
+        used = _tokens(got)
+        without = request_tokens({"messages": got["messages"]})
+        expect(
+            used <= budget,
+            f"the request needs {used} input tokens, over the budget of {budget}"
+            + (" (its messages alone fit: the system prompt counts too)" if without <= budget else ""),
+            expected=f"<= {budget} tokens",
+            got=used,
+            hint="The budget is for the whole request: count the system prompt with the history "
+            "(sliding_window(messages, budget, system=system), or request_tokens of the whole body).",
+        )
+        expect_equal(
+            got["messages"],
+            sliding_window(full, budget, system=got["system"]),
+            f"with a budget of {budget} tokens",
+            hint="Keep the newest whole turns, as many as fit: an over-budget history is cut from the oldest "
+            "end, a turn (user + assistant) at a time, and the new message always stays last.",
+        )
+
+
+@request.case("when not even the system prompt and the new message fit: no older turn is sent")
+def _request_nothing_fits(fn) -> None:
+    from ..context import request_tokens
+
+    store = _desk()
+    newest = store.history("acme", "c1", upto="acme-now")[-1:]
+    system = _request(fn, store, "acme", 100_000, 3)["system"]
+    alone = request_tokens({"system": system, "messages": newest})
+    try:
+        got = fn(store, _index(), "acme", "c1", "acme-now", budget=alone - 1, k=3)
+    except (CaseFailed, NotImplementedError):
+        raise
+    except Exception:  # noqa: BLE001 - the library's reading: ContextBudgetExceeded
+        return
+    messages = got.get("messages") if isinstance(got, dict) else got
     expect(
-        recall >= RECALL_AT_3,
-        f"recall@3 is {recall:.3f} on the hidden questions",
-        expected=f">= {RECALL_AT_3:.2f}",
-        got=round(recall, 3),
-        hint="Search the tenant's articles by embedding similarity (embed_one(question)), k nearest first.",
+        messages in ([], newest),
+        f"with a budget of {alone - 1} tokens, one less than the system prompt and the new message alone, "
+        f"build_request sent {len(messages) if isinstance(messages, list) else messages!r} messages",
+        expected="an exception (ContextBudgetExceeded), or messages [] or the new message alone",
+        got=messages if not isinstance(messages, list) else f"{len(messages)} messages",
+        hint="Nothing fits, so no older turn may be sent: raise (sliding_window raises ContextBudgetExceeded), "
+        "or send no older turn.",
     )
-    reference = [[h.doc_id for h in _index().search(q["tenant"], q["question"], 3)] for q in hidden[::24]]
-    firsts = [g[0] if g else None for g in got[::24]]
-    expect_equal(firsts, [r[0] for r in reference], hint="Order the results by distance, nearest first.")
+
+
+# =============================================================================================
+# 8.3 answer_event(event, *, bus, group, db, store, index, client, budget, k): 8.1 + 8.2 + the model
+# =============================================================================================
+MODEL, MAX_TOKENS = "claude-sonnet-5-5", 300
+ANSWER_BUDGET = 600
+"""The 8.3 cases' budget: the system prompt with 3 articles, the new message and about four of its eight turns."""
+ANSWER_K = 2
+"""The 8.3 cases' k (not 8.2's usual 3, so a hard-coded k shows)."""
+ANSWERS_SQL = "CREATE TABLE IF NOT EXISTS answers (message_id TEXT, text TEXT)"
+
+answering = Exercise(
+    "8.3",
+    "The model stage: your consumer (8.1) and your request (8.2) around one model call",
+    points=3,
+    signature="async answer_event(event, *, bus, group, db, store, index, client, budget, k) -> None",
+    reference=_REFERENCES,
+    task="compose your handle_event and build_request",
+    hints=[
+        "Define the work inside answer_event (it closes over store, index, client, budget and k): build the request "
+        "with your build_request, call the model, write the text into `answers` through db. Then hand that work "
+        "to your handle_event: the inbox and the ack are already right there.",
+        "async def work(event, db): request = build_request(store, index, tenant, conversation_id, message_id, "
+        f"budget=budget, k=k); reply = await client.messages.create(model={MODEL!r}, max_tokens={MAX_TOKENS}, "
+        "**request); db.execute('INSERT INTO answers VALUES (?, ?)', (message_id, ''.join(b.text for b in "
+        "reply.content if b.type == 'text'))). Then await handle_event(event, bus=bus, group=group, db=db, work=work).",
+    ],
+)
+
+
+class _Killed(BaseException):
+    """The worker is killed after the model answered, before anything was committed (a kill -9: not an
+    Exception, so neither the SDK nor a broad ``except Exception`` turns it into something else)."""
+
+
+class _Recorder:
+    """Wraps the SDK client's transport: keeps the body of every model call that answered, and kills
+    the worker once, just after the model's response to message ``doomed`` arrived."""
+
+    def __init__(self, inner: Any, doomed: str | None) -> None:
+        self.inner, self.doomed = inner, doomed
+        self.bodies: list[dict] = []
+
+    async def handle_async_request(self, request: Any) -> Any:
+        body = json.loads(request.content or b"{}") if request.url.path.endswith("/v1/messages") else None
+        response = await self.inner.handle_async_request(request)
+        if body is not None and response.status_code == 200:  # a model call that answered (and is billed)
+            self.bodies.append(body)
+        if body is not None and self.doomed is not None and self.doomed in json.dumps(body.get("messages", [])[-1:]):
+            self.doomed = None
+            await response.aread()  # the model answered (and billed); the worker dies before it commits
+            raise _Killed("killed after the model's response")
+        return response
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def _ticket(tenant: str, i: int) -> str:
+    return f"ticket {tenant}-{i}"
+
+
+class _Desk:
+    """One 8.3 case: the conversation store, the inbox's database file, the bus and a probe's client."""
+
+    def __init__(self, fn: Any, *, crash_before_ack: str | None = None, killed_in_work: str | None = None) -> None:
+        from .sim import probe
+
+        self.fn = fn
+        qs = {q["tenant"]: q["question"] for q in reversed(questions(hidden=True)) if q["tenant"] in FILLER}
+        self.store = _desk({t: f"{_ticket(t, 0)}: {qs[t]}" for t in FILLER}, turns=8)
+        path = os.path.join(tempfile.mkdtemp(prefix="check-8-3-"), "inbox.db")
+        self.process = _Process(fn, path, schema=ANSWERS_SQL)
+        self.bus = _CheckingBus(path, crash_before_ack, idle_timeout_s=30)
+        self.probe = probe(tier="unlimited", tag="8-3")
+        self.client = self.probe.async_client()
+        self.recorder = _Recorder(self.client._client._transport, killed_in_work)
+        self.client._client._transport = self.recorder
+        self.replies = {}
+        self.errors: dict[str, str] = {}
+        """The first exception the answer raised for each message id."""
+        for tenant in FILLER:
+            for i in range(3):
+                reply = f"Reply {i} for {tenant}: see the article on that."
+                self.probe.script(_ticket(tenant, i), reply)
+                self.replies[f"{tenant}-now" if i == 0 else f"{tenant}-later-{i}"] = reply
+
+    async def publish(self, tenant: str, message_id: str) -> None:
+        await self.bus.publish(TOPIC, {"tenant": tenant, "conversation_id": "c1", "message_id": message_id})
+
+    async def handle(self, event: Event) -> None:
+        process = self.process
+        try:
+            result = process.fn(
+                event,
+                bus=self.bus,
+                group=GROUP,
+                db=process.db,
+                store=self.store,
+                index=_index(),
+                client=self.client,
+                budget=ANSWER_BUDGET,
+                k=ANSWER_K,
+            )
+            if not inspect.isawaitable(result):
+                raise CaseFailed(
+                    f"answer_event returned {type(result).__name__}, not a coroutine",
+                    hint="Define it with `async def`: the model call, bus.ack and handle_event are coroutines.",
+                )
+            await result
+        except (_Crash, _Killed):
+            process.restart()
+        except (CaseFailed, NotImplementedError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - a failed message stays pending; the grade reads the ledger
+            process.db.rollback()
+            self.errors.setdefault(event.data["message_id"], f"{type(exc).__name__}: {exc}")
+
+    async def drain(self, rounds: int = 3, between: Any = None) -> None:
+        await self.bus.ensure_group(TOPIC, GROUP)
+        for r in range(rounds):
+            for event in await self.bus.read(TOPIC, GROUP, "worker", count=100):
+                self.bus.events_by_id[event.id] = event.data["message_id"]
+                await self.handle(event)
+            if r == 0 and between is not None:
+                await between()
+            await asyncio.sleep(self.bus.idle_timeout_s + 1)
+
+    def calls(self) -> dict[str, list[dict]]:
+        """The requests the model received, by the message they answer (found by its ticket)."""
+        by: dict[str, list[dict]] = {}
+        for body in self.recorder.bodies:
+            last = json.dumps(body.get("messages", [])[-1:])
+            mid = next(
+                (m for m in self.replies if _ticket(m.split("-")[0], self._n(m)) in last),
+                "(a request for no message of the case)",
+            )
+            by.setdefault(mid, []).append(body)
+        return by
+
+    @staticmethod
+    def _n(mid: str) -> int:
+        return 0 if mid.endswith("-now") else int(mid.rsplit("-", 1)[1])
+
+    def answers(self) -> dict[str, list[str]]:
+        rows = _committed(self.process.path, "SELECT message_id, text FROM answers ORDER BY rowid")
+        out: dict[str, list[str]] = {}
+        for mid, text in rows:
+            out.setdefault(mid, []).append(text)
+        return out
+
+    def ledger(self) -> Any:
+        return self.probe.requests()
+
+
+def _no_errors(desk: _Desk) -> None:
+    for mid, error in desk.errors.items():
+        raise CaseFailed(
+            f"answer_event raised {error} for message {mid}: nothing was committed, and the event came back",
+            expected="every message answered",
+            got=error,
+            hint="Read the reply's text blocks by type: ''.join(b.text for b in reply.content if b.type == 'text') "
+            "(the reply may start with a thinking block)."
+            if "thinking" in error.lower() or "attribute" in error.lower()
+            else "Build the request with your build_request, call the model, and write into `answers` through db.",
+        )
+
+
+def _answered_once(desk: _Desk, mids: list[str], situation: str) -> None:
+    _no_errors(desk)
+    calls = desk.calls()
+    for mid in mids:
+        n = len(calls.get(mid, []))
+        expect(
+            n == 1,
+            f"message {mid} was sent to the model {n} times {situation}"
+            + (": it was charged twice" if n > 1 else ": it was never answered" if n == 0 else ""),
+            expected="one model call",
+            got=f"{n} calls",
+            hint="Call the model inside the work you hand to your handle_event (8.1): the inbox row is committed "
+            "with the answer, so a redelivered or re-published message is acknowledged without a second call."
+            if n > 1
+            else "Handle every event: build the request, call the model, store its text, through your handle_event.",
+        )
+
+
+def _system_text(body: dict) -> str:
+    """The system prompt of a request body: a string, or the text of its blocks."""
+    system = body.get("system") or ""
+    if isinstance(system, str):
+        return system
+    return "\n".join(b.get("text", "") for b in system if isinstance(b, dict))
+
+
+def _within_budget_and_scope(desk: _Desk) -> None:
+    ledger = desk.ledger()
+    over = ledger[ledger["input_tokens"] > ANSWER_BUDGET]
+    expect(
+        len(over) == 0,
+        f"{len(over)} of the {len(ledger)} model calls were over the budget of {ANSWER_BUDGET} input tokens "
+        f"(the ledger's input tokens: {sorted(over['input_tokens'].tolist())[:4]})",
+        expected=f"every request <= {ANSWER_BUDGET} input tokens",
+        got=f"max {int(ledger['input_tokens'].max()) if len(ledger) else 0}",
+        hint="Send the request your build_request made within `budget`, unchanged: text added to it afterwards "
+        "(another instruction in the system prompt) is not counted in the budget.",
+    )
+    models = sorted(set(ledger["model"]))
+    expect(
+        models == [MODEL] and set(ledger["max_tokens"]) == {MAX_TOKENS},
+        f"the model calls used model {models} and max_tokens {sorted(set(ledger['max_tokens']))}",
+        expected=f"model {MODEL!r}, max_tokens {MAX_TOKENS}",
+        got=f"{models}, {sorted(set(ledger['max_tokens']))}",
+        hint=f"client.messages.create(model={MODEL!r}, max_tokens={MAX_TOKENS}, **request)",
+    )
+    for mid, bodies in desk.calls().items():
+        tenant = mid.split("-")[0]
+        other = next((t for t in FILLER if t != tenant), "")
+        for body in bodies:
+            own, foreign = _articles_in(_system_text(body), tenant)
+            leaked = FILLER.get(other, "\0") in json.dumps(body.get("messages", []), ensure_ascii=False)
+            expect(
+                not foreign and not leaked,
+                f"the request answering {tenant}'s message {mid} carried "
+                + (f"other tenants' articles {foreign[:3]}" if foreign else f"tenant {other!r}'s messages"),
+                expected=f"only {tenant}'s articles and messages",
+                got=foreign[:3] or f"{other}'s turns",
+                hint="Build the request with the event's tenant in every query (your 8.2): the KNN query and the "
+                "history.",
+            )
+            expect(
+                len(own) == ANSWER_K,
+                f"the request answering {mid} carried {len(own)} help-centre articles, with k={ANSWER_K}",
+                expected=f"{ANSWER_K} articles",
+                got=own,
+                hint="Pass answer_event's own `k` (and `budget`) on to your build_request.",
+            )
+
+
+@answering.case(
+    f"each message answered once through your inbox: {MODEL}, max_tokens {MAX_TOKENS}, the reply's text stored, "
+    f"every request within the budget, with k of the tenant's articles and none of another's (ledger)"
+)
+async def _answer_each_once(fn) -> None:
+    desk = _Desk(fn)
+    for tenant in FILLER:
+        await desk.publish(tenant, f"{tenant}-now")
+    await desk.publish("acme", "acme-now")  # the relay published it twice: two event ids, one message
+    await desk.drain()
+    _answered_once(desk, ["acme-now", "globex-now"], "(published twice)")
+    _within_budget_and_scope(desk)
+    answers = desk.answers()
+    for mid in ("acme-now", "globex-now"):
+        expect(
+            answers.get(mid) == [desk.replies[mid]],
+            f"the answers table holds {answers.get(mid)} for message {mid}",
+            expected=[desk.replies[mid]],
+            got=answers.get(mid),
+            hint="INSERT INTO answers VALUES (message_id, text): the text of the reply's text blocks "
+            "(''.join(b.text for b in reply.content if b.type == 'text')), once, committed with the inbox row.",
+        )
+    pending = await desk.bus.pending(TOPIC, GROUP)
+    expect(pending == 0, f"{pending} events were never acknowledged", expected=0, got=pending,
+           hint="Your handle_event acks each event once it is committed.")  # fmt: skip
+
+
+@answering.case("a worker killed between the commit and the ack: the restarted process makes no second call (ledger)")
+async def _answer_restart(fn) -> None:
+    desk = _Desk(fn, crash_before_ack="acme-now")
+    for tenant in FILLER:
+        await desk.publish(tenant, f"{tenant}-now")
+    await desk.drain()
+    _answered_once(desk, ["acme-now", "globex-now"], "after a restart between its commit and its ack")
+    expect(
+        not desk.bus.early_acks,
+        f"message {desk.bus.early_acks[0] if desk.bus.early_acks else ''} was acknowledged before it was "
+        "committed as processed",
+        expected="the ack after the commit",
+        got="an ack before it",
+        hint="Ack after the commit: hand the work to your handle_event (8.1) rather than acking yourself.",
+    )
+
+
+@answering.case(
+    "killed after the model answered, before the commit: the redelivery sends the same request, though the "
+    "conversation has moved on (ledger)"
+)
+async def _answer_same_request(fn) -> None:
+    desk = _Desk(fn, killed_in_work=_ticket("acme", 0))
+
+    async def moved_on() -> None:  # while acme-now waits for its redelivery, the customer writes again
+        desk.store.add_message(
+            "acme", "c1", "user", f"{_ticket('acme', 1)}: hello? any news?", message_id="acme-later-1"
+        )
+
+    await desk.publish("acme", "acme-now")
+    await desk.drain(between=moved_on)
+    _no_errors(desk)
+    by_message = desk.calls()
+    calls = by_message.get("acme-now", [])
+    instead = sorted(set(by_message) - {"acme-now"})
+    expect(
+        len(calls) == 2,
+        f"message acme-now was sent to the model {len(calls)} times; expected twice: once before the kill and "
+        "once on its redelivery"
+        + (
+            f" (the redelivery answered {instead[0]}, the conversation's latest message, not the event's)"
+            if instead
+            else ""
+        ),
+        expected="2 calls (the first one's answer was lost with the worker)",
+        got=f"{len(calls)} calls",
+        hint="Answer the event's own message (event.data['message_id'] as `upto`), and let the kill propagate: "
+        "nothing committed, the event is redelivered.",
+    )
+    first, again = calls
+    expect(
+        again == first,
+        "the redelivered message's request differs from its first one: "
+        + ", ".join(f"{key} changed" for key in sorted(set(first) | set(again)) if first.get(key) != again.get(key)),
+        expected="the same request body",
+        got=f"{len(first.get('messages', []))} then {len(again.get('messages', []))} messages",
+        hint="The request must be a function of the message: history up to `upto` (the event's message), never "
+        "the conversation's latest state, and nothing that changes with the clock.",
+    )
+    answers = desk.answers()
+    expect(
+        answers.get("acme-now") == [desk.replies["acme-now"]],
+        f"the answers table holds {answers.get('acme-now')} for acme-now after the redelivery",
+        expected=[desk.replies["acme-now"]],
+        got=answers.get("acme-now"),
+        hint="The killed attempt committed nothing; the redelivery stores the answer once.",
+    )
 
 
 # =============================================================================================
@@ -713,4 +1094,4 @@ for _limit in PLANS:
     )
 
 
-EXERCISES = [consumer, history, retrieval, wiring, capacity]
+EXERCISES = [consumer, request, answering, wiring, capacity]
