@@ -158,6 +158,15 @@ def test_spend_limit_fault_has_the_documented_shape(clock):
     assert "retry-after" not in err.headers and err.headers["x-should-retry"] == "false"
 
 
+@pytest.mark.parametrize("kind", ["spend_limit", "user_spend_limit", "workspace_spend_limit"])
+def test_a_spend_cap_dates_its_regain_from_the_injectors_clock(kind):
+    """The regain date follows the injected clock (virtual time on a virtual loop), not the machine's."""
+    # 2031-03-22T12:00:00Z: access returns on the first of the next month, whatever today is.
+    inj = _injector("calm", clock=VirtualClock(start=1_931_947_200.0))
+    err = inj.decide("b", forced=kind).error()
+    assert "2031-04-01 at 00:00 UTC" in err.body("req_1")["error"]["message"]
+
+
 def test_a_fault_kind_is_one_declaration():
     """Every kind's behaviour comes from FAULT_SPECS: forceable kinds, drawn kinds and Scenario fields agree."""
     from dataclasses import fields as dc_fields
