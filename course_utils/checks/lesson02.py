@@ -1067,10 +1067,8 @@ def _cancelled(fn) -> None:
             await task
         except asyncio.CancelledError:
             pass
-        try:
+        async with p:
             await _expect_cancelled(p, got, "disconnected")
-        finally:
-            await client.close()
 
     run_awaitable(go())
 
