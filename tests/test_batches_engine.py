@@ -70,11 +70,6 @@ def run(coro):
     return asyncio.run(coro)
 
 
-@pytest.fixture()
-def clock() -> VirtualClock:
-    return VirtualClock(auto_advance=False)
-
-
 def parse_ts(s: str) -> float:
     return datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
 

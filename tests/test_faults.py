@@ -39,11 +39,6 @@ def _injector(scenario="calm", *, seed=0, clock=None, time_scale=1.0):
     return FaultInjector(scenario, SimulatorConfig(seed=seed, time_scale=time_scale), **kw)
 
 
-@pytest.fixture()
-def clock() -> VirtualClock:
-    return VirtualClock()
-
-
 def _timeline(inj: FaultInjector, keys: list[str]) -> list[tuple[str, int | None] | None]:
     out = []
     for key in keys:
