@@ -33,13 +33,13 @@ Why virtual time comes from the loop (``looptime``, used by kopf) and not from a
 clock object moves only for the code that sleeps on it, while the loop moves every timer at once,
 including those of code we do not own (the SDK, httpx, tenacity). ``VirtualClock``'s async
 auto-advance mode (``await clock.sleep``) predates the virtual loops and duplicates them; the library
-no longer uses it (lesson 02's backpressure replay and its check run on virtual loops). It stays only
-for lesson 03's older tests (``tests/test_concurrency.py`` drives token buckets, the dispatcher and
-structured timeouts both synchronously and asynchronously on one ``VirtualClock``, 32 tests; and a few
-tests in ``test_streaming``, ``test_request_fuzz``, ``test_tenancy_fair``, ``test_batches_engine``):
-converting them means splitting each into a synchronous part on a manual clock and an async part on
-a virtual loop, and checking each figure is unchanged, which is their own change. New code uses a
-virtual loop.
+and the checks no longer use it (lesson 02's backpressure replay and its check run on virtual loops),
+nor do the tests of streaming, batches, fair queueing and the request fuzz. It stays only for lesson
+03's older tests in ``tests/test_concurrency.py`` (31 tests) and ``tests/test_clock.py``'s own: their
+fake provider builds the simulator's rate limiter on a ``VirtualClock`` outside any loop, spends from
+it, then runs the dispatcher on it, so each test must be rebuilt inside a virtual loop (on the loop's
+clock a limiter made outside reads real time) and its exact figures re-derived: their own change.
+New code uses a virtual loop.
 """
 
 from __future__ import annotations
