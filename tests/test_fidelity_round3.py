@@ -6,11 +6,13 @@ Each test cites the documentation it checks (docs/api-notes.md §9).
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Iterator
 
 import anthropic
 import pytest
 
-from course_utils.mock_provider import InProcessServer
+from _servers import in_process_server
+
 from course_utils.models import catalog
 from course_utils.pricing import price
 from course_utils.tokens import count_request
@@ -19,8 +21,9 @@ ASK = [{"role": "user", "content": "Summarise the policy."}]
 
 
 @pytest.fixture(scope="module")
-def client() -> anthropic.Anthropic:
-    return InProcessServer(seed=0, time_scale=0, rate_limit_tier="unlimited").client(max_retries=0)
+def client() -> Iterator[anthropic.Anthropic]:
+    with in_process_server(seed=0, time_scale=0, rate_limit_tier="unlimited") as server:
+        yield server.client(max_retries=0)
 
 
 def _cached_body(model: str, words: int, **extra) -> dict:
