@@ -1,14 +1,45 @@
-"""Clocks: the single source of time for everything time-dependent.
+"""Clocks: the single source of time for everything time-dependent, and the course's one clock story.
 
-Production code takes a ``Clock`` (default :data:`SYSTEM_CLOCK`). The default clock reads the
-running event loop's time, so the same code runs on real time in a notebook and on virtual time
-inside :func:`virtual_loop` (checks and tests), where the loop's clock jumps ahead whenever every
-task is waiting: hours of rate-limit windows, retry backoff, cache TTLs and batch processing cost
-no wall time, and the outcome cannot depend on how busy the machine is.
+Library code never reads the machine's clock itself (``tests/test_one_clock.py`` keeps it so, with a
+commented allow-list for real I/O and progress bars): it takes a :class:`Clock`, by default
+:data:`SYSTEM_CLOCK`, which reads the *running event loop's* time. So the same code runs on the time of
+whatever loop runs it, and the question "which clock is this line on?" has one answer: its loop's.
 
-Virtual time comes from ``looptime`` (well kept, used by kopf): it virtualises the loop itself, so
-``asyncio.sleep``, ``asyncio.wait_for``, the SDK's retry sleeps and the simulator's latency all
-move together, which a clock object that only code calling ``clock.sleep`` sees could not do.
+Which loop each part of the course runs on, and why:
+
+* **Notebooks: real time.** A cell runs on the kernel's loop; the shared simulator
+  (``course_utils.client()``) is a real server in a thread. ``time_scale`` shrinks the simulator's
+  latency and batch processing (1.0 = realistic); ``COURSE_FORCE_TIME_SCALE`` (the CI cap, 0.02, set by
+  authoring and nbval) caps it so a notebook written for students at 1.0 runs in seconds in CI.
+* **A notebook's measurements: a private virtual loop.** Lessons 05-08 measure workloads with
+  :func:`course_utils.lab.on_virtual_time` (:func:`run_virtual` in a helper thread) against an
+  in-process simulator at realistic latency: hours of simulated traffic in seconds, the same figures
+  on any machine under any load.
+* **Checks and tests: virtual loops.** Every async check case runs on :func:`virtual_loop` (with a
+  time limit in virtual seconds); tests use :func:`run_virtual`. ``asyncio.sleep``, ``wait_for``, the
+  SDK's retry sleeps, tenacity's deadlines and the in-process simulator's latency all move together.
+* **The in-process simulator: the loop of its requests.** ``InProcessServer`` lives on its caller's
+  loop (virtual in checks), or, for synchronous clients, on its own virtual loop (``sync_loop``); it
+  takes ``time_scale`` as given (latency is free on virtual time, so the CI cap does not apply).
+* **Synchronous pollers (lesson 04): the simulator's loop, stepped.** ``batch.SimulatorClock``'s
+  ``sleep_sync(s)`` runs that loop ``s`` seconds on, so a blocking poller sees batches progress on the
+  real schedule at no wall-time cost; ``VirtualSimulator`` does it from a notebook cell. Lesson 04's
+  check uses ``LockstepClock``: a ``SimulatorClock`` plus a guard (a cap on sleeps and on time, a
+  record of sleeps), nothing more.
+* **Synchronous units: a manual clock.** :class:`VirtualClock` is moved by hand (``advance_sync``,
+  ``sleep_sync``) for code without a loop: token buckets, breakers, caches stepped in a test or a check.
+
+Why virtual time comes from the loop (``looptime``, used by kopf) and not from a clock object: a
+clock object moves only for the code that sleeps on it, while the loop moves every timer at once,
+including those of code we do not own (the SDK, httpx, tenacity). ``VirtualClock``'s async
+auto-advance mode (``await clock.sleep``) predates the virtual loops and duplicates them; the library
+and the checks no longer use it (lesson 02's backpressure replay and its check run on virtual loops),
+nor do the tests of streaming, batches, fair queueing and the request fuzz. It stays only for lesson
+03's older tests in ``tests/test_concurrency.py`` (31 tests) and ``tests/test_clock.py``'s own: their
+fake provider builds the simulator's rate limiter on a ``VirtualClock`` outside any loop, spends from
+it, then runs the dispatcher on it, so each test must be rebuilt inside a virtual loop (on the loop's
+clock a limiter made outside reads real time) and its exact figures re-derived: their own change.
+New code uses a virtual loop.
 """
 
 from __future__ import annotations
@@ -262,17 +293,19 @@ async def _wrap(awaitable: Awaitable[Any]) -> Any:
 
 
 class VirtualClock:
-    """A clock that only moves when told to, for deterministic tests.
+    """A manual clock for synchronous code: it moves only when told to (``advance_sync``, ``sleep_sync``).
 
-    Two modes:
+    ``time()`` starts at :data:`VIRTUAL_EPOCH` and ``monotonic()`` at 0, as on a :func:`virtual_loop`.
+    For async code use a virtual loop instead (see the module docstring). The async mode below is
+    kept only for older tests:
 
-    * ``auto_advance=True`` (default): ``sleep`` jumps time forward to the sleeper's deadline.
-      Concurrent sleepers are woken in deadline order, so ``gather(sleep(1), sleep(2))`` takes
-      2 virtual seconds, not 3. Ideal for testing pollers, backoff and dispatchers.
+    * ``auto_advance=True`` (default): ``await sleep`` jumps time forward to the sleeper's deadline;
+      concurrent sleepers are woken in deadline order, so ``gather(sleep(1), sleep(2))`` takes
+      2 virtual seconds, not 3.
     * ``auto_advance=False``: sleepers wait until the test calls :meth:`advance`.
     """
 
-    def __init__(self, start: float = 1_800_000_000.0, *, auto_advance: bool = True) -> None:
+    def __init__(self, start: float = VIRTUAL_EPOCH, *, auto_advance: bool = True) -> None:
         self._now = float(start)
         self._start = float(start)
         self.auto_advance = auto_advance

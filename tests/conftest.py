@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from contextlib import ExitStack
+from typing import Callable, Iterator
 
 import pytest
+from _servers import in_process_server
 
 from course_utils import MockServer, mock_server
+from course_utils.clock import VirtualClock
+from course_utils.mock_provider.inprocess import InProcessServer
+
+
+@pytest.fixture()
+def make_server() -> Iterator[Callable[..., InProcessServer]]:
+    """A factory of in-process simulators: ``make_server(**kwargs)`` is ``InProcessServer(**kwargs)``,
+    closed after the test (see ``tests/_servers.py``)."""
+    with ExitStack() as stack:
+        yield lambda **kwargs: stack.enter_context(in_process_server(**kwargs))
+
+
+@pytest.fixture()
+def clock() -> VirtualClock:
+    """A manual clock (see ``course_utils.clock``): moves only when the test advances it."""
+    return VirtualClock(auto_advance=False)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from course_utils.clock import VirtualClock
+from course_utils.clock import SYSTEM_CLOCK, VirtualClock, run_virtual
 from course_utils.mock_provider.config import SimulatorConfig
 from course_utils.mock_provider.batches import (
     BATCH_EXPIRY_SECONDS,
@@ -68,11 +68,6 @@ async def drain(store: BatchStore, clock: VirtualClock, limit: int = 10_000) -> 
 
 def run(coro):
     return asyncio.run(coro)
-
-
-@pytest.fixture()
-def clock() -> VirtualClock:
-    return VirtualClock(auto_advance=False)
 
 
 def parse_ts(s: str) -> float:
@@ -337,9 +332,9 @@ def test_restart_resumes_and_finishes(tmp_path: Path, clock: VirtualClock) -> No
     third.close()
 
 
-def test_run_task_on_auto_advancing_clock() -> None:
+def test_run_task_on_a_virtual_loop() -> None:
     async def go():
-        clock = VirtualClock()  # auto-advance: sleeps jump virtual time
+        clock = SYSTEM_CLOCK  # run_virtual's loop: sleeps jump virtual time
         store = make_store(clock)
         stop = asyncio.Event()
         task = asyncio.create_task(store.run(stop=stop))
@@ -359,7 +354,7 @@ def test_run_task_on_auto_advancing_clock() -> None:
         stop.set()
         await asyncio.wait_for(task, 5)
 
-    run(go())
+    run_virtual(go())
 
 
 def test_async_on_result_and_concurrency(clock: VirtualClock) -> None:

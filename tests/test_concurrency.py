@@ -305,6 +305,20 @@ def test_run_threaded_keeps_order_and_errors():
         run_threaded(fn, [], workers=0)
 
 
+def test_run_threaded_times_items_on_the_injected_clock():
+    """Durations come from the clock given, not the machine's: one worker, each item sleeps 2 s on it."""
+    clock = VirtualClock()
+
+    def fn(x):
+        clock.sleep_sync(2.0)
+        return x
+
+    seen = []
+    outcomes = run_threaded(fn, range(3), workers=1, on_progress=seen.append, clock=clock)
+    assert [o.seconds for o in outcomes] == [2.0, 2.0, 2.0]
+    assert [e.elapsed_s for e in seen][-1] == 6.0
+
+
 # ----- token buckets ------------------------------------------------------------------------------
 def test_token_bucket_refills_continuously_and_never_overfills():
     clock = VirtualClock()

@@ -7,12 +7,11 @@ import asyncio
 import pytest
 
 from course_utils.concurrency import RateBudget, aread_rate_limits, read_rate_limits
-from course_utils.mock_provider import InProcessServer
 from course_utils.mock_provider.ratelimit import RateLimits
 
 
-def test_reads_the_groups_limits_and_members():
-    srv = InProcessServer(seed=0, time_scale=0)
+def test_reads_the_groups_limits_and_members(make_server):
+    srv = make_server(seed=0, time_scale=0)
     srv.set_org_limits(RateLimits(70, 7_000, 700))
     limits = read_rate_limits(srv.tenant("gateway").client(), "claude-opus-4-7")
     assert limits.group == "Claude Opus 4.x"
@@ -26,16 +25,16 @@ def test_reads_the_groups_limits_and_members():
     assert budget.per_minute["requests"] == 70
 
 
-def test_async_and_another_organisation():
-    srv = InProcessServer(seed=0, time_scale=0)
+def test_async_and_another_organisation(make_server):
+    srv = make_server(seed=0, time_scale=0)
     other = srv.tenant("other", tier=RateLimits(5, 500, 50))
     limits = asyncio.run(aread_rate_limits(other.async_client(), "claude-haiku-5-5"))
     assert (limits.requests_per_minute, limits.input_tokens_per_minute) == (5, 500)
 
 
-def test_an_unknown_model_is_an_error():
+def test_an_unknown_model_is_an_error(make_server):
     import anthropic
 
-    srv = InProcessServer(seed=0, time_scale=0)
+    srv = make_server(seed=0, time_scale=0)
     with pytest.raises(anthropic.NotFoundError):
         read_rate_limits(srv.client(), "claude-nonexistent")

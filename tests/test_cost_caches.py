@@ -24,7 +24,6 @@ from course_utils.cost import (
     same_identifiers,
     threshold_curve,
 )
-from course_utils.mock_provider.inprocess import InProcessServer
 
 BODY = {
     "model": "claude-haiku-5-5",
@@ -118,8 +117,8 @@ def test_file_cache_is_shared_between_instances_and_stores_no_key(tmp_path):
     assert "sk-ant-secret" not in dump
 
 
-def test_create_sends_one_request_per_distinct_body():
-    server = InProcessServer(seed=0, time_scale=0)
+def test_create_sends_one_request_per_distinct_body(make_server):
+    server = make_server(seed=0, time_scale=0)
     server.set_rate_limits("k", "unlimited")
 
     async def run():
@@ -199,7 +198,7 @@ def test_break_even_reads_uses_each_models_prices():
         break_even_reads("claude-haiku-5-5", "10m")
 
 
-def test_layout_puts_one_breakpoint_after_the_stable_parts_and_the_simulator_reads_it():
+def test_layout_puts_one_breakpoint_after_the_stable_parts_and_the_simulator_reads_it(make_server):
     docs = [" ".join(f"policy{i} clause{j}" for j in range(1500)) for i in range(2)]
     history = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]
     body = cached_layout(model="claude-haiku-5-5", instructions="Answer from the documents.", documents=docs,
@@ -207,7 +206,7 @@ def test_layout_puts_one_breakpoint_after_the_stable_parts_and_the_simulator_rea
     assert [("cache_control" in b) for b in body["system"]] == [False, False, True]
     assert body["system"][-1]["cache_control"] == {"type": "ephemeral", "ttl": "1h"}
     assert body["messages"][-1] == {"role": "user", "content": "What does clause 3 say?"}
-    server = InProcessServer(seed=0, time_scale=0)
+    server = make_server(seed=0, time_scale=0)
     server.set_rate_limits("k", "unlimited")
     sync = server.client(api_key="k", max_retries=0)
     first = sync.messages.create(**body)

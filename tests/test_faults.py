@@ -39,11 +39,6 @@ def _injector(scenario="calm", *, seed=0, clock=None, time_scale=1.0):
     return FaultInjector(scenario, SimulatorConfig(seed=seed, time_scale=time_scale), **kw)
 
 
-@pytest.fixture()
-def clock() -> VirtualClock:
-    return VirtualClock()
-
-
 def _timeline(inj: FaultInjector, keys: list[str]) -> list[tuple[str, int | None] | None]:
     out = []
     for key in keys:
@@ -156,6 +151,15 @@ def test_spend_limit_fault_has_the_documented_shape(clock):
     assert body["error"]["details"] == {"error_code": "enforced_spend_limit_reached"}
     assert body["error"]["message"].startswith("You have reached your API usage limits")
     assert "retry-after" not in err.headers and err.headers["x-should-retry"] == "false"
+
+
+@pytest.mark.parametrize("kind", ["spend_limit", "user_spend_limit", "workspace_spend_limit"])
+def test_a_spend_cap_dates_its_regain_from_the_injectors_clock(kind):
+    """The regain date follows the injected clock (virtual time on a virtual loop), not the machine's."""
+    # 2031-03-22T12:00:00Z: access returns on the first of the next month, whatever today is.
+    inj = _injector("calm", clock=VirtualClock(start=1_931_947_200.0))
+    err = inj.decide("b", forced=kind).error()
+    assert "2031-04-01 at 00:00 UTC" in err.body("req_1")["error"]["message"]
 
 
 def test_a_fault_kind_is_one_declaration():

@@ -10,7 +10,6 @@ import anthropic
 import pytest
 
 from course_utils.clock import run_virtual
-from course_utils.mock_provider.inprocess import InProcessServer
 from course_utils.mock_provider.ratelimit import TIERS, RateLimits
 from course_utils.pricing import cost
 
@@ -42,8 +41,8 @@ async def _until_ended(c, batch_id: str):
         await asyncio.sleep(5)
 
 
-def test_prompt_caching_applies_inside_a_batch_and_is_billed_with_both_discounts():
-    srv = InProcessServer(seed=0, time_scale=1.0, rate_limit_tier="unlimited")
+def test_prompt_caching_applies_inside_a_batch_and_is_billed_with_both_discounts(make_server):
+    srv = make_server(seed=0, time_scale=1.0, rate_limit_tier="unlimited")
 
     async def go():
         c = srv.async_client(api_key="batcher", max_retries=0)
@@ -83,8 +82,8 @@ def test_prompt_caching_applies_inside_a_batch_and_is_billed_with_both_discounts
     assert write_row["cost_usd"] > 10 * read_row["cost_usd"]
 
 
-def test_count_tokens_has_its_own_requests_per_minute_limit():
-    srv = InProcessServer(seed=0, time_scale=0)
+def test_count_tokens_has_its_own_requests_per_minute_limit(make_server):
+    srv = make_server(seed=0, time_scale=0)
     srv.set_rate_limits("k", RateLimits(BIG, BIG, BIG, burst_s=60, count_tokens_rpm=3))
 
     async def go() -> None:
@@ -104,8 +103,8 @@ def test_count_tokens_has_its_own_requests_per_minute_limit():
     run_virtual(go())
 
 
-def test_message_batches_have_their_own_requests_per_minute_limit():
-    srv = InProcessServer(seed=0, time_scale=1.0)
+def test_message_batches_have_their_own_requests_per_minute_limit(make_server):
+    srv = make_server(seed=0, time_scale=1.0)
     srv.set_rate_limits("k", RateLimits(BIG, BIG, BIG, burst_s=60, batch_rpm=2))
 
     async def go() -> None:
@@ -120,9 +119,9 @@ def test_message_batches_have_their_own_requests_per_minute_limit():
     run_virtual(go())
 
 
-def test_the_processing_queue_limit_is_the_organisations_across_its_keys():
+def test_the_processing_queue_limit_is_the_organisations_across_its_keys(make_server):
     # Rate-limits page: the Message Batches limits are the organization's, like every limit.
-    srv = InProcessServer(seed=0, time_scale=1.0)
+    srv = make_server(seed=0, time_scale=1.0)
     srv.set_org_limits(RateLimits(BIG, BIG, BIG, batch_queue=5))
 
     async def go() -> None:
@@ -136,8 +135,8 @@ def test_the_processing_queue_limit_is_the_organisations_across_its_keys():
     run_virtual(go())
 
 
-def test_message_batches_limit_the_requests_in_the_processing_queue():
-    srv = InProcessServer(seed=0, time_scale=1.0)
+def test_message_batches_limit_the_requests_in_the_processing_queue(make_server):
+    srv = make_server(seed=0, time_scale=1.0)
     srv.set_rate_limits("k", RateLimits(BIG, BIG, BIG, batch_queue=5))
 
     async def go() -> None:

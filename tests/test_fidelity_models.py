@@ -21,7 +21,6 @@ from anthropic._data import DEPRECATED_MODELS
 from anthropic.types import ModelParam
 
 from course_utils.clock import SYSTEM_CLOCK, VIRTUAL_EPOCH, run_virtual
-from course_utils.mock_provider.inprocess import InProcessServer
 from course_utils.models import RetiredModelError, catalog, get_model
 from course_utils.pricing import cost
 
@@ -72,9 +71,9 @@ def test_the_catalog_dates_are_the_sdks():
         assert spec.retires_at == f"{year}-{months[month]:02d}-{int(day[:-2]):02d}T00:00:00Z", model
 
 
-def test_deprecated_model_answers_with_the_sdk_warning_retired_ones_404():
+def test_deprecated_model_answers_with_the_sdk_warning_retired_ones_404(make_server):
     # Virtual time starts at 2027-01-15: Opus 4.5 is deprecated (until 2027-01-22), Sonnet 4.5 retired.
-    srv = InProcessServer(seed=0, time_scale=0, rate_limit_tier="unlimited")
+    srv = make_server(seed=0, time_scale=0, rate_limit_tier="unlimited")
 
     async def go() -> None:
         c = srv.async_client(max_retries=0)
@@ -124,10 +123,10 @@ def test_the_catalog_lists_every_model_the_sdk_lists():
     assert set(_sdk_models()) <= set(catalog()), sorted(set(_sdk_models()) - set(catalog()))
 
 
-def test_every_sdk_listed_model_answers_until_its_end_of_life_and_404s_after():
+def test_every_sdk_listed_model_answers_until_its_end_of_life_and_404s_after(make_server):
     """Computed from the SDK itself: each model it lists answers (deprecated ones with the SDK's warning)
     unless the SDK's end-of-life date has passed at the simulator's time, then it gets 404."""
-    srv = InProcessServer(seed=0, time_scale=0, rate_limit_tier="unlimited")
+    srv = make_server(seed=0, time_scale=0, rate_limit_tier="unlimited")
     answered: list[str] = []
     retired: list[str] = []
 
@@ -175,11 +174,11 @@ def test_new_models_bill_at_their_documented_prices(model, price_in, price_out, 
     assert cost(usage, model) == Decimal(price_in) + Decimal(price_out) + Decimal(cache_read)
 
 
-def test_fable_refuses_what_its_docs_say_and_opus_4_6_takes_a_budget():
+def test_fable_refuses_what_its_docs_say_and_opus_4_6_takes_a_budget(make_server):
     """Fable 5.1+ and Mythos 5.1+ refuse forced tool use (a Fable 5.1 breaking change) and disabled
     thinking ("always on"); Fable 5 still takes forced tool use; Opus 4.6 refuses prefill but still
     takes a thinking budget (deprecated, and the SDK warns)."""
-    srv = InProcessServer(seed=0, time_scale=0, rate_limit_tier="unlimited")
+    srv = make_server(seed=0, time_scale=0, rate_limit_tier="unlimited")
     tool = {"name": "get_time", "description": "Current time.", "input_schema": {"type": "object", "properties": {}}}
 
     async def go() -> None:
@@ -217,8 +216,8 @@ def test_fable_refuses_what_its_docs_say_and_opus_4_6_takes_a_budget():
     run_virtual(go())
 
 
-def test_models_list_has_capabilities_that_match_what_messages_enforces():
-    srv = InProcessServer(seed=0, time_scale=0, rate_limit_tier="unlimited")
+def test_models_list_has_capabilities_that_match_what_messages_enforces(make_server):
+    srv = make_server(seed=0, time_scale=0, rate_limit_tier="unlimited")
 
     async def go() -> None:
         c = srv.async_client(max_retries=0)

@@ -15,7 +15,6 @@ import anthropic
 import pytest
 
 from course_utils.clock import run_virtual
-from course_utils.mock_provider.inprocess import InProcessServer
 from course_utils.mock_provider.ratelimit import DEFAULT_BURST_S, RateLimits
 
 HAIKU = "claude-haiku-5-5"
@@ -31,8 +30,8 @@ async def _call(client, **kw):
         return e.status_code, e.response.headers, None
 
 
-def test_a_huge_max_tokens_is_admitted_and_only_the_output_produced_is_charged():
-    srv = InProcessServer(seed=0, time_scale=0)
+def test_a_huge_max_tokens_is_admitted_and_only_the_output_produced_is_charged(make_server):
+    srv = make_server(seed=0, time_scale=0)
     srv.set_rate_limits("k", RateLimits(BIG, BIG, 500, burst_s=60))  # OTPM 500, far below max_tokens
     srv.simulator.limiter.exact_remaining = True  # exact *-remaining (the API rounds to the nearest thousand)
 
@@ -52,8 +51,8 @@ def test_a_huge_max_tokens_is_admitted_and_only_the_output_produced_is_charged()
     run_virtual(go())
 
 
-def test_once_output_exhausts_otpm_requests_wait_for_it_to_refill():
-    srv = InProcessServer(seed=0, time_scale=0)
+def test_once_output_exhausts_otpm_requests_wait_for_it_to_refill(make_server):
+    srv = make_server(seed=0, time_scale=0)
     srv.set_rate_limits("k", RateLimits(BIG, BIG, 60, burst_s=60))  # one output token a second
 
     async def go() -> None:
@@ -73,8 +72,8 @@ def test_once_output_exhausts_otpm_requests_wait_for_it_to_refill():
     run_virtual(go())
 
 
-def test_short_interval_enforcement_refuses_a_burst_the_minute_would_allow():
-    srv = InProcessServer(seed=0, time_scale=0)
+def test_short_interval_enforcement_refuses_a_burst_the_minute_would_allow(make_server):
+    srv = make_server(seed=0, time_scale=0)
     srv.set_rate_limits("strict", RateLimits(60, BIG, BIG, burst_s=1.0))
     srv.set_rate_limits("lenient", RateLimits(60, BIG, BIG, burst_s=60))
 
@@ -90,8 +89,8 @@ def test_short_interval_enforcement_refuses_a_burst_the_minute_would_allow():
     run_virtual(go())
 
 
-def test_pacing_at_the_rate_is_never_refused_under_short_intervals():
-    srv = InProcessServer(seed=0, time_scale=0)
+def test_pacing_at_the_rate_is_never_refused_under_short_intervals(make_server):
+    srv = make_server(seed=0, time_scale=0)
     srv.set_rate_limits("k", RateLimits(60, BIG, BIG, burst_s=1.0))
 
     async def go() -> None:
@@ -109,8 +108,8 @@ def test_pacing_at_the_rate_is_never_refused_under_short_intervals():
     run_virtual(go())
 
 
-def test_the_sdk_retry_honours_the_short_retry_after():
-    srv = InProcessServer(seed=0, time_scale=0)
+def test_the_sdk_retry_honours_the_short_retry_after(make_server):
+    srv = make_server(seed=0, time_scale=0)
     srv.simulator.limiter.set_default_burst(1.0)
     srv.set_rate_limits("k", RateLimits(60, BIG, BIG))  # no burst of its own: the server's 1 s
 

@@ -6,11 +6,13 @@ Each test cites the documentation it checks (docs/api-notes.md §9).
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Iterator
 
 import anthropic
 import pytest
 
-from course_utils.mock_provider import InProcessServer
+from _servers import in_process_server
+
 from course_utils.models import catalog
 from course_utils.pricing import price
 from course_utils.tokens import count_request
@@ -19,8 +21,9 @@ ASK = [{"role": "user", "content": "Summarise the policy."}]
 
 
 @pytest.fixture(scope="module")
-def client() -> anthropic.Anthropic:
-    return InProcessServer(seed=0, time_scale=0, rate_limit_tier="unlimited").client(max_retries=0)
+def client() -> Iterator[anthropic.Anthropic]:
+    with in_process_server(seed=0, time_scale=0, rate_limit_tier="unlimited") as server:
+        yield server.client(max_retries=0)
 
 
 def _cached_body(model: str, words: int, **extra) -> dict:
@@ -173,10 +176,10 @@ def test_a_spend_limit_you_set_is_a_400_not_a_429(client, fault, words):
     assert "You have reached your specified" in err.value.message and words in err.value.message
 
 
-def test_a_409_conflict_error_is_retried_by_the_sdk():
+def test_a_409_conflict_error_is_retried_by_the_sdk(make_server):
     # Errors page: "409 - conflict_error: The request conflicts with the current state of a resource";
     # the SDK retries 409 as it retries 429 and 5xx.
-    srv = InProcessServer(seed=0, time_scale=0, rate_limit_tier="unlimited")
+    srv = make_server(seed=0, time_scale=0, rate_limit_tier="unlimited")
     with pytest.raises(anthropic.ConflictError) as err:
         _forced(srv.client(max_retries=0), "conflict_error")
     assert err.value.status_code == 409 and err.value.body["error"]["type"] == "conflict_error"
@@ -185,10 +188,10 @@ def test_a_409_conflict_error_is_retried_by_the_sdk():
     assert int((srv.ledger().status == 409).sum()) == 1 + 3  # one plain call, then 1 + 2 retries
 
 
-def test_reaching_a_spend_limit_you_set_is_a_400_for_that_scope_only():
+def test_reaching_a_spend_limit_you_set_is_a_400_for_that_scope_only(make_server):
     # Errors page: "The API also returns a 400 when usage reaches an organization or workspace spend
     # limit you set"; rate-limits page: "You can't set limits on the default Workspace".
-    srv = InProcessServer(seed=0, time_scale=0, rate_limit_tier="unlimited")
+    srv = make_server(seed=0, time_scale=0, rate_limit_tier="unlimited")
     srv.workspace("capped")
     srv.workspace("free")
     srv.set_spend_limit("0.000001", workspace="capped")

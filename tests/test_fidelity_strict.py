@@ -132,10 +132,8 @@ def test_output_config_format_accepted(client, http):
     "schema",
     [{"type": "nonsense-type"}, {"type": "object", "required": "name"}, {"properties": {"a": {"minimum": "zero"}}}],
 )
-def test_an_invalid_json_schema_in_output_config_is_a_400(schema):
-    from course_utils.mock_provider import InProcessServer
-
-    server = InProcessServer(seed=0)
+def test_an_invalid_json_schema_in_output_config_is_a_400(make_server, schema):
+    server = make_server(seed=0)
     try:
         with pytest.raises(anthropic.BadRequestError, match="invalid JSON schema"):
             server.client(max_retries=0).messages.create(

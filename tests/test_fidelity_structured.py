@@ -21,7 +21,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from course_utils.mock_provider.errors import InvalidRequest
-from course_utils.mock_provider.inprocess import InProcessServer
 from course_utils.mock_provider.request import parse_messages_request
 from course_utils.mock_provider.request.schema_subset import unsupported_feature
 from course_utils.mock_provider.skills import SkillContext, TextOut, respond
@@ -179,8 +178,8 @@ def test_a_schema_with_unsupported_constraints_is_a_400_naming_them(name):
         ({"$ref": "https://example.com/schema.json"}, "External $ref is not supported"),
     ],
 )
-def test_unsupported_features_through_the_sdk(schema, message):
-    srv = InProcessServer(seed=0, time_scale=0, rate_limit_tier="unlimited")
+def test_unsupported_features_through_the_sdk(make_server, schema, message):
+    srv = make_server(seed=0, time_scale=0, rate_limit_tier="unlimited")
     with pytest.raises(anthropic.BadRequestError) as err:
         srv.client(max_retries=0).messages.create(
             model=HAIKU,
@@ -286,8 +285,8 @@ def test_any_supported_schema_gets_a_valid_instance(schema):
     _check(value, schema)
 
 
-def test_through_the_sdk():
-    srv = InProcessServer(seed=0, time_scale=0, rate_limit_tier="unlimited")
+def test_through_the_sdk(make_server):
+    srv = make_server(seed=0, time_scale=0, rate_limit_tier="unlimited")
     client = srv.client()
     schema = SCHEMAS["refs"]
     msg = client.messages.create(
@@ -317,8 +316,8 @@ def test_through_the_sdk():
         {"type": "number", "multipleOf": 0},
     ],
 )
-def test_strange_schemas_never_make_a_server_error(schema):
-    srv = InProcessServer(seed=0, time_scale=0, rate_limit_tier="unlimited")
+def test_strange_schemas_never_make_a_server_error(make_server, schema):
+    srv = make_server(seed=0, time_scale=0, rate_limit_tier="unlimited")
     try:
         r = srv.client(max_retries=0).messages.with_raw_response.create(
             model=HAIKU,

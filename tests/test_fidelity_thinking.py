@@ -13,9 +13,10 @@ import collections
 
 import pytest
 
+from _servers import in_process_server
+
 import course_utils
 from course_utils.mock_provider.generation import text_deltas
-from course_utils.mock_provider.inprocess import InProcessServer
 from course_utils.mock_provider.skills import thinking as thinking_mod
 from course_utils.mock_provider.skills.thinking import REPLY_SCENARIO_ENV
 
@@ -34,7 +35,8 @@ LONG_ASK = [
 
 @pytest.fixture()
 def client():
-    return InProcessServer(seed=0, time_scale=0, rate_limit_tier="unlimited").client()
+    with in_process_server(seed=0, time_scale=0, rate_limit_tier="unlimited") as server:
+        yield server.client()
 
 
 def _types(msg) -> list[str]:
@@ -204,10 +206,10 @@ def test_the_x_mock_shape_thinking_header_adds_one_block(client):
 
 @pytest.mark.parametrize("scenario,lo_refusal,hi_refusal", [("realistic", 0.01, 0.12), ("hostile", 0.15, 0.35)])
 def test_reply_scenarios_make_refusals_and_pauses_occur_for_a_share_of_requests(
-    monkeypatch, scenario, lo_refusal, hi_refusal
+    make_server, monkeypatch, scenario, lo_refusal, hi_refusal
 ):
     monkeypatch.setenv(REPLY_SCENARIO_ENV, scenario)
-    client = InProcessServer(seed=0, time_scale=0, rate_limit_tier="unlimited").client()
+    client = make_server(seed=0, time_scale=0, rate_limit_tier="unlimited").client()
     stops = collections.Counter()
     for i in range(200):
         msg = client.messages.create(
@@ -219,7 +221,7 @@ def test_reply_scenarios_make_refusals_and_pauses_occur_for_a_share_of_requests(
     assert lo_refusal * 200 <= stops["refusal"] <= hi_refusal * 200
     assert stops["pause_turn"] > 0 and stops["end_turn"] > 100
     # Reproducible: the same prompt gets the same shape again.
-    again = InProcessServer(seed=0, time_scale=0, rate_limit_tier="unlimited").client()
+    again = make_server(seed=0, time_scale=0, rate_limit_tier="unlimited").client()
     first = [
         again.messages.create(
             model=HAIKU, max_tokens=100, messages=[{"role": "user", "content": f"Tell me fact number {i} about tea."}]
@@ -241,12 +243,12 @@ def test_an_unknown_scenario_in_the_environment_warns_and_stays_plain(client, mo
     assert msg.stop_reason == "end_turn" and _types(msg) == ["text"]
 
 
-def test_a_block_can_pin_the_reply_scenario_whatever_the_environment(monkeypatch):
+def test_a_block_can_pin_the_reply_scenario_whatever_the_environment(make_server, monkeypatch):
     from course_utils.clock import run_virtual
     from course_utils.mock_provider.skills.thinking import use_reply_scenario
 
     monkeypatch.setenv(REPLY_SCENARIO_ENV, "hostile")
-    srv = InProcessServer(seed=0, time_scale=0, rate_limit_tier="unlimited")
+    srv = make_server(seed=0, time_scale=0, rate_limit_tier="unlimited")
     prompts = [[{"role": "user", "content": f"Tell me fact number {i} about tea."}] for i in range(40)]
 
     async def stops() -> list[str]:

@@ -42,11 +42,6 @@ def body(system_text: str | None = None, question: str = "What is caching?", *, 
 
 
 @pytest.fixture()
-def clock() -> VirtualClock:
-    return VirtualClock(auto_advance=False)
-
-
-@pytest.fixture()
 def cache(clock: VirtualClock) -> PromptCache:
     return PromptCache(clock)
 

@@ -9,7 +9,6 @@ from datetime import datetime, timezone
 
 import pytest
 
-from course_utils.clock import VirtualClock
 from course_utils.mock_provider.errors import RateLimited
 from course_utils.mock_provider.ratelimit import (
     TIERS,
@@ -22,11 +21,6 @@ from course_utils.mock_provider.ratelimit import (
 
 MODEL = "claude-sonnet-5-5"
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
-
-
-@pytest.fixture()
-def clock() -> VirtualClock:
-    return VirtualClock(start=1_800_000_000.0)
 
 
 # ----- LimitBucket ---------------------------------------------------------------------------------

@@ -12,7 +12,6 @@ clock with latency off, so ≥ 10,000 requests fit in seconds. Seeded (``derando
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
 from typing import Any, Iterator
@@ -22,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from course_utils.clock import VirtualClock
+from course_utils.clock import shutdown_loop, virtual_loop
 from course_utils.mock_provider.config import SimulatorConfig
 from course_utils.mock_provider.app import create_app
 from course_utils.mock_provider.simulator import Simulator
@@ -46,8 +45,9 @@ class InProcess:
     """One simulator app behind an in-process ASGI transport, driven from sync tests on one event loop."""
 
     def __init__(self) -> None:
-        self.sim = Simulator(SimulatorConfig(seed=0, time_scale=0.0, rate_limit_tier="unlimited"), clock=VirtualClock())
-        self.loop = asyncio.new_event_loop()
+        # On a virtual loop, the simulator's clock (SYSTEM_CLOCK, the loop's) is virtual: no request waits.
+        self.loop = virtual_loop()
+        self.sim = Simulator(SimulatorConfig(seed=0, time_scale=0.0, rate_limit_tier="unlimited"))
         self.client = httpx2.AsyncClient(
             transport=httpx2.ASGITransport(app=create_app(self.sim)),
             base_url="http://simulator",
@@ -61,7 +61,7 @@ class InProcess:
 
     def close(self) -> None:
         self.loop.run_until_complete(self.client.aclose())
-        self.loop.close()
+        shutdown_loop(self.loop)
 
 
 @pytest.fixture(scope="module")

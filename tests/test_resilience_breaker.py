@@ -8,7 +8,6 @@ import pytest
 
 from course_utils.clock import VirtualClock, run_virtual
 from course_utils.mock_provider.faults import Scenario
-from course_utils.mock_provider.inprocess import InProcessServer
 from course_utils.resilience import CLOSED, HALF_OPEN, OPEN, BreakerBoard, CircuitBreaker, CircuitOpenError
 from course_utils.resilience.fakes import status_error, timeout_error
 
@@ -117,9 +116,9 @@ def test_board_keeps_one_breaker_per_provider_and_model():
     assert board.get(("anthropic", "opus")) is board[("anthropic", "opus")]
 
 
-def test_through_a_simulated_outage_on_virtual_time():
+def test_through_a_simulated_outage_on_virtual_time(make_server):
     """Outage 2 s to 12 s: the breaker opens during it, sends only probes, and closes after it."""
-    server = InProcessServer(seed=0, time_scale=1.0)
+    server = make_server(seed=0, time_scale=1.0)
     server.set_scenario(Scenario(outages=((2.0, 10.0),)))
     sent = []
 

@@ -8,7 +8,6 @@ import anthropic
 import pytest
 
 from course_utils.clock import run_virtual
-from course_utils.mock_provider.inprocess import InProcessServer
 from course_utils.resilience import counts_as_outage, failure_kind, is_retryable, is_spend_limit, retry_after_s
 from course_utils.resilience.fakes import connection_error, spend_limit_error, status_error, timeout_error
 
@@ -64,9 +63,9 @@ def test_failure_kinds():
     ] == ["ok", "529", "spend_limit", "timeout", "connection"]
 
 
-def test_classification_of_what_the_simulator_really_sends():
+def test_classification_of_what_the_simulator_really_sends(make_server):
     """The forced faults of the simulator, through the SDK: the classifier agrees with the docs' table."""
-    server = InProcessServer(seed=0, time_scale=0.0)
+    server = make_server(seed=0, time_scale=0.0)
     verdicts = {}
 
     async def run():
@@ -101,10 +100,10 @@ def test_classification_of_what_the_simulator_really_sends():
     assert verdicts["billing_error"][:2] == (402, False)
 
 
-def test_an_error_event_inside_a_stream_is_classified_by_its_type():
+def test_an_error_event_inside_a_stream_is_classified_by_its_type(make_server):
     """After the 200 the SDK raises APIStatusError with status 200 (api-notes §2 STREAM): an
     overloaded_error there is as retryable as a 529, and counts against the breaker, through the SDK."""
-    server = InProcessServer(seed=0, time_scale=0.0)
+    server = make_server(seed=0, time_scale=0.0)
     caught: list[BaseException] = []
 
     async def run():

@@ -10,7 +10,6 @@ import time
 import pytest
 
 from course_utils.clock import VirtualClock, run_virtual
-from course_utils.mock_provider.inprocess import InProcessServer
 from course_utils.resilience import (
     Idempotent,
     IdempotencyStore,
@@ -122,8 +121,8 @@ def test_a_duplicate_that_does_not_wait_gets_a_conflict():
     assert info.value.status == 409
 
 
-def test_asyncio_duplicates_wait_for_the_first_and_the_ledger_shows_one_request():
-    server = InProcessServer(seed=0, time_scale=1.0)
+def test_asyncio_duplicates_wait_for_the_first_and_the_ledger_shows_one_request(make_server):
+    server = make_server(seed=0, time_scale=1.0)
 
     async def run():
         client = server.async_client(max_retries=0)
@@ -144,8 +143,8 @@ def test_asyncio_duplicates_wait_for_the_first_and_the_ledger_shows_one_request(
     assert stats.calls == 1 and stats.waited == 9 and stats.replays == 1
 
 
-def test_messages_round_trip_through_the_store():
-    server = InProcessServer(seed=0, time_scale=0.0)
+def test_messages_round_trip_through_the_store(make_server):
+    server = make_server(seed=0, time_scale=0.0)
     message = server.client(max_retries=0).messages.create(**BODY)
     again = decode_response(encode_response(message))
     assert again == message

@@ -10,7 +10,6 @@ import anthropic
 import pytest
 
 from course_utils.clock import SYSTEM_CLOCK, VirtualClock, run_virtual
-from course_utils.mock_provider.inprocess import InProcessServer
 from course_utils.resilience import RetryBudget, RetryPolicy, backoff_delay, retry_delay
 from course_utils.resilience.fakes import spend_limit_error, status_error
 
@@ -204,9 +203,9 @@ def test_decorator_form_sync_and_async():
     assert run_virtual(run()) == "ok"
 
 
-def test_against_the_simulator_honours_retry_after_between_ledger_attempts():
+def test_against_the_simulator_honours_retry_after_between_ledger_attempts(make_server):
     """Forced 429s: the ledger's attempt times are at least retry-after apart; the third attempt succeeds."""
-    server = InProcessServer(seed=0, time_scale=1.0)
+    server = make_server(seed=0, time_scale=1.0)
     faults = iter(["rate_limit", "rate_limit"])
 
     async def run():

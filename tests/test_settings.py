@@ -47,8 +47,8 @@ def _expiry_pattern(srv: InProcessServer) -> list[str]:
     return sorted(r.custom_id for r in c.messages.batches.results(batch.id) if r.result.type == "expired")
 
 
-def test_changing_the_seed_reaches_faults_generation_and_batches():
-    srv = InProcessServer(seed=0, time_scale=0, rate_limit_tier="unlimited")
+def test_changing_the_seed_reaches_faults_generation_and_batches(make_server):
+    srv = make_server(seed=0, time_scale=0, rate_limit_tier="unlimited")
     srv.set_scenario("flaky")
     before = _fault_timeline(srv)
     text0 = srv.client().messages.create(
@@ -71,17 +71,17 @@ def test_changing_the_seed_reaches_faults_generation_and_batches():
     assert _expiry_pattern(srv) != expired0, "the batch store follows the new seed (the confirmed bug)"
 
 
-def test_the_same_seed_set_at_run_time_reproduces_a_server_started_with_it():
-    started = InProcessServer(seed=5, time_scale=0, rate_limit_tier="unlimited")
+def test_the_same_seed_set_at_run_time_reproduces_a_server_started_with_it(make_server):
+    started = make_server(seed=5, time_scale=0, rate_limit_tier="unlimited")
     started.set_scenario({"name": "expiring", "batch_expire_fraction": 0.5})
-    changed = InProcessServer(seed=0, time_scale=0, rate_limit_tier="unlimited")
+    changed = make_server(seed=0, time_scale=0, rate_limit_tier="unlimited")
     changed.configure(seed=5)
     changed.set_scenario({"name": "expiring", "batch_expire_fraction": 0.5})
     assert _expiry_pattern(started) == _expiry_pattern(changed)
 
 
-def test_changing_the_time_scale_reaches_latency_batches_and_outages():
-    srv = InProcessServer(seed=0, time_scale=1.0, rate_limit_tier="unlimited")
+def test_changing_the_time_scale_reaches_latency_batches_and_outages(make_server):
+    srv = make_server(seed=0, time_scale=1.0, rate_limit_tier="unlimited")
 
     async def latency() -> float:
         c = srv.async_client(max_retries=0)
@@ -148,8 +148,8 @@ def test_the_ci_cap_applies_unless_told_not_to(monkeypatch):
     assert server.config.time_scale == 0.5, "explicit override"
 
 
-def test_configure_rejects_bad_values():
-    srv = InProcessServer()
+def test_configure_rejects_bad_values(make_server):
+    srv = make_server()
     with pytest.raises(ValueError):
         srv.configure(time_scale=-1)
     with pytest.raises(ValueError):

@@ -19,7 +19,6 @@ import pytest
 
 from course_utils.clock import run_virtual
 from course_utils.mock_provider.faults import SCENARIOS, Outage, Scenario
-from course_utils.mock_provider.inprocess import InProcessServer
 from course_utils.mock_provider.ratelimit import RateLimits
 from course_utils.mock_provider.server import mock_server
 
@@ -39,8 +38,8 @@ def _billed_undelivered(df):
 
 
 # ----- the lost response, through the SDK on virtual time ----------------------------------------
-def test_a_lost_response_is_billed_and_the_sdk_sees_a_connection_error():
-    srv = InProcessServer(seed=0, time_scale=1.0, rate_limit_tier="unlimited")
+def test_a_lost_response_is_billed_and_the_sdk_sees_a_connection_error(make_server):
+    srv = make_server(seed=0, time_scale=1.0, rate_limit_tier="unlimited")
 
     async def go() -> float:
         c = srv.async_client(max_retries=0)
@@ -62,8 +61,8 @@ def test_a_lost_response_is_billed_and_the_sdk_sees_a_connection_error():
     assert waited >= row["latency_s"], "the connection drops only once the provider has finished"
 
 
-def test_the_same_reply_delivered_costs_what_the_lost_one_cost():
-    srv = InProcessServer(seed=0, time_scale=0, rate_limit_tier="unlimited")
+def test_the_same_reply_delivered_costs_what_the_lost_one_cost(make_server):
+    srv = make_server(seed=0, time_scale=0, rate_limit_tier="unlimited")
     c = srv.client(max_retries=0)
     with pytest.raises(anthropic.APIConnectionError):
         c.messages.create(model=HAIKU, max_tokens=100, messages=ASK, extra_headers=LOST)
@@ -74,9 +73,9 @@ def test_the_same_reply_delivered_costs_what_the_lost_one_cost():
     assert [bool(x) for x in srv.ledger()["delivered"]] == [False, True]
 
 
-def test_sdk_retries_of_lost_responses_are_each_billed():
+def test_sdk_retries_of_lost_responses_are_each_billed(make_server):
     # The SDK retries connection errors (2 retries by default): one logical call, three provider charges.
-    srv = InProcessServer(seed=0, time_scale=1.0, rate_limit_tier="unlimited")
+    srv = make_server(seed=0, time_scale=1.0, rate_limit_tier="unlimited")
 
     async def go() -> None:
         c = srv.async_client()  # SDK defaults
@@ -89,8 +88,8 @@ def test_sdk_retries_of_lost_responses_are_each_billed():
     assert df["cost_usd"].nunique() == 1 and df["cost_usd"].sum() == pytest.approx(3 * df["cost_usd"].iloc[0])
 
 
-def test_a_late_response_trips_the_client_read_timeout_after_billing():
-    srv = InProcessServer(seed=0, time_scale=1.0, rate_limit_tier="unlimited")
+def test_a_late_response_trips_the_client_read_timeout_after_billing(make_server):
+    srv = make_server(seed=0, time_scale=1.0, rate_limit_tier="unlimited")
     srv.set_scenario({"preset": "calm", "late_s": 30})
 
     async def go() -> tuple[float, float, str]:
@@ -114,8 +113,8 @@ def test_a_late_response_trips_the_client_read_timeout_after_billing():
     assert second["cost_usd"] == first["cost_usd"]
 
 
-def test_a_late_streamed_response_arrives_whole_to_a_patient_client():
-    srv = InProcessServer(seed=0, time_scale=1.0, rate_limit_tier="unlimited")
+def test_a_late_streamed_response_arrives_whole_to_a_patient_client(make_server):
+    srv = make_server(seed=0, time_scale=1.0, rate_limit_tier="unlimited")
     srv.set_scenario({"preset": "calm", "late_s": 3})
 
     async def go() -> str:
@@ -129,8 +128,8 @@ def test_a_late_streamed_response_arrives_whole_to_a_patient_client():
     assert bool(srv.ledger().iloc[0]["delivered"]) and srv.ledger().iloc[0]["fault"] == "late_response"
 
 
-def test_a_lost_stream_drops_the_connection():
-    srv = InProcessServer(seed=0, time_scale=1.0, rate_limit_tier="unlimited")
+def test_a_lost_stream_drops_the_connection(make_server):
+    srv = make_server(seed=0, time_scale=1.0, rate_limit_tier="unlimited")
 
     async def go() -> None:
         c = srv.async_client(max_retries=0)
@@ -143,9 +142,9 @@ def test_a_lost_stream_drops_the_connection():
     assert len(_billed_undelivered(srv.ledger())) == 1
 
 
-def test_the_slow_lossy_scenario_loses_billed_responses_reproducibly():
+def test_the_slow_lossy_scenario_loses_billed_responses_reproducibly(make_server):
     def run(seed: int) -> list[tuple[str | None, bool]]:
-        srv = InProcessServer(seed=seed, time_scale=0, scenario="slow-lossy", rate_limit_tier="unlimited")
+        srv = make_server(seed=seed, time_scale=0, scenario="slow-lossy", rate_limit_tier="unlimited")
         c = srv.client(max_retries=0, timeout=10.0)
         for i in range(200):
             try:
@@ -162,9 +161,9 @@ def test_the_slow_lossy_scenario_loses_billed_responses_reproducibly():
     assert run(0) == first and run(1) != first
 
 
-def test_a_client_timeout_mid_generation_still_costs_the_whole_reply():
+def test_a_client_timeout_mid_generation_still_costs_the_whole_reply(make_server):
     # The provider does not stop when a non-streaming client gives up: the reply is finished and billed.
-    srv = InProcessServer(seed=0, time_scale=1.0, rate_limit_tier="unlimited")
+    srv = make_server(seed=0, time_scale=1.0, rate_limit_tier="unlimited")
     essay = [{"role": "user", "content": "Write a long essay about the history of rivers and trade."}]
 
     async def go() -> float:
@@ -184,8 +183,8 @@ def test_a_client_timeout_mid_generation_still_costs_the_whole_reply():
     assert cut["latency_s"] == pytest.approx(whole["latency_s"]), "finished when the whole reply was done"
 
 
-def test_a_timeout_fault_that_the_client_gives_up_on_is_recorded_unbilled():
-    srv = InProcessServer(seed=0, time_scale=1.0, rate_limit_tier="unlimited")
+def test_a_timeout_fault_that_the_client_gives_up_on_is_recorded_unbilled(make_server):
+    srv = make_server(seed=0, time_scale=1.0, rate_limit_tier="unlimited")
 
     async def go() -> None:
         with pytest.raises(anthropic.APITimeoutError):
@@ -248,8 +247,8 @@ async def _status(client, model: str) -> int | str:
         return type(e).__name__
 
 
-def test_a_model_outage_ends_at_the_stated_virtual_time_while_other_models_work():
-    srv = InProcessServer(seed=0, time_scale=1.0, rate_limit_tier="unlimited")
+def test_a_model_outage_ends_at_the_stated_virtual_time_while_other_models_work(make_server):
+    srv = make_server(seed=0, time_scale=1.0, rate_limit_tier="unlimited")
 
     async def go() -> list[tuple[float, int | str, int | str]]:
         c = srv.async_client(max_retries=0)
@@ -269,8 +268,8 @@ def test_a_model_outage_ends_at_the_stated_virtual_time_while_other_models_work(
     assert list(sonnet["error_type"][:3]) == ["overloaded_error"] * 3
 
 
-def test_the_model_outage_preset_and_a_custom_outage_kind():
-    srv = InProcessServer(seed=0, time_scale=1.0, scenario="model-outage", rate_limit_tier="unlimited")
+def test_the_model_outage_preset_and_a_custom_outage_kind(make_server):
+    srv = make_server(seed=0, time_scale=1.0, scenario="model-outage", rate_limit_tier="unlimited")
     start, end = SCENARIOS["model-outage"].outages[0].start_s, SCENARIOS["model-outage"].outages[0].end_s
 
     async def go() -> list[int | str]:
@@ -290,8 +289,8 @@ def test_the_model_outage_preset_and_a_custom_outage_kind():
     assert run_virtual(go()) == [200, 529, 200, 200, 200, 500, "APIConnectionError"]
 
 
-def test_the_sdk_retrying_through_a_short_outage_succeeds_after_it():
-    srv = InProcessServer(seed=0, time_scale=1.0, rate_limit_tier="unlimited")
+def test_the_sdk_retrying_through_a_short_outage_succeeds_after_it(make_server):
+    srv = make_server(seed=0, time_scale=1.0, rate_limit_tier="unlimited")
 
     async def go() -> float:
         srv.model_outage(SONNET, 1.0)
@@ -305,9 +304,9 @@ def test_the_sdk_retrying_through_a_short_outage_succeeds_after_it():
     assert statuses[-1] == 200 and set(statuses[:-1]) == {529}
 
 
-def test_outage_windows_scale_with_the_simulated_clock():
+def test_outage_windows_scale_with_the_simulated_clock(make_server):
     # At time_scale 0.1, 30 simulated seconds pass in 3 virtual ones.
-    srv = InProcessServer(seed=0, time_scale=0.1, rate_limit_tier="unlimited")
+    srv = make_server(seed=0, time_scale=0.1, rate_limit_tier="unlimited")
 
     async def go() -> list[int | str]:
         c = srv.async_client(max_retries=0)
@@ -320,8 +319,8 @@ def test_outage_windows_scale_with_the_simulated_clock():
     assert run_virtual(go()) == [529, 200]
 
 
-def test_reset_ends_added_outages():
-    srv = InProcessServer(seed=0, time_scale=1.0, rate_limit_tier="unlimited")
+def test_reset_ends_added_outages(make_server):
+    srv = make_server(seed=0, time_scale=1.0, rate_limit_tier="unlimited")
     c = srv.client(max_retries=0)
     srv.model_outage(SONNET, 600.0)
     with pytest.raises(anthropic.InternalServerError):
@@ -370,8 +369,8 @@ def test_outage_declarations():
 
 
 # ----- tenants -------------------------------------------------------------------------------------
-def test_a_tenant_has_its_own_key_clients_ledger_and_limits():
-    srv = InProcessServer(seed=0, time_scale=0)
+def test_a_tenant_has_its_own_key_clients_ledger_and_limits(make_server):
+    srv = make_server(seed=0, time_scale=0)
     acme = srv.tenant("acme", tier=RateLimits(2, 10**9, 10**9, burst_s=60.0))
     globex = srv.tenant("globex", tier="unlimited")
     assert acme.api_key != globex.api_key and srv.tenant("acme").api_key == acme.api_key
@@ -391,8 +390,8 @@ def test_a_tenant_has_its_own_key_clients_ledger_and_limits():
     assert len(srv.ledger()) == 9
 
 
-def test_a_tenant_async_client_and_a_tenant_without_a_tier():
-    srv = InProcessServer(seed=0, time_scale=0)
+def test_a_tenant_async_client_and_a_tenant_without_a_tier(make_server):
+    srv = make_server(seed=0, time_scale=0)
     t = srv.tenant("initech")
 
     async def go() -> None:

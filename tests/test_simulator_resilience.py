@@ -177,10 +177,9 @@ def test_mock_endpoints(client, sim):
         assert http.get("/mock/requests").json() == []
 
 
-def test_batch_create_accepts_bodies_over_the_messages_limit():
+def test_batch_create_accepts_bodies_over_the_messages_limit(make_server):
     # 32 MB caps /v1/messages; a batch may be up to 256 MB. In-process: the batch is only created,
     # not processed (tokenising 36 MB in the background would outlast the test).
-    from course_utils.mock_provider.inprocess import InProcessServer
 
     text = "word " * 400_000  # ~2 MB per request
     reqs = [
@@ -192,5 +191,5 @@ def test_batch_create_accepts_bodies_over_the_messages_limit():
         }
         for i in range(18)
     ]
-    batch = InProcessServer(time_scale=0).client().messages.batches.create(requests=reqs)
+    batch = make_server(time_scale=0).client().messages.batches.create(requests=reqs)
     assert batch.request_counts.processing == 18

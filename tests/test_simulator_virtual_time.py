@@ -33,9 +33,9 @@ async def _status(client, **kw) -> int:
         return e.status_code
 
 
-def test_429_retry_after_is_right_and_the_sdk_honours_it():
+def test_429_retry_after_is_right_and_the_sdk_honours_it(make_server):
     # 120 RPM refills one request every 0.5 s, so retry-after is 1 s (whole seconds, rounded up).
-    srv = InProcessServer(seed=0, time_scale=0)
+    srv = make_server(seed=0, time_scale=0)
     srv.set_rate_limits("quick", RateLimits(120, 1_000_000, 1_000_000, burst_s=60.0))
 
     async def go() -> None:
@@ -56,9 +56,9 @@ def test_429_retry_after_is_right_and_the_sdk_honours_it():
     run_virtual(go())
 
 
-def test_refill_is_continuous_and_exact():
+def test_refill_is_continuous_and_exact(make_server):
     # 60 RPM: the bucket holds 60 and refills one request per second, to the microsecond.
-    srv = InProcessServer(seed=0, time_scale=0)
+    srv = make_server(seed=0, time_scale=0)
     srv.set_rate_limits("k", RateLimits(60, 10**9, 10**9, burst_s=60.0))
 
     async def go() -> list[int]:
@@ -73,9 +73,9 @@ def test_refill_is_continuous_and_exact():
     assert run_virtual(go()) == [200, 429]
 
 
-def test_outage_window_opens_then_recovers():
+def test_outage_window_opens_then_recovers(make_server):
     # The outage preset fails every request from 2 s to 12 s of simulated time.
-    srv = InProcessServer(seed=0, time_scale=1.0, scenario="outage", rate_limit_tier="unlimited")
+    srv = make_server(seed=0, time_scale=1.0, scenario="outage", rate_limit_tier="unlimited")
 
     async def go() -> list[tuple[float, int]]:
         c = srv.async_client(max_retries=0)
@@ -93,8 +93,8 @@ def test_outage_window_opens_then_recovers():
     assert all(s == 529 for _, s in seen[first : last + 1]), seen
 
 
-def test_timeout_fault_trips_the_client_timeout():
-    srv = InProcessServer(seed=0, time_scale=1.0)
+def test_timeout_fault_trips_the_client_timeout(make_server):
+    srv = make_server(seed=0, time_scale=1.0)
 
     async def go() -> float:
         c = srv.async_client(max_retries=0, timeout=0.5)
@@ -107,8 +107,8 @@ def test_timeout_fault_trips_the_client_timeout():
     assert 0.5 <= waited < 0.5 + 0.5  # the client's timeout, plus connection set-up and transit
 
 
-def test_disconnect_mid_stream_is_a_connection_error():
-    srv = InProcessServer(seed=0, time_scale=1.0)
+def test_disconnect_mid_stream_is_a_connection_error(make_server):
+    srv = make_server(seed=0, time_scale=1.0)
 
     async def go() -> list[str]:
         c = srv.async_client(max_retries=0)
@@ -128,8 +128,8 @@ def test_disconnect_mid_stream_is_a_connection_error():
     assert bool(srv.ledger().iloc[-1]["disconnected"])
 
 
-def test_a_client_that_leaves_stops_the_stream_and_the_meter():
-    srv = InProcessServer(seed=0, time_scale=1.0)
+def test_a_client_that_leaves_stops_the_stream_and_the_meter(make_server):
+    srv = make_server(seed=0, time_scale=1.0)
 
     async def go() -> None:
         c = srv.async_client(max_retries=0)
@@ -147,9 +147,9 @@ def test_a_client_that_leaves_stops_the_stream_and_the_meter():
     assert bool(row["disconnected"]) and 5 <= int(row["output_tokens"]) < 50
 
 
-def test_concurrency_is_real():
+def test_concurrency_is_real(make_server):
     # 100 concurrent requests of ~0.3 s each take about as long as the slowest one, not 100 times one.
-    srv = InProcessServer(seed=0, time_scale=1.0, rate_limit_tier="unlimited")
+    srv = make_server(seed=0, time_scale=1.0, rate_limit_tier="unlimited")
 
     async def go() -> float:
         c = srv.async_client(max_retries=0)
@@ -191,8 +191,8 @@ async def _until_ended(c, batch_id: str, *, every: float = 10.0, limit: float = 
     return batch
 
 
-def test_batch_lifecycle_and_results():
-    srv = InProcessServer(seed=0, time_scale=1.0, rate_limit_tier="unlimited")
+def test_batch_lifecycle_and_results(make_server):
+    srv = make_server(seed=0, time_scale=1.0, rate_limit_tier="unlimited")
 
     async def go() -> None:
         c = srv.async_client(max_retries=0, _strict_response_validation=True)
@@ -216,8 +216,8 @@ def test_batch_lifecycle_and_results():
     assert rows[rows["status"] == 200].iloc[0]["cost_usd"] > 0
 
 
-def test_batch_cancel_stops_unprocessed_requests():
-    srv = InProcessServer(seed=0, time_scale=1.0, rate_limit_tier="unlimited")
+def test_batch_cancel_stops_unprocessed_requests(make_server):
+    srv = make_server(seed=0, time_scale=1.0, rate_limit_tier="unlimited")
 
     async def go():
         c = srv.async_client(max_retries=0)
@@ -232,8 +232,8 @@ def test_batch_cancel_stops_unprocessed_requests():
     assert batch.cancel_initiated_at is not None
 
 
-def test_batches_survive_a_restart(tmp_path):
-    first = InProcessServer(seed=0, time_scale=1.0, state_dir=tmp_path, rate_limit_tier="unlimited")
+def test_batches_survive_a_restart(make_server, tmp_path):
+    first = make_server(seed=0, time_scale=1.0, state_dir=tmp_path, rate_limit_tier="unlimited")
 
     async def submit() -> str:
         batch = await first.async_client().messages.batches.create(requests=_batch(3, "k"))
@@ -243,7 +243,7 @@ def test_batches_survive_a_restart(tmp_path):
 
     batch_id = run_virtual(submit())
     first.close()
-    again = InProcessServer(seed=0, time_scale=1.0, state_dir=tmp_path, rate_limit_tier="unlimited")
+    again = make_server(seed=0, time_scale=1.0, state_dir=tmp_path, rate_limit_tier="unlimited")
 
     async def resume() -> set[str]:
         c = again.async_client()
@@ -253,8 +253,8 @@ def test_batches_survive_a_restart(tmp_path):
     assert run_virtual(resume()) == {"k0", "k1", "k2"}
 
 
-def test_sync_clients_let_time_pass_with_advance():
-    srv = InProcessServer(seed=0, time_scale=1.0, rate_limit_tier="unlimited")
+def test_sync_clients_let_time_pass_with_advance(make_server):
+    srv = make_server(seed=0, time_scale=1.0, rate_limit_tier="unlimited")
     c = srv.client(max_retries=0)
     batch = c.messages.batches.create(requests=_batch(4))
     waited = 0
@@ -281,8 +281,8 @@ def _ended(srv: InProcessServer, c, batch_id: str):
     return batch
 
 
-def test_a_scenario_can_make_batch_requests_expire():
-    srv = InProcessServer(seed=0, time_scale=1.0, rate_limit_tier="unlimited")
+def test_a_scenario_can_make_batch_requests_expire(make_server):
+    srv = make_server(seed=0, time_scale=1.0, rate_limit_tier="unlimited")
     srv.set_scenario({"name": "expiring", "batch_expire_fraction": 0.5})
     c = srv.client(max_retries=0)
     counts = _ended(srv, c, c.messages.batches.create(requests=_batch(20, "e")).id).request_counts
@@ -291,8 +291,8 @@ def test_a_scenario_can_make_batch_requests_expire():
     assert len(expired) == counts.expired and expired["cost_usd"].sum() == 0
 
 
-def test_a_scenario_can_make_batch_requests_fail_transiently():
-    srv = InProcessServer(seed=0, time_scale=1.0, rate_limit_tier="unlimited")
+def test_a_scenario_can_make_batch_requests_fail_transiently(make_server):
+    srv = make_server(seed=0, time_scale=1.0, rate_limit_tier="unlimited")
     srv.set_scenario({"name": "erroring", "batch_error_fraction": 0.5})
     c = srv.client(max_retries=0)
     reqs = _batch(20, "t") + [{"custom_id": "invalid", "params": {"model": HAIKU, "max_tokens": 10, "messages": []}}]
@@ -303,8 +303,8 @@ def test_a_scenario_can_make_batch_requests_fail_transiently():
     assert results["invalid"].error.error.type == "invalid_request_error"  # validation comes first
 
 
-def test_mid_stream_error_is_recorded_with_its_type():
-    srv = InProcessServer(seed=0, time_scale=1.0)
+def test_mid_stream_error_is_recorded_with_its_type(make_server):
+    srv = make_server(seed=0, time_scale=1.0)
 
     async def go() -> None:
         c = srv.async_client(max_retries=0)
@@ -323,11 +323,11 @@ def test_mid_stream_error_is_recorded_with_its_type():
     assert row["status"] == 529 and row["error_type"] == "overloaded_error" and row["fault"] == "stream_error"
 
 
-def test_cache_reads_shorten_time_to_first_token():
+def test_cache_reads_shorten_time_to_first_token(make_server):
     policy = " ".join(
         f"Policy clause {i}: refunds within 30 days need a receipt and the original packaging." for i in range(300)
     )
-    srv = InProcessServer(seed=0, time_scale=1.0, rate_limit_tier="unlimited")
+    srv = make_server(seed=0, time_scale=1.0, rate_limit_tier="unlimited")
 
     async def ttft(c, question: str) -> float:
         t0 = _now()

@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from course_utils import VirtualClock, mock_server
+from course_utils.clock import SYSTEM_CLOCK, run_virtual
 from course_utils.streaming import (
     DeltaQueue,
     RelayConfig,
@@ -216,8 +217,8 @@ def test_aconsume_stream_against_the_simulator(sim, aclient):
     assert len(result.delta_times) == len(seen) and sum(result.delta_sizes) == len(result.text)
 
 
-def test_atiming_on_a_virtual_clock():
-    clock = VirtualClock()
+def test_atiming_on_a_virtual_loop():
+    clock = SYSTEM_CLOCK  # run_virtual's loop: its time is virtual
     start = SimpleNamespace(type="message_start", message=SimpleNamespace(usage=SimpleNamespace(output_tokens=1)))
     end = SimpleNamespace(
         type="message_delta", delta=SimpleNamespace(stop_reason="max_tokens"), usage=SimpleNamespace(output_tokens=12)
@@ -229,7 +230,7 @@ def test_atiming_on_a_virtual_clock():
             await clock.sleep(at - clock.monotonic())
             yield event
 
-    result = _run(atiming_from_events(events(), clock))
+    result = run_virtual(atiming_from_events(events(), clock))
     assert result.ttft_s == pytest.approx(0.7) and result.total_s == pytest.approx(1.5)
     assert result.text == "Hi there" and result.stop_reason == "max_tokens"
     assert result.tokens_per_s == pytest.approx(12 / 0.8)

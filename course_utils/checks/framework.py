@@ -30,7 +30,7 @@ The rule every lesson's checks follow (issue 14; lessons 05-08 inherit it):
   behaviour where the contract is about behaviour (the probe's ledger: how many requests, which
   model, which tokens), not the return value alone.
 * **Inputs the answer could change are checked after the call** (a mutation check: give the answer
-  a deep copy, compare it with the original afterwards).
+  a deep copy, compare it with the original afterwards, with :func:`expect_unchanged`).
 * **Empty input, the contract's edge inputs, and property cases.** An empty list, a budget that fits
   exactly, bare ``\r`` line endings, a float-unfriendly price: the inputs the contract names or real
   data has, not only ones where a wrong answer happens to agree. Where the contract holds for all
@@ -75,6 +75,8 @@ __all__ = [
     "MISSING",
     "expect",
     "expect_equal",
+    "expect_unchanged",
+    "case_now",
     "call",
     "run_awaitable",
     "private_loop",
@@ -221,6 +223,30 @@ def expect_equal(got: Any, expected: Any, message: str = "", *, hint: str | None
         )
     if got != expected:
         raise CaseFailed(message, expected=expected, got=got, hint=hint)
+
+
+def expect_unchanged(before: Any, after: Any, name: str, what: str) -> None:
+    """The mutation check: raise :class:`CaseFailed` unless the answer left its input as given.
+
+    ``before`` is the input as the case built it, ``after`` the (deep) copy the answer was given, read
+    after the call; ``name`` is the parameter's name and ``what`` the function's, for the message.
+    """
+    if after != before:
+        raise CaseFailed(
+            f"{what} changed `{name}`: it had {len(before)} entries, now {len(after)}"
+            if len(after) != len(before)
+            else f"{what} changed the entries of `{name}`",
+            hint=f"Read `{name}` without modifying it (no pop, sort or remove): the caller still "
+            "needs it, e.g. to retry or to match results to inputs.",
+        )
+
+
+def case_now() -> float:
+    """The case's clock: the running loop's time in seconds (virtual in an async case, see :func:`private_loop`).
+
+    Call it inside an ``async`` case; differences of two readings are the virtual seconds that passed.
+    """
+    return asyncio.get_running_loop().time()
 
 
 def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

@@ -14,7 +14,7 @@ import random
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from ..clock import VirtualClock
+from ..clock import SYSTEM_CLOCK, Clock, VirtualClock
 from ..streaming.sse import format_comment, format_event, iter_sse
 from .framework import CaseFailed, Exercise, expect, expect_equal, run_awaitable, track_tasks
 from .sim import Probe, probe
@@ -649,9 +649,9 @@ def _slow(fn) -> None:
 
 class _PacedUpstream(_Upstream):
     """An upstream producing a delta every ``gap`` s and a client taking ``delay`` s per write, both on
-    a virtual clock: the relay's own code only hands items over, so its virtual duration is exact."""
+    the case's virtual loop: the relay's own code only hands items over, so its virtual duration is exact."""
 
-    def __init__(self, n: int, clock: VirtualClock, gap: float) -> None:
+    def __init__(self, n: int, clock: Clock, gap: float) -> None:
         super().__init__(n)
         self.clock, self.gap = clock, gap
 
@@ -674,7 +674,7 @@ class _PacedUpstream(_Upstream):
 @bounded_relay.case("a paced upstream and a slow client: reading overlaps sending")
 def _overlap(fn) -> None:
     n, gap, delay, maxsize = 40, 0.01, 0.02, 4
-    clock = VirtualClock()
+    clock = SYSTEM_CLOCK  # the case runs on a virtual loop: its time is the loop's
     up = _PacedUpstream(n, clock, gap)
 
     async def go() -> float:
@@ -1067,10 +1067,8 @@ def _cancelled(fn) -> None:
             await task
         except asyncio.CancelledError:
             pass
-        try:
+        async with p:
             await _expect_cancelled(p, got, "disconnected")
-        finally:
-            await client.close()
 
     run_awaitable(go())
 

@@ -24,15 +24,10 @@ from ..concurrency.fanout import max_in_flight
 from ..concurrency.workload import classify_body, load_tickets
 from ..mock_provider.ratelimit import RateLimits
 from ..mock_provider import use_reply_scenario
-from .framework import CaseFailed, Exercise, expect, expect_equal, track_tasks
+from .framework import CaseFailed, Exercise, case_now, expect, expect_equal, expect_unchanged, track_tasks
 from .sim import Probe, probe
 
 BIG = 10**9
-
-
-def _now() -> float:
-    """The case's (virtual) clock."""
-    return asyncio.get_running_loop().time()
 
 
 def latency_probe() -> Probe:
@@ -59,18 +54,6 @@ async def _await_answer(fn: Any, *args: Any, limit: float, what: str) -> Any:
         if not scope.expired():  # the answer's own TimeoutError: the case reports it as the answer's
             raise
         raise CaseFailed(f"{what} did not finish within {limit:g} s", hint=None) from None
-
-
-def _unchanged(before: Any, after: Any, name: str, what: str) -> None:
-    """The mutation check: the answer must leave its input as it was given."""
-    if after != before:
-        raise CaseFailed(
-            f"{what} changed `{name}`: it had {len(before)} entries, now {len(after)}"
-            if len(after) != len(before)
-            else f"{what} changed the entries of `{name}`",
-            hint=f"Read `{name}` without modifying it (no pop, sort or remove): the caller still "
-            "needs it, e.g. to retry or to match results to inputs.",
-        )
 
 
 async def _on_empty(fn: Any, *args: Any, what: str) -> Any:
@@ -131,7 +114,7 @@ async def _order(fn) -> None:
 
     given = list(items)
     got = await _await_answer(fn, work, given, 4, limit=10, what="bounded_map")
-    _unchanged(items, given, "items", "bounded_map")
+    expect_unchanged(items, given, "items", "bounded_map")
     if not isinstance(got, list):
         raise CaseFailed(
             "not a list",
@@ -167,10 +150,8 @@ async def _in_flight(fn) -> None:
         message = await client.messages.create(**classify_body(ticket))
         return text_of(message)
 
-    try:
+    async with p:
         got = await _await_answer(fn, classify, tickets, 4, limit=20, what="bounded_map")
-    finally:
-        await client.close()
     rows = p.requests()
     expect(
         len(rows) == len(tickets),
@@ -391,7 +372,7 @@ async def _values_and_errors(fn) -> None:
     items = list(range(10))
     given = list(items)
     got = _pairs(await _answer_or_failure(fn, work, given, 5.0, limit=10), len(items))
-    _unchanged(items, given, "items", "collect_outcomes")
+    expect_unchanged(items, given, "items", "collect_outcomes")
     for x, (value, error) in zip(items, got):
         if x % 4 == 1:
             expect(
@@ -421,10 +402,8 @@ async def _api_errors(fn) -> None:
         message = await client.messages.create(**classify_body(tickets[i]), extra_headers=headers)
         return text_of(message)
 
-    try:
+    async with p:
         got = _pairs(await _answer_or_failure(fn, classify, list(range(8)), 5.0, limit=15), 8)
-    finally:
-        await client.close()
     for i, (value, error) in enumerate(got):
         if i in failing:
             expect(
@@ -466,9 +445,9 @@ async def _timeout(fn) -> None:
         finally:
             running -= 1
 
-    started = _now()
+    started = case_now()
     got = _pairs(await _answer_or_failure(fn, work, list(range(6)), 0.3, limit=10), 6)
-    elapsed = _now() - started
+    elapsed = case_now() - started
     value, error = got[3]
     expect(
         isinstance(error, (TimeoutError, asyncio.TimeoutError)),
@@ -593,7 +572,7 @@ async def _pool(fn) -> None:
     gauge = _Gauge()
     given = list(range(20))
     got = await _await_answer(fn, gauge, given, 3, limit=10, what="run_workers")
-    _unchanged(list(range(20)), given, "items", "run_workers")
+    expect_unchanged(list(range(20)), given, "items", "run_workers")
     expected = [x * 2 for x in range(20)]
     if isinstance(got, list) and sorted(got, key=str) == sorted(expected, key=str) and got != expected:
         raise CaseFailed(
@@ -767,28 +746,27 @@ async def _run_dispatch(fn: Any, p: Probe, bodies: list[dict[str, Any]]) -> Any:
     import anthropic
 
     client = p.async_client()
-    try:
-        # Virtual seconds cost nothing: a slow answer finishes and is told how slow, rather than cut off.
-        return await _await_answer(fn, client, bodies, DISPATCH_RPM, limit=600.0, what="dispatch")
-    except anthropic.RateLimitError:
-        rows = p.requests()
-        raise CaseFailed(
-            f"dispatch raised RateLimitError; the ledger shows {int((rows['status'] == 429).sum())} x 429",
-            expected="0 x 429",
-            got=f"{int((rows['status'] == 429).sum())} x 429",
-            hint="The SDK's own retries don't know the limit: they retry into the same wall. Take a "
-            "token from a client-side bucket before each request instead.",
-        ) from None
-    except CaseFailed as failed:
-        rows = p.requests()
-        raise CaseFailed(
-            f"{failed.message}; the ledger shows {int((rows['status'] == 429).sum())} x 429 and "
-            f"{int((rows['status'] == 200).sum())} of {len(bodies)} done",
-            hint="Send as soon as the bucket has a token, several requests in flight; a fixed pause "
-            "after a 429 (or one request at a time) is too slow.",
-        ) from None
-    finally:
-        await client.close()
+    async with p:
+        try:
+            # Virtual seconds cost nothing: a slow answer finishes and is told how slow, rather than cut off.
+            return await _await_answer(fn, client, bodies, DISPATCH_RPM, limit=600.0, what="dispatch")
+        except anthropic.RateLimitError:
+            rows = p.requests()
+            raise CaseFailed(
+                f"dispatch raised RateLimitError; the ledger shows {int((rows['status'] == 429).sum())} x 429",
+                expected="0 x 429",
+                got=f"{int((rows['status'] == 429).sum())} x 429",
+                hint="The SDK's own retries don't know the limit: they retry into the same wall. Take a "
+                "token from a client-side bucket before each request instead.",
+            ) from None
+        except CaseFailed as failed:
+            rows = p.requests()
+            raise CaseFailed(
+                f"{failed.message}; the ledger shows {int((rows['status'] == 429).sum())} x 429 and "
+                f"{int((rows['status'] == 200).sum())} of {len(bodies)} done",
+                hint="Send as soon as the bucket has a token, several requests in flight; a fixed pause "
+                "after a 429 (or one request at a time) is too slow.",
+            ) from None
 
 
 @dispatch.case(
@@ -868,17 +846,15 @@ async def _order_and_content(fn) -> None:
         got=texts[wrong[0]] if wrong else None,
         hint="Return the Message objects client.messages.create gave, one per body, in input order.",
     )
-    _unchanged(original, bodies, "bodies", "dispatch")
+    expect_unchanged(original, bodies, "bodies", "dispatch")
 
 
 @dispatch.case("an empty list of bodies: [] and no request")
 async def _empty(fn) -> None:
     p = _rate_probe(DISPATCH_RPM)
-    client = p.async_client()
-    try:
+    async with p:
+        client = p.async_client()
         got = await _on_empty(fn, client, [], DISPATCH_RPM, what="dispatch")
-    finally:
-        await client.close()
     expect(
         got == [] and isinstance(got, list),
         "dispatch of no bodies should return []",

@@ -19,7 +19,7 @@ from .. import resilience
 from ..clock import SYSTEM_CLOCK, VirtualClock
 from ..mock_provider.faults import Scenario
 from ..resilience.fakes import connection_error, spend_limit_error, status_error, timeout_error
-from .framework import CaseFailed, Exercise, expect, expect_equal
+from .framework import CaseFailed, Exercise, case_now, expect, expect_equal
 from .sim import Probe, probe
 
 MODEL = "claude-haiku-5-5"
@@ -32,10 +32,6 @@ def report_body(n: int, words: int = 12) -> dict[str, Any]:
         "max_tokens": 40,
         "messages": [{"role": "user", "content": f"Write a {words}-word status summary for account #{n}."}],
     }
-
-
-def _now() -> float:
-    return asyncio.get_running_loop().time()
 
 
 async def _await(value: Any, what: str) -> Any:
@@ -272,7 +268,7 @@ class _Faulty:
         self.times: list[float] = []
 
     async def __call__(self) -> str:
-        self.times.append(_now())
+        self.times.append(case_now())
         await asyncio.sleep(0.01)
         if self.errors:
             raise self.errors.pop(0)
@@ -300,15 +296,14 @@ async def _honours_retry_after(fn) -> None:
         fault = next(forced, None)
         return await client.messages.create(**report_body(1), extra_headers={"x-mock-fault": fault} if fault else None)
 
-    try:
-        message = await _retries(fn, make_request)
-    except anthropic.RateLimitError:
-        raise CaseFailed(
-            "call_with_retries gave up after a 429 that carried retry-after: 3",
-            hint="A 429 with retry-after is retryable: wait that long, then try again.",
-        ) from None
-    finally:
-        await client.close()
+    async with p:
+        try:
+            message = await _retries(fn, make_request)
+        except anthropic.RateLimitError:
+            raise CaseFailed(
+                "call_with_retries gave up after a 429 that carried retry-after: 3",
+                hint="A 429 with retry-after is retryable: wait that long, then try again.",
+            ) from None
     rows = p.requests()
     expect_equal(
         list(rows["status"]),
@@ -488,7 +483,7 @@ async def _limits(fn) -> None:
     )
 
     call = _Faulty(forever=status_error(429, {"retry-after": "4"}))
-    started = _now()
+    started = case_now()
     try:
         await _retries(fn, call, max_attempts=100, deadline_s=16.0, limit=3600)
     except anthropic.RateLimitError:
@@ -499,7 +494,7 @@ async def _limits(fn) -> None:
         raise CaseFailed(
             f"raised {type(exc).__name__} instead of the last RateLimitError", hint="Re-raise the last error itself."
         ) from None
-    elapsed = _now() - started
+    elapsed = case_now() - started
     expect(
         elapsed <= 16.0,
         f"with deadline_s=16 and retry-after: 4 it gave up after {elapsed:.1f} s ({len(call.times)} attempts)",
@@ -761,10 +756,10 @@ async def _outage(cls) -> None:
     b = _make_breaker(
         cls, SYSTEM_CLOCK, failure_rate=0.5, min_calls=5, window_s=10.0, cooldown_s=4.0, half_open_calls=1
     )
-    started = _now()
+    started = case_now()
     served = refused = 0
-    try:
-        while _now() - started < 40:
+    async with p:
+        while case_now() - started < 40:
             if b.allow():
                 try:
                     await client.messages.create(**report_body(3))
@@ -775,8 +770,6 @@ async def _outage(cls) -> None:
             else:
                 refused += 1
             await asyncio.sleep(0.25)
-    finally:
-        await client.close()
     rows = p.requests()
     t = rows["arrival"] - rows["arrival"].min()
     dead = rows[(t > 8) & (t < 25)]
@@ -847,20 +840,19 @@ async def _replay(fn) -> None:
     cache: dict = {}
     body = report_body(1)
     reordered = dict(reversed(list(report_body(1).items())))  # the same body, as another client serialises it
-    try:
-        first = await _idem(fn, cache, "report-1", body, generate)
-        again = [await _idem(fn, cache, "report-1", b, generate) for b in (report_body(1), reordered, body)]
-        other = await _idem(fn, cache, "report-2", report_body(1), generate)
-    except ValueError as exc:
-        raise CaseFailed(
-            f"a replay of the same body with its keys in another order was refused ({exc})",
-            expected="the stored answer",
-            got="ValueError",
-            hint="Fingerprint the body canonically (json.dumps(body, sort_keys=True)): equal bodies must match "
-            "whatever the order of their keys.",
-        ) from None
-    finally:
-        await client.close()
+    async with p:
+        try:
+            first = await _idem(fn, cache, "report-1", body, generate)
+            again = [await _idem(fn, cache, "report-1", b, generate) for b in (report_body(1), reordered, body)]
+            other = await _idem(fn, cache, "report-2", report_body(1), generate)
+        except ValueError as exc:
+            raise CaseFailed(
+                f"a replay of the same body with its keys in another order was refused ({exc})",
+                expected="the stored answer",
+                got="ValueError",
+                hint="Fingerprint the body canonically (json.dumps(body, sort_keys=True)): equal bodies must match "
+                "whatever the order of their keys.",
+            ) from None
     expect(
         body == report_body(1),
         "idempotent_call changed the body it was given",
@@ -896,10 +888,8 @@ async def _concurrent(fn) -> None:
     p = probe(tier="unlimited", tag="check05")
     client, generate = _generator(p)
     cache: dict = {}
-    try:
+    async with p:
         got = await asyncio.gather(*(_idem(fn, cache, "report-7", report_body(7), generate) for _ in range(8)))
-    finally:
-        await client.close()
     n = len(p.requests())
     expect(
         n == 1,
@@ -924,7 +914,7 @@ async def _reused(fn) -> None:
     p = probe(tier="unlimited", tag="check05")
     client, generate = _generator(p)
     cache: dict = {}
-    try:
+    async with p:
         await _idem(fn, cache, "report-3", report_body(3), generate)
         try:
             await _idem(fn, cache, "report-3", report_body(4), generate)
@@ -941,8 +931,6 @@ async def _reused(fn) -> None:
                 "sort_keys=True)) and raise ValueError when a key comes back with another body: "
                 "replaying report 3's answer for report 4 is wrong, and so is silently running it.",
             )
-    finally:
-        await client.close()
     n = len(p.requests())
     expect(
         n == 1,
@@ -964,7 +952,7 @@ async def _failure(fn) -> None:
         return await client.messages.create(**body, extra_headers={"x-mock-fault": fault} if fault else None)
 
     cache: dict = {}
-    try:
+    async with p:
         try:
             await _idem(fn, cache, "report-9", report_body(9), generate)
         except anthropic.InternalServerError:
@@ -986,8 +974,6 @@ async def _failure(fn) -> None:
                 hint="Never keep a failure as the key's final answer: remove the key's entry when the "
                 "call fails, so the client's retry does the work.",
             ) from None
-    finally:
-        await client.close()
     rows = p.requests()
     expect_equal(
         list(rows["status"]),
@@ -1039,8 +1025,8 @@ async def _incident(fn: Any) -> Any:
             return _chaos_runs[fn]
     random.seed(11)
     p = probe(tier="unlimited", tag="check05-chaos")
-    client = p.async_client()
-    try:
+    async with p:
+        client = p.async_client()
         handle = fn(client)
         if inspect.isawaitable(handle):
             handle = await handle
@@ -1050,8 +1036,6 @@ async def _incident(fn: Any) -> Any:
                 hint="Return the `async def handle(key, body)` you defined inside make_handler.",
             )
         report = await run_incident(p.server, handle, api_key=p.api_key)
-    finally:
-        await client.close()
     summary = report.summary()
     with _chaos_lock:
         if len(_chaos_runs) > 4:

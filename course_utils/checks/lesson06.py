@@ -41,18 +41,6 @@ async def _await(value: Any, what: str) -> Any:
     return await value
 
 
-def _ledger_cost(rows: pd.DataFrame) -> Decimal:
-    """Exact dollars of a probe's ledger rows, priced from their usage columns."""
-    total = Decimal(0)
-    for r in rows.to_dict("records"):
-        if r.get("status") != 200:
-            continue
-        usage = {k: int(r.get(k) or 0) for k in ("input_tokens", "output_tokens", "cache_read_input_tokens")}
-        usage["cache_creation_input_tokens"] = int(r.get("cache_creation_input_tokens") or 0)
-        total += pricing.cost(usage, r["model"], batch=bool(r.get("batch")))
-    return total
-
-
 # =============================================================================================
 # 6.1 cost_by_feature(rows) -> dict[str, Decimal]
 # =============================================================================================
@@ -581,7 +569,7 @@ async def _keeps_facts(fn) -> None:
     p = probe(tier="unlimited", time_scale=0, tag="check06")
     client = p.async_client()
     missed = []
-    try:
+    async with p:
         for item in _recall_items():
             context = _compressed(fn, item["context"], item["question"], 40)
             reply = await client.messages.create(
@@ -593,8 +581,6 @@ async def _keeps_facts(fn) -> None:
             answer = "".join(b.text for b in reply.content if b.type == "text")
             if item["answer"] not in answer:
                 missed.append(item["position"])
-    finally:
-        await client.close()
     expect(
         len(p.requests()) == len(_recall_items()),
         "not every question reached the simulator",
@@ -652,12 +638,10 @@ async def _baseline(labels: tuple[str, ...]) -> tuple[float, Decimal]:
     if labels in _BASELINES:
         return _BASELINES[labels]
     p = probe(tier="unlimited", tag="check06-mid")
-    client = p.async_client()
-    try:
+    async with p:
+        client = p.async_client()
         result = await routing.evaluate(routing.SingleModel(MID, labels), client, _hidden_items())
-    finally:
-        await client.close()
-    _BASELINES[labels] = (result["accuracy"], _ledger_cost(p.requests()))
+    _BASELINES[labels] = (result["accuracy"], p.cost())
     return _BASELINES[labels]
 
 
@@ -674,7 +658,7 @@ async def _route(fn) -> None:
         async with gate:
             return await _await(fn(client, text, list(labels)), "route")
 
-    try:
+    async with p:
         with forbid(
             fn,
             {"cost.CascadeRouter.classify": routing.CascadeRouter.classify, "cost.evaluate": routing.evaluate},
@@ -682,10 +666,8 @@ async def _route(fn) -> None:
             hint="Write the routing yourself (label_request and parse_label are fine); {name} is the reference.",
         ):
             answers = await asyncio.gather(*(one(t) for t in items["text"]))
-    finally:
-        await client.close()
     accuracy = sum(str(a).strip().lower() == t for a, t in zip(answers, items["label"])) / len(items)
-    spent = _ledger_cost(p.requests())
+    spent = p.cost()
     expect(
         accuracy >= mid_accuracy - 0.01,
         f"accuracy {accuracy:.1%} is below the target {mid_accuracy - 0.01:.1%} (Sonnet 5.5's {mid_accuracy:.1%} "
@@ -789,13 +771,11 @@ async def _concurrent_round(fn: Any, make: Any) -> None:
     worst = spend_guard.worst_case_cost(make(0))
     budget = worst * 10
     p = probe(tier="unlimited", tag="check06-guard")
-    client = p.async_client()
-    try:
+    async with p:
+        client = p.async_client()
         await _calls(_guard(fn, budget), client, [make(n) for n in range(50)])
-    finally:
-        await client.close()
     rows = p.requests()
-    spent = _ledger_cost(rows)
+    spent = p.cost()
     expect(
         spent <= budget,
         f"{len(rows)} requests were sent and cost {pricing.format_usd(spent, 6)}, over the "
@@ -823,14 +803,11 @@ async def _settles(fn) -> None:
     client = p.async_client()
     guard = _guard(fn, budget)
     answered = 0
-    try:
+    async with p:
         for n in range(12):
             result = (await _calls(guard, client, [_short_body(n)]))[0]
             answered += not isinstance(result, Exception)
-    finally:
-        await client.close()
-    rows = p.requests()
-    spent = _ledger_cost(rows)
+    spent = p.cost()
     expect(
         spent <= budget,
         f"12 one-at-a-time requests cost {pricing.format_usd(spent, 6)}, over the {pricing.format_usd(budget, 6)} "
@@ -857,7 +834,7 @@ async def _refusal(fn) -> None:
     p = probe(tier="unlimited", tag="check06-refuse")
     client = p.async_client()
     guard = _guard(fn, spend_guard.worst_case_cost(_short_body(0)) - Decimal("0.000000001"))
-    try:
+    async with p:
         refused = (await _calls(guard, client, [_short_body(0)]))[0]
         expect(
             isinstance(refused, Exception),
@@ -894,8 +871,6 @@ async def _refusal(fn) -> None:
             hint="Re-raise the API's error after giving the reservation back.",
         )
         after = (await _calls(roomy, client, [_short_body(2)]))[0]
-    finally:
-        await client.close()
     expect(
         not isinstance(after, Exception),
         f"after a 400 the guard refused a request that fits the budget ({type(after).__name__}: {after})",
@@ -913,7 +888,7 @@ async def _lost(fn) -> None:
     client = p.async_client()
     worst = spend_guard.worst_case_cost(_short_body(0))
     guard = _guard(fn, worst * Decimal("1.5"))
-    try:
+    async with p:
         lost = (await _calls(guard, lossy, [_short_body(0)]))[0]
         expect(
             isinstance(lost, Exception),
@@ -923,10 +898,7 @@ async def _lost(fn) -> None:
             hint="Re-raise what the client raised: the caller must know the answer was lost.",
         )
         after = (await _calls(guard, client, [_short_body(1)]))[0]
-    finally:
-        await lossy.close()
-        await client.close()
-    billed = _ledger_cost(p.requests())
+    billed = p.cost()
     expect(
         isinstance(after, Exception),
         f"after an answer was lost (the provider billed {pricing.format_usd(billed, 6)} for it) the guard sent "

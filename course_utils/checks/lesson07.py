@@ -540,11 +540,6 @@ async def _spend(b: Any, estimate: Decimal, send: Any) -> Any:
     return got
 
 
-def _ledger_cost(p: Any) -> Decimal:
-    rows = [r for r in p.server.simulator.ledger.records() if r["api_key"] == p.api_key]
-    return sum((Decimal(r["cost_usd"]) for r in rows), Decimal(0))
-
-
 @budget.case("50 concurrent requests against a nearly spent budget never overshoot it (ledger)")
 async def _concurrent_budget(cls) -> None:
     p = probe(tier="unlimited", tag="check07")
@@ -562,12 +557,10 @@ async def _concurrent_budget(cls) -> None:
         message = await client.messages.create(**_BODY)
         return message, usage_cost(message.usage, MODEL)
 
-    try:
+    async with p:
         await _spend(b, Decimal("1.00") - 5 * estimate, already_spent)
         results = await asyncio.gather(*(_spend(b, estimate, send) for _ in range(50)))
-    finally:
-        await client.close()
-    provider = _ledger_cost(p)
+    provider = p.cost()
     total = Decimal("1.00") - 5 * estimate + provider
     expect(
         total <= Decimal("1.00"),
@@ -757,7 +750,7 @@ async def _month(p: Any, tags: dict[str, str]) -> None:
     """A small month of three tenants behind one key: cached prompts (writes, then reads) and a batch."""
     client = p.async_client()
     system = [{"type": "text", "text": _LONG_SYSTEM, "cache_control": {"type": "ephemeral"}}]
-    try:
+    async with p:
         for round_ in range(2):
             for tenant, tag in tags.items():
                 await client.messages.create(
@@ -785,8 +778,6 @@ async def _month(p: Any, tags: dict[str, str]) -> None:
             await asyncio.sleep(10)
         for i in range(3):
             await client.messages.create(**_body(f"short question {i}", tags["initech"]))
-    finally:
-        await client.close()
 
 
 def _usage_rows(p: Any, tags: dict[str, str]) -> tuple[list[dict[str, Any]], dict[str, Decimal]]:

@@ -9,8 +9,10 @@ the student's own simulator (its ledger is theirs to explore) nor the real API.
 
 from __future__ import annotations
 
+import inspect
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from ..mock_provider.inprocess import InProcessServer
@@ -20,20 +22,52 @@ __all__ = ["probe", "Probe"]
 
 @dataclass
 class Probe:
-    """Clients with a private API key on a private simulator, and the ledger rows of their requests."""
+    """Clients with a private API key on a private simulator, and the ledger rows of their requests.
+
+    An async context manager that owns its clients: ``async with probe(...) as p:`` closes every client
+    it made (:meth:`client`, :meth:`async_client`) on the way out, however the case ends.
+    """
 
     server: InProcessServer
     api_key: str
+    _clients: list[Any] = field(default_factory=list, repr=False)
 
     def client(self, **kwargs: Any) -> Any:
         """A sync SDK client; no SDK retries, so the ledger shows every request the code made."""
         kwargs.setdefault("max_retries", 0)
-        return self.server.client(api_key=self.api_key, **kwargs)
+        return self._own(self.server.client(api_key=self.api_key, **kwargs))
 
     def async_client(self, **kwargs: Any) -> Any:
         """An async SDK client (see :meth:`client`)."""
         kwargs.setdefault("max_retries", 0)
-        return self.server.async_client(api_key=self.api_key, **kwargs)
+        return self._own(self.server.async_client(api_key=self.api_key, **kwargs))
+
+    def _own(self, client: Any) -> Any:
+        self._clients.append(client)
+        return client
+
+    async def aclose(self) -> None:
+        """Close every client this probe made, newest first (the simulator and its ledger stay)."""
+        while self._clients:
+            closed = self._clients.pop().close()
+            if inspect.isawaitable(closed):
+                await closed
+
+    async def __aenter__(self) -> "Probe":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.aclose()
+
+    def cost(self) -> Decimal:
+        """Exact dollars the provider billed this probe's key: the sum of its ledger rows' ``cost_usd``.
+
+        The ledger's own figure, not a re-pricing of the usage columns: it already holds what pricing
+        alone cannot see (a billed answer that was lost, the batch discount, the cache write's TTL).
+        ``tests/test_checks_sim.py`` checks that the two agree on plain, cached, failed and lost requests.
+        """
+        rows = self.server.simulator.ledger.rows()
+        return sum((r.cost_usd for r in rows if r.api_key == self.api_key), Decimal(0))
 
     def script(self, pattern: Any, reply: str) -> None:
         """Make the simulated model answer ``reply`` when the last user turn matches ``pattern``."""

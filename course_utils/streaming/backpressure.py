@@ -20,12 +20,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-import threading
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterable, Awaitable, Callable, Sequence
 
-from ..clock import SYSTEM_CLOCK, Clock, VirtualClock
+from ..clock import SYSTEM_CLOCK, Clock, run_virtual
 
 __all__ = ["POLICIES", "QueueStats", "DeltaQueue", "relay_deltas", "simulate_policy", "run_simulation"]
 
@@ -202,8 +201,9 @@ async def simulate_policy(
     clock: Clock | None = None,
 ) -> QueueStats:
     """Replay a recorded stream (``deltas`` arriving at ``delta_times`` seconds) to a client that
-    takes ``consumer_delay_s`` per write, through a :class:`DeltaQueue`, on a virtual clock."""
-    clock = clock or VirtualClock()
+    takes ``consumer_delay_s`` per write, through a :class:`DeltaQueue`, on ``clock`` (default: the running
+    loop's; on a :func:`~course_utils.clock.virtual_loop`, as :func:`run_simulation` runs it, virtual time)."""
+    clock = clock or SYSTEM_CLOCK
     t0 = clock.monotonic()
 
     async def source() -> Any:
@@ -223,23 +223,7 @@ def run_simulation(
     delta_times: Sequence[float], deltas: Sequence[str], *, consumer_delay_s: float, maxsize: int, policy: str
 ) -> QueueStats:
     """:func:`simulate_policy` from synchronous code (e.g. a widget callback inside a running kernel
-    loop): it runs on a private event loop in a worker thread and takes no real time."""
-    out: dict[str, Any] = {}
-
-    def work() -> None:
-        loop = asyncio.new_event_loop()
-        try:
-            out["stats"] = loop.run_until_complete(
-                simulate_policy(delta_times, deltas, consumer_delay_s=consumer_delay_s, maxsize=maxsize, policy=policy)
-            )
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
-            out["error"] = exc
-        finally:
-            loop.close()
-
-    thread = threading.Thread(target=work, name="backpressure-sim")
-    thread.start()
-    thread.join()
-    if "error" in out:
-        raise out["error"]
-    return out["stats"]
+    loop): it runs on a private virtual-time loop (in a worker thread if a loop is running) and takes no real time."""
+    return run_virtual(
+        simulate_policy(delta_times, deltas, consumer_delay_s=consumer_delay_s, maxsize=maxsize, policy=policy)
+    )

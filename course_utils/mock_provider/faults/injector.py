@@ -193,8 +193,12 @@ class FaultInjector:
 
         ``request_key`` identifies the request body (e.g. a hash of it); ``forced`` is the
         ``x-mock-fault`` header value and raises :class:`InvalidFault` if it names no fault kind.
+        The fault carries the clock's time (``at``): its error response dates from then.
         """
-        kind = validate_forced(forced)
+        fault = self._decide(request_key, validate_forced(forced), model)
+        return None if fault is None else replace(fault, at=self._clock.time())
+
+    def _decide(self, request_key: str, kind: str | None, model: str | None) -> Fault | None:
         with self._lock:
             n = self._seen[request_key]
             self._seen[request_key] = n + 1

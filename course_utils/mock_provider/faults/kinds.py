@@ -7,10 +7,10 @@ declaration here (see the table in :mod:`course_utils.mock_provider.faults`).
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
+from ...clock import SYSTEM_CLOCK
 from ..spend import regain_access_date
 from ..errors import (
     APIError,
@@ -66,6 +66,9 @@ class Fault:
     """For ``timeout``/``slow``/``late_response``: seconds to hold the response."""
     cause: str = "scenario"
     """Why it happened: ``forced`` (header), ``outage``, ``burst`` or ``scenario`` (random draw)."""
+    at: float | None = field(default=None, compare=False)
+    """Epoch time on the injector's clock when the fault was decided (a spend cap dates its regain
+    from it); None: read :data:`~course_utils.clock.SYSTEM_CLOCK` when the error is built."""
 
     @property
     def headers(self) -> dict[str, str]:
@@ -117,9 +120,12 @@ class FaultKind:
     probability: str | None = None
 
 
-def _spend_cap_regain_date(now: float) -> str:
-    """When a paused organisation regains access: 00:00 UTC on the first day of the next month."""
-    return regain_access_date(now)
+def _spend_cap_regain_date(fault: Fault) -> str:
+    """When a paused organisation regains access: 00:00 UTC on the first day of the next month.
+
+    "Now" is the fault's own time (the injector's clock), so on a virtual loop the date follows virtual time.
+    """
+    return regain_access_date(fault.at if fault.at is not None else SYSTEM_CLOCK.time())
 
 
 # In the order a scenario draws them (the order is part of the reproducible fault timeline).
@@ -214,7 +220,7 @@ FAULT_SPECS: dict[str, FaultKind] = {
             429,
             "rate_limit_error",
             "Spend limit reached",
-            lambda f: SpendLimitReached(_spend_cap_regain_date(time.time())),
+            lambda f: SpendLimitReached(_spend_cap_regain_date(f)),
         ),
         # A spend limit the organisation or a workspace set itself is a 400, not the tier cap's 429.
         FaultKind(
@@ -222,14 +228,14 @@ FAULT_SPECS: dict[str, FaultKind] = {
             400,
             "invalid_request_error",
             "Specified spend limit reached",
-            lambda f: UserSpendLimitReached(_spend_cap_regain_date(time.time())),
+            lambda f: UserSpendLimitReached(_spend_cap_regain_date(f)),
         ),
         FaultKind(
             "workspace_spend_limit",
             400,
             "invalid_request_error",
             "Specified workspace spend limit reached",
-            lambda f: UserSpendLimitReached(_spend_cap_regain_date(time.time()), workspace=True),
+            lambda f: UserSpendLimitReached(_spend_cap_regain_date(f), workspace=True),
         ),
         FaultKind(
             "conflict_error",
