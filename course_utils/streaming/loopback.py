@@ -185,6 +185,28 @@ def _read_response(port: int, index: int, conn: _Conn, stall_s: float, rcvbuf: i
 
 
 def _serve(app: _StallApp, sndbuf: int | None) -> tuple[uvicorn.Server, threading.Thread, int]:
+    """Start uvicorn on a fresh loopback socket in a thread; try again if a start fails (CI run 16 saw one).
+
+    Starting a local server can fail for reasons outside the demo; the error names the last cause.
+    """
+    causes: list[str] = []
+    for _ in range(START_ATTEMPTS):
+        try:
+            return _serve_once(app, sndbuf)
+        except _StartFailed as exc:
+            causes.append(str(exc))
+    raise RuntimeError(f"the stall server failed to start {START_ATTEMPTS} times; last: {causes[-1]}")
+
+
+START_ATTEMPTS = 3
+START_TIMEOUT_S = 30.0
+
+
+class _StartFailed(Exception):
+    pass
+
+
+def _serve_once(app: _StallApp, sndbuf: int | None) -> tuple[uvicorn.Server, threading.Thread, int]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if sndbuf is not None:
@@ -193,12 +215,24 @@ def _serve(app: _StallApp, sndbuf: int | None) -> tuple[uvicorn.Server, threadin
     sock.listen(1024)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=1)
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="stall-server", daemon=True)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            server.run(sockets=[sock])
+        except BaseException as exc:  # noqa: BLE001 - reported by the starting thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, name="stall-server", daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + START_TIMEOUT_S
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the stall server failed to start")
+            server.should_exit = True
+            thread.join(5)
+            sock.close()
+            cause = repr(errors[-1]) if errors else ("it exited" if not thread.is_alive() else "no answer in time")
+            raise _StartFailed(cause)
         time.sleep(0.005)
     return server, thread, sock.getsockname()[1]
 
