@@ -148,6 +148,13 @@ class InProcessServer(SimulatorControls):
             self._finalizer()
             self._sync_loop = None
 
+    def __enter__(self) -> "InProcessServer":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """``with InProcessServer(...) as server:`` closes the server however the block ends."""
+        self.close()
+
     def __repr__(self) -> str:
         return f"InProcessServer(seed={self.config.seed}, time_scale={self.config.time_scale})"
 
