@@ -856,7 +856,7 @@ def test_1_4_breakpoint_on_the_changing_part_costs_more():
 from hypothesis import given, settings  # noqa: E402 - grouped with the property tests they serve
 from hypothesis import strategies as st  # noqa: E402 - grouped with the property tests they serve
 
-from course_utils.checks.lesson01 import TOOLS, _history  # noqa: E402 - grouped with the tests they serve
+from course_utils.checks.lesson01 import TOOLS, sample_history  # noqa: E402 - grouped with the tests they serve
 
 
 @settings(max_examples=60, deadline=None)
@@ -871,7 +871,7 @@ def test_1_2_the_window_contract_holds_for_all_budgets(turns, tool_every, offset
     """For any conversation and any budget the newest turn fits (as the contract promises): the
     solution and the correct alternative agree with the library's window, fit the budget, keep whole
     newest turns, and leave the body as it was."""
-    body = {"model": MODEL, "system": SYSTEM, "messages": _history(turns, tool_every=tool_every, offset=offset)}
+    body = {"model": MODEL, "system": SYSTEM, "messages": sample_history(turns, tool_every=tool_every, offset=offset)}
     if n_tools:
         body["tools"] = TOOLS[:n_tools]
     budget = tokens.count_request({**body, "messages": group_turns(body["messages"])[-1]}) + extra
