@@ -113,17 +113,21 @@ def test_every_failure_of_lessons_05_to_08_hints_at_its_cause():
     import ast
     from pathlib import Path
 
-    import course_utils.checks.lesson05 as first
+    import course_utils.checks as checks_package
 
+    base = Path(checks_package.__file__).parent
     missing = []
     for lesson in range(5, 9):
-        path = Path(first.__file__).with_name(f"lesson{lesson:02d}.py")
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            is_failure = isinstance(node, ast.Call) and getattr(node.func, "id", "") in (
-                "expect",
-                "expect_equal",
-                "CaseFailed",
-            )
-            if is_failure and "hint" not in {k.arg for k in node.keywords}:
-                missing.append(f"{path.name}:{node.lineno}")
+        # A lesson's checks are a module lessonNN.py or a package lessonNN/ (one module per exercise).
+        package = base / f"lesson{lesson:02d}"
+        paths = sorted(package.glob("*.py")) if package.is_dir() else [base / f"lesson{lesson:02d}.py"]
+        for path in paths:
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                is_failure = isinstance(node, ast.Call) and getattr(node.func, "id", "") in (
+                    "expect",
+                    "expect_equal",
+                    "CaseFailed",
+                )
+                if is_failure and "hint" not in {k.arg for k in node.keywords}:
+                    missing.append(f"{path.relative_to(base)}:{node.lineno}")
     assert not missing, missing
