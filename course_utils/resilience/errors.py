@@ -1,4 +1,4 @@
-"""The base of the exceptions lesson 05's breakers, fallbacks and idempotency keys raise: ``except ResilienceError`` catches them all.
+"""The base of what lesson 05's breakers, fallbacks and idempotency keys raise: ``except ResilienceError``.
 
 It derives from :class:`course_utils.errors.CourseError`, the root of the course library's exceptions.
 Under it: CircuitOpenError, AllLinksFailed, StreamInterrupted, IdempotencyError (KeyReused, InProgress).
