@@ -146,6 +146,10 @@ def test_each_package_exports_one_base_that_its_exceptions_share(package):
     assert {name for name, cls in members.items() if not issubclass(cls, base)} == set()
 
 
+def test_the_root_is_exported_by_the_library():
+    assert course_utils.CourseError is CourseError and "CourseError" in course_utils.__all__
+
+
 def test_modules_at_the_root_derive_from_course_error_directly():
     for name, cls in public_exceptions().items():
         if name.count(".") == 2 and cls is not CourseError:  # course_utils.<module>.<Class>
