@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from .clock import SYSTEM_CLOCK, Clock, SystemClock, VirtualClock
 from .content import blocks_of, text_of
+from .errors import CourseError
 from .mock_provider.server import MockServer, mock_server
 from .provider import ProviderConfigError, async_client, client, configure, current_provider, shared_server
 
@@ -23,6 +24,7 @@ __all__ = [
     "shared_server",
     "mock_server",
     "MockServer",
+    "CourseError",
     "ProviderConfigError",
     "Clock",
     "SystemClock",

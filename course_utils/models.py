@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
+from .errors import CourseError
 
 __all__ = [
     "ModelSpec",
@@ -39,7 +40,7 @@ RULES: tuple[str, ...] = (
 """The request rules ``data/model_rules.csv`` states for every model (``allowed`` true or false)."""
 
 
-class UnknownModelError(KeyError):
+class UnknownModelError(CourseError, KeyError):
     """Raised for a model id the catalog does not list (or one that is retired, for inference)."""
 
 

@@ -35,6 +35,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping, MutableMapping
+from .errors import CourseError
 
 __all__ = [
     # file names
@@ -134,7 +135,7 @@ STUB = re.compile(rf"NotImplementedError\(\s*[rRuUfF]?[\"']{{1,3}}\s*Exercise\s+
 """The stub :meth:`SolutionBlock.stub` writes, as found again in a student's cell (any quotes, edited hint)."""
 
 
-class MarkerError(ValueError):
+class MarkerError(CourseError, ValueError):
     """A solution marker is malformed or unbalanced; the message names the notebook and cell."""
 
 

@@ -31,6 +31,7 @@ from functools import lru_cache
 from typing import Any, Mapping
 
 from .models import DATA_DIR
+from .errors import CourseError
 
 __all__ = [
     "ModelPrice",
@@ -61,7 +62,7 @@ ALIASES: dict[str, str] = {
 }
 
 
-class UnknownPriceError(KeyError):
+class UnknownPriceError(CourseError, KeyError):
     """Raised for a model id with no row in ``data/pricing.csv``."""
 
     def __init__(self, model: str, known: list[str]):

@@ -21,6 +21,7 @@ from typing import Any
 import anthropic
 
 from .mock_provider.server import MockServer
+from .errors import CourseError
 
 __all__ = [
     "client",
@@ -44,7 +45,7 @@ _shared: MockServer | None = None
 _settings: dict[str, Any] = {}
 
 
-class ProviderConfigError(RuntimeError):
+class ProviderConfigError(CourseError, RuntimeError):
     """The requested provider cannot be used as configured (e.g. no API key for the real API)."""
 
 

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from .errors import CourseError
 
 __all__ = ["RedisServer", "RedisUnavailable", "redis_url", "find_redis_server", "connect", "INSTALL_HINT"]
 
@@ -31,7 +32,7 @@ INSTALL_HINT = (
 )
 
 
-class RedisUnavailable(RuntimeError):
+class RedisUnavailable(CourseError, RuntimeError):
     """No Redis server could be reached or started; the message says what to do."""
 
 

@@ -48,6 +48,7 @@ from .crash import CrashReport, DualWriteReport, crash_after_commit, crash_mid_s
 from .dashboard import Dashboard, load_dashboard, load_series, waterfall
 from .diagram import StageWiring, Wiring, mermaid, wiring_of
 from .diagram import figure as architecture_figure
+from .errors import ArchitectureError
 from .evaluation import evaluate_answers, groundedness
 from .outbox import OutboxRelay
 from .telemetry import Telemetry
@@ -68,6 +69,7 @@ __all__ = [
     "PIPELINE",
     "Event",
     "EventBus",
+    "ArchitectureError",
     "BusError",
     "dead_letter_topic",
     "InMemoryBus",

@@ -25,11 +25,12 @@ from ..clock import SYSTEM_CLOCK, Clock
 from ..concurrency import Cost
 from ..cost import worst_case_cost
 from ..tenancy import BudgetGuard, Meter, TenantLimiter, TenantRegistry, estimated_tokens
+from .errors import ArchitectureError
 
 __all__ = ["TenantControls", "Ticket", "TenantRateLimited"]
 
 
-class TenantRateLimited(Exception):
+class TenantRateLimited(ArchitectureError):
     """The tenant stayed over its own rate limit for longer than the controls wait."""
 
     def __init__(self, tenant: str, retry_after_s: float) -> None:

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import sqlite3
 from typing import Sequence
+from .errors import ArchitectureError
 
 __all__ = ["SchemaTooNew", "migrate", "schema_version"]
 
 
-class SchemaTooNew(RuntimeError):
+class SchemaTooNew(ArchitectureError, RuntimeError):
     """The database was written by a newer version of the code than this one."""
 
 

@@ -35,6 +35,7 @@ from typing import Any, Mapping, Sequence
 from ..clock import SYSTEM_CLOCK, Clock
 from ..context import ContextStrategy, SlidingWindow
 from .migrations import migrate, schema_version
+from .errors import ArchitectureError
 
 __all__ = ["StoreError", "StoredMessage", "Usage", "DeskStore", "MIGRATIONS"]
 
@@ -107,7 +108,7 @@ MIGRATIONS: tuple[str, ...] = (
 """The schema, one migration per entry (see :mod:`.migrations`); append, never edit a released one."""
 
 
-class StoreError(ValueError):
+class StoreError(ArchitectureError, ValueError):
     """A bad call to the store: a missing tenant, an unknown conversation, a malformed message."""
 
 

@@ -24,11 +24,12 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from .. import embeddings
+from .errors import ArchitectureError
 
 __all__ = ["Hit", "VectorIndex", "VectorIndexError", "recall_at_k"]
 
 
-class VectorIndexError(ValueError):
+class VectorIndexError(ArchitectureError, ValueError):
     """A bad call to the index (a missing tenant, k out of range, a vector of the wrong size)."""
 
 

@@ -47,6 +47,7 @@ from .telemetry import Telemetry
 from .store import DeskStore
 from .trace import Trace, TraceLog, span
 from .vectors import VectorIndex
+from .errors import ArchitectureError
 
 __all__ = [
     "PipelineConfig",
@@ -69,7 +70,7 @@ SYSTEM_TEMPLATE = (
 )
 
 
-class WorkerCrash(Exception):
+class WorkerCrash(ArchitectureError):
     """Raised by a test's fault hook to simulate a worker dying at a given point (never in production)."""
 
 

@@ -11,6 +11,7 @@ objects (:class:`BatchResults`, :class:`CostComparison`) have ``.frame()`` and `
 """
 
 from .costs import CostComparison, billed_twice, sync_vs_batch
+from .errors import BatchError
 from .job import collect_batch, latest_results, submit_job, wait_and_collect
 from .jobstore import OUTCOMES, RETRYABLE_OUTCOMES, JobStore
 from .poll import POLL_CAP_S, PollSchedule, PollTimeout, counts_of, format_counts, poll_batch, poll_batches
@@ -35,6 +36,7 @@ __all__ = [
     "OUTCOMES",
     "RETRYABLE_OUTCOMES",
     "PollSchedule",
+    "BatchError",
     "PollTimeout",
     "poll_batch",
     "poll_batches",

@@ -27,6 +27,7 @@ from ..clients import SyncClient
 from ..clock import SYSTEM_CLOCK, Clock
 from ..progress import ProgressCallback, ProgressEvent
 from ..retries import is_retryable, retry_after_s
+from .errors import BatchError
 
 __all__ = ["POLL_CAP_S", "PollSchedule", "PollTimeout", "poll_batches", "poll_batch", "counts_of", "format_counts"]
 
@@ -61,7 +62,7 @@ class PollSchedule:
             wait = min(self.max_interval, wait * self.factor)
 
 
-class PollTimeout(TimeoutError):
+class PollTimeout(BatchError, TimeoutError):
     """The deadline passed before every batch ended; ``batches`` holds their last known state."""
 
     def __init__(self, message: str, batches: dict[str, Any]):

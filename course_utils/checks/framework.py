@@ -67,8 +67,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 from ..clock import shutdown_loop, virtual_loop
+from ..errors import CourseError
 
 __all__ = [
+    "CheckError",
     "CaseFailed",
     "Case",
     "Exercise",
@@ -108,7 +110,14 @@ STRICT: Callable[[], bool] = _strict
 ``COURSE_CHECKS_STRICT=1``). In a student's notebook the message is shown as it is."""
 
 
-class CheckBug(Exception):
+class CheckError(CourseError):
+    """Base of the checks' own exceptions: :class:`CaseFailed` (a wrong answer) and :class:`CheckBug`.
+
+    (:class:`~.runner.CheckAbandoned` stays a ``BaseException``, so that student code cannot catch it.)
+    """
+
+
+class CheckBug(CheckError):
     """A check built a failure message that names no difference: a bug in the check, not in the answer."""
 
 
@@ -132,7 +141,7 @@ def shows_no_difference(message: str = "", expected: Any = MISSING, got: Any = M
     return None
 
 
-class CaseFailed(AssertionError):
+class CaseFailed(CheckError, AssertionError):
     """The student's answer is wrong in this case: what was expected, what came back, and a hint.
 
     Subclasses ``AssertionError`` so a case can also be written with plain ``assert`` statements,

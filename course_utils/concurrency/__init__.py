@@ -26,6 +26,7 @@ from __future__ import annotations
 from .buckets import Cost, ExceedsBucketCapacity, RateBudget, TokenBucket
 from .dispatcher import DispatchStats, RateLimitedDispatcher, estimate_cost
 from .display import async_slider
+from .errors import ConcurrencyError
 from .fanout import bounded_gather, max_in_flight
 from .org_limits import ModelLimits, aread_rate_limits, read_rate_limits
 from .simulate import NO_LIMIT, RunComparison, SimulatedRun, asimulate_runs, simulate_runs
@@ -50,6 +51,7 @@ __all__ = [
     "TokenBucket",
     "RateBudget",
     "Cost",
+    "ConcurrencyError",
     "ExceedsBucketCapacity",
     "RateLimitedDispatcher",
     "DispatchStats",

@@ -23,13 +23,14 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..clock import SYSTEM_CLOCK, Clock
+from .errors import ConcurrencyError
 
 __all__ = ["TokenBucket", "Cost", "RateBudget", "ExceedsBucketCapacity"]
 
 _SLACK_S = 1e-6
 
 
-class ExceedsBucketCapacity(ValueError):
+class ExceedsBucketCapacity(ConcurrencyError, ValueError):
     """A request needs more than a bucket can ever hold (e.g. more input tokens than the ITPM limit)."""
 
 

@@ -23,6 +23,7 @@ from .accounting import (
 )
 from .conversation import Conversation, ScriptedTurn, is_correct, load_conversation
 from .display import budget_plan, budget_strip, format_budget_plan
+from .errors import ContextError
 from .runner import RunResult, TurnRecord, error_message, run_conversation
 from .strategies import (
     SUMMARY_HEADER,
@@ -66,6 +67,7 @@ __all__ = [
     "run_conversation",
     "SUMMARY_HEADER",
     "CacheLayout",
+    "ContextError",
     "ContextBudgetExceeded",
     "ContextStrategy",
     "FullHistory",

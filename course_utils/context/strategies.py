@@ -22,6 +22,7 @@ from ..clock import SYSTEM_CLOCK, Clock
 from ..models import UnknownModelError, get_model
 from .accounting import message_tokens, request_tokens
 from .turns import Message, group_turns, transcript
+from .errors import ContextError
 
 __all__ = [
     "Prompt",
@@ -92,7 +93,7 @@ class SideCall:
     latency_s: float
 
 
-class ContextBudgetExceeded(ValueError):
+class ContextBudgetExceeded(ContextError, ValueError):
     """Even the newest turn alone does not fit the token budget."""
 
     def __init__(self, needed: int, budget: int) -> None:

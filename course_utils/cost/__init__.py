@@ -30,6 +30,7 @@ from .chat_history import (
 )
 from .effort import THINKING_EFFORTS, effort_policies, effort_table, hidden_thinking_from
 from .compression import BOILERPLATE, Compression, compress, compress_report, dedupe, rank_sentences, split_sentences
+from .errors import CostError
 from .exact_cache import NON_SEMANTIC_FIELDS, CacheStats, ExactCache, cache_key
 from .incident import incident_steps
 from .measure import (
@@ -126,6 +127,7 @@ __all__ = [
     "suggest_max_tokens",
     "truncation_rate",
     "batch_savings",
+    "CostError",
     "BudgetExceeded",
     "Reservation",
     "SpendGuard",

@@ -27,6 +27,7 @@ import anthropic
 
 from ..pricing import cost, price
 from ..tokens import count_request
+from .errors import CostError
 
 __all__ = ["BudgetExceeded", "Reservation", "SpendGuard", "worst_case_cost"]
 
@@ -50,12 +51,17 @@ def worst_case_cost(body: Mapping[str, Any], *, batch: bool = False) -> Decimal:
     return (rate * prompt + p.output_per_mtok * max_tokens) * factor / Decimal(1_000_000)
 
 
-class BudgetExceeded(RuntimeError):
-    """Raised by :meth:`SpendGuard.reserve` when the worst case does not fit in what is left."""
+class BudgetExceeded(CostError, RuntimeError):
+    """Raised by :meth:`SpendGuard.reserve` when the worst case does not fit in what is left.
 
-    def __init__(self, needed: Decimal, available: Decimal) -> None:
+    ``needed`` is the refused request's worst case and ``available`` what the budget had left, in
+    dollars. Every budget guard's refusal is one (lesson 07's ``TenantBudgetExceeded`` too, which
+    passes its own ``message``), so ``except BudgetExceeded`` catches a refusal from either guard.
+    """
+
+    def __init__(self, needed: Decimal, available: Decimal, message: str | None = None) -> None:
         self.needed, self.available = needed, available
-        super().__init__(f"request may cost up to ${needed} but only ${available} of the budget is left")
+        super().__init__(message or f"request may cost up to ${needed} but only ${available} of the budget is left")
 
 
 @dataclass(frozen=True)

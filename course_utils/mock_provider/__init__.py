@@ -15,6 +15,7 @@
 """
 
 from .config import effective_time_scale
+from .errors import SimulatorError
 from .faults import FAULT_KINDS, OUTAGE_KINDS, SCENARIOS, Burst, Capacity, Outage, Scenario
 from .inprocess import InProcessServer
 from .ratelimit import TIERS, RateLimits
@@ -39,4 +40,5 @@ __all__ = [
     "effective_time_scale",
     "REPLY_SCENARIOS",
     "use_reply_scenario",
+    "SimulatorError",
 ]

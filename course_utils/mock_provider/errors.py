@@ -13,7 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import CourseError
+
 __all__ = [
+    "SimulatorError",
     "APIError",
     "InvalidRequest",
     "AuthenticationFailed",
@@ -30,6 +33,14 @@ __all__ = [
     "SpendLimitReached",
     "error_body",
 ]
+
+
+class SimulatorError(CourseError):
+    """Base of what the simulator raises to its caller: a bad fault header or reply scenario, a dropped connection.
+
+    Not :class:`APIError`: that one is what the simulator *answers* (the HTTP error envelope the SDK turns
+    into ``anthropic.APIStatusError``), as the real API would, so it models the server, not a library failure.
+    """
 
 
 class APIError(Exception):

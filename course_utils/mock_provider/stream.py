@@ -16,11 +16,12 @@ from ..clock import Clock
 from .exchange import Exchange
 from .generation import delta_payload, iter_stream_pieces, start_block
 from .render import delta_usage_json, message_json
+from .errors import SimulatorError
 
 __all__ = ["sse_event", "delta_event", "DroppedConnection", "stream_reply"]
 
 
-class DroppedConnection(Exception):
+class DroppedConnection(SimulatorError):
     """Raised inside a response body to make the server drop the connection."""
 
 

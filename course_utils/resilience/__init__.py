@@ -16,6 +16,7 @@ One job per module:
 """
 
 from .breaker import CLOSED, HALF_OPEN, OPEN, BreakerBoard, BreakerEvent, CircuitBreaker, CircuitOpenError
+from .errors import ResilienceError
 from .fallback import AllLinksFailed, FallbackChain, FallbackResult, Link, StreamInterrupted, stream_with_fallback
 from .idempotency import (
     Claim,
@@ -94,6 +95,7 @@ __all__ = [
     "RetryBudget",
     "BudgetStats",
     "CircuitBreaker",
+    "ResilienceError",
     "CircuitOpenError",
     "BreakerEvent",
     "BreakerBoard",

@@ -28,6 +28,7 @@ from typing import Any, Awaitable, Callable, Hashable, TypeVar
 
 from ..clock import SYSTEM_CLOCK, Clock
 from ..retries import counts_as_outage, is_retryable
+from .errors import ResilienceError
 
 __all__ = ["CircuitBreaker", "CircuitOpenError", "BreakerEvent", "BreakerBoard", "CLOSED", "OPEN", "HALF_OPEN"]
 
@@ -35,7 +36,7 @@ CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 T = TypeVar("T")
 
 
-class CircuitOpenError(Exception):
+class CircuitOpenError(ResilienceError):
     """Refused without calling: the breaker for ``key`` is open (or half-open with its probes taken)."""
 
     def __init__(self, key: Any, retry_in_s: float) -> None:

@@ -24,6 +24,7 @@ from typing import Any, AsyncIterator, Callable, Sequence
 from ..clock import SYSTEM_CLOCK, Clock
 from .breaker import BreakerBoard, CircuitOpenError
 from ..retries import failure_kind, is_retryable
+from .errors import ResilienceError
 
 __all__ = ["Link", "FallbackChain", "FallbackResult", "AllLinksFailed", "StreamInterrupted", "stream_with_fallback"]
 
@@ -55,7 +56,7 @@ class FallbackResult:
         return self.index > 0
 
 
-class AllLinksFailed(Exception):
+class AllLinksFailed(ResilienceError):
     """No link answered (or the deadline ran out); ``errors`` lists each link's failure."""
 
     def __init__(self, errors: list[tuple[str, BaseException]]) -> None:
@@ -64,7 +65,7 @@ class AllLinksFailed(Exception):
         self.errors = errors
 
 
-class StreamInterrupted(Exception):
+class StreamInterrupted(ResilienceError):
     """A stream failed after text reached the user: no silent switch to another link."""
 
     def __init__(self, link: str, partial: str, error: BaseException) -> None:

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 from ..clock import SYSTEM_CLOCK, Clock
+from .errors import ResilienceError
 
 __all__ = [
     "IdempotencyStore",
@@ -53,7 +54,7 @@ __all__ = [
 IN_PROGRESS, COMPLETED = "in_progress", "completed"
 
 
-class IdempotencyError(Exception):
+class IdempotencyError(ResilienceError):
     """Base of the store's client errors; ``status`` is the HTTP status the draft gives it."""
 
     status = 400

@@ -16,6 +16,7 @@ from .errors import (
     RETRYABLE_STATUSES,
     RETRYABLE_STREAM_ERRORS,
     SPEND_LIMIT_CODE,
+    RetriesError,
     counts_as_outage,
     failure_kind,
     is_retryable,
@@ -41,6 +42,7 @@ __all__ = [
     "RetryBudget",
     "BudgetStats",
     "AdaptiveThrottle",
+    "RetriesError",
     "ThrottledLocally",
     "rejected_by_backend",
 ]

@@ -25,7 +25,10 @@ from typing import Any
 
 import anthropic
 
+from ..errors import CourseError
+
 __all__ = [
+    "RetriesError",
     "RETRYABLE_STATUSES",
     "RETRYABLE_STREAM_ERRORS",
     "SPEND_LIMIT_CODE",
@@ -38,6 +41,11 @@ __all__ = [
 
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 529})
 """HTTP statuses worth retrying (429 only when it is not the spend limit)."""
+
+
+class RetriesError(CourseError):
+    """Base of the exceptions raised on purpose by ``course_utils.retries`` (:class:`~.throttle.ThrottledLocally`)."""
+
 
 SPEND_LIMIT_CODE = "enforced_spend_limit_reached"
 """``error.details.error_code`` of the monthly spend-limit 429."""

@@ -28,13 +28,14 @@ from typing import Awaitable, Callable, TypeVar
 import anthropic
 
 from ..clock import SYSTEM_CLOCK, Clock
+from .errors import RetriesError
 
 __all__ = ["AdaptiveThrottle", "ThrottledLocally", "rejected_by_backend"]
 
 T = TypeVar("T")
 
 
-class ThrottledLocally(Exception):
+class ThrottledLocally(RetriesError):
     """The attempt was refused by the client's own adaptive throttle; it never reached the backend."""
 
 

@@ -34,6 +34,7 @@ from .budget import (
     BudgetStore,
     TenantReservation,
 )
+from .errors import TenancyError
 from .fair import FairQueue, FairScheduler, Queued, estimated_tokens
 from .isolation import ConversationNotFound, ConversationStore, TenantCache, cache_key
 from .limiter import DIMENSIONS, Decision, TenantLimiter, retry_after_header
@@ -68,6 +69,7 @@ __all__ = [
     "get_plan",
     "TenantRegistry",
     "TenantContext",
+    "TenancyError",
     "Unauthenticated",
     "ModelNotAllowed",
     "check_tenant_id",

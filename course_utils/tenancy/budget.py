@@ -31,6 +31,8 @@ from decimal import ROUND_CEILING, Decimal
 from typing import Any, Callable, Protocol
 
 from ..clock import SYSTEM_CLOCK, Clock
+from ..cost.spend_guard import BudgetExceeded
+from .errors import TenancyError
 from .memory import MemoryBudgetStore
 from .registry import TenantContext
 
@@ -80,8 +82,12 @@ class BudgetStore(Protocol):
         ...
 
 
-class TenantBudgetExceeded(Exception):
-    """A reservation would pass the tenant's monthly budget (answer 402/429; nothing was charged)."""
+class TenantBudgetExceeded(TenancyError, BudgetExceeded):
+    """A reservation would pass the tenant's monthly budget (answer 402/429; nothing was charged).
+
+    A lesson 06 :class:`~course_utils.cost.BudgetExceeded` (``needed`` is ``requested``, ``available``
+    is ``limit - spent - reserved``), so ``except BudgetExceeded`` catches both guards' refusals.
+    """
 
     def __init__(
         self, tenant_id: str, period: str, requested: Decimal, spent: Decimal, reserved: Decimal, limit: Decimal
@@ -89,8 +95,10 @@ class TenantBudgetExceeded(Exception):
         self.tenant_id, self.period, self.requested = tenant_id, period, requested
         self.spent, self.reserved, self.limit = spent, reserved, limit
         super().__init__(
+            requested,
+            limit - spent - reserved,
             f"tenant {tenant_id!r} has a budget of ${limit} for {period}: ${spent} spent and ${reserved} reserved "
-            f"by requests in flight, so this request's worst case of ${requested} does not fit"
+            f"by requests in flight, so this request's worst case of ${requested} does not fit",
         )
 
 

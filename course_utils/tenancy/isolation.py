@@ -24,6 +24,7 @@ from collections import OrderedDict
 from typing import Any, Mapping
 
 from .registry import TenantContext
+from .errors import TenancyError
 
 __all__ = ["cache_key", "TenantCache", "ConversationStore", "ConversationNotFound"]
 
@@ -95,7 +96,7 @@ class TenantCache:
             return len(self._entries)
 
 
-class ConversationNotFound(KeyError):
+class ConversationNotFound(TenancyError, KeyError):
     """No conversation with that id for this tenant (which includes: it is another tenant's)."""
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from .plans import Plan, get_plan
+from .errors import TenancyError
 
 __all__ = ["TenantContext", "TenantRegistry", "Unauthenticated", "ModelNotAllowed", "check_tenant_id"]
 
@@ -23,11 +24,11 @@ _TENANT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 _MINT = object()  # only this module can make a TenantContext
 
 
-class Unauthenticated(PermissionError):
+class Unauthenticated(TenancyError, PermissionError):
     """The API key is missing or not one the registry issued (answer 401; say nothing more)."""
 
 
-class ModelNotAllowed(PermissionError):
+class ModelNotAllowed(TenancyError, PermissionError):
     """The tenant's plan does not include the model it asked for (answer 403)."""
 
 

@@ -27,6 +27,7 @@ from ..concurrency import Cost
 from ..lab import on_virtual_time
 from .memory import MemoryLimiter
 from .plans import Plan
+from .errors import TenancyError
 
 __all__ = ["ConcurrencyCap", "TenantBusy", "StreamCapRun", "stream_caps", "LIMITERS"]
 
@@ -36,7 +37,7 @@ LONG_REPLY_WORDS = 3000
 """The scripted long answer: about 4,000 output tokens, a report-sized stream."""
 
 
-class TenantBusy(Exception):
+class TenantBusy(TenancyError):
     """The tenant already has ``cap`` requests in flight (answer 429 with a short ``retry-after``)."""
 
     def __init__(self, tenant_id: str, cap: int):

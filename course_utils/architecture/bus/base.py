@@ -19,6 +19,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Protocol, runtime_checkable
+from ..errors import ArchitectureError
 
 __all__ = [
     "MESSAGE_RECEIVED",
@@ -43,7 +44,7 @@ PIPELINE = (MESSAGE_RECEIVED, CONTEXT_READY, ANSWER_STREAMED, USAGE_RECORDED)
 """The pipeline's topics, in the order a message goes through them."""
 
 
-class BusError(ValueError):
+class BusError(ArchitectureError, ValueError):
     """A bad call to the bus (an unknown group, an event that is not a JSON object, ...)."""
 
 

@@ -24,6 +24,7 @@ from ..errors import (
     Conflict,
     UserSpendLimitReached,
 )
+from ..errors import SimulatorError
 
 __all__ = [
     "FAULT_KINDS",
@@ -276,7 +277,7 @@ def make_fault(
     )
 
 
-class InvalidFault(ValueError):
+class InvalidFault(SimulatorError, ValueError):
     """An ``x-mock-fault`` header value that names no fault kind (the pipeline answers 400)."""
 
 

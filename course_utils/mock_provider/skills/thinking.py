@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 
 from ...tokens import count_text
+from ..errors import SimulatorError
 
 __all__ = [
     "THINKING_BY_DEFAULT",
@@ -114,7 +115,7 @@ and the prompt, so reproducible).
   of a model that thinks, whatever the effort, a quarter of replies refused, 15% paused."""
 
 
-class ShapeError(ValueError):
+class ShapeError(SimulatorError, ValueError):
     """A bad ``x-mock-shape`` header or reply scenario (the caller turns it into a 400)."""
 
 
