@@ -111,16 +111,16 @@ def test_every_failure_of_lessons_05_to_08_hints_at_its_cause():
     ``expect_equal`` and ``CaseFailed`` of lessons 05-08 passes ``hint=`` (``None`` only where the message
     itself is the whole story)."""
     import ast
+    import importlib
     from pathlib import Path
 
-    import course_utils.checks as checks_package
-
-    base = Path(checks_package.__file__).parent
     missing = []
     for lesson in range(5, 9):
-        # A lesson's checks are a module lessonNN.py or a package lessonNN/ (one module per exercise).
-        package = base / f"lesson{lesson:02d}"
-        paths = sorted(package.glob("*.py")) if package.is_dir() else [base / f"lesson{lesson:02d}.py"]
+        module = importlib.import_module(f"course_utils.checks.lesson{lesson:02d}")
+        top = Path(module.__file__)
+        # A lesson's checks are a module (lessonNN.py) or a package with one module per exercise (lessonNN/).
+        paths = sorted(top.parent.glob("*.py")) if hasattr(module, "__path__") else [top]
+        failures = 0
         for path in paths:
             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
                 is_failure = isinstance(node, ast.Call) and getattr(node.func, "id", "") in (
@@ -128,6 +128,8 @@ def test_every_failure_of_lessons_05_to_08_hints_at_its_cause():
                     "expect_equal",
                     "CaseFailed",
                 )
+                failures += is_failure
                 if is_failure and "hint" not in {k.arg for k in node.keywords}:
-                    missing.append(f"{path.relative_to(base)}:{node.lineno}")
+                    missing.append(f"{path.relative_to(top.parents[1])}:{node.lineno}")
+        assert failures > 0, f"found no failure in lesson {lesson:02d}'s checks: the walk missed its modules"
     assert not missing, missing

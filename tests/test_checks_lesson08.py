@@ -695,7 +695,7 @@ def test_8_5_accepts_a_numpy_number_and_rejects_no_number():
 
 def test_8_5_plans_exercise_the_limit_they_are_named_for():
     from course_utils.architecture.capacity import binding_limit
-    from course_utils.checks.lesson08 import PLANS
+    from course_utils.checks.lesson08.conversations_per_minute import PLANS
 
     assert {name: binding_limit(p) for name, p in PLANS.items()} == {name: name for name in PLANS}
 
