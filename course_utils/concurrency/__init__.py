@@ -23,8 +23,8 @@ Long operations take ``on_progress``, a :data:`course_utils.progress.ProgressCal
 
 from __future__ import annotations
 
-from .buckets import Cost, ExceedsBucketCapacity, RateBudget, TokenBucket
-from .dispatcher import DispatchStats, RateLimitedDispatcher, estimate_cost
+from .buckets import Demand, ExceedsBucketCapacity, RateBudget, TokenBucket
+from .dispatcher import DispatchStats, RateLimitedDispatcher, estimate_demand
 from .display import async_slider
 from .fanout import bounded_gather, max_in_flight
 from .org_limits import ModelLimits, aread_rate_limits, read_rate_limits
@@ -49,11 +49,11 @@ __all__ = [
     "run_pool",
     "TokenBucket",
     "RateBudget",
-    "Cost",
+    "Demand",
     "ExceedsBucketCapacity",
     "RateLimitedDispatcher",
     "DispatchStats",
-    "estimate_cost",
+    "estimate_demand",
     "run_threaded",
     "simulate_runs",
     "asimulate_runs",

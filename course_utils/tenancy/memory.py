@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 
 from ..clock import SYSTEM_CLOCK, Clock
-from ..concurrency import Cost
+from ..concurrency import Demand
 from .limiter import DIMENSIONS, SLACK, Decision, bucket_shape, check_burst, demands
 from .plans import Plan
 
@@ -37,8 +37,8 @@ class MemoryLimiter:
         self._state[tenant_id] = (levels, max(now, last))
         return levels
 
-    def try_acquire(self, tenant_id: str, plan: Plan, cost: Cost) -> Decision:
-        need = demands(cost)
+    def try_acquire(self, tenant_id: str, plan: Plan, demand: Demand) -> Decision:
+        need = demands(demand)
         shape = bucket_shape(plan, self.burst_s)
         with self._lock:
             levels = self._levels(tenant_id, shape)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
-from ..concurrency import Cost
+from ..concurrency import Demand
 from .limiter import DIMENSIONS, Decision, bucket_shape, check_burst, demands
 from .plans import Plan
 
@@ -194,8 +194,8 @@ class RedisLimiter:
             argv += [_fmt(cap), _fmt(rate), _fmt(a)]
         return self._script(keys=[self._key(tenant_id)], args=argv)
 
-    def try_acquire(self, tenant_id: str, plan: Plan, cost: Cost) -> Decision:
-        allowed, wait, binding, *levels = self._run(tenant_id, plan, "acquire", demands(cost))
+    def try_acquire(self, tenant_id: str, plan: Plan, demand: Demand) -> Decision:
+        allowed, wait, binding, *levels = self._run(tenant_id, plan, "acquire", demands(demand))
         remaining = dict(zip(DIMENSIONS, (float(x) for x in levels)))
         if int(allowed) == 1:
             return Decision(True, remaining=remaining)

@@ -34,7 +34,7 @@ from typing import Any, Iterable
 import anthropic
 
 from ..clock import SYSTEM_CLOCK
-from ..concurrency import Cost, RateLimitedDispatcher, estimate_cost
+from ..concurrency import Demand, RateLimitedDispatcher, estimate_demand
 from ..progress import ProgressCallback, ProgressEvent
 from ..lab import on_virtual_time
 from .fair import FairScheduler
@@ -153,10 +153,10 @@ async def _run_gateway(
 
     async def limited(tenant: str, body: dict[str, Any], deadline: float) -> tuple[int, int]:
         plan = plans["bulk" if tenant == "bulk" else "small"]
-        cost = Cost(1, 0, 0)
+        demand = Demand(1, 0, 0)
         refusals = 0
         while True:  # the tenant's client honours our retry-after too
-            decision = limiter.try_acquire(tenant, plan, cost)
+            decision = limiter.try_acquire(tenant, plan, demand)
             if decision.allowed:
                 status, more = await persistent(body, deadline)
                 return status, refusals + more
@@ -216,7 +216,7 @@ async def _run_gateway(
                 lambda body: dispatcher.create(**body),
                 max_in_flight=2,
                 quantum=100,
-                cost=lambda b: estimate_cost(b, 20).input_tokens + 20,
+                cost=lambda b: estimate_demand(b, 20).input_tokens + 20,
             ) as sched:
                 await asyncio.gather(*(one(at, t, i, sched) for i, (at, t) in enumerate(mix)))
         elif gateway in GATEWAYS:

@@ -23,7 +23,7 @@ from decimal import Decimal
 from typing import Any, AsyncIterator
 
 from ..clock import SYSTEM_CLOCK
-from ..concurrency import Cost
+from ..concurrency import Demand
 from ..lab import on_virtual_time
 from .memory import MemoryLimiter
 from .plans import Plan
@@ -131,7 +131,7 @@ async def _run(
 
     async def one(i: int) -> None:
         await asyncio.sleep(i * 60.0 / rpm)
-        if not limiter.try_acquire("acme", plan, Cost(1, 0, 0)).allowed:
+        if not limiter.try_acquire("acme", plan, Demand(1, 0, 0)).allowed:
             counts["rpm"] += 1
             return
         try:
