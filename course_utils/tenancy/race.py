@@ -27,7 +27,7 @@ from typing import Any
 import anthropic
 
 from ..cost import worst_case_cost
-from ..pricing import cost as price_of
+from .. import pricing
 from ..lab import on_virtual_time
 from .budget import BudgetGuard, TenantBudgetExceeded
 from .memory import MemoryBudgetStore
@@ -174,7 +174,7 @@ async def _run(
         finally:
             state["in_flight"] -= 1
         before = state["spent"]
-        state["spent"] += price_of(message.usage, MODEL)  # ... then act
+        state["spent"] += pricing.cost(message.usage, MODEL)  # ... then act
         alert_if_crossed(before, state["spent"])
         return True
 
@@ -196,7 +196,7 @@ async def _run(
             guard.settle(acme, held, estimate)
             raise
         state["in_flight"] -= 1
-        actual = price_of(message.usage, MODEL)
+        actual = pricing.cost(message.usage, MODEL)
         actual_costs.append(actual)
         before = guard.status(acme).spent
         guard.settle(acme, held, actual)
