@@ -23,19 +23,21 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..clock import SYSTEM_CLOCK, Clock
+from ..token_bucket import TIME_SLACK_S, Bucket
 
 __all__ = ["TokenBucket", "Demand", "RateBudget", "ExceedsBucketCapacity"]
-
-_SLACK_S = 1e-6
 
 
 class ExceedsBucketCapacity(ValueError):
     """A request needs more than a bucket can ever hold (e.g. more input tokens than the ITPM limit)."""
 
 
-class TokenBucket:
+class TokenBucket(Bucket):
     """A continuously refilling bucket of ``capacity`` tokens, ``refill_per_second`` back per second.
 
+    The course's one bucket (:class:`course_utils.token_bucket.Bucket`: refill, ``time_until``,
+    ``try_take``, ``take``, ``reset``) with what a client needs on top: :meth:`acquire` (wait on the
+    clock, then take) and adopting what the provider says (:meth:`lower_to`, :meth:`set_limit`).
     Starts full unless ``level`` is given. :meth:`take` may drive the level negative (charging
     what was only known afterwards); refunds never overfill it.
     """
@@ -45,56 +47,12 @@ class TokenBucket:
     ) -> None:
         if capacity <= 0 or refill_per_second < 0:
             raise ValueError("capacity must be > 0 and refill_per_second >= 0")
-        self.capacity = float(capacity)
-        self.refill_per_second = float(refill_per_second)
-        self._clock = clock
-        self._level = self.capacity if level is None else min(float(level), self.capacity)
-        self._last = clock.monotonic()
+        super().__init__(capacity, refill_per_second, clock, level)
 
     @classmethod
     def per_minute(cls, limit: float, *, clock: Clock = SYSTEM_CLOCK, capacity: float | None = None) -> "TokenBucket":
         """A bucket for a per-minute limit: refills ``limit / 60`` per second; holds ``limit`` unless ``capacity`` is smaller."""
         return cls(capacity if capacity is not None else limit, limit / 60.0, clock=clock)
-
-    def _refill(self) -> None:
-        now = self._clock.monotonic()
-        if now > self._last:
-            self._level = min(self.capacity, self._level + (now - self._last) * self.refill_per_second)
-            self._last = now
-
-    @property
-    def level(self) -> float:
-        """Tokens available now (may be negative after an overdraft)."""
-        self._refill()
-        return self._level
-
-    def time_until(self, n: float) -> float:
-        """Seconds until ``n`` tokens are available: 0 if they are now, ``inf`` if never (``n`` > capacity)."""
-        if n > self.capacity:
-            return math.inf
-        deficit = n - self.level
-        # Clocks on epoch floats resolve ~1e-7 s; a deficit that refills in under a microsecond
-        # is treated as paid, or a waiter could sleep 0 s forever.
-        if deficit <= self.refill_per_second * _SLACK_S + 1e-9:
-            return 0.0
-        return math.inf if self.refill_per_second == 0 else deficit / self.refill_per_second
-
-    def try_take(self, n: float) -> bool:
-        """Take ``n`` tokens if all are available now; else take nothing and return False."""
-        if self.time_until(n) > 0:
-            return False
-        self._level -= n
-        return True
-
-    def take(self, n: float) -> None:
-        """Take ``n`` tokens whatever the level (a negative ``n`` refunds, up to capacity)."""
-        self._refill()
-        self._level = min(self.capacity, self._level - n)
-
-    def reset(self, level: float | None = None) -> None:
-        """Start afresh now at ``level`` (default: full), whatever the level was."""
-        self._last = self._clock.monotonic()
-        self._level = self.capacity if level is None else min(float(level), self.capacity)
 
     def lower_to(self, level: float) -> float:
         """Lower the level to ``level`` if it is higher (news from the provider); return how much was removed."""
@@ -276,7 +234,7 @@ class RateBudget:
         pause = self._paused_until - self.clock.monotonic()
         # Below a microsecond a pause is over: a virtual loop's clock (integer microseconds) would not
         # move for a shorter sleep, and the waiter would spin.
-        pause = pause if pause > _SLACK_S else 0.0
+        pause = pause if pause > TIME_SLACK_S else 0.0
         requests, input_tokens, output_tokens = self._needs(demand)
         return max(
             pause,

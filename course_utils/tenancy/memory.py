@@ -11,6 +11,7 @@ import threading
 
 from ..clock import SYSTEM_CLOCK, Clock
 from ..concurrency import Demand
+from ..token_bucket import refilled, seconds_until
 from .limiter import DIMENSIONS, SLACK, Decision, bucket_shape, check_burst, demands
 from .plans import Plan
 
@@ -19,6 +20,10 @@ __all__ = ["MemoryLimiter", "MemoryBudgetStore"]
 
 class MemoryLimiter:
     """:class:`~.limiter.TenantLimiter` in this process's memory, on an injectable clock.
+
+    Three levels per tenant and one time of last refill, refilled and compared with the course's
+    token-bucket arithmetic (:func:`course_utils.token_bucket.refilled`, :func:`~course_utils.token_bucket.seconds_until`
+    with the tenant limiters' slack), exactly as the Redis backend's Lua script does.
 
     ``burst_s``: seconds of each per-minute rate a bucket holds (60 = a minute's quota at once).
     """
@@ -32,8 +37,7 @@ class MemoryLimiter:
     def _levels(self, tenant_id: str, shape: list[tuple[float, float]]) -> list[float]:
         now = self._clock.monotonic()
         levels, last = self._state.get(tenant_id, ([cap for cap, _ in shape], now))
-        elapsed = max(0.0, now - last)
-        levels = [min(cap, level + elapsed * rate) for level, (cap, rate) in zip(levels, shape)]
+        levels = [refilled(level, cap, rate, now - last) for level, (cap, rate) in zip(levels, shape)]
         self._state[tenant_id] = (levels, max(now, last))
         return levels
 
@@ -47,10 +51,9 @@ class MemoryLimiter:
                 if n > cap + SLACK:
                     wait, binding = float("inf"), name
                     break
-                if level + SLACK < n:
-                    w = (n - level) / rate
-                    if w > wait:
-                        wait, binding = w, name
+                w = seconds_until(n, level, rate, SLACK)
+                if w > wait:
+                    wait, binding = w, name
             if binding is None:
                 for i, n in enumerate(need):
                     levels[i] -= n
