@@ -1,5 +1,6 @@
 """The measuring kit of course_utils.concurrency.simulate, which lessons 03 and 07 share: one
-simulator per run (simulator_session) and one virtual loop per variant (run_each / arun_each)."""
+simulator per run (simulator_session) and one virtual loop per variant (run_each / arun_each;
+that arun_each leaves the caller's loop free is tested through asimulate_runs in test_concurrency.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from decimal import Decimal
 import pytest
 
 from course_utils import pricing
-from course_utils.concurrency import arun_each, classify_body, run_each, simulator_session
+from course_utils.concurrency import classify_body, run_each, simulator_session
 from course_utils.mock_provider.ratelimit import RateLimits
 
 BODY = classify_body("I was charged twice for my invoice.")
@@ -59,26 +60,3 @@ def test_run_each_runs_variants_in_order_on_virtual_time_and_reports_progress():
     assert [(e.done, e.total, e.latest) for e in events] == [(1, 2, results[0]), (2, 2, results[1])]
     unseeded = run_each({"a": variant("a"), "b": variant("b")})
     assert unseeded[0][1] != unseeded[1][1]
-
-
-def test_arun_each_leaves_the_callers_loop_free():
-    async def variant():
-        await asyncio.sleep(60)
-        return "done"
-
-    async def main():
-        ticks = 0
-
-        async def ticker():
-            nonlocal ticks
-            while True:
-                ticks += 1
-                await asyncio.sleep(0)
-
-        task = asyncio.create_task(ticker())
-        results = await arun_each({"x": variant})
-        task.cancel()
-        return results, ticks
-
-    results, ticks = asyncio.run(main())
-    assert results == ["done"] and ticks > 1
