@@ -219,7 +219,7 @@ async def _through_gateway(
             lambda body: dispatcher.create(**body),
             max_in_flight=2,
             quantum=100,
-            cost=lambda b: estimate_demand(b, 20).input_tokens + 20,
+            size=lambda b: estimate_demand(b, 20).input_tokens + 20,
         ) as sched:
             await asyncio.gather(*(one(at, t, i, sched) for i, (at, t) in enumerate(mix)))
     elif gateway in GATEWAYS:
