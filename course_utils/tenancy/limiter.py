@@ -31,8 +31,6 @@ __all__ = ["Decision", "TenantLimiter", "DIMENSIONS", "bucket_shape", "retry_aft
 DIMENSIONS = ("requests", "input_tokens", "output_tokens")
 """The three limits, in the order backends store them."""
 
-SLACK = 1e-9  # float slack when comparing a level with a demand
-
 
 @dataclass(frozen=True)
 class Decision:

@@ -11,8 +11,8 @@ import threading
 
 from ..clock import SYSTEM_CLOCK, Clock
 from ..concurrency import Demand
-from ..token_bucket import refilled, seconds_until
-from .limiter import DIMENSIONS, SLACK, Decision, bucket_shape, check_burst, demands
+from ..token_bucket import LEVEL_SLACK, refilled, seconds_until
+from .limiter import DIMENSIONS, Decision, bucket_shape, check_burst, demands
 from .plans import Plan
 
 __all__ = ["MemoryLimiter", "MemoryBudgetStore"]
@@ -48,10 +48,10 @@ class MemoryLimiter:
             levels = self._levels(tenant_id, shape)
             wait, binding = 0.0, None
             for name, n, level, (cap, rate) in zip(DIMENSIONS, need, levels, shape):
-                if n > cap + SLACK:
+                if n > cap + LEVEL_SLACK:
                     wait, binding = float("inf"), name
                     break
-                w = seconds_until(n, level, rate, SLACK)
+                w = seconds_until(n, level, rate, LEVEL_SLACK)
                 if w > wait:
                     wait, binding = w, name
             if binding is None:
