@@ -28,7 +28,7 @@ from course_utils.concurrency import (
     RateBudget,
     RateLimitedDispatcher,
     classify_body,
-    estimate_cost,
+    estimate_demand,
     load_tickets,
     run_all,
     simulate_runs,
@@ -101,7 +101,7 @@ def shared_key(n: int, rpm: int, other_share: float) -> dict[str, dict[str, floa
 
         async def send(body):
             while True:
-                await budget.acquire(estimate_cost(body))
+                await budget.acquire(estimate_demand(body))
                 try:
                     return await client.messages.create(**body)
                 except anthropic.RateLimitError:

@@ -14,7 +14,7 @@ import time
 from decimal import Decimal
 
 from course_utils import mock_server
-from course_utils.concurrency import Cost
+from course_utils.concurrency import Demand
 from course_utils.redis_server import RedisServer, connect, redis_url
 from course_utils.tenancy import (
     GATEWAYS,
@@ -34,7 +34,7 @@ PLAN = Plan("bench", 10**6, 10**9, 10**9, Decimal(1), frozenset({"claude-haiku-5
 def decisions_per_second(limiter, n: int = 20_000) -> float:
     started = time.perf_counter()
     for i in range(n):
-        limiter.try_acquire(f"t{i % 40}", PLAN, Cost(1, 500, 100))
+        limiter.try_acquire(f"t{i % 40}", PLAN, Demand(1, 500, 100))
     return n / (time.perf_counter() - started)
 
 

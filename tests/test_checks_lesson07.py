@@ -16,7 +16,7 @@ import pytest
 
 from _checks import assert_not_attempted, assert_rejected, passes
 from course_utils.clock import VirtualClock
-from course_utils.concurrency import Cost
+from course_utils.concurrency import Demand
 from course_utils.pricing import cost
 from course_utils.tenancy import FairQueue, MemoryLimiter, Plan, cache_key
 
@@ -46,7 +46,7 @@ class LimiterOnTheReference:
         self.limiter = MemoryLimiter(clock=clock)
 
     def acquire(self, tenant_id):
-        d = self.limiter.try_acquire(tenant_id, self.plan, Cost(1, 0, 0))
+        d = self.limiter.try_acquire(tenant_id, self.plan, Demand(1, 0, 0))
         return 0.0 if d.allowed else d.retry_after_s
 
 
@@ -178,7 +178,7 @@ class SubclassesTheLibrary(MemoryLimiter):
         self.plan = Plan("x", rpm, 10**9, 10**9, Decimal(1), frozenset({"m"}))
 
     def acquire(self, tenant_id):
-        d = self.try_acquire(tenant_id, self.plan, Cost(1, 0, 0))
+        d = self.try_acquire(tenant_id, self.plan, Demand(1, 0, 0))
         return 0.0 if d.allowed else d.retry_after_s
 
 

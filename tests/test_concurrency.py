@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from course_utils.clock import VirtualClock
 from course_utils.concurrency import (
-    Cost,
+    Demand,
     Outcome,
     RateBudget,
     RateLimitedDispatcher,
@@ -26,7 +26,7 @@ from course_utils.concurrency import (
     TokenBucket,
     WorkerPool,
     bounded_gather,
-    estimate_cost,
+    estimate_demand,
     max_in_flight,
     partition,
     run_all,
@@ -367,7 +367,7 @@ def test_rate_budget_paces_from_the_first_request_never_ahead_of_a_short_interva
         budget = RateBudget(rpm, BIG, BIG, clock=clock, headroom=headroom)
         times = []
         for _ in range(n):
-            await budget.acquire(Cost())
+            await budget.acquire(Demand())
             times.append(clock.monotonic())
         return times
 
@@ -388,7 +388,7 @@ def test_rate_budget_with_a_minute_burst_spends_a_minute_at_once():
         clock = VirtualClock()
         budget = RateBudget(60, BIG, BIG, clock=clock, burst_s=60)
         for _ in range(61):
-            await budget.acquire(Cost())
+            await budget.acquire(Demand())
         return clock.monotonic()
 
     assert run(main()) == pytest.approx(1.0)  # 60 at once, the 61st a second later
@@ -402,13 +402,13 @@ def test_rate_budget_tokens_bind_fifo_oversized_requests_overdraw_and_pause():
     async def main():
         clock = VirtualClock()
         budget = RateBudget(BIG, 600, BIG, clock=clock)  # 10 input tokens per second, a bucket of 10
-        await budget.acquire(Cost(1, 600, 0))  # bigger than the bucket: goes once it is full, overdraws
-        await budget.acquire(Cost(1, 100, 0))  # waits until the bucket is full again: 600 tokens later
+        await budget.acquire(Demand(1, 600, 0))  # bigger than the bucket: goes once it is full, overdraws
+        await budget.acquire(Demand(1, 100, 0))  # waits until the bucket is full again: 600 tokens later
         after_tokens = clock.monotonic()  # the bucket is at -90 now: 9 s from empty
         budget.pause_until(clock.monotonic() + 12)
-        await budget.acquire(Cost(1, 0, 0))
+        await budget.acquire(Demand(1, 0, 0))
         with pytest.raises(ExceedsBucketCapacity):
-            await budget.acquire(Cost(1, 601, 0))  # more than a minute's limit: never
+            await budget.acquire(Demand(1, 601, 0))  # more than a minute's limit: never
         return after_tokens, clock.monotonic()
 
     after_tokens, after_pause = run(main())
@@ -419,14 +419,14 @@ def test_rate_budget_tokens_bind_fifo_oversized_requests_overdraw_and_pause():
 def test_rate_budget_settles_expected_output_to_the_actual_and_adopts_new_limits():
     clock = VirtualClock()
     budget = RateBudget(BIG, BIG, 1_200, clock=clock)  # 20 output tokens per second, a bucket of 20
-    budget.take(Cost(1, 0, 15))
+    budget.take(Demand(1, 0, 15))
     budget.settle_output(15, 4)  # expected 15, the reply had 4
     assert budget.output.level == pytest.approx(16)
     budget.set_limit("output-tokens", 2_400)
     assert budget.per_minute["output-tokens"] == 2_400
     assert budget.output.refill_per_second == pytest.approx(40) and budget.output.capacity == pytest.approx(40)
     assert budget.output.level == pytest.approx(16)
-    budget.restart(Cost(1, 0, 5))
+    budget.restart(Demand(1, 0, 5))
     assert budget.output.level == pytest.approx(35) and budget.requests.level == pytest.approx(BIG / 60 - 1)
 
 
@@ -720,11 +720,11 @@ def test_refused_requests_wait_retry_after_plus_their_own_jitter(backoff_s):
         assert extra == {0.0}  # the herd: every refused request comes back at retry-after exactly
 
 
-def test_estimate_cost():
-    assert estimate_cost(BODY) == Cost(1, count_request(BODY), 0)  # max_tokens is not a reservation
-    assert estimate_cost(BODY, expected_output=3.2) == Cost(1, count_request(BODY), 4)
-    capped = estimate_cost(BODY, expected_output=BODY["max_tokens"] + 99)
-    assert capped == Cost(1, count_request(BODY), BODY["max_tokens"])
+def test_estimate_demand():
+    assert estimate_demand(BODY) == Demand(1, count_request(BODY), 0)  # max_tokens is not a reservation
+    assert estimate_demand(BODY, expected_output=3.2) == Demand(1, count_request(BODY), 4)
+    capped = estimate_demand(BODY, expected_output=BODY["max_tokens"] + 99)
+    assert capped == Demand(1, count_request(BODY), BODY["max_tokens"])
 
 
 # ----- workload and progress ----------------------------------------------------------------------
@@ -812,7 +812,7 @@ def test_a_pause_shorter_than_the_virtual_clock_resolution_does_not_spin():
         loop = asyncio.get_running_loop()
         budget = RateBudget(BIG, BIG, BIG)
         budget.pause_until(loop.time() + 1e-12)
-        await budget.acquire(Cost())
+        await budget.acquire(Demand())
         return loop.time()
 
     box = {}

@@ -74,7 +74,7 @@ def test_the_parser_sees_the_imports_it_exists_for():
     source = (
         "from ..resilience.policy import RetryPolicy\n"
         "from .. import tenancy\n"
-        "from .buckets import Cost\n"
+        "from .buckets import Demand\n"
         "import course_utils.cost.pricing\n"
         "from course_utils.architecture import x\n"
     )

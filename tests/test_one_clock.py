@@ -23,8 +23,7 @@ ALLOWED = {
     "serving.py": "waits for a real uvicorn thread to start",
     "redis_server.py": "waits for a real redis-server process to accept connections",
     # progress a student sits through: wall seconds while the virtual-time runs compute
-    "concurrency/simulate.py": "progress events report the wall seconds spent computing the virtual runs",
-    "tenancy/simulate.py": "progress events report the wall seconds spent computing the virtual runs",
+    "concurrency/simulate.py": "progress events report the wall seconds spent computing the virtual runs (run_each)",
     # grading runs real kernels: its timeouts and reported durations are wall time
     "grading/worker.py": "reports the wall seconds a real grading job took",
     "grading/execute.py": "a real kernel's notebook timeout is wall time",

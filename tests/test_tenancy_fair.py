@@ -17,7 +17,7 @@ def _served_tokens(q: FairQueue, n: int) -> Counter:
     served: Counter = Counter()
     for _ in range(n):
         e = q.pop()
-        served[e.tenant_id] += e.cost
+        served[e.tenant_id] += e.size
     return served
 
 
@@ -81,7 +81,7 @@ def test_scheduler_releases_in_fair_order_and_returns_results():
         return body["id"]
 
     async def main():
-        async with FairScheduler(send, max_in_flight=1, cost=lambda b: 100, quantum=100, clock=clock) as sched:
+        async with FairScheduler(send, max_in_flight=1, size=lambda b: 100, quantum=100, clock=clock) as sched:
             flood = [asyncio.ensure_future(sched.submit("flood", {"id": f"f{i}"})) for i in range(50)]
             await asyncio.sleep(0)
             quiet = await sched.submit("quiet", {"id": "q0"})
@@ -166,7 +166,7 @@ def test_closing_the_scheduler_cancels_what_is_still_queued():
         return body["id"]
 
     async def main():
-        sched = FairScheduler(send, max_in_flight=1, cost=lambda b: 1, clock=clock).start()
+        sched = FairScheduler(send, max_in_flight=1, size=lambda b: 1, clock=clock).start()
         waiting = [asyncio.ensure_future(sched.submit("a", {"id": i})) for i in range(5)]
         await clock.sleep(1.0)
         await sched.aclose()

@@ -13,7 +13,7 @@ import threading
 import pytest
 
 from course_utils.clock import VirtualClock
-from course_utils.concurrency import Cost
+from course_utils.concurrency import Demand
 from course_utils.redis_server import connect
 from course_utils.tenancy import (
     Decision,
@@ -47,23 +47,23 @@ def test_both_backends_implement_the_interface(backend):
 def test_admits_a_bucket_full_then_refuses_with_the_exact_wait(backend):
     make, clock = backend
     limiter = make(burst_s=60)
-    admitted = [limiter.try_acquire("a", PLAN, Cost(1, 10, 0)).allowed for _ in range(61)]
+    admitted = [limiter.try_acquire("a", PLAN, Demand(1, 10, 0)).allowed for _ in range(61)]
     assert admitted == [True] * 60 + [False]
-    refused = limiter.try_acquire("a", PLAN, Cost(1, 10, 0))
+    refused = limiter.try_acquire("a", PLAN, Demand(1, 10, 0))
     assert refused.limit == "requests"
     assert refused.retry_after_s == pytest.approx(1.0)  # 60 RPM refills one request a second
     assert refused.headers() == {"retry-after": "1"}
     clock.advance_sync(0.5)
-    assert not limiter.try_acquire("a", PLAN, Cost(1, 10, 0)).allowed
+    assert not limiter.try_acquire("a", PLAN, Demand(1, 10, 0)).allowed
     clock.advance_sync(0.5)
-    assert limiter.try_acquire("a", PLAN, Cost(1, 10, 0)).allowed
+    assert limiter.try_acquire("a", PLAN, Demand(1, 10, 0)).allowed
 
 
 def test_a_refusal_charges_nothing(backend):
     make, _ = backend
     limiter = make()
     before = limiter.remaining("a", PLAN)
-    decision = limiter.try_acquire("a", PLAN, Cost(1, 7_000, 0))  # more input than the bucket holds
+    decision = limiter.try_acquire("a", PLAN, Demand(1, 7_000, 0))  # more input than the bucket holds
     assert not decision.allowed and decision.limit == "input_tokens" and math.isinf(decision.retry_after_s)
     assert decision.headers() == {}  # retrying can never help: no retry-after
     assert limiter.remaining("a", PLAN) == pytest.approx(before)
@@ -72,8 +72,8 @@ def test_a_refusal_charges_nothing(backend):
 def test_the_binding_limit_and_its_wait_are_named(backend):
     make, _ = backend
     limiter = make()
-    assert limiter.try_acquire("a", PLAN, Cost(1, 5_000, 0)).allowed
-    d = limiter.try_acquire("a", PLAN, Cost(1, 3_000, 0))
+    assert limiter.try_acquire("a", PLAN, Demand(1, 5_000, 0)).allowed
+    d = limiter.try_acquire("a", PLAN, Demand(1, 3_000, 0))
     # 1,000 left, 3,000 needed, 100 tokens/s: 20 s; requests are plentiful.
     assert (d.allowed, d.limit) == (False, "input_tokens")
     assert d.retry_after_s == pytest.approx(20.0)
@@ -84,37 +84,37 @@ def test_the_binding_limit_and_its_wait_are_named(backend):
 def test_tenants_do_not_share_buckets(backend):
     make, _ = backend
     limiter = make()
-    while limiter.try_acquire("flood", PLAN, Cost(1, 50, 0)).allowed:
+    while limiter.try_acquire("flood", PLAN, Demand(1, 50, 0)).allowed:
         pass
-    assert limiter.try_acquire("quiet", PLAN, Cost(1, 50, 0)).allowed
+    assert limiter.try_acquire("quiet", PLAN, Demand(1, 50, 0)).allowed
     assert limiter.remaining("quiet", PLAN)["requests"] == pytest.approx(59)
 
 
 def test_output_is_estimated_then_settled(backend):
     make, _ = backend
     limiter = make()
-    assert limiter.try_acquire("a", PLAN, Cost(1, 0, 1_000)).allowed
+    assert limiter.try_acquire("a", PLAN, Demand(1, 0, 1_000)).allowed
     assert limiter.remaining("a", PLAN)["output_tokens"] == pytest.approx(200)
     limiter.settle_output("a", PLAN, expected=1_000, actual=100)  # produced less: refund 900
     assert limiter.remaining("a", PLAN)["output_tokens"] == pytest.approx(1_100)
     limiter.settle_output("a", PLAN, expected=0, actual=1_500)  # more than expected: overdraw
     assert limiter.remaining("a", PLAN)["output_tokens"] == pytest.approx(-400)
-    d = limiter.try_acquire("a", PLAN, Cost(1, 0, 1))
+    d = limiter.try_acquire("a", PLAN, Demand(1, 0, 1))
     assert not d.allowed and d.limit == "output_tokens" and d.retry_after_s == pytest.approx(401 / 20)
 
 
 def test_short_burst_holds_seconds_of_the_rate(backend):
     make, clock = backend
     limiter = make(burst_s=1)
-    assert [limiter.try_acquire("a", PLAN, Cost(1, 0, 0)).allowed for _ in range(2)] == [True, False]
+    assert [limiter.try_acquire("a", PLAN, Demand(1, 0, 0)).allowed for _ in range(2)] == [True, False]
     clock.advance_sync(1.0)
-    assert limiter.try_acquire("a", PLAN, Cost(1, 0, 0)).allowed
+    assert limiter.try_acquire("a", PLAN, Demand(1, 0, 0)).allowed
 
 
 def test_refill_never_exceeds_capacity(backend):
     make, clock = backend
     limiter = make()
-    limiter.try_acquire("a", PLAN, Cost(1, 100, 0))
+    limiter.try_acquire("a", PLAN, Demand(1, 100, 0))
     clock.advance_sync(3600)
     assert limiter.remaining("a", PLAN) == pytest.approx(
         {"requests": 60, "input_tokens": 6_000, "output_tokens": 1_200}
@@ -124,7 +124,7 @@ def test_refill_never_exceeds_capacity(backend):
 def test_reset_forgets_usage(backend):
     make, _ = backend
     limiter = make()
-    limiter.try_acquire("a", PLAN, Cost(1, 6_000, 0))
+    limiter.try_acquire("a", PLAN, Demand(1, 6_000, 0))
     limiter.reset()
     assert limiter.remaining("a", PLAN)["input_tokens"] == pytest.approx(6_000)
 
@@ -134,7 +134,7 @@ def test_bad_costs_and_bursts_are_refused(backend):
     with pytest.raises(ValueError, match="burst_s"):
         make(burst_s=0)
     with pytest.raises(ValueError, match="negative"):
-        make().try_acquire("a", PLAN, Cost(1, -5, 0))
+        make().try_acquire("a", PLAN, Demand(1, -5, 0))
 
 
 def test_concurrent_threads_take_exactly_the_capacity(backend):
@@ -143,7 +143,7 @@ def test_concurrent_threads_take_exactly_the_capacity(backend):
     admitted: list[int] = []
 
     def worker() -> None:
-        admitted.append(sum(limiter.try_acquire("a", PLAN, Cost(1, 0, 0)).allowed for _ in range(40)))
+        admitted.append(sum(limiter.try_acquire("a", PLAN, Demand(1, 0, 0)).allowed for _ in range(40)))
 
     threads = [threading.Thread(target=worker) for _ in range(4)]
     for t in threads:
@@ -164,8 +164,8 @@ def test_retry_after_header_rounds_up_and_is_never_zero():
 def test_redis_backend_reads_the_servers_clock_by_default(redis_client):
     slow = Plan("slow", 1, 6_000, 1_200, Decimal("10"), frozenset({"claude-haiku-5-5"}))  # 1 request a minute
     limiter = RedisLimiter(redis_client)
-    assert limiter.try_acquire("a", slow, Cost(1, 0, 0)).allowed
-    d = limiter.try_acquire("a", slow, Cost(1, 0, 0))
+    assert limiter.try_acquire("a", slow, Demand(1, 0, 0)).allowed
+    d = limiter.try_acquire("a", slow, Demand(1, 0, 0))
     # Real time passes between the calls (the server's clock), so the wait is just under a minute.
     assert not d.allowed and 0 < d.retry_after_s <= 60.0
     assert redis_client.pttl("tenancy:rl:a") > 0  # idle buckets expire once full again
@@ -181,7 +181,7 @@ def _worker(backend: str, url: str, attempts: int, frozen_now: float, out: "mult
         limiter = MemoryLimiter(clock=clock)
     else:
         limiter = RedisLimiter(connect(url), now=lambda: frozen_now)
-    out.put(sum(limiter.try_acquire("acme", PLAN, Cost(1, 0, 0)).allowed for _ in range(attempts)))
+    out.put(sum(limiter.try_acquire("acme", PLAN, Demand(1, 0, 0)).allowed for _ in range(attempts)))
 
 
 @pytest.mark.parametrize("backend_name, expected", [("memory", 4 * 60), ("redis", 60)])

@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from .. import pricing
 from ..clock import SYSTEM_CLOCK, Clock
-from ..concurrency import RateBudget, estimate_cost
+from ..concurrency import RateBudget, estimate_demand
 from ..content import text_of
 from ..resilience import BreakerBoard, FallbackChain, Link, RetryPolicy, is_retryable
 from .bus import EventBus
@@ -91,8 +91,8 @@ class ModelCaller:
                 # Output tokens are charged as generated: expect the mean so far; before any reply,
                 # assume max_tokens (a cautious start, settled to what the reply really used).
                 expected = self._outputs[1] / self._outputs[0] if self._outputs[0] else float(body["max_tokens"])
-                cost = estimate_cost({**body, "model": model}, expected)
-                attrs["paced_s"] = attrs.get("paced_s", 0.0) + await budget.acquire(cost)
+                demand = estimate_demand({**body, "model": model}, expected)
+                attrs["paced_s"] = attrs.get("paced_s", 0.0) + await budget.acquire(demand)
             self.model_calls += 1
             published = 0
             try:
@@ -113,7 +113,7 @@ class ModelCaller:
                     request_id = stream.request_id  # the `request-id` header: what billing reconciles by
             except Exception as exc:  # not on cancellation: a worker being killed says nothing (its redelivery will)
                 if budget is not None and getattr(exc, "status_code", None) == 429:
-                    budget.refund(cost)  # refused, so never charged against the limits
+                    budget.refund(demand)  # refused, so never charged against the limits
                 if published:  # the client has shown part of this attempt: tell it to start over
                     attrs.pop("first_token_at", None)
                     await self.bus.publish(topic, {"message_id": mid, "type": "restart"})
@@ -122,7 +122,7 @@ class ModelCaller:
             self._outputs[0] += 1
             self._outputs[1] += used
             if budget is not None:
-                budget.settle_output(cost.output_tokens, used)
+                budget.settle_output(demand.output_tokens, used)
             if cache is not None and model == models[0]:  # never cache a degraded (fallback) answer
                 cache.put({**body, "model": model}, message)
             return {**_result(message, model), "cache_hit": False, "request_id": request_id}

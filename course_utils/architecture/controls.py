@@ -22,7 +22,7 @@ from decimal import Decimal
 from typing import Any, Mapping, Sequence
 
 from ..clock import SYSTEM_CLOCK, Clock
-from ..concurrency import Cost
+from ..concurrency import Demand
 from ..cost import worst_case_cost
 from ..tenancy import BudgetGuard, Meter, TenantLimiter, TenantRegistry, estimated_tokens
 from .errors import ArchitectureError
@@ -82,10 +82,10 @@ class TenantControls:
         """
         ctx = self.registry.context(tenant)  # the tenant id came from our own store, not a request
         expected_output = int(body.get("max_tokens", 0))
-        cost = Cost(1, estimated_tokens(body) - expected_output, expected_output)
+        demand = Demand(1, estimated_tokens(body) - expected_output, expected_output)
         waited = 0.0
         while True:
-            decision = self.limiter.try_acquire(tenant, ctx.plan, cost)
+            decision = self.limiter.try_acquire(tenant, ctx.plan, demand)
             if decision.allowed:
                 break
             retry = decision.retry_after_s

@@ -11,7 +11,8 @@ module             what
 ``buckets``        :class:`TokenBucket`, :class:`RateBudget`: client-side request and token buckets
 ``dispatcher``     :class:`RateLimitedDispatcher`: pace at the limit with headroom, sync with the headers
 ``org_limits``     :func:`read_rate_limits`: the organisation's limits from the Rate Limits API
-``simulate``       :func:`simulate_runs`: approaches side by side on the simulator, on virtual time
+``simulate``       :func:`simulate_runs`: approaches side by side on the simulator, on virtual time;
+                   its kit (:func:`simulator_session`, :func:`run_each`) serves lesson 07 too
 ``threads``        :func:`run_threaded`: the same with a thread pool and the sync client
 ``display``        :func:`async_slider`: the Explore control
 ``workload``       the lesson's ticket-classification requests
@@ -23,13 +24,23 @@ Long operations take ``on_progress``, a :data:`course_utils.progress.ProgressCal
 
 from __future__ import annotations
 
-from .buckets import Cost, ExceedsBucketCapacity, RateBudget, TokenBucket
-from .dispatcher import DispatchStats, RateLimitedDispatcher, estimate_cost
+from .buckets import Demand, ExceedsBucketCapacity, RateBudget, TokenBucket
+from .dispatcher import DispatchStats, RateLimitedDispatcher, estimate_demand
 from .display import async_slider
 from .errors import ConcurrencyError
 from .fanout import bounded_gather, max_in_flight
 from .org_limits import ModelLimits, aread_rate_limits, read_rate_limits
-from .simulate import NO_LIMIT, RunComparison, SimulatedRun, asimulate_runs, simulate_runs
+from .simulate import (
+    NO_LIMIT,
+    RunComparison,
+    SimulatedRun,
+    SimulatorSession,
+    arun_each,
+    asimulate_runs,
+    run_each,
+    simulate_runs,
+    simulator_session,
+)
 from .structured import Outcome, Outcomes, partition, run_all, with_timeout
 from .threads import run_threaded
 from .workers import WorkerPool, run_pool
@@ -50,15 +61,19 @@ __all__ = [
     "run_pool",
     "TokenBucket",
     "RateBudget",
-    "Cost",
+    "Demand",
     "ConcurrencyError",
     "ExceedsBucketCapacity",
     "RateLimitedDispatcher",
     "DispatchStats",
-    "estimate_cost",
+    "estimate_demand",
     "run_threaded",
     "simulate_runs",
     "asimulate_runs",
+    "SimulatorSession",
+    "simulator_session",
+    "run_each",
+    "arun_each",
     "SimulatedRun",
     "RunComparison",
     "NO_LIMIT",

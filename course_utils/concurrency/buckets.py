@@ -23,20 +23,22 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..clock import SYSTEM_CLOCK, Clock
+from ..token_bucket import TIME_SLACK_S, Bucket
 from .errors import ConcurrencyError
 
-__all__ = ["TokenBucket", "Cost", "RateBudget", "ExceedsBucketCapacity"]
-
-_SLACK_S = 1e-6
+__all__ = ["TokenBucket", "Demand", "RateBudget", "ExceedsBucketCapacity"]
 
 
 class ExceedsBucketCapacity(ConcurrencyError, ValueError):
     """A request needs more than a bucket can ever hold (e.g. more input tokens than the ITPM limit)."""
 
 
-class TokenBucket:
+class TokenBucket(Bucket):
     """A continuously refilling bucket of ``capacity`` tokens, ``refill_per_second`` back per second.
 
+    The course's one bucket (:class:`course_utils.token_bucket.Bucket`: refill, ``time_until``,
+    ``try_take``, ``take``, ``reset``) with what a client needs on top: :meth:`acquire` (wait on the
+    clock, then take) and adopting what the provider says (:meth:`lower_to`, :meth:`set_limit`).
     Starts full unless ``level`` is given. :meth:`take` may drive the level negative (charging
     what was only known afterwards); refunds never overfill it.
     """
@@ -46,56 +48,12 @@ class TokenBucket:
     ) -> None:
         if capacity <= 0 or refill_per_second < 0:
             raise ValueError("capacity must be > 0 and refill_per_second >= 0")
-        self.capacity = float(capacity)
-        self.refill_per_second = float(refill_per_second)
-        self._clock = clock
-        self._level = self.capacity if level is None else min(float(level), self.capacity)
-        self._last = clock.monotonic()
+        super().__init__(capacity, refill_per_second, clock, level)
 
     @classmethod
     def per_minute(cls, limit: float, *, clock: Clock = SYSTEM_CLOCK, capacity: float | None = None) -> "TokenBucket":
         """A bucket for a per-minute limit: refills ``limit / 60`` per second; holds ``limit`` unless ``capacity`` is smaller."""
         return cls(capacity if capacity is not None else limit, limit / 60.0, clock=clock)
-
-    def _refill(self) -> None:
-        now = self._clock.monotonic()
-        if now > self._last:
-            self._level = min(self.capacity, self._level + (now - self._last) * self.refill_per_second)
-            self._last = now
-
-    @property
-    def level(self) -> float:
-        """Tokens available now (may be negative after an overdraft)."""
-        self._refill()
-        return self._level
-
-    def time_until(self, n: float) -> float:
-        """Seconds until ``n`` tokens are available: 0 if they are now, ``inf`` if never (``n`` > capacity)."""
-        if n > self.capacity:
-            return math.inf
-        deficit = n - self.level
-        # Clocks on epoch floats resolve ~1e-7 s; a deficit that refills in under a microsecond
-        # is treated as paid, or a waiter could sleep 0 s forever.
-        if deficit <= self.refill_per_second * _SLACK_S + 1e-9:
-            return 0.0
-        return math.inf if self.refill_per_second == 0 else deficit / self.refill_per_second
-
-    def try_take(self, n: float) -> bool:
-        """Take ``n`` tokens if all are available now; else take nothing and return False."""
-        if self.time_until(n) > 0:
-            return False
-        self._level -= n
-        return True
-
-    def take(self, n: float) -> None:
-        """Take ``n`` tokens whatever the level (a negative ``n`` refunds, up to capacity)."""
-        self._refill()
-        self._level = min(self.capacity, self._level - n)
-
-    def reset(self, level: float | None = None) -> None:
-        """Start afresh now at ``level`` (default: full), whatever the level was."""
-        self._last = self._clock.monotonic()
-        self._level = self.capacity if level is None else min(float(level), self.capacity)
 
     def lower_to(self, level: float) -> float:
         """Lower the level to ``level`` if it is higher (news from the provider); return how much was removed."""
@@ -129,8 +87,11 @@ class TokenBucket:
 
 
 @dataclass(frozen=True)
-class Cost:
-    """What one request takes from the three buckets."""
+class Demand:
+    """What one request draws from the three rate limits: a request and its input and output tokens.
+
+    A quantity of tokens, not of money: dollars are :func:`course_utils.pricing.cost`'s (a ``Decimal``).
+    """
 
     requests: int = 1
     input_tokens: int = 0
@@ -251,9 +212,9 @@ class RateBudget:
             self._reshape(name)
         return 0.0 if self._ramp is None else max(0.05, self._ramp[1] / 100.0)
 
-    def restart(self, spent: Cost | None = None) -> None:
+    def restart(self, spent: Demand | None = None) -> None:
         """Start every bucket afresh now, full minus ``spent`` (a request the provider already charged)."""
-        spent = spent or Cost(0, 0, 0)
+        spent = spent or Demand(0, 0, 0)
         for bucket, n in (
             (self.requests, spent.requests),
             (self.input, spent.input_tokens),
@@ -261,21 +222,21 @@ class RateBudget:
         ):
             bucket.reset(bucket.capacity - n)
 
-    def _needs(self, cost: Cost) -> tuple[float, float, float]:
+    def _needs(self, demand: Demand) -> tuple[float, float, float]:
         # A demand bigger than its bucket is admitted once the bucket is full (then overdraws it).
         return (
-            min(cost.requests, self.requests.capacity),
-            min(cost.input_tokens, self.input.capacity),
-            min(cost.output_tokens, self.output.capacity),
+            min(demand.requests, self.requests.capacity),
+            min(demand.input_tokens, self.input.capacity),
+            min(demand.output_tokens, self.output.capacity),
         )
 
-    def time_until(self, cost: Cost) -> float:
-        """Seconds until ``cost`` could be taken (pauses included)."""
+    def time_until(self, demand: Demand) -> float:
+        """Seconds until ``demand`` could be taken (pauses included)."""
         pause = self._paused_until - self.clock.monotonic()
         # Below a microsecond a pause is over: a virtual loop's clock (integer microseconds) would not
         # move for a shorter sleep, and the waiter would spin.
-        pause = pause if pause > _SLACK_S else 0.0
-        requests, input_tokens, output_tokens = self._needs(cost)
+        pause = pause if pause > TIME_SLACK_S else 0.0
+        requests, input_tokens, output_tokens = self._needs(demand)
         return max(
             pause,
             self.requests.time_until(requests),
@@ -283,15 +244,15 @@ class RateBudget:
             self.output.time_until(output_tokens),
         )
 
-    def take(self, cost: Cost) -> None:
-        """Charge ``cost`` now, whatever the levels (may overdraw)."""
-        self.requests.take(cost.requests)
-        self.input.take(cost.input_tokens)
-        self.output.take(cost.output_tokens)
+    def take(self, demand: Demand) -> None:
+        """Charge ``demand`` now, whatever the levels (may overdraw)."""
+        self.requests.take(demand.requests)
+        self.input.take(demand.input_tokens)
+        self.output.take(demand.output_tokens)
 
-    def refund(self, cost: Cost) -> None:
-        """Give ``cost`` back (a request the provider refused, so it was never charged)."""
-        self.take(Cost(-cost.requests, -cost.input_tokens, -cost.output_tokens))
+    def refund(self, demand: Demand) -> None:
+        """Give ``demand`` back (a request the provider refused, so it was never charged)."""
+        self.take(Demand(-demand.requests, -demand.input_tokens, -demand.output_tokens))
 
     def settle_output(self, expected: int, used: int) -> None:
         """Replace the output the client expected by the output actually generated."""
@@ -306,34 +267,34 @@ class RateBudget:
         """Admit nothing before ``monotonic_deadline`` (a clock ``monotonic()`` reading)."""
         self._paused_until = max(self._paused_until, monotonic_deadline)
 
-    async def acquire(self, cost: Cost) -> float:
-        """Wait until every bucket can pay ``cost``, take it, and return the seconds waited.
+    async def acquire(self, demand: Demand) -> float:
+        """Wait until every bucket can pay ``demand``, take it, and return the seconds waited.
 
         Raises :class:`ExceedsBucketCapacity` for more input tokens than the per-minute limit
         (the provider refuses those for good).
         """
-        waited, _ = await self.acquire_estimate(lambda: cost)
+        waited, _ = await self.acquire_estimate(lambda: demand)
         return waited
 
-    async def acquire_estimate(self, estimate: Callable[[], Cost]) -> tuple[float, Cost]:
-        """:meth:`acquire` for a cost estimated while waiting: ``estimate()`` is called again each time
+    async def acquire_estimate(self, estimate: Callable[[], Demand]) -> tuple[float, Demand]:
+        """:meth:`acquire` for a demand estimated while waiting: ``estimate()`` is called again each time
         the request is about to be admitted (what replies taught while it queued, e.g. how many of its
-        tokens the prompt cache will serve, counts); returns the seconds waited and the cost taken."""
+        tokens the prompt cache will serve, counts); returns the seconds waited and the demand taken."""
         waited = 0.0
         async with self._line:  # first come, first served
             while True:
                 step = self._follow_ramp()
-                cost = estimate()
-                if cost.input_tokens > self.per_minute["input-tokens"]:
+                demand = estimate()
+                if demand.input_tokens > self.per_minute["input-tokens"]:
                     raise ExceedsBucketCapacity(
-                        f"{cost.input_tokens:,} input tokens exceed the {self.per_minute['input-tokens']:,.0f} input "
+                        f"{demand.input_tokens:,} input tokens exceed the {self.per_minute['input-tokens']:,.0f} input "
                         "tokens per minute this key may ever send; shorten or split the prompt"
                     )
-                wait = self.time_until(cost)
+                wait = self.time_until(demand)
                 if wait <= 0:
-                    self.take(cost)
+                    self.take(demand)
                     self.waited_s += waited
-                    return waited, cost
+                    return waited, demand
                 wait = min(wait, step) if step > 0 else wait  # look again as the ramp raises the rate
                 await self.clock.sleep(wait)
                 waited += wait

@@ -5,7 +5,7 @@ The API may enforce a per-minute limit over much shorter intervals ("60 RPM migh
 spends a minute's quota at once is refused even under its per-minute limit. For each request this
 dispatcher:
 
-1. **estimates the cost before sending**: 1 request, the input tokens counted offline with
+1. **estimates the demand before sending**: 1 request, the input tokens counted offline with
    :func:`course_utils.tokens.count_request`, and the output it *expects* (the mean of the replies
    so far, capped at ``max_tokens``). The API reserves nothing for ``max_tokens``: OTPM counts the
    output actually generated, so the estimate is the client's own, settled to the actual output;
@@ -46,18 +46,18 @@ from ..clock import SYSTEM_CLOCK, Clock
 from ..progress import ProgressCallback
 from ..tokens import count_request
 from ..retries import RetryEvent, RetryPolicy, retry_after_s
-from .buckets import Cost, RateBudget
+from .buckets import Demand, RateBudget
 from .structured import Outcome, Outcomes, run_all
 
 
-__all__ = ["RateLimitedDispatcher", "DispatchStats", "estimate_cost", "itpm_tokens", "uses_cache"]
+__all__ = ["RateLimitedDispatcher", "DispatchStats", "estimate_demand", "itpm_tokens", "uses_cache"]
 
 HEADER_PREFIX = "anthropic-ratelimit-"
 ROUNDING_SLACK = 500.0
 """The ``*-tokens-remaining`` headers are "rounded to the nearest thousand": at most this far off."""
 
 
-def estimate_cost(body: Mapping[str, Any], expected_output: float = 0.0, expected_cache_read: float = 0.0) -> Cost:
+def estimate_demand(body: Mapping[str, Any], expected_output: float = 0.0, expected_cache_read: float = 0.0) -> Demand:
     """What a Messages request body will take from the rate limits, computed before sending it.
 
     1 request and its input tokens (counted offline) less ``expected_cache_read`` (cache reads don't
@@ -68,7 +68,7 @@ def estimate_cost(body: Mapping[str, Any], expected_output: float = 0.0, expecte
     cap = int(body.get("max_tokens") or 0)
     counted = count_request(body)
     uncached = max(0, counted - int(expected_cache_read))
-    return Cost(requests=1, input_tokens=uncached, output_tokens=min(cap, math.ceil(expected_output)))
+    return Demand(requests=1, input_tokens=uncached, output_tokens=min(cap, math.ceil(expected_output)))
 
 
 def uses_cache(body: Mapping[str, Any]) -> bool:
@@ -204,24 +204,24 @@ class RateLimitedDispatcher:
         # long to wait: retry-after (0 if none) plus full jitter, for a 429 as for anything else.
         cached = uses_cache(body)
 
-        def estimate() -> Cost:
+        def estimate() -> Demand:
             # Called again while the request waits for capacity: replies that arrive meanwhile count.
-            return estimate_cost(body, self.expected_output, self.expected_cache_read if cached else 0.0)
+            return estimate_demand(body, self.expected_output, self.expected_cache_read if cached else 0.0)
 
         return await self._retry.acall(self._send_once, body, estimate, cached)
 
     def _count_retry(self, event: RetryEvent) -> None:
         self.stats.retries += 1
 
-    async def _send_once(self, body: Mapping[str, Any], estimate: Callable[[], Cost], cached: bool = False) -> Any:
+    async def _send_once(self, body: Mapping[str, Any], estimate: Callable[[], Demand], cached: bool = False) -> Any:
         async with self._slots:
             snapshot = None
             if self.budget is not None:
-                waited, cost = await self.budget.acquire_estimate(estimate)
+                waited, demand = await self.budget.acquire_estimate(estimate)
                 self.stats.waited_s += waited
-                snapshot = self._snapshot(cost)
+                snapshot = self._snapshot(demand)
             else:
-                cost = estimate()
+                demand = estimate()
             self.stats.sent += 1
             self.stats.arrivals.append(self._clock.monotonic())
             try:
@@ -229,7 +229,7 @@ class RateLimitedDispatcher:
             except anthropic.RateLimitError as exc:
                 self.stats.rate_limited += 1
                 if self.budget is not None:
-                    self.budget.refund(cost)  # refused, so never charged
+                    self.budget.refund(demand)  # refused, so never charged
                 self._observe(exc.response.headers, snapshot)
                 advised = retry_after_s(exc)  # the course's one parser (retry-after-ms, then retry-after)
                 if self.budget is not None:
@@ -256,22 +256,22 @@ class RateLimitedDispatcher:
             self._observe(raw.headers, snapshot)
             if self.budget is not None:
                 if not self._warmed_up:
-                    counted_in = cost.input_tokens if counted is None else counted
-                    self._start_after_first(raw.headers, Cost(cost.requests, counted_in, used))
+                    counted_in = demand.input_tokens if counted is None else counted
+                    self._start_after_first(raw.headers, Demand(demand.requests, counted_in, used))
                 else:
-                    self.budget.settle_output(cost.output_tokens, used)
+                    self.budget.settle_output(demand.output_tokens, used)
                     if counted is not None:
-                        self.budget.settle_input(cost.input_tokens, counted)
+                        self.budget.settle_input(demand.input_tokens, counted)
             self.stats.succeeded += 1
             return message
 
     # ----- keeping in step with the provider ---------------------------------------------------
-    def _snapshot(self, cost: Cost) -> dict[str, Any]:
+    def _snapshot(self, demand: Demand) -> dict[str, Any]:
         """What we believed when sending: each bucket's level right after this request was charged,
-        the corrections made so far, how many requests had been sent, and this request's cost."""
+        the corrections made so far, how many requests had been sent, and this request's demand."""
         assert self.budget is not None
         levels = {name: (bucket.level, self._corrected[name]) for name, bucket in self.budget.buckets().items()}
-        return {"levels": levels, "sent": self.stats.sent, "cost": cost}
+        return {"levels": levels, "sent": self.stats.sent, "demand": demand}
 
     def _observe(self, headers: Mapping[str, str], snapshot: dict[str, Any] | None) -> None:
         """Adopt the ``*-limit`` headers (creating the budget if it had no limits yet)."""
@@ -298,7 +298,7 @@ class RateLimitedDispatcher:
         if self._sync and snapshot is not None and self._warmed_up:
             self._lower_to_remaining(headers, snapshot)
 
-    def _start_after_first(self, headers: Mapping[str, str], spent: Cost) -> None:
+    def _start_after_first(self, headers: Mapping[str, str], spent: Demand) -> None:
         """The first request went alone: start our buckets now, behind the provider's (which
         started when that request arrived), minus what it took, and no fuller than its remaining
         says (another process may be spending the key)."""
@@ -326,11 +326,11 @@ class RateLimitedDispatcher:
             # Our requests sent after this one may have reached the provider first: each explains
             # one request's worth of gap. requests-remaining is exact.
             overtaken = self.stats.sent - snapshot["sent"] - 1
-            cost: Cost = snapshot["cost"]
+            demand: Demand = snapshot["demand"]
             if name == "requests":
-                tolerance = 1.0 + overtaken * cost.requests
+                tolerance = 1.0 + overtaken * demand.requests
             else:
-                per_request = cost.input_tokens if name == "input-tokens" else cost.output_tokens
+                per_request = demand.input_tokens if name == "input-tokens" else demand.output_tokens
                 # Token counts come "rounded to the nearest thousand" (rate-limits page): up to 500 off.
                 tolerance = max(2.0, 0.005 * bucket.capacity) + ROUNDING_SLACK + overtaken * per_request
             gap = level_at_send - remaining - tolerance

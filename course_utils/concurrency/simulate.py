@@ -7,6 +7,10 @@ simulator (:class:`~course_utils.mock_provider.inprocess.InProcessServer`) on a 
 and rate-limit refill all cost no wall time, and the same code gives the same figures on any
 machine, under any load. Figures come from the simulator's ledger.
 
+The kit, which lesson 07's measurements use too: :func:`simulator_session` (a fresh simulator, a
+client, and the ledger's rows timed from the start) and :func:`run_each` / :func:`arun_each` (each
+variant on its own virtual loop, in order, with progress).
+
 Each approach is ``async def run(client) -> results``: it gets an ``AsyncAnthropic`` (SDK retries
 off; ``client.with_options(max_retries=2)`` turns them back on) on a key with the given limits,
 and returns one result per item, an exception for an item it lost.
@@ -14,16 +18,32 @@ and returns one result per item, an exception for an item it lost.
 
 from __future__ import annotations
 
+import asyncio
+import random
 import threading
 import time
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Iterable, Mapping
+from decimal import Decimal
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Mapping, TypeVar
 
 from ..clients import AsyncClient
-from ..clock import VIRTUAL_EPOCH, run_virtual
+from ..clock import DEFAULT_NOOP_CYCLES, VIRTUAL_EPOCH, run_virtual
 from ..progress import ProgressCallback, ProgressEvent
 
-__all__ = ["SimulatedRun", "RunComparison", "simulate_runs", "asimulate_runs", "NO_LIMIT"]
+__all__ = [
+    "SimulatedRun",
+    "RunComparison",
+    "simulate_runs",
+    "asimulate_runs",
+    "NO_LIMIT",
+    "SimulatorSession",
+    "simulator_session",
+    "run_each",
+    "arun_each",
+]
+
+T = TypeVar("T")
 
 NO_LIMIT = 10**9
 """A per-minute limit so high it never binds (for the limits a demo is not about)."""
@@ -147,29 +167,8 @@ def simulate_runs(
     ...)`` keeps that loop free). ``on_progress`` gets a ``ProgressEvent`` after each approach
     (``elapsed_s`` in wall seconds, ``latest`` the :class:`SimulatedRun`), on the caller's thread.
     """
-    out = RunComparison()
-    started = time.monotonic()
-    for name, approach in approaches.items():
-        out.append(
-            _in_thread(
-                lambda approach=approach, name=name: run_virtual(
-                    _one(
-                        name,
-                        approach,
-                        rpm=rpm,
-                        itpm=itpm,
-                        otpm=otpm,
-                        burst_s=burst_s,
-                        seed=seed,
-                        time_scale=time_scale,
-                        acceleration=acceleration,
-                    )
-                )
-            )
-        )
-        if on_progress is not None:
-            on_progress(ProgressEvent(len(out), len(approaches), time.monotonic() - started, latest=out[-1]))
-    return out
+    limits = dict(rpm=rpm, itpm=itpm, otpm=otpm, burst_s=burst_s, seed=seed, time_scale=time_scale)
+    return RunComparison(run_each(_variants(approaches, limits, acceleration), on_progress=on_progress))
 
 
 async def asimulate_runs(
@@ -189,30 +188,17 @@ async def asimulate_runs(
     Each approach runs on its own virtual loop in a worker thread, so the caller's loop stays free
     (widgets update, other tasks run); ``on_progress`` is called on the caller's loop.
     """
-    import asyncio
+    limits = dict(rpm=rpm, itpm=itpm, otpm=otpm, burst_s=burst_s, seed=seed, time_scale=time_scale)
+    return RunComparison(await arun_each(_variants(approaches, limits, acceleration), on_progress=on_progress))
 
-    out = RunComparison()
-    started = time.monotonic()
-    for name, approach in approaches.items():
-        out.append(
-            await asyncio.to_thread(
-                run_virtual,
-                _one(
-                    name,
-                    approach,
-                    rpm=rpm,
-                    itpm=itpm,
-                    otpm=otpm,
-                    burst_s=burst_s,
-                    seed=seed,
-                    time_scale=time_scale,
-                    acceleration=acceleration,
-                ),
-            )
-        )
-        if on_progress is not None:
-            on_progress(ProgressEvent(len(out), len(approaches), time.monotonic() - started, latest=out[-1]))
-    return out
+
+def _variants(
+    approaches: Mapping[str, Approach], limits: dict[str, Any], acceleration: Any | None
+) -> dict[str, Callable[[], Awaitable[SimulatedRun]]]:
+    return {
+        name: (lambda name=name, approach=approach: _one(name, approach, acceleration=acceleration, **limits))
+        for name, approach in approaches.items()
+    }
 
 
 async def _one(
@@ -227,34 +213,134 @@ async def _one(
     time_scale: float,
     acceleration: Any | None = None,
 ) -> SimulatedRun:
-    import asyncio
-
-    from ..mock_provider.inprocess import InProcessServer
     from ..mock_provider.ratelimit import RateLimits
 
-    server = InProcessServer(seed=seed, time_scale=time_scale)
     key = f"sim-key-l03-{''.join(c if c.isalnum() else '-' for c in name.lower())}"
     # The key stands for an organisation of its own with these limits (limits belong to the organisation).
-    server.set_rate_limits(key, RateLimits(int(rpm), int(itpm), int(otpm), burst_s=burst_s))
-    if acceleration is not None:
-        server.simulator.limiter.set_acceleration(acceleration)
-    burst = max(1.0, rpm * server.simulator.limiter.burst_for(key) / 60.0)
-    client = server.async_client(api_key=key, max_retries=0)
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    try:
-        results = list(await approach(client))
-    finally:
-        await client.close()
-    virtual_s = loop.time() - started
-    server.close()
-    ledger = server.ledger()
-    rows = ledger[(ledger["api_key"] == key) & (ledger["endpoint"] == "/v1/messages")].copy()
-    # The ledger stamps epoch time, which on a virtual loop is VIRTUAL_EPOCH + the loop's clock.
-    origin = VIRTUAL_EPOCH + started
-    rows["arrival"] = rows["arrival"] - origin
-    rows["finish"] = rows["finish"] - origin
-    return SimulatedRun(name, results, rows.reset_index(drop=True), float(rpm), burst, virtual_s)
+    limits = RateLimits(int(rpm), int(itpm), int(otpm), burst_s=burst_s)
+    async with simulator_session(seed=seed, time_scale=time_scale, api_key=key, limits=limits) as session:
+        if acceleration is not None:
+            session.server.simulator.limiter.set_acceleration(acceleration)
+        burst = max(1.0, rpm * session.server.simulator.limiter.burst_for(key) / 60.0)
+        results = list(await approach(session.client))
+    return SimulatedRun(name, results, session.requests(), float(rpm), burst, session.elapsed_s())
+
+
+# ----- the measuring kit: one simulator per run, one virtual loop per variant ----------------------
+@dataclass
+class SimulatorSession:
+    """A fresh in-process simulator on the running (virtual) loop, an SDK client of one key (SDK
+    retries off), and the loop time the session opened: what a measured run records."""
+
+    server: Any
+    client: AsyncClient
+    api_key: str
+    started: float
+
+    def elapsed_s(self) -> float:
+        """Virtual seconds since the session opened."""
+        return asyncio.get_running_loop().time() - self.started
+
+    def requests(self) -> Any:
+        """The ledger's Messages API rows of this session's key (every attempt), ``arrival`` and ``finish``
+        in seconds from the start. (The ledger stamps epoch time: on a virtual loop ``VIRTUAL_EPOCH`` plus
+        the loop's clock.)"""
+        ledger = self.server.ledger()
+        rows = ledger[(ledger["api_key"] == self.api_key) & (ledger["endpoint"] == "/v1/messages")].copy()
+        origin = VIRTUAL_EPOCH + self.started
+        rows["arrival"] = rows["arrival"] - origin
+        rows["finish"] = rows["finish"] - origin
+        return rows.reset_index(drop=True)
+
+    def billed_usd(self) -> Decimal:
+        """What the simulator's ledger billed, every key and endpoint, exactly."""
+        return sum((Decimal(r["cost_usd"]) for r in self.server.simulator.ledger.records()), Decimal(0))
+
+
+@asynccontextmanager
+async def simulator_session(
+    *,
+    seed: int,
+    time_scale: float = 1.0,
+    api_key: str = "sim-key-default",
+    limits: Any | None = None,
+    rate_limit_tier: str = "default",
+) -> AsyncIterator[SimulatorSession]:
+    """``async with simulator_session(...) as session``: a fresh :class:`~course_utils.mock_provider.InProcessServer`
+    on the running loop (``limits``: the key's organisation's :class:`~course_utils.mock_provider.ratelimit.RateLimits`),
+    and a client of ``api_key``; the client and the server are closed however the block ends, and
+    the session's figures stay readable after it."""
+    from ..mock_provider.inprocess import InProcessServer
+
+    with InProcessServer(seed=seed, time_scale=time_scale, rate_limit_tier=rate_limit_tier) as server:
+        if limits is not None:
+            server.set_rate_limits(api_key, limits)
+        client = server.async_client(api_key=api_key, max_retries=0)
+        session = SimulatorSession(server, client, api_key, asyncio.get_running_loop().time())
+        try:
+            yield session
+        finally:
+            await client.close()
+
+
+class _Variants:
+    """The one loop over named variants: each runs on a fresh virtual loop in a helper thread, and
+    is recorded (with a progress event) in order. :func:`run_each` and :func:`arun_each` only wait."""
+
+    def __init__(
+        self,
+        variants: Mapping[str, Callable[[], Awaitable[T]]],
+        seed: int | None,
+        noop_cycles: int,
+        on_progress: ProgressCallback | None,
+    ) -> None:
+        self.jobs = [(lambda make=make: self._run(make)) for make in variants.values()]
+        self.results: list[T] = []
+        self._seed, self._noop_cycles, self._on_progress = seed, noop_cycles, on_progress
+        self._started = time.monotonic()
+
+    def _run(self, make: Callable[[], Awaitable[T]]) -> T:
+        if self._seed is not None:
+            random.seed(self._seed)  # the SDK's retry jitter draws from it: the same figures every run
+        return run_virtual(make(), noop_cycles=self._noop_cycles)
+
+    def record(self, result: T) -> None:
+        self.results.append(result)
+        if self._on_progress is not None:
+            event = ProgressEvent(len(self.results), len(self.jobs), time.monotonic() - self._started, latest=result)
+            self._on_progress(event)
+
+
+def run_each(
+    variants: Mapping[str, Callable[[], Awaitable[T]]],
+    *,
+    seed: int | None = None,
+    noop_cycles: int = DEFAULT_NOOP_CYCLES,
+    on_progress: ProgressCallback | None = None,
+) -> list[T]:
+    """Run each variant (``name -> async factory``) to completion on a fresh virtual loop of its own,
+    one after another, in a helper thread; return their results in order. Blocks; ``on_progress``
+    gets a ``ProgressEvent`` after each, on the caller's thread. ``seed`` seeds ``random`` before
+    each variant; ``noop_cycles`` as in :func:`~course_utils.clock.virtual_loop`."""
+    loop = _Variants(variants, seed, noop_cycles, on_progress)
+    for job in loop.jobs:
+        loop.record(_in_thread(job))
+    return loop.results
+
+
+async def arun_each(
+    variants: Mapping[str, Callable[[], Awaitable[T]]],
+    *,
+    seed: int | None = None,
+    noop_cycles: int = DEFAULT_NOOP_CYCLES,
+    on_progress: ProgressCallback | None = None,
+) -> list[T]:
+    """:func:`run_each` for a running event loop: the caller's loop stays free while each variant
+    runs in a worker thread; ``on_progress`` is called on it."""
+    loop = _Variants(variants, seed, noop_cycles, on_progress)
+    for job in loop.jobs:
+        loop.record(await asyncio.to_thread(job))
+    return loop.results
 
 
 def _in_thread(fn: Callable[[], Any]) -> Any:

@@ -4,7 +4,7 @@ First come, first served lets one tenant's bulk import fill the queue, and every
 waits behind it. Deficit round robin (Shreedhar & Varghese, 1995) keeps one queue per tenant and
 visits the tenants with work in turn; on each visit a tenant earns ``quantum * weight`` of
 credit (its *deficit*) and sends requests from the head of its queue while their estimated
-cost (tokens) fits the credit. So over any stretch where tenants have work waiting, each gets
+size (estimated tokens) fits the credit. So over any stretch where tenants have work waiting, each gets
 a share of the tokens proportional to its weight, whatever the size or number of its requests,
 and every tenant with work is visited every round: none starves.
 
@@ -32,17 +32,17 @@ T = TypeVar("T")
 
 
 def estimated_tokens(body: Mapping[str, Any]) -> int:
-    """What a request will cost in tokens, before sending: its input (counted offline) plus ``max_tokens``."""
+    """A request's size for fair queueing, in tokens, before sending: its input (counted offline) plus ``max_tokens``."""
     return count_request(body) + int(body.get("max_tokens") or 0)
 
 
 @dataclass
 class Queued(Generic[T]):
-    """One queued item: its tenant, its cost in tokens, and when it was queued (clock seconds)."""
+    """One queued item: its tenant, its size in tokens, and when it was queued (clock seconds)."""
 
     tenant_id: str
     item: T
-    cost: float
+    size: float
     enqueued_at: float
     seq: int = field(default=0)
 
@@ -50,8 +50,8 @@ class Queued(Generic[T]):
 class FairQueue(Generic[T]):
     """Deficit round robin over per-tenant FIFO queues (not thread-safe; one event loop).
 
-    ``weights`` per tenant (default ``default_weight``); ``quantum`` is the credit, in cost units
-    (tokens), a weight-1 tenant earns per round. A quantum near the typical request cost keeps
+    ``weights`` per tenant (default ``default_weight``); ``quantum`` is the credit, in size units
+    (tokens), a weight-1 tenant earns per round. A quantum near the typical request size keeps
     the rounds short; any positive quantum gives the same long-run shares.
     """
 
@@ -82,11 +82,11 @@ class FairQueue(Generic[T]):
     def weight(self, tenant_id: str) -> float:
         return float(self.weights.get(tenant_id, self.default_weight))
 
-    def push(self, tenant_id: str, item: T, cost: float) -> Queued[T]:
-        """Queue ``item`` for ``tenant_id``; ``cost`` is its estimated tokens (> 0)."""
-        if not cost > 0:
-            raise ValueError(f"a queued item's cost must be positive, not {cost!r}")
-        entry = Queued(tenant_id, item, float(cost), self._clock.monotonic(), next(self._seq))
+    def push(self, tenant_id: str, item: T, size: float) -> Queued[T]:
+        """Queue ``item`` for ``tenant_id``; ``size`` is its estimated tokens (> 0)."""
+        if not size > 0:
+            raise ValueError(f"a queued item's size must be positive, not {size!r}")
+        entry = Queued(tenant_id, item, float(size), self._clock.monotonic(), next(self._seq))
         queue = self._queues.setdefault(tenant_id, deque())
         if not queue:
             self._active.append(tenant_id)
@@ -105,8 +105,8 @@ class FairQueue(Generic[T]):
                 self._deficit[tenant] += self.quantum * self.weight(tenant)
                 self._credited = True
             head = queue[0]
-            if head.cost <= self._deficit[tenant] + 1e-9:
-                self._deficit[tenant] -= head.cost
+            if head.size <= self._deficit[tenant] + 1e-9:
+                self._deficit[tenant] -= head.size
                 queue.popleft()
                 self._idle_visits = 0
                 if not queue:
@@ -123,10 +123,10 @@ class FairQueue(Generic[T]):
                 self._skip_empty_rounds()
 
     def _skip_empty_rounds(self) -> None:
-        """A whole round sent nothing (every head costs more than its credit): add at once the credit
+        """A whole round sent nothing (every head is larger than its credit): add at once the credit
         of the rounds that would only have added credit, so a huge request costs no busy loop."""
         rounds = min(
-            math.ceil((self._queues[t][0].cost - self._deficit[t]) / (self.quantum * self.weight(t)))
+            math.ceil((self._queues[t][0].size - self._deficit[t]) / (self.quantum * self.weight(t)))
             for t in self._active
         )
         if rounds > 1:
@@ -158,13 +158,13 @@ class FairScheduler:
         weights: Mapping[str, float] | None = None,
         quantum: float = 1000.0,
         max_in_flight: int = 4,
-        cost: Callable[[Mapping[str, Any]], float] = estimated_tokens,
+        size: Callable[[Mapping[str, Any]], float] = estimated_tokens,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
         self._send = send
-        self._cost = cost
+        self._size = size
         self._clock = clock
         self.queue: FairQueue[tuple[Mapping[str, Any], asyncio.Future[Any]]] = FairQueue(
             weights, quantum=quantum, clock=clock
@@ -205,7 +205,7 @@ class FairScheduler:
         if self._pump is None:
             raise RuntimeError("the scheduler is not running: use `async with FairScheduler(...)` or start()")
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.queue.push(tenant_id, (body, fut), self._cost(body))
+        self.queue.push(tenant_id, (body, fut), self._size(body))
         self._ready.set()
         return await fut
 

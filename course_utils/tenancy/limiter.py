@@ -5,7 +5,7 @@ requests, input tokens and output tokens per minute. A bucket holds ``burst_s`` 
 rate (60: a minute's quota may be spent at once) and refills at ``limit / 60`` per second.
 
 :meth:`TenantLimiter.try_acquire` is one atomic step: all three buckets admit the request's
-estimated :class:`~course_utils.concurrency.Cost` and are charged, or none is and the
+estimated :class:`~course_utils.concurrency.Demand` and are charged, or none is and the
 :class:`Decision` says exactly how long to wait (``retry_after_s``: the longest refill any bucket
 needs) and which limit bound. That is the cheap-yes, exact-no contract: one dictionary update or
 one Redis round trip either way, and a refusal the gateway can return to the tenant as a 429
@@ -23,15 +23,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from ..concurrency import Cost
+from ..concurrency import Demand
 from .plans import Plan
 
 __all__ = ["Decision", "TenantLimiter", "DIMENSIONS", "bucket_shape", "retry_after_header"]
 
 DIMENSIONS = ("requests", "input_tokens", "output_tokens")
 """The three limits, in the order backends store them."""
-
-SLACK = 1e-9  # float slack when comparing a level with a demand
 
 
 @dataclass(frozen=True)
@@ -75,11 +73,11 @@ def bucket_shape(plan: Plan, burst_s: float) -> list[tuple[float, float]]:
     return out
 
 
-def demands(cost: Cost) -> list[float]:
-    """A cost as one number per dimension of :data:`DIMENSIONS`."""
-    values = [float(cost.requests), float(cost.input_tokens), float(cost.output_tokens)]
+def demands(demand: Demand) -> list[float]:
+    """A demand as one number per dimension of :data:`DIMENSIONS`."""
+    values = [float(demand.requests), float(demand.input_tokens), float(demand.output_tokens)]
     if any(v < 0 or math.isnan(v) for v in values):
-        raise ValueError(f"a cost cannot be negative: {cost!r}")
+        raise ValueError(f"a demand cannot be negative: {demand!r}")
     return values
 
 
@@ -94,8 +92,8 @@ class TenantLimiter(Protocol):
     """Per-tenant rate limits (see the module docstring). Implementations are safe to call from
     many threads and asyncio tasks; :class:`~.redis_backend.RedisLimiter` also across processes."""
 
-    def try_acquire(self, tenant_id: str, plan: Plan, cost: Cost) -> Decision:
-        """Admit and charge ``cost`` against the tenant's buckets, or refuse and charge nothing."""
+    def try_acquire(self, tenant_id: str, plan: Plan, demand: Demand) -> Decision:
+        """Admit and charge ``demand`` against the tenant's buckets, or refuse and charge nothing."""
         ...
 
     def settle_output(self, tenant_id: str, plan: Plan, expected: int, actual: int) -> None:

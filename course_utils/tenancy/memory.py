@@ -10,8 +10,9 @@ from __future__ import annotations
 import threading
 
 from ..clock import SYSTEM_CLOCK, Clock
-from ..concurrency import Cost
-from .limiter import DIMENSIONS, SLACK, Decision, bucket_shape, check_burst, demands
+from ..concurrency import Demand
+from ..token_bucket import LEVEL_SLACK, refilled, seconds_until
+from .limiter import DIMENSIONS, Decision, bucket_shape, check_burst, demands
 from .plans import Plan
 
 __all__ = ["MemoryLimiter", "MemoryBudgetStore"]
@@ -19,6 +20,10 @@ __all__ = ["MemoryLimiter", "MemoryBudgetStore"]
 
 class MemoryLimiter:
     """:class:`~.limiter.TenantLimiter` in this process's memory, on an injectable clock.
+
+    Three levels per tenant and one time of last refill, refilled and compared with the course's
+    token-bucket arithmetic (:func:`course_utils.token_bucket.refilled`, :func:`~course_utils.token_bucket.seconds_until`
+    with the tenant limiters' slack), exactly as the Redis backend's Lua script does.
 
     ``burst_s``: seconds of each per-minute rate a bucket holds (60 = a minute's quota at once).
     """
@@ -32,25 +37,23 @@ class MemoryLimiter:
     def _levels(self, tenant_id: str, shape: list[tuple[float, float]]) -> list[float]:
         now = self._clock.monotonic()
         levels, last = self._state.get(tenant_id, ([cap for cap, _ in shape], now))
-        elapsed = max(0.0, now - last)
-        levels = [min(cap, level + elapsed * rate) for level, (cap, rate) in zip(levels, shape)]
+        levels = [refilled(level, cap, rate, now - last) for level, (cap, rate) in zip(levels, shape)]
         self._state[tenant_id] = (levels, max(now, last))
         return levels
 
-    def try_acquire(self, tenant_id: str, plan: Plan, cost: Cost) -> Decision:
-        need = demands(cost)
+    def try_acquire(self, tenant_id: str, plan: Plan, demand: Demand) -> Decision:
+        need = demands(demand)
         shape = bucket_shape(plan, self.burst_s)
         with self._lock:
             levels = self._levels(tenant_id, shape)
             wait, binding = 0.0, None
             for name, n, level, (cap, rate) in zip(DIMENSIONS, need, levels, shape):
-                if n > cap + SLACK:
+                if n > cap + LEVEL_SLACK:
                     wait, binding = float("inf"), name
                     break
-                if level + SLACK < n:
-                    w = (n - level) / rate
-                    if w > wait:
-                        wait, binding = w, name
+                w = seconds_until(n, level, rate, LEVEL_SLACK)
+                if w > wait:
+                    wait, binding = w, name
             if binding is None:
                 for i, n in enumerate(need):
                     levels[i] -= n

@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Iterable, Mapping
 
-from ..pricing import cost as usage_cost
+from .. import pricing
 from .registry import TenantContext
 
 __all__ = [
@@ -185,7 +185,7 @@ class Meter:
             cache_write_tokens=int(_get(usage, "cache_creation_input_tokens", 0) or 0),
             cache_read_tokens=int(_get(usage, "cache_read_input_tokens", 0) or 0),
             output_tokens=int(_get(usage, "output_tokens", 0) or 0),
-            cost_usd=usage_cost(usage, model, batch=batch),
+            cost_usd=pricing.cost(usage, model, batch=batch),
             api_key=api_key,
         )
         with self._lock:

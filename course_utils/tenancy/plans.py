@@ -20,7 +20,7 @@ class Plan:
 
     ``requests_per_minute``, ``input_tokens_per_minute`` and ``output_tokens_per_minute`` are token
     buckets refilled continuously (the same shape as the provider's limits, so one estimate of a
-    request's cost serves both). ``monthly_budget_usd`` is a hard cap in dollars per calendar month
+    request's demand serves both). ``monthly_budget_usd`` is a hard cap in dollars per calendar month
     (UTC). ``models`` lists the model ids the plan may call. ``weight`` is the tenant's share in
     fair scheduling: a weight-4 tenant gets four times the throughput of a weight-1 tenant when
     both have work queued.

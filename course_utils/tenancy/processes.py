@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from ..concurrency import Cost
+from ..concurrency import Demand
 from .plans import Plan
 
 __all__ = ["ProcessRun", "run_processes"]
@@ -60,7 +60,7 @@ def _worker(
         else:
             limiter = MemoryLimiter(burst_s=burst_s)
         # Decide first (a burst of requests arriving at this process), then send what was admitted.
-        admitted = sum(limiter.try_acquire(tenant_id, plan, Cost(1, 0, 0)).allowed for _ in range(attempts))
+        admitted = sum(limiter.try_acquire(tenant_id, plan, Demand(1, 0, 0)).allowed for _ in range(attempts))
         client = anthropic.Anthropic(base_url=base_url, api_key=api_key, max_retries=0)
         with ThreadPoolExecutor(max_workers=8) as pool:
             results = list(pool.map(lambda _: _send(client, body), range(admitted)))

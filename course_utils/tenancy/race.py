@@ -27,8 +27,9 @@ from typing import Any
 import anthropic
 
 from ..cost import worst_case_cost
-from ..pricing import cost as price_of
-from ..lab import on_virtual_time
+from .. import pricing
+from ..concurrency import run_each, simulator_session
+from ..lab import NOOP_CYCLES
 from .budget import BudgetGuard, TenantBudgetExceeded
 from .memory import MemoryBudgetStore
 from .metering import tenant_tag
@@ -131,8 +132,6 @@ async def _run(
     max_tokens: int,
     actual_costs: list[Decimal],
 ) -> BudgetRun:
-    from ..mock_provider.inprocess import InProcessServer
-
     registry = TenantRegistry()
     registry.register("acme", budget_plan)
     acme = registry.context("acme")
@@ -140,86 +139,79 @@ async def _run(
     estimate = worst_case_cost(ask)
     limit = budget_plan.monthly_budget_usd
     soft = limit * Decimal("0.8")
-    server = InProcessServer(seed=seed, time_scale=1.0, rate_limit_tier="unlimited")
-    client = server.async_client(max_retries=0)
-    loop = asyncio.get_running_loop()
-    t0 = loop.time()
     run = BudgetRun(guard_name, limit)
-    state = {"spent": start, "in_flight": 0}
-    guard = BudgetGuard(MemoryBudgetStore())
-    guard.settle(acme, guard.reserve(acme, start), start)
+    async with simulator_session(seed=seed, rate_limit_tier="unlimited") as session:
+        state = {"spent": start, "in_flight": 0}
+        guard = BudgetGuard(MemoryBudgetStore())
+        guard.settle(acme, guard.reserve(acme, start), start)
 
-    def committed() -> Decimal:
-        if guard_name == GUARDS[0]:
-            return state["spent"] + state["in_flight"] * estimate
-        status = guard.status(acme)
-        return status.spent + status.reserved
+        def committed() -> Decimal:
+            if guard_name == GUARDS[0]:
+                return state["spent"] + state["in_flight"] * estimate
+            status = guard.status(acme)
+            return status.spent + status.reserved
 
-    def note() -> None:
-        spent = state["spent"] if guard_name == GUARDS[0] else guard.status(acme).spent
-        run.timeline.append({"t_s": round(loop.time() - t0, 3), "spent": spent, "committed": committed()})
+        def note() -> None:
+            spent = state["spent"] if guard_name == GUARDS[0] else guard.status(acme).spent
+            run.timeline.append({"t_s": round(session.elapsed_s(), 3), "spent": spent, "committed": committed()})
 
-    def alert_if_crossed(before: Decimal, after: Decimal) -> None:
-        if run.alert_spent_usd is None and before < soft <= after:
-            run.alert_t_s, run.alert_spent_usd = round(loop.time() - t0, 3), after
-            run.in_flight_at_alert = state["in_flight"]
+        def alert_if_crossed(before: Decimal, after: Decimal) -> None:
+            if run.alert_spent_usd is None and before < soft <= after:
+                run.alert_t_s, run.alert_spent_usd = round(session.elapsed_s(), 3), after
+                run.in_flight_at_alert = state["in_flight"]
 
-    async def naive() -> bool:
-        if state["spent"] + estimate > limit:  # check ...
-            return False
-        state["in_flight"] += 1
-        note()
-        try:
-            message = await client.messages.create(**ask)  # ... (everyone in flight passed the same check) ...
-        finally:
+        async def naive() -> bool:
+            if state["spent"] + estimate > limit:  # check ...
+                return False
+            state["in_flight"] += 1
+            note()
+            try:
+                # ... (everyone in flight passed the same check) ...
+                message = await session.client.messages.create(**ask)
+            finally:
+                state["in_flight"] -= 1
+            before = state["spent"]
+            state["spent"] += pricing.cost(message.usage, MODEL)  # ... then act
+            alert_if_crossed(before, state["spent"])
+            return True
+
+        async def reserving() -> bool:
+            try:
+                held = guard.reserve(acme, estimate)  # check and hold in one step, before any await
+            except TenantBudgetExceeded:
+                return False
+            state["in_flight"] += 1
+            note()
+            try:
+                message = await session.client.messages.create(**ask)
+            except anthropic.APIStatusError:  # an error response: nothing was billed
+                state["in_flight"] -= 1
+                guard.release(acme, held)
+                raise
+            except BaseException:  # a lost answer: it may have been billed, so the worst case counts
+                state["in_flight"] -= 1
+                guard.settle(acme, held, estimate)
+                raise
             state["in_flight"] -= 1
-        before = state["spent"]
-        state["spent"] += price_of(message.usage, MODEL)  # ... then act
-        alert_if_crossed(before, state["spent"])
-        return True
+            actual = pricing.cost(message.usage, MODEL)
+            actual_costs.append(actual)
+            before = guard.status(acme).spent
+            guard.settle(acme, held, actual)
+            alert_if_crossed(before, guard.status(acme).spent)
+            return True
 
-    async def reserving() -> bool:
-        try:
-            held = guard.reserve(acme, estimate)  # check and hold in one step, before any await
-        except TenantBudgetExceeded:
-            return False
-        state["in_flight"] += 1
-        note()
-        try:
-            message = await client.messages.create(**ask)
-        except anthropic.APIStatusError:  # an error response: nothing was billed
-            state["in_flight"] -= 1
-            guard.release(acme, held)
-            raise
-        except BaseException:  # a lost answer: it may have been billed, so the worst case counts
-            state["in_flight"] -= 1
-            guard.settle(acme, held, estimate)
-            raise
-        state["in_flight"] -= 1
-        actual = price_of(message.usage, MODEL)
-        actual_costs.append(actual)
-        before = guard.status(acme).spent
-        guard.settle(acme, held, actual)
-        alert_if_crossed(before, guard.status(acme).spent)
-        return True
+        async def one(i: int) -> None:
+            await asyncio.sleep(spread_s * i / max(1, requests))
+            sent = await (naive() if guard_name == GUARDS[0] else reserving())
+            if sent:
+                run.sent += 1
+            else:
+                run.refused += 1
+            note()
 
-    async def one(i: int) -> None:
-        await asyncio.sleep(spread_s * i / max(1, requests))
-        sent = await (naive() if guard_name == GUARDS[0] else reserving())
-        if sent:
-            run.sent += 1
-        else:
-            run.refused += 1
-        note()
-
-    try:
         note()
         await asyncio.gather(*(one(i) for i in range(requests)))
-    finally:
-        await client.close()
-    billed = sum((Decimal(r["cost_usd"]) for r in server.simulator.ledger.records()), Decimal(0))
-    server.close()
-    run.spent_usd = start + billed
+    run.spent_usd = start + session.billed_usd()
     return run
 
 
@@ -241,10 +233,9 @@ def budget_race(
         raise ValueError("requests >= 1, spread_s >= 0 and max_tokens >= 1")
     plan = Plan("budget", 10**6, 10**9, 10**9, budget, frozenset({MODEL}))
     start = budget * start_share
-    runs: dict[str, BudgetRun] = {}
     actual: list[Decimal] = []
-    for name in GUARDS:
-        runs[name] = on_virtual_time(
+    variants = {
+        name: (
             lambda name=name: _run(
                 name,
                 budget_plan=plan,
@@ -254,7 +245,9 @@ def budget_race(
                 seed=seed,
                 max_tokens=max_tokens,
                 actual_costs=actual if name == GUARDS[1] else [],
-            ),
-            seed=seed,
+            )
         )
+        for name in GUARDS
+    }
+    runs = dict(zip(GUARDS, run_each(variants, seed=seed, noop_cycles=NOOP_CYCLES)))
     return BudgetRace(budget, start, worst_case_cost(_ask(max_tokens)), runs, actual)

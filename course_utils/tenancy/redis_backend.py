@@ -10,6 +10,12 @@ whose clocks disagree still share one notion of "now". Tests pass ``now`` (e.g. 
 clock's ``time``) to drive hours of traffic without sleeping. Since Redis 5, scripts replicate
 their effects, not the script, so reading ``TIME`` before writing is allowed.
 
+The script's bucket arithmetic is the course's one token bucket (:mod:`course_utils.token_bucket`),
+written in Lua because it must run inside Redis: ``refilled`` (``min(cap, level + elapsed * rate)``,
+elapsed never negative) and ``seconds_until`` (admit when ``level + 1e-9 >= demand``, else wait
+``(demand - level) / rate``), exactly as :class:`~.memory.MemoryLimiter` applies them in Python;
+``tests/test_tenancy_limiter.py`` runs one suite against both.
+
 Keys: ``<prefix>:rl:<tenant>`` (a hash: the three levels and the time of the last refill; it
 expires once the buckets would be full again, so idle tenants cost nothing) and
 ``<prefix>:budget:<tenant>:<period>`` (a hash: spent, reserved, alerted).
@@ -20,7 +26,7 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
-from ..concurrency import Cost
+from ..concurrency import Demand
 from .limiter import DIMENSIONS, Decision, bucket_shape, check_burst, demands
 from .plans import Plan
 
@@ -194,8 +200,8 @@ class RedisLimiter:
             argv += [_fmt(cap), _fmt(rate), _fmt(a)]
         return self._script(keys=[self._key(tenant_id)], args=argv)
 
-    def try_acquire(self, tenant_id: str, plan: Plan, cost: Cost) -> Decision:
-        allowed, wait, binding, *levels = self._run(tenant_id, plan, "acquire", demands(cost))
+    def try_acquire(self, tenant_id: str, plan: Plan, demand: Demand) -> Decision:
+        allowed, wait, binding, *levels = self._run(tenant_id, plan, "acquire", demands(demand))
         remaining = dict(zip(DIMENSIONS, (float(x) for x in levels)))
         if int(allowed) == 1:
             return Decision(True, remaining=remaining)

@@ -25,8 +25,8 @@ share of requests given up).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
-import time
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Iterable
@@ -34,9 +34,9 @@ from typing import Any, Iterable
 import anthropic
 
 from ..clock import SYSTEM_CLOCK
-from ..concurrency import Cost, RateLimitedDispatcher, estimate_cost
+from ..concurrency import Demand, RateLimitedDispatcher, SimulatorSession, estimate_demand, run_each, simulator_session
 from ..progress import ProgressCallback, ProgressEvent
-from ..lab import on_virtual_time
+from ..lab import NOOP_CYCLES
 from .fair import FairScheduler
 from .memory import MemoryLimiter
 from .plans import Plan
@@ -114,17 +114,21 @@ async def _run_gateway(
     time_scale: float,
     patience_s: float,
 ) -> list[dict[str, Any]]:
-    from ..mock_provider.inprocess import InProcessServer
+    async with simulator_session(seed=seed, time_scale=time_scale, api_key="sim-key-l07-shared") as session:
+        return await _through_gateway(session, gateway, mix, provider_rpm=provider_rpm, patience_s=patience_s)
+
+
+async def _through_gateway(
+    session: SimulatorSession, gateway: str, mix: list[tuple[float, str]], *, provider_rpm: int, patience_s: float
+) -> list[dict[str, Any]]:
     from ..mock_provider.ratelimit import RateLimits
 
-    server = InProcessServer(seed=seed, time_scale=time_scale)
-    key = "sim-key-l07-shared"
     # The organisation's limit, which every key of it shares (one key or forty: the same buckets).
     limits = RateLimits(provider_rpm, 10**8, 10**8, burst_s=1.0)
-    server.set_org_limits(limits)
-    client = server.async_client(api_key=key, max_retries=0)
+    session.server.set_org_limits(limits)
+    client = session.client
     loop = asyncio.get_running_loop()
-    start = loop.time()
+    start = session.started
     rows: list[dict[str, Any]] = []
 
     # Plans for the per-tenant gateway: the import may use a third of the limit; small tenants a tenth each.
@@ -153,10 +157,10 @@ async def _run_gateway(
 
     async def limited(tenant: str, body: dict[str, Any], deadline: float) -> tuple[int, int]:
         plan = plans["bulk" if tenant == "bulk" else "small"]
-        cost = Cost(1, 0, 0)
+        demand = Demand(1, 0, 0)
         refusals = 0
         while True:  # the tenant's client honours our retry-after too
-            decision = limiter.try_acquire(tenant, plan, cost)
+            decision = limiter.try_acquire(tenant, plan, demand)
             if decision.allowed:
                 status, more = await persistent(body, deadline)
                 return status, refusals + more
@@ -210,22 +214,18 @@ async def _run_gateway(
             }
         )
 
-    try:
-        if gateway == "fair queueing":
-            async with FairScheduler(
-                lambda body: dispatcher.create(**body),
-                max_in_flight=2,
-                quantum=100,
-                cost=lambda b: estimate_cost(b, 20).input_tokens + 20,
-            ) as sched:
-                await asyncio.gather(*(one(at, t, i, sched) for i, (at, t) in enumerate(mix)))
-        elif gateway in GATEWAYS:
-            await asyncio.gather(*(one(at, t, i, None) for i, (at, t) in enumerate(mix)))
-        else:
-            raise ValueError(f"unknown gateway {gateway!r}; choose from {', '.join(GATEWAYS)}")
-    finally:
-        await client.close()
-        server.close()
+    if gateway == "fair queueing":
+        async with FairScheduler(
+            lambda body: dispatcher.create(**body),
+            max_in_flight=2,
+            quantum=100,
+            size=lambda b: estimate_demand(b, 20).input_tokens + 20,
+        ) as sched:
+            await asyncio.gather(*(one(at, t, i, sched) for i, (at, t) in enumerate(mix)))
+    elif gateway in GATEWAYS:
+        await asyncio.gather(*(one(at, t, i, None) for i, (at, t) in enumerate(mix)))
+    else:
+        raise ValueError(f"unknown gateway {gateway!r}; choose from {', '.join(GATEWAYS)}")
     return rows
 
 
@@ -252,15 +252,18 @@ def noisy_neighbour(
     for name in names:
         if name not in GATEWAYS:
             raise ValueError(f"unknown gateway {name!r}; choose from {', '.join(GATEWAYS)}")
-    rows: list[dict[str, Any]] = []
-    started = time.monotonic()
-    for i, name in enumerate(names):
-        rows += on_virtual_time(
+    variants = {
+        f"{i}: {name}": (  # keyed by position: a gateway named twice runs twice
             lambda name=name: _run_gateway(
                 name, workload, provider_rpm=provider_rpm, seed=seed, time_scale=time_scale, patience_s=patience_s
-            ),
-            seed=seed,
+            )
         )
+        for i, name in enumerate(names)
+    }
+
+    def progress(event: ProgressEvent) -> None:
         if on_progress is not None:
-            on_progress(ProgressEvent(i + 1, len(names), time.monotonic() - started, latest=name))
-    return NoisyNeighbour(rows, provider_rpm)
+            on_progress(dataclasses.replace(event, latest=names[event.done - 1]))
+
+    runs = run_each(variants, seed=seed, noop_cycles=NOOP_CYCLES, on_progress=progress)
+    return NoisyNeighbour([row for rows in runs for row in rows], provider_rpm)

@@ -23,8 +23,9 @@ from decimal import Decimal
 from typing import Any, AsyncIterator
 
 from ..clock import SYSTEM_CLOCK
-from ..concurrency import Cost
-from ..lab import on_virtual_time
+from ..clients import AsyncClient
+from ..concurrency import Demand, run_each, simulator_session
+from ..lab import NOOP_CYCLES
 from .memory import MemoryLimiter
 from .plans import Plan
 from .errors import TenancyError
@@ -116,13 +117,18 @@ def _long_reply() -> str:
 async def _run(
     streams: str, limiter_name: str, *, rpm: int, cap: int, requests: int, seed: int, stream: bool
 ) -> StreamCapRun:
-    from ..mock_provider.inprocess import InProcessServer
+    async with simulator_session(seed=seed, rate_limit_tier="unlimited") as session:
+        if streams == "long":
+            session.server.script("quarterly support report", _long_reply())
+        return await _through_limiter(
+            session.client, streams, limiter_name, rpm=rpm, cap=cap, requests=requests, stream=stream
+        )
 
-    server = InProcessServer(seed=seed, time_scale=1.0, rate_limit_tier="unlimited")
+
+async def _through_limiter(
+    client: AsyncClient, streams: str, limiter_name: str, *, rpm: int, cap: int, requests: int, stream: bool
+) -> StreamCapRun:
     prompt = "Write the quarterly support report." if streams == "long" else "Classify this ticket: cannot log in."
-    if streams == "long":
-        server.script("quarterly support report", _long_reply())
-    client = server.async_client(max_retries=0)
     plan = Plan("pro", rpm, 10**9, 10**9, Decimal(1000), frozenset({MODEL}))
     limiter = MemoryLimiter(burst_s=1.0, clock=SYSTEM_CLOCK)  # the plan's RPM, enforced over about a second
     caps = ConcurrencyCap(cap) if limiter_name == LIMITERS[1] else None
@@ -132,7 +138,7 @@ async def _run(
 
     async def one(i: int) -> None:
         await asyncio.sleep(i * 60.0 / rpm)
-        if not limiter.try_acquire("acme", plan, Cost(1, 0, 0)).allowed:
+        if not limiter.try_acquire("acme", plan, Demand(1, 0, 0)).allowed:
             counts["rpm"] += 1
             return
         try:
@@ -158,11 +164,7 @@ async def _run(
         except TenantBusy:
             counts["cap"] += 1
 
-    try:
-        await asyncio.gather(*(one(i) for i in range(requests)))
-    finally:
-        await client.close()
-        server.close()
+    await asyncio.gather(*(one(i) for i in range(requests)))
     return StreamCapRun(
         streams,
         limiter_name,
@@ -185,11 +187,11 @@ def stream_caps(
     events cost far more CPU); streamed or not, a request holds its slot until its last token."""
     if rpm < 1 or cap < 1 or requests < 1:
         raise ValueError("rpm, cap and requests are at least 1")
-    return [
-        on_virtual_time(
-            lambda s=streams, name=name: _run(s, name, rpm=rpm, cap=cap, requests=requests, seed=seed, stream=stream),
-            seed=seed,
+    variants = {
+        f"{streams}, {name}": (
+            lambda s=streams, name=name: _run(s, name, rpm=rpm, cap=cap, requests=requests, seed=seed, stream=stream)
         )
         for streams in ("short", "long")
         for name in LIMITERS
-    ]
+    }
+    return run_each(variants, seed=seed, noop_cycles=NOOP_CYCLES)
