@@ -7,7 +7,6 @@ from decimal import Decimal
 from typing import Any
 
 from .. import pricing, tokens
-from ..pricing import cost as reference_cost
 from .forbid import forbid
 from .framework import CaseFailed, Exercise, expect, expect_equal
 from .sim import probe
@@ -222,7 +221,7 @@ def _arithmetic_hint(got: Decimal, expected: Decimal) -> str | None:
 
 
 def _expect_cost(fn, usage: Any, model: str, what: str, hint: str) -> None:
-    expected = reference_cost(usage, model)
+    expected = pricing.cost(usage, model)
     before = usage.model_dump()
     with forbid(fn, _SHORTCUTS, task="work out the cost", hint=_SHORTCUT_HINT):
         got = fn(usage, model)

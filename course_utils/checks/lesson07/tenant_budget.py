@@ -11,7 +11,7 @@ import anthropic
 
 from ... import tenancy
 from ...cost import worst_case_cost
-from ...pricing import cost as usage_cost
+from ... import pricing
 from ...resilience.fakes import status_error
 from ..framework import CaseFailed, Exercise, expect
 from ..sim import probe
@@ -74,7 +74,7 @@ async def _concurrent_budget(cls) -> None:
         nonlocal sent
         sent += 1
         message = await client.messages.create(**_BODY)
-        return message, usage_cost(message.usage, MODEL)
+        return message, pricing.cost(message.usage, MODEL)
 
     async with p:
         await _spend(b, Decimal("1.00") - 5 * estimate, already_spent)

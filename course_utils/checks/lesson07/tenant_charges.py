@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from ... import tenancy
-from ...pricing import cost as usage_cost
+from ... import pricing
 from ...pricing import price
 from ...tenancy import tenant_tag
 from ..framework import CaseFailed, Exercise, expect
@@ -179,7 +179,7 @@ def _long_prompt(fn) -> None:
     provider: dict[str, Decimal] = {}
     plain: dict[str, Decimal] = {}
     for r in rows:
-        billed = usage_cost({k: v for k, v in r.items() if k.endswith("tokens")}, r["model"], batch=r["batch"])
+        billed = pricing.cost({k: v for k, v in r.items() if k.endswith("tokens")}, r["model"], batch=r["batch"])
         provider[r["tenant"]] = provider.get(r["tenant"], Decimal(0)) + billed
         plain[r["tenant"]] = plain.get(r["tenant"], Decimal(0)) + _untiered(r)
     got = _charges(fn, rows)

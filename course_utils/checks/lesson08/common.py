@@ -18,6 +18,7 @@ from typing import Any
 from ...architecture.bus import InMemoryBus
 from ...architecture.help_centre import load_help_centre
 from ...architecture.store import DeskStore
+from ..framework import CheckError
 from ...architecture.vectors import VectorIndex
 
 
@@ -26,7 +27,7 @@ INBOX_SQL = "CREATE TABLE IF NOT EXISTS processed (consumer_group TEXT, message_
 WORK_SQL = "CREATE TABLE IF NOT EXISTS answers (message_id TEXT, state TEXT)"
 
 
-class Crash(Exception):
+class Crash(CheckError):
     """The worker dies here (the check's stand-in for a kill -9)."""
 
 
