@@ -15,6 +15,7 @@ The tree (builtin second bases in brackets; each package base is exported by its
     ├── UnknownPriceError [KeyError]                course_utils.pricing
     ├── MarkerError [ValueError]                    course_utils.notebook_format
     ├── RedisUnavailable [RuntimeError]             course_utils.redis_server
+    ├── SchemaTooNew [RuntimeError]                 course_utils.sqlite_store (the stores' migrations)
     ├── SimulatorError                              course_utils.mock_provider
     │   ├── InvalidFault [ValueError], ShapeError [ValueError]
     │   └── DroppedConnection
@@ -39,7 +40,7 @@ The tree (builtin second bases in brackets; each package base is exported by its
     │   └── TenantBudgetExceeded
     ├── ArchitectureError                           lesson 08, course_utils.architecture
     │   ├── BusError [ValueError], StoreError [ValueError], VectorIndexError [ValueError]
-    │   └── SchemaTooNew [RuntimeError], WorkerCrash, TenantRateLimited
+    │   └── WorkerCrash, TenantRateLimited
     └── CheckError                                  course_utils.checks
         ├── CaseFailed [AssertionError]
         │   └── ForbiddenCall

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
+from decimal import Decimal
 
 import pytest
 
-from course_utils.architecture.migrations import SchemaTooNew, migrate, schema_version
+from course_utils.sqlite_store import SchemaTooNew, migrate, schema_version
 from course_utils.architecture.store import MIGRATIONS, DeskStore, StoreError
 from course_utils.context import ContextBudgetExceeded, request_tokens
 
@@ -55,9 +56,10 @@ def test_writes_are_idempotent_on_their_business_keys():
     answer = store.save_answer("acme", "c1", "m1", "first answer")
     assert store.save_answer("acme", "c1", "m1", "a redelivered, different answer") == answer
     assert store.answer_for("acme", "m1").content == "first answer"
-    assert store.record_usage("acme", "c1", "m1", model="m", input_tokens=10, output_tokens=5, cost_usd=0.01)
-    assert not store.record_usage("acme", "c1", "m1", model="m", input_tokens=10, output_tokens=5, cost_usd=0.01)
-    assert [u.cost_usd for u in store.usage("acme")] == [0.01] and store.usage("globex") == []
+    cost = Decimal("0.01")
+    assert store.record_usage("acme", "c1", "m1", model="m", input_tokens=10, output_tokens=5, cost_usd=cost)
+    assert not store.record_usage("acme", "c1", "m1", model="m", input_tokens=10, output_tokens=5, cost_usd=cost)
+    assert [u.cost_usd for u in store.usage("acme")] == [cost] and store.usage("globex") == []
 
 
 def test_bad_input_gets_a_clear_error_and_loses_nothing():
@@ -79,7 +81,7 @@ def test_conversations_survive_a_restart(tmp_path):
     with DeskStore(path) as store:
         _turns(store, "acme", "c1", 3)
         before = store.history("acme", "c1")
-        assert store.applied_migrations == [1, 2, 3, 4]
+        assert store.applied_migrations == [1, 2, 3, 4, 5]
     with DeskStore(path) as reopened:  # a new process would see the same file
         assert reopened.history("acme", "c1") == before
         assert reopened.applied_migrations == [] and reopened.schema_version == len(MIGRATIONS)
@@ -92,7 +94,7 @@ def test_migrations_upgrade_an_old_file_and_refuse_a_newer_one(tmp_path):
     db.execute("INSERT INTO conversations VALUES ('acme', 'c1', 0)")
     db.close()
     with DeskStore(path) as store:
-        assert store.applied_migrations == [2, 3, 4]
+        assert store.applied_migrations == [2, 3, 4, 5]
         assert store.conversations("acme") == ["c1"]
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA user_version = 99")
@@ -155,3 +157,46 @@ def test_the_inbox_is_per_group_and_tenant_and_survives_a_reopen(tmp_path):
     with DeskStore(path) as store:
         assert store.processed("model", "acme", "m1")
         assert not store.processed("metering", "acme", "m1") and not store.processed("model", "globex", "m1")
+
+
+def test_money_is_stored_and_summed_exactly(tmp_path):
+    """0.1 + 0.2 is 0.30000000000000004 in floats; the store keeps the Decimal's text, so it is 0.3."""
+    with DeskStore(tmp_path / "desk.db") as store:
+        for mid, cost in (("m1", Decimal("0.1")), ("m2", "0.2"), ("m3", Decimal("0.000000375"))):
+            store.record_usage("acme", "c1", mid, model="m", input_tokens=1, output_tokens=1, cost_usd=cost)
+    with DeskStore(tmp_path / "desk.db") as reopened:
+        costs = [u.cost_usd for u in reopened.usage("acme")]
+        assert all(isinstance(c, Decimal) for c in costs)
+        assert costs[0] + costs[1] == Decimal("0.3") and costs[2] == Decimal("0.000000375")
+        assert reopened.db.execute("SELECT typeof(cost_usd) FROM usage").fetchall() == [("text",)] * 3
+
+
+@pytest.mark.parametrize("bad", [0.01, float("nan"), True, None])
+def test_a_float_cost_is_refused_and_nothing_is_recorded(bad):
+    store = DeskStore()
+    with pytest.raises(TypeError, match="money is exact"):
+        store.record_usage("acme", "c1", "m1", model="m", input_tokens=1, output_tokens=1, cost_usd=bad)
+    with pytest.raises(StoreError, match="finite"):
+        store.record_usage("acme", "c1", "m1", model="m", input_tokens=1, output_tokens=1, cost_usd="NaN")
+    assert store.usage("acme") == []
+
+
+def test_a_version_4_file_with_float_costs_opens_with_exact_costs(tmp_path):
+    """The file of the code before money was exact: cost_usd REAL. Migration 5 keeps every row, in order."""
+    path = tmp_path / "v4.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    assert migrate(db, MIGRATIONS[:4]) == [1, 2, 3, 4]
+    rows = [("m1", 0.1, "req_1"), ("m2", 0.2, None), ("m3", 0.000375, "req_3")]
+    for mid, cost, request_id in rows:
+        db.execute("INSERT INTO usage VALUES ('acme', ?, 'c1', 'm', 10, 5, 0, ?, 0, ?)", (mid, float(cost), request_id))
+    db.close()
+    with DeskStore(path) as store:
+        assert store.applied_migrations == [5]
+        usage = store.usage("acme")
+        assert [(u.message_id, u.cost_usd, u.request_id) for u in usage] == [
+            ("m1", Decimal("0.1"), "req_1"),
+            ("m2", Decimal("0.2"), None),
+            ("m3", Decimal("0.000375"), "req_3"),
+        ]
+        assert usage[0].cost_usd + usage[1].cost_usd == Decimal("0.3")
+        assert (usage[0].input_tokens, usage[0].output_tokens, usage[0].model) == (10, 5, "m")

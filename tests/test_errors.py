@@ -43,7 +43,7 @@ BUILTIN_BASES = {
     "course_utils.architecture.BusError": ValueError,
     "course_utils.architecture.StoreError": ValueError,
     "course_utils.architecture.VectorIndexError": ValueError,
-    "course_utils.architecture.migrations.SchemaTooNew": RuntimeError,
+    "course_utils.sqlite_store.SchemaTooNew": RuntimeError,
     "course_utils.batch.PollTimeout": TimeoutError,
     "course_utils.checks.CaseFailed": AssertionError,
     "course_utils.checks.forbid.ForbiddenCall": AssertionError,

@@ -4,7 +4,7 @@
 module             what
 =================  ==============================================================================
 ``bus``            the event bus (in process or Redis Streams), at-least-once, idempotent consumers
-``store``          :class:`DeskStore`: conversations in SQLite, tenant-scoped, migrated (``migrations``)
+``store``          :class:`DeskStore`: conversations in SQLite, tenant-scoped, migrated (``course_utils.sqlite_store``)
 ``vectors``        :class:`VectorIndex`: sqlite-vec, the tenant as partition key; :func:`recall_at_k`
 ``evaluation``     groundedness of the answers next to recall@k (:func:`evaluate_answers`)
 ``help_centre``    the lesson's multi-tenant help centre and labelled questions (``data/``)

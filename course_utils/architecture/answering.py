@@ -13,6 +13,7 @@ retries off: the policy is the one retry layer.
 from __future__ import annotations
 
 import asyncio
+from decimal import Decimal
 from typing import Any, Callable
 
 from .. import pricing
@@ -83,7 +84,7 @@ class ModelCaller:
                 attrs["first_token_at"] = self.clock.time()
                 await self.bus.publish(topic, {"message_id": mid, "type": "delta", "text": text_of(cached)})
                 attrs["link"] = "cache"
-                return {**_result(cached, models[0]), "cost_usd": 0.0, "cache_hit": True, "request_id": None}
+                return {**_result(cached, models[0]), "cost_usd": Decimal(0), "cache_hit": True, "request_id": None}
 
         async def attempt(model: str) -> dict[str, Any]:
             budget = self._budget(model)
@@ -170,15 +171,18 @@ def _result(message: Any, model: str) -> dict[str, Any]:
         "input_tokens": u.input_tokens,
         "output_tokens": u.output_tokens,
         "cache_read_input_tokens": u.cache_read_input_tokens or 0,
-        "cost_usd": float(pricing.cost(u, model)),
+        "cost_usd": pricing.cost(u, model),  # exact dollars (a Decimal): what the store records
         "stop_reason": message.stop_reason,
     }
 
 
 def usage_of(source: Any) -> dict[str, Any] | None:
-    """The usage figures of a model result (dict) or a stored :class:`~.store.Usage`, for events."""
+    """The usage figures of a model result (dict) or a stored :class:`~.store.Usage`, for events (JSON:
+    ``cost_usd`` is the exact Decimal's text, never a float)."""
     if source is None:
         return None
     get = source.get if isinstance(source, dict) else lambda k: getattr(source, k)
     keys = ("model", "input_tokens", "output_tokens", "cache_read_input_tokens", "cost_usd", "request_id")
-    return {k: get(k) for k in keys}
+    usage = {k: get(k) for k in keys}
+    usage["cost_usd"] = str(usage["cost_usd"])  # events are JSON: money travels as the Decimal's text, exact
+    return usage

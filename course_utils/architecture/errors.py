@@ -1,7 +1,7 @@
 """The base of the exceptions lesson 08's support desk raise: ``except ArchitectureError`` catches them all.
 
 It derives from :class:`course_utils.errors.CourseError`, the root of the course library's exceptions.
-Under it: BusError, StoreError, VectorIndexError, SchemaTooNew, WorkerCrash, TenantRateLimited.
+Under it: BusError, StoreError, VectorIndexError, WorkerCrash, TenantRateLimited.
 """
 
 from __future__ import annotations

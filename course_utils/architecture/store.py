@@ -29,12 +29,13 @@ import sqlite3
 import threading
 import uuid
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from ..clock import SYSTEM_CLOCK, Clock
 from ..context import ContextStrategy, SlidingWindow
-from .migrations import migrate, schema_version
+from ..sqlite_store import connect, migrate, schema_version, transaction
 from .errors import ArchitectureError
 
 __all__ = ["StoreError", "StoredMessage", "Usage", "DeskStore", "MIGRATIONS"]
@@ -104,8 +105,31 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (consumer_group, tenant, message_id)
     );
     """,
+    # 5: money is exact: ``cost_usd`` holds the Decimal's text. (A REAL column would turn '0.1' back into a
+    # float: SQLite converts text to a REAL column's type, so the table is rebuilt, columns in the same order.)
+    # Rows of versions 2-4 were floats of a Decimal price (at most 15 significant digits): CAST gives them back.
+    """
+    CREATE TABLE usage_v5 (
+        tenant TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        conversation_id TEXT NOT NULL,
+        model TEXT NOT NULL,
+        input_tokens INTEGER NOT NULL,
+        output_tokens INTEGER NOT NULL,
+        cache_read_input_tokens INTEGER NOT NULL DEFAULT 0,
+        cost_usd TEXT NOT NULL,
+        recorded_at REAL NOT NULL,
+        request_id TEXT,
+        PRIMARY KEY (tenant, message_id)
+    );
+    INSERT INTO usage_v5 SELECT tenant, message_id, conversation_id, model, input_tokens, output_tokens,
+        cache_read_input_tokens, CAST(cost_usd AS TEXT), recorded_at, request_id FROM usage ORDER BY rowid;
+    DROP TABLE usage;
+    ALTER TABLE usage_v5 RENAME TO usage;
+    """,
 )
-"""The schema, one migration per entry (see :mod:`.migrations`); append, never edit a released one."""
+"""The schema, one migration per entry (see :func:`course_utils.sqlite_store.migrate`); append, never edit a
+released one."""
 
 
 class StoreError(ArchitectureError, ValueError):
@@ -141,7 +165,8 @@ class Usage:
     input_tokens: int
     output_tokens: int
     cache_read_input_tokens: int
-    cost_usd: float
+    cost_usd: Decimal
+    """Exact dollars (stored as the Decimal's text, never a float)."""
     recorded_at: float
     request_id: str | None = None
 
@@ -158,6 +183,16 @@ def _name(value: str, what: str) -> str:
     return value
 
 
+def _money(value: Decimal | str | int) -> Decimal:
+    """``value`` as an exact Decimal; a float is refused (``0.1 + 0.2`` is not ``0.3`` in binary)."""
+    if isinstance(value, (float, bool)) or not isinstance(value, (Decimal, str, int)):
+        raise TypeError(f"money is exact: pass a Decimal (or its string), not {type(value).__name__} {value!r}")
+    money = Decimal(value)
+    if not money.is_finite():
+        raise StoreError(f"a cost must be a finite amount, not {value!r}")
+    return money
+
+
 _COLUMNS = "tenant, conversation_id, message_id, role, content, reply_to, created_at, seq"
 
 
@@ -168,17 +203,15 @@ class DeskStore:
         self.path = str(path)
         self.clock = clock
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-        if self.path != ":memory:":
-            self._db.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
-        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db = connect(self.path, foreign_keys=True)
         self.applied_migrations = migrate(self._db, MIGRATIONS)
 
     @property
     def db(self) -> sqlite3.Connection:
         """The SQLite connection, for your own queries (lesson 08's exercise). Tables: ``messages``
         (``tenant, conversation_id, message_id, role, content`` as JSON, ``reply_to``, ``seq``),
-        ``conversations``, ``usage``. Every query you write must filter on ``tenant``."""
+        ``conversations``, ``usage`` (``cost_usd`` as a Decimal's text: read it with ``Decimal(...)``; SQL's
+        ``SUM`` would add floats). Every query you write must filter on ``tenant``."""
         return self._db
 
     @property
@@ -217,34 +250,28 @@ class DeskStore:
             raise StoreError("content must be a non-empty string or a non-empty list of content blocks")
         message_id = message_id or uuid.uuid4().hex
         encoded = json.dumps(content, ensure_ascii=False)
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                now = self.clock.time()
-                self._db.execute("INSERT OR IGNORE INTO conversations VALUES (?, ?, ?)", (tenant, conversation_id, now))
+        with transaction(self._db, self._lock):
+            now = self.clock.time()
+            self._db.execute("INSERT OR IGNORE INTO conversations VALUES (?, ?, ?)", (tenant, conversation_id, now))
+            existing = self._db.execute(
+                f"SELECT {_COLUMNS} FROM messages WHERE tenant = ? AND "
+                "(message_id = ? OR (reply_to IS NOT NULL AND reply_to = ?))",
+                (tenant, message_id, reply_to),
+            ).fetchone()
+            if existing is None:
+                self._db.execute(
+                    "INSERT INTO messages (tenant, conversation_id, message_id, role, content, reply_to, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (tenant, conversation_id, message_id, role, encoded, reply_to, now),
+                )
                 existing = self._db.execute(
-                    f"SELECT {_COLUMNS} FROM messages WHERE tenant = ? AND "
-                    "(message_id = ? OR (reply_to IS NOT NULL AND reply_to = ?))",
-                    (tenant, message_id, reply_to),
+                    f"SELECT {_COLUMNS} FROM messages WHERE tenant = ? AND message_id = ?", (tenant, message_id)
                 ).fetchone()
-                if existing is None:
+                if outbox is not None:
                     self._db.execute(
-                        "INSERT INTO messages (tenant, conversation_id, message_id, role, content, reply_to, created_at)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (tenant, conversation_id, message_id, role, encoded, reply_to, now),
+                        "INSERT INTO outbox (tenant, message_id, topic, data, created_at) VALUES (?, ?, ?, ?, ?)",
+                        (tenant, message_id, outbox[0], json.dumps(dict(outbox[1]), ensure_ascii=False), now),
                     )
-                    existing = self._db.execute(
-                        f"SELECT {_COLUMNS} FROM messages WHERE tenant = ? AND message_id = ?", (tenant, message_id)
-                    ).fetchone()
-                    if outbox is not None:
-                        self._db.execute(
-                            "INSERT INTO outbox (tenant, message_id, topic, data, created_at) VALUES (?, ?, ?, ?, ?)",
-                            (tenant, message_id, outbox[0], json.dumps(dict(outbox[1]), ensure_ascii=False), now),
-                        )
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
         stored = self._row(existing)
         if stored.conversation_id != conversation_id:
             raise StoreError(f"message {message_id!r} already belongs to conversation {stored.conversation_id!r}")
@@ -346,12 +373,16 @@ class DeskStore:
         model: str,
         input_tokens: int,
         output_tokens: int,
-        cost_usd: float,
+        cost_usd: Decimal | str,
         cache_read_input_tokens: int = 0,
         request_id: str | None = None,
     ) -> bool:
-        """Record the usage of the call that answered ``message_id``; False if it was already recorded."""
+        """Record the usage of the call that answered ``message_id``; False if it was already recorded.
+
+        ``cost_usd`` is exact money: a Decimal (or its string, or an int); a float raises ``TypeError``.
+        """
         tenant = _tenant(tenant)
+        cost = _money(cost_usd)
         with self._lock:
             cur = self._db.execute(
                 "INSERT OR IGNORE INTO usage VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -363,7 +394,7 @@ class DeskStore:
                     int(input_tokens),
                     int(output_tokens),
                     int(cache_read_input_tokens),
-                    float(cost_usd),
+                    str(cost),
                     self.clock.time(),
                     request_id,
                 ),
@@ -379,7 +410,7 @@ class DeskStore:
             query, args = query + " AND conversation_id = ?", (tenant, conversation_id)
         with self._lock:
             rows = self._db.execute(query + " ORDER BY recorded_at, rowid", args).fetchall()
-        return [Usage(*row) for row in rows]
+        return [Usage(*row[:7], Decimal(row[7]), *row[8:]) for row in rows]
 
     # ----- the transactional outbox and the consumers' inbox -------------------------------------------
     def unpublished(self, limit: int = 100) -> list[tuple[int, str, dict[str, Any]]]:

@@ -293,7 +293,8 @@ class Pipeline:
                     raise
                 if ticket is not None:
                     self.controls.settle(ticket, result)  # type: ignore[union-attr]
-                attrs.update({k: result[k] for k in ("model", "input_tokens", "output_tokens", "cost_usd")})
+                attrs.update({k: result[k] for k in ("model", "input_tokens", "output_tokens")})
+                attrs["cost_usd"] = float(result["cost_usd"])  # a span's figure, for the dashboards (JSON)
                 attrs["cache_hit"] = bool(result["cache_hit"])
         except AllLinksFailed as exc:
             if event.deliveries < self.bus.max_deliveries and all(is_retryable(e) for _, e in exc.errors):
@@ -383,7 +384,7 @@ class Pipeline:
         with span(spans, "metering", clock=self.clock, **self._otel(d)) as attrs:
             if self.controls is not None and d.get("usage"):
                 await self.controls.record(d["tenant"], d["message_id"], d["usage"])
-            attrs["cost_usd_metered"] = (d.get("usage") or {}).get("cost_usd", 0.0)
+            attrs["cost_usd_metered"] = float((d.get("usage") or {}).get("cost_usd", 0))
         await self._fault("metering:after_meter")
         await self.bus.publish(USAGE_RECORDED, {**d, "trace": spans})
 

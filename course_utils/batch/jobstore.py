@@ -9,15 +9,14 @@ process pick the job up where it was instead of losing track of batches that are
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, ContextManager, Iterable, Mapping
 
 import pandas as pd
 
 from ..clock import SYSTEM_CLOCK, Clock
+from ..sqlite_store import connect, migrate, transaction
 
 __all__ = ["JobStore", "OUTCOMES", "RETRYABLE_OUTCOMES"]
 
@@ -29,7 +28,9 @@ request may have succeeded (and been billed) with only the result line lost, so 
 and, if still missing, reported; resubmitting it is a decision (``include_missing``)."""
 """Outcomes that a resubmission picks up (``invalid`` never: it would fail again, and cost again)."""
 
-_SCHEMA = """
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the original schema (IF NOT EXISTS: a job file written before versions opens as version 1).
+    """
 CREATE TABLE IF NOT EXISTS jobs (
     job_id TEXT PRIMARY KEY,
     created_at REAL NOT NULL
@@ -51,7 +52,9 @@ CREATE TABLE IF NOT EXISTS items (
     error_type TEXT,
     PRIMARY KEY (job_id, custom_id)
 );
-"""
+""",
+)
+"""The job record's schema, one migration per entry (see :func:`course_utils.sqlite_store.migrate`)."""
 
 
 class JobStore:
@@ -65,10 +68,8 @@ class JobStore:
         self.path = str(path)
         self.clock = clock
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        if self.path != ":memory:":
-            self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
+        self._db = connect(self.path)
+        migrate(self._db, MIGRATIONS)
 
     # ----- jobs and batches ----------------------------------------------------------------------
     def create_job(self, job_id: str, custom_ids: Iterable[str]) -> bool:
@@ -214,13 +215,5 @@ class JobStore:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    @contextmanager
-    def _tx(self) -> Iterator[None]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+    def _tx(self) -> ContextManager[object]:
+        return transaction(self._db, self._lock)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any, Mapping
 import anthropic
 
 from ..clock import SYSTEM_CLOCK, Clock
+from ..sqlite_store import connect, migrate
 
 __all__ = ["NON_SEMANTIC_FIELDS", "cache_key", "ExactCache", "CacheStats"]
 
@@ -31,6 +31,12 @@ NON_SEMANTIC_FIELDS = frozenset({"stream", "metadata", "api_key", "extra_headers
 """Request fields that never change the answer (or are secrets): left out of the key."""
 
 CACHEABLE_STOPS = frozenset({"end_turn", "stop_sequence"})
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the original schema (IF NOT EXISTS: a file written before versions opens as version 1).
+    "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, stored_at REAL NOT NULL, response TEXT NOT NULL)",
+)
+"""The cache's schema, one migration per entry (see :func:`course_utils.sqlite_store.migrate`)."""
 
 
 def _plain(value: Any) -> Any:
@@ -90,11 +96,8 @@ class ExactCache:
         self.namespace = namespace
         self.stats = CacheStats()
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL") if str(path) != ":memory:" else None
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, stored_at REAL NOT NULL, response TEXT NOT NULL)"
-        )
+        self._db = connect(path)
+        migrate(self._db, MIGRATIONS)
 
     def key(self, body: Mapping[str, Any]) -> str:
         """This cache's key for ``body`` (see :func:`cache_key`)."""

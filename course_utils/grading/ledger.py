@@ -15,16 +15,19 @@ they are retried.
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
+
+from ..sqlite_store import connect, migrate
 
 __all__ = ["Ledger", "LEDGER_FILE"]
 
 LEDGER_FILE = "ledger.sqlite"
 
-_SCHEMA = """
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the original schema (IF NOT EXISTS: a ledger written before versions opens as version 1).
+    """
 CREATE TABLE IF NOT EXISTS grades (
     content_hash TEXT NOT NULL,
     fingerprint  TEXT NOT NULL,
@@ -33,7 +36,9 @@ CREATE TABLE IF NOT EXISTS grades (
     graded_at    REAL NOT NULL,
     PRIMARY KEY (content_hash, fingerprint)
 )
-"""
+""",
+)
+"""The ledger's schema, one migration per entry (see :func:`course_utils.sqlite_store.migrate`)."""
 
 
 class Ledger:
@@ -42,10 +47,9 @@ class Ledger:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(self.path), timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")  # a crash mid-write leaves earlier grades intact
-        self._db.execute(_SCHEMA)
-        self._db.commit()
+        # WAL: a crash mid-write leaves earlier grades intact. One thread uses it (the grader's).
+        self._db = connect(self.path, shared=False)
+        migrate(self._db, MIGRATIONS)
 
     def get(self, content_hash: str, fingerprint: str) -> tuple[dict[str, Any], str | None] | None:
         """The recorded grade (as a dict) and executed-notebook file name, or ``None``."""
@@ -57,12 +61,12 @@ class Ledger:
 
     def put(self, content_hash: str, fingerprint: str, grade: dict[str, Any], executed: str | None) -> None:
         """Record one grade (replacing an older record of the same key) and commit at once."""
-        with self._db:
-            self._db.execute(
-                "INSERT OR REPLACE INTO grades (content_hash, fingerprint, grade, executed, graded_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (content_hash, fingerprint, json.dumps(grade, default=str), executed, time.time()),
-            )
+        # Autocommit: the one statement is its own transaction, committed when it returns.
+        self._db.execute(
+            "INSERT OR REPLACE INTO grades (content_hash, fingerprint, grade, executed, graded_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (content_hash, fingerprint, json.dumps(grade, default=str), executed, time.time()),
+        )
 
     def count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM grades").fetchone()[0])

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 from ..clock import SYSTEM_CLOCK, Clock
+from ..sqlite_store import connect, migrate, transaction
 from .errors import ResilienceError
 
 __all__ = [
@@ -107,7 +108,9 @@ class Claim:
     response: str | None = None
 
 
-_SCHEMA = """
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the original schema (IF NOT EXISTS: a file written before versions opens as version 1).
+    """
 CREATE TABLE IF NOT EXISTS idempotency (
     key TEXT PRIMARY KEY,
     fingerprint TEXT NOT NULL,
@@ -117,7 +120,9 @@ CREATE TABLE IF NOT EXISTS idempotency (
     expires_at REAL NOT NULL,
     locked_until REAL NOT NULL
 )
-"""
+""",
+)
+"""The store's schema, one migration per entry (see :func:`course_utils.sqlite_store.migrate`)."""
 
 
 class IdempotencyStore:
@@ -136,21 +141,12 @@ class IdempotencyStore:
         self.lease_s = float(lease_s)
         self.clock = clock
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-        if self.path != ":memory:":
-            self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(_SCHEMA)
+        self._db = connect(self.path)
+        migrate(self._db, MIGRATIONS)
 
     def _tx(self, fn: Callable[[sqlite3.Connection, float], Any]) -> Any:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")  # the write lock first: no other writer between read and write
-            try:
-                result = fn(self._db, self.clock.time())
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-            return result
+        with transaction(self._db, self._lock):  # the write lock first: no other writer between read and write
+            return fn(self._db, self.clock.time())
 
     def begin(self, key: str, fp: str) -> Claim:
         """Claim ``key`` for a request with fingerprint ``fp``, atomically.

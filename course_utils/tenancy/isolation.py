@@ -18,11 +18,11 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-import sqlite3
 import threading
 from collections import OrderedDict
 from typing import Any, Mapping
 
+from ..sqlite_store import connect, migrate, transaction
 from .registry import TenantContext
 from .errors import TenancyError
 
@@ -100,7 +100,9 @@ class ConversationNotFound(TenancyError, KeyError):
     """No conversation with that id for this tenant (which includes: it is another tenant's)."""
 
 
-_SCHEMA = """
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the original schema (IF NOT EXISTS: a file written before versions opens as version 1).
+    """
 CREATE TABLE IF NOT EXISTS messages (
     tenant_id TEXT NOT NULL,
     conversation_id TEXT NOT NULL,
@@ -114,7 +116,9 @@ CREATE TABLE IF NOT EXISTS conversations (
     conversation_id TEXT NOT NULL,
     PRIMARY KEY (tenant_id, conversation_id)
 );
-"""
+""",
+)
+"""The schema, one migration per entry (see :func:`course_utils.sqlite_store.migrate`)."""
 
 
 class ConversationStore:
@@ -126,8 +130,8 @@ class ConversationStore:
     """
 
     def __init__(self, path: str = ":memory:") -> None:
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.executescript(_SCHEMA)
+        self._db = connect(path)
+        migrate(self._db, MIGRATIONS)
         self._lock = threading.Lock()
 
     def create(self, tenant: TenantContext) -> str:
@@ -153,21 +157,15 @@ class ConversationStore:
         if role not in ("user", "assistant"):
             raise ValueError(f"role must be 'user' or 'assistant', not {role!r}")
         encoded = json.dumps(content)
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._check(ctx.tenant_id, conversation_id)
-                (seq,) = self._db.execute(
-                    "SELECT COALESCE(MAX(seq), -1) + 1 FROM messages WHERE tenant_id = ? AND conversation_id = ?",
-                    (ctx.tenant_id, conversation_id),
-                ).fetchone()
-                self._db.execute(
-                    "INSERT INTO messages VALUES (?, ?, ?, ?, ?)", (ctx.tenant_id, conversation_id, seq, role, encoded)
-                )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with transaction(self._db, self._lock):
+            self._check(ctx.tenant_id, conversation_id)
+            (seq,) = self._db.execute(
+                "SELECT COALESCE(MAX(seq), -1) + 1 FROM messages WHERE tenant_id = ? AND conversation_id = ?",
+                (ctx.tenant_id, conversation_id),
+            ).fetchone()
+            self._db.execute(
+                "INSERT INTO messages VALUES (?, ?, ?, ?, ?)", (ctx.tenant_id, conversation_id, seq, role, encoded)
+            )
 
     def messages(self, tenant: TenantContext, conversation_id: str) -> list[dict[str, Any]]:
         """The conversation's messages in order, ready for ``messages.create(messages=...)``."""
@@ -192,7 +190,7 @@ class ConversationStore:
     def delete_tenant(self, tenant: TenantContext) -> int:
         """Erase every conversation of ``tenant`` (offboarding); returns how many."""
         ctx = _ctx(tenant)
-        with self._lock:
+        with transaction(self._db, self._lock):  # both tables or neither
             self._db.execute("DELETE FROM messages WHERE tenant_id = ?", (ctx.tenant_id,))
             return self._db.execute("DELETE FROM conversations WHERE tenant_id = ?", (ctx.tenant_id,)).rowcount
 

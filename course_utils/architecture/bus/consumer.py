@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
+from ...sqlite_store import connect, migrate
 from .base import Event, EventBus
 
 __all__ = ["Handler", "ConsumerStats", "consume", "ProcessedLog", "IdempotentHandler"]
@@ -115,15 +115,17 @@ class ProcessedLog:
     """Which business keys a consumer group has finished processing, in SQLite (a file is shared by
     processes and survives restarts; ``":memory:"`` for one process)."""
 
+    MIGRATIONS: tuple[str, ...] = (
+        # 1: the original schema (IF NOT EXISTS: a file written before versions opens as version 1).
+        "CREATE TABLE IF NOT EXISTS processed (grp TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (grp, key))",
+    )
+    """The log's schema, one migration per entry (see :func:`course_utils.sqlite_store.migrate`)."""
+
     def __init__(self, path: str | Path = ":memory:") -> None:
         self.path = str(path)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-        if self.path != ":memory:":
-            self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS processed (grp TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (grp, key))"
-        )
+        self._db = connect(self.path)
+        migrate(self._db, self.MIGRATIONS)
 
     def seen(self, group: str, key: str) -> bool:
         """True if ``key`` was processed by ``group``."""

@@ -5,16 +5,15 @@ in :mod:`.processing`."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import random
-import sqlite3
 import threading
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, ContextManager, Iterator
 
 from ...clock import Clock
+from ...sqlite_store import connect, migrate, transaction
 from ..config import SimulatorConfig
 from ..errors import InvalidRequest, NotFound
 from .limits import (
@@ -30,7 +29,9 @@ from .processing import BatchProcessing
 
 __all__ = ["BatchStore"]
 
-_SCHEMA = """
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the original schema (IF NOT EXISTS: a state_dir written before versions opens as version 1).
+    """
 CREATE TABLE IF NOT EXISTS batches (
     id TEXT PRIMARY KEY,
     seq INTEGER NOT NULL UNIQUE,
@@ -58,7 +59,9 @@ CREATE TABLE IF NOT EXISTS requests (
 );
 CREATE INDEX IF NOT EXISTS requests_pending ON requests (due_at) WHERE result_type IS NULL;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
+""",
+)
+"""The store's schema, one migration per entry (see :func:`course_utils.sqlite_store.migrate`)."""
 
 
 class BatchStore(BatchProcessing):
@@ -96,12 +99,10 @@ class BatchStore(BatchProcessing):
         if state_dir is not None:
             state_dir = Path(state_dir)
             state_dir.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(state_dir / "batches.sqlite3", check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db = connect(state_dir / "batches.sqlite3", synchronous="NORMAL")
         else:
-            self._db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
-        self._db.executescript(_SCHEMA)
+            self._db = connect(":memory:")
+        migrate(self._db, MIGRATIONS)
         self._tick_lock: asyncio.Lock | None = None
         self._tick_loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
@@ -261,18 +262,10 @@ class BatchStore(BatchProcessing):
 
     # ------------------------------------------------------------------ internals
 
-    @contextlib.contextmanager
-    def _tx(self) -> Iterator[None]:
+    def _tx(self) -> ContextManager[object]:
         # The connection is in autocommit mode; multi-statement changes get an explicit transaction
         # so a crash mid-way never leaves a half-created or half-finalized batch on disk.
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        return transaction(self._db, self._lock)
 
     def _next_seq(self) -> int:
         # Kept in meta (not MAX(seq)) so ids of deleted batches are never reissued after a restart.
