@@ -24,7 +24,7 @@ def make_server() -> Iterator[Callable[..., InProcessServer]]:
 @pytest.fixture()
 def clock() -> VirtualClock:
     """A manual clock (see ``course_utils.clock``): moves only when the test advances it."""
-    return VirtualClock(auto_advance=False)
+    return VirtualClock()
 
 
 @pytest.fixture(scope="module")

@@ -338,7 +338,7 @@ def _body(draw):
     gap=st.sampled_from([0, 200, 400, 4000]),
 )
 def test_sum_invariant(first: dict, second: dict, min_tokens: int, gap: int) -> None:
-    clock = VirtualClock(auto_advance=False)
+    clock = VirtualClock()
     cache = PromptCache(clock)
     for b in (first, second, first, second):
         try:
