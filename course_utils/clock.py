@@ -18,7 +18,9 @@ Which loop each part of the course runs on, and why:
 * **Checks and tests: virtual loops.** Every async check case runs on :func:`virtual_loop` (with a
   time limit in virtual seconds); async tests use :func:`run_virtual`. ``asyncio.sleep``,
   ``wait_for``, the SDK's retry sleeps, tenacity's deadlines and the in-process simulator's latency
-  all move together.
+  all move together. Only tests of real servers (an HTTP server thread, a subprocess, a browser) run
+  on real time: they wait for a condition with a deadline (``tests/_wait.py``) and never assert on
+  how long anything took.
 * **The in-process simulator: the loop of its requests.** ``InProcessServer`` lives on its caller's
   loop (virtual in checks), or, for synchronous clients, on its own virtual loop (``sync_loop``); it
   takes ``time_scale`` as given (latency is free on virtual time, so the CI cap does not apply).
