@@ -16,8 +16,11 @@ Which loop each part of the course runs on, and why:
   in-process simulator at realistic latency: hours of simulated traffic in seconds, the same figures
   on any machine under any load.
 * **Checks and tests: virtual loops.** Every async check case runs on :func:`virtual_loop` (with a
-  time limit in virtual seconds); tests use :func:`run_virtual`. ``asyncio.sleep``, ``wait_for``, the
-  SDK's retry sleeps, tenacity's deadlines and the in-process simulator's latency all move together.
+  time limit in virtual seconds); async tests use :func:`run_virtual`. ``asyncio.sleep``,
+  ``wait_for``, the SDK's retry sleeps, tenacity's deadlines and the in-process simulator's latency
+  all move together. Only tests of real servers (an HTTP server thread, a subprocess, a browser) run
+  on real time: they wait for a condition with a deadline (``tests/_wait.py``) and never assert on
+  how long anything took.
 * **The in-process simulator: the loop of its requests.** ``InProcessServer`` lives on its caller's
   loop (virtual in checks), or, for synchronous clients, on its own virtual loop (``sync_loop``); it
   takes ``time_scale`` as given (latency is free on virtual time, so the CI cap does not apply).
@@ -29,24 +32,18 @@ Which loop each part of the course runs on, and why:
 * **Synchronous units: a manual clock.** :class:`VirtualClock` is moved by hand (``advance_sync``,
   ``sleep_sync``) for code without a loop: token buckets, breakers, caches stepped in a test or a check.
 
-Why virtual time comes from the loop (``looptime``, used by kopf) and not from a clock object: a
+So three mechanisms remain: the running loop's time (real, or virtual on a :func:`virtual_loop`),
+the simulator's loop stepped by a synchronous sleep (``SimulatorClock``), and the manual
+``VirtualClock``; ``time_scale`` and the CI cap only scale the simulator's latency on real time.
+Virtual time comes from the loop (``looptime``, used by kopf), not from a clock object, because a
 clock object moves only for the code that sleeps on it, while the loop moves every timer at once,
-including those of code we do not own (the SDK, httpx, tenacity). ``VirtualClock``'s async
-auto-advance mode (``await clock.sleep``) predates the virtual loops and duplicates them; the library
-and the checks no longer use it (lesson 02's backpressure replay and its check run on virtual loops),
-nor do the tests of streaming, batches, fair queueing and the request fuzz. It stays only for lesson
-03's older tests in ``tests/test_concurrency.py`` (31 tests) and ``tests/test_clock.py``'s own: their
-fake provider builds the simulator's rate limiter on a ``VirtualClock`` outside any loop, spends from
-it, then runs the dispatcher on it, so each test must be rebuilt inside a virtual loop (on the loop's
-clock a limiter made outside reads real time) and its exact figures re-derived: their own change.
-New code uses a virtual loop.
+including those of code we do not own (the SDK, httpx, tenacity). That is why ``VirtualClock`` has
+no async mode: ``await clock.sleep`` on it raises and names the virtual loop to use instead.
 """
 
 from __future__ import annotations
 
 import asyncio
-import heapq
-import itertools
 import threading
 import time
 from typing import Any, Awaitable, Protocol, TypeVar, runtime_checkable
@@ -296,22 +293,13 @@ class VirtualClock:
     """A manual clock for synchronous code: it moves only when told to (``advance_sync``, ``sleep_sync``).
 
     ``time()`` starts at :data:`VIRTUAL_EPOCH` and ``monotonic()`` at 0, as on a :func:`virtual_loop`.
-    For async code use a virtual loop instead (see the module docstring). The async mode below is
-    kept only for older tests:
-
-    * ``auto_advance=True`` (default): ``await sleep`` jumps time forward to the sleeper's deadline;
-      concurrent sleepers are woken in deadline order, so ``gather(sleep(1), sleep(2))`` takes
-      2 virtual seconds, not 3.
-    * ``auto_advance=False``: sleepers wait until the test calls :meth:`advance`.
+    Async code runs on a virtual loop instead (see the module docstring): ``await sleep`` raises
+    ``TypeError``, since a clock object cannot move the timers of the code around it.
     """
 
-    def __init__(self, start: float = VIRTUAL_EPOCH, *, auto_advance: bool = True) -> None:
+    def __init__(self, start: float = VIRTUAL_EPOCH) -> None:
         self._now = float(start)
         self._start = float(start)
-        self.auto_advance = auto_advance
-        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
-        self._seq = itertools.count()
-        self._driver: asyncio.Task[None] | None = None
 
     def time(self) -> float:
         return self._now
@@ -320,43 +308,18 @@ class VirtualClock:
         return self._now - self._start
 
     def sleep_sync(self, seconds: float) -> None:
+        """Move time forward by ``seconds``, as a blocking sleep would."""
         self._now += max(0.0, seconds)
 
     async def sleep(self, seconds: float) -> None:
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[None] = loop.create_future()
-        heapq.heappush(self._sleepers, (self._now + max(0.0, seconds), next(self._seq), fut))
-        if self.auto_advance and (self._driver is None or self._driver.done()):
-            self._driver = loop.create_task(self._drive())
-        await fut
-
-    async def _drive(self) -> None:
-        # Let every runnable task reach its next await before moving time, so that concurrent
-        # sleepers all register first and are woken in deadline order.
-        while self._sleepers:
-            for _ in range(5):
-                await asyncio.sleep(0)
-            if not self._sleepers:
-                break
-            deadline, _, fut = heapq.heappop(self._sleepers)
-            self._now = max(self._now, deadline)
-            if not fut.done():
-                fut.set_result(None)
-
-    async def advance(self, seconds: float) -> None:
-        """Move time forward by ``seconds``, waking every sleeper whose deadline has passed."""
-        target = self._now + max(0.0, seconds)
-        while self._sleepers and self._sleepers[0][0] <= target:
-            deadline, _, fut = heapq.heappop(self._sleepers)
-            self._now = max(self._now, deadline)
-            if not fut.done():
-                fut.set_result(None)
-            await asyncio.sleep(0)
-        self._now = target
-        await asyncio.sleep(0)
+        """Refused: a manual clock has no timers to wake. Run async code with :func:`run_virtual`."""
+        raise TypeError(
+            "VirtualClock is a manual clock for synchronous code; run async code on a virtual loop "
+            "(course_utils.clock.run_virtual) and let it read SYSTEM_CLOCK"
+        )
 
     def advance_sync(self, seconds: float) -> None:
-        """Move time forward without waking async sleepers (for purely synchronous tests)."""
+        """Move time forward by ``seconds`` (a test or a check stepping a synchronous unit)."""
         self._now += max(0.0, seconds)
 
     def __repr__(self) -> str:

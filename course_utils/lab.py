@@ -46,9 +46,16 @@ async def _awaited(make: Callable[[], Awaitable[T]]) -> T:
 
 
 def sim(scenario: Any = "calm", *, seed: int = 0) -> InProcessServer:
-    """An in-process simulator with realistic latency and no rate limits (faults come from ``scenario``)."""
+    """An in-process simulator with realistic latency and no rate limits (faults come from ``scenario``).
+
+    A context manager, as :class:`InProcessServer` is: ``with sim(...) as server:`` closes it after use.
+    """
     server = InProcessServer(seed=seed, time_scale=1.0, rate_limit_tier="unlimited")
-    server.set_scenario(scenario)
+    try:
+        server.set_scenario(scenario)
+    except BaseException:  # a scenario it refuses: the caller never gets the server to close
+        server.close()
+        raise
     return server
 
 

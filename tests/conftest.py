@@ -6,7 +6,6 @@ from contextlib import ExitStack
 from typing import Callable, Iterator
 
 import pytest
-from _servers import in_process_server
 
 from course_utils import MockServer, mock_server
 from course_utils.clock import VirtualClock
@@ -16,15 +15,15 @@ from course_utils.mock_provider.inprocess import InProcessServer
 @pytest.fixture()
 def make_server() -> Iterator[Callable[..., InProcessServer]]:
     """A factory of in-process simulators: ``make_server(**kwargs)`` is ``InProcessServer(**kwargs)``,
-    closed after the test (see ``tests/_servers.py``)."""
+    closed after the test (a context manager; outside a test, use ``with InProcessServer(...) as server:``)."""
     with ExitStack() as stack:
-        yield lambda **kwargs: stack.enter_context(in_process_server(**kwargs))
+        yield lambda **kwargs: stack.enter_context(InProcessServer(**kwargs))
 
 
 @pytest.fixture()
 def clock() -> VirtualClock:
     """A manual clock (see ``course_utils.clock``): moves only when the test advances it."""
-    return VirtualClock(auto_advance=False)
+    return VirtualClock()
 
 
 @pytest.fixture(scope="module")

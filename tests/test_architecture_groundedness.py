@@ -43,12 +43,11 @@ def test_most_labelled_answers_are_grounded_and_the_metric_can_fail(index):
     assert (rows.grounded == 0).any()
 
 
-def test_the_simulator_answers_from_bracketed_passages_whatever_sends_them():
+def test_the_simulator_answers_from_bracketed_passages_whatever_sends_them(make_server):
     """The grounded skill is lesson-agnostic: any request whose system prompt holds ``[id] text`` passages."""
     from course_utils.content import text_of
-    from course_utils.mock_provider.inprocess import InProcessServer
 
-    client = InProcessServer(seed=0, time_scale=1.0, rate_limit_tier="unlimited").tenant("t").client()
+    client = make_server(seed=0, time_scale=1.0, rate_limit_tier="unlimited").tenant("t").client()
     system = "Answer from these notes:\n[n1] The boiler restarts with the red switch.\n[n2] Bins go out on Tuesday."
 
     def ask(question: str, sys: str = system) -> str:

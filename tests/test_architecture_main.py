@@ -13,12 +13,13 @@ import signal
 import stat
 import subprocess
 import sys
-import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 import httpx
+
+from _wait import wait_until
 
 from course_utils.architecture.workers import message_id_for
 
@@ -35,14 +36,14 @@ def _service(tmp_path: Path, *extra: str) -> Iterator[tuple[subprocess.Popen, st
     env.pop("REDIS_URL", None)
     proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 120  # a bounded wait for startup (model load, indexing), not a measurement
-        url = None
-        while url is None:
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
+
+        def url_in_log() -> str | None:
+            assert proc.poll() is None, f"the service exited during startup:\n{log.read_text()}"
             found = re.search(r"support desk on (http://127\.0\.0\.1:\d+)", log.read_text())
-            url = found.group(1) if found else None
-            time.sleep(0.1)
+            return found.group(1) if found else None
+
+        # Startup loads a model and indexes the help centre: a bounded wait, not a measurement.
+        url = wait_until(url_in_log, timeout=120, every=0.1, what="the service to print its URL", detail=log.read_text)
         yield proc, url, log
     finally:
         if proc.poll() is None:
@@ -107,9 +108,10 @@ def test_the_service_on_its_own_enforces_the_tenants_plan(tmp_path):
         end = _ask(url, key)
         assert end["usage"]["model"] == "claude-haiku-5-5"
         with httpx.Client(base_url=url, timeout=30) as http:
-            for _ in range(200):  # the observer records the trace just after the end event
+
+            def traced() -> dict | None:  # the observer records the trace just after the end event
                 stats = http.get("/stats", headers={"Authorization": f"Bearer {key}"}).json()
-                if stats["slo"]["requests"]:
-                    break
-                time.sleep(0.05)
+                return stats if stats["slo"]["requests"] else None
+
+            stats = wait_until(traced, timeout=60, what="/stats to show the answered request")
         assert stats["answered_by"] == {"claude-haiku-5-5": 1}

@@ -42,10 +42,10 @@ async def _until(predicate, *, limit: float = 600.0) -> None:
         assert waited <= limit, "the pipeline did not finish in time"
 
 
-def test_a_crash_between_the_commit_and_the_publish_delays_the_event_but_never_loses_it(index):
+def test_a_crash_between_the_commit_and_the_publish_delays_the_event_but_never_loses_it(index, make_server):
     """The dual write's window: the API process dies after storing the message, before publishing. The
     event is in the outbox, committed with the message; the relay loop publishes it and it is answered once."""
-    server = InProcessServer(seed=0, time_scale=1.0, rate_limit_tier="unlimited")
+    server = make_server(seed=0, time_scale=1.0, rate_limit_tier="unlimited")
     bus, store = InMemoryBus(idle_timeout_s=30.0), DeskStore()
 
     async def crash() -> None:
@@ -71,10 +71,10 @@ def test_a_crash_between_the_commit_and_the_publish_delays_the_event_but_never_l
     assert store.unpublished() == []
 
 
-def test_a_relay_that_dies_after_publishing_publishes_again_and_the_inbox_absorbs_it(index):
+def test_a_relay_that_dies_after_publishing_publishes_again_and_the_inbox_absorbs_it(index, make_server):
     """The relay's own window (published, not yet marked): the event goes out twice, under two bus ids.
     Each consumer group's inbox acknowledges the second without the work: one model call, one charge."""
-    server = InProcessServer(seed=0, time_scale=1.0, rate_limit_tier="unlimited")
+    server = make_server(seed=0, time_scale=1.0, rate_limit_tier="unlimited")
     bus, store = InMemoryBus(idle_timeout_s=30.0), DeskStore()
     pipeline = Pipeline(bus, store, index, lambda t: server.tenant(t).async_client())
     deaths = [1]

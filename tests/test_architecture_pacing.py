@@ -16,21 +16,21 @@ def _burst(config: PipelineConfig, messages: int = 30) -> tuple[int, int, int]:
     load_help_centre(index, ["acme"])
 
     async def run() -> tuple[int, int, int]:
-        server = InProcessServer(seed=0, time_scale=1.0)
-        acme = server.tenant("acme", "tier-1")
-        pipeline = Pipeline(InMemoryBus(), DeskStore(), index, lambda t: acme.async_client(), config=config)
-        stop = asyncio.Event()
-        runner = asyncio.create_task(pipeline.run(stop, consumers={"model": 16}))
-        for i in range(messages):
-            await pipeline.submit("acme", f"c{i}", "How do I reset my password?", message_id=f"m{i}")
-        while not all(pipeline.finished(f"m{i}") for i in range(messages)):
-            await asyncio.sleep(0.5)
-        stop.set()
-        await runner
-        await pipeline.aclose()
-        ledger = acme.ledger()
-        answered = sum(1 for i in range(messages) if pipeline.store.answer_for("acme", f"m{i}") is not None)
-        return answered, int((ledger["status"] == 429).sum()), pipeline.model_calls
+        with InProcessServer(seed=0, time_scale=1.0) as server:
+            acme = server.tenant("acme", "tier-1")
+            pipeline = Pipeline(InMemoryBus(), DeskStore(), index, lambda t: acme.async_client(), config=config)
+            stop = asyncio.Event()
+            runner = asyncio.create_task(pipeline.run(stop, consumers={"model": 16}))
+            for i in range(messages):
+                await pipeline.submit("acme", f"c{i}", "How do I reset my password?", message_id=f"m{i}")
+            while not all(pipeline.finished(f"m{i}") for i in range(messages)):
+                await asyncio.sleep(0.5)
+            stop.set()
+            await runner
+            await pipeline.aclose()
+            ledger = acme.ledger()
+            answered = sum(1 for i in range(messages) if pipeline.store.answer_for("acme", f"m{i}") is not None)
+            return answered, int((ledger["status"] == 429).sum()), pipeline.model_calls
 
     return run_virtual(run(), limit=3600)
 

@@ -22,19 +22,21 @@ def _run(config: PipelineConfig, scenario: str = "calm") -> tuple[Pipeline, obje
     load_help_centre(index, ["acme"])
 
     async def run() -> tuple[Pipeline, object]:
-        server = InProcessServer(seed=0, time_scale=1.0, rate_limit_tier="unlimited")
-        server.set_scenario(scenario)
-        pipeline = Pipeline(InMemoryBus(), DeskStore(), index, lambda t: server.tenant(t).async_client(), config=config)
-        stop = asyncio.Event()
-        runner = asyncio.create_task(pipeline.run(stop))
-        for mid, text in QUESTIONS.items():
-            await pipeline.submit("acme", mid, text, message_id=mid)
-        while not all(pipeline.finished(mid) for mid in QUESTIONS):
-            await asyncio.sleep(0.5)
-        stop.set()
-        await runner
-        await pipeline.aclose()
-        return pipeline, server.ledger()
+        with InProcessServer(seed=0, time_scale=1.0, rate_limit_tier="unlimited") as server:
+            server.set_scenario(scenario)
+            pipeline = Pipeline(
+                InMemoryBus(), DeskStore(), index, lambda t: server.tenant(t).async_client(), config=config
+            )
+            stop = asyncio.Event()
+            runner = asyncio.create_task(pipeline.run(stop))
+            for mid, text in QUESTIONS.items():
+                await pipeline.submit("acme", mid, text, message_id=mid)
+            while not all(pipeline.finished(mid) for mid in QUESTIONS):
+                await asyncio.sleep(0.5)
+            stop.set()
+            await runner
+            await pipeline.aclose()
+            return pipeline, server.ledger()
 
     return run_virtual(run(), limit=3600)
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
 import httpx
 import pytest
+
+from _wait import wait_until
 
 from course_utils.architecture.bus import InMemoryBus, RedisStreamsBus
 from course_utils.architecture.service import SupportDesk, SupportDeskServer
@@ -88,14 +89,15 @@ def _read_stream(http: httpx.Client, url: str, tenant: str = "acme") -> list[Any
     return events
 
 
-def _stats_when(http: httpx.Client, ready, tries: int = 200) -> dict:
+def _stats_when(http: httpx.Client, ready) -> dict:
     """/stats (the operator's view) once ``ready(stats)``: the observer records a trace just after the end event."""
-    for _ in range(tries):
-        stats = http.get("/stats", headers=OPERATOR).json()
-        if ready(stats):
-            return stats
-        time.sleep(0.05)
-    raise AssertionError(f"/stats never got ready: {stats}")
+    last: list[dict] = [{}]
+
+    def stats() -> dict | None:
+        last[0] = http.get("/stats", headers=OPERATOR).json()
+        return last[0] if ready(last[0]) else None
+
+    return wait_until(stats, timeout=60, what="/stats to show the trace", detail=lambda: f"/stats: {last[0]}")
 
 
 def _billed(sim) -> int:

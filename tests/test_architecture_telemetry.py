@@ -32,22 +32,22 @@ def index() -> VectorIndex:
 
 
 def _run(index, n: int = 1):
-    server = InProcessServer(seed=0, time_scale=1.0, rate_limit_tier="unlimited")
-    bus, store, telemetry = InMemoryBus(idle_timeout_s=30.0), DeskStore(), Telemetry()
-    pipeline = Pipeline(bus, store, index, lambda t: server.tenant(t).async_client(), telemetry=telemetry)
+    with InProcessServer(seed=0, time_scale=1.0, rate_limit_tier="unlimited") as server:
+        bus, store, telemetry = InMemoryBus(idle_timeout_s=30.0), DeskStore(), Telemetry()
+        pipeline = Pipeline(bus, store, index, lambda t: server.tenant(t).async_client(), telemetry=telemetry)
 
-    async def scenario() -> None:
-        stop = asyncio.Event()
-        runner = asyncio.create_task(pipeline.run(stop))
-        for i in range(n):
-            await pipeline.submit("acme", "c1", "I forgot my password", message_id=f"m{i}")
-            while not pipeline.finished(f"m{i}"):
-                await asyncio.sleep(0.25)
-        stop.set()
-        await runner
-        await pipeline.aclose()
+        async def scenario() -> None:
+            stop = asyncio.Event()
+            runner = asyncio.create_task(pipeline.run(stop))
+            for i in range(n):
+                await pipeline.submit("acme", "c1", "I forgot my password", message_id=f"m{i}")
+                while not pipeline.finished(f"m{i}"):
+                    await asyncio.sleep(0.25)
+            stop.set()
+            await runner
+            await pipeline.aclose()
 
-    run_virtual(scenario(), limit=3600)
+        run_virtual(scenario(), limit=3600)
     return bus, store, telemetry
 
 
@@ -94,8 +94,8 @@ def test_the_waterfall_draws_the_sdk_spans(index):
     assert labels[0].startswith("POST") and any(label.startswith("chat ") for label in labels)
 
 
-def test_without_telemetry_no_headers_are_needed(index):
-    server = InProcessServer(seed=0, time_scale=1.0, rate_limit_tier="unlimited")
+def test_without_telemetry_no_headers_are_needed(index, make_server):
+    server = make_server(seed=0, time_scale=1.0, rate_limit_tier="unlimited")
     bus = InMemoryBus(idle_timeout_s=30.0)
     pipeline = Pipeline(bus, DeskStore(), index, lambda t: server.tenant(t).async_client())
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 
@@ -35,8 +35,9 @@ def index() -> VectorIndex:
     return idx
 
 
-def _sim(scenario: str = "calm") -> InProcessServer:
-    server = InProcessServer(seed=0, time_scale=1.0, rate_limit_tier="unlimited")
+def _sim(make_server: Callable[..., InProcessServer], scenario: str = "calm") -> InProcessServer:
+    """A simulator for one test (``make_server`` closes it afterwards) with realistic latency and no rate limits."""
+    server = make_server(seed=0, time_scale=1.0, rate_limit_tier="unlimited")
     server.set_scenario(scenario)
     return server
 
@@ -59,8 +60,8 @@ def _billed(server: InProcessServer) -> int:
     return int(((ledger["endpoint"] == "/v1/messages") & (ledger["status"] == 200)).sum())
 
 
-def test_messages_flow_through_every_stage_and_each_answer_is_charged_once(index):
-    server = _sim()
+def test_messages_flow_through_every_stage_and_each_answer_is_charged_once(index, make_server):
+    server = _sim(make_server)
     bus, store = InMemoryBus(idle_timeout_s=30.0), DeskStore()
     pipeline = _pipeline(server, index, bus, store)
 
@@ -101,9 +102,9 @@ def test_messages_flow_through_every_stage_and_each_answer_is_charged_once(index
     assert "".join(e["text"] for e in m1[:-1]) == store.answer_for("acme", "m1").content
 
 
-def test_a_worker_killed_after_the_answer_and_before_the_ack_is_redelivered_and_charged_once(index):
+def test_a_worker_killed_after_the_answer_and_before_the_ack_is_redelivered_and_charged_once(index, make_server):
     """The crash the incident's retry turned into a double charge: here one answer, one ledger row."""
-    server = _sim()
+    server = _sim(make_server)
     bus, store = InMemoryBus(idle_timeout_s=30.0), DeskStore()
     hang = asyncio.Event()
 
@@ -139,8 +140,8 @@ def test_a_worker_killed_after_the_answer_and_before_the_ack_is_redelivered_and_
     assert trace.request_id == mid and trace.error is None
 
 
-def test_an_outage_of_the_primary_model_is_answered_by_the_fallback(index):
-    server = _sim()
+def test_an_outage_of_the_primary_model_is_answered_by_the_fallback(index, make_server):
+    server = _sim(make_server)
     config = PipelineConfig(max_attempts=2)
     server.model_outage(config.primary_model, 3600)
     bus, store = InMemoryBus(), DeskStore()
@@ -169,8 +170,8 @@ def _controls(plan: Plan, *, tenants=("acme", "globex")) -> TenantControls:
     return TenantControls(registry, MemoryLimiter(), BudgetGuard(MemoryBudgetStore()))
 
 
-def test_a_tenant_over_its_budget_is_answered_with_an_error_and_nothing_is_charged(index):
-    server = _sim()
+def test_a_tenant_over_its_budget_is_answered_with_an_error_and_nothing_is_charged(index, make_server):
+    server = _sim(make_server)
     bus, store = InMemoryBus(), DeskStore()
     broke = Plan("broke", 60, 100_000, 20_000, Decimal("0.0001"), frozenset({"claude-sonnet-5-5"}))
     pipeline = _pipeline(server, index, bus, store, controls=_controls(broke))
@@ -191,10 +192,10 @@ def test_a_tenant_over_its_budget_is_answered_with_an_error_and_nothing_is_charg
     assert pipeline.traces.traces[0].error == "TenantBudgetExceeded"  # the model span says what refused it
 
 
-def test_lesson_07_controls_limit_rate_keep_to_the_plan_settle_the_budget_and_meter_once(index):
+def test_lesson_07_controls_limit_rate_keep_to_the_plan_settle_the_budget_and_meter_once(index, make_server):
     """A 2-requests-a-minute plan with Haiku only: 4 messages wait their turn, all answered by Haiku,
     the budget spent equals the answers' cost, and each answer is metered once."""
-    server = _sim()
+    server = _sim(make_server)
     bus, store = InMemoryBus(), DeskStore()
     slow = Plan("slow", 2, 100_000, 20_000, Decimal("10"), frozenset({"claude-haiku-5-5"}))
     controls = _controls(slow)
@@ -220,8 +221,8 @@ def test_lesson_07_controls_limit_rate_keep_to_the_plan_settle_the_budget_and_me
     assert {r.key for r in records} == {u.request_id for u in store.usage("acme")}
 
 
-def test_lesson_06_exact_cache_answers_a_repeated_first_question_without_a_model_call(index, tmp_path):
-    server = _sim()
+def test_lesson_06_exact_cache_answers_a_repeated_first_question_without_a_model_call(index, tmp_path, make_server):
+    server = _sim(make_server)
     bus, store = InMemoryBus(), DeskStore()
     pipeline = _pipeline(server, index, bus, store, cache_path=str(tmp_path / "cache.db"))
 
@@ -245,10 +246,10 @@ def test_lesson_06_exact_cache_answers_a_repeated_first_question_without_a_model
     assert pipeline.traces.slo()["cache_hit_rate"] == pytest.approx(1 / 3)
 
 
-def test_hostile_replies_thinking_and_refusals_end_every_message_once(index):
+def test_hostile_replies_thinking_and_refusals_end_every_message_once(index, make_server):
     """Thinking blocks, refusals and pause_turn: each message ends in an answer or a clean error,
     with one model call each (a refusal is billed and answered as an error, never retried)."""
-    server = _sim()
+    server = _sim(make_server)
     bus, store = InMemoryBus(), DeskStore()
     pipeline = _pipeline(server, index, bus, store)
 

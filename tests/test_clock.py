@@ -1,4 +1,4 @@
-"""The virtual clock that lets tests run hours of simulated time instantly."""
+"""The clocks: virtual loops that run hours of simulated time instantly, and the manual clock for synchronous code."""
 
 from __future__ import annotations
 
@@ -7,44 +7,52 @@ import time
 
 import pytest
 
-from course_utils.clock import SystemClock, VirtualClock
+from course_utils.clock import SYSTEM_CLOCK, VIRTUAL_EPOCH, SystemClock, VirtualClock, run_virtual
 
 
-def test_auto_advance_wakes_concurrent_sleepers_in_deadline_order():
-    clock = VirtualClock(start=1000.0)
+def test_a_virtual_loop_wakes_concurrent_sleepers_in_deadline_order():
     woke: list[tuple[str, float]] = []
 
     async def sleeper(name: str, seconds: float) -> None:
-        await clock.sleep(seconds)
-        woke.append((name, clock.time()))
+        await SYSTEM_CLOCK.sleep(seconds)
+        woke.append((name, SYSTEM_CLOCK.time()))
 
     async def main() -> None:
         await asyncio.gather(sleeper("b", 2.0), sleeper("a", 1.0), sleeper("c", 30.0))
 
-    asyncio.run(main())
+    run_virtual(main())
     assert [n for n, _ in woke] == ["a", "b", "c"]
-    assert [t for _, t in woke] == [1001.0, 1002.0, 1030.0]  # concurrent: max, not sum
+    at = VIRTUAL_EPOCH
+    assert [t for _, t in woke] == [at + 1.0, at + 2.0, at + 30.0]  # concurrent: max, not sum
 
 
-def test_manual_advance_only_wakes_due_sleepers():
-    clock = VirtualClock(start=0.0, auto_advance=False)
-
+def test_a_sleeper_wakes_only_once_its_deadline_has_passed():
     async def main() -> list[str]:
         done: list[str] = []
 
         async def s(name: str, secs: float) -> None:
-            await clock.sleep(secs)
+            await SYSTEM_CLOCK.sleep(secs)
             done.append(name)
 
         tasks = [asyncio.create_task(s("one", 1)), asyncio.create_task(s("five", 5))]
-        await asyncio.sleep(0)
-        await clock.advance(2)
+        await asyncio.sleep(2)
         first = list(done)
-        await clock.advance(10)
         await asyncio.gather(*tasks)
         return first + ["|"] + done
 
-    assert asyncio.run(main()) == ["one", "|", "one", "five"]
+    assert run_virtual(main()) == ["one", "|", "one", "five"]
+
+
+def test_a_manual_clock_refuses_an_async_sleep_and_names_the_virtual_loop():
+    """``await sleep`` on a VirtualClock would move time only for its own sleeper: it raises instead."""
+    clock = VirtualClock()
+
+    async def main() -> None:
+        await clock.sleep(1.0)
+
+    with pytest.raises(TypeError, match="run_virtual"):
+        run_virtual(main())
+    assert clock.monotonic() == 0.0
 
 
 def test_monotonic_and_sync_sleep():

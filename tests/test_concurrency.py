@@ -1,7 +1,9 @@
 """Lesson 03 reference implementation: fan-out, structured concurrency, worker pool, buckets, dispatcher.
 
-Everything time-dependent runs on a VirtualClock (no sleeping); the dispatcher is tested against
-the simulator's own RateLimiter on the same virtual clock, behind a fake SDK client.
+Everything asynchronous runs on a virtual loop (``run_virtual``): the code under test reads the loop's
+clock (``SYSTEM_CLOCK``), so sleeps, timeouts and pacing take no wall time. Synchronous units (a token
+bucket stepped by hand) use a manual ``VirtualClock``. The dispatcher is tested against the simulator's
+own RateLimiter on the same virtual loop, behind a fake SDK client.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from course_utils.clock import VirtualClock
+from course_utils.clock import SYSTEM_CLOCK, TICK, VirtualClock, run_virtual
 from course_utils.concurrency import (
     Demand,
     Outcome,
@@ -48,12 +50,8 @@ def run(coro):
 
 
 def leftover_tasks() -> list:
-    """Tasks still pending besides the caller (the VirtualClock's own driver task excepted)."""
-    return [
-        t
-        for t in asyncio.all_tasks()
-        if t is not asyncio.current_task() and not t.done() and t.get_coro().__qualname__ != "VirtualClock._drive"
-    ]
+    """Tasks still pending besides the caller."""
+    return [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]
 
 
 class Tracker:
@@ -86,27 +84,27 @@ class Tracker:
 # ----- fan-out ----------------------------------------------------------------------------------
 def test_bounded_gather_preserves_order_and_bounds_concurrency():
     async def main():
-        clock = VirtualClock()
+        clock = SYSTEM_CLOCK
         # Later items finish first, so completion order is the reverse of input order.
         fn = Tracker(clock, delays={i: 10 - i for i in range(10)})
         got = await bounded_gather(fn, range(10), limit=3)
         return got, fn.peak
 
-    got, peak = run(main())
+    got, peak = run_virtual(main())
     assert got == [i * 10 for i in range(10)]
     assert peak == 3
 
 
 def test_bounded_gather_raises_the_first_error_itself_and_cancels_the_rest():
     async def main():
-        clock = VirtualClock()
+        clock = SYSTEM_CLOCK
         fn = Tracker(clock, delays={0: 1.0, 1: 5.0, 2: 5.0}, fail={0})
         with pytest.raises(ValueError, match="item 0 failed"):
             await bounded_gather(fn, range(3), limit=3)
         leftovers = leftover_tasks()
         return leftovers
 
-    assert run(main()) == []
+    assert run_virtual(main()) == []
 
 
 def test_bounded_gather_rejects_a_zero_limit():
@@ -126,10 +124,10 @@ def test_max_in_flight_matches_a_brute_force_count(raw):
 # ----- structured concurrency ---------------------------------------------------------------------
 def test_run_all_keeps_every_result_and_every_error_in_order():
     async def main():
-        fn = Tracker(VirtualClock(), fail={1, 3})
+        fn = Tracker(SYSTEM_CLOCK, fail={1, 3})
         return await run_all(fn, range(5), concurrency=2)
 
-    outcomes = run(main())
+    outcomes = run_virtual(main())
     assert [o.index for o in outcomes] == list(range(5))
     assert [o.value for o in outcomes if o.ok] == [0, 20, 40]
     assert [type(o.error) for o in outcomes if not o.ok] == [ValueError, ValueError]
@@ -142,13 +140,13 @@ def test_run_all_keeps_every_result_and_every_error_in_order():
 
 def test_run_all_times_out_slow_items_on_the_virtual_clock():
     async def main():
-        clock = VirtualClock()
+        clock = SYSTEM_CLOCK
         fn = Tracker(clock, delays={0: 1.0, 1: 100.0, 2: 2.0})
         started = clock.monotonic()
         outcomes = await run_all(fn, range(3), timeout=5.0, clock=clock)
         return outcomes, clock.monotonic() - started
 
-    outcomes, elapsed = run(main())
+    outcomes, elapsed = run_virtual(main())
     assert outcomes[0].value == 0 and outcomes[2].value == 20
     assert isinstance(outcomes[1].error, TimeoutError)
     assert elapsed == pytest.approx(5.0)
@@ -158,10 +156,10 @@ def test_run_all_reports_each_outcome_as_it_finishes():
     seen: list[Outcome] = []
 
     async def main():
-        fn = Tracker(VirtualClock(), delays={0: 3.0, 1: 1.0, 2: 2.0})
+        fn = Tracker(SYSTEM_CLOCK, delays={0: 3.0, 1: 1.0, 2: 2.0})
         return await run_all(fn, range(3), on_done=seen.append)
 
-    run(main())
+    run_virtual(main())
     assert [o.item for o in seen] == [1, 2, 0]
 
 
@@ -169,19 +167,17 @@ def test_cancelling_run_all_cancels_every_child_and_keeps_what_finished():
     seen: list[Outcome] = []
 
     async def main():
-        clock = VirtualClock(auto_advance=False)
+        clock = SYSTEM_CLOCK
         fn = Tracker(clock, delays={0: 1.0, 1: 10.0, 2: 10.0})
         task = asyncio.create_task(run_all(fn, range(3), on_done=seen.append, clock=clock))
-        for _ in range(5):
-            await asyncio.sleep(0)
-        await clock.advance(1.0)
+        await asyncio.sleep(1.5)  # after the first item's end (1 s), long before the others' (10 s)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
         await asyncio.sleep(0)
         return leftover_tasks()
 
-    assert run(main()) == []
+    assert run_virtual(main()) == []
     assert [o.value for o in seen] == [0]
 
 
@@ -195,7 +191,7 @@ def test_with_timeout_on_the_system_clock_passes_values_through():
         with pytest.raises(TimeoutError):
             await with_timeout(asyncio.sleep(10), 0.01)
 
-    run(main())
+    run_virtual(main())
 
 
 # ----- worker pool --------------------------------------------------------------------------------
@@ -203,13 +199,13 @@ def test_worker_pool_runs_exactly_n_at_a_time_and_shuts_down_cleanly():
     progress: list[ProgressEvent] = []
 
     async def main():
-        clock = VirtualClock()
+        clock = SYSTEM_CLOCK
         fn = Tracker(clock, fail={4})
         outcomes = await run_pool(fn, range(12), workers=4, clock=clock, on_progress=progress.append)
         leftovers = leftover_tasks()
         return outcomes, fn.peak, leftovers
 
-    outcomes, peak, leftovers = run(main())
+    outcomes, peak, leftovers = run_virtual(main())
     assert peak == 4
     assert leftovers == []
     assert [o.index for o in outcomes] == list(range(12))
@@ -228,14 +224,14 @@ def test_worker_pool_without_a_total_reports_it_once_closed():
     progress: list[ProgressEvent] = []
 
     async def main():
-        clock = VirtualClock()
+        clock = SYSTEM_CLOCK
         pool = WorkerPool(Tracker(clock), workers=2, clock=clock, on_progress=progress.append).start()
         for job in range(3):
             await pool.submit(job)
         await clock.sleep(1.5)  # two jobs finish while the producer may still submit more
         await pool.close()
 
-    run(main())
+    run_virtual(main())
     assert [(e.done, e.total) for e in progress] == [(1, None), (2, None), (3, 3)]
 
 
@@ -243,10 +239,10 @@ def test_run_all_and_run_threaded_report_progress_with_the_protocol():
     events: list[ProgressEvent] = []
 
     async def main():
-        fn = Tracker(VirtualClock(), delays={0: 3.0, 1: 1.0, 2: 2.0})
+        fn = Tracker(SYSTEM_CLOCK, delays={0: 3.0, 1: 1.0, 2: 2.0})
         return await run_all(fn, range(3), on_progress=events.append)
 
-    run(main())
+    run_virtual(main())
     assert [(e.done, e.total, e.latest.item) for e in events] == [(1, 3, 1), (2, 3, 2), (3, 3, 0)]
     threaded: list[ProgressEvent] = []
     outcomes = run_threaded(lambda x: x * 2, range(5), workers=2, on_progress=threaded.append)
@@ -257,7 +253,7 @@ def test_run_all_and_run_threaded_report_progress_with_the_protocol():
 
 def test_worker_pool_cancels_its_workers_when_the_block_fails():
     async def main():
-        clock = VirtualClock()
+        clock = SYSTEM_CLOCK
         with pytest.raises(RuntimeError):
             async with WorkerPool(Tracker(clock), workers=3, clock=clock) as pool:
                 await pool.submit(1)
@@ -265,12 +261,12 @@ def test_worker_pool_cancels_its_workers_when_the_block_fails():
         await asyncio.sleep(0)
         return leftover_tasks()
 
-    assert run(main()) == []
+    assert run_virtual(main()) == []
 
 
 def test_worker_pool_refuses_jobs_after_close_and_applies_backpressure():
     async def main():
-        clock = VirtualClock()
+        clock = SYSTEM_CLOCK
         pool = WorkerPool(Tracker(clock), workers=1, maxsize=2, clock=clock).start()
         for job in range(5):
             await pool.submit(job)  # waits while the queue holds 2
@@ -279,15 +275,15 @@ def test_worker_pool_refuses_jobs_after_close_and_applies_backpressure():
             await pool.submit(9)
         return outcomes
 
-    assert [o.value for o in run(main())] == [0, 10, 20, 30, 40]
+    assert [o.value for o in run_virtual(main())] == [0, 10, 20, 30, 40]
 
 
 def test_worker_pool_per_job_timeout():
     async def main():
-        clock = VirtualClock()
+        clock = SYSTEM_CLOCK
         return await run_pool(Tracker(clock, delays={1: 50.0}), range(3), workers=2, timeout=5.0, clock=clock)
 
-    outcomes = run(main())
+    outcomes = run_virtual(main())
     assert isinstance(outcomes[1].error, TimeoutError) and outcomes[2].value == 20
 
 
@@ -347,14 +343,14 @@ def test_token_bucket_overdraft_refund_and_lower_to():
 
 def test_token_bucket_acquire_waits_exactly_on_the_virtual_clock():
     async def main():
-        clock = VirtualClock()
+        clock = SYSTEM_CLOCK
         bucket = TokenBucket(5, 1.0, clock=clock)
         waits = [await bucket.acquire(1) for _ in range(8)]
         with pytest.raises(ExceedsBucketCapacity):
             await bucket.acquire(6)
         return waits, clock.monotonic()
 
-    waits, elapsed = run(main())
+    waits, elapsed = run_virtual(main())
     assert waits[:5] == [0.0] * 5
     assert elapsed == pytest.approx(3.0)
 
@@ -363,7 +359,7 @@ def test_token_bucket_acquire_waits_exactly_on_the_virtual_clock():
 @given(rpm=st.integers(30, 600), n=st.integers(1, 300), headroom=st.sampled_from([0.0, 0.05, 0.2]))
 def test_rate_budget_paces_from_the_first_request_never_ahead_of_a_short_interval_provider(rpm, n, headroom):
     async def main():
-        clock = VirtualClock()
+        clock = SYSTEM_CLOCK
         budget = RateBudget(rpm, BIG, BIG, clock=clock, headroom=headroom)
         times = []
         for _ in range(n):
@@ -371,27 +367,29 @@ def test_rate_budget_paces_from_the_first_request_never_ahead_of_a_short_interva
             times.append(clock.monotonic())
         return times
 
-    times = run(main())
+    times = run_virtual(main(), noop_cycles=1)  # one task: no other coroutine to let set its timer first
     rate = rpm * (1 - headroom) / 60
     burst = max(1.0, rate)  # one second of the paced rate, at least one request
     provider_burst = max(1.0, rpm / 60)  # what a provider enforcing over one second holds
-    slack_s = 1e-4  # the VirtualClock's epoch-based floats resolve about 2e-7 s per step
+    slack_s = 1e-4
     for k, t in enumerate(times, start=1):
         assert k <= burst + rate * (t + slack_s)  # never ahead of the paced bucket
         assert k <= provider_burst + rpm / 60 * (t + slack_s)  # so never ahead of the provider's
-    # and never behind it: the last one goes as soon as the paced rate allows
-    assert times[-1] == pytest.approx(max(0.0, (n - burst) / rate), abs=slack_s)
+    # and never behind it: the last one goes as soon as the paced rate allows. A virtual loop's timers
+    # fire on whole microseconds (TICK), so each wait may end up to a tick late, and a full bucket
+    # cannot bank the overshoot: at most one tick per request.
+    assert times[-1] == pytest.approx(max(0.0, (n - burst) / rate), abs=slack_s + n * TICK)
 
 
 def test_rate_budget_with_a_minute_burst_spends_a_minute_at_once():
     async def main():
-        clock = VirtualClock()
+        clock = SYSTEM_CLOCK
         budget = RateBudget(60, BIG, BIG, clock=clock, burst_s=60)
         for _ in range(61):
             await budget.acquire(Demand())
         return clock.monotonic()
 
-    assert run(main()) == pytest.approx(1.0)  # 60 at once, the 61st a second later
+    assert run_virtual(main()) == pytest.approx(1.0)  # 60 at once, the 61st a second later
     with pytest.raises(ValueError):
         RateBudget(60, BIG, BIG, burst_s=0)
     with pytest.raises(ValueError):
@@ -400,7 +398,7 @@ def test_rate_budget_with_a_minute_burst_spends_a_minute_at_once():
 
 def test_rate_budget_tokens_bind_fifo_oversized_requests_overdraw_and_pause():
     async def main():
-        clock = VirtualClock()
+        clock = SYSTEM_CLOCK
         budget = RateBudget(BIG, 600, BIG, clock=clock)  # 10 input tokens per second, a bucket of 10
         await budget.acquire(Demand(1, 600, 0))  # bigger than the bucket: goes once it is full, overdraws
         await budget.acquire(Demand(1, 100, 0))  # waits until the bucket is full again: 600 tokens later
@@ -411,7 +409,7 @@ def test_rate_budget_tokens_bind_fifo_oversized_requests_overdraw_and_pause():
             await budget.acquire(Demand(1, 601, 0))  # more than a minute's limit: never
         return after_tokens, clock.monotonic()
 
-    after_tokens, after_pause = run(main())
+    after_tokens, after_pause = run_virtual(main())
     assert after_tokens == pytest.approx(60.0)
     assert after_pause == pytest.approx(72.0)
 
@@ -438,10 +436,11 @@ class FakeProvider:
     60: a minute's quota at once). Each reply generates ``output`` tokens, charged against OTPM.
     """
 
-    def __init__(self, clock, limits, *, latency=0.5, key="k", burst_s=1.0, output=1, rtt=0.0, cache_read=0):
-        self.clock = clock
-        self.limiter = RateLimiter(clock, "unlimited", burst_s=burst_s)
-        self.limiter.set_tier(key, limits)
+    def __init__(self, limits, *, latency=0.5, key="k", burst_s=1.0, output=1, rtt=0.0, cache_read=0, spent=0):
+        self.clock = SYSTEM_CLOCK  # the virtual loop's, once the run has started (see start())
+        self.limits, self.burst_s = limits, burst_s
+        self.spent = spent  # requests another process made on the key just before the run
+        self.limiter = None
         self.key = key
         self.latency = latency
         self.output = output
@@ -450,6 +449,13 @@ class FakeProvider:
         self.log: list[tuple[float, int]] = []  # (time, status)
         self.refusals: list[tuple[float, float]] = []  # (time of a 429, its retry-after in seconds)
         self.messages = SimpleNamespace(with_raw_response=SimpleNamespace(create=self._create))
+
+    def start(self):
+        """Open the provider on the running (virtual) loop: its limiter reads that loop's clock from here on."""
+        assert self.limiter is None, "a FakeProvider serves one run"
+        self.limiter = RateLimiter(self.clock, "unlimited", burst_s=self.burst_s)
+        self.limiter.set_tier(self.key, self.limits)
+        self.spend(self.spent)
 
     def with_options(self, **kwargs):
         assert kwargs == {"max_retries": 0}
@@ -520,16 +526,17 @@ BODY = classify_body("I was charged twice for my invoice.")
 
 def _run_dispatcher(provider, n, body=BODY, **kwargs):
     async def main():
+        provider.start()
         dispatcher = RateLimitedDispatcher(provider, clock=provider.clock, **kwargs)
         started = provider.clock.monotonic()
         outcomes = await dispatcher.run([body] * n)
         return dispatcher, outcomes, provider.clock.monotonic() - started
 
-    return run(main())
+    return run_virtual(main())
 
 
 def test_dispatcher_paces_at_the_limit_with_headroom_from_the_first_request_with_no_429():
-    provider = FakeProvider(VirtualClock(), RateLimits(120, BIG, BIG))  # enforced over one second
+    provider = FakeProvider(RateLimits(120, BIG, BIG))  # enforced over one second
     dispatcher, outcomes, virtual_s = _run_dispatcher(provider, 300, limits=RateLimits(120, BIG, BIG))
     assert all(o.ok for o in outcomes) and len(outcomes) == 300
     assert provider.count(429) == 0 and dispatcher.stats.rate_limited == 0
@@ -541,19 +548,19 @@ def test_dispatcher_paces_at_the_limit_with_headroom_from_the_first_request_with
 
 def test_a_client_that_bets_on_a_minute_burst_is_refused_by_short_interval_enforcement():
     limits = RateLimits(120, BIG, BIG)
-    short = FakeProvider(VirtualClock(), limits, burst_s=1.0, rtt=0.05)
+    short = FakeProvider(limits, burst_s=1.0, rtt=0.05)
     dispatcher, outcomes, _ = _run_dispatcher(short, 150, limits=limits, burst_s=60, max_attempts=30)
     assert all(o.ok for o in outcomes)  # retry-after got every one through in the end
     assert short.count(429) > 10 and dispatcher.stats.rate_limited == short.count(429)  # its first burst
     short.assert_retry_after_honoured()
     # The same client against a provider that does allow a minute's burst: no 429 (the bet paid off there).
-    lenient = FakeProvider(VirtualClock(), limits, burst_s=60.0)
+    lenient = FakeProvider(limits, burst_s=60.0)
     dispatcher, outcomes, _ = _run_dispatcher(lenient, 150, limits=limits, burst_s=60)
     assert all(o.ok for o in outcomes) and lenient.count(429) == 0
 
 
 def test_dispatcher_learns_the_limits_from_the_first_response():
-    provider = FakeProvider(VirtualClock(), RateLimits(60, 50_000, 9_000))
+    provider = FakeProvider(RateLimits(60, 50_000, 9_000))
     dispatcher, outcomes, _ = _run_dispatcher(provider, 30, limits=None)
     assert all(o.ok for o in outcomes)
     assert provider.count(429) == 0
@@ -566,8 +573,7 @@ def test_dispatcher_syncs_with_headers_when_someone_else_spends_the_key():
     # Header sync matters where the local budget is large: a client that keeps a minute's burst
     # (burst_s=60) against a lenient provider whose minute another process has mostly spent.
     limits = RateLimits(120, BIG, BIG)
-    provider = FakeProvider(VirtualClock(), limits, burst_s=60.0)
-    provider.spend(80)  # another process already used two thirds of the minute
+    provider = FakeProvider(limits, burst_s=60.0, spent=80)  # another process used two thirds of the minute
     dispatcher, outcomes, _ = _run_dispatcher(provider, 150, limits=limits, burst_s=60)
     assert all(o.ok for o in outcomes)
     assert provider.count(429) == 0
@@ -576,8 +582,7 @@ def test_dispatcher_syncs_with_headers_when_someone_else_spends_the_key():
 
 def test_without_header_sync_the_same_run_meets_429s_and_honours_retry_after():
     limits = RateLimits(120, BIG, BIG)
-    provider = FakeProvider(VirtualClock(), limits, burst_s=60.0)
-    provider.spend(80)
+    provider = FakeProvider(limits, burst_s=60.0, spent=80)
     dispatcher, outcomes, _ = _run_dispatcher(
         provider, 150, limits=limits, burst_s=60, sync_headers=False, max_attempts=20
     )
@@ -589,7 +594,7 @@ def test_without_header_sync_the_same_run_meets_429s_and_honours_retry_after():
 def test_dispatcher_paces_on_input_tokens_estimated_before_sending():
     per_request = count_request(BODY)
     itpm = per_request * 30  # 30 requests' worth of input per minute: half a request per second
-    provider = FakeProvider(VirtualClock(), RateLimits(BIG, itpm, BIG))
+    provider = FakeProvider(RateLimits(BIG, itpm, BIG))
     dispatcher, outcomes, _ = _run_dispatcher(provider, 60, limits=RateLimits(BIG, itpm, BIG))
     assert all(o.ok for o in outcomes) and provider.count(429) == 0
     # Each request is bigger than a second's worth of input, so each goes when the bucket is full
@@ -609,7 +614,7 @@ def test_cache_reads_are_not_charged_against_itpm():
     read = prompt - 40  # all but the 40-token tail comes from the cache
     itpm = prompt * 30  # the whole prompt 30 times a minute: one uncached request every 2 s
     limits = RateLimits(BIG, itpm, BIG)
-    provider = FakeProvider(VirtualClock(), limits, cache_read=read)
+    provider = FakeProvider(limits, cache_read=read)
     dispatcher, outcomes, _ = _run_dispatcher(provider, 60, body=CACHED_BODY, limits=limits)
     assert all(o.ok for o in outcomes) and provider.count(429) == 0
     assert dispatcher.expected_cache_read == read
@@ -626,7 +631,7 @@ def test_cache_reads_are_not_charged_against_itpm():
 def test_the_same_prompt_without_cache_control_is_paced_on_every_token():
     prompt = count_request(BODY)
     limits = RateLimits(BIG, prompt * 30, BIG)
-    provider = FakeProvider(VirtualClock(), limits)
+    provider = FakeProvider(limits)
     dispatcher, outcomes, _ = _run_dispatcher(provider, 20, limits=limits)
     assert all(o.ok for o in outcomes) and provider.count(429) == 0
     assert dispatcher.expected_cache_read == 0
@@ -636,7 +641,7 @@ def test_the_same_prompt_without_cache_control_is_paced_on_every_token():
 def test_a_ramp_starts_at_a_share_of_the_paced_rate_and_reaches_all_of_it():
     # "ramp up your traffic gradually" (rate-limits page, acceleration limits); the figures are ours.
     limits = RateLimits(120, BIG, BIG)  # paced at 0.95 * 2 = 1.9 requests a second
-    provider = FakeProvider(VirtualClock(), limits)
+    provider = FakeProvider(limits)
     dispatcher, outcomes, _ = _run_dispatcher(provider, 120, limits=limits, ramp_s=20, ramp_start=0.1)
     assert all(o.ok for o in outcomes) and provider.count(429) == 0
     sends = provider.sends()
@@ -654,7 +659,7 @@ def test_a_ramp_starts_at_a_share_of_the_paced_rate_and_reaches_all_of_it():
 
 def test_without_a_ramp_the_dispatcher_starts_at_the_full_paced_rate():
     limits = RateLimits(120, BIG, BIG)
-    provider = FakeProvider(VirtualClock(), limits)
+    provider = FakeProvider(limits)
     _run_dispatcher(provider, 60, limits=limits)
     assert sum(1 for t in provider.sends() if 0.5 < t <= 20.5) >= 37
 
@@ -664,7 +669,7 @@ def test_max_tokens_reserves_nothing_output_is_paced_on_what_replies_generate():
     # whole minute's OTPM) changes nothing, as on the API.
     runs = {}
     for max_tokens in (5, 1_000):
-        provider = FakeProvider(VirtualClock(), RateLimits(BIG, BIG, 300), output=5)
+        provider = FakeProvider(RateLimits(BIG, BIG, 300), output=5)
         body = dict(BODY, max_tokens=max_tokens)
         dispatcher, outcomes, _ = _run_dispatcher(provider, 40, body=body, limits=RateLimits(BIG, BIG, 300))
         assert all(o.ok for o in outcomes) and provider.count(429) == 0
@@ -677,8 +682,8 @@ def test_max_tokens_reserves_nothing_output_is_paced_on_what_replies_generate():
 
 
 def test_dispatcher_gives_up_after_max_attempts_and_keeps_other_results():
-    provider = FakeProvider(VirtualClock(), RateLimits(60, BIG, BIG))  # one request a second
-    provider.spend(1)  # another process just took this second's request
+    # One request a second, and another process just took this second's request.
+    provider = FakeProvider(RateLimits(60, BIG, BIG), spent=1)
     dispatcher, outcomes, _ = _run_dispatcher(
         provider, 4, limits=RateLimits(60, BIG, BIG), max_attempts=1, max_concurrency=4
     )
@@ -693,7 +698,7 @@ def test_a_429_empties_the_local_buckets_so_a_pause_ends_without_a_burst():
     # five seconds' worth and the same 429s (144 x 429, 11 lost, in the notebook). A 429 means the
     # provider's short-interval bucket is empty: ours empties too, and pacing resumes from there.
     limits = RateLimits(120, BIG, BIG)
-    provider = FakeProvider(VirtualClock(), limits, burst_s=1.0, rtt=0.05)
+    provider = FakeProvider(limits, burst_s=1.0, rtt=0.05)
     dispatcher, outcomes, _ = _run_dispatcher(provider, 60, limits=limits, burst_s=5, max_attempts=6)
     assert all(o.ok for o in outcomes)
     assert 0 < provider.count(429) <= 10, provider.count(429)  # the first burst's, not one per pause
@@ -705,7 +710,7 @@ def test_refused_requests_wait_retry_after_plus_their_own_jitter(backoff_s):
     # The course's one rule (course_utils.retries.retry_delay): never before retry-after, and each
     # refused request at its own time after it. backoff_s=0 is the SDK's rule, exactly retry-after.
     limits = RateLimits(120, BIG, BIG)
-    provider = FakeProvider(VirtualClock(), limits, burst_s=1.0, rtt=0.05)
+    provider = FakeProvider(limits, burst_s=1.0, rtt=0.05)
     dispatcher, outcomes, _ = _run_dispatcher(
         provider, 60, limits=limits, burst_s=60, max_attempts=30, backoff_s=backoff_s
     )
@@ -744,10 +749,10 @@ def test_the_progress_bar_takes_a_pool(capsys):
     bar = ProgressBar(label="pool", every=100, widget=False)
 
     async def main():
-        clock = VirtualClock()
+        clock = SYSTEM_CLOCK
         await run_pool(Tracker(clock), range(4), workers=2, clock=clock, on_progress=bar)
 
-    run(main())
+    run_virtual(main())
     assert capsys.readouterr().out.splitlines() == ["pool: 4/4 (100%) after 2.0 s"]
     assert bar.last.done == 4 and bar.last.total == 4
 
@@ -865,7 +870,7 @@ def test_asimulate_runs_keeps_the_callers_loop_free_and_matches_the_blocking_for
 @given(delays=st.lists(st.sampled_from([0.0, 0.5, 1.0, 2.5]), max_size=25), limit=st.integers(1, 8))
 def test_bounded_gather_and_run_all_keep_input_order_within_the_limit_for_any_delays(delays, limit):
     async def main():
-        clock = VirtualClock()
+        clock = SYSTEM_CLOCK
         fn = Tracker(clock, delays=dict(enumerate(delays)))
         gathered = await bounded_gather(fn, range(len(delays)), limit=limit)
         peak = fn.peak
@@ -873,7 +878,7 @@ def test_bounded_gather_and_run_all_keep_input_order_within_the_limit_for_any_de
         outcomes = await run_all(fn2, range(len(delays)), concurrency=limit, clock=clock)
         return gathered, peak, outcomes, fn2.peak
 
-    gathered, peak, outcomes, peak2 = run(main())
+    gathered, peak, outcomes, peak2 = run_virtual(main())
     expected = [i * 10 for i in range(len(delays))]
     assert gathered == expected and [o.value for o in outcomes] == expected
     assert [o.index for o in outcomes] == list(range(len(delays)))

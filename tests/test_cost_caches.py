@@ -89,7 +89,7 @@ def test_namespace_separates_tenants_and_missing_fields_are_refused():
 
 
 def test_ttl_expiry_on_an_injected_clock():
-    clock = VirtualClock(auto_advance=False)
+    clock = VirtualClock()
     cache = ExactCache(ttl_s=60, clock=clock)
     assert cache.put(BODY, message())
     clock.advance_sync(59.9)
@@ -100,7 +100,7 @@ def test_ttl_expiry_on_an_injected_clock():
 
 
 def test_only_complete_answers_are_stored():
-    cache = ExactCache(clock=VirtualClock(auto_advance=False))
+    cache = ExactCache(clock=VirtualClock())
     assert not cache.put(BODY, message("max_tokens"))
     assert not cache.put(BODY, message("refusal"))
     assert cache.get(BODY) is None
@@ -110,7 +110,7 @@ def test_only_complete_answers_are_stored():
 
 def test_file_cache_is_shared_between_instances_and_stores_no_key(tmp_path):
     path = tmp_path / "cache.sqlite"
-    clock = VirtualClock(auto_advance=False)
+    clock = VirtualClock()
     ExactCache(path, clock=clock).put({**BODY, "api_key": "sk-ant-secret"}, message())
     assert ExactCache(path, clock=clock).get(BODY) is not None
     dump = "\n".join(sqlite3.connect(path).iterdump())
@@ -147,7 +147,7 @@ def test_identifiers_are_numbers_ids_and_emails():
 
 
 def test_semantic_cache_hits_a_paraphrase_and_the_guard_stops_a_near_miss():
-    clock = VirtualClock(auto_advance=False)
+    clock = VirtualClock()
     guarded = SemanticCache(0.6, clock=clock, ttl_s=100)
     unguarded = SemanticCache(0.6, guard=None, clock=clock)
     for cache in (guarded, unguarded):

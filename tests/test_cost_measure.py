@@ -19,13 +19,12 @@ from course_utils.cost import (
     policy_table,
     recall_eval,
 )
-from course_utils.mock_provider.inprocess import InProcessServer
 from course_utils.progress import ProgressEvent
 from course_utils.tokens import count_text
 
 
-def client():
-    server = InProcessServer(seed=0, time_scale=0)
+def client(make_server):
+    server = make_server(seed=0, time_scale=0)
     server.set_rate_limits("k", "unlimited")
     return server, server.async_client(api_key="k", max_retries=0)
 
@@ -47,8 +46,8 @@ def test_naive_cuts_keep_the_ends_within_budget():
     assert keep_tail(text, "q", 0) == ""
 
 
-def test_recall_eval_measures_answers_tokens_and_cost_from_replies():
-    server, c = client()
+def test_recall_eval_measures_answers_tokens_and_cost_from_replies(make_server):
+    server, c = client(make_server)
     items = load_recall(6)
 
     async def run():
@@ -65,8 +64,8 @@ def test_recall_eval_measures_answers_tokens_and_cost_from_replies():
     assert Decimal(str(round(server.ledger()["cost_usd"].sum(), 9))) == full["cost"] + small["cost"] + head["cost"]
 
 
-def test_policy_table_rows_and_progress():
-    _, c = client()
+def test_policy_table_rows_and_progress(make_server):
+    _, c = client(make_server)
     events = []
     policies = [SingleModel("claude-haiku-5-5", LABELS), CascadeRouter("claude-haiku-5-5", "claude-sonnet-5-5", LABELS)]
     table = run_virtual(policy_table(c, load_labelled(20), policies, on_progress=events.append))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Callable
 from decimal import Decimal
 
 import anthropic
@@ -34,8 +35,8 @@ from course_utils.tokens import count_request
 CHEAP, MID = "claude-haiku-5-5", "claude-sonnet-5-5"
 
 
-def server() -> InProcessServer:
-    srv = InProcessServer(seed=0, time_scale=1.0)
+def _server(make_server: Callable[..., InProcessServer]) -> InProcessServer:
+    srv = make_server(seed=0, time_scale=1.0)
     srv.set_rate_limits("k", "unlimited")
     return srv
 
@@ -56,9 +57,9 @@ def test_pareto_front():
     assert pareto_front([(1, 0.8), (2, 0.9), (3, 0.85), (2, 0.9)]) == [True, True, False, True]
 
 
-def test_router_matches_the_mid_tier_within_a_point_at_under_40_percent_of_its_cost():
+def test_router_matches_the_mid_tier_within_a_point_at_under_40_percent_of_its_cost(make_server):
     items = pd.read_csv("data/lesson06_labelled.csv").query("split == 'dev'").head(150)
-    srv = server()
+    srv = _server(make_server)
 
     async def run():
         client = srv.async_client(api_key="k", max_retries=0)
@@ -77,8 +78,8 @@ def test_router_matches_the_mid_tier_within_a_point_at_under_40_percent_of_its_c
     assert srv.ledger()["cost_usd"].sum() == pytest.approx(total, rel=1e-6)
 
 
-def test_invalid_cheap_answers_escalate():
-    srv = server()
+def test_invalid_cheap_answers_escalate(make_server):
+    srv = _server(make_server)
     srv.script(r"Pick the category", "I am not sure, maybe billing?")
 
     async def run():
@@ -131,8 +132,8 @@ def test_reserve_settle_release_bookkeeping():
         SpendGuard(1.5)  # type: ignore[arg-type]
 
 
-def test_fifty_concurrent_requests_never_overspend_and_settling_frees_the_budget():
-    srv = server()
+def test_fifty_concurrent_requests_never_overspend_and_settling_frees_the_budget(make_server):
+    srv = _server(make_server)
     per_request = worst_case_cost(body(0))
     guard = SpendGuard(per_request * 10)
 
@@ -154,8 +155,8 @@ def test_fifty_concurrent_requests_never_overspend_and_settling_frees_the_budget
     assert later.usage.output_tokens > 0
 
 
-def test_an_error_response_releases_its_reservation():
-    srv = server()
+def test_an_error_response_releases_its_reservation(make_server):
+    srv = _server(make_server)
     guard = SpendGuard(Decimal("1"))
     bad = {"model": CHEAP, "max_tokens": 10, "messages": []}  # the API answers 400: nothing billed, nothing held
 

@@ -5,6 +5,8 @@ Each test cites the documentation it checks (see docs/api-notes.md §9).
 
 from __future__ import annotations
 
+from typing import Callable
+
 import anthropic
 import pytest
 
@@ -17,8 +19,8 @@ HAIKU = "claude-haiku-5-5"
 ASK = [{"role": "user", "content": "hello"}]
 
 
-def _server(org: RateLimits | None = None) -> InProcessServer:
-    srv = InProcessServer(seed=0, time_scale=0, rate_limit_tier="unlimited")
+def _server(make_server: Callable[..., InProcessServer], org: RateLimits | None = None) -> InProcessServer:
+    srv = make_server(seed=0, time_scale=0, rate_limit_tier="unlimited")
     if org is not None:
         srv.set_org_limits(org)
     return srv
@@ -35,23 +37,23 @@ def _admitted(client: anthropic.Anthropic, n: int, model: str = HAIKU) -> int:
     return ok
 
 
-def test_a_second_key_of_the_organisation_adds_no_capacity():
+def test_a_second_key_of_the_organisation_adds_no_capacity(make_server):
     # Rate-limits page: "Limits are set at the organization level."
-    srv = _server(RateLimits(4, BIG, BIG, burst_s=60))
+    srv = _server(make_server, RateLimits(4, BIG, BIG, burst_s=60))
     first, second = srv.tenant("a").client(max_retries=0), srv.tenant("b").client(max_retries=0)
     assert _admitted(first, 3) == 3
     assert _admitted(second, 3) == 1  # the organisation's 4 requests per minute, not 4 per key
     assert _admitted(first, 1) == 0
 
 
-def test_another_organisation_has_limits_of_its_own():
-    srv = _server(RateLimits(2, BIG, BIG, burst_s=60))
+def test_another_organisation_has_limits_of_its_own(make_server):
+    srv = _server(make_server, RateLimits(2, BIG, BIG, burst_s=60))
     assert _admitted(srv.tenant("ours").client(max_retries=0), 3) == 2
     other = srv.tenant("their-account", tier=RateLimits(2, BIG, BIG, burst_s=60))
     assert _admitted(other.client(max_retries=0), 3) == 2
 
 
-def test_pooled_models_share_one_limit_and_other_models_do_not():
+def test_pooled_models_share_one_limit_and_other_models_do_not(make_server):
     # "Opus rate limit is a total limit that applies to combined traffic across Claude Opus 4.8,
     # Opus 4.7, Opus 4.6, and Opus 4.5." / "Claude Sonnet 5 has a separate rate limit".
     assert group_of("claude-opus-4-6") == group_of("claude-opus-4-7") == group_of("claude-opus-4-5-20251101")
@@ -59,16 +61,16 @@ def test_pooled_models_share_one_limit_and_other_models_do_not():
     assert group_of("claude-sonnet-4-6") == group_of("claude-sonnet-4-5")
     assert group_of("claude-sonnet-5") != group_of("claude-sonnet-4-6")
     assert group_of("claude-haiku-4-5") == group_of("claude-haiku-4-5-20251001")
-    srv = _server(RateLimits(2, BIG, BIG, burst_s=60))
+    srv = _server(make_server, RateLimits(2, BIG, BIG, burst_s=60))
     c = srv.client(api_key="k", max_retries=0)
     assert _admitted(c, 1, "claude-opus-4-6") == 1
     assert _admitted(c, 2, "claude-opus-4-7") == 1  # the same Opus 4.x bucket
     assert _admitted(c, 2, "claude-sonnet-5") == 2  # a separate limit
 
 
-def test_workspace_limits_apply_on_top_of_the_organisations():
+def test_workspace_limits_apply_on_top_of_the_organisations(make_server):
     # "Organization-wide limits always apply, even if Workspace limits add up to more."
-    srv = _server(RateLimits(5, BIG, BIG, burst_s=60))
+    srv = _server(make_server, RateLimits(5, BIG, BIG, burst_s=60))
     srv.workspace("bulk", RateLimits(3, BIG, BIG, burst_s=60))
     srv.workspace("chat", RateLimits(4, BIG, BIG, burst_s=60))  # 3 + 4 > 5
     bulk = srv.tenant("importer", workspace="bulk").client(max_retries=0)
@@ -77,10 +79,10 @@ def test_workspace_limits_apply_on_top_of_the_organisations():
     assert _admitted(chat, 4) == 2  # then the organisation's 5
 
 
-def test_token_headers_are_rounded_and_sum_input_and_output():
+def test_token_headers_are_rounded_and_sum_input_and_output(make_server):
     # "The number of tokens remaining (rounded to the nearest thousand)"; without workspace limits
     # tokens-* is "the sum of input and output tokens".
-    srv = _server(RateLimits(50, 20_000, 8_000, burst_s=60))
+    srv = _server(make_server, RateLimits(50, 20_000, 8_000, burst_s=60))
     raw = srv.client(api_key="k").messages.with_raw_response.create(model=HAIKU, max_tokens=5, messages=ASK)
     h = raw.headers
     assert h["anthropic-ratelimit-tokens-limit"] == "28000"
@@ -89,8 +91,8 @@ def test_token_headers_are_rounded_and_sum_input_and_output():
     assert h["anthropic-ratelimit-requests-remaining"] == "49"
 
 
-def test_rate_limits_api_lists_the_organisations_groups_through_the_sdk():
-    srv = _server(RateLimits(7, 70_000, 7_000, burst_s=60, count_tokens_rpm=9, batch_rpm=8))
+def test_rate_limits_api_lists_the_organisations_groups_through_the_sdk(make_server):
+    srv = _server(make_server, RateLimits(7, 70_000, 7_000, burst_s=60, count_tokens_rpm=9, batch_rpm=8))
     entries = list(srv.client(api_key="k").organization.rate_limits.list())
     by_name = {e.group.display_name: e for e in entries if e.group.type == "model_group"}
     opus = by_name["Claude Opus 4.x"]
@@ -118,8 +120,8 @@ def test_rate_limits_api_lists_the_organisations_groups_through_the_sdk():
         srv.client(api_key="k").organization.rate_limits.list(group_type="nope")  # type: ignore[arg-type]
 
 
-def test_rate_limits_api_lists_a_workspaces_overrides_and_what_it_inherits():
-    srv = _server(RateLimits(100, 100_000, 10_000, burst_s=60))
+def test_rate_limits_api_lists_a_workspaces_overrides_and_what_it_inherits(make_server):
+    srv = _server(make_server, RateLimits(100, 100_000, 10_000, burst_s=60))
     srv.workspace("bulk", RateLimits(10, 500_000, 1_000))  # ITPM above the organisation's: stored
     client = srv.client(api_key="k")
     own = list(client.organization.workspaces.rate_limits.list("bulk"))
@@ -136,10 +138,10 @@ def test_rate_limits_api_lists_a_workspaces_overrides_and_what_it_inherits():
         client.organization.workspaces.rate_limits.list("nowhere")
 
 
-def test_rate_limits_api_shapes_pass_the_sdks_strict_validation():
+def test_rate_limits_api_shapes_pass_the_sdks_strict_validation(make_server):
     # _strict_response_validation: the SDK checks every field against its OrganizationRateLimit /
     # WorkspaceRateLimit types instead of accepting what it cannot parse.
-    srv = _server(RateLimits(7, 70_000, 7_000, burst_s=60, count_tokens_rpm=9, batch_rpm=8))
+    srv = _server(make_server, RateLimits(7, 70_000, 7_000, burst_s=60, count_tokens_rpm=9, batch_rpm=8))
     srv.workspace("w", RateLimits(3, 30_000, 3_000))
     strict = srv.client(api_key="k", _strict_response_validation=True)
     assert len(list(strict.organization.rate_limits.list())) > 3
@@ -148,8 +150,8 @@ def test_rate_limits_api_shapes_pass_the_sdks_strict_validation():
     assert {e.group.type for e in inherited} >= {"model_group", "batch", "token_count"}
 
 
-def test_a_gateway_can_read_its_limits_instead_of_hard_coding_them():
-    srv = _server(RateLimits(3, BIG, BIG, burst_s=60))
+def test_a_gateway_can_read_its_limits_instead_of_hard_coding_them(make_server):
+    srv = _server(make_server, RateLimits(3, BIG, BIG, burst_s=60))
     client = srv.client(api_key="k", max_retries=0)
     entry = next(iter(client.organization.rate_limits.list(model=HAIKU)))
     rpm = next(v.value for v in entry.limits if v.type == "requests_per_minute")
@@ -165,9 +167,9 @@ def _cacheable(text: str) -> dict:
     }
 
 
-def test_keys_of_one_workspace_share_a_cache_and_workspaces_do_not():
+def test_keys_of_one_workspace_share_a_cache_and_workspaces_do_not(make_server):
     # Prompt-caching page: "Caches will be isolated per workspace".
-    srv = _server()
+    srv = _server(make_server)
     srv.workspace("w1")
     srv.workspace("w2")
     body = _cacheable("policy text " * 400)
@@ -179,9 +181,9 @@ def test_keys_of_one_workspace_share_a_cache_and_workspaces_do_not():
     assert c.messages.create(**body).usage.cache_read_input_tokens == 0  # another workspace: a miss
 
 
-def test_batches_are_visible_to_every_key_of_the_workspace():
+def test_batches_are_visible_to_every_key_of_the_workspace(make_server):
     # Batch-processing page: batches are scoped to the workspace of the API key that created them.
-    srv = _server()
+    srv = _server(make_server)
     srv.workspace("w1")
     srv.workspace("w2")
     maker = srv.tenant("maker", workspace="w1").client()

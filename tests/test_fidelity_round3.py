@@ -11,8 +11,7 @@ from typing import Iterator
 import anthropic
 import pytest
 
-from _servers import in_process_server
-
+from course_utils.mock_provider.inprocess import InProcessServer
 from course_utils.models import catalog
 from course_utils.pricing import price
 from course_utils.tokens import count_request
@@ -22,7 +21,7 @@ ASK = [{"role": "user", "content": "Summarise the policy."}]
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[anthropic.Anthropic]:
-    with in_process_server(seed=0, time_scale=0, rate_limit_tier="unlimited") as server:
+    with InProcessServer(seed=0, time_scale=0, rate_limit_tier="unlimited") as server:
         yield server.client(max_retries=0)
 
 

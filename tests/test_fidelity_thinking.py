@@ -13,10 +13,9 @@ import collections
 
 import pytest
 
-from _servers import in_process_server
-
 import course_utils
 from course_utils.mock_provider.generation import text_deltas
+from course_utils.mock_provider.inprocess import InProcessServer
 from course_utils.mock_provider.skills import thinking as thinking_mod
 from course_utils.mock_provider.skills.thinking import REPLY_SCENARIO_ENV
 
@@ -35,7 +34,7 @@ LONG_ASK = [
 
 @pytest.fixture()
 def client():
-    with in_process_server(seed=0, time_scale=0, rate_limit_tier="unlimited") as server:
+    with InProcessServer(seed=0, time_scale=0, rate_limit_tier="unlimited") as server:
         yield server.client()
 
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import threading
-import time
 
 import pytest
 
-from course_utils.clock import VirtualClock, run_virtual
+from course_utils.clock import SYSTEM_CLOCK, VirtualClock, run_virtual
 from course_utils.resilience import (
     Idempotent,
     IdempotencyStore,
@@ -87,16 +86,44 @@ def test_a_failure_is_not_stored_as_the_final_answer():
     assert idem.stats.calls == 2 and idem.stats.failures_released == 1
 
 
+class WaitersClock:
+    """The real clock (these are real threads), which also records the threads that wait on it: a duplicate
+    waits only once it has found its key in progress."""
+
+    def __init__(self) -> None:
+        self.changed = threading.Condition()
+        self.waiting: set[int] = set()
+
+    def time(self) -> float:
+        return SYSTEM_CLOCK.time()
+
+    def monotonic(self) -> float:
+        return SYSTEM_CLOCK.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await SYSTEM_CLOCK.sleep(seconds)
+
+    def sleep_sync(self, seconds: float) -> None:
+        with self.changed:
+            self.waiting.add(threading.get_ident())
+            self.changed.notify_all()
+        SYSTEM_CLOCK.sleep_sync(seconds)
+
+
 def test_real_threads_racing_on_one_key_make_one_call():
-    store = IdempotencyStore()  # real clock: these are real threads
-    idem = Idempotent(store, poll_s=0.005, wait_s=10)
+    clock = WaitersClock()
+    idem = Idempotent(IdempotencyStore(), poll_s=0.005, wait_s=30, clock=clock)
     calls = []
     barrier = threading.Barrier(16)
     results = []
+    overlapped = []
 
     def handler(body):
         calls.append(1)
-        time.sleep(0.05)  # the work takes a while: duplicates arrive while it runs
+        # The work lasts until every duplicate has found it in progress: all 15 overlap it, on any machine.
+        # (The bound only keeps a broken guard from hanging the test; the assertion below reports it.)
+        with clock.changed:
+            overlapped.append(clock.changed.wait_for(lambda: len(clock.waiting) == 15, timeout=20))
         return {"charged": True}
 
     def request():
@@ -108,7 +135,8 @@ def test_real_threads_racing_on_one_key_make_one_call():
         t.start()
     for t in threads:
         t.join()
-    assert len(calls) == 1
+    assert overlapped == [True], f"{len(clock.waiting)} of 15 duplicates arrived while the work ran"
+    assert len(calls) == 1 and idem.stats.waited == 15
     assert results == [{"charged": True}] * 16
 
 

@@ -65,12 +65,12 @@ def test_storm_and_breaker_figures_do_not_depend_on_the_idle_cycles():
 
 def _incident(handler_factory):
     async def go():
-        server = InProcessServer(seed=0, time_scale=1.0, rate_limit_tier="unlimited")
-        client = server.async_client(max_retries=0)
-        try:
-            return (await run_incident(server, handler_factory(client), ops_per_phase=8)).summary()
-        finally:
-            await client.close()
+        with InProcessServer(seed=0, time_scale=1.0, rate_limit_tier="unlimited") as server:
+            client = server.async_client(max_retries=0)
+            try:
+                return (await run_incident(server, handler_factory(client), ops_per_phase=8)).summary()
+            finally:
+                await client.close()
 
     return go
 

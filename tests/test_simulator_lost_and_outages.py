@@ -11,11 +11,12 @@ a window of simulated time while the others work; windows follow the simulator's
 from __future__ import annotations
 
 import asyncio
-import time
 
 import anthropic
 import httpx2
 import pytest
+
+from _wait import wait_until
 
 from course_utils.clock import run_virtual
 from course_utils.mock_provider.faults import SCENARIOS, Outage, Scenario
@@ -227,10 +228,8 @@ def test_a_client_timeout_mid_generation_over_http_is_billed_undelivered():
     with mock_server(seed=0, time_scale=0.5, rate_limit_tier="unlimited") as srv:
         with pytest.raises(anthropic.APITimeoutError):
             srv.client(max_retries=0, timeout=0.3).messages.create(model=HAIKU, max_tokens=1500, messages=essay)
-        for _ in range(200):  # the provider finishes on its own time (a few seconds at this scale)
-            if len(srv.ledger()):
-                break
-            time.sleep(0.05)
+        # The provider finishes on its own time (a few seconds at this scale), in the server's thread.
+        wait_until(lambda: len(srv.ledger()), timeout=60, what="the provider to record the answer the client left")
         row = srv.ledger().iloc[0]
     assert (row["status"], bool(row["delivered"]), bool(row["disconnected"])) == (200, False, True)
     assert row["cost_usd"] > 0 and row["latency_s"] > 0.3

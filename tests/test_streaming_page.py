@@ -8,10 +8,11 @@ recorded. Skipped when Chromium or Playwright is missing (CI installs both).
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pytest
+
+from _wait import wait_until
 
 from course_utils import mock_server
 from course_utils.streaming import RelayConfig, RelayServer
@@ -93,9 +94,11 @@ def test_stop_closes_the_stream_and_the_relay_meters_it_by_estimate(browser_page
             page.click("button[type=submit]")
             page.wait_for_function("() => document.getElementById('answer').textContent.length > 20", timeout=20_000)
             page.click("#stop")
-            deadline = time.monotonic() + 15
-            while time.monotonic() < deadline and not (len(sim.ledger()) and relay.records[-1].upstream_closed):
-                time.sleep(0.05)
+            wait_until(
+                lambda: len(sim.ledger()) and relay.records[-1].upstream_closed,
+                timeout=60,
+                what="the relay to close its upstream stream and the provider to record the request",
+            )
             record, row = relay.records[-1], sim.ledger().iloc[-1]
     assert page.text_content("#status").startswith("stopped by you")
     assert record.status == "client_disconnected" and bool(row["disconnected"])

@@ -44,7 +44,14 @@ class CrashReport:
 
 
 async def _crash(index: VectorIndex, tenant: str, question: str, idle_timeout_s: float, seed: int) -> CrashReport:
-    server = InProcessServer(seed=seed, time_scale=1.0, rate_limit_tier="unlimited")
+    """The crash on a fresh in-process simulator, made on this (virtual) loop and closed after it."""
+    with InProcessServer(seed=seed, time_scale=1.0, rate_limit_tier="unlimited") as server:
+        return await _crash_on(server, index, tenant, question, idle_timeout_s)
+
+
+async def _crash_on(
+    server: InProcessServer, index: VectorIndex, tenant: str, question: str, idle_timeout_s: float
+) -> CrashReport:
     bus, store = InMemoryBus(idle_timeout_s=idle_timeout_s), DeskStore()
     pipelines: list[Pipeline] = []
     runners: list[asyncio.Task] = []
@@ -112,8 +119,17 @@ class DualWriteReport:
     charges: int
 
 
-async def _dual_write(index: VectorIndex, tenant: str, question: str, relay_poll_s: float, seed: int):
-    server = InProcessServer(seed=seed, time_scale=1.0, rate_limit_tier="unlimited")
+async def _dual_write(
+    index: VectorIndex, tenant: str, question: str, relay_poll_s: float, seed: int
+) -> DualWriteReport:
+    """The dual write's crash on a fresh in-process simulator, made on this (virtual) loop and closed after it."""
+    with InProcessServer(seed=seed, time_scale=1.0, rate_limit_tier="unlimited") as server:
+        return await _dual_write_on(server, index, tenant, question, relay_poll_s)
+
+
+async def _dual_write_on(
+    server: InProcessServer, index: VectorIndex, tenant: str, question: str, relay_poll_s: float
+) -> DualWriteReport:
     bus, store = InMemoryBus(idle_timeout_s=30.0), DeskStore()
 
     async def die() -> None:

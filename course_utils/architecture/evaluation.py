@@ -50,38 +50,38 @@ def groundedness(answer: str, contexts: Iterable[str], *, support: float = 0.8) 
 
 
 async def _answers(index: VectorIndex, items: Sequence[dict[str, Any]], k: int, model: str, seed: int):
-    server = InProcessServer(seed=seed, time_scale=1.0, rate_limit_tier="unlimited")
-    clients: dict[str, Any] = {}
-    gate = asyncio.Semaphore(16)
+    with InProcessServer(seed=seed, time_scale=1.0, rate_limit_tier="unlimited") as server:
+        clients: dict[str, Any] = {}
+        gate = asyncio.Semaphore(16)
 
-    async def one(item: dict[str, Any]) -> dict[str, Any]:
-        tenant = item["tenant"]
-        hits = index.search(tenant, item["question"], k)
-        articles = "\n\n".join(f"[{h.doc_id}] {h.text}" for h in hits)
-        client = clients.get(tenant) or clients.setdefault(tenant, server.tenant(tenant).async_client())
-        async with gate:
-            reply = await client.messages.create(
-                model=model,
-                max_tokens=300,
-                system=SYSTEM_TEMPLATE.format(tenant=tenant, articles=articles),
-                messages=[{"role": "user", "content": item["question"]}],
-            )
-        answer = text_of(reply)
-        gold = [index.text(tenant, item["doc_id"]) or ""]
-        return {
-            "tenant": tenant,
-            "question": item["question"],
-            "retrieved_gold": item["doc_id"] in [h.doc_id for h in hits],
-            "grounded": groundedness(answer, [h.text for h in hits]),
-            "grounded_in_gold": groundedness(answer, gold),
-            "answer": answer,
-        }
+        async def one(item: dict[str, Any]) -> dict[str, Any]:
+            tenant = item["tenant"]
+            hits = index.search(tenant, item["question"], k)
+            articles = "\n\n".join(f"[{h.doc_id}] {h.text}" for h in hits)
+            client = clients.get(tenant) or clients.setdefault(tenant, server.tenant(tenant).async_client())
+            async with gate:
+                reply = await client.messages.create(
+                    model=model,
+                    max_tokens=300,
+                    system=SYSTEM_TEMPLATE.format(tenant=tenant, articles=articles),
+                    messages=[{"role": "user", "content": item["question"]}],
+                )
+            answer = text_of(reply)
+            gold = [index.text(tenant, item["doc_id"]) or ""]
+            return {
+                "tenant": tenant,
+                "question": item["question"],
+                "retrieved_gold": item["doc_id"] in [h.doc_id for h in hits],
+                "grounded": groundedness(answer, [h.text for h in hits]),
+                "grounded_in_gold": groundedness(answer, gold),
+                "answer": answer,
+            }
 
-    try:
-        return await asyncio.gather(*(one(item) for item in items))
-    finally:
-        for client in clients.values():
-            await client.close()
+        try:
+            return await asyncio.gather(*(one(item) for item in items))
+        finally:
+            for client in clients.values():
+                await client.close()
 
 
 def evaluate_answers(

@@ -131,7 +131,18 @@ class LoadResult:
 async def _load(
     spec: LoadSpec, index: VectorIndex, config: PipelineConfig, on_progress: ProgressCallback | None
 ) -> LoadResult:
-    server = InProcessServer(seed=spec.seed, time_scale=1.0, rate_limit_tier="unlimited")
+    """The run on a fresh in-process simulator, made on this (virtual) loop and closed after it."""
+    with InProcessServer(seed=spec.seed, time_scale=1.0, rate_limit_tier="unlimited") as server:
+        return await _load_on(server, spec, index, config, on_progress)
+
+
+async def _load_on(
+    server: InProcessServer,
+    spec: LoadSpec,
+    index: VectorIndex,
+    config: PipelineConfig,
+    on_progress: ProgressCallback | None,
+) -> LoadResult:
     server.set_scenario(spec.scenario)
     if spec.outage_at is not None:
         server.model_outage(config.primary_model, spec.outage_s, start_in_s=spec.outage_at)

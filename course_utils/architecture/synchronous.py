@@ -216,8 +216,21 @@ async def _sync_load(
     web_workers: int,
     timeout: float,
     on_progress: ProgressCallback | None = None,
-):
-    server = InProcessServer(seed=spec.seed, time_scale=1.0, rate_limit_tier="unlimited")
+) -> SyncResult:
+    """The run on a fresh in-process simulator, made on this (virtual) loop and closed after it."""
+    with InProcessServer(seed=spec.seed, time_scale=1.0, rate_limit_tier="unlimited") as server:
+        return await _sync_load_on(server, spec, index, config, web_workers, timeout, on_progress)
+
+
+async def _sync_load_on(
+    server: InProcessServer,
+    spec: LoadSpec,
+    index: VectorIndex,
+    config: PipelineConfig,
+    web_workers: int,
+    timeout: float,
+    on_progress: ProgressCallback | None = None,
+) -> SyncResult:
     server.set_scenario(spec.scenario)
     if spec.outage_at is not None:
         server.model_outage(config.primary_model, spec.outage_s, start_in_s=spec.outage_at)

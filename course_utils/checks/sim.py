@@ -24,8 +24,9 @@ __all__ = ["probe", "Probe"]
 class Probe:
     """Clients with a private API key on a private simulator, and the ledger rows of their requests.
 
-    An async context manager that owns its clients: ``async with probe(...) as p:`` closes every client
-    it made (:meth:`client`, :meth:`async_client`) on the way out, however the case ends.
+    An async context manager that owns its clients and its simulator: ``async with probe(...) as p:``
+    closes every client it made (:meth:`client`, :meth:`async_client`), then the simulator, on the way
+    out, however the case ends. The ledger stays readable (:meth:`requests`, :meth:`cost`).
     """
 
     server: InProcessServer
@@ -47,11 +48,12 @@ class Probe:
         return client
 
     async def aclose(self) -> None:
-        """Close every client this probe made, newest first (the simulator and its ledger stay)."""
+        """Close every client this probe made, newest first, then its simulator (its ledger stays readable)."""
         while self._clients:
             closed = self._clients.pop().close()
             if inspect.isawaitable(closed):
                 await closed
+        self.server.close()
 
     async def __aenter__(self) -> "Probe":
         return self
