@@ -420,7 +420,9 @@ def test_client_disconnect_and_the_upstream_bill(paced, cancel):
     assert record.status == "client_disconnected"
     assert record.input_tokens == row["input_tokens"]  # from message_start, which every stream gets
     if cancel:
-        assert bool(row["disconnected"]) and row["output_tokens"] < 100
+        # Generation stopped before the end (400 when nobody cancels, below): how far it got is how fast
+        # the cancel travelled on this machine's wall clock, so only "before the end" is asserted.
+        assert bool(row["disconnected"]) and row["output_tokens"] < 400
         # The final usage never came: the relay meters by estimate, from what it received.
         assert record.output_tokens is None and record.usage_source == "estimated"
         assert record.metered_output_tokens == record.estimated_output_tokens > 0

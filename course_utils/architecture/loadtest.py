@@ -14,6 +14,7 @@ cost per conversation, and fairness between tenants (each tenant's p95 TTFT agai
 from __future__ import annotations
 
 import asyncio
+import gc
 import math
 import os
 import random
@@ -293,4 +294,9 @@ def run_load(
     if index is None:
         index = VectorIndex()
         load_help_centre(index, tenant_names(spec.tenants))
+    # An SDK async client dropped by earlier code closes itself from __del__ by adding a task to whatever
+    # loop is running when the garbage collector finds it: inside this run, that task would shift the
+    # order of ready callbacks and move a figure. Collect first; it also resets the collector's
+    # counters, so the collections during the run fall at the same points every time.
+    gc.collect()
     return run_virtual(_load(spec, index, config, on_progress), limit=24 * 3600, noop_cycles=LOAD_NOOP_CYCLES)
