@@ -228,10 +228,10 @@ class DRRQueue:
         self.deficit = collections.defaultdict(float)
         self.credited = False
 
-    def push(self, tenant, item, cost):
+    def push(self, tenant, item, size):
         if not self.queues[tenant]:
             self.active.append(tenant)
-        self.queues[tenant].append((item, cost))
+        self.queues[tenant].append((item, size))
 
     def pop(self):
         while True:
@@ -239,9 +239,9 @@ class DRRQueue:
             if not self.credited:
                 self.deficit[tenant] += self.quantum * self.weights.get(tenant, 1)
                 self.credited = True
-            item, cost = self.queues[tenant][0]
-            if cost <= self.deficit[tenant]:
-                self.deficit[tenant] -= cost
+            item, size = self.queues[tenant][0]
+            if size <= self.deficit[tenant]:
+                self.deficit[tenant] -= size
                 self.queues[tenant].popleft()
                 if not self.queues[tenant]:
                     self.deficit[tenant] = 0
@@ -258,8 +258,8 @@ class DRRFromTheReference:
     def __init__(self, weights, quantum):
         self.q = FairQueue(weights, quantum=quantum)
 
-    def push(self, tenant, item, cost):
-        self.q.push(tenant, item, cost)
+    def push(self, tenant, item, size):
+        self.q.push(tenant, item, size)
 
     def pop(self):
         e = self.q.pop()
@@ -270,7 +270,7 @@ class Fifo:
     def __init__(self, weights, quantum):
         self.q = collections.deque()
 
-    def push(self, tenant, item, cost):
+    def push(self, tenant, item, size):
         self.q.append((tenant, item))
 
     def pop(self):
@@ -284,7 +284,7 @@ class StrictPriority(Fifo):
         self.weights = weights
         self.queues = collections.defaultdict(collections.deque)
 
-    def push(self, tenant, item, cost):
+    def push(self, tenant, item, size):
         self.queues[tenant].append(item)
 
     def pop(self):
@@ -299,7 +299,7 @@ class RoundRobinByCount(Fifo):
         self.queues = collections.OrderedDict()
         self.turn = itertools.count()
 
-    def push(self, tenant, item, cost):
+    def push(self, tenant, item, size):
         self.queues.setdefault(tenant, collections.deque()).append(item)
 
     def pop(self):
@@ -317,9 +317,9 @@ class KeepsCredit(DRRQueue):
             if not self.credited:
                 self.deficit[tenant] += self.quantum * self.weights.get(tenant, 1)
                 self.credited = True
-            item, cost = self.queues[tenant][0]
-            if cost <= self.deficit[tenant]:
-                self.deficit[tenant] -= cost
+            item, size = self.queues[tenant][0]
+            if size <= self.deficit[tenant]:
+                self.deficit[tenant] -= size
                 self.queues[tenant].popleft()
                 if not self.queues[tenant]:
                     self.active.popleft()
@@ -339,8 +339,8 @@ class DRRWithRotation:
         self.credit = {}
         self.fresh_visit = True
 
-    def push(self, tenant, item, cost):
-        self.queues.setdefault(tenant, collections.deque()).append((item, cost))
+    def push(self, tenant, item, size):
+        self.queues.setdefault(tenant, collections.deque()).append((item, size))
         if tenant not in self.ring:
             self.ring[tenant] = None
             self.credit[tenant] = 0
@@ -351,12 +351,12 @@ class DRRWithRotation:
             if self.fresh_visit:
                 self.credit[tenant] += self.quantum * self.weights.get(tenant, 1)
                 self.fresh_visit = False
-            item, cost = self.queues[tenant][0]
-            if cost > self.credit[tenant]:
+            item, size = self.queues[tenant][0]
+            if size > self.credit[tenant]:
                 self.ring.move_to_end(tenant)
                 self.fresh_visit = True
                 continue
-            self.credit[tenant] -= cost
+            self.credit[tenant] -= size
             self.queues[tenant].popleft()
             if not self.queues[tenant]:
                 del self.ring[tenant]
@@ -375,7 +375,7 @@ class IgnoresWeights(DRRQueue):
 
 
 class ForgetsCreditBetweenTurns(DRRQueue):
-    """Resets the deficit at every visit: a request dearer than one quantum * weight never goes."""
+    """Resets the deficit at every visit: a request larger than one quantum * weight never goes."""
 
     def pop(self):
         for _ in range(10_000):
@@ -383,9 +383,9 @@ class ForgetsCreditBetweenTurns(DRRQueue):
             if not self.credited:
                 self.deficit[tenant] = self.quantum * self.weights.get(tenant, 1)
                 self.credited = True
-            item, cost = self.queues[tenant][0]
-            if cost <= self.deficit[tenant]:
-                self.deficit[tenant] -= cost
+            item, size = self.queues[tenant][0]
+            if size <= self.deficit[tenant]:
+                self.deficit[tenant] -= size
                 self.queues[tenant].popleft()
                 if not self.queues[tenant]:
                     self.active.popleft()

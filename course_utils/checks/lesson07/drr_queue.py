@@ -10,18 +10,18 @@ from ..framework import CaseFailed, Exercise, expect
 
 
 # =============================================================================================
-# 7.2 DRRQueue(weights, quantum): push(tenant, item, cost), pop() -> (tenant, item)
+# 7.2 DRRQueue(weights, quantum): push(tenant, item, size), pop() -> (tenant, item)
 # =============================================================================================
 drr = Exercise(
     "7.2",
     "A fair scheduler: deficit round robin",
     points=3,
-    signature="DRRQueue(weights, quantum); q.push(tenant, item, cost); q.pop() -> (tenant, item)",
+    signature="DRRQueue(weights, quantum); q.push(tenant, item, size); q.pop() -> (tenant, item)",
     reference={"tenancy.FairQueue": tenancy.FairQueue, "tenancy.FairScheduler": tenancy.FairScheduler},
     task="schedule tenants fairly",
     hints=[
         "Keep a FIFO per tenant and a round-robin list of tenants with work. On a tenant's turn add "
-        "quantum * weight to its deficit, then pop from its queue while the head's cost fits the deficit; "
+        "quantum * weight to its deficit, then pop from its queue while the head's size fits the deficit; "
         "then move on to the next tenant.",
         "A tenant whose queue empties leaves the list with its deficit reset to 0. Remember, between pop() "
         "calls, whose turn it is and whether that turn's quantum was already added.",
@@ -43,15 +43,15 @@ def _shares(cls) -> None:
     weights = {"free": 1, "pro": 2, "enterprise": 4}
     q = cls(weights, 500)
     rng = random.Random(7)
-    costs: dict[tuple[str, int], int] = {}
+    sizes: dict[tuple[str, int], int] = {}
     for tenant in weights:  # arrival in blocks: a FIFO would serve the first tenant only
         for i in range(400):
-            costs[(tenant, i)] = rng.choice([100, 250, 400, 800])
-            q.push(tenant, (tenant, i), costs[(tenant, i)])
+            sizes[(tenant, i)] = rng.choice([100, 250, 400, 800])
+            q.push(tenant, (tenant, i), sizes[(tenant, i)])
     served = {t: 0 for t in weights}
     for _ in range(300):
         tenant, item = _pop(q)
-        served[tenant] += costs[item]
+        served[tenant] += sizes[item]
     total = sum(served.values())
     for tenant, w in weights.items():
         share, target = served[tenant] / total, w / sum(weights.values())
@@ -62,8 +62,8 @@ def _shares(cls) -> None:
             expected=f"{target:.1%} +/- 10%",
             got=f"{share:.1%}",
             hint="Serve in rounds, not in arrival order: each round, a tenant may send quantum * weight tokens' "
-            "worth (its deficit), counting each request's cost, not the number of requests; unused credit carries "
-            "over to the tenant's next turn while it has work (a request dearer than one turn's credit waits).",
+            "worth (its deficit), counting each request's size in tokens, not the number of requests; unused credit carries "
+            "over to the tenant's next turn while it has work (a request larger than one turn's credit waits).",
         )
 
 
@@ -107,15 +107,15 @@ def _fifo(cls) -> None:
     # A head that does not fit the remaining credit waits for the next round, even when a cheaper item
     # behind it would fit now: skipping ahead reorders the tenant's requests.
     q = cls({"a": 1, "b": 1}, 300)
-    costs = [200, 200, 50, 200, 200, 50]  # after 200, 100 of credit is left: the 50 behind the next 200 fits
-    for i, c in enumerate(costs):
+    sizes = [200, 200, 50, 200, 200, 50]  # after 200, 100 of credit is left: the 50 behind the next 200 fits
+    for i, c in enumerate(sizes):
         q.push("a", i, c)
         q.push("b", i, 100)
-    order = [item for tenant, item in (_pop(q) for _ in range(2 * len(costs))) if tenant == "a"]
+    order = [item for tenant, item in (_pop(q) for _ in range(2 * len(sizes))) if tenant == "a"]
     expect(
-        order == list(range(len(costs))),
-        f"tenant a's requests (costs {costs}) left in the order {order}: a cheaper request overtook the head",
-        expected=list(range(len(costs))),
+        order == list(range(len(sizes))),
+        f"tenant a's requests (sizes {sizes}) left in the order {order}: a cheaper request overtook the head",
+        expected=list(range(len(sizes))),
         got=order,
         hint="Only the head of a tenant's queue may go: when it does not fit the credit, end the tenant's turn "
         "(the credit carries over) instead of looking for a smaller request behind it.",
