@@ -90,8 +90,9 @@ class Outcomes(list):
 async def with_timeout(awaitable: Awaitable[T], seconds: float | None, clock: Clock = SYSTEM_CLOCK) -> T:
     """Await ``awaitable`` for at most ``seconds`` of ``clock`` time; ``TimeoutError`` after that.
 
-    On the system clock this is ``asyncio.timeout``; on another clock (a ``VirtualClock`` in
-    tests) the awaitable races a ``clock.sleep`` and is cancelled if the sleep wins.
+    On the system clock (which on a virtual loop is the loop's virtual time) this is
+    ``asyncio.timeout``; on another async clock (lesson 04's ``SimulatorClock``) the awaitable races
+    a ``clock.sleep`` and is cancelled if the sleep wins.
     """
     if seconds is None:
         return await awaitable
