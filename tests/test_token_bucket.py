@@ -76,7 +76,7 @@ def test_a_deficit_that_refills_within_the_time_slack_is_no_wait(clock):
 
 
 def test_the_clock_going_back_refills_nothing_and_is_not_counted_twice():
-    clock = VirtualClock(auto_advance=False)
+    clock = VirtualClock()
     clock.advance_sync(10)
     bucket = Bucket(10, 1.0, clock, level=0)
     clock._now -= 5  # a clock read out of order (white-box: VirtualClock never goes back by itself)
