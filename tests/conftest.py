@@ -89,19 +89,3 @@ def redis_client(redis_url: str):
     client.flushdb()
     client.close()
 
-
-# The slow files first. `make test` runs files on two workers (`--dist loadfile`), a whole file to one
-# worker, in collection order (`--no-loadscope-reorder`: xdist's default puts the files with the most
-# tests first, which left the one-test nbval file, the longest, to start last and run alone at the
-# end). Starting the longest units first lets the short ones fill in around them.
-_FIRST = ("notebooks", "load")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Order the session: tests marked ``notebooks``, then ``load``, then the rest (stable within each)."""
-
-    def rank(item: pytest.Item) -> int:
-        marks = {mark.name for mark in item.iter_markers()}
-        return next((i for i, name in enumerate(_FIRST) if name in marks), len(_FIRST))
-
-    items.sort(key=rank)

@@ -591,3 +591,17 @@ def test_warm_kernels_are_forked_yet_isolated(tmp_path: Path) -> None:
         )
         parents.update(re.findall(r"kernel parent (\d+)", text))
     assert len(parents) == 1, f"the kernels were not forked from one zygote: parents {parents}"
+
+
+def test_the_grader_waits_for_a_cells_late_outputs() -> None:
+    """nbclient waits 4 s for a cell's outputs after its reply and papermill makes that an error: on a
+    busy machine (CI run 24) two correct notebooks were graded "could not execute". The grader's client
+    waits as long as a cell's outputs can take to arrive."""
+    import nbformat
+    from papermill.engines import NotebookExecutionManager
+
+    from course_utils.grading.engine import IOPUB_TIMEOUT_S, GraderClient
+
+    client = GraderClient(NotebookExecutionManager(nbformat.v4.new_notebook()))
+    assert client.raise_on_iopub_timeout  # papermill's choice: a lost output is an error, not a warning
+    assert client.iopub_timeout == IOPUB_TIMEOUT_S >= 60

@@ -25,6 +25,7 @@ __all__ = [
     "GraderEngine",
     "register",
     "ENGINE_NAME",
+    "IOPUB_TIMEOUT_S",
     "TIMEOUT_ENAME",
     "timeout_reply",
     "last_client",
@@ -40,6 +41,8 @@ def is_papermill_cell(cell: Any) -> bool:
 
 
 ENGINE_NAME = "course-grader"
+IOPUB_TIMEOUT_S = 120
+"""How long the grader waits for a cell's outputs after the kernel's reply (nbclient's default is 4 s)."""
 TIMEOUT_ENAME = "CellTimeoutError"
 """The ``ename`` of the reply nbclient makes for a timed-out cell (``error_on_timeout``); see :func:`timeout_reply`."""
 _LAST: list["GraderClient"] = []
@@ -82,6 +85,11 @@ class GraderClient(PapermillNotebookClient):
     (``current_index`` and ``timed_out`` count cells of the notebook given to papermill)."""
 
     max_output_bytes = Int(100_000, help="Output kept per cell; the rest is dropped with a notice.").tag(config=True)
+    # After a cell's reply nbclient waits ``iopub_timeout`` for the outputs still in flight, and
+    # papermill makes running past it an error. nbclient's 4 s default was too short on a busy
+    # machine: in CI run 24 a check cell's outputs arrived later, and two correct notebooks were
+    # graded "could not execute". The outputs are on their way; waiting costs nothing when they are prompt.
+    iopub_timeout = Int(IOPUB_TIMEOUT_S, help="Seconds to wait for a cell's outputs after its reply.").tag(config=True)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
