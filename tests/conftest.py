@@ -88,4 +88,3 @@ def redis_client(redis_url: str):
     yield client
     client.flushdb()
     client.close()
-
