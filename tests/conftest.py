@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from contextlib import ExitStack
 from typing import Callable, Iterator
 
@@ -88,3 +89,23 @@ def redis_client(redis_url: str):
     yield client
     client.flushdb()
     client.close()
+
+
+# The one long unit first. `make test` hands whole files to two workers (`--dist loadfile`). xdist's
+# default queues files by their number of tests, so the one-test nbval file (three minutes, one
+# kernel) started last and ran alone: CI run 25 spent its last three minutes with one core idle.
+# Started first, it runs beside everything else. The other files keep xdist's order (most tests
+# first, `--no-loadscope-reorder` only stops xdist from moving the nbval file back to the end);
+# starting all the heavy files first (run 24) made them slow each other down.
+_FIRST_FILE = "tests/test_notebooks_execute.py"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Order the session: the nbval file, then the files with the most tests (stable within a file)."""
+    per_file = Counter(item.nodeid.split("::")[0] for item in items)
+
+    def key(item: pytest.Item) -> tuple[bool, int]:
+        path = item.nodeid.split("::")[0]
+        return path != _FIRST_FILE, -per_file[path]
+
+    items.sort(key=key)
