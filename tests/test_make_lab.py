@@ -209,7 +209,10 @@ def test_readme_remote_command_prints_a_url_that_opens_the_lab(checkout: Path, t
             readme = (REPO / "README.md").read_text()
             assert f":8899/lab?token={chosen}" in readme
             url = f"http://127.0.0.1:{port}/lab?token={chosen}"
-        status, body = _get(url)
+        try:
+            status, body = _get(url)
+        except OSError as exc:  # it printed its URL, then nobody answered: say whether it still runs, and what it said
+            pytest.fail(f"{url} refused ({exc}); make exit code {lab.process.poll()}; output:\n{lab.text()[-3000:]}")
         assert status == 200 and "JupyterLab" in body, (status, body[:300])
         assert _get(f"http://127.0.0.1:{port}/lab")[0] in (302, 303)  # and without the token it asks for one
         assert not re.search(r"deprecat", lab.text(), re.IGNORECASE), lab.text()
