@@ -66,9 +66,8 @@ def effort_table(
     """:func:`policy_table` of ``policies`` on ``tickets``, on virtual time, with hidden thinking billed ``hidden``."""
 
     async def run() -> pd.DataFrame:
-        return await policy_table(
-            sim(seed=seed).async_client(max_retries=0), tickets, policies, on_progress=on_progress
-        )
+        with sim(seed=seed) as server:
+            return await policy_table(server.async_client(max_retries=0), tickets, policies, on_progress=on_progress)
 
     with use_hidden_thinking(hidden):
         return on_virtual_time(run, seed=seed)

@@ -13,11 +13,11 @@ from typing import Any
 from .exchange import Exchange, new_id
 from .ledger import LedgerRow
 
-__all__ = ["row_cost", "record_usage", "batch_result_row"]
+__all__ = ["charge_for", "record_usage", "batch_result_row"]
 
 
-def row_cost(row: LedgerRow) -> Decimal:
-    """The exact dollar cost of the usage on ``row`` (its model's prices; batch rows at the discount)."""
+def charge_for(row: LedgerRow) -> Decimal:
+    """What the provider charges for the usage on ``row``: exact dollars at its model's prices (batch rows at the discount)."""
     from ..pricing import cost
 
     return cost(
@@ -70,7 +70,7 @@ def batch_result_row(
         row.cache_creation_input_tokens = usage.get("cache_creation_input_tokens") or 0
         row.cache_read_input_tokens = usage.get("cache_read_input_tokens") or 0
         row.extra["cache_creation"] = usage.get("cache_creation")
-        row.cost_usd = row_cost(row)
+        row.cost_usd = charge_for(row)
     elif kind == "errored":
         error_type = result["error"]["error"]["type"]
         row.status = 404 if error_type == "not_found_error" else 400 if error_type == "invalid_request_error" else 500

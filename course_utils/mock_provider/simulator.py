@@ -15,7 +15,7 @@ from typing import Any
 
 from ..clock import SYSTEM_CLOCK, Clock
 from .batches import BatchStore
-from .billing import batch_result_row, row_cost
+from .billing import batch_result_row, charge_for
 from .cache import PromptCache
 from .config import SimulatorConfig
 from .errors import APIError, InvalidRequest, Overloaded
@@ -163,7 +163,7 @@ class Simulator:
             except Exception:  # noqa: BLE001 - settlement must never break the response
                 log.exception("stage %s failed to settle request %s", type(stage).__name__, ex.request_id)
         if status == 200 and ex.model is not None and row.endpoint == "/v1/messages":
-            row.cost_usd = row_cost(row)
+            row.cost_usd = charge_for(row)
             self.spend.add(self.clock.time(), *self.spend_scopes(ex.api_key or ""), row.cost_usd)
         self.ledger.add(row)
 

@@ -108,46 +108,48 @@ async def strategy_run(
 ) -> StrategyRun:
     """``n`` requests arriving at ``rate_per_s`` under ``scenario``, each made with strategy ``name``
     (``policy`` overrides the full policy's settings, e.g. ``base_s``)."""
-    server = sim(scenario, seed=seed)
-    client = server.async_client(max_retries=2 if name == "SDK defaults" else 0)
-    policy = RetryPolicy(**{"max_attempts": 4, "base_s": 0.5, "cap_s": 8.0, "deadline_s": 30.0, "seed": seed, **policy})
-    loop = asyncio.get_running_loop()
-    ok: list[bool] = []
-    latency: list[float] = []
+    with sim(scenario, seed=seed) as server:
+        client = server.async_client(max_retries=2 if name == "SDK defaults" else 0)
+        policy = RetryPolicy(
+            **{"max_attempts": 4, "base_s": 0.5, "cap_s": 8.0, "deadline_s": 30.0, "seed": seed, **policy}
+        )
+        loop = asyncio.get_running_loop()
+        ok: list[bool] = []
+        latency: list[float] = []
 
-    async def one(i: int) -> None:
-        started = loop.time()
+        async def one(i: int) -> None:
+            started = loop.time()
 
-        def make() -> Awaitable[Any]:
-            return client.messages.create(**body(i))
+            def make() -> Awaitable[Any]:
+                return client.messages.create(**body(i))
 
-        try:
-            if name in ("no retries", "SDK defaults"):
-                await make()
-            elif name == "fixed 1 s delay":
-                await _fixed(make, 4, lambda a: 1.0)
-            elif name == "exponential, no jitter":
-                await _fixed(make, 4, lambda a: 0.5 * 2 ** (a - 1))
-            else:
-                await policy.acall(make)
-            ok.append(True)
-            latency.append(loop.time() - started)
-        except Exception:  # noqa: BLE001 - counted as a failed request
-            ok.append(False)
-        if on_progress is not None:
-            from ..progress import ProgressEvent
+            try:
+                if name in ("no retries", "SDK defaults"):
+                    await make()
+                elif name == "fixed 1 s delay":
+                    await _fixed(make, 4, lambda a: 1.0)
+                elif name == "exponential, no jitter":
+                    await _fixed(make, 4, lambda a: 0.5 * 2 ** (a - 1))
+                else:
+                    await policy.acall(make)
+                ok.append(True)
+                latency.append(loop.time() - started)
+            except Exception:  # noqa: BLE001 - counted as a failed request
+                ok.append(False)
+            if on_progress is not None:
+                from ..progress import ProgressEvent
 
-            on_progress(ProgressEvent(len(ok), n, loop.time() - t0))
+                on_progress(ProgressEvent(len(ok), n, loop.time() - t0))
 
-    t0 = loop.time()
-    tasks = []
-    for i in range(n):
-        tasks.append(asyncio.ensure_future(one(i)))
-        await asyncio.sleep(1.0 / rate_per_s)
-    await asyncio.gather(*tasks)
-    await client.close()
-    rows = server.ledger()
-    return StrategyRun(name, ok, latency, rows[rows["endpoint"] == "/v1/messages"].reset_index(drop=True))
+        t0 = loop.time()
+        tasks = []
+        for i in range(n):
+            tasks.append(asyncio.ensure_future(one(i)))
+            await asyncio.sleep(1.0 / rate_per_s)
+        await asyncio.gather(*tasks)
+        await client.close()
+        rows = server.ledger()
+        return StrategyRun(name, ok, latency, rows[rows["endpoint"] == "/v1/messages"].reset_index(drop=True))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -189,81 +191,83 @@ async def storm_run(
     ``on_progress`` gets a :class:`~course_utils.progress.ProgressEvent` as each caller finishes."""
     if variant not in STORM_VARIANTS:
         raise ValueError(f"variant must be one of {STORM_VARIANTS}")
-    server = sim(Scenario(name="storm", outages=(Outage(*outage),), capacity=capacity), seed=seed)
-    client = server.async_client(max_retries=0)
-    budget = RetryBudget(ratio=budget_ratio, initial=0) if variant == "retry budget" else None
-    throttle = AdaptiveThrottle(k, window_s=throttle_window_s, seed=seed) if variant == "adaptive throttling" else None
-    loop = asyncio.get_running_loop()
-    t0 = loop.time()
-    total = clients + round(rate_per_s * duration_s)
-    answered: list[float] = []
-    latency: list[float] = []
-    finished = [0]
-
-    def retry_if(exc: BaseException) -> bool:
-        # A refusal by our own throttle never reached the provider: the caller may try again later.
-        return isinstance(exc, ThrottledLocally) or is_retryable(exc)
-
-    async def one(i: int) -> None:
-        sent = loop.time()
-        policy = RetryPolicy(
-            max_attempts=max_attempts,
-            base_s=base_s,
-            cap_s=cap_s,
-            deadline_s=deadline_s,
-            jitter=variant != "no jitter",
-            budget=budget,
-            retry_if=retry_if,
-            seed=seed * 100_000 + i,
+    with sim(Scenario(name="storm", outages=(Outage(*outage),), capacity=capacity), seed=seed) as server:
+        client = server.async_client(max_retries=0)
+        budget = RetryBudget(ratio=budget_ratio, initial=0) if variant == "retry budget" else None
+        throttle = (
+            AdaptiveThrottle(k, window_s=throttle_window_s, seed=seed) if variant == "adaptive throttling" else None
         )
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        total = clients + round(rate_per_s * duration_s)
+        answered: list[float] = []
+        latency: list[float] = []
+        finished = [0]
 
-        def make() -> Awaitable[Any]:
-            return client.messages.create(**body(i))
+        def retry_if(exc: BaseException) -> bool:
+            # A refusal by our own throttle never reached the provider: the caller may try again later.
+            return isinstance(exc, ThrottledLocally) or is_retryable(exc)
 
-        try:
-            await policy.acall((lambda: throttle.acall(make)) if throttle is not None else make)
-            answered.append(loop.time() - t0)
-            latency.append(loop.time() - sent)
-        except Exception:  # noqa: BLE001 - any failure of a caller counts as a caller not answered
-            pass
-        finally:
-            finished[0] += 1
-            if on_progress is not None:
-                from ..progress import ProgressEvent
+        async def one(i: int) -> None:
+            sent = loop.time()
+            policy = RetryPolicy(
+                max_attempts=max_attempts,
+                base_s=base_s,
+                cap_s=cap_s,
+                deadline_s=deadline_s,
+                jitter=variant != "no jitter",
+                budget=budget,
+                retry_if=retry_if,
+                seed=seed * 100_000 + i,
+            )
 
-                on_progress(ProgressEvent(finished[0], total, loop.time() - t0))
+            def make() -> Awaitable[Any]:
+                return client.messages.create(**body(i))
 
-    tasks = [asyncio.ensure_future(one(i)) for i in range(clients)]
-    for i in range(clients, total):
-        tasks.append(asyncio.ensure_future(one(i)))
-        await asyncio.sleep(1.0 / rate_per_s)
-    await asyncio.gather(*tasks)
-    await client.close()
-    rows = server.ledger()
-    rows = rows[rows["endpoint"] == "/v1/messages"]
-    arrivals = list(rows["arrival"] - rows["arrival"].min())  # the first request goes at 0 s
-    statuses = list(rows["status"])
-    end = outage[0] + outage[1]
-    shed_after = [t for t, s in zip(arrivals, statuses) if s == 529 and t >= end]
-    refused = throttle.refused if throttle is not None else (budget.stats().refused if budget is not None else 0)
-    return {
-        "variant": variant,
-        "callers": total,
-        "answered": len(answered),
-        "requests": len(rows),
-        "served": statuses.count(200),
-        "shed_529": statuses.count(529),
-        "shed_after_outage": len(shed_after),
-        "overloaded_until_s": max(shed_after) if shed_after else end,
-        "refused_by_client": refused,
-        "last_answer_s": max(answered) if answered else math.nan,
-        "p50_latency_s": percentile(latency, 0.5),
-        "arrivals": arrivals,
-        "statuses": statuses,
-        "outage_start_s": outage[0],
-        "outage_end_s": end,
-        "capacity_rps": capacity.rps,
-    }
+            try:
+                await policy.acall((lambda: throttle.acall(make)) if throttle is not None else make)
+                answered.append(loop.time() - t0)
+                latency.append(loop.time() - sent)
+            except Exception:  # noqa: BLE001 - any failure of a caller counts as a caller not answered
+                pass
+            finally:
+                finished[0] += 1
+                if on_progress is not None:
+                    from ..progress import ProgressEvent
+
+                    on_progress(ProgressEvent(finished[0], total, loop.time() - t0))
+
+        tasks = [asyncio.ensure_future(one(i)) for i in range(clients)]
+        for i in range(clients, total):
+            tasks.append(asyncio.ensure_future(one(i)))
+            await asyncio.sleep(1.0 / rate_per_s)
+        await asyncio.gather(*tasks)
+        await client.close()
+        rows = server.ledger()
+        rows = rows[rows["endpoint"] == "/v1/messages"]
+        arrivals = list(rows["arrival"] - rows["arrival"].min())  # the first request goes at 0 s
+        statuses = list(rows["status"])
+        end = outage[0] + outage[1]
+        shed_after = [t for t, s in zip(arrivals, statuses) if s == 529 and t >= end]
+        refused = throttle.refused if throttle is not None else (budget.stats().refused if budget is not None else 0)
+        return {
+            "variant": variant,
+            "callers": total,
+            "answered": len(answered),
+            "requests": len(rows),
+            "served": statuses.count(200),
+            "shed_529": statuses.count(529),
+            "shed_after_outage": len(shed_after),
+            "overloaded_until_s": max(shed_after) if shed_after else end,
+            "refused_by_client": refused,
+            "last_answer_s": max(answered) if answered else math.nan,
+            "p50_latency_s": percentile(latency, 0.5),
+            "arrivals": arrivals,
+            "statuses": statuses,
+            "outage_start_s": outage[0],
+            "outage_end_s": end,
+            "capacity_rps": capacity.rps,
+        }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -284,57 +288,57 @@ async def breaker_run(
     requests, the requests sent during the outage, how long after the outage's end the first answer
     arrived (answer time, not send time), and the breaker's events."""
     start, length = outage
-    server = sim(Scenario(name="hang", outages=(Outage(start, length, kind="timeout"),)), seed=seed)
-    client = server.async_client(max_retries=0)
-    breaker = CircuitBreaker(MODEL, failure_rate=0.5, min_calls=5, window_s=10.0, cooldown_s=5.0, half_open_calls=1)
-    loop = asyncio.get_running_loop()
-    t0 = loop.time()
-    wasted = 0.0
-    outcomes: list[tuple[float, str]] = []
-    answers: list[float] = []  # when each successful request was answered
+    with sim(Scenario(name="hang", outages=(Outage(start, length, kind="timeout"),)), seed=seed) as server:
+        client = server.async_client(max_retries=0)
+        breaker = CircuitBreaker(MODEL, failure_rate=0.5, min_calls=5, window_s=10.0, cooldown_s=5.0, half_open_calls=1)
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        wasted = 0.0
+        outcomes: list[tuple[float, str]] = []
+        answers: list[float] = []  # when each successful request was answered
 
-    async def one(i: int) -> None:
-        nonlocal wasted
-        sent = loop.time()
+        async def one(i: int) -> None:
+            nonlocal wasted
+            sent = loop.time()
 
-        async def call() -> Any:
-            return await asyncio.wait_for(client.messages.create(**body(i)), timeout_s)
+            async def call() -> Any:
+                return await asyncio.wait_for(client.messages.create(**body(i)), timeout_s)
 
-        try:
-            if use_breaker:
-                await breaker.acall(call)
-            else:
-                await call()
-            outcomes.append((sent - t0, "ok"))
-            answers.append(loop.time() - t0)
-        except CircuitOpenError:
-            outcomes.append((sent - t0, "refused"))
-        except Exception:  # noqa: BLE001 - any failure of a request counts as a failed request in the measurement
-            wasted += loop.time() - sent
-            outcomes.append((sent - t0, "failed"))
+            try:
+                if use_breaker:
+                    await breaker.acall(call)
+                else:
+                    await call()
+                outcomes.append((sent - t0, "ok"))
+                answers.append(loop.time() - t0)
+            except CircuitOpenError:
+                outcomes.append((sent - t0, "refused"))
+            except Exception:  # noqa: BLE001 - any failure of a request counts as a failed request in the measurement
+                wasted += loop.time() - sent
+                outcomes.append((sent - t0, "failed"))
 
-    tasks = []
-    i = 0
-    while loop.time() - t0 < duration_s:
-        tasks.append(asyncio.ensure_future(one(i)))
-        i += 1
-        await asyncio.sleep(every_s)
-    await asyncio.gather(*tasks)
-    await client.close()
-    rows = server.ledger()
-    arrivals = rows["arrival"] - rows["arrival"].min()
-    during = int(((arrivals >= start) & (arrivals < start + length)).sum())
-    after_ok = [t for t in answers if t >= start + length]
-    return {
-        "breaker": use_breaker,
-        "requests": len(outcomes),
-        "sent_to_provider": len(rows),
-        "sent_during_outage": during,
-        "seconds_waited_on_failures": round(wasted, 1),
-        "first_answer_after_outage_s": round(min(after_ok) - (start + length), 2) if after_ok else math.nan,
-        "refused_by_breaker": sum(o == "refused" for _, o in outcomes),
-        "events": [(e.at_s - t0, e.new) for e in breaker.events],
-    }
+        tasks = []
+        i = 0
+        while loop.time() - t0 < duration_s:
+            tasks.append(asyncio.ensure_future(one(i)))
+            i += 1
+            await asyncio.sleep(every_s)
+        await asyncio.gather(*tasks)
+        await client.close()
+        rows = server.ledger()
+        arrivals = rows["arrival"] - rows["arrival"].min()
+        during = int(((arrivals >= start) & (arrivals < start + length)).sum())
+        after_ok = [t for t in answers if t >= start + length]
+        return {
+            "breaker": use_breaker,
+            "requests": len(outcomes),
+            "sent_to_provider": len(rows),
+            "sent_during_outage": during,
+            "seconds_waited_on_failures": round(wasted, 1),
+            "first_answer_after_outage_s": round(min(after_ok) - (start + length), 2) if after_ok else math.nan,
+            "refused_by_breaker": sum(o == "refused" for _, o in outcomes),
+            "events": [(e.at_s - t0, e.new) for e in breaker.events],
+        }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -357,38 +361,38 @@ async def stacked_run(
     that reached the provider (from the ledger) and the seconds until the user got the final error."""
     from .fallback import FallbackChain, Link
 
-    server = sim(Scenario(name="all-down", outages=(Outage(0.0, 86_400.0),)), seed=seed)
-    client = server.async_client(max_retries=sdk_max_retries)
-    policy = RetryPolicy(max_attempts=policy_attempts, base_s=0.25, cap_s=2.0, deadline_s=None, seed=seed)
-    models = ("claude-sonnet-5-5", "claude-haiku-5-5", "claude-opus-5-5")[:links]
+    with sim(Scenario(name="all-down", outages=(Outage(0.0, 86_400.0),)), seed=seed) as server:
+        client = server.async_client(max_retries=sdk_max_retries)
+        policy = RetryPolicy(max_attempts=policy_attempts, base_s=0.25, cap_s=2.0, deadline_s=None, seed=seed)
+        models = ("claude-sonnet-5-5", "claude-haiku-5-5", "claude-opus-5-5")[:links]
 
-    def link(model: str) -> Link:
-        async def call(payload: dict[str, Any]) -> Any:
-            return await policy.acall(lambda: client.messages.create(**{**payload, "model": model}))
+        def link(model: str) -> Link:
+            async def call(payload: dict[str, Any]) -> Any:
+                return await policy.acall(lambda: client.messages.create(**{**payload, "model": model}))
 
-        return Link(model, call)
+            return Link(model, call)
 
-    chain = FallbackChain([link(m) for m in models], deadline_s=None)
-    loop = asyncio.get_running_loop()
-    t0 = loop.time()
-    for attempt in range(app_attempts):
-        try:
-            await chain.acall(body(0))
-            break
-        except Exception:  # noqa: BLE001 - the app retries whatever the service answered with
-            if attempt + 1 < app_attempts:
-                await asyncio.sleep(app_pause_s)
-    waited = loop.time() - t0
-    await client.close()
-    rows = server.ledger()
-    return {
-        "app attempts": app_attempts,
-        "policy attempts": policy_attempts,
-        "fallback links": links,
-        "SDK max_retries": sdk_max_retries,
-        "attempts at the provider": int((rows["endpoint"] == "/v1/messages").sum()),
-        "seconds until the user hears": round(waited, 1),
-    }
+        chain = FallbackChain([link(m) for m in models], deadline_s=None)
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        for attempt in range(app_attempts):
+            try:
+                await chain.acall(body(0))
+                break
+            except Exception:  # noqa: BLE001 - the app retries whatever the service answered with
+                if attempt + 1 < app_attempts:
+                    await asyncio.sleep(app_pause_s)
+        waited = loop.time() - t0
+        await client.close()
+        rows = server.ledger()
+        return {
+            "app attempts": app_attempts,
+            "policy attempts": policy_attempts,
+            "fallback links": links,
+            "SDK max_retries": sdk_max_retries,
+            "attempts at the provider": int((rows["endpoint"] == "/v1/messages").sum()),
+            "seconds until the user hears": round(waited, 1),
+        }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -414,46 +418,48 @@ async def timeout_run(
 
     if mode not in TIMEOUT_MODES:
         raise ValueError(f"mode must be one of {TIMEOUT_MODES}")
-    server = sim(Scenario(name="hangs", p_timeout=p_hang), seed=seed)
-    client = server.async_client(max_retries=0)
-    loop = asyncio.get_running_loop()
-    latency: list[float] = []
-    answered = [0]
+    with sim(Scenario(name="hangs", p_timeout=p_hang), seed=seed) as server:
+        client = server.async_client(max_retries=0)
+        loop = asyncio.get_running_loop()
+        latency: list[float] = []
+        answered = [0]
 
-    def request(i: int) -> dict[str, Any]:
-        tokens = long_tokens if i % long_every == 0 else 150
+        def request(i: int) -> dict[str, Any]:
+            tokens = long_tokens if i % long_every == 0 else 150
+            return {
+                "model": "claude-sonnet-5-5",
+                "max_tokens": tokens,
+                "messages": [
+                    {"role": "user", "content": f"Write a {tokens // 2}-word report on account #{i}, in detail."}
+                ],
+            }
+
+        async def one(i: int) -> None:
+            sent = loop.time()
+            policy = RetryPolicy(max_attempts=3, base_s=0.5, cap_s=4.0, deadline_s=120.0, seed=seed * 1000 + i)
+
+            async def attempt() -> Any:
+                if mode == TIMEOUT_MODES[2]:
+                    return await stream_with_start_timeout(client, start_timeout_s=5.0, **request(i))
+                total = 5.0 if mode == TIMEOUT_MODES[0] else 60.0
+                return await asyncio.wait_for(client.messages.create(**request(i)), total)
+
+            try:
+                await policy.acall(attempt)
+                answered[0] += 1
+            except Exception:  # noqa: BLE001 - a caller not answered
+                pass
+            latency.append(loop.time() - sent)
+
+        await asyncio.gather(*(one(i) for i in range(n)))
+        await client.close()
+        rows = server.ledger()
+        rows = rows[rows["endpoint"] == "/v1/messages"]
         return {
-            "model": "claude-sonnet-5-5",
-            "max_tokens": tokens,
-            "messages": [{"role": "user", "content": f"Write a {tokens // 2}-word report on account #{i}, in detail."}],
+            "timeout": mode,
+            "answered": f"{answered[0]}/{n}",
+            "attempts": len(rows),
+            "cost_usd": round(float(rows["cost_usd"].astype(float).sum()), 4),
+            "p50_latency_s": round(percentile(latency, 0.5), 1),
+            "worst_latency_s": round(max(latency), 1),
         }
-
-    async def one(i: int) -> None:
-        sent = loop.time()
-        policy = RetryPolicy(max_attempts=3, base_s=0.5, cap_s=4.0, deadline_s=120.0, seed=seed * 1000 + i)
-
-        async def attempt() -> Any:
-            if mode == TIMEOUT_MODES[2]:
-                return await stream_with_start_timeout(client, start_timeout_s=5.0, **request(i))
-            total = 5.0 if mode == TIMEOUT_MODES[0] else 60.0
-            return await asyncio.wait_for(client.messages.create(**request(i)), total)
-
-        try:
-            await policy.acall(attempt)
-            answered[0] += 1
-        except Exception:  # noqa: BLE001 - a caller not answered
-            pass
-        latency.append(loop.time() - sent)
-
-    await asyncio.gather(*(one(i) for i in range(n)))
-    await client.close()
-    rows = server.ledger()
-    rows = rows[rows["endpoint"] == "/v1/messages"]
-    return {
-        "timeout": mode,
-        "answered": f"{answered[0]}/{n}",
-        "attempts": len(rows),
-        "cost_usd": round(float(rows["cost_usd"].astype(float).sum()), 4),
-        "p50_latency_s": round(percentile(latency, 0.5), 1),
-        "worst_latency_s": round(max(latency), 1),
-    }
