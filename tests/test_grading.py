@@ -409,11 +409,19 @@ def test_the_course_has_solutions_to_grade() -> None:
     assert len(COURSE_SOLUTIONS) >= 9, [p.name for p in COURSE_SOLUTIONS]
 
 
-def _grade_course(tmp_path: Path, files: dict[str, Path]) -> dict[str, dict]:
-    folder = tmp_path / "subs"
-    folder.mkdir()
-    for name, path in files.items():
-        shutil.copy(path, folder / f"{name}.ipynb")
+@pytest.fixture(scope="module")
+def course_graded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    """Every course solution and its student version, graded in one batch through the command line.
+
+    One grader run for all of them, as an instructor grades a class: the fixed cost of a run (a Dask
+    cluster, a kernel zygote) is paid once, not once per lesson. Returns results.json's submissions
+    by name (``NN_slug-solution``, ``NN_slug-student``)."""
+    folder = tmp_path_factory.mktemp("course")
+    for solution in COURSE_SOLUTIONS:
+        shutil.copy(solution, folder / f"{solution.stem}-solution.ipynb")
+        student = ROOT / "notebooks" / solution.name
+        if student.exists():
+            shutil.copy(student, folder / f"{solution.stem}-student.ipynb")
     assert main([str(folder), "--quiet", "--timeout-per-notebook", "600"]) == 0
     return _by_name(json.loads((folder / "graded" / "results.json").read_text()))
 
@@ -423,19 +431,14 @@ def _grade_course(tmp_path: Path, files: dict[str, Path]) -> dict[str, dict]:
     "solution",
     [pytest.param(p, id=p.name) for p in COURSE_SOLUTIONS],
 )
-def test_course_solution_full_marks_and_student_version_zero(tmp_path: Path, solution: Path) -> None:
-    student = ROOT / "notebooks" / solution.name
-    files = {f"{solution.stem}-solution": solution}
-    if student.exists():
-        files[f"{solution.stem}-student"] = student
-    subs = _grade_course(tmp_path, files)
-    sol = subs[f"{solution.stem}-solution"]
+def test_course_solution_full_marks_and_student_version_zero(course_graded: dict[str, dict], solution: Path) -> None:
+    sol = course_graded[f"{solution.stem}-solution"]
     assert sol["exercises"], "the lesson lists no exercises"
     assert sol["total"] == sol["max_total"], json.dumps(sol, indent=1)[:3000]
-    if student.exists():
-        stu = subs[f"{solution.stem}-student"]
-        assert stu["total"] == 0 and stu["problems"] == []
-        assert {e["status"] for e in stu["exercises"]} == {"not_attempted"}
+    assert (ROOT / "notebooks" / solution.name).exists(), "no student version of this lesson"
+    stu = course_graded[f"{solution.stem}-student"]
+    assert stu["total"] == 0 and stu["problems"] == [], json.dumps(stu, indent=1)[:3000]
+    assert {e["status"] for e in stu["exercises"]} == {"not_attempted"}
 
 
 def test_extend_checks_path_makes_fixture_lesson_importable() -> None:

@@ -56,18 +56,25 @@ def _with_shortcuts(lesson: str, folder: Path) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    """Both lessons' shortcut notebooks handed in together and graded in one run of the grader;
+    results.json's submissions by name."""
+    folder = tmp_path_factory.mktemp("subs")
+    for lesson in SHORTCUTS:
+        _with_shortcuts(lesson, folder)
+    assert main([str(folder), "--quiet", "--timeout-per-notebook", "600"]) == 0
+    results = json.loads((folder / "graded" / "results.json").read_text())
+    return {s["name"]: s for s in results["submissions"]}
+
+
 @pytest.mark.notebooks
 @pytest.mark.parametrize("lesson", list(SHORTCUTS))
-def test_the_reference_shortcut_scores_zero_through_the_grader(tmp_path: Path, lesson: str) -> None:
-    folder = tmp_path / "subs"
-    folder.mkdir()
-    _with_shortcuts(lesson, folder)
-    assert main([str(folder), "--quiet", "--jobs", "1", "--timeout-per-notebook", "600"]) == 0
-    results = json.loads((folder / "graded" / "results.json").read_text())
-    (submission,) = results["submissions"]
+def test_the_reference_shortcut_scores_zero_through_the_grader(graded: dict[str, dict], lesson: str) -> None:
+    submission = graded[f"{lesson}-shortcut"]
     by_id = {e["exercise"]: e for e in submission["exercises"]}
     for exercise in SHORTCUTS[lesson]:
-        graded = by_id[exercise]
-        assert graded["points"] == 0, json.dumps(graded, indent=1)[:2000]
-        assert graded["status"] == "failed", json.dumps(graded, indent=1)[:2000]
+        graded_exercise = by_id[exercise]
+        assert graded_exercise["points"] == 0, json.dumps(graded_exercise, indent=1)[:2000]
+        assert graded_exercise["status"] == "failed", json.dumps(graded_exercise, indent=1)[:2000]
     assert submission["total"] == 0
