@@ -389,6 +389,39 @@ def test_0_2_reaching_the_library_by_any_route_is_rejected(answer):
     assert binds_cost_breakdown_as_default.__defaults__ == (pricing.cost_breakdown,)
 
 
+def _late(swallow: bool):
+    """From its 100th call on (inside the 300 random usages), the answer reaches pricing.cost."""
+    calls = []
+
+    def request_cost_late(usage, model):
+        calls.append(1)
+        if len(calls) < 100:
+            return request_cost(usage, model)
+        if not swallow:
+            return pricing.cost(usage, model)
+        try:
+            pricing.cost(usage, model)
+        except Exception:
+            pass
+        return request_cost(usage, model)
+
+    return request_cost_late
+
+
+@pytest.mark.parametrize("swallow", [False, True], ids=["raises", "swallowed"])
+def test_0_2_one_guard_covers_every_random_usage(swallow):
+    # The random case runs its 300 calls under one guard: a shortcut taken on a later call is still refused.
+    result = checks.check("0.2", _late(swallow), quiet=True)
+    random_case = result.cases[-1]
+    assert random_case.name.startswith("exact on 300 random usages"), random_case.name
+    assert random_case.outcome == "failed" and "write it yourself" in random_case.message, random_case.message
+    assert all(c.outcome == "passed" for c in result.cases[:-1]), result.feedback
+    assert pricing.cost is _SHORTCUT_COST  # restored afterwards
+
+
+_SHORTCUT_COST = pricing.cost
+
+
 @pytest.mark.parametrize(
     "answer, phrase",
     [

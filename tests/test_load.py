@@ -6,6 +6,7 @@ asserts the same properties at half the size, to keep `make test` within its tim
 
 from __future__ import annotations
 
+import runpy
 import sys
 from pathlib import Path
 
@@ -27,12 +28,20 @@ def test_concurrent_streams_two_rounds():
     )
 
 
-def test_cli_help_and_bad_arguments():
-    import subprocess
+def _run_cli(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
+    """``python -m course_utils.mock_provider ARGS`` in this process: runpy executes the package's
+    ``__main__`` as the interpreter would (the ``if __name__ == "__main__"`` line included), without
+    paying for a new interpreter and its imports; ``test_concurrent_streams_two_rounds`` starts the
+    same entry point as a real process. Returns the exit code."""
+    monkeypatch.setattr(sys, "argv", ["python -m course_utils.mock_provider", *args])
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_module("course_utils.mock_provider", run_name="__main__", alter_sys=True)
+    return exit_.value.code
 
-    out = subprocess.run([sys.executable, "-m", "course_utils.mock_provider", "--help"], capture_output=True, text=True)
-    assert out.returncode == 0 and "--time-scale" in out.stdout and "--seed" in out.stdout
-    bad = subprocess.run(
-        [sys.executable, "-m", "course_utils.mock_provider", "--scenario", "nope"], capture_output=True, text=True
-    )
-    assert bad.returncode == 2 and "calm" in bad.stderr
+
+def test_cli_help_and_bad_arguments(monkeypatch, capsys):
+    assert _run_cli(monkeypatch, "--help") == 0
+    out = capsys.readouterr()
+    assert "--time-scale" in out.out and "--seed" in out.out
+    assert _run_cli(monkeypatch, "--scenario", "nope") == 2
+    assert "calm" in capsys.readouterr().err

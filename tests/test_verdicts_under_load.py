@@ -1,11 +1,12 @@
-"""Same code, same grade: every time-dependent check gives the same verdict while all cores are busy.
+"""Same code, same grade: every time-dependent check gives the same verdict while its CPU is contended.
 
 Checks run on virtual time against an in-process simulator (``course_utils.checks.sim``), so a
 verdict can depend only on the answer and the seed. This test proves it the way an instructor's
-laptop would break it: CPU burners on every core (subprocesses spinning, ended by PID) while the
-right and wrong answers of every time-dependent exercise are checked, once on a calm machine and
-once while the burners spin; verdicts, points, per-case outcomes and messages must be identical (and the solution passes, the wrong
-answers fail, so the comparison is not between identical errors).
+laptop would break it: a CPU burner on the checks' own core (a spinning subprocess pinned with the
+checks to one core, ended by PID) while the right and wrong answers of every time-dependent exercise
+are checked, once on a calm machine and once while the burner spins; verdicts, points, per-case
+outcomes and messages must be identical (and the solution passes, the wrong answers fail, so the
+comparison is not between identical errors).
 """
 
 from __future__ import annotations
@@ -74,15 +75,38 @@ def _verdict(exercise: str, answer: Callable[..., Any]) -> tuple[Any, ...]:
 
 @contextmanager
 def burners() -> Iterator[list[subprocess.Popen]]:
-    """One spinning process per core while the block runs; ended by PID."""
-    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)]
+    """This process's core shared with a spinning process while the block runs; ended by PID.
+
+    This process (the thread running the checks, and every thread it starts) is pinned to one core
+    and one burner is pinned to the same core, so the checks get at most half a core, preempted
+    every scheduler slice: harder on them than one burner per core (three processes on two cores
+    gave them two thirds), and the other cores, where ``make test`` runs the other test files,
+    are left alone. The affinity is restored afterwards. Where a process cannot be pinned (macOS),
+    one burner per core, as before.
+    """
+    pin = hasattr(os, "sched_setaffinity")
+    before = os.sched_getaffinity(0) if pin else set()
+    core = {min(before)} if pin else set()
+    procs: list[subprocess.Popen] = []
     try:
+        if pin:
+            os.sched_setaffinity(0, core)
+        for _ in range(1 if pin else os.cpu_count() or 2):
+            procs.append(subprocess.Popen([sys.executable, "-c", "while True: pass"]))
+            if pin:
+                os.sched_setaffinity(procs[-1].pid, core)
         yield procs
     finally:
         for p in procs:
             p.kill()
         for p in procs:
             p.wait()
+        if pin:
+            os.sched_setaffinity(0, before)
+
+
+def _shares_our_core(proc: subprocess.Popen) -> bool:
+    return not hasattr(os, "sched_getaffinity") or os.sched_getaffinity(proc.pid) == os.sched_getaffinity(0)
 
 
 @pytest.mark.parametrize("exercise", sorted(ANSWERS))
@@ -93,7 +117,8 @@ def test_verdicts_are_identical_under_load(exercise):
     calm = [_verdict(exercise, answer) for answer in answers]
     with burners() as procs:
         loaded = [_verdict(exercise, answer) for answer in answers]
-        assert all(p.poll() is None for p in procs), "the CPU burners must run until the last check ends"
+        assert all(p.poll() is None for p in procs), "the CPU burner must run until the last check ends"
+        assert all(_shares_our_core(p) for p in procs), "the burner shares the checks' core"
     for answer, alone, busy in zip(answers, calm, loaded):
         assert busy == alone, (exercise, answer.__name__, alone, busy)
         expected = ("passed",) if answer in correct else ("failed", "timeout")

@@ -220,11 +220,21 @@ def _arithmetic_hint(got: Decimal, expected: Decimal) -> str | None:
     return None
 
 
+def _no_shortcuts(fn):
+    """The guard the answer runs under: the ready-made pricing functions refuse (see ``forbid``)."""
+    return forbid(fn, _SHORTCUTS, task="work out the cost", hint=_SHORTCUT_HINT)
+
+
 def _expect_cost(fn, usage: Any, model: str, what: str, hint: str) -> None:
     expected = pricing.cost(usage, model)
     before = usage.model_dump()
-    with forbid(fn, _SHORTCUTS, task="work out the cost", hint=_SHORTCUT_HINT):
+    with _no_shortcuts(fn):
         got = fn(usage, model)
+    _judge(got, expected, usage, before, what, hint)
+
+
+def _judge(got: Any, expected: Decimal, usage: Any, before: dict[str, Any], what: str, hint: str) -> None:
+    """``got`` is exactly ``expected``, a Decimal, and the answer left ``usage`` as it was (``before``)."""
     if usage.model_dump() != before:
         changed = sorted(k for k, v in usage.model_dump().items() if before.get(k) != v)
         raise CaseFailed(
@@ -343,16 +353,34 @@ def random_usages(n: int = 300, seed: int = 14) -> list[tuple[Any, str]]:
 
 @request_cost.case("exact on 300 random usages of every model (no float, no rounding)")
 def _random(fn) -> None:
-    for i, (usage, model) in enumerate(random_usages()):
-        _expect_cost(
-            fn,
+    # One guard around the loop, not one per usage: entering ``forbid`` walks every loaded
+    # course_utils module, which 300 times over took seconds. The verdicts are the same: a refused
+    # call fails the case (at once, or when the guard ends if the answer swallowed the refusal), and
+    # a wrong cost raises inside the guard as it did after it. The expected costs are worked out
+    # before the guard: pricing.cost calls pricing.cost_breakdown, which refuses inside it.
+    cases = [
+        (
             usage,
             model,
-            f"random usage #{i} on {model} ({usage.input_tokens:,} in / "
+            pricing.cost(usage, model),
+            usage.model_dump(),
+            f"random usage #{i} on {model} ({usage.input_tokens:,} in / "  # the usage as given
             f"{usage.output_tokens:,} out / {usage.cache_creation_input_tokens} written / "
             f"{usage.cache_read_input_tokens} read)",
-            "Price every class at its own rate, in Decimal, and return the exact sum.",
         )
+        for i, (usage, model) in enumerate(random_usages())
+    ]
+    with _no_shortcuts(fn):
+        for usage, model, expected, before, what in cases:
+            got = fn(usage, model)
+            _judge(
+                got,
+                expected,
+                usage,
+                before,
+                what,
+                "Price every class at its own rate, in Decimal, and return the exact sum.",
+            )
 
 
 EXERCISES = [first_request, request_cost]
