@@ -4,7 +4,10 @@ Issue 11 item 3 (grading half). A submission is graded alone on a quiet machine,
 batch of four graded in parallel while CPU burners (one busy-looping process per core) saturate
 every core. Its gradebook row and each exercise's status must be identical. Lesson 00 with its
 demo cells skipped keeps this cheap; one exercise is answered wrongly so the row mixes full
-marks and a failure.
+marks and a failure. The burners start when the batch's first grading subprocess does, so every
+kernel and check runs on the saturated machine, and they run until the batch is graded; the
+cluster's start before that is not what this test is about, and burning through it only took CPU
+from the rest of the test suite.
 """
 
 from __future__ import annotations
@@ -15,13 +18,17 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import nbformat
+import psutil
 import pytest
 
 from course_utils.grading.__main__ import main
+from course_utils.grading.worker import SCRIPT as WORKER_SCRIPT
 
 pytestmark = pytest.mark.notebooks
 
@@ -41,18 +48,43 @@ def _submission(path: Path) -> None:
 
 
 @pytest.fixture()
-def burners() -> Iterator[list[int]]:
-    """One process spinning ``while True: pass`` per core, ended by PID however the test ends."""
+def burners() -> Iterator[tuple[Callable[[], None], list[subprocess.Popen]]]:
+    """``start()``: one process spinning ``while True: pass`` per core from then on, and the
+    processes; ended by PID however the test ends."""
     procs: list[subprocess.Popen] = []
-    try:
+
+    def start() -> None:
         for _ in range(os.cpu_count() or 2):
             procs.append(subprocess.Popen([sys.executable, "-c", "while True: pass"], stdin=subprocess.DEVNULL))
-        yield [p.pid for p in procs]
+
+    try:
+        yield start, procs
     finally:
         for p in procs:
             p.kill()
         for p in procs:
             p.wait(timeout=30)
+
+
+def _when_grading_starts(action: Callable[[], None], done: threading.Event) -> threading.Thread:
+    """A thread that runs ``action`` as soon as a grading subprocess (worker.py, which starts the
+    submission's kernel) runs anywhere below this process, unless ``done`` is set first."""
+
+    def watch() -> None:
+        me = psutil.Process()
+        while not done.is_set():
+            for child in me.children(recursive=True):
+                try:
+                    if str(WORKER_SCRIPT) in child.cmdline():
+                        action()
+                        return
+                except psutil.Error:  # gone meanwhile
+                    continue
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
 
 
 def _grade(folder: Path, jobs: int) -> tuple[list[str], dict[str, dict]]:
@@ -80,8 +112,14 @@ def test_same_gradebook_row_alone_and_in_a_loaded_parallel_batch(tmp_path: Path,
     shutil.copy(SOLUTION, crowd / "bob.ipynb")
     shutil.copy(STUDENT, crowd / "carol.ipynb")
     shutil.copy(alone / "alice.ipynb", crowd / "dave.ipynb")
-    request.getfixturevalue("burners")  # saturate every core from here on
+    start, procs = request.getfixturevalue("burners")
+    done = threading.Event()
+    watcher = _when_grading_starts(start, done)  # saturate every core from the first kernel on
     row_crowd, ex_crowd = _grade(crowd, jobs=4)
+    done.set()
+    watcher.join(10)
+    assert len(procs) == (os.cpu_count() or 2), "the burners did not start while the batch was graded"
+    assert all(p.poll() is None for p in procs), "a burner stopped before the batch was graded"
 
     assert row_crowd == row_alone
     assert ex_crowd == ex_alone

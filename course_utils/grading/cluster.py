@@ -6,7 +6,8 @@ cluster instead — workers started with ``dask worker``, dask-jobqueue (SLURM, 
 dask-kubernetes, each with the course environment installed. Either way the same things happen:
 
 * a :class:`WarmKernelsPlugin` starts one kernel zygote per worker (:mod:`.warm`), registered on
-  the scheduler so workers that join later get one too;
+  the scheduler so workers that join later get one too; it preloads what the official notebooks
+  and check modules of the lessons at hand import (:func:`.warm.preload_for`);
 * each submission is one task, :func:`grade_job`, carrying the submission's bytes (workers need
   no shared file system for submissions); the worker grades it exactly as before — its own worker
   process, kernel and simulator, under the same limits — and returns the grade and the executed
@@ -37,7 +38,8 @@ from typing import Callable, Iterator
 from .discover import Submission, load_notebook
 from .execute import ExecSettings, child_env
 from .grade import GradeOptions, SubmissionGrade, default_solutions, extend_checks_path, grade_submission
-from .warm import WarmKernels
+from .lessons import available_lessons
+from .warm import WarmKernels, preload_for
 
 from distributed import WorkerPlugin
 
@@ -70,12 +72,17 @@ class WarmKernelsPlugin(WorkerPlugin):
 
     name = PLUGIN_NAME
 
-    def __init__(self, settings: ExecSettings) -> None:
+    def __init__(self, settings: ExecSettings, solutions: list[Path] | None = None) -> None:
         self.settings = settings
+        self.solutions = solutions  # None or empty: the worker's own course checkout
         self._warm: WarmKernels | None = None
 
     def setup(self, worker: object) -> None:
-        self._warm = WarmKernels(child_env(self.settings)).__enter__()
+        try:
+            preload = preload_for(_kernel_sources(self.solutions or default_solutions(), self.settings.checks_dirs))
+        except Exception:  # unreadable notebooks: they will be graded as such; preload everything
+            preload = None
+        self._warm = WarmKernels(child_env(self.settings), preload=preload).__enter__()
 
     def teardown(self, worker: object) -> None:
         if self._warm is not None:
@@ -91,6 +98,26 @@ class WarmKernelsPlugin(WorkerPlugin):
             p for p in (self._warm.jupyter_path, env.get("JUPYTER_PATH") or os.environ.get("JUPYTER_PATH")) if p
         )
         return dataclasses.replace(settings, kernel=self._warm.kernel_name, env=env)
+
+
+def _kernel_sources(solutions: list[Path], checks_dirs: list[Path]) -> list[str]:
+    """The code graded kernels run: the official notebooks' code cells and their check modules."""
+    import json
+
+    import course_utils.checks as checks
+
+    roots = [*map(Path, checks.__path__), *checks_dirs]
+    sources: list[str] = []
+    for lesson, path in sorted(available_lessons(solutions).items()):
+        for cell in json.loads(path.read_text(encoding="utf-8")).get("cells", []):
+            if cell.get("cell_type") == "code":
+                source = cell.get("source", "")
+                sources.append("".join(source) if isinstance(source, list) else source)
+        for root in roots:
+            module = root / f"lesson{lesson:02d}"
+            files = [module.with_suffix(".py"), *sorted(module.glob("**/*.py"))]
+            sources += [f.read_text(encoding="utf-8") for f in files if f.is_file()]
+    return sources
 
 
 def _worker_plugin() -> WarmKernelsPlugin | None:
@@ -159,6 +186,51 @@ def has_dashboard_deps() -> bool:
     return importlib.util.find_spec("bokeh") is not None
 
 
+FORKSERVER_PRELOAD = ["course_utils.grading.cluster"]
+"""What the server that LocalCluster workers are forked from imports once (Dask, the grader, nbformat)."""
+_forkserver_env: dict[str, str] | None = None  # this process's environment when its forkserver started
+
+
+@contextlib.contextmanager
+def _forked_workers() -> Iterator[None]:
+    """LocalCluster worker processes forked from a pre-imported server instead of spawned.
+
+    A spawned worker imports Dask and the grader (``course_utils``, the SDK, nbformat) before it can
+    take a submission: two to three CPU-seconds per worker, per run. With multiprocessing's
+    *forkserver*, a server process imports them once (it never runs a task) and each worker is a
+    ``fork()`` of it: still a new process of its own, as with spawn, started in a fraction of the
+    time. The server lives as long as this process, so a second run here (the tests call ``main()``
+    in-process) starts its workers at once. It is restarted when this process's environment has
+    changed since it started, since workers inherit the server's environment, not this process's.
+    Dask's nanny sets ``distributed.nanny.pre-spawn-environ`` in this process before the first
+    worker starts, as with spawn, so the server has those variables too.
+    """
+    import multiprocessing
+    from multiprocessing import forkserver
+
+    import dask
+
+    global _forkserver_env
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        yield  # Windows: spawn, as before
+        return
+    import distributed.utils
+
+    server = forkserver._forkserver  # the process-wide server that forkserver contexts use
+    if _forkserver_env is not None and dict(os.environ) != _forkserver_env:
+        server._stop()  # the next worker starts a new one, with the environment as it is now
+        _forkserver_env = None
+    # Dask would otherwise import every optional package it knows here, to preload them all.
+    distributed.utils._forkserver_preload_set = True
+    multiprocessing.get_context("forkserver").set_forkserver_preload(FORKSERVER_PRELOAD)
+    with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
+        try:
+            yield
+        finally:
+            if _forkserver_env is None and getattr(server, "_forkserver_pid", None) is not None:
+                _forkserver_env = dict(os.environ)
+
+
 @contextlib.contextmanager
 def dask_client(scheduler: str | None, workers: int = 1, jobs: int = 1) -> Iterator[object]:
     """A Dask client: on the running cluster at ``scheduler``, else on a :class:`LocalCluster`
@@ -170,6 +242,7 @@ def dask_client(scheduler: str | None, workers: int = 1, jobs: int = 1) -> Itera
             yield client
         return
     with (
+        _forked_workers(),
         LocalCluster(
             n_workers=workers,
             threads_per_worker=jobs,
@@ -212,7 +285,8 @@ def run_jobs(
 
     registered = False
     if warm is not None and jobs:
-        client.register_plugin(WarmKernelsPlugin(warm), name=PLUGIN_NAME)  # type: ignore[attr-defined]
+        plugin = WarmKernelsPlugin(warm, jobs[0].options.solutions)  # every job has the batch's options
+        client.register_plugin(plugin, name=PLUGIN_NAME)  # type: ignore[attr-defined]
         registered = True
     futures = {}
     try:

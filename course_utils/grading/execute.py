@@ -23,8 +23,7 @@ from typing import Any
 import nbformat
 
 from .restore import Restored
-from .engine import is_papermill_cell
-from .worker import SCRIPT as WORKER_SCRIPT
+from .worker import SCRIPT as WORKER_SCRIPT, is_papermill_cell
 
 __all__ = ["ExecSettings", "CellRun", "Execution", "execute_restored", "kill_all", "child_env"]
 

@@ -18,7 +18,7 @@ reached, the launcher simply ``exec``\\ s an ordinary ipykernel: slower, never d
 
 Commands (run as a script, so the launcher imports nothing heavy)::
 
-    python warm.py serve SOCKET              # the zygote (started by :class:`WarmKernels`)
+    python warm.py serve SOCKET [MODULE ...] # the zygote (started by :class:`WarmKernels`)
     python warm.py kernel SOCKET -f CONN ... # the launcher (from the kernel spec)
 """
 
@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["WarmKernels", "KERNEL_NAME", "PRELOAD"]
+__all__ = ["WarmKernels", "KERNEL_NAME", "PRELOAD", "BASE_PRELOAD", "preload_for"]
 
 KERNEL_NAME = "course-grader-warm"
 SCRIPT = Path(__file__).resolve()
@@ -63,17 +63,53 @@ PRELOAD = (
     "uvicorn",
     "fastapi",
 )
-"""Modules the zygote imports: what lesson kernels import anyway (missing ones are skipped)."""
+"""Modules the zygote may import: what lesson kernels import anyway (missing ones are skipped)."""
+BASE_PRELOAD = ("ipykernel.kernelapp", "ipykernel.ipkernel", "IPython", "course_utils", "course_utils.checks")
+"""What every graded kernel imports (the kernel itself and the grader's setup cell): always preloaded."""
+_COMPANIONS = {"matplotlib_inline.backend_inline": "matplotlib"}  # ipykernel's plots: wanted with matplotlib
 _FDS = 5  # stdin, stdout, stderr, the "launcher died" pipe (read end), the "kernel alive" pipe (write end)
 
 
 # --- the zygote --------------------------------------------------------------------------------
 
 
-def _preload() -> None:
+def preload_for(sources: list[str]) -> list[str]:
+    """The part of :data:`PRELOAD` that code importing what ``sources`` import needs.
+
+    ``sources`` are the Python sources the kernels will run: the official notebooks' code cells
+    and their check modules. A module of :data:`PRELOAD` is kept when a source imports it or one of
+    its submodules (``matplotlib.pyplot`` keeps ``matplotlib``), or it is in :data:`BASE_PRELOAD`.
+    Preloading a module no kernel imports costs every run its import for nothing (pandas and
+    matplotlib: about a CPU-second for the fixture lesson, which imports neither); a kernel that
+    does import something not preloaded imports it itself, as a cold kernel would.
+    """
+    import ast
+
+    imported: set[str] = set()
+    for source in sources:
+        # IPython magics and shell escapes are not Python; their lines import nothing.
+        code = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
+        try:
+            tree = ast.parse(code)
+        except SyntaxError:
+            return list(PRELOAD)  # cannot tell: everything, as before
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                imported.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                imported.add(node.module)
+                imported.update(f"{node.module}.{alias.name}" for alias in node.names)
+
+    def wanted(name: str) -> bool:
+        return any(i == name or i.startswith(name + ".") for i in imported)
+
+    return [m for m in PRELOAD if m in BASE_PRELOAD or wanted(m) or wanted(_COMPANIONS.get(m, m))]
+
+
+def _preload(modules: list[str] | tuple[str, ...] = PRELOAD) -> None:
     import importlib
 
-    for name in PRELOAD:
+    for name in modules:
         try:
             importlib.import_module(name)
         except Exception:  # an optional module: the kernel imports it itself if it needs it
@@ -109,9 +145,10 @@ def _become_kernel(fds: list[int], request: dict[str, Any]) -> None:
     IPKernelApp.launch_instance(argv=request["argv"])
 
 
-def serve(path: str) -> None:
-    """Pre-import, then fork one kernel per request on the Unix socket ``path``, forever."""
-    _preload()
+def serve(path: str, modules: list[str] | None = None) -> None:
+    """Pre-import ``modules`` (default :data:`PRELOAD`), then fork one kernel per request on the
+    Unix socket ``path``, forever."""
+    _preload(modules or PRELOAD)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # kernels are reaped automatically
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
@@ -210,7 +247,7 @@ class WarmKernels:
 
     kernel_name = KERNEL_NAME
 
-    def __init__(self, env: dict[str, str], start_timeout: float = 120.0) -> None:
+    def __init__(self, env: dict[str, str], start_timeout: float = 120.0, preload: list[str] | None = None) -> None:
         self._dir = Path(tempfile.mkdtemp(prefix="grader-warm-"))
         self.socket_path = str(self._dir / "zygote.sock")
         self.jupyter_path = str(self._dir / "jupyter")
@@ -225,11 +262,12 @@ class WarmKernels:
         (spec_dir / "kernel.json").write_text(json.dumps(spec))
         self._env = env
         self._timeout = start_timeout
+        self._preload = list(preload) if preload else []  # empty: all of PRELOAD
         self._proc: subprocess.Popen | None = None
 
     def __enter__(self) -> "WarmKernels":
         self._proc = subprocess.Popen(
-            [sys.executable, str(SCRIPT), "serve", self.socket_path],
+            [sys.executable, str(SCRIPT), "serve", self.socket_path, *self._preload],
             env=self._env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -256,7 +294,7 @@ class WarmKernels:
 
 def main(argv: list[str]) -> int:
     if len(argv) >= 2 and argv[0] == "serve":
-        serve(argv[1])
+        serve(argv[1], argv[2:])
         return 0
     if len(argv) >= 2 and argv[0] == "kernel":
         return launch(argv[1], argv[2:])
