@@ -186,51 +186,6 @@ def has_dashboard_deps() -> bool:
     return importlib.util.find_spec("bokeh") is not None
 
 
-FORKSERVER_PRELOAD = ["course_utils.grading.cluster"]
-"""What the server that LocalCluster workers are forked from imports once (Dask, the grader, nbformat)."""
-_forkserver_env: dict[str, str] | None = None  # this process's environment when its forkserver started
-
-
-@contextlib.contextmanager
-def _forked_workers() -> Iterator[None]:
-    """LocalCluster worker processes forked from a pre-imported server instead of spawned.
-
-    A spawned worker imports Dask and the grader (``course_utils``, the SDK, nbformat) before it can
-    take a submission: two to three CPU-seconds per worker, per run. With multiprocessing's
-    *forkserver*, a server process imports them once (it never runs a task) and each worker is a
-    ``fork()`` of it: still a new process of its own, as with spawn, started in a fraction of the
-    time. The server lives as long as this process, so a second run here (the tests call ``main()``
-    in-process) starts its workers at once. It is restarted when this process's environment has
-    changed since it started, since workers inherit the server's environment, not this process's.
-    Dask's nanny sets ``distributed.nanny.pre-spawn-environ`` in this process before the first
-    worker starts, as with spawn, so the server has those variables too.
-    """
-    import multiprocessing
-    from multiprocessing import forkserver
-
-    import dask
-
-    global _forkserver_env
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        yield  # Windows: spawn, as before
-        return
-    import distributed.utils
-
-    server = forkserver._forkserver  # the process-wide server that forkserver contexts use
-    if _forkserver_env is not None and dict(os.environ) != _forkserver_env:
-        server._stop()  # the next worker starts a new one, with the environment as it is now
-        _forkserver_env = None
-    # Dask would otherwise import every optional package it knows here, to preload them all.
-    distributed.utils._forkserver_preload_set = True
-    multiprocessing.get_context("forkserver").set_forkserver_preload(FORKSERVER_PRELOAD)
-    with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
-        try:
-            yield
-        finally:
-            if _forkserver_env is None and getattr(server, "_forkserver_pid", None) is not None:
-                _forkserver_env = dict(os.environ)
-
-
 @contextlib.contextmanager
 def dask_client(scheduler: str | None, workers: int = 1, jobs: int = 1) -> Iterator[object]:
     """A Dask client: on the running cluster at ``scheduler``, else on a :class:`LocalCluster`
@@ -242,7 +197,6 @@ def dask_client(scheduler: str | None, workers: int = 1, jobs: int = 1) -> Itera
             yield client
         return
     with (
-        _forked_workers(),
         LocalCluster(
             n_workers=workers,
             threads_per_worker=jobs,
