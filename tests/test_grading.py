@@ -608,3 +608,18 @@ def test_the_grader_waits_for_a_cells_late_outputs() -> None:
     client = GraderClient(NotebookExecutionManager(nbformat.v4.new_notebook()))
     assert client.raise_on_iopub_timeout  # papermill's choice: a lost output is an error, not a warning
     assert client.iopub_timeout == IOPUB_TIMEOUT_S >= 60
+
+
+def test_the_zygote_preloads_what_the_lessons_import() -> None:
+    """``preload_for``: the kernel and the grader's setup always; pandas and matplotlib (with ipykernel's
+    inline backend) only when a source imports them; everything when a source cannot be parsed."""
+    from course_utils.grading.warm import BASE_PRELOAD, PRELOAD, preload_for
+
+    plain = preload_for(["def add(a, b):\n    return a + b\n", "%matplotlib inline\n!ls\nimport os\n"])
+    assert plain == [m for m in PRELOAD if m in BASE_PRELOAD]
+    plots = preload_for(["import matplotlib.pyplot as plt\nfrom pandas import DataFrame\n"])
+    assert {"pandas", "matplotlib", "matplotlib.pyplot", "matplotlib_inline.backend_inline"} <= set(plots)
+    assert "numpy" not in plots and "anthropic" not in plots
+    assert "course_utils.streaming" in preload_for(["from course_utils.streaming import SSEParser\n"])
+    assert "anthropic" in preload_for(["import anthropic.types\n"])
+    assert preload_for(["def broken(:\n"]) == list(PRELOAD)
