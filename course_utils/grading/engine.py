@@ -32,10 +32,12 @@ __all__ = [
     "is_papermill_cell",
 ]
 
-try:
-    from .worker import is_papermill_cell
-except ImportError:  # loaded from its file by worker.py run as a script (no package): that script is __main__
-    from __main__ import is_papermill_cell  # type: ignore[no-redef]
+PAPERMILL_TAGS = {"injected-parameters", "papermill-error-cell-tag"}
+
+
+def is_papermill_cell(cell: Any) -> bool:
+    """Cells papermill adds (injected parameters, error markers); the grader's indices skip them."""
+    return bool(PAPERMILL_TAGS & set(cell.get("metadata", {}).get("tags") or []))
 
 
 ENGINE_NAME = "course-grader"

@@ -23,7 +23,8 @@ from typing import Any
 import nbformat
 
 from .restore import Restored
-from .worker import SCRIPT as WORKER_SCRIPT, is_papermill_cell
+from .engine import is_papermill_cell
+from .worker import SCRIPT as WORKER_SCRIPT
 
 __all__ = ["ExecSettings", "CellRun", "Execution", "execute_restored", "kill_all", "child_env"]
 

@@ -21,21 +21,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-__all__ = ["run_job", "main", "SCRIPT", "lean_imports", "is_papermill_cell", "PAPERMILL_TAGS"]
+__all__ = ["run_job", "main", "SCRIPT", "lean_imports"]
 
 SCRIPT = Path(__file__).resolve()
 """What :mod:`.execute` runs: ``[sys.executable, SCRIPT, JOB.json]``."""
-
-
-PAPERMILL_TAGS = {"injected-parameters", "papermill-error-cell-tag"}
-
-
-def is_papermill_cell(cell: Any) -> bool:
-    """Cells papermill adds (injected parameters, error markers); the grader's indices skip them.
-
-    Here, not in :mod:`.engine`, so the grader's own processes read executed notebooks without
-    importing papermill (only this worker drives a kernel)."""
-    return bool(PAPERMILL_TAGS & set(cell.get("metadata", {}).get("tags") or []))
 
 
 def lean_imports() -> None:
