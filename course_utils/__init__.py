@@ -10,11 +10,44 @@ Start here::
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .clock import SYSTEM_CLOCK, Clock, SystemClock, VirtualClock
 from .content import blocks_of, text_of
 from .errors import CourseError
-from .mock_provider.server import MockServer, mock_server
-from .provider import ProviderConfigError, async_client, client, configure, current_provider, shared_server
+
+if TYPE_CHECKING:
+    from .mock_provider.server import MockServer, mock_server
+    from .provider import ProviderConfigError, async_client, client, configure, current_provider, shared_server
+
+# The provider (the anthropic SDK) and the simulator's server (uvicorn, Starlette) are imported on first
+# use (PEP 562): ``import course_utils.grading`` or a test's helper process need neither, and the SDK
+# alone is about 1.4 CPU-seconds in every process that imports this package.
+_LAZY = {
+    "MockServer": ".mock_provider.server",
+    "mock_server": ".mock_provider.server",
+    "ProviderConfigError": ".provider",
+    "async_client": ".provider",
+    "client": ".provider",
+    "configure": ".provider",
+    "current_provider": ".provider",
+    "shared_server": ".provider",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    globals()[name] = value  # imported once; later lookups are plain attribute reads
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "client",
