@@ -24,10 +24,12 @@ CHROMIUM ?= /usr/bin/chromium
 # `make lab` beside `make test`, CI's two browser workers) must not pip-install into one venv at once.
 # The second waits for the lock, finds the stamp newer than its inputs and does nothing.
 #
-# uv installs the pinned requirements (every version is pinned with ==) in parallel: about 5 s where
-# pip takes about 40 s single-threaded, most of `make test`'s setup on a fresh clone. uv is itself
-# pip-installed, at a pinned version, into the venv. Where uv cannot install (its index unreachable,
-# a platform without its wheel), pip does the same install, as before.
+# uv installs the pinned requirements (every version is pinned with ==) in parallel: about 20 s where
+# pip takes 40-65 s single-threaded, most of `make test`'s setup on a fresh clone. --compile-bytecode
+# writes the .pyc files at install time, as pip does: where PYTHONDONTWRITEBYTECODE is set (CI images
+# often set it) Python never writes them itself, and every process would compile every module it
+# imports. uv is itself pip-installed, at a pinned version, into the venv. Where uv cannot install (its
+# index unreachable, a platform without its wheel), pip does the same install, as before.
 UV_VERSION := 0.13.10
 UV := $(VENV)/bin/uv
 $(STAMP): requirements.txt pyproject.toml
@@ -37,7 +39,7 @@ $(STAMP): requirements.txt pyproject.toml
 	  set -x; \
 	  test -x $(PY) || $(PYTHON) -m venv $(VENV); \
 	  if $(PY) -m pip install --quiet uv==$(UV_VERSION) \
-	     && $(UV) pip install --quiet --python $(PY) -r requirements.txt \
+	     && $(UV) pip install --quiet --compile-bytecode --python $(PY) -r requirements.txt \
 	     && $(UV) pip install --quiet --python $(PY) --no-deps -e .; then :; else \
 	    echo "uv could not install the requirements; installing them with pip" >&2; \
 	    $(PY) -m pip install --quiet --upgrade pip; \
@@ -50,8 +52,11 @@ venv: $(STAMP)
 
 # The kernel and JupyterLab's settings overrides (no news pop-up), in the venv only. Safe when several
 # make targets run it at once: it writes under a lock, and only what differs (course_utils/jupyter_env.py).
+# compileall: the course library's .pyc files, for the same reason as --compile-bytecode above (only
+# files changed since the last run are compiled again; __pycache__/ is git-ignored).
 kernel: $(STAMP)
 	@$(PY) -m course_utils.jupyter_env
+	@$(PY) -m compileall -q course_utils >/dev/null
 
 ## make lab: set up, copy new lessons into my-work/ (never over yours), start JupyterLab there
 lab: kernel
