@@ -52,7 +52,10 @@ def test_solutions_reproduce_their_outputs_nbval():
         "testpaths=",
         *[str(p.relative_to(ROOT)) for p in SOLUTIONS],
     ]
-    # The kernels inherit the forced CI time scale, as when the outputs were stored.
+    # The kernels inherit the forced CI time scale, as when the outputs were stored. PYTEST_ADDOPTS is
+    # for the suite, not for this inner run: with ``-n 3`` in it, xdist spread one notebook's cells over
+    # three kernels and every cell after the first worker's failed with a NameError.
     env = {**os.environ, FORCE_TIME_SCALE_ENV: str(CI_PARAMETERS["time_scale"])}
+    env.pop("PYTEST_ADDOPTS", None)
     run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60 * 30, env=env)
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
