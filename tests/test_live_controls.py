@@ -77,3 +77,36 @@ def test_show_may_draw_frames_and_stop_when_superseded():
     slider.value = 1
     _wait(lambda: any("done 1" in t for t in _texts(box.children[-1])), "the second run")
     assert max(f for x, f in frames if x == 0) == 3, "the superseded replay stopped at once"
+
+
+def test_in_ipython_the_next_cell_starts_after_the_first_run(monkeypatch) -> None:
+    """Run All must not race the controls' first run with the next cell (lesson 08's table after its
+    controls moved under load); the hook that holds the next cell removes itself."""
+    from IPython.core.events import EventManager, available_events
+
+    class Shell:
+        pass
+
+    shell = Shell()
+    shell.events = EventManager(shell, available_events)
+    monkeypatch.setattr("IPython.get_ipython", lambda: shell)
+    release, order = threading.Event(), []
+
+    def show(values, output, superseded):
+        release.wait()
+        order.append("first run ended")
+        return "done"
+
+    live_controls({"n": widgets.IntSlider(value=1)}, show)
+
+    def next_cell() -> None:
+        shell.events.trigger("pre_run_cell", None)
+        order.append("next cell started")
+
+    cell = threading.Thread(target=next_cell)
+    cell.start()
+    cell.join(0.3)  # a hook that did not hold the cell lets it start here
+    release.set()
+    cell.join(30)
+    assert order == ["first run ended", "next cell started"]
+    assert shell.events.callbacks["pre_run_cell"] == []
