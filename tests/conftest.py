@@ -91,6 +91,7 @@ def redis_client(redis_url: str):
     client.close()
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest -p no:xdist still runs (one process, no such hook)
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """``-n auto`` (the suite's default): one worker per core, plus one.
 
@@ -103,21 +104,29 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     return (os.cpu_count() or 1) + 1
 
 
-# The one long unit first. `make test` hands whole files to the workers (`--dist loadfile`). xdist's
+# The long units first. `make test` hands whole files to the workers (`--dist loadfile`). xdist's
 # default queues files by their number of tests, so the one-test nbval file (three minutes, one
 # kernel) started last and ran alone: CI run 25 spent its last three minutes with one core idle.
-# Started first, it runs beside everything else. The other files keep xdist's order (most tests
-# first, `--no-loadscope-reorder` only stops xdist from moving the nbval file back to the end);
-# starting all the heavy files first (run 24) made them slow each other down.
-_FIRST_FILE = "tests/test_notebooks_execute.py"
+# Started first, it runs beside everything else. The files whose one or two tests take 15-45 s each
+# (a Dask cluster, a worker killed mid-stream, 500 streams, a loaded grading batch) came last by the
+# same rule and made the tail: CI run 30 ended with about 50 s at 40% idle. They follow the nbval file;
+# the rest keep xdist's order (most tests first; `--no-loadscope-reorder` keeps this order as given).
+_FIRST_FILES = (
+    "tests/test_notebooks_execute.py",
+    "tests/test_grading_dask.py",
+    "tests/test_architecture_crash.py",
+    "tests/test_load.py",
+    "tests/test_grading_load.py",
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Order the session: the nbval file, then the files with the most tests (stable within a file)."""
+    """Order the session: the long units, then the files with the most tests (stable within a file)."""
     per_file = Counter(item.nodeid.split("::")[0] for item in items)
 
-    def key(item: pytest.Item) -> tuple[bool, int]:
+    def key(item: pytest.Item) -> tuple[int, int]:
         path = item.nodeid.split("::")[0]
-        return path != _FIRST_FILE, -per_file[path]
+        rank = _FIRST_FILES.index(path) if path in _FIRST_FILES else len(_FIRST_FILES)
+        return rank, -per_file[path]
 
     items.sort(key=key)
