@@ -102,17 +102,15 @@ class WarmKernelsPlugin(WorkerPlugin):
 
 def _kernel_sources(solutions: list[Path], checks_dirs: list[Path]) -> list[str]:
     """The code graded kernels run: the official notebooks' code cells and their check modules."""
-    import json
-
     import course_utils.checks as checks
 
     roots = [*map(Path, checks.__path__), *checks_dirs]
     sources: list[str] = []
     for lesson, path in sorted(available_lessons(solutions).items()):
-        for cell in json.loads(path.read_text(encoding="utf-8")).get("cells", []):
-            if cell.get("cell_type") == "code":
-                source = cell.get("source", "")
-                sources.append("".join(source) if isinstance(source, list) else source)
+        nb, problem = load_notebook(path)
+        if nb is None:
+            raise ValueError(f"{path}: {problem}")
+        sources += [cell.source for cell in nb.cells if cell.cell_type == "code"]
         for root in roots:
             module = root / f"lesson{lesson:02d}"
             files = [module.with_suffix(".py"), *sorted(module.glob("**/*.py"))]
