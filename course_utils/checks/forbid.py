@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sys
 import sysconfig
 from contextlib import ExitStack, contextmanager
@@ -245,33 +246,43 @@ def _replacement(value: Any, stand_ins: StandIns) -> Callable[..., Any] | None:
 
 def _swap_references(answer: Any, stand_ins: StandIns, undo: ExitStack) -> None:
     functions, classes, objects = reachable(answer)
-    namespaces = {id(ns): ns for ns in _library_namespaces()}
+    library = _library_namespaces()  # read once: a check enters this guard for every call it makes
+    namespaces = {id(ns): ns for ns in library}
     for fn in functions:
         if not _is_simulator(fn.__globals__):
             namespaces.setdefault(id(fn.__globals__), fn.__globals__)
     for ns in namespaces.values():
         _swap_in_dict(ns, stand_ins, undo)
-    for cls in _library_classes():  # a forbidden method of a library class (``DeskStore.history_within``)
-        for key, value in list(vars(cls).items()):
-            if (new := _replacement(value, stand_ins)) is not None:
-                setattr(cls, key, new)
-                undo.callback(setattr, cls, key, value)
+    for cls in _library_classes(library):  # a forbidden method of a library class (``DeskStore.history_within``)
+        _swap_in_class(cls, stand_ins, undo)
     for obj in objects:
         _swap_in_dict(vars(obj), stand_ins, undo)
     for cls in classes:
-        for key, value in list(vars(cls).items()):
-            if (new := _replacement(value, stand_ins)) is not None:
-                setattr(cls, key, new)
-                undo.callback(setattr, cls, key, value)
+        _swap_in_class(cls, stand_ins, undo)
     for fn in functions:
         _swap_in_function(fn, stand_ins, undo)
 
 
+def _holding(mapping: Mapping[str, Any], stand_ins: StandIns) -> list[tuple[str, Any, Callable[..., Any]]]:
+    """``(key, original, stand-in)`` for each value of ``mapping`` that is a forbidden function.
+
+    The scan is one comprehension over ids (a set lookup per value): the library's namespaces hold
+    thousands of values and a check may enter the guard thousands of times.
+    """
+    hits = [(key, value) for key, value in list(mapping.items()) if id(value) in stand_ins]
+    return [(key, value, new) for key, value in hits if (new := _replacement(value, stand_ins)) is not None]
+
+
 def _swap_in_dict(ns: dict[str, Any], stand_ins: StandIns, undo: ExitStack) -> None:
-    for key, value in list(ns.items()):
-        if (new := _replacement(value, stand_ins)) is not None:
-            ns[key] = new
-            undo.callback(ns.__setitem__, key, value)
+    for key, value, new in _holding(ns, stand_ins):
+        ns[key] = new
+        undo.callback(ns.__setitem__, key, value)
+
+
+def _swap_in_class(cls: type, stand_ins: StandIns, undo: ExitStack) -> None:
+    for key, value, new in _holding(vars(cls), stand_ins):
+        setattr(cls, key, new)
+        undo.callback(setattr, cls, key, value)
 
 
 def _swap_in_function(fn: FunctionType, stand_ins: StandIns, undo: ExitStack) -> None:
@@ -391,24 +402,28 @@ def _is_simulator(namespace: dict[str, Any]) -> bool:
     return str(namespace.get("__name__", "")).startswith(_SIMULATOR)
 
 
-def _library_classes() -> list[type]:
-    """The classes defined in loaded ``course_utils`` modules (the simulator's excluded)."""
+def _library_classes(namespaces: list[dict[str, Any]]) -> list[type]:
+    """The classes defined in the library ``namespaces`` (from :func:`_library_namespaces`)."""
     out: dict[int, type] = {}
-    for ns in _library_namespaces():
-        for value in list(ns.values()):
-            if isinstance(value, type) and getattr(value, "__module__", None) == ns.get("__name__"):
-                out[id(value)] = value
+    for ns in namespaces:
+        name = ns.get("__name__")
+        out.update(
+            (id(v), v) for v in list(ns.values()) if isinstance(v, type) and getattr(v, "__module__", None) == name
+        )
     return list(out.values())
+
+
+# ``course_utils`` and its submodules, except ``course_utils.mock_provider`` and its submodules.
+_LIBRARY_MODULE = re.compile(rf"{_PACKAGE}(?:$|\.(?!{_SIMULATOR.rpartition('.')[2]}(?:$|\.)))").match
 
 
 def _library_namespaces() -> list[dict[str, Any]]:
     """The globals of every loaded ``course_utils`` module except the simulator's."""
+    modules = sys.modules
+    # The names are filtered in C (``filter`` with a compiled pattern): sys.modules holds thousands
+    # of entries once pandas and matplotlib are loaded.
     return [
-        vars(module)
-        for name, module in list(sys.modules.items())
-        if module is not None
-        and (name == _PACKAGE or name.startswith(_PACKAGE + "."))
-        and not (name == _SIMULATOR or name.startswith(_SIMULATOR + "."))
+        vars(module) for name in filter(_LIBRARY_MODULE, list(modules)) if (module := modules.get(name)) is not None
     ]
 
 
