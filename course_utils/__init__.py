@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 # The provider (the anthropic SDK) and the simulator's server (uvicorn, Starlette) are imported on first
 # use (PEP 562): ``import course_utils.grading`` or a test's helper process need neither, and the SDK
 # alone is about 1.4 CPU-seconds in every process that imports this package.
-_LAZY = {
+LAZY_SUBMODULES: dict[str, str] = {
     "MockServer": ".mock_provider.server",
     "mock_server": ".mock_provider.server",
     "ProviderConfigError": ".provider",
@@ -33,20 +33,22 @@ _LAZY = {
     "current_provider": ".provider",
     "shared_server": ".provider",
 }
+"""The package's names imported on first use, and the submodule (relative) each comes from. The
+grader's kernel zygote reads it to preload what code that uses these names will import."""
 
 
 def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
+    if name not in LAZY_SUBMODULES:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     import importlib
 
-    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    value = getattr(importlib.import_module(LAZY_SUBMODULES[name], __name__), name)
     globals()[name] = value  # imported once; later lookups are plain attribute reads
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(LAZY_SUBMODULES))
 
 
 __all__ = [

@@ -623,3 +623,8 @@ def test_the_zygote_preloads_what_the_lessons_import() -> None:
     assert "course_utils.streaming" in preload_for(["from course_utils.streaming import SSEParser\n"])
     assert "anthropic" in preload_for(["import anthropic.types\n"])
     assert preload_for(["def broken(:\n"]) == list(PRELOAD)
+    # Names the package imports on first use: the SDK behind course_utils.client, the simulator's server.
+    for uses in ("import course_utils\nclient = course_utils.client()\n", "from course_utils import configure\n"):
+        assert "course_utils.provider" in preload_for([uses]), uses
+    assert "course_utils.mock_provider.server" in preload_for(["import course_utils\ncourse_utils.mock_server()\n"])
+    assert "course_utils.provider" not in preload_for(["import course_utils\ncourse_utils.text_of(reply)\n"])

@@ -54,6 +54,8 @@ PRELOAD = (
     "matplotlib_inline.backend_inline",
     "course_utils",
     "course_utils.checks",
+    "course_utils.provider",
+    "course_utils.mock_provider.server",
     "course_utils.concurrency",
     "course_utils.context",
     "course_utils.streaming",
@@ -66,6 +68,7 @@ PRELOAD = (
 """Modules the zygote may import: what lesson kernels import anyway (missing ones are skipped)."""
 BASE_PRELOAD = ("ipykernel.kernelapp", "ipykernel.ipkernel", "IPython", "course_utils", "course_utils.checks")
 """What every graded kernel imports (the kernel itself and the grader's setup cell): always preloaded."""
+_PACKAGE = "course_utils"
 _COMPANIONS = {"matplotlib_inline.backend_inline": "matplotlib"}  # ipykernel's plots: wanted with matplotlib
 _FDS = 5  # stdin, stdout, stderr, the "launcher died" pipe (read end), the "kernel alive" pipe (write end)
 
@@ -78,7 +81,9 @@ def preload_for(sources: list[str]) -> list[str]:
 
     ``sources`` are the Python sources the kernels will run: the official notebooks' code cells
     and their check modules. A module of :data:`PRELOAD` is kept when a source imports it or one of
-    its submodules (``matplotlib.pyplot`` keeps ``matplotlib``), or it is in :data:`BASE_PRELOAD`.
+    its submodules (``matplotlib.pyplot`` keeps ``matplotlib``), or it is in :data:`BASE_PRELOAD`. A
+    name the package imports on first use (``course_utils.client()``, ``from course_utils import
+    configure``: :data:`course_utils.LAZY_SUBMODULES`) counts as importing its submodule.
     Preloading a module no kernel imports costs every run its import for nothing (pandas and
     matplotlib: about a CPU-second for the fixture lesson, which imports neither); a kernel that
     does import something not preloaded imports it itself, as a cold kernel would.
@@ -99,6 +104,17 @@ def preload_for(sources: list[str]) -> list[str]:
             elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
                 imported.add(node.module)
                 imported.update(f"{node.module}.{alias.name}" for alias in node.names)
+            elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == _PACKAGE:
+                imported.add(f"{_PACKAGE}.{node.attr}")
+    # ``course_utils.client`` is not a module: the package imports it from ``course_utils.provider``
+    # (the SDK, about a CPU-second) on first use, in every kernel unless the zygote did.
+    from course_utils import LAZY_SUBMODULES
+
+    prefix = _PACKAGE + "."
+    for name in list(imported):
+        attribute = name.removeprefix(prefix)
+        if name.startswith(prefix) and attribute in LAZY_SUBMODULES:
+            imported.add(_PACKAGE + LAZY_SUBMODULES[attribute])
 
     def wanted(name: str) -> bool:
         return any(i == name or i.startswith(name + ".") for i in imported)
