@@ -370,3 +370,21 @@ def test_sonnet_5_5_refuses_forced_tool_use(client):
         ).stop_reason
         == "tool_use"
     )
+
+
+def test_ledger_records_are_every_column_but_extra_with_the_cost_as_text():
+    """``Ledger.records`` reads the row's fields (no deep copy): the same dicts ``asdict`` gave, ``extra`` left out."""
+    from dataclasses import asdict
+    from decimal import Decimal
+
+    from course_utils.mock_provider.ledger import LEDGER_COLUMNS, Ledger, LedgerRow
+
+    ledger = Ledger()
+    row = LedgerRow("req_1", "/v1/messages", "POST", "k", status=429, cost_usd=Decimal("0.0123"), extra={"a": [1]})
+    ledger.add(row)
+    (record,) = ledger.records()
+    expected = {k: v for k, v in asdict(row).items() if k != "extra"}
+    assert record == {**expected, "cost_usd": "0.0123"}
+    assert list(record) == LEDGER_COLUMNS
+    frame = ledger.dataframe()
+    assert frame.loc[0, "status"] == 429 and frame.loc[0, "cost_usd"] == 0.0123
