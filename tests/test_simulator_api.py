@@ -388,3 +388,15 @@ def test_ledger_records_are_every_column_but_extra_with_the_cost_as_text():
     assert list(record) == LEDGER_COLUMNS
     frame = ledger.dataframe()
     assert frame.loc[0, "status"] == 429 and frame.loc[0, "cost_usd"] == 0.0123
+
+
+def test_ids_have_the_apis_shape_and_never_repeat():
+    """``msg_01``/``req_01`` and 22 base58 characters (no 0, O, I or l), as the API's ids; fresh each time."""
+    import re
+
+    from course_utils.mock_provider.ids import base58, new_id
+
+    ids = [new_id("msg") for _ in range(2000)]
+    assert all(re.fullmatch(r"msg_01[1-9A-HJ-NP-Za-km-z]{22}", i) for i in ids), ids[:3]
+    assert len(set(ids)) == len(ids)
+    assert (base58(0), base58(57), base58(58)) == ("1", "z", "21")

@@ -10,7 +10,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from .exchange import Exchange, new_id
+from .exchange import Exchange
+from .ids import new_id
 from .ledger import LedgerRow
 
 __all__ = ["charge_for", "record_usage", "batch_result_row"]

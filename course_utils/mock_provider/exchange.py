@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 import random
-import secrets
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ..models import ModelSpec
 from .generation import Generated
+from .ids import new_id
 from .latency import LatencyPlan
 from .ledger import LedgerRow
 from .request import MessagesRequest
 
-__all__ = ["Exchange", "open_exchange", "new_id", "mask_key"]
-
-_ID_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
-
-
-def new_id(prefix: str) -> str:
-    """An id in the API's style (``msg_01`` + 22 base58 characters); unique, not reproducible."""
-    return f"{prefix}_01" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(22))
+__all__ = ["Exchange", "open_exchange", "mask_key"]
 
 
 def mask_key(api_key: str | None) -> str | None:

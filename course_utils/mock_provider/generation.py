@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Iterator
 
 from ..tokens import count_text, encoding
+from .ids import base58
 from .skills.base import Reply, TextOut, ToolUseOut
 from .skills.thinking import OMITTED_THINKING_TOKENS, ThinkingPlan, reply_scenario
 
@@ -58,18 +59,7 @@ class Generated:
 def tool_use_id(seed: int, body_key: str, index: int) -> str:
     """A deterministic ``toolu_`` id, so a streamed and a non-streamed reply are identical."""
     digest = hashlib.sha256(f"{seed}:{body_key}:{index}".encode()).hexdigest()
-    return "toolu_01" + _b58(int(digest[:30], 16))[:22]
-
-
-_B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
-
-
-def _b58(n: int) -> str:
-    out = []
-    while n:
-        n, r = divmod(n, 58)
-        out.append(_B58[r])
-    return "".join(reversed(out)) or "1"
+    return "toolu_01" + base58(int(digest[:30], 16))[:22]
 
 
 def text_deltas(text: str) -> list[str]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .exchange import Exchange, new_id
+from .exchange import Exchange
+from .ids import new_id
 
 __all__ = ["message_json", "usage_json", "delta_usage_json"]
 

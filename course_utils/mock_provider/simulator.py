@@ -19,7 +19,8 @@ from .billing import batch_result_row, charge_for
 from .cache import PromptCache
 from .config import SimulatorConfig
 from .errors import APIError, InvalidRequest, Overloaded
-from .exchange import Exchange, mask_key, new_id
+from .exchange import Exchange, mask_key
+from .ids import new_id
 from .faults import FaultInjector, Scenario, get_scenario
 from .ledger import Ledger, LedgerRow
 from .ratelimit import RateLimiter, RateLimits
