@@ -6,8 +6,10 @@ from collections import Counter
 from contextlib import ExitStack
 from typing import Callable, Iterator
 
+import anthropic
 import pytest
 
+from _http import TLS
 from course_utils import MockServer, mock_server
 from course_utils.clock import VirtualClock
 from course_utils.mock_provider.inprocess import InProcessServer
@@ -44,13 +46,15 @@ def sim(server: MockServer) -> MockServer:
 @pytest.fixture()
 def client(sim: MockServer):
     """A strict sync SDK client: response validation on, no SDK retries (tests see every error)."""
-    return sim.client(max_retries=0, _strict_response_validation=True)
+    http = anthropic.DefaultHttpxClient(verify=TLS)
+    return sim.client(max_retries=0, _strict_response_validation=True, http_client=http)
 
 
 @pytest.fixture()
 def aclient(sim: MockServer):
     """A strict async SDK client."""
-    return sim.async_client(max_retries=0, _strict_response_validation=True)
+    http = anthropic.DefaultAsyncHttpxClient(verify=TLS)
+    return sim.async_client(max_retries=0, _strict_response_validation=True, http_client=http)
 
 
 @pytest.fixture(autouse=True)

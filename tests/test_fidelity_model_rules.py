@@ -13,6 +13,7 @@ import anthropic
 import httpx2
 import pytest
 
+from _http import TLS
 from course_utils.models import DATA_DIR, RULES, catalog
 
 TOOLS = [{"name": "lookup", "description": "Look up an order", "input_schema": {"type": "object", "properties": {}}}]
@@ -46,7 +47,7 @@ def test_table_covers_every_model_and_rule_with_a_source():
 def test_rule_is_enforced_as_stated(sim, row):
     body = {"model": row["model"], "max_tokens": 50, "messages": ASK, **BREAKS[row["rule"]]}
     h = {"x-api-key": "rules", "anthropic-version": "2023-06-01"}
-    with httpx2.Client(base_url=sim.base_url, headers=h, timeout=10) as c:
+    with httpx2.Client(base_url=sim.base_url, headers=h, timeout=10, verify=TLS) as c:
         r = c.post("/v1/messages", json=body)
     if catalog()[row["model"]].lifecycle(time.time()) == "retired":
         assert r.status_code == 404, r.text  # past its end of life: no request to it is served

@@ -10,6 +10,8 @@ import anthropic
 import httpx2
 import pytest
 
+from _http import TLS
+
 HAIKU = "claude-haiku-5-5"
 USER = [{"role": "user", "content": "Say hello."}]
 HEADERS = {"x-api-key": "strict", "anthropic-version": "2023-06-01"}
@@ -17,7 +19,7 @@ HEADERS = {"x-api-key": "strict", "anthropic-version": "2023-06-01"}
 
 @pytest.fixture()
 def http(sim):
-    with httpx2.Client(base_url=sim.base_url, headers=HEADERS, timeout=10) as c:
+    with httpx2.Client(base_url=sim.base_url, headers=HEADERS, timeout=10, verify=TLS) as c:
         yield c
 
 
