@@ -45,3 +45,20 @@ def test_progress_reports_each_answered_message_on_the_runs_clock():
     end_of_run = result.duration_s
     assert run_clock == sorted(run_clock) and run_clock[-1] <= end_of_run
     assert {e.latest for e in events} == {f"{t}-c0-{turn}" for t in ("acme", "globex") for turn in (0, 1)}
+
+
+def test_worker_threads_that_run_late_do_not_move_the_figures(monkeypatch):
+    """A saturated machine runs worker threads late: the figures must not see it (no thread in the run)."""
+    import concurrent.futures.thread
+    import time
+
+    spec = LoadSpec(tenants=3, conversations=2, turns=2, scenario="flaky", outage_at=5.0, outage_s=20.0)
+    idle = run_load(spec).slo()
+    run = concurrent.futures.thread._WorkItem.run
+
+    def late(self, *args):
+        time.sleep(0.1)  # a real-time delay standing for the load; nothing asserts on time
+        return run(self, *args)
+
+    monkeypatch.setattr(concurrent.futures.thread._WorkItem, "run", late)
+    assert run_load(spec).slo() == idle

@@ -11,6 +11,7 @@ students can watch.
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import threading
 import weakref
@@ -109,11 +110,10 @@ class InProcessServer(SimulatorControls):
 
     def async_client(self, api_key: str = "sim-key-default", **kwargs: Any) -> Any:
         """An ``anthropic.AsyncAnthropic`` client served by this simulator on the running loop."""
-        import anthropic
         import httpx2
 
         http = httpx2.AsyncClient(transport=StreamingASGITransport(self._connection()), base_url=BASE_URL)
-        return _resolved(anthropic.AsyncAnthropic(base_url=BASE_URL, api_key=api_key, http_client=http, **kwargs))
+        return _async_client_class()(base_url=BASE_URL, api_key=api_key, http_client=http, **kwargs)
 
     def client(self, api_key: str = "sim-key-default", **kwargs: Any) -> Any:
         """An ``anthropic.Anthropic`` client; each request runs the simulator on a private virtual loop."""
@@ -170,11 +170,23 @@ def _close_loop(loop: asyncio.AbstractEventLoop, tasks: dict[Any, asyncio.Task[N
     helper.join()
 
 
-def _resolved(client: Any) -> Any:
-    # The async SDK client resolves its platform headers once, in a worker thread. A virtual
-    # clock cannot wait for a thread (time would jump ahead while it runs), so resolve them here,
-    # synchronously, before any request: the same value the SDK would compute.
+@functools.cache
+def _async_client_class() -> type:
+    """``anthropic.AsyncAnthropic`` whose platform headers are resolved when it is made, copies included.
+
+    The SDK resolves them on a client's first request, in a worker thread (``asyncify(get_platform)``).
+    A virtual loop cannot wait for a thread: while one runs, looptime moves virtual time in step with
+    real time, so how long the thread took (how busy the machine was) moved that request's latency
+    and the figures measured from it. Resolving them in ``__init__`` covers ``with_options`` and
+    ``copy`` too: they build a new client of the same class, which the SDK leaves unresolved.
+    """
+    import anthropic
     from anthropic._base_client import get_platform
 
-    client._platform = get_platform()
-    return client
+    class InProcessAsyncAnthropic(anthropic.AsyncAnthropic):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._platform = get_platform()  # the value the SDK would compute, without a thread
+
+    InProcessAsyncAnthropic.__qualname__ = "InProcessAsyncAnthropic"
+    return InProcessAsyncAnthropic
