@@ -88,12 +88,13 @@ def json_deltas(payload: str, size: int = 12) -> list[str]:
     return [payload[i : i + size] for i in range(0, len(payload), size)] or [""]
 
 
-def _truncate(text: str, budget: int) -> tuple[str, bool]:
-    """Cut ``text`` to at most ``budget`` tokens; returns (text, was_cut)."""
+def _truncate(text: str, budget: int) -> tuple[str, list[str], bool]:
+    """Cut ``text`` to at most ``budget`` tokens; returns (text, its token pieces, was_cut)."""
     pieces = text_deltas(text)
     if len(pieces) <= budget:
-        return text, False
-    return "".join(pieces[:budget]), True
+        return text, pieces, False
+    cut = "".join(pieces[:budget])
+    return cut, text_deltas(cut), True  # the cut text's own pieces: it may tokenize differently at its end
 
 
 def finalize(
@@ -148,8 +149,7 @@ def finalize(
             hit = _first_stop(text, stop_sequences)
             if hit is not None:
                 text, stop_sequence = text[: hit[0]], hit[1]
-            text, cut = _truncate(text, budget)
-            pieces = text_deltas(text)
+            text, pieces, cut = _truncate(text, budget)
             if text:
                 content.append({"type": "text", "text": text})
                 streams.append(pieces)
