@@ -39,3 +39,20 @@ def output_text(output: dict) -> str:
             parts.append(value if isinstance(value, str) else str(value))
     parts.extend(output.get("traceback", []))
     return "\n".join(parts)
+
+
+NEUTRAL_PRELOAD = (
+    "ipykernel.kernelapp",
+    "ipykernel.ipkernel",
+    "IPython",
+    "anthropic",
+    "course_utils",
+    "course_utils.checks",
+    "course_utils.provider",
+    "course_utils.mock_provider.server",
+    "course_utils.concurrency",
+    "course_utils.context",
+)
+"""What the kernels' zygote imports: modules whose import reads nothing of the kernel's own setup.
+Not pandas (it reads the terminal's width when imported: in the zygote, tables printed wider than
+stored) nor matplotlib (its backend, before the kernel chose the inline one), nor what imports them."""

@@ -13,6 +13,7 @@ setup cells and the exercise cells (which define names such as ``MODEL``). Demo 
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Iterator
@@ -22,9 +23,10 @@ import nbformat
 import pytest
 
 import course_utils
-from _notebooks import SOLUTIONS, output_text, params, read
+from _notebooks import NEUTRAL_PRELOAD, SOLUTIONS, output_text, params, read
 from course_utils import MockServer, mock_server
 from course_utils.grading.restore import DEMO_TAG
+from course_utils.grading.warm import WarmKernels
 from course_utils.mock_provider.config import FORCE_TIME_SCALE_ENV
 from course_utils.mock_provider.simulator import mask_key  # how the ledger shows sk-ant- keys
 
@@ -123,12 +125,24 @@ def stand_in() -> Iterator[MockServer]:
         yield server
 
 
+@pytest.fixture(scope="module")
+def warm_kernels() -> Iterator[WarmKernels]:
+    """The grader's warm kernels, for the nine notebooks: each still a fresh kernel process, with the
+    launcher's environment (this test's key and base URL), forked from a zygote that imported the
+    kernel and the SDK once (the nbval test's neutral preload: tables and figures print as cold)."""
+    with WarmKernels(dict(os.environ), preload=list(NEUTRAL_PRELOAD)) as warm:
+        yield warm
+
+
 @pytest.mark.notebooks
 @pytest.mark.parametrize("path", params(SOLUTIONS))
 def test_real_api_section_runs_against_a_stand_in(
-    path: Path, tmp_path: Path, stand_in: MockServer, monkeypatch: pytest.MonkeyPatch
+    path: Path, tmp_path: Path, stand_in: MockServer, warm_kernels: WarmKernels, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     papermill = pytest.importorskip("papermill")
+    monkeypatch.setenv(
+        "JUPYTER_PATH", os.pathsep.join(filter(None, (warm_kernels.jupyter_path, os.environ.get("JUPYTER_PATH"))))
+    )
     nb, section = real_api_notebook(read(path))
     assert section, f"{path.name} has no code cell under '## Against the real API'"
     key = f"{DUMMY_KEY}-l{path.stem[:2]}"  # one key per lesson (the ledger keeps its last 4 characters)
@@ -144,7 +158,7 @@ def test_real_api_section_runs_against_a_stand_in(
             str(source),
             str(tmp_path / f"out-{path.name}"),
             parameters={"provider": "anthropic", "seed": 0, "time_scale": CI_TIME_SCALE},
-            kernel_name="python3",
+            kernel_name=warm_kernels.kernel_name,
             execution_timeout=CELL_TIMEOUT,
             cwd=str(path.parent),
             progress_bar=False,
