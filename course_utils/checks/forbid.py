@@ -117,12 +117,13 @@ def forbid(
                 if relation is not None:
                     how[name] = f"your answer {relation} {name}"
                     refuse(name)
-            for target in _partial_targets(answer):
+            found = reachable(answer)  # once: both uses below walk the same graph
+            for target in _partial_targets(answer, found):
                 # A partial's function cannot be swapped (``func`` is read-only): one that wraps a
                 # forbidden function is refused before the answer runs.
                 if _replacement(target, stand_ins) is not None:
                     refuse(names[id(target)])
-            _swap_references(answer, stand_ins, undo)
+            _swap_references(found, stand_ins, undo)
             for name, reference in functions.items():
                 if isinstance(reference, type):
                     _refuse_methods(name, reference, refuse, undo)
@@ -244,8 +245,9 @@ def _replacement(value: Any, stand_ins: StandIns) -> Callable[..., Any] | None:
     return hit[1] if hit is not None and hit[0] is value else None
 
 
-def _swap_references(answer: Any, stand_ins: StandIns, undo: ExitStack) -> None:
-    functions, classes, objects = reachable(answer)
+def _swap_references(found: Reachable, stand_ins: StandIns, undo: ExitStack) -> None:
+    """Swap every reference to a forbidden function: in the library, and in ``found`` (what the answer reaches)."""
+    functions, classes, objects = found
     library = _library_namespaces()  # read once: a check enters this guard for every call it makes
     namespaces = {id(ns): ns for ns in library}
     for fn in functions:
@@ -309,7 +311,11 @@ def _cell_contents(cell: CellType) -> Any:
         return None
 
 
-def reachable(answer: Any) -> tuple[list[FunctionType], list[type], list[Any]]:
+Reachable = tuple[list[FunctionType], list[type], list[Any]]
+"""What :func:`reachable` returns: the answer's functions, classes and objects holding callables."""
+
+
+def reachable(answer: Any) -> Reachable:
     """The student's code the answer can run: functions, classes, and objects holding callables.
 
     Followed: bound methods (and their ``self``), ``functools.partial``, default arguments, closure
@@ -320,6 +326,7 @@ def reachable(answer: Any) -> tuple[list[FunctionType], list[type], list[Any]]:
     functions: dict[int, FunctionType] = {}
     classes: dict[int, type] = {}
     objects: dict[int, Any] = {}
+    namespaces: set[int] = set()  # the module globals already scanned (the answer's helpers share one)
     todo: list[Any] = _answers(answer)
     while todo:
         obj = todo.pop()
@@ -335,7 +342,9 @@ def reachable(answer: Any) -> tuple[list[FunctionType], list[type], list[Any]]:
             functions[id(obj)] = obj
             todo += list(obj.__defaults__ or ()) + list((obj.__kwdefaults__ or {}).values())
             todo += [_cell_contents(c) for c in obj.__closure__ or ()]
-            todo += [v for v in list(obj.__globals__.values()) if _defined_in(v, obj.__globals__)]
+            if id(obj.__globals__) not in namespaces:
+                namespaces.add(id(obj.__globals__))
+                todo += [v for v in list(obj.__globals__.values()) if _defined_in(v, obj.__globals__)]
         elif isinstance(obj, type):
             if id(obj) in classes or str(getattr(obj, "__module__", "")).startswith(_PACKAGE):
                 continue
@@ -347,11 +356,11 @@ def reachable(answer: Any) -> tuple[list[FunctionType], list[type], list[Any]]:
     return list(functions.values()), list(classes.values()), list(objects.values())
 
 
-def _partial_targets(answer: Any) -> list[Any]:
+def _partial_targets(answer: Any, found: Reachable) -> list[Any]:
     """The functions wrapped by every ``functools.partial`` the answer can reach: itself, a default, a
     closure cell, a callable object's attribute, or a global its code reads (only those: a notebook's
     unrelated partials are not the answer's)."""
-    functions, _, objects = reachable(answer)
+    functions, _, objects = found
     candidates: list[Any] = [*_answers(answer), *objects]
     for fn in functions:
         if str(fn.__globals__.get("__name__", "")).startswith(_PACKAGE):
