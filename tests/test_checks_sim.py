@@ -96,3 +96,22 @@ def test_cost_is_the_ledgers_figure_where_repricing_the_usage_cannot_see_the_pri
     run_virtual(go())
     billed = sum((Decimal(str(r["cost_usd"])) for r in p.server.simulator.ledger.records()), Decimal(0))
     assert p.cost() == billed > _repriced(p.requests())
+
+
+def test_rows_are_the_requests_without_a_frame():
+    """``Probe.rows`` (for polling) holds the rows ``Probe.requests`` tabulates: same requests, same order,
+    per endpoint; another key's request on the same simulator is in neither."""
+    p = probe(tier="unlimited", tag="test-rows")
+
+    async def go():
+        async with p:
+            await _traffic(p)
+            other = p.server.async_client(api_key="sim-key-someone-else")
+            await other.messages.create(**_body(7))
+            await other.close()
+
+    run_virtual(go())
+    for endpoint in ("/v1/messages", "/v1/messages/count_tokens", None):
+        frame = p.requests(endpoint=endpoint)
+        assert [r.request_id for r in p.rows(endpoint)] == list(frame["request_id"]), endpoint
+    assert len(p.rows(None)) == len(p.rows()) + 1  # the count_tokens request

@@ -75,6 +75,12 @@ class Probe:
         """Make the simulated model answer ``reply`` when the last user turn matches ``pattern``."""
         self.server.script(pattern, reply)
 
+    def rows(self, endpoint: str | None = "/v1/messages") -> list[Any]:
+        """This probe's ledger rows as the simulator keeps them (``LedgerRow``), optionally for one
+        endpoint only: what :meth:`requests` tabulates, without building a DataFrame (for polling)."""
+        rows = self.server.simulator.ledger.rows()
+        return [r for r in rows if r.api_key == self.api_key and (endpoint is None or r.endpoint == endpoint)]
+
     def requests(self, endpoint: str | None = "/v1/messages") -> Any:
         """This probe's ledger rows (a pandas DataFrame), optionally for one endpoint only."""
         df = self.server.ledger()
