@@ -7,6 +7,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from course_utils.grading.warm import BASE_PRELOAD
+
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
 STUDENTS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -42,12 +44,8 @@ def output_text(output: dict) -> str:
 
 
 NEUTRAL_PRELOAD = (
-    "ipykernel.kernelapp",
-    "ipykernel.ipkernel",
-    "IPython",
+    *BASE_PRELOAD,
     "anthropic",
-    "course_utils",
-    "course_utils.checks",
     "course_utils.provider",
     "course_utils.mock_provider.server",
     "course_utils.concurrency",
