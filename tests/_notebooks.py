@@ -7,7 +7,6 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course_utils.grading.warm import BASE_PRELOAD
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
@@ -41,16 +40,3 @@ def output_text(output: dict) -> str:
             parts.append(value if isinstance(value, str) else str(value))
     parts.extend(output.get("traceback", []))
     return "\n".join(parts)
-
-
-NEUTRAL_PRELOAD = (
-    *BASE_PRELOAD,
-    "anthropic",
-    "course_utils.provider",
-    "course_utils.mock_provider.server",
-    "course_utils.concurrency",
-    "course_utils.context",
-)
-"""What the kernels' zygote imports: modules whose import reads nothing of the kernel's own setup.
-Not pandas (it reads the terminal's width when imported: in the zygote, tables printed wider than
-stored) nor matplotlib (its backend, before the kernel chose the inline one), nor what imports them."""

@@ -628,3 +628,33 @@ def test_the_zygote_preloads_what_the_lessons_import() -> None:
         assert "course_utils.provider" in preload_for([uses]), uses
     assert "course_utils.mock_provider.server" in preload_for(["import course_utils\ncourse_utils.mock_server()\n"])
     assert "course_utils.provider" not in preload_for(["import course_utils\ncourse_utils.text_of(reply)\n"])
+
+
+def test_a_warm_kernel_prints_what_a_cold_one_prints(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pandas sizes its tables, and matplotlib picks its backend, when imported: imported in the bare
+    zygote they printed tables cut to a terminal's width (the grader's feedback notebooks showed
+    ``...`` columns) and figures without their text. A kernel forked from the zygote must print as a
+    cold kernel does."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    from course_utils.grading.warm import WarmKernels
+
+    probe = (
+        "import matplotlib, pandas as pd\n"
+        "print(matplotlib.get_backend(), pd.get_option('display.max_columns'))\n"
+        "pd.DataFrame([range(30)], columns=[f'column_{i}' for i in range(30)])"
+    )
+
+    def outputs(kernel_name: str) -> list[dict]:
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(probe)])
+        NotebookClient(nb, kernel_name=kernel_name, timeout=120).execute()
+        return [{k: v for k, v in o.items() if k != "execution_count"} for o in nb.cells[0].outputs]
+
+    monkeypatch.delenv("MPLBACKEND", raising=False)  # a kernel's own choice, as in nbval and the browser
+    cold = outputs("python3")
+    with WarmKernels(dict(os.environ)) as warm:
+        monkeypatch.setenv("JUPYTER_PATH", warm.jupyter_path)
+        warm_outputs = outputs(warm.kernel_name)
+    assert "matplotlib_inline" in cold[0]["text"] and " 20" in cold[0]["text"], cold[0]  # the kernel's own choices
+    assert warm_outputs == cold

@@ -20,7 +20,7 @@ import sys
 
 import pytest
 
-from _notebooks import NEUTRAL_PRELOAD, ROOT, SOLUTIONS
+from _notebooks import ROOT, SOLUTIONS
 from course_utils.grading.warm import WarmKernels
 from course_utils.mock_provider.config import FORCE_TIME_SCALE_ENV
 
@@ -60,19 +60,10 @@ def test_solutions_reproduce_their_outputs_nbval():
     env = {**os.environ, FORCE_TIME_SCALE_ENV: str(CI_PARAMETERS["time_scale"])}
     env.pop("PYTEST_ADDOPTS", None)
     # The grader's warm kernels: each notebook still gets a fresh kernel process, forked from a zygote
-    # that imported the kernel and the SDK once, not nine times (about 1.6 CPU-s a notebook).
-    with WarmKernels(env, preload=list(NEUTRAL_PRELOAD)) as warm:
+    # that imported the kernel, the SDK, pandas and matplotlib once, not nine times (and prints as a
+    # cold kernel: tests/test_grading.py::test_a_warm_kernel_prints_what_a_cold_one_prints).
+    with WarmKernels(env) as warm:
         cmd[cmd.index("python3")] = warm.kernel_name
         env["JUPYTER_PATH"] = os.pathsep.join(p for p in (warm.jupyter_path, env.get("JUPYTER_PATH")) if p)
         run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60 * 30, env=env)
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
-
-
-def test_the_kernels_preload_imports_neither_pandas_nor_matplotlib():
-    """NEUTRAL_PRELOAD stays neutral: a library module that starts importing pandas or matplotlib at
-    import time would change how the nbval kernels print tables and figures (see its docstring)."""
-    code = f"import importlib, sys\nfor m in {list(NEUTRAL_PRELOAD)!r}: importlib.import_module(m)\n"
-    code += "print(sorted(m for m in ('pandas', 'matplotlib') if m in sys.modules))"
-    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stderr[-2000:]
-    assert run.stdout.strip() == "[]", run.stdout

@@ -23,7 +23,7 @@ import nbformat
 import pytest
 
 import course_utils
-from _notebooks import NEUTRAL_PRELOAD, SOLUTIONS, output_text, params, read
+from _notebooks import SOLUTIONS, output_text, params, read
 from course_utils import MockServer, mock_server
 from course_utils.grading.restore import DEMO_TAG
 from course_utils.grading.warm import WarmKernels
@@ -129,8 +129,8 @@ def stand_in() -> Iterator[MockServer]:
 def warm_kernels() -> Iterator[WarmKernels]:
     """The grader's warm kernels, for the nine notebooks: each still a fresh kernel process, with the
     launcher's environment (this test's key and base URL), forked from a zygote that imported the
-    kernel and the SDK once (the nbval test's neutral preload: tables and figures print as cold)."""
-    with WarmKernels(dict(os.environ), preload=list(NEUTRAL_PRELOAD)) as warm:
+    kernel, the SDK, pandas and matplotlib once."""
+    with WarmKernels(dict(os.environ)) as warm:
         yield warm
 
 

@@ -122,14 +122,39 @@ def preload_for(sources: list[str]) -> list[str]:
     return [m for m in PRELOAD if m in BASE_PRELOAD or wanted(m) or wanted(_COMPANIONS.get(m, m))]
 
 
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
+"""The matplotlib backend ipykernel chooses when ``MPLBACKEND`` is not set."""
+
+
+class _KernelShell:
+    """What pandas looks for in ``get_ipython()`` to tell a Jupyter kernel from a terminal."""
+
+    kernel = True
+
+
 def _preload(modules: list[str] | tuple[str, ...] = PRELOAD) -> None:
+    """Import ``modules`` as a kernel would, so that what the kernels forked from the zygote print is
+    what a cold kernel prints.
+
+    Two libraries fix a setting when imported: matplotlib its backend (``MPLBACKEND``, which
+    ipykernel sets to the inline backend when it is unset) and pandas ``display.max_columns`` (0,
+    fit to the terminal, when no IPython shell with a kernel is found; 20 in a kernel). Imported
+    in the bare zygote, tables came out cut to the terminal's width and figures without their text.
+    """
+    import builtins
     import importlib
 
-    for name in modules:
-        try:
-            importlib.import_module(name)
-        except Exception:  # an optional module: the kernel imports it itself if it needs it
-            pass
+    if not os.environ.get("MPLBACKEND"):
+        os.environ["MPLBACKEND"] = INLINE_BACKEND  # as ipykernel does before a kernel runs code
+    builtins.get_ipython = _KernelShell  # type: ignore[attr-defined]  # pandas calls it; only during the imports
+    try:
+        for name in modules:
+            try:
+                importlib.import_module(name)
+            except Exception:  # an optional module: the kernel imports it itself if it needs it
+                pass
+    finally:
+        del builtins.get_ipython  # type: ignore[attr-defined]
 
 
 def _watch_launcher(fd: int) -> None:
