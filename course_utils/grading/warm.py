@@ -146,7 +146,9 @@ def _preload(modules: list[str] | tuple[str, ...] = PRELOAD) -> None:
 
     if not os.environ.get("MPLBACKEND"):
         os.environ["MPLBACKEND"] = INLINE_BACKEND  # as ipykernel does before a kernel runs code
-    builtins.get_ipython = _KernelShell  # type: ignore[attr-defined]  # pandas calls it; only during the imports
+    shim = not hasattr(builtins, "get_ipython")  # a real shell's is left alone
+    if shim:
+        builtins.get_ipython = _KernelShell  # type: ignore[attr-defined]  # pandas calls it; only during the imports
     try:
         for name in modules:
             try:
@@ -154,7 +156,8 @@ def _preload(modules: list[str] | tuple[str, ...] = PRELOAD) -> None:
             except Exception:  # an optional module: the kernel imports it itself if it needs it
                 pass
     finally:
-        del builtins.get_ipython  # type: ignore[attr-defined]
+        if shim:
+            del builtins.get_ipython  # type: ignore[attr-defined]
 
 
 def _watch_launcher(fd: int) -> None:
